@@ -1,0 +1,3 @@
+//! Benchmark binary (`scripts/bench`): measures a node and prints figures for BENCHMARKS.md.
+
+fn main() {}

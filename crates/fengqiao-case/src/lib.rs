@@ -1,0 +1,20 @@
+//! The case: an automerge document per case, its events, and everything derived from them. No IO.
+//!
+//! Nothing in this crate reads a clock, touches a file or a socket: callers pass `now` in. That is
+//! what lets every replica derive the same state from the same events, and lets the lifecycle be
+//! tested with a virtual clock.
+
+pub mod deadlines;
+pub mod derive;
+pub mod document;
+pub mod lifecycle;
+pub mod measures;
+pub mod model;
+pub mod samples;
+pub mod summary;
+pub mod warnings;
+
+pub use derive::derive;
+pub use document::{CaseDocument, DocumentError};
+pub use lifecycle::{CaseError, NewEvent};
+pub use model::*;

@@ -1,0 +1,858 @@
+//! Every type that goes on the wire, into the case document, or onto disk: the one place they live.
+//!
+//! Changing the meaning or layout of any type here is a schema change: bump [`SCHEMA_VERSION`]
+//! (stored in every case document and every stored summary) and teach the readers the old form.
+//! Enums serialize as `snake_case` strings so JSON, CSV imports and the automerge document all share
+//! one spelling.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+
+/// Version of the case document schema, of [`CaseSummary`], and of the HTTP API bodies.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// A case number: region code + year + sequence, e.g. `430702001001-2026-000123`.
+/// It is also the case's identity across the federation (region codes are unique).
+pub type CaseId = String;
+
+/// Unique event identifier, made by the node that appends the event (random, hex).
+pub type EventId = String;
+
+/// A node's identity as text (derived from its public key by the node crate).
+pub type NodeId = String;
+
+/// Identifier of a supervision directive (督办单), unique within its case.
+pub type DirectiveId = String;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Tier {
+    /// 村 / 社区
+    Village,
+    /// 乡镇 / 街道
+    Township,
+    /// 县 / 区
+    County,
+    /// 市
+    City,
+}
+
+/// How the petition arrived (条例 Art 17).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Channel {
+    /// 来信
+    Letter,
+    /// 来访
+    Visit,
+    /// 网上
+    Online,
+    /// 电话
+    Phone,
+    /// 领导信箱
+    LeaderMailbox,
+    /// 网格排查
+    GridScreening,
+}
+
+/// What the matter is about. `Other` keeps the set closed so indexes and measures stay stable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Category {
+    /// 征地拆迁 (land requisition)
+    LandRequisition,
+    /// 拖欠工资 (wage arrears)
+    WageArrears,
+    /// 拆迁安置 (demolition and relocation)
+    DemolitionRelocation,
+    /// 撤点并校 (school consolidation)
+    SchoolConsolidation,
+    /// 劳动保障 (labour disputes)
+    Labour,
+    /// 环境污染 (environment)
+    Environment,
+    /// 邻里纠纷 (neighbours)
+    Neighbourhood,
+    /// 婚姻家庭 (marriage and family)
+    Family,
+    /// 物业管理 (property management)
+    PropertyManagement,
+    /// 社会保障 (social security)
+    SocialSecurity,
+    /// 其他
+    Other,
+}
+
+/// 建议意见 / 检举控告 / 申诉求决 (条例 Arts 29–31).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MatterType {
+    Suggestion,
+    Accusation,
+    Appeal,
+}
+
+/// Personal data: never logged, read access is recorded by the node.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Petitioner {
+    pub name: String,
+    #[serde(default)]
+    pub id_number: String,
+    #[serde(default)]
+    pub phone: String,
+    #[serde(default)]
+    pub address: String,
+    /// One of the (at most 5) representatives of a group visit (条例 Art 20).
+    #[serde(default)]
+    pub representative: bool,
+}
+
+/// Where the matter arose. `region_code` is the most specific administrative code known
+/// (12-digit village code, or 9-digit township code); a node's jurisdiction is a code prefix.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Location {
+    pub region_code: String,
+    /// Village or community name, for people.
+    #[serde(default)]
+    pub village: String,
+    #[serde(default)]
+    pub grid: String,
+    #[serde(default)]
+    pub grid_worker: String,
+}
+
+/// 领导包案 "四定": responsible leader and unit, case officer, plan, closing date.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ownership {
+    #[serde(default)]
+    pub leader: String,
+    #[serde(default)]
+    pub unit: String,
+    #[serde(default)]
+    pub officer: String,
+    #[serde(default)]
+    pub plan: String,
+    #[serde(default)]
+    pub target_date: Option<NaiveDate>,
+}
+
+/// The case's header fields, stored as a map in the case document.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CaseHeader {
+    pub number: CaseId,
+    pub channel: Channel,
+    pub petitioners: Vec<Petitioner>,
+    /// People who came (a group visit of 5+ is 集体访).
+    pub headcount: u32,
+    #[serde(default)]
+    pub respondent: String,
+    pub category: Category,
+    pub matter_type: MatterType,
+    /// 涉法涉诉: routed to courts and 政法 departments.
+    #[serde(default)]
+    pub litigation_related: bool,
+    /// The petitioner's request in their own words (recorded faithfully, Art 19).
+    pub summary: String,
+    pub location: Location,
+    #[serde(default)]
+    pub ownership: Ownership,
+}
+
+/// Header fields that may be amended after registration (each amendment is an event).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "field", content = "value", rename_all = "snake_case")]
+pub enum HeaderAmendment {
+    Petitioners(Vec<Petitioner>),
+    Headcount(u32),
+    Respondent(String),
+    Category(Category),
+    MatterType(MatterType),
+    LitigationRelated(bool),
+    Summary(String),
+    Location(Location),
+    Ownership(Ownership),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MediationType {
+    /// 人民调解
+    People,
+    /// 行政调解
+    Administrative,
+    /// 司法调解
+    Judicial,
+    /// 信访调解
+    Petition,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MediationResult {
+    Agreement,
+    NoAgreement,
+    Ongoing,
+}
+
+/// 司法确认 of a mediation agreement (parties apply within 30 days).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JudicialConfirmation {
+    NotApplied,
+    Applied,
+    Confirmed,
+    Refused,
+}
+
+/// 答复: support, explain, or not support.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReplyOutcome {
+    Support,
+    Explain,
+    NotSupport,
+}
+
+/// 满意 / 基本满意 / 不满意.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Satisfaction {
+    Satisfied,
+    BasicallySatisfied,
+    Unsatisfied,
+}
+
+/// 复查 (review, one tier up) or 复核 (re-review, one tier higher still).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReviewLevel {
+    Review,
+    ReReview,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReviewOutcome {
+    /// The original handling opinion stands.
+    Upheld,
+    /// The original handling opinion is changed.
+    Revised,
+}
+
+/// What happened, with its payload. Serialized as `{"kind": "...", "payload": {...}}`.
+///
+/// Kinds for which [`EventKind::is_transition`] is true change the lifecycle status, the holder or a
+/// deadline; they carry `prev` (the transition they were based on) so that concurrent transitions
+/// made on two replicas are detected as a fork instead of being silently ordered.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "payload", rename_all = "snake_case")]
+pub enum EventKind {
+    /// 登记 at the node that creates the case; it becomes the holder. Always the first transition.
+    Register {},
+    /// 受理: starts the 60-day handling limit.
+    Accept {},
+    /// 不予受理, with a written reason.
+    Reject { reason: String },
+    /// 转送 to the competent unit. `to_node` is the receiving node when it runs Fengqiao.
+    Forward {
+        to_unit: String,
+        #[serde(default)]
+        to_node: Option<NodeId>,
+        reason: String,
+    },
+    /// 交办 to a node (normally below), with the result required and a deadline.
+    Assign {
+        to_node: NodeId,
+        required_result: String,
+        deadline: NaiveDate,
+    },
+    /// The receiver of a forward or assignment takes it on.
+    AcceptAssignment {},
+    /// A receiver that is not competent objects within 5 working days; the case returns.
+    Object { reason: String },
+    /// Litigation-related matter routed to a court or 政法 department (Arts 22, 28, 31).
+    Divert { to_unit: String, reason: String },
+    /// 上报 to the tier above; `to_node` becomes the holder.
+    Escalate { to_node: NodeId, reason: String },
+    /// One extension of at most 30 days of the handling limit (Art 34).
+    Extend {
+        days: u32,
+        approver: String,
+        reason: String,
+    },
+    /// 答复 / 处理意见书.
+    Reply { outcome: ReplyOutcome, text: String },
+    /// The petitioner's satisfaction evaluation.
+    Evaluate { satisfaction: Satisfaction },
+    /// 办结 / 销号. `resolved` feeds the 化解率.
+    Close { resolved: bool, note: String },
+    /// The petitioner asks for 复查 (within 30 days of the reply) or 复核 (within 30 days of the review).
+    RequestReview { level: ReviewLevel, reason: String },
+    /// The reviewing tier decides (within 30 days of the request).
+    DecideReview {
+        level: ReviewLevel,
+        outcome: ReviewOutcome,
+        text: String,
+    },
+    /// Reopen a closed case for further handling.
+    Reopen { reason: String },
+
+    // Events below are not transitions: they annotate the case without moving its lifecycle.
+    /// Settles a fork of concurrent transitions: `chosen` is the first event of the winning branch.
+    Resolve { chosen: EventId, note: String },
+    /// Mediation record inside handling (Arts 33, 37).
+    Mediate {
+        mediation_type: MediationType,
+        mediator: String,
+        result: MediationResult,
+        #[serde(default)]
+        agreement: String,
+        #[serde(default = "JudicialConfirmation::not_applied")]
+        judicial_confirmation: JudicialConfirmation,
+    },
+    /// Update of a mediation record's judicial confirmation status.
+    UpdateJudicialConfirmation {
+        mediation: EventId,
+        status: JudicialConfirmation,
+    },
+    /// This case repeats the matter of an earlier case (重复信访).
+    LinkRepeat { earlier: CaseId },
+    /// 督办单: issued by a tier above the holder.
+    IssueDirective {
+        directive: DirectiveId,
+        target_node: NodeId,
+        requirement: String,
+        due: NaiveDate,
+        /// 挂牌督办.
+        listed: bool,
+    },
+    AcknowledgeDirective { directive: DirectiveId },
+    ReportDirective { directive: DirectiveId, text: String },
+    /// 销号: only the issuer crosses a directive off.
+    CrossOffDirective { directive: DirectiveId },
+    /// The issuer is not satisfied and sends the directive back for more work.
+    ReturnDirective { directive: DirectiveId, reason: String },
+    AmendHeader { amendment: HeaderAmendment },
+    Note { text: String },
+}
+
+impl JudicialConfirmation {
+    fn not_applied() -> Self {
+        JudicialConfirmation::NotApplied
+    }
+}
+
+impl EventKind {
+    /// Whether this kind moves the lifecycle (and so carries `prev` and can conflict).
+    pub fn is_transition(&self) -> bool {
+        matches!(
+            self,
+            EventKind::Register {}
+                | EventKind::Accept {}
+                | EventKind::Reject { .. }
+                | EventKind::Forward { .. }
+                | EventKind::Assign { .. }
+                | EventKind::AcceptAssignment {}
+                | EventKind::Object { .. }
+                | EventKind::Divert { .. }
+                | EventKind::Escalate { .. }
+                | EventKind::Extend { .. }
+                | EventKind::Reply { .. }
+                | EventKind::Evaluate { .. }
+                | EventKind::Close { .. }
+                | EventKind::RequestReview { .. }
+                | EventKind::DecideReview { .. }
+                | EventKind::Reopen { .. }
+        )
+    }
+
+    /// The `kind` tag as serialized (`"accept"`, `"issue_directive"`, …).
+    pub fn name(&self) -> &'static str {
+        match self {
+            EventKind::Register {} => "register",
+            EventKind::Accept {} => "accept",
+            EventKind::Reject { .. } => "reject",
+            EventKind::Forward { .. } => "forward",
+            EventKind::Assign { .. } => "assign",
+            EventKind::AcceptAssignment {} => "accept_assignment",
+            EventKind::Object { .. } => "object",
+            EventKind::Divert { .. } => "divert",
+            EventKind::Escalate { .. } => "escalate",
+            EventKind::Extend { .. } => "extend",
+            EventKind::Reply { .. } => "reply",
+            EventKind::Evaluate { .. } => "evaluate",
+            EventKind::Close { .. } => "close",
+            EventKind::RequestReview { .. } => "request_review",
+            EventKind::DecideReview { .. } => "decide_review",
+            EventKind::Reopen { .. } => "reopen",
+            EventKind::Resolve { .. } => "resolve",
+            EventKind::Mediate { .. } => "mediate",
+            EventKind::UpdateJudicialConfirmation { .. } => "update_judicial_confirmation",
+            EventKind::LinkRepeat { .. } => "link_repeat",
+            EventKind::IssueDirective { .. } => "issue_directive",
+            EventKind::AcknowledgeDirective { .. } => "acknowledge_directive",
+            EventKind::ReportDirective { .. } => "report_directive",
+            EventKind::CrossOffDirective { .. } => "cross_off_directive",
+            EventKind::ReturnDirective { .. } => "return_directive",
+            EventKind::AmendHeader { .. } => "amend_header",
+            EventKind::Note { .. } => "note",
+        }
+    }
+}
+
+/// One entry of a case's append-only event list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Event {
+    pub id: EventId,
+    #[serde(flatten)]
+    pub kind: EventKind,
+    /// Wall-clock time at the node that made the event.
+    pub at: DateTime<Utc>,
+    pub node: NodeId,
+    /// The person who did it, as the API caller identified them.
+    pub operator: String,
+    /// For transitions: the id of the transition this one was based on (`None` only for `register`).
+    #[serde(default)]
+    pub prev: Option<EventId>,
+}
+
+/// Lifecycle status derived from the transitions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// Registered (or received by escalation); the holder must decide within 15 days.
+    Registered,
+    /// Forwarded or assigned; waiting for the receiver to accept or object.
+    AwaitingReceiver,
+    /// 受理: being handled within the 60-day limit.
+    Accepted,
+    /// 不予受理 (terminal unless reopened).
+    NotAccepted,
+    /// Routed to the courts / 政法 departments (terminal).
+    Diverted,
+    /// Forwarded to a unit outside the federation (terminal for this federation).
+    ForwardedOut,
+    /// 答复 given; waiting for evaluation.
+    Replied,
+    /// Evaluated by the petitioner; may be closed.
+    Evaluated,
+    /// 办结.
+    Closed,
+    /// 复查 or 复核 requested, waiting for the decision.
+    UnderReview,
+    /// 复核 decided: the matter is final and is not accepted again.
+    Final,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WarningGrade {
+    /// 预警: the deadline is near.
+    Approaching,
+    /// 超时.
+    Overdue,
+    /// 严重超时.
+    SeriouslyOverdue,
+}
+
+/// Which time limit a deadline or warning is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeadlineKind {
+    /// 15 days to accept / reject / forward / assign / divert / escalate.
+    Acceptance,
+    /// 5 working days for a receiver to object.
+    Objection,
+    /// 60 days (+ one extension) to reply.
+    Handling,
+    /// Window for the petitioner to evaluate the reply.
+    Evaluation,
+    /// 30 days to decide a 复查 / 复核.
+    ReviewDecision,
+    /// Due date of a supervision directive.
+    Directive,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Warning {
+    pub deadline: DeadlineKind,
+    pub grade: WarningGrade,
+    pub due: DateTime<Utc>,
+    /// For directive warnings, which directive.
+    #[serde(default)]
+    pub directive: Option<DirectiveId>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DirectiveStatus {
+    Issued,
+    Acknowledged,
+    Reported,
+    /// Sent back by the issuer for more work.
+    Returned,
+    /// 销号.
+    CrossedOff,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DirectiveState {
+    pub id: DirectiveId,
+    pub issuer_node: NodeId,
+    pub issued_by: String,
+    pub issued_at: DateTime<Utc>,
+    pub target_node: NodeId,
+    pub requirement: String,
+    /// End of the due day, China time.
+    pub due: DateTime<Utc>,
+    pub listed: bool,
+    pub status: DirectiveStatus,
+    pub reports: Vec<String>,
+    pub crossed_off_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MediationRecord {
+    pub event: EventId,
+    pub at: DateTime<Utc>,
+    pub mediation_type: MediationType,
+    pub mediator: String,
+    pub result: MediationResult,
+    pub agreement: String,
+    pub judicial_confirmation: JudicialConfirmation,
+}
+
+/// One side of an unresolved fork: the first event of the branch and where it leads.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConflictBranch {
+    /// First transition of the branch: name it in a `resolve` event to choose this branch.
+    pub first: EventId,
+    pub kinds: Vec<String>,
+    pub node: NodeId,
+    pub operator: String,
+    pub status: Status,
+    pub holder: NodeId,
+}
+
+/// Concurrent transitions that led to different outcomes; a person must settle it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Conflict {
+    /// The last transition all branches agree on.
+    pub fork: EventId,
+    pub branches: Vec<ConflictBranch>,
+}
+
+/// The dates that time limits and measures are computed from. All derived from events.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Timeline {
+    pub registered_at: Option<DateTime<Utc>>,
+    /// When the current holder received the matter (registration, escalation, forward, assignment).
+    pub received_at: Option<DateTime<Utc>>,
+    pub acceptance_deadline: Option<DateTime<Utc>>,
+    /// First acceptance-type decision (accept, reject, forward, assign, divert, escalate).
+    pub decided_at: Option<DateTime<Utc>>,
+    /// The acceptance deadline in force when the decision was made (for 及时受理率).
+    pub decided_deadline: Option<DateTime<Utc>>,
+    pub objection_deadline: Option<DateTime<Utc>>,
+    pub accepted_at: Option<DateTime<Utc>>,
+    pub handling_deadline: Option<DateTime<Utc>>,
+    pub extended_days: Option<u32>,
+    pub replied_at: Option<DateTime<Utc>>,
+    /// The handling deadline in force when the reply was given (for 按期办结率).
+    pub replied_deadline: Option<DateTime<Utc>>,
+    pub evaluation_deadline: Option<DateTime<Utc>>,
+    pub evaluated_at: Option<DateTime<Utc>>,
+    pub closed_at: Option<DateTime<Utc>>,
+    pub review_requested_at: Option<DateTime<Utc>>,
+    pub review_deadline: Option<DateTime<Utc>>,
+}
+
+/// The case's state: a deterministic function of its header and events.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CaseState {
+    pub status: Status,
+    pub holder: NodeId,
+    pub registered_by: NodeId,
+    /// Last transition of the agreed chain: the `prev` for the next transition.
+    pub tip: EventId,
+    pub timeline: Timeline,
+    pub reply: Option<(ReplyOutcome, String)>,
+    pub satisfaction: Option<Satisfaction>,
+    pub resolved: Option<bool>,
+    pub review_level: Option<ReviewLevel>,
+    pub review_outcome: Option<(ReviewLevel, ReviewOutcome)>,
+    pub repeat_of: Option<CaseId>,
+    /// Nodes the case was escalated to, in order.
+    pub escalated_to: Vec<NodeId>,
+    /// Node the case is assigned or forwarded to, while awaiting its answer.
+    pub awaiting: Option<NodeId>,
+    /// Node that assigned or forwarded, which gets the case back on an objection.
+    pub assigned_by: Option<NodeId>,
+    pub assignment_deadline: Option<NaiveDate>,
+    pub directives: Vec<DirectiveState>,
+    pub mediations: Vec<MediationRecord>,
+    pub conflict: Option<Conflict>,
+    /// Events that lost a settled conflict (kept in history, without effect).
+    pub superseded: Vec<EventId>,
+    /// Events that could not be applied (invalid for the state they were based on).
+    pub invalid: Vec<EventId>,
+    pub event_count: u32,
+    pub last_event_at: Option<DateTime<Utc>>,
+}
+
+/// What a node stores per case beside the document, to list, index and measure without loading it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CaseSummary {
+    pub schema_version: u32,
+    pub number: CaseId,
+    pub channel: Channel,
+    pub category: Category,
+    pub matter_type: MatterType,
+    pub headcount: u32,
+    pub litigation_related: bool,
+    pub region_code: String,
+    pub village: String,
+    pub respondent: String,
+    pub status: Status,
+    pub holder: NodeId,
+    pub registered_by: NodeId,
+    pub timeline: Timeline,
+    pub satisfaction: Option<Satisfaction>,
+    pub resolved: Option<bool>,
+    pub repeat_of: Option<CaseId>,
+    pub escalated: bool,
+    pub assigned: bool,
+    pub directives: Vec<DirectiveState>,
+    pub in_conflict: bool,
+    pub event_count: u32,
+    pub last_event_at: Option<DateTime<Utc>>,
+}
+
+/// Regulation time limits; the defaults are the 信访工作条例 (2022) figures.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Limits {
+    pub acceptance_days: u32,
+    pub objection_working_days: u32,
+    pub handling_days: u32,
+    pub max_extension_days: u32,
+    pub evaluation_days: u32,
+    pub review_request_days: u32,
+    pub review_decision_days: u32,
+    /// Public holidays that are not working days (in addition to weekends).
+    pub holidays: Vec<NaiveDate>,
+    /// Weekend days that are working days (调休).
+    pub working_weekends: Vec<NaiveDate>,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            acceptance_days: 15,
+            objection_working_days: 5,
+            handling_days: 60,
+            max_extension_days: 30,
+            evaluation_days: 30,
+            review_request_days: 30,
+            review_decision_days: 30,
+            holidays: Vec::new(),
+            working_weekends: Vec::new(),
+        }
+    }
+}
+
+/// Graded warning thresholds (node config `[warnings]`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct WarningThresholds {
+    /// Warn this many days before a deadline.
+    pub approaching_days: u32,
+    /// Overdue by more than this many days is 严重超时.
+    pub serious_overdue_days: u32,
+}
+
+impl Default for WarningThresholds {
+    fn default() -> Self {
+        WarningThresholds {
+            approaching_days: 3,
+            serious_overdue_days: 15,
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// HTTP API bodies (`/api/...`). The operator's identity travels in the `x-fengqiao-operator`
+// header on every mutating call and is recorded in the events it makes.
+// ---------------------------------------------------------------------------------------------
+
+/// Name of the HTTP header that carries the operator's identity.
+pub const OPERATOR_HEADER: &str = "x-fengqiao-operator";
+
+/// `GET /api/health`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeInfo {
+    pub schema_version: u32,
+    pub node_id: NodeId,
+    pub name: String,
+    pub tier: Tier,
+    pub region_code: String,
+    pub case_count: u64,
+}
+
+/// `POST /api/cases`: register a new case. Without `number`, the node assigns the next one
+/// for its region and the year of `registered_at`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RegisterCase {
+    #[serde(default)]
+    pub number: Option<CaseId>,
+    /// Defaults to now; an import gives the ledger's date.
+    #[serde(default)]
+    pub registered_at: Option<DateTime<Utc>>,
+    pub channel: Channel,
+    pub petitioners: Vec<Petitioner>,
+    pub headcount: u32,
+    #[serde(default)]
+    pub respondent: String,
+    pub category: Category,
+    pub matter_type: MatterType,
+    #[serde(default)]
+    pub litigation_related: bool,
+    pub summary: String,
+    pub location: Location,
+    #[serde(default)]
+    pub ownership: Ownership,
+}
+
+/// `POST /api/cases/{number}/events`: append one event. `at` defaults to now (imports set it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppendEvent {
+    #[serde(flatten)]
+    pub kind: EventKind,
+    #[serde(default)]
+    pub at: Option<DateTime<Utc>>,
+}
+
+/// `GET /api/cases/{number}`: everything about one case.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CaseView {
+    pub header: CaseHeader,
+    pub state: CaseState,
+    pub events: Vec<Event>,
+    pub warnings: Vec<Warning>,
+}
+
+/// One row of `GET /api/cases`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CaseListItem {
+    pub summary: CaseSummary,
+    pub warnings: Vec<Warning>,
+}
+
+/// One row of `GET /api/directives`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DirectiveListItem {
+    pub case: CaseId,
+    pub holder: NodeId,
+    pub directive: DirectiveState,
+    pub warnings: Vec<Warning>,
+}
+
+/// `POST /api/import`: a batch of ledger rows, each registered with its history, or none of it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImportBatch {
+    pub rows: Vec<ImportRow>,
+    /// Validate only; write nothing.
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
+/// One case from an existing ledger: its registration and the history it already has.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImportRow {
+    /// Line or record number in the source file, echoed in the report.
+    pub line: u64,
+    pub case: RegisterCase,
+    /// Later events with their original times, in order.
+    #[serde(default)]
+    pub history: Vec<AppendEvent>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ImportOutcome {
+    Imported,
+    /// A case with this number already exists: re-running an import is safe.
+    AlreadyPresent,
+    Rejected,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImportRowReport {
+    pub line: u64,
+    pub number: Option<CaseId>,
+    pub outcome: ImportOutcome,
+    #[serde(default)]
+    pub error: Option<String>,
+}
+
+/// Error body of every non-2xx API answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiError {
+    pub error: String,
+}
+
+/// A count over a count; the rate is absent when nothing is in the denominator.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ratio {
+    pub numerator: u64,
+    pub denominator: u64,
+}
+
+impl Ratio {
+    pub fn rate(&self) -> Option<f64> {
+        (self.denominator > 0).then(|| self.numerator as f64 / self.denominator as f64)
+    }
+}
+
+/// The standard measures over one set of cases (DOMAIN.md "What supervisors read").
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MeasureSet {
+    /// Cases registered in the period.
+    pub cases: u64,
+    /// 及时受理率.
+    pub timely_acceptance: Ratio,
+    /// 按期办结率.
+    pub on_time_completion: Ratio,
+    /// 参评率.
+    pub evaluation: Ratio,
+    /// 满意率.
+    pub satisfaction: Ratio,
+    /// 化解率.
+    pub resolution: Ratio,
+    /// 重复信访率.
+    pub repeat: Ratio,
+    /// Open cases by warning grade (a case counts once, at its worst grade).
+    pub approaching: u64,
+    pub overdue: u64,
+    pub seriously_overdue: u64,
+    pub directives_open: u64,
+    pub directives_overdue: u64,
+    pub directives_crossed_off: u64,
+    pub escalated: u64,
+    pub assigned: u64,
+    pub in_conflict: u64,
+    pub by_status: std::collections::BTreeMap<Status, u64>,
+}
+
+/// `GET /api/stats`: measures for a period, in total and per category.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Measures {
+    pub schema_version: u32,
+    /// Cases registered in `[from, to)`; open bounds when absent.
+    pub from: Option<DateTime<Utc>>,
+    pub to: Option<DateTime<Utc>>,
+    /// The instant warnings and expired windows were judged at.
+    pub now: DateTime<Utc>,
+    pub total: MeasureSet,
+    pub by_category: std::collections::BTreeMap<Category, MeasureSet>,
+}

@@ -1,0 +1,11 @@
+//! A Fengqiao node: configuration, identity, the service that ties cases to storage, the HTTP
+//! API, and the command line that drives it.
+
+pub mod api;
+pub mod cli;
+pub mod client;
+pub mod config;
+pub mod demo;
+pub mod identity;
+pub mod import;
+pub mod service;

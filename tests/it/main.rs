@@ -1,0 +1,1 @@
+//! The one integration-test binary: every end-to-end test, one module per area.
