@@ -1,1 +1,8 @@
 //! The one integration-test binary: every end-to-end test, one module per area.
+//!
+//! Each test starts real `fengqiao` processes on 127.0.0.1 (port 0) in its own temporary
+//! directory, so the tests run in parallel without sharing state.
+
+mod cli_lifecycle;
+mod crash;
+mod import;

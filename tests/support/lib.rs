@@ -1,1 +1,242 @@
 //! Helpers for the end-to-end tests: find the binary, start nodes on port 0, run CLI commands.
+//!
+//! Tests drive real `fengqiao` processes: the same binary an operator runs, talking HTTP on
+//! 127.0.0.1, killed with SIGKILL where a test needs a crash.
+
+use std::io::Read;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+
+/// Operator name the tests act as.
+pub const TEST_OPERATOR: &str = "测试员 tester";
+
+/// The `fengqiao` binary built by `cargo build --bins` (scripts/test does that first).
+/// `FENGQIAO_BIN` overrides, e.g. to test a release build.
+pub fn fengqiao_binary() -> PathBuf {
+    if let Some(path) = std::env::var_os("FENGQIAO_BIN") {
+        return PathBuf::from(path);
+    }
+    // The test executable lives in target/<profile>/deps/; the binary in target/<profile>/.
+    let test_executable = std::env::current_exe().expect("current test executable");
+    let profile_dir = test_executable
+        .parent()
+        .and_then(Path::parent)
+        .expect("test executable is inside target/<profile>/deps");
+    let binary = profile_dir.join("fengqiao");
+    assert!(
+        binary.exists(),
+        "{} not found: run the tests with scripts/test, which builds the binary first \
+         (or `cargo build --bins` before `cargo test`)",
+        binary.display()
+    );
+    binary
+}
+
+/// A `fengqiao` command with the test operator set and logs kept quiet.
+pub fn fengqiao_command() -> Command {
+    let mut command = Command::new(fengqiao_binary());
+    command
+        .env("FENGQIAO_OPERATOR", TEST_OPERATOR)
+        .env("RUST_LOG", "warn")
+        .env_remove("FENGQIAO_NODE");
+    command
+}
+
+/// Run a CLI command to completion and return its output.
+pub fn run_cli(args: &[&str]) -> Output {
+    fengqiao_command()
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run fengqiao")
+}
+
+/// Run a CLI command that must succeed; returns its stdout.
+pub fn run_cli_ok(args: &[&str]) -> String {
+    let output = run_cli(args);
+    assert!(
+        output.status.success(),
+        "fengqiao {args:?} failed ({}):\nstdout: {}\nstderr: {}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// Run a CLI command with `--json` that must succeed; returns the parsed JSON.
+pub fn run_cli_json(args: &[&str]) -> serde_json::Value {
+    let mut with_json: Vec<&str> = vec!["--json"];
+    with_json.extend_from_slice(args);
+    let stdout = run_cli_ok(&with_json);
+    serde_json::from_str(&stdout)
+        .unwrap_or_else(|error| panic!("fengqiao {args:?} printed invalid JSON ({error}):\n{stdout}"))
+}
+
+/// Create a node directory with `fengqiao init`.
+pub fn init_node(dir: &Path, name: &str, tier: &str, region_code: &str) {
+    run_cli_ok(&[
+        "init",
+        path_str(dir),
+        "--name",
+        name,
+        "--tier",
+        tier,
+        "--region",
+        region_code,
+    ]);
+}
+
+pub fn path_str(path: &Path) -> &str {
+    path.to_str().expect("test paths are UTF-8")
+}
+
+/// A running `fengqiao run` process. Dropping it kills the process.
+#[derive(Debug)]
+pub struct NodeProcess {
+    pub dir: PathBuf,
+    pub address: SocketAddr,
+    child: Child,
+}
+
+impl NodeProcess {
+    /// Start `fengqiao run DIR` on an ephemeral port and wait until its API answers.
+    pub fn start(dir: &Path) -> anyhow::Result<NodeProcess> {
+        let address_file = dir.join("api.addr");
+        // A stale address from a killed run would point at a dead port.
+        let _ = std::fs::remove_file(&address_file);
+        let mut child = fengqiao_command()
+            .args(["run", path_str(dir), "--listen", "127.0.0.1:0"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .context("spawn fengqiao run")?;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = child.try_wait()? {
+                let mut stderr = String::new();
+                if let Some(mut pipe) = child.stderr.take() {
+                    let _ = pipe.read_to_string(&mut stderr);
+                }
+                bail!("fengqiao run exited early with {status}: {stderr}");
+            }
+            if let Ok(text) = std::fs::read_to_string(&address_file)
+                && let Ok(address) = text.trim().parse::<SocketAddr>()
+                && http_get(address, "/api/health").is_ok()
+            {
+                // Nobody reads stderr from here on; let the node's logs go nowhere rather
+                // than block it on a full pipe.
+                drop(child.stderr.take());
+                return Ok(NodeProcess {
+                    dir: dir.to_path_buf(),
+                    address,
+                    child,
+                });
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                bail!("fengqiao run did not answer within 30 s");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.address)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// `kill -9`: no chance to flush or clean up.
+    pub fn kill_hard(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM and wait for a graceful exit; returns whether it exited successfully.
+    pub fn stop(mut self) -> anyhow::Result<bool> {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .context("send SIGTERM")?;
+        anyhow::ensure!(status.success(), "kill -TERM failed");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.child.try_wait()? {
+                return Ok(status.success());
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                bail!("fengqiao run did not stop within 30 s of SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for NodeProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(30)))
+        .build()
+        .into()
+}
+
+/// GET a path; returns (status, JSON body).
+pub fn http_get(address: SocketAddr, path: &str) -> anyhow::Result<(u16, serde_json::Value)> {
+    let mut response = agent()
+        .get(format!("http://{address}{path}"))
+        .header(fengqiao_case::OPERATOR_HEADER, TEST_OPERATOR)
+        .call()?;
+    let status = response.status().as_u16();
+    let body: serde_json::Value = response.body_mut().read_json()?;
+    Ok((status, body))
+}
+
+/// POST JSON as the test operator; returns (status, JSON body).
+pub fn http_post(
+    address: SocketAddr,
+    path: &str,
+    body: &serde_json::Value,
+) -> anyhow::Result<(u16, serde_json::Value)> {
+    let mut response = agent()
+        .post(format!("http://{address}{path}"))
+        .header(fengqiao_case::OPERATOR_HEADER, TEST_OPERATOR)
+        .send_json(body)?;
+    let status = response.status().as_u16();
+    let body: serde_json::Value = response.body_mut().read_json()?;
+    Ok((status, body))
+}
+
+/// A registration body for a small realistic case in `region_code`.
+pub fn sample_registration(region_code: &str, index: usize) -> serde_json::Value {
+    serde_json::json!({
+        "channel": "visit",
+        "petitioners": [{
+            "name": format!("王秀英{index}"),
+            "id_number": "430702198503120027",
+            "phone": "13807361234",
+            "address": "武陵区芦荻山乡 3 组"
+        }],
+        "headcount": 1,
+        "respondent": "常德市台秤厂",
+        "category": "wage_arrears",
+        "matter_type": "appeal",
+        "summary": format!("反映原单位拖欠工资、公积金和社保费用，第 {index} 件"),
+        "location": {"region_code": region_code, "village": "芦荻山村", "grid": "第三网格", "grid_worker": "李建国"}
+    })
+}

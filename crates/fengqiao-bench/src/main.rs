@@ -1,3 +1,352 @@
-//! Benchmark binary (`scripts/bench`): measures a node and prints figures for BENCHMARKS.md.
+//! Benchmark binary (`scripts/bench`): measures a real node process and prints figures for BENCHMARKS.md.
+//!
+//! What it measures, each against a `fengqiao run` process started from the given binary:
+//! - registrations per second through the HTTP API (each acknowledged only once durable);
+//! - bulk import rate and bytes per case on disk once the node holds `--cases` cases;
+//! - time to open that node (process start until the API answers) and its resident memory then.
 
-fn main() {}
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail, ensure};
+use clap::Parser;
+use fengqiao_case::samples::{SampleVillage, sample_ledger};
+
+#[derive(Debug, Parser)]
+#[command(about = "Benchmark a Fengqiao node")]
+struct Options {
+    /// The `fengqiao` binary to measure (build it with --release).
+    #[arg(long, default_value = "target/release/fengqiao")]
+    fengqiao: PathBuf,
+    /// Cases the node holds for the open-time and memory measurement.
+    #[arg(long, default_value_t = 100_000)]
+    cases: usize,
+    /// Cases registered one by one through the API for the throughput figure.
+    #[arg(long, default_value_t = 2_000)]
+    api_cases: usize,
+    /// Concurrent API clients.
+    #[arg(long, default_value_t = 4)]
+    api_clients: usize,
+    /// Rows per import request while seeding.
+    #[arg(long, default_value_t = 1_000)]
+    batch: usize,
+    /// Times the node is reopened; the median is reported.
+    #[arg(long, default_value_t = 3)]
+    reopen_runs: usize,
+    /// Keep the node here instead of a temporary directory.
+    #[arg(long)]
+    dir: Option<PathBuf>,
+}
+
+const OPERATOR: &str = "bench";
+
+fn main() -> anyhow::Result<()> {
+    let options = Options::parse();
+    ensure!(
+        options.fengqiao.exists(),
+        "{} not found: run scripts/bench, which builds it",
+        options.fengqiao.display()
+    );
+    let temp = tempfile::tempdir().context("create temporary directory")?;
+    let root = options.dir.clone().unwrap_or_else(|| temp.path().to_path_buf());
+    println!("machine: {}", machine_description());
+
+    let api_dir = root.join("api-node");
+    init(&options.fengqiao, &api_dir)?;
+    let node = NodeRun::start(&options.fengqiao, &api_dir)?;
+    let rate = api_registration_rate(node.address, options.api_cases, options.api_clients)?;
+    node.stop();
+    println!(
+        "api registration: {} cases, {} clients: {:.0} cases/s",
+        options.api_cases, options.api_clients, rate
+    );
+
+    let big_dir = root.join("big-node");
+    init(&options.fengqiao, &big_dir)?;
+    let node = NodeRun::start(&options.fengqiao, &big_dir)?;
+    let (seconds, bytes_on_wire) = seed(node.address, options.cases, options.batch)?;
+    node.stop();
+    println!(
+        "bulk import: {} cases in {:.1} s ({:.0} cases/s, {} bytes of JSON per case)",
+        options.cases,
+        seconds,
+        options.cases as f64 / seconds,
+        bytes_on_wire / options.cases.max(1) as u64
+    );
+    let store_bytes = directory_size(&big_dir.join("store"))?;
+    println!(
+        "on disk: {} bytes for {} cases: {} bytes per case",
+        store_bytes,
+        options.cases,
+        store_bytes / options.cases.max(1) as u64
+    );
+
+    let mut open_times = Vec::new();
+    let mut resident = Vec::new();
+    for _ in 0..options.reopen_runs.max(1) {
+        let started = Instant::now();
+        let node = NodeRun::start(&options.fengqiao, &big_dir)?;
+        open_times.push(started.elapsed());
+        resident.push(resident_kib(node.child.id())?);
+        let (status, info) = get(node.address, "/api/health")?;
+        ensure!(status == 200, "health: {info}");
+        ensure!(
+            info["case_count"].as_u64() == Some(options.cases as u64),
+            "node reopened with {} cases, expected {}",
+            info["case_count"],
+            options.cases
+        );
+        node.stop();
+    }
+    open_times.sort();
+    resident.sort();
+    let median_open = open_times[open_times.len() / 2];
+    let median_resident = resident[resident.len() / 2];
+    println!(
+        "open with {} cases: median {:.0} ms (runs: {:?}), resident {:.1} MiB",
+        options.cases,
+        median_open.as_secs_f64() * 1000.0,
+        open_times
+            .iter()
+            .map(|time| time.as_millis())
+            .collect::<Vec<_>>(),
+        median_resident as f64 / 1024.0
+    );
+    Ok(())
+}
+
+fn machine_description() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|text| {
+            text.lines()
+                .find(|line| line.starts_with("model name"))
+                .and_then(|line| line.split(':').nth(1))
+                .map(|name| name.trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown cpu".to_owned());
+    let cores = std::thread::available_parallelism().map_or(0, usize::from);
+    let memory = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|text| {
+            text.lines()
+                .next()
+                .and_then(|line| line.split_whitespace().nth(1))
+                .and_then(|kib| kib.parse::<u64>().ok())
+        })
+        .map_or_else(String::new, |kib| {
+            format!(", {:.0} GiB", kib as f64 / 1024.0 / 1024.0)
+        });
+    format!("{cpu}, {cores} cores{memory}")
+}
+
+fn init(fengqiao: &Path, dir: &Path) -> anyhow::Result<()> {
+    let output = Command::new(fengqiao)
+        .args(["init"])
+        .arg(dir)
+        .args(["--name", "武陵区信访超市", "--tier", "county", "--region", "430702"])
+        .output()
+        .context("run fengqiao init")?;
+    ensure!(
+        output.status.success(),
+        "fengqiao init failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    Ok(())
+}
+
+struct NodeRun {
+    child: Child,
+    address: SocketAddr,
+}
+
+impl NodeRun {
+    fn start(fengqiao: &Path, dir: &Path) -> anyhow::Result<NodeRun> {
+        let address_file = dir.join("api.addr");
+        let _ = std::fs::remove_file(&address_file);
+        let mut child = Command::new(fengqiao)
+            .arg("run")
+            .arg(dir)
+            .args(["--listen", "127.0.0.1:0"])
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .context("spawn fengqiao run")?;
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            if let Some(status) = child.try_wait()? {
+                bail!("fengqiao run exited with {status}");
+            }
+            if let Ok(text) = std::fs::read_to_string(&address_file)
+                && let Ok(address) = text.trim().parse::<SocketAddr>()
+                && get(address, "/api/health").is_ok()
+            {
+                return Ok(NodeRun { child, address });
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                bail!("node did not answer within 120 s");
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+
+    fn stop(mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(600)))
+        .build()
+        .into()
+}
+
+fn get(address: SocketAddr, path: &str) -> anyhow::Result<(u16, serde_json::Value)> {
+    let mut response = agent()
+        .get(format!("http://{address}{path}"))
+        .header(fengqiao_case::OPERATOR_HEADER, OPERATOR)
+        .call()?;
+    let status = response.status().as_u16();
+    Ok((status, response.body_mut().read_json()?))
+}
+
+fn post(
+    agent: &ureq::Agent,
+    address: SocketAddr,
+    path: &str,
+    body: &[u8],
+) -> anyhow::Result<(u16, serde_json::Value)> {
+    let mut response = agent
+        .post(format!("http://{address}{path}"))
+        .header(fengqiao_case::OPERATOR_HEADER, OPERATOR)
+        .header("content-type", "application/json")
+        .send(body)?;
+    let status = response.status().as_u16();
+    Ok((status, response.body_mut().read_json()?))
+}
+
+fn villages() -> Vec<SampleVillage> {
+    [
+        ("430702001001", "芦荻山村"),
+        ("430702001002", "白马湖村"),
+        ("430702002001", "河洑村"),
+        ("430702002002", "丹洲村"),
+        ("430702003001", "长港村"),
+    ]
+    .into_iter()
+    .map(|(code, name)| SampleVillage {
+        region_code: code.to_owned(),
+        name: name.to_owned(),
+    })
+    .collect()
+}
+
+fn ledger(seed: u64, count: usize) -> Vec<fengqiao_case::ImportRow> {
+    let now = chrono::Utc::now();
+    sample_ledger(
+        seed,
+        count,
+        &villages(),
+        now - chrono::Duration::days(365),
+        now,
+    )
+}
+
+/// Register `count` cases one request each from `clients` threads; returns cases per second.
+fn api_registration_rate(address: SocketAddr, count: usize, clients: usize) -> anyhow::Result<f64> {
+    let bodies: Vec<Vec<u8>> = ledger(1, count)
+        .into_iter()
+        .map(|row| serde_json::to_vec(&row.case))
+        .collect::<Result<_, _>>()?;
+    let chunk = count.div_ceil(clients.max(1));
+    let started = Instant::now();
+    std::thread::scope(|scope| -> anyhow::Result<()> {
+        let handles: Vec<_> = bodies
+            .chunks(chunk.max(1))
+            .map(|bodies| {
+                scope.spawn(move || -> anyhow::Result<()> {
+                    let agent = agent();
+                    for body in bodies {
+                        let (status, answer) = post(&agent, address, "/api/cases", body)?;
+                        ensure!(status == 201, "register answered {status}: {answer}");
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        for handle in handles {
+            handle
+                .join()
+                .map_err(|_| anyhow::anyhow!("client thread panicked"))??;
+        }
+        Ok(())
+    })?;
+    Ok(count as f64 / started.elapsed().as_secs_f64())
+}
+
+/// Import `count` sample cases with their histories; returns (seconds, JSON bytes sent).
+fn seed(address: SocketAddr, count: usize, batch: usize) -> anyhow::Result<(f64, u64)> {
+    let agent = agent();
+    let mut sent = 0u64;
+    let mut seconds = 0.0;
+    let mut done = 0usize;
+    let mut seed = 1_000u64;
+    while done < count {
+        let rows = ledger(seed, batch.min(count - done));
+        seed += 1;
+        let body = serde_json::to_vec(&fengqiao_case::ImportBatch {
+            rows,
+            dry_run: false,
+        })?;
+        sent += body.len() as u64;
+        let started = Instant::now();
+        let (status, report) = post(&agent, address, "/api/import", &body)?;
+        seconds += started.elapsed().as_secs_f64();
+        ensure!(status == 200, "import answered {status}: {report}");
+        let imported = report
+            .as_array()
+            .map_or(0, |rows| rows.iter().filter(|row| row["outcome"] == "imported").count());
+        ensure!(imported > 0, "import imported nothing: {report}");
+        done += imported;
+        eprint!("\rseeding: {done}/{count}");
+        let _ = std::io::stderr().flush();
+    }
+    eprintln!();
+    Ok((seconds, sent))
+}
+
+fn directory_size(path: &Path) -> anyhow::Result<u64> {
+    let mut total = 0;
+    for entry in std::fs::read_dir(path).with_context(|| format!("read {}", path.display()))? {
+        let entry = entry?;
+        let metadata = entry.metadata()?;
+        total += if metadata.is_dir() {
+            directory_size(&entry.path())?
+        } else {
+            metadata.len()
+        };
+    }
+    Ok(total)
+}
+
+fn resident_kib(pid: u32) -> anyhow::Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .with_context(|| format!("read /proc/{pid}/status"))?;
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|value| value.split_whitespace().next())
+        .and_then(|kib| kib.parse().ok())
+        .context("VmRSS not found")
+}
