@@ -3,8 +3,23 @@
 //! Layout of the document root (schema version 1):
 //! `schema_version` (uint), `header` (map of the `CaseHeader` fields), `events` (list of maps with
 //! scalar fields `id`, `kind`, `payload` (JSON text), `at` (timestamp ms), `node`, `operator`, `prev`).
+//!
+//! Header fields that are plain values (`number`, `channel`, `headcount`, …) are scalars; the
+//! nested ones (`petitioners`, `location`, `ownership`) are JSON text, each a single register that
+//! an amendment replaces whole. That is deliberate: merging two concurrent edits of a petitioner
+//! list field by field could produce a list nobody wrote, while a register keeps one of the two.
+//! Enums are stored with their serde (`snake_case`) spelling so the document, the JSON API and CSV
+//! imports share one vocabulary.
 
-use crate::model::{CaseHeader, Event};
+use automerge::transaction::{CommitOptions, Transactable};
+use automerge::{ActorId, AutoCommit, ObjId, ObjType, ROOT, ReadDoc, ScalarValue, Value};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::model::{
+    CaseHeader, Event, EventKind, HeaderAmendment, Location, Ownership, Petitioner, SCHEMA_VERSION,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DocumentError {
@@ -16,6 +31,10 @@ pub enum DocumentError {
     Automerge(#[from] automerge::AutomergeError),
 }
 
+const SCHEMA_VERSION_KEY: &str = "schema_version";
+const HEADER_KEY: &str = "header";
+const EVENTS_KEY: &str = "events";
+
 /// One case's automerge document. Loading does not validate the events' lifecycle: that is
 /// [`crate::derive`]'s job; it does check the document's shape.
 #[derive(Debug)]
@@ -26,61 +45,523 @@ pub struct CaseDocument {
 impl CaseDocument {
     /// A new document holding `header` and its `register` event, written by `actor` (the node's
     /// 16-byte actor id, so every change is attributable to the node that made it).
-    pub fn create(header: &CaseHeader, register: &Event, actor: &[u8]) -> Result<Self, DocumentError> {
-        let _ = (header, register, actor);
-        todo!()
+    pub fn create(
+        header: &CaseHeader,
+        register: &Event,
+        actor: &[u8],
+    ) -> Result<Self, DocumentError> {
+        let mut doc = AutoCommit::new().with_actor(ActorId::from(actor));
+        let built = (|| -> Result<(), DocumentError> {
+            doc.put(ROOT, SCHEMA_VERSION_KEY, u64::from(SCHEMA_VERSION))?;
+            let header_object = doc.put_object(ROOT, HEADER_KEY, ObjType::Map)?;
+            write_header(&mut doc, &header_object, header)?;
+            let events_object = doc.put_object(ROOT, EVENTS_KEY, ObjType::List)?;
+            insert_event(&mut doc, &events_object, 0, register)?;
+            Ok(())
+        })();
+        built?;
+        doc.commit_with(change_options(register.at));
+        Ok(CaseDocument { doc })
     }
 
     /// Load a document saved with [`CaseDocument::save`], then any incremental chunks after it.
+    ///
+    /// An incremental chunk is applied up to its first unreadable change and the rest is ignored,
+    /// as automerge does (a torn write loses only its own tail); the shape check that follows
+    /// still refuses a document that ends up malformed.
+    ///
+    /// As with automerge itself, the next [`CaseDocument::save_incremental`] after a load returns
+    /// the loaded changes again; callers that already hold them on disk discard that first chunk.
     pub fn load(saved: &[u8], incremental: &[&[u8]], actor: &[u8]) -> Result<Self, DocumentError> {
-        let _ = (saved, incremental, actor);
-        todo!()
+        let mut doc = AutoCommit::load(saved)
+            .map_err(|error| {
+                DocumentError::Malformed(format!("cannot decode the saved document: {error}"))
+            })?
+            .with_actor(ActorId::from(actor));
+        for (index, chunk) in incremental.iter().enumerate() {
+            doc.load_incremental(chunk).map_err(|error| {
+                DocumentError::Malformed(format!(
+                    "cannot decode incremental chunk {index}: {error}"
+                ))
+            })?;
+        }
+        let document = CaseDocument { doc };
+        document.check_shape()?;
+        Ok(document)
     }
 
     /// The whole document, compacted.
     pub fn save(&mut self) -> Vec<u8> {
-        todo!()
+        self.doc.save()
     }
 
     /// The changes made since the last `save` or `save_incremental` (empty if none).
     pub fn save_incremental(&mut self) -> Vec<u8> {
-        todo!()
+        self.doc.save_incremental()
     }
 
     pub fn header(&self) -> Result<CaseHeader, DocumentError> {
-        todo!()
+        self.check_version()?;
+        read_header(&self.doc, &self.header_object()?)
     }
 
     pub fn events(&self) -> Result<Vec<Event>, DocumentError> {
-        todo!()
+        self.check_version()?;
+        let events_object = self.events_object()?;
+        let length = self.doc.length(&events_object);
+        let mut events = Vec::with_capacity(length);
+        for index in 0..length {
+            events.push(read_event(&self.doc, &events_object, index)?);
+        }
+        Ok(events)
     }
 
     /// Append an event (and, for `amend_header`, apply it to the header map) as one change.
     /// Callers check the lifecycle first: see [`crate::lifecycle::append`].
+    ///
+    /// `at` is stored with millisecond precision; anything finer is dropped.
     pub fn push_event(&mut self, event: &Event) -> Result<(), DocumentError> {
-        let _ = event;
-        todo!()
+        self.check_version()?;
+        let events_object = self.events_object()?;
+        let header_object = self.header_object()?;
+        let length = self.doc.length(&events_object);
+        let written = (|| -> Result<(), DocumentError> {
+            insert_event(&mut self.doc, &events_object, length, event)?;
+            if let EventKind::AmendHeader { amendment } = &event.kind {
+                write_amendment(&mut self.doc, &header_object, amendment)?;
+            }
+            Ok(())
+        })();
+        if let Err(error) = written {
+            // Half an event must never reach a later commit.
+            self.doc.rollback();
+            return Err(error);
+        }
+        self.doc.commit_with(change_options(event.at));
+        Ok(())
     }
 
     /// Merge another replica of the same case into this one.
+    ///
+    /// Refuses a document of another case, or one created separately for the same number: their
+    /// header and event list are different automerge objects, and merging them would leave two
+    /// conflicting roots of which automerge silently shows one.
     pub fn merge(&mut self, other: &mut CaseDocument) -> Result<(), DocumentError> {
-        let _ = other;
-        todo!()
+        other.check_version()?;
+        let ours = self.events_object()?;
+        let theirs = other.events_object()?;
+        if ours != theirs {
+            let our_number = self
+                .header()
+                .map(|header| header.number)
+                .unwrap_or_default();
+            let their_number = other
+                .header()
+                .map(|header| header.number)
+                .unwrap_or_default();
+            return Err(DocumentError::Malformed(format!(
+                "cannot merge case document {their_number:?} into {our_number:?}: they were not \
+                 created as replicas of one case"
+            )));
+        }
+        self.doc.merge(&mut other.doc)?;
+        Ok(())
     }
 
     /// A copy that writes as another actor (a second replica, in tests and in sync).
     pub fn fork(&mut self, actor: &[u8]) -> CaseDocument {
-        let _ = actor;
-        todo!()
+        CaseDocument {
+            doc: self.doc.fork().with_actor(ActorId::from(actor)),
+        }
     }
 
-    /// Current heads, hex-encoded.
+    /// Current heads, hex-encoded, sorted.
     pub fn heads(&mut self) -> Vec<String> {
-        todo!()
+        let mut heads: Vec<String> = self
+            .doc
+            .get_heads()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        heads.sort();
+        heads
     }
 
     /// Access to the automerge document for the sync layer.
     pub fn automerge(&mut self) -> &mut automerge::AutoCommit {
         &mut self.doc
     }
+
+    /// The whole shape: version, header and every event readable.
+    fn check_shape(&self) -> Result<(), DocumentError> {
+        self.header()?;
+        self.events()?;
+        Ok(())
+    }
+
+    fn check_version(&self) -> Result<(), DocumentError> {
+        let found = match self.doc.get(ROOT, SCHEMA_VERSION_KEY)? {
+            Some((Value::Scalar(value), _)) => match value.as_ref() {
+                ScalarValue::Uint(version) => *version,
+                ScalarValue::Int(version) if *version >= 0 => version.unsigned_abs(),
+                other => {
+                    return Err(DocumentError::Malformed(format!(
+                        "schema_version is {other:?}, not an unsigned integer"
+                    )));
+                }
+            },
+            Some((Value::Object(kind), _)) => {
+                return Err(DocumentError::Malformed(format!(
+                    "schema_version is a {kind} object, not an unsigned integer"
+                )));
+            }
+            None => {
+                return Err(DocumentError::Malformed(
+                    "schema_version is missing from the document root".to_owned(),
+                ));
+            }
+        };
+        if found == 0 {
+            return Err(DocumentError::Malformed("schema_version is 0".to_owned()));
+        }
+        if found > u64::from(SCHEMA_VERSION) {
+            return Err(DocumentError::UnsupportedVersion {
+                found,
+                supported: SCHEMA_VERSION,
+            });
+        }
+        Ok(())
+    }
+
+    fn header_object(&self) -> Result<ObjId, DocumentError> {
+        root_object(&self.doc, HEADER_KEY, ObjType::Map)
+    }
+
+    fn events_object(&self) -> Result<ObjId, DocumentError> {
+        root_object(&self.doc, EVENTS_KEY, ObjType::List)
+    }
+}
+
+/// Change metadata: the event's own time, so automerge's history reads sensibly (never a clock).
+fn change_options(at: DateTime<Utc>) -> CommitOptions {
+    CommitOptions::default().with_time(at.timestamp())
+}
+
+fn root_object(doc: &AutoCommit, key: &str, expected: ObjType) -> Result<ObjId, DocumentError> {
+    match doc.get(ROOT, key)? {
+        Some((Value::Object(kind), id)) if kind == expected => Ok(id),
+        Some((Value::Object(kind), _)) => Err(DocumentError::Malformed(format!(
+            "root `{key}` is a {kind}, expected a {expected}"
+        ))),
+        Some((Value::Scalar(value), _)) => Err(DocumentError::Malformed(format!(
+            "root `{key}` is the scalar {value:?}, expected a {expected}"
+        ))),
+        None => Err(DocumentError::Malformed(format!("root `{key}` is missing"))),
+    }
+}
+
+/// The serde spelling of a unit enum (`"wage_arrears"`), or of any value as JSON text.
+fn to_json_text<T: Serialize>(value: &T, what: &str) -> Result<String, DocumentError> {
+    serde_json::to_string(value)
+        .map_err(|error| DocumentError::Malformed(format!("cannot encode {what}: {error}")))
+}
+
+fn enum_spelling<T: Serialize>(value: &T, what: &str) -> Result<String, DocumentError> {
+    match serde_json::to_value(value) {
+        Ok(serde_json::Value::String(spelling)) => Ok(spelling),
+        Ok(other) => Err(DocumentError::Malformed(format!(
+            "{what} encodes as {other}, not a name"
+        ))),
+        Err(error) => Err(DocumentError::Malformed(format!(
+            "cannot encode {what}: {error}"
+        ))),
+    }
+}
+
+fn write_header(
+    doc: &mut AutoCommit,
+    header_object: &ObjId,
+    header: &CaseHeader,
+) -> Result<(), DocumentError> {
+    doc.put(header_object, "number", header.number.as_str())?;
+    doc.put(
+        header_object,
+        "channel",
+        enum_spelling(&header.channel, "channel")?,
+    )?;
+    doc.put(header_object, "headcount", u64::from(header.headcount))?;
+    doc.put(header_object, "respondent", header.respondent.as_str())?;
+    doc.put(
+        header_object,
+        "category",
+        enum_spelling(&header.category, "category")?,
+    )?;
+    doc.put(
+        header_object,
+        "matter_type",
+        enum_spelling(&header.matter_type, "matter_type")?,
+    )?;
+    doc.put(
+        header_object,
+        "litigation_related",
+        header.litigation_related,
+    )?;
+    doc.put(header_object, "summary", header.summary.as_str())?;
+    doc.put(
+        header_object,
+        "petitioners",
+        to_json_text(&header.petitioners, "petitioners")?,
+    )?;
+    doc.put(
+        header_object,
+        "location",
+        to_json_text(&header.location, "location")?,
+    )?;
+    doc.put(
+        header_object,
+        "ownership",
+        to_json_text(&header.ownership, "ownership")?,
+    )?;
+    Ok(())
+}
+
+fn write_amendment(
+    doc: &mut AutoCommit,
+    header_object: &ObjId,
+    amendment: &HeaderAmendment,
+) -> Result<(), DocumentError> {
+    match amendment {
+        HeaderAmendment::Petitioners(petitioners) => doc.put(
+            header_object,
+            "petitioners",
+            to_json_text(petitioners, "petitioners")?,
+        )?,
+        HeaderAmendment::Headcount(headcount) => {
+            doc.put(header_object, "headcount", u64::from(*headcount))?
+        }
+        HeaderAmendment::Respondent(respondent) => {
+            doc.put(header_object, "respondent", respondent.as_str())?
+        }
+        HeaderAmendment::Category(category) => doc.put(
+            header_object,
+            "category",
+            enum_spelling(category, "category")?,
+        )?,
+        HeaderAmendment::MatterType(matter_type) => doc.put(
+            header_object,
+            "matter_type",
+            enum_spelling(matter_type, "matter_type")?,
+        )?,
+        HeaderAmendment::LitigationRelated(flag) => {
+            doc.put(header_object, "litigation_related", *flag)?
+        }
+        HeaderAmendment::Summary(summary) => doc.put(header_object, "summary", summary.as_str())?,
+        HeaderAmendment::Location(location) => doc.put(
+            header_object,
+            "location",
+            to_json_text(location, "location")?,
+        )?,
+        HeaderAmendment::Ownership(ownership) => doc.put(
+            header_object,
+            "ownership",
+            to_json_text(ownership, "ownership")?,
+        )?,
+    }
+    Ok(())
+}
+
+fn insert_event(
+    doc: &mut AutoCommit,
+    events_object: &ObjId,
+    index: usize,
+    event: &Event,
+) -> Result<(), DocumentError> {
+    let payload = match serde_json::to_value(&event.kind) {
+        Ok(serde_json::Value::Object(mut tagged)) => {
+            tagged.remove("payload").unwrap_or(serde_json::Value::Null)
+        }
+        Ok(other) => {
+            return Err(DocumentError::Malformed(format!(
+                "event {} encodes as {other}, not a tagged object",
+                event.id
+            )));
+        }
+        Err(error) => {
+            return Err(DocumentError::Malformed(format!(
+                "cannot encode event {}: {error}",
+                event.id
+            )));
+        }
+    };
+    let entry = doc.insert_object(events_object, index, ObjType::Map)?;
+    doc.put(&entry, "id", event.id.as_str())?;
+    doc.put(&entry, "kind", event.kind.name())?;
+    doc.put(&entry, "payload", payload.to_string())?;
+    doc.put(
+        &entry,
+        "at",
+        ScalarValue::Timestamp(event.at.timestamp_millis()),
+    )?;
+    doc.put(&entry, "node", event.node.as_str())?;
+    doc.put(&entry, "operator", event.operator.as_str())?;
+    match &event.prev {
+        Some(prev) => doc.put(&entry, "prev", prev.as_str())?,
+        None => doc.put(&entry, "prev", ScalarValue::Null)?,
+    }
+    Ok(())
+}
+
+/// A scalar field of a map object, or why it is not there.
+fn scalar(
+    doc: &AutoCommit,
+    object: &ObjId,
+    key: &str,
+    place: &str,
+) -> Result<ScalarValue, DocumentError> {
+    match doc.get(object, key)? {
+        Some((Value::Scalar(value), _)) => Ok(value.into_owned()),
+        Some((Value::Object(kind), _)) => Err(DocumentError::Malformed(format!(
+            "{place} field `{key}` is a {kind} object, expected a scalar"
+        ))),
+        None => Err(DocumentError::Malformed(format!(
+            "{place} field `{key}` is missing"
+        ))),
+    }
+}
+
+fn text(doc: &AutoCommit, object: &ObjId, key: &str, place: &str) -> Result<String, DocumentError> {
+    match scalar(doc, object, key, place)? {
+        ScalarValue::Str(value) => Ok(value.to_string()),
+        other => Err(DocumentError::Malformed(format!(
+            "{place} field `{key}` is {other:?}, expected text"
+        ))),
+    }
+}
+
+fn parse_json<T: DeserializeOwned>(json: &str, key: &str, place: &str) -> Result<T, DocumentError> {
+    serde_json::from_str(json).map_err(|error| {
+        DocumentError::Malformed(format!("{place} field `{key}` cannot be read: {error}"))
+    })
+}
+
+fn named<T: DeserializeOwned>(
+    doc: &AutoCommit,
+    object: &ObjId,
+    key: &str,
+    place: &str,
+) -> Result<T, DocumentError> {
+    let spelling = text(doc, object, key, place)?;
+    serde_json::from_value(serde_json::Value::String(spelling.clone())).map_err(|_| {
+        DocumentError::Malformed(format!(
+            "{place} field `{key}` has the unknown value {spelling:?}"
+        ))
+    })
+}
+
+fn json_field<T: DeserializeOwned>(
+    doc: &AutoCommit,
+    object: &ObjId,
+    key: &str,
+    place: &str,
+) -> Result<T, DocumentError> {
+    parse_json(&text(doc, object, key, place)?, key, place)
+}
+
+fn read_header(doc: &AutoCommit, header_object: &ObjId) -> Result<CaseHeader, DocumentError> {
+    const PLACE: &str = "header";
+    let headcount = match scalar(doc, header_object, "headcount", PLACE)? {
+        ScalarValue::Uint(count) => u32::try_from(count).ok(),
+        ScalarValue::Int(count) => u32::try_from(count).ok(),
+        _ => None,
+    }
+    .ok_or_else(|| {
+        DocumentError::Malformed("header field `headcount` is not a count".to_owned())
+    })?;
+    let litigation_related = match scalar(doc, header_object, "litigation_related", PLACE)? {
+        ScalarValue::Boolean(flag) => flag,
+        other => {
+            return Err(DocumentError::Malformed(format!(
+                "header field `litigation_related` is {other:?}, expected a boolean"
+            )));
+        }
+    };
+    let petitioners: Vec<Petitioner> = json_field(doc, header_object, "petitioners", PLACE)?;
+    let location: Location = json_field(doc, header_object, "location", PLACE)?;
+    let ownership: Ownership = json_field(doc, header_object, "ownership", PLACE)?;
+    Ok(CaseHeader {
+        number: text(doc, header_object, "number", PLACE)?,
+        channel: named(doc, header_object, "channel", PLACE)?,
+        petitioners,
+        headcount,
+        respondent: text(doc, header_object, "respondent", PLACE)?,
+        category: named(doc, header_object, "category", PLACE)?,
+        matter_type: named(doc, header_object, "matter_type", PLACE)?,
+        litigation_related,
+        summary: text(doc, header_object, "summary", PLACE)?,
+        location,
+        ownership,
+    })
+}
+
+fn read_event(
+    doc: &AutoCommit,
+    events_object: &ObjId,
+    index: usize,
+) -> Result<Event, DocumentError> {
+    let entry = match doc.get(events_object, index)? {
+        Some((Value::Object(ObjType::Map), id)) => id,
+        Some((Value::Object(kind), _)) => {
+            return Err(DocumentError::Malformed(format!(
+                "event {index} is a {kind}, expected a map"
+            )));
+        }
+        Some((Value::Scalar(value), _)) => {
+            return Err(DocumentError::Malformed(format!(
+                "event {index} is the scalar {value:?}, expected a map"
+            )));
+        }
+        None => {
+            return Err(DocumentError::Malformed(format!(
+                "event {index} is missing"
+            )));
+        }
+    };
+    let place = format!("event {index}");
+    let id = text(doc, &entry, "id", &place)?;
+    let place = format!("event {index} ({id})");
+    let kind_name = text(doc, &entry, "kind", &place)?;
+    let payload: serde_json::Value = json_field(doc, &entry, "payload", &place)?;
+    let kind: EventKind =
+        serde_json::from_value(serde_json::json!({ "kind": kind_name, "payload": payload }))
+            .map_err(|error| {
+                DocumentError::Malformed(format!(
+                    "{place} has kind {kind_name:?} with an unreadable payload: {error}"
+                ))
+            })?;
+    let at = match scalar(doc, &entry, "at", &place)? {
+        ScalarValue::Timestamp(millis) => DateTime::from_timestamp_millis(millis),
+        other => {
+            return Err(DocumentError::Malformed(format!(
+                "{place} field `at` is {other:?}, expected a timestamp"
+            )));
+        }
+    }
+    .ok_or_else(|| DocumentError::Malformed(format!("{place} field `at` is out of range")))?;
+    let prev = match scalar(doc, &entry, "prev", &place)? {
+        ScalarValue::Str(prev) => Some(prev.to_string()),
+        ScalarValue::Null => None,
+        other => {
+            return Err(DocumentError::Malformed(format!(
+                "{place} field `prev` is {other:?}, expected text or null"
+            )));
+        }
+    };
+    Ok(Event {
+        id,
+        kind,
+        at,
+        node: text(doc, &entry, "node", &place)?,
+        operator: text(doc, &entry, "operator", &place)?,
+        prev,
+    })
 }

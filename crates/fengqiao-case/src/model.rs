@@ -252,7 +252,9 @@ pub enum EventKind {
     /// 受理: starts the 60-day handling limit.
     Accept {},
     /// 不予受理, with a written reason.
-    Reject { reason: String },
+    Reject {
+        reason: String,
+    },
     /// 转送 to the competent unit. `to_node` is the receiving node when it runs Fengqiao.
     Forward {
         to_unit: String,
@@ -269,11 +271,19 @@ pub enum EventKind {
     /// The receiver of a forward or assignment takes it on.
     AcceptAssignment {},
     /// A receiver that is not competent objects within 5 working days; the case returns.
-    Object { reason: String },
+    Object {
+        reason: String,
+    },
     /// Litigation-related matter routed to a court or 政法 department (Arts 22, 28, 31).
-    Divert { to_unit: String, reason: String },
+    Divert {
+        to_unit: String,
+        reason: String,
+    },
     /// 上报 to the tier above; `to_node` becomes the holder.
-    Escalate { to_node: NodeId, reason: String },
+    Escalate {
+        to_node: NodeId,
+        reason: String,
+    },
     /// One extension of at most 30 days of the handling limit (Art 34).
     Extend {
         days: u32,
@@ -281,13 +291,24 @@ pub enum EventKind {
         reason: String,
     },
     /// 答复 / 处理意见书.
-    Reply { outcome: ReplyOutcome, text: String },
+    Reply {
+        outcome: ReplyOutcome,
+        text: String,
+    },
     /// The petitioner's satisfaction evaluation.
-    Evaluate { satisfaction: Satisfaction },
+    Evaluate {
+        satisfaction: Satisfaction,
+    },
     /// 办结 / 销号. `resolved` feeds the 化解率.
-    Close { resolved: bool, note: String },
+    Close {
+        resolved: bool,
+        note: String,
+    },
     /// The petitioner asks for 复查 (within 30 days of the reply) or 复核 (within 30 days of the review).
-    RequestReview { level: ReviewLevel, reason: String },
+    RequestReview {
+        level: ReviewLevel,
+        reason: String,
+    },
     /// The reviewing tier decides (within 30 days of the request).
     DecideReview {
         level: ReviewLevel,
@@ -295,11 +316,16 @@ pub enum EventKind {
         text: String,
     },
     /// Reopen a closed case for further handling.
-    Reopen { reason: String },
+    Reopen {
+        reason: String,
+    },
 
     // Events below are not transitions: they annotate the case without moving its lifecycle.
     /// Settles a fork of concurrent transitions: `chosen` is the first event of the winning branch.
-    Resolve { chosen: EventId, note: String },
+    Resolve {
+        chosen: EventId,
+        note: String,
+    },
     /// Mediation record inside handling (Arts 33, 37).
     Mediate {
         mediation_type: MediationType,
@@ -316,7 +342,9 @@ pub enum EventKind {
         status: JudicialConfirmation,
     },
     /// This case repeats the matter of an earlier case (重复信访).
-    LinkRepeat { earlier: CaseId },
+    LinkRepeat {
+        earlier: CaseId,
+    },
     /// 督办单: issued by a tier above the holder.
     IssueDirective {
         directive: DirectiveId,
@@ -326,14 +354,28 @@ pub enum EventKind {
         /// 挂牌督办.
         listed: bool,
     },
-    AcknowledgeDirective { directive: DirectiveId },
-    ReportDirective { directive: DirectiveId, text: String },
+    AcknowledgeDirective {
+        directive: DirectiveId,
+    },
+    ReportDirective {
+        directive: DirectiveId,
+        text: String,
+    },
     /// 销号: only the issuer crosses a directive off.
-    CrossOffDirective { directive: DirectiveId },
+    CrossOffDirective {
+        directive: DirectiveId,
+    },
     /// The issuer is not satisfied and sends the directive back for more work.
-    ReturnDirective { directive: DirectiveId, reason: String },
-    AmendHeader { amendment: HeaderAmendment },
-    Note { text: String },
+    ReturnDirective {
+        directive: DirectiveId,
+        reason: String,
+    },
+    AmendHeader {
+        amendment: HeaderAmendment,
+    },
+    Note {
+        text: String,
+    },
 }
 
 impl JudicialConfirmation {

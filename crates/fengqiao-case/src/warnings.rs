@@ -1,12 +1,184 @@
 //! Graded warnings (预警 / 超时 / 严重超时) for open deadlines, judged at a given `now`.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Duration, Utc};
 
-use crate::model::{CaseSummary, Warning, WarningThresholds};
+use crate::model::{CaseSummary, Warning, WarningGrade, WarningThresholds};
+use crate::summary::open_deadlines;
 
 /// Warnings for every deadline that is open in the case's current status, and for every
 /// directive not yet crossed off.
-pub fn warnings(summary: &CaseSummary, now: DateTime<Utc>, thresholds: &WarningThresholds) -> Vec<Warning> {
-    let _ = (summary, now, thresholds);
-    todo!()
+pub fn warnings(
+    summary: &CaseSummary,
+    now: DateTime<Utc>,
+    thresholds: &WarningThresholds,
+) -> Vec<Warning> {
+    open_deadlines(summary)
+        .into_iter()
+        .filter_map(|deadline| {
+            grade(deadline.due, now, thresholds).map(|grade| Warning {
+                deadline: deadline.kind,
+                grade,
+                due: deadline.due,
+                directive: deadline.directive,
+            })
+        })
+        .collect()
+}
+
+/// The grade of one deadline at `now`, or `None` while it is further away than the warning window.
+///
+/// The due instant itself still counts as in time: a decision made exactly at the deadline is
+/// timely for the measures, so the warning must not call it overdue either.
+pub fn grade(
+    due: DateTime<Utc>,
+    now: DateTime<Utc>,
+    thresholds: &WarningThresholds,
+) -> Option<WarningGrade> {
+    if now > due {
+        let serious_after = Duration::days(i64::from(thresholds.serious_overdue_days));
+        if now - due > serious_after {
+            Some(WarningGrade::SeriouslyOverdue)
+        } else {
+            Some(WarningGrade::Overdue)
+        }
+    } else if due - now <= Duration::days(i64::from(thresholds.approaching_days)) {
+        Some(WarningGrade::Approaching)
+    } else {
+        None
+    }
+}
+
+/// The most severe grade among `warnings`, for listing a case once at its worst.
+pub fn worst_grade(warnings: &[Warning]) -> Option<WarningGrade> {
+    warnings.iter().map(|warning| warning.grade).max()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{DeadlineKind, DirectiveStatus, Status};
+    use crate::summary::test_support::{day, directive, summary};
+
+    fn thresholds() -> WarningThresholds {
+        WarningThresholds {
+            approaching_days: 3,
+            serious_overdue_days: 15,
+        }
+    }
+
+    #[test]
+    fn grades_around_the_due_instant() {
+        let due = day(20);
+        let thresholds = thresholds();
+        let second = Duration::seconds(1);
+        let cases = [
+            (due - Duration::days(3) - second, None),
+            (due - Duration::days(3), Some(WarningGrade::Approaching)),
+            (due, Some(WarningGrade::Approaching)),
+            (due + second, Some(WarningGrade::Overdue)),
+            (due + Duration::days(15), Some(WarningGrade::Overdue)),
+            (
+                due + Duration::days(15) + second,
+                Some(WarningGrade::SeriouslyOverdue),
+            ),
+        ];
+        for (now, expected) in cases {
+            assert_eq!(grade(due, now, &thresholds), expected, "at {now}");
+        }
+    }
+
+    #[test]
+    fn zero_thresholds_warn_only_at_the_instant_and_any_lateness_is_serious() {
+        let zero = WarningThresholds {
+            approaching_days: 0,
+            serious_overdue_days: 0,
+        };
+        let due = day(10);
+        assert_eq!(grade(due, due - Duration::seconds(1), &zero), None);
+        assert_eq!(grade(due, due, &zero), Some(WarningGrade::Approaching));
+        assert_eq!(
+            grade(due, due + Duration::seconds(1), &zero),
+            Some(WarningGrade::SeriouslyOverdue)
+        );
+    }
+
+    #[test]
+    fn each_status_warns_on_its_own_deadline() {
+        let now = day(30);
+        let thresholds = thresholds();
+        let mut case = summary(Status::Registered);
+        case.timeline.acceptance_deadline = Some(day(16));
+        case.timeline.objection_deadline = Some(day(29));
+        case.timeline.handling_deadline = Some(day(31));
+        case.timeline.review_deadline = Some(day(1));
+        case.timeline.evaluation_deadline = Some(day(2));
+        let expected = [
+            (
+                Status::Registered,
+                DeadlineKind::Acceptance,
+                WarningGrade::Overdue,
+            ),
+            (
+                Status::AwaitingReceiver,
+                DeadlineKind::Objection,
+                WarningGrade::Overdue,
+            ),
+            (
+                Status::Accepted,
+                DeadlineKind::Handling,
+                WarningGrade::Approaching,
+            ),
+            (
+                Status::UnderReview,
+                DeadlineKind::ReviewDecision,
+                WarningGrade::SeriouslyOverdue,
+            ),
+        ];
+        for (status, kind, grade) in expected {
+            case.status = status;
+            let found = warnings(&case, now, &thresholds);
+            assert_eq!(found.len(), 1, "{status:?}");
+            assert_eq!(found[0].deadline, kind);
+            assert_eq!(found[0].grade, grade);
+            assert_eq!(found[0].directive, None);
+        }
+    }
+
+    #[test]
+    fn expired_evaluation_window_is_not_a_staff_warning() {
+        let mut case = summary(Status::Replied);
+        case.timeline.handling_deadline = Some(day(2));
+        case.timeline.evaluation_deadline = Some(day(3));
+        assert!(warnings(&case, day(60), &thresholds()).is_empty());
+    }
+
+    #[test]
+    fn open_directives_warn_even_on_a_closed_case_and_crossed_off_ones_do_not() {
+        let mut case = summary(Status::Closed);
+        case.directives = vec![
+            directive("d-crossed", day(5), DirectiveStatus::CrossedOff),
+            directive("d-late", day(10), DirectiveStatus::Acknowledged),
+            directive("d-far", day(40), DirectiveStatus::Issued),
+            directive("d-near", day(21), DirectiveStatus::Returned),
+        ];
+        let found = warnings(&case, day(20), &thresholds());
+        assert_eq!(found.len(), 2);
+        assert_eq!(found[0].deadline, DeadlineKind::Directive);
+        assert_eq!(found[0].directive.as_deref(), Some("d-late"));
+        assert_eq!(found[0].grade, WarningGrade::Overdue);
+        assert_eq!(found[1].directive.as_deref(), Some("d-near"));
+        assert_eq!(found[1].grade, WarningGrade::Approaching);
+        assert_eq!(found[1].due, day(21));
+    }
+
+    #[test]
+    fn worst_grade_picks_the_most_severe() {
+        let mut case = summary(Status::Accepted);
+        case.timeline.handling_deadline = Some(day(21));
+        case.directives = vec![directive("d1", day(1), DirectiveStatus::Issued)];
+        let found = warnings(&case, day(20), &thresholds());
+        assert_eq!(worst_grade(&found), Some(WarningGrade::SeriouslyOverdue));
+        assert_eq!(worst_grade(&found[..1]), Some(WarningGrade::Approaching));
+        assert_eq!(worst_grade(&[]), None);
+    }
 }

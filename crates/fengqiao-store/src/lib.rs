@@ -2,8 +2,29 @@
 //!
 //! sled 0.34 has public reports of corruption after an abrupt stop (sled issue #1533), so sled is
 //! kept behind this one small API: if it has to be replaced, nothing else changes.
+//!
+//! Every write commits in one sled transaction across all the trees it touches and is flushed to
+//! disk before the call returns. Per-case locks serialize updates of one case; the flush happens
+//! after they are released, so writers that commit together share one disk sync.
+//! The on-disk layout is described in the `storage` and `codec` modules.
 
-use fengqiao_case::{CaseDocument, CaseId, CaseSummary, Status, Category};
+mod cache;
+mod codec;
+mod index;
+mod storage;
+#[cfg(test)]
+mod test_support;
+#[cfg(test)]
+mod tests;
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use fengqiao_case::{CaseDocument, CaseId, CaseSummary, Category, DocumentError, Status};
+
+use crate::cache::{CaseLocks, DocumentCache, lock_ignoring_poison};
+use crate::storage::{DocumentWrite, PreparedCase, PreparedUpdate, Storage, should_compact};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -17,10 +38,19 @@ pub enum StoreError {
     NotFound(CaseId),
     #[error(transparent)]
     Document(#[from] fengqiao_case::DocumentError),
+    #[error("store format version {found} is not supported, this build reads {supported}")]
+    UnsupportedFormat { found: u32, supported: u32 },
+    #[error("invalid case number {number:?}: {why}")]
+    InvalidCaseNumber { number: String, why: String },
+    #[error("update of case {expected} returned the summary of case {found}")]
+    SummaryMismatch { expected: CaseId, found: CaseId },
 }
 
 /// Position in this node's change feed: strictly increasing, one per document update.
 pub type FeedSeq = u64;
+
+/// Incremental chunks a case may collect before its saved document is rewritten.
+pub const DEFAULT_COMPACT_AFTER_CHUNKS: u32 = 16;
 
 #[derive(Debug, Clone)]
 pub struct StoreOptions {
@@ -28,6 +58,19 @@ pub struct StoreOptions {
     pub cache_capacity: usize,
     /// The automerge actor id this node writes with.
     pub actor: Vec<u8>,
+    /// Rewrite a case's saved document once it has more incremental chunks than this (it is
+    /// also rewritten when its chunks outweigh the saved document).
+    pub compact_after_chunks: u32,
+}
+
+impl StoreOptions {
+    pub fn new(cache_capacity: usize, actor: Vec<u8>) -> StoreOptions {
+        StoreOptions {
+            cache_capacity,
+            actor,
+            compact_after_chunks: DEFAULT_COMPACT_AFTER_CHUNKS,
+        }
+    }
 }
 
 /// Filter for listing summaries; all set fields must match.
@@ -58,92 +101,262 @@ pub struct NewCase<'a> {
 }
 
 #[derive(Debug)]
-pub struct Store {}
+pub struct Store {
+    storage: Storage,
+    options: StoreOptions,
+    cache: DocumentCache,
+    case_locks: CaseLocks,
+    /// Mirrors the count kept in the meta tree, because sled's `Tree::len` is a full scan.
+    case_count: AtomicU64,
+}
+
+/// Case numbers are keys and key components; the index layout relies on them holding no 0x00.
+fn validate_case_number(number: &str) -> Result<(), StoreError> {
+    let invalid = |why: &str| StoreError::InvalidCaseNumber {
+        number: number.to_owned(),
+        why: why.to_owned(),
+    };
+    if number.is_empty() {
+        return Err(invalid("empty"));
+    }
+    if number.contains('\0') {
+        return Err(invalid("contains a nul character"));
+    }
+    Ok(())
+}
 
 impl Store {
+    /// Opens (or creates) the store at `path`. Reads no documents: open time and memory do not
+    /// grow with the number of cases beyond what sled itself needs to recover.
     pub fn open(path: &std::path::Path, options: StoreOptions) -> Result<Store, StoreError> {
-        let _ = (path, options);
-        todo!()
+        let storage = Storage::open(path)?;
+        let case_count = storage.read_case_count()?;
+        tracing::debug!(case_count, "store opened");
+        Ok(Store {
+            storage,
+            cache: DocumentCache::new(options.cache_capacity),
+            options,
+            case_locks: CaseLocks::new(),
+            case_count: AtomicU64::new(case_count),
+        })
     }
 
     /// Write new cases atomically (all or none) and durably; returns their feed positions.
-    /// Fails with `AlreadyExists` (writing nothing) if any number is taken.
+    /// Fails with `AlreadyExists` (writing nothing) if any number is taken, also within `cases`.
+    /// The cases are keyed by `summary.number`.
     pub fn create_cases(&self, cases: &mut [NewCase<'_>]) -> Result<Vec<FeedSeq>, StoreError> {
-        let _ = cases;
-        todo!()
+        if cases.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut numbers = HashSet::with_capacity(cases.len());
+        for case in cases.iter() {
+            validate_case_number(&case.summary.number)?;
+            if !numbers.insert(case.summary.number.as_str()) {
+                return Err(StoreError::AlreadyExists(case.summary.number.clone()));
+            }
+        }
+        let prepared = cases
+            .iter_mut()
+            .map(|case| PreparedCase::new(case.document.save(), case.summary))
+            .collect::<Result<Vec<_>, _>>()?;
+        self.create_prepared(&prepared)
+    }
+
+    fn create_prepared(&self, prepared: &[PreparedCase]) -> Result<Vec<FeedSeq>, StoreError> {
+        let feed_positions = self.storage.write_new_cases(prepared)?;
+        self.case_count
+            .fetch_add(prepared.len() as u64, Ordering::SeqCst);
+        self.storage.flush()?;
+        tracing::debug!(
+            cases = prepared.len(),
+            last_feed_seq = feed_positions.last().copied(),
+            "cases created"
+        );
+        Ok(feed_positions)
     }
 
     /// Load (from cache or disk), let `change` mutate the document and return the new summary
     /// and a value for the caller, then persist the incremental change, summary, indexes and feed
     /// entry atomically and durably. Updates to one case are serialized; if `change` fails,
     /// nothing is written and the cached document is discarded.
+    ///
+    /// `change` runs holding the case's lock: it may read other cases through the store, but
+    /// must not call `update_case` or `with_case` for this same case (that would deadlock).
+    /// The summary it returns must carry `number`.
     pub fn update_case<T, E>(
         &self,
         number: &str,
         change: impl FnOnce(&mut CaseDocument) -> Result<(CaseSummary, T), E>,
     ) -> Result<Result<(T, FeedSeq), E>, StoreError> {
-        let _ = (number, change);
-        todo!()
+        let case_guard = self.case_locks.lock(number);
+        // Out of the cache while it changes: readers arriving now wait on the case lock and then
+        // see either the committed document or a clean reload, never a half-applied change.
+        let handle = match self.cache.take(number) {
+            Some(handle) => handle,
+            None => match self.load_document(number)? {
+                Some(document) => Arc::new(Mutex::new(document)),
+                None => return Err(StoreError::NotFound(number.to_owned())),
+            },
+        };
+        let mut document = lock_ignoring_poison(&handle);
+        let (summary, value) = match change(&mut document) {
+            Ok(changed) => changed,
+            Err(error) => {
+                tracing::debug!(case = number, "change refused; cached document dropped");
+                return Ok(Err(error));
+            }
+        };
+        if summary.number != number {
+            return Err(StoreError::SummaryMismatch {
+                expected: number.to_owned(),
+                found: summary.number,
+            });
+        }
+        let record = self
+            .storage
+            .read_case_record(number)?
+            .ok_or_else(|| StoreError::NotFound(number.to_owned()))?;
+        let incremental = document.save_incremental();
+        let document_write = if incremental.is_empty() {
+            DocumentWrite::Unchanged
+        } else if should_compact(
+            &record,
+            incremental.len(),
+            self.options.compact_after_chunks,
+        ) {
+            tracing::debug!(
+                case = number,
+                chunks = record.chunk_count,
+                "compacting case document"
+            );
+            DocumentWrite::Compact(document.save())
+        } else {
+            DocumentWrite::Append(incremental)
+        };
+        let feed_seq = self
+            .storage
+            .write_update(number, &PreparedUpdate::new(&summary, document_write)?)?;
+        drop(document);
+        self.cache.insert(number, handle);
+        drop(case_guard);
+        self.storage.flush()?;
+        tracing::debug!(case = number, feed_seq, "case updated");
+        Ok(Ok((value, feed_seq)))
     }
 
-    /// Run `read` on the case document (from cache or disk).
+    /// Run `read` on the case document (from cache or disk). `read` must not change the
+    /// document: changes go through [`Store::update_case`], or they are never stored. It runs
+    /// holding the document, so it must not call `update_case` for the same case.
     pub fn with_case<T>(
         &self,
         number: &str,
         read: impl FnOnce(&mut CaseDocument) -> T,
     ) -> Result<Option<T>, StoreError> {
-        let _ = (number, read);
-        todo!()
+        let handle = match self.cache.get(number) {
+            Some(handle) => handle,
+            None => {
+                let _case_guard = self.case_locks.lock(number);
+                match self.cache.get(number) {
+                    Some(handle) => handle,
+                    None => match self.load_document(number)? {
+                        None => return Ok(None),
+                        Some(document) => {
+                            let handle = Arc::new(Mutex::new(document));
+                            self.cache.insert(number, Arc::clone(&handle));
+                            handle
+                        }
+                    },
+                }
+            }
+        };
+        let mut document = lock_ignoring_poison(&handle);
+        Ok(Some(read(&mut document)))
+    }
+
+    /// Callers hold the case lock.
+    fn load_document(&self, number: &str) -> Result<Option<CaseDocument>, StoreError> {
+        let Some(stored) = self.storage.read_document(number)? else {
+            return Ok(None);
+        };
+        let chunks: Vec<&[u8]> = stored.chunks.iter().map(Vec::as_slice).collect();
+        let mut document = CaseDocument::load(&stored.saved, &chunks, &self.options.actor)
+            .map_err(|error| match error {
+                DocumentError::UnsupportedVersion { .. } => StoreError::Document(error),
+                other => codec::corrupt(format!("document of case {number}"), other.to_string()),
+            })?;
+        // The chunks loaded on top of the saved form count as unsaved to automerge; they are on
+        // disk already, so the next update must not write them again.
+        let _already_stored = document.save_incremental();
+        tracing::debug!(case = number, chunks = chunks.len(), "case document loaded");
+        Ok(Some(document))
     }
 
     pub fn summary(&self, number: &str) -> Result<Option<CaseSummary>, StoreError> {
-        let _ = number;
-        todo!()
+        self.storage.read_summary(number)
     }
 
+    /// Summaries matching `filter`. With `deadline_before` they come most urgent first,
+    /// otherwise in index (or case number) order.
     pub fn list(&self, filter: &CaseFilter) -> Result<Vec<CaseSummary>, StoreError> {
-        let _ = filter;
-        todo!()
+        self.storage.list(filter)
     }
 
     /// Every summary, for measures.
-    pub fn for_each_summary(
-        &self,
-        visit: impl FnMut(&CaseSummary),
-    ) -> Result<(), StoreError> {
-        let _ = visit;
-        todo!()
+    pub fn for_each_summary(&self, mut visit: impl FnMut(&CaseSummary)) -> Result<(), StoreError> {
+        self.storage.for_each_summary(|summary| {
+            visit(&summary);
+            true
+        })
     }
 
     pub fn case_count(&self) -> u64 {
-        todo!()
+        self.case_count.load(Ordering::SeqCst)
+    }
+
+    /// Whether a case with this number is stored.
+    pub fn contains(&self, number: &str) -> Result<bool, StoreError> {
+        self.storage.contains(number)
     }
 
     /// Feed entries with `seq > after`, at most `limit`.
     pub fn feed_since(&self, after: FeedSeq, limit: usize) -> Result<Vec<FeedEntry>, StoreError> {
-        let _ = (after, limit);
-        todo!()
+        self.storage.feed_since(after, limit)
+    }
+
+    /// The highest feed position handed out so far (0 on an empty store).
+    pub fn feed_head(&self) -> Result<FeedSeq, StoreError> {
+        self.storage.feed_head()
     }
 
     /// Next case sequence number for `prefix` (region code + year), durable and never reused.
+    /// The first number for a prefix is 1.
     pub fn next_case_sequence(&self, prefix: &str) -> Result<u64, StoreError> {
-        let _ = prefix;
-        todo!()
+        let sequence = self.storage.next_counter(prefix)?;
+        self.storage.flush()?;
+        Ok(sequence)
     }
 
     pub fn meta_get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        let _ = key;
-        todo!()
+        self.storage.meta_get(key)
     }
 
     pub fn meta_put(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
-        let _ = (key, value);
-        todo!()
+        self.storage.meta_put(key, value)?;
+        self.storage.flush()
     }
 
     /// Append a line to the local access log (reads of personal data).
     pub fn log_access(&self, record: &[u8]) -> Result<(), StoreError> {
-        let _ = record;
-        todo!()
+        self.storage.append_access(record)?;
+        self.storage.flush()
+    }
+
+    /// Access log records with an id greater than `after`, oldest first, at most `limit`.
+    pub fn access_log_since(
+        &self,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+        self.storage.access_log_since(after, limit)
     }
 }

@@ -1,0 +1,8 @@
+//! Tests of the case document, derive and the lifecycle rules, driven through the public API.
+
+mod directives;
+mod documents;
+mod lifecycle_paths;
+mod properties;
+mod replicas;
+mod support;

@@ -1,0 +1,208 @@
+//! Builders shared by the crate's lifecycle tests: a sample header, China-time instants, a case
+//! harness that appends events with a virtual clock.
+
+use chrono::{DateTime, NaiveDate, TimeZone, Utc};
+
+use crate::deadlines::china_offset;
+use crate::document::CaseDocument;
+use crate::lifecycle::{CaseError, NewEvent, append, register};
+use crate::model::{
+    CaseHeader, CaseState, Category, Channel, EventKind, Limits, Location, MatterType, Ownership,
+    Petitioner,
+};
+
+pub const VILLAGE: &str = "node-village";
+pub const TOWNSHIP: &str = "node-township";
+pub const COUNTY: &str = "node-county";
+pub const ACTOR_A: [u8; 16] = [0xa1; 16];
+pub const ACTOR_B: [u8; 16] = [0xb2; 16];
+
+/// An instant given in China local time.
+pub fn china(month: u32, day: u32, hour: u32) -> DateTime<Utc> {
+    china_offset()
+        .with_ymd_and_hms(2026, month, day, hour, 0, 0)
+        .single()
+        .expect("valid test instant")
+        .with_timezone(&Utc)
+}
+
+pub fn date(month: u32, day: u32) -> NaiveDate {
+    NaiveDate::from_ymd_opt(2026, month, day).expect("valid test date")
+}
+
+pub fn end_of(month: u32, day: u32) -> DateTime<Utc> {
+    crate::deadlines::end_of_local_day(date(month, day))
+}
+
+pub fn header() -> CaseHeader {
+    CaseHeader {
+        number: "430702001001-2026-000123".to_owned(),
+        channel: Channel::Visit,
+        petitioners: vec![Petitioner {
+            name: "张三".to_owned(),
+            id_number: "430702198001011234".to_owned(),
+            phone: "13800000000".to_owned(),
+            address: "芦荻山村三组".to_owned(),
+            representative: false,
+        }],
+        headcount: 1,
+        respondent: "某建筑公司".to_owned(),
+        category: Category::WageArrears,
+        matter_type: MatterType::Appeal,
+        litigation_related: false,
+        summary: "拖欠工资八个月，要求结清".to_owned(),
+        location: Location {
+            region_code: "430702001001".to_owned(),
+            village: "芦荻山村".to_owned(),
+            grid: "第三网格".to_owned(),
+            grid_worker: "李四".to_owned(),
+        },
+        ownership: Ownership::default(),
+    }
+}
+
+pub fn new_event(id: &str, node: &str, kind: EventKind, at: DateTime<Utc>) -> NewEvent {
+    NewEvent {
+        id: id.to_owned(),
+        kind,
+        at,
+        node: node.to_owned(),
+        operator: format!("operator at {node}"),
+    }
+}
+
+/// One replica of a case, appending through the lifecycle with generated event ids.
+pub struct Case {
+    pub document: CaseDocument,
+    pub state: CaseState,
+    pub limits: Limits,
+    next_id: u32,
+    prefix: String,
+}
+
+impl Case {
+    /// A case registered at the village at 9:00 China time on 2 March 2026 (a Monday).
+    pub fn registered() -> Case {
+        Case::registered_with(header(), Limits::default())
+    }
+
+    pub fn registered_with(header: CaseHeader, limits: Limits) -> Case {
+        let (document, _event, state) = register(
+            header,
+            new_event("register", VILLAGE, EventKind::Register {}, china(3, 2, 9)),
+            &ACTOR_A,
+            &limits,
+        )
+        .expect("sample case registers");
+        Case {
+            document,
+            state,
+            limits,
+            next_id: 0,
+            prefix: "a".to_owned(),
+        }
+    }
+
+    /// Another replica of this case, writing as `actor`, with its own event id prefix.
+    pub fn fork(&mut self, actor: &[u8], prefix: &str) -> Case {
+        let document = self.document.fork(actor);
+        Case {
+            document,
+            state: self.state.clone(),
+            limits: self.limits.clone(),
+            next_id: 0,
+            prefix: prefix.to_owned(),
+        }
+    }
+
+    pub fn act(
+        &mut self,
+        node: &str,
+        kind: EventKind,
+        at: DateTime<Utc>,
+    ) -> Result<CaseState, CaseError> {
+        self.next_id += 1;
+        let id = format!("{}{:03}", self.prefix, self.next_id);
+        let (_event, state, _header) = append(
+            &mut self.document,
+            new_event(&id, node, kind, at),
+            &self.limits,
+        )?;
+        self.state = state.clone();
+        Ok(state)
+    }
+
+    /// Like [`Case::act`], for steps a test expects to be accepted.
+    pub fn ok(&mut self, node: &str, kind: EventKind, at: DateTime<Utc>) -> CaseState {
+        let name = kind.name();
+        self.act(node, kind, at)
+            .unwrap_or_else(|error| panic!("{name} should be accepted: {error}"))
+    }
+
+    /// Like [`Case::act`], for steps a test expects to be refused; returns the message.
+    pub fn refused(&mut self, node: &str, kind: EventKind, at: DateTime<Utc>) -> String {
+        let name = kind.name();
+        let before = self.document.events().expect("events readable").len();
+        let message = match self.act(node, kind, at) {
+            Ok(_) => panic!("{name} should be refused"),
+            Err(error) => error.to_string(),
+        };
+        let after = self.document.events().expect("events readable").len();
+        assert_eq!(
+            before, after,
+            "a refused {name} must not reach the document"
+        );
+        message
+    }
+
+    pub fn derived(&self) -> CaseState {
+        let header = self.document.header().expect("header readable");
+        let events = self.document.events().expect("events readable");
+        crate::derive::derive(&header, &events, &self.limits)
+    }
+
+    /// Merge `other` into this replica and re-derive.
+    pub fn merge_from(&mut self, other: &mut Case) {
+        self.document
+            .merge(&mut other.document)
+            .expect("replicas merge");
+        self.state = self.derived();
+    }
+
+    pub fn last_id(&self) -> String {
+        format!("{}{:03}", self.prefix, self.next_id)
+    }
+}
+
+pub fn accept() -> EventKind {
+    EventKind::Accept {}
+}
+
+pub fn reply() -> EventKind {
+    EventKind::Reply {
+        outcome: crate::model::ReplyOutcome::Support,
+        text: "经协调，建筑公司同意分两期结清工资".to_owned(),
+    }
+}
+
+pub fn close(resolved: bool) -> EventKind {
+    EventKind::Close {
+        resolved,
+        note: "已结清".to_owned(),
+    }
+}
+
+pub fn escalate(to_node: &str) -> EventKind {
+    EventKind::Escalate {
+        to_node: to_node.to_owned(),
+        reason: "涉及多个村，超出本级处理能力".to_owned(),
+    }
+}
+
+pub fn assign(to_node: &str, deadline: NaiveDate) -> EventKind {
+    EventKind::Assign {
+        to_node: to_node.to_owned(),
+        required_result: "查清欠薪数额，督促支付".to_owned(),
+        deadline,
+    }
+}

@@ -1,0 +1,221 @@
+//! Byte layouts of every record the store keeps, each behind a leading version byte so the format can evolve.
+//!
+//! Decoding never trusts stored bytes: anything unexpected becomes [`StoreError::Corrupt`], because
+//! sled 0.34 can leave damaged records behind after an abrupt stop (sled issue #1533).
+
+use fengqiao_case::{CaseId, CaseSummary};
+
+use crate::StoreError;
+
+/// Layout version of a saved document record: `[1] ++ automerge save()`.
+pub(crate) const DOCUMENT_RECORD_VERSION: u8 = 1;
+/// Layout version of an incremental chunk record: `[1] ++ automerge save_incremental()`.
+pub(crate) const CHUNK_RECORD_VERSION: u8 = 1;
+/// Layout version of a summary record: `[1] ++ bincode(CaseSummary)`.
+pub(crate) const SUMMARY_RECORD_VERSION: u8 = 1;
+/// Layout version of a case bookkeeping record (see [`CaseRecord`]).
+pub(crate) const CASE_RECORD_VERSION: u8 = 1;
+/// Layout version of a feed entry value: `[1] ++ case number (UTF-8)`.
+pub(crate) const FEED_RECORD_VERSION: u8 = 1;
+/// Layout version of an access log value: `[1] ++ caller's record bytes`.
+pub(crate) const ACCESS_RECORD_VERSION: u8 = 1;
+
+/// A summary is a few hundred bytes; anything claiming more than this is a damaged length prefix,
+/// and refusing it keeps a corrupt record from asking for an enormous allocation.
+const SUMMARY_DECODE_LIMIT_BYTES: usize = 1 << 24;
+
+pub(crate) fn corrupt(what: impl Into<String>, why: impl Into<String>) -> StoreError {
+    StoreError::Corrupt {
+        what: what.into(),
+        why: why.into(),
+    }
+}
+
+pub(crate) fn encode_versioned(version: u8, payload: &[u8]) -> Vec<u8> {
+    let mut record = Vec::with_capacity(payload.len() + 1);
+    record.push(version);
+    record.extend_from_slice(payload);
+    record
+}
+
+/// The payload of a versioned record, after checking its version byte.
+pub(crate) fn decode_versioned<'record>(
+    what: &str,
+    expected_version: u8,
+    record: &'record [u8],
+) -> Result<&'record [u8], StoreError> {
+    match record.split_first() {
+        None => Err(corrupt(what, "empty record")),
+        Some((&version, payload)) if version == expected_version => Ok(payload),
+        Some((&version, _)) => Err(corrupt(
+            what,
+            format!("record version {version}, this build reads {expected_version}"),
+        )),
+    }
+}
+
+pub(crate) fn encode_summary(summary: &CaseSummary) -> Result<Vec<u8>, StoreError> {
+    let encoded =
+        bincode::serde::encode_to_vec(summary, bincode::config::standard()).map_err(|error| {
+            corrupt(
+                format!("summary of case {}", summary.number),
+                error.to_string(),
+            )
+        })?;
+    Ok(encode_versioned(SUMMARY_RECORD_VERSION, &encoded))
+}
+
+pub(crate) fn decode_summary(number: &str, record: &[u8]) -> Result<CaseSummary, StoreError> {
+    let what = format!("summary of case {number}");
+    let payload = decode_versioned(&what, SUMMARY_RECORD_VERSION, record)?;
+    let config = bincode::config::standard().with_limit::<SUMMARY_DECODE_LIMIT_BYTES>();
+    let (summary, consumed): (CaseSummary, usize) =
+        bincode::serde::decode_from_slice(payload, config)
+            .map_err(|error| corrupt(&what, error.to_string()))?;
+    if consumed != payload.len() {
+        return Err(corrupt(
+            &what,
+            format!("{} trailing bytes", payload.len() - consumed),
+        ));
+    }
+    if summary.number != number {
+        return Err(corrupt(
+            &what,
+            "stored summary belongs to another case number",
+        ));
+    }
+    Ok(summary)
+}
+
+pub(crate) fn encode_feed_value(number: &str) -> Vec<u8> {
+    encode_versioned(FEED_RECORD_VERSION, number.as_bytes())
+}
+
+pub(crate) fn decode_feed_value(seq: u64, record: &[u8]) -> Result<CaseId, StoreError> {
+    let what = format!("feed entry {seq}");
+    let payload = decode_versioned(&what, FEED_RECORD_VERSION, record)?;
+    String::from_utf8(payload.to_vec()).map_err(|error| corrupt(what, error.to_string()))
+}
+
+pub(crate) fn decode_u64_key(what: &str, key: &[u8]) -> Result<u64, StoreError> {
+    let bytes: [u8; 8] = key
+        .try_into()
+        .map_err(|_| corrupt(what, format!("key of {} bytes, expected 8", key.len())))?;
+    Ok(u64::from_be_bytes(bytes))
+}
+
+/// Plain big-endian u64 values (counters, case count, feed head); their meaning is fixed by the
+/// store format version kept in the meta tree.
+pub(crate) fn decode_u64_value(what: &str, value: &[u8]) -> Result<u64, StoreError> {
+    let bytes: [u8; 8] = value
+        .try_into()
+        .map_err(|_| corrupt(what, format!("value of {} bytes, expected 8", value.len())))?;
+    Ok(u64::from_be_bytes(bytes))
+}
+
+/// Per-case bookkeeping that lets a transaction find everything it must touch with point reads
+/// (sled 0.34 transactions cannot scan): the case's current feed entry and its incremental chunks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct CaseRecord {
+    /// The case's one live entry in the change feed.
+    pub(crate) feed_seq: u64,
+    /// Chunks stored under keys `number ++ 0x00 ++ 0..chunk_count` in the changes tree.
+    pub(crate) chunk_count: u32,
+    pub(crate) chunk_bytes: u64,
+    pub(crate) saved_bytes: u64,
+}
+
+/// `[version] ++ feed_seq u64 BE ++ chunk_count u32 BE ++ chunk_bytes u64 BE ++ saved_bytes u64 BE`.
+const CASE_RECORD_LENGTH: usize = 1 + 8 + 4 + 8 + 8;
+
+impl CaseRecord {
+    pub(crate) fn encode(&self) -> Vec<u8> {
+        let mut record = Vec::with_capacity(CASE_RECORD_LENGTH);
+        record.push(CASE_RECORD_VERSION);
+        record.extend_from_slice(&self.feed_seq.to_be_bytes());
+        record.extend_from_slice(&self.chunk_count.to_be_bytes());
+        record.extend_from_slice(&self.chunk_bytes.to_be_bytes());
+        record.extend_from_slice(&self.saved_bytes.to_be_bytes());
+        record
+    }
+
+    pub(crate) fn decode(number: &str, record: &[u8]) -> Result<CaseRecord, StoreError> {
+        let what = format!("bookkeeping record of case {number}");
+        let payload = decode_versioned(&what, CASE_RECORD_VERSION, record)?;
+        if payload.len() != CASE_RECORD_LENGTH - 1 {
+            return Err(corrupt(
+                what,
+                format!("{} bytes, expected {}", record.len(), CASE_RECORD_LENGTH),
+            ));
+        }
+        let (feed_seq, rest) = payload.split_at(8);
+        let (chunk_count, rest) = rest.split_at(4);
+        let (chunk_bytes, saved_bytes) = rest.split_at(8);
+        let as_u64 = |bytes: &[u8]| decode_u64_value(&what, bytes);
+        let chunk_count: [u8; 4] = chunk_count
+            .try_into()
+            .map_err(|_| corrupt(&what, "short chunk count"))?;
+        Ok(CaseRecord {
+            feed_seq: as_u64(feed_seq)?,
+            chunk_count: u32::from_be_bytes(chunk_count),
+            chunk_bytes: as_u64(chunk_bytes)?,
+            saved_bytes: as_u64(saved_bytes)?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn case_record_round_trips_and_rejects_damage() {
+        let record = CaseRecord {
+            feed_seq: 7,
+            chunk_count: 3,
+            chunk_bytes: 900,
+            saved_bytes: 2_000,
+        };
+        let encoded = record.encode();
+        assert_eq!(CaseRecord::decode("n", &encoded).ok(), Some(record));
+        assert!(matches!(
+            CaseRecord::decode("n", &encoded[..10]),
+            Err(StoreError::Corrupt { .. })
+        ));
+        let mut wrong_version = encoded.clone();
+        wrong_version[0] = 9;
+        assert!(matches!(
+            CaseRecord::decode("n", &wrong_version),
+            Err(StoreError::Corrupt { .. })
+        ));
+        assert!(matches!(
+            CaseRecord::decode("n", &[]),
+            Err(StoreError::Corrupt { .. })
+        ));
+    }
+
+    #[test]
+    fn garbage_summary_bytes_are_corrupt_not_a_panic() {
+        for garbage in [
+            vec![],
+            vec![SUMMARY_RECORD_VERSION],
+            vec![
+                SUMMARY_RECORD_VERSION,
+                0xff,
+                0xff,
+                0xff,
+                0xff,
+                0xff,
+                0xff,
+                0xff,
+            ],
+            vec![2, 1, 2, 3],
+            vec![SUMMARY_RECORD_VERSION; 300],
+        ] {
+            assert!(matches!(
+                decode_summary("430702-2026-000001", &garbage),
+                Err(StoreError::Corrupt { .. })
+            ));
+        }
+    }
+}

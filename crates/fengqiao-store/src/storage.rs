@@ -1,0 +1,608 @@
+//! The sled trees and every read and atomic multi-tree write of them; documents are opaque bytes here.
+//!
+//! Nothing in this module flushes: [`crate::Store`] commits here under its per-case locks and
+//! flushes after releasing them, so concurrent writers share one flush (group commit).
+//!
+//! sled 0.34 runs every transaction closure under one process-wide write lock, and transactional
+//! trees can only do point reads. So closures here only do point reads and writes of bytes that
+//! were encoded beforehand, and per-case bookkeeping ([`CaseRecord`]) says which keys to touch.
+
+use std::path::Path;
+
+use fengqiao_case::{CaseId, CaseSummary};
+use sled::Transactional;
+use sled::transaction::{
+    ConflictableTransactionError, ConflictableTransactionResult, TransactionError,
+    TransactionalTree,
+};
+
+use crate::codec::{
+    ACCESS_RECORD_VERSION, CHUNK_RECORD_VERSION, CaseRecord, DOCUMENT_RECORD_VERSION, corrupt,
+    decode_feed_value, decode_summary, decode_u64_key, decode_u64_value, decode_versioned,
+    encode_feed_value, encode_versioned,
+};
+use crate::index::{
+    IndexScan, KEY_SEPARATOR, index_keys, matches, number_from_index_key, plan_scan,
+};
+use crate::{CaseFilter, FeedEntry, FeedSeq, StoreError};
+
+/// Version of the whole on-disk layout (tree names, key formats, meta keys).
+pub(crate) const STORE_FORMAT_VERSION: u32 = 1;
+
+/// sled's page cache defaults to 1 GiB; the node must stay small with 100,000 cases on disk.
+const SLED_CACHE_CAPACITY_BYTES: u64 = 64 * 1024 * 1024;
+
+const FORMAT_VERSION_KEY: &[u8] = b"store/format_version";
+const CASE_COUNT_KEY: &[u8] = b"store/case_count";
+const FEED_HEAD_KEY: &[u8] = b"store/feed_head";
+/// Callers' metadata lives under its own prefix so it can never overwrite the store's own keys.
+const NODE_META_PREFIX: &[u8] = b"node/";
+
+#[derive(Debug)]
+struct Trees {
+    /// case number → `[version] ++ automerge save()`.
+    documents: sled::Tree,
+    /// case number ++ 0x00 ++ chunk index (u32 BE) → `[version] ++ save_incremental()`.
+    changes: sled::Tree,
+    /// case number → [`CaseRecord`].
+    case_records: sled::Tree,
+    /// case number → `[version] ++ bincode(CaseSummary)`.
+    summaries: sled::Tree,
+    /// see [`crate::index`]; values are empty.
+    indexes: sled::Tree,
+    /// feed seq (u64 BE) → `[version] ++ case number`; one live entry per case.
+    feed: sled::Tree,
+    /// store keys (`store/…`, u64/u32 BE) and node keys (`node/…`, caller's bytes).
+    meta: sled::Tree,
+    /// case number prefix (region code + year) → last sequence handed out (u64 BE).
+    counters: sled::Tree,
+    /// sled-generated id + 1 (u64 BE, increasing, never 0) → `[version] ++ caller's record`.
+    access_log: sled::Tree,
+}
+
+/// A new case, encoded and ready to commit.
+#[derive(Debug, Clone)]
+pub(crate) struct PreparedCase {
+    pub(crate) number: CaseId,
+    /// Raw `save()` bytes.
+    pub(crate) saved: Vec<u8>,
+    pub(crate) summary_record: Vec<u8>,
+    pub(crate) index_keys: Vec<Vec<u8>>,
+}
+
+impl PreparedCase {
+    pub(crate) fn new(saved: Vec<u8>, summary: &CaseSummary) -> Result<PreparedCase, StoreError> {
+        Ok(PreparedCase {
+            number: summary.number.clone(),
+            saved,
+            summary_record: crate::codec::encode_summary(summary)?,
+            index_keys: index_keys(summary),
+        })
+    }
+}
+
+/// What an update does to the document bytes.
+#[derive(Debug, Clone)]
+pub(crate) enum DocumentWrite {
+    /// The change left the document as it was (the summary and feed still move).
+    Unchanged,
+    /// Raw `save_incremental()` bytes, stored as the next chunk.
+    Append(Vec<u8>),
+    /// Raw `save()` bytes replacing the saved document and all its chunks.
+    Compact(Vec<u8>),
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct PreparedUpdate {
+    pub(crate) summary_record: Vec<u8>,
+    pub(crate) index_keys: Vec<Vec<u8>>,
+    pub(crate) document_write: DocumentWrite,
+}
+
+impl PreparedUpdate {
+    pub(crate) fn new(
+        summary: &CaseSummary,
+        document_write: DocumentWrite,
+    ) -> Result<PreparedUpdate, StoreError> {
+        Ok(PreparedUpdate {
+            summary_record: crate::codec::encode_summary(summary)?,
+            index_keys: index_keys(summary),
+            document_write,
+        })
+    }
+}
+
+/// A case's document as stored: the saved bytes and the incremental chunks after them, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct StoredDocument {
+    pub(crate) saved: Vec<u8>,
+    pub(crate) chunks: Vec<Vec<u8>>,
+}
+
+/// Whether appending a chunk of `incremental_length` bytes should rather rewrite the document:
+/// too many chunks make loading slow, and chunks outweighing the saved form waste space.
+pub(crate) fn should_compact(
+    record: &CaseRecord,
+    incremental_length: usize,
+    chunk_limit: u32,
+) -> bool {
+    let chunks_after = u64::from(record.chunk_count) + 1;
+    let chunk_bytes_after = record.chunk_bytes.saturating_add(incremental_length as u64);
+    chunks_after > u64::from(chunk_limit) || chunk_bytes_after > record.saved_bytes
+}
+
+fn chunk_key(number: &str, index: u32) -> Vec<u8> {
+    let mut key = Vec::with_capacity(number.len() + 5);
+    key.extend_from_slice(number.as_bytes());
+    key.push(KEY_SEPARATOR);
+    key.extend_from_slice(&index.to_be_bytes());
+    key
+}
+
+fn node_meta_key(key: &str) -> Vec<u8> {
+    let mut stored = NODE_META_PREFIX.to_vec();
+    stored.extend_from_slice(key.as_bytes());
+    stored
+}
+
+fn abort<T>(error: StoreError) -> ConflictableTransactionResult<T, StoreError> {
+    Err(ConflictableTransactionError::Abort(error))
+}
+
+fn finish<T>(result: Result<T, TransactionError<StoreError>>) -> Result<T, StoreError> {
+    result.map_err(|error| match error {
+        TransactionError::Abort(error) => error,
+        TransactionError::Storage(error) => StoreError::Sled(error),
+    })
+}
+
+fn read_meta_u64_in(
+    meta: &TransactionalTree,
+    key: &[u8],
+) -> ConflictableTransactionResult<u64, StoreError> {
+    match meta.get(key)? {
+        None => Ok(0),
+        Some(value) => match decode_u64_value(&String::from_utf8_lossy(key), &value) {
+            Ok(number) => Ok(number),
+            Err(error) => abort(error),
+        },
+    }
+}
+
+#[derive(Debug)]
+pub(crate) struct Storage {
+    database: sled::Db,
+    trees: Trees,
+}
+
+impl Storage {
+    pub(crate) fn open(path: &Path) -> Result<Storage, StoreError> {
+        let database = sled::Config::new()
+            .path(path)
+            .cache_capacity(SLED_CACHE_CAPACITY_BYTES)
+            .open()?;
+        let trees = Trees {
+            documents: database.open_tree("documents")?,
+            changes: database.open_tree("changes")?,
+            case_records: database.open_tree("case_records")?,
+            summaries: database.open_tree("summaries")?,
+            indexes: database.open_tree("indexes")?,
+            feed: database.open_tree("feed")?,
+            meta: database.open_tree("meta")?,
+            counters: database.open_tree("counters")?,
+            access_log: database.open_tree("access_log")?,
+        };
+        let storage = Storage { database, trees };
+        storage.check_format_version()?;
+        Ok(storage)
+    }
+
+    fn check_format_version(&self) -> Result<(), StoreError> {
+        match self.trees.meta.get(FORMAT_VERSION_KEY)? {
+            Some(value) => {
+                let bytes: [u8; 4] = value.as_ref().try_into().map_err(|_| {
+                    corrupt("store format version", format!("{} bytes", value.len()))
+                })?;
+                let found = u32::from_be_bytes(bytes);
+                if found != STORE_FORMAT_VERSION {
+                    return Err(StoreError::UnsupportedFormat {
+                        found,
+                        supported: STORE_FORMAT_VERSION,
+                    });
+                }
+                Ok(())
+            }
+            None if self.trees.case_records.is_empty() && self.trees.documents.is_empty() => {
+                self.trees
+                    .meta
+                    .insert(FORMAT_VERSION_KEY, &STORE_FORMAT_VERSION.to_be_bytes()[..])?;
+                self.flush()
+            }
+            None => Err(corrupt(
+                "store format version",
+                "missing in a store that holds cases",
+            )),
+        }
+    }
+
+    /// Makes every committed write durable. Callers sharing a moment share the disk sync.
+    pub(crate) fn flush(&self) -> Result<(), StoreError> {
+        self.database.flush()?;
+        Ok(())
+    }
+
+    pub(crate) fn read_case_count(&self) -> Result<u64, StoreError> {
+        self.read_meta_u64(CASE_COUNT_KEY)
+    }
+
+    fn read_meta_u64(&self, key: &[u8]) -> Result<u64, StoreError> {
+        match self.trees.meta.get(key)? {
+            None => Ok(0),
+            Some(value) => decode_u64_value(&String::from_utf8_lossy(key), &value),
+        }
+    }
+
+    /// The highest feed position handed out so far (0 before the first write).
+    pub(crate) fn feed_head(&self) -> Result<FeedSeq, StoreError> {
+        self.read_meta_u64(FEED_HEAD_KEY)
+    }
+
+    pub(crate) fn contains(&self, number: &str) -> Result<bool, StoreError> {
+        Ok(self.trees.case_records.contains_key(number.as_bytes())?)
+    }
+
+    /// Commits all cases or none. Returns their feed positions, in order.
+    pub(crate) fn write_new_cases(
+        &self,
+        cases: &[PreparedCase],
+    ) -> Result<Vec<FeedSeq>, StoreError> {
+        let trees = &self.trees;
+        let result = (
+            &trees.documents,
+            &trees.case_records,
+            &trees.summaries,
+            &trees.indexes,
+            &trees.feed,
+            &trees.meta,
+        )
+            .transaction(
+                |(documents, case_records, summaries, indexes, feed, meta)| {
+                    let mut feed_head = read_meta_u64_in(meta, FEED_HEAD_KEY)?;
+                    let case_count = read_meta_u64_in(meta, CASE_COUNT_KEY)?;
+                    let mut feed_positions = Vec::with_capacity(cases.len());
+                    for case in cases {
+                        let number = case.number.as_bytes();
+                        if case_records.get(number)?.is_some() || documents.get(number)?.is_some() {
+                            return abort(StoreError::AlreadyExists(case.number.clone()));
+                        }
+                        feed_head += 1;
+                        let record = CaseRecord {
+                            feed_seq: feed_head,
+                            chunk_count: 0,
+                            chunk_bytes: 0,
+                            saved_bytes: case.saved.len() as u64,
+                        };
+                        documents.insert(
+                            number,
+                            encode_versioned(DOCUMENT_RECORD_VERSION, &case.saved),
+                        )?;
+                        case_records.insert(number, record.encode())?;
+                        summaries.insert(number, case.summary_record.as_slice())?;
+                        for key in &case.index_keys {
+                            indexes.insert(key.as_slice(), &[][..])?;
+                        }
+                        feed.insert(
+                            &feed_head.to_be_bytes()[..],
+                            encode_feed_value(&case.number),
+                        )?;
+                        feed_positions.push(feed_head);
+                    }
+                    meta.insert(FEED_HEAD_KEY, &feed_head.to_be_bytes()[..])?;
+                    let new_count = case_count.saturating_add(cases.len() as u64);
+                    meta.insert(CASE_COUNT_KEY, &new_count.to_be_bytes()[..])?;
+                    Ok(feed_positions)
+                },
+            );
+        finish(result)
+    }
+
+    /// Commits one update of an existing case: document bytes, summary, index difference, and
+    /// its feed entry moved to a new position.
+    pub(crate) fn write_update(
+        &self,
+        number: &str,
+        update: &PreparedUpdate,
+    ) -> Result<FeedSeq, StoreError> {
+        let trees = &self.trees;
+        // Encoded here, not in the closure, because the closure runs under sled's global lock.
+        let document_record = match &update.document_write {
+            DocumentWrite::Unchanged => None,
+            DocumentWrite::Append(chunk) => Some(encode_versioned(CHUNK_RECORD_VERSION, chunk)),
+            DocumentWrite::Compact(saved) => Some(encode_versioned(DOCUMENT_RECORD_VERSION, saved)),
+        };
+        let result = (
+            &trees.documents,
+            &trees.changes,
+            &trees.case_records,
+            &trees.summaries,
+            &trees.indexes,
+            &trees.feed,
+            &trees.meta,
+        )
+            .transaction(
+                |(documents, changes, case_records, summaries, indexes, feed, meta)| {
+                    let key = number.as_bytes();
+                    let record = match case_records.get(key)? {
+                        None => return abort(StoreError::NotFound(number.to_owned())),
+                        Some(bytes) => match CaseRecord::decode(number, &bytes) {
+                            Ok(record) => record,
+                            Err(error) => return abort(error),
+                        },
+                    };
+                    let old_index_keys = match summaries.get(key)? {
+                        Some(bytes) => match decode_summary(number, &bytes) {
+                            Ok(summary) => index_keys(&summary),
+                            Err(error) => {
+                                // The update rewrites the summary, which heals it; index entries
+                                // of the damaged one may linger, but listings re-check every
+                                // summary, so they only cost a lookup.
+                                tracing::warn!(case = number, %error, "replacing a corrupt summary");
+                                Vec::new()
+                            }
+                        },
+                        None => Vec::new(),
+                    };
+                    for old_key in &old_index_keys {
+                        if update.index_keys.binary_search(old_key).is_err() {
+                            indexes.remove(old_key.as_slice())?;
+                        }
+                    }
+                    for new_key in &update.index_keys {
+                        if old_index_keys.binary_search(new_key).is_err() {
+                            indexes.insert(new_key.as_slice(), &[][..])?;
+                        }
+                    }
+                    summaries.insert(key, update.summary_record.as_slice())?;
+
+                    let feed_seq = read_meta_u64_in(meta, FEED_HEAD_KEY)? + 1;
+                    feed.remove(&record.feed_seq.to_be_bytes()[..])?;
+                    feed.insert(&feed_seq.to_be_bytes()[..], encode_feed_value(number))?;
+                    meta.insert(FEED_HEAD_KEY, &feed_seq.to_be_bytes()[..])?;
+
+                    let mut new_record = CaseRecord { feed_seq, ..record };
+                    match (&update.document_write, &document_record) {
+                        (DocumentWrite::Append(chunk), Some(chunk_record)) => {
+                            changes.insert(
+                                chunk_key(number, record.chunk_count),
+                                chunk_record.as_slice(),
+                            )?;
+                            new_record.chunk_count = record.chunk_count.saturating_add(1);
+                            new_record.chunk_bytes =
+                                record.chunk_bytes.saturating_add(chunk.len() as u64);
+                        }
+                        (DocumentWrite::Compact(saved), Some(saved_record)) => {
+                            documents.insert(key, saved_record.as_slice())?;
+                            for index in 0..record.chunk_count {
+                                changes.remove(chunk_key(number, index))?;
+                            }
+                            new_record.chunk_count = 0;
+                            new_record.chunk_bytes = 0;
+                            new_record.saved_bytes = saved.len() as u64;
+                        }
+                        _ => {}
+                    }
+                    case_records.insert(key, new_record.encode())?;
+                    Ok(feed_seq)
+                },
+            );
+        finish(result)
+    }
+
+    pub(crate) fn read_case_record(&self, number: &str) -> Result<Option<CaseRecord>, StoreError> {
+        match self.trees.case_records.get(number.as_bytes())? {
+            None => Ok(None),
+            Some(bytes) => CaseRecord::decode(number, &bytes).map(Some),
+        }
+    }
+
+    /// The stored bytes of one case. Callers hold the case's lock, so the record, the saved
+    /// document and the chunks, read one by one, belong together.
+    pub(crate) fn read_document(&self, number: &str) -> Result<Option<StoredDocument>, StoreError> {
+        let Some(record) = self.read_case_record(number)? else {
+            return Ok(None);
+        };
+        let what = format!("document of case {number}");
+        let document = self
+            .trees
+            .documents
+            .get(number.as_bytes())?
+            .ok_or_else(|| corrupt(&what, "missing although the case is recorded"))?;
+        let saved = decode_versioned(&what, DOCUMENT_RECORD_VERSION, &document)?.to_vec();
+        let mut chunks = Vec::with_capacity(record.chunk_count as usize);
+        for index in 0..record.chunk_count {
+            let chunk_what = format!("change chunk {index} of case {number}");
+            let chunk = self
+                .trees
+                .changes
+                .get(chunk_key(number, index))?
+                .ok_or_else(|| corrupt(&chunk_what, "missing"))?;
+            chunks.push(decode_versioned(&chunk_what, CHUNK_RECORD_VERSION, &chunk)?.to_vec());
+        }
+        Ok(Some(StoredDocument { saved, chunks }))
+    }
+
+    pub(crate) fn read_summary(&self, number: &str) -> Result<Option<CaseSummary>, StoreError> {
+        match self.trees.summaries.get(number.as_bytes())? {
+            None => Ok(None),
+            Some(bytes) => decode_summary(number, &bytes).map(Some),
+        }
+    }
+
+    pub(crate) fn for_each_summary(
+        &self,
+        mut visit: impl FnMut(CaseSummary) -> bool,
+    ) -> Result<(), StoreError> {
+        for item in self.trees.summaries.iter() {
+            let (key, value) = item?;
+            let number = std::str::from_utf8(&key)
+                .map_err(|error| corrupt("summary key", error.to_string()))?;
+            if !visit(decode_summary(number, &value)?) {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    pub(crate) fn list(&self, filter: &CaseFilter) -> Result<Vec<CaseSummary>, StoreError> {
+        let limit = filter.limit.unwrap_or(usize::MAX);
+        let mut found = Vec::new();
+        if limit == 0 {
+            return Ok(found);
+        }
+        let candidates = match plan_scan(filter) {
+            IndexScan::AllSummaries => {
+                self.for_each_summary(|summary| {
+                    if matches(filter, &summary) {
+                        found.push(summary);
+                    }
+                    found.len() < limit
+                })?;
+                return Ok(found);
+            }
+            IndexScan::Prefix(prefix) => self.trees.indexes.scan_prefix(prefix),
+            IndexScan::Range { start, end } => self.trees.indexes.range(start..end),
+        };
+        // sled iterators are not snapshots: a case updated during the scan can show up under its
+        // old and its new key, so numbers already seen are skipped.
+        let mut seen = std::collections::HashSet::new();
+        for item in candidates {
+            let (key, _) = item?;
+            let number = number_from_index_key(&key)?;
+            if !seen.insert(number.clone()) {
+                continue;
+            }
+            let Some(summary) = self.read_summary(&number)? else {
+                tracing::warn!(case = number, "index entry without a summary");
+                continue;
+            };
+            if matches(filter, &summary) {
+                found.push(summary);
+                if found.len() >= limit {
+                    break;
+                }
+            }
+        }
+        Ok(found)
+    }
+
+    pub(crate) fn feed_since(
+        &self,
+        after: FeedSeq,
+        limit: usize,
+    ) -> Result<Vec<FeedEntry>, StoreError> {
+        let Some(first) = after.checked_add(1) else {
+            return Ok(Vec::new());
+        };
+        let mut entries = Vec::new();
+        for item in self.trees.feed.range(first.to_be_bytes()..).take(limit) {
+            let (key, value) = item?;
+            let seq = decode_u64_key("feed key", &key)?;
+            entries.push(FeedEntry {
+                seq,
+                case: decode_feed_value(seq, &value)?,
+            });
+        }
+        Ok(entries)
+    }
+
+    /// Hands out the next number for `prefix`; durable once the caller has flushed.
+    pub(crate) fn next_counter(&self, prefix: &str) -> Result<u64, StoreError> {
+        let result = self.trees.counters.transaction(|counters| {
+            let current = match counters.get(prefix.as_bytes())? {
+                None => 0,
+                Some(value) => match decode_u64_value(&format!("counter {prefix}"), &value) {
+                    Ok(current) => current,
+                    Err(error) => return abort(error),
+                },
+            };
+            let Some(next) = current.checked_add(1) else {
+                return abort(corrupt(format!("counter {prefix}"), "exhausted"));
+            };
+            counters.insert(prefix.as_bytes(), &next.to_be_bytes()[..])?;
+            Ok(next)
+        });
+        finish(result)
+    }
+
+    pub(crate) fn meta_get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self
+            .trees
+            .meta
+            .get(node_meta_key(key))?
+            .map(|value| value.to_vec()))
+    }
+
+    pub(crate) fn meta_put(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
+        self.trees.meta.insert(node_meta_key(key), value)?;
+        Ok(())
+    }
+
+    pub(crate) fn append_access(&self, record: &[u8]) -> Result<u64, StoreError> {
+        // sled's id generator never repeats, even after a crash, and increases, which is all an
+        // append-only log needs; gaps after a restart are expected. Shifted by one so that 0
+        // stays free as the "from the beginning" cursor, as in the feed.
+        let id = self
+            .database
+            .generate_id()?
+            .checked_add(1)
+            .ok_or_else(|| corrupt("access log id generator", "exhausted"))?;
+        self.trees.access_log.insert(
+            &id.to_be_bytes()[..],
+            encode_versioned(ACCESS_RECORD_VERSION, record),
+        )?;
+        Ok(id)
+    }
+
+    pub(crate) fn access_log_since(
+        &self,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+        let Some(first) = after.checked_add(1) else {
+            return Ok(Vec::new());
+        };
+        let mut records = Vec::new();
+        for item in self
+            .trees
+            .access_log
+            .range(first.to_be_bytes()..)
+            .take(limit)
+        {
+            let (key, value) = item?;
+            let id = decode_u64_key("access log key", &key)?;
+            let what = format!("access log record {id}");
+            records.push((
+                id,
+                decode_versioned(&what, ACCESS_RECORD_VERSION, &value)?.to_vec(),
+            ));
+        }
+        Ok(records)
+    }
+
+    #[cfg(test)]
+    pub(crate) fn raw_tree(&self, name: &str) -> Option<&sled::Tree> {
+        let trees = &self.trees;
+        Some(match name {
+            "documents" => &trees.documents,
+            "changes" => &trees.changes,
+            "case_records" => &trees.case_records,
+            "summaries" => &trees.summaries,
+            "indexes" => &trees.indexes,
+            "feed" => &trees.feed,
+            "meta" => &trees.meta,
+            "counters" => &trees.counters,
+            "access_log" => &trees.access_log,
+            _ => return None,
+        })
+    }
+}

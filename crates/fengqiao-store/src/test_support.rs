@@ -1,0 +1,103 @@
+//! Test fixtures: summaries, headers and documents built by hand, so store tests need no lifecycle code.
+
+use chrono::{DateTime, TimeZone, Utc};
+use fengqiao_case::{
+    CaseDocument, CaseHeader, CaseSummary, Category, Channel, Event, EventKind, Location,
+    MatterType, Ownership, Petitioner, SCHEMA_VERSION, Status, Timeline,
+};
+
+pub(crate) const TEST_ACTOR: [u8; 16] = [7; 16];
+
+pub(crate) fn instant(day: u32, hour: u32) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 3, day, hour, 0, 0)
+        .single()
+        .expect("valid test date")
+}
+
+pub(crate) fn summary_for(number: &str, status: Status, holder: &str) -> CaseSummary {
+    CaseSummary {
+        schema_version: SCHEMA_VERSION,
+        number: number.to_owned(),
+        channel: Channel::Visit,
+        category: Category::WageArrears,
+        matter_type: MatterType::Appeal,
+        headcount: 1,
+        litigation_related: false,
+        region_code: "430702001001".to_owned(),
+        village: "河洑村".to_owned(),
+        respondent: "某建筑公司".to_owned(),
+        status,
+        holder: holder.to_owned(),
+        registered_by: holder.to_owned(),
+        timeline: Timeline {
+            registered_at: Some(instant(1, 9)),
+            ..Timeline::default()
+        },
+        satisfaction: None,
+        resolved: None,
+        repeat_of: None,
+        escalated: false,
+        assigned: false,
+        directives: Vec::new(),
+        in_conflict: false,
+        event_count: 1,
+        last_event_at: Some(instant(1, 9)),
+    }
+}
+
+pub(crate) fn header_for(number: &str) -> CaseHeader {
+    CaseHeader {
+        number: number.to_owned(),
+        channel: Channel::Visit,
+        petitioners: vec![Petitioner {
+            name: "张三".to_owned(),
+            id_number: "430702199001010000".to_owned(),
+            phone: "13800000000".to_owned(),
+            address: "河洑村三组".to_owned(),
+            representative: false,
+        }],
+        headcount: 1,
+        respondent: "某建筑公司".to_owned(),
+        category: Category::WageArrears,
+        matter_type: MatterType::Appeal,
+        litigation_related: false,
+        summary: "要求支付拖欠的工资三万元".to_owned(),
+        location: Location {
+            region_code: "430702001001".to_owned(),
+            village: "河洑村".to_owned(),
+            grid: "第三网格".to_owned(),
+            grid_worker: "李四".to_owned(),
+        },
+        ownership: Ownership::default(),
+    }
+}
+
+pub(crate) fn event(id: &str, kind: EventKind, prev: Option<&str>) -> Event {
+    Event {
+        id: id.to_owned(),
+        kind,
+        at: instant(1, 10),
+        node: "node-a".to_owned(),
+        operator: "王五".to_owned(),
+        prev: prev.map(str::to_owned),
+    }
+}
+
+pub(crate) fn note(id: &str, text: &str) -> Event {
+    event(
+        id,
+        EventKind::Note {
+            text: text.to_owned(),
+        },
+        None,
+    )
+}
+
+pub(crate) fn document_for(number: &str) -> CaseDocument {
+    CaseDocument::create(
+        &header_for(number),
+        &event(&format!("register-{number}"), EventKind::Register {}, None),
+        &TEST_ACTOR,
+    )
+    .expect("test document builds")
+}

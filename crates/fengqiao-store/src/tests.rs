@@ -1,0 +1,1016 @@
+//! Store tests: tree-level behaviour on raw bytes, and whole-document behaviour through the public API.
+
+use std::collections::HashSet;
+use std::path::Path;
+use std::sync::Arc;
+
+use fengqiao_case::{CaseSummary, Category, Status};
+
+use crate::storage::{DocumentWrite, PreparedCase, PreparedUpdate};
+use crate::test_support::{TEST_ACTOR, document_for, instant, note, summary_for};
+use crate::{CaseFilter, FeedEntry, NewCase, Store, StoreError, StoreOptions};
+
+fn open_store(path: &Path) -> Store {
+    open_with(path, 8, 4)
+}
+
+fn open_with(path: &Path, cache_capacity: usize, compact_after_chunks: u32) -> Store {
+    let options = StoreOptions {
+        compact_after_chunks,
+        ..StoreOptions::new(cache_capacity, TEST_ACTOR.to_vec())
+    };
+    Store::open(path, options).expect("store opens")
+}
+
+fn number(sequence: u32) -> String {
+    format!("430702001001-2026-{sequence:06}")
+}
+
+/// Stand-in for an automerge save: distinct, recognisable bytes per case.
+fn fake_saved(number: &str) -> Vec<u8> {
+    let mut saved = b"saved:".to_vec();
+    saved.extend_from_slice(number.as_bytes());
+    saved.resize(400, b'.');
+    saved
+}
+
+fn create_raw(store: &Store, summaries: &[CaseSummary]) -> Result<Vec<u64>, StoreError> {
+    let prepared = summaries
+        .iter()
+        .map(|summary| PreparedCase::new(fake_saved(&summary.number), summary))
+        .collect::<Result<Vec<_>, _>>()?;
+    store.create_prepared(&prepared)
+}
+
+fn update_raw(store: &Store, summary: &CaseSummary, write: DocumentWrite) -> u64 {
+    let update = PreparedUpdate::new(summary, write).expect("update encodes");
+    let seq = store
+        .storage
+        .write_update(&summary.number, &update)
+        .expect("update commits");
+    store.storage.flush().expect("flush");
+    seq
+}
+
+fn numbers_of(summaries: &[CaseSummary]) -> Vec<String> {
+    summaries
+        .iter()
+        .map(|summary| summary.number.clone())
+        .collect()
+}
+
+fn tree_len(store: &Store, name: &str) -> usize {
+    store.storage.raw_tree(name).expect("known tree").len()
+}
+
+fn assert_corrupt<T: std::fmt::Debug>(result: Result<T, StoreError>) {
+    assert!(
+        matches!(result, Err(StoreError::Corrupt { .. })),
+        "expected a corrupt-record error, got {result:?}"
+    );
+}
+
+#[test]
+fn raw_cases_round_trip_through_reopen() {
+    let directory = tempfile::tempdir().expect("tempdir");
+    let summaries: Vec<_> = (1..=3)
+        .map(|sequence| summary_for(&number(sequence), Status::Registered, "node-a"))
+        .collect();
+    {
+        let store = open_store(directory.path());
+        assert_eq!(create_raw(&store, &summaries).ok(), Some(vec![1, 2, 3]));
+    }
+    let store = open_store(directory.path());
+    assert_eq!(store.case_count(), 3);
+    for summary in &summaries {
+        assert_eq!(
+            store.summary(&summary.number).ok().flatten().as_ref(),
+            Some(summary)
+        );
+        let stored = store
+            .storage
+            .read_document(&summary.number)
+            .expect("document reads")
+            .expect("document exists");
+        assert_eq!(stored.saved, fake_saved(&summary.number));
+        assert!(stored.chunks.is_empty());
+        assert!(store.contains(&summary.number).expect("contains"));
+    }
+    assert_eq!(store.summary(&number(99)).ok(), Some(None));
+    assert!(!store.contains(&number(99)).expect("contains"));
+}
+
+#[test]
+fn raw_updates_append_chunks_and_compaction_replaces_them_atomically() {
+    let directory = tempfile::tempdir().expect("tempdir");
+    let store = open_with(directory.path(), 8, 2);
+    let summary = summary_for(&number(1), Status::Registered, "node-a");
+    create_raw(&store, std::slice::from_ref(&summary)).expect("created");
+
+    update_raw(&store, &summary, DocumentWrite::Append(b"chunk-0".to_vec()));
+    update_raw(&store, &summary, DocumentWrite::Append(b"chunk-1".to_vec()));
+    let stored = store
+        .storage
+        .read_document(&summary.number)
+        .expect("reads")
+        .expect("exists");
+    assert_eq!(stored.saved, fake_saved(&summary.number));
+    assert_eq!(
+        stored.chunks,
+        vec![b"chunk-0".to_vec(), b"chunk-1".to_vec()]
+    );
+    assert_eq!(tree_len(&store, "changes"), 2);
+
+    let record = store
+        .storage
+        .read_case_record(&summary.number)
+        .expect("reads")
+        .expect("exists");
+    assert_eq!(record.chunk_count, 2);
+    assert_eq!(record.chunk_bytes, 14);
+    // A third chunk exceeds the limit of two.
+    assert!(crate::storage::should_compact(&record, 7, 2));
+    // Chunks outweighing the saved form trigger it too.
+    assert!(crate::storage::should_compact(&record, 400, 100));
+    assert!(!crate::storage::should_compact(&record, 7, 100));
+
+    update_raw(
+        &store,
+        &summary,
+        DocumentWrite::Compact(b"compacted".to_vec()),
+    );
+    let stored = store
+        .storage
+        .read_document(&summary.number)
+        .expect("reads")
+        .expect("exists");
+    assert_eq!(stored.saved, b"compacted".to_vec());
+    assert!(stored.chunks.is_empty());
+    assert_eq!(tree_len(&store, "changes"), 0);
+
+    // Chunk numbering restarts after compaction and survives a reopen.
+    update_raw(
+        &store,
+        &summary,
+        DocumentWrite::Append(b"chunk-after".to_vec()),
+    );
+    update_raw(&store, &summary, DocumentWrite::Unchanged);
+    drop(store);
+    let store = open_store(directory.path());
+    let stored = store
+        .storage
+        .read_document(&summary.number)
+        .expect("reads")
+        .expect("exists");
+    assert_eq!(stored.saved, b"compacted".to_vec());
+    assert_eq!(stored.chunks, vec![b"chunk-after".to_vec()]);
+}
+
+#[test]
+fn create_with_any_taken_number_writes_nothing() {
+    let directory = tempfile::tempdir().expect("tempdir");
+    let store = open_store(directory.path());
+    let first = summary_for(&number(1), Status::Registered, "node-a");
+    create_raw(&store, std::slice::from_ref(&first)).expect("created");
+    let tree_sizes = |store: &Store| {
+        [
+            "documents",
+            "case_records",
+            "summaries",
+            "indexes",
+            "feed",
+            "meta",
+        ]
+        .map(|name| tree_len(store, name))
+    };
+    let before = tree_sizes(&store);
+
+    let fresh = summary_for(&number(2), Status::Registered, "node-a");
+    let batch = [fresh.clone(), first.clone()];
+    assert!(matches!(
+        create_raw(&store, &batch),
+        Err(StoreError::AlreadyExists(taken)) if taken == first.number
+    ));
+    // A duplicate inside one batch is refused the same way.
+    let batch = [fresh.clone(), fresh.clone()];
+    assert!(matches!(
+        create_raw(&store, &batch),
+        Err(StoreError::AlreadyExists(taken)) if taken == fresh.number
+    ));
+
+    assert_eq!(tree_sizes(&store), before);
+    assert_eq!(store.case_count(), 1);
+    assert_eq!(store.summary(&fresh.number).ok(), Some(None));
+    assert_eq!(store.feed_head().ok(), Some(1));
+    drop(store);
+    assert_eq!(open_store(directory.path()).case_count(), 1);
+}
+
+#[test]
+fn feed_keeps_one_latest_entry_per_case_in_order() {
+    let directory = tempfile::tempdir().expect("tempdir");
+    let store = open_store(directory.path());
+    let summaries: Vec<_> = (1..=4)
+        .map(|sequence| summary_for(&number(sequence), Status::Registered, "node-a"))
+        .collect();
+    assert_eq!(create_raw(&store, &summaries).ok(), Some(vec![1, 2, 3, 4]));
+
+    assert_eq!(
+        update_raw(&store, &summaries[1], DocumentWrite::Unchanged),
+        5
+    );
+    assert_eq!(
+        update_raw(&store, &summaries[0], DocumentWrite::Unchanged),
+        6
+    );
+    assert_eq!(
+        update_raw(&store, &summaries[1], DocumentWrite::Unchanged),
+        7
+    );
+
+    let entry = |seq: u64, index: usize| FeedEntry {
+        seq,
+        case: summaries[index].number.clone(),
+    };
+    let all = store.feed_since(0, 100).expect("feed");
+    assert_eq!(
+        all,
+        vec![entry(3, 2), entry(4, 3), entry(6, 0), entry(7, 1)]
+    );
+    assert_eq!(tree_len(&store, "feed"), summaries.len());
+
+    // A reader whose cursor is 4 sees exactly the cases changed after it.
+    assert_eq!(
+        store.feed_since(4, 100).ok(),
+        Some(vec![entry(6, 0), entry(7, 1)])
+    );
+    // Paging with a limit and the last seen seq as cursor.
+    let first_page = store.feed_since(0, 2).expect("page");
+    assert_eq!(first_page, vec![entry(3, 2), entry(4, 3)]);
+    let second_page = store.feed_since(first_page[1].seq, 2).expect("page");
+    assert_eq!(second_page, vec![entry(6, 0), entry(7, 1)]);
+    assert_eq!(store.feed_since(7, 10).ok(), Some(vec![]));
+    assert_eq!(store.feed_since(u64::MAX, 10).ok(), Some(vec![]));
+    assert_eq!(store.feed_since(0, 0).ok(), Some(vec![]));
+    assert_eq!(store.feed_head().ok(), Some(7));
+
+    // The sequence continues after a reopen instead of restarting.
+    drop(store);
+    let store = open_store(directory.path());
+    assert_eq!(
+        update_raw(&store, &summaries[2], DocumentWrite::Unchanged),
+        8
+    );
+}
+
+#[test]
+fn index_filters_follow_updates() {
+    let directory = tempfile::tempdir().expect("tempdir");
+    let store = open_store(directory.path());
+    let mut one = summary_for(&number(1), Status::Registered, "node-a");
+    one.timeline.acceptance_deadline = Some(instant(16, 0));
+    let mut two = summary_for(&number(2), Status::Accepted, "node-b");
+    two.timeline.handling_deadline = Some(instant(20, 0));
+    two.category = Category::Environment;
+    let mut three = summary_for(&number(3), Status::Closed, "node-a");
+    three.region_code = "430702002003".to_owned();
+    three.timeline.acceptance_deadline = Some(instant(2, 0));
+    let mut four = summary_for(&number(4), Status::Registered, "node-a");
+    four.region_code = "430703001001".to_owned();
+    four.timeline.acceptance_deadline = Some(instant(10, 0));
+    create_raw(
+        &store,
+        &[one.clone(), two.clone(), three.clone(), four.clone()],
+    )
+    .expect("created");
+
+    let list = |filter: CaseFilter| numbers_of(&store.list(&filter).expect("lists"));
+    assert_eq!(
+        list(CaseFilter {
+            status: Some(Status::Registered),
+            ..CaseFilter::default()
+        }),
+        vec![number(1), number(4)]
+    );
+    assert_eq!(
+        list(CaseFilter {
+            holder: Some("node-a".to_owned()),
+            ..CaseFilter::default()
+        }),
+        vec![number(1), number(3), number(4)]
+    );
+    assert_eq!(
+        list(CaseFilter {
+            category: Some(Category::Environment),
+            ..CaseFilter::default()
+        }),
+        vec![number(2)]
+    );
+    // A township code takes all its villages, and only them.
+    assert_eq!(
+        list(CaseFilter {
+            region_prefix: Some("430702".to_owned()),
+            ..CaseFilter::default()
+        }),
+        vec![number(1), number(2), number(3)]
+    );
+    assert_eq!(
+        list(CaseFilter {
+            region_prefix: Some("430702002".to_owned()),
+            ..CaseFilter::default()
+        }),
+        vec![number(3)]
+    );
+    // Closed cases have no open deadline; open ones come most urgent first.
+    assert_eq!(
+        list(CaseFilter {
+            deadline_before: Some(instant(20, 0)),
+            ..CaseFilter::default()
+        }),
+        vec![number(4), number(1), number(2)]
+    );
+    assert_eq!(
+        list(CaseFilter {
+            deadline_before: Some(instant(15, 0)),
+            ..CaseFilter::default()
+        }),
+        vec![number(4)]
+    );
+    assert_eq!(
+        list(CaseFilter {
+            holder: Some("node-a".to_owned()),
+            status: Some(Status::Registered),
+            region_prefix: Some("430702".to_owned()),
+            ..CaseFilter::default()
+        }),
+        vec![number(1)]
+    );
+    assert_eq!(
+        list(CaseFilter {
+            limit: Some(2),
+            ..CaseFilter::default()
+        }),
+        vec![number(1), number(2)]
+    );
+    assert_eq!(
+        list(CaseFilter {
+            holder: Some("node-a".to_owned()),
+            limit: Some(1),
+            ..CaseFilter::default()
+        }),
+        vec![number(1)]
+    );
+
+    // Case 1 is escalated: new holder, accepted there, with a handling deadline.
+    one.status = Status::Accepted;
+    one.holder = "node-c".to_owned();
+    one.timeline.handling_deadline = Some(instant(25, 0));
+    update_raw(&store, &one, DocumentWrite::Unchanged);
+    assert_eq!(
+        list(CaseFilter {
+            status: Some(Status::Registered),
+            ..CaseFilter::default()
+        }),
+        vec![number(4)]
+    );
+    assert_eq!(
+        list(CaseFilter {
+            holder: Some("node-a".to_owned()),
+            ..CaseFilter::default()
+        }),
+        vec![number(3), number(4)]
+    );
+    assert_eq!(
+        list(CaseFilter {
+            holder: Some("node-c".to_owned()),
+            ..CaseFilter::default()
+        }),
+        vec![number(1)]
+    );
+    assert_eq!(
+        list(CaseFilter {
+            deadline_before: Some(instant(20, 0)),
+            ..CaseFilter::default()
+        }),
+        vec![number(4), number(2)]
+    );
+    assert_eq!(
+        list(CaseFilter {
+            status: Some(Status::Accepted),
+            deadline_before: Some(instant(30, 0)),
+            ..CaseFilter::default()
+        }),
+        vec![number(2), number(1)]
+    );
+    // Only the changed keys moved: five keys for open cases, four for the closed one.
+    assert_eq!(tree_len(&store, "indexes"), 5 + 5 + 4 + 5);
+
+    let mut seen = Vec::new();
+    store
+        .for_each_summary(|summary| seen.push(summary.number.clone()))
+        .expect("visits");
+    assert_eq!(seen, vec![number(1), number(2), number(3), number(4)]);
+}
+
+#[test]
+fn case_count_and_sequences_survive_reopen_and_never_repeat() {
+    let directory = tempfile::tempdir().expect("tempdir");
+    let mut handed_out = HashSet::new();
+    for round in 0..3u32 {
+        let store = open_store(directory.path());
+        assert_eq!(store.case_count(), u64::from(round) * 2);
+        let summaries: Vec<_> = (1..=2)
+            .map(|offset| summary_for(&number(round * 10 + offset), Status::Registered, "n"))
+            .collect();
+        create_raw(&store, &summaries).expect("created");
+        assert_eq!(store.case_count(), u64::from(round) * 2 + 2);
+        for _ in 0..5 {
+            let sequence = store
+                .next_case_sequence("430702001001-2026")
+                .expect("sequence");
+            assert!(handed_out.insert(sequence), "sequence {sequence} repeated");
+        }
+        // Another prefix counts on its own.
+        assert_eq!(
+            store
+                .next_case_sequence(&format!("430702001002-{round}"))
+                .ok(),
+            Some(1)
+        );
+    }
+    let mut sorted: Vec<_> = handed_out.into_iter().collect();
+    sorted.sort_unstable();
+    assert_eq!(sorted, (1..=15).collect::<Vec<u64>>());
+}
+
+#[test]
+fn corrupt_records_give_errors_not_panics() {
+    let directory = tempfile::tempdir().expect("tempdir");
+    let store = open_store(directory.path());
+    let summaries: Vec<_> = (1..=4)
+        .map(|sequence| summary_for(&number(sequence), Status::Registered, "node-a"))
+        .collect();
+    create_raw(&store, &summaries).expect("created");
+    let tree = |name: &str| store.storage.raw_tree(name).expect("known tree");
+
+    tree("summaries")
+        .insert(number(1).as_bytes(), &[1u8, 0xff, 0xfe, 0x03][..])
+        .expect("damage");
+    assert_corrupt(store.summary(&number(1)));
+    assert_corrupt(store.list(&CaseFilter::default()));
+    assert_corrupt(store.for_each_summary(|_| {}));
+    assert_corrupt(store.list(&CaseFilter {
+        holder: Some("node-a".to_owned()),
+        ..CaseFilter::default()
+    }));
+
+    tree("case_records")
+        .insert(number(2).as_bytes(), &[1u8, 2, 3][..])
+        .expect("damage");
+    assert_corrupt(store.with_case(&number(2), |_| ()));
+    assert_corrupt(store.update_case(&number(2), |_| Err::<(CaseSummary, ()), ()>(())));
+
+    // A document record of an unknown layout version is refused before automerge sees it.
+    tree("documents")
+        .insert(number(3).as_bytes(), &[9u8, 1, 2, 3][..])
+        .expect("damage");
+    assert_corrupt(store.with_case(&number(3), |_| ()));
+
+    // A missing chunk the bookkeeping record promises.
+    let record = crate::codec::CaseRecord {
+        chunk_count: 1,
+        ..store
+            .storage
+            .read_case_record(&number(4))
+            .expect("reads")
+            .expect("exists")
+    };
+    tree("case_records")
+        .insert(number(4).as_bytes(), record.encode())
+        .expect("damage");
+    assert_corrupt(store.with_case(&number(4), |_| ()));
+
+    tree("feed")
+        .insert(&4u64.to_be_bytes()[..], &[3u8][..])
+        .expect("damage");
+    assert_corrupt(store.feed_since(0, 10));
+
+    tree("counters")
+        .insert(&b"430702001001-2026"[..], &b"xx"[..])
+        .expect("damage");
+    assert_corrupt(store.next_case_sequence("430702001001-2026"));
+
+    // A damaged case count is reported at open.
+    tree("meta")
+        .insert(&b"store/case_count"[..], &b"bad"[..])
+        .expect("damage");
+    drop(store);
+    assert_corrupt(Store::open(
+        directory.path(),
+        StoreOptions::new(2, TEST_ACTOR.to_vec()),
+    ));
+}
+
+#[test]
+fn an_update_rewrites_a_corrupt_summary() {
+    let directory = tempfile::tempdir().expect("tempdir");
+    let store = open_store(directory.path());
+    let summary = summary_for(&number(1), Status::Registered, "node-a");
+    create_raw(&store, std::slice::from_ref(&summary)).expect("created");
+    store
+        .storage
+        .raw_tree("summaries")
+        .expect("known tree")
+        .insert(number(1).as_bytes(), &[1u8][..])
+        .expect("damage");
+    update_raw(&store, &summary, DocumentWrite::Unchanged);
+    assert_eq!(store.summary(&number(1)).ok().flatten(), Some(summary));
+}
+
+#[test]
+fn unknown_cases_are_reported_as_missing() {
+    let directory = tempfile::tempdir().expect("tempdir");
+    let store = open_store(directory.path());
+    assert!(matches!(store.with_case(&number(1), |_| ()), Ok(None)));
+    let mut called = false;
+    let result = store.update_case(&number(1), |_| {
+        called = true;
+        Err::<(CaseSummary, ()), ()>(())
+    });
+    assert!(matches!(result, Err(StoreError::NotFound(missing)) if missing == number(1)));
+    assert!(!called);
+    let update = PreparedUpdate::new(
+        &summary_for(&number(1), Status::Registered, "n"),
+        DocumentWrite::Unchanged,
+    )
+    .expect("encodes");
+    assert!(matches!(
+        store.storage.write_update(&number(1), &update),
+        Err(StoreError::NotFound(_))
+    ));
+    assert_eq!(tree_len(&store, "feed"), 0);
+}
+
+#[test]
+fn metadata_is_namespaced_and_the_access_log_appends() {
+    let directory = tempfile::tempdir().expect("tempdir");
+    {
+        let store = open_store(directory.path());
+        assert_eq!(store.meta_get("node_name").ok(), Some(None));
+        store
+            .meta_put("node_name", "河洑镇".as_bytes())
+            .expect("put");
+        // A caller's key named like the store's own cannot disturb it.
+        store.meta_put("store/case_count", b"x").expect("put");
+        store.log_access(b"first").expect("log");
+        store.log_access(b"second").expect("log");
+        assert_eq!(store.case_count(), 0);
+    }
+    let store = open_store(directory.path());
+    assert_eq!(store.case_count(), 0);
+    assert_eq!(
+        store.meta_get("node_name").ok().flatten(),
+        Some("河洑镇".as_bytes().to_vec())
+    );
+    store.log_access(b"third").expect("log");
+    let log = store.access_log_since(0, 10).expect("reads");
+    let records: Vec<_> = log.iter().map(|(_, record)| record.clone()).collect();
+    assert_eq!(
+        records,
+        vec![b"first".to_vec(), b"second".to_vec(), b"third".to_vec()]
+    );
+    assert!(log.windows(2).all(|pair| pair[0].0 < pair[1].0));
+    let after_first = store.access_log_since(log[0].0, 1).expect("reads");
+    assert_eq!(after_first, vec![log[1].clone()]);
+}
+
+#[test]
+fn unsupported_format_version_is_refused() {
+    let directory = tempfile::tempdir().expect("tempdir");
+    {
+        let store = open_store(directory.path());
+        store
+            .storage
+            .raw_tree("meta")
+            .expect("known tree")
+            .insert(&b"store/format_version"[..], &2u32.to_be_bytes()[..])
+            .expect("writes");
+    }
+    assert!(matches!(
+        Store::open(directory.path(), StoreOptions::new(2, TEST_ACTOR.to_vec())),
+        Err(StoreError::UnsupportedFormat {
+            found: 2,
+            supported: 1
+        })
+    ));
+}
+
+#[test]
+fn concurrent_writers_get_distinct_increasing_feed_positions() {
+    let directory = tempfile::tempdir().expect("tempdir");
+    let store = Arc::new(open_store(directory.path()));
+    let summaries: Vec<_> = (1..=8)
+        .map(|sequence| summary_for(&number(sequence), Status::Registered, "node-a"))
+        .collect();
+    create_raw(&store, &summaries).expect("created");
+    let threads: Vec<_> = summaries
+        .into_iter()
+        .map(|summary| {
+            let store = Arc::clone(&store);
+            std::thread::spawn(move || {
+                (0..20)
+                    .map(|_| update_raw(&store, &summary, DocumentWrite::Append(b"c".to_vec())))
+                    .collect::<Vec<u64>>()
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    for thread in threads {
+        let seqs = thread.join().expect("thread finishes");
+        assert!(seqs.windows(2).all(|pair| pair[0] < pair[1]));
+        all.extend(seqs);
+    }
+    let distinct: HashSet<_> = all.iter().copied().collect();
+    assert_eq!(distinct.len(), 160);
+    assert_eq!(store.feed_head().ok(), Some(8 + 160));
+    assert_eq!(
+        store.feed_since(0, 100).map(|feed| feed.len()).ok(),
+        Some(8)
+    );
+}
+
+#[test]
+fn case_numbers_with_nul_or_empty_are_refused() {
+    assert!(crate::validate_case_number("430702-2026-000001").is_ok());
+    assert!(matches!(
+        crate::validate_case_number(""),
+        Err(StoreError::InvalidCaseNumber { .. })
+    ));
+    assert!(matches!(
+        crate::validate_case_number("4307\u{0}02"),
+        Err(StoreError::InvalidCaseNumber { .. })
+    ));
+}
+
+// ---------------------------------------------------------------------------------------------
+// With real case documents (need `fengqiao_case::CaseDocument`).
+// ---------------------------------------------------------------------------------------------
+
+fn create_documents(store: &Store, numbers: &[String]) -> Result<Vec<u64>, StoreError> {
+    let mut documents: Vec<_> = numbers.iter().map(|number| document_for(number)).collect();
+    let summaries: Vec<_> = numbers
+        .iter()
+        .map(|number| summary_for(number, Status::Registered, "node-a"))
+        .collect();
+    let mut cases: Vec<_> = documents
+        .iter_mut()
+        .zip(&summaries)
+        .map(|(document, summary)| NewCase { document, summary })
+        .collect();
+    store.create_cases(&mut cases)
+}
+
+fn add_note(store: &Store, case: &str, id: &str, text: &str) -> u64 {
+    let (_, seq) = store
+        .update_case(case, |document| {
+            document.push_event(&note(id, text))?;
+            let mut summary = summary_for(case, Status::Accepted, "node-a");
+            summary.event_count = document.events()?.len() as u32;
+            Ok::<_, fengqiao_case::DocumentError>((summary, ()))
+        })
+        .expect("store works")
+        .expect("change applies");
+    seq
+}
+
+fn event_ids(store: &Store, case: &str) -> Vec<String> {
+    store
+        .with_case(case, |document| document.events().expect("events read"))
+        .expect("store works")
+        .expect("case exists")
+        .into_iter()
+        .map(|event| event.id)
+        .collect()
+}
+
+#[test]
+fn documents_round_trip_through_reopen() {
+    let directory = tempfile::tempdir().expect("tempdir");
+    let case = number(1);
+    {
+        let store = open_store(directory.path());
+        assert_eq!(
+            create_documents(&store, std::slice::from_ref(&case)).ok(),
+            Some(vec![1])
+        );
+        assert_eq!(add_note(&store, &case, "n1", "第一次调解"), 2);
+    }
+    let store = open_store(directory.path());
+    let header = store
+        .with_case(&case, |document| document.header().expect("header reads"))
+        .expect("store works")
+        .expect("case exists");
+    assert_eq!(header, crate::test_support::header_for(&case));
+    assert_eq!(
+        event_ids(&store, &case),
+        vec![format!("register-{case}"), "n1".to_owned()]
+    );
+    assert_eq!(
+        store.summary(&case).ok().flatten().map(|s| s.status),
+        Some(Status::Accepted)
+    );
+    assert_eq!(add_note(&store, &case, "n2", "第二次调解"), 3);
+    drop(store);
+    let store = open_store(directory.path());
+    assert_eq!(event_ids(&store, &case).len(), 3);
+}
+
+#[test]
+fn updates_store_incremental_bytes_and_compaction_keeps_content() {
+    let directory = tempfile::tempdir().expect("tempdir");
+    let case = number(1);
+    let store = open_with(directory.path(), 4, 3);
+    create_documents(&store, std::slice::from_ref(&case)).expect("created");
+    let saved_before = store
+        .storage
+        .read_document(&case)
+        .expect("reads")
+        .expect("exists")
+        .saved;
+
+    add_note(&store, &case, "n1", "短");
+    let stored = store
+        .storage
+        .read_document(&case)
+        .expect("reads")
+        .expect("exists");
+    assert_eq!(
+        stored.saved, saved_before,
+        "an update must not rewrite the saved document"
+    );
+    assert_eq!(stored.chunks.len(), 1);
+    assert!(stored.chunks[0].len() < saved_before.len());
+
+    let mut expected = vec![format!("register-{case}"), "n1".to_owned()];
+    for index in 2..=12 {
+        let id = format!("n{index}");
+        add_note(&store, &case, &id, "调解记录");
+        expected.push(id);
+        let record = store
+            .storage
+            .read_case_record(&case)
+            .expect("reads")
+            .expect("exists");
+        assert!(record.chunk_count <= 3);
+        assert!(record.chunk_bytes <= record.saved_bytes);
+    }
+    let stored = store
+        .storage
+        .read_document(&case)
+        .expect("reads")
+        .expect("exists");
+    assert_ne!(stored.saved, saved_before, "compaction happened");
+    assert_eq!(event_ids(&store, &case), expected);
+    // A fresh load from disk (no cache) sees the same content.
+    drop(store);
+    let store = open_with(directory.path(), 4, 3);
+    assert_eq!(event_ids(&store, &case), expected);
+}
+
+#[test]
+fn create_cases_is_all_or_nothing_through_the_public_api() {
+    let directory = tempfile::tempdir().expect("tempdir");
+    let store = open_store(directory.path());
+    create_documents(&store, &[number(1)]).expect("created");
+    let result = create_documents(&store, &[number(2), number(3), number(1)]);
+    assert!(matches!(result, Err(StoreError::AlreadyExists(taken)) if taken == number(1)));
+    assert_eq!(store.case_count(), 1);
+    assert!(!store.contains(&number(2)).expect("contains"));
+    assert!(
+        store
+            .with_case(&number(2), |_| ())
+            .expect("store works")
+            .is_none()
+    );
+    let result = create_documents(&store, &[number(4), number(4)]);
+    assert!(matches!(result, Err(StoreError::AlreadyExists(_))));
+    assert_eq!(
+        create_documents(&store, &[number(2), number(3)]).ok(),
+        Some(vec![2, 3])
+    );
+    assert_eq!(store.case_count(), 3);
+}
+
+#[test]
+fn cache_stays_bounded() {
+    let directory = tempfile::tempdir().expect("tempdir");
+    let store = open_with(directory.path(), 2, 4);
+    let numbers: Vec<_> = (1..=10).map(number).collect();
+    create_documents(&store, &numbers).expect("created");
+    for round in 0..2 {
+        for case in &numbers {
+            add_note(&store, case, &format!("{case}-{round}"), "回访");
+            assert!(store.cache.len() <= 2);
+        }
+    }
+    for case in &numbers {
+        assert_eq!(event_ids(&store, case).len(), 3);
+        assert!(store.cache.len() <= 2);
+    }
+}
+
+#[test]
+fn a_failing_change_writes_nothing_and_drops_the_cached_copy() {
+    let directory = tempfile::tempdir().expect("tempdir");
+    let store = open_store(directory.path());
+    let case = number(1);
+    create_documents(&store, std::slice::from_ref(&case)).expect("created");
+    add_note(&store, &case, "n1", "第一次");
+    let feed_before = store.feed_since(0, 10).expect("feed");
+    let summary_before = store.summary(&case).expect("reads");
+    let changes_before = tree_len(&store, "changes");
+
+    let result = store
+        .update_case(&case, |document| {
+            // The change gets as far as touching the document, then fails.
+            document
+                .push_event(&note("half", "半途而废"))
+                .expect("event applies");
+            Err::<(CaseSummary, ()), &str>("refused")
+        })
+        .expect("store works");
+    assert_eq!(result.err(), Some("refused"));
+    assert!(store.cache.get(&case).is_none());
+    assert_eq!(store.feed_since(0, 10).ok(), Some(feed_before));
+    assert_eq!(store.summary(&case).expect("reads"), summary_before);
+    assert_eq!(tree_len(&store, "changes"), changes_before);
+    // Reloaded clean: the half-made change is gone, and the next update does not carry it.
+    assert_eq!(
+        event_ids(&store, &case),
+        vec![format!("register-{case}"), "n1".to_owned()]
+    );
+    add_note(&store, &case, "n2", "第二次");
+    drop(store);
+    let store = open_store(directory.path());
+    assert_eq!(
+        event_ids(&store, &case),
+        vec![format!("register-{case}"), "n1".to_owned(), "n2".to_owned()]
+    );
+}
+
+#[test]
+fn corrupt_document_bytes_give_an_error() {
+    let directory = tempfile::tempdir().expect("tempdir");
+    let store = open_store(directory.path());
+    let case = number(1);
+    create_documents(&store, std::slice::from_ref(&case)).expect("created");
+    store
+        .storage
+        .raw_tree("documents")
+        .expect("known tree")
+        .insert(case.as_bytes(), &[1u8, 0x85, 0x6f, 0x4a, 0x83, 0, 1, 2][..])
+        .expect("damage");
+    assert_corrupt(store.with_case(&case, |_| ()));
+    assert_corrupt(store.update_case(&case, |_| Err::<(CaseSummary, ()), ()>(())));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Scale check, run by hand in two processes so the open is measured without the fill's memory:
+//   FENGQIAO_STORE_SCALE_DIR=/tmp/scale cargo test -p fengqiao-store --release -- --ignored scale_fill
+//   FENGQIAO_STORE_SCALE_DIR=/tmp/scale cargo test -p fengqiao-store --release -- --ignored scale_open
+// ---------------------------------------------------------------------------------------------
+
+const SCALE_CASES: u32 = 100_000;
+
+fn scale_directory() -> Option<std::path::PathBuf> {
+    std::env::var_os("FENGQIAO_STORE_SCALE_DIR").map(std::path::PathBuf::from)
+}
+
+fn resident_mebibytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|line| line.starts_with("VmRSS:"))?;
+    let kibibytes: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kibibytes / 1024)
+}
+
+#[test]
+#[ignore = "scale check, run by hand"]
+fn scale_fill() {
+    let Some(directory) = scale_directory() else {
+        return;
+    };
+    let store = open_store(&directory);
+    let started = std::time::Instant::now();
+    for batch in 0..SCALE_CASES / 1_000 {
+        let summaries: Vec<_> = (0..1_000)
+            .map(|offset| {
+                let sequence = batch * 1_000 + offset + 1;
+                let mut summary = summary_for(&number(sequence), Status::Registered, "node-a");
+                summary.region_code = format!("430702{:03}{:03}", sequence % 20, sequence % 300);
+                summary.timeline.acceptance_deadline = Some(instant(1 + sequence % 28, 0));
+                summary
+            })
+            .collect();
+        let prepared = summaries
+            .iter()
+            .map(|summary| {
+                let mut saved = fake_saved(&summary.number);
+                saved.resize(2_080, b'x');
+                PreparedCase::new(saved, summary)
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .expect("encodes");
+        store.create_prepared(&prepared).expect("created");
+    }
+    eprintln!(
+        "filled {SCALE_CASES} cases in {:?}, resident {:?} MiB",
+        started.elapsed(),
+        resident_mebibytes()
+    );
+}
+
+#[test]
+#[ignore = "scale check, run by hand"]
+fn scale_open() {
+    let Some(directory) = scale_directory() else {
+        return;
+    };
+    let started = std::time::Instant::now();
+    let store = open_store(&directory);
+    let opened = started.elapsed();
+    let resident = resident_mebibytes();
+    eprintln!("opened in {opened:?}, resident {resident:?} MiB");
+    assert_eq!(store.case_count(), u64::from(SCALE_CASES));
+    assert!(opened < std::time::Duration::from_secs(1));
+    assert!(resident.is_some_and(|mebibytes| mebibytes < 150));
+
+    let started = std::time::Instant::now();
+    let township = store
+        .list(&CaseFilter {
+            region_prefix: Some("430702007".to_owned()),
+            limit: Some(100),
+            ..CaseFilter::default()
+        })
+        .expect("lists");
+    let urgent = store
+        .list(&CaseFilter {
+            deadline_before: Some(instant(2, 0)),
+            limit: Some(100),
+            ..CaseFilter::default()
+        })
+        .expect("lists");
+    eprintln!(
+        "two listings ({} + {}) in {:?}",
+        township.len(),
+        urgent.len(),
+        started.elapsed()
+    );
+    let started = std::time::Instant::now();
+    let mut visited = 0u64;
+    store.for_each_summary(|_| visited += 1).expect("visits");
+    eprintln!(
+        "visited {visited} summaries in {:?}, resident {:?} MiB",
+        started.elapsed(),
+        resident_mebibytes()
+    );
+}
+
+#[test]
+fn a_reloaded_document_does_not_write_its_chunks_again() {
+    let directory = tempfile::tempdir().expect("tempdir");
+    let case = number(1);
+    {
+        let store = open_with(directory.path(), 4, 100);
+        create_documents(&store, std::slice::from_ref(&case)).expect("created");
+        add_note(&store, &case, "n1", "调解");
+        add_note(&store, &case, "n2", "调解");
+    }
+    let store = open_with(directory.path(), 4, 100);
+    add_note(&store, &case, "n3", "调解");
+    let stored = store
+        .storage
+        .read_document(&case)
+        .expect("reads")
+        .expect("exists");
+    let record = store
+        .storage
+        .read_case_record(&case)
+        .expect("reads")
+        .expect("exists");
+    assert_eq!(record.chunk_count, 3);
+    let first = stored.chunks[0].len();
+    let last = stored.chunks[2].len();
+    assert!(
+        last < first * 2,
+        "the chunk after a reload ({last} bytes) repeats earlier chunks ({first} bytes each)"
+    );
+    assert_eq!(
+        event_ids(&store, &case),
+        vec![
+            format!("register-{case}"),
+            "n1".to_owned(),
+            "n2".to_owned(),
+            "n3".to_owned()
+        ]
+    );
+}
