@@ -82,7 +82,10 @@ fn register_accept_mediate_reply_evaluate_close_survives_restart() {
 
     // An invalid transition is refused with a reason and a non-zero exit.
     let refused = run_cli(&["case", "accept", &number, "--node", url]);
-    assert!(!refused.status.success(), "accepting a closed case must fail");
+    assert!(
+        !refused.status.success(),
+        "accepting a closed case must fail"
+    );
     let stderr = String::from_utf8_lossy(&refused.stderr);
     assert!(
         stderr.contains("cannot accept") && stderr.to_lowercase().contains("closed"),
@@ -101,7 +104,9 @@ fn register_accept_mediate_reply_evaluate_close_survives_restart() {
         .collect();
     assert_eq!(
         kinds,
-        ["register", "accept", "mediate", "reply", "evaluate", "close"]
+        [
+            "register", "accept", "mediate", "reply", "evaluate", "close"
+        ]
     );
     for event in before["events"].as_array().expect("events") {
         assert_eq!(event["operator"], fengqiao_tests::TEST_OPERATOR);
@@ -138,12 +143,21 @@ fn mutating_without_operator_is_refused_with_a_clear_message() {
     let node = NodeProcess::start(&dir).expect("start node");
     let output = fengqiao_tests::fengqiao_command()
         .env_remove("FENGQIAO_OPERATOR")
-        .args(["case", "accept", "430702001001-2026-000001", "--node", &node.url()])
+        .args([
+            "case",
+            "accept",
+            "430702001001-2026-000001",
+            "--node",
+            &node.url(),
+        ])
         .output()
         .expect("run fengqiao");
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("operator"), "names what is missing: {stderr}");
+    assert!(
+        stderr.contains("operator"),
+        "names what is missing: {stderr}"
+    );
 }
 
 #[test]

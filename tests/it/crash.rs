@@ -44,7 +44,7 @@ fn writer(
             .expect("ack lock")
             .insert(number.clone(), 1);
         // Every other case also gets an event, so updates (not only creations) are exercised.
-        if written % 2 == 0 {
+        if written.is_multiple_of(2) {
             let accept = serde_json::json!({"kind": "accept", "payload": {}});
             match http_post(address, &format!("/api/cases/{number}/events"), &accept) {
                 Ok((200, _)) => {
@@ -65,8 +65,9 @@ fn acknowledged_writes_survive_kill_9_many_times() {
     let mut rng_state: u64 = 0x9E37_79B9_7F4A_7C15;
 
     for cycle in 0..cycles() {
-        let node = NodeProcess::start(&dir)
-            .unwrap_or_else(|error| panic!("cycle {cycle}: store must open after kill -9: {error}"));
+        let node = NodeProcess::start(&dir).unwrap_or_else(|error| {
+            panic!("cycle {cycle}: store must open after kill -9: {error}")
+        });
         verify(&node, &acknowledged, cycle);
 
         let stop = Arc::new(AtomicBool::new(false));
@@ -116,7 +117,10 @@ fn verify(node: &NodeProcess, acknowledged: &Acknowledged, cycle: usize) {
         .map(|item| {
             let summary = &item["summary"];
             let number = summary["number"].as_str().expect("number").to_owned();
-            (number, summary["event_count"].as_u64().expect("event_count"))
+            (
+                number,
+                summary["event_count"].as_u64().expect("event_count"),
+            )
         })
         .collect();
     for (number, events) in expected {

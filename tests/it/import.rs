@@ -64,8 +64,7 @@ fn import_is_all_or_nothing_reports_rejected_rows_and_reruns_safely() {
     assert_eq!(closed["state"]["status"], "closed");
     assert_eq!(closed["state"]["satisfaction"], "basically_satisfied");
     assert_eq!(
-        closed["state"]["timeline"]["registered_at"],
-        "2026-03-01T01:30:00Z",
+        closed["state"]["timeline"]["registered_at"], "2026-03-01T01:30:00Z",
         "the ledger's own dates are kept"
     );
 

@@ -73,8 +73,9 @@ pub fn run_cli_json(args: &[&str]) -> serde_json::Value {
     let mut with_json: Vec<&str> = vec!["--json"];
     with_json.extend_from_slice(args);
     let stdout = run_cli_ok(&with_json);
-    serde_json::from_str(&stdout)
-        .unwrap_or_else(|error| panic!("fengqiao {args:?} printed invalid JSON ({error}):\n{stdout}"))
+    serde_json::from_str(&stdout).unwrap_or_else(|error| {
+        panic!("fengqiao {args:?} printed invalid JSON ({error}):\n{stdout}")
+    })
 }
 
 /// Create a node directory with `fengqiao init`.

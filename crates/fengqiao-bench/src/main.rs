@@ -51,7 +51,10 @@ fn main() -> anyhow::Result<()> {
         options.fengqiao.display()
     );
     let temp = tempfile::tempdir().context("create temporary directory")?;
-    let root = options.dir.clone().unwrap_or_else(|| temp.path().to_path_buf());
+    let root = options
+        .dir
+        .clone()
+        .unwrap_or_else(|| temp.path().to_path_buf());
     println!("machine: {}", machine_description());
 
     let api_dir = root.join("api-node");
@@ -147,7 +150,14 @@ fn init(fengqiao: &Path, dir: &Path) -> anyhow::Result<()> {
     let output = Command::new(fengqiao)
         .args(["init"])
         .arg(dir)
-        .args(["--name", "武陵区信访超市", "--tier", "county", "--region", "430702"])
+        .args([
+            "--name",
+            "武陵区信访超市",
+            "--tier",
+            "county",
+            "--region",
+            "430702",
+        ])
         .output()
         .context("run fengqiao init")?;
     ensure!(
@@ -314,9 +324,11 @@ fn seed(address: SocketAddr, count: usize, batch: usize) -> anyhow::Result<(f64,
         let (status, report) = post(&agent, address, "/api/import", &body)?;
         seconds += started.elapsed().as_secs_f64();
         ensure!(status == 200, "import answered {status}: {report}");
-        let imported = report
-            .as_array()
-            .map_or(0, |rows| rows.iter().filter(|row| row["outcome"] == "imported").count());
+        let imported = report.as_array().map_or(0, |rows| {
+            rows.iter()
+                .filter(|row| row["outcome"] == "imported")
+                .count()
+        });
         ensure!(imported > 0, "import imported nothing: {report}");
         done += imported;
         eprint!("\rseeding: {done}/{count}");

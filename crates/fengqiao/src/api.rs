@@ -1,8 +1,335 @@
 //! The HTTP JSON API (`/api/...`) and its OpenAPI document, served on 127.0.0.1 by default.
+//!
+//! A thin shell over [`crate::service::Node`]: it parses and checks the request, runs the node's
+//! (blocking) work on a blocking thread, and turns every failure into a JSON [`ApiError`].
+//! Routes are declared once, in [`ROUTES`]; the router and the OpenAPI document are both built
+//! from that table.
 
+mod openapi;
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests;
+
+use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::{
+    DefaultBodyLimit, FromRequest, FromRequestParts, MatchedPath, Query, Request, State,
+};
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, Method, StatusCode, Uri, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{MethodFilter, MethodRouter, on};
+use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
+use fengqiao_case::deadlines::china_offset;
+use fengqiao_case::{
+    ApiError, AppendEvent, CaseListItem, CaseView, DirectiveListItem, ImportBatch, ImportRowReport,
+    Measures, NodeInfo, OPERATOR_HEADER, RegisterCase,
+};
+use serde::de::DeserializeOwned;
+use tracing::Instrument;
+
+pub use self::openapi::{
+    BodySpec, HttpMethod, ParameterLocation, ParameterSpec, ParameterType, RouteSpec,
+};
+use crate::config::NodeDir;
+use crate::service::{ListFilter, Node, ServiceError, StatsQuery};
+
+/// An import batch is validated and written as one; 500 ledger rows need more than axum's 2 MiB.
+const IMPORT_BODY_LIMIT_BYTES: usize = 64 * 1024 * 1024;
+
+/// Longest operator name accepted: a person's name and perhaps a post, not a document.
+const MAX_OPERATOR_CHARS: usize = 100;
+
+/// How long a stopped server waits for requests still running on blocking threads to let go of
+/// the node before it gives up closing it cleanly.
+const CLOSE_WAIT: Duration = Duration::from_secs(30);
+
+/// Every operation of the API; each has exactly one handler and one entry in [`ROUTES`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Operation {
+    Health,
+    OpenApi,
+    RegisterCase,
+    ListCases,
+    GetCase,
+    AppendEvent,
+    ListDirectives,
+    Stats,
+    Import,
+}
+
+impl Operation {
+    /// Every operation, for the test that each is routed.
+    pub const ALL: [Operation; 9] = [
+        Operation::Health,
+        Operation::OpenApi,
+        Operation::RegisterCase,
+        Operation::ListCases,
+        Operation::GetCase,
+        Operation::AppendEvent,
+        Operation::ListDirectives,
+        Operation::Stats,
+        Operation::Import,
+    ];
+
+    /// The OpenAPI `operationId`.
+    pub fn id(self) -> &'static str {
+        match self {
+            Operation::Health => "health",
+            Operation::OpenApi => "openapi",
+            Operation::RegisterCase => "register_case",
+            Operation::ListCases => "list_cases",
+            Operation::GetCase => "get_case",
+            Operation::AppendEvent => "append_event",
+            Operation::ListDirectives => "list_directives",
+            Operation::Stats => "stats",
+            Operation::Import => "import",
+        }
+    }
+
+    /// This operation's entry in [`ROUTES`].
+    pub fn route(self) -> &'static RouteSpec {
+        // Every operation is in the table (a test holds it to that); the fallback keeps a
+        // mistake from becoming a panic in a request.
+        ROUTES
+            .iter()
+            .find(|route| route.operation == self)
+            .unwrap_or(&ROUTES[0])
+    }
+
+    fn method_router(self, filter: MethodFilter) -> MethodRouter<ApiState> {
+        match self {
+            Operation::Health => on(filter, health),
+            Operation::OpenApi => on(filter, openapi_document),
+            Operation::RegisterCase => on(filter, register_case),
+            Operation::ListCases => on(filter, list_cases),
+            Operation::GetCase => on(filter, get_case),
+            Operation::AppendEvent => on(filter, append_event),
+            Operation::ListDirectives => on(filter, list_directives),
+            Operation::Stats => on(filter, stats),
+            Operation::Import => {
+                on(filter, import).layer(DefaultBodyLimit::max(IMPORT_BODY_LIMIT_BYTES))
+            }
+        }
+    }
+}
+
+const CASE_NUMBER: ParameterSpec =
+    ParameterSpec::path("number", "case number, e.g. 430702001002-2026-000123");
+
+/// The API: every route, with what the OpenAPI document says about it.
+pub const ROUTES: &[RouteSpec] = &[
+    RouteSpec {
+        operation: Operation::Health,
+        method: HttpMethod::Get,
+        path: "/api/health",
+        summary: "node identity and case count",
+        description: "Answers as soon as the node serves; used to check that it is up.",
+        mutating: false,
+        parameters: &[],
+        request: None,
+        success_status: 200,
+        response: BodySpec::One("NodeInfo"),
+        errors: &[500],
+    },
+    RouteSpec {
+        operation: Operation::OpenApi,
+        method: HttpMethod::Get,
+        path: "/api/openapi.json",
+        summary: "this API's OpenAPI 3.1 document",
+        description: "Built from the same route table the node serves.",
+        mutating: false,
+        parameters: &[],
+        request: None,
+        success_status: 200,
+        response: BodySpec::One("OpenApiDocument"),
+        errors: &[500],
+    },
+    RouteSpec {
+        operation: Operation::RegisterCase,
+        method: HttpMethod::Post,
+        path: "/api/cases",
+        summary: "register a case (登记)",
+        description: "Without `number`, the node assigns REGION-YEAR-SEQUENCE for its region and \
+                      the year of `registered_at` (default now). A given number must be \
+                      well formed, in the node's region, and unused.",
+        mutating: true,
+        parameters: &[],
+        request: Some(BodySpec::One("RegisterCase")),
+        success_status: 201,
+        response: BodySpec::One("CaseView"),
+        errors: &[400, 409, 413, 415, 422, 500],
+    },
+    RouteSpec {
+        operation: Operation::ListCases,
+        method: HttpMethod::Get,
+        path: "/api/cases",
+        summary: "list cases",
+        description: "Case summaries (no personal data) with their warnings; every filter given \
+                      must match.",
+        mutating: false,
+        parameters: &[
+            ParameterSpec::query(
+                "status",
+                ParameterType::String,
+                "lifecycle status, e.g. registered, accepted, replied, closed",
+            ),
+            ParameterSpec::query("holder", ParameterType::String, "node id of the holder"),
+            ParameterSpec::query(
+                "category",
+                ParameterType::String,
+                "category, e.g. land_requisition, wage_arrears",
+            ),
+            ParameterSpec::query(
+                "region",
+                ParameterType::String,
+                "region code prefix: a village, or a township for all its villages",
+            ),
+            ParameterSpec::query(
+                "overdue",
+                ParameterType::Boolean,
+                "true: only cases with a deadline already passed, most urgent first",
+            ),
+            ParameterSpec::query("limit", ParameterType::Integer, "at most this many cases"),
+        ],
+        request: None,
+        success_status: 200,
+        response: BodySpec::ListOf("CaseListItem"),
+        errors: &[400, 500],
+    },
+    RouteSpec {
+        operation: Operation::GetCase,
+        method: HttpMethod::Get,
+        path: "/api/cases/{number}",
+        summary: "one case, with its whole history",
+        description: "Holds petitioners' personal data: the read is recorded in the node's \
+                      access log with the operator header, if given.",
+        mutating: false,
+        parameters: &[CASE_NUMBER],
+        request: None,
+        success_status: 200,
+        response: BodySpec::One("CaseView"),
+        errors: &[400, 404, 500],
+    },
+    RouteSpec {
+        operation: Operation::AppendEvent,
+        method: HttpMethod::Post,
+        path: "/api/cases/{number}/events",
+        summary: "append an event (accept, assign, reply, mediate, …)",
+        description: "Checked against the case's lifecycle; a refused event is answered 409 with \
+                      the reason.",
+        mutating: true,
+        parameters: &[CASE_NUMBER],
+        request: Some(BodySpec::One("AppendEvent")),
+        success_status: 200,
+        response: BodySpec::One("CaseView"),
+        errors: &[400, 404, 409, 413, 415, 422, 500],
+    },
+    RouteSpec {
+        operation: Operation::ListDirectives,
+        method: HttpMethod::Get,
+        path: "/api/directives",
+        summary: "supervision directives (督办单)",
+        description: "Every directive on the node's cases, earliest due first.",
+        mutating: false,
+        parameters: &[ParameterSpec::query(
+            "open",
+            ParameterType::Boolean,
+            "true: only directives not yet crossed off (销号)",
+        )],
+        request: None,
+        success_status: 200,
+        response: BodySpec::ListOf("DirectiveListItem"),
+        errors: &[400, 500],
+    },
+    RouteSpec {
+        operation: Operation::Stats,
+        method: HttpMethod::Get,
+        path: "/api/stats",
+        summary: "the supervisors' measures for a period",
+        description: "Cases registered in [from, to). A date means the start of that day in \
+                      China time.",
+        mutating: false,
+        parameters: &[
+            ParameterSpec::query(
+                "from",
+                ParameterType::InstantOrDate,
+                "start of the period (included)",
+            ),
+            ParameterSpec::query(
+                "to",
+                ParameterType::InstantOrDate,
+                "end of the period (excluded)",
+            ),
+            ParameterSpec::query("category", ParameterType::String, "only this category"),
+        ],
+        request: None,
+        success_status: 200,
+        response: BodySpec::One("Measures"),
+        errors: &[400, 500],
+    },
+    RouteSpec {
+        operation: Operation::Import,
+        method: HttpMethod::Post,
+        path: "/api/import",
+        summary: "import ledger rows, all or nothing",
+        description: "Every row is checked with its whole history first. Rows whose number is \
+                      already stored are already_present, so re-running is safe. If any row is \
+                      rejected, or with dry_run, nothing is written.",
+        mutating: true,
+        parameters: &[],
+        request: Some(BodySpec::One("ImportBatch")),
+        success_status: 200,
+        response: BodySpec::ListOf("ImportRowReport"),
+        errors: &[400, 409, 413, 415, 422, 500],
+    },
+];
+
+/// What every handler shares.
+#[derive(Debug, Clone)]
+struct ApiState {
+    node: Arc<Node>,
+    /// Serialized once: the document never changes while the node runs.
+    openapi: Bytes,
+}
+
+/// The OpenAPI 3.1 document of [`ROUTES`].
+pub fn openapi_json() -> serde_json::Value {
+    openapi::document(ROUTES)
+}
+
+/// The API's router over an open node.
+pub fn router(node: Arc<Node>) -> anyhow::Result<Router> {
+    let openapi =
+        serde_json::to_vec(&openapi_json()).context("cannot encode the OpenAPI document")?;
+    let state = ApiState {
+        node,
+        openapi: Bytes::from(openapi),
+    };
+    let mut router = Router::new();
+    for route in ROUTES {
+        let filter = match route.method {
+            HttpMethod::Get => MethodFilter::GET,
+            HttpMethod::Post => MethodFilter::POST,
+        };
+        router = router.route(route.path, route.operation.method_router(filter));
+    }
+    Ok(router
+        .fallback(no_such_endpoint)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn(trace_requests))
+        .with_state(state))
+}
 
 /// Open the node in `dir` and serve its API until `shutdown` completes. `listen` overrides the
 /// configured address. Writes the bound address to `api.addr` in the node directory once
@@ -12,6 +339,645 @@ pub async fn serve(
     listen: Option<SocketAddr>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let _ = (dir, listen, shutdown);
-    anyhow::bail!("not yet implemented")
+    BoundServer::bind(dir, listen).await?.run(shutdown).await
+}
+
+/// A node opened and its API socket bound, not yet serving: lets a caller learn the address
+/// (port 0) before it starts.
+#[derive(Debug)]
+pub struct BoundServer {
+    node: Arc<Node>,
+    listener: tokio::net::TcpListener,
+    address: SocketAddr,
+    address_file: PathBuf,
+}
+
+impl BoundServer {
+    /// Open the node, bind the address (`listen`, else the configured one) and write `api.addr`.
+    pub async fn bind(dir: &Path, listen: Option<SocketAddr>) -> anyhow::Result<BoundServer> {
+        let node_dir = dir.to_path_buf();
+        // Opening sled recovers its log: disk work, off the async threads.
+        let node = tokio::task::spawn_blocking(move || Node::open(&node_dir))
+            .await
+            .context("opening the node stopped unexpectedly")??;
+        let wanted = listen.unwrap_or(node.config().http.listen);
+        let listener = tokio::net::TcpListener::bind(wanted)
+            .await
+            .with_context(|| {
+                format!("cannot listen on {wanted}: is another node or program using that address?")
+            })?;
+        let address = listener
+            .local_addr()
+            .context("cannot read the address the API listens on")?;
+        let address_file = NodeDir::new(dir).api_address_path();
+        write_address_file(&address_file, address)?;
+        tracing::info!(
+            %address,
+            node_id = node.node_id(),
+            name = %node.config().node.name,
+            "api listening"
+        );
+        Ok(BoundServer {
+            node: Arc::new(node),
+            listener,
+            address,
+            address_file,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.address
+    }
+
+    /// Serve until `shutdown` completes, let running requests finish, then close the node.
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let BoundServer {
+            node,
+            listener,
+            address,
+            address_file,
+        } = self;
+        let app = router(Arc::clone(&node))?;
+        let served = axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown)
+            .await
+            .with_context(|| format!("the API server on {address} failed"));
+        // A stale address would send clients to a port nobody answers on.
+        if let Err(error) = std::fs::remove_file(&address_file)
+            && error.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::warn!(path = %address_file.display(), %error, "cannot remove the address file");
+        }
+        close_node(node).await;
+        tracing::info!(%address, "api stopped");
+        served
+    }
+}
+
+/// Drop the node (and with it the store and the directory lock) once no request holds it.
+async fn close_node(mut node: Arc<Node>) {
+    // A client that hung up mid-request leaves its blocking work running with a reference.
+    let deadline = Instant::now() + CLOSE_WAIT;
+    loop {
+        match Arc::try_unwrap(node) {
+            Ok(node) => {
+                let dropped = tokio::task::spawn_blocking(move || drop(node)).await;
+                if dropped.is_err() {
+                    tracing::error!("closing the store failed");
+                }
+                return;
+            }
+            Err(shared) if Instant::now() < deadline => {
+                node = shared;
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            Err(_) => {
+                tracing::warn!("requests still running after shutdown; leaving the store to exit");
+                return;
+            }
+        }
+    }
+}
+
+/// Write the address to a temporary file and rename it, so a reader never sees half of it.
+fn write_address_file(path: &Path, address: SocketAddr) -> anyhow::Result<()> {
+    let temporary = path.with_extension("addr.tmp");
+    std::fs::write(&temporary, format!("{address}\n"))
+        .with_context(|| format!("cannot write {}", temporary.display()))?;
+    std::fs::rename(&temporary, path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Errors
+// ---------------------------------------------------------------------------------------------
+
+/// A failed request: its status and the message of its [`ApiError`] body.
+#[derive(Debug)]
+pub struct ApiFailure {
+    pub status: StatusCode,
+    pub message: String,
+}
+
+impl ApiFailure {
+    fn bad_request(message: impl Into<String>) -> ApiFailure {
+        ApiFailure {
+            status: StatusCode::BAD_REQUEST,
+            message: message.into(),
+        }
+    }
+
+    fn internal() -> ApiFailure {
+        ApiFailure {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            message: "internal error: the node failed to answer; its log says why".to_owned(),
+        }
+    }
+}
+
+impl From<ServiceError> for ApiFailure {
+    fn from(error: ServiceError) -> ApiFailure {
+        let status =
+            StatusCode::from_u16(error.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        if status.is_server_error() {
+            // Storage and document errors name cases and files, never personal data.
+            tracing::error!(%error, "request failed");
+        }
+        ApiFailure {
+            status,
+            message: error.to_string(),
+        }
+    }
+}
+
+impl IntoResponse for ApiFailure {
+    fn into_response(self) -> Response {
+        (
+            self.status,
+            axum::Json(ApiError {
+                error: self.message,
+            }),
+        )
+            .into_response()
+    }
+}
+
+/// axum's rejection texts start with a capital letter; API messages are lowercase.
+fn lowercase_first(text: &str) -> String {
+    let mut characters = text.chars();
+    match characters.next() {
+        Some(first) => first.to_lowercase().chain(characters).collect(),
+        None => String::new(),
+    }
+}
+
+async fn no_such_endpoint(method: Method, uri: Uri) -> ApiFailure {
+    ApiFailure {
+        status: StatusCode::NOT_FOUND,
+        message: format!(
+            "no such endpoint: {method} {}; GET /api/openapi.json lists them",
+            uri.path()
+        ),
+    }
+}
+
+async fn method_not_allowed(method: Method, uri: Uri) -> ApiFailure {
+    let allowed: Vec<&str> = ROUTES
+        .iter()
+        .filter(|route| route_matches(route.path, uri.path()))
+        .map(|route| route.method.http_name())
+        .collect();
+    ApiFailure {
+        status: StatusCode::METHOD_NOT_ALLOWED,
+        message: format!(
+            "{method} is not allowed on {}; use {}",
+            uri.path(),
+            allowed.join(" or ")
+        ),
+    }
+}
+
+/// Whether a concrete path fits a route template (`{x}` matches one segment).
+fn route_matches(template: &str, path: &str) -> bool {
+    let template_segments: Vec<&str> = template.split('/').collect();
+    let path_segments: Vec<&str> = path.split('/').collect();
+    template_segments.len() == path_segments.len()
+        && template_segments
+            .iter()
+            .zip(&path_segments)
+            .all(|(expected, actual)| expected.starts_with('{') || expected == actual)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Extractors: axum's, with every rejection turned into an ApiError
+// ---------------------------------------------------------------------------------------------
+
+/// A JSON body; malformed or mistyped JSON is answered with an [`ApiError`].
+struct ApiJson<T>(T);
+
+impl<S, T> FromRequest<S> for ApiJson<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned,
+{
+    type Rejection = ApiFailure;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::Json::<T>::from_request(request, state).await {
+            Ok(axum::Json(value)) => Ok(ApiJson(value)),
+            Err(rejection) => Err(json_failure(&rejection)),
+        }
+    }
+}
+
+fn json_failure(rejection: &JsonRejection) -> ApiFailure {
+    // The innermost cause is serde's own message, with the field path and position.
+    let detail = || {
+        let mut cause: &dyn std::error::Error = rejection;
+        while let Some(source) = cause.source() {
+            cause = source;
+        }
+        cause.to_string()
+    };
+    let message = match rejection {
+        JsonRejection::JsonSyntaxError(_) => format!("malformed JSON body: {}", detail()),
+        JsonRejection::JsonDataError(_) => format!("unexpected JSON body: {}", detail()),
+        JsonRejection::MissingJsonContentType(_) => {
+            "send the body as JSON with the header `content-type: application/json`".to_owned()
+        }
+        _ => lowercase_first(&rejection.body_text()),
+    };
+    ApiFailure {
+        status: rejection.status(),
+        message,
+    }
+}
+
+/// The `{number}` path segment.
+struct CaseNumber(String);
+
+impl<S: Send + Sync> FromRequestParts<S> for CaseNumber {
+    type Rejection = ApiFailure;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Path::<String>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(number)) => Ok(CaseNumber(number)),
+            Err(rejection) => Err(path_failure(&rejection)),
+        }
+    }
+}
+
+fn path_failure(rejection: &PathRejection) -> ApiFailure {
+    ApiFailure {
+        status: rejection.status(),
+        message: format!(
+            "invalid case number in the path: {}",
+            lowercase_first(&rejection.body_text())
+        ),
+    }
+}
+
+/// The query string as name/value pairs, checked against the route's documented parameters.
+struct QueryPairs(Vec<(String, String)>);
+
+impl<S: Send + Sync> FromRequestParts<S> for QueryPairs {
+    type Rejection = ApiFailure;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match Query::<Vec<(String, String)>>::from_request_parts(parts, state).await {
+            Ok(Query(pairs)) => Ok(QueryPairs(pairs)),
+            Err(rejection) => Err(query_failure(&rejection)),
+        }
+    }
+}
+
+fn query_failure(rejection: &QueryRejection) -> ApiFailure {
+    ApiFailure::bad_request(format!(
+        "invalid query string: {}",
+        lowercase_first(&rejection.body_text())
+    ))
+}
+
+/// The operator header's value, checked: `Ok(None)` when absent.
+fn operator_from(parts: &Parts) -> Result<Option<String>, ApiFailure> {
+    let Some(value) = parts.headers.get(OPERATOR_HEADER) else {
+        return Ok(None);
+    };
+    operator_name(value).map(Some)
+}
+
+fn operator_name(value: &HeaderValue) -> Result<String, ApiFailure> {
+    // Names are Chinese: the header carries UTF-8, which `HeaderValue::to_str` would refuse.
+    let text = std::str::from_utf8(value.as_bytes()).map_err(|_| {
+        ApiFailure::bad_request(format!("the {OPERATOR_HEADER} header is not UTF-8 text"))
+    })?;
+    let name = text.trim();
+    if name.is_empty() {
+        return Err(missing_operator());
+    }
+    if name.chars().count() > MAX_OPERATOR_CHARS {
+        return Err(ApiFailure::bad_request(format!(
+            "the {OPERATOR_HEADER} header is longer than {MAX_OPERATOR_CHARS} characters: \
+             give the operator's name"
+        )));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(ApiFailure::bad_request(format!(
+            "the {OPERATOR_HEADER} header contains control characters"
+        )));
+    }
+    Ok(name.to_owned())
+}
+
+fn missing_operator() -> ApiFailure {
+    ApiFailure::bad_request(format!(
+        "missing operator: every change must name its operator in the {OPERATOR_HEADER} header \
+         (it is recorded in the case's history)"
+    ))
+}
+
+/// The operator of a change; required.
+struct RequiredOperator(String);
+
+impl<S: Send + Sync> FromRequestParts<S> for RequiredOperator {
+    type Rejection = ApiFailure;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        operator_from(parts)?
+            .map(RequiredOperator)
+            .ok_or_else(missing_operator)
+    }
+}
+
+/// The operator of a read, when the caller names one.
+struct OptionalOperator(Option<String>);
+
+impl<S: Send + Sync> FromRequestParts<S> for OptionalOperator {
+    type Rejection = ApiFailure;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        operator_from(parts).map(OptionalOperator)
+    }
+}
+
+/// Query parameters of one route, by name, after checking each is one the route documents.
+struct QueryValues {
+    operation: Operation,
+    values: HashMap<&'static str, String>,
+}
+
+impl QueryValues {
+    fn new(operation: Operation, pairs: Vec<(String, String)>) -> Result<QueryValues, ApiFailure> {
+        let route = operation.route();
+        let mut values = HashMap::new();
+        for (name, value) in pairs {
+            let Some(parameter) = route.query_parameters().find(|known| known.name == name) else {
+                let known: Vec<&str> = route.query_parameters().map(|known| known.name).collect();
+                return Err(ApiFailure::bad_request(if known.is_empty() {
+                    format!(
+                        "unknown query parameter {name:?}: {} {} takes none",
+                        route.method.http_name(),
+                        route.path
+                    )
+                } else {
+                    format!(
+                        "unknown query parameter {name:?}: {} {} takes {}",
+                        route.method.http_name(),
+                        route.path,
+                        known.join(", ")
+                    )
+                }));
+            };
+            if values.insert(parameter.name, value).is_some() {
+                return Err(ApiFailure::bad_request(format!(
+                    "query parameter {name:?} is given more than once"
+                )));
+            }
+        }
+        Ok(QueryValues { operation, values })
+    }
+
+    /// A non-empty value; an empty one (`?holder=`) counts as absent.
+    fn text(&self, name: &str) -> Option<&str> {
+        debug_assert!(
+            self.operation
+                .route()
+                .query_parameters()
+                .any(|parameter| parameter.name == name),
+            "{name} is not documented for {:?}",
+            self.operation
+        );
+        self.values
+            .get(name)
+            .map(|value| value.trim())
+            .filter(|value| !value.is_empty())
+    }
+
+    /// A value in the API's snake_case spelling of a model enum.
+    fn enumeration<T: DeserializeOwned>(&self, name: &str) -> Result<Option<T>, ApiFailure> {
+        let Some(text) = self.text(name) else {
+            return Ok(None);
+        };
+        serde_json::from_value(serde_json::Value::String(text.to_owned()))
+            .map(Some)
+            .map_err(|error| ApiFailure::bad_request(format!("invalid {name} {text:?}: {error}")))
+    }
+
+    fn boolean(&self, name: &str) -> Result<bool, ApiFailure> {
+        match self.text(name).map(str::to_ascii_lowercase).as_deref() {
+            None | Some("false" | "0" | "no") => Ok(false),
+            Some("true" | "1" | "yes") => Ok(true),
+            Some(other) => Err(ApiFailure::bad_request(format!(
+                "invalid {name} {other:?}: expected true or false"
+            ))),
+        }
+    }
+
+    fn count(&self, name: &str) -> Result<Option<usize>, ApiFailure> {
+        self.text(name)
+            .map(|text| {
+                text.parse::<usize>().map_err(|_| {
+                    ApiFailure::bad_request(format!(
+                        "invalid {name} {text:?}: expected a whole number"
+                    ))
+                })
+            })
+            .transpose()
+    }
+
+    fn instant(&self, name: &str) -> Result<Option<DateTime<Utc>>, ApiFailure> {
+        let Some(text) = self.text(name) else {
+            return Ok(None);
+        };
+        parse_instant_or_date(text).map(Some).ok_or_else(|| {
+            ApiFailure::bad_request(format!(
+                "invalid {name} {text:?}: expected an RFC 3339 time (2026-03-01T09:30:00+08:00) \
+                 or a date (2026-03-01)"
+            ))
+        })
+    }
+}
+
+/// An RFC 3339 instant, or a date meaning the start of that day in China time.
+fn parse_instant_or_date(text: &str) -> Option<DateTime<Utc>> {
+    if let Ok(instant) = DateTime::parse_from_rfc3339(text) {
+        return Some(instant.with_timezone(&Utc));
+    }
+    // An unencoded '+' in a query string arrives as a space.
+    if text.contains(' ')
+        && let Ok(instant) = DateTime::parse_from_rfc3339(&text.replace(' ', "+"))
+    {
+        return Some(instant.with_timezone(&Utc));
+    }
+    let date = NaiveDate::parse_from_str(text, "%Y-%m-%d").ok()?;
+    date.and_time(NaiveTime::MIN)
+        .and_local_timezone(china_offset())
+        .single()
+        .map(|start| start.with_timezone(&Utc))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Handlers
+// ---------------------------------------------------------------------------------------------
+
+/// Run the node's work on a blocking thread: it waits on disk flushes.
+async fn on_node<T, F>(state: &ApiState, work: F) -> Result<T, ApiFailure>
+where
+    T: Send + 'static,
+    F: FnOnce(&Node) -> Result<T, ServiceError> + Send + 'static,
+{
+    let node = Arc::clone(&state.node);
+    match tokio::task::spawn_blocking(move || work(&node)).await {
+        Ok(result) => result.map_err(ApiFailure::from),
+        Err(error) => {
+            tracing::error!(%error, "request work stopped unexpectedly");
+            Err(ApiFailure::internal())
+        }
+    }
+}
+
+async fn health(
+    State(state): State<ApiState>,
+    QueryPairs(pairs): QueryPairs,
+) -> Result<axum::Json<NodeInfo>, ApiFailure> {
+    QueryValues::new(Operation::Health, pairs)?;
+    Ok(axum::Json(state.node.info()))
+}
+
+async fn openapi_document(
+    State(state): State<ApiState>,
+    QueryPairs(pairs): QueryPairs,
+) -> Result<Response, ApiFailure> {
+    QueryValues::new(Operation::OpenApi, pairs)?;
+    Ok((
+        [(header::CONTENT_TYPE, "application/json")],
+        state.openapi.clone(),
+    )
+        .into_response())
+}
+
+async fn register_case(
+    State(state): State<ApiState>,
+    RequiredOperator(operator): RequiredOperator,
+    QueryPairs(pairs): QueryPairs,
+    ApiJson(request): ApiJson<RegisterCase>,
+) -> Result<(StatusCode, axum::Json<CaseView>), ApiFailure> {
+    // An unknown parameter (`?dry_run=true`) must not be ignored while the change goes ahead.
+    QueryValues::new(Operation::RegisterCase, pairs)?;
+    let view = on_node(&state, move |node| {
+        node.register(&operator, Utc::now(), request)
+    })
+    .await?;
+    Ok((StatusCode::CREATED, axum::Json(view)))
+}
+
+async fn list_cases(
+    State(state): State<ApiState>,
+    QueryPairs(pairs): QueryPairs,
+) -> Result<axum::Json<Vec<CaseListItem>>, ApiFailure> {
+    let query = QueryValues::new(Operation::ListCases, pairs)?;
+    let filter = ListFilter {
+        status: query.enumeration("status")?,
+        holder: query.text("holder").map(str::to_owned),
+        category: query.enumeration("category")?,
+        region_prefix: query.text("region").map(str::to_owned),
+        overdue_only: query.boolean("overdue")?,
+        limit: query.count("limit")?,
+    };
+    let items = on_node(&state, move |node| node.list(Utc::now(), &filter)).await?;
+    Ok(axum::Json(items))
+}
+
+async fn get_case(
+    State(state): State<ApiState>,
+    OptionalOperator(operator): OptionalOperator,
+    CaseNumber(number): CaseNumber,
+) -> Result<axum::Json<CaseView>, ApiFailure> {
+    let view = on_node(&state, move |node| {
+        node.get(operator.as_deref(), Utc::now(), &number)
+    })
+    .await?;
+    Ok(axum::Json(view))
+}
+
+async fn append_event(
+    State(state): State<ApiState>,
+    RequiredOperator(operator): RequiredOperator,
+    QueryPairs(pairs): QueryPairs,
+    CaseNumber(number): CaseNumber,
+    ApiJson(request): ApiJson<AppendEvent>,
+) -> Result<axum::Json<CaseView>, ApiFailure> {
+    // An unknown parameter (`?dry_run=true`) must not be ignored while the change goes ahead.
+    QueryValues::new(Operation::AppendEvent, pairs)?;
+    let view = on_node(&state, move |node| {
+        node.append(&operator, Utc::now(), &number, request)
+    })
+    .await?;
+    Ok(axum::Json(view))
+}
+
+async fn list_directives(
+    State(state): State<ApiState>,
+    QueryPairs(pairs): QueryPairs,
+) -> Result<axum::Json<Vec<DirectiveListItem>>, ApiFailure> {
+    let query = QueryValues::new(Operation::ListDirectives, pairs)?;
+    let open_only = query.boolean("open")?;
+    let items = on_node(&state, move |node| node.directives(Utc::now(), open_only)).await?;
+    Ok(axum::Json(items))
+}
+
+async fn stats(
+    State(state): State<ApiState>,
+    QueryPairs(pairs): QueryPairs,
+) -> Result<axum::Json<Measures>, ApiFailure> {
+    let query = QueryValues::new(Operation::Stats, pairs)?;
+    let stats_query = StatsQuery {
+        from: query.instant("from")?,
+        to: query.instant("to")?,
+        category: query.enumeration("category")?,
+    };
+    let measures = on_node(&state, move |node| node.stats(Utc::now(), &stats_query)).await?;
+    Ok(axum::Json(measures))
+}
+
+async fn import(
+    State(state): State<ApiState>,
+    RequiredOperator(operator): RequiredOperator,
+    QueryPairs(pairs): QueryPairs,
+    ApiJson(batch): ApiJson<ImportBatch>,
+) -> Result<axum::Json<Vec<ImportRowReport>>, ApiFailure> {
+    // An unknown parameter (`?dry_run=true`) must not be ignored while the change goes ahead.
+    QueryValues::new(Operation::Import, pairs)?;
+    let reports = on_node(&state, move |node| {
+        node.import(&operator, Utc::now(), batch)
+    })
+    .await?;
+    Ok(axum::Json(reports))
+}
+
+/// One span per request, with method, route and outcome. The route template is logged, never the
+/// concrete path, query or body: those can carry personal data.
+async fn trace_requests(request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = request.method().clone();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "(no route)".to_owned(), |path| path.as_str().to_owned());
+    let span = tracing::info_span!("request", %method, route = %route);
+    let response = next.run(request).instrument(span.clone()).await;
+    let status = response.status().as_u16();
+    let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+    span.in_scope(|| {
+        if response.status().is_server_error() {
+            tracing::warn!(status, latency_ms, "answered");
+        } else {
+            tracing::info!(status, latency_ms, "answered");
+        }
+    });
+    response
 }

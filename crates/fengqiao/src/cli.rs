@@ -1,8 +1,446 @@
 //! The command line: `init`, `run`, `demo`, `import`, and the case / directive / stats commands
 //! that talk to a running node through its HTTP API.
+//!
+//! What the user asked for goes to stdout (tables, or the API's JSON with `--json`); logs go to
+//! stderr through `tracing`, so scripts can read one without the other.
 
+pub mod case;
+pub mod directive;
+pub mod render;
+
+use std::future::Future;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
+use anyhow::{Context, bail};
+use chrono::NaiveDate;
+use clap::{ArgAction, Args, Parser, Subcommand};
+use fengqiao_case::{Category, Measures, NodeInfo, Tier};
+
+use crate::client::{NODE_ENV, NodeClient, OPERATOR_ENV, resolve_node_url};
+use crate::import::values::{parse_date, parse_labelled, start_of_china_day};
+use crate::import::{DEFAULT_BATCH_ROWS, ImportOptions, LedgerFormat};
+
+/// Fengqiao: petition and dispute case handling for village, township and county offices.
+#[derive(Debug, Parser)]
+#[command(
+    name = "fengqiao",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalOptions,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every command accepts, before or after the subcommand.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Node, operator and output")]
+pub struct GlobalOptions {
+    /// URL of the node's API [env: FENGQIAO_NODE] [default: http://127.0.0.1:7370]
+    #[arg(long, global = true, value_name = "URL")]
+    pub node: Option<String>,
+    /// A node directory: client commands read the address `fengqiao run` wrote there
+    /// (`api.addr`); `demo` creates or reuses the node there.
+    #[arg(long, global = true, value_name = "NODE_DIR")]
+    pub dir: Option<PathBuf>,
+    /// Who is acting: recorded with every change (required for commands that change data)
+    #[arg(long, global = true, env = OPERATOR_ENV, value_name = "NAME")]
+    pub operator: Option<String>,
+    /// Print the API's JSON instead of tables, for scripts
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// More log output on stderr (-v, -vv); RUST_LOG also works
+    #[arg(short, long, global = true, action = ArgAction::Count)]
+    pub verbose: u8,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create a node directory: configuration and identity key
+    Init(InitArgs),
+    /// Serve a node's API until Ctrl-C or SIGTERM
+    Run(RunArgs),
+    /// Show the node's identity, tier, region and case count
+    #[command(visible_alias = "node-info")]
+    Info,
+    /// Register, list, show and move cases through their lifecycle
+    #[command(subcommand)]
+    Case(case::CaseCommand),
+    /// Supervision directives (督办单): issue, acknowledge, report, cross off, list
+    #[command(subcommand)]
+    Directive(directive::DirectiveCommand),
+    /// The supervisors' measures (及时受理率, 按期办结率, …) for a period
+    Stats(StatsArgs),
+    /// Import an existing ledger (CSV or JSON lines): all rows or none
+    Import(ImportArgs),
+    /// Start a demonstration county node seeded with realistic cases
+    Demo(crate::demo::DemoArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// Directory to create the node in
+    pub dir: PathBuf,
+    /// The office's name, e.g. 芦荻山村调解室
+    #[arg(long)]
+    pub name: String,
+    /// village | township | county | city (村 / 乡镇 / 县区 / 市)
+    #[arg(long, value_parser = parse_labelled::<Tier>)]
+    pub tier: Tier,
+    /// Administrative region code: 6 digits county, 9 township, 12 village
+    #[arg(long, value_name = "CODE")]
+    pub region: String,
+    /// Address the API listens on [default: 127.0.0.1:7370]
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+    /// The parent node's address (for the federation)
+    #[arg(long, value_name = "ADDR")]
+    pub parent: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The node directory (or --dir)
+    pub dir: Option<PathBuf>,
+    /// Listen on this address instead of the configured one (port 0 picks a free port)
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+}
+
+#[derive(Debug, Args)]
+pub struct StatsArgs {
+    /// First day of the period (China time), e.g. 2026-01-01
+    #[arg(long, value_parser = parse_date, value_name = "DATE")]
+    pub from: Option<NaiveDate>,
+    /// Last day of the period, included
+    #[arg(long, value_parser = parse_date, value_name = "DATE")]
+    pub to: Option<NaiveDate>,
+    /// Only this category (wage_arrears, 拖欠工资, …)
+    #[arg(long, value_parser = parse_labelled::<Category>)]
+    pub category: Option<Category>,
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// The ledger file. Rows should carry their case numbers: then re-running the same import is
+    /// safe (existing cases come back "already present"); rows without a number get a new one
+    /// each time.
+    pub file: PathBuf,
+    /// File format [default: from the extension: .csv, .jsonl]
+    #[arg(long, value_enum)]
+    pub format: Option<LedgerFormat>,
+    /// Only validate every row on the node; write nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Rows per upload batch (each batch is atomic on the node)
+    #[arg(long = "batch", value_name = "N", default_value_t = DEFAULT_BATCH_ROWS)]
+    pub batch_rows: usize,
+}
+
+/// Entry point of the binary: parse, run, report errors with their context chain.
 pub fn main() -> ExitCode {
-    ExitCode::SUCCESS
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => {
+            // Help and version are "errors" to clap too; they print to stdout and exit 0.
+            let _ = error.print();
+            return ExitCode::from(u8::try_from(error.exit_code()).unwrap_or(2));
+        }
+    };
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::debug!(error = ?error, "command failed");
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Run a parsed command line.
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    let global = cli.global;
+    // A running node logs what it does; the demo's request log would drown its own output.
+    let serving = matches!(cli.command, Command::Run(_));
+    init_tracing(global.verbose, serving);
+    match cli.command {
+        Command::Init(args) => init(args),
+        Command::Run(args) => run_node(args, &global),
+        Command::Info => {
+            let client = connect(&global)?;
+            let info: serde_json::Value = client.get("/api/health", &[])?;
+            if global.json {
+                return print_json(&info);
+            }
+            let info: NodeInfo =
+                serde_json::from_value(info).context("unexpected answer from /api/health")?;
+            emit(render::node_info_text(&info, client.base_url()))
+        }
+        Command::Case(command) => case::run(command, &connect(&global)?, global.json),
+        Command::Directive(command) => directive::run(command, &connect(&global)?, global.json),
+        Command::Stats(args) => stats(args, &connect(&global)?, global.json),
+        Command::Import(args) => {
+            let options = ImportOptions {
+                format: args.format,
+                dry_run: args.dry_run,
+                batch_rows: args.batch_rows,
+                json: global.json,
+            };
+            crate::import::import_file(&connect(&global)?, &args.file, &options).map(|_| ())
+        }
+        Command::Demo(args) => crate::demo::run(args, &global),
+    }
+}
+
+/// The client for the node the global options point at.
+pub fn connect(global: &GlobalOptions) -> anyhow::Result<NodeClient> {
+    let environment_node = std::env::var(NODE_ENV).ok();
+    let url = resolve_node_url(
+        global.node.as_deref(),
+        global.dir.as_deref(),
+        environment_node.as_deref(),
+    )?;
+    Ok(NodeClient::new(url, global.operator.clone()))
+}
+
+/// Logs on stderr. `-v` wins over RUST_LOG; servers log `info` by default, clients only warnings.
+fn init_tracing(verbose: u8, serving: bool) {
+    use tracing_subscriber::EnvFilter;
+    let default_level = if serving { 1 } else { 0 };
+    let levels = ["warn", "info", "debug", "trace"];
+    let filter = match std::env::var("RUST_LOG") {
+        Ok(directives) if verbose == 0 && !directives.trim().is_empty() => {
+            EnvFilter::try_new(directives).unwrap_or_else(|_| EnvFilter::new(levels[default_level]))
+        }
+        _ => {
+            let level = (default_level + usize::from(verbose)).min(levels.len() - 1);
+            EnvFilter::new(levels[level])
+        }
+    };
+    // A second initialization (tests calling `run` twice) is harmless; keep the first.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .try_init();
+}
+
+fn init(args: InitArgs) -> anyhow::Result<()> {
+    let options = crate::service::InitOptions {
+        name: args.name,
+        tier: args.tier,
+        region_code: args.region,
+        listen: args.listen,
+        parent: args.parent,
+    };
+    let config = crate::service::init_node(&args.dir, options)
+        .with_context(|| format!("cannot create a node in {}", args.dir.display()))?;
+    // The id is derived from the key init just wrote; failing to read it back is worth a warning,
+    // not a failed init.
+    let key_path = crate::config::NodeDir::new(&args.dir).key_path();
+    let node_id = match crate::identity::NodeIdentity::load(&key_path) {
+        Ok(identity) => Some(identity.node_id().to_owned()),
+        Err(error) => {
+            tracing::warn!(%error, "cannot read the new node's identity back");
+            None
+        }
+    };
+    emit(render::init_text(&args.dir, &config, node_id.as_deref()))
+}
+
+fn run_node(args: RunArgs, global: &GlobalOptions) -> anyhow::Result<()> {
+    let Some(dir) = args.dir.or_else(|| global.dir.clone()) else {
+        bail!("which node? pass its directory: fengqiao run NODE_DIR");
+    };
+    if !crate::config::NodeDir::exists(&dir) {
+        bail!(
+            "{} is not a node directory (no {}): create one with `fengqiao init {} --name … \
+             --tier … --region …`",
+            dir.display(),
+            crate::config::CONFIG_FILE,
+            dir.display()
+        );
+    }
+    let runtime = tokio_runtime()?;
+    let shutdown = {
+        let _entered = runtime.enter();
+        shutdown_signal()?
+    };
+    tracing::info!(dir = %dir.display(), "starting node");
+    runtime.block_on(crate::api::serve(&dir, args.listen, shutdown))?;
+    tracing::info!("node stopped");
+    Ok(())
+}
+
+pub(crate) fn tokio_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("fengqiao")
+        .build()
+        .context("cannot start the async runtime")
+}
+
+/// A future that completes on Ctrl-C or SIGTERM. Must be called inside the runtime: the signal
+/// handlers are installed right away, so a SIGTERM that arrives while the node is still starting
+/// stops it gracefully instead of killing it.
+pub(crate) fn shutdown_signal() -> anyhow::Result<impl Future<Output = ()> + Send + 'static> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut interrupt =
+            signal(SignalKind::interrupt()).context("cannot listen for Ctrl-C (SIGINT)")?;
+        let mut terminate = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
+        Ok(async move {
+            tokio::select! {
+                _ = interrupt.recv() => tracing::info!("Ctrl-C received, stopping"),
+                _ = terminate.recv() => tracing::info!("SIGTERM received, stopping"),
+            }
+        })
+    }
+    #[cfg(not(unix))]
+    {
+        Ok(async {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                tracing::info!("Ctrl-C received, stopping");
+            }
+        })
+    }
+}
+
+fn stats(args: StatsArgs, client: &NodeClient, json: bool) -> anyhow::Result<()> {
+    if let (Some(from), Some(to)) = (args.from, args.to)
+        && to < from
+    {
+        bail!("--to {to} is before --from {from}");
+    }
+    let query = stats_query(&args);
+    let measures = client.get("/api/stats", &query)?;
+    if json {
+        return print_json(&measures);
+    }
+    let measures: Measures =
+        serde_json::from_value(measures).context("unexpected answer from /api/stats")?;
+    emit(render::stats_text(&measures))
+}
+
+/// Period bounds as instants: `--to` names the last day included, the API wants an open end.
+pub fn stats_query(args: &StatsArgs) -> Vec<(&'static str, String)> {
+    let mut query = Vec::new();
+    let instant = |date: NaiveDate| {
+        start_of_china_day(date).to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    };
+    if let Some(from) = args.from {
+        query.push(("from", instant(from)));
+    }
+    if let Some(to) = args.to {
+        let day_after = to.succ_opt().unwrap_or(to);
+        query.push(("to", instant(day_after)));
+    }
+    if let Some(category) = args.category {
+        query.push(("category", crate::import::values::snake_name(&category)));
+    }
+    query
+}
+
+/// Print JSON as the API sent it, pretty for people who look at it.
+pub fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
+    let text = serde_json::to_string_pretty(value).context("encode JSON")?;
+    emit(text)
+}
+
+/// Print to stdout; a closed pipe (`| head`) ends the output quietly instead of panicking.
+pub fn emit(text: impl std::fmt::Display) -> anyhow::Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    match writeln!(stdout, "{text}").and_then(|()| stdout.flush()) {
+        Ok(()) => Ok(()),
+        Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        Err(error) => Err(error).context("cannot write to stdout"),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn command_line_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn global_options_go_before_or_after_the_subcommand() {
+        let cli = Cli::try_parse_from([
+            "fengqiao",
+            "--json",
+            "case",
+            "list",
+            "--node",
+            "http://127.0.0.1:1",
+        ])
+        .unwrap();
+        assert!(cli.global.json);
+        assert_eq!(cli.global.node.as_deref(), Some("http://127.0.0.1:1"));
+    }
+
+    #[test]
+    fn usage_errors_exit_with_2() {
+        let error = Cli::try_parse_from(["fengqiao", "case", "reply", "N", "--outcome", "maybe"])
+            .unwrap_err();
+        assert_eq!(error.exit_code(), 2);
+        assert!(error.to_string().contains("maybe"));
+    }
+
+    #[test]
+    fn stats_period_is_china_days_with_the_last_day_included() {
+        let cli = Cli::try_parse_from([
+            "fengqiao",
+            "stats",
+            "--from",
+            "2026-01-01",
+            "--to",
+            "2026-03-31",
+            "--category",
+            "拖欠工资",
+        ])
+        .unwrap();
+        let Command::Stats(args) = cli.command else {
+            panic!("stats expected")
+        };
+        assert_eq!(
+            stats_query(&args),
+            vec![
+                ("from", "2025-12-31T16:00:00Z".to_owned()),
+                ("to", "2026-03-31T16:00:00Z".to_owned()),
+                ("category", "wage_arrears".to_owned()),
+            ]
+        );
+    }
+
+    #[test]
+    fn init_accepts_chinese_tier_names() {
+        let cli = Cli::try_parse_from([
+            "fengqiao",
+            "init",
+            "/tmp/x",
+            "--name",
+            "芦荻山乡",
+            "--tier",
+            "乡镇",
+            "--region",
+            "430702001",
+        ])
+        .unwrap();
+        let Command::Init(args) = cli.command else {
+            panic!("init expected")
+        };
+        assert_eq!(args.tier, Tier::Township);
+    }
 }

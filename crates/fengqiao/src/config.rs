@@ -1,13 +1,22 @@
 //! The node directory and its `fengqiao.toml`: tier, region, name, addresses, limits, warnings.
+//!
+//! Commented examples for each tier are in `config/` at the repository root.
 
+use std::collections::BTreeSet;
+use std::io::Write;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use anyhow::Context;
+use chrono::{Datelike, Weekday};
 use fengqiao_case::{Limits, Tier, WarningThresholds};
 use serde::{Deserialize, Serialize};
 
 /// File name of the config inside a node directory.
 pub const CONFIG_FILE: &str = "fengqiao.toml";
+
+/// Config file format version this build writes and reads.
+pub const CONFIG_VERSION: u32 = 1;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -92,5 +101,348 @@ impl NodeDir {
     }
     pub fn exists(path: &Path) -> bool {
         path.join(CONFIG_FILE).exists()
+    }
+}
+
+/// Why a config is not usable. Each message names the setting to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("config version {found} is not supported: this build reads version {CONFIG_VERSION}")]
+    UnsupportedVersion { found: u32 },
+    #[error("node.name is empty: give the office's name, e.g. \"芦荻山村调解室\"")]
+    EmptyName,
+    #[error("node.region_code {code:?} must be digits only (an administrative division code)")]
+    RegionNotDigits { code: String },
+    #[error(
+        "node.region_code {code:?} has {length} digits, but a {tier} node needs {expected} \
+         (county 6, township 9, village 12, city 4 or 6)"
+    )]
+    RegionLength {
+        code: String,
+        length: usize,
+        tier: &'static str,
+        expected: &'static str,
+    },
+    #[error("node.parent is set but empty: remove it or give the parent node's address")]
+    EmptyParent,
+    #[error("limits.{field} must be at least 1 day")]
+    ZeroLimit { field: &'static str },
+    #[error("limits: {date} is listed both as a holiday and as a working weekend day")]
+    HolidayAndWorkingWeekend { date: chrono::NaiveDate },
+    #[error("limits.working_weekends: {date} is a {weekday}, not a weekend day")]
+    WorkingWeekendOnWeekday {
+        date: chrono::NaiveDate,
+        weekday: Weekday,
+    },
+    #[error("warnings.serious_overdue_days must be at least 1")]
+    ZeroSeriousOverdue,
+    #[error("storage.cache_capacity must be at least 1 document")]
+    ZeroCacheCapacity,
+    #[error("invalid config: {0}")]
+    Syntax(String),
+}
+
+/// A tier's name as written in the config file.
+pub fn tier_name(tier: Tier) -> &'static str {
+    match tier {
+        Tier::Village => "village",
+        Tier::Township => "township",
+        Tier::County => "county",
+        Tier::City => "city",
+    }
+}
+
+/// Check that `code` is an administrative division code of the right length for `tier`.
+pub fn validate_region_code(tier: Tier, code: &str) -> Result<(), ConfigError> {
+    if code.is_empty() || !code.bytes().all(|byte| byte.is_ascii_digit()) {
+        return Err(ConfigError::RegionNotDigits {
+            code: code.to_owned(),
+        });
+    }
+    let (allowed, expected): (&[usize], &'static str) = match tier {
+        Tier::Village => (&[12], "12"),
+        Tier::Township => (&[9], "9"),
+        Tier::County => (&[6], "6"),
+        // A city office is identified by its 4-digit prefix or its 6-digit 市辖区 code.
+        Tier::City => (&[4, 6], "4 or 6"),
+    };
+    if !allowed.contains(&code.len()) {
+        return Err(ConfigError::RegionLength {
+            code: code.to_owned(),
+            length: code.len(),
+            tier: tier_name(tier),
+            expected,
+        });
+    }
+    Ok(())
+}
+
+impl NodeConfig {
+    /// A config with the defaults for everything but the node's own section.
+    pub fn new(name: impl Into<String>, tier: Tier, region_code: impl Into<String>) -> NodeConfig {
+        NodeConfig {
+            version: CONFIG_VERSION,
+            node: NodeSection {
+                name: name.into(),
+                tier,
+                region_code: region_code.into(),
+                parent: None,
+            },
+            http: HttpSection::default(),
+            limits: Limits::default(),
+            warnings: WarningThresholds::default(),
+            storage: StorageSection::default(),
+        }
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.version != CONFIG_VERSION {
+            return Err(ConfigError::UnsupportedVersion {
+                found: self.version,
+            });
+        }
+        if self.node.name.trim().is_empty() {
+            return Err(ConfigError::EmptyName);
+        }
+        validate_region_code(self.node.tier, &self.node.region_code)?;
+        if self
+            .node
+            .parent
+            .as_deref()
+            .is_some_and(|parent| parent.trim().is_empty())
+        {
+            return Err(ConfigError::EmptyParent);
+        }
+        let limits = &self.limits;
+        let periods = [
+            ("acceptance_days", limits.acceptance_days),
+            ("objection_working_days", limits.objection_working_days),
+            ("handling_days", limits.handling_days),
+            ("evaluation_days", limits.evaluation_days),
+            ("review_request_days", limits.review_request_days),
+            ("review_decision_days", limits.review_decision_days),
+        ];
+        if let Some((field, _)) = periods.iter().find(|(_, days)| *days == 0) {
+            return Err(ConfigError::ZeroLimit { field });
+        }
+        let holidays: BTreeSet<_> = limits.holidays.iter().collect();
+        for date in &limits.working_weekends {
+            if holidays.contains(date) {
+                return Err(ConfigError::HolidayAndWorkingWeekend { date: *date });
+            }
+            let weekday = date.weekday();
+            if !matches!(weekday, Weekday::Sat | Weekday::Sun) {
+                return Err(ConfigError::WorkingWeekendOnWeekday {
+                    date: *date,
+                    weekday,
+                });
+            }
+        }
+        if self.warnings.serious_overdue_days == 0 {
+            return Err(ConfigError::ZeroSeriousOverdue);
+        }
+        if self.storage.cache_capacity == 0 {
+            return Err(ConfigError::ZeroCacheCapacity);
+        }
+        Ok(())
+    }
+
+    /// Parse and validate a config file's text.
+    ///
+    /// Dates may be written as TOML dates (`holidays = [2026-10-01]`) or as strings: people
+    /// write the former, the model types read the latter.
+    pub fn from_toml(text: &str) -> Result<NodeConfig, ConfigError> {
+        let config: NodeConfig = match toml::from_str(text) {
+            Ok(config) => config,
+            Err(first_error) => {
+                let mut table: toml::Table =
+                    toml::from_str(text).map_err(|error| ConfigError::Syntax(error.to_string()))?;
+                table
+                    .iter_mut()
+                    .for_each(|(_, value)| dates_as_strings(value));
+                // The first error is the one to show: it points at the line and column.
+                table
+                    .try_into()
+                    .map_err(|_: toml::de::Error| ConfigError::Syntax(first_error.to_string()))?
+            }
+        };
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// The config file's text, with a header saying where the settings are explained.
+    pub fn to_toml(&self) -> anyhow::Result<String> {
+        let body = toml::to_string_pretty(self).context("cannot encode the node config as TOML")?;
+        Ok(format!(
+            "# Fengqiao node configuration (see config/*.toml in the Fengqiao sources for every\n\
+             # setting explained). The node reads it at start; restart it after a change.\n\n{body}"
+        ))
+    }
+}
+
+/// Turn TOML date and time values into their text, which chrono's serde reads.
+fn dates_as_strings(value: &mut toml::Value) {
+    match value {
+        toml::Value::Datetime(datetime) => *value = toml::Value::String(datetime.to_string()),
+        toml::Value::Array(values) => values.iter_mut().for_each(dates_as_strings),
+        toml::Value::Table(table) => table
+            .iter_mut()
+            .for_each(|(_, value)| dates_as_strings(value)),
+        _ => {}
+    }
+}
+
+/// Load and validate `fengqiao.toml` from the node directory `dir`.
+pub fn load(dir: &Path) -> anyhow::Result<NodeConfig> {
+    let path = NodeDir::new(dir).config_path();
+    let text = std::fs::read_to_string(&path).with_context(|| {
+        format!(
+            "cannot read {}: is {} a node directory? create one with `fengqiao init`",
+            path.display(),
+            dir.display()
+        )
+    })?;
+    NodeConfig::from_toml(&text).with_context(|| format!("invalid config {}", path.display()))
+}
+
+/// Validate `config` and write it to `fengqiao.toml` in `dir`, replacing any previous file
+/// atomically (temporary file, fsync, rename).
+pub fn save(dir: &Path, config: &NodeConfig) -> anyhow::Result<()> {
+    config
+        .validate()
+        .context("refusing to save an invalid config")?;
+    let path = NodeDir::new(dir).config_path();
+    let temporary = path.with_extension("toml.tmp");
+    let text = config.to_toml()?;
+    let mut file = std::fs::File::create(&temporary)
+        .with_context(|| format!("cannot create {}", temporary.display()))?;
+    file.write_all(text.as_bytes())
+        .and_then(|()| file.sync_all())
+        .with_context(|| format!("cannot write {}", temporary.display()))?;
+    drop(file);
+    std::fs::rename(&temporary, &path)
+        .with_context(|| format!("cannot replace {}", path.display()))?;
+    crate::identity::sync_directory(dir)
+        .with_context(|| format!("cannot sync directory {}", dir.display()))?;
+    Ok(())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn error_text(config: &NodeConfig) -> String {
+        config.validate().unwrap_err().to_string()
+    }
+
+    #[test]
+    fn region_code_length_must_match_the_tier() {
+        for (tier, code) in [
+            (Tier::Village, "430702001002"),
+            (Tier::Township, "430702001"),
+            (Tier::County, "430702"),
+            (Tier::City, "4307"),
+            (Tier::City, "430700"),
+        ] {
+            NodeConfig::new("office", tier, code).validate().unwrap();
+        }
+        let village_with_county_code = NodeConfig::new("芦荻山村", Tier::Village, "430702");
+        let message = error_text(&village_with_county_code);
+        assert!(
+            message.contains("6 digits") && message.contains("village node needs 12"),
+            "{message}"
+        );
+        let township = error_text(&NodeConfig::new("乡镇", Tier::Township, "4307020011"));
+        assert!(township.contains("township node needs 9"), "{township}");
+        let letters = error_text(&NodeConfig::new("x", Tier::County, "43070a"));
+        assert!(letters.contains("digits only"), "{letters}");
+        let empty = error_text(&NodeConfig::new("x", Tier::County, ""));
+        assert!(empty.contains("digits only"), "{empty}");
+    }
+
+    #[test]
+    fn other_settings_are_checked_with_their_names() {
+        let base = NodeConfig::new("武陵区信访超市", Tier::County, "430702");
+
+        let mut config = base.clone();
+        config.node.name = "  ".into();
+        assert!(error_text(&config).contains("node.name"));
+
+        let mut config = base.clone();
+        config.version = 2;
+        assert!(error_text(&config).contains("version 2"));
+
+        let mut config = base.clone();
+        config.limits.handling_days = 0;
+        assert!(error_text(&config).contains("limits.handling_days"));
+
+        let mut config = base.clone();
+        let monday = chrono::NaiveDate::from_ymd_opt(2026, 2, 16).unwrap();
+        config.limits.working_weekends = vec![monday];
+        assert!(error_text(&config).contains("not a weekend day"));
+
+        let mut config = base.clone();
+        let saturday = chrono::NaiveDate::from_ymd_opt(2026, 2, 14).unwrap();
+        config.limits.working_weekends = vec![saturday];
+        config.limits.holidays = vec![saturday];
+        assert!(error_text(&config).contains("both as a holiday"));
+
+        let mut config = base.clone();
+        config.storage.cache_capacity = 0;
+        assert!(error_text(&config).contains("storage.cache_capacity"));
+
+        let mut config = base;
+        config.node.parent = Some(String::new());
+        assert!(error_text(&config).contains("node.parent"));
+    }
+
+    #[test]
+    fn saved_config_loads_back_and_load_names_the_file() {
+        let temp = tempfile::tempdir().unwrap();
+        let mut config = NodeConfig::new("河洑镇调处中心", Tier::Township, "430702001");
+        config.node.parent = Some("http://10.0.0.1:7370".into());
+        config.limits.holidays = vec![chrono::NaiveDate::from_ymd_opt(2026, 10, 1).unwrap()];
+        save(temp.path(), &config).unwrap();
+        assert_eq!(load(temp.path()).unwrap(), config);
+
+        std::fs::write(
+            temp.path().join(CONFIG_FILE),
+            "version = 1\n[node]\nname = \"x\"\ntier = \"village\"\nregion_code = \"430702\"\n",
+        )
+        .unwrap();
+        let message = format!("{:#}", load(temp.path()).unwrap_err());
+        assert!(message.contains(CONFIG_FILE), "{message}");
+        assert!(message.contains("village node needs 12"), "{message}");
+
+        std::fs::write(
+            temp.path().join(CONFIG_FILE),
+            "version = 1\n[node]\nnam = 1\n",
+        )
+        .unwrap();
+        let message = format!("{:#}", load(temp.path()).unwrap_err());
+        assert!(
+            message.contains(CONFIG_FILE) && message.contains("nam"),
+            "{message}"
+        );
+
+        let missing = format!("{:#}", load(&temp.path().join("nowhere")).unwrap_err());
+        assert!(missing.contains("fengqiao init"), "{missing}");
+    }
+
+    #[test]
+    fn example_configs_are_valid() {
+        let examples = [
+            (include_str!("../../../config/village.toml"), Tier::Village),
+            (
+                include_str!("../../../config/township.toml"),
+                Tier::Township,
+            ),
+            (include_str!("../../../config/county.toml"), Tier::County),
+        ];
+        for (text, tier) in examples {
+            let config = NodeConfig::from_toml(text).unwrap();
+            assert_eq!(config.node.tier, tier);
+        }
     }
 }

@@ -1,12 +1,27 @@
 //! The node's service layer: ties the case lifecycle to the store, with the operator and `now`
 //! passed in. The HTTP API is a thin shell over it.
+//!
+//! Every method is synchronous and may block on disk (each write is flushed before it returns):
+//! async callers run them on a blocking thread.
 
+use std::collections::HashMap;
+use std::fs::File;
 use std::net::SocketAddr;
 use std::path::Path;
 
-use fengqiao_case::Tier;
+use anyhow::{Context, bail};
+use chrono::{DateTime, Datelike, TimeDelta, Utc};
+use fengqiao_case::deadlines::local_date;
+use fengqiao_case::{
+    AppendEvent, CaseDocument, CaseError, CaseHeader, CaseId, CaseListItem, CaseSummary, CaseView,
+    Category, DirectiveListItem, DirectiveStatus, DocumentError, EventKind, ImportBatch,
+    ImportOutcome, ImportRow, ImportRowReport, Measures, NewEvent, NodeId, NodeInfo, RegisterCase,
+    SCHEMA_VERSION, Status, Tier, lifecycle, measures, summary, warnings,
+};
+use fengqiao_store::{CaseFilter, NewCase, Store, StoreError, StoreOptions};
 
-use crate::config::NodeConfig;
+use crate::config::{self, NodeConfig, NodeDir};
+use crate::identity::NodeIdentity;
 
 /// What `fengqiao init` needs to create a node directory.
 #[derive(Debug, Clone)]
@@ -18,8 +33,807 @@ pub struct InitOptions {
     pub parent: Option<String>,
 }
 
+/// File in the node directory locked while a process has the node open.
+const LOCK_FILE: &str = "node.lock";
+
+/// Store meta key remembering which node identity the store was created with.
+const META_NODE_ID: &str = "node_id";
+
+/// How far in the future a given time may be: clocks of office PCs drift.
+const CLOCK_SKEW_ALLOWANCE: TimeDelta = TimeDelta::minutes(5);
+
+/// Digits of the sequence part of a case number the node assigns.
+const SEQUENCE_DIGITS: usize = 6;
+
 /// Create a node directory: config file and identity key. Refuses an existing node directory.
 pub fn init_node(dir: &Path, options: InitOptions) -> anyhow::Result<NodeConfig> {
-    let _ = (dir, options);
-    anyhow::bail!("not yet implemented")
+    let node_dir = NodeDir::new(dir);
+    if NodeDir::exists(dir) {
+        bail!(
+            "{} is already a node directory (it has {}): a node is created once",
+            dir.display(),
+            config::CONFIG_FILE
+        );
+    }
+    for leftover in [node_dir.key_path(), node_dir.store_path()] {
+        if leftover.exists() {
+            bail!(
+                "{} has no {} but already holds {}: an earlier init was interrupted or this is \
+                 part of another node; remove it or choose an empty directory",
+                dir.display(),
+                config::CONFIG_FILE,
+                leftover.display()
+            );
+        }
+    }
+    let mut config = NodeConfig::new(options.name.trim(), options.tier, options.region_code);
+    if let Some(listen) = options.listen {
+        config.http.listen = listen;
+    }
+    config.node.parent = options.parent.filter(|parent| !parent.trim().is_empty());
+    // Validate before touching the disk: a typo in the region code must not leave a half node.
+    config.validate()?;
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let identity = NodeIdentity::generate()?;
+    identity.save_new(&node_dir.key_path())?;
+    // The config goes last: its presence is what marks a complete node directory.
+    config::save(dir, &config)?;
+    tracing::info!(node_id = identity.node_id(), dir = %dir.display(), "node created");
+    Ok(config)
 }
+
+/// Why the service refused or failed a request. Each kind maps to one HTTP status.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error("{0}")]
+    InvalidInput(String),
+    #[error("no case {0}")]
+    NotFound(CaseId),
+    #[error("case {0} already exists")]
+    AlreadyExists(CaseId),
+    /// The lifecycle refused the event for the case's current state; the message is for the operator.
+    #[error(transparent)]
+    Refused(CaseError),
+    #[error(transparent)]
+    Storage(StoreError),
+    #[error("case document: {0}")]
+    Document(DocumentError),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl ServiceError {
+    /// The HTTP status this error is answered with.
+    pub fn http_status(&self) -> u16 {
+        match self {
+            ServiceError::InvalidInput(_) => 400,
+            ServiceError::NotFound(_) => 404,
+            ServiceError::AlreadyExists(_) => 409,
+            // The request was well formed; the case's current state does not allow it.
+            ServiceError::Refused(_) => 409,
+            ServiceError::Storage(_) | ServiceError::Document(_) | ServiceError::Internal(_) => 500,
+        }
+    }
+}
+
+impl From<CaseError> for ServiceError {
+    fn from(error: CaseError) -> ServiceError {
+        match error {
+            CaseError::InvalidInput { .. } => ServiceError::InvalidInput(error.to_string()),
+            CaseError::Document(document) => ServiceError::Document(document),
+            other => ServiceError::Refused(other),
+        }
+    }
+}
+
+impl From<StoreError> for ServiceError {
+    fn from(error: StoreError) -> ServiceError {
+        match error {
+            StoreError::NotFound(number) => ServiceError::NotFound(number),
+            StoreError::AlreadyExists(number) => ServiceError::AlreadyExists(number),
+            StoreError::InvalidCaseNumber { .. } => ServiceError::InvalidInput(error.to_string()),
+            StoreError::Document(document) => ServiceError::Document(document),
+            other => ServiceError::Storage(other),
+        }
+    }
+}
+
+impl From<DocumentError> for ServiceError {
+    fn from(error: DocumentError) -> ServiceError {
+        ServiceError::Document(error)
+    }
+}
+
+/// Filters of [`Node::list`]; every one that is set must match.
+#[derive(Debug, Clone, Default)]
+pub struct ListFilter {
+    pub status: Option<Status>,
+    pub holder: Option<NodeId>,
+    pub category: Option<Category>,
+    /// Region code prefix: a village code, or a township's for all its villages.
+    pub region_prefix: Option<String>,
+    /// Only cases with a deadline (status or directive) already passed.
+    pub overdue_only: bool,
+    pub limit: Option<usize>,
+}
+
+/// Period and category of [`Node::stats`]: cases registered in `[from, to)`.
+#[derive(Debug, Clone, Default)]
+pub struct StatsQuery {
+    pub from: Option<DateTime<Utc>>,
+    pub to: Option<DateTime<Utc>>,
+    pub category: Option<Category>,
+}
+
+/// An open node: config, identity and store, held exclusively by this process.
+#[derive(Debug)]
+pub struct Node {
+    dir: NodeDir,
+    config: NodeConfig,
+    identity: NodeIdentity,
+    store: Store,
+    /// Holds the node directory's lock for as long as the node is open.
+    _lock: File,
+}
+
+/// One ledger row built in memory and ready to write.
+struct BuiltCase {
+    document: CaseDocument,
+    summary: CaseSummary,
+}
+
+impl Node {
+    /// Open the node in `dir`: load its config and key, lock it, open its store.
+    pub fn open(dir: &Path) -> anyhow::Result<Node> {
+        let node_dir = NodeDir::new(dir);
+        let config = config::load(dir)?;
+        let identity = NodeIdentity::load(&node_dir.key_path())?;
+        let lock = lock_node_directory(dir)?;
+        let options = StoreOptions::new(config.storage.cache_capacity, identity.actor().to_vec());
+        let store_path = node_dir.store_path();
+        let store = Store::open(&store_path, options).map_err(|error| {
+            let message = error.to_string();
+            // sled's own lock, in case something other than a Fengqiao node holds the store.
+            if message.contains("could not acquire lock") {
+                anyhow::anyhow!(
+                    "the store {} is in use by another process: is `fengqiao run {}` already running?",
+                    store_path.display(),
+                    dir.display()
+                )
+            } else {
+                anyhow::Error::new(error)
+                    .context(format!("cannot open the store {}", store_path.display()))
+            }
+        })?;
+        check_store_belongs_to_node(&store, &identity)
+            .with_context(|| format!("cannot open the node in {}", dir.display()))?;
+        tracing::info!(
+            node_id = identity.node_id(),
+            tier = config::tier_name(config.node.tier),
+            region = %config.node.region_code,
+            cases = store.case_count(),
+            "node opened"
+        );
+        Ok(Node {
+            dir: node_dir,
+            config,
+            identity,
+            store,
+            _lock: lock,
+        })
+    }
+
+    pub fn config(&self) -> &NodeConfig {
+        &self.config
+    }
+
+    pub fn identity(&self) -> &NodeIdentity {
+        &self.identity
+    }
+
+    pub fn node_id(&self) -> &str {
+        self.identity.node_id()
+    }
+
+    pub fn dir(&self) -> &NodeDir {
+        &self.dir
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub fn info(&self) -> NodeInfo {
+        NodeInfo {
+            schema_version: SCHEMA_VERSION,
+            node_id: self.identity.node_id().to_owned(),
+            name: self.config.node.name.clone(),
+            tier: self.config.node.tier,
+            region_code: self.config.node.region_code.clone(),
+            case_count: self.store.case_count(),
+        }
+    }
+
+    /// Register a new case. Without a number the node assigns the next one for its region and the
+    /// year (China time) of `registered_at`.
+    pub fn register(
+        &self,
+        operator: &str,
+        now: DateTime<Utc>,
+        request: RegisterCase,
+    ) -> Result<CaseView, ServiceError> {
+        let registered_at = self.event_time(request.registered_at, now, "registered_at")?;
+        self.check_location(&request)?;
+        let given_number = request.number.clone();
+        if let Some(number) = &given_number {
+            self.check_case_number(number)?;
+            if self.store.contains(number)? {
+                return Err(ServiceError::AlreadyExists(number.clone()));
+            }
+        }
+        // Judge the header before taking a number, so a refused registration leaves no gap.
+        let provisional_number = given_number
+            .clone()
+            .unwrap_or_else(|| self.number_for(registered_at, 0));
+        lifecycle::validate_header(&header_from(&request, provisional_number))?;
+        let number = match given_number {
+            Some(number) => number,
+            None => self.assign_number(registered_at)?,
+        };
+        let header = header_from(&request, number);
+        let register = self.new_event(EventKind::Register {}, registered_at, operator)?;
+        let (mut document, event, state) = lifecycle::register(
+            header.clone(),
+            register,
+            self.identity.actor(),
+            &self.config.limits,
+        )?;
+        let case_summary = summary::summarize(&header, &state);
+        self.store.create_cases(&mut [NewCase {
+            document: &mut document,
+            summary: &case_summary,
+        }])?;
+        let warnings = warnings::warnings(&case_summary, now, &self.config.warnings);
+        Ok(CaseView {
+            header,
+            state,
+            events: vec![event],
+            warnings,
+        })
+    }
+
+    /// Append one event to a case, checked by the lifecycle rules. `at` defaults to `now`.
+    pub fn append(
+        &self,
+        operator: &str,
+        now: DateTime<Utc>,
+        number: &str,
+        request: AppendEvent,
+    ) -> Result<CaseView, ServiceError> {
+        let at = self.event_time(request.at, now, "at")?;
+        let event = self.new_event(request.kind, at, operator)?;
+        let limits = &self.config.limits;
+        let outcome = self.store.update_case(number, |document| {
+            let (_event, state, header) = lifecycle::append(document, event, limits)?;
+            let events = document.events()?;
+            let case_summary = summary::summarize(&header, &state);
+            Ok::<_, ServiceError>((case_summary.clone(), (header, state, events, case_summary)))
+        })?;
+        let ((header, state, events, case_summary), _feed_position) = outcome?;
+        let warnings = warnings::warnings(&case_summary, now, &self.config.warnings);
+        Ok(CaseView {
+            header,
+            state,
+            events,
+            warnings,
+        })
+    }
+
+    /// Everything about one case. The read is recorded in the access log (who, which case, when),
+    /// because the case holds petitioners' personal data; `operator` is `None` when the caller
+    /// did not name themselves.
+    pub fn get(
+        &self,
+        operator: Option<&str>,
+        now: DateTime<Utc>,
+        number: &str,
+    ) -> Result<CaseView, ServiceError> {
+        let loaded = self
+            .store
+            .with_case(number, |document| -> Result<_, DocumentError> {
+                Ok((document.header()?, document.events()?))
+            })?
+            .ok_or_else(|| ServiceError::NotFound(number.to_owned()))?;
+        let (header, events) = loaded?;
+        let record = serde_json::json!({
+            "at": now,
+            "operator": operator,
+            "action": "read_case",
+            "case": number,
+        });
+        self.store.log_access(record.to_string().as_bytes())?;
+        let state = fengqiao_case::derive(&header, &events, &self.config.limits);
+        let case_summary = summary::summarize(&header, &state);
+        let warnings = warnings::warnings(&case_summary, now, &self.config.warnings);
+        Ok(CaseView {
+            header,
+            state,
+            events,
+            warnings,
+        })
+    }
+
+    /// Case summaries matching `filter`, each with its warnings at `now`.
+    pub fn list(
+        &self,
+        now: DateTime<Utc>,
+        filter: &ListFilter,
+    ) -> Result<Vec<CaseListItem>, ServiceError> {
+        if let Some(prefix) = &filter.region_prefix
+            && !prefix.bytes().all(|byte| byte.is_ascii_digit())
+        {
+            return Err(ServiceError::InvalidInput(format!(
+                "region {prefix:?} must be a region code (digits), or its prefix"
+            )));
+        }
+        let store_filter = CaseFilter {
+            status: filter.status,
+            holder: filter.holder.clone(),
+            category: filter.category,
+            region_prefix: filter.region_prefix.clone(),
+            // The store keeps an index of the earliest open deadline: overdue means it has passed.
+            deadline_before: filter.overdue_only.then_some(now),
+            limit: filter.limit,
+        };
+        let summaries = self.store.list(&store_filter)?;
+        Ok(summaries
+            .into_iter()
+            .map(|case_summary| CaseListItem {
+                warnings: warnings::warnings(&case_summary, now, &self.config.warnings),
+                summary: case_summary,
+            })
+            .collect())
+    }
+
+    /// Supervision directives on the node's cases, most urgent first. With `open_only`, those not
+    /// yet crossed off.
+    pub fn directives(
+        &self,
+        now: DateTime<Utc>,
+        open_only: bool,
+    ) -> Result<Vec<DirectiveListItem>, ServiceError> {
+        let thresholds = &self.config.warnings;
+        let mut items = Vec::new();
+        self.store.for_each_summary(|case_summary| {
+            if case_summary.directives.is_empty() {
+                return;
+            }
+            let case_warnings = warnings::warnings(case_summary, now, thresholds);
+            for directive in &case_summary.directives {
+                if open_only && directive.status == DirectiveStatus::CrossedOff {
+                    continue;
+                }
+                items.push(DirectiveListItem {
+                    case: case_summary.number.clone(),
+                    holder: case_summary.holder.clone(),
+                    directive: directive.clone(),
+                    warnings: case_warnings
+                        .iter()
+                        .filter(|warning| warning.directive.as_ref() == Some(&directive.id))
+                        .cloned()
+                        .collect(),
+                });
+            }
+        })?;
+        items.sort_by(|left, right| {
+            (left.directive.due, &left.case, &left.directive.id).cmp(&(
+                right.directive.due,
+                &right.case,
+                &right.directive.id,
+            ))
+        });
+        Ok(items)
+    }
+
+    /// The supervisors' measures over the cases registered in the period, judged at `now`.
+    pub fn stats(&self, now: DateTime<Utc>, query: &StatsQuery) -> Result<Measures, ServiceError> {
+        if let (Some(from), Some(to)) = (query.from, query.to)
+            && to < from
+        {
+            return Err(ServiceError::InvalidInput(format!(
+                "the period ends ({to}) before it starts ({from})"
+            )));
+        }
+        let mut summaries = Vec::new();
+        self.store.for_each_summary(|case_summary| {
+            if query
+                .category
+                .is_none_or(|category| case_summary.category == category)
+            {
+                summaries.push(case_summary.clone());
+            }
+        })?;
+        Ok(measures::measures(
+            &summaries,
+            query.from,
+            query.to,
+            now,
+            &self.config.warnings,
+        ))
+    }
+
+    /// Import ledger rows, each with its history: every row is checked in full first; rows whose
+    /// number is already stored are reported `already_present` (so re-running an import is safe);
+    /// if any row is rejected, or with `dry_run`, nothing is written; otherwise every new case is
+    /// written in one atomic store call.
+    pub fn import(
+        &self,
+        operator: &str,
+        now: DateTime<Utc>,
+        batch: ImportBatch,
+    ) -> Result<Vec<ImportRowReport>, ServiceError> {
+        let mut reports = Vec::with_capacity(batch.rows.len());
+        // (row index, whether the node assigns its number, the case built with a stand-in number)
+        let mut built: Vec<(usize, bool, BuiltCase)> = Vec::new();
+        let mut first_line_of_number: HashMap<CaseId, u64> = HashMap::new();
+        for (index, row) in batch.rows.iter().enumerate() {
+            let mut report = ImportRowReport {
+                line: row.line,
+                number: row.case.number.clone(),
+                outcome: ImportOutcome::Imported,
+                error: None,
+            };
+            let checked = match self.check_import_row(row, &mut first_line_of_number) {
+                Err(why) => Err(why),
+                Ok(RowNumber::AlreadyPresent) => {
+                    report.outcome = ImportOutcome::AlreadyPresent;
+                    Ok(())
+                }
+                Ok(RowNumber::Given(number)) => self
+                    .build_import_case(operator, now, row, number)
+                    .map(|case| built.push((index, false, case))),
+                Ok(RowNumber::Assign) => {
+                    // A stand-in with sequence 0, which the node never assigns.
+                    let stand_in = self.number_for(row.case.registered_at.unwrap_or(now), 0);
+                    self.build_import_case(operator, now, row, stand_in)
+                        .map(|case| built.push((index, true, case)))
+                }
+            };
+            if let Err(why) = checked {
+                report.outcome = ImportOutcome::Rejected;
+                report.error = Some(why);
+            }
+            reports.push(report);
+        }
+        let rejected = reports
+            .iter()
+            .filter(|report| report.outcome == ImportOutcome::Rejected)
+            .count();
+        if batch.dry_run || rejected > 0 || built.is_empty() {
+            tracing::info!(
+                rows = reports.len(),
+                rejected,
+                dry_run = batch.dry_run,
+                "import checked, nothing written"
+            );
+            return Ok(reports);
+        }
+        // Numbers are taken only now that the whole batch is known to be written.
+        for (index, assign, case) in &mut built {
+            if *assign {
+                let row = &batch.rows[*index];
+                let registered_at =
+                    self.event_time(row.case.registered_at, now, "registered_at")?;
+                let number = self.assign_number(registered_at)?;
+                *case = self
+                    .build_import_case(operator, now, row, number.clone())
+                    .map_err(|why| ServiceError::Internal(format!("line {}: {why}", row.line)))?;
+                reports[*index].number = Some(number);
+            }
+        }
+        let mut new_cases: Vec<NewCase<'_>> = built
+            .iter_mut()
+            .map(|(_, _, case)| NewCase {
+                document: &mut case.document,
+                summary: &case.summary,
+            })
+            .collect();
+        self.store.create_cases(&mut new_cases)?;
+        tracing::info!(
+            rows = reports.len(),
+            imported = new_cases.len(),
+            "import written"
+        );
+        Ok(reports)
+    }
+
+    /// The number question of an import row: given and new, stored already, or to be assigned.
+    fn check_import_row(
+        &self,
+        row: &ImportRow,
+        first_line_of_number: &mut HashMap<CaseId, u64>,
+    ) -> Result<RowNumber, String> {
+        let Some(number) = &row.case.number else {
+            return Ok(RowNumber::Assign);
+        };
+        self.check_case_number(number)
+            .map_err(|error| error.to_string())?;
+        if let Some(first_line) = first_line_of_number.get(number) {
+            return Err(format!(
+                "case number {number} already appears on line {first_line} of this batch"
+            ));
+        }
+        first_line_of_number.insert(number.clone(), row.line);
+        if self
+            .store
+            .contains(number)
+            .map_err(|error| error.to_string())?
+        {
+            return Ok(RowNumber::AlreadyPresent);
+        }
+        Ok(RowNumber::Given(number.clone()))
+    }
+
+    /// Register one import row and apply its whole history in memory.
+    fn build_import_case(
+        &self,
+        operator: &str,
+        now: DateTime<Utc>,
+        row: &ImportRow,
+        number: CaseId,
+    ) -> Result<BuiltCase, String> {
+        let request = &row.case;
+        let registered_at = self
+            .event_time(request.registered_at, now, "registered_at")
+            .map_err(|error| error.to_string())?;
+        self.check_location(request)
+            .map_err(|error| error.to_string())?;
+        let header = header_from(request, number);
+        let register = self
+            .new_event(EventKind::Register {}, registered_at, operator)
+            .map_err(|error| error.to_string())?;
+        let (mut document, _event, mut state) = lifecycle::register(
+            header.clone(),
+            register,
+            self.identity.actor(),
+            &self.config.limits,
+        )
+        .map_err(|error| error.to_string())?;
+        let mut header = header;
+        let mut previous_at = registered_at;
+        for (position, entry) in row.history.iter().enumerate() {
+            let describe = |why: String| {
+                format!(
+                    "history event {} ({}): {why}",
+                    position + 1,
+                    entry.kind.name()
+                )
+            };
+            let at = self
+                .event_time(entry.at, now, "at")
+                .map_err(|error| describe(error.to_string()))?;
+            if at < previous_at {
+                return Err(describe(format!(
+                    "its time {at} is before the event it follows ({previous_at})"
+                )));
+            }
+            previous_at = at;
+            let event = self
+                .new_event(entry.kind.clone(), at, operator)
+                .map_err(|error| describe(error.to_string()))?;
+            let (_event, new_state, new_header) =
+                lifecycle::append(&mut document, event, &self.config.limits)
+                    .map_err(|error| describe(error.to_string()))?;
+            state = new_state;
+            header = new_header;
+        }
+        let summary = summary::summarize(&header, &state);
+        Ok(BuiltCase { document, summary })
+    }
+
+    fn new_event(
+        &self,
+        kind: EventKind,
+        at: DateTime<Utc>,
+        operator: &str,
+    ) -> Result<NewEvent, ServiceError> {
+        Ok(NewEvent {
+            id: new_event_id()?,
+            kind,
+            at,
+            node: self.identity.node_id().to_owned(),
+            operator: operator.to_owned(),
+        })
+    }
+
+    /// A given event time, or `now`; a time in the future is a mistake (allowing for clock skew).
+    fn event_time(
+        &self,
+        given: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+        field: &str,
+    ) -> Result<DateTime<Utc>, ServiceError> {
+        let at = given.unwrap_or(now);
+        if at > now + CLOCK_SKEW_ALLOWANCE {
+            return Err(ServiceError::InvalidInput(format!(
+                "{field} {at} is in the future (the node's clock says {now})"
+            )));
+        }
+        Ok(at)
+    }
+
+    /// A node registers only matters located in its own jurisdiction.
+    fn check_location(&self, request: &RegisterCase) -> Result<(), ServiceError> {
+        let own = &self.config.node.region_code;
+        let code = &request.location.region_code;
+        if !code.starts_with(own.as_str()) {
+            return Err(ServiceError::InvalidInput(format!(
+                "location.region_code {code:?} is outside this node's jurisdiction ({own})"
+            )));
+        }
+        Ok(())
+    }
+
+    /// A given case number must be `{region code}-{year}-{sequence}` within this node's region.
+    fn check_case_number(&self, number: &str) -> Result<(), ServiceError> {
+        let parts = parse_case_number(number).map_err(|why| {
+            ServiceError::InvalidInput(format!(
+                "case number {number:?} {why}: expected REGION-YEAR-SEQUENCE, e.g. {}",
+                self.number_for(Utc::now(), 123)
+            ))
+        })?;
+        let own = &self.config.node.region_code;
+        if !parts.region_code.starts_with(own.as_str()) {
+            return Err(ServiceError::InvalidInput(format!(
+                "case number {number} belongs to region {}, outside this node's jurisdiction ({own})",
+                parts.region_code
+            )));
+        }
+        Ok(())
+    }
+
+    fn number_for(&self, registered_at: DateTime<Utc>, sequence: u64) -> CaseId {
+        format!(
+            "{}-{:04}-{sequence:0width$}",
+            self.config.node.region_code,
+            local_date(registered_at).year(),
+            width = SEQUENCE_DIGITS
+        )
+    }
+
+    /// The next free number: imported ledgers may already hold numbers of this node's own series,
+    /// so taken ones are skipped (each skip uses up its sequence for good).
+    fn assign_number(&self, registered_at: DateTime<Utc>) -> Result<CaseId, ServiceError> {
+        let prefix = format!(
+            "{}-{:04}",
+            self.config.node.region_code,
+            local_date(registered_at).year()
+        );
+        loop {
+            let sequence = self.store.next_case_sequence(&prefix)?;
+            let number = self.number_for(registered_at, sequence);
+            if !self.store.contains(&number)? {
+                return Ok(number);
+            }
+            tracing::debug!(case = %number, "assigned number already taken by an import; skipping");
+        }
+    }
+}
+
+enum RowNumber {
+    Given(CaseId),
+    AlreadyPresent,
+    Assign,
+}
+
+/// The parts of a case number.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CaseNumberParts<'a> {
+    pub region_code: &'a str,
+    pub year: u32,
+    pub sequence: u64,
+}
+
+/// Split `REGION-YEAR-SEQUENCE`; the error says what is wrong, for a message.
+pub fn parse_case_number(number: &str) -> Result<CaseNumberParts<'_>, String> {
+    let all_digits =
+        |text: &str| !text.is_empty() && text.bytes().all(|byte| byte.is_ascii_digit());
+    let mut parts = number.split('-');
+    let (Some(region_code), Some(year), Some(sequence), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err("does not have three parts separated by '-'".to_owned());
+    };
+    if !all_digits(region_code) || !matches!(region_code.len(), 4 | 6 | 9 | 12) {
+        return Err("does not start with a 4-, 6-, 9- or 12-digit region code".to_owned());
+    }
+    if !all_digits(year) || year.len() != 4 {
+        return Err("does not have a 4-digit year".to_owned());
+    }
+    if !all_digits(sequence) || sequence.len() < SEQUENCE_DIGITS || sequence.len() > 12 {
+        return Err("does not end with a sequence of 6 to 12 digits".to_owned());
+    }
+    let year: u32 = year
+        .parse()
+        .map_err(|_| "does not have a 4-digit year".to_owned())?;
+    let sequence: u64 = sequence
+        .parse()
+        .map_err(|_| "does not end with a sequence of 6 to 12 digits".to_owned())?;
+    if sequence == 0 {
+        return Err("has sequence 0 (sequences start at 1)".to_owned());
+    }
+    Ok(CaseNumberParts {
+        region_code,
+        year,
+        sequence,
+    })
+}
+
+fn header_from(request: &RegisterCase, number: CaseId) -> CaseHeader {
+    CaseHeader {
+        number,
+        channel: request.channel,
+        petitioners: request.petitioners.clone(),
+        headcount: request.headcount,
+        respondent: request.respondent.clone(),
+        category: request.category,
+        matter_type: request.matter_type,
+        litigation_related: request.litigation_related,
+        summary: request.summary.clone(),
+        location: request.location.clone(),
+        ownership: request.ownership.clone(),
+    }
+}
+
+/// 16 random bytes, hex: unique across replicas without coordination.
+fn new_event_id() -> Result<String, ServiceError> {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes).map_err(|error| {
+        ServiceError::Internal(format!(
+            "the operating system's random source failed: {error}"
+        ))
+    })?;
+    Ok(hex::encode(bytes))
+}
+
+/// Lock `node.lock` so that one process at a time has the node open; the lock goes with the file
+/// handle, also when the process is killed.
+fn lock_node_directory(dir: &Path) -> anyhow::Result<File> {
+    let path = dir.join(LOCK_FILE);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("cannot open the lock file {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => bail!(
+            "the node in {} is in use by another process: is `fengqiao run {}` already running?",
+            dir.display(),
+            dir.display()
+        ),
+        Err(std::fs::TryLockError::Error(error)) => {
+            Err(error).with_context(|| format!("cannot lock {}", path.display()))
+        }
+    }
+}
+
+/// A store written under one key must not be reopened under another: events would be attributed
+/// to a different node than the one that made them.
+fn check_store_belongs_to_node(store: &Store, identity: &NodeIdentity) -> anyhow::Result<()> {
+    match store.meta_get(META_NODE_ID)? {
+        None => store.meta_put(META_NODE_ID, identity.node_id().as_bytes())?,
+        Some(stored) if stored == identity.node_id().as_bytes() => {}
+        Some(stored) => bail!(
+            "the store was created by node {} but node.key is node {}: the key file was replaced",
+            String::from_utf8_lossy(&stored),
+            identity.node_id()
+        ),
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests;

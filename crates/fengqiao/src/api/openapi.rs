@@ -1,0 +1,319 @@
+//! The route table's description format, and the OpenAPI 3.1 document built from it.
+//!
+//! The router and this document are both built from [`super::ROUTES`], so a route cannot be
+//! served without being documented, nor documented without being served.
+
+use serde_json::{Map, Value, json};
+
+use super::Operation;
+use fengqiao_case::{OPERATOR_HEADER, SCHEMA_VERSION};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HttpMethod {
+    Get,
+    Post,
+}
+
+impl HttpMethod {
+    /// The method as OpenAPI spells it (lowercase).
+    pub fn openapi_name(self) -> &'static str {
+        match self {
+            HttpMethod::Get => "get",
+            HttpMethod::Post => "post",
+        }
+    }
+
+    pub fn http_name(self) -> &'static str {
+        match self {
+            HttpMethod::Get => "GET",
+            HttpMethod::Post => "POST",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ParameterLocation {
+    Path,
+    Query,
+}
+
+/// JSON schema type of a parameter's value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ParameterType {
+    String,
+    Boolean,
+    Integer,
+    /// An instant (RFC 3339) or a date (YYYY-MM-DD, start of that day in China time).
+    InstantOrDate,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct ParameterSpec {
+    pub name: &'static str,
+    pub location: ParameterLocation,
+    pub value_type: ParameterType,
+    pub description: &'static str,
+}
+
+impl ParameterSpec {
+    pub const fn path(name: &'static str, description: &'static str) -> ParameterSpec {
+        ParameterSpec {
+            name,
+            location: ParameterLocation::Path,
+            value_type: ParameterType::String,
+            description,
+        }
+    }
+
+    pub const fn query(
+        name: &'static str,
+        value_type: ParameterType,
+        description: &'static str,
+    ) -> ParameterSpec {
+        ParameterSpec {
+            name,
+            location: ParameterLocation::Query,
+            value_type,
+            description,
+        }
+    }
+}
+
+/// A request or response body: one value of a named schema, or a list of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodySpec {
+    One(&'static str),
+    ListOf(&'static str),
+}
+
+impl BodySpec {
+    fn schema_name(self) -> &'static str {
+        match self {
+            BodySpec::One(name) | BodySpec::ListOf(name) => name,
+        }
+    }
+
+    fn schema(self) -> Value {
+        match self {
+            BodySpec::One(name) => schema_reference(name),
+            BodySpec::ListOf(name) => json!({"type": "array", "items": schema_reference(name)}),
+        }
+    }
+}
+
+/// One route: what the router serves and the OpenAPI document describes.
+#[derive(Debug, Clone, Copy)]
+pub struct RouteSpec {
+    pub operation: Operation,
+    pub method: HttpMethod,
+    /// In axum's syntax, which is also OpenAPI's: `/api/cases/{number}`.
+    pub path: &'static str,
+    pub summary: &'static str,
+    pub description: &'static str,
+    /// Changes data: requires the operator header, which is recorded in the events it makes.
+    pub mutating: bool,
+    pub parameters: &'static [ParameterSpec],
+    pub request: Option<BodySpec>,
+    pub success_status: u16,
+    pub response: BodySpec,
+    /// Error statuses this route answers with (always with an `ApiError` body).
+    pub errors: &'static [u16],
+}
+
+impl RouteSpec {
+    /// `{name}` segments of the path.
+    pub fn path_parameter_names(&self) -> Vec<&'static str> {
+        self.path
+            .split('/')
+            .filter_map(|segment| segment.strip_prefix('{')?.strip_suffix('}'))
+            .collect()
+    }
+
+    pub fn query_parameters(&self) -> impl Iterator<Item = &'static ParameterSpec> {
+        self.parameters
+            .iter()
+            .filter(|parameter| parameter.location == ParameterLocation::Query)
+    }
+}
+
+const ERROR_SCHEMA: &str = "ApiError";
+
+fn schema_reference(name: &str) -> Value {
+    json!({"$ref": format!("#/components/schemas/{name}")})
+}
+
+fn status_description(status: u16) -> &'static str {
+    match status {
+        200 => "ok",
+        201 => "created",
+        400 => "invalid request: bad JSON, a bad parameter, or no operator named on a change",
+        404 => "no such case",
+        409 => "refused: the case already exists, or its current state does not allow the event",
+        413 => "request body too large",
+        415 => "the body is not sent as application/json",
+        422 => "the JSON body does not have the expected fields",
+        500 => "the node failed (storage); see its log",
+        _ => "",
+    }
+}
+
+/// What each schema named in the table is; the types are defined in `fengqiao_case::model`.
+fn schema_description(name: &str) -> &'static str {
+    match name {
+        "NodeInfo" => "the node's identity, tier, region and case count",
+        "OpenApiDocument" => "this document",
+        "RegisterCase" => "a new case: channel, petitioners, category, location, …",
+        "CaseView" => "one case: header, derived state, every event, current warnings",
+        "CaseListItem" => "a case summary with its warnings",
+        "AppendEvent" => {
+            "one event: `{\"kind\": \"accept\", \"payload\": {}}`, optional `at` (RFC 3339)"
+        }
+        "DirectiveListItem" => "a supervision directive (督办单) with its case and warnings",
+        "Measures" => "the standard measures for a period, in total and per category",
+        "ImportBatch" => {
+            "ledger rows, each a registration with its history; `dry_run` to check only"
+        }
+        "ImportRowReport" => {
+            "per row: imported (or would be, with dry_run or when another row was rejected), \
+             already_present, or rejected with the reason"
+        }
+        "ApiError" => "every error answer: `{\"error\": \"lowercase message\"}`",
+        _ => "",
+    }
+}
+
+fn parameter_schema(value_type: ParameterType) -> Value {
+    match value_type {
+        ParameterType::String => json!({"type": "string"}),
+        ParameterType::Boolean => json!({"type": "boolean"}),
+        ParameterType::Integer => json!({"type": "integer", "minimum": 0}),
+        ParameterType::InstantOrDate => json!({
+            "type": "string",
+            "anyOf": [{"format": "date-time"}, {"format": "date"}],
+        }),
+    }
+}
+
+fn operation_object(route: &RouteSpec) -> Value {
+    let mut parameters: Vec<Value> = route
+        .parameters
+        .iter()
+        .map(|parameter| {
+            let location = match parameter.location {
+                ParameterLocation::Path => "path",
+                ParameterLocation::Query => "query",
+            };
+            json!({
+                "name": parameter.name,
+                "in": location,
+                "required": parameter.location == ParameterLocation::Path,
+                "description": parameter.description,
+                "schema": parameter_schema(parameter.value_type),
+            })
+        })
+        .collect();
+    parameters.push(json!({
+        "name": OPERATOR_HEADER,
+        "in": "header",
+        "required": route.mutating,
+        "description": if route.mutating {
+            "the person making the change: recorded in the events it makes"
+        } else {
+            "the person reading: recorded in the access log when personal data is read"
+        },
+        "schema": {"type": "string", "minLength": 1},
+    }));
+
+    let mut responses = Map::new();
+    responses.insert(
+        route.success_status.to_string(),
+        json!({
+            "description": status_description(route.success_status),
+            "content": {"application/json": {"schema": route.response.schema()}},
+        }),
+    );
+    for status in route.errors {
+        responses.insert(
+            status.to_string(),
+            json!({
+                "description": status_description(*status),
+                "content": {"application/json": {"schema": schema_reference(ERROR_SCHEMA)}},
+            }),
+        );
+    }
+
+    let mut operation = json!({
+        "operationId": route.operation.id(),
+        "summary": route.summary,
+        "description": route.description,
+        "parameters": parameters,
+        "responses": responses,
+    });
+    if let (Some(request), Some(object)) = (route.request, operation.as_object_mut()) {
+        object.insert(
+            "requestBody".to_owned(),
+            json!({
+                "required": true,
+                "content": {"application/json": {"schema": request.schema()}},
+            }),
+        );
+    }
+    operation
+}
+
+/// The OpenAPI 3.1 document of `routes`.
+pub fn document(routes: &[RouteSpec]) -> Value {
+    let mut paths = Map::new();
+    let mut schema_names = vec![ERROR_SCHEMA];
+    for route in routes {
+        let path_item = paths
+            .entry(route.path.to_owned())
+            .or_insert_with(|| Value::Object(Map::new()));
+        if let Some(path_item) = path_item.as_object_mut() {
+            path_item.insert(
+                route.method.openapi_name().to_owned(),
+                operation_object(route),
+            );
+        }
+        schema_names.extend(route.request.map(BodySpec::schema_name));
+        schema_names.push(route.response.schema_name());
+    }
+    schema_names.sort_unstable();
+    schema_names.dedup();
+    let schemas: Map<String, Value> = schema_names
+        .into_iter()
+        .map(|name| {
+            let schema = if name == ERROR_SCHEMA {
+                json!({
+                    "type": "object",
+                    "required": ["error"],
+                    "properties": {"error": {"type": "string"}},
+                    "description": schema_description(name),
+                })
+            } else {
+                json!({
+                    "type": "object",
+                    "description": format!(
+                        "{} (fengqiao_case::model::{name})",
+                        schema_description(name)
+                    ),
+                })
+            };
+            (name.to_owned(), schema)
+        })
+        .collect();
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Fengqiao node API",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": format!(
+                "The JSON API of one Fengqiao node (petition and dispute case handling). Body \
+                 schema version {SCHEMA_VERSION}. Every change names its operator in the \
+                 `{OPERATOR_HEADER}` header; every error is an `ApiError`."
+            ),
+        },
+        "paths": paths,
+        "components": {"schemas": schemas},
+    })
+}

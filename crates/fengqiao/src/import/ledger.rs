@@ -1,0 +1,727 @@
+//! Parsing an existing ledger (台账) into import rows: JSON lines or CSV with a header row.
+//!
+//! Parsing never stops at the first bad row: every problem is collected with its line number so the
+//! operator can fix the whole file in one pass.
+
+use std::collections::{BTreeMap, HashMap};
+
+use fengqiao_case::{
+    AppendEvent, Category, Channel, EventKind, ImportRow, Location, MatterType, Ownership,
+    Petitioner, RegisterCase, ReplyOutcome, Satisfaction,
+};
+use serde::Deserialize;
+
+use super::values::{parse_bool, parse_date, parse_labelled, parse_time};
+
+/// The file formats `fengqiao import` reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LedgerFormat {
+    /// One JSON object per line: the `POST /api/cases` body plus an optional `history`.
+    Jsonl,
+    /// Comma-separated with a header row (see [`CSV_COLUMNS`]).
+    Csv,
+}
+
+impl LedgerFormat {
+    /// Guess from the file name: `.csv` is CSV, `.jsonl` / `.ndjson` / `.json` are JSON lines.
+    pub fn from_path(path: &std::path::Path) -> Option<LedgerFormat> {
+        let extension = path.extension()?.to_str()?.to_lowercase();
+        match extension.as_str() {
+            "csv" => Some(LedgerFormat::Csv),
+            "jsonl" | "ndjson" | "json" => Some(LedgerFormat::Jsonl),
+            _ => None,
+        }
+    }
+}
+
+/// A row that could not be read, with the line it starts on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RowProblem {
+    pub line: u64,
+    pub reason: String,
+}
+
+/// What a ledger file yielded: the rows ready to send, and the rows that were not.
+#[derive(Debug, Clone, Default)]
+pub struct ParsedLedger {
+    pub rows: Vec<ImportRow>,
+    pub problems: Vec<RowProblem>,
+    /// Header columns the CSV had that mean nothing to the importer (ignored, reported once).
+    pub ignored_columns: Vec<String>,
+}
+
+/// Parse a whole ledger. Duplicate case numbers inside the file are problems too: the second
+/// occurrence would silently come back "already present".
+pub fn parse_ledger(text: &str, format: LedgerFormat) -> ParsedLedger {
+    let mut parsed = match format {
+        LedgerFormat::Jsonl => parse_jsonl(text),
+        LedgerFormat::Csv => parse_csv(text),
+    };
+    let mut first_line_of_number: HashMap<String, u64> = HashMap::new();
+    let mut duplicates = Vec::new();
+    parsed.rows.retain(|row| {
+        let Some(number) = row.case.number.as_ref() else {
+            return true;
+        };
+        match first_line_of_number.get(number) {
+            Some(first_line) => {
+                duplicates.push(RowProblem {
+                    line: row.line,
+                    reason: format!("case number {number} already appears on line {first_line}"),
+                });
+                false
+            }
+            None => {
+                first_line_of_number.insert(number.clone(), row.line);
+                true
+            }
+        }
+    });
+    parsed.problems.extend(duplicates);
+    parsed.problems.sort_by_key(|problem| problem.line);
+    parsed
+}
+
+pub fn parse_jsonl(text: &str) -> ParsedLedger {
+    let mut parsed = ParsedLedger::default();
+    for (index, line_text) in text.lines().enumerate() {
+        let line = index as u64 + 1;
+        let trimmed = line_text.trim().trim_start_matches('\u{feff}');
+        if trimmed.is_empty() || trimmed.starts_with('#') || trimmed.starts_with("//") {
+            continue;
+        }
+        match parse_json_line(trimmed) {
+            Ok((case, history)) => parsed.rows.push(ImportRow {
+                line,
+                case,
+                history,
+            }),
+            Err(reason) => parsed.problems.push(RowProblem { line, reason }),
+        }
+    }
+    parsed
+}
+
+fn parse_json_line(text: &str) -> Result<(RegisterCase, Vec<AppendEvent>), String> {
+    let value: serde_json::Value =
+        serde_json::from_str(text).map_err(|error| format!("not valid JSON: {error}"))?;
+    if !value.is_object() {
+        return Err("expected a JSON object (one case per line)".to_owned());
+    }
+    // Untagged enums hide the real cause, so the shape is chosen here and parsed with its own
+    // type to keep serde's message ("unknown variant `carrier_pigeon`, expected …").
+    if value.get("case").is_some_and(serde_json::Value::is_object) {
+        #[derive(Deserialize)]
+        struct Nested {
+            case: RegisterCase,
+            #[serde(default)]
+            history: Vec<AppendEvent>,
+        }
+        let nested: Nested = serde_json::from_value(value).map_err(|error| error.to_string())?;
+        return Ok((nested.case, nested.history));
+    }
+    let mut object = value;
+    let history = match object.as_object_mut().and_then(|map| map.remove("history")) {
+        Some(history) => serde_json::from_value::<Vec<AppendEvent>>(history)
+            .map_err(|error| format!("history: {error}"))?,
+        None => Vec::new(),
+    };
+    let case: RegisterCase = serde_json::from_value(object).map_err(|error| error.to_string())?;
+    Ok((case, history))
+}
+
+/// The CSV columns the importer understands, in the order a template would list them.
+/// Only `channel`, `category`, `matter_type`, `summary` and `region_code` are required.
+pub const CSV_COLUMNS: &[&str] = &[
+    "number",
+    "registered_at",
+    "channel",
+    "category",
+    "matter_type",
+    "headcount",
+    "summary",
+    "region_code",
+    "village",
+    "grid",
+    "grid_worker",
+    "petitioner_name",
+    "petitioner_id_number",
+    "petitioner_phone",
+    "petitioner_address",
+    "respondent",
+    "litigation_related",
+    "leader",
+    "unit",
+    "officer",
+    "plan",
+    "target_date",
+    "accepted_at",
+    "replied_at",
+    "reply_outcome",
+    "reply_text",
+    "satisfaction",
+    "evaluated_at",
+    "closed_at",
+    "resolved",
+    "close_note",
+];
+
+const REQUIRED_CSV_COLUMNS: &[&str] = &[
+    "channel",
+    "category",
+    "matter_type",
+    "summary",
+    "region_code",
+];
+
+/// Header names offices use in their own spreadsheets.
+const CSV_COLUMN_ALIASES: &[(&str, &str)] = &[
+    ("编号", "number"),
+    ("案件编号", "number"),
+    ("信访件编号", "number"),
+    ("登记时间", "registered_at"),
+    ("登记日期", "registered_at"),
+    ("信访日期", "registered_at"),
+    ("渠道", "channel"),
+    ("信访形式", "channel"),
+    ("来源", "channel"),
+    ("类别", "category"),
+    ("问题类别", "category"),
+    ("问题分类", "category"),
+    ("事项类型", "matter_type"),
+    ("诉求类型", "matter_type"),
+    ("人数", "headcount"),
+    ("来访人数", "headcount"),
+    ("诉求", "summary"),
+    ("主要诉求", "summary"),
+    ("反映问题", "summary"),
+    ("内容摘要", "summary"),
+    ("摘要", "summary"),
+    ("区划代码", "region_code"),
+    ("行政区划代码", "region_code"),
+    ("村", "village"),
+    ("村社区", "village"),
+    ("村(社区)", "village"),
+    ("村（社区）", "village"),
+    ("网格", "grid"),
+    ("网格员", "grid_worker"),
+    ("姓名", "petitioner_name"),
+    ("信访人", "petitioner_name"),
+    ("信访人姓名", "petitioner_name"),
+    ("当事人", "petitioner_name"),
+    ("身份证号", "petitioner_id_number"),
+    ("身份证号码", "petitioner_id_number"),
+    ("电话", "petitioner_phone"),
+    ("联系电话", "petitioner_phone"),
+    ("手机", "petitioner_phone"),
+    ("住址", "petitioner_address"),
+    ("地址", "petitioner_address"),
+    ("被反映人", "respondent"),
+    ("被反映单位", "respondent"),
+    ("被反映对象", "respondent"),
+    ("涉法涉诉", "litigation_related"),
+    ("包案领导", "leader"),
+    ("责任单位", "unit"),
+    ("经办人", "officer"),
+    ("化解方案", "plan"),
+    ("办结时限", "target_date"),
+    ("化解时限", "target_date"),
+    ("受理时间", "accepted_at"),
+    ("受理日期", "accepted_at"),
+    ("答复时间", "replied_at"),
+    ("答复日期", "replied_at"),
+    ("答复结果", "reply_outcome"),
+    ("答复意见", "reply_text"),
+    ("答复内容", "reply_text"),
+    ("满意度", "satisfaction"),
+    ("评价结果", "satisfaction"),
+    ("评价时间", "evaluated_at"),
+    ("评价日期", "evaluated_at"),
+    ("办结时间", "closed_at"),
+    ("办结日期", "closed_at"),
+    ("是否化解", "resolved"),
+    ("化解", "resolved"),
+    ("办结说明", "close_note"),
+];
+
+/// The canonical column a header cell names, if any.
+fn canonical_column(header: &str) -> Option<&'static str> {
+    let trimmed = header.trim().trim_start_matches('\u{feff}').trim();
+    let snake = trimmed.to_lowercase().replace(['-', ' '], "_");
+    CSV_COLUMNS
+        .iter()
+        .copied()
+        .find(|column| *column == snake)
+        .or_else(|| {
+            CSV_COLUMN_ALIASES
+                .iter()
+                .find(|(alias, _)| *alias == trimmed)
+                .map(|(_, column)| *column)
+        })
+}
+
+/// Separators between several petitioners in one cell (`张三;李四`, `张三、李四`).
+const PERSON_SEPARATORS: &[char] = &[';', '；', '、', '|'];
+
+pub fn parse_csv(text: &str) -> ParsedLedger {
+    let mut parsed = ParsedLedger::default();
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .flexible(true)
+        .trim(csv::Trim::All)
+        .from_reader(text.as_bytes());
+    let headers = match reader.headers() {
+        Ok(headers) => headers.clone(),
+        Err(error) => {
+            parsed.problems.push(RowProblem {
+                line: 1,
+                reason: format!("cannot read the header row: {error}"),
+            });
+            return parsed;
+        }
+    };
+    let mut column_index: BTreeMap<&'static str, usize> = BTreeMap::new();
+    for (index, header) in headers.iter().enumerate() {
+        match canonical_column(header) {
+            Some(column) => {
+                if column_index.insert(column, index).is_some() {
+                    parsed.problems.push(RowProblem {
+                        line: 1,
+                        reason: format!("column {column} appears twice in the header"),
+                    });
+                }
+            }
+            None if header.trim().is_empty() => {}
+            None => parsed.ignored_columns.push(header.to_owned()),
+        }
+    }
+    let missing: Vec<&str> = REQUIRED_CSV_COLUMNS
+        .iter()
+        .copied()
+        .filter(|column| !column_index.contains_key(column))
+        .collect();
+    if !missing.is_empty() {
+        parsed.problems.push(RowProblem {
+            line: 1,
+            reason: format!(
+                "the header row lacks the required column(s) {}; the columns are: {}",
+                missing.join(", "),
+                CSV_COLUMNS.join(",")
+            ),
+        });
+        return parsed;
+    }
+    if !parsed.problems.is_empty() {
+        return parsed;
+    }
+    let mut record = csv::StringRecord::new();
+    loop {
+        let line_before = reader.position().line();
+        match reader.read_record(&mut record) {
+            Ok(false) => break,
+            Ok(true) => {
+                let line = record
+                    .position()
+                    .map(|position| position.line())
+                    .unwrap_or(line_before);
+                if record.iter().all(str::is_empty) {
+                    continue;
+                }
+                let cells = CsvCells {
+                    record: &record,
+                    column_index: &column_index,
+                };
+                match cells.to_import_row(line) {
+                    Ok(row) => parsed.rows.push(row),
+                    Err(reason) => parsed.problems.push(RowProblem { line, reason }),
+                }
+            }
+            Err(error) => {
+                let line = error
+                    .position()
+                    .map(|position| position.line())
+                    .unwrap_or(line_before);
+                parsed.problems.push(RowProblem {
+                    line,
+                    reason: format!("unreadable CSV: {error}"),
+                });
+                // A broken quote can swallow the rest of the file: stop rather than report noise.
+                if !matches!(error.kind(), csv::ErrorKind::Utf8 { .. }) {
+                    break;
+                }
+            }
+        }
+    }
+    parsed
+}
+
+struct CsvCells<'a> {
+    record: &'a csv::StringRecord,
+    column_index: &'a BTreeMap<&'static str, usize>,
+}
+
+impl CsvCells<'_> {
+    /// The cell of `column`, `None` when the column is absent or the cell is blank.
+    fn cell(&self, column: &str) -> Option<&str> {
+        let index = *self.column_index.get(column)?;
+        self.record.get(index).filter(|cell| !cell.is_empty())
+    }
+
+    fn text(&self, column: &str) -> String {
+        self.cell(column).unwrap_or_default().to_owned()
+    }
+
+    fn required(&self, column: &str) -> Result<&str, String> {
+        self.cell(column)
+            .ok_or_else(|| format!("{column} is empty"))
+    }
+
+    fn time(&self, column: &str) -> Result<Option<chrono::DateTime<chrono::Utc>>, String> {
+        self.cell(column)
+            .map(|text| parse_time(text).map_err(|error| format!("{column}: {error}")))
+            .transpose()
+    }
+
+    fn to_import_row(&self, line: u64) -> Result<ImportRow, String> {
+        let channel: Channel = parse_labelled(self.required("channel")?)?;
+        let category: Category = parse_labelled(self.required("category")?)?;
+        let matter_type: MatterType = parse_labelled(self.required("matter_type")?)?;
+        let petitioners = self.petitioners()?;
+        let headcount = match self.cell("headcount") {
+            Some(text) => text
+                .parse::<u32>()
+                .map_err(|_| format!("headcount `{text}` is not a whole number"))?,
+            None => petitioners.len().max(1) as u32,
+        };
+        let litigation_related = match self.cell("litigation_related") {
+            Some(text) => {
+                parse_bool(text).map_err(|error| format!("litigation_related: {error}"))?
+            }
+            None => false,
+        };
+        let target_date = self
+            .cell("target_date")
+            .map(|text| parse_date(text).map_err(|error| format!("target_date: {error}")))
+            .transpose()?;
+        let case = RegisterCase {
+            number: self.cell("number").map(str::to_owned),
+            registered_at: self.time("registered_at")?,
+            channel,
+            petitioners,
+            headcount,
+            respondent: self.text("respondent"),
+            category,
+            matter_type,
+            litigation_related,
+            summary: self.required("summary")?.to_owned(),
+            location: Location {
+                region_code: self.required("region_code")?.to_owned(),
+                village: self.text("village"),
+                grid: self.text("grid"),
+                grid_worker: self.text("grid_worker"),
+            },
+            ownership: Ownership {
+                leader: self.text("leader"),
+                unit: self.text("unit"),
+                officer: self.text("officer"),
+                plan: self.text("plan"),
+                target_date,
+            },
+        };
+        Ok(ImportRow {
+            line,
+            case,
+            history: self.history()?,
+        })
+    }
+
+    /// Several petitioners share a row as parallel lists in each personal-data column.
+    fn petitioners(&self) -> Result<Vec<Petitioner>, String> {
+        let split = |column: &str| -> Vec<String> {
+            self.cell(column)
+                .map(|cell| {
+                    cell.split(PERSON_SEPARATORS)
+                        .map(|part| part.trim().to_owned())
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let names = split("petitioner_name");
+        let id_numbers = split("petitioner_id_number");
+        let phones = split("petitioner_phone");
+        // Addresses may themselves contain 、, so only the unambiguous separators split them.
+        let addresses: Vec<String> = self
+            .cell("petitioner_address")
+            .map(|cell| {
+                cell.split([';', '；'])
+                    .map(|part| part.trim().to_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        if names.is_empty() && !(id_numbers.is_empty() && phones.is_empty() && addresses.is_empty())
+        {
+            return Err("petitioner_name is empty but other petitioner columns are filled".into());
+        }
+        for (column, values) in [
+            ("petitioner_id_number", &id_numbers),
+            ("petitioner_phone", &phones),
+        ] {
+            if values.len() > names.len() {
+                return Err(format!(
+                    "{column} lists {} entries for {} petitioner name(s)",
+                    values.len(),
+                    names.len()
+                ));
+            }
+        }
+        let only_one_address = addresses.len() == 1;
+        Ok(names
+            .iter()
+            .enumerate()
+            .filter(|(_, name)| !name.is_empty())
+            .map(|(index, name)| Petitioner {
+                name: name.clone(),
+                id_number: id_numbers.get(index).cloned().unwrap_or_default(),
+                phone: phones.get(index).cloned().unwrap_or_default(),
+                // One address for a whole household is common; it applies to everyone listed.
+                address: if only_one_address {
+                    addresses[0].clone()
+                } else {
+                    addresses.get(index).cloned().unwrap_or_default()
+                },
+                representative: false,
+            })
+            .collect())
+    }
+
+    /// The optional history columns, as the events they stand for, in lifecycle order.
+    fn history(&self) -> Result<Vec<AppendEvent>, String> {
+        let mut history = Vec::new();
+        if let Some(at) = self.time("accepted_at")? {
+            history.push(AppendEvent {
+                kind: EventKind::Accept {},
+                at: Some(at),
+            });
+        }
+        let replied_at = self.time("replied_at")?;
+        let reply_outcome = self
+            .cell("reply_outcome")
+            .map(parse_labelled::<ReplyOutcome>)
+            .transpose()?;
+        match (replied_at, reply_outcome) {
+            (Some(at), Some(outcome)) => history.push(AppendEvent {
+                kind: EventKind::Reply {
+                    outcome,
+                    text: self.text("reply_text"),
+                },
+                at: Some(at),
+            }),
+            (Some(_), None) => return Err("replied_at is given but reply_outcome is empty".into()),
+            (None, Some(_)) => return Err("reply_outcome is given but replied_at is empty".into()),
+            (None, None) if self.cell("reply_text").is_some() => {
+                return Err(
+                    "reply_text is given but replied_at and reply_outcome are empty".into(),
+                );
+            }
+            (None, None) => {}
+        }
+        let evaluated_at = self.time("evaluated_at")?;
+        let satisfaction = self
+            .cell("satisfaction")
+            .map(parse_labelled::<Satisfaction>)
+            .transpose()?;
+        match (evaluated_at, satisfaction) {
+            (Some(at), Some(satisfaction)) => history.push(AppendEvent {
+                kind: EventKind::Evaluate { satisfaction },
+                at: Some(at),
+            }),
+            (Some(_), None) => return Err("evaluated_at is given but satisfaction is empty".into()),
+            (None, Some(_)) => return Err("satisfaction is given but evaluated_at is empty".into()),
+            (None, None) => {}
+        }
+        let resolved = self
+            .cell("resolved")
+            .map(|text| parse_bool(text).map_err(|error| format!("resolved: {error}")))
+            .transpose()?;
+        match (self.time("closed_at")?, resolved) {
+            (Some(at), Some(resolved)) => history.push(AppendEvent {
+                kind: EventKind::Close {
+                    resolved,
+                    note: self
+                        .cell("close_note")
+                        .unwrap_or("导入自原台账 imported from the ledger")
+                        .to_owned(),
+                },
+                at: Some(at),
+            }),
+            // 化解率 counts resolved closures, so the ledger must say which it was.
+            (Some(_), None) => {
+                return Err("closed_at is given but resolved (true/false) is empty".into());
+            }
+            (None, Some(_)) => return Err("resolved is given but closed_at is empty".into()),
+            (None, None) => {}
+        }
+        Ok(history)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    const HEADER: &str = "number,registered_at,channel,category,matter_type,headcount,summary,region_code,village,grid,petitioner_name,petitioner_id_number,petitioner_phone,petitioner_address,respondent,litigation_related,accepted_at,replied_at,reply_outcome,reply_text,satisfaction,evaluated_at,closed_at,resolved";
+
+    fn closed_row(number: &str, channel: &str) -> String {
+        format!(
+            "{number},2026-03-01T09:30:00+08:00,{channel},land_requisition,appeal,3,\"征地补偿款未足额发放，要求补齐\",430702001003,河洑村,第二网格,刘德华,430702196801010019,13907365555,河洑村五组,河洑镇人民政府,false,2026-03-02T09:00:00+08:00,2026-04-01T10:00:00+08:00,support,已协调补发补偿款,basically_satisfied,2026-04-05T10:00:00+08:00,2026-04-06T10:00:00+08:00,true"
+        )
+    }
+
+    #[test]
+    fn csv_good_rows_with_history_and_chinese_text() {
+        let text = format!(
+            "{HEADER}\n{}\n430702001003-2026-000002,2026-03-01 10:00,来访,拖欠工资,申诉求决,,\"欠薪，要求补发\",430702001003,河洑村,,张三;李四,,,河洑村五组,,否,,,,,,,,\n",
+            closed_row("430702001003-2026-000001", "visit")
+        );
+        let parsed = parse_ledger(&text, LedgerFormat::Csv);
+        assert_eq!(parsed.problems, vec![]);
+        assert_eq!(parsed.rows.len(), 2);
+        let closed = &parsed.rows[0];
+        assert_eq!(closed.line, 2);
+        assert_eq!(
+            closed.case.number.as_deref(),
+            Some("430702001003-2026-000001")
+        );
+        assert_eq!(closed.case.summary, "征地补偿款未足额发放，要求补齐");
+        assert_eq!(closed.case.petitioners[0].name, "刘德华");
+        assert_eq!(closed.case.petitioners[0].address, "河洑村五组");
+        assert_eq!(
+            closed.case.registered_at.unwrap().to_rfc3339(),
+            "2026-03-01T01:30:00+00:00"
+        );
+        let kinds: Vec<&str> = closed
+            .history
+            .iter()
+            .map(|event| event.kind.name())
+            .collect();
+        assert_eq!(kinds, ["accept", "reply", "evaluate", "close"]);
+        assert!(matches!(
+            closed.history[3].kind,
+            EventKind::Close { resolved: true, .. }
+        ));
+        let open = &parsed.rows[1];
+        assert_eq!(open.line, 3);
+        assert_eq!(open.case.channel, Channel::Visit);
+        assert_eq!(open.case.category, Category::WageArrears);
+        assert_eq!(open.case.matter_type, MatterType::Appeal);
+        assert_eq!(open.case.headcount, 2, "defaults to the petitioners listed");
+        assert_eq!(open.case.petitioners.len(), 2);
+        assert_eq!(open.case.petitioners[1].address, "河洑村五组");
+        assert!(open.history.is_empty());
+    }
+
+    #[test]
+    fn csv_bad_rows_are_reported_with_their_line_and_reason() {
+        let text = [
+            HEADER.to_owned(),
+            closed_row("430702001003-2026-000001", "visit"),
+            closed_row("430702001003-2026-000002", "carrier_pigeon"),
+            closed_row("430702001003-2026-000001", "letter"),
+            closed_row("430702001003-2026-000004", "letter").replace(",true", ","),
+        ]
+        .join("\n");
+        let parsed = parse_ledger(&text, LedgerFormat::Csv);
+        assert_eq!(parsed.rows.len(), 1);
+        let lines: Vec<u64> = parsed.problems.iter().map(|problem| problem.line).collect();
+        assert_eq!(lines, [3, 4, 5]);
+        assert!(parsed.problems[0].reason.contains("carrier_pigeon"));
+        assert!(parsed.problems[1].reason.contains("line 2"));
+        assert!(parsed.problems[2].reason.contains("resolved"));
+    }
+
+    #[test]
+    fn csv_line_numbers_count_multiline_cells() {
+        let text = "channel,category,matter_type,summary,region_code\nvisit,other,appeal,\"第一行\n第二行\",430702\nvisit,other,appeal,,430702\n";
+        let parsed = parse_ledger(text, LedgerFormat::Csv);
+        assert_eq!(parsed.rows[0].case.summary, "第一行\n第二行");
+        assert_eq!(parsed.problems.len(), 1);
+        assert_eq!(parsed.problems[0].line, 4);
+        assert!(parsed.problems[0].reason.contains("summary"));
+    }
+
+    #[test]
+    fn csv_chinese_header_aliases_and_ignored_columns() {
+        let text = "\u{feff}编号,登记时间,信访形式,问题类别,事项类型,主要诉求,区划代码,村（社区）,信访人姓名,联系电话,备注\n\
+                    430702001001-2025-000009,2025/12/30 15:00,来信,邻里纠纷,申诉求决,宅基地边界争议,430702001001,芦荻山村,王秀英,13807361234,无\n";
+        let parsed = parse_ledger(text, LedgerFormat::Csv);
+        assert_eq!(parsed.problems, vec![]);
+        assert_eq!(parsed.ignored_columns, ["备注"]);
+        let row = &parsed.rows[0];
+        assert_eq!(row.case.channel, Channel::Letter);
+        assert_eq!(row.case.category, Category::Neighbourhood);
+        assert_eq!(row.case.location.village, "芦荻山村");
+        assert_eq!(row.case.petitioners[0].phone, "13807361234");
+        assert_eq!(row.case.headcount, 1);
+    }
+
+    #[test]
+    fn csv_missing_required_column_is_one_problem_on_line_one() {
+        let parsed = parse_ledger("channel,category\nvisit,other\n", LedgerFormat::Csv);
+        assert!(parsed.rows.is_empty());
+        assert_eq!(parsed.problems.len(), 1);
+        assert_eq!(parsed.problems[0].line, 1);
+        assert!(parsed.problems[0].reason.contains("matter_type"));
+    }
+
+    #[test]
+    fn jsonl_flat_and_nested_rows_with_history() {
+        let text = r#"
+{"number":"430702-2026-000001","registered_at":"2026-01-05T08:00:00Z","channel":"visit","petitioners":[{"name":"赵四"}],"headcount":1,"category":"labour","matter_type":"appeal","summary":"工伤赔偿","location":{"region_code":"430702"},"history":[{"kind":"accept","payload":{},"at":"2026-01-06T08:00:00Z"}]}
+# comments and blank lines are skipped
+
+{"line":99,"case":{"channel":"online","petitioners":[],"headcount":1,"category":"environment","matter_type":"accusation","summary":"夜间噪声","location":{"region_code":"430702001001"}}}
+"#;
+        let parsed = parse_ledger(text, LedgerFormat::Jsonl);
+        assert_eq!(parsed.problems, vec![]);
+        assert_eq!(parsed.rows.len(), 2);
+        assert_eq!(parsed.rows[0].line, 2);
+        assert_eq!(parsed.rows[0].case.petitioners[0].name, "赵四");
+        assert_eq!(parsed.rows[0].history.len(), 1);
+        assert_eq!(parsed.rows[0].history[0].kind, EventKind::Accept {});
+        assert_eq!(
+            parsed.rows[1].line, 5,
+            "the file's line, not the row's own field"
+        );
+        assert_eq!(parsed.rows[1].case.channel, Channel::Online);
+    }
+
+    #[test]
+    fn jsonl_bad_lines_name_the_line_and_the_cause() {
+        let text = "{\"channel\":\"carrier_pigeon\",\"petitioners\":[],\"headcount\":1,\"category\":\"other\",\"matter_type\":\"appeal\",\"summary\":\"x\",\"location\":{\"region_code\":\"430702\"}}\nnot json\n[1,2]\n";
+        let parsed = parse_ledger(text, LedgerFormat::Jsonl);
+        assert!(parsed.rows.is_empty());
+        let lines: Vec<u64> = parsed.problems.iter().map(|problem| problem.line).collect();
+        assert_eq!(lines, [1, 2, 3]);
+        assert!(
+            parsed.problems[0].reason.contains("carrier_pigeon"),
+            "{:?}",
+            parsed.problems[0]
+        );
+        assert!(parsed.problems[1].reason.contains("JSON"));
+    }
+
+    #[test]
+    fn format_follows_the_extension() {
+        use std::path::Path;
+        assert_eq!(
+            LedgerFormat::from_path(Path::new("a.CSV")),
+            Some(LedgerFormat::Csv)
+        );
+        assert_eq!(
+            LedgerFormat::from_path(Path::new("a.jsonl")),
+            Some(LedgerFormat::Jsonl)
+        );
+        assert_eq!(LedgerFormat::from_path(Path::new("a.xlsx")), None);
+    }
+}

@@ -1,0 +1,552 @@
+//! Tests of the service layer against a real store in a temporary node directory.
+
+use chrono::{TimeZone, Utc};
+use fengqiao_case::{
+    Channel, Location, MatterType, Petitioner, ReplyOutcome, Satisfaction, WarningGrade,
+};
+
+use super::*;
+
+const VILLAGE: &str = "430702001002";
+const OPERATOR: &str = "李建国";
+
+fn now() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 3, 10, 2, 0, 0).unwrap()
+}
+
+fn village_options() -> InitOptions {
+    InitOptions {
+        name: "芦荻山村调解室".into(),
+        tier: Tier::Village,
+        region_code: VILLAGE.into(),
+        listen: None,
+        parent: None,
+    }
+}
+
+fn open_village() -> (tempfile::TempDir, Node) {
+    let temp = tempfile::tempdir().unwrap();
+    let dir = temp.path().join("village");
+    init_node(&dir, village_options()).unwrap();
+    let node = Node::open(&dir).unwrap();
+    (temp, node)
+}
+
+fn registration(category: Category) -> RegisterCase {
+    RegisterCase {
+        number: None,
+        registered_at: None,
+        channel: Channel::Visit,
+        petitioners: vec![Petitioner {
+            name: "王秀英".into(),
+            id_number: "430702198503120027".into(),
+            phone: "13807361234".into(),
+            address: "芦荻山乡 3 组".into(),
+            representative: false,
+        }],
+        headcount: 1,
+        respondent: "常德市台秤厂".into(),
+        category,
+        matter_type: MatterType::Appeal,
+        litigation_related: false,
+        summary: "反映原单位拖欠工资".into(),
+        location: Location {
+            region_code: VILLAGE.into(),
+            village: "芦荻山村".into(),
+            grid: "第三网格".into(),
+            grid_worker: "李建国".into(),
+        },
+        ownership: Default::default(),
+    }
+}
+
+fn event(kind: EventKind) -> AppendEvent {
+    AppendEvent { kind, at: None }
+}
+
+fn import_row(line: u64, number: Option<&str>, history: Vec<AppendEvent>) -> ImportRow {
+    let mut case = registration(Category::LandRequisition);
+    case.number = number.map(str::to_owned);
+    case.registered_at = Some(Utc.with_ymd_and_hms(2026, 3, 1, 1, 30, 0).unwrap());
+    ImportRow {
+        line,
+        case,
+        history,
+    }
+}
+
+fn at(day: u32) -> Option<DateTime<Utc>> {
+    Some(Utc.with_ymd_and_hms(2026, 3, day, 2, 0, 0).unwrap())
+}
+
+#[test]
+fn init_creates_key_and_config_and_refuses_to_run_twice() {
+    let temp = tempfile::tempdir().unwrap();
+    let dir = temp.path().join("village");
+    let config = init_node(&dir, village_options()).unwrap();
+    assert_eq!(config.node.region_code, VILLAGE);
+    assert!(dir.join("node.key").exists());
+    assert_eq!(config::load(&dir).unwrap(), config);
+
+    let again = format!("{:#}", init_node(&dir, village_options()).unwrap_err());
+    assert!(again.contains("already a node directory"), "{again}");
+
+    let bad_dir = temp.path().join("bad");
+    let mut bad = village_options();
+    bad.region_code = "430702".into();
+    let message = format!("{:#}", init_node(&bad_dir, bad).unwrap_err());
+    assert!(message.contains("village node needs 12"), "{message}");
+    assert!(
+        !bad_dir.exists(),
+        "nothing is created for an invalid config"
+    );
+}
+
+#[test]
+fn a_second_open_of_the_same_node_is_refused_clearly() {
+    let (temp, node) = open_village();
+    let message = format!(
+        "{:#}",
+        Node::open(&temp.path().join("village")).unwrap_err()
+    );
+    assert!(message.contains("in use by another process"), "{message}");
+    drop(node);
+    Node::open(&temp.path().join("village")).unwrap();
+}
+
+#[test]
+fn info_names_the_node() {
+    let (_temp, node) = open_village();
+    let info = node.info();
+    assert_eq!(info.node_id, node.identity().node_id());
+    assert_eq!(info.tier, Tier::Village);
+    assert_eq!(info.region_code, VILLAGE);
+    assert_eq!(info.case_count, 0);
+}
+
+#[test]
+fn register_assigns_sequential_numbers_per_region_and_year() {
+    let (_temp, node) = open_village();
+    let first = node
+        .register(OPERATOR, now(), registration(Category::WageArrears))
+        .unwrap();
+    let second = node
+        .register(OPERATOR, now(), registration(Category::WageArrears))
+        .unwrap();
+    assert_eq!(first.header.number, "430702001002-2026-000001");
+    assert_eq!(second.header.number, "430702001002-2026-000002");
+    assert_eq!(first.state.status, Status::Registered);
+    assert_eq!(first.state.holder, node.node_id());
+    assert_eq!(first.events.len(), 1);
+    assert_eq!(first.events[0].operator, OPERATOR);
+    assert_eq!(first.events[0].id.len(), 32);
+
+    // 2025-12-31 20:00 UTC is already 2026 in China.
+    let mut new_year = registration(Category::Labour);
+    new_year.registered_at = Some(Utc.with_ymd_and_hms(2025, 12, 31, 20, 0, 0).unwrap());
+    let view = node.register(OPERATOR, now(), new_year).unwrap();
+    assert_eq!(view.header.number, "430702001002-2026-000003");
+    let mut last_year = registration(Category::Labour);
+    last_year.registered_at = Some(Utc.with_ymd_and_hms(2025, 12, 31, 12, 0, 0).unwrap());
+    let view = node.register(OPERATOR, now(), last_year).unwrap();
+    assert_eq!(view.header.number, "430702001002-2025-000001");
+    assert_eq!(node.info().case_count, 4);
+}
+
+#[test]
+fn given_numbers_are_checked_and_assigned_numbers_skip_taken_ones() {
+    let (_temp, node) = open_village();
+    let with_number = |number: &str| {
+        let mut request = registration(Category::Family);
+        request.number = Some(number.to_owned());
+        request
+    };
+    for (number, expected) in [
+        ("430702001002-2026-12", "sequence of 6 to 12 digits"),
+        ("430702001002/2026/000001", "three parts"),
+        ("43070200100-2026-000001", "region code"),
+        ("430702001002-26-000001", "4-digit year"),
+        ("430702001002-2026-000000", "sequence 0"),
+        (
+            "430702001003-2026-000001",
+            "outside this node's jurisdiction",
+        ),
+    ] {
+        let error = node
+            .register(OPERATOR, now(), with_number(number))
+            .unwrap_err();
+        assert_eq!(error.http_status(), 400, "{number}: {error}");
+        assert!(error.to_string().contains(expected), "{number}: {error}");
+    }
+    node.register(OPERATOR, now(), with_number("430702001002-2026-000001"))
+        .unwrap();
+    let duplicate = node
+        .register(OPERATOR, now(), with_number("430702001002-2026-000001"))
+        .unwrap_err();
+    assert!(matches!(duplicate, ServiceError::AlreadyExists(_)));
+    assert_eq!(duplicate.http_status(), 409);
+
+    let assigned = node
+        .register(OPERATOR, now(), registration(Category::Family))
+        .unwrap();
+    assert_eq!(assigned.header.number, "430702001002-2026-000002");
+}
+
+#[test]
+fn register_refuses_bad_input_without_using_a_number() {
+    let (_temp, node) = open_village();
+    let mut no_petitioner = registration(Category::Other);
+    no_petitioner.petitioners.clear();
+    let error = node.register(OPERATOR, now(), no_petitioner).unwrap_err();
+    assert_eq!(error.http_status(), 400, "{error}");
+    assert!(error.to_string().contains("petitioner"), "{error}");
+
+    let mut elsewhere = registration(Category::Other);
+    elsewhere.location.region_code = "430702002001".into();
+    let error = node.register(OPERATOR, now(), elsewhere).unwrap_err();
+    assert!(error.to_string().contains("jurisdiction"), "{error}");
+
+    let mut future = registration(Category::Other);
+    future.registered_at = Some(now() + TimeDelta::days(1));
+    let error = node.register(OPERATOR, now(), future).unwrap_err();
+    assert!(error.to_string().contains("in the future"), "{error}");
+
+    let view = node
+        .register(OPERATOR, now(), registration(Category::Other))
+        .unwrap();
+    assert_eq!(view.header.number, "430702001002-2026-000001");
+}
+
+#[test]
+fn append_follows_the_lifecycle_and_refusals_carry_its_message() {
+    let (_temp, node) = open_village();
+    let number = node
+        .register(OPERATOR, now(), registration(Category::WageArrears))
+        .unwrap()
+        .header
+        .number;
+
+    let refused = node
+        .append(
+            OPERATOR,
+            now(),
+            &number,
+            event(EventKind::Close {
+                resolved: true,
+                note: "已解决".into(),
+            }),
+        )
+        .unwrap_err();
+    assert!(matches!(refused, ServiceError::Refused(_)), "{refused:?}");
+    assert_eq!(refused.http_status(), 409);
+    let message = refused.to_string();
+    assert!(message.starts_with("cannot close"), "{message}");
+
+    let accepted = node
+        .append(OPERATOR, now(), &number, event(EventKind::Accept {}))
+        .unwrap();
+    assert_eq!(accepted.state.status, Status::Accepted);
+    assert_eq!(accepted.events.len(), 2);
+    assert_eq!(accepted.events[1].at, now());
+    assert_eq!(accepted.events[1].operator, OPERATOR);
+    assert_eq!(
+        accepted.events[1].prev.as_deref(),
+        Some(accepted.events[0].id.as_str())
+    );
+
+    let replied = node
+        .append(
+            "张主任",
+            now(),
+            &number,
+            event(EventKind::Reply {
+                outcome: ReplyOutcome::Support,
+                text: "已协调补发".into(),
+            }),
+        )
+        .unwrap();
+    assert_eq!(replied.state.status, Status::Replied);
+    assert_eq!(replied.events[2].operator, "张主任");
+
+    let missing = node
+        .append(
+            OPERATOR,
+            now(),
+            "430702001002-2026-000999",
+            event(EventKind::Accept {}),
+        )
+        .unwrap_err();
+    assert!(matches!(missing, ServiceError::NotFound(_)));
+    assert_eq!(missing.http_status(), 404);
+
+    let stored = node.get(Some(OPERATOR), now(), &number).unwrap();
+    assert_eq!(stored.events.len(), 3, "the refused close was not stored");
+}
+
+#[test]
+fn get_records_the_read_in_the_access_log() {
+    let (_temp, node) = open_village();
+    let number = node
+        .register(OPERATOR, now(), registration(Category::WageArrears))
+        .unwrap()
+        .header
+        .number;
+    let view = node.get(Some("王书记"), now(), &number).unwrap();
+    assert_eq!(view.header.petitioners[0].name, "王秀英");
+    node.get(None, now(), &number).unwrap();
+
+    let log = node.store().access_log_since(0, 10).unwrap();
+    assert_eq!(log.len(), 2);
+    let first: serde_json::Value = serde_json::from_slice(&log[0].1).unwrap();
+    assert_eq!(first["operator"], "王书记");
+    assert_eq!(first["case"], number.as_str());
+    assert_eq!(first["at"], "2026-03-10T02:00:00Z");
+    let second: serde_json::Value = serde_json::from_slice(&log[1].1).unwrap();
+    assert!(second["operator"].is_null());
+    let text = String::from_utf8_lossy(&log[0].1);
+    assert!(!text.contains("王秀英"), "the log holds no personal data");
+
+    let missing = node.get(Some(OPERATOR), now(), "430702001002-2026-000404");
+    assert!(matches!(missing, Err(ServiceError::NotFound(_))));
+}
+
+#[test]
+fn list_filters_and_warns() {
+    let (_temp, node) = open_village();
+    let mut old = registration(Category::LandRequisition);
+    old.registered_at = Some(now() - TimeDelta::days(20));
+    let old_number = node.register(OPERATOR, now(), old).unwrap().header.number;
+    node.register(OPERATOR, now(), registration(Category::WageArrears))
+        .unwrap();
+
+    let all = node.list(now(), &ListFilter::default()).unwrap();
+    assert_eq!(all.len(), 2);
+
+    let land = ListFilter {
+        category: Some(Category::LandRequisition),
+        ..ListFilter::default()
+    };
+    let listed = node.list(now(), &land).unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].summary.number, old_number);
+
+    let overdue = ListFilter {
+        overdue_only: true,
+        ..ListFilter::default()
+    };
+    let listed = node.list(now(), &overdue).unwrap();
+    assert_eq!(
+        listed.len(),
+        1,
+        "only the 20-day-old case is past its 15 days"
+    );
+    assert_eq!(listed[0].summary.number, old_number);
+    assert!(
+        listed[0]
+            .warnings
+            .iter()
+            .any(|warning| warning.grade >= WarningGrade::Overdue)
+    );
+
+    let limited = ListFilter {
+        limit: Some(1),
+        ..ListFilter::default()
+    };
+    assert_eq!(node.list(now(), &limited).unwrap().len(), 1);
+
+    let other_village = ListFilter {
+        region_prefix: Some("430702001003".into()),
+        ..ListFilter::default()
+    };
+    assert!(node.list(now(), &other_village).unwrap().is_empty());
+    let bad_region = ListFilter {
+        region_prefix: Some("abc".into()),
+        ..ListFilter::default()
+    };
+    assert_eq!(
+        node.list(now(), &bad_region).unwrap_err().http_status(),
+        400
+    );
+
+    assert!(node.directives(now(), true).unwrap().is_empty());
+}
+
+#[test]
+fn import_is_all_or_nothing_and_safe_to_rerun() {
+    let (_temp, node) = open_village();
+    let closed_history = vec![
+        AppendEvent {
+            kind: EventKind::Accept {},
+            at: at(2),
+        },
+        AppendEvent {
+            kind: EventKind::Reply {
+                outcome: ReplyOutcome::Support,
+                text: "已协调补发补偿款".into(),
+            },
+            at: at(5),
+        },
+        AppendEvent {
+            kind: EventKind::Evaluate {
+                satisfaction: Satisfaction::BasicallySatisfied,
+            },
+            at: at(6),
+        },
+        AppendEvent {
+            kind: EventKind::Close {
+                resolved: true,
+                note: String::new(),
+            },
+            at: at(7),
+        },
+    ];
+    // Closing a case that was never replied to is not a valid history.
+    let invalid_history = vec![AppendEvent {
+        kind: EventKind::Close {
+            resolved: true,
+            note: String::new(),
+        },
+        at: at(3),
+    }];
+    let bad = ImportBatch {
+        rows: vec![
+            import_row(2, Some("430702001002-2026-000101"), closed_history.clone()),
+            import_row(3, Some("430702001002-2026-000102"), invalid_history),
+            import_row(4, Some("430702001002-2026-000101"), Vec::new()),
+        ],
+        dry_run: false,
+    };
+    let reports = node.import(OPERATOR, now(), bad).unwrap();
+    assert_eq!(reports[0].outcome, ImportOutcome::Imported);
+    assert_eq!(reports[1].outcome, ImportOutcome::Rejected);
+    let why = reports[1].error.as_deref().unwrap();
+    assert!(why.contains("history event 1 (close)"), "{why}");
+    assert_eq!(reports[2].outcome, ImportOutcome::Rejected);
+    assert!(reports[2].error.as_deref().unwrap().contains("line 2"));
+    assert_eq!(node.info().case_count, 0, "nothing written");
+
+    let good = ImportBatch {
+        rows: vec![
+            import_row(2, Some("430702001002-2026-000101"), closed_history),
+            import_row(3, Some("430702001002-2026-000102"), Vec::new()),
+            import_row(4, None, Vec::new()),
+        ],
+        dry_run: true,
+    };
+    let reports = node.import(OPERATOR, now(), good.clone()).unwrap();
+    assert!(
+        reports
+            .iter()
+            .all(|report| report.outcome == ImportOutcome::Imported)
+    );
+    assert_eq!(node.info().case_count, 0, "a dry run writes nothing");
+
+    let reports = node
+        .import(
+            OPERATOR,
+            now(),
+            ImportBatch {
+                dry_run: false,
+                ..good.clone()
+            },
+        )
+        .unwrap();
+    assert!(
+        reports
+            .iter()
+            .all(|report| report.outcome == ImportOutcome::Imported)
+    );
+    assert_eq!(
+        reports[2].number.as_deref(),
+        Some("430702001002-2026-000001")
+    );
+    assert_eq!(node.info().case_count, 3);
+    let closed = node
+        .get(Some(OPERATOR), now(), "430702001002-2026-000101")
+        .unwrap();
+    assert_eq!(closed.state.status, Status::Closed);
+    assert_eq!(closed.events.len(), 5);
+    assert_eq!(
+        closed.state.timeline.registered_at,
+        Some(Utc.with_ymd_and_hms(2026, 3, 1, 1, 30, 0).unwrap())
+    );
+
+    let rerun = node
+        .import(
+            OPERATOR,
+            now(),
+            ImportBatch {
+                rows: good.rows[..2].to_vec(),
+                dry_run: false,
+            },
+        )
+        .unwrap();
+    assert!(
+        rerun
+            .iter()
+            .all(|report| report.outcome == ImportOutcome::AlreadyPresent)
+    );
+    assert_eq!(node.info().case_count, 3);
+}
+
+#[test]
+fn stats_measure_the_period_and_category() {
+    let (_temp, node) = open_village();
+    let number = node
+        .register(OPERATOR, now(), registration(Category::WageArrears))
+        .unwrap()
+        .header
+        .number;
+    node.append(OPERATOR, now(), &number, event(EventKind::Accept {}))
+        .unwrap();
+    node.register(OPERATOR, now(), registration(Category::Labour))
+        .unwrap();
+
+    let all = node.stats(now(), &StatsQuery::default()).unwrap();
+    assert_eq!(all.total.cases, 2);
+    assert_eq!(all.by_category.len(), 2);
+    assert_eq!(all.total.timely_acceptance.numerator, 1);
+
+    let wages = StatsQuery {
+        category: Some(Category::WageArrears),
+        ..StatsQuery::default()
+    };
+    assert_eq!(node.stats(now(), &wages).unwrap().total.cases, 1);
+
+    let before = StatsQuery {
+        to: Some(now() - TimeDelta::days(1)),
+        ..StatsQuery::default()
+    };
+    assert_eq!(node.stats(now(), &before).unwrap().total.cases, 0);
+
+    let backwards = StatsQuery {
+        from: Some(now()),
+        to: Some(now() - TimeDelta::days(1)),
+        category: None,
+    };
+    let error = node.stats(now(), &backwards).unwrap_err();
+    assert_eq!(error.http_status(), 400);
+}
+
+#[test]
+fn a_replaced_key_is_noticed() {
+    let temp = tempfile::tempdir().unwrap();
+    let dir = temp.path().join("village");
+    init_node(&dir, village_options()).unwrap();
+    drop(Node::open(&dir).unwrap());
+    std::fs::remove_file(dir.join("node.key")).unwrap();
+    NodeIdentity::generate()
+        .unwrap()
+        .save_new(&dir.join("node.key"))
+        .unwrap();
+    let message = format!("{:#}", Node::open(&dir).unwrap_err());
+    assert!(message.contains("key file was replaced"), "{message}");
+}
+
+#[test]
+fn case_numbers_parse_into_their_parts() {
+    let parts = parse_case_number("430702-2026-000123").unwrap();
+    assert_eq!(parts.region_code, "430702");
+    assert_eq!(parts.year, 2026);
+    assert_eq!(parts.sequence, 123);
+}
