@@ -5,4 +5,5 @@
 
 mod cli_lifecycle;
 mod crash;
+mod demo;
 mod import;

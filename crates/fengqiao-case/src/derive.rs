@@ -110,7 +110,8 @@ fn in_canonical_order(ids: &BTreeSet<&str>, position: &HashMap<&str, usize>) -> 
     ordered.into_iter().map(str::to_owned).collect()
 }
 
-fn empty_state() -> CaseState {
+/// A state with nothing in it: the base every derived state is built on.
+pub(crate) fn empty_state() -> CaseState {
     CaseState {
         status: Status::Registered,
         holder: NodeId::new(),

@@ -206,23 +206,7 @@ pub(crate) fn registered_state(register: Proposed<'_>, limits: &Limits) -> CaseS
             acceptance_deadline: Some(calendar_deadline(register.at, limits.acceptance_days)),
             ..Default::default()
         },
-        reply: None,
-        satisfaction: None,
-        resolved: None,
-        review_level: None,
-        review_outcome: None,
-        repeat_of: None,
-        escalated_to: Vec::new(),
-        awaiting: None,
-        assigned_by: None,
-        assignment_deadline: None,
-        directives: Vec::new(),
-        mediations: Vec::new(),
-        conflict: None,
-        superseded: Vec::new(),
-        invalid: Vec::new(),
-        event_count: 0,
-        last_event_at: None,
+        ..crate::derive::empty_state()
     }
 }
 
