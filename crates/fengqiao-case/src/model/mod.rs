@@ -5,6 +5,8 @@
 //! Enums serialize as `snake_case` strings so JSON, CSV imports and the automerge document all share
 //! one spelling.
 
+pub mod sync;
+
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 

@@ -1,0 +1,89 @@
+//! Frames of the federation sync protocol: what two nodes say to each other over one connection.
+//!
+//! The frame layout on the wire (length prefix, format version byte, size limit) belongs to
+//! `fengqiao-sync`'s codec; the types live here because every type that goes on the wire lives in
+//! `fengqiao_case::model`. Changing a variant's fields or order changes the wire format: bump
+//! [`SYNC_PROTOCOL_VERSION`] and keep reading the old form.
+
+use serde::{Deserialize, Serialize};
+
+use super::{CaseId, NodeId};
+
+/// Version of the sync conversation, exchanged in [`SyncFrame::Hello`]; peers of different
+/// versions refuse each other with [`SyncFrame::Error`] instead of guessing.
+pub const SYNC_PROTOCOL_VERSION: u32 = 1;
+
+/// One automerge change hash (SHA-256 of the change). Raw bytes, not hex: a frame for one new
+/// event carries a few of these, and hex would double their share of the bytes on the wire.
+pub type ChangeHead = [u8; 32];
+
+/// Position in a node's change feed (strictly increasing per case update).
+pub type FeedSequence = u64;
+
+/// One message of the sync protocol. Both sides push: each walks its own change feed and sends
+/// what the other lacks, and acknowledges what it receives.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SyncFrame {
+    /// First frame on a connection, from both sides.
+    Hello {
+        protocol_version: u32,
+        node_id: NodeId,
+        /// The sender's feed head when it connected (for showing how far behind a peer is).
+        feed_head: FeedSequence,
+    },
+    /// The changes of one case. `bytes` is either the concatenated automerge changes the sender
+    /// has beyond `base_heads`, or, when `whole` is set, the sender's whole saved document (used
+    /// when the receiver is not known to hold the case).
+    Changes {
+        case: CaseId,
+        /// The sender's feed sequence this send answers to; echoed back in the [`SyncFrame::Ack`].
+        /// Zero when the send is not tracked (an answer to an unsolicited [`SyncFrame::Need`]).
+        feed_seq: FeedSequence,
+        base_heads: Vec<ChangeHead>,
+        /// The sender's heads: after applying, the receiver holds at least these.
+        sender_heads: Vec<ChangeHead>,
+        bytes: Vec<u8>,
+        whole: bool,
+    },
+    /// The receiver applied a [`SyncFrame::Changes`] and now holds its `sender_heads`; `heads` are
+    /// the receiver's own heads after applying.
+    Ack {
+        case: CaseId,
+        feed_seq: FeedSequence,
+        heads: Vec<ChangeHead>,
+    },
+    /// The receiver could not reach the sender's heads (missing dependencies, or it does not hold
+    /// the case at all when `have_heads` is empty): resend everything beyond `have_heads`.
+    Need {
+        case: CaseId,
+        have_heads: Vec<ChangeHead>,
+    },
+    /// The receiver will not take this case from the sender (bytes it cannot apply, a case the
+    /// sender may not introduce, dependencies never supplied). The sender stops waiting for an
+    /// acknowledgement; the case is offered again when it next changes.
+    Refused {
+        case: CaseId,
+        feed_seq: FeedSequence,
+        reason: String,
+    },
+    /// Everything in the sender's feed up to `feed_head` that routing lets the receiver have has
+    /// been sent and acknowledged.
+    CaughtUp { feed_head: FeedSequence },
+    /// The sender gives up on this connection; `message` says why (for the receiver's log).
+    Error { message: String },
+}
+
+impl SyncFrame {
+    /// The variant's name, for logs and counters (never the contents: frames carry personal data).
+    pub fn kind_name(&self) -> &'static str {
+        match self {
+            SyncFrame::Hello { .. } => "hello",
+            SyncFrame::Changes { .. } => "changes",
+            SyncFrame::Ack { .. } => "ack",
+            SyncFrame::Need { .. } => "need",
+            SyncFrame::Refused { .. } => "refused",
+            SyncFrame::CaughtUp { .. } => "caught_up",
+            SyncFrame::Error { .. } => "error",
+        }
+    }
+}

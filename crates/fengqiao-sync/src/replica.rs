@@ -1,0 +1,392 @@
+//! What the sync core needs from the node's storage, as a synchronous trait, and an in-memory
+//! implementation for tests and the harness.
+//!
+//! The shell implements [`Replica`] over `fengqiao-store` (documents, change feed, sled meta for
+//! the per-peer state). Calls are synchronous because the core has no runtime; the shell runs a
+//! session's calls on a blocking thread as it does for the HTTP API.
+
+use std::collections::{BTreeMap, HashMap};
+
+use automerge::ChangeHash;
+use fengqiao_case::document::CaseDocument;
+use fengqiao_case::model::sync::{ChangeHead, FeedSequence};
+use fengqiao_case::model::{CaseId, CaseState, Limits, NodeId};
+
+use crate::routing::{CaseRouting, SubtreeRoster};
+
+/// A storage failure, or a peer's bytes the storage refused. The message names the case, never its
+/// contents.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReplicaError {
+    #[error("case {case} cannot be applied: {message}")]
+    Rejected { case: CaseId, message: String },
+    #[error("storage failed: {0}")]
+    Storage(String),
+}
+
+/// One entry of the local change feed: `case` last changed at `seq`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FeedEntry {
+    pub seq: FeedSequence,
+    pub case: CaseId,
+}
+
+/// What applying a peer's bytes did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Applied {
+    /// Heads after applying (sorted).
+    pub heads: Vec<ChangeHead>,
+    /// The case did not exist here before.
+    pub created: bool,
+    /// The heads moved (so the feed advanced and other peers may need it).
+    pub changed: bool,
+}
+
+/// The node's storage as the sync core sees it. `peer` arguments are peer node ids.
+///
+/// Per-peer state (cursor and per-case peer heads) must survive a restart: it is what lets a
+/// reconnect cost in proportion to what changed. The shell keeps it in sled meta.
+pub trait Replica {
+    /// Feed entries with `seq > after`, ascending, at most `limit`.
+    fn feed_since(
+        &mut self,
+        after: FeedSequence,
+        limit: usize,
+    ) -> Result<Vec<FeedEntry>, ReplicaError>;
+    fn feed_head(&mut self) -> Result<FeedSequence, ReplicaError>;
+    /// Current heads (sorted), or `None` if the case is not held here.
+    fn heads(&mut self, case: &str) -> Result<Option<Vec<ChangeHead>>, ReplicaError>;
+    /// The changes this replica has beyond `heads`, concatenated. Heads this replica does not know
+    /// are ignored (the peer may be ahead on another branch).
+    fn changes_since(&mut self, case: &str, heads: &[ChangeHead]) -> Result<Vec<u8>, ReplicaError>;
+    /// The whole document, saved.
+    fn save(&mut self, case: &str) -> Result<Vec<u8>, ReplicaError>;
+    /// Apply a peer's bytes: a whole saved document (creating the case, or merging into it) or
+    /// changes. Must refuse bytes that leave the document malformed, keeping the old document.
+    /// A case new to this replica is first shown to `admit_new_case`, whose refusal (the reason)
+    /// becomes [`ReplicaError::Rejected`] and stores nothing.
+    ///
+    /// Returns only once the result is durable: the session acknowledges it to the peer at once,
+    /// and the peer never sends an acknowledged change again.
+    fn apply(
+        &mut self,
+        case: &str,
+        bytes: &[u8],
+        whole: bool,
+        admit_new_case: &dyn Fn(&CaseRouting) -> Result<(), String>,
+    ) -> Result<Applied, ReplicaError>;
+    /// Whether every one of `heads` is in the case's history here.
+    fn has_heads(&mut self, case: &str, heads: &[ChangeHead]) -> Result<bool, ReplicaError>;
+    /// What the routing rules read of the case, or `None` if it is not held here.
+    fn routing(&mut self, case: &str) -> Result<Option<CaseRouting>, ReplicaError>;
+    /// The roster, for "does this node belong to that child's subtree".
+    fn roster(&self) -> &dyn SubtreeRoster;
+
+    /// Highest own feed sequence at or below which every case the peer should have is acknowledged.
+    fn peer_cursor(&mut self, peer: &str) -> Result<FeedSequence, ReplicaError>;
+    fn set_peer_cursor(&mut self, peer: &str, cursor: FeedSequence) -> Result<(), ReplicaError>;
+    /// Heads the peer is known to hold for a case (all of them in our history too).
+    fn peer_heads(
+        &mut self,
+        peer: &str,
+        case: &str,
+    ) -> Result<Option<Vec<ChangeHead>>, ReplicaError>;
+    fn set_peer_heads(
+        &mut self,
+        peer: &str,
+        case: &str,
+        heads: &[ChangeHead],
+    ) -> Result<(), ReplicaError>;
+}
+
+pub(crate) fn sorted_heads(hashes: Vec<ChangeHash>) -> Vec<ChangeHead> {
+    let mut heads: Vec<ChangeHead> = hashes.into_iter().map(|hash| hash.0).collect();
+    heads.sort_unstable();
+    heads
+}
+
+/// A node's cases in memory with a change feed: what `fengqiao-store` provides, minus sled.
+pub struct InMemoryReplica {
+    actor: Vec<u8>,
+    limits: Limits,
+    documents: HashMap<CaseId, CaseDocument>,
+    feed: BTreeMap<FeedSequence, CaseId>,
+    feed_position: HashMap<CaseId, FeedSequence>,
+    feed_head: FeedSequence,
+    peer_cursors: HashMap<NodeId, FeedSequence>,
+    peer_heads: HashMap<(NodeId, CaseId), Vec<ChangeHead>>,
+    roster: Box<dyn SubtreeRoster>,
+}
+
+impl std::fmt::Debug for InMemoryReplica {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("InMemoryReplica")
+            .field("cases", &self.documents.len())
+            .field("feed_head", &self.feed_head)
+            .finish_non_exhaustive()
+    }
+}
+
+impl InMemoryReplica {
+    pub fn new(actor: &[u8], roster: Box<dyn SubtreeRoster>) -> InMemoryReplica {
+        InMemoryReplica {
+            actor: actor.to_vec(),
+            limits: Limits::default(),
+            documents: HashMap::new(),
+            feed: BTreeMap::new(),
+            feed_position: HashMap::new(),
+            feed_head: 0,
+            peer_cursors: HashMap::new(),
+            peer_heads: HashMap::new(),
+            roster,
+        }
+    }
+
+    pub fn actor(&self) -> &[u8] {
+        &self.actor
+    }
+
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    pub fn case_count(&self) -> usize {
+        self.documents.len()
+    }
+
+    pub fn case_ids(&self) -> impl Iterator<Item = &CaseId> {
+        self.documents.keys()
+    }
+
+    pub fn document(&mut self, case: &str) -> Option<&mut CaseDocument> {
+        self.documents.get_mut(case)
+    }
+
+    /// Add a case made locally (registration), advancing the feed.
+    pub fn insert(&mut self, case: &str, document: CaseDocument) {
+        self.documents.insert(case.to_owned(), document);
+        self.advance_feed(case);
+    }
+
+    /// Change a case locally (an appended event), advancing the feed when the heads moved.
+    pub fn update<T>(
+        &mut self,
+        case: &str,
+        change: impl FnOnce(&mut CaseDocument) -> T,
+    ) -> Option<T> {
+        let document = self.documents.get_mut(case)?;
+        let before = sorted_heads(document.automerge().get_heads());
+        let result = change(document);
+        let after = sorted_heads(document.automerge().get_heads());
+        if before != after {
+            self.advance_feed(case);
+        }
+        Some(result)
+    }
+
+    /// Derived state of a case, as every replica derives it.
+    pub fn state(&mut self, case: &str) -> Option<CaseState> {
+        let document = self.documents.get(case)?;
+        let header = document.header().ok()?;
+        let events = document.events().ok()?;
+        Some(fengqiao_case::derive(&header, &events, &self.limits))
+    }
+
+    fn advance_feed(&mut self, case: &str) {
+        self.feed_head += 1;
+        if let Some(old) = self.feed_position.insert(case.to_owned(), self.feed_head) {
+            self.feed.remove(&old);
+        }
+        self.feed.insert(self.feed_head, case.to_owned());
+    }
+
+    fn document_or_missing(&mut self, case: &str) -> Result<&mut CaseDocument, ReplicaError> {
+        self.documents
+            .get_mut(case)
+            .ok_or_else(|| ReplicaError::Storage(format!("case {case} is not held here")))
+    }
+}
+
+impl Replica for InMemoryReplica {
+    fn feed_since(
+        &mut self,
+        after: FeedSequence,
+        limit: usize,
+    ) -> Result<Vec<FeedEntry>, ReplicaError> {
+        Ok(self
+            .feed
+            .range(after.saturating_add(1)..)
+            .take(limit)
+            .map(|(seq, case)| FeedEntry {
+                seq: *seq,
+                case: case.clone(),
+            })
+            .collect())
+    }
+
+    fn feed_head(&mut self) -> Result<FeedSequence, ReplicaError> {
+        Ok(self.feed_head)
+    }
+
+    fn heads(&mut self, case: &str) -> Result<Option<Vec<ChangeHead>>, ReplicaError> {
+        Ok(self
+            .documents
+            .get_mut(case)
+            .map(|document| sorted_heads(document.automerge().get_heads())))
+    }
+
+    fn changes_since(&mut self, case: &str, heads: &[ChangeHead]) -> Result<Vec<u8>, ReplicaError> {
+        let document = self.document_or_missing(case)?.automerge();
+        let known: Vec<ChangeHash> = heads
+            .iter()
+            .map(|head| ChangeHash(*head))
+            .filter(|hash| document.get_change_by_hash(hash).is_some())
+            .collect();
+        let mut bytes = Vec::new();
+        for change in document.get_changes(&known) {
+            bytes.extend_from_slice(change.raw_bytes());
+        }
+        Ok(bytes)
+    }
+
+    fn save(&mut self, case: &str) -> Result<Vec<u8>, ReplicaError> {
+        Ok(self.document_or_missing(case)?.save())
+    }
+
+    fn apply(
+        &mut self,
+        case: &str,
+        bytes: &[u8],
+        whole: bool,
+        admit_new_case: &dyn Fn(&CaseRouting) -> Result<(), String>,
+    ) -> Result<Applied, ReplicaError> {
+        let rejected = |message: String| ReplicaError::Rejected {
+            case: case.to_owned(),
+            message,
+        };
+        let actor = self.actor.clone();
+        let existing = self.documents.get_mut(case);
+        let created = existing.is_none();
+        let before = existing.map(|document| sorted_heads(document.automerge().get_heads()));
+        // Applied to a copy first: bytes that leave the document malformed must not replace it.
+        let candidate = match (self.documents.get_mut(case), whole) {
+            (None, true) => {
+                let document = CaseDocument::load(bytes, &[], &actor)
+                    .map_err(|error| rejected(error.to_string()))?;
+                check_number(&document, case).map_err(rejected)?;
+                let header = document
+                    .header()
+                    .map_err(|error| rejected(error.to_string()))?;
+                let events = document
+                    .events()
+                    .map_err(|error| rejected(error.to_string()))?;
+                let state = fengqiao_case::derive(&header, &events, &self.limits);
+                admit_new_case(&CaseRouting::from_case(&header, &state)).map_err(rejected)?;
+                document
+            }
+            (None, false) => return Err(rejected("changes for a case not held here".to_owned())),
+            (Some(document), true) => {
+                let mut incoming = CaseDocument::load(bytes, &[], &actor)
+                    .map_err(|error| rejected(error.to_string()))?;
+                let mut merged = document.fork(&actor);
+                merged
+                    .merge(&mut incoming)
+                    .map_err(|error| rejected(error.to_string()))?;
+                merged
+            }
+            (Some(document), false) => {
+                let mut merged = document.fork(&actor);
+                merged
+                    .automerge()
+                    .load_incremental(bytes)
+                    .map_err(|error| rejected(format!("changes cannot be decoded: {error}")))?;
+                merged
+                    .header()
+                    .and_then(|_| merged.events())
+                    .map_err(|error| rejected(error.to_string()))?;
+                merged
+            }
+        };
+        let mut candidate = candidate;
+        let heads = sorted_heads(candidate.automerge().get_heads());
+        let changed = before.as_ref() != Some(&heads);
+        self.documents.insert(case.to_owned(), candidate);
+        if changed {
+            self.advance_feed(case);
+        }
+        Ok(Applied {
+            heads,
+            created,
+            changed,
+        })
+    }
+
+    fn has_heads(&mut self, case: &str, heads: &[ChangeHead]) -> Result<bool, ReplicaError> {
+        let Some(document) = self.documents.get_mut(case) else {
+            return Ok(heads.is_empty());
+        };
+        let document = document.automerge();
+        Ok(heads
+            .iter()
+            .all(|head| document.get_change_by_hash(&ChangeHash(*head)).is_some()))
+    }
+
+    fn routing(&mut self, case: &str) -> Result<Option<CaseRouting>, ReplicaError> {
+        let Some(document) = self.documents.get(case) else {
+            return Ok(None);
+        };
+        let header = document
+            .header()
+            .map_err(|error| ReplicaError::Storage(error.to_string()))?;
+        let events = document
+            .events()
+            .map_err(|error| ReplicaError::Storage(error.to_string()))?;
+        let state = fengqiao_case::derive(&header, &events, &self.limits);
+        Ok(Some(CaseRouting::from_case(&header, &state)))
+    }
+
+    fn roster(&self) -> &dyn SubtreeRoster {
+        self.roster.as_ref()
+    }
+
+    fn peer_cursor(&mut self, peer: &str) -> Result<FeedSequence, ReplicaError> {
+        Ok(self.peer_cursors.get(peer).copied().unwrap_or(0))
+    }
+
+    fn set_peer_cursor(&mut self, peer: &str, cursor: FeedSequence) -> Result<(), ReplicaError> {
+        self.peer_cursors.insert(peer.to_owned(), cursor);
+        Ok(())
+    }
+
+    fn peer_heads(
+        &mut self,
+        peer: &str,
+        case: &str,
+    ) -> Result<Option<Vec<ChangeHead>>, ReplicaError> {
+        Ok(self
+            .peer_heads
+            .get(&(peer.to_owned(), case.to_owned()))
+            .cloned())
+    }
+
+    fn set_peer_heads(
+        &mut self,
+        peer: &str,
+        case: &str,
+        heads: &[ChangeHead],
+    ) -> Result<(), ReplicaError> {
+        self.peer_heads
+            .insert((peer.to_owned(), case.to_owned()), heads.to_vec());
+        Ok(())
+    }
+}
+
+/// A whole document sent under one case number must be that case.
+fn check_number(document: &CaseDocument, case: &str) -> Result<(), String> {
+    match document.header() {
+        Ok(header) if header.number == case => Ok(()),
+        Ok(header) => Err(format!("the document is case {}", header.number)),
+        Err(error) => Err(error.to_string()),
+    }
+}

@@ -1,0 +1,706 @@
+//! One connection's sync state machine, sans IO: frames in, frames and events out.
+//!
+//! Both sides push. Each walks its own change feed from the cursor it persisted for this peer,
+//! sends every case routing lets the peer have and the peer is not known to hold at our heads,
+//! keeps at most a window of sends unacknowledged, and moves the cursor when everything at or
+//! below a sequence is acknowledged. A reconnect with nothing changed is therefore a hello and a
+//! caught-up each way, whatever the number of cases; a reconnect after a week walks only the feed
+//! entries of that week.
+//!
+//! The shell owns the transport and the clock: it feeds decoded frames to
+//! [`Session::handle_frame`], sends what [`Session::poll_transmit`] yields, reports storage
+//! advances with [`Session::on_local_change`], and acts on [`Session::poll_event`]. A connection
+//! that breaks is simply dropped; the next session starts from the persisted state.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use fengqiao_case::model::sync::{ChangeHead, FeedSequence, SYNC_PROTOCOL_VERSION, SyncFrame};
+use fengqiao_case::model::{CaseId, NodeId};
+
+use crate::codec::DEFAULT_MAX_FRAME_SIZE;
+use crate::replica::{Replica, ReplicaError};
+use crate::routing::{CaseRouting, PeerDescription, PeerRelation, route};
+
+/// Room left in a frame for everything but the change bytes (case number, heads, framing).
+const FRAME_OVERHEAD_ALLOWANCE: usize = 64 * 1024;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionConfig {
+    /// Most sends awaiting an acknowledgement at once.
+    pub window: usize,
+    /// Feed entries read per storage call.
+    pub feed_batch: usize,
+    /// The peer must say hello within this long after the session starts.
+    pub hello_timeout: Duration,
+    /// With sends outstanding, the peer must answer something within this long.
+    pub stall_timeout: Duration,
+    /// Rounds of `Need` for one case before this side gives the case up for the session.
+    pub max_need_rounds: u32,
+    /// Largest frame the peer accepts; a case whose bytes would not fit is reported, not sent.
+    pub max_frame_size: usize,
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        SessionConfig {
+            window: 64,
+            feed_batch: 256,
+            hello_timeout: Duration::from_secs(30),
+            stall_timeout: Duration::from_secs(120),
+            max_need_rounds: 3,
+            max_frame_size: DEFAULT_MAX_FRAME_SIZE,
+        }
+    }
+}
+
+/// What happened, for the shell to log, show in `fengqiao peers`, or act on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SyncEvent {
+    PeerHello {
+        node_id: NodeId,
+        feed_head: FeedSequence,
+    },
+    /// A peer's changes were applied (`changed`: our document moved, so the feed advanced and the
+    /// shell should call `on_local_change` on its other sessions).
+    CaseReceived {
+        case: CaseId,
+        created: bool,
+        changed: bool,
+    },
+    /// The peer has sent us everything in its feed up to `feed_head`.
+    PeerCaughtUp { feed_head: FeedSequence },
+    /// The peer holds everything our feed up to `cursor` should give it.
+    PeerHasAll { cursor: FeedSequence },
+    /// A case was not exchanged in this session (refused bytes, unresolvable dependencies, or too
+    /// large for one frame); the session goes on with the other cases.
+    CaseSkipped { case: CaseId, reason: String },
+    /// The session is over; the shell closes the connection.
+    Failed { message: String },
+}
+
+/// Counters for tests, benchmarks and `fengqiao peers`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SessionStatistics {
+    pub frames_sent: u64,
+    pub changes_frames_sent: u64,
+    pub whole_documents_sent: u64,
+    pub change_bytes_sent: u64,
+    pub frames_received: u64,
+    pub cases_applied: u64,
+    pub feed_entries_walked: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    AwaitingHello,
+    Open,
+    Failed,
+}
+
+#[derive(Debug, Clone)]
+struct InFlight {
+    case: CaseId,
+    sent_heads: Vec<ChangeHead>,
+}
+
+#[derive(Debug)]
+pub struct Session {
+    config: SessionConfig,
+    local_node_id: NodeId,
+    peer: PeerDescription,
+    phase: Phase,
+    started_at: Instant,
+    last_heard_at: Instant,
+    transmit: VecDeque<SyncFrame>,
+    events: VecDeque<SyncEvent>,
+    /// Persisted: every case at or below this own feed sequence is acknowledged or not owed.
+    cursor: FeedSequence,
+    /// Highest own feed sequence already considered in this session.
+    walked_to: FeedSequence,
+    feed_exhausted: bool,
+    in_flight: BTreeMap<FeedSequence, InFlight>,
+    /// Heads sent in this session and not yet acknowledged: the base for the next send of the same
+    /// case, so a case changing twice in a row is not sent whole twice.
+    assumed_peer_heads: HashMap<CaseId, Vec<ChangeHead>>,
+    need_rounds: HashMap<CaseId, u32>,
+    /// Whether changes went out since the last `CaughtUp`: announcing again only then keeps the
+    /// cursor's advance over echoes and withheld cases from costing a frame each.
+    sent_since_caught_up: bool,
+    statistics: SessionStatistics,
+}
+
+impl Session {
+    /// A session for a new connection to `peer`; it starts from the cursor persisted for the peer
+    /// and queues our hello.
+    pub fn new(
+        config: SessionConfig,
+        local_node_id: &str,
+        peer: PeerDescription,
+        replica: &mut dyn Replica,
+        now: Instant,
+    ) -> Result<Session, ReplicaError> {
+        let cursor = replica.peer_cursor(&peer.node_id)?;
+        let feed_head = replica.feed_head()?;
+        let mut session = Session {
+            config,
+            local_node_id: local_node_id.to_owned(),
+            peer,
+            phase: Phase::AwaitingHello,
+            started_at: now,
+            last_heard_at: now,
+            transmit: VecDeque::new(),
+            events: VecDeque::new(),
+            cursor,
+            walked_to: cursor,
+            feed_exhausted: false,
+            in_flight: BTreeMap::new(),
+            assumed_peer_heads: HashMap::new(),
+            need_rounds: HashMap::new(),
+            sent_since_caught_up: true,
+            statistics: SessionStatistics::default(),
+        };
+        session.send(SyncFrame::Hello {
+            protocol_version: SYNC_PROTOCOL_VERSION,
+            node_id: session.local_node_id.clone(),
+            feed_head,
+        });
+        Ok(session)
+    }
+
+    pub fn peer(&self) -> &PeerDescription {
+        &self.peer
+    }
+
+    pub fn cursor(&self) -> FeedSequence {
+        self.cursor
+    }
+
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.len()
+    }
+
+    pub fn is_failed(&self) -> bool {
+        self.phase == Phase::Failed
+    }
+
+    pub fn statistics(&self) -> &SessionStatistics {
+        &self.statistics
+    }
+
+    pub fn poll_transmit(&mut self) -> Option<SyncFrame> {
+        self.transmit.pop_front()
+    }
+
+    pub fn poll_event(&mut self) -> Option<SyncEvent> {
+        self.events.pop_front()
+    }
+
+    /// When [`Session::handle_timeout`] should next be called, if at all.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        match self.phase {
+            Phase::AwaitingHello => Some(self.started_at + self.config.hello_timeout),
+            Phase::Open if !self.in_flight.is_empty() => {
+                Some(self.last_heard_at + self.config.stall_timeout)
+            }
+            Phase::Open | Phase::Failed => None,
+        }
+    }
+
+    pub fn handle_timeout(&mut self, now: Instant) {
+        match self.phase {
+            Phase::AwaitingHello if now >= self.started_at + self.config.hello_timeout => {
+                self.fail("the peer sent no hello in time".to_owned(), true);
+            }
+            Phase::Open
+                if !self.in_flight.is_empty()
+                    && now >= self.last_heard_at + self.config.stall_timeout =>
+            {
+                self.fail(
+                    format!(
+                        "the peer acknowledged nothing for {} s with {} sends outstanding",
+                        self.config.stall_timeout.as_secs(),
+                        self.in_flight.len()
+                    ),
+                    true,
+                );
+            }
+            _ => {}
+        }
+    }
+
+    /// The local feed advanced (a local edit, or a case received on another session).
+    pub fn on_local_change(&mut self, replica: &mut dyn Replica) {
+        self.feed_exhausted = false;
+        if self.phase == Phase::Open {
+            let result = self.pump(replica);
+            self.fail_on_storage_error(result);
+        }
+    }
+
+    /// A frame decoded from the peer. Tolerates duplicated and reordered frames: applying is
+    /// idempotent, stale acknowledgements are ignored, and missing dependencies are asked for.
+    pub fn handle_frame(&mut self, replica: &mut dyn Replica, now: Instant, frame: SyncFrame) {
+        if self.phase == Phase::Failed {
+            return;
+        }
+        self.last_heard_at = now;
+        self.statistics.frames_received += 1;
+        let result = match frame {
+            SyncFrame::Hello {
+                protocol_version,
+                node_id,
+                feed_head,
+            } => self.receive_hello(replica, protocol_version, node_id, feed_head),
+            SyncFrame::Changes {
+                case,
+                feed_seq,
+                base_heads: _,
+                sender_heads,
+                bytes,
+                whole,
+            } => self.receive_changes(replica, case, feed_seq, sender_heads, &bytes, whole),
+            SyncFrame::Ack {
+                case,
+                feed_seq,
+                heads,
+            } => self.receive_ack(replica, &case, feed_seq, &heads),
+            SyncFrame::Need { case, have_heads } => self.answer_need(replica, case, &have_heads),
+            SyncFrame::Refused {
+                case,
+                feed_seq,
+                reason,
+            } => self.receive_refusal(replica, case, feed_seq, reason),
+            SyncFrame::CaughtUp { feed_head } => {
+                self.events.push_back(SyncEvent::PeerCaughtUp { feed_head });
+                Ok(())
+            }
+            SyncFrame::Error { message } => {
+                self.fail(format!("the peer ended the session: {message}"), false);
+                Ok(())
+            }
+        };
+        self.fail_on_storage_error(result);
+    }
+
+    fn receive_hello(
+        &mut self,
+        replica: &mut dyn Replica,
+        protocol_version: u32,
+        node_id: NodeId,
+        feed_head: FeedSequence,
+    ) -> Result<(), ReplicaError> {
+        if protocol_version != SYNC_PROTOCOL_VERSION {
+            self.fail(
+                format!(
+                    "the peer speaks sync protocol version {protocol_version}, this node speaks \
+                     version {SYNC_PROTOCOL_VERSION}"
+                ),
+                true,
+            );
+            return Ok(());
+        }
+        if node_id != self.peer.node_id {
+            self.fail(
+                format!(
+                    "the peer introduced itself as node {node_id}, expected node {}",
+                    self.peer.node_id
+                ),
+                true,
+            );
+            return Ok(());
+        }
+        if self.phase == Phase::AwaitingHello {
+            self.phase = Phase::Open;
+            self.events
+                .push_back(SyncEvent::PeerHello { node_id, feed_head });
+            self.pump(replica)?;
+        }
+        Ok(())
+    }
+
+    fn receive_changes(
+        &mut self,
+        replica: &mut dyn Replica,
+        case: CaseId,
+        feed_seq: FeedSequence,
+        sender_heads: Vec<ChangeHead>,
+        bytes: &[u8],
+        whole: bool,
+    ) -> Result<(), ReplicaError> {
+        if case.is_empty() {
+            self.fail("the peer sent changes for an unnamed case".to_owned(), true);
+            return Ok(());
+        }
+        let held = replica.heads(&case)?;
+        if held.is_none() && !whole {
+            self.ask_for(case, feed_seq, Vec::new());
+            return Ok(());
+        }
+        let peer = &self.peer;
+        let admit_new_case = |routing: &CaseRouting| admit_from_peer(routing, peer);
+        match replica.apply(&case, bytes, whole, &admit_new_case) {
+            Ok(applied) => {
+                self.statistics.cases_applied += 1;
+                self.events.push_back(SyncEvent::CaseReceived {
+                    case: case.clone(),
+                    created: applied.created,
+                    changed: applied.changed,
+                });
+            }
+            Err(ReplicaError::Rejected { message, .. }) => {
+                // Bad bytes for one case must not stop the others; asking for the whole
+                // document once more covers a sender that based its changes on a wrong guess.
+                self.events.push_back(SyncEvent::CaseSkipped {
+                    case: case.clone(),
+                    reason: format!("the peer's bytes were refused: {message}"),
+                });
+                if whole {
+                    self.send(SyncFrame::Refused {
+                        case,
+                        feed_seq,
+                        reason: message,
+                    });
+                } else {
+                    self.ask_for(case, feed_seq, Vec::new());
+                }
+                return Ok(());
+            }
+            Err(storage) => return Err(storage),
+        }
+        if replica.has_heads(&case, &sender_heads)? {
+            self.need_rounds.remove(&case);
+            // The peer holds its own heads, so after this it is known to hold them here too:
+            // this is what stops our feed walk from echoing the case straight back.
+            replica.set_peer_heads(&self.peer.node_id, &case, &sender_heads)?;
+            if self.assumed_peer_heads.contains_key(&case) {
+                self.assumed_peer_heads
+                    .insert(case.clone(), sender_heads.clone());
+            }
+            let heads = replica.heads(&case)?.unwrap_or_default();
+            self.send(SyncFrame::Ack {
+                case,
+                feed_seq,
+                heads,
+            });
+        } else {
+            let have_heads = replica.heads(&case)?.unwrap_or_default();
+            self.ask_for(case, feed_seq, have_heads);
+        }
+        Ok(())
+    }
+
+    /// Send `Need`, bounded: a peer that cannot supply what it claims is asked for the whole
+    /// document once, then refused for this session.
+    fn ask_for(&mut self, case: CaseId, feed_seq: FeedSequence, have_heads: Vec<ChangeHead>) {
+        let rounds = self.need_rounds.entry(case.clone()).or_insert(0);
+        *rounds += 1;
+        let rounds = *rounds;
+        if rounds > self.config.max_need_rounds {
+            let reason = format!(
+                "the peer could not supply the case's missing changes in {} rounds",
+                self.config.max_need_rounds
+            );
+            self.events.push_back(SyncEvent::CaseSkipped {
+                case: case.clone(),
+                reason: reason.clone(),
+            });
+            self.send(SyncFrame::Refused {
+                case,
+                feed_seq,
+                reason,
+            });
+            return;
+        }
+        let have_heads = if rounds >= 2 { Vec::new() } else { have_heads };
+        self.send(SyncFrame::Need { case, have_heads });
+    }
+
+    fn receive_ack(
+        &mut self,
+        replica: &mut dyn Replica,
+        case: &str,
+        feed_seq: FeedSequence,
+        heads: &[ChangeHead],
+    ) -> Result<(), ReplicaError> {
+        let matches = self
+            .in_flight
+            .get(&feed_seq)
+            .is_some_and(|entry| entry.case == case);
+        if !matches {
+            // A duplicate, or the answer to an untracked resend.
+            return Ok(());
+        }
+        let Some(entry) = self.in_flight.remove(&feed_seq) else {
+            return Ok(());
+        };
+        // The peer's own heads are recorded only when we hold them all, so that they can always
+        // serve as a base for computing what to send next.
+        let known = if replica.has_heads(case, heads)? && !heads.is_empty() {
+            heads.to_vec()
+        } else {
+            entry.sent_heads
+        };
+        replica.set_peer_heads(&self.peer.node_id, case, &known)?;
+        let still_in_flight = self.in_flight.values().any(|other| other.case == case);
+        if !still_in_flight {
+            self.assumed_peer_heads.remove(case);
+        }
+        self.pump(replica)
+    }
+
+    fn receive_refusal(
+        &mut self,
+        replica: &mut dyn Replica,
+        case: CaseId,
+        feed_seq: FeedSequence,
+        reason: String,
+    ) -> Result<(), ReplicaError> {
+        let matches = self
+            .in_flight
+            .get(&feed_seq)
+            .is_some_and(|entry| entry.case == case);
+        if matches {
+            self.in_flight.remove(&feed_seq);
+            if !self.in_flight.values().any(|other| other.case == case) {
+                self.assumed_peer_heads.remove(&case);
+            }
+        }
+        self.events.push_back(SyncEvent::CaseSkipped {
+            case,
+            reason: format!("the peer refused the case: {reason}"),
+        });
+        self.pump(replica)
+    }
+
+    fn answer_need(
+        &mut self,
+        replica: &mut dyn Replica,
+        case: CaseId,
+        have_heads: &[ChangeHead],
+    ) -> Result<(), ReplicaError> {
+        let Some(heads) = replica.heads(&case)? else {
+            self.events.push_back(SyncEvent::CaseSkipped {
+                reason: "the peer asked for a case not held here".to_owned(),
+                case,
+            });
+            return Ok(());
+        };
+        // A peer may name any case in a Need: routing, not the question, decides what it gets.
+        let allowed = match replica.routing(&case)? {
+            Some(routing) => route(&routing, &self.peer, replica.roster()).allows(),
+            None => false,
+        };
+        if !allowed {
+            self.events.push_back(SyncEvent::CaseSkipped {
+                reason: "the peer asked for a case routing withholds from it".to_owned(),
+                case,
+            });
+            return Ok(());
+        }
+        let whole = have_heads.is_empty();
+        let bytes = if whole {
+            replica.save(&case)?
+        } else {
+            replica.changes_since(&case, have_heads)?
+        };
+        let feed_seq = self
+            .in_flight
+            .iter()
+            .rev()
+            .find(|(_, entry)| entry.case == case)
+            .map(|(seq, _)| *seq);
+        if let Some(seq) = feed_seq
+            && let Some(entry) = self.in_flight.get_mut(&seq)
+        {
+            entry.sent_heads = heads.clone();
+        }
+        self.assumed_peer_heads.insert(case.clone(), heads.clone());
+        self.send_changes(
+            case,
+            feed_seq.unwrap_or(0),
+            have_heads.to_vec(),
+            heads,
+            bytes,
+            whole,
+        );
+        Ok(())
+    }
+
+    /// Fill the window from the feed; announce when everything is acknowledged.
+    fn pump(&mut self, replica: &mut dyn Replica) -> Result<(), ReplicaError> {
+        'walk: while self.in_flight.len() < self.config.window && !self.feed_exhausted {
+            let entries = replica.feed_since(self.walked_to, self.config.feed_batch)?;
+            if entries.is_empty() {
+                self.feed_exhausted = true;
+                break;
+            }
+            for entry in entries {
+                if self.in_flight.len() >= self.config.window {
+                    break 'walk;
+                }
+                self.walked_to = entry.seq;
+                self.statistics.feed_entries_walked += 1;
+                self.consider(replica, entry.seq, entry.case)?;
+                if self.phase == Phase::Failed {
+                    return Ok(());
+                }
+            }
+        }
+        self.advance_cursor(replica)?;
+        if self.in_flight.is_empty() && self.feed_exhausted && self.sent_since_caught_up {
+            self.sent_since_caught_up = false;
+            self.send(SyncFrame::CaughtUp {
+                feed_head: self.cursor,
+            });
+            self.events.push_back(SyncEvent::PeerHasAll {
+                cursor: self.cursor,
+            });
+        }
+        Ok(())
+    }
+
+    /// Send one feed entry's case if routing allows it and the peer lacks our heads.
+    fn consider(
+        &mut self,
+        replica: &mut dyn Replica,
+        seq: FeedSequence,
+        case: CaseId,
+    ) -> Result<(), ReplicaError> {
+        let Some(routing) = replica.routing(&case)? else {
+            return Ok(());
+        };
+        if !route(&routing, &self.peer, replica.roster()).allows() {
+            return Ok(());
+        }
+        let Some(heads) = replica.heads(&case)? else {
+            return Ok(());
+        };
+        let known = match self.assumed_peer_heads.get(&case) {
+            Some(assumed) => Some(assumed.clone()),
+            None => replica.peer_heads(&self.peer.node_id, &case)?,
+        };
+        let (base_heads, bytes, whole) = match known {
+            Some(known) if known == heads => return Ok(()),
+            Some(known) => {
+                let bytes = replica.changes_since(&case, &known)?;
+                if bytes.is_empty() {
+                    return Ok(());
+                }
+                (known, bytes, false)
+            }
+            None => (Vec::new(), replica.save(&case)?, true),
+        };
+        if bytes.len().saturating_add(FRAME_OVERHEAD_ALLOWANCE) > self.config.max_frame_size {
+            self.events.push_back(SyncEvent::CaseSkipped {
+                reason: format!(
+                    "{} bytes of changes do not fit in one frame of at most {} bytes",
+                    bytes.len(),
+                    self.config.max_frame_size
+                ),
+                case,
+            });
+            return Ok(());
+        }
+        self.in_flight.insert(
+            seq,
+            InFlight {
+                case: case.clone(),
+                sent_heads: heads.clone(),
+            },
+        );
+        self.assumed_peer_heads.insert(case.clone(), heads.clone());
+        self.send_changes(case, seq, base_heads, heads, bytes, whole);
+        Ok(())
+    }
+
+    fn advance_cursor(&mut self, replica: &mut dyn Replica) -> Result<(), ReplicaError> {
+        let acknowledged_to = match self.in_flight.first_key_value() {
+            Some((lowest, _)) => lowest.saturating_sub(1),
+            None => self.walked_to,
+        };
+        if acknowledged_to > self.cursor {
+            self.cursor = acknowledged_to;
+            replica.set_peer_cursor(&self.peer.node_id, self.cursor)?;
+        }
+        Ok(())
+    }
+
+    fn send_changes(
+        &mut self,
+        case: CaseId,
+        feed_seq: FeedSequence,
+        base_heads: Vec<ChangeHead>,
+        sender_heads: Vec<ChangeHead>,
+        bytes: Vec<u8>,
+        whole: bool,
+    ) {
+        self.sent_since_caught_up = true;
+        self.statistics.changes_frames_sent += 1;
+        self.statistics.change_bytes_sent += bytes.len() as u64;
+        if whole {
+            self.statistics.whole_documents_sent += 1;
+        }
+        self.send(SyncFrame::Changes {
+            case,
+            feed_seq,
+            base_heads,
+            sender_heads,
+            bytes,
+            whole,
+        });
+    }
+
+    fn send(&mut self, frame: SyncFrame) {
+        self.statistics.frames_sent += 1;
+        self.transmit.push_back(frame);
+    }
+
+    fn fail_on_storage_error(&mut self, result: Result<(), ReplicaError>) {
+        if let Err(error) = result {
+            // The peer learns only that we stopped; the storage detail stays in our log.
+            self.fail_with_peer_message(
+                format!("local storage failed during sync: {error}"),
+                "the node hit a storage error and ended the session".to_owned(),
+            );
+        }
+    }
+
+    fn fail(&mut self, message: String, tell_peer: bool) {
+        if tell_peer {
+            let for_peer = message.clone();
+            self.fail_with_peer_message(message, for_peer);
+        } else {
+            self.phase = Phase::Failed;
+            self.transmit.clear();
+            self.events.push_back(SyncEvent::Failed { message });
+        }
+    }
+
+    fn fail_with_peer_message(&mut self, message: String, for_peer: String) {
+        self.phase = Phase::Failed;
+        self.transmit.clear();
+        self.send(SyncFrame::Error { message: for_peer });
+        self.events.push_back(SyncEvent::Failed { message });
+    }
+}
+
+/// Whether a case new to this node may come from `peer`. A parent is the authority above us and
+/// sends what routing gives us; a child may introduce only cases located in its own jurisdiction,
+/// so a compromised or misconfigured village cannot plant cases of other places. Later edits of
+/// a case we hold are accepted from either side: assignments down and reports up need them.
+fn admit_from_peer(routing: &CaseRouting, peer: &PeerDescription) -> Result<(), String> {
+    match peer.relation {
+        PeerRelation::Parent => Ok(()),
+        PeerRelation::Child
+            if !peer.region_code.is_empty()
+                && routing.region_code.starts_with(&peer.region_code) =>
+        {
+            Ok(())
+        }
+        PeerRelation::Child => Err(format!(
+            "a child office of region {} cannot introduce a case located in {}",
+            peer.region_code, routing.region_code
+        )),
+    }
+}

@@ -1,0 +1,365 @@
+//! An in-memory federation: one replica per office, one connection per tree link, a virtual
+//! clock, and faults. Frames go through the real codec on the way.
+//!
+//! A lost frame is modelled as the connection dropping (as on QUIC, where a stream does not lose
+//! bytes but a connection can die): both sessions are discarded and the next round reconnects
+//! from the persisted per-peer state. Duplicated and reordered frames are delivered inside a live
+//! connection, which the sessions must tolerate.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+
+use super::support::{OFFICES, describe, replica_for};
+use crate::codec::FrameCodec;
+use crate::replica::InMemoryReplica;
+use crate::routing::PeerRelation;
+use crate::session::{Session, SessionConfig, SyncEvent};
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Faults {
+    /// Chance that a frame is lost, which drops its connection.
+    pub loss: f64,
+    /// Chance that a frame is delivered twice.
+    pub duplicate: f64,
+    /// Chance that a frame overtakes the one queued before it.
+    pub reorder: f64,
+}
+
+#[derive(Debug)]
+struct Connection {
+    parent_session: Session,
+    child_session: Session,
+    to_parent: VecDeque<Vec<u8>>,
+    to_child: VecDeque<Vec<u8>>,
+}
+
+#[derive(Debug)]
+struct Link {
+    parent: usize,
+    child: usize,
+    up: bool,
+    connection: Option<Connection>,
+}
+
+/// Totals over the whole run, for cost assertions.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Traffic {
+    pub frames: u64,
+    pub changes_frames: u64,
+    pub bytes: u64,
+    pub connections_dropped: u64,
+}
+
+#[derive(Debug)]
+pub struct Federation {
+    pub replicas: Vec<InMemoryReplica>,
+    links: Vec<Link>,
+    pub now: Instant,
+    pub faults: Faults,
+    pub traffic: Traffic,
+    pub failures: Vec<String>,
+    codec: FrameCodec,
+    rng: SmallRng,
+    config: SessionConfig,
+}
+
+impl Federation {
+    /// The offices `members` of [`OFFICES`], linked along the tree (a member's parent must be a
+    /// member too for the link to exist), all links up.
+    pub fn new(members: &[usize], seed: u64) -> Federation {
+        let replicas = (0..OFFICES.len()).map(replica_for).collect();
+        let links = members
+            .iter()
+            .filter_map(|&child| {
+                let parent = OFFICES[child].parent?;
+                members.contains(&parent).then_some(Link {
+                    parent,
+                    child,
+                    up: true,
+                    connection: None,
+                })
+            })
+            .collect();
+        Federation {
+            replicas,
+            links,
+            now: Instant::now(),
+            faults: Faults::default(),
+            traffic: Traffic::default(),
+            failures: Vec::new(),
+            codec: FrameCodec::default(),
+            rng: SmallRng::seed_from_u64(seed),
+            config: SessionConfig::default(),
+        }
+    }
+
+    pub fn link_count(&self) -> usize {
+        self.links.len()
+    }
+
+    /// (parent, child) of each link.
+    pub fn link_ends(&self) -> Vec<(usize, usize)> {
+        self.links
+            .iter()
+            .map(|link| (link.parent, link.child))
+            .collect()
+    }
+
+    pub fn cut(&mut self, link: usize) {
+        if let Some(link) = self.links.get_mut(link) {
+            link.up = false;
+            if link.connection.take().is_some() {
+                self.traffic.connections_dropped += 1;
+            }
+        }
+    }
+
+    pub fn heal(&mut self, link: usize) {
+        if let Some(link) = self.links.get_mut(link) {
+            link.up = true;
+        }
+    }
+
+    pub fn heal_all(&mut self) {
+        for link in &mut self.links {
+            link.up = true;
+        }
+    }
+
+    /// Drop a live connection without cutting the link (a crash or a lost frame).
+    pub fn drop_connection(&mut self, link: usize) {
+        if let Some(link) = self.links.get_mut(link)
+            && link.connection.take().is_some()
+        {
+            self.traffic.connections_dropped += 1;
+        }
+    }
+
+    /// The shell's duty after a local edit: tell every session of that node.
+    pub fn local_change(&mut self, office: usize) {
+        for link in &mut self.links {
+            let Some(connection) = link.connection.as_mut() else {
+                continue;
+            };
+            if link.parent == office {
+                connection
+                    .parent_session
+                    .on_local_change(&mut self.replicas[office]);
+            }
+            if link.child == office {
+                connection
+                    .child_session
+                    .on_local_change(&mut self.replicas[office]);
+            }
+        }
+    }
+
+    /// One round: connect links that are up, move every queued frame one hop, advance the
+    /// clock. Returns whether anything moved.
+    pub fn round(&mut self) -> bool {
+        self.now += Duration::from_millis(1);
+        let mut moved = false;
+        for index in 0..self.links.len() {
+            moved |= self.connect(index);
+            moved |= self.collect_transmits(index);
+            moved |= self.deliver(index);
+        }
+        moved
+    }
+
+    /// Rounds until nothing moves; panics if that takes more than `max_rounds`.
+    pub fn run_until_quiet(&mut self, max_rounds: usize) -> usize {
+        for round in 0..max_rounds {
+            if !self.round() {
+                return round;
+            }
+        }
+        panic!("the federation did not settle within {max_rounds} rounds");
+    }
+
+    fn connect(&mut self, index: usize) -> bool {
+        let link = &mut self.links[index];
+        if !link.up || link.connection.is_some() {
+            return false;
+        }
+        let (parent, child) = (link.parent, link.child);
+        let parent_session = Session::new(
+            self.config.clone(),
+            OFFICES[parent].node_id,
+            describe(child, PeerRelation::Child),
+            &mut self.replicas[parent],
+            self.now,
+        );
+        let child_session = Session::new(
+            self.config.clone(),
+            OFFICES[child].node_id,
+            describe(parent, PeerRelation::Parent),
+            &mut self.replicas[child],
+            self.now,
+        );
+        match (parent_session, child_session) {
+            (Ok(parent_session), Ok(child_session)) => {
+                link.connection = Some(Connection {
+                    parent_session,
+                    child_session,
+                    to_parent: VecDeque::new(),
+                    to_child: VecDeque::new(),
+                });
+                true
+            }
+            (Err(error), _) | (_, Err(error)) => {
+                self.failures
+                    .push(format!("cannot start a session: {error}"));
+                false
+            }
+        }
+    }
+
+    fn collect_transmits(&mut self, index: usize) -> bool {
+        let faults = self.faults;
+        let Some(connection) = self.links[index].connection.as_mut() else {
+            return false;
+        };
+        let mut moved = false;
+        let mut outgoing = Vec::new();
+        while let Some(frame) = connection.parent_session.poll_transmit() {
+            outgoing.push((false, frame));
+        }
+        while let Some(frame) = connection.child_session.poll_transmit() {
+            outgoing.push((true, frame));
+        }
+        for (to_parent, frame) in outgoing {
+            moved = true;
+            self.traffic.frames += 1;
+            if matches!(frame, fengqiao_case::model::sync::SyncFrame::Changes { .. }) {
+                self.traffic.changes_frames += 1;
+            }
+            let bytes = match self.codec.encode(&frame) {
+                Ok(bytes) => bytes,
+                Err(error) => {
+                    self.failures
+                        .push(format!("cannot encode a frame: {error}"));
+                    continue;
+                }
+            };
+            self.traffic.bytes += bytes.len() as u64;
+            let queue = if to_parent {
+                &mut connection.to_parent
+            } else {
+                &mut connection.to_child
+            };
+            if self.rng.random_bool(faults.duplicate) {
+                queue.push_back(bytes.clone());
+            }
+            if !queue.is_empty() && self.rng.random_bool(faults.reorder) {
+                let last = queue.len() - 1;
+                queue.push_back(bytes);
+                queue.swap(last, last + 1);
+            } else {
+                queue.push_back(bytes);
+            }
+        }
+        moved
+    }
+
+    fn deliver(&mut self, index: usize) -> bool {
+        let (parent, child) = (self.links[index].parent, self.links[index].child);
+        let mut moved = false;
+        for to_parent in [true, false] {
+            let (receiver, sender_name) = if to_parent {
+                (parent, OFFICES[child].node_id)
+            } else {
+                (child, OFFICES[parent].node_id)
+            };
+            loop {
+                let lost = self.faults.loss > 0.0 && self.rng.random_bool(self.faults.loss);
+                let Some(connection) = self.links[index].connection.as_mut() else {
+                    return moved;
+                };
+                let queue = if to_parent {
+                    &mut connection.to_parent
+                } else {
+                    &mut connection.to_child
+                };
+                let Some(bytes) = queue.pop_front() else {
+                    break;
+                };
+                moved = true;
+                if lost {
+                    self.drop_connection(index);
+                    return moved;
+                }
+                let frame = match self.codec.decode(&bytes) {
+                    Ok((frame, used)) if used == bytes.len() => frame,
+                    Ok(_) => {
+                        self.failures
+                            .push(format!("a frame from {sender_name} had trailing bytes"));
+                        continue;
+                    }
+                    Err(error) => {
+                        self.failures.push(format!(
+                            "a frame from {sender_name} did not decode: {error}"
+                        ));
+                        continue;
+                    }
+                };
+                let session = if to_parent {
+                    &mut connection.parent_session
+                } else {
+                    &mut connection.child_session
+                };
+                session.handle_frame(&mut self.replicas[receiver], self.now, frame);
+                let mut changed = false;
+                let mut failed = false;
+                while let Some(event) = session.poll_event() {
+                    match event {
+                        SyncEvent::CaseReceived { changed: true, .. } => changed = true,
+                        SyncEvent::Failed { message } => {
+                            self.failures.push(format!(
+                                "session at {} with {sender_name} failed: {message}",
+                                OFFICES[receiver].node_id
+                            ));
+                            failed = true;
+                        }
+                        SyncEvent::CaseSkipped { case, reason } => self.failures.push(format!(
+                            "{} skipped {case}: {reason}",
+                            OFFICES[receiver].node_id
+                        )),
+                        _ => {}
+                    }
+                }
+                if failed {
+                    self.drop_connection(index);
+                    return moved;
+                }
+                if changed {
+                    self.local_change(receiver);
+                }
+            }
+        }
+        moved
+    }
+
+    /// Frames sent so far on a live connection, (parent side, child side).
+    pub fn frames_sent(&self, link: usize) -> Option<(u64, u64)> {
+        let connection = self.links.get(link)?.connection.as_ref()?;
+        Some((
+            connection.parent_session.statistics().frames_sent,
+            connection.child_session.statistics().frames_sent,
+        ))
+    }
+}
+
+impl Federation {
+    /// Feed entries walked so far on a live connection, (parent side, child side).
+    pub fn feed_entries_walked(&self, link: usize) -> Option<(u64, u64)> {
+        let connection = self.links.get(link)?.connection.as_ref()?;
+        Some((
+            connection.parent_session.statistics().feed_entries_walked,
+            connection.child_session.statistics().feed_entries_walked,
+        ))
+    }
+}

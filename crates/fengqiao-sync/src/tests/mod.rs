@@ -1,0 +1,9 @@
+//! Tests of the sync core: frames, routing, sessions between two nodes, and a multi-node harness.
+
+mod federation;
+mod frames;
+mod harness;
+mod properties;
+mod routing_rules;
+mod sessions;
+mod support;

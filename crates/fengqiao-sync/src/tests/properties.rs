@@ -1,0 +1,419 @@
+//! Property: random edits at random offices, with links cut and healed, frames duplicated and
+//! reordered and connections dropped, converge once links heal: every office that routing says
+//! should hold a case holds it with identical heads and derived state, no village holds a
+//! sibling's case, and no office receives a complaint about itself.
+
+use chrono::{DateTime, TimeDelta, Utc};
+use fengqiao_case::lifecycle::{NewEvent, append, check_with_header};
+use fengqiao_case::model::{CaseState, EventKind, ReplyOutcome, Satisfaction, Tier};
+use proptest::prelude::*;
+
+use super::harness::{Faults, Federation};
+use super::support::{OFFICES, describe, instant, new_event, office_index, register_at};
+use crate::replica::Replica;
+use crate::routing::{PeerRelation, respondent_is_office, route};
+
+#[derive(Debug, Clone)]
+enum Step {
+    Register {
+        office: usize,
+        place: usize,
+        respondent: usize,
+    },
+    Append {
+        office: usize,
+        case: usize,
+        choice: usize,
+        hours: i64,
+    },
+    Cut {
+        link: usize,
+    },
+    Heal {
+        link: usize,
+    },
+    DropConnection {
+        link: usize,
+    },
+    Run {
+        rounds: usize,
+    },
+}
+
+fn step() -> impl Strategy<Value = Step> {
+    prop_oneof![
+        3 => (0..7usize, any::<usize>(), 0..8usize).prop_map(|(office, place, respondent)| Step::Register { office, place, respondent }),
+        6 => (0..7usize, any::<usize>(), any::<usize>(), 1..48i64).prop_map(|(office, case, choice, hours)| Step::Append { office, case, choice, hours }),
+        1 => (0..6usize).prop_map(|link| Step::Cut { link }),
+        1 => (0..6usize).prop_map(|link| Step::Heal { link }),
+        1 => (0..6usize).prop_map(|link| Step::DropConnection { link }),
+        3 => (1..6usize).prop_map(|rounds| Step::Run { rounds }),
+    ]
+}
+
+/// Respondents: outsiders mostly, and sometimes one of the offices by one of its names.
+fn respondent(choice: usize) -> String {
+    match choice {
+        0 => "芦荻山乡人民政府".to_owned(),
+        1 => "丹洲乡政府工作人员".to_owned(),
+        2 => "新河村村委会".to_owned(),
+        3 => "武陵区住建局".to_owned(),
+        _ => "某建筑公司".to_owned(),
+    }
+}
+
+/// Villages in `office`'s jurisdiction (itself, for a village) plus a township's own code.
+fn places(office: usize) -> Vec<&'static str> {
+    let code = OFFICES[office].region_code;
+    let mut places: Vec<&'static str> = OFFICES
+        .iter()
+        .filter(|candidate| {
+            candidate.tier == Tier::Village && candidate.region_code.starts_with(code)
+        })
+        .map(|candidate| candidate.region_code)
+        .collect();
+    if OFFICES[office].tier == Tier::Township {
+        places.push(code);
+    }
+    places
+}
+
+/// Events `office` might append now; the lifecycle decides which are allowed.
+fn candidates(office: usize, state: &CaseState, at: DateTime<Utc>, id: &str) -> Vec<NewEvent> {
+    let me = OFFICES[office].node_id;
+    let children: Vec<&str> = OFFICES
+        .iter()
+        .filter(|candidate| candidate.parent == Some(office))
+        .map(|candidate| candidate.node_id)
+        .collect();
+    let mut kinds = vec![
+        EventKind::Accept {},
+        EventKind::Reply {
+            outcome: ReplyOutcome::Explain,
+            text: "答复".into(),
+        },
+        EventKind::Evaluate {
+            satisfaction: Satisfaction::Satisfied,
+        },
+        EventKind::Close {
+            resolved: true,
+            note: String::new(),
+        },
+        EventKind::Reopen {
+            reason: "重新办理".into(),
+        },
+        EventKind::AcceptAssignment {},
+        EventKind::Object {
+            reason: "非本级职责".into(),
+        },
+        EventKind::Note {
+            text: format!("{me} 跟进"),
+        },
+    ];
+    if let Some(parent) = OFFICES[office].parent {
+        kinds.push(EventKind::Escalate {
+            to_node: OFFICES[parent].node_id.into(),
+            reason: "上报".into(),
+        });
+    }
+    for child in &children {
+        kinds.push(EventKind::Assign {
+            to_node: (*child).into(),
+            required_result: "办结".into(),
+            deadline: fengqiao_case::deadlines::local_date(at) + TimeDelta::days(10),
+        });
+    }
+    kinds.push(EventKind::IssueDirective {
+        directive: format!("D-{id}"),
+        target_node: state.holder.clone(),
+        requirement: "限期办理".into(),
+        due: fengqiao_case::deadlines::local_date(at) + TimeDelta::days(7),
+        listed: false,
+    });
+    for directive in &state.directives {
+        kinds.push(EventKind::AcknowledgeDirective {
+            directive: directive.id.clone(),
+        });
+        kinds.push(EventKind::ReportDirective {
+            directive: directive.id.clone(),
+            text: "已办".into(),
+        });
+        kinds.push(EventKind::CrossOffDirective {
+            directive: directive.id.clone(),
+        });
+    }
+    if let Some(conflict) = &state.conflict {
+        for branch in &conflict.branches {
+            kinds.push(EventKind::Resolve {
+                chosen: branch.first.clone(),
+                note: "决定".into(),
+            });
+        }
+    }
+    kinds
+        .into_iter()
+        .map(|kind| new_event(id, me, kind, at))
+        .collect()
+}
+
+fn apply_step(
+    federation: &mut Federation,
+    step: Step,
+    next_case: &mut u32,
+    next_event: &mut u32,
+    hours_passed: &mut i64,
+) {
+    match step {
+        Step::Register {
+            office,
+            place,
+            respondent: choice,
+        } => {
+            let places = places(office);
+            let region = places[place % places.len()];
+            *next_case += 1;
+            let number = format!("{region}-2026-{next_case:06}");
+            register_at(
+                &mut federation.replicas[office],
+                office,
+                &number,
+                region,
+                &respondent(choice),
+                instant(2, 9),
+            );
+            federation.local_change(office);
+        }
+        Step::Append {
+            office,
+            case,
+            choice,
+            hours,
+        } => {
+            let replica = &mut federation.replicas[office];
+            let mut held: Vec<String> = replica.case_ids().cloned().collect();
+            if held.is_empty() {
+                return;
+            }
+            held.sort();
+            let number = held[case % held.len()].clone();
+            *hours_passed += hours;
+            let at = instant(2, 9) + TimeDelta::hours(*hours_passed);
+            *next_event += 1;
+            let id = format!("e{next_event}");
+            let Some(state) = replica.state(&number) else {
+                return;
+            };
+            let Some(header) = replica
+                .document(&number)
+                .and_then(|document| document.header().ok())
+            else {
+                return;
+            };
+            let limits = replica.limits().clone();
+            let valid: Vec<NewEvent> = candidates(office, &state, at, &id)
+                .into_iter()
+                .filter(|event| check_with_header(&header, &state, event, &limits).is_ok())
+                .collect();
+            if valid.is_empty() {
+                return;
+            }
+            let chosen = valid[choice % valid.len()].clone();
+            let appended = replica.update(&number, |document| append(document, chosen, &limits));
+            assert!(
+                matches!(appended, Some(Ok(_))),
+                "a checked event appends: {appended:?}"
+            );
+            federation.local_change(office);
+        }
+        Step::Cut { link } => federation.cut(link % federation.link_count()),
+        Step::Heal { link } => federation.heal(link % federation.link_count()),
+        Step::DropConnection { link } => federation.drop_connection(link % federation.link_count()),
+        Step::Run { rounds } => {
+            for _ in 0..rounds {
+                federation.round();
+            }
+        }
+    }
+}
+
+/// Whenever routing lets a case cross a link, the receiving end holds everything the sending end
+/// has of it; when it may cross both ways, both ends have identical heads and derived state.
+fn check_converged(federation: &mut Federation) -> Result<(), TestCaseError> {
+    for (parent, child) in federation.link_ends() {
+        for (from, to, relation) in [
+            (child, parent, PeerRelation::Parent),
+            (parent, child, PeerRelation::Child),
+        ] {
+            let mut cases: Vec<String> = federation.replicas[from].case_ids().cloned().collect();
+            cases.sort();
+            for case in cases {
+                if !allowed(federation, from, to, relation, &case) {
+                    continue;
+                }
+                let ours = federation.replicas[from]
+                    .heads(&case)
+                    .expect("memory")
+                    .expect("held");
+                let received = federation.replicas[to]
+                    .has_heads(&case, &ours)
+                    .expect("memory")
+                    && federation.replicas[to]
+                        .heads(&case)
+                        .expect("memory")
+                        .is_some();
+                prop_assert!(
+                    received,
+                    "{} should have everything {} has of {}",
+                    OFFICES[to].node_id,
+                    OFFICES[from].node_id,
+                    case
+                );
+                let reverse = match relation {
+                    PeerRelation::Parent => PeerRelation::Child,
+                    PeerRelation::Child => PeerRelation::Parent,
+                };
+                if allowed(federation, to, from, reverse, &case) {
+                    let theirs = federation.replicas[to]
+                        .heads(&case)
+                        .expect("memory")
+                        .expect("held");
+                    prop_assert_eq!(
+                        &ours,
+                        &theirs,
+                        "{} and {} differ on {}",
+                        OFFICES[from].node_id,
+                        OFFICES[to].node_id,
+                        case
+                    );
+                    prop_assert_eq!(
+                        federation.replicas[from].state(&case),
+                        federation.replicas[to].state(&case)
+                    );
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn allowed(
+    federation: &mut Federation,
+    from: usize,
+    to: usize,
+    relation: PeerRelation,
+    case: &str,
+) -> bool {
+    let routing = federation.replicas[from]
+        .routing(case)
+        .expect("memory")
+        .expect("held");
+    route(
+        &routing,
+        &describe(to, relation),
+        federation.replicas[from].roster(),
+    )
+    .allows()
+}
+
+fn check_confidentiality(federation: &mut Federation) -> Result<(), TestCaseError> {
+    for (office, description) in OFFICES.iter().enumerate() {
+        let me = description.node_id;
+        let cases: Vec<String> = federation.replicas[office].case_ids().cloned().collect();
+        for case in cases {
+            let routing = federation.replicas[office]
+                .routing(&case)
+                .expect("memory")
+                .expect("held");
+            if description.tier == Tier::Village {
+                prop_assert!(
+                    routing.region_code.starts_with(description.region_code),
+                    "{} holds {} located in {}",
+                    me,
+                    case,
+                    routing.region_code
+                );
+            }
+            if routing.registered_by != me {
+                prop_assert!(
+                    !respondent_is_office(
+                        &routing.respondent,
+                        &describe(office, PeerRelation::Parent)
+                    ),
+                    "{} received {} about itself ({})",
+                    me,
+                    case,
+                    routing.respondent
+                );
+            }
+            prop_assert!(office_index(&routing.registered_by).is_some());
+        }
+    }
+    Ok(())
+}
+
+/// Every case climbs from the office that registered it to the county, stopping below the first
+/// office it is about: the property is not satisfied by cases that never moved.
+fn check_cases_reach_every_office_above(federation: &mut Federation) -> Result<(), TestCaseError> {
+    for (office, description) in OFFICES.iter().enumerate() {
+        let cases: Vec<String> = federation.replicas[office].case_ids().cloned().collect();
+        for case in cases {
+            let routing = federation.replicas[office]
+                .routing(&case)
+                .expect("memory")
+                .expect("held");
+            if routing.registered_by != description.node_id {
+                continue;
+            }
+            let mut withheld = false;
+            let mut above = description.parent;
+            while let Some(receiver) = above {
+                withheld |= respondent_is_office(
+                    &routing.respondent,
+                    &describe(receiver, PeerRelation::Parent),
+                );
+                let holds = federation.replicas[receiver]
+                    .heads(&case)
+                    .expect("memory")
+                    .is_some();
+                prop_assert_eq!(
+                    holds,
+                    !withheld,
+                    "{} registered at {} about {:?}: held at {}",
+                    case,
+                    description.node_id,
+                    routing.respondent,
+                    OFFICES[receiver].node_id
+                );
+                above = OFFICES[receiver].parent;
+            }
+        }
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+    #[test]
+    fn random_edits_and_cuts_converge_once_links_heal(
+        steps in proptest::collection::vec(step(), 1..60),
+        duplicate in prop_oneof![Just(0.0), Just(0.2)],
+        reorder in prop_oneof![Just(0.0), Just(0.3)],
+        loss in prop_oneof![3 => Just(0.0), 1 => Just(0.02)],
+        seed in any::<u64>(),
+    ) {
+        let mut federation = Federation::new(&[0, 1, 2, 3, 4, 5, 6], seed);
+        federation.faults = Faults { loss, duplicate, reorder };
+        let (mut next_case, mut next_event, mut hours) = (0, 0, 0);
+        for step in steps {
+            apply_step(&mut federation, step, &mut next_case, &mut next_event, &mut hours);
+        }
+        federation.faults.loss = 0.0;
+        federation.heal_all();
+        federation.run_until_quiet(20_000);
+        prop_assert!(federation.failures.is_empty(), "{:?}", federation.failures);
+        check_converged(&mut federation)?;
+        check_confidentiality(&mut federation)?;
+        check_cases_reach_every_office_above(&mut federation)?;
+    }
+}

@@ -1,0 +1,723 @@
+//! Two nodes, a township and one of its villages: what a session sends, and what it costs.
+
+use std::time::{Duration, Instant};
+
+use fengqiao_case::model::sync::{SYNC_PROTOCOL_VERSION, SyncFrame};
+
+use super::harness::Federation;
+use super::support::{OFFICES, append_at, describe, instant, note, register_at, replica_for};
+use crate::codec::encode_frame;
+use crate::replica::Replica;
+use crate::routing::PeerRelation;
+use crate::session::{Session, SessionConfig, SyncEvent};
+
+const TOWNSHIP: usize = 1;
+const VILLAGE: usize = 3;
+const VILLAGE_CODE: &str = "430702001001";
+
+fn register_many(federation: &mut Federation, count: usize) -> Vec<String> {
+    let numbers: Vec<String> = (1..=count)
+        .map(|sequence| format!("{VILLAGE_CODE}-2026-{sequence:06}"))
+        .collect();
+    for number in &numbers {
+        register_at(
+            &mut federation.replicas[VILLAGE],
+            VILLAGE,
+            number,
+            VILLAGE_CODE,
+            "某建筑公司",
+            instant(2, 9),
+        );
+    }
+    numbers
+}
+
+fn heads_of(federation: &mut Federation, office: usize, case: &str) -> Option<Vec<[u8; 32]>> {
+    federation.replicas[office].heads(case).expect("in memory")
+}
+
+#[test]
+fn a_reconnect_with_nothing_changed_costs_four_frames_whatever_the_number_of_cases() {
+    let mut federation = Federation::new(&[TOWNSHIP, VILLAGE], 1);
+    let numbers = register_many(&mut federation, 1_000);
+    federation.run_until_quiet(10_000);
+    assert!(federation.failures.is_empty(), "{:?}", federation.failures);
+    assert_eq!(federation.replicas[TOWNSHIP].case_count(), 1_000);
+    for number in numbers.iter().step_by(97) {
+        assert_eq!(
+            heads_of(&mut federation, TOWNSHIP, number),
+            heads_of(&mut federation, VILLAGE, number)
+        );
+    }
+    let first_sync = federation.traffic;
+    // Each case once, whole, and nothing echoed back down.
+    assert_eq!(first_sync.changes_frames, 1_000);
+
+    federation.cut(0);
+    federation.heal(0);
+    federation.run_until_quiet(100);
+    let reconnect = federation.traffic.frames - first_sync.frames;
+    assert_eq!(reconnect, 4, "hello and caught-up each way");
+    assert_eq!(federation.frames_sent(0), Some((2, 2)));
+    assert_eq!(federation.feed_entries_walked(0), Some((0, 0)));
+}
+
+#[test]
+fn after_changes_only_the_changed_cases_are_sent_as_bare_changes() {
+    let mut federation = Federation::new(&[TOWNSHIP, VILLAGE], 2);
+    let numbers = register_many(&mut federation, 200);
+    federation.run_until_quiet(10_000);
+    federation.cut(0);
+    // A week offline: the village adds a note to ten cases.
+    for (index, number) in numbers.iter().take(10).enumerate() {
+        append_at(
+            &mut federation.replicas[VILLAGE],
+            number,
+            note(
+                &format!("note-{index}"),
+                OFFICES[VILLAGE].node_id,
+                instant(9, 10),
+            ),
+        );
+    }
+    let before = federation.traffic;
+    federation.heal(0);
+    federation.run_until_quiet(1_000);
+    assert!(federation.failures.is_empty(), "{:?}", federation.failures);
+    let traffic = federation.traffic;
+    assert_eq!(traffic.changes_frames - before.changes_frames, 10);
+    // hello ×2, 10 changes, 10 acks, caught-up ×2
+    assert_eq!(traffic.frames - before.frames, 24);
+    for number in numbers.iter().take(10) {
+        assert_eq!(
+            heads_of(&mut federation, TOWNSHIP, number),
+            heads_of(&mut federation, VILLAGE, number)
+        );
+    }
+}
+
+#[test]
+fn one_new_event_costs_about_its_raw_change_not_the_whole_document() {
+    let mut township = replica_for(TOWNSHIP);
+    let mut village = replica_for(VILLAGE);
+    let number = format!("{VILLAGE_CODE}-2026-000001");
+    register_at(
+        &mut village,
+        VILLAGE,
+        &number,
+        VILLAGE_CODE,
+        "某建筑公司",
+        instant(2, 9),
+    );
+    let now = Instant::now();
+    let (mut up, mut down) = connect(&mut village, &mut township, now);
+    exchange(&mut up, &mut village, &mut down, &mut township, now);
+
+    append_at(
+        &mut village,
+        &number,
+        note("n1", OFFICES[VILLAGE].node_id, instant(3, 9)),
+    );
+    let raw_change = village
+        .document(&number)
+        .and_then(|document| document.automerge().get_last_local_change())
+        .map(|change| change.raw_bytes().len())
+        .expect("a local change");
+    let whole = village.save(&number).expect("saved").len();
+    up.on_local_change(&mut village);
+    let frame = up.poll_transmit().expect("changes are sent");
+    let SyncFrame::Changes {
+        whole: false,
+        bytes,
+        ..
+    } = &frame
+    else {
+        panic!("expected bare changes, got {frame:?}");
+    };
+    assert_eq!(bytes.len(), raw_change);
+    let on_wire = encode_frame(&frame).expect("encodes").len();
+    assert!(
+        on_wire <= raw_change + 160,
+        "{on_wire} bytes on the wire for a change of {raw_change}"
+    );
+    assert!(
+        on_wire * 2 < whole,
+        "{on_wire} bytes on the wire against a whole document of {whole}"
+    );
+}
+
+#[test]
+fn changes_with_missing_dependencies_are_asked_for_and_resent() {
+    let mut township = replica_for(TOWNSHIP);
+    let mut village = replica_for(VILLAGE);
+    let number = format!("{VILLAGE_CODE}-2026-000001");
+    register_at(
+        &mut village,
+        VILLAGE,
+        &number,
+        VILLAGE_CODE,
+        "某建筑公司",
+        instant(2, 9),
+    );
+    let now = Instant::now();
+    let (mut up, mut down) = connect(&mut village, &mut township, now);
+    exchange(&mut up, &mut village, &mut down, &mut township, now);
+    let base = village.heads(&number).expect("memory").expect("held");
+
+    append_at(
+        &mut village,
+        &number,
+        note("n1", OFFICES[VILLAGE].node_id, instant(3, 9)),
+    );
+    let middle = village.heads(&number).expect("memory").expect("held");
+    append_at(
+        &mut village,
+        &number,
+        note("n2", OFFICES[VILLAGE].node_id, instant(3, 10)),
+    );
+    let latest = village.heads(&number).expect("memory").expect("held");
+    // Only the second change, as if the first were overtaken or lost.
+    let second_only = village.changes_since(&number, &middle).expect("changes");
+    down.handle_frame(
+        &mut township,
+        now,
+        SyncFrame::Changes {
+            case: number.clone(),
+            feed_seq: 0,
+            base_heads: middle,
+            sender_heads: latest.clone(),
+            bytes: second_only,
+            whole: false,
+        },
+    );
+    let answer = down.poll_transmit().expect("an answer");
+    assert_eq!(
+        answer,
+        SyncFrame::Need {
+            case: number.clone(),
+            have_heads: base
+        }
+    );
+    up.handle_frame(&mut village, now, answer);
+    exchange(&mut up, &mut village, &mut down, &mut township, now);
+    assert_eq!(township.heads(&number).expect("memory"), Some(latest));
+}
+
+#[test]
+fn changes_for_a_case_not_held_ask_for_the_whole_document() {
+    let mut township = replica_for(TOWNSHIP);
+    let mut village = replica_for(VILLAGE);
+    let now = Instant::now();
+    let (mut up, mut down) = connect(&mut village, &mut township, now);
+    exchange(&mut up, &mut village, &mut down, &mut township, now);
+    let number = format!("{VILLAGE_CODE}-2026-000001");
+    register_at(
+        &mut village,
+        VILLAGE,
+        &number,
+        VILLAGE_CODE,
+        "某建筑公司",
+        instant(2, 9),
+    );
+    let heads = village.heads(&number).expect("memory").expect("held");
+    down.handle_frame(
+        &mut township,
+        now,
+        SyncFrame::Changes {
+            case: number.clone(),
+            feed_seq: 0,
+            base_heads: vec![[7; 32]],
+            sender_heads: heads.clone(),
+            bytes: village.changes_since(&number, &[]).expect("changes"),
+            whole: false,
+        },
+    );
+    let answer = down.poll_transmit().expect("an answer");
+    assert_eq!(
+        answer,
+        SyncFrame::Need {
+            case: number.clone(),
+            have_heads: Vec::new()
+        }
+    );
+    up.handle_frame(&mut village, now, answer);
+    exchange(&mut up, &mut village, &mut down, &mut township, now);
+    assert_eq!(township.heads(&number).expect("memory"), Some(heads));
+}
+
+#[test]
+fn garbage_change_bytes_are_refused_without_touching_the_case() {
+    let mut township = replica_for(TOWNSHIP);
+    let mut village = replica_for(VILLAGE);
+    let number = format!("{VILLAGE_CODE}-2026-000001");
+    register_at(
+        &mut village,
+        VILLAGE,
+        &number,
+        VILLAGE_CODE,
+        "某建筑公司",
+        instant(2, 9),
+    );
+    let now = Instant::now();
+    let (mut up, mut down) = connect(&mut village, &mut township, now);
+    exchange(&mut up, &mut village, &mut down, &mut township, now);
+    let before = township.heads(&number).expect("memory");
+    let garbage = |whole| SyncFrame::Changes {
+        case: number.clone(),
+        feed_seq: 0,
+        base_heads: Vec::new(),
+        sender_heads: vec![[1; 32]],
+        bytes: vec![0xde, 0xad, 0xbe, 0xef],
+        whole,
+    };
+    // Undecodable changes reach none of the sender's heads: the receiver asks for the case again.
+    down.handle_frame(&mut township, now, garbage(false));
+    assert!(matches!(down.poll_transmit(), Some(SyncFrame::Need { .. })));
+    // An undecodable whole document is refused and reported.
+    down.handle_frame(&mut township, now, garbage(true));
+    assert!(matches!(
+        down.poll_transmit(),
+        Some(SyncFrame::Refused { .. })
+    ));
+    assert!(!down.is_failed());
+    assert_eq!(township.heads(&number).expect("memory"), before);
+    let mut skipped = 0;
+    while let Some(event) = down.poll_event() {
+        if let SyncEvent::CaseSkipped { case, .. } = event {
+            assert_eq!(case, number);
+            skipped += 1;
+        }
+    }
+    assert_eq!(skipped, 1);
+}
+
+#[test]
+fn a_peer_of_another_protocol_version_or_identity_is_refused() {
+    let mut township = replica_for(TOWNSHIP);
+    let now = Instant::now();
+    for (version, node_id, expected) in [
+        (
+            SYNC_PROTOCOL_VERSION + 1,
+            OFFICES[VILLAGE].node_id,
+            "speaks sync protocol version 2",
+        ),
+        (
+            SYNC_PROTOCOL_VERSION,
+            "village-99",
+            "introduced itself as node village-99",
+        ),
+    ] {
+        let mut session = Session::new(
+            SessionConfig::default(),
+            OFFICES[TOWNSHIP].node_id,
+            describe(VILLAGE, PeerRelation::Child),
+            &mut township,
+            now,
+        )
+        .expect("session");
+        assert!(matches!(
+            session.poll_transmit(),
+            Some(SyncFrame::Hello { .. })
+        ));
+        session.handle_frame(
+            &mut township,
+            now,
+            SyncFrame::Hello {
+                protocol_version: version,
+                node_id: node_id.to_owned(),
+                feed_head: 0,
+            },
+        );
+        assert!(session.is_failed());
+        let Some(SyncFrame::Error { message }) = session.poll_transmit() else {
+            panic!("an error frame is sent");
+        };
+        assert!(message.contains(expected), "{message}");
+        assert!(matches!(
+            session.poll_event(),
+            Some(SyncEvent::Failed { .. })
+        ));
+        // Nothing more is done for that peer.
+        session.handle_frame(&mut township, now, SyncFrame::CaughtUp { feed_head: 1 });
+        assert_eq!(session.poll_transmit(), None);
+    }
+}
+
+#[test]
+fn a_silent_peer_times_out() {
+    let mut township = replica_for(TOWNSHIP);
+    let start = Instant::now();
+    let mut session = Session::new(
+        SessionConfig::default(),
+        OFFICES[TOWNSHIP].node_id,
+        describe(VILLAGE, PeerRelation::Child),
+        &mut township,
+        start,
+    )
+    .expect("session");
+    let deadline = session.poll_timeout().expect("a hello deadline");
+    session.handle_timeout(deadline - Duration::from_millis(1));
+    assert!(!session.is_failed());
+    session.handle_timeout(deadline);
+    assert!(session.is_failed());
+}
+
+#[test]
+fn a_dropped_connection_resumes_without_resending_what_was_acknowledged() {
+    let mut federation = Federation::new(&[TOWNSHIP, VILLAGE], 3);
+    register_many(&mut federation, 300);
+    // A few rounds: part of the cases are through and acknowledged.
+    for _ in 0..4 {
+        federation.round();
+    }
+    let received_before_drop = federation.replicas[TOWNSHIP].case_count();
+    assert!(
+        received_before_drop > 0 && received_before_drop < 300,
+        "{received_before_drop}"
+    );
+    federation.drop_connection(0);
+    federation.run_until_quiet(10_000);
+    assert!(federation.failures.is_empty(), "{:?}", federation.failures);
+    assert_eq!(federation.replicas[TOWNSHIP].case_count(), 300);
+    // Only what was in flight at the drop (at most one window) is sent twice.
+    let window = SessionConfig::default().window as u64;
+    assert!(
+        federation.traffic.changes_frames <= 300 + window,
+        "{} changes frames for 300 cases",
+        federation.traffic.changes_frames
+    );
+}
+
+/// A village-side session (`up`) and a township-side one (`down`), hellos queued.
+fn connect(
+    village: &mut crate::replica::InMemoryReplica,
+    township: &mut crate::replica::InMemoryReplica,
+    now: Instant,
+) -> (Session, Session) {
+    let up = Session::new(
+        SessionConfig::default(),
+        OFFICES[VILLAGE].node_id,
+        describe(TOWNSHIP, PeerRelation::Parent),
+        village,
+        now,
+    )
+    .expect("village session");
+    let down = Session::new(
+        SessionConfig::default(),
+        OFFICES[TOWNSHIP].node_id,
+        describe(VILLAGE, PeerRelation::Child),
+        township,
+        now,
+    )
+    .expect("township session");
+    (up, down)
+}
+
+/// Deliver frames both ways, in order, until both sides are quiet.
+fn exchange(
+    up: &mut Session,
+    village: &mut crate::replica::InMemoryReplica,
+    down: &mut Session,
+    township: &mut crate::replica::InMemoryReplica,
+    now: Instant,
+) {
+    for _ in 0..10_000 {
+        let mut moved = false;
+        while let Some(frame) = up.poll_transmit() {
+            moved = true;
+            down.handle_frame(township, now, frame);
+        }
+        while let Some(frame) = down.poll_transmit() {
+            moved = true;
+            up.handle_frame(village, now, frame);
+        }
+        if !moved {
+            assert!(!up.is_failed() && !down.is_failed());
+            return;
+        }
+    }
+    panic!("the two sessions did not settle");
+}
+
+#[test]
+fn a_need_for_a_withheld_case_is_not_answered() {
+    // The township holds a case of village 12; village 11 asks for it by number.
+    let mut township = replica_for(TOWNSHIP);
+    let sibling_case = "430702001002-2026-000001";
+    register_at(
+        &mut township,
+        TOWNSHIP,
+        sibling_case,
+        "430702001002",
+        "某公司",
+        instant(2, 9),
+    );
+    let now = Instant::now();
+    let mut session = Session::new(
+        SessionConfig::default(),
+        OFFICES[TOWNSHIP].node_id,
+        describe(VILLAGE, PeerRelation::Child),
+        &mut township,
+        now,
+    )
+    .expect("session");
+    let _hello = session.poll_transmit();
+    session.handle_frame(
+        &mut township,
+        now,
+        SyncFrame::Need {
+            case: sibling_case.to_owned(),
+            have_heads: Vec::new(),
+        },
+    );
+    assert_eq!(session.poll_transmit(), None);
+    assert!(matches!(
+        session.poll_event(),
+        Some(SyncEvent::CaseSkipped { .. })
+    ));
+    assert!(!session.is_failed());
+}
+
+#[test]
+fn a_child_cannot_introduce_a_case_located_outside_its_region() {
+    let mut township = replica_for(TOWNSHIP);
+    let mut forger = replica_for(VILLAGE);
+    let planted = "430702001002-2026-000001";
+    register_at(
+        &mut forger,
+        VILLAGE,
+        planted,
+        "430702001002",
+        "某公司",
+        instant(2, 9),
+    );
+    let heads = forger.heads(planted).expect("memory").expect("held");
+    let now = Instant::now();
+    let mut session = Session::new(
+        SessionConfig::default(),
+        OFFICES[TOWNSHIP].node_id,
+        describe(VILLAGE, PeerRelation::Child),
+        &mut township,
+        now,
+    )
+    .expect("session");
+    let _hello = session.poll_transmit();
+    session.handle_frame(
+        &mut township,
+        now,
+        SyncFrame::Changes {
+            case: planted.to_owned(),
+            feed_seq: 1,
+            base_heads: Vec::new(),
+            sender_heads: heads,
+            bytes: forger.save(planted).expect("saved"),
+            whole: true,
+        },
+    );
+    assert_eq!(township.case_count(), 0);
+    let Some(SyncEvent::CaseSkipped { reason, .. }) = session.poll_event() else {
+        panic!("the case is reported as skipped");
+    };
+    assert!(
+        reason.contains("cannot introduce a case located in 430702001002"),
+        "{reason}"
+    );
+    let Some(SyncFrame::Refused { feed_seq: 1, .. }) = session.poll_transmit() else {
+        panic!("the sender is told, so it stops waiting for an acknowledgement");
+    };
+}
+
+#[test]
+fn catching_up_on_one_event_per_case_costs_under_twice_the_raw_change_bytes() {
+    let mut federation = Federation::new(&[TOWNSHIP, VILLAGE], 4);
+    let numbers = register_many(&mut federation, 300);
+    federation.run_until_quiet(10_000);
+    federation.cut(0);
+    let mut raw_bytes = 0;
+    for (index, number) in numbers.iter().enumerate() {
+        append_at(
+            &mut federation.replicas[VILLAGE],
+            number,
+            note(
+                &format!("note-{index}"),
+                OFFICES[VILLAGE].node_id,
+                instant(9, 10),
+            ),
+        );
+        raw_bytes += federation.replicas[VILLAGE]
+            .document(number)
+            .and_then(|document| document.automerge().get_last_local_change())
+            .map(|change| change.raw_bytes().len())
+            .expect("a local change");
+    }
+    let before = federation.traffic;
+    federation.heal(0);
+    federation.run_until_quiet(10_000);
+    let on_wire = federation.traffic.bytes - before.bytes;
+    assert!(
+        on_wire < 2 * raw_bytes as u64,
+        "{on_wire} bytes on the wire (both ways) for {raw_bytes} bytes of changes"
+    );
+}
+
+#[test]
+fn a_refused_case_releases_its_window_slot_and_the_cursor_moves_on() {
+    let mut village = replica_for(VILLAGE);
+    let number = format!("{VILLAGE_CODE}-2026-000001");
+    register_at(
+        &mut village,
+        VILLAGE,
+        &number,
+        VILLAGE_CODE,
+        "某公司",
+        instant(2, 9),
+    );
+    let now = Instant::now();
+    let mut session = Session::new(
+        SessionConfig::default(),
+        OFFICES[VILLAGE].node_id,
+        describe(TOWNSHIP, PeerRelation::Parent),
+        &mut village,
+        now,
+    )
+    .expect("session");
+    let _hello = session.poll_transmit();
+    session.handle_frame(
+        &mut village,
+        now,
+        SyncFrame::Hello {
+            protocol_version: SYNC_PROTOCOL_VERSION,
+            node_id: OFFICES[TOWNSHIP].node_id.to_owned(),
+            feed_head: 0,
+        },
+    );
+    let Some(SyncFrame::Changes { feed_seq, .. }) = session.poll_transmit() else {
+        panic!("the case is sent");
+    };
+    assert_eq!(session.in_flight(), 1);
+    session.handle_frame(
+        &mut village,
+        now,
+        SyncFrame::Refused {
+            case: number.clone(),
+            feed_seq,
+            reason: "不收".to_owned(),
+        },
+    );
+    assert_eq!(session.in_flight(), 0);
+    assert_eq!(session.cursor(), feed_seq);
+    assert_eq!(
+        village
+            .peer_cursor(OFFICES[TOWNSHIP].node_id)
+            .expect("memory"),
+        feed_seq
+    );
+    assert!(matches!(
+        session.poll_transmit(),
+        Some(SyncFrame::CaughtUp { .. })
+    ));
+    let events: Vec<SyncEvent> = std::iter::from_fn(|| session.poll_event()).collect();
+    assert!(
+        events
+            .iter()
+            .any(|event| matches!(event, SyncEvent::CaseSkipped { reason, .. } if reason.contains("refused"))),
+        "{events:?}"
+    );
+}
+
+#[test]
+fn a_peer_that_stops_acknowledging_times_out() {
+    let mut village = replica_for(VILLAGE);
+    let number = format!("{VILLAGE_CODE}-2026-000001");
+    register_at(
+        &mut village,
+        VILLAGE,
+        &number,
+        VILLAGE_CODE,
+        "某公司",
+        instant(2, 9),
+    );
+    let start = Instant::now();
+    let mut session = Session::new(
+        SessionConfig::default(),
+        OFFICES[VILLAGE].node_id,
+        describe(TOWNSHIP, PeerRelation::Parent),
+        &mut village,
+        start,
+    )
+    .expect("session");
+    let heard = start + Duration::from_secs(1);
+    session.handle_frame(
+        &mut village,
+        heard,
+        SyncFrame::Hello {
+            protocol_version: SYNC_PROTOCOL_VERSION,
+            node_id: OFFICES[TOWNSHIP].node_id.to_owned(),
+            feed_head: 0,
+        },
+    );
+    assert_eq!(session.in_flight(), 1);
+    let deadline = session.poll_timeout().expect("an acknowledgement deadline");
+    assert_eq!(deadline, heard + SessionConfig::default().stall_timeout);
+    session.handle_timeout(deadline);
+    assert!(session.is_failed());
+    let events: Vec<SyncEvent> = std::iter::from_fn(|| session.poll_event()).collect();
+    assert!(
+        matches!(events.last(), Some(SyncEvent::Failed { message }) if message.contains("acknowledged nothing")),
+        "{events:?}"
+    );
+}
+
+#[test]
+fn a_document_created_separately_under_the_same_number_is_refused() {
+    let mut township = replica_for(TOWNSHIP);
+    let mut impostor = replica_for(VILLAGE);
+    let number = format!("{VILLAGE_CODE}-2026-000001");
+    register_at(
+        &mut township,
+        VILLAGE,
+        &number,
+        VILLAGE_CODE,
+        "某公司",
+        instant(2, 9),
+    );
+    register_at(
+        &mut impostor,
+        TOWNSHIP,
+        &number,
+        VILLAGE_CODE,
+        "另一公司",
+        instant(2, 10),
+    );
+    let before = township.heads(&number).expect("memory");
+    let now = Instant::now();
+    let mut session = Session::new(
+        SessionConfig::default(),
+        OFFICES[TOWNSHIP].node_id,
+        describe(VILLAGE, PeerRelation::Child),
+        &mut township,
+        now,
+    )
+    .expect("session");
+    let _hello = session.poll_transmit();
+    session.handle_frame(
+        &mut township,
+        now,
+        SyncFrame::Changes {
+            case: number.clone(),
+            feed_seq: 3,
+            base_heads: Vec::new(),
+            sender_heads: impostor.heads(&number).expect("memory").expect("held"),
+            bytes: impostor.save(&number).expect("saved"),
+            whole: true,
+        },
+    );
+    assert_eq!(township.heads(&number).expect("memory"), before);
+    let Some(SyncFrame::Refused { reason, .. }) = session.poll_transmit() else {
+        panic!("the sender is told");
+    };
+    assert!(
+        reason.contains("not created as replicas of one case"),
+        "{reason}"
+    );
+}
