@@ -30,6 +30,8 @@ use crate::storage::{DocumentWrite, PreparedCase, PreparedUpdate, Storage, shoul
 pub enum StoreError {
     #[error("storage: {0}")]
     Sled(#[from] sled::Error),
+    #[error("the store at {path} is in use by another process (its lock is held)")]
+    Locked { path: String },
     #[error("stored record {what} is corrupt: {why}")]
     Corrupt { what: String, why: String },
     #[error("case {0} already exists")]

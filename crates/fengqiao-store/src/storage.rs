@@ -8,6 +8,7 @@
 //! were encoded beforehand, and per-case bookkeeping ([`CaseRecord`]) says which keys to touch.
 
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use fengqiao_case::{CaseId, CaseSummary};
 use sled::Transactional;
@@ -169,6 +170,35 @@ fn read_meta_u64_in(
     }
 }
 
+/// How long `open` waits for sled's file lock before saying the store is in use.
+const LOCK_WAIT: Duration = Duration::from_secs(5);
+
+/// Open the sled database, waiting briefly for its file lock.
+///
+/// sled's background flusher keeps the database (and its lock) alive for a moment after the last
+/// handle is dropped, so a store closed and reopened in one process (a restart inside the node, a
+/// test) would otherwise fail at random. A lock still held after `LOCK_WAIT` is another process.
+fn open_database(path: &Path) -> Result<sled::Db, StoreError> {
+    let started = Instant::now();
+    loop {
+        let opened = sled::Config::new()
+            .path(path)
+            .cache_capacity(SLED_CACHE_CAPACITY_BYTES)
+            .open();
+        match opened {
+            Err(sled::Error::Io(error)) if error.to_string().contains("could not acquire lock") => {
+                if started.elapsed() > LOCK_WAIT {
+                    return Err(StoreError::Locked {
+                        path: path.display().to_string(),
+                    });
+                }
+                std::thread::sleep(Duration::from_millis(25));
+            }
+            other => return Ok(other?),
+        }
+    }
+}
+
 #[derive(Debug)]
 pub(crate) struct Storage {
     database: sled::Db,
@@ -177,10 +207,7 @@ pub(crate) struct Storage {
 
 impl Storage {
     pub(crate) fn open(path: &Path) -> Result<Storage, StoreError> {
-        let database = sled::Config::new()
-            .path(path)
-            .cache_capacity(SLED_CACHE_CAPACITY_BYTES)
-            .open()?;
+        let database = open_database(path)?;
         let trees = Trees {
             documents: database.open_tree("documents")?,
             changes: database.open_tree("changes")?,

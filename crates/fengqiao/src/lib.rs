@@ -6,6 +6,7 @@ pub mod cli;
 pub mod client;
 pub mod config;
 pub mod demo;
+pub mod federation;
 pub mod identity;
 pub mod import;
 pub mod service;

@@ -1,0 +1,435 @@
+//! The async shell around one [`Session`]: moves frames between a QUIC stream and the sans-IO
+//! core, honours its timeouts, wakes it on local changes, and runs every storage call on a
+//! blocking thread.
+
+use std::future::Future;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Instant;
+
+use fengqiao_sync::{
+    FrameCodec, PeerDescription, Session, SessionConfig, SessionStatistics, SyncEvent, SyncFrame,
+};
+use fengqiao_transport::{PeerConnection, quinn, read_frame, write_frame};
+use tokio::sync::{mpsc, watch};
+use tracing::Instrument;
+
+use super::links::LinkRegistry;
+use super::replica::StoreReplica;
+
+/// Frames handled per blocking call: enough to amortise the thread hop, few enough that acks
+/// keep flowing while a large backlog is applied.
+const FRAMES_PER_BATCH: usize = 64;
+
+/// Decoded frames waiting for the session. Bounded so that a peer flooding us is slowed by QUIC
+/// flow control instead of growing our memory; an honest peer has at most a window in flight.
+const RECEIVED_FRAME_QUEUE: usize = 256;
+
+/// QUIC application close codes.
+const CLOSE_SHUTDOWN: u32 = 0;
+const CLOSE_SESSION_FAILED: u32 = 2;
+
+/// Wakes sessions when the node's feed advanced (a local edit, or a case received on another
+/// link). Clones share one signal.
+#[derive(Debug, Clone)]
+pub struct ChangeNotifier {
+    sender: Arc<watch::Sender<u64>>,
+}
+
+impl Default for ChangeNotifier {
+    fn default() -> ChangeNotifier {
+        ChangeNotifier {
+            sender: Arc::new(watch::channel(0).0),
+        }
+    }
+}
+
+impl ChangeNotifier {
+    /// Tell every session that the feed may have advanced. Cheap; calls coalesce.
+    pub fn notify(&self) {
+        self.sender
+            .send_modify(|counter| *counter = counter.wrapping_add(1));
+    }
+
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.sender.subscribe()
+    }
+}
+
+/// Which side opens the sync stream: the dialing node opens it once the transport welcomed it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamRole {
+    Dialer,
+    Acceptor,
+}
+
+/// How a session ended without a transport or storage error.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SessionEnd {
+    /// The stop signal fired; the connection was closed politely.
+    Stopped,
+    /// The session failed (protocol error, timeout, or the peer ended it).
+    Failed { message: String },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DriverError {
+    #[error("cannot open the sync stream: {0}")]
+    OpenStream(#[source] quinn::ConnectionError),
+    #[error("the peer opened no sync stream within {0:?}")]
+    NoStream(std::time::Duration),
+    #[error("cannot send a frame: {0}")]
+    Write(#[source] fengqiao_transport::FrameError),
+    #[error("cannot read a frame: {0}")]
+    Read(#[source] fengqiao_transport::FrameError),
+    #[error("the peer sent a bad frame: {0}")]
+    BadFrame(#[source] fengqiao_sync::FrameError),
+    #[error("cannot encode a frame: {0}")]
+    Encode(#[source] fengqiao_sync::FrameError),
+    #[error("the peer closed the sync stream")]
+    StreamEnded,
+    #[error("local storage failed: {0}")]
+    Storage(#[source] fengqiao_sync::ReplicaError),
+    #[error("a blocking sync task failed: {0}")]
+    Blocking(#[source] tokio::task::JoinError),
+}
+
+/// Everything one connection's sync needs.
+#[derive(Debug)]
+pub struct SyncDriver {
+    pub connection: PeerConnection,
+    pub role: StreamRole,
+    pub local_node_id: String,
+    pub peer: PeerDescription,
+    pub session_config: SessionConfig,
+    pub replica: StoreReplica,
+    pub notifier: ChangeNotifier,
+    pub links: LinkRegistry,
+}
+
+/// The session and its storage, moved to blocking threads call by call.
+struct Core {
+    session: Session,
+    replica: StoreReplica,
+}
+
+/// What one blocking step left for the async side to do.
+#[derive(Debug, Default)]
+struct Step {
+    outgoing: Vec<Vec<u8>>,
+    events: Vec<SyncEvent>,
+    deadline: Option<Instant>,
+    failed: bool,
+    statistics: SessionStatistics,
+}
+
+enum Input {
+    Frames(Vec<SyncFrame>),
+    Timeout,
+    LocalChange,
+}
+
+impl SyncDriver {
+    /// Run the session until `stop` completes, the session fails, or the connection breaks.
+    pub async fn run(
+        self,
+        stop: impl Future<Output = ()> + Send,
+    ) -> Result<SessionEnd, DriverError> {
+        let span = tracing::info_span!(
+            parent: &self.connection.span,
+            "sync_peer",
+            peer = %self.peer.node_id,
+            peer_name = %self.peer.name,
+            address = %self.connection.remote_address,
+            relation = ?self.peer.relation,
+        );
+        let connection = self.connection.connection.clone();
+        let generation = self
+            .links
+            .connected(&self.peer.node_id, self.connection.remote_address);
+        let peer_id = self.peer.node_id.clone();
+        let links = self.links.clone();
+        let outcome = self
+            .run_inner(stop, generation)
+            .instrument(span.clone())
+            .await;
+        // A peer closing with the shutdown code is an ordinary event, not a fault to report.
+        let peer_shut_down = matches!(
+            connection.close_reason(),
+            Some(quinn::ConnectionError::ApplicationClosed(close))
+                if close.error_code == quinn::VarInt::from_u32(CLOSE_SHUTDOWN)
+        );
+        let error = match &outcome {
+            Ok(SessionEnd::Stopped) => None,
+            Ok(SessionEnd::Failed { message }) => Some(message.clone()),
+            Err(_) if peer_shut_down => Some("the peer shut down".to_owned()),
+            Err(error) => Some(error.to_string()),
+        };
+        links.disconnected(&peer_id, generation, error);
+        // Whatever ended the session, the connection goes with it: the next one starts afresh
+        // from the persisted cursor and heads.
+        let (code, reason): (u32, &[u8]) = match &outcome {
+            Ok(SessionEnd::Stopped) => (CLOSE_SHUTDOWN, b"node shutting down"),
+            _ => (CLOSE_SESSION_FAILED, b"sync session ended"),
+        };
+        connection.close(quinn::VarInt::from_u32(code), reason);
+        span.in_scope(|| match &outcome {
+            Ok(SessionEnd::Stopped) => tracing::info!("sync session stopped"),
+            Ok(SessionEnd::Failed { message }) => {
+                tracing::warn!(reason = %message, "sync session failed")
+            }
+            Err(_) if peer_shut_down => tracing::info!("the peer shut down; sync session over"),
+            Err(error) => tracing::warn!(%error, "sync link lost"),
+        });
+        outcome
+    }
+
+    async fn run_inner(
+        self,
+        stop: impl Future<Output = ()> + Send,
+        generation: u64,
+    ) -> Result<SessionEnd, DriverError> {
+        let SyncDriver {
+            connection,
+            role,
+            local_node_id,
+            peer,
+            session_config,
+            replica,
+            notifier,
+            links,
+        } = self;
+        let codec = FrameCodec::new(session_config.max_frame_size);
+        let hello_timeout = session_config.hello_timeout;
+        tokio::pin!(stop);
+
+        let streams = async {
+            match role {
+                StreamRole::Dialer => connection
+                    .connection
+                    .open_bi()
+                    .await
+                    .map_err(DriverError::OpenStream),
+                StreamRole::Acceptor => {
+                    match tokio::time::timeout(hello_timeout, connection.connection.accept_bi())
+                        .await
+                    {
+                        Ok(accepted) => accepted.map_err(DriverError::OpenStream),
+                        Err(_elapsed) => Err(DriverError::NoStream(hello_timeout)),
+                    }
+                }
+            }
+        };
+        let (mut send_stream, receive_stream) = tokio::select! {
+            () = &mut stop => return Ok(SessionEnd::Stopped),
+            streams = streams => streams?,
+        };
+
+        let mut local_changes = notifier.subscribe();
+        local_changes.borrow_and_update();
+        let peer_for_session = peer.clone();
+        let core = blocking(move || {
+            let mut replica = replica;
+            let session = Session::new(
+                session_config,
+                &local_node_id,
+                peer_for_session,
+                &mut replica,
+                Instant::now(),
+            )
+            .map_err(DriverError::Storage)?;
+            Ok(Arc::new(Mutex::new(Core { session, replica })))
+        })
+        .await?;
+
+        let (frame_sender, mut frames) = mpsc::channel(RECEIVED_FRAME_QUEUE);
+        let reader = tokio::spawn(
+            read_frames(receive_stream, codec, frame_sender).instrument(tracing::Span::current()),
+        );
+        let _abort_reader = AbortOnDrop(reader);
+
+        let mut step = run_step(&core, codec, Input::LocalChange).await?;
+        // A frame read while batching that is an error is kept for the next turn.
+        let mut held_back: Option<Result<SyncFrame, DriverError>> = None;
+        loop {
+            links.statistics(&peer.node_id, generation, &step.statistics);
+            for bytes in step.outgoing.drain(..) {
+                write_frame(&mut send_stream, &bytes, codec.max_frame_size())
+                    .await
+                    .map_err(DriverError::Write)?;
+            }
+            for event in step.events.drain(..) {
+                handle_event(&event, &peer.node_id, generation, &links, &notifier);
+                if let SyncEvent::Failed { message } = event {
+                    // The error frame (if any) is written above; let it reach the peer.
+                    let _ = send_stream.finish();
+                    return Ok(SessionEnd::Failed { message });
+                }
+            }
+            if step.failed {
+                return Ok(SessionEnd::Failed {
+                    message: "the session failed".to_owned(),
+                });
+            }
+            if let Some(frame) = held_back.take() {
+                step = run_step(&core, codec, Input::Frames(vec![frame?])).await?;
+                continue;
+            }
+            let deadline = step.deadline;
+            let input = tokio::select! {
+                biased;
+                () = &mut stop => {
+                    let _ = send_stream.finish();
+                    return Ok(SessionEnd::Stopped);
+                }
+                received = frames.recv() => {
+                    let first = received.unwrap_or(Err(DriverError::StreamEnded))?;
+                    let mut batch = vec![first];
+                    while batch.len() < FRAMES_PER_BATCH {
+                        match frames.try_recv() {
+                            Ok(Ok(frame)) => batch.push(frame),
+                            Ok(Err(error)) => {
+                                held_back = Some(Err(error));
+                                break;
+                            }
+                            Err(_) => break,
+                        }
+                    }
+                    Input::Frames(batch)
+                }
+                () = sleep_until_deadline(deadline) => Input::Timeout,
+                changed = local_changes.changed() => {
+                    if changed.is_err() {
+                        // The notifier is gone with the federation; the stop signal follows.
+                        std::future::pending::<()>().await;
+                    }
+                    Input::LocalChange
+                }
+            };
+            step = run_step(&core, codec, input).await?;
+        }
+    }
+}
+
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+async fn sleep_until_deadline(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(tokio::time::Instant::from_std(deadline)).await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, DriverError> + Send + 'static,
+) -> Result<T, DriverError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(DriverError::Blocking)?
+}
+
+async fn run_step(
+    core: &Arc<Mutex<Core>>,
+    codec: FrameCodec,
+    input: Input,
+) -> Result<Step, DriverError> {
+    let core = Arc::clone(core);
+    blocking(move || {
+        // Only this connection's task uses the core, one step at a time; a poisoned lock means a
+        // step panicked, and the session state is then not to be trusted, but the data on disk
+        // is, so the step reports failure and the connection restarts from it.
+        let mut guard = core.lock().unwrap_or_else(PoisonError::into_inner);
+        let Core { session, replica } = &mut *guard;
+        match input {
+            Input::Frames(frames) => {
+                for frame in frames {
+                    session.handle_frame(replica, Instant::now(), frame);
+                }
+            }
+            Input::Timeout => session.handle_timeout(Instant::now()),
+            Input::LocalChange => session.on_local_change(replica),
+        }
+        let mut step = Step::default();
+        while let Some(frame) = session.poll_transmit() {
+            step.outgoing
+                .push(codec.encode(&frame).map_err(DriverError::Encode)?);
+        }
+        while let Some(event) = session.poll_event() {
+            step.events.push(event);
+        }
+        step.deadline = session.poll_timeout();
+        step.failed = session.is_failed();
+        step.statistics = session.statistics().clone();
+        Ok(step)
+    })
+    .await
+}
+
+fn handle_event(
+    event: &SyncEvent,
+    peer: &str,
+    generation: u64,
+    links: &LinkRegistry,
+    notifier: &ChangeNotifier,
+) {
+    match event {
+        SyncEvent::PeerHello { feed_head, .. } => {
+            tracing::info!(peer_feed_head = feed_head, "sync session open");
+        }
+        SyncEvent::CaseReceived {
+            case,
+            created,
+            changed,
+        } => {
+            tracing::debug!(%case, created, changed, "case received");
+            if *changed {
+                notifier.notify();
+            }
+        }
+        SyncEvent::PeerCaughtUp { feed_head } => {
+            tracing::debug!(peer_feed_head = feed_head, "peer sent everything it owes");
+            links.progress(peer, generation, false);
+        }
+        SyncEvent::PeerHasAll { cursor } => {
+            tracing::debug!(cursor, "peer holds everything owed to it");
+            links.progress(peer, generation, true);
+        }
+        SyncEvent::CaseSkipped { case, reason } => {
+            tracing::warn!(%case, %reason, "case not exchanged in this session");
+        }
+        // Logged once, with the outcome, when the driver ends.
+        SyncEvent::Failed { .. } => {}
+    }
+}
+
+/// Read and decode frames until the stream ends or breaks; the last item says why it stopped.
+async fn read_frames(
+    mut stream: quinn::RecvStream,
+    codec: FrameCodec,
+    frames: mpsc::Sender<Result<SyncFrame, DriverError>>,
+) {
+    loop {
+        let item = match read_frame(&mut stream, codec.max_frame_size()).await {
+            Ok(Some(payload)) => match codec.decode(&payload) {
+                Ok((frame, used)) if used == payload.len() => Ok(frame),
+                Ok((_, used)) => Err(DriverError::BadFrame(
+                    fengqiao_sync::FrameError::TrailingBytes {
+                        extra: payload.len() - used,
+                    },
+                )),
+                Err(error) => Err(DriverError::BadFrame(error)),
+            },
+            Ok(None) => Err(DriverError::StreamEnded),
+            Err(error) => Err(DriverError::Read(error)),
+        };
+        let last = item.is_err();
+        if frames.send(item).await.is_err() || last {
+            return;
+        }
+    }
+}

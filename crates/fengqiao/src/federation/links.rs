@@ -1,0 +1,167 @@
+//! Per-peer link state, kept by the peer tasks and read by `fengqiao peers` (later) and the tests.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use chrono::{DateTime, Utc};
+use fengqiao_sync::{PeerRelation, SessionStatistics};
+
+/// What is known about one link, as shown to an operator.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerLinkReport {
+    pub node_id: String,
+    pub name: String,
+    pub relation: PeerRelation,
+    /// The peer's address on the current (or last) connection.
+    pub address: Option<SocketAddr>,
+    pub connected: bool,
+    /// When the link last came up (if connected) or went down (if not); `None` if it never came up.
+    pub since: Option<DateTime<Utc>>,
+    /// Last time both sides were known to hold everything the other's feed owed them.
+    pub last_successful_sync: Option<DateTime<Utc>>,
+    /// Why the link last failed, for the operator.
+    pub last_error: Option<String>,
+    /// Own feed entries after the peer's persisted cursor (cases changed here that the peer has
+    /// not acknowledged yet, or that routing withholds from it), counted up to a cap.
+    pub pending: u64,
+    /// Connections made on this link since the node started.
+    pub connections: u64,
+    /// Counters of the current (or last) connection's session: frames, whole documents and
+    /// change bytes sent, cases applied.
+    pub session: SessionStatistics,
+}
+
+#[derive(Debug, Clone)]
+struct LinkEntry {
+    report: PeerLinkReport,
+    /// Which connection currently owns the entry: an old connection ending after a new one began
+    /// must not mark the link down.
+    generation: u64,
+    peer_has_all: bool,
+    peer_caught_up: bool,
+}
+
+/// Shared table of link states. Clones share the table.
+#[derive(Debug, Clone, Default)]
+pub struct LinkRegistry {
+    entries: Arc<Mutex<BTreeMap<String, LinkEntry>>>,
+    generations: Arc<Mutex<u64>>,
+}
+
+impl LinkRegistry {
+    fn with_entries<T>(&self, change: impl FnOnce(&mut BTreeMap<String, LinkEntry>) -> T) -> T {
+        // A panic in a peer task cannot leave a map entry half-written, so a poisoned lock is sound.
+        let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        change(&mut entries)
+    }
+
+    /// Make the link known before it ever connects, so `peers` lists it.
+    pub fn declare(&self, node_id: &str, name: &str, relation: PeerRelation) {
+        self.with_entries(|entries| {
+            entries
+                .entry(node_id.to_owned())
+                .or_insert_with(|| LinkEntry {
+                    report: PeerLinkReport {
+                        node_id: node_id.to_owned(),
+                        name: name.to_owned(),
+                        relation,
+                        address: None,
+                        connected: false,
+                        since: None,
+                        last_successful_sync: None,
+                        last_error: None,
+                        pending: 0,
+                        connections: 0,
+                        session: SessionStatistics::default(),
+                    },
+                    generation: 0,
+                    peer_has_all: false,
+                    peer_caught_up: false,
+                });
+        });
+    }
+
+    /// A connection came up; returns its generation for the later calls.
+    pub fn connected(&self, node_id: &str, address: SocketAddr) -> u64 {
+        let generation = {
+            let mut counter = self
+                .generations
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            *counter += 1;
+            *counter
+        };
+        self.with_entries(|entries| {
+            if let Some(entry) = entries.get_mut(node_id) {
+                entry.generation = generation;
+                entry.peer_has_all = false;
+                entry.peer_caught_up = false;
+                entry.report.address = Some(address);
+                entry.report.connected = true;
+                entry.report.since = Some(Utc::now());
+                entry.report.connections += 1;
+                entry.report.session = SessionStatistics::default();
+            }
+        });
+        generation
+    }
+
+    pub fn disconnected(&self, node_id: &str, generation: u64, error: Option<String>) {
+        self.with_entries(|entries| {
+            if let Some(entry) = entries.get_mut(node_id)
+                && entry.generation == generation
+            {
+                entry.report.connected = false;
+                entry.report.since = Some(Utc::now());
+                if error.is_some() {
+                    entry.report.last_error = error;
+                }
+            }
+        });
+    }
+
+    /// A connection attempt failed before any session.
+    pub fn failed_to_connect(&self, node_id: &str, error: String) {
+        self.with_entries(|entries| {
+            if let Some(entry) = entries.get_mut(node_id) {
+                entry.report.last_error = Some(error);
+            }
+        });
+    }
+
+    /// The peer holds all we owe it (`peer_has_all`) or sent us all it owes (`!peer_has_all`);
+    /// once both hold on one connection the link counts as synced.
+    pub fn progress(&self, node_id: &str, generation: u64, peer_has_all: bool) {
+        self.with_entries(|entries| {
+            if let Some(entry) = entries.get_mut(node_id)
+                && entry.generation == generation
+            {
+                if peer_has_all {
+                    entry.peer_has_all = true;
+                } else {
+                    entry.peer_caught_up = true;
+                }
+                if entry.peer_has_all && entry.peer_caught_up {
+                    entry.report.last_successful_sync = Some(Utc::now());
+                }
+            }
+        });
+    }
+
+    pub fn statistics(&self, node_id: &str, generation: u64, statistics: &SessionStatistics) {
+        self.with_entries(|entries| {
+            if let Some(entry) = entries.get_mut(node_id)
+                && entry.generation == generation
+                && entry.report.session != *statistics
+            {
+                entry.report.session = statistics.clone();
+            }
+        });
+    }
+
+    /// Every declared link, without `pending` (the caller fills it from the store).
+    pub fn snapshot(&self) -> Vec<PeerLinkReport> {
+        self.with_entries(|entries| entries.values().map(|entry| entry.report.clone()).collect())
+    }
+}
