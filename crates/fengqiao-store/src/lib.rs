@@ -6,6 +6,12 @@
 //! Every write commits in one sled transaction across all the trees it touches and is flushed to
 //! disk before the call returns. Per-case locks serialize updates of one case; the flush happens
 //! after they are released, so writers that commit together share one disk sync.
+//!
+//! The one exception is advisory bookkeeping (the federation's per-peer cursors and heads), which
+//! may be written without a flush ([`Store::meta_put_unflushed`]) or together with a case write
+//! ([`Store::update_case_with_meta`], [`Store::create_cases_with_meta`]): it is visible at once and
+//! durable with the next flush of any write; a crash may lose only the latest of it.
+//!
 //! The on-disk layout is described in the `storage` and `codec` modules.
 
 mod cache;
@@ -24,7 +30,9 @@ use std::sync::{Arc, Mutex};
 use fengqiao_case::{CaseDocument, CaseId, CaseSummary, Category, DocumentError, Status};
 
 use crate::cache::{CaseLocks, DocumentCache, lock_ignoring_poison};
-use crate::storage::{DocumentWrite, PreparedCase, PreparedUpdate, Storage, should_compact};
+use crate::storage::{
+    DocumentWrite, PreparedCase, PreparedUpdate, Storage, prepare_meta, should_compact,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -95,6 +103,9 @@ pub struct FeedEntry {
     pub case: CaseId,
 }
 
+/// A node meta entry (key, value) written together with a case update, in the same transaction.
+pub type MetaEntry = (String, Vec<u8>);
+
 /// A case to write as a new document: the caller has built it with `fengqiao_case::lifecycle`.
 #[derive(Debug)]
 pub struct NewCase<'a> {
@@ -147,6 +158,17 @@ impl Store {
     /// Fails with `AlreadyExists` (writing nothing) if any number is taken, also within `cases`.
     /// The cases are keyed by `summary.number`.
     pub fn create_cases(&self, cases: &mut [NewCase<'_>]) -> Result<Vec<FeedSeq>, StoreError> {
+        self.create_cases_with_meta(cases, &[] as &[(&str, &[u8])])
+    }
+
+    /// [`Store::create_cases`], also writing the node meta entries `meta` (as
+    /// [`Store::meta_put`] would) in the same transaction: all of it is committed and flushed,
+    /// or none. With no cases, nothing is written.
+    pub fn create_cases_with_meta<K: AsRef<str>, V: AsRef<[u8]>>(
+        &self,
+        cases: &mut [NewCase<'_>],
+        meta: &[(K, V)],
+    ) -> Result<Vec<FeedSeq>, StoreError> {
         if cases.is_empty() {
             return Ok(Vec::new());
         }
@@ -161,11 +183,15 @@ impl Store {
             .iter_mut()
             .map(|case| PreparedCase::new(case.document.save(), case.summary))
             .collect::<Result<Vec<_>, _>>()?;
-        self.create_prepared(&prepared)
+        self.create_prepared(&prepared, &prepare_meta(meta))
     }
 
-    fn create_prepared(&self, prepared: &[PreparedCase]) -> Result<Vec<FeedSeq>, StoreError> {
-        let feed_positions = self.storage.write_new_cases(prepared)?;
+    fn create_prepared(
+        &self,
+        prepared: &[PreparedCase],
+        meta: &[(Vec<u8>, Vec<u8>)],
+    ) -> Result<Vec<FeedSeq>, StoreError> {
+        let feed_positions = self.storage.write_new_cases(prepared, meta)?;
         self.case_count
             .fetch_add(prepared.len() as u64, Ordering::SeqCst);
         self.storage.flush()?;
@@ -190,6 +216,19 @@ impl Store {
         number: &str,
         change: impl FnOnce(&mut CaseDocument) -> Result<(CaseSummary, T), E>,
     ) -> Result<Result<(T, FeedSeq), E>, StoreError> {
+        self.update_case_with_meta(number, |document| {
+            change(document).map(|(summary, value)| (summary, Vec::new(), value))
+        })
+    }
+
+    /// [`Store::update_case`] where `change` also returns node meta entries (keys as for
+    /// [`Store::meta_put`]), committed in the same transaction as the update and flushed with it:
+    /// e.g. a case received from a peer and the record that the peer holds it.
+    pub fn update_case_with_meta<T, E>(
+        &self,
+        number: &str,
+        change: impl FnOnce(&mut CaseDocument) -> Result<(CaseSummary, Vec<MetaEntry>, T), E>,
+    ) -> Result<Result<(T, FeedSeq), E>, StoreError> {
         let case_guard = self.case_locks.lock(number);
         // Out of the cache while it changes: readers arriving now wait on the case lock and then
         // see either the committed document or a clean reload, never a half-applied change.
@@ -201,7 +240,7 @@ impl Store {
             },
         };
         let mut document = lock_ignoring_poison(&handle);
-        let (summary, value) = match change(&mut document) {
+        let (summary, meta, value) = match change(&mut document) {
             Ok(changed) => changed,
             Err(error) => {
                 tracing::debug!(case = number, "change refused; cached document dropped");
@@ -235,9 +274,11 @@ impl Store {
         } else {
             DocumentWrite::Append(incremental)
         };
-        let feed_seq = self
-            .storage
-            .write_update(number, &PreparedUpdate::new(&summary, document_write)?)?;
+        let update = PreparedUpdate {
+            meta: prepare_meta(&meta),
+            ..PreparedUpdate::new(&summary, document_write)?
+        };
+        let feed_seq = self.storage.write_update(number, &update)?;
         drop(document);
         self.cache.insert(number, handle);
         drop(case_guard);
@@ -342,9 +383,27 @@ impl Store {
         self.storage.meta_get(key)
     }
 
+    /// Writes a node meta entry and flushes it.
     pub fn meta_put(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
         self.storage.meta_put(key, value)?;
         self.storage.flush()
+    }
+
+    /// Writes a node meta entry without waiting for a disk sync, for advisory bookkeeping that
+    /// may be lost in a crash (the federation's per-peer cursors and heads: losing the latest
+    /// only causes re-sends). It is visible at once, kept by a clean close, and durable with the
+    /// next flush of any write (e.g. the next case write; sled also flushes in the background).
+    /// It must only describe state that is itself already durable.
+    pub fn meta_put_unflushed(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
+        self.storage.meta_put(key, value)
+    }
+
+    /// [`Store::meta_put_unflushed`] for several entries, written all or none.
+    pub fn meta_put_many_unflushed<K: AsRef<str>, V: AsRef<[u8]>>(
+        &self,
+        entries: &[(K, V)],
+    ) -> Result<(), StoreError> {
+        self.storage.meta_put_many(&prepare_meta(entries))
     }
 
     /// Append a line to the local access log (reads of personal data).

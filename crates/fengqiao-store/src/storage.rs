@@ -1,7 +1,9 @@
 //! The sled trees and every read and atomic multi-tree write of them; documents are opaque bytes here.
 //!
 //! Nothing in this module flushes: [`crate::Store`] commits here under its per-case locks and
-//! flushes after releasing them, so concurrent writers share one flush (group commit).
+//! flushes after releasing them, so concurrent writers share one flush (group commit). Node meta
+//! written without a flush becomes durable with the next flush of any write, since sled's log is
+//! written in order.
 //!
 //! sled 0.34 runs every transaction closure under one process-wide write lock, and transactional
 //! trees can only do point reads. So closures here only do point reads and writes of bytes that
@@ -93,11 +95,24 @@ pub(crate) enum DocumentWrite {
     Compact(Vec<u8>),
 }
 
+/// Node meta entries committed with a case write: stored keys (prefixed) and values.
+pub(crate) type PreparedMeta = Vec<(Vec<u8>, Vec<u8>)>;
+
+/// Prefixes the caller's keys, so they land in the node's namespace of the meta tree.
+pub(crate) fn prepare_meta<K: AsRef<str>, V: AsRef<[u8]>>(entries: &[(K, V)]) -> PreparedMeta {
+    entries
+        .iter()
+        .map(|(key, value)| (node_meta_key(key.as_ref()), value.as_ref().to_vec()))
+        .collect()
+}
+
 #[derive(Debug, Clone)]
 pub(crate) struct PreparedUpdate {
     pub(crate) summary_record: Vec<u8>,
     pub(crate) index_keys: Vec<Vec<u8>>,
     pub(crate) document_write: DocumentWrite,
+    /// Node meta written in the same transaction (e.g. the sync record that a peer has the case).
+    pub(crate) meta: PreparedMeta,
 }
 
 impl PreparedUpdate {
@@ -109,6 +124,7 @@ impl PreparedUpdate {
             summary_record: crate::codec::encode_summary(summary)?,
             index_keys: index_keys(summary),
             document_write,
+            meta: PreparedMeta::new(),
         })
     }
 }
@@ -278,10 +294,12 @@ impl Storage {
         Ok(self.trees.case_records.contains_key(number.as_bytes())?)
     }
 
-    /// Commits all cases or none. Returns their feed positions, in order.
+    /// Commits all cases, and the node meta entries `meta`, or none. Returns their feed
+    /// positions, in order.
     pub(crate) fn write_new_cases(
         &self,
         cases: &[PreparedCase],
+        meta_entries: &[(Vec<u8>, Vec<u8>)],
     ) -> Result<Vec<FeedSeq>, StoreError> {
         let trees = &self.trees;
         let result = (
@@ -327,14 +345,17 @@ impl Storage {
                     meta.insert(FEED_HEAD_KEY, &feed_head.to_be_bytes()[..])?;
                     let new_count = case_count.saturating_add(cases.len() as u64);
                     meta.insert(CASE_COUNT_KEY, &new_count.to_be_bytes()[..])?;
+                    for (key, value) in meta_entries {
+                        meta.insert(key.as_slice(), value.as_slice())?;
+                    }
                     Ok(feed_positions)
                 },
             );
         finish(result)
     }
 
-    /// Commits one update of an existing case: document bytes, summary, index difference, and
-    /// its feed entry moved to a new position.
+    /// Commits one update of an existing case: document bytes, summary, index difference, its
+    /// feed entry moved to a new position, and the update's node meta entries.
     pub(crate) fn write_update(
         &self,
         number: &str,
@@ -395,6 +416,9 @@ impl Storage {
                     feed.remove(&record.feed_seq.to_be_bytes()[..])?;
                     feed.insert(&feed_seq.to_be_bytes()[..], encode_feed_value(number))?;
                     meta.insert(FEED_HEAD_KEY, &feed_seq.to_be_bytes()[..])?;
+                    for (meta_key, value) in &update.meta {
+                        meta.insert(meta_key.as_slice(), value.as_slice())?;
+                    }
 
                     let mut new_record = CaseRecord { feed_seq, ..record };
                     match (&update.document_write, &document_record) {
@@ -571,6 +595,16 @@ impl Storage {
 
     pub(crate) fn meta_put(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
         self.trees.meta.insert(node_meta_key(key), value)?;
+        Ok(())
+    }
+
+    /// Writes all entries or none (one sled batch).
+    pub(crate) fn meta_put_many(&self, entries: &[(Vec<u8>, Vec<u8>)]) -> Result<(), StoreError> {
+        let mut batch = sled::Batch::default();
+        for (key, value) in entries {
+            batch.insert(key.as_slice(), value.as_slice());
+        }
+        self.trees.meta.apply_batch(batch)?;
         Ok(())
     }
 

@@ -39,7 +39,7 @@ fn create_raw(store: &Store, summaries: &[CaseSummary]) -> Result<Vec<u64>, Stor
         .iter()
         .map(|summary| PreparedCase::new(fake_saved(&summary.number), summary))
         .collect::<Result<Vec<_>, _>>()?;
-    store.create_prepared(&prepared)
+    store.create_prepared(&prepared, &[])
 }
 
 fn update_raw(store: &Store, summary: &CaseSummary, write: DocumentWrite) -> u64 {
@@ -920,7 +920,7 @@ fn scale_fill() {
             })
             .collect::<Result<Vec<_>, _>>()
             .expect("encodes");
-        store.create_prepared(&prepared).expect("created");
+        store.create_prepared(&prepared, &[]).expect("created");
     }
     eprintln!(
         "filled {SCALE_CASES} cases in {:?}, resident {:?} MiB",
@@ -1013,4 +1013,151 @@ fn a_reloaded_document_does_not_write_its_chunks_again() {
             "n3".to_owned()
         ]
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Advisory meta: unflushed, and committed with case writes.
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn unflushed_meta_is_visible_at_once_and_survives_a_clean_reopen() {
+    let directory = tempfile::tempdir().expect("tempdir");
+    {
+        let store = open_store(directory.path());
+        store
+            .meta_put_unflushed("sync/peer/cursor", b"\x01cursor")
+            .expect("put");
+        assert_eq!(
+            store.meta_get("sync/peer/cursor").ok().flatten(),
+            Some(b"\x01cursor".to_vec())
+        );
+        store
+            .meta_put_many_unflushed(&[
+                ("sync/peer/heads/a", b"heads-a".as_slice()),
+                ("sync/peer/heads/b", b"heads-b".as_slice()),
+                // Namespaced like every caller's key: cannot disturb the store's own.
+                ("store/case_count", b"x".as_slice()),
+            ])
+            .expect("put many");
+        assert_eq!(
+            store.meta_get("sync/peer/heads/b").ok().flatten(),
+            Some(b"heads-b".to_vec())
+        );
+        assert_eq!(store.case_count(), 0);
+    }
+    let store = open_store(directory.path());
+    assert_eq!(store.case_count(), 0);
+    for (key, value) in [
+        ("sync/peer/cursor", b"\x01cursor".as_slice()),
+        ("sync/peer/heads/a", b"heads-a"),
+        ("sync/peer/heads/b", b"heads-b"),
+    ] {
+        assert_eq!(store.meta_get(key).ok().flatten().as_deref(), Some(value));
+    }
+}
+
+/// Set in the child process of the test below: the store directory it writes and then aborts in.
+const ABORT_CHILD_DIRECTORY: &str = "FENGQIAO_STORE_TEST_ABORT_DIRECTORY";
+
+#[test]
+fn a_following_flushed_write_makes_unflushed_meta_durable() {
+    let case = number(1);
+    if let Some(directory) = std::env::var_os(ABORT_CHILD_DIRECTORY) {
+        // The child: bookkeeping without a flush, then a flushed case write, then no clean close.
+        let store = open_store(Path::new(&directory));
+        create_documents(&store, std::slice::from_ref(&case)).expect("case created");
+        store
+            .meta_put_unflushed("sync/peer/cursor", b"after-create")
+            .expect("put");
+        add_note(&store, &case, "n1", "第一次调解");
+        std::process::abort();
+    }
+    let directory = tempfile::tempdir().expect("tempdir");
+    let status = std::process::Command::new(std::env::current_exe().expect("test binary"))
+        .args([
+            "tests::a_following_flushed_write_makes_unflushed_meta_durable",
+            "--exact",
+            "--test-threads=1",
+            "--quiet",
+        ])
+        .env(ABORT_CHILD_DIRECTORY, directory.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .expect("child runs");
+    assert!(!status.success(), "the child aborts after its writes");
+    let store = open_store(directory.path());
+    assert_eq!(
+        event_ids(&store, &case).len(),
+        2,
+        "the flushed update survives"
+    );
+    assert_eq!(
+        store.meta_get("sync/peer/cursor").ok().flatten(),
+        Some(b"after-create".to_vec()),
+        "meta written before a flushed write survives an abrupt stop"
+    );
+}
+
+#[test]
+fn meta_entries_commit_with_case_writes_or_not_at_all() {
+    let directory = tempfile::tempdir().expect("tempdir");
+    let case = number(1);
+    {
+        let store = open_store(directory.path());
+        let mut document = document_for(&case);
+        let summary = summary_for(&case, Status::Registered, "node-a");
+        let created = store
+            .create_cases_with_meta(
+                &mut [NewCase {
+                    document: &mut document,
+                    summary: &summary,
+                }],
+                &[("sync/peer/heads/created", b"v1".as_slice())],
+            )
+            .expect("created");
+        assert_eq!(created, vec![1]);
+        // A taken number writes neither the case nor the meta.
+        let mut again = document_for(&case);
+        assert!(matches!(
+            store.create_cases_with_meta(
+                &mut [NewCase {
+                    document: &mut again,
+                    summary: &summary,
+                }],
+                &[("sync/peer/heads/taken", b"v1".as_slice())],
+            ),
+            Err(StoreError::AlreadyExists(_))
+        ));
+        assert_eq!(store.meta_get("sync/peer/heads/taken").ok(), Some(None));
+
+        let (value, seq) = store
+            .update_case_with_meta(&case, |document| {
+                document.push_event(&note("n1", "第一次调解"))?;
+                let summary = summary_for(&case, Status::Accepted, "node-a");
+                let meta = vec![("sync/peer/heads/updated".to_owned(), b"v2".to_vec())];
+                Ok::<_, fengqiao_case::DocumentError>((summary, meta, "done"))
+            })
+            .expect("store works")
+            .expect("change applies");
+        assert_eq!((value, seq), ("done", 2));
+        // A refused change writes no meta either.
+        let refused = store
+            .update_case_with_meta(&case, |_document| {
+                Err::<(CaseSummary, Vec<crate::MetaEntry>, ()), _>("refused")
+            })
+            .expect("store works");
+        assert_eq!(refused, Err("refused"));
+        assert_eq!(store.feed_head().ok(), Some(2));
+    }
+    let store = open_store(directory.path());
+    assert_eq!(
+        store.meta_get("sync/peer/heads/created").ok().flatten(),
+        Some(b"v1".to_vec())
+    );
+    assert_eq!(
+        store.meta_get("sync/peer/heads/updated").ok().flatten(),
+        Some(b"v2".to_vec())
+    );
+    assert_eq!(event_ids(&store, &case).len(), 2);
 }

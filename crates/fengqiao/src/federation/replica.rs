@@ -2,8 +2,15 @@
 //!
 //! Per-peer state lives in the store's meta tree: `sync/<peer>/cursor` (the feed position up to
 //! which the peer holds everything routing gives it) and `sync/<peer>/heads/<case>` (heads the
-//! peer is known to hold). Every write is flushed by the store before it returns, so what the
-//! session acknowledges or records survives a crash.
+//! peer is known to hold).
+//!
+//! Applying a peer's bytes is flushed by the store before `apply` returns, so what the session
+//! acknowledges survives a crash: receiving a case costs one disk sync. The per-peer state is
+//! advisory and written unflushed: it becomes durable with the next flushed write (the next case
+//! received, or sled's background flush), and a crash that loses the latest of it only makes a
+//! peer re-send what the receiver already holds and ignores. It only ever describes documents
+//! that are already durable: peer heads are recorded after the apply they follow, and a cursor
+//! moves only on the peer's acknowledgements, which the peer sends once its own write is durable.
 
 use std::sync::Arc;
 
@@ -398,7 +405,7 @@ impl Replica for StoreReplica {
         value.push(META_FORMAT_VERSION);
         value.extend_from_slice(&cursor.to_be_bytes());
         self.store()
-            .meta_put(&peer_cursor_key(peer), &value)
+            .meta_put_unflushed(&peer_cursor_key(peer), &value)
             .map_err(storage)
     }
 
@@ -440,7 +447,128 @@ impl Replica for StoreReplica {
             value.extend_from_slice(head);
         }
         self.store()
-            .meta_put(&peer_heads_key(peer, case), &value)
+            .meta_put_unflushed(&peer_heads_key(peer, case), &value)
             .map_err(storage)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use chrono::{TimeZone, Utc};
+    use fengqiao_case::{
+        CaseHeader, Category, Channel, Event, EventKind, Location, MatterType, Ownership,
+        Petitioner,
+    };
+    use fengqiao_store::StoreOptions;
+
+    use super::*;
+    use crate::federation::RegionRoster;
+
+    const OWN_ACTOR: [u8; 16] = [1; 16];
+    const PEER_ACTOR: [u8; 16] = [2; 16];
+    const CASE: &str = "430702001001-2026-000001";
+
+    fn replica_at(path: &std::path::Path) -> StoreReplica {
+        let store = Store::open(path, StoreOptions::new(8, OWN_ACTOR.to_vec())).unwrap();
+        let roster: SharedRoster = Arc::new(RegionRoster::default());
+        StoreReplica::new(Arc::new(store), &OWN_ACTOR, Limits::default(), roster)
+    }
+
+    fn event(id: &str, kind: EventKind) -> Event {
+        Event {
+            id: id.to_owned(),
+            kind,
+            at: Utc.with_ymd_and_hms(2026, 3, 2, 9, 0, 0).single().unwrap(),
+            node: "peer".to_owned(),
+            operator: "王五".to_owned(),
+            prev: None,
+        }
+    }
+
+    /// The case as the peer holds it, written with the peer's actor.
+    fn peer_document() -> CaseDocument {
+        let header = CaseHeader {
+            number: CASE.to_owned(),
+            channel: Channel::Visit,
+            petitioners: vec![Petitioner {
+                name: "张三".to_owned(),
+                id_number: "430702199001010000".to_owned(),
+                phone: "13800000000".to_owned(),
+                address: "芦荻山村三组".to_owned(),
+                representative: false,
+            }],
+            headcount: 1,
+            respondent: "某建筑公司".to_owned(),
+            category: Category::WageArrears,
+            matter_type: MatterType::Appeal,
+            litigation_related: false,
+            summary: "要求支付拖欠的工资三万元".to_owned(),
+            location: Location {
+                region_code: "430702001001".to_owned(),
+                village: "芦荻山村".to_owned(),
+                grid: "第三网格".to_owned(),
+                grid_worker: "李四".to_owned(),
+            },
+            ownership: Ownership::default(),
+        };
+        CaseDocument::create(
+            &header,
+            &event("register", EventKind::Register {}),
+            &PEER_ACTOR,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn an_applied_case_and_its_peer_heads_persist_across_reopen() {
+        let directory = tempfile::tempdir().unwrap();
+        let admit = |_: &CaseRouting| Ok(());
+        let mut source = peer_document();
+        let saved = source.save();
+        let expected_heads;
+        {
+            let mut replica = replica_at(directory.path());
+            let created = replica.apply(CASE, &saved, true, &admit).unwrap();
+            assert!(created.created && created.changed);
+            replica
+                .set_peer_heads("peer", CASE, &created.heads)
+                .unwrap();
+
+            source
+                .push_event(&event(
+                    "note-1",
+                    EventKind::Note {
+                        text: "第一次调解".to_owned(),
+                    },
+                ))
+                .unwrap();
+            let changes = source.save_incremental();
+            let merged = replica.apply(CASE, &changes, false, &admit).unwrap();
+            assert!(!merged.created && merged.changed);
+            assert_ne!(merged.heads, created.heads);
+            replica.set_peer_heads("peer", CASE, &merged.heads).unwrap();
+            replica.set_peer_cursor("peer", 7).unwrap();
+            // Unflushed bookkeeping is visible at once.
+            assert_eq!(
+                replica.peer_heads("peer", CASE).unwrap().as_ref(),
+                Some(&merged.heads)
+            );
+            expected_heads = merged.heads;
+        }
+        let mut replica = replica_at(directory.path());
+        assert_eq!(replica.heads(CASE).unwrap().as_ref(), Some(&expected_heads));
+        assert_eq!(
+            replica.peer_heads("peer", CASE).unwrap().as_ref(),
+            Some(&expected_heads)
+        );
+        assert_eq!(replica.peer_cursor("peer").unwrap(), 7);
+        assert_eq!(replica.peer_heads("other", CASE).unwrap(), None);
+        let notes = replica
+            .store()
+            .with_case(CASE, |document| document.events().unwrap().len())
+            .unwrap();
+        assert_eq!(notes, Some(2));
     }
 }
