@@ -6,4 +6,5 @@
 mod cli_lifecycle;
 mod crash;
 mod demo;
+mod federation;
 mod import;

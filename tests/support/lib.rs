@@ -92,6 +92,25 @@ pub fn init_node(dir: &Path, name: &str, tier: &str, region_code: &str) {
     ]);
 }
 
+/// Create a node directory with `fengqiao init` and return the node ID it printed.
+pub fn init_node_with_id(dir: &Path, name: &str, tier: &str, region_code: &str) -> String {
+    let stdout = run_cli_ok(&[
+        "init",
+        path_str(dir),
+        "--name",
+        name,
+        "--tier",
+        tier,
+        "--region",
+        region_code,
+    ]);
+    stdout
+        .lines()
+        .find_map(|line| line.trim().strip_prefix("node id: "))
+        .map(|node_id| node_id.trim().to_owned())
+        .unwrap_or_else(|| panic!("fengqiao init printed no node id:\n{stdout}"))
+}
+
 pub fn path_str(path: &Path) -> &str {
     path.to_str().expect("test paths are UTF-8")
 }
@@ -107,11 +126,24 @@ pub struct NodeProcess {
 impl NodeProcess {
     /// Start `fengqiao run DIR` on an ephemeral port and wait until its API answers.
     pub fn start(dir: &Path) -> anyhow::Result<NodeProcess> {
+        NodeProcess::start_with(dir, &[])
+    }
+
+    /// Start `fengqiao run DIR` with the federation's QUIC endpoint on an ephemeral port too;
+    /// once the API answers, `quic.addr` holds the bound QUIC address.
+    pub fn start_federated(dir: &Path) -> anyhow::Result<NodeProcess> {
+        let _ = std::fs::remove_file(dir.join("quic.addr"));
+        NodeProcess::start_with(dir, &["--quic-listen", "127.0.0.1:0"])
+    }
+
+    /// Start `fengqiao run DIR --listen 127.0.0.1:0 EXTRA…` and wait until its API answers.
+    pub fn start_with(dir: &Path, extra_args: &[&str]) -> anyhow::Result<NodeProcess> {
         let address_file = dir.join("api.addr");
         // A stale address from a killed run would point at a dead port.
         let _ = std::fs::remove_file(&address_file);
         let mut child = fengqiao_command()
             .args(["run", path_str(dir), "--listen", "127.0.0.1:0"])
+            .args(extra_args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -145,6 +177,16 @@ impl NodeProcess {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// The bound QUIC address the node wrote to `quic.addr`.
+    pub fn quic_address(&self) -> anyhow::Result<SocketAddr> {
+        let path = self.dir.join("quic.addr");
+        let text =
+            std::fs::read_to_string(&path).with_context(|| format!("read {}", path.display()))?;
+        text.trim()
+            .parse()
+            .with_context(|| format!("parse {}: {text:?}", path.display()))
     }
 
     pub fn url(&self) -> String {

@@ -41,7 +41,7 @@ use tracing::Instrument;
 pub use self::openapi::{
     BodySpec, HttpMethod, ParameterLocation, ParameterSpec, ParameterType, RouteSpec,
 };
-use crate::config::NodeDir;
+use crate::federation::{Federation, FederationConfig, FederationStatus, PeerView};
 use crate::service::{ListFilter, Node, ServiceError, StatsQuery};
 
 /// An import batch is validated and written as one; 500 ledger rows need more than axum's 2 MiB.
@@ -66,11 +66,12 @@ pub enum Operation {
     ListDirectives,
     Stats,
     Import,
+    Peers,
 }
 
 impl Operation {
     /// Every operation, for the test that each is routed.
-    pub const ALL: [Operation; 9] = [
+    pub const ALL: [Operation; 10] = [
         Operation::Health,
         Operation::OpenApi,
         Operation::RegisterCase,
@@ -80,6 +81,7 @@ impl Operation {
         Operation::ListDirectives,
         Operation::Stats,
         Operation::Import,
+        Operation::Peers,
     ];
 
     /// The OpenAPI `operationId`.
@@ -94,6 +96,7 @@ impl Operation {
             Operation::ListDirectives => "list_directives",
             Operation::Stats => "stats",
             Operation::Import => "import",
+            Operation::Peers => "peers",
         }
     }
 
@@ -120,6 +123,7 @@ impl Operation {
             Operation::Import => {
                 on(filter, import).layer(DefaultBodyLimit::max(IMPORT_BODY_LIMIT_BYTES))
             }
+            Operation::Peers => on(filter, peers),
         }
     }
 }
@@ -293,12 +297,29 @@ pub const ROUTES: &[RouteSpec] = &[
         response: BodySpec::ListOf("ImportRowReport"),
         errors: &[400, 409, 413, 415, 422, 500],
     },
+    RouteSpec {
+        operation: Operation::Peers,
+        method: HttpMethod::Get,
+        path: "/api/peers",
+        summary: "federation links: parent and children (fengqiao peers)",
+        description: "Each link's state: connected or not, since when, last successful sync, \
+                      last error, own changes pending. Empty when the node has no \
+                      [federation] section.",
+        mutating: false,
+        parameters: &[],
+        request: None,
+        success_status: 200,
+        response: BodySpec::ListOf("PeerView"),
+        errors: &[400, 500],
+    },
 ];
 
 /// What every handler shares.
 #[derive(Debug, Clone)]
 struct ApiState {
     node: Arc<Node>,
+    /// The running federation, if the node has one: its links and its change notifier.
+    federation: Option<FederationStatus>,
     /// Serialized once: the document never changes while the node runs.
     openapi: Bytes,
 }
@@ -310,10 +331,20 @@ pub fn openapi_json() -> serde_json::Value {
 
 /// The API's router over an open node.
 pub fn router(node: Arc<Node>) -> anyhow::Result<Router> {
+    federated_router(node, None)
+}
+
+/// The API's router over an open node and its running federation, which hears of every change
+/// made through the API at once.
+pub fn federated_router(
+    node: Arc<Node>,
+    federation: Option<FederationStatus>,
+) -> anyhow::Result<Router> {
     let openapi =
         serde_json::to_vec(&openapi_json()).context("cannot encode the OpenAPI document")?;
     let state = ApiState {
         node,
+        federation,
         openapi: Bytes::from(openapi),
     };
     let mut router = Router::new();
@@ -333,13 +364,17 @@ pub fn router(node: Arc<Node>) -> anyhow::Result<Router> {
 
 /// Open the node in `dir` and serve its API until `shutdown` completes. `listen` overrides the
 /// configured address. Writes the bound address to `api.addr` in the node directory once
-/// listening, so callers using port 0 can find it.
+/// listening, so callers using port 0 can find it. If the config has a `[federation]` section,
+/// the federation runs beside the API (`quic_listen` overrides its address).
 pub async fn serve(
     dir: &Path,
     listen: Option<SocketAddr>,
+    quic_listen: Option<SocketAddr>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    BoundServer::bind(dir, listen).await?.run(shutdown).await
+    let mut server = BoundServer::bind(dir, listen).await?;
+    server.start_federation(quic_listen).await?;
+    server.run(shutdown).await
 }
 
 /// A node opened and its API socket bound, not yet serving: lets a caller learn the address
@@ -350,6 +385,7 @@ pub struct BoundServer {
     listener: tokio::net::TcpListener,
     address: SocketAddr,
     address_file: PathBuf,
+    federation: Option<Federation>,
 }
 
 impl BoundServer {
@@ -360,6 +396,15 @@ impl BoundServer {
         let node = tokio::task::spawn_blocking(move || Node::open(&node_dir))
             .await
             .context("opening the node stopped unexpectedly")??;
+        BoundServer::bind_node(Arc::new(node), listen).await
+    }
+
+    /// Bind the API of an already open node (`listen`, else the configured address) and write
+    /// `api.addr`.
+    pub async fn bind_node(
+        node: Arc<Node>,
+        listen: Option<SocketAddr>,
+    ) -> anyhow::Result<BoundServer> {
         let wanted = listen.unwrap_or(node.config().http.listen);
         let listener = tokio::net::TcpListener::bind(wanted)
             .await
@@ -369,7 +414,7 @@ impl BoundServer {
         let address = listener
             .local_addr()
             .context("cannot read the address the API listens on")?;
-        let address_file = NodeDir::new(dir).api_address_path();
+        let address_file = node.dir().api_address_path();
         write_address_file(&address_file, address)?;
         tracing::info!(
             %address,
@@ -378,11 +423,36 @@ impl BoundServer {
             "api listening"
         );
         Ok(BoundServer {
-            node: Arc::new(node),
+            node,
             listener,
             address,
             address_file,
+            federation: None,
         })
+    }
+
+    /// Start the federation beside the API if the node's config has a `[federation]` section,
+    /// and write its bound QUIC address to `quic.addr`. `quic_listen` overrides the configured
+    /// address. Returns the bound address, if any.
+    pub async fn start_federation(
+        &mut self,
+        quic_listen: Option<SocketAddr>,
+    ) -> anyhow::Result<Option<SocketAddr>> {
+        let Some(section) = self.node.config().federation.clone() else {
+            return Ok(None);
+        };
+        let config = FederationConfig::from_section(&section, quic_listen);
+        let federation = Federation::start(Arc::clone(&self.node), config).await?;
+        let quic_address = federation.local_address();
+        write_address_file(&self.node.dir().quic_address_path(), quic_address)?;
+        tracing::info!(
+            address = %quic_address,
+            parent = section.parent.as_ref().map(|parent| parent.node_id.as_str()),
+            children = section.children.len(),
+            "federation listening"
+        );
+        self.federation = Some(federation);
+        Ok(Some(quic_address))
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -399,8 +469,10 @@ impl BoundServer {
             listener,
             address,
             address_file,
+            federation,
         } = self;
-        let app = router(Arc::clone(&node))?;
+        let status = federation.as_ref().map(Federation::status);
+        let app = federated_router(Arc::clone(&node), status)?;
         let served = axum::serve(listener, app)
             .with_graceful_shutdown(shutdown)
             .await
@@ -410,6 +482,20 @@ impl BoundServer {
             && error.kind() != std::io::ErrorKind::NotFound
         {
             tracing::warn!(path = %address_file.display(), %error, "cannot remove the address file");
+        }
+        if let Some(federation) = federation {
+            federation.shutdown().await;
+            let quic_address_file = node.dir().quic_address_path();
+            if let Err(error) = std::fs::remove_file(&quic_address_file)
+                && error.kind() != std::io::ErrorKind::NotFound
+            {
+                tracing::warn!(
+                    path = %quic_address_file.display(),
+                    %error,
+                    "cannot remove the quic address file"
+                );
+            }
+            tracing::info!("federation stopped");
         }
         close_node(node).await;
         tracing::info!(%address, "api stopped");
@@ -824,6 +910,16 @@ fn parse_instant_or_date(text: &str) -> Option<DateTime<Utc>> {
 // Handlers
 // ---------------------------------------------------------------------------------------------
 
+impl ApiState {
+    /// Tell the federation (if any) that the store changed, so the links send it at once
+    /// instead of at the next feed poll.
+    fn notify_local_change(&self) {
+        if let Some(federation) = &self.federation {
+            federation.notify_local_change();
+        }
+    }
+}
+
 /// Run the node's work on a blocking thread: it waits on disk flushes.
 async fn on_node<T, F>(state: &ApiState, work: F) -> Result<T, ApiFailure>
 where
@@ -872,6 +968,7 @@ async fn register_case(
         node.register(&operator, Utc::now(), request)
     })
     .await?;
+    state.notify_local_change();
     Ok((StatusCode::CREATED, axum::Json(view)))
 }
 
@@ -917,6 +1014,7 @@ async fn append_event(
         node.append(&operator, Utc::now(), &number, request)
     })
     .await?;
+    state.notify_local_change();
     Ok(axum::Json(view))
 }
 
@@ -956,7 +1054,25 @@ async fn import(
         node.import(&operator, Utc::now(), batch)
     })
     .await?;
+    state.notify_local_change();
     Ok(axum::Json(reports))
+}
+
+async fn peers(
+    State(state): State<ApiState>,
+    QueryPairs(pairs): QueryPairs,
+) -> Result<axum::Json<Vec<PeerView>>, ApiFailure> {
+    QueryValues::new(Operation::Peers, pairs)?;
+    let Some(federation) = &state.federation else {
+        return Ok(axum::Json(Vec::new()));
+    };
+    match federation.peers().await {
+        Ok(reports) => Ok(axum::Json(reports.iter().map(PeerView::from).collect())),
+        Err(error) => {
+            tracing::error!(%error, "cannot read the federation links");
+            Err(ApiFailure::internal())
+        }
+    }
 }
 
 /// One span per request, with method, route and outcome. The route template is logged, never the

@@ -1,11 +1,13 @@
-//! The command line: `init`, `run`, `demo`, `import`, and the case / directive / stats commands
-//! that talk to a running node through its HTTP API.
+//! The command line: `init`, `run`, `demo`, `import`, the federation's `admit` / `revoke` /
+//! `join` / `peers`, and the case / directive / stats commands that talk to a running node
+//! through its HTTP API.
 //!
 //! What the user asked for goes to stdout (tables, or the API's JSON with `--json`); logs go to
 //! stderr through `tracing`, so scripts can read one without the other.
 
 pub mod case;
 pub mod directive;
+pub mod federation;
 pub mod render;
 
 use std::future::Future;
@@ -81,6 +83,14 @@ pub enum Command {
     Import(ImportArgs),
     /// Start a demonstration county node seeded with realistic cases
     Demo(crate::demo::DemoArgs),
+    /// Admit a child office (parent side; edits the config, then restart the node)
+    Admit(federation::AdmitArgs),
+    /// Revoke an admitted child (parent side; edits the config, then restart the node)
+    Revoke(federation::RevokeArgs),
+    /// Set this node's parent (child side; edits the config, then restart the node)
+    Join(federation::JoinArgs),
+    /// The federation links of a running node: connected, since, last sync, pending
+    Peers,
 }
 
 #[derive(Debug, Args)]
@@ -111,6 +121,10 @@ pub struct RunArgs {
     /// Listen on this address instead of the configured one (port 0 picks a free port)
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<SocketAddr>,
+    /// The federation's QUIC endpoint listens on this UDP address instead of the configured
+    /// one (port 0 picks a free port; the bound address is written to `quic.addr`)
+    #[arg(long, value_name = "ADDR")]
+    pub quic_listen: Option<SocketAddr>,
 }
 
 #[derive(Debug, Args)]
@@ -195,6 +209,10 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             crate::import::import_file(&connect(&global)?, &args.file, &options).map(|_| ())
         }
         Command::Demo(args) => crate::demo::run(args, &global),
+        Command::Admit(args) => federation::admit(args, &global),
+        Command::Revoke(args) => federation::revoke(args, &global),
+        Command::Join(args) => federation::join(args, &global),
+        Command::Peers => federation::peers(&connect(&global)?, global.json),
     }
 }
 
@@ -273,7 +291,12 @@ fn run_node(args: RunArgs, global: &GlobalOptions) -> anyhow::Result<()> {
         shutdown_signal()?
     };
     tracing::info!(dir = %dir.display(), "starting node");
-    runtime.block_on(crate::api::serve(&dir, args.listen, shutdown))?;
+    runtime.block_on(crate::api::serve(
+        &dir,
+        args.listen,
+        args.quic_listen,
+        shutdown,
+    ))?;
     tracing::info!("node stopped");
     Ok(())
 }

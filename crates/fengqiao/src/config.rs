@@ -32,6 +32,9 @@ pub struct NodeConfig {
     pub warnings: WarningThresholds,
     #[serde(default)]
     pub storage: StorageSection,
+    /// Replication with the parent and children over QUIC; absent: this node stands alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub federation: Option<FederationSection>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -41,7 +44,8 @@ pub struct NodeSection {
     pub tier: Tier,
     /// Administrative region code of this office (6 digits county, 9 township, 12 village).
     pub region_code: String,
-    /// The parent node's address, for federation (later).
+    /// A note of the parent node's address, kept for older configs; the federation reads
+    /// `[federation.parent]` instead.
     #[serde(default)]
     pub parent: Option<String>,
 }
@@ -76,6 +80,82 @@ impl Default for StorageSection {
     }
 }
 
+/// Default UDP address of the federation's QUIC endpoint. Local only, as the API is: a parent
+/// whose children run on other machines sets `federation.listen = "0.0.0.0:7380"`.
+pub const DEFAULT_QUIC_LISTEN: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 7380);
+
+fn default_quic_listen() -> SocketAddr {
+    DEFAULT_QUIC_LISTEN
+}
+
+/// `[federation]`: this node's QUIC endpoint, its parent and the children it has admitted.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FederationSection {
+    /// UDP address of the QUIC endpoint (port 0 picks a free port; `run` writes `quic.addr`).
+    #[serde(default = "default_quic_listen")]
+    pub listen: SocketAddr,
+    /// The office this node reports to (set with `fengqiao join`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<FederationParent>,
+    /// Offices admitted as children (set with `fengqiao admit` / `fengqiao revoke`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub children: Vec<FederationOffice>,
+    /// Offices further below (grandchildren and deeper), so that routing knows which child's
+    /// subtree they belong to.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub roster: Vec<FederationOffice>,
+}
+
+impl Default for FederationSection {
+    fn default() -> Self {
+        FederationSection {
+            listen: DEFAULT_QUIC_LISTEN,
+            parent: None,
+            children: Vec::new(),
+            roster: Vec::new(),
+        }
+    }
+}
+
+/// An office known to the federation by its node ID.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FederationOffice {
+    /// 32 lowercase hex characters, as `fengqiao init` printed it.
+    pub node_id: String,
+    pub name: String,
+    pub region_code: String,
+    /// Other names the office goes by: a complaint naming any of them is never sent to it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub aliases: Vec<String>,
+}
+
+/// The parent office and where to reach its QUIC endpoint.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FederationParent {
+    /// UDP address of the parent's QUIC endpoint.
+    pub address: SocketAddr,
+    pub node_id: String,
+    pub name: String,
+    pub region_code: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub aliases: Vec<String>,
+}
+
+/// Length of a node ID in hex characters.
+pub const NODE_ID_HEX_LENGTH: usize = 32;
+
+/// Whether `node_id` is written as the federation stores it: 32 lowercase hex characters.
+pub fn is_valid_node_id(node_id: &str) -> bool {
+    node_id.len() == NODE_ID_HEX_LENGTH
+        && node_id
+            .bytes()
+            .all(|byte| byte.is_ascii_digit() || (b'a'..=b'f').contains(&byte))
+}
+
 /// Paths inside a node directory.
 #[derive(Debug, Clone)]
 pub struct NodeDir {
@@ -98,6 +178,10 @@ impl NodeDir {
     /// Written by `run` once the API listens: the actual address (useful with port 0).
     pub fn api_address_path(&self) -> PathBuf {
         self.root.join("api.addr")
+    }
+    /// Written by `run` once the federation's QUIC endpoint is bound: its actual UDP address.
+    pub fn quic_address_path(&self) -> PathBuf {
+        self.root.join("quic.addr")
     }
     pub fn exists(path: &Path) -> bool {
         path.join(CONFIG_FILE).exists()
@@ -138,6 +222,29 @@ pub enum ConfigError {
     ZeroSeriousOverdue,
     #[error("storage.cache_capacity must be at least 1 document")]
     ZeroCacheCapacity,
+    #[error(
+        "{field}: node id {node_id:?} must be 32 lowercase hex characters, as `fengqiao init` \
+         printed it"
+    )]
+    FederationNodeId { field: String, node_id: String },
+    #[error("{field}: the office name is empty")]
+    FederationEmptyName { field: String },
+    #[error(
+        "{field}: region code {code:?} is not under this node's region {own}: an office below \
+         this one has a longer code starting with {own}"
+    )]
+    FederationRegionOutside {
+        field: String,
+        code: String,
+        own: String,
+    },
+    #[error(
+        "federation.parent: region code {code:?} must be a prefix of this node's region {own} \
+         (a parent governs a larger region)"
+    )]
+    FederationParentRegion { code: String, own: String },
+    #[error("federation: node id {node_id} is listed more than once")]
+    FederationDuplicateNodeId { node_id: String },
     #[error("invalid config: {0}")]
     Syntax(String),
 }
@@ -177,6 +284,13 @@ pub fn validate_region_code(tier: Tier, code: &str) -> Result<(), ConfigError> {
     Ok(())
 }
 
+/// Whether `code` is a region strictly inside `own`: digits, longer, starting with `own`.
+pub fn is_region_below(own: &str, code: &str) -> bool {
+    code.bytes().all(|byte| byte.is_ascii_digit())
+        && code.len() > own.len()
+        && code.starts_with(own)
+}
+
 impl NodeConfig {
     /// A config with the defaults for everything but the node's own section.
     pub fn new(name: impl Into<String>, tier: Tier, region_code: impl Into<String>) -> NodeConfig {
@@ -192,6 +306,7 @@ impl NodeConfig {
             limits: Limits::default(),
             warnings: WarningThresholds::default(),
             storage: StorageSection::default(),
+            federation: None,
         }
     }
 
@@ -243,6 +358,71 @@ impl NodeConfig {
         }
         if self.storage.cache_capacity == 0 {
             return Err(ConfigError::ZeroCacheCapacity);
+        }
+        if let Some(federation) = &self.federation {
+            self.validate_federation(federation)?;
+        }
+        Ok(())
+    }
+
+    fn validate_federation(&self, federation: &FederationSection) -> Result<(), ConfigError> {
+        let own = &self.node.region_code;
+        let mut seen = BTreeSet::new();
+        let mut check_office = |field: String, node_id: &str, name: &str| {
+            if !is_valid_node_id(node_id) {
+                return Err(ConfigError::FederationNodeId {
+                    field,
+                    node_id: node_id.to_owned(),
+                });
+            }
+            if name.trim().is_empty() {
+                return Err(ConfigError::FederationEmptyName { field });
+            }
+            if !seen.insert(node_id.to_owned()) {
+                return Err(ConfigError::FederationDuplicateNodeId {
+                    node_id: node_id.to_owned(),
+                });
+            }
+            Ok(())
+        };
+        if let Some(parent) = &federation.parent {
+            check_office(
+                "federation.parent".to_owned(),
+                &parent.node_id,
+                &parent.name,
+            )?;
+            let is_prefix = !parent.region_code.is_empty()
+                && parent.region_code.bytes().all(|byte| byte.is_ascii_digit())
+                && parent.region_code.len() < own.len()
+                && own.starts_with(parent.region_code.as_str());
+            if !is_prefix {
+                return Err(ConfigError::FederationParentRegion {
+                    code: parent.region_code.clone(),
+                    own: own.clone(),
+                });
+            }
+        }
+        let below = federation
+            .children
+            .iter()
+            .enumerate()
+            .map(|(index, office)| (format!("federation.children[{index}]"), office))
+            .chain(
+                federation
+                    .roster
+                    .iter()
+                    .enumerate()
+                    .map(|(index, office)| (format!("federation.roster[{index}]"), office)),
+            );
+        for (field, office) in below {
+            check_office(field.clone(), &office.node_id, &office.name)?;
+            if !is_region_below(own, &office.region_code) {
+                return Err(ConfigError::FederationRegionOutside {
+                    field,
+                    code: office.region_code.clone(),
+                    own: own.clone(),
+                });
+            }
         }
         Ok(())
     }
@@ -428,6 +608,69 @@ mod tests {
 
         let missing = format!("{:#}", load(&temp.path().join("nowhere")).unwrap_err());
         assert!(missing.contains("fengqiao init"), "{missing}");
+    }
+
+    #[test]
+    fn federation_section_is_optional_and_checked() {
+        let township = NodeConfig::new("芦荻山乡", Tier::Township, "430702001");
+        let text = township.to_toml().unwrap();
+        assert!(!text.contains("federation"), "{text}");
+        assert_eq!(NodeConfig::from_toml(&text).unwrap().federation, None);
+
+        let office = |node_id: &str, region_code: &str| FederationOffice {
+            node_id: node_id.to_owned(),
+            name: "office".to_owned(),
+            region_code: region_code.to_owned(),
+            aliases: Vec::new(),
+        };
+        let mut config = township.clone();
+        config.federation = Some(FederationSection {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            parent: Some(FederationParent {
+                address: SocketAddr::from(([10, 0, 0, 1], 7380)),
+                node_id: "a".repeat(32),
+                name: "武陵区".to_owned(),
+                region_code: "430702".to_owned(),
+                aliases: Vec::new(),
+            }),
+            children: vec![office(&"b".repeat(32), "430702001001")],
+            roster: Vec::new(),
+        });
+        let loaded = NodeConfig::from_toml(&config.to_toml().unwrap()).unwrap();
+        assert_eq!(loaded, config);
+
+        let mut bad = config.clone();
+        if let Some(federation) = bad.federation.as_mut() {
+            federation.children[0].node_id = "B".repeat(32);
+        }
+        assert!(error_text(&bad).contains("32 lowercase hex"));
+
+        let mut bad = config.clone();
+        if let Some(federation) = bad.federation.as_mut() {
+            federation.children[0].region_code = "430703001001".to_owned();
+        }
+        assert!(error_text(&bad).contains("not under this node's region"));
+
+        let mut bad = config.clone();
+        if let Some(federation) = bad.federation.as_mut() {
+            federation
+                .children
+                .push(office(&"b".repeat(32), "430702001002"));
+        }
+        assert!(error_text(&bad).contains("more than once"));
+
+        let mut bad = config;
+        if let Some(parent) = bad.federation.as_mut().and_then(|f| f.parent.as_mut()) {
+            parent.region_code = "430703".to_owned();
+        }
+        assert!(error_text(&bad).contains("must be a prefix"));
+
+        let minimal = "version = 1\n[node]\nname = \"x\"\ntier = \"county\"\n\
+                       region_code = \"430702\"\n[federation]\n";
+        let parsed = NodeConfig::from_toml(minimal).unwrap();
+        assert_eq!(parsed.federation.unwrap().listen, DEFAULT_QUIC_LISTEN);
+        let unknown = format!("{minimal}listn = \"127.0.0.1:1\"\n");
+        assert!(NodeConfig::from_toml(&unknown).is_err());
     }
 
     #[test]

@@ -98,7 +98,8 @@ pub fn run(args: DemoArgs, global: &GlobalOptions) -> anyhow::Result<()> {
             }
         };
         let serve_dir = dir.clone();
-        runtime.spawn(async move { crate::api::serve(&serve_dir, Some(listen), shutdown).await })
+        runtime
+            .spawn(async move { crate::api::serve(&serve_dir, Some(listen), None, shutdown).await })
     };
     let url = wait_until_serving(&dir, &serving)?;
     let operator = global

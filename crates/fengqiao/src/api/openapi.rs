@@ -177,6 +177,10 @@ fn schema_description(name: &str) -> &'static str {
             "per row: imported (or would be, with dry_run or when another row was rejected), \
              already_present, or rejected with the reason"
         }
+        "PeerView" => {
+            "one federation link: node_id, name, relation, connected, since, \
+             last_successful_sync, last_error, pending"
+        }
         "ApiError" => "every error answer: `{\"error\": \"lowercase message\"}`",
         _ => "",
     }
@@ -291,12 +295,14 @@ pub fn document(routes: &[RouteSpec]) -> Value {
                     "description": schema_description(name),
                 })
             } else {
+                let module = if name == "PeerView" {
+                    "fengqiao::federation"
+                } else {
+                    "fengqiao_case::model"
+                };
                 json!({
                     "type": "object",
-                    "description": format!(
-                        "{} (fengqiao_case::model::{name})",
-                        schema_description(name)
-                    ),
+                    "description": format!("{} ({module}::{name})", schema_description(name)),
                 })
             };
             (name.to_owned(), schema)

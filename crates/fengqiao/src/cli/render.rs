@@ -69,6 +69,12 @@ pub fn init_text(dir: &Path, config: &NodeConfig, node_id: Option<&str>) -> Stri
     );
     if let Some(node_id) = node_id {
         let _ = writeln!(text, "node id: {node_id}");
+        let _ = writeln!(
+            text,
+            "  (give it to the parent office: fengqiao admit PARENT_DIR --node-id {node_id} \
+             --name … --region {})",
+            config.node.region_code
+        );
     }
     let _ = writeln!(text, "API address: http://{}", config.http.listen);
     let _ = writeln!(text);

@@ -1,4 +1,5 @@
-//! Per-peer link state, kept by the peer tasks and read by `fengqiao peers` (later) and the tests.
+//! Per-peer link state, kept by the peer tasks and read by `fengqiao peers` (through
+//! `GET /api/peers`, as [`PeerView`]) and the tests.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -30,6 +31,49 @@ pub struct PeerLinkReport {
     /// Counters of the current (or last) connection's session: frames, whole documents and
     /// change bytes sent, cases applied.
     pub session: SessionStatistics,
+}
+
+/// One link as `GET /api/peers` answers it and `fengqiao peers` prints it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PeerView {
+    pub node_id: String,
+    pub name: String,
+    /// `parent` or `child`.
+    pub relation: String,
+    pub address: Option<String>,
+    pub connected: bool,
+    pub since: Option<DateTime<Utc>>,
+    pub last_successful_sync: Option<DateTime<Utc>>,
+    pub last_error: Option<String>,
+    /// Own changed cases the peer has not acknowledged yet (counted up to a cap).
+    pub pending: u64,
+    pub connections: u64,
+    pub frames_sent: u64,
+    pub frames_received: u64,
+    pub cases_applied: u64,
+}
+
+impl From<&PeerLinkReport> for PeerView {
+    fn from(report: &PeerLinkReport) -> PeerView {
+        PeerView {
+            node_id: report.node_id.clone(),
+            name: report.name.clone(),
+            relation: match report.relation {
+                PeerRelation::Parent => "parent".to_owned(),
+                PeerRelation::Child => "child".to_owned(),
+            },
+            address: report.address.map(|address| address.to_string()),
+            connected: report.connected,
+            since: report.since,
+            last_successful_sync: report.last_successful_sync,
+            last_error: report.last_error.clone(),
+            pending: report.pending,
+            connections: report.connections,
+            frames_sent: report.session.frames_sent,
+            frames_received: report.session.frames_received,
+            cases_applied: report.session.cases_applied,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]

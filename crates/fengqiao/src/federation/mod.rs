@@ -6,7 +6,8 @@
 //! - [`Federation`] binds the node's QUIC endpoint, dials the parent (reconnecting with backoff),
 //!   accepts admitted children, and keeps each link's state for `fengqiao peers`.
 //!
-//! Configuration comes in as a [`FederationConfig`]; reading it from `fengqiao.toml` is later work.
+//! Configuration comes in as a [`FederationConfig`], made from `fengqiao.toml`'s `[federation]`
+//! section by [`FederationConfig::from_section`].
 
 mod driver;
 mod links;
@@ -30,7 +31,7 @@ use tokio::task::JoinHandle;
 use tracing::Instrument;
 
 pub use driver::{ChangeNotifier, DriverError, SessionEnd, StreamRole, SyncDriver};
-pub use links::{LinkRegistry, PeerLinkReport};
+pub use links::{LinkRegistry, PeerLinkReport, PeerView};
 pub use replica::{SharedRoster, StoreHandle, StoreReplica, peer_cursor_key, peer_heads_key};
 
 use crate::service::Node;
@@ -103,6 +104,96 @@ impl FederationConfig {
             reconnect: Backoff::default(),
             feed_poll_interval: Duration::from_millis(50),
         }
+    }
+}
+
+impl FederationConfig {
+    /// The federation of a node whose config has a `[federation]` section; `listen_override`
+    /// replaces the configured QUIC address (as `run --quic-listen` does).
+    pub fn from_section(
+        section: &crate::config::FederationSection,
+        listen_override: Option<SocketAddr>,
+    ) -> FederationConfig {
+        let office =
+            |node_id: &str, name: &str, region_code: &str, aliases: &[String]| OfficeEntry {
+                node_id: node_id.to_owned(),
+                name: name.to_owned(),
+                aliases: aliases.to_vec(),
+                region_code: region_code.to_owned(),
+            };
+        let mut config = FederationConfig::new(listen_override.unwrap_or(section.listen));
+        config.parent = section.parent.as_ref().map(|parent| ParentLink {
+            address: parent.address,
+            office: office(
+                &parent.node_id,
+                &parent.name,
+                &parent.region_code,
+                &parent.aliases,
+            ),
+        });
+        config.children = section
+            .children
+            .iter()
+            .map(|child| {
+                office(
+                    &child.node_id,
+                    &child.name,
+                    &child.region_code,
+                    &child.aliases,
+                )
+            })
+            .collect();
+        config.roster = section
+            .roster
+            .iter()
+            .map(|entry| {
+                office(
+                    &entry.node_id,
+                    &entry.name,
+                    &entry.region_code,
+                    &entry.aliases,
+                )
+            })
+            .collect();
+        config
+    }
+}
+
+/// A cheap, clonable view of a running federation for the API: link reports and the change
+/// notifier. It holds no task guard, so it never delays [`Federation::shutdown`].
+#[derive(Clone)]
+pub struct FederationStatus {
+    links: LinkRegistry,
+    replica: StoreReplica,
+    notifier: ChangeNotifier,
+}
+
+impl std::fmt::Debug for FederationStatus {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("FederationStatus")
+            .finish_non_exhaustive()
+    }
+}
+
+impl FederationStatus {
+    /// Wake the links after a local write.
+    pub fn notify_local_change(&self) {
+        self.notifier.notify();
+    }
+
+    /// Each link's state, with the pending figure read from the store.
+    pub async fn peers(&self) -> Result<Vec<PeerLinkReport>, FederationError> {
+        let mut reports = self.links.snapshot();
+        let mut replica = self.replica.clone();
+        let reports = tokio::task::spawn_blocking(move || {
+            for report in &mut reports {
+                report.pending = replica.pending_for_peer(&report.node_id, PENDING_COUNT_CAP)?;
+            }
+            Ok::<_, FederationError>(reports)
+        })
+        .await??;
+        Ok(reports)
     }
 }
 
@@ -377,16 +468,16 @@ impl Federation {
 
     /// Each link's state, with the pending figure read from the store.
     pub async fn peers(&self) -> Result<Vec<PeerLinkReport>, FederationError> {
-        let mut reports = self.shared.links.snapshot();
-        let mut replica = self.shared.replica.clone();
-        let reports = tokio::task::spawn_blocking(move || {
-            for report in &mut reports {
-                report.pending = replica.pending_for_peer(&report.node_id, PENDING_COUNT_CAP)?;
-            }
-            Ok::<_, FederationError>(reports)
-        })
-        .await??;
-        Ok(reports)
+        self.status().peers().await
+    }
+
+    /// A view for the API that does not keep the federation alive.
+    pub fn status(&self) -> FederationStatus {
+        FederationStatus {
+            links: self.shared.links.clone(),
+            replica: self.shared.replica.clone(),
+            notifier: self.shared.notifier.clone(),
+        }
     }
 
     /// Stop every link, close the endpoint, and wait for every task and for the peers to hear.

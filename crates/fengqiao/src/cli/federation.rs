@@ -1,0 +1,332 @@
+//! Federation commands: `admit`, `revoke` and `join` edit the node's `fengqiao.toml` (offline, in
+//! place, atomically); `peers` asks a running node for its links.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use clap::Args;
+
+use crate::client::NodeClient;
+use crate::config::{
+    FederationOffice, FederationParent, FederationSection, NodeConfig, is_region_below,
+    is_valid_node_id,
+};
+use crate::federation::PeerView;
+
+use super::{GlobalOptions, emit, print_json};
+
+#[derive(Debug, Args)]
+pub struct AdmitArgs {
+    /// The parent's node directory (or --dir)
+    pub dir: Option<PathBuf>,
+    /// The child's node ID, as its `fengqiao init` printed it (32 hex characters)
+    #[arg(long, value_name = "ID")]
+    pub node_id: String,
+    /// The child office's name
+    #[arg(long)]
+    pub name: String,
+    /// The child's region code: must lie under this node's region
+    #[arg(long, value_name = "CODE")]
+    pub region: String,
+    /// Also set the UDP address this node's QUIC endpoint listens on
+    #[arg(long, value_name = "ADDR")]
+    pub quic_listen: Option<SocketAddr>,
+}
+
+#[derive(Debug, Args)]
+pub struct RevokeArgs {
+    /// The parent's node directory (or --dir)
+    pub dir: Option<PathBuf>,
+    /// The child's node ID
+    #[arg(long, value_name = "ID")]
+    pub node_id: String,
+}
+
+#[derive(Debug, Args)]
+pub struct JoinArgs {
+    /// The child's node directory (or --dir)
+    pub dir: Option<PathBuf>,
+    /// UDP address of the parent's QUIC endpoint (its `quic.addr`), e.g. 10.0.0.1:7380
+    #[arg(long, value_name = "ADDR")]
+    pub parent_address: SocketAddr,
+    /// The parent's node ID (32 hex characters)
+    #[arg(long, value_name = "ID")]
+    pub parent_id: String,
+    /// The parent office's name
+    #[arg(long, value_name = "NAME")]
+    pub parent_name: String,
+    /// The parent's region code: a prefix of this node's region
+    #[arg(long, value_name = "CODE")]
+    pub parent_region: String,
+    /// Also set the UDP address this node's QUIC endpoint listens on
+    #[arg(long, value_name = "ADDR")]
+    pub quic_listen: Option<SocketAddr>,
+}
+
+/// Node IDs are stored lowercase; operators may paste them in either case.
+fn normalized_node_id(node_id: &str) -> anyhow::Result<String> {
+    let normalized = node_id.trim().to_ascii_lowercase();
+    if !is_valid_node_id(&normalized) {
+        bail!(
+            "node id {node_id:?} is not 32 hex characters: copy it from the other node's \
+             `fengqiao init` output or `fengqiao info`"
+        );
+    }
+    Ok(normalized)
+}
+
+fn node_dir(
+    dir: Option<PathBuf>,
+    global: &GlobalOptions,
+    command: &str,
+) -> anyhow::Result<PathBuf> {
+    let Some(dir) = dir.or_else(|| global.dir.clone()) else {
+        bail!("which node? pass its directory: fengqiao {command} NODE_DIR …");
+    };
+    Ok(dir)
+}
+
+/// This node's own ID, so that it is never admitted or joined to itself.
+fn own_node_id(dir: &Path) -> anyhow::Result<String> {
+    let key_path = crate::config::NodeDir::new(dir).key_path();
+    let identity = crate::identity::NodeIdentity::load(&key_path)
+        .with_context(|| format!("cannot read the node key {}", key_path.display()))?;
+    Ok(identity.node_id().to_owned())
+}
+
+fn save_and_tell(dir: &Path, config: &NodeConfig, what: &str) -> anyhow::Result<()> {
+    crate::config::save(dir, config)
+        .with_context(|| format!("cannot update the config in {}", dir.display()))?;
+    let mut text = format!(
+        "{what}\nsaved {}; restart the node (fengqiao run {}) for it to take effect",
+        crate::config::NodeDir::new(dir).config_path().display(),
+        dir.display()
+    );
+    if let Some(federation) = &config.federation
+        && federation.listen.ip().is_loopback()
+    {
+        text.push_str(&format!(
+            "\nnote: the QUIC endpoint listens on {}, reachable from this machine only; set \
+             federation.listen (or --quic-listen 0.0.0.0:7380) for offices on other machines",
+            federation.listen
+        ));
+    }
+    emit(text)
+}
+
+pub fn admit(args: AdmitArgs, global: &GlobalOptions) -> anyhow::Result<()> {
+    let dir = node_dir(args.dir, global, "admit")?;
+    let mut config = crate::config::load(&dir)?;
+    let node_id = normalized_node_id(&args.node_id)?;
+    if node_id == own_node_id(&dir)? {
+        bail!("{node_id} is this node's own ID: give the child's ID");
+    }
+    let own_region = config.node.region_code.clone();
+    if !is_region_below(&own_region, &args.region) {
+        bail!(
+            "region {} is not under this node's region {own_region}: a child's region code is \
+             longer and starts with {own_region}",
+            args.region
+        );
+    }
+    let federation = config
+        .federation
+        .get_or_insert_with(FederationSection::default);
+    if let Some(existing) = federation
+        .children
+        .iter()
+        .find(|child| child.node_id == node_id)
+    {
+        bail!(
+            "{node_id} is already admitted (as {}, region {})",
+            existing.name,
+            existing.region_code
+        );
+    }
+    if federation
+        .parent
+        .as_ref()
+        .is_some_and(|parent| parent.node_id == node_id)
+    {
+        bail!("{node_id} is this node's parent; it cannot also be its child");
+    }
+    // An office known from the roster that now connects directly is a child, not both.
+    federation.roster.retain(|entry| entry.node_id != node_id);
+    if let Some(listen) = args.quic_listen {
+        federation.listen = listen;
+    }
+    federation.children.push(FederationOffice {
+        node_id: node_id.clone(),
+        name: args.name.clone(),
+        region_code: args.region.clone(),
+        aliases: Vec::new(),
+    });
+    save_and_tell(
+        &dir,
+        &config,
+        &format!(
+            "admitted {} (node {node_id}, region {}) as a child",
+            args.name, args.region
+        ),
+    )
+}
+
+pub fn revoke(args: RevokeArgs, global: &GlobalOptions) -> anyhow::Result<()> {
+    let dir = node_dir(args.dir, global, "revoke")?;
+    let mut config = crate::config::load(&dir)?;
+    let node_id = normalized_node_id(&args.node_id)?;
+    let Some(federation) = config.federation.as_mut() else {
+        bail!("this node has no [federation] section: nobody is admitted");
+    };
+    let Some(position) = federation
+        .children
+        .iter()
+        .position(|child| child.node_id == node_id)
+    else {
+        bail!("{node_id} is not an admitted child of this node");
+    };
+    let removed = federation.children.remove(position);
+    save_and_tell(
+        &dir,
+        &config,
+        &format!(
+            "revoked {} (node {node_id}): its connections are refused once the node restarts; \
+             its cases stay here",
+            removed.name
+        ),
+    )
+}
+
+pub fn join(args: JoinArgs, global: &GlobalOptions) -> anyhow::Result<()> {
+    let dir = node_dir(args.dir, global, "join")?;
+    let mut config = crate::config::load(&dir)?;
+    let parent_id = normalized_node_id(&args.parent_id)?;
+    if parent_id == own_node_id(&dir)? {
+        bail!("{parent_id} is this node's own ID: give the parent's ID");
+    }
+    let own_region = config.node.region_code.clone();
+    if !is_region_below(&args.parent_region, &own_region) {
+        bail!(
+            "the parent's region {} must be a prefix of this node's region {own_region}",
+            args.parent_region
+        );
+    }
+    let federation = config
+        .federation
+        .get_or_insert_with(FederationSection::default);
+    if federation
+        .children
+        .iter()
+        .chain(federation.roster.iter())
+        .any(|office| office.node_id == parent_id)
+    {
+        bail!("{parent_id} is listed below this node; it cannot also be its parent");
+    }
+    if let Some(listen) = args.quic_listen {
+        federation.listen = listen;
+    }
+    let replaced = federation.parent.replace(FederationParent {
+        address: args.parent_address,
+        node_id: parent_id.clone(),
+        name: args.parent_name.clone(),
+        region_code: args.parent_region.clone(),
+        aliases: Vec::new(),
+    });
+    let mut what = format!(
+        "joined {} (node {parent_id}, region {}) at {} as this node's parent",
+        args.parent_name, args.parent_region, args.parent_address
+    );
+    if let Some(previous) = replaced {
+        what.push_str(&format!(
+            "\nreplaced the previous parent {} (node {})",
+            previous.name, previous.node_id
+        ));
+    }
+    what.push_str(&format!(
+        "\nthe parent must admit this node: fengqiao admit PARENT_DIR --node-id {} --name \"{}\" \
+         --region {own_region}",
+        own_node_id(&dir)?,
+        config.node.name
+    ));
+    save_and_tell(&dir, &config, &what)
+}
+
+pub fn peers(client: &NodeClient, json: bool) -> anyhow::Result<()> {
+    let answer = client.get("/api/peers", &[])?;
+    if json {
+        return print_json(&answer);
+    }
+    let peers: Vec<PeerView> =
+        serde_json::from_value(answer).context("unexpected answer from /api/peers")?;
+    emit(peers_text(&peers))
+}
+
+/// The links as a table, or a hint when there are none.
+pub fn peers_text(peers: &[PeerView]) -> String {
+    if peers.is_empty() {
+        return "no federation links: this node has no parent and no children.\n\
+                to link nodes: `fengqiao join CHILD_DIR --parent-address … --parent-id … \
+                --parent-name … --parent-region …` at the child, `fengqiao admit PARENT_DIR \
+                --node-id … --name … --region …` at the parent, then restart both"
+            .to_owned();
+    }
+    let time = |instant: Option<chrono::DateTime<chrono::Utc>>| {
+        instant.map_or_else(
+            || "-".to_owned(),
+            |instant| {
+                instant
+                    .with_timezone(&fengqiao_case::deadlines::china_offset())
+                    .format("%Y-%m-%d %H:%M:%S")
+                    .to_string()
+            },
+        )
+    };
+    let mut rows = vec![[
+        "RELATION".to_owned(),
+        "NAME".to_owned(),
+        "NODE ID".to_owned(),
+        "STATE".to_owned(),
+        "SINCE".to_owned(),
+        "LAST SYNC".to_owned(),
+        "PENDING".to_owned(),
+        "LAST ERROR".to_owned(),
+    ]];
+    for peer in peers {
+        rows.push([
+            peer.relation.clone(),
+            peer.name.clone(),
+            peer.node_id.clone(),
+            if peer.connected {
+                "connected".to_owned()
+            } else {
+                "down".to_owned()
+            },
+            time(peer.since),
+            time(peer.last_successful_sync),
+            peer.pending.to_string(),
+            peer.last_error.clone().unwrap_or_else(|| "-".to_owned()),
+        ]);
+    }
+    let mut widths = [0usize; 8];
+    for row in &rows {
+        for (width, cell) in widths.iter_mut().zip(row.iter()) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let lines: Vec<String> = rows
+        .iter()
+        .map(|row| {
+            let cells: Vec<String> = row
+                .iter()
+                .zip(widths.iter())
+                .map(|(cell, width)| {
+                    let padding = width.saturating_sub(cell.chars().count());
+                    format!("{cell}{}", " ".repeat(padding))
+                })
+                .collect();
+            cells.join("  ").trim_end().to_owned()
+        })
+        .collect();
+    lines.join("\n")
+}
