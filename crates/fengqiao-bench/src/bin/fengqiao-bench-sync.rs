@@ -1,0 +1,761 @@
+//! Federation benchmark (`scripts/bench-sync`): real nodes with sled stores in this process, linked
+//! over real QUIC on 127.0.0.1, each figure printed beside automerge's in-memory figure for the same
+//! documents measured in the same run.
+//!
+//! - W1: a node holding `--cases` realistic cases syncs them to a new, empty peer;
+//! - W2: `--updated-cases` of them get one new event each; the peer catches up on reconnect
+//!   (time, and UDP bytes counted by a relay on the link, against the bare change bytes);
+//! - W3: one change at a village until visible at the county two hops up (p50/p99);
+//! - resident memory of this process during W1 (both nodes live in it).
+//!
+//! Direction of W1/W2: the routing rules send a case down to a child only while the child's
+//! subtree takes part in it, so a child never receives a parent's 10,000 cases wholesale. The node
+//! holding the cases is therefore a township, and the empty node is a new county (its parent):
+//! the same session, transport and stores, in the direction the rules replicate everything.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail, ensure};
+use automerge::sync::SyncDoc;
+use automerge::{AutoCommit, ChangeHash};
+use chrono::Utc;
+use clap::Parser;
+use fengqiao::federation::{Federation, FederationConfig, OfficeEntry, ParentLink};
+use fengqiao::service::{InitOptions, Node, init_node};
+use fengqiao_case::samples::{SampleVillage, sample_ledger};
+use fengqiao_case::{AppendEvent, EventKind, ImportBatch, Tier};
+use tokio::runtime::Runtime;
+
+#[derive(Debug, Parser)]
+#[command(about = "Benchmark Fengqiao's federation (W1, W2, W3, memory)")]
+struct Options {
+    /// Cases held by the sending node in W1.
+    #[arg(long, default_value_t = 10_000)]
+    cases: usize,
+    /// Cases that get one new event each in W2.
+    #[arg(long, default_value_t = 1_000)]
+    updated_cases: usize,
+    /// Sequential changes timed in W3.
+    #[arg(long, default_value_t = 200)]
+    latency_changes: usize,
+    /// Rows per `Node::import` call while seeding (not measured).
+    #[arg(long, default_value_t = 1_000)]
+    batch: usize,
+    /// Keep the nodes here instead of a temporary directory.
+    #[arg(long)]
+    dir: Option<std::path::PathBuf>,
+}
+
+const OPERATOR: &str = "bench";
+const COUNTY_REGION: &str = "430702";
+const TOWNSHIP_REGION: &str = "430702001";
+const VILLAGE_REGION: &str = "430702001001";
+/// How long any one workload may take before the benchmark gives up.
+const WORKLOAD_TIMEOUT: Duration = Duration::from_secs(600);
+
+fn main() -> anyhow::Result<()> {
+    let options = Options::parse();
+    let temporary_directory = tempfile::tempdir().context("create temporary directory")?;
+    let root = options
+        .dir
+        .clone()
+        .unwrap_or_else(|| temporary_directory.path().to_path_buf());
+    std::fs::create_dir_all(&root)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("build tokio runtime")?;
+    println!("machine: {}", machine_description());
+    println!(
+        "build: {}",
+        if cfg!(debug_assertions) {
+            "debug (numbers are not representative: use --release)"
+        } else {
+            "release"
+        }
+    );
+
+    // Seeding (not measured).
+    let holder = open_office(
+        &root,
+        "holder-township",
+        "基准乡",
+        Tier::Township,
+        TOWNSHIP_REGION,
+    )?;
+    let receiver = open_office(
+        &root,
+        "receiver-county",
+        "基准县",
+        Tier::County,
+        COUNTY_REGION,
+    )?;
+    let seed_started = Instant::now();
+    seed_cases(&holder.node, options.cases, options.batch)?;
+    println!(
+        "seeded {} cases with Node::import in {:.1} s (not measured)",
+        holder.node.store().case_count(),
+        seed_started.elapsed().as_secs_f64()
+    );
+    let numbers = case_numbers(&holder.node)?;
+    ensure!(
+        numbers.len() == options.cases,
+        "holder has {} cases",
+        numbers.len()
+    );
+    let saved_documents = saved_documents(&holder.node, &numbers)?;
+    let saved_bytes: usize = saved_documents.iter().map(Vec::len).sum();
+    println!(
+        "documents: {} saved bytes per case on average",
+        saved_bytes / saved_documents.len().max(1)
+    );
+
+    // The limit: automerge in memory on the same documents.
+    let in_memory = in_memory_automerge(&saved_documents)?;
+    drop(saved_documents);
+    println!(
+        "automerge in memory, {} documents: sync to empty {:.2} s ({:.0} cases/s, {} messages, {} bytes), save()+load() {:.2} s",
+        numbers.len(),
+        in_memory.sync_seconds,
+        numbers.len() as f64 / in_memory.sync_seconds,
+        in_memory.sync_messages,
+        in_memory.sync_message_bytes,
+        in_memory.save_load_seconds
+    );
+
+    // W1.
+    let memory_baseline_kib = resident_kib()?;
+    let sampler = MemorySampler::start();
+    let receiver_federation = runtime.block_on(Federation::start(
+        Arc::clone(&receiver.node),
+        federation_config(None, &[&holder]),
+    ))?;
+    let receiver_address = receiver_federation.local_address();
+    let w1_started = Instant::now();
+    let holder_federation = runtime.block_on(Federation::start(
+        Arc::clone(&holder.node),
+        federation_config(Some((receiver_address, &receiver)), &[]),
+    ))?;
+    wait_until("W1: the receiver holds every case", || {
+        Ok(receiver.node.store().case_count() as usize >= options.cases)
+    })?;
+    let w1_seconds = w1_started.elapsed().as_secs_f64();
+    let peak_kib = sampler.stop();
+    let w1_pending = runtime.block_on(holder_federation.peers())?;
+    let w1_statistics = w1_pending
+        .first()
+        .map(|link| link.session.clone())
+        .unwrap_or_default();
+    let ratio = w1_seconds / in_memory.sync_seconds;
+    println!(
+        "W1 initial sync over QUIC: {} cases in {:.2} s ({:.0} cases/s) = {:.2}x in-memory sync (target <= 1.5x: {}); {:.2}x save()+load()",
+        options.cases,
+        w1_seconds,
+        options.cases as f64 / w1_seconds,
+        ratio,
+        met(ratio <= 1.5),
+        w1_seconds / in_memory.save_load_seconds
+    );
+    println!(
+        "   session: {} frames sent, {} whole documents, {} change bytes sent",
+        w1_statistics.frames_sent,
+        w1_statistics.whole_documents_sent,
+        w1_statistics.change_bytes_sent
+    );
+    let peak_mib = (peak_kib.saturating_sub(memory_baseline_kib)) as f64 / 1024.0;
+    println!(
+        "memory during W1 (one process holding both nodes): baseline {:.1} MiB, peak {:.1} MiB, peak minus baseline {:.1} MiB (target receiving side < 300 MiB: {})",
+        memory_baseline_kib as f64 / 1024.0,
+        peak_kib as f64 / 1024.0,
+        peak_mib,
+        met(peak_mib < 300.0)
+    );
+
+    // W2: the holder's link goes down, cases change, the link comes back through a counting relay.
+    runtime.block_on(holder_federation.shutdown());
+    let updated: Vec<String> = numbers
+        .iter()
+        .step_by((numbers.len() / options.updated_cases.max(1)).max(1))
+        .take(options.updated_cases)
+        .cloned()
+        .collect();
+    let raw_change_bytes = append_notes(&holder.node, &updated)?;
+    let expected_heads = heads_of(&holder.node, &updated)?;
+    let in_memory_incremental = in_memory_incremental_sync(&holder.node, &updated)?;
+    let relay = runtime.block_on(CountingRelay::start(receiver_address))?;
+    let w2_started = Instant::now();
+    let holder_federation = runtime.block_on(Federation::start(
+        Arc::clone(&holder.node),
+        federation_config(Some((relay.address, &receiver)), &[]),
+    ))?;
+    let mut remaining: HashSet<usize> = (0..updated.len()).collect();
+    wait_until("W2: the receiver holds every new event", || {
+        remaining.retain(|&index| {
+            heads_of_case(&receiver.node, &updated[index]).ok()
+                != Some(expected_heads[index].clone())
+        });
+        Ok(remaining.is_empty())
+    })?;
+    let w2_seconds = w2_started.elapsed().as_secs_f64();
+    // Let the last acknowledgements cross before reading the counters.
+    std::thread::sleep(Duration::from_millis(200));
+    let wire_bytes = relay.bytes_to_receiver.load(Ordering::Relaxed);
+    let wire_bytes_back = relay.bytes_to_sender.load(Ordering::Relaxed);
+    let w2_statistics = runtime
+        .block_on(holder_federation.peers())?
+        .first()
+        .map(|link| link.session.clone())
+        .unwrap_or_default();
+    println!(
+        "W2 catch-up after {} cases got one event each: {:.3} s (target < 0.5 s: {}); automerge in-memory incremental sync {:.3} s ({} message bytes)",
+        updated.len(),
+        w2_seconds,
+        met(w2_seconds < 0.5),
+        in_memory_incremental.sync_seconds,
+        in_memory_incremental.sync_message_bytes
+    );
+    let wire_ratio = wire_bytes as f64 / raw_change_bytes as f64;
+    println!(
+        "   bytes: {} UDP bytes to the receiver ({} back), raw change bytes {} ({} per change): {:.2}x raw (target < 2x: {})",
+        wire_bytes,
+        wire_bytes_back,
+        raw_change_bytes,
+        raw_change_bytes / updated.len().max(1) as u64,
+        wire_ratio,
+        met(wire_ratio < 2.0)
+    );
+    println!(
+        "   session: {} frames sent, {} whole documents, {} change bytes sent ({:.2}x raw)",
+        w2_statistics.frames_sent,
+        w2_statistics.whole_documents_sent,
+        w2_statistics.change_bytes_sent,
+        w2_statistics.change_bytes_sent as f64 / raw_change_bytes as f64
+    );
+    runtime.block_on(holder_federation.shutdown());
+    runtime.block_on(receiver_federation.shutdown());
+    runtime.block_on(relay.stop());
+
+    // W3.
+    let latencies = two_hop_latency(&runtime, &root, options.latency_changes)?;
+    let percentile = |fraction: f64| {
+        let index = ((latencies.len() as f64 - 1.0) * fraction).round() as usize;
+        latencies[index].as_secs_f64() * 1000.0
+    };
+    println!(
+        "W3 village -> township -> county, {} sequential changes: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms (target p99 < 5 ms: {})",
+        latencies.len(),
+        percentile(0.5),
+        percentile(0.99),
+        percentile(1.0),
+        met(percentile(0.99) < 5.0)
+    );
+    Ok(())
+}
+
+fn met(condition: bool) -> &'static str {
+    if condition { "met" } else { "NOT met" }
+}
+
+struct BenchOffice {
+    node: Arc<Node>,
+    office: OfficeEntry,
+}
+
+fn open_office(
+    root: &Path,
+    label: &str,
+    name: &str,
+    tier: Tier,
+    region_code: &str,
+) -> anyhow::Result<BenchOffice> {
+    let dir = root.join(label);
+    init_node(
+        &dir,
+        InitOptions {
+            name: name.to_owned(),
+            tier,
+            region_code: region_code.to_owned(),
+            listen: None,
+            parent: None,
+        },
+    )?;
+    let node = Arc::new(Node::open(&dir)?);
+    let office = OfficeEntry {
+        node_id: node.node_id().to_owned(),
+        name: name.to_owned(),
+        aliases: Vec::new(),
+        region_code: region_code.to_owned(),
+    };
+    Ok(BenchOffice { node, office })
+}
+
+fn federation_config(
+    parent: Option<(SocketAddr, &BenchOffice)>,
+    children: &[&BenchOffice],
+) -> FederationConfig {
+    let mut config = FederationConfig::new(SocketAddr::from(([127, 0, 0, 1], 0)));
+    config.parent = parent.map(|(address, office)| ParentLink {
+        address,
+        office: office.office.clone(),
+    });
+    config.children = children.iter().map(|child| child.office.clone()).collect();
+    config
+}
+
+fn seed_cases(node: &Node, count: usize, batch: usize) -> anyhow::Result<()> {
+    let villages: Vec<SampleVillage> = [("430702001001", "芦荻山村"), ("430702001002", "白马湖村")]
+        .into_iter()
+        .map(|(code, name)| SampleVillage {
+            region_code: code.to_owned(),
+            name: name.to_owned(),
+        })
+        .collect();
+    let now = Utc::now();
+    let mut seed = 1_000u64;
+    while (node.store().case_count() as usize) < count {
+        let wanted = batch.min(count - node.store().case_count() as usize);
+        let rows = sample_ledger(
+            seed,
+            wanted,
+            &villages,
+            now - chrono::Duration::days(365),
+            now,
+        );
+        seed += 1;
+        node.import(
+            OPERATOR,
+            now,
+            ImportBatch {
+                rows,
+                dry_run: false,
+            },
+        )
+        .map_err(|error| anyhow::anyhow!("import: {error}"))?;
+    }
+    Ok(())
+}
+
+fn case_numbers(node: &Node) -> anyhow::Result<Vec<String>> {
+    let mut numbers = Vec::new();
+    node.store()
+        .for_each_summary(|summary| numbers.push(summary.number.clone()))?;
+    Ok(numbers)
+}
+
+fn saved_documents(node: &Node, numbers: &[String]) -> anyhow::Result<Vec<Vec<u8>>> {
+    numbers
+        .iter()
+        .map(|number| {
+            node.store()
+                .with_case(number, |document| document.save())?
+                .with_context(|| format!("case {number} missing"))
+        })
+        .collect()
+}
+
+struct InMemoryFigures {
+    sync_seconds: f64,
+    sync_messages: u64,
+    sync_message_bytes: u64,
+    save_load_seconds: f64,
+}
+
+/// Run automerge's sync protocol between two in-memory documents until neither has anything to
+/// send; messages are encoded and decoded as they would be on a wire. Returns (messages, bytes).
+fn sync_in_memory(
+    sender: &mut AutoCommit,
+    receiver: &mut AutoCommit,
+) -> anyhow::Result<(u64, u64)> {
+    let mut sender_state = automerge::sync::State::new();
+    let mut receiver_state = automerge::sync::State::new();
+    let (mut messages, mut bytes) = (0u64, 0u64);
+    loop {
+        let mut quiet = true;
+        if let Some(message) = sender.sync().generate_sync_message(&mut sender_state) {
+            let encoded = message.encode();
+            messages += 1;
+            bytes += encoded.len() as u64;
+            receiver.sync().receive_sync_message(
+                &mut receiver_state,
+                automerge::sync::Message::decode(&encoded)?,
+            )?;
+            quiet = false;
+        }
+        if let Some(message) = receiver.sync().generate_sync_message(&mut receiver_state) {
+            let encoded = message.encode();
+            messages += 1;
+            bytes += encoded.len() as u64;
+            sender.sync().receive_sync_message(
+                &mut sender_state,
+                automerge::sync::Message::decode(&encoded)?,
+            )?;
+            quiet = false;
+        }
+        if quiet {
+            return Ok((messages, bytes));
+        }
+    }
+}
+
+/// Per document: load it (not timed), then time a full sync to an empty document, and separately
+/// time `save()` + `load()`.
+fn in_memory_automerge(saved_documents: &[Vec<u8>]) -> anyhow::Result<InMemoryFigures> {
+    let mut figures = InMemoryFigures {
+        sync_seconds: 0.0,
+        sync_messages: 0,
+        sync_message_bytes: 0,
+        save_load_seconds: 0.0,
+    };
+    for saved in saved_documents {
+        let mut loaded = AutoCommit::load(saved)?;
+        let mut empty = AutoCommit::new();
+        let started = Instant::now();
+        let (messages, bytes) = sync_in_memory(&mut loaded, &mut empty)?;
+        figures.sync_seconds += started.elapsed().as_secs_f64();
+        figures.sync_messages += messages;
+        figures.sync_message_bytes += bytes;
+        ensure!(
+            loaded.get_heads() == empty.get_heads(),
+            "in-memory sync diverged"
+        );
+
+        let started = Instant::now();
+        let bytes = loaded.save();
+        let reloaded = AutoCommit::load(&bytes)?;
+        figures.save_load_seconds += started.elapsed().as_secs_f64();
+        drop(reloaded);
+    }
+    Ok(figures)
+}
+
+/// Append one note to each case at `node`; returns the summed raw bytes of the new changes.
+fn append_notes(node: &Node, numbers: &[String]) -> anyhow::Result<u64> {
+    let mut raw_bytes = 0u64;
+    for (index, number) in numbers.iter().enumerate() {
+        let before: Vec<ChangeHash> = node
+            .store()
+            .with_case(number, |document| document.automerge().get_heads())?
+            .context("case missing")?;
+        node.append(
+            OPERATOR,
+            Utc::now(),
+            number,
+            AppendEvent {
+                kind: EventKind::Note {
+                    text: format!("第{index}次回访：当事人表示已收到答复意见，仍要求复查。"),
+                },
+                at: None,
+            },
+        )
+        .map_err(|error| anyhow::anyhow!("append to {number}: {error}"))?;
+        raw_bytes += node
+            .store()
+            .with_case(number, |document| {
+                document
+                    .automerge()
+                    .get_changes(&before)
+                    .iter()
+                    .map(|change| change.raw_bytes().len() as u64)
+                    .sum::<u64>()
+            })?
+            .context("case missing")?;
+    }
+    Ok(raw_bytes)
+}
+
+/// automerge's own incremental sync of the updated documents: the peer holds each document as it
+/// was before its last change (timed: the sync only).
+fn in_memory_incremental_sync(node: &Node, numbers: &[String]) -> anyhow::Result<InMemoryFigures> {
+    let mut figures = InMemoryFigures {
+        sync_seconds: 0.0,
+        sync_messages: 0,
+        sync_message_bytes: 0,
+        save_load_seconds: 0.0,
+    };
+    for number in numbers {
+        let (mut current, mut previous) = node
+            .store()
+            .with_case(
+                number,
+                |document| -> anyhow::Result<(AutoCommit, AutoCommit)> {
+                    let automerge = document.automerge();
+                    let current = AutoCommit::load(&automerge.save())?;
+                    let mut changes = automerge.get_changes(&[]);
+                    changes.pop();
+                    let mut previous = AutoCommit::new();
+                    previous.apply_changes(changes)?;
+                    Ok((current, previous))
+                },
+            )?
+            .context("case missing")??;
+        // Both sides have synced before: their sync states know each other's heads.
+        let started = Instant::now();
+        let (messages, bytes) = sync_in_memory(&mut current, &mut previous)?;
+        figures.sync_seconds += started.elapsed().as_secs_f64();
+        figures.sync_messages += messages;
+        figures.sync_message_bytes += bytes;
+    }
+    Ok(figures)
+}
+
+fn heads_of_case(node: &Node, number: &str) -> anyhow::Result<Vec<String>> {
+    node.store()
+        .with_case(number, |document| document.heads())?
+        .with_context(|| format!("case {number} missing"))
+}
+
+fn heads_of(node: &Node, numbers: &[String]) -> anyhow::Result<Vec<Vec<String>>> {
+    numbers
+        .iter()
+        .map(|number| heads_of_case(node, number))
+        .collect()
+}
+
+/// Poll `check` every millisecond until it holds.
+fn wait_until(what: &str, mut check: impl FnMut() -> anyhow::Result<bool>) -> anyhow::Result<()> {
+    let deadline = Instant::now() + WORKLOAD_TIMEOUT;
+    while !check()? {
+        if Instant::now() > deadline {
+            bail!("timed out waiting until {what}");
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    Ok(())
+}
+
+/// W3: village -> township -> county; each change is appended at the village, the federation's
+/// notifier is called as the API does, and the time until the county's copy has the village's
+/// heads is recorded.
+fn two_hop_latency(
+    runtime: &Runtime,
+    root: &Path,
+    changes: usize,
+) -> anyhow::Result<Vec<Duration>> {
+    let county = open_office(root, "w3-county", "基准县", Tier::County, COUNTY_REGION)?;
+    let township = open_office(
+        root,
+        "w3-township",
+        "基准乡",
+        Tier::Township,
+        TOWNSHIP_REGION,
+    )?;
+    let village = open_office(
+        root,
+        "w3-village",
+        "芦荻山村",
+        Tier::Village,
+        VILLAGE_REGION,
+    )?;
+    let mut county_config = federation_config(None, &[&township]);
+    county_config.roster = vec![village.office.clone()];
+    let county_federation =
+        runtime.block_on(Federation::start(Arc::clone(&county.node), county_config))?;
+    let township_federation = runtime.block_on(Federation::start(
+        Arc::clone(&township.node),
+        federation_config(
+            Some((county_federation.local_address(), &county)),
+            &[&village],
+        ),
+    ))?;
+    let village_federation = runtime.block_on(Federation::start(
+        Arc::clone(&village.node),
+        federation_config(Some((township_federation.local_address(), &township)), &[]),
+    ))?;
+    let notifier = village_federation.notifier();
+
+    let now = Utc::now();
+    let mut row = sample_ledger(
+        7,
+        1,
+        &[SampleVillage {
+            region_code: VILLAGE_REGION.to_owned(),
+            name: "芦荻山村".to_owned(),
+        }],
+        now - chrono::Duration::days(3),
+        now,
+    );
+    let registration = row.pop().context("no sample row")?.case;
+    let number = village
+        .node
+        .register(OPERATOR, now, registration)
+        .map_err(|error| anyhow::anyhow!("register: {error}"))?
+        .header
+        .number;
+    notifier.notify();
+    let village_heads = heads_of_case(&village.node, &number)?;
+    wait_until("W3: the county holds the village's case", || {
+        Ok(county.node.store().contains(&number)?
+            && heads_of_case(&county.node, &number)? == village_heads)
+    })?;
+
+    let mut latencies = Vec::with_capacity(changes);
+    for index in 0..changes {
+        village
+            .node
+            .append(
+                OPERATOR,
+                Utc::now(),
+                &number,
+                AppendEvent {
+                    kind: EventKind::Note {
+                        text: format!("第{index}次电话回访"),
+                    },
+                    at: None,
+                },
+            )
+            .map_err(|error| anyhow::anyhow!("append: {error}"))?;
+        let committed = Instant::now();
+        notifier.notify();
+        let wanted = heads_of_case(&village.node, &number)?;
+        let deadline = committed + Duration::from_secs(30);
+        while heads_of_case(&county.node, &number)? != wanted {
+            if Instant::now() > deadline {
+                bail!("W3: change {index} did not reach the county within 30 s");
+            }
+            std::thread::sleep(Duration::from_micros(50));
+        }
+        latencies.push(committed.elapsed());
+    }
+    runtime.block_on(village_federation.shutdown());
+    runtime.block_on(township_federation.shutdown());
+    runtime.block_on(county_federation.shutdown());
+    latencies.sort();
+    Ok(latencies)
+}
+
+/// A UDP relay between one QUIC client and a server that counts the bytes each way: what the
+/// link puts on the wire, QUIC headers, acknowledgements and handshake included.
+struct CountingRelay {
+    address: SocketAddr,
+    bytes_to_receiver: Arc<AtomicU64>,
+    bytes_to_sender: Arc<AtomicU64>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl CountingRelay {
+    async fn start(server: SocketAddr) -> anyhow::Result<CountingRelay> {
+        let facing_client = Arc::new(tokio::net::UdpSocket::bind("127.0.0.1:0").await?);
+        let facing_server = Arc::new(tokio::net::UdpSocket::bind("127.0.0.1:0").await?);
+        facing_server.connect(server).await?;
+        let address = facing_client.local_addr()?;
+        let bytes_to_receiver = Arc::new(AtomicU64::new(0));
+        let bytes_to_sender = Arc::new(AtomicU64::new(0));
+        let client_address = Arc::new(std::sync::Mutex::new(None::<SocketAddr>));
+        let upstream = {
+            let (facing_client, facing_server, counter, client_address) = (
+                Arc::clone(&facing_client),
+                Arc::clone(&facing_server),
+                Arc::clone(&bytes_to_receiver),
+                Arc::clone(&client_address),
+            );
+            async move {
+                let mut buffer = vec![0u8; 65_536];
+                while let Ok((length, from)) = facing_client.recv_from(&mut buffer).await {
+                    *client_address
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(from);
+                    counter.fetch_add(length as u64, Ordering::Relaxed);
+                    let _ = facing_server.send(&buffer[..length]).await;
+                }
+            }
+        };
+        let downstream = {
+            let counter = Arc::clone(&bytes_to_sender);
+            async move {
+                let mut buffer = vec![0u8; 65_536];
+                while let Ok(length) = facing_server.recv(&mut buffer).await {
+                    let client = *client_address
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner);
+                    if let Some(client) = client {
+                        counter.fetch_add(length as u64, Ordering::Relaxed);
+                        let _ = facing_client.send_to(&buffer[..length], client).await;
+                    }
+                }
+            }
+        };
+        let task = tokio::spawn(async move {
+            tokio::join!(upstream, downstream);
+        });
+        Ok(CountingRelay {
+            address,
+            bytes_to_receiver,
+            bytes_to_sender,
+            task,
+        })
+    }
+
+    async fn stop(self) {
+        self.task.abort();
+        let _ = self.task.await;
+    }
+}
+
+/// Samples this process's VmRSS every 5 ms on its own thread, keeping the peak.
+struct MemorySampler {
+    stop: Arc<AtomicBool>,
+    thread: std::thread::JoinHandle<u64>,
+}
+
+impl MemorySampler {
+    fn start() -> MemorySampler {
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = {
+            let stop = Arc::clone(&stop);
+            std::thread::spawn(move || {
+                let mut peak = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    peak = peak.max(resident_kib().unwrap_or(0));
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                peak.max(resident_kib().unwrap_or(0))
+            })
+        };
+        MemorySampler { stop, thread }
+    }
+
+    fn stop(self) -> u64 {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread.join().unwrap_or(0)
+    }
+}
+
+fn resident_kib() -> anyhow::Result<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").context("read /proc/self/status")?;
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|value| value.split_whitespace().next())
+        .and_then(|kib| kib.parse().ok())
+        .context("VmRSS not found")
+}
+
+fn machine_description() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|text| {
+            text.lines()
+                .find(|line| line.starts_with("model name"))
+                .and_then(|line| line.split(':').nth(1))
+                .map(|name| name.trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown cpu".to_owned());
+    let cores = std::thread::available_parallelism().map_or(0, usize::from);
+    let memory = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|text| {
+            text.lines()
+                .next()
+                .and_then(|line| line.split_whitespace().nth(1))
+                .and_then(|kib| kib.parse::<u64>().ok())
+        })
+        .map_or_else(String::new, |kib| {
+            format!(", {:.0} GiB", kib as f64 / 1024.0 / 1024.0)
+        });
+    format!("{cpu}, {cores} cores{memory}")
+}
