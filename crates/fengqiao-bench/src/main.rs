@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail, ensure};
 use clap::Parser;
+use fengqiao_bench::{machine_description, resident_kib};
 use fengqiao_case::samples::{SampleVillage, sample_ledger};
 
 #[derive(Debug, Parser)]
@@ -93,7 +94,7 @@ fn main() -> anyhow::Result<()> {
         let started = Instant::now();
         let node = NodeRun::start(&options.fengqiao, &big_dir)?;
         open_times.push(started.elapsed());
-        resident.push(resident_kib(node.child.id())?);
+        resident.push(resident_kib(&node.child.id().to_string())?);
         let (status, info) = get(node.address, "/api/health")?;
         ensure!(status == 200, "health: {info}");
         ensure!(
@@ -119,31 +120,6 @@ fn main() -> anyhow::Result<()> {
         median_resident as f64 / 1024.0
     );
     Ok(())
-}
-
-fn machine_description() -> String {
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|text| {
-            text.lines()
-                .find(|line| line.starts_with("model name"))
-                .and_then(|line| line.split(':').nth(1))
-                .map(|name| name.trim().to_owned())
-        })
-        .unwrap_or_else(|| "unknown cpu".to_owned());
-    let cores = std::thread::available_parallelism().map_or(0, usize::from);
-    let memory = std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|text| {
-            text.lines()
-                .next()
-                .and_then(|line| line.split_whitespace().nth(1))
-                .and_then(|kib| kib.parse::<u64>().ok())
-        })
-        .map_or_else(String::new, |kib| {
-            format!(", {:.0} GiB", kib as f64 / 1024.0 / 1024.0)
-        });
-    format!("{cpu}, {cores} cores{memory}")
 }
 
 fn init(fengqiao: &Path, dir: &Path) -> anyhow::Result<()> {
@@ -350,15 +326,4 @@ fn directory_size(path: &Path) -> anyhow::Result<u64> {
         };
     }
     Ok(total)
-}
-
-fn resident_kib(pid: u32) -> anyhow::Result<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .with_context(|| format!("read /proc/{pid}/status"))?;
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
-        .and_then(|value| value.split_whitespace().next())
-        .and_then(|kib| kib.parse().ok())
-        .context("VmRSS not found")
 }

@@ -13,6 +13,7 @@
 //! holding the cases is therefore a township, and the empty node is a new county (its parent):
 //! the same session, transport and stores, in the direction the rules replicate everything.
 
+use fengqiao_bench::{machine_description, resident_kib};
 use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -129,7 +130,7 @@ fn main() -> anyhow::Result<()> {
     );
 
     // W1.
-    let memory_baseline_kib = resident_kib()?;
+    let memory_baseline_kib = resident_kib("self")?;
     let sampler = MemorySampler::start();
     let receiver_federation = runtime.block_on(Federation::start(
         Arc::clone(&receiver.node),
@@ -710,10 +711,10 @@ impl MemorySampler {
             std::thread::spawn(move || {
                 let mut peak = 0u64;
                 while !stop.load(Ordering::Relaxed) {
-                    peak = peak.max(resident_kib().unwrap_or(0));
+                    peak = peak.max(resident_kib("self").unwrap_or(0));
                     std::thread::sleep(Duration::from_millis(5));
                 }
-                peak.max(resident_kib().unwrap_or(0))
+                peak.max(resident_kib("self").unwrap_or(0))
             })
         };
         MemorySampler { stop, thread }
@@ -723,39 +724,4 @@ impl MemorySampler {
         self.stop.store(true, Ordering::Relaxed);
         self.thread.join().unwrap_or(0)
     }
-}
-
-fn resident_kib() -> anyhow::Result<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").context("read /proc/self/status")?;
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
-        .and_then(|value| value.split_whitespace().next())
-        .and_then(|kib| kib.parse().ok())
-        .context("VmRSS not found")
-}
-
-fn machine_description() -> String {
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|text| {
-            text.lines()
-                .find(|line| line.starts_with("model name"))
-                .and_then(|line| line.split(':').nth(1))
-                .map(|name| name.trim().to_owned())
-        })
-        .unwrap_or_else(|| "unknown cpu".to_owned());
-    let cores = std::thread::available_parallelism().map_or(0, usize::from);
-    let memory = std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|text| {
-            text.lines()
-                .next()
-                .and_then(|line| line.split_whitespace().nth(1))
-                .and_then(|kib| kib.parse::<u64>().ok())
-        })
-        .map_or_else(String::new, |kib| {
-            format!(", {:.0} GiB", kib as f64 / 1024.0 / 1024.0)
-        });
-    format!("{cpu}, {cores} cores{memory}")
 }
