@@ -1,81 +1,361 @@
-//! Federation end to end: a county, a township and a village linked with `admit` / `join`, a
-//! case registered at the village and seen at the county through the township.
+//! Federation end to end, with real `fengqiao run` processes linked by `admit` / `join` over QUIC
+//! on 127.0.0.1:
+//! (a) a case registered at a village reaches the county through its township;
+//! (b) a township stopped while its villages and the county keep editing catches up on restart,
+//!     and every holder ends with the same events, none lost;
+//! (c) a parent `kill -9`ed mid-sync resumes on restart without the child re-sending what the
+//!     parent had acknowledged;
+//! (d) a node whose key was never admitted is refused;
+//! (e) a village never receives a sibling village's case.
 
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use fengqiao_tests::{NodeProcess, init_node_with_id, path_str, run_cli, run_cli_json, run_cli_ok};
+use fengqiao_tests::{
+    NodeProcess, http_get, http_post, init_node_with_id, path_str, run_cli, run_cli_json,
+    run_cli_ok, sample_registration,
+};
 
 const COUNTY: &str = "430702";
 const TOWNSHIP: &str = "430702001";
 const VILLAGE: &str = "430702001001";
+const SIBLING_VILLAGE: &str = "430702001002";
 
-/// `fengqiao --json case show NUMBER` at `url`, or `None` while the node does not have it.
-fn case_at(url: &str, number: &str) -> Option<serde_json::Value> {
-    let output = run_cli(&["--json", "case", "show", number, "--node", url]);
-    if !output.status.success() {
-        return None;
-    }
-    serde_json::from_slice(&output.stdout).ok()
+/// Longest a test waits for replication to settle; polls end as soon as it has.
+const SETTLE: Duration = Duration::from_secs(60);
+
+/// One office's node directory and identity.
+struct Office {
+    dir: PathBuf,
+    id: String,
+    name: &'static str,
+    region: &'static str,
 }
 
-fn join(child_dir: &str, parent: &NodeProcess, parent_id: &str, name: &str, region: &str) {
-    let address = parent.quic_address().expect("parent's quic.addr");
-    run_cli_ok(&[
-        "join",
-        child_dir,
-        "--parent-address",
-        &address.to_string(),
-        "--parent-id",
-        parent_id,
-        "--parent-name",
-        name,
-        "--parent-region",
-        region,
-    ]);
+impl Office {
+    /// `fengqiao init` a node for the office in `parent_dir/key`.
+    fn init(
+        parent_dir: &Path,
+        key: &str,
+        name: &'static str,
+        tier: &str,
+        region: &'static str,
+    ) -> Office {
+        let dir = parent_dir.join(key);
+        let id = init_node_with_id(&dir, name, tier, region);
+        Office {
+            dir,
+            id,
+            name,
+            region,
+        }
+    }
+
+    fn county(parent_dir: &Path) -> Office {
+        Office::init(parent_dir, "county", "武陵区信访局", "county", COUNTY)
+    }
+
+    fn township(parent_dir: &Path) -> Office {
+        Office::init(
+            parent_dir,
+            "township",
+            "芦荻山乡调处中心",
+            "township",
+            TOWNSHIP,
+        )
+    }
+
+    fn village(parent_dir: &Path, key: &str, region: &'static str) -> Office {
+        Office::init(parent_dir, key, "芦荻山村调解室", "village", region)
+    }
+
+    fn path(&self) -> &str {
+        path_str(&self.dir)
+    }
+
+    /// `fengqiao admit` at this (parent) office, offline.
+    fn admit(&self, child: &Office) {
+        run_cli_ok(&[
+            "admit",
+            self.path(),
+            "--node-id",
+            &child.id,
+            "--name",
+            child.name,
+            "--region",
+            child.region,
+        ]);
+    }
+
+    /// `fengqiao join` this (child) office to `parent`, whose QUIC endpoint is at `address`.
+    fn join(&self, parent: &Office, address: SocketAddr) {
+        run_cli_ok(&[
+            "join",
+            self.path(),
+            "--parent-address",
+            &address.to_string(),
+            "--parent-id",
+            &parent.id,
+            "--parent-name",
+            parent.name,
+            "--parent-region",
+            parent.region,
+        ]);
+    }
+
+    /// List `office` (below one of this office's children) in this office's `federation.roster`,
+    /// as an operator does by editing `fengqiao.toml`: no command writes it.
+    fn add_to_roster(&self, office: &Office) {
+        let path = self.dir.join("fengqiao.toml");
+        let mut config = std::fs::read_to_string(&path).expect("read fengqiao.toml");
+        config.push_str(&format!(
+            "\n[[federation.roster]]\nnode_id = \"{}\"\nname = \"{}\"\nregion_code = \"{}\"\n",
+            office.id, office.name, office.region
+        ));
+        std::fs::write(&path, config).expect("write fengqiao.toml");
+    }
+
+    /// Run the node with its QUIC endpoint on a free port.
+    fn start(&self) -> NodeProcess {
+        NodeProcess::start_federated(&self.dir)
+            .unwrap_or_else(|error| panic!("start {}: {error:#}", self.name))
+    }
+
+    /// Run the node again at the QUIC address its children joined.
+    fn restart_at(&self, address: SocketAddr) -> NodeProcess {
+        NodeProcess::start_federated_at(&self.dir, address)
+            .unwrap_or_else(|error| panic!("restart {} at {address}: {error:#}", self.name))
+    }
+}
+
+/// Start `child` joined to the running `parent`.
+fn start_child(child: &Office, parent: &Office, parent_node: &NodeProcess) -> NodeProcess {
+    child.join(parent, quic_address(parent_node));
+    child.start()
+}
+
+fn quic_address(node: &NodeProcess) -> SocketAddr {
+    node.quic_address().expect("the node's quic.addr")
+}
+
+/// A county, one township and its villages, each admitted by its parent, all running.
+struct Tree {
+    township: Office,
+    villages: Vec<Office>,
+    county_node: NodeProcess,
+    township_node: NodeProcess,
+    village_nodes: Vec<NodeProcess>,
+}
+
+/// Whether the county's `fengqiao.toml` lists the villages in `federation.roster`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Roster {
+    /// Written by hand: without it the county's routing does not know that a village belongs
+    /// to its township's subtree (see the ignored test below).
+    Written,
+    /// Only what `admit` and `join` write.
+    AsAdmitted,
+}
+
+fn start_tree(temp: &Path, villages: &[(&'static str, &'static str)], roster: Roster) -> Tree {
+    let county = Office::county(temp);
+    let township = Office::township(temp);
+    let villages: Vec<Office> = villages
+        .iter()
+        .enumerate()
+        .map(|(index, &(name, region))| {
+            Office::init(temp, &format!("village{index}"), name, "village", region)
+        })
+        .collect();
+    county.admit(&township);
+    for village in &villages {
+        township.admit(village);
+        if roster == Roster::Written {
+            county.add_to_roster(village);
+        }
+    }
+    let county_node = county.start();
+    let township_node = start_child(&township, &county, &county_node);
+    let village_nodes = villages
+        .iter()
+        .map(|village| start_child(village, &township, &township_node))
+        .collect();
+    Tree {
+        township,
+        villages,
+        county_node,
+        township_node,
+        village_nodes,
+    }
+}
+
+/// Poll `probe` every 50 ms until it answers `Ok`, for at most `timeout`; on timeout, fail with
+/// `what` and the probe's last explanation.
+fn wait_for<T>(what: &str, timeout: Duration, mut probe: impl FnMut() -> Result<T, String>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        match probe() {
+            Ok(value) => return value,
+            Err(why) => assert!(
+                Instant::now() < deadline,
+                "{what}: not within {timeout:?}: {why}"
+            ),
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Register a small case at `node` in `region` through the API; returns its number and the ids of
+/// the events the node acknowledged.
+fn register(node: &NodeProcess, region: &str, index: usize) -> (String, Vec<String>) {
+    let (status, view) = http_post(
+        node.address,
+        "/api/cases",
+        &sample_registration(region, index),
+    )
+    .expect("register");
+    assert_eq!(status, 201, "register at {}: {view}", node.url());
+    let number = view["header"]["number"]
+        .as_str()
+        .expect("case number")
+        .to_owned();
+    (number, event_ids(&view["events"]))
+}
+
+/// Append an event at `node`; returns the ids of the events the case held once it was
+/// acknowledged.
+fn append(node: &NodeProcess, number: &str, event: serde_json::Value) -> Vec<String> {
+    let (status, view) = http_post(node.address, &format!("/api/cases/{number}/events"), &event)
+        .expect("append an event");
+    assert_eq!(
+        status,
+        200,
+        "append {event} to {number} at {}: {view}",
+        node.url()
+    );
+    event_ids(&view["events"])
+}
+
+fn note(text: &str) -> serde_json::Value {
+    serde_json::json!({"kind": "note", "payload": {"text": text}})
+}
+
+fn event_ids(events: &serde_json::Value) -> Vec<String> {
+    events
+        .as_array()
+        .expect("a list of events")
+        .iter()
+        .map(|event| event["id"].as_str().expect("event id").to_owned())
+        .collect()
+}
+
+/// The case's events at `node`, or `None` while the node does not hold it.
+fn events_at(node: &NodeProcess, number: &str) -> Option<serde_json::Value> {
+    match http_get(node.address, &format!("/api/cases/{number}")) {
+        Ok((200, view)) => Some(view["events"].clone()),
+        _ => None,
+    }
+}
+
+/// The case numbers `fengqiao case list` shows at `node`.
+fn listed_cases(node: &NodeProcess) -> BTreeSet<String> {
+    run_cli_json(&["case", "list", "--node", &node.url()])
+        .as_array()
+        .expect("a list of cases")
+        .iter()
+        .map(|item| {
+            item["summary"]["number"]
+                .as_str()
+                .expect("case number")
+                .to_owned()
+        })
+        .collect()
+}
+
+fn case_count(node: &NodeProcess) -> u64 {
+    let (_, info) = http_get(node.address, "/api/health").expect("health");
+    info["case_count"].as_u64().expect("case_count")
+}
+
+/// The node's links, as `GET /api/peers` reports them.
+fn links(node: &NodeProcess) -> Vec<serde_json::Value> {
+    let (status, peers) = http_get(node.address, "/api/peers").expect("peers");
+    assert_eq!(status, 200, "{peers}");
+    peers.as_array().expect("a list of links").clone()
+}
+
+/// The node's link to `peer_id`.
+fn link(node: &NodeProcess, peer_id: &str) -> serde_json::Value {
+    links(node)
+        .into_iter()
+        .find(|link| link["node_id"] == peer_id)
+        .unwrap_or_else(|| panic!("{} has no link to {peer_id}", node.url()))
+}
+
+fn counter(link: &serde_json::Value, name: &str) -> u64 {
+    link[name]
+        .as_u64()
+        .unwrap_or_else(|| panic!("{name} in {link}"))
+}
+
+/// Case number → every event id some node acknowledged on the case: what each holder must end
+/// with.
+#[derive(Default)]
+struct Acknowledged(BTreeMap<String, BTreeSet<String>>);
+
+impl Acknowledged {
+    fn add(&mut self, number: &str, ids: Vec<String>) {
+        self.0.entry(number.to_owned()).or_default().extend(ids);
+    }
+
+    /// Wait until every node `holders` names for each case holds exactly the acknowledged events,
+    /// in the same order everywhere.
+    fn wait_converged<'n>(&self, what: &str, holders: impl Fn(&str) -> Vec<&'n NodeProcess>) {
+        wait_for(what, SETTLE, || {
+            for (number, ids) in &self.0 {
+                let mut first: Option<serde_json::Value> = None;
+                for node in holders(number) {
+                    let events = events_at(node, number)
+                        .ok_or_else(|| format!("{number} is not at {} yet", node.url()))?;
+                    let held: BTreeSet<String> = event_ids(&events).into_iter().collect();
+                    if &held != ids {
+                        return Err(format!(
+                            "{number} at {} holds events {held:?}, expected {ids:?}",
+                            node.url()
+                        ));
+                    }
+                    match &first {
+                        None => first = Some(events),
+                        Some(first) if *first != events => {
+                            return Err(format!("{number}: holders disagree on the event list"));
+                        }
+                        Some(_) => {}
+                    }
+                }
+            }
+            Ok(())
+        });
+    }
 }
 
 #[test]
 fn a_case_registered_at_a_village_reaches_the_county_through_its_township() {
     let temp = tempfile::tempdir().expect("tempdir");
-    let county_dir = temp.path().join("county");
-    let township_dir = temp.path().join("township");
-    let village_dir = temp.path().join("village");
-    let county_id = init_node_with_id(&county_dir, "武陵区信访局", "county", COUNTY);
-    let township_id = init_node_with_id(&township_dir, "芦荻山乡调处中心", "township", TOWNSHIP);
-    let village_id = init_node_with_id(&village_dir, "芦荻山村调解室", "village", VILLAGE);
-    let (county_path, township_path, village_path) = (
-        path_str(&county_dir),
-        path_str(&township_dir),
-        path_str(&village_dir),
-    );
+    let county = Office::county(temp.path());
+    let township = Office::township(temp.path());
+    let village = Office::village(temp.path(), "village", VILLAGE);
 
     // The parents admit their children (offline, before they start).
-    run_cli_ok(&[
-        "admit",
-        county_path,
-        "--node-id",
-        &township_id,
-        "--name",
-        "芦荻山乡调处中心",
-        "--region",
-        TOWNSHIP,
-    ]);
-    run_cli_ok(&[
-        "admit",
-        township_path,
-        "--node-id",
-        &village_id,
-        "--name",
-        "芦荻山村调解室",
-        "--region",
-        VILLAGE,
-    ]);
+    county.admit(&township);
+    township.admit(&village);
     // Refusals: a duplicate, and a region outside the parent's.
     let duplicate = run_cli(&[
         "admit",
-        township_path,
+        township.path(),
         "--node-id",
-        &village_id,
+        &village.id,
         "--name",
         "again",
         "--region",
@@ -87,7 +367,7 @@ fn a_case_registered_at_a_village_reaches_the_county_through_its_township() {
     );
     let outside = run_cli(&[
         "admit",
-        township_path,
+        township.path(),
         "--node-id",
         &"ab".repeat(16),
         "--name",
@@ -98,19 +378,11 @@ fn a_case_registered_at_a_village_reaches_the_county_through_its_township() {
     assert!(!outside.status.success(), "a region outside is refused");
 
     // Each child joins its parent at the parent's actual QUIC address.
-    let county = NodeProcess::start_federated(&county_dir).expect("start county");
-    join(township_path, &county, &county_id, "武陵区信访局", COUNTY);
-    let township = NodeProcess::start_federated(&township_dir).expect("start township");
-    join(
-        village_path,
-        &township,
-        &township_id,
-        "芦荻山乡调处中心",
-        TOWNSHIP,
-    );
-    let village = NodeProcess::start_federated(&village_dir).expect("start village");
+    let county_node = county.start();
+    let township_node = start_child(&township, &county, &county_node);
+    let village_node = start_child(&village, &township, &township_node);
 
-    let village_url = village.url();
+    let village_url = village_node.url();
     let registered = run_cli_json(&[
         "case",
         "register",
@@ -140,33 +412,23 @@ fn a_case_registered_at_a_village_reaches_the_county_through_its_township() {
         .expect("case number")
         .to_owned();
     run_cli_ok(&["case", "accept", &number, "--node", &village_url]);
-    let at_village = case_at(&village_url, &number).expect("the case at the village");
+    let at_village = events_at(&village_node, &number).expect("the case at the village");
 
-    let county_url = county.url();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let at_county = loop {
-        if let Some(view) = case_at(&county_url, &number)
-            && view["events"] == at_village["events"]
-        {
-            break view;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "case {number} did not reach the county with its events within 30 s; county peers: \
-             {}",
-            run_cli_ok(&["--json", "peers", "--node", &county_url])
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    assert_eq!(at_county["header"]["number"], number);
-    assert_eq!(at_county["events"], at_village["events"]);
+    wait_for(
+        "the case reaches the county with its events",
+        SETTLE,
+        || match events_at(&county_node, &number) {
+            Some(events) if events == at_village => Ok(()),
+            held => Err(format!(
+                "county holds {held:?}; county peers: {:?}",
+                links(&county_node)
+            )),
+        },
+    );
 
     // The township sees both its links up.
-    let township_url = township.url();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let peers = run_cli_json(&["peers", "--node", &township_url]);
-        let links = peers.as_array().expect("a list of links");
+    wait_for("the township's links are both connected", SETTLE, || {
+        let links = links(&township_node);
         let connected = |node_id: &str, relation: &str| {
             links.iter().any(|link| {
                 link["node_id"] == node_id
@@ -174,16 +436,13 @@ fn a_case_registered_at_a_village_reaches_the_county_through_its_township() {
                     && link["connected"] == true
             })
         };
-        if links.len() == 2 && connected(&county_id, "parent") && connected(&village_id, "child") {
-            break;
+        if links.len() == 2 && connected(&county.id, "parent") && connected(&village.id, "child") {
+            Ok(())
+        } else {
+            Err(format!("{links:#?}"))
         }
-        assert!(
-            Instant::now() < deadline,
-            "the township's links are not both connected: {peers:#}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let table = run_cli_ok(&["peers", "--node", &township_url]);
+    });
+    let table = run_cli_ok(&["peers", "--node", &township_node.url()]);
     assert!(table.contains("connected"), "{table}");
 
     // A node without federation lists no links and says how to make some.
@@ -196,7 +455,402 @@ fn a_case_registered_at_a_village_reaches_the_county_through_its_township() {
     );
     assert!(run_cli_ok(&["peers", "--node", &alone.url()]).contains("fengqiao join"));
 
-    for node in [village, township, county, alone] {
+    for node in [village_node, township_node, county_node, alone] {
         assert!(node.stop().expect("stop"), "graceful stop");
     }
+}
+
+/// The running village (of `nodes`, running `offices`) whose region holds case `number`.
+fn village_of<'t>(nodes: &'t [NodeProcess], offices: &[Office], number: &str) -> &'t NodeProcess {
+    nodes
+        .iter()
+        .zip(offices)
+        .find(|(_, office)| number.starts_with(office.region))
+        .map(|(node, _)| node)
+        .expect("the case's village")
+}
+
+#[test]
+fn a_township_stopped_while_villages_and_county_edit_catches_up_with_no_event_lost() {
+    let temp = tempfile::tempdir().expect("tempdir");
+    let mut tree = start_tree(
+        temp.path(),
+        &[
+            ("芦荻山村调解室", VILLAGE),
+            ("太阳山村调解室", SIBLING_VILLAGE),
+        ],
+        Roster::Written,
+    );
+    let mut acknowledged = Acknowledged::default();
+    for (index, village) in tree.village_nodes.iter().enumerate() {
+        for case in 0..2 {
+            let (number, ids) = register(village, tree.villages[index].region, index * 100 + case);
+            acknowledged.add(&number, ids);
+        }
+    }
+    let before: Vec<String> = acknowledged.0.keys().cloned().collect();
+    acknowledged.wait_converged("the first cases reach the county", |number| {
+        vec![
+            village_of(&tree.village_nodes, &tree.villages, number),
+            &tree.township_node,
+            &tree.county_node,
+        ]
+    });
+
+    let township_quic = quic_address(&tree.township_node);
+    let township_node = tree.township_node;
+    assert!(
+        township_node.stop().expect("stop the township"),
+        "the township stops gracefully"
+    );
+
+    // With the township down, both villages and the county keep working: new cases, and
+    // concurrent edits at a village and at the county on the same earlier cases.
+    let mut after = Vec::new();
+    for (index, village) in tree.village_nodes.iter().enumerate() {
+        for case in 2..4 {
+            let (number, ids) = register(village, tree.villages[index].region, index * 100 + case);
+            acknowledged.add(&number, ids);
+            let ids = append(
+                village,
+                &number,
+                serde_json::json!({"kind": "accept", "payload": {}}),
+            );
+            acknowledged.add(&number, ids);
+            after.push(number);
+        }
+    }
+    for number in &before {
+        let ids = append(
+            village_of(&tree.village_nodes, &tree.villages, number),
+            number,
+            note("乡镇断网期间村里补充的情况"),
+        );
+        acknowledged.add(number, ids);
+        let ids = append(&tree.county_node, number, note("县信访局督办：请尽快答复"));
+        acknowledged.add(number, ids);
+    }
+    for number in &after {
+        assert!(
+            events_at(&tree.county_node, number).is_none(),
+            "{number} reached the county while its township was down"
+        );
+    }
+
+    tree.township_node = tree.township.restart_at(township_quic);
+    acknowledged.wait_converged(
+        "every case, with every event, at its village, the township and the county",
+        |number| {
+            vec![
+                village_of(&tree.village_nodes, &tree.villages, number),
+                &tree.township_node,
+                &tree.county_node,
+            ]
+        },
+    );
+    stop_tree(tree);
+}
+
+/// Stop every node of the tree, children first, each gracefully.
+fn stop_tree(tree: Tree) {
+    for node in tree
+        .village_nodes
+        .into_iter()
+        .chain([tree.township_node, tree.county_node])
+    {
+        assert!(node.stop().expect("stop"), "graceful stop");
+    }
+}
+
+/// Cases the child registers while its parent is down.
+const BACKLOG: usize = 300;
+/// The parent is killed once it holds at least this many of them (above the session's window of
+/// 64 unacknowledged sends, so a resumed push is measurably smaller than a full one).
+const KILL_AFTER: u64 = 120;
+/// Sends a session may have in flight unacknowledged (`SessionConfig::window`).
+const WINDOW: u64 = 64;
+
+#[test]
+fn a_parent_killed_mid_sync_resumes_without_the_child_resending_what_it_acknowledged() {
+    let temp = tempfile::tempdir().expect("tempdir");
+    let township = Office::township(temp.path());
+    let village = Office::village(temp.path(), "village", VILLAGE);
+    township.admit(&village);
+    // Learn the township's QUIC address, then take it down: the backlog builds up at the village.
+    let township_node = township.start();
+    let township_quic = quic_address(&township_node);
+    village.join(&township, township_quic);
+    assert!(township_node.stop().expect("stop"), "graceful stop");
+    let village_node = village.start();
+
+    let registered: BTreeSet<String> = std::thread::scope(|scope| {
+        let writers: Vec<_> = (0..3)
+            .map(|writer| {
+                let village_node = &village_node;
+                scope.spawn(move || {
+                    (writer..BACKLOG)
+                        .step_by(3)
+                        .map(|index| register(village_node, VILLAGE, index).0)
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        writers
+            .into_iter()
+            .flat_map(|writer| writer.join().expect("writer"))
+            .collect()
+    });
+    assert_eq!(registered.len(), BACKLOG);
+
+    // The township comes up, and is killed while the backlog is arriving.
+    let township_node = township.restart_at(township_quic);
+    let deadline = Instant::now() + SETTLE;
+    let held_before_kill = loop {
+        let held = case_count(&township_node);
+        if held >= KILL_AFTER {
+            break held;
+        }
+        assert!(Instant::now() < deadline, "the push did not start: {held}");
+        std::thread::sleep(Duration::from_millis(1));
+    };
+    township_node.kill_hard();
+    assert!(
+        held_before_kill < BACKLOG as u64,
+        "the township held all {BACKLOG} cases before it could be killed mid-sync; raise BACKLOG"
+    );
+    // The village learns of the crash only when its connection times out (the restarted
+    // township's stateless resets carry a new key), then redials.
+    let township_node = township.restart_at(township_quic);
+    wait_for("the backlog is complete at the township", SETTLE, || {
+        let held = case_count(&township_node);
+        let link = link(&village_node, &township.id);
+        if held == BACKLOG as u64 && link["connected"] == true && counter(&link, "pending") == 0 {
+            Ok(())
+        } else {
+            Err(format!("the township holds {held}; village's link: {link}"))
+        }
+    });
+    assert_eq!(listed_cases(&township_node), registered);
+
+    // Whatever the township had applied before the kill was acknowledged, except at most one
+    // window of sends in flight; the village must not push those cases again.
+    let resend_limit = BACKLOG as u64 - held_before_kill + WINDOW;
+    let at_township = link(&township_node, &village.id);
+    let at_village = link(&village_node, &township.id);
+    assert_eq!(counter(&at_village, "connections"), 2, "{at_village}");
+    let applied = counter(&at_township, "cases_applied");
+    eprintln!(
+        "killed holding {held_before_kill}/{BACKLOG}; on the reconnect the township applied \
+         {applied} cases and the village sent {} frames",
+        counter(&at_village, "frames_sent")
+    );
+    assert!(
+        applied <= resend_limit,
+        "after restarting with {held_before_kill} of {BACKLOG} cases the township applied \
+         {applied} cases from the village, more than the {resend_limit} it could still lack: \
+         acknowledged cases were re-sent. township's link: {at_township}"
+    );
+    // Hello and CaughtUp besides one frame per case.
+    let sent = counter(&at_village, "frames_sent");
+    assert!(
+        sent <= resend_limit + 2,
+        "the village sent {sent} frames on the reconnect, more than {resend_limit} cases + 2: \
+         {at_village}"
+    );
+    // Nor does the township echo the village's cases back to it, beyond the few whose advisory
+    // peer heads (flushed with the next write) the kill took with it.
+    let echoed = counter(&at_village, "cases_applied");
+    assert!(
+        echoed <= WINDOW,
+        "the township sent back {echoed} cases the village already holds: {at_village}"
+    );
+
+    assert!(township_node.stop().expect("stop"), "graceful stop");
+    assert!(village_node.stop().expect("stop"), "graceful stop");
+}
+
+#[test]
+fn a_node_whose_key_was_never_admitted_is_refused() {
+    let temp = tempfile::tempdir().expect("tempdir");
+    let township = Office::township(temp.path());
+    let village = Office::village(temp.path(), "village", VILLAGE);
+    // Same name and region as the admitted village: only its key differs.
+    let stranger = Office::village(temp.path(), "stranger", VILLAGE);
+    township.admit(&village);
+    let township_node = township.start();
+    let stranger_node = start_child(&stranger, &township, &township_node);
+    // A number of its own, distinct from the admitted village's first case.
+    let stranger_case = format!("{VILLAGE}-2026-009999");
+    let mut registration = sample_registration(VILLAGE, 1);
+    registration["number"] = serde_json::json!(stranger_case);
+    let (status, view) =
+        http_post(stranger_node.address, "/api/cases", &registration).expect("register");
+    assert_eq!(status, 201, "{view}");
+    let village_node = start_child(&village, &township, &township_node);
+    let (village_case, _) = register(&village_node, VILLAGE, 2);
+
+    // The admitted village gets through (so the township is reachable and syncing) ...
+    wait_for(
+        "the admitted village's case reaches the township",
+        SETTLE,
+        || {
+            events_at(&township_node, &village_case)
+                .map(drop)
+                .ok_or_else(|| format!("township's links: {:?}", links(&township_node)))
+        },
+    );
+    // ... while the stranger has been refused, more than once, and says so.
+    let refusal = wait_for("the stranger is refused twice", SETTLE, || {
+        let log = stranger_node.log();
+        let attempts = log.matches("cannot connect to the parent").count();
+        let link = link(&stranger_node, &township.id);
+        match link["last_error"].as_str() {
+            Some(error) if attempts >= 2 => Ok(error.to_owned()),
+            _ => Err(format!("{attempts} attempts logged; link: {link}")),
+        }
+    });
+    let link = link(&stranger_node, &township.id);
+    assert_eq!(link["connected"], false, "{link}");
+    assert_eq!(counter(&link, "connections"), 0, "{link}");
+    assert!(
+        refusal.to_lowercase().contains("refused")
+            || refusal.to_lowercase().contains("not admitted"),
+        "the stranger's last error names the refusal: {refusal}"
+    );
+
+    assert!(
+        events_at(&township_node, &stranger_case).is_none(),
+        "the stranger's case reached the township"
+    );
+    assert_eq!(listed_cases(&township_node), BTreeSet::from([village_case]));
+    let township_links = links(&township_node);
+    assert!(
+        township_links
+            .iter()
+            .all(|link| link["node_id"] != stranger.id.as_str()),
+        "the township lists the stranger: {township_links:?}"
+    );
+    // The township's log names the stranger only to refuse it.
+    let log = township_node.log();
+    assert!(
+        log.contains(&format!("peer {} is not admitted", stranger.id)),
+        "the township logs the refusal with the stranger's node id:\n{log}"
+    );
+    let other_mentions: Vec<&str> = log
+        .lines()
+        .filter(|line| line.contains(&stranger.id) && !line.contains("refused"))
+        .collect();
+    assert!(
+        other_mentions.is_empty(),
+        "the township logged more than refusals of the stranger: {other_mentions:#?}"
+    );
+
+    for node in [stranger_node, village_node, township_node] {
+        assert!(node.stop().expect("stop"), "graceful stop");
+    }
+}
+
+#[test]
+fn a_village_never_receives_a_sibling_villages_case() {
+    let temp = tempfile::tempdir().expect("tempdir");
+    let tree = start_tree(
+        temp.path(),
+        &[
+            ("芦荻山村调解室", VILLAGE),
+            ("太阳山村调解室", SIBLING_VILLAGE),
+        ],
+        Roster::Written,
+    );
+    let (county, township) = (&tree.county_node, &tree.township_node);
+    let mut acknowledged = Acknowledged::default();
+    let mut own: Vec<BTreeSet<String>> = vec![BTreeSet::new(); tree.village_nodes.len()];
+    for (index, village) in tree.village_nodes.iter().enumerate() {
+        for case in 0..3 {
+            let (number, ids) = register(village, tree.villages[index].region, index * 100 + case);
+            own[index].insert(number.clone());
+            acknowledged.add(&number, ids);
+        }
+    }
+    // The county comments on one case of each village in turn. Each note reaches its village
+    // only after the township's feed walk towards that village has passed everything the
+    // township received before it, the sibling's cases included: a leak would have arrived too.
+    for (index, village) in tree.village_nodes.iter().enumerate() {
+        let number = own[index].first().expect("a case").clone();
+        wait_for("the case reaches the county", SETTLE, || {
+            events_at(county, &number)
+                .map(drop)
+                .ok_or_else(|| format!("county's links: {:?}", links(county)))
+        });
+        let ids = append(county, &number, note("县信访局：请村里核实情况"));
+        acknowledged.add(&number, ids);
+        let with_note = acknowledged.0[&number].clone();
+        wait_for("the county's note reaches the village", SETTLE, || {
+            let held: BTreeSet<String> = events_at(village, &number)
+                .map(|events| event_ids(&events).into_iter().collect())
+                .unwrap_or_default();
+            if held == with_note {
+                Ok(())
+            } else {
+                Err(format!("the village holds {held:?}"))
+            }
+        });
+    }
+    acknowledged.wait_converged(
+        "every case converges at its village, the township and the county",
+        |number| {
+            vec![
+                village_of(&tree.village_nodes, &tree.villages, number),
+                township,
+                county,
+            ]
+        },
+    );
+
+    let everything: BTreeSet<String> = own.iter().flatten().cloned().collect();
+    assert_eq!(listed_cases(township), everything);
+    assert_eq!(listed_cases(county), everything);
+    for (index, village) in tree.village_nodes.iter().enumerate() {
+        assert_eq!(
+            listed_cases(village),
+            own[index],
+            "village {} lists only its own cases",
+            tree.villages[index].region
+        );
+        for (other, numbers) in own.iter().enumerate().filter(|(other, _)| *other != index) {
+            for number in numbers {
+                assert!(
+                    events_at(village, number).is_none(),
+                    "village {index} holds village {other}'s case {number}"
+                );
+            }
+        }
+    }
+
+    stop_tree(tree);
+}
+
+#[test]
+#[ignore = "bug: a county's edit on a case registered at a village never flows down. The county's \
+            RegionRoster knows only its admitted children (and a hand-written \
+            federation.roster, which no command writes and nothing replicates), so route() finds \
+            no participant of the case in the township's subtree and withholds it \
+            (WithheldChildNotParticipating): the township and the village never see the county's \
+            note or directive"]
+fn a_county_edit_reaches_the_village_with_only_admit_and_join() {
+    let temp = tempfile::tempdir().expect("tempdir");
+    let tree = start_tree(
+        temp.path(),
+        &[("芦荻山村调解室", VILLAGE)],
+        Roster::AsAdmitted,
+    );
+    let village = &tree.village_nodes[0];
+    let (number, ids) = register(village, VILLAGE, 1);
+    let mut acknowledged = Acknowledged::default();
+    acknowledged.add(&number, ids);
+    let all = |_: &str| vec![village, &tree.township_node, &tree.county_node];
+    acknowledged.wait_converged("the case reaches the county", all);
+    let ids = append(&tree.county_node, &number, note("县信访局督办：请尽快答复"));
+    acknowledged.add(&number, ids);
+    acknowledged.wait_converged("the county's note reaches the township and village", all);
+    stop_tree(tree);
 }

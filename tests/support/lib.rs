@@ -136,35 +136,48 @@ impl NodeProcess {
         NodeProcess::start_with(dir, &["--quic-listen", "127.0.0.1:0"])
     }
 
+    /// Start `fengqiao run DIR` with the federation's QUIC endpoint at `quic_address`: a parent
+    /// restarted where its children's `join` said it is.
+    pub fn start_federated_at(dir: &Path, quic_address: SocketAddr) -> anyhow::Result<NodeProcess> {
+        let _ = std::fs::remove_file(dir.join("quic.addr"));
+        NodeProcess::start_with(dir, &["--quic-listen", &quic_address.to_string()])
+    }
+
     /// Start `fengqiao run DIR --listen 127.0.0.1:0 EXTRA…` and wait until its API answers.
+    /// The node's stderr (its logs) is appended to [`NodeProcess::log_path`].
     pub fn start_with(dir: &Path, extra_args: &[&str]) -> anyhow::Result<NodeProcess> {
         let address_file = dir.join("api.addr");
         // A stale address from a killed run would point at a dead port.
         let _ = std::fs::remove_file(&address_file);
+        let log_path = NodeProcess::log_path_of(dir);
+        let log_start = std::fs::metadata(&log_path).map_or(0, |metadata| metadata.len());
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log_path)
+            .with_context(|| format!("open {}", log_path.display()))?;
         let mut child = fengqiao_command()
             .args(["run", path_str(dir), "--listen", "127.0.0.1:0"])
             .args(extra_args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::piped())
+            .stderr(log)
             .spawn()
             .context("spawn fengqiao run")?;
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if let Some(status) = child.try_wait()? {
                 let mut stderr = String::new();
-                if let Some(mut pipe) = child.stderr.take() {
-                    let _ = pipe.read_to_string(&mut stderr);
+                if let Ok(mut file) = std::fs::File::open(&log_path) {
+                    let _ = file.read_to_string(&mut stderr);
                 }
-                bail!("fengqiao run exited early with {status}: {stderr}");
+                let this_run = stderr.get(log_start as usize..).unwrap_or(&stderr);
+                bail!("fengqiao run exited early with {status}: {this_run}");
             }
             if let Ok(text) = std::fs::read_to_string(&address_file)
                 && let Ok(address) = text.trim().parse::<SocketAddr>()
                 && http_get(address, "/api/health").is_ok()
             {
-                // Nobody reads stderr from here on; let the node's logs go nowhere rather
-                // than block it on a full pipe.
-                drop(child.stderr.take());
                 return Ok(NodeProcess {
                     dir: dir.to_path_buf(),
                     address,
@@ -187,6 +200,16 @@ impl NodeProcess {
         text.trim()
             .parse()
             .with_context(|| format!("parse {}: {text:?}", path.display()))
+    }
+
+    /// Where `start_with` appends the stderr (logs) of every run of the node in `dir`.
+    pub fn log_path_of(dir: &Path) -> PathBuf {
+        dir.join("run.log")
+    }
+
+    /// Everything the node in this directory logged, over all its runs so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(NodeProcess::log_path_of(&self.dir)).unwrap_or_default()
     }
 
     pub fn url(&self) -> String {
