@@ -35,6 +35,7 @@ pub struct NodeCredentials {
     node_id: NodeId,
     certificate: CertificateDer<'static>,
     certified_key: Arc<CertifiedKey>,
+    stateless_reset_key: [u8; 32],
 }
 
 // Hand-written so that the private key can never end up in a log line or a panic message.
@@ -59,6 +60,7 @@ impl NodeCredentials {
     ) -> Result<NodeCredentials, TransportError> {
         let node_id = NodeId::from_verifying_key(&signing_key.verifying_key());
         let pkcs8 = ed25519_pkcs8(signing_key);
+        let stateless_reset_key = stateless_reset_key_of(signing_key);
 
         let key_pair = rcgen::KeyPair::from_pkcs8_der_and_sign_algo(&pkcs8, &rcgen::PKCS_ED25519)
             .map_err(TransportError::Certificate)?;
@@ -87,6 +89,7 @@ impl NodeCredentials {
             node_id,
             certificate,
             certified_key,
+            stateless_reset_key,
         })
     }
 
@@ -113,6 +116,7 @@ impl NodeCredentials {
                 vec![victim.certificate.clone()],
                 signing_key,
             )),
+            stateless_reset_key: stateless_reset_key_of(&impostor_key),
         })
     }
 
@@ -121,9 +125,26 @@ impl NodeCredentials {
         &self.certificate
     }
 
+    /// The key QUIC stateless-reset tokens are made with: derived from the node's secret key, so it
+    /// stays the same across restarts. A node that crashed and came back can then reset its
+    /// peers' stale connections at once; with a random key they would ignore its resets and wait
+    /// out the idle timeout (~30 s) before redialling.
+    pub(crate) fn stateless_reset_key(&self) -> &[u8; 32] {
+        &self.stateless_reset_key
+    }
+
     pub(crate) fn certified_key(&self) -> Arc<CertifiedKey> {
         Arc::clone(&self.certified_key)
     }
+}
+
+/// A key for stateless resets, separated from every other use of the node's secret by its label.
+fn stateless_reset_key_of(signing_key: &ed25519_dalek::SigningKey) -> [u8; 32] {
+    use sha2::Digest;
+    let mut hasher = sha2::Sha256::new();
+    hasher.update(b"fengqiao quic stateless reset key v1");
+    hasher.update(signing_key.to_bytes());
+    hasher.finalize().into()
 }
 
 fn ed25519_pkcs8(signing_key: &ed25519_dalek::SigningKey) -> PrivatePkcs8KeyDer<'static> {

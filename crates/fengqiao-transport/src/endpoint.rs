@@ -135,7 +135,17 @@ impl NodeEndpoint {
     ) -> Result<NodeEndpoint, TransportError> {
         let transport = Arc::new(settings.quinn_transport_config()?);
         let default_server_config = server_config(&credentials, &admission, &transport, None)?;
-        let endpoint = quinn::Endpoint::server(default_server_config, address)
+        let reset_key =
+            ring::hmac::Key::new(ring::hmac::HMAC_SHA256, credentials.stateless_reset_key());
+        let endpoint = std::net::UdpSocket::bind(address)
+            .and_then(|socket| {
+                quinn::Endpoint::new(
+                    quinn::EndpointConfig::new(Arc::new(reset_key)),
+                    Some(default_server_config),
+                    socket,
+                    Arc::new(quinn::TokioRuntime),
+                )
+            })
             .map_err(|source| TransportError::Bind { address, source })?;
         let node_endpoint = NodeEndpoint {
             endpoint,
