@@ -137,6 +137,27 @@ pub fn action(kind: &EventKind) -> &'static str {
     }
 }
 
+/// 复查 and 复核 are both requested within `review_request_days` of the decision they contest.
+fn check_review_request_window(
+    (kind, status, at, limits): (&EventKind, Status, DateTime<Utc>, &Limits),
+    contested_at: DateTime<Utc>,
+    request: &str,
+    contested: &str,
+) -> Result<(), CaseError> {
+    let window_end = calendar_deadline(contested_at, limits.review_request_days);
+    if at > window_end {
+        return Err(refuse(
+            kind,
+            status,
+            format!(
+                "the window to request {request} ended at {window_end} ({} days after {contested})",
+                limits.review_request_days
+            ),
+        ));
+    }
+    Ok(())
+}
+
 fn refuse(kind: &EventKind, status: Status, why: impl Into<String>) -> CaseError {
     CaseError::InvalidTransition {
         action: action(kind),
@@ -525,17 +546,12 @@ pub(crate) fn next_state(
                     let Some(replied_at) = state.timeline.replied_at else {
                         return Err(refuse(kind, status, "the case has no reply to review"));
                     };
-                    let window_end = calendar_deadline(replied_at, limits.review_request_days);
-                    if at > window_end {
-                        return Err(refuse(
-                            kind,
-                            status,
-                            format!(
-                                "the window to request a review ended at {window_end} ({} days after the reply)",
-                                limits.review_request_days
-                            ),
-                        ));
-                    }
+                    check_review_request_window(
+                        (kind, status, at, limits),
+                        replied_at,
+                        "a review",
+                        "the reply",
+                    )?;
                 }
                 ReviewLevel::ReReview => {
                     let reviewed = matches!(state.review_outcome, Some((ReviewLevel::Review, _)));
@@ -550,17 +566,12 @@ pub(crate) fn next_state(
                     let Some(decided_at) = state.timeline.closed_at else {
                         return Err(refuse(kind, status, "the review decision has no date"));
                     };
-                    let window_end = calendar_deadline(decided_at, limits.review_request_days);
-                    if at > window_end {
-                        return Err(refuse(
-                            kind,
-                            status,
-                            format!(
-                                "the window to request a re-review ended at {window_end} ({} days after the review decision)",
-                                limits.review_request_days
-                            ),
-                        ));
-                    }
+                    check_review_request_window(
+                        (kind, status, at, limits),
+                        decided_at,
+                        "a re-review",
+                        "the review decision",
+                    )?;
                 }
             }
             next.status = Status::UnderReview;
