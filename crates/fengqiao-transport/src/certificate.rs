@@ -36,6 +36,7 @@ pub struct NodeCredentials {
     certificate: CertificateDer<'static>,
     certified_key: Arc<CertifiedKey>,
     stateless_reset_key: [u8; 32],
+    connection_id_key: [u8; 32],
 }
 
 // Hand-written so that the private key can never end up in a log line or a panic message.
@@ -60,7 +61,8 @@ impl NodeCredentials {
     ) -> Result<NodeCredentials, TransportError> {
         let node_id = NodeId::from_verifying_key(&signing_key.verifying_key());
         let pkcs8 = ed25519_pkcs8(signing_key);
-        let stateless_reset_key = stateless_reset_key_of(signing_key);
+        let stateless_reset_key = derived_secret(STATELESS_RESET_LABEL, signing_key);
+        let connection_id_key = derived_secret(CONNECTION_ID_LABEL, signing_key);
 
         let key_pair = rcgen::KeyPair::from_pkcs8_der_and_sign_algo(&pkcs8, &rcgen::PKCS_ED25519)
             .map_err(TransportError::Certificate)?;
@@ -90,6 +92,7 @@ impl NodeCredentials {
             certificate,
             certified_key,
             stateless_reset_key,
+            connection_id_key,
         })
     }
 
@@ -116,7 +119,8 @@ impl NodeCredentials {
                 vec![victim.certificate.clone()],
                 signing_key,
             )),
-            stateless_reset_key: stateless_reset_key_of(&impostor_key),
+            stateless_reset_key: derived_secret(STATELESS_RESET_LABEL, &impostor_key),
+            connection_id_key: derived_secret(CONNECTION_ID_LABEL, &impostor_key),
         })
     }
 
@@ -133,16 +137,26 @@ impl NodeCredentials {
         &self.stateless_reset_key
     }
 
+    /// The key the endpoint's connection IDs are checked with, stable across restarts for the
+    /// same reason as the reset key: a restarted node resets only connections whose IDs it
+    /// recognises as its own (see `connection_id`).
+    pub(crate) fn connection_id_key(&self) -> &[u8; 32] {
+        &self.connection_id_key
+    }
+
     pub(crate) fn certified_key(&self) -> Arc<CertifiedKey> {
         Arc::clone(&self.certified_key)
     }
 }
 
-/// A key for stateless resets, separated from every other use of the node's secret by its label.
-fn stateless_reset_key_of(signing_key: &ed25519_dalek::SigningKey) -> [u8; 32] {
+const STATELESS_RESET_LABEL: &[u8] = b"fengqiao quic stateless reset key v1";
+const CONNECTION_ID_LABEL: &[u8] = b"fengqiao quic connection id key v1";
+
+/// A key derived from the node's secret, separated from every other use of it by its label.
+fn derived_secret(label: &[u8], signing_key: &ed25519_dalek::SigningKey) -> [u8; 32] {
     use sha2::Digest;
     let mut hasher = sha2::Sha256::new();
-    hasher.update(b"fengqiao quic stateless reset key v1");
+    hasher.update(label);
     hasher.update(signing_key.to_bytes());
     hasher.finalize().into()
 }

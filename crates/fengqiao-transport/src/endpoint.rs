@@ -15,6 +15,7 @@ use rustls::sign::SingleCertAndKey;
 use tracing::Instrument;
 
 use crate::certificate::{NodeCredentials, PeerRole, crypto_provider, node_id_of_peer_certificate};
+use crate::connection_id::NodeConnectionIds;
 use crate::error::{PeerRefusal, TransportError};
 use crate::frame::{FrameError, read_frame, write_frame};
 use crate::node_id::NodeId;
@@ -38,7 +39,9 @@ const WELCOME: &[u8] = b"fengqiao/1 welcome";
 #[derive(Debug, Clone)]
 pub struct TransportSettings {
     /// Keeps NAT bindings and office firewalls open, and notices a dead link well before the
-    /// idle timeout.
+    /// idle timeout. It also bounds how long an idle connection to a peer that crashed and came
+    /// back on the same address lingers: the next keep-alive draws the restarted peer's
+    /// stateless reset. Each keep-alive is a packet each way on what may be a metered link.
     pub keep_alive_interval: Duration,
     /// A link silent for this long is considered down; the child then redials with backoff.
     pub idle_timeout: Duration,
@@ -135,12 +138,11 @@ impl NodeEndpoint {
     ) -> Result<NodeEndpoint, TransportError> {
         let transport = Arc::new(settings.quinn_transport_config()?);
         let default_server_config = server_config(&credentials, &admission, &transport, None)?;
-        let reset_key =
-            ring::hmac::Key::new(ring::hmac::HMAC_SHA256, credentials.stateless_reset_key());
+        let endpoint_config = endpoint_config(&credentials)?;
         let endpoint = std::net::UdpSocket::bind(address)
             .and_then(|socket| {
                 quinn::Endpoint::new(
-                    quinn::EndpointConfig::new(Arc::new(reset_key)),
+                    endpoint_config,
                     Some(default_server_config),
                     socket,
                     Arc::new(quinn::TokioRuntime),
@@ -293,6 +295,22 @@ impl NodeEndpoint {
     }
 }
 
+/// Whether `error`, or an error that caused it, is a connection ended by a QUIC stateless reset.
+///
+/// Only the peer's endpoint can make a valid reset (RFC 9000 §10.3), and it sends one when a
+/// packet arrives for a connection it does not hold: the peer is up again at the same address and
+/// has lost the connection, so it restarted, and a redial can go ahead at once.
+pub fn is_stateless_reset(error: &(dyn std::error::Error + 'static)) -> bool {
+    // A stream error reaches the caller wrapped in `std::io::Error`, whose `source` is the quinn
+    // error's own source, the `ConnectionError`; walking the chain finds it at any depth.
+    std::iter::successors(Some(error), |error| error.source()).any(|error| {
+        matches!(
+            error.downcast_ref::<quinn::ConnectionError>(),
+            Some(quinn::ConnectionError::Reset)
+        )
+    })
+}
+
 #[derive(Debug, thiserror::Error)]
 enum WelcomeFailure {
     #[error("{0}")]
@@ -440,6 +458,25 @@ fn established(
     })
 }
 
+/// The endpoint's stateless-reset key and connection IDs, both restart-stable (see
+/// `connection_id`): a node that crashed and came back on the same address must recognise the IDs
+/// its predecessor issued, and make the same reset token for each.
+fn endpoint_config(credentials: &NodeCredentials) -> Result<quinn::EndpointConfig, TransportError> {
+    let reset_key =
+        ring::hmac::Key::new(ring::hmac::HMAC_SHA256, credentials.stateless_reset_key());
+    let mut config = quinn::EndpointConfig::new(Arc::new(reset_key));
+    let instance = ring::rand::generate::<[u8; 16]>(&ring::rand::SystemRandom::new())
+        .map_err(|_| TransportError::Configuration {
+            why: "no system randomness for connection ids".to_owned(),
+        })?
+        .expose();
+    let connection_id_key = *credentials.connection_id_key();
+    config.cid_generator(move || -> Box<dyn quinn::ConnectionIdGenerator> {
+        Box::new(NodeConnectionIds::new(&connection_id_key, instance))
+    });
+    Ok(config)
+}
+
 fn server_config(
     credentials: &NodeCredentials,
     admission: &AdmissionCheck,
@@ -514,6 +551,25 @@ mod tests {
             )
             .unwrap(),
         )
+    }
+
+    #[test]
+    fn a_stateless_reset_is_recognised_through_the_stream_error_that_reports_it() {
+        let lost = |reason| {
+            FrameError::Io(std::io::Error::from(quinn::ReadError::ConnectionLost(
+                reason,
+            )))
+        };
+        assert!(is_stateless_reset(&lost(quinn::ConnectionError::Reset)));
+        assert!(is_stateless_reset(&quinn::ConnectionError::Reset));
+        assert!(!is_stateless_reset(&lost(quinn::ConnectionError::TimedOut)));
+        assert!(!is_stateless_reset(&lost(
+            quinn::ConnectionError::LocallyClosed
+        )));
+        assert!(!is_stateless_reset(&FrameError::Truncated {
+            expected: 4,
+            received: 1
+        }));
     }
 
     /// The handshake signature is what proves the key behind a certificate; a copied certificate

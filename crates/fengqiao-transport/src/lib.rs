@@ -17,6 +17,7 @@
 //! The sync protocol runs on top of [`write_frame`] / [`read_frame`].
 
 mod certificate;
+mod connection_id;
 mod endpoint;
 mod error;
 mod frame;
@@ -26,7 +27,10 @@ mod verifier;
 pub use certificate::{
     CERTIFICATE_SUBJECT_NAME, NodeCredentials, PeerRole, node_id_of_peer_certificate,
 };
-pub use endpoint::{ALPN_PROTOCOL, IncomingPeer, NodeEndpoint, PeerConnection, TransportSettings};
+pub use endpoint::{
+    ALPN_PROTOCOL, IncomingPeer, NodeEndpoint, PeerConnection, TransportSettings,
+    is_stateless_reset,
+};
 pub use error::{PeerRefusal, TransportError};
 pub use frame::{DEFAULT_MAXIMUM_FRAME_LENGTH, FrameError, read_frame, write_frame};
 pub use node_id::{NODE_ID_LENGTH, NodeId, NodeIdParseError};
