@@ -12,7 +12,10 @@
 //! imports share one vocabulary.
 
 use automerge::transaction::{CommitOptions, Transactable};
-use automerge::{ActorId, AutoCommit, ObjId, ObjType, ROOT, ReadDoc, ScalarValue, Value};
+use automerge::{
+    ActorId, AutoCommit, ObjId, ObjType, ROOT, ReadDoc, ScalarValue, ScalarValueRef, Value,
+    ValueRef,
+};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -73,6 +76,17 @@ impl CaseDocument {
     /// As with automerge itself, the next [`CaseDocument::save_incremental`] after a load returns
     /// the loaded changes again; callers that already hold them on disk discard that first chunk.
     pub fn load(saved: &[u8], incremental: &[&[u8]], actor: &[u8]) -> Result<Self, DocumentError> {
+        Ok(CaseDocument::load_and_read(saved, incremental, actor)?.0)
+    }
+
+    /// [`CaseDocument::load`], also handing back the header and events its shape check read, so
+    /// that a caller which needs them (to derive the state of a case received from a peer) does
+    /// not read the document a second time.
+    pub fn load_and_read(
+        saved: &[u8],
+        incremental: &[&[u8]],
+        actor: &[u8],
+    ) -> Result<(Self, CaseHeader, Vec<Event>), DocumentError> {
         let mut doc = AutoCommit::load(saved)
             .map_err(|error| {
                 DocumentError::Malformed(format!("cannot decode the saved document: {error}"))
@@ -86,8 +100,8 @@ impl CaseDocument {
             })?;
         }
         let document = CaseDocument { doc };
-        document.check_shape()?;
-        Ok(document)
+        let (header, events) = document.contents()?;
+        Ok((document, header, events))
     }
 
     /// The whole document, compacted.
@@ -107,13 +121,12 @@ impl CaseDocument {
 
     pub fn events(&self) -> Result<Vec<Event>, DocumentError> {
         self.check_version()?;
-        let events_object = self.events_object()?;
-        let length = self.doc.length(&events_object);
-        let mut events = Vec::with_capacity(length);
-        for index in 0..length {
-            events.push(read_event(&self.doc, &events_object, index)?);
-        }
-        Ok(events)
+        read_events(&self.doc, &self.events_object()?)
+    }
+
+    /// Header and events, read once: what a caller needs to derive the case's state.
+    pub fn contents(&self) -> Result<(CaseHeader, Vec<Event>), DocumentError> {
+        Ok((self.header()?, self.events()?))
     }
 
     /// Append an event (and, for `amend_header`, apply it to the header map) as one change.
@@ -190,13 +203,6 @@ impl CaseDocument {
     /// Access to the automerge document for the sync layer.
     pub fn automerge(&mut self) -> &mut automerge::AutoCommit {
         &mut self.doc
-    }
-
-    /// The whole shape: version, header and every event readable.
-    fn check_shape(&self) -> Result<(), DocumentError> {
-        self.header()?;
-        self.events()?;
-        Ok(())
     }
 
     fn check_version(&self) -> Result<(), DocumentError> {
@@ -503,43 +509,79 @@ fn read_header(doc: &AutoCommit, header_object: &ObjId) -> Result<CaseHeader, Do
     })
 }
 
-fn read_event(
-    doc: &AutoCommit,
-    events_object: &ObjId,
-    index: usize,
-) -> Result<Event, DocumentError> {
-    let entry = match doc.get(events_object, index)? {
-        Some((Value::Object(ObjType::Map), id)) => id,
-        Some((Value::Object(kind), _)) => {
-            return Err(DocumentError::Malformed(format!(
-                "event {index} is a {kind}, expected a map"
-            )));
+/// Every event of the list, in order. Each event map is read in one pass over its fields:
+/// looking each field up by key costs a search of the map apiece, and this runs for every event of
+/// every case a node receives.
+fn read_events(doc: &AutoCommit, events_object: &ObjId) -> Result<Vec<Event>, DocumentError> {
+    let mut events = Vec::with_capacity(doc.length(events_object));
+    for item in doc.list_range(events_object, ..) {
+        let index = item.index;
+        let entry = match item.value {
+            ValueRef::Object(ObjType::Map) => item.id(),
+            ValueRef::Object(kind) => {
+                return Err(DocumentError::Malformed(format!(
+                    "event {index} is a {kind}, expected a map"
+                )));
+            }
+            ValueRef::Scalar(value) => {
+                return Err(DocumentError::Malformed(format!(
+                    "event {index} is the scalar {value:?}, expected a map"
+                )));
+            }
+        };
+        events.push(read_event(doc, &entry, index)?);
+    }
+    Ok(events)
+}
+
+/// The scalar fields of one event map, as read in one pass.
+#[derive(Default)]
+struct EventFields<'a> {
+    id: Option<ScalarValueRef<'a>>,
+    kind: Option<ScalarValueRef<'a>>,
+    payload: Option<ScalarValueRef<'a>>,
+    at: Option<ScalarValueRef<'a>>,
+    node: Option<ScalarValueRef<'a>>,
+    operator: Option<ScalarValueRef<'a>>,
+    prev: Option<ScalarValueRef<'a>>,
+}
+
+fn read_event(doc: &AutoCommit, entry: &ObjId, index: usize) -> Result<Event, DocumentError> {
+    let mut fields = EventFields::default();
+    let mut place = format!("event {index}");
+    for field in doc.map_range(entry, ..) {
+        let slot = match field.key.as_ref() {
+            "id" => &mut fields.id,
+            "kind" => &mut fields.kind,
+            "payload" => &mut fields.payload,
+            "at" => &mut fields.at,
+            "node" => &mut fields.node,
+            "operator" => &mut fields.operator,
+            "prev" => &mut fields.prev,
+            // Fields a later schema adds are not this build's business.
+            _ => continue,
+        };
+        match field.value {
+            ValueRef::Scalar(value) => *slot = Some(value),
+            ValueRef::Object(kind) => {
+                return Err(DocumentError::Malformed(format!(
+                    "{place} field `{}` is a {kind} object, expected a scalar",
+                    field.key
+                )));
+            }
         }
-        Some((Value::Scalar(value), _)) => {
-            return Err(DocumentError::Malformed(format!(
-                "event {index} is the scalar {value:?}, expected a map"
-            )));
-        }
-        None => {
-            return Err(DocumentError::Malformed(format!(
-                "event {index} is missing"
-            )));
-        }
-    };
-    let place = format!("event {index}");
-    let id = text(doc, &entry, "id", &place)?;
-    let place = format!("event {index} ({id})");
-    let kind_name = text(doc, &entry, "kind", &place)?;
-    let payload: serde_json::Value = json_field(doc, &entry, "payload", &place)?;
-    let kind: EventKind =
-        serde_json::from_value(serde_json::json!({ "kind": kind_name, "payload": payload }))
-            .map_err(|error| {
-                DocumentError::Malformed(format!(
-                    "{place} has kind {kind_name:?} with an unreadable payload: {error}"
-                ))
-            })?;
-    let at = match scalar(doc, &entry, "at", &place)? {
-        ScalarValue::Timestamp(millis) => DateTime::from_timestamp_millis(millis),
+    }
+    let id = text_of(present(fields.id, "id", &place)?, "id", &place)?;
+    place = format!("event {index} ({id})");
+    let kind_name = text_of(present(fields.kind, "kind", &place)?, "kind", &place)?;
+    let payload = text_of(
+        present(fields.payload, "payload", &place)?,
+        "payload",
+        &place,
+    )?;
+    let kind = parse_kind(&kind_name, &payload, &place)?;
+    let at = match present(fields.at, "at", &place)? {
+        ScalarValueRef::Timestamp(millis) => DateTime::from_timestamp_millis(millis),
         other => {
             return Err(DocumentError::Malformed(format!(
                 "{place} field `at` is {other:?}, expected a timestamp"
@@ -547,21 +589,60 @@ fn read_event(
         }
     }
     .ok_or_else(|| DocumentError::Malformed(format!("{place} field `at` is out of range")))?;
-    let prev = match scalar(doc, &entry, "prev", &place)? {
-        ScalarValue::Str(prev) => Some(prev.to_string()),
-        ScalarValue::Null => None,
+    let prev = match present(fields.prev, "prev", &place)? {
+        ScalarValueRef::Str(prev) => Some(prev.into_owned()),
+        ScalarValueRef::Null => None,
         other => {
             return Err(DocumentError::Malformed(format!(
                 "{place} field `prev` is {other:?}, expected text or null"
             )));
         }
     };
+    let node = text_of(present(fields.node, "node", &place)?, "node", &place)?;
+    let operator = text_of(
+        present(fields.operator, "operator", &place)?,
+        "operator",
+        &place,
+    )?;
     Ok(Event {
         id,
         kind,
         at,
-        node: text(doc, &entry, "node", &place)?,
-        operator: text(doc, &entry, "operator", &place)?,
+        node,
+        operator,
         prev,
     })
+}
+
+fn present<'a>(
+    value: Option<ScalarValueRef<'a>>,
+    key: &str,
+    place: &str,
+) -> Result<ScalarValueRef<'a>, DocumentError> {
+    value.ok_or_else(|| DocumentError::Malformed(format!("{place} field `{key}` is missing")))
+}
+
+fn text_of(value: ScalarValueRef<'_>, key: &str, place: &str) -> Result<String, DocumentError> {
+    match value {
+        ScalarValueRef::Str(text) => Ok(text.into_owned()),
+        other => Err(DocumentError::Malformed(format!(
+            "{place} field `{key}` is {other:?}, expected text"
+        ))),
+    }
+}
+
+/// The event kind from its stored name and payload text, parsed once. The payload is first
+/// checked to be exactly one JSON value (without building it), so that text stored as a payload
+/// can never add fields of its own to the document that is parsed.
+fn parse_kind(kind_name: &str, payload: &str, place: &str) -> Result<EventKind, DocumentError> {
+    let unreadable = |error: serde_json::Error| {
+        DocumentError::Malformed(format!(
+            "{place} has kind {kind_name:?} with an unreadable payload: {error}"
+        ))
+    };
+    serde_json::from_str::<serde::de::IgnoredAny>(payload).map_err(|error| {
+        DocumentError::Malformed(format!("{place} field `payload` cannot be read: {error}"))
+    })?;
+    let name = serde_json::to_string(kind_name).map_err(unreadable)?;
+    serde_json::from_str(&format!(r#"{{"kind":{name},"payload":{payload}}}"#)).map_err(unreadable)
 }

@@ -389,6 +389,26 @@ fn wrong_shapes_are_named() {
     });
     assert!(malformed(&bytes).contains("unreadable payload"));
 
+    // Payload text that would add a field of its own if it were pasted into a larger JSON text:
+    // it must be refused, never read as another kind.
+    let bytes = spoiled(|doc| {
+        let entry = event_entry(doc, 1);
+        doc.put(&entry, "payload", r#"{}, "kind": "close""#)
+            .expect("put");
+    });
+    assert!(malformed(&bytes).contains("field `payload` cannot be read"));
+    let bytes = spoiled(|doc| {
+        let entry = event_entry(doc, 1);
+        doc.put_object(&entry, "node", automerge::ObjType::List)
+            .expect("put");
+    });
+    assert!(malformed(&bytes).contains("field `node` is a list object, expected a scalar"));
+    let bytes = spoiled(|doc| {
+        let entry = event_entry(doc, 1);
+        doc.delete(&entry, "operator").expect("delete");
+    });
+    assert!(malformed(&bytes).contains("field `operator` is missing"));
+
     let bytes = spoiled(|doc| {
         let entry = event_entry(doc, 1);
         doc.put(&entry, "at", "yesterday").expect("put");
