@@ -4,6 +4,8 @@
 //! what lets every replica derive the same state from the same events, and lets the lifecycle be
 //! tested with a virtual clock.
 
+pub mod authority;
+pub mod clock;
 pub mod deadlines;
 pub mod derive;
 pub mod document;

@@ -1,5 +1,6 @@
 //! Tests of the case document, derive and the lifecycle rules, driven through the public API.
 
+mod authority;
 mod directives;
 mod documents;
 mod lifecycle_paths;

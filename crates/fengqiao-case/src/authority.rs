@@ -1,0 +1,367 @@
+//! Who may append which event to a case: the one authority table. The API reads it before it
+//! appends a local event, and every node reads it again for each event it receives from a peer,
+//! against the case's derived state at that point, so that no office acts beyond its authority,
+//! not even by relaying.
+//!
+//! An office's authority over a case follows from its relation to the case (holder, the office
+//! an assignment awaits, an ancestor of the holder, a directive's target or issuer, the
+//! registering office) and from the federation's hierarchy, which the caller supplies (the
+//! replicated roster, in a running node). No IO.
+
+use serde::Serialize;
+
+use crate::model::{CaseState, EventKind, NodeId};
+
+/// The federation's hierarchy, as far as authority needs it.
+pub trait Hierarchy {
+    /// Whether `ancestor` lies strictly above `node` (its parent, its parent's parent, …).
+    fn is_strict_ancestor(&self, ancestor: &str, node: &str) -> bool;
+}
+
+/// A node's relation to a case, each granting some event kinds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Relation {
+    /// 承办: the office that holds the case.
+    Holder,
+    /// The office a forward or an assignment (转送, 交办) waits on, until it accepts or objects.
+    AwaitedReceiver,
+    /// 上级: any office above the holder.
+    AncestorOfHolder,
+    /// 登记: the office that registered the case.
+    Registrar,
+    /// 督办对象: the target of the directive the event names.
+    DirectiveTarget,
+    /// 督办单位: the issuer of the directive the event names.
+    DirectiveIssuer,
+}
+
+/// The event kinds, without their payloads: the rows of the table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KindTag {
+    Register,
+    Accept,
+    Reject,
+    Forward,
+    Assign,
+    AcceptAssignment,
+    Object,
+    Divert,
+    Escalate,
+    Extend,
+    Reply,
+    Evaluate,
+    Close,
+    RequestReview,
+    DecideReview,
+    Reopen,
+    Resolve,
+    Mediate,
+    UpdateJudicialConfirmation,
+    LinkRepeat,
+    IssueDirective,
+    AcknowledgeDirective,
+    ReportDirective,
+    CrossOffDirective,
+    ReturnDirective,
+    AmendHeader,
+    Note,
+}
+
+impl KindTag {
+    /// Every kind, for the test that the table has exactly one row per kind but `Register`.
+    pub const ALL: [KindTag; 27] = [
+        KindTag::Register,
+        KindTag::Accept,
+        KindTag::Reject,
+        KindTag::Forward,
+        KindTag::Assign,
+        KindTag::AcceptAssignment,
+        KindTag::Object,
+        KindTag::Divert,
+        KindTag::Escalate,
+        KindTag::Extend,
+        KindTag::Reply,
+        KindTag::Evaluate,
+        KindTag::Close,
+        KindTag::RequestReview,
+        KindTag::DecideReview,
+        KindTag::Reopen,
+        KindTag::Resolve,
+        KindTag::Mediate,
+        KindTag::UpdateJudicialConfirmation,
+        KindTag::LinkRepeat,
+        KindTag::IssueDirective,
+        KindTag::AcknowledgeDirective,
+        KindTag::ReportDirective,
+        KindTag::CrossOffDirective,
+        KindTag::ReturnDirective,
+        KindTag::AmendHeader,
+        KindTag::Note,
+    ];
+
+    pub fn of(kind: &EventKind) -> KindTag {
+        match kind {
+            EventKind::Register {} => KindTag::Register,
+            EventKind::Accept {} => KindTag::Accept,
+            EventKind::Reject { .. } => KindTag::Reject,
+            EventKind::Forward { .. } => KindTag::Forward,
+            EventKind::Assign { .. } => KindTag::Assign,
+            EventKind::AcceptAssignment {} => KindTag::AcceptAssignment,
+            EventKind::Object { .. } => KindTag::Object,
+            EventKind::Divert { .. } => KindTag::Divert,
+            EventKind::Escalate { .. } => KindTag::Escalate,
+            EventKind::Extend { .. } => KindTag::Extend,
+            EventKind::Reply { .. } => KindTag::Reply,
+            EventKind::Evaluate { .. } => KindTag::Evaluate,
+            EventKind::Close { .. } => KindTag::Close,
+            EventKind::RequestReview { .. } => KindTag::RequestReview,
+            EventKind::DecideReview { .. } => KindTag::DecideReview,
+            EventKind::Reopen { .. } => KindTag::Reopen,
+            EventKind::Resolve { .. } => KindTag::Resolve,
+            EventKind::Mediate { .. } => KindTag::Mediate,
+            EventKind::UpdateJudicialConfirmation { .. } => KindTag::UpdateJudicialConfirmation,
+            EventKind::LinkRepeat { .. } => KindTag::LinkRepeat,
+            EventKind::IssueDirective { .. } => KindTag::IssueDirective,
+            EventKind::AcknowledgeDirective { .. } => KindTag::AcknowledgeDirective,
+            EventKind::ReportDirective { .. } => KindTag::ReportDirective,
+            EventKind::CrossOffDirective { .. } => KindTag::CrossOffDirective,
+            EventKind::ReturnDirective { .. } => KindTag::ReturnDirective,
+            EventKind::AmendHeader { .. } => KindTag::AmendHeader,
+            EventKind::Note { .. } => KindTag::Note,
+        }
+    }
+}
+
+use Relation::{
+    AncestorOfHolder, AwaitedReceiver, DirectiveIssuer, DirectiveTarget, Holder, Registrar,
+};
+
+/// THE table: each kind, the relations that may append it, and why (shown in refusals and docs).
+/// `Register` has no row: a case is registered by the office that creates it, which the
+/// lifecycle checks on its own.
+pub const AUTHORITY_TABLE: &[(KindTag, &[Relation], &str)] = &[
+    (KindTag::Accept, &[Holder], "the holder decides acceptance"),
+    (KindTag::Reject, &[Holder], "the holder decides acceptance"),
+    (KindTag::Forward, &[Holder], "the holder sends the case on"),
+    (KindTag::Assign, &[Holder], "the holder assigns (交办) down"),
+    (
+        KindTag::AcceptAssignment,
+        &[AwaitedReceiver],
+        "only the office an assignment waits on takes it on",
+    ),
+    (
+        KindTag::Object,
+        &[AwaitedReceiver],
+        "only the office an assignment waits on objects to it",
+    ),
+    (
+        KindTag::Divert,
+        &[Holder],
+        "the holder diverts litigation matters",
+    ),
+    (KindTag::Escalate, &[Holder], "the holder escalates (上报)"),
+    (
+        KindTag::Extend,
+        &[Holder],
+        "the holder extends its own handling",
+    ),
+    (KindTag::Reply, &[Holder], "the holder replies"),
+    (
+        KindTag::Evaluate,
+        &[Holder],
+        "the holder records the evaluation",
+    ),
+    (KindTag::Close, &[Holder], "only the holder closes (办结)"),
+    (
+        KindTag::RequestReview,
+        &[Holder, AncestorOfHolder],
+        "a review request is recorded by the holder or the reviewing tier above",
+    ),
+    (
+        KindTag::DecideReview,
+        &[Holder, AncestorOfHolder],
+        "a review is decided by the holder or a tier above",
+    ),
+    (
+        KindTag::Reopen,
+        &[Holder, AncestorOfHolder],
+        "the holder, or a tier above it, reopens",
+    ),
+    (
+        KindTag::Resolve,
+        &[Holder, AncestorOfHolder],
+        "the holder, or a tier above it, settles a conflict",
+    ),
+    (KindTag::Mediate, &[Holder], "the holder records mediation"),
+    (
+        KindTag::UpdateJudicialConfirmation,
+        &[Holder],
+        "the holder records judicial confirmation",
+    ),
+    (
+        KindTag::LinkRepeat,
+        &[Holder, AncestorOfHolder],
+        "the holder, or a tier above it, links a repeat petition",
+    ),
+    (
+        KindTag::IssueDirective,
+        &[AncestorOfHolder],
+        "only a tier above the holder supervises (督办)",
+    ),
+    (
+        KindTag::AcknowledgeDirective,
+        &[DirectiveTarget],
+        "only a directive's target acknowledges it",
+    ),
+    (
+        KindTag::ReportDirective,
+        &[DirectiveTarget],
+        "only a directive's target reports on it",
+    ),
+    (
+        KindTag::CrossOffDirective,
+        &[DirectiveIssuer],
+        "only a directive's issuer crosses it off (销号)",
+    ),
+    (
+        KindTag::ReturnDirective,
+        &[DirectiveIssuer],
+        "only a directive's issuer sends it back",
+    ),
+    (
+        KindTag::AmendHeader,
+        &[Holder],
+        "the holder corrects the record",
+    ),
+    (
+        KindTag::Note,
+        &[
+            Holder,
+            AwaitedReceiver,
+            AncestorOfHolder,
+            Registrar,
+            DirectiveTarget,
+        ],
+        "any office taking part in the case may add a note",
+    ),
+];
+
+/// Why an office may not append an event.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuthorityError {
+    #[error(
+        "node {node} may not {kind}: {why} (it is {relations} of this case)",
+        kind = kind_name(*kind),
+        relations = describe(relations)
+    )]
+    NotAuthorized {
+        node: NodeId,
+        kind: KindTag,
+        why: &'static str,
+        relations: Vec<Relation>,
+    },
+    #[error("a case is registered only by the office that creates it")]
+    RegisterOnExistingCase,
+}
+
+fn kind_name(kind: KindTag) -> String {
+    serde_json::to_value(kind)
+        .ok()
+        .and_then(|value| value.as_str().map(str::to_owned))
+        .unwrap_or_else(|| format!("{kind:?}"))
+}
+
+fn describe(relations: &[Relation]) -> String {
+    if relations.is_empty() {
+        return "no party".to_owned();
+    }
+    relations
+        .iter()
+        .map(|relation| match relation {
+            Holder => "the holder",
+            AwaitedReceiver => "the awaited receiver",
+            AncestorOfHolder => "above the holder",
+            Registrar => "the registering office",
+            DirectiveTarget => "the directive's target",
+            DirectiveIssuer => "the directive's issuer",
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Every relation `node` has to the case in `state`, for an event of `kind` (the directive
+/// relations count only for the directive the event names).
+pub fn relations(
+    state: &CaseState,
+    kind: &EventKind,
+    node: &str,
+    hierarchy: &dyn Hierarchy,
+) -> Vec<Relation> {
+    let mut found = Vec::new();
+    if state.holder == node {
+        found.push(Holder);
+    }
+    if state.awaiting.as_deref() == Some(node) {
+        found.push(AwaitedReceiver);
+    }
+    if !state.holder.is_empty() && hierarchy.is_strict_ancestor(node, &state.holder) {
+        found.push(AncestorOfHolder);
+    }
+    if state.registered_by == node {
+        found.push(Registrar);
+    }
+    let named_directive = match kind {
+        EventKind::AcknowledgeDirective { directive }
+        | EventKind::ReportDirective { directive, .. }
+        | EventKind::CrossOffDirective { directive }
+        | EventKind::ReturnDirective { directive, .. } => Some(directive),
+        _ => None,
+    };
+    let directives = state
+        .directives
+        .iter()
+        .filter(|directive| named_directive.is_none_or(|named| &directive.id == named));
+    for directive in directives {
+        if directive.target_node == node && !found.contains(&DirectiveTarget) {
+            found.push(DirectiveTarget);
+        }
+        if directive.issuer_node == node && !found.contains(&DirectiveIssuer) {
+            found.push(DirectiveIssuer);
+        }
+    }
+    found
+}
+
+/// The relations that may append `kind`, and why.
+pub fn rule(kind: KindTag) -> Option<(&'static [Relation], &'static str)> {
+    AUTHORITY_TABLE
+        .iter()
+        .find(|(tag, _, _)| *tag == kind)
+        .map(|(_, allowed, why)| (*allowed, *why))
+}
+
+/// Whether `node` may append an event of `kind` to the case in `state`.
+pub fn authorize(
+    state: &CaseState,
+    kind: &EventKind,
+    node: &str,
+    hierarchy: &dyn Hierarchy,
+) -> Result<(), AuthorityError> {
+    let tag = KindTag::of(kind);
+    let Some((allowed, why)) = rule(tag) else {
+        return Err(AuthorityError::RegisterOnExistingCase);
+    };
+    let held = relations(state, kind, node, hierarchy);
+    if held.iter().any(|relation| allowed.contains(relation)) {
+        Ok(())
+    } else {
+        Err(AuthorityError::NotAuthorized {
+            node: node.to_owned(),
+            kind: tag,
+            why,
+            relations: held,
+        })
+    }
+}

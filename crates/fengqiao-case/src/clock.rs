@@ -1,0 +1,204 @@
+//! A hybrid logical clock (Kulkarni et al., 2014): the order of events across nodes whose wall
+//! clocks drift or are wrong by days.
+//!
+//! A timestamp is the greatest wall time the node has seen (its own or any it received), in
+//! milliseconds, and a counter that orders events within one millisecond. It never runs backwards
+//! on one node, it orders every event after the events its node had seen, and it stays close to
+//! real time while clocks are roughly right. Wall time (`Event::at`) is kept beside it for
+//! deadlines, which the regulation counts in calendar and working days. No IO: `now` is passed in.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// One hybrid logical timestamp. Ordered by wall time, then counter; ties between nodes are
+/// broken by the caller (by node ID), never by this type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct HybridTimestamp {
+    /// Milliseconds since the Unix epoch: the greatest wall time this node had seen.
+    pub wall_ms: i64,
+    pub counter: u32,
+}
+
+impl HybridTimestamp {
+    pub const ZERO: HybridTimestamp = HybridTimestamp {
+        wall_ms: 0,
+        counter: 0,
+    };
+
+    /// The wall-time part, for people.
+    pub fn wall_time(self) -> Option<DateTime<Utc>> {
+        DateTime::from_timestamp_millis(self.wall_ms)
+    }
+}
+
+/// Why a timestamp from a peer is not taken into the clock.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ClockError {
+    #[error(
+        "a timestamp {ahead_ms} ms ahead of this node's clock exceeds the allowed {max_ms} ms: \
+         the sender's clock is wrong, or this node's is"
+    )]
+    TooFarAhead { ahead_ms: i64, max_ms: i64 },
+}
+
+/// How far ahead of the local wall clock a received timestamp is believed by default: well beyond
+/// the days a village PC's clock is sometimes wrong by, well short of a clock set years ahead.
+pub const DEFAULT_MAX_AHEAD_MS: i64 = 30 * 24 * 60 * 60 * 1000;
+
+/// A node's clock: the last timestamp it issued or observed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HybridClock {
+    last: HybridTimestamp,
+    /// How far ahead of our wall clock a received timestamp may be before it is refused, so that
+    /// one node with its clock years ahead cannot drag every clock of the federation with it.
+    max_ahead_ms: i64,
+}
+
+impl HybridClock {
+    /// A clock that resumes after `last` (persisted by the shell), refusing peer timestamps more
+    /// than `max_ahead_ms` ahead of the wall clock.
+    pub fn new(last: HybridTimestamp, max_ahead_ms: i64) -> HybridClock {
+        HybridClock { last, max_ahead_ms }
+    }
+
+    pub fn last(&self) -> HybridTimestamp {
+        self.last
+    }
+
+    /// The timestamp of a local event at wall time `now`.
+    pub fn tick(&mut self, now: DateTime<Utc>) -> HybridTimestamp {
+        let wall_ms = now.timestamp_millis();
+        self.last = if wall_ms > self.last.wall_ms {
+            HybridTimestamp {
+                wall_ms,
+                counter: 0,
+            }
+        } else {
+            self.successor_of(self.last)
+        };
+        self.last
+    }
+
+    /// Take in a timestamp received from a peer at wall time `now`, so that what this node does
+    /// next is ordered after it.
+    pub fn observe(
+        &mut self,
+        received: HybridTimestamp,
+        now: DateTime<Utc>,
+    ) -> Result<HybridTimestamp, ClockError> {
+        let wall_ms = now.timestamp_millis();
+        let ahead_ms = received.wall_ms.saturating_sub(wall_ms);
+        if ahead_ms > self.max_ahead_ms {
+            return Err(ClockError::TooFarAhead {
+                ahead_ms,
+                max_ms: self.max_ahead_ms,
+            });
+        }
+        let greatest = self.last.max(received);
+        self.last = if wall_ms > greatest.wall_ms {
+            HybridTimestamp {
+                wall_ms,
+                counter: 0,
+            }
+        } else {
+            self.successor_of(greatest)
+        };
+        Ok(self.last)
+    }
+
+    /// The next timestamp after `timestamp`; a full counter moves to the next millisecond rather
+    /// than wrapping.
+    fn successor_of(&self, timestamp: HybridTimestamp) -> HybridTimestamp {
+        match timestamp.counter.checked_add(1) {
+            Some(counter) => HybridTimestamp {
+                wall_ms: timestamp.wall_ms,
+                counter,
+            },
+            None => HybridTimestamp {
+                wall_ms: timestamp.wall_ms.saturating_add(1),
+                counter: 0,
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::{Duration, TimeZone};
+
+    use super::*;
+
+    const DAY_MS: i64 = 24 * 60 * 60 * 1000;
+    /// Clocks off by ±3 days must still work together; a week bounds how far ahead is believed.
+    const WEEK_MS: i64 = 7 * DAY_MS;
+
+    fn at(seconds: i64) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, 23, 9, 0, 0)
+            .single()
+            .expect("a valid time")
+            + Duration::seconds(seconds)
+    }
+
+    #[test]
+    fn a_clock_never_runs_backwards_even_when_the_wall_clock_does() {
+        let mut clock = HybridClock::new(HybridTimestamp::ZERO, WEEK_MS);
+        let first = clock.tick(at(10));
+        let second = clock.tick(at(10));
+        let after_step_back = clock.tick(at(-3 * 24 * 3600));
+        assert!(first < second && second < after_step_back);
+        assert_eq!(
+            after_step_back.wall_ms, first.wall_ms,
+            "it holds the wall time it saw"
+        );
+        let later = clock.tick(at(20));
+        assert_eq!(
+            (later.wall_ms, later.counter),
+            (at(20).timestamp_millis(), 0)
+        );
+    }
+
+    #[test]
+    fn what_a_node_does_after_receiving_is_ordered_after_what_it_received() {
+        // The village's clock is three days behind the county's.
+        let mut county = HybridClock::new(HybridTimestamp::ZERO, WEEK_MS);
+        let mut village = HybridClock::new(HybridTimestamp::ZERO, WEEK_MS);
+        let directive = county.tick(at(3 * 24 * 3600));
+        village
+            .observe(directive, at(0))
+            .expect("three days of skew is within the bound");
+        let acknowledgement = village.tick(at(1));
+        assert!(acknowledgement > directive);
+        // The county, receiving the answer, orders its next step after it too.
+        county
+            .observe(acknowledgement, at(3 * 24 * 3600 + 5))
+            .expect("observe");
+        assert!(county.tick(at(3 * 24 * 3600 + 5)) > acknowledgement);
+    }
+
+    #[test]
+    fn a_timestamp_too_far_ahead_is_refused_and_leaves_the_clock_alone() {
+        let mut clock = HybridClock::new(HybridTimestamp::ZERO, WEEK_MS);
+        let before = clock.tick(at(0));
+        let from_the_future = HybridTimestamp {
+            wall_ms: at(0).timestamp_millis() + 30 * DAY_MS,
+            counter: 0,
+        };
+        let error = clock
+            .observe(from_the_future, at(0))
+            .expect_err("a month ahead is refused");
+        assert!(error.to_string().contains("ahead"), "{error}");
+        assert_eq!(clock.last(), before);
+    }
+
+    #[test]
+    fn a_full_counter_moves_to_the_next_millisecond() {
+        let start = HybridTimestamp {
+            wall_ms: at(0).timestamp_millis(),
+            counter: u32::MAX,
+        };
+        let mut clock = HybridClock::new(start, WEEK_MS);
+        let next = clock.tick(at(0));
+        assert_eq!((next.wall_ms, next.counter), (start.wall_ms + 1, 0));
+        assert!(next > start);
+    }
+}
