@@ -26,6 +26,8 @@ pub fn summarize(header: &CaseHeader, state: &CaseState) -> CaseSummary {
         satisfaction: state.satisfaction,
         resolved: state.resolved,
         repeat_of: state.repeat_of.clone(),
+        // The federation routes cases from summaries while these two flags are clear (so that it
+        // need not load the document); it relies on them covering `escalated_to` and `awaiting`.
         escalated: !state.escalated_to.is_empty(),
         // `awaiting` covers a forward or assignment not yet answered; `assigned_by` stays behind
         // once the receiver took it on, so together they say "it was sent down or across".

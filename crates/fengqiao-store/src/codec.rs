@@ -13,8 +13,11 @@ pub(crate) const DOCUMENT_RECORD_VERSION: u8 = 1;
 pub(crate) const CHUNK_RECORD_VERSION: u8 = 1;
 /// Layout version of a summary record: `[1] ++ bincode(CaseSummary)`.
 pub(crate) const SUMMARY_RECORD_VERSION: u8 = 1;
-/// Layout version of a case bookkeeping record (see [`CaseRecord`]).
+/// Layout version of a case bookkeeping record without the document's heads (see
+/// [`CaseRecord`]); written by earlier builds, and read still.
 pub(crate) const CASE_RECORD_VERSION: u8 = 1;
+/// Layout version of a case bookkeeping record with the document's heads.
+pub(crate) const CASE_RECORD_WITH_HEADS_VERSION: u8 = 2;
 /// Layout version of a feed entry value: `[1] ++ case number (UTF-8)`.
 pub(crate) const FEED_RECORD_VERSION: u8 = 1;
 /// Layout version of an access log value: `[1] ++ caller's record bytes`.
@@ -115,7 +118,7 @@ pub(crate) fn decode_u64_value(what: &str, value: &[u8]) -> Result<u64, StoreErr
 
 /// Per-case bookkeeping that lets a transaction find everything it must touch with point reads
 /// (sled 0.34 transactions cannot scan): the case's current feed entry and its incremental chunks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct CaseRecord {
     /// The case's one live entry in the change feed.
     pub(crate) feed_seq: u64,
@@ -123,25 +126,68 @@ pub(crate) struct CaseRecord {
     pub(crate) chunk_count: u32,
     pub(crate) chunk_bytes: u64,
     pub(crate) saved_bytes: u64,
+    /// The document's heads (sorted), so that the federation can tell what a case is at without
+    /// loading it; `None` in records of earlier builds (and of raw test writes), whose readers
+    /// load the document instead.
+    pub(crate) heads: Option<Vec<[u8; 32]>>,
 }
 
-/// `[version] ++ feed_seq u64 BE ++ chunk_count u32 BE ++ chunk_bytes u64 BE ++ saved_bytes u64 BE`.
+/// Version 1: `[1] ++ feed_seq u64 BE ++ chunk_count u32 BE ++ chunk_bytes u64 BE ++ saved_bytes
+/// u64 BE`. Version 2: `[2]`, the same fields, then the heads, 32 bytes each, to the end.
 const CASE_RECORD_LENGTH: usize = 1 + 8 + 4 + 8 + 8;
 
 impl CaseRecord {
     pub(crate) fn encode(&self) -> Vec<u8> {
-        let mut record = Vec::with_capacity(CASE_RECORD_LENGTH);
-        record.push(CASE_RECORD_VERSION);
+        let heads = self.heads.as_deref().unwrap_or_default();
+        let mut record = Vec::with_capacity(CASE_RECORD_LENGTH + heads.len() * 32);
+        record.push(match self.heads {
+            None => CASE_RECORD_VERSION,
+            Some(_) => CASE_RECORD_WITH_HEADS_VERSION,
+        });
         record.extend_from_slice(&self.feed_seq.to_be_bytes());
         record.extend_from_slice(&self.chunk_count.to_be_bytes());
         record.extend_from_slice(&self.chunk_bytes.to_be_bytes());
         record.extend_from_slice(&self.saved_bytes.to_be_bytes());
+        for head in heads {
+            record.extend_from_slice(head);
+        }
         record
     }
 
     pub(crate) fn decode(number: &str, record: &[u8]) -> Result<CaseRecord, StoreError> {
         let what = format!("bookkeeping record of case {number}");
-        let payload = decode_versioned(&what, CASE_RECORD_VERSION, record)?;
+        let (payload, heads) = match record.split_first() {
+            Some((&CASE_RECORD_WITH_HEADS_VERSION, payload))
+                if payload.len() >= CASE_RECORD_LENGTH - 1 =>
+            {
+                let (fields, heads) = payload.split_at(CASE_RECORD_LENGTH - 1);
+                if heads.len() % 32 != 0 {
+                    return Err(corrupt(
+                        what,
+                        format!("{} bytes of heads, not whole 32-byte hashes", heads.len()),
+                    ));
+                }
+                let heads = heads
+                    .chunks_exact(32)
+                    .map(|head| {
+                        let mut hash = [0u8; 32];
+                        hash.copy_from_slice(head);
+                        hash
+                    })
+                    .collect();
+                (fields, Some(heads))
+            }
+            Some((&CASE_RECORD_WITH_HEADS_VERSION, _)) => {
+                return Err(corrupt(
+                    what,
+                    format!(
+                        "{} bytes, expected at least {CASE_RECORD_LENGTH}",
+                        record.len()
+                    ),
+                ));
+            }
+            _ => (decode_versioned(&what, CASE_RECORD_VERSION, record)?, None),
+        };
         if payload.len() != CASE_RECORD_LENGTH - 1 {
             return Err(corrupt(
                 what,
@@ -160,6 +206,7 @@ impl CaseRecord {
             chunk_count: u32::from_be_bytes(chunk_count),
             chunk_bytes: as_u64(chunk_bytes)?,
             saved_bytes: as_u64(saved_bytes)?,
+            heads,
         })
     }
 }
@@ -175,9 +222,29 @@ mod tests {
             chunk_count: 3,
             chunk_bytes: 900,
             saved_bytes: 2_000,
+            heads: None,
         };
         let encoded = record.encode();
-        assert_eq!(CaseRecord::decode("n", &encoded).ok(), Some(record));
+        assert_eq!(CaseRecord::decode("n", &encoded).ok(), Some(record.clone()));
+        let with_heads = CaseRecord {
+            heads: Some(vec![[1; 32], [2; 32]]),
+            ..record
+        };
+        let encoded_with_heads = with_heads.encode();
+        assert_eq!(encoded_with_heads[0], CASE_RECORD_WITH_HEADS_VERSION);
+        assert_eq!(
+            CaseRecord::decode("n", &encoded_with_heads).ok(),
+            Some(with_heads)
+        );
+        for damaged in [
+            &encoded_with_heads[..encoded_with_heads.len() - 1],
+            &encoded_with_heads[..10],
+        ] {
+            assert!(matches!(
+                CaseRecord::decode("n", damaged),
+                Err(StoreError::Corrupt { .. })
+            ));
+        }
         assert!(matches!(
             CaseRecord::decode("n", &encoded[..10]),
             Err(StoreError::Corrupt { .. })

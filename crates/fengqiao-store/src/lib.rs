@@ -5,7 +5,11 @@
 //!
 //! Every write commits in one sled transaction across all the trees it touches and is flushed to
 //! disk before the call returns. Per-case locks serialize updates of one case; the flush happens
-//! after they are released, so writers that commit together share one disk sync.
+//! after they are released, so writers that commit together share one disk sync. A caller that
+//! writes many cases and reports them stored only afterwards may commit them with the
+//! `_unflushed` variants ([`Store::create_case_unflushed`], [`Store::update_case_unflushed`]) and
+//! make them durable together with one [`Store::flush`] (the federation acknowledges a batch of
+//! received cases that way).
 //!
 //! The one exception is advisory bookkeeping (the federation's per-peer cursors and heads), which
 //! may be written without a flush ([`Store::meta_put_unflushed`]) or together with a case write
@@ -30,6 +34,7 @@ use std::sync::{Arc, Mutex};
 use fengqiao_case::{CaseDocument, CaseId, CaseSummary, Category, DocumentError, Status};
 
 use crate::cache::{CaseLocks, DocumentCache, lock_ignoring_poison};
+use crate::codec::CaseRecord;
 use crate::storage::{
     DocumentWrite, PreparedCase, PreparedUpdate, Storage, prepare_meta, should_compact,
 };
@@ -123,6 +128,18 @@ pub struct Store {
     case_count: AtomicU64,
 }
 
+/// The document's heads, sorted: the order they are kept in records and compared in.
+fn sorted_heads(document: &mut CaseDocument) -> Vec<[u8; 32]> {
+    let mut heads: Vec<[u8; 32]> = document
+        .automerge()
+        .get_heads()
+        .into_iter()
+        .map(|hash| hash.0)
+        .collect();
+    heads.sort_unstable();
+    heads
+}
+
 /// Case numbers are keys and key components; the index layout relies on them holding no 0x00.
 fn validate_case_number(number: &str) -> Result<(), StoreError> {
     let invalid = |why: &str| StoreError::InvalidCaseNumber {
@@ -181,9 +198,53 @@ impl Store {
         }
         let prepared = cases
             .iter_mut()
-            .map(|case| PreparedCase::new(case.document.save(), case.summary))
-            .collect::<Result<Vec<_>, _>>()?;
+            .map(|case| {
+                Ok(PreparedCase {
+                    heads: Some(sorted_heads(case.document)),
+                    ..PreparedCase::new(case.document.save(), case.summary)?
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
         self.create_prepared(&prepared, &prepare_meta(meta))
+    }
+
+    /// One new case, as [`Store::create_cases`] writes it but without the flush: committed and
+    /// visible at once, durable after the next [`Store::flush`] (or the next flushed write of any
+    /// kind, since sled's log is written in order). For a caller that writes many cases and makes
+    /// them durable together before telling anyone they are stored (the federation acknowledges
+    /// a batch of received cases after one flush).
+    ///
+    /// The store keeps the document loaded: a case just written is usually read again soon.
+    ///
+    /// `saved` is a saved form of `document`: its `save()`, or the bytes it was just loaded from
+    /// (a case received whole from a peer), which spares encoding the document again.
+    pub fn create_case_unflushed(
+        &self,
+        mut document: CaseDocument,
+        saved: Vec<u8>,
+        summary: &CaseSummary,
+    ) -> Result<FeedSeq, StoreError> {
+        validate_case_number(&summary.number)?;
+        let prepared = [PreparedCase {
+            heads: Some(sorted_heads(&mut document)),
+            ..PreparedCase::new(saved, summary)?
+        }];
+        // Held from before the commit until the document is cached, so that nobody loads or
+        // updates the case in between and the cached copy is the one on disk.
+        let _case_guard = self.case_locks.lock(&summary.number);
+        let feed_positions = self.commit_new_cases(&prepared, &[])?;
+        let feed_seq = feed_positions
+            .first()
+            .copied()
+            .ok_or_else(|| codec::corrupt("feed positions of a new case", "none handed out"))?;
+        self.cache
+            .insert(&summary.number, Arc::new(Mutex::new(document)));
+        Ok(feed_seq)
+    }
+
+    /// Makes every write committed so far durable, including those of the `_unflushed` methods.
+    pub fn flush(&self) -> Result<(), StoreError> {
+        self.storage.flush()
     }
 
     fn create_prepared(
@@ -191,10 +252,19 @@ impl Store {
         prepared: &[PreparedCase],
         meta: &[(Vec<u8>, Vec<u8>)],
     ) -> Result<Vec<FeedSeq>, StoreError> {
+        let feed_positions = self.commit_new_cases(prepared, meta)?;
+        self.storage.flush()?;
+        Ok(feed_positions)
+    }
+
+    fn commit_new_cases(
+        &self,
+        prepared: &[PreparedCase],
+        meta: &[(Vec<u8>, Vec<u8>)],
+    ) -> Result<Vec<FeedSeq>, StoreError> {
         let feed_positions = self.storage.write_new_cases(prepared, meta)?;
         self.case_count
             .fetch_add(prepared.len() as u64, Ordering::SeqCst);
-        self.storage.flush()?;
         tracing::debug!(
             cases = prepared.len(),
             last_feed_seq = feed_positions.last().copied(),
@@ -216,15 +286,46 @@ impl Store {
         number: &str,
         change: impl FnOnce(&mut CaseDocument) -> Result<(CaseSummary, T), E>,
     ) -> Result<Result<(T, FeedSeq), E>, StoreError> {
-        self.update_case_with_meta(number, |document| {
-            change(document).map(|(summary, value)| (summary, Vec::new(), value))
-        })
+        let outcome = self.update_case_unflushed(number, change)?;
+        self.flush_if_written(outcome)
     }
 
     /// [`Store::update_case`] where `change` also returns node meta entries (keys as for
     /// [`Store::meta_put`]), committed in the same transaction as the update and flushed with it:
     /// e.g. a case received from a peer and the record that the peer holds it.
     pub fn update_case_with_meta<T, E>(
+        &self,
+        number: &str,
+        change: impl FnOnce(&mut CaseDocument) -> Result<(CaseSummary, Vec<MetaEntry>, T), E>,
+    ) -> Result<Result<(T, FeedSeq), E>, StoreError> {
+        let outcome = self.commit_update(number, change)?;
+        self.flush_if_written(outcome)
+    }
+
+    /// Flushes after an update that was committed (not after a refused change, which wrote
+    /// nothing), outside the case lock so that concurrent writers share the flush.
+    fn flush_if_written<T, E>(&self, outcome: Result<T, E>) -> Result<Result<T, E>, StoreError> {
+        if outcome.is_ok() {
+            self.storage.flush()?;
+        }
+        Ok(outcome)
+    }
+
+    /// [`Store::update_case`] without the flush: committed and visible at once, durable after the
+    /// next [`Store::flush`] (see [`Store::create_case_unflushed`]).
+    pub fn update_case_unflushed<T, E>(
+        &self,
+        number: &str,
+        change: impl FnOnce(&mut CaseDocument) -> Result<(CaseSummary, T), E>,
+    ) -> Result<Result<(T, FeedSeq), E>, StoreError> {
+        self.commit_update(number, |document| {
+            change(document).map(|(summary, value)| (summary, Vec::new(), value))
+        })
+    }
+
+    /// Commits an update under the case lock; the caller flushes (after the lock is released, so
+    /// that concurrent writers share one flush).
+    fn commit_update<T, E>(
         &self,
         number: &str,
         change: impl FnOnce(&mut CaseDocument) -> Result<(CaseSummary, Vec<MetaEntry>, T), E>,
@@ -240,6 +341,11 @@ impl Store {
             },
         };
         let mut document = lock_ignoring_poison(&handle);
+        // Everything in a loaded document is stored, so the new chunk is exactly the changes
+        // that are not ancestors of these heads. Asking automerge for changes since its own
+        // save mark instead would need the mark set after every load, which costs an encode of
+        // every change in the document.
+        let stored_heads = document.automerge().get_heads();
         let (summary, meta, value) = match change(&mut document) {
             Ok(changed) => changed,
             Err(error) => {
@@ -257,7 +363,7 @@ impl Store {
             .storage
             .read_case_record(number)?
             .ok_or_else(|| StoreError::NotFound(number.to_owned()))?;
-        let incremental = document.save_incremental();
+        let incremental = document.automerge().save_after(&stored_heads);
         let document_write = if incremental.is_empty() {
             DocumentWrite::Unchanged
         } else if should_compact(
@@ -276,13 +382,13 @@ impl Store {
         };
         let update = PreparedUpdate {
             meta: prepare_meta(&meta),
+            heads: Some(sorted_heads(&mut document)),
             ..PreparedUpdate::new(&summary, document_write)?
         };
         let feed_seq = self.storage.write_update(number, &update)?;
         drop(document);
         self.cache.insert(number, handle);
         drop(case_guard);
-        self.storage.flush()?;
         tracing::debug!(case = number, feed_seq, "case updated");
         Ok(Ok((value, feed_seq)))
     }
@@ -322,16 +428,48 @@ impl Store {
             return Ok(None);
         };
         let chunks: Vec<&[u8]> = stored.chunks.iter().map(Vec::as_slice).collect();
-        let mut document = CaseDocument::load(&stored.saved, &chunks, &self.options.actor)
-            .map_err(|error| match error {
-                DocumentError::UnsupportedVersion { .. } => StoreError::Document(error),
-                other => codec::corrupt(format!("document of case {number}"), other.to_string()),
+        let document =
+            CaseDocument::load(&stored.saved, &chunks, &self.options.actor).map_err(|error| {
+                match error {
+                    DocumentError::UnsupportedVersion { .. } => StoreError::Document(error),
+                    other => {
+                        codec::corrupt(format!("document of case {number}"), other.to_string())
+                    }
+                }
             })?;
-        // The chunks loaded on top of the saved form count as unsaved to automerge; they are on
-        // disk already, so the next update must not write them again.
-        let _already_stored = document.save_incremental();
         tracing::debug!(case = number, chunks = chunks.len(), "case document loaded");
         Ok(Some(document))
+    }
+
+    /// The case's heads (sorted), or `None` if there is no such case. Read from its bookkeeping
+    /// record, without loading the document, except for cases last written by an earlier build.
+    pub fn heads(&self, number: &str) -> Result<Option<Vec<[u8; 32]>>, StoreError> {
+        match self.storage.read_case_record(number)? {
+            None => Ok(None),
+            Some(CaseRecord {
+                heads: Some(heads), ..
+            }) => Ok(Some(heads)),
+            Some(_) => self.with_case(number, sorted_heads),
+        }
+    }
+
+    /// The case's document as stored, in one piece that loads into it (its saved form followed
+    /// by its incremental chunks), or `None` if there is no such case. Reads no document into
+    /// memory and encodes nothing: for sending a case whole.
+    pub fn saved_form(&self, number: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        // The record, saved form and chunks are read one by one; the case lock keeps an update
+        // (which may compact them) from committing in between.
+        let stored = {
+            let _case_guard = self.case_locks.lock(number);
+            self.storage.read_document(number)?
+        };
+        Ok(stored.map(|stored| {
+            let mut bytes = stored.saved;
+            for chunk in stored.chunks {
+                bytes.extend_from_slice(&chunk);
+            }
+            bytes
+        }))
     }
 
     pub fn summary(&self, number: &str) -> Result<Option<CaseSummary>, StoreError> {

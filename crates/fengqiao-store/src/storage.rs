@@ -71,6 +71,8 @@ pub(crate) struct PreparedCase {
     pub(crate) saved: Vec<u8>,
     pub(crate) summary_record: Vec<u8>,
     pub(crate) index_keys: Vec<Vec<u8>>,
+    /// The document's heads, sorted, kept in its [`CaseRecord`] (`None`: not known).
+    pub(crate) heads: Option<Vec<[u8; 32]>>,
 }
 
 impl PreparedCase {
@@ -80,6 +82,7 @@ impl PreparedCase {
             saved,
             summary_record: crate::codec::encode_summary(summary)?,
             index_keys: index_keys(summary),
+            heads: None,
         })
     }
 }
@@ -113,6 +116,8 @@ pub(crate) struct PreparedUpdate {
     pub(crate) document_write: DocumentWrite,
     /// Node meta written in the same transaction (e.g. the sync record that a peer has the case).
     pub(crate) meta: PreparedMeta,
+    /// The document's heads after the update, sorted (`None`: not known).
+    pub(crate) heads: Option<Vec<[u8; 32]>>,
 }
 
 impl PreparedUpdate {
@@ -125,6 +130,7 @@ impl PreparedUpdate {
             index_keys: index_keys(summary),
             document_write,
             meta: PreparedMeta::new(),
+            heads: None,
         })
     }
 }
@@ -326,6 +332,7 @@ impl Storage {
                             chunk_count: 0,
                             chunk_bytes: 0,
                             saved_bytes: case.saved.len() as u64,
+                            heads: case.heads.clone(),
                         };
                         documents.insert(
                             number,
@@ -420,7 +427,11 @@ impl Storage {
                         meta.insert(meta_key.as_slice(), value.as_slice())?;
                     }
 
-                    let mut new_record = CaseRecord { feed_seq, ..record };
+                    let mut new_record = CaseRecord {
+                        feed_seq,
+                        heads: update.heads.clone(),
+                        ..record.clone()
+                    };
                     match (&update.document_write, &document_record) {
                         (DocumentWrite::Append(chunk), Some(chunk_record)) => {
                             changes.insert(

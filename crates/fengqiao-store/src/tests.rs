@@ -1056,6 +1056,22 @@ fn unflushed_meta_is_visible_at_once_and_survives_a_clean_reopen() {
     }
 }
 
+/// Runs `test` (this binary's test of that name) again in a child process with `variable` naming
+/// a fresh store directory, which the child writes in and then aborts without a clean close; the
+/// directory is returned for the parent to reopen.
+fn write_in_a_child_that_aborts(test: &str, variable: &str) -> tempfile::TempDir {
+    let directory = tempfile::tempdir().expect("tempdir");
+    let status = std::process::Command::new(std::env::current_exe().expect("test binary"))
+        .args([test, "--exact", "--test-threads=1", "--quiet"])
+        .env(variable, directory.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .expect("child runs");
+    assert!(!status.success(), "the child aborts after its writes");
+    directory
+}
+
 /// Set in the child process of the test below: the store directory it writes and then aborts in.
 const ABORT_CHILD_DIRECTORY: &str = "FENGQIAO_STORE_TEST_ABORT_DIRECTORY";
 
@@ -1072,20 +1088,10 @@ fn a_following_flushed_write_makes_unflushed_meta_durable() {
         add_note(&store, &case, "n1", "第一次调解");
         std::process::abort();
     }
-    let directory = tempfile::tempdir().expect("tempdir");
-    let status = std::process::Command::new(std::env::current_exe().expect("test binary"))
-        .args([
-            "tests::a_following_flushed_write_makes_unflushed_meta_durable",
-            "--exact",
-            "--test-threads=1",
-            "--quiet",
-        ])
-        .env(ABORT_CHILD_DIRECTORY, directory.path())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .status()
-        .expect("child runs");
-    assert!(!status.success(), "the child aborts after its writes");
+    let directory = write_in_a_child_that_aborts(
+        "tests::a_following_flushed_write_makes_unflushed_meta_durable",
+        ABORT_CHILD_DIRECTORY,
+    );
     let store = open_store(directory.path());
     assert_eq!(
         event_ids(&store, &case).len(),
@@ -1160,4 +1166,167 @@ fn meta_entries_commit_with_case_writes_or_not_at_all() {
         Some(b"v2".to_vec())
     );
     assert_eq!(event_ids(&store, &case).len(), 2);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Unflushed case writes, made durable together by one flush.
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn unflushed_case_writes_are_visible_at_once_and_the_created_document_stays_loaded() {
+    let directory = tempfile::tempdir().expect("tempdir");
+    let store = open_store(directory.path());
+    let case = number(1);
+    let summary = summary_for(&case, Status::Registered, "node-a");
+    let mut document = document_for(&case);
+    let saved = document.save();
+    let seq = store
+        .create_case_unflushed(document, saved, &summary)
+        .expect("created");
+    assert_eq!(seq, 1);
+    assert_eq!(store.case_count(), 1);
+    assert_eq!(store.summary(&case).ok().flatten(), Some(summary.clone()));
+    assert_eq!(
+        store.cache.len(),
+        1,
+        "no reload from disk for the next reader"
+    );
+    assert!(matches!(
+        store.create_case_unflushed(document_for(&case), document_for(&case).save(), &summary),
+        Err(StoreError::AlreadyExists(_))
+    ));
+    assert_eq!(store.case_count(), 1);
+
+    let (value, seq) = store
+        .update_case_unflushed(&case, |document| {
+            document.push_event(&note("n1", "第一次调解"))?;
+            Ok::<_, fengqiao_case::DocumentError>((
+                summary_for(&case, Status::Accepted, "node-a"),
+                "done",
+            ))
+        })
+        .expect("store works")
+        .expect("change applies");
+    assert_eq!((value, seq), ("done", 2));
+    assert_eq!(
+        store
+            .summary(&case)
+            .ok()
+            .flatten()
+            .map(|stored| stored.status),
+        Some(Status::Accepted)
+    );
+    // The cached document's save mark is right: the update stored only the new change.
+    let record = store
+        .storage
+        .read_case_record(&case)
+        .expect("record reads")
+        .expect("recorded");
+    assert_eq!(record.chunk_count, 1);
+    assert!(record.chunk_bytes < record.saved_bytes, "{record:?}");
+    assert_eq!(event_ids(&store, &case).len(), 2);
+    assert!(matches!(
+        store.create_case_unflushed(
+            document_for(""),
+            Vec::new(),
+            &summary_for("", Status::Registered, "x")
+        ),
+        Err(StoreError::InvalidCaseNumber { .. })
+    ));
+}
+
+/// Set in the child process of the test below: the store directory it writes and then aborts in.
+const ABORT_AFTER_FLUSH_DIRECTORY: &str = "FENGQIAO_STORE_TEST_ABORT_AFTER_FLUSH_DIRECTORY";
+
+#[test]
+fn one_flush_makes_earlier_unflushed_case_writes_durable() {
+    let created = number(1);
+    let updated = number(2);
+    if let Some(directory) = std::env::var_os(ABORT_AFTER_FLUSH_DIRECTORY) {
+        // The child: unflushed writes, one flush, then no clean close.
+        let store = open_store(Path::new(&directory));
+        create_documents(&store, std::slice::from_ref(&updated)).expect("case created");
+        let mut document = document_for(&created);
+        let saved = document.save();
+        store
+            .create_case_unflushed(
+                document,
+                saved,
+                &summary_for(&created, Status::Registered, "node-a"),
+            )
+            .expect("created");
+        store
+            .update_case_unflushed(&updated, |document| {
+                document.push_event(&note("n1", "第一次调解"))?;
+                Ok::<_, fengqiao_case::DocumentError>((
+                    summary_for(&updated, Status::Accepted, "node-a"),
+                    (),
+                ))
+            })
+            .expect("store works")
+            .expect("change applies");
+        store.flush().expect("flush");
+        std::process::abort();
+    }
+    let directory = write_in_a_child_that_aborts(
+        "tests::one_flush_makes_earlier_unflushed_case_writes_durable",
+        ABORT_AFTER_FLUSH_DIRECTORY,
+    );
+    let store = open_store(directory.path());
+    assert_eq!(store.case_count(), 2);
+    assert_eq!(event_ids(&store, &created).len(), 1);
+    assert_eq!(event_ids(&store, &updated).len(), 2);
+    assert_eq!(
+        store
+            .summary(&updated)
+            .ok()
+            .flatten()
+            .map(|stored| stored.status),
+        Some(Status::Accepted)
+    );
+}
+
+#[test]
+fn heads_and_the_saved_form_are_read_without_loading_the_document() {
+    let directory = tempfile::tempdir().expect("tempdir");
+    let store = open_with(directory.path(), 1, 16);
+    let case = number(1);
+    let other = number(2);
+    create_documents(&store, &[case.clone(), other.clone()]).expect("created");
+    add_note(&store, &case, "n1", "第一次调解");
+    add_note(&store, &case, "n2", "第二次调解");
+    // The one-document cache now holds the other case only.
+    store.with_case(&other, |_| ()).expect("reads");
+    let expected = store
+        .with_case(&case, super::sorted_heads)
+        .expect("reads")
+        .expect("exists");
+    store.with_case(&other, |_| ()).expect("reads");
+    assert_eq!(store.heads(&case).ok().flatten(), Some(expected.clone()));
+    assert_eq!(store.heads(&number(3)).ok(), Some(None));
+
+    let saved_form = store.saved_form(&case).expect("reads").expect("exists");
+    let mut reloaded =
+        fengqiao_case::CaseDocument::load(&saved_form, &[], &TEST_ACTOR).expect("loads whole");
+    assert_eq!(super::sorted_heads(&mut reloaded), expected);
+    assert_eq!(reloaded.events().expect("events").len(), 3);
+    assert_eq!(store.saved_form(&number(3)).ok(), Some(None));
+
+    // A record written by an earlier build has no heads: they come from the document.
+    let record = crate::codec::CaseRecord {
+        heads: None,
+        ..store
+            .storage
+            .read_case_record(&case)
+            .expect("reads")
+            .expect("exists")
+    };
+    assert_eq!(record.encode()[0], crate::codec::CASE_RECORD_VERSION);
+    store
+        .storage
+        .raw_tree("case_records")
+        .expect("tree")
+        .insert(case.as_bytes(), record.encode())
+        .expect("rewrite");
+    assert_eq!(store.heads(&case).ok().flatten(), Some(expected));
 }

@@ -59,15 +59,17 @@ pub trait Replica {
     /// The changes this replica has beyond `heads`, concatenated. Heads this replica does not know
     /// are ignored (the peer may be ahead on another branch).
     fn changes_since(&mut self, case: &str, heads: &[ChangeHead]) -> Result<Vec<u8>, ReplicaError>;
-    /// The whole document, saved.
+    /// The whole document in one piece that loads into it: a `save()`, possibly followed by
+    /// incremental changes (what a store keeps, sent as it is).
     fn save(&mut self, case: &str) -> Result<Vec<u8>, ReplicaError>;
     /// Apply a peer's bytes: a whole saved document (creating the case, or merging into it) or
     /// changes. Must refuse bytes that leave the document malformed, keeping the old document.
     /// A case new to this replica is first shown to `admit_new_case`, whose refusal (the reason)
     /// becomes [`ReplicaError::Rejected`] and stores nothing.
     ///
-    /// Returns only once the result is durable: the session acknowledges it to the peer at once,
-    /// and the peer never sends an acknowledged change again.
+    /// The result must be visible to every later call at once, but need not be durable yet: the
+    /// session applies a batch of frames, then calls [`Replica::make_durable`] once before it
+    /// releases any acknowledgement of them (the peer never sends an acknowledged change again).
     fn apply(
         &mut self,
         case: &str,
@@ -75,6 +77,10 @@ pub trait Replica {
         whole: bool,
         admit_new_case: &dyn Fn(&CaseRouting) -> Result<(), String>,
     ) -> Result<Applied, ReplicaError>;
+    /// Make everything applied so far durable (one disk sync for a whole batch of applies).
+    /// Per-peer state written before or after needs no sync of its own: losing the latest of it
+    /// only causes re-sends, as long as it never outlives the applies it describes.
+    fn make_durable(&mut self) -> Result<(), ReplicaError>;
     /// Whether every one of `heads` is in the case's history here.
     fn has_heads(&mut self, case: &str, heads: &[ChangeHead]) -> Result<bool, ReplicaError>;
     /// What the routing rules read of the case, or `None` if it is not held here.
@@ -116,6 +122,9 @@ pub struct InMemoryReplica {
     peer_cursors: HashMap<NodeId, FeedSequence>,
     peer_heads: HashMap<(NodeId, CaseId), Vec<ChangeHead>>,
     roster: Box<dyn SubtreeRoster>,
+    /// Applies since the last `make_durable`: nothing is on disk here, but tests check that the
+    /// session asks for durability before it acknowledges.
+    applies_not_durable: usize,
 }
 
 impl std::fmt::Debug for InMemoryReplica {
@@ -140,7 +149,13 @@ impl InMemoryReplica {
             peer_cursors: HashMap::new(),
             peer_heads: HashMap::new(),
             roster,
+            applies_not_durable: 0,
         }
+    }
+
+    /// Applies since [`Replica::make_durable`] was last called.
+    pub fn applies_not_durable(&self) -> usize {
+        self.applies_not_durable
     }
 
     pub fn actor(&self) -> &[u8] {
@@ -314,12 +329,18 @@ impl Replica for InMemoryReplica {
         self.documents.insert(case.to_owned(), candidate);
         if changed {
             self.advance_feed(case);
+            self.applies_not_durable += 1;
         }
         Ok(Applied {
             heads,
             created,
             changed,
         })
+    }
+
+    fn make_durable(&mut self) -> Result<(), ReplicaError> {
+        self.applies_not_durable = 0;
+        Ok(())
     }
 
     fn has_heads(&mut self, case: &str, heads: &[ChangeHead]) -> Result<bool, ReplicaError> {

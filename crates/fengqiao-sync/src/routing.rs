@@ -13,7 +13,8 @@
 //! - **Both ways**: a case whose respondent is the receiving office itself (a complaint about its
 //!   own cadres) is never sent to it (条例 Art 30).
 
-use fengqiao_case::model::{CaseHeader, CaseId, CaseState, NodeId};
+use fengqiao_case::model::{CaseHeader, CaseId, CaseState, CaseSummary, NodeId};
+use fengqiao_case::summary;
 
 /// Where the peer sits relative to this node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -51,15 +52,45 @@ pub struct CaseRouting {
 
 impl CaseRouting {
     pub fn from_case(header: &CaseHeader, state: &CaseState) -> CaseRouting {
+        CaseRouting::from_summary_and_participants(
+            &summary::summarize(header, state),
+            state.awaiting.clone(),
+            state.escalated_to.clone(),
+        )
+    }
+
+    /// The routing of a case read from its stored summary alone, without loading and deriving
+    /// the document, when the summary determines it. It does unless the case was escalated or
+    /// sent down or across: the summary records those as flags only (`escalated`, `assigned`),
+    /// and then the answer is `None` and the caller derives. Summaries stored by any earlier
+    /// build carry the same fields, so this needs no migration.
+    pub fn from_summary(summary: &CaseSummary) -> Option<CaseRouting> {
+        // `summarize` sets `escalated` iff `escalated_to` is non-empty and `assigned` whenever
+        // `awaiting` is set, so with both flags clear the two lists are empty.
+        if summary.escalated || summary.assigned {
+            return None;
+        }
+        Some(CaseRouting::from_summary_and_participants(
+            summary,
+            None,
+            Vec::new(),
+        ))
+    }
+
+    fn from_summary_and_participants(
+        summary: &CaseSummary,
+        awaiting: Option<NodeId>,
+        escalated_to: Vec<NodeId>,
+    ) -> CaseRouting {
         CaseRouting {
-            case: header.number.clone(),
-            region_code: header.location.region_code.clone(),
-            respondent: header.respondent.clone(),
-            registered_by: state.registered_by.clone(),
-            holder: state.holder.clone(),
-            awaiting: state.awaiting.clone(),
-            escalated_to: state.escalated_to.clone(),
-            directive_targets: state
+            case: summary.number.clone(),
+            region_code: summary.region_code.clone(),
+            respondent: summary.respondent.clone(),
+            registered_by: summary.registered_by.clone(),
+            holder: summary.holder.clone(),
+            awaiting,
+            escalated_to,
+            directive_targets: summary
                 .directives
                 .iter()
                 .map(|directive| directive.target_node.clone())

@@ -8,9 +8,15 @@
 //! entries of that week.
 //!
 //! The shell owns the transport and the clock: it feeds decoded frames to
-//! [`Session::handle_frame`], sends what [`Session::poll_transmit`] yields, reports storage
+//! [`Session::handle_frames`], sends what [`Session::poll_transmit`] yields, reports storage
 //! advances with [`Session::on_local_change`], and acts on [`Session::poll_event`]. A connection
 //! that breaks is simply dropped; the next session starts from the persisted state.
+//!
+//! Acknowledged means durable, and the core keeps that promise itself: applies are not durable
+//! one by one ([`Replica::apply`]); `handle_frames` applies its whole batch, then calls
+//! [`Replica::make_durable`] once before it returns, so no acknowledgement of the batch reaches
+//! `poll_transmit` before the disk sync, and a failed sync fails the session with the
+//! acknowledgements dropped.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::{Duration, Instant};
@@ -19,8 +25,11 @@ use fengqiao_case::model::sync::{ChangeHead, FeedSequence, SYNC_PROTOCOL_VERSION
 use fengqiao_case::model::{CaseId, NodeId};
 
 use crate::codec::DEFAULT_MAX_FRAME_SIZE;
-use crate::replica::{Replica, ReplicaError};
+use crate::replica::{FeedEntry, Replica, ReplicaError};
 use crate::routing::{CaseRouting, PeerDescription, PeerRelation, route};
+
+/// Most feed entries counted for the backlog announced at connection.
+pub const BACKLOG_COUNT_CAP: usize = 100_000;
 
 /// Room left in a frame for everything but the change bytes (case number, heads, framing).
 const FRAME_OVERHEAD_ALLOWANCE: usize = 64 * 1024;
@@ -61,6 +70,8 @@ pub enum SyncEvent {
         node_id: NodeId,
         feed_head: FeedSequence,
     },
+    /// The peer has up to `documents` changed documents to send us (its count at connection).
+    PeerBacklog { documents: u64 },
     /// A peer's changes were applied (`changed`: our document moved, so the feed advanced and the
     /// shell should call `on_local_change` on its other sessions).
     CaseReceived {
@@ -118,12 +129,19 @@ pub struct Session {
     cursor: FeedSequence,
     /// Highest own feed sequence already considered in this session.
     walked_to: FeedSequence,
+    /// Feed entries read from storage and not yet considered, and the highest sequence read:
+    /// a full window leaves the rest of a read for later instead of reading it again.
+    feed_buffer: VecDeque<FeedEntry>,
+    read_to: FeedSequence,
+    /// Nothing in the buffer and nothing in the feed beyond `read_to`.
     feed_exhausted: bool,
     in_flight: BTreeMap<FeedSequence, InFlight>,
     /// Heads sent in this session and not yet acknowledged: the base for the next send of the same
     /// case, so a case changing twice in a row is not sent whole twice.
     assumed_peer_heads: HashMap<CaseId, Vec<ChangeHead>>,
     need_rounds: HashMap<CaseId, u32>,
+    /// An acknowledgement is queued whose applies have not been made durable yet.
+    acknowledged_not_durable: bool,
     /// Whether changes went out since the last `CaughtUp`: announcing again only then keeps the
     /// cursor's advance over echoes and withheld cases from costing a frame each.
     sent_since_caught_up: bool,
@@ -153,10 +171,13 @@ impl Session {
             events: VecDeque::new(),
             cursor,
             walked_to: cursor,
+            feed_buffer: VecDeque::new(),
+            read_to: cursor,
             feed_exhausted: false,
             in_flight: BTreeMap::new(),
             assumed_peer_heads: HashMap::new(),
             need_rounds: HashMap::new(),
+            acknowledged_not_durable: false,
             sent_since_caught_up: true,
             statistics: SessionStatistics::default(),
         };
@@ -238,9 +259,33 @@ impl Session {
         }
     }
 
-    /// A frame decoded from the peer. Tolerates duplicated and reordered frames: applying is
-    /// idempotent, stale acknowledgements are ignored, and missing dependencies are asked for.
+    /// A frame decoded from the peer: [`Session::handle_frames`] with a batch of one.
     pub fn handle_frame(&mut self, replica: &mut dyn Replica, now: Instant, frame: SyncFrame) {
+        self.handle_frames(replica, now, std::iter::once(frame));
+    }
+
+    /// Frames decoded from the peer, in order. Tolerates duplicated and reordered frames:
+    /// applying is idempotent, stale acknowledgements are ignored, and missing dependencies are
+    /// asked for. What the batch applied is made durable once, at the end, before any of its
+    /// acknowledgements can be polled: the larger the batch, the fewer disk syncs.
+    pub fn handle_frames(
+        &mut self,
+        replica: &mut dyn Replica,
+        now: Instant,
+        frames: impl IntoIterator<Item = SyncFrame>,
+    ) {
+        for frame in frames {
+            self.handle_one_frame(replica, now, frame);
+        }
+        if self.acknowledged_not_durable && self.phase != Phase::Failed {
+            let result = replica.make_durable();
+            self.fail_on_storage_error(result);
+        }
+        // On failure the queued acknowledgements were dropped with the rest of `transmit`.
+        self.acknowledged_not_durable = false;
+    }
+
+    fn handle_one_frame(&mut self, replica: &mut dyn Replica, now: Instant, frame: SyncFrame) {
         if self.phase == Phase::Failed {
             return;
         }
@@ -279,6 +324,10 @@ impl Session {
                 self.fail(format!("the peer ended the session: {message}"), false);
                 Ok(())
             }
+            SyncFrame::Backlog { documents } => {
+                self.events.push_back(SyncEvent::PeerBacklog { documents });
+                Ok(())
+            }
         };
         self.fail_on_storage_error(result);
     }
@@ -314,6 +363,12 @@ impl Session {
             self.phase = Phase::Open;
             self.events
                 .push_back(SyncEvent::PeerHello { node_id, feed_head });
+            // Counted up to a cap, so a week's backlog costs one bounded feed read; nothing is
+            // said when there is nothing, so a nothing-changed reconnect stays a few frames.
+            let backlog = replica.feed_since(self.cursor, BACKLOG_COUNT_CAP)?.len() as u64;
+            if backlog > 0 {
+                self.send(SyncFrame::Backlog { documents: backlog });
+            }
             self.pump(replica)?;
         }
         Ok(())
@@ -332,14 +387,13 @@ impl Session {
             self.fail("the peer sent changes for an unnamed case".to_owned(), true);
             return Ok(());
         }
-        let held = replica.heads(&case)?;
-        if held.is_none() && !whole {
+        if !whole && replica.heads(&case)?.is_none() {
             self.ask_for(case, feed_seq, Vec::new());
             return Ok(());
         }
         let peer = &self.peer;
         let admit_new_case = |routing: &CaseRouting| admit_from_peer(routing, peer);
-        match replica.apply(&case, bytes, whole, &admit_new_case) {
+        let applied = match replica.apply(&case, bytes, whole, &admit_new_case) {
             Ok(applied) => {
                 self.statistics.cases_applied += 1;
                 self.events.push_back(SyncEvent::CaseReceived {
@@ -347,6 +401,7 @@ impl Session {
                     created: applied.created,
                     changed: applied.changed,
                 });
+                applied
             }
             Err(ReplicaError::Rejected { message, .. }) => {
                 // Bad bytes for one case must not stop the others; asking for the whole
@@ -367,8 +422,13 @@ impl Session {
                 return Ok(());
             }
             Err(storage) => return Err(storage),
-        }
-        if replica.has_heads(&case, &sender_heads)? {
+        };
+        // Usually the peer's heads are exactly ours now, which spares a lookup.
+        let holds_sender_heads = sender_heads
+            .iter()
+            .all(|head| applied.heads.binary_search(head).is_ok())
+            || replica.has_heads(&case, &sender_heads)?;
+        if holds_sender_heads {
             self.need_rounds.remove(&case);
             // The peer holds its own heads, so after this it is known to hold them here too:
             // this is what stops our feed walk from echoing the case straight back.
@@ -377,15 +437,14 @@ impl Session {
                 self.assumed_peer_heads
                     .insert(case.clone(), sender_heads.clone());
             }
-            let heads = replica.heads(&case)?.unwrap_or_default();
+            self.acknowledged_not_durable = true;
             self.send(SyncFrame::Ack {
                 case,
                 feed_seq,
-                heads,
+                heads: applied.heads,
             });
         } else {
-            let have_heads = replica.heads(&case)?.unwrap_or_default();
-            self.ask_for(case, feed_seq, have_heads);
+            self.ask_for(case, feed_seq, applied.heads);
         }
         Ok(())
     }
@@ -435,8 +494,10 @@ impl Session {
             return Ok(());
         };
         // The peer's own heads are recorded only when we hold them all, so that they can always
-        // serve as a base for computing what to send next.
-        let known = if replica.has_heads(case, heads)? && !heads.is_empty() {
+        // serve as a base for computing what to send next (usually they are what we sent).
+        let known = if !heads.is_empty()
+            && (heads == entry.sent_heads.as_slice() || replica.has_heads(case, heads)?)
+        {
             heads.to_vec()
         } else {
             entry.sent_heads
@@ -529,22 +590,26 @@ impl Session {
 
     /// Fill the window from the feed; announce when everything is acknowledged.
     fn pump(&mut self, replica: &mut dyn Replica) -> Result<(), ReplicaError> {
-        'walk: while self.in_flight.len() < self.config.window && !self.feed_exhausted {
-            let entries = replica.feed_since(self.walked_to, self.config.feed_batch)?;
-            if entries.is_empty() {
-                self.feed_exhausted = true;
-                break;
-            }
-            for entry in entries {
-                if self.in_flight.len() >= self.config.window {
-                    break 'walk;
+        while self.in_flight.len() < self.config.window {
+            let Some(entry) = self.feed_buffer.pop_front() else {
+                if self.feed_exhausted {
+                    break;
                 }
-                self.walked_to = entry.seq;
-                self.statistics.feed_entries_walked += 1;
-                self.consider(replica, entry.seq, entry.case)?;
-                if self.phase == Phase::Failed {
-                    return Ok(());
+                let entries = replica.feed_since(self.read_to, self.config.feed_batch)?;
+                match entries.last() {
+                    Some(last) => self.read_to = last.seq,
+                    None => self.feed_exhausted = true,
                 }
+                self.feed_buffer.extend(entries);
+                continue;
+            };
+            // A buffered entry may be stale (its case changed again and moved up the feed); it
+            // then sends the case's current heads, and the newer entry finds nothing to send.
+            self.walked_to = entry.seq;
+            self.statistics.feed_entries_walked += 1;
+            self.consider(replica, entry.seq, entry.case)?;
+            if self.phase == Phase::Failed {
+                return Ok(());
             }
         }
         self.advance_cursor(replica)?;

@@ -118,6 +118,7 @@ fn main() -> anyhow::Result<()> {
 
     // The limit: automerge in memory on the same documents.
     let in_memory = in_memory_automerge(&saved_documents)?;
+    let steps = per_case_steps(&saved_documents, holder.node.config().limits.clone())?;
     drop(saved_documents);
     println!(
         "automerge in memory, {} documents: sync to empty {:.2} s ({:.0} cases/s, {} messages, {} bytes), save()+load() {:.2} s",
@@ -127,6 +128,15 @@ fn main() -> anyhow::Result<()> {
         in_memory.sync_messages,
         in_memory.sync_message_bytes,
         in_memory.save_load_seconds
+    );
+
+    println!(
+        "per case, what a node does on top of automerge (totals over {} documents): CaseDocument::load (automerge load and shape check) {:.2} s, header()+events() {:.2} s, derive {:.2} s, save() {:.2} s",
+        numbers.len(),
+        steps.load_seconds,
+        steps.read_seconds,
+        steps.derive_seconds,
+        steps.save_seconds
     );
 
     // W1.
@@ -144,6 +154,11 @@ fn main() -> anyhow::Result<()> {
     ))?;
     wait_until("W1: the receiver holds every case", || {
         Ok(receiver.node.store().case_count() as usize >= options.cases)
+    })?;
+    // The receiver commits before its disk sync and acknowledges after it: the time runs until
+    // the last case is durable there and the holder has heard so.
+    wait_until("W1: the holder has every case acknowledged", || {
+        acknowledged_all(&runtime, &holder_federation)
     })?;
     let w1_seconds = w1_started.elapsed().as_secs_f64();
     let peak_kib = sampler.stop();
@@ -202,6 +217,9 @@ fn main() -> anyhow::Result<()> {
         });
         Ok(remaining.is_empty())
     })?;
+    wait_until("W2: the holder has every change acknowledged", || {
+        acknowledged_all(&runtime, &holder_federation)
+    })?;
     let w2_seconds = w2_started.elapsed().as_secs_f64();
     // Let the last acknowledgements cross before reading the counters.
     std::thread::sleep(Duration::from_millis(200));
@@ -256,6 +274,12 @@ fn main() -> anyhow::Result<()> {
         met(percentile(0.99) < 5.0)
     );
     Ok(())
+}
+
+/// Whether the federation's one link has nothing left unacknowledged.
+fn acknowledged_all(runtime: &Runtime, federation: &Federation) -> anyhow::Result<bool> {
+    let links = runtime.block_on(federation.peers())?;
+    Ok(links.iter().all(|link| link.connected && link.pending == 0))
 }
 
 fn met(condition: bool) -> &'static str {
@@ -434,6 +458,47 @@ fn in_memory_automerge(saved_documents: &[Vec<u8>]) -> anyhow::Result<InMemoryFi
     Ok(figures)
 }
 
+/// Time spent in each step a node takes per case that automerge's own sync does not.
+struct CaseSteps {
+    load_seconds: f64,
+    read_seconds: f64,
+    derive_seconds: f64,
+    save_seconds: f64,
+}
+
+/// Per document, timed separately: load it as a node does, read header and events, derive the
+/// state, save it.
+fn per_case_steps(
+    saved_documents: &[Vec<u8>],
+    limits: fengqiao_case::Limits,
+) -> anyhow::Result<CaseSteps> {
+    let mut steps = CaseSteps {
+        load_seconds: 0.0,
+        read_seconds: 0.0,
+        derive_seconds: 0.0,
+        save_seconds: 0.0,
+    };
+    let actor = [0u8; 16];
+    for saved in saved_documents {
+        let started = Instant::now();
+        let mut document = fengqiao_case::CaseDocument::load(saved, &[], &actor)?;
+        steps.load_seconds += started.elapsed().as_secs_f64();
+        let started = Instant::now();
+        let header = document.header()?;
+        let events = document.events()?;
+        steps.read_seconds += started.elapsed().as_secs_f64();
+        let started = Instant::now();
+        let state = fengqiao_case::derive(&header, &events, &limits);
+        steps.derive_seconds += started.elapsed().as_secs_f64();
+        drop(state);
+        let started = Instant::now();
+        let bytes = document.save();
+        steps.save_seconds += started.elapsed().as_secs_f64();
+        drop(bytes);
+    }
+    Ok(steps)
+}
+
 /// Append one note to each case at `node`; returns the summed raw bytes of the new changes.
 fn append_notes(node: &Node, numbers: &[String]) -> anyhow::Result<u64> {
     let mut raw_bytes = 0u64;
@@ -552,10 +617,12 @@ fn two_hop_latency(
         Tier::Village,
         VILLAGE_REGION,
     )?;
-    let mut county_config = federation_config(None, &[&township]);
-    county_config.roster = vec![village.office.clone()];
-    let county_federation =
-        runtime.block_on(Federation::start(Arc::clone(&county.node), county_config))?;
+    // The county learns of the village from the township through the replicated roster; the
+    // change travels up, which needs no roster anyway.
+    let county_federation = runtime.block_on(Federation::start(
+        Arc::clone(&county.node),
+        federation_config(None, &[&township]),
+    ))?;
     let township_federation = runtime.block_on(Federation::start(
         Arc::clone(&township.node),
         federation_config(

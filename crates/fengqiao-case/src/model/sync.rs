@@ -10,8 +10,12 @@ use serde::{Deserialize, Serialize};
 use super::{CaseId, NodeId};
 
 /// Version of the sync conversation, exchanged in [`SyncFrame::Hello`]; peers of different
-/// versions refuse each other with [`SyncFrame::Error`] instead of guessing.
-pub const SYNC_PROTOCOL_VERSION: u32 = 1;
+/// versions refuse each other with [`SyncFrame::Error`] instead of guessing. The layout of
+/// `Hello` (the first variant) never changes, so that any two versions can read each other's
+/// hello and refuse cleanly; what a version adds goes into new variants.
+///
+/// Version 2 added [`SyncFrame::Backlog`].
+pub const SYNC_PROTOCOL_VERSION: u32 = 2;
 
 /// One automerge change hash (SHA-256 of the change). Raw bytes, not hex: a frame for one new
 /// event carries a few of these, and hex would double their share of the bytes on the wire.
@@ -71,6 +75,10 @@ pub enum SyncFrame {
     CaughtUp { feed_head: FeedSequence },
     /// The sender gives up on this connection; `message` says why (for the receiver's log).
     Error { message: String },
+    /// Sent after [`SyncFrame::Hello`] when the sender's feed holds entries the receiver may not
+    /// have yet: how many documents changed since the receiver last held everything (an upper
+    /// bound: routing may withhold some). Lets `fengqiao peers` show what is pending inbound.
+    Backlog { documents: u64 },
 }
 
 impl SyncFrame {
@@ -84,6 +92,7 @@ impl SyncFrame {
             SyncFrame::Refused { .. } => "refused",
             SyncFrame::CaughtUp { .. } => "caught_up",
             SyncFrame::Error { .. } => "error",
+            SyncFrame::Backlog { .. } => "backlog",
         }
     }
 }

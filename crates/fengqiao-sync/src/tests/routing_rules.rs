@@ -245,3 +245,54 @@ fn routing_is_built_from_header_and_state() {
     assert_eq!(routing.holder, "village-11");
     assert_eq!(routing.respondent, "某公司");
 }
+
+#[test]
+fn routing_from_a_summary_is_the_derived_routing_or_nothing() {
+    use super::support::{header, instant, new_event};
+    use fengqiao_case::model::{DirectiveState, DirectiveStatus, EventKind, Limits};
+    use fengqiao_case::summary::summarize;
+    let header = header("430702001001-2026-000010", "430702001001", "某公司");
+    let (_, _, registered) = fengqiao_case::lifecycle::register(
+        header.clone(),
+        new_event("r", "village-11", EventKind::Register {}, instant(2, 9)),
+        &[1; 16],
+        &Limits::default(),
+    )
+    .expect("registers");
+    let mut with_directive = registered.clone();
+    with_directive.directives.push(DirectiveState {
+        id: "d1".to_owned(),
+        issuer_node: "county".to_owned(),
+        issued_by: "督办员".to_owned(),
+        issued_at: instant(3, 9),
+        target_node: "village-12".to_owned(),
+        requirement: "限期化解".to_owned(),
+        due: instant(20, 9),
+        listed: false,
+        status: DirectiveStatus::Issued,
+        reports: Vec::new(),
+        crossed_off_at: None,
+    });
+    for state in [&registered, &with_directive] {
+        assert_eq!(
+            CaseRouting::from_summary(&summarize(&header, state)),
+            Some(CaseRouting::from_case(&header, state))
+        );
+    }
+    assert_eq!(
+        CaseRouting::from_summary(&summarize(&header, &with_directive))
+            .map(|routing| routing.directive_targets),
+        Some(vec!["village-12".to_owned()])
+    );
+
+    // The summary keeps escalations and assignments as flags only: the caller must derive.
+    let mut escalated = registered.clone();
+    escalated.escalated_to = vec!["township-1".to_owned()];
+    let mut awaiting = registered.clone();
+    awaiting.awaiting = Some("village-12".to_owned());
+    let mut assigned_earlier = registered;
+    assigned_earlier.assigned_by = Some("township-1".to_owned());
+    for state in [&escalated, &awaiting, &assigned_earlier] {
+        assert_eq!(CaseRouting::from_summary(&summarize(&header, state)), None);
+    }
+}

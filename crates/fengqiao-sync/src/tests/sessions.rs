@@ -86,8 +86,8 @@ fn after_changes_only_the_changed_cases_are_sent_as_bare_changes() {
     assert!(federation.failures.is_empty(), "{:?}", federation.failures);
     let traffic = federation.traffic;
     assert_eq!(traffic.changes_frames - before.changes_frames, 10);
-    // hello ×2, 10 changes, 10 acks, caught-up ×2
-    assert_eq!(traffic.frames - before.frames, 24);
+    // hello ×2, the village's backlog, 10 changes, 10 acks, caught-up ×2
+    assert_eq!(traffic.frames - before.frames, 25);
     for number in numbers.iter().take(10) {
         assert_eq!(
             heads_of(&mut federation, TOWNSHIP, number),
@@ -299,7 +299,7 @@ fn a_peer_of_another_protocol_version_or_identity_is_refused() {
         (
             SYNC_PROTOCOL_VERSION + 1,
             OFFICES[VILLAGE].node_id,
-            "speaks sync protocol version 2",
+            "speaks sync protocol version",
         ),
         (
             SYNC_PROTOCOL_VERSION,
@@ -307,14 +307,7 @@ fn a_peer_of_another_protocol_version_or_identity_is_refused() {
             "introduced itself as node village-99",
         ),
     ] {
-        let mut session = Session::new(
-            SessionConfig::default(),
-            OFFICES[TOWNSHIP].node_id,
-            describe(VILLAGE, PeerRelation::Child),
-            &mut township,
-            now,
-        )
-        .expect("session");
+        let mut session = township_facing_village(&mut township, now);
         assert!(matches!(
             session.poll_transmit(),
             Some(SyncFrame::Hello { .. })
@@ -388,6 +381,18 @@ fn a_dropped_connection_resumes_without_resending_what_was_acknowledged() {
     );
 }
 
+/// The township's session with its village, hello queued.
+fn township_facing_village(township: &mut dyn Replica, now: Instant) -> Session {
+    Session::new(
+        SessionConfig::default(),
+        OFFICES[TOWNSHIP].node_id,
+        describe(VILLAGE, PeerRelation::Child),
+        township,
+        now,
+    )
+    .expect("township session")
+}
+
 /// A village-side session (`up`) and a township-side one (`down`), hellos queued.
 fn connect(
     village: &mut crate::replica::InMemoryReplica,
@@ -402,14 +407,7 @@ fn connect(
         now,
     )
     .expect("village session");
-    let down = Session::new(
-        SessionConfig::default(),
-        OFFICES[TOWNSHIP].node_id,
-        describe(VILLAGE, PeerRelation::Child),
-        township,
-        now,
-    )
-    .expect("township session");
+    let down = township_facing_village(township, now);
     (up, down)
 }
 
@@ -453,14 +451,7 @@ fn a_need_for_a_withheld_case_is_not_answered() {
         instant(2, 9),
     );
     let now = Instant::now();
-    let mut session = Session::new(
-        SessionConfig::default(),
-        OFFICES[TOWNSHIP].node_id,
-        describe(VILLAGE, PeerRelation::Child),
-        &mut township,
-        now,
-    )
-    .expect("session");
+    let mut session = township_facing_village(&mut township, now);
     let _hello = session.poll_transmit();
     session.handle_frame(
         &mut township,
@@ -493,14 +484,7 @@ fn a_child_cannot_introduce_a_case_located_outside_its_region() {
     );
     let heads = forger.heads(planted).expect("memory").expect("held");
     let now = Instant::now();
-    let mut session = Session::new(
-        SessionConfig::default(),
-        OFFICES[TOWNSHIP].node_id,
-        describe(VILLAGE, PeerRelation::Child),
-        &mut township,
-        now,
-    )
-    .expect("session");
+    let mut session = township_facing_village(&mut township, now);
     let _hello = session.poll_transmit();
     session.handle_frame(
         &mut township,
@@ -590,6 +574,11 @@ fn a_refused_case_releases_its_window_slot_and_the_cursor_moves_on() {
             node_id: OFFICES[TOWNSHIP].node_id.to_owned(),
             feed_head: 0,
         },
+    );
+    assert_eq!(
+        session.poll_transmit(),
+        Some(SyncFrame::Backlog { documents: 1 }),
+        "the township hears what is coming"
     );
     let Some(SyncFrame::Changes { feed_seq, .. }) = session.poll_transmit() else {
         panic!("the case is sent");
@@ -691,14 +680,7 @@ fn a_document_created_separately_under_the_same_number_is_refused() {
     );
     let before = township.heads(&number).expect("memory");
     let now = Instant::now();
-    let mut session = Session::new(
-        SessionConfig::default(),
-        OFFICES[TOWNSHIP].node_id,
-        describe(VILLAGE, PeerRelation::Child),
-        &mut township,
-        now,
-    )
-    .expect("session");
+    let mut session = township_facing_village(&mut township, now);
     let _hello = session.poll_transmit();
     session.handle_frame(
         &mut township,
@@ -719,5 +701,180 @@ fn a_document_created_separately_under_the_same_number_is_refused() {
     assert!(
         reason.contains("not created as replicas of one case"),
         "{reason}"
+    );
+}
+
+/// An in-memory replica that records the order of applies and disk syncs, and can fail the sync.
+struct RecordingReplica {
+    inner: crate::replica::InMemoryReplica,
+    calls: Vec<&'static str>,
+    fail_durability: bool,
+}
+
+impl Replica for RecordingReplica {
+    fn feed_since(
+        &mut self,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<crate::replica::FeedEntry>, crate::replica::ReplicaError> {
+        self.inner.feed_since(after, limit)
+    }
+    fn feed_head(&mut self) -> Result<u64, crate::replica::ReplicaError> {
+        self.inner.feed_head()
+    }
+    fn heads(&mut self, case: &str) -> Result<Option<Vec<[u8; 32]>>, crate::replica::ReplicaError> {
+        self.inner.heads(case)
+    }
+    fn changes_since(
+        &mut self,
+        case: &str,
+        heads: &[[u8; 32]],
+    ) -> Result<Vec<u8>, crate::replica::ReplicaError> {
+        self.inner.changes_since(case, heads)
+    }
+    fn save(&mut self, case: &str) -> Result<Vec<u8>, crate::replica::ReplicaError> {
+        self.inner.save(case)
+    }
+    fn apply(
+        &mut self,
+        case: &str,
+        bytes: &[u8],
+        whole: bool,
+        admit_new_case: &dyn Fn(&crate::routing::CaseRouting) -> Result<(), String>,
+    ) -> Result<crate::replica::Applied, crate::replica::ReplicaError> {
+        self.calls.push("apply");
+        self.inner.apply(case, bytes, whole, admit_new_case)
+    }
+    fn make_durable(&mut self) -> Result<(), crate::replica::ReplicaError> {
+        self.calls.push("make_durable");
+        if self.fail_durability {
+            return Err(crate::replica::ReplicaError::Storage(
+                "the disk is full".to_owned(),
+            ));
+        }
+        self.inner.make_durable()
+    }
+    fn has_heads(
+        &mut self,
+        case: &str,
+        heads: &[[u8; 32]],
+    ) -> Result<bool, crate::replica::ReplicaError> {
+        self.inner.has_heads(case, heads)
+    }
+    fn routing(
+        &mut self,
+        case: &str,
+    ) -> Result<Option<crate::routing::CaseRouting>, crate::replica::ReplicaError> {
+        self.inner.routing(case)
+    }
+    fn roster(&self) -> &dyn crate::routing::SubtreeRoster {
+        self.inner.roster()
+    }
+    fn peer_cursor(&mut self, peer: &str) -> Result<u64, crate::replica::ReplicaError> {
+        self.inner.peer_cursor(peer)
+    }
+    fn set_peer_cursor(
+        &mut self,
+        peer: &str,
+        cursor: u64,
+    ) -> Result<(), crate::replica::ReplicaError> {
+        self.inner.set_peer_cursor(peer, cursor)
+    }
+    fn peer_heads(
+        &mut self,
+        peer: &str,
+        case: &str,
+    ) -> Result<Option<Vec<[u8; 32]>>, crate::replica::ReplicaError> {
+        self.inner.peer_heads(peer, case)
+    }
+    fn set_peer_heads(
+        &mut self,
+        peer: &str,
+        case: &str,
+        heads: &[[u8; 32]],
+    ) -> Result<(), crate::replica::ReplicaError> {
+        self.inner.set_peer_heads(peer, case, heads)
+    }
+}
+
+/// Three whole cases from the village, as the frames that carry them, and an open township-side
+/// session over a recording replica.
+fn three_cases_arriving(fail_durability: bool) -> (Session, RecordingReplica, Vec<SyncFrame>) {
+    let mut village = replica_for(VILLAGE);
+    let mut frames = Vec::new();
+    for sequence in 1..=3u64 {
+        let number = format!("{VILLAGE_CODE}-2026-{sequence:06}");
+        register_at(
+            &mut village,
+            VILLAGE,
+            &number,
+            VILLAGE_CODE,
+            "某建筑公司",
+            instant(2, 9),
+        );
+        frames.push(SyncFrame::Changes {
+            sender_heads: village.heads(&number).expect("memory").expect("held"),
+            bytes: village.save(&number).expect("saved"),
+            case: number,
+            feed_seq: sequence,
+            base_heads: Vec::new(),
+            whole: true,
+        });
+    }
+    let mut township = RecordingReplica {
+        inner: replica_for(TOWNSHIP),
+        calls: Vec::new(),
+        fail_durability,
+    };
+    let now = Instant::now();
+    let mut session = township_facing_village(&mut township, now);
+    session.handle_frame(
+        &mut township,
+        now,
+        SyncFrame::Hello {
+            protocol_version: SYNC_PROTOCOL_VERSION,
+            node_id: OFFICES[VILLAGE].node_id.to_owned(),
+            feed_head: 3,
+        },
+    );
+    while session.poll_transmit().is_some() {}
+    (session, township, frames)
+}
+
+#[test]
+fn a_batch_is_made_durable_once_before_any_of_it_is_acknowledged() {
+    let (mut session, mut township, frames) = three_cases_arriving(false);
+    // Nothing was applied yet, so the hello and caught-up needed no disk sync.
+    assert!(township.calls.is_empty(), "{:?}", township.calls);
+
+    session.handle_frames(&mut township, Instant::now(), frames);
+    assert_eq!(
+        township.calls,
+        ["apply", "apply", "apply", "make_durable"],
+        "one disk sync for the batch, after its applies"
+    );
+    assert_eq!(township.inner.applies_not_durable(), 0);
+    let mut acknowledged = Vec::new();
+    while let Some(frame) = session.poll_transmit() {
+        if let SyncFrame::Ack { feed_seq, .. } = frame {
+            acknowledged.push(feed_seq);
+        }
+    }
+    assert_eq!(acknowledged, [1, 2, 3]);
+}
+
+#[test]
+fn a_failed_disk_sync_acknowledges_nothing_and_ends_the_session() {
+    let (mut session, mut township, frames) = three_cases_arriving(true);
+    session.handle_frames(&mut township, Instant::now(), frames);
+    assert_eq!(township.calls.last(), Some(&"make_durable"));
+    assert!(session.is_failed());
+    let mut sent = Vec::new();
+    while let Some(frame) = session.poll_transmit() {
+        sent.push(frame);
+    }
+    assert!(
+        matches!(sent.as_slice(), [SyncFrame::Error { .. }]),
+        "only the error goes out: {sent:?}"
     );
 }

@@ -16,9 +16,11 @@ use tracing::Instrument;
 use super::links::LinkRegistry;
 use super::replica::StoreReplica;
 
-/// Frames handled per blocking call: enough to amortise the thread hop, few enough that acks
-/// keep flowing while a large backlog is applied.
-const FRAMES_PER_BATCH: usize = 64;
+/// Frames handled per blocking call, and made durable by one disk sync: enough to amortise the
+/// thread hop and the sync, and well under the sender's window of 64, so that acknowledgements
+/// reach the sender while the rest of its window is still being applied here (with a batch of
+/// a whole window, the two sides would take turns instead of working at once).
+const FRAMES_PER_BATCH: usize = 16;
 
 /// Decoded frames waiting for the session. Bounded so that a peer flooding us is slowed by QUIC
 /// flow control instead of growing our memory; an honest peer has at most a window in flight.
@@ -227,6 +229,7 @@ impl SyncDriver {
         let mut local_changes = notifier.subscribe();
         local_changes.borrow_and_update();
         let peer_for_session = peer.clone();
+        let preparing_replica = replica.clone();
         let core = blocking(move || {
             let mut replica = replica;
             let session = Session::new(
@@ -294,6 +297,7 @@ impl SyncDriver {
                             Err(_) => break,
                         }
                     }
+                    prepare_ahead(&preparing_replica, &batch);
                     Input::Frames(batch)
                 }
                 () = sleep_until_deadline(deadline) => Input::Timeout,
@@ -333,6 +337,36 @@ async fn blocking<T: Send + 'static>(
         .map_err(DriverError::Blocking)?
 }
 
+/// Let another thread load and summarize the whole documents of a batch while the session applies it
+/// (see [`StoreReplica::prepare`]): from the last frame backwards, so that the two meet in the
+/// middle. The first frame is the session's at once, and a batch of one is not worth a thread.
+fn prepare_ahead(replica: &StoreReplica, batch: &[SyncFrame]) {
+    let ahead: Vec<(String, Vec<u8>)> = batch
+        .iter()
+        .skip(1)
+        .rev()
+        .filter_map(|frame| match frame {
+            SyncFrame::Changes {
+                case,
+                bytes,
+                whole: true,
+                ..
+            } => Some((case.clone(), bytes.clone())),
+            _ => None,
+        })
+        .collect();
+    if ahead.is_empty() {
+        return;
+    }
+    let replica = replica.clone();
+    // Not awaited: the session does not depend on it, only goes faster for it.
+    drop(tokio::task::spawn_blocking(move || {
+        for (case, bytes) in ahead {
+            replica.prepare(&case, &bytes);
+        }
+    }));
+}
+
 async fn run_step(
     core: &Arc<Mutex<Core>>,
     codec: FrameCodec,
@@ -346,11 +380,8 @@ async fn run_step(
         let mut guard = core.lock().unwrap_or_else(PoisonError::into_inner);
         let Core { session, replica } = &mut *guard;
         match input {
-            Input::Frames(frames) => {
-                for frame in frames {
-                    session.handle_frame(replica, Instant::now(), frame);
-                }
-            }
+            // One batch: the session makes its applies durable once, before acknowledging them.
+            Input::Frames(frames) => session.handle_frames(replica, Instant::now(), frames),
             Input::Timeout => session.handle_timeout(Instant::now()),
             Input::LocalChange => session.on_local_change(replica),
         }
@@ -381,12 +412,17 @@ fn handle_event(
         SyncEvent::PeerHello { feed_head, .. } => {
             tracing::info!(peer_feed_head = feed_head, "sync session open");
         }
+        SyncEvent::PeerBacklog { documents } => {
+            tracing::info!(documents, "the peer has changed documents to send");
+            links.inbound_backlog(peer, generation, *documents);
+        }
         SyncEvent::CaseReceived {
             case,
             created,
             changed,
         } => {
             tracing::debug!(%case, created, changed, "case received");
+            links.received_one(peer, generation);
             if *changed {
                 notifier.notify();
             }

@@ -21,11 +21,14 @@ pub struct PeerLinkReport {
     pub since: Option<DateTime<Utc>>,
     /// Last time both sides were known to hold everything the other's feed owed them.
     pub last_successful_sync: Option<DateTime<Utc>>,
-    /// Why the link last failed, for the operator.
+    /// Why the link last failed, for the operator; cleared when it comes up again.
     pub last_error: Option<String>,
     /// Own feed entries after the peer's persisted cursor (cases changed here that the peer has
     /// not acknowledged yet, or that routing withholds from it), counted up to a cap.
     pub pending: u64,
+    /// Documents the peer announced it had for us when the link came up, less those received
+    /// since; zero once it has sent everything. Kept from the last connection while down.
+    pub pending_inbound: u64,
     /// Connections made on this link since the node started.
     pub connections: u64,
     /// Counters of the current (or last) connection's session: frames, whole documents and
@@ -47,6 +50,9 @@ pub struct PeerView {
     pub last_error: Option<String>,
     /// Own changed cases the peer has not acknowledged yet (counted up to a cap).
     pub pending: u64,
+    /// Changed cases the peer had for us at its last connection and has not sent yet (an upper
+    /// bound: routing may withhold some).
+    pub pending_inbound: u64,
     pub connections: u64,
     pub frames_sent: u64,
     pub frames_received: u64,
@@ -68,6 +74,7 @@ impl From<&PeerLinkReport> for PeerView {
             last_successful_sync: report.last_successful_sync,
             last_error: report.last_error.clone(),
             pending: report.pending,
+            pending_inbound: report.pending_inbound,
             connections: report.connections,
             frames_sent: report.session.frames_sent,
             frames_received: report.session.frames_received,
@@ -116,6 +123,7 @@ impl LinkRegistry {
                         last_successful_sync: None,
                         last_error: None,
                         pending: 0,
+                        pending_inbound: 0,
                         connections: 0,
                         session: SessionStatistics::default(),
                     },
@@ -124,6 +132,11 @@ impl LinkRegistry {
                     peer_caught_up: false,
                 });
         });
+    }
+
+    /// Drop a link that is no longer configured (a revoked child).
+    pub fn forget(&self, node_id: &str) {
+        self.with_entries(|entries| entries.remove(node_id));
     }
 
     /// A connection came up; returns its generation for the later calls.
@@ -146,21 +159,19 @@ impl LinkRegistry {
                 entry.report.since = Some(Utc::now());
                 entry.report.connections += 1;
                 entry.report.session = SessionStatistics::default();
+                // The link is up again: an old failure would read as a current one.
+                entry.report.last_error = None;
             }
         });
         generation
     }
 
     pub fn disconnected(&self, node_id: &str, generation: u64, error: Option<String>) {
-        self.with_entries(|entries| {
-            if let Some(entry) = entries.get_mut(node_id)
-                && entry.generation == generation
-            {
-                entry.report.connected = false;
-                entry.report.since = Some(Utc::now());
-                if error.is_some() {
-                    entry.report.last_error = error;
-                }
+        self.with_current(node_id, generation, |report| {
+            report.connected = false;
+            report.since = Some(Utc::now());
+            if error.is_some() {
+                report.last_error = error;
             }
         });
     }
@@ -185,6 +196,7 @@ impl LinkRegistry {
                     entry.peer_has_all = true;
                 } else {
                     entry.peer_caught_up = true;
+                    entry.report.pending_inbound = 0;
                 }
                 if entry.peer_has_all && entry.peer_caught_up {
                     entry.report.last_successful_sync = Some(Utc::now());
@@ -193,13 +205,40 @@ impl LinkRegistry {
         });
     }
 
-    pub fn statistics(&self, node_id: &str, generation: u64, statistics: &SessionStatistics) {
+    /// The peer announced how many changed documents it has for us.
+    pub fn inbound_backlog(&self, node_id: &str, generation: u64, documents: u64) {
+        self.with_current(node_id, generation, |report| {
+            report.pending_inbound = documents
+        });
+    }
+
+    /// One of the peer's documents arrived.
+    pub fn received_one(&self, node_id: &str, generation: u64) {
+        self.with_current(node_id, generation, |report| {
+            report.pending_inbound = report.pending_inbound.saturating_sub(1);
+        });
+    }
+
+    /// Change the report of `node_id`'s link if `generation` is still its current connection.
+    fn with_current(
+        &self,
+        node_id: &str,
+        generation: u64,
+        change: impl FnOnce(&mut PeerLinkReport),
+    ) {
         self.with_entries(|entries| {
             if let Some(entry) = entries.get_mut(node_id)
                 && entry.generation == generation
-                && entry.report.session != *statistics
             {
-                entry.report.session = statistics.clone();
+                change(&mut entry.report);
+            }
+        });
+    }
+
+    pub fn statistics(&self, node_id: &str, generation: u64, statistics: &SessionStatistics) {
+        self.with_current(node_id, generation, |report| {
+            if report.session != *statistics {
+                report.session = statistics.clone();
             }
         });
     }
@@ -207,5 +246,37 @@ impl LinkRegistry {
     /// Every declared link, without `pending` (the caller fills it from the store).
     pub fn snapshot(&self) -> Vec<PeerLinkReport> {
         self.with_entries(|entries| entries.values().map(|entry| entry.report.clone()).collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn inbound(links: &LinkRegistry) -> u64 {
+        links.snapshot()[0].pending_inbound
+    }
+
+    #[test]
+    fn inbound_pending_counts_down_to_zero_and_an_old_connection_cannot_touch_it() {
+        let links = LinkRegistry::default();
+        links.declare("township", "芦荻山乡", PeerRelation::Parent);
+        let address = SocketAddr::from(([127, 0, 0, 1], 7380));
+        let first = links.connected("township", address);
+        links.inbound_backlog("township", first, 3);
+        links.received_one("township", first);
+        assert_eq!(inbound(&links), 2);
+        // A newer connection owns the entry; the old one's late news is ignored.
+        let second = links.connected("township", address);
+        links.inbound_backlog("township", second, 5);
+        links.received_one("township", first);
+        assert_eq!(inbound(&links), 5);
+        links.disconnected("township", first, Some("stale".to_owned()));
+        assert!(links.snapshot()[0].connected);
+        // The peer says it sent everything: nothing is pending, whatever the count said.
+        links.progress("township", second, false);
+        assert_eq!(inbound(&links), 0);
+        links.received_one("township", second);
+        assert_eq!(inbound(&links), 0);
     }
 }

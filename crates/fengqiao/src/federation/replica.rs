@@ -4,20 +4,27 @@
 //! which the peer holds everything routing gives it) and `sync/<peer>/heads/<case>` (heads the
 //! peer is known to hold).
 //!
-//! Applying a peer's bytes is flushed by the store before `apply` returns, so what the session
-//! acknowledges survives a crash: receiving a case costs one disk sync. The per-peer state is
-//! advisory and written unflushed: it becomes durable with the next flushed write (the next case
-//! received, or sled's background flush), and a crash that loses the latest of it only makes a
-//! peer re-send what the receiver already holds and ignores. It only ever describes documents
-//! that are already durable: peer heads are recorded after the apply they follow, and a cursor
-//! moves only on the peer's acknowledgements, which the peer sends once its own write is durable.
+//! Applying a peer's bytes commits without a disk sync; the session calls `make_durable` (one
+//! store flush) after each batch of frames and before it releases their acknowledgements, so
+//! what it acknowledges survives a crash and a batch of received cases costs one disk sync. The
+//! per-peer state is advisory and written unflushed: it becomes durable with the next flush, and
+//! a crash that loses the latest of it only makes a peer re-send what the receiver already holds
+//! and ignores. It never outlives the documents it describes: peer heads are recorded after the
+//! apply they follow, and sled's log is written in order, so a crash keeps the apply whenever it
+//! keeps the record; a cursor moves only on the peer's acknowledgements, which the peer sends
+//! once its own write is durable.
+//!
+//! Walking the feed loads no document where it can help it: routing is read from the stored
+//! summary where that determines it (see [`CaseRouting::from_summary`]), heads from the case's
+//! bookkeeping record, and a case sent whole goes as the bytes the store holds.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use automerge::ChangeHash;
 use fengqiao_case::model::sync::{ChangeHead, FeedSequence};
-use fengqiao_case::{CaseDocument, CaseSummary, Limits, summary};
-use fengqiao_store::{NewCase, Store, StoreError};
+use fengqiao_case::{CaseDocument, CaseId, CaseSummary, Limits, summary};
+use fengqiao_store::{Store, StoreError};
 use fengqiao_sync::{Applied, CaseRouting, FeedEntry, Replica, ReplicaError, SubtreeRoster};
 
 use crate::service::Node;
@@ -62,6 +69,26 @@ pub struct StoreReplica {
     actor: Vec<u8>,
     limits: Limits,
     roster: SharedRoster,
+    /// Whole documents received and not applied yet, loaded and summarized ahead by
+    /// [`StoreReplica::prepare`]; shared by clones, so that another thread can do it.
+    prepared: Arc<Mutex<HashMap<CaseId, PreparedWhole>>>,
+}
+
+/// At most this many documents are kept prepared (about a window's worth); beyond it, `apply`
+/// does the work itself. Bounds what frames that are never applied (a session ending) leave.
+const PREPARED_LIMIT: usize = 64;
+
+/// A whole document as `apply` would load and summarize it, and the bytes it came from.
+struct PreparedWhole {
+    bytes: Vec<u8>,
+    loaded: Result<LoadedWhole, String>,
+}
+
+/// A peer's whole document, loaded, with the summary and routing derived from it.
+struct LoadedWhole {
+    document: CaseDocument,
+    summary: CaseSummary,
+    routing: CaseRouting,
 }
 
 impl Clone for StoreReplica {
@@ -71,6 +98,7 @@ impl Clone for StoreReplica {
             actor: self.actor.clone(),
             limits: self.limits.clone(),
             roster: Arc::clone(&self.roster),
+            prepared: Arc::clone(&self.prepared),
         }
     }
 }
@@ -104,6 +132,7 @@ impl StoreReplica {
             actor: actor.to_vec(),
             limits,
             roster,
+            prepared: Arc::default(),
         }
     }
 
@@ -125,44 +154,85 @@ impl StoreReplica {
         Ok(entries.len() as u64)
     }
 
-    fn derive_summary(
-        &self,
-        document: &CaseDocument,
-    ) -> Result<(CaseSummary, CaseRouting), String> {
-        let header = document.header().map_err(|error| error.to_string())?;
-        let events = document.events().map_err(|error| error.to_string())?;
+    /// Do ahead, possibly on another thread, the part of applying a peer's whole document of a
+    /// case not held here that needs no lock and writes nothing: load it and derive its summary.
+    /// The result waits for `apply`, which uses it only for the very same bytes. The driver
+    /// calls this for the frames of a batch behind the one the session is applying, so the two
+    /// cores share the receiving work. Skipping it changes nothing but the time `apply` takes.
+    ///
+    /// Changes to a held case are left alone: loading the document ahead measured slower than
+    /// leaving it to `apply` (most such documents are cached already).
+    pub fn prepare(&self, case: &str, bytes: &[u8]) {
+        if self.store().contains(case).unwrap_or(true) {
+            return;
+        }
+        {
+            let mut prepared = lock_ignoring_poison(&self.prepared);
+            if prepared.len() >= PREPARED_LIMIT {
+                // Left by an apply that came first and did the work itself.
+                prepared.retain(|case, _| self.store().contains(case).is_ok_and(|held| !held));
+            }
+            if prepared.len() >= PREPARED_LIMIT || prepared.contains_key(case) {
+                return;
+            }
+        }
+        let loaded = self.load_whole(case, bytes);
+        let mut prepared = lock_ignoring_poison(&self.prepared);
+        // The session may have reached the frame first; then the result is of no use.
+        if self.store().contains(case).is_ok_and(|held| !held) {
+            prepared.insert(
+                case.to_owned(),
+                PreparedWhole {
+                    bytes: bytes.to_vec(),
+                    loaded,
+                },
+            );
+        }
+    }
+
+    /// Load a peer's whole document of `case` and derive what the store keeps beside it.
+    fn load_whole(&self, case: &str, bytes: &[u8]) -> Result<LoadedWhole, String> {
+        // The load's shape check reads header and events anyway; they are used as read.
+        let (document, header, events) = CaseDocument::load_and_read(bytes, &[], &self.actor)
+            .map_err(|error| error.to_string())?;
+        if header.number != case {
+            return Err(format!("the document is case {}", header.number));
+        }
         let state = fengqiao_case::derive(&header, &events, &self.limits);
-        Ok((
-            summary::summarize(&header, &state),
-            CaseRouting::from_case(&header, &state),
-        ))
+        Ok(LoadedWhole {
+            summary: summary::summarize(&header, &state),
+            routing: CaseRouting::from_case(&header, &state),
+            document,
+        })
     }
 
     fn create(
         &mut self,
         case: &str,
         bytes: &[u8],
+        prepared: Option<PreparedWhole>,
         admit_new_case: &dyn Fn(&CaseRouting) -> Result<(), String>,
     ) -> Result<Option<Applied>, ReplicaError> {
         let rejected = |message: String| ReplicaError::Rejected {
             case: case.to_owned(),
             message,
         };
-        let mut document = CaseDocument::load(bytes, &[], &self.actor)
-            .map_err(|error| rejected(error.to_string()))?;
-        let (case_summary, routing) = self.derive_summary(&document).map_err(rejected)?;
-        if case_summary.number != case {
-            return Err(rejected(format!(
-                "the document is case {}",
-                case_summary.number
-            )));
-        }
+        let loaded = match prepared {
+            Some(prepared) if prepared.bytes == bytes => prepared.loaded,
+            _ => self.load_whole(case, bytes),
+        };
+        let LoadedWhole {
+            mut document,
+            summary: case_summary,
+            routing,
+        } = loaded.map_err(rejected)?;
         admit_new_case(&routing).map_err(rejected)?;
         let heads = sorted_heads(document.automerge().get_heads());
-        match self.store().create_cases(&mut [NewCase {
-            document: &mut document,
-            summary: &case_summary,
-        }]) {
+        // The peer's bytes are a saved form of the document just loaded from them.
+        match self
+            .store()
+            .create_case_unflushed(document, bytes.to_vec(), &case_summary)
+        {
             Ok(_) => Ok(Some(Applied {
                 heads,
                 created: true,
@@ -186,7 +256,7 @@ impl StoreReplica {
         // applying to a copy: refused bytes never reach disk nor linger in memory.
         let outcome = self
             .store()
-            .update_case(case, |document: &mut CaseDocument| {
+            .update_case_unflushed(case, |document: &mut CaseDocument| {
                 let before = sorted_heads(document.automerge().get_heads());
                 if whole {
                     let mut incoming = CaseDocument::load(bytes, &[], &actor)
@@ -206,11 +276,8 @@ impl StoreReplica {
                 if after == before {
                     return Err(ApplyRefusal::Unchanged(after));
                 }
-                let header = document
-                    .header()
-                    .map_err(|error| ApplyRefusal::Rejected(error.to_string()))?;
-                let events = document
-                    .events()
+                let (header, events) = document
+                    .contents()
                     .map_err(|error| ApplyRefusal::Rejected(error.to_string()))?;
                 if header.number != case {
                     return Err(ApplyRefusal::Rejected(format!(
@@ -245,6 +312,12 @@ fn sorted_heads(hashes: Vec<ChangeHash>) -> Vec<ChangeHead> {
     let mut heads: Vec<ChangeHead> = hashes.into_iter().map(|hash| hash.0).collect();
     heads.sort_unstable();
     heads
+}
+
+/// The prepared documents are whole or absent at every moment a lock is released, so a panic
+/// elsewhere leaves nothing half-done behind.
+fn lock_ignoring_poison<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 fn storage(error: StoreError) -> ReplicaError {
@@ -289,11 +362,7 @@ impl Replica for StoreReplica {
     }
 
     fn heads(&mut self, case: &str) -> Result<Option<Vec<ChangeHead>>, ReplicaError> {
-        self.store()
-            .with_case(case, |document| {
-                sorted_heads(document.automerge().get_heads())
-            })
-            .map_err(storage)
+        self.store().heads(case).map_err(storage)
     }
 
     fn changes_since(&mut self, case: &str, heads: &[ChangeHead]) -> Result<Vec<u8>, ReplicaError> {
@@ -316,10 +385,10 @@ impl Replica for StoreReplica {
     }
 
     fn save(&mut self, case: &str) -> Result<Vec<u8>, ReplicaError> {
-        // `with_case` documents must not change; saving leaves the content alone, and the cached
-        // document has nothing unsaved outside `update_case`, so its incremental mark stays put.
+        // The stored bytes as they are: loading and encoding the document again would cost more
+        // than everything else a whole send does.
         self.store()
-            .with_case(case, CaseDocument::save)
+            .saved_form(case)
             .map_err(storage)?
             .ok_or_else(|| ReplicaError::Storage(format!("case {case} is not held here")))
     }
@@ -331,6 +400,7 @@ impl Replica for StoreReplica {
         whole: bool,
         admit_new_case: &dyn Fn(&CaseRouting) -> Result<(), String>,
     ) -> Result<Applied, ReplicaError> {
+        let prepared = lock_ignoring_poison(&self.prepared).remove(case);
         let held = self.store().contains(case).map_err(storage)?;
         if !held {
             if !whole {
@@ -339,14 +409,25 @@ impl Replica for StoreReplica {
                     message: "changes for a case not held here".to_owned(),
                 });
             }
-            if let Some(applied) = self.create(case, bytes, admit_new_case)? {
+            if let Some(applied) = self.create(case, bytes, prepared, admit_new_case)? {
                 return Ok(applied);
             }
         }
         self.merge_into_held(case, bytes, whole)
     }
 
+    fn make_durable(&mut self) -> Result<(), ReplicaError> {
+        self.store().flush().map_err(storage)
+    }
+
     fn has_heads(&mut self, case: &str, heads: &[ChangeHead]) -> Result<bool, ReplicaError> {
+        let Some(current) = self.store().heads(case).map_err(storage)? else {
+            return Ok(false);
+        };
+        // Heads of the document are in its history; only older ones need the document.
+        if heads.iter().all(|head| current.binary_search(head).is_ok()) {
+            return Ok(true);
+        }
         Ok(self
             .store()
             .with_case(case, |document| {
@@ -360,13 +441,17 @@ impl Replica for StoreReplica {
     }
 
     fn routing(&mut self, case: &str) -> Result<Option<CaseRouting>, ReplicaError> {
+        // The summary is written in the same transaction as the document, so it describes the
+        // stored document exactly.
+        let Some(stored_summary) = self.store().summary(case).map_err(storage)? else {
+            return Ok(None);
+        };
+        if let Some(routing) = CaseRouting::from_summary(&stored_summary) {
+            return Ok(Some(routing));
+        }
         let derived = self
             .store()
-            .with_case(case, |document| {
-                let header = document.header()?;
-                let events = document.events()?;
-                Ok::<_, fengqiao_case::DocumentError>((header, events))
-            })
+            .with_case(case, |document| document.contents())
             .map_err(storage)?;
         match derived {
             None => Ok(None),
@@ -519,6 +604,49 @@ mod tests {
             &PEER_ACTOR,
         )
         .unwrap()
+    }
+
+    #[test]
+    fn a_prepared_document_is_used_only_for_the_same_bytes() {
+        let directory = tempfile::tempdir().unwrap();
+        let mut replica = replica_at(directory.path());
+        let admit = |_: &CaseRouting| Ok(());
+        let saved = peer_document().save();
+        let mut damaged = saved.clone();
+        damaged.truncate(saved.len() / 2);
+
+        // Prepared from other bytes (here unreadable ones): the apply does its own work.
+        replica.prepare(CASE, &damaged);
+        let created = replica.apply(CASE, &saved, true, &admit).unwrap();
+        assert!(created.created && created.changed);
+        assert!(lock_ignoring_poison(&replica.prepared).is_empty());
+
+        // Prepared from the very bytes applied: the same outcome as without.
+        let other_directory = tempfile::tempdir().unwrap();
+        let mut other = replica_at(other_directory.path());
+        other.prepare(CASE, &saved);
+        assert_eq!(lock_ignoring_poison(&other.prepared).len(), 1);
+        let prepared = other.apply(CASE, &saved, true, &admit).unwrap();
+        assert_eq!(prepared, created);
+        assert!(lock_ignoring_poison(&other.prepared).is_empty());
+        assert_eq!(
+            other.store().summary(CASE).unwrap(),
+            replica.store().summary(CASE).unwrap()
+        );
+        // A case held already is not prepared again.
+        other.prepare(CASE, &saved);
+        assert!(lock_ignoring_poison(&other.prepared).is_empty());
+
+        // A refusal still comes from the apply, whoever loaded the document.
+        let third_directory = tempfile::tempdir().unwrap();
+        let mut third = replica_at(third_directory.path());
+        third.prepare(CASE, &saved);
+        let refuse = |_: &CaseRouting| Err("not from this peer".to_owned());
+        assert!(matches!(
+            third.apply(CASE, &saved, true, &refuse),
+            Err(ReplicaError::Rejected { .. })
+        ));
+        assert_eq!(third.heads(CASE).unwrap(), None);
     }
 
     #[test]
