@@ -1,12 +1,19 @@
 //! Writes the seed corpora under `fuzz/corpus/`: one valid encoded frame of each kind (and a few
-//! streams of several frames) for `decode_frame`, and the same wrapped in transport frames for
-//! `read_frame`. Run by `scripts/fuzz --seed`; the output is committed, so this only needs
+//! streams of several frames) for `decode_frame`, the same wrapped in transport frames for
+//! `read_frame`, and roster frames with really signed entries for `roster_frame`. Run by `scripts/fuzz --seed`; the output is committed, so this only needs
 //! running again when the frame layout changes.
 
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use fengqiao_sync::{SYNC_PROTOCOL_VERSION, SyncFrame, encode_frame};
+use chrono::{TimeZone, Utc};
+use ed25519_dalek::SigningKey;
+use fengqiao_case::model::Tier;
+use fengqiao_case::model::roster::RosterFrame;
+use fengqiao_sync::{
+    Admission, FrameCodec, Roster, RosterSigner, SYNC_PROTOCOL_VERSION, SyncFrame, encode_frame,
+    node_id_for_public_key,
+};
 
 fn frames() -> Vec<(&'static str, SyncFrame)> {
     let case = "430702001001-2026-000123".to_owned();
@@ -65,6 +72,7 @@ fn frames() -> Vec<(&'static str, SyncFrame)> {
             },
         ),
         ("caught_up", SyncFrame::CaughtUp { feed_head: 1 << 40 }),
+        ("backlog", SyncFrame::Backlog { documents: 300 }),
         (
             "error",
             SyncFrame::Error {
@@ -88,8 +96,63 @@ fn transport(payload: &[u8]) -> Vec<u8> {
     framed
 }
 
+/// A county (the root, key of 32 bytes of 1), a township and a village, as roster frames.
+fn roster_frames() -> (String, Vec<(&'static str, RosterFrame)>) {
+    let county = SigningKey::from_bytes(&[1; 32]);
+    let township = SigningKey::from_bytes(&[2; 32]);
+    let village = SigningKey::from_bytes(&[3; 32]);
+    let root = node_id_for_public_key(&county.public_key());
+    let mut roster = Roster::new(Some(root.clone()));
+    let at = Utc.with_ymd_and_hms(2026, 11, 23, 9, 0, 0).single().expect("a time");
+    let offices = [
+        (&county, &county, "武陵区信访局", Tier::County, "430702"),
+        (&county, &township, "芦荻山乡", Tier::Township, "430702001"),
+        (&township, &village, "芦荻山村", Tier::Village, "430702001001"),
+    ];
+    for (issuer, office, name, tier, region) in offices {
+        let admission = Admission {
+            node_id: node_id_for_public_key(&office.public_key()),
+            name: name.to_owned(),
+            aliases: Vec::new(),
+            tier,
+            region_code: region.to_owned(),
+            revoked: false,
+        };
+        roster.issue(issuer, admission, at).expect("sign a seed entry");
+    }
+    let frames = vec![
+        (
+            "digest",
+            RosterFrame::Digest {
+                format_version: fengqiao_case::model::roster::ROSTER_FORMAT_VERSION,
+                root: Some(root.clone()),
+                digest: roster.digest().to_vec(),
+                entries: 3,
+            },
+        ),
+        (
+            "entries",
+            RosterFrame::Entries {
+                entries: roster.entries().cloned().collect(),
+                digest: roster.digest().to_vec(),
+            },
+        ),
+    ];
+    (root, frames)
+}
+
 fn main() {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("corpus");
+    let roster_directory = root.join("roster_frame");
+    fs::create_dir_all(&roster_directory).expect("create the corpus directory");
+    let (root_id, roster_seeds) = roster_frames();
+    fs::write(root.join("roster_root.txt"), root_id).expect("write the root");
+    for (name, frame) in roster_seeds {
+        let bytes = FrameCodec::default()
+            .encode_message(&frame)
+            .expect("encode a roster seed");
+        write(&roster_directory, name, &bytes);
+    }
     let decode = root.join("decode_frame");
     let read = root.join("read_frame");
     for directory in [&decode, &read] {

@@ -7,6 +7,8 @@
 //! byte limit, so a hostile length field can neither make us buffer nor allocate without bound.
 
 use fengqiao_case::model::sync::SyncFrame;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 
 /// Version of the envelope and body encoding (not of the conversation: that is
 /// [`fengqiao_case::model::sync::SYNC_PROTOCOL_VERSION`] in the hello).
@@ -74,6 +76,17 @@ impl FrameCodec {
 
     /// The frame with its length prefix, or [`FrameError::TooLarge`] if the peer would refuse it.
     pub fn encode(&self, frame: &SyncFrame) -> Result<Vec<u8>, FrameError> {
+        self.encode_message(frame)
+    }
+
+    /// The first frame in `input` and how many bytes it used. A short input is
+    /// [`FrameError::Incomplete`]; anything else wrong is a final error for the stream.
+    pub fn decode(&self, input: &[u8]) -> Result<(SyncFrame, usize), FrameError> {
+        self.decode_message(input)
+    }
+
+    /// Any wire message in the same envelope (the roster stream's frames use it too).
+    pub fn encode_message<T: Serialize>(&self, frame: &T) -> Result<Vec<u8>, FrameError> {
         let mut encoded = vec![0u8; LENGTH_PREFIX_SIZE];
         encoded.push(FRAME_FORMAT_VERSION);
         bincode::serde::encode_into_std_write(frame, &mut encoded, bincode_configuration())
@@ -94,9 +107,11 @@ impl FrameCodec {
         Ok(encoded)
     }
 
-    /// The first frame in `input` and how many bytes it used. A short input is
-    /// [`FrameError::Incomplete`]; anything else wrong is a final error for the stream.
-    pub fn decode(&self, input: &[u8]) -> Result<(SyncFrame, usize), FrameError> {
+    /// Decode any wire message from the same envelope, as [`FrameCodec::decode`] does.
+    pub fn decode_message<T: DeserializeOwned>(
+        &self,
+        input: &[u8],
+    ) -> Result<(T, usize), FrameError> {
         let Some(prefix) = input.first_chunk::<LENGTH_PREFIX_SIZE>() else {
             return Err(FrameError::Incomplete {
                 available: input.len(),
@@ -129,7 +144,7 @@ impl FrameCodec {
             });
         }
         let body = &input[LENGTH_PREFIX_SIZE + 1..total];
-        let (frame, used): (SyncFrame, usize) =
+        let (frame, used): (T, usize) =
             bincode::serde::decode_from_slice(body, bincode_configuration())
                 .map_err(|error| FrameError::Malformed(error.to_string()))?;
         if used != body.len() {

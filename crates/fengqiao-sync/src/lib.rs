@@ -7,12 +7,17 @@
 
 pub mod codec;
 pub mod replica;
+pub mod roster;
 pub mod routing;
 pub mod session;
 
 pub use codec::{DEFAULT_MAX_FRAME_SIZE, FrameCodec, FrameError, decode_frame, encode_frame};
 pub use fengqiao_case::model::sync::{ChangeHead, FeedSequence, SYNC_PROTOCOL_VERSION, SyncFrame};
 pub use replica::{Applied, FeedEntry, InMemoryReplica, Replica, ReplicaError};
+pub use roster::{
+    Admission, Roster, RosterError, RosterEvent, RosterExchange, RosterMerge, RosterSigner,
+    decode_snapshot, encode_snapshot, node_actor_for_public_key, node_id_for_public_key,
+};
 pub use routing::{
     CaseRouting, PeerDescription, PeerRelation, RoutingDecision, SubtreeRoster, route,
 };

@@ -31,6 +31,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodFilter, MethodRouter, on};
 use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
 use fengqiao_case::deadlines::china_offset;
+use fengqiao_case::model::roster::{FederationReload, RosterView};
 use fengqiao_case::{
     ApiError, AppendEvent, CaseListItem, CaseView, DirectiveListItem, ImportBatch, ImportRowReport,
     Measures, NodeInfo, OPERATOR_HEADER, RegisterCase,
@@ -67,11 +68,13 @@ pub enum Operation {
     Stats,
     Import,
     Peers,
+    Roster,
+    ReloadFederation,
 }
 
 impl Operation {
     /// Every operation, for the test that each is routed.
-    pub const ALL: [Operation; 10] = [
+    pub const ALL: [Operation; 12] = [
         Operation::Health,
         Operation::OpenApi,
         Operation::RegisterCase,
@@ -82,6 +85,8 @@ impl Operation {
         Operation::Stats,
         Operation::Import,
         Operation::Peers,
+        Operation::Roster,
+        Operation::ReloadFederation,
     ];
 
     /// The OpenAPI `operationId`.
@@ -97,6 +102,8 @@ impl Operation {
             Operation::Stats => "stats",
             Operation::Import => "import",
             Operation::Peers => "peers",
+            Operation::Roster => "roster",
+            Operation::ReloadFederation => "reload_federation",
         }
     }
 
@@ -124,6 +131,8 @@ impl Operation {
                 on(filter, import).layer(DefaultBodyLimit::max(IMPORT_BODY_LIMIT_BYTES))
             }
             Operation::Peers => on(filter, peers),
+            Operation::Roster => on(filter, roster),
+            Operation::ReloadFederation => on(filter, reload_federation),
         }
     }
 }
@@ -311,6 +320,36 @@ pub const ROUTES: &[RouteSpec] = &[
         success_status: 200,
         response: BodySpec::ListOf("PeerView"),
         errors: &[400, 500],
+    },
+    RouteSpec {
+        operation: Operation::Roster,
+        method: HttpMethod::Get,
+        path: "/api/roster",
+        summary: "the federation roster: which node is which office (fengqiao roster)",
+        description: "The root this node trusts and every office its roster counts as a member, \
+                      each with its tier, region and the office that admitted it. Entries are \
+                      signed by the admitting office and replicated over every link.",
+        mutating: false,
+        parameters: &[],
+        request: None,
+        success_status: 200,
+        response: BodySpec::One("RosterView"),
+        errors: &[400, 409, 500],
+    },
+    RouteSpec {
+        operation: Operation::ReloadFederation,
+        method: HttpMethod::Post,
+        path: "/api/federation/reload",
+        summary: "apply the [federation] section of fengqiao.toml now",
+        description: "Re-reads the node's config: children admitted or revoked (fengqiao admit, \
+                      revoke) take effect at once, with their roster entries signed; a changed \
+                      parent is reported as needing a restart.",
+        mutating: true,
+        parameters: &[],
+        request: None,
+        success_status: 200,
+        response: BodySpec::One("FederationReload"),
+        errors: &[400, 409, 500],
     },
 ];
 
@@ -1070,6 +1109,64 @@ async fn peers(
         Ok(reports) => Ok(axum::Json(reports.iter().map(PeerView::from).collect())),
         Err(error) => {
             tracing::error!(%error, "cannot read the federation links");
+            Err(ApiFailure::internal())
+        }
+    }
+}
+
+fn no_federation() -> ApiFailure {
+    ApiFailure {
+        status: StatusCode::CONFLICT,
+        message: "this node runs no federation: its config has no [federation] section, or it \
+                  was started before one was added (restart it)"
+            .to_owned(),
+    }
+}
+
+async fn roster(
+    State(state): State<ApiState>,
+    QueryPairs(pairs): QueryPairs,
+) -> Result<axum::Json<RosterView>, ApiFailure> {
+    QueryValues::new(Operation::Roster, pairs)?;
+    let federation = state.federation.as_ref().ok_or_else(no_federation)?;
+    Ok(axum::Json(federation.roster()))
+}
+
+async fn reload_federation(
+    State(state): State<ApiState>,
+    RequiredOperator(operator): RequiredOperator,
+    QueryPairs(pairs): QueryPairs,
+) -> Result<axum::Json<FederationReload>, ApiFailure> {
+    QueryValues::new(Operation::ReloadFederation, pairs)?;
+    let federation = state.federation.as_ref().ok_or_else(no_federation)?;
+    let dir = state.node.dir().root.clone();
+    let config = tokio::task::spawn_blocking(move || crate::config::load(&dir))
+        .await
+        .map_err(|_| ApiFailure::internal())?
+        .map_err(|error| ApiFailure {
+            status: StatusCode::CONFLICT,
+            message: format!("the config cannot be read, so nothing changed: {error:#}"),
+        })?;
+    let Some(section) = config.federation else {
+        return Err(ApiFailure {
+            status: StatusCode::CONFLICT,
+            message: "the config no longer has a [federation] section: restart the node to stop \
+                      its federation"
+                .to_owned(),
+        });
+    };
+    match federation.reload(&section).await {
+        Ok(reload) => {
+            tracing::info!(%operator, "federation configuration reloaded by the operator");
+            Ok(axum::Json(reload))
+        }
+        Err(crate::federation::FederationError::InvalidNodeId { node_id, why }) => {
+            Err(ApiFailure::bad_request(format!(
+                "node id {node_id:?} in the config is invalid: {why}"
+            )))
+        }
+        Err(error) => {
+            tracing::error!(%error, "cannot reload the federation configuration");
             Err(ApiFailure::internal())
         }
     }

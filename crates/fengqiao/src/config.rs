@@ -102,10 +102,6 @@ pub struct FederationSection {
     /// Offices admitted as children (set with `fengqiao admit` / `fengqiao revoke`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub children: Vec<FederationOffice>,
-    /// Offices further below (grandchildren and deeper), so that routing knows which child's
-    /// subtree they belong to.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub roster: Vec<FederationOffice>,
 }
 
 impl Default for FederationSection {
@@ -114,7 +110,6 @@ impl Default for FederationSection {
             listen: DEFAULT_QUIC_LISTEN,
             parent: None,
             children: Vec::new(),
-            roster: Vec::new(),
         }
     }
 }
@@ -406,14 +401,7 @@ impl NodeConfig {
             .children
             .iter()
             .enumerate()
-            .map(|(index, office)| (format!("federation.children[{index}]"), office))
-            .chain(
-                federation
-                    .roster
-                    .iter()
-                    .enumerate()
-                    .map(|(index, office)| (format!("federation.roster[{index}]"), office)),
-            );
+            .map(|(index, office)| (format!("federation.children[{index}]"), office));
         for (field, office) in below {
             check_office(field.clone(), &office.node_id, &office.name)?;
             if !is_region_below(own, &office.region_code) {
@@ -634,7 +622,6 @@ mod tests {
                 aliases: Vec::new(),
             }),
             children: vec![office(&"b".repeat(32), "430702001001")],
-            roster: Vec::new(),
         });
         let loaded = NodeConfig::from_toml(&config.to_toml().unwrap()).unwrap();
         assert_eq!(loaded, config);

@@ -17,7 +17,6 @@ use std::path::{Path, PathBuf};
 
 use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 use fengqiao_case::NodeId;
-use sha2::{Digest, Sha256};
 
 /// First word of a key file: says what the file is to anyone who opens it.
 const KEY_FILE_MAGIC: &str = "fengqiao-node-key";
@@ -26,7 +25,7 @@ const KEY_FILE_MAGIC: &str = "fengqiao-node-key";
 pub const KEY_FILE_VERSION: u32 = 1;
 
 /// Bytes of SHA-256(public key) that make the node ID and the automerge actor id.
-pub const ACTOR_LENGTH: usize = 16;
+pub const ACTOR_LENGTH: usize = fengqiao_sync::roster::NODE_ID_BYTES;
 
 #[derive(Debug, thiserror::Error)]
 pub enum IdentityError {
@@ -80,9 +79,7 @@ impl fmt::Debug for NodeIdentity {
 
 /// The node ID and actor id of a public key: the first 16 bytes of SHA-256(public key).
 pub fn derive_node_id(public_key: &VerifyingKey) -> (NodeId, [u8; ACTOR_LENGTH]) {
-    let digest = Sha256::digest(public_key.as_bytes());
-    let mut actor = [0u8; ACTOR_LENGTH];
-    actor.copy_from_slice(&digest[..ACTOR_LENGTH]);
+    let actor = fengqiao_sync::node_actor_for_public_key(public_key.as_bytes());
     (hex::encode(actor), actor)
 }
 
@@ -119,6 +116,13 @@ impl NodeIdentity {
 
     pub fn sign(&self, message: &[u8]) -> Signature {
         self.signing_key.sign(message)
+    }
+
+    /// The QUIC/TLS credentials of the same key, so the node the transport proves is this one.
+    pub fn transport_credentials(
+        &self,
+    ) -> Result<fengqiao_transport::NodeCredentials, fengqiao_transport::TransportError> {
+        fengqiao_transport::NodeCredentials::from_seed(&self.signing_key.to_bytes())
     }
 
     /// The key file's text.
@@ -265,10 +269,22 @@ fn warn_if_readable_by_others(path: &Path) {
     }
 }
 
+/// The node signs its roster entries (its own as a root, its children's) with its node key.
+impl fengqiao_sync::RosterSigner for NodeIdentity {
+    fn public_key(&self) -> [u8; 32] {
+        self.signing_key.verifying_key().to_bytes()
+    }
+
+    fn sign(&self, message: &[u8]) -> [u8; 64] {
+        Signer::sign(&self.signing_key, message).to_bytes()
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
     use ed25519_dalek::Verifier;
+    use sha2::Digest;
 
     use super::*;
 
@@ -305,8 +321,13 @@ mod tests {
         let identity = NodeIdentity::from_seed([7; 32]);
         assert_eq!(identity.node_id().len(), 32);
         assert_eq!(identity.node_id(), hex::encode(identity.actor()));
-        let digest = Sha256::digest(identity.verifying_key().as_bytes());
+        let digest = sha2::Sha256::digest(identity.verifying_key().as_bytes());
         assert_eq!(&digest[..16], identity.actor());
+        // The transport derives the same ID from the certificate key.
+        assert_eq!(
+            fengqiao_transport::NodeId::from_verifying_key(&identity.verifying_key()).to_string(),
+            identity.node_id()
+        );
         assert_ne!(
             NodeIdentity::from_seed([8; 32]).node_id(),
             identity.node_id()

@@ -4,6 +4,7 @@ mod federation;
 mod frames;
 mod harness;
 mod properties;
+mod roster;
 mod routing_rules;
 mod sessions;
 mod support;

@@ -181,6 +181,14 @@ fn schema_description(name: &str) -> &'static str {
             "one federation link: node_id, name, relation, connected, since, \
              last_successful_sync, last_error, pending"
         }
+        "RosterView" => {
+            "the trusted root and each member office: node_id, name, tier, region_code, \
+             admitted_by, issued_at"
+        }
+        "FederationReload" => {
+            "what a reload changed: admitted, revoked, updated, roster_entries_signed, \
+             needs_restart"
+        }
         "ApiError" => "every error answer: `{\"error\": \"lowercase message\"}`",
         _ => "",
     }

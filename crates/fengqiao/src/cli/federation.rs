@@ -13,6 +13,7 @@ use crate::config::{
     is_valid_node_id,
 };
 use crate::federation::PeerView;
+use fengqiao_case::model::roster::{FederationReload, RosterView};
 
 use super::{GlobalOptions, emit, print_json};
 
@@ -95,14 +96,45 @@ fn own_node_id(dir: &Path) -> anyhow::Result<String> {
     Ok(identity.node_id().to_owned())
 }
 
-fn save_and_tell(dir: &Path, config: &NodeConfig, what: &str) -> anyhow::Result<()> {
+fn save(dir: &Path, config: &NodeConfig) -> anyhow::Result<()> {
     crate::config::save(dir, config)
-        .with_context(|| format!("cannot update the config in {}", dir.display()))?;
-    let mut text = format!(
-        "{what}\nsaved {}; restart the node (fengqiao run {}) for it to take effect",
-        crate::config::NodeDir::new(dir).config_path().display(),
-        dir.display()
-    );
+        .with_context(|| format!("cannot update the config in {}", dir.display()))
+}
+
+/// Say what changed, and have a running node apply it.
+fn tell(
+    dir: &Path,
+    config: &NodeConfig,
+    what: &str,
+    global: &GlobalOptions,
+    command: &str,
+) -> anyhow::Result<()> {
+    let config_path = crate::config::NodeDir::new(dir).config_path();
+    let mut text = format!("{what}\nsaved {}", config_path.display());
+    match apply_to_running_node(dir, global, command) {
+        Some(Ok((url, reload))) => {
+            text.push_str(&format!(
+                "\nthe running node ({url}) applied it at once: {} admitted, {} revoked, {} \
+                 changed, {} roster entries signed",
+                reload.admitted.len(),
+                reload.revoked.len(),
+                reload.updated.len(),
+                reload.roster_entries_signed
+            ));
+            for note in &reload.needs_restart {
+                text.push_str(&format!("\nnot yet in effect: {note}"));
+            }
+        }
+        Some(Err(error)) => text.push_str(&format!(
+            "\nthe running node could not apply it ({error:#}); restart it (fengqiao run {}) \
+             for it to take effect",
+            dir.display()
+        )),
+        None => text.push_str(&format!(
+            "\nthe node is not running: it takes effect when it starts (fengqiao run {})",
+            dir.display()
+        )),
+    }
     if let Some(federation) = &config.federation
         && federation.listen.ip().is_loopback()
     {
@@ -115,11 +147,40 @@ fn save_and_tell(dir: &Path, config: &NodeConfig, what: &str) -> anyhow::Result<
     emit(text)
 }
 
+/// Ask the node serving from `dir`, if one is, to apply its edited config. `None` when no node
+/// answers there (not running, or an `api.addr` left by a crash).
+fn apply_to_running_node(
+    dir: &Path,
+    global: &GlobalOptions,
+    command: &str,
+) -> Option<anyhow::Result<(String, FederationReload)>> {
+    let url = crate::client::resolve_node_url(None, Some(dir), None).ok()?;
+    // The change was made by whoever ran the command; without --operator the log says which.
+    let operator = global
+        .operator
+        .clone()
+        .unwrap_or_else(|| format!("fengqiao {command} (command line)"));
+    let client = NodeClient::new(url.clone(), Some(operator));
+    client.get("/api/health", &[]).ok()?;
+    Some(
+        client
+            .post_as::<FederationReload>("/api/federation/reload", &serde_json::json!({}))
+            .map(|reload| (url, reload)),
+    )
+}
+
 pub fn admit(args: AdmitArgs, global: &GlobalOptions) -> anyhow::Result<()> {
-    let dir = node_dir(args.dir, global, "admit")?;
-    let mut config = crate::config::load(&dir)?;
+    let dir = node_dir(args.dir.clone(), global, "admit")?;
+    let (config, what) = admit_child(&dir, &args)?;
+    tell(&dir, &config, &what, global, "admit")
+}
+
+/// Admit a child in the config of the node in `dir` and save it; returns the saved config and
+/// what was done, in words. Does not tell a running node (`admit` does).
+pub fn admit_child(dir: &Path, args: &AdmitArgs) -> anyhow::Result<(NodeConfig, String)> {
+    let mut config = crate::config::load(dir)?;
     let node_id = normalized_node_id(&args.node_id)?;
-    if node_id == own_node_id(&dir)? {
+    if node_id == own_node_id(dir)? {
         bail!("{node_id} is this node's own ID: give the child's ID");
     }
     let own_region = config.node.region_code.clone();
@@ -151,8 +212,6 @@ pub fn admit(args: AdmitArgs, global: &GlobalOptions) -> anyhow::Result<()> {
     {
         bail!("{node_id} is this node's parent; it cannot also be its child");
     }
-    // An office known from the roster that now connects directly is a child, not both.
-    federation.roster.retain(|entry| entry.node_id != node_id);
     if let Some(listen) = args.quic_listen {
         federation.listen = listen;
     }
@@ -162,14 +221,12 @@ pub fn admit(args: AdmitArgs, global: &GlobalOptions) -> anyhow::Result<()> {
         region_code: args.region.clone(),
         aliases: Vec::new(),
     });
-    save_and_tell(
-        &dir,
-        &config,
-        &format!(
-            "admitted {} (node {node_id}, region {}) as a child",
-            args.name, args.region
-        ),
-    )
+    save(dir, &config)?;
+    let what = format!(
+        "admitted {} (node {node_id}, region {}) as a child",
+        args.name, args.region
+    );
+    Ok((config, what))
 }
 
 pub fn revoke(args: RevokeArgs, global: &GlobalOptions) -> anyhow::Result<()> {
@@ -187,22 +244,32 @@ pub fn revoke(args: RevokeArgs, global: &GlobalOptions) -> anyhow::Result<()> {
         bail!("{node_id} is not an admitted child of this node");
     };
     let removed = federation.children.remove(position);
-    save_and_tell(
+    save(&dir, &config)?;
+    tell(
         &dir,
         &config,
         &format!(
-            "revoked {} (node {node_id}): its connections are refused once the node restarts; \
-             its cases stay here",
+            "revoked {} (node {node_id}): its connections are refused and the roster says it \
+             is revoked; its cases stay here",
             removed.name
         ),
+        global,
+        "revoke",
     )
 }
 
 pub fn join(args: JoinArgs, global: &GlobalOptions) -> anyhow::Result<()> {
-    let dir = node_dir(args.dir, global, "join")?;
-    let mut config = crate::config::load(&dir)?;
+    let dir = node_dir(args.dir.clone(), global, "join")?;
+    let (config, what) = join_parent(&dir, &args)?;
+    tell(&dir, &config, &what, global, "join")
+}
+
+/// Set the parent in the config of the node in `dir` and save it; returns the saved config and
+/// what was done, in words. Does not tell a running node (`join` does).
+pub fn join_parent(dir: &Path, args: &JoinArgs) -> anyhow::Result<(NodeConfig, String)> {
+    let mut config = crate::config::load(dir)?;
     let parent_id = normalized_node_id(&args.parent_id)?;
-    if parent_id == own_node_id(&dir)? {
+    if parent_id == own_node_id(dir)? {
         bail!("{parent_id} is this node's own ID: give the parent's ID");
     }
     let own_region = config.node.region_code.clone();
@@ -218,7 +285,6 @@ pub fn join(args: JoinArgs, global: &GlobalOptions) -> anyhow::Result<()> {
     if federation
         .children
         .iter()
-        .chain(federation.roster.iter())
         .any(|office| office.node_id == parent_id)
     {
         bail!("{parent_id} is listed below this node; it cannot also be its parent");
@@ -246,10 +312,58 @@ pub fn join(args: JoinArgs, global: &GlobalOptions) -> anyhow::Result<()> {
     what.push_str(&format!(
         "\nthe parent must admit this node: fengqiao admit PARENT_DIR --node-id {} --name \"{}\" \
          --region {own_region}",
-        own_node_id(&dir)?,
+        own_node_id(dir)?,
         config.node.name
     ));
-    save_and_tell(&dir, &config, &what)
+    save(dir, &config)?;
+    Ok((config, what))
+}
+
+pub fn roster(client: &NodeClient, json: bool) -> anyhow::Result<()> {
+    let answer = client.get("/api/roster", &[])?;
+    if json {
+        return print_json(&answer);
+    }
+    let view: RosterView =
+        serde_json::from_value(answer).context("unexpected answer from /api/roster")?;
+    emit(roster_text(&view))
+}
+
+/// The roster as a table: each member office under the office that admitted it.
+pub fn roster_text(view: &RosterView) -> String {
+    let Some(root) = &view.root else {
+        return "this node does not know its federation's root yet: its parent tells it on the \
+                first connection (fengqiao peers shows the link)"
+            .to_owned();
+    };
+    let name_of = |node_id: &str| {
+        view.members
+            .iter()
+            .find(|member| member.node_id == node_id)
+            .map_or_else(|| node_id.to_owned(), |member| member.name.clone())
+    };
+    let mut table = super::render::new_table(["TIER", "NAME", "REGION", "NODE ID", "ADMITTED BY"]);
+    let mut members: Vec<_> = view.members.iter().collect();
+    members.sort_by(|left, right| left.region_code.cmp(&right.region_code));
+    for member in members {
+        table.add_row([
+            crate::config::tier_name(member.tier).to_owned(),
+            member.name.clone(),
+            member.region_code.clone(),
+            member.node_id.clone(),
+            member
+                .admitted_by
+                .as_deref()
+                .map_or_else(|| "(root)".to_owned(), name_of),
+        ]);
+    }
+    format!(
+        "root: {} ({root}); {} members, {} signed entries held\n{}",
+        name_of(root),
+        view.members.len(),
+        view.entries,
+        table
+    )
 }
 
 pub fn peers(client: &NodeClient, json: bool) -> anyhow::Result<()> {
@@ -268,7 +382,7 @@ pub fn peers_text(peers: &[PeerView]) -> String {
         return "no federation links: this node has no parent and no children.\n\
                 to link nodes: `fengqiao join CHILD_DIR --parent-address … --parent-id … \
                 --parent-name … --parent-region …` at the child, `fengqiao admit PARENT_DIR \
-                --node-id … --name … --region …` at the parent, then restart both"
+                --node-id … --name … --region …` at the parent"
             .to_owned();
     }
     let time = |instant: Option<chrono::DateTime<chrono::Utc>>| {
@@ -282,18 +396,19 @@ pub fn peers_text(peers: &[PeerView]) -> String {
             },
         )
     };
-    let mut rows = vec![[
-        "RELATION".to_owned(),
-        "NAME".to_owned(),
-        "NODE ID".to_owned(),
-        "STATE".to_owned(),
-        "SINCE".to_owned(),
-        "LAST SYNC".to_owned(),
-        "PENDING".to_owned(),
-        "LAST ERROR".to_owned(),
-    ]];
+    let mut table = super::render::new_table([
+        "RELATION",
+        "NAME",
+        "NODE ID",
+        "STATE",
+        "SINCE",
+        "LAST SYNC",
+        "PENDING OUT",
+        "PENDING IN",
+        "LAST ERROR",
+    ]);
     for peer in peers {
-        rows.push([
+        table.add_row([
             peer.relation.clone(),
             peer.name.clone(),
             peer.node_id.clone(),
@@ -305,28 +420,9 @@ pub fn peers_text(peers: &[PeerView]) -> String {
             time(peer.since),
             time(peer.last_successful_sync),
             peer.pending.to_string(),
+            peer.pending_inbound.to_string(),
             peer.last_error.clone().unwrap_or_else(|| "-".to_owned()),
         ]);
     }
-    let mut widths = [0usize; 8];
-    for row in &rows {
-        for (width, cell) in widths.iter_mut().zip(row.iter()) {
-            *width = (*width).max(cell.chars().count());
-        }
-    }
-    let lines: Vec<String> = rows
-        .iter()
-        .map(|row| {
-            let cells: Vec<String> = row
-                .iter()
-                .zip(widths.iter())
-                .map(|(cell, width)| {
-                    let padding = width.saturating_sub(cell.chars().count());
-                    format!("{cell}{}", " ".repeat(padding))
-                })
-                .collect();
-            cells.join("  ").trim_end().to_owned()
-        })
-        .collect();
-    lines.join("\n")
+    table.to_string()
 }

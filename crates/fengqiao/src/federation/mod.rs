@@ -12,6 +12,7 @@
 mod driver;
 mod links;
 mod replica;
+mod roster;
 #[cfg(test)]
 mod tests;
 
@@ -33,11 +34,13 @@ use tracing::Instrument;
 pub use driver::{ChangeNotifier, DriverError, SessionEnd, StreamRole, SyncDriver};
 pub use links::{LinkRegistry, PeerLinkReport, PeerView};
 pub use replica::{SharedRoster, StoreHandle, StoreReplica, peer_cursor_key, peer_heads_key};
+pub use roster::{LiveRoster, ROSTER_META_KEY, RosterStoreError, tier_of_region_code};
 
 use crate::service::Node;
 
-/// Feed entries counted for a link's `pending` figure before giving up counting.
-const PENDING_COUNT_CAP: usize = 100_000;
+/// Feed entries counted for a link's `pending` figure before giving up counting: the same cap as
+/// the backlog a session announces to its peer, so both directions count alike.
+const PENDING_COUNT_CAP: usize = fengqiao_sync::session::BACKLOG_COUNT_CAP;
 
 /// An office at the other end of a link (or known from the roster).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,10 +83,6 @@ pub struct FederationConfig {
     pub parent: Option<ParentLink>,
     /// Children this node has admitted; only they may connect.
     pub children: Vec<OfficeEntry>,
-    /// Other offices below this node (grandchildren and deeper), by node ID and region code,
-    /// so that routing can tell which child's subtree a node belongs to. Stands in for the
-    /// replicated roster.
-    pub roster: Vec<OfficeEntry>,
     pub session: SessionConfig,
     pub transport: TransportSettings,
     pub reconnect: Backoff,
@@ -98,7 +97,6 @@ impl FederationConfig {
             listen,
             parent: None,
             children: Vec::new(),
-            roster: Vec::new(),
             session: SessionConfig::default(),
             transport: TransportSettings::default(),
             reconnect: Backoff::default(),
@@ -143,18 +141,6 @@ impl FederationConfig {
                 )
             })
             .collect();
-        config.roster = section
-            .roster
-            .iter()
-            .map(|entry| {
-                office(
-                    &entry.node_id,
-                    &entry.name,
-                    &entry.region_code,
-                    &entry.aliases,
-                )
-            })
-            .collect();
         config
     }
 }
@@ -166,6 +152,9 @@ pub struct FederationStatus {
     links: LinkRegistry,
     replica: StoreReplica,
     notifier: ChangeNotifier,
+    roster: Arc<LiveRoster>,
+    /// Weak, so that the API holding this view never keeps a stopped federation's tasks alive.
+    shared: std::sync::Weak<Shared>,
 }
 
 impl std::fmt::Debug for FederationStatus {
@@ -177,6 +166,62 @@ impl std::fmt::Debug for FederationStatus {
 }
 
 impl FederationStatus {
+    /// The node's roster as people read it: the root it trusts and every member.
+    pub fn roster(&self) -> fengqiao_case::model::roster::RosterView {
+        let roster = self.roster.read();
+        fengqiao_case::model::roster::RosterView {
+            schema_version: fengqiao_case::SCHEMA_VERSION,
+            root: roster.root().map(str::to_owned),
+            members: roster
+                .members()
+                .map(|entry| fengqiao_case::model::roster::RosterMemberView {
+                    node_id: entry.node_id.clone(),
+                    name: entry.name.clone(),
+                    tier: entry.tier,
+                    region_code: entry.region_code.clone(),
+                    admitted_by: entry.parent.clone(),
+                    issued_at: entry.issued_at,
+                })
+                .collect(),
+            entries: roster.entry_count(),
+        }
+    }
+
+    /// Apply a re-read `[federation]` section to the running federation: children admitted,
+    /// revoked or changed take effect at once; a changed parent is reported as needing a restart.
+    pub async fn reload(
+        &self,
+        section: &crate::config::FederationSection,
+    ) -> Result<fengqiao_case::model::roster::FederationReload, FederationError> {
+        let shared = self.shared.upgrade().ok_or(FederationError::Stopped)?;
+        let config = FederationConfig::from_section(section, None);
+        let running_parent = shared.parent.clone();
+        let mut reload =
+            tokio::task::spawn_blocking(move || shared.set_children(&config.children)).await??;
+        let same_parent = match (&running_parent, &config.parent) {
+            (None, None) => true,
+            (Some(running), Some(configured)) => running == configured,
+            _ => false,
+        };
+        if !same_parent {
+            reload.needs_restart.push(match &config.parent {
+                Some(parent) => format!(
+                    "the parent is now {} (node {}) at {}: restart the node to dial it",
+                    parent.office.name, parent.office.node_id, parent.address
+                ),
+                None => "the parent was removed: restart the node to stop dialing it".to_owned(),
+            });
+        }
+        tracing::info!(
+            admitted = reload.admitted.len(),
+            revoked = reload.revoked.len(),
+            updated = reload.updated.len(),
+            signed = reload.roster_entries_signed,
+            "federation configuration reloaded"
+        );
+        Ok(reload)
+    }
+
     /// Wake the links after a local write.
     pub fn notify_local_change(&self) {
         self.notifier.notify();
@@ -207,6 +252,10 @@ pub enum FederationError {
     Blocking(#[from] tokio::task::JoinError),
     #[error("cannot read the sync state: {0}")]
     Storage(#[from] fengqiao_sync::ReplicaError),
+    #[error("{0}")]
+    Roster(#[from] RosterStoreError),
+    #[error("the federation has stopped")]
+    Stopped,
 }
 
 /// Subtree membership by region code: a node belongs to the subtree of every office whose region
@@ -238,31 +287,31 @@ impl SubtreeRoster for RegionRoster {
     }
 }
 
-/// The node's transport credentials, made from its `node.key`.
-///
-/// `NodeIdentity` does not hand out its seed, so the key file is read again here; the result is
-/// checked against the node's ID so that both can never disagree.
+/// The node's transport credentials: the same key as its identity, so the two can never disagree.
 pub fn node_credentials(node: &Node) -> anyhow::Result<NodeCredentials> {
-    let path = node.dir().key_path();
-    let text = std::fs::read_to_string(&path)
-        .with_context(|| format!("cannot read the node key {}", path.display()))?;
-    let seed_hex = text
-        .lines()
-        .map(str::trim)
-        .find_map(|line| line.strip_prefix("ed25519 "))
-        .with_context(|| format!("the node key {} has no ed25519 line", path.display()))?;
-    let mut seed = [0u8; 32];
-    hex::decode_to_slice(seed_hex.trim(), &mut seed)
-        .with_context(|| format!("the node key {} is not 32 hex bytes", path.display()))?;
-    let credentials = NodeCredentials::from_seed(&seed)
-        .with_context(|| format!("cannot make credentials from {}", path.display()))?;
-    anyhow::ensure!(
-        credentials.node_id().to_string() == node.node_id(),
-        "the node key {} does not belong to node {}",
-        path.display(),
-        node.node_id()
-    );
-    Ok(credentials)
+    node.identity()
+        .transport_credentials()
+        .context("cannot make transport credentials from the node key")
+}
+
+/// What this node vouches for in the roster: itself when it is the root, and each admitted child.
+fn admission_of(office: &OfficeEntry) -> Option<fengqiao_sync::Admission> {
+    let Some(tier) = tier_of_region_code(&office.region_code) else {
+        tracing::warn!(
+            node = %office.node_id,
+            region_code = %office.region_code,
+            "the region code names no tier; the office is left out of the roster"
+        );
+        return None;
+    };
+    Some(fengqiao_sync::Admission {
+        node_id: office.node_id.clone(),
+        name: office.name.clone(),
+        aliases: office.aliases.clone(),
+        tier,
+        region_code: office.region_code.clone(),
+        revoked: false,
+    })
 }
 
 fn parse_node_id(node_id: &str) -> Result<fengqiao_transport::NodeId, FederationError> {
@@ -279,6 +328,58 @@ fn describe(office: &OfficeEntry, relation: PeerRelation) -> PeerDescription {
         aliases: office.aliases.clone(),
         region_code: office.region_code.clone(),
         relation,
+    }
+}
+
+/// Load the node's roster and make it vouch for what the configuration says: the node itself when
+/// it has no parent (it is then the federation's root), and its admitted children.
+async fn start_roster(
+    node: &Arc<Node>,
+    config: &FederationConfig,
+    own_admission: Option<fengqiao_sync::Admission>,
+) -> anyhow::Result<LiveRoster> {
+    let node = Arc::clone(node);
+    let config = config.clone();
+    tokio::task::spawn_blocking(move || {
+        let own_root = own_admission
+            .as_ref()
+            .map(|admission| admission.node_id.clone());
+        let roster = LiveRoster::load(Arc::clone(&node) as Arc<dyn StoreHandle>, own_root)
+            .context("cannot load the federation roster")?;
+        let children: Vec<_> = config.children.iter().filter_map(admission_of).collect();
+        let signed = roster
+            .vouch(node.identity(), own_admission.as_ref(), &children)
+            .context("cannot sign the node's roster entries")?;
+        if signed > 0 {
+            tracing::info!(signed, "roster entries signed for this node's admissions");
+        }
+        Ok(roster)
+    })
+    .await
+    .context("the roster task failed")?
+}
+
+/// Run the roster exchange beside a link's sync session; it ends with the returned guard.
+fn spawn_roster_link(
+    shared: &Shared,
+    connection: &PeerConnection,
+    relation: PeerRelation,
+) -> AbortTaskOnDrop {
+    AbortTaskOnDrop(tokio::spawn(
+        roster::run_roster_link(
+            connection.connection.clone(),
+            relation,
+            Arc::clone(&shared.roster),
+        )
+        .instrument(connection.span.clone()),
+    ))
+}
+
+struct AbortTaskOnDrop(JoinHandle<()>);
+
+impl Drop for AbortTaskOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
@@ -301,14 +402,110 @@ struct Shared {
     /// The stop switch of each child's current connection: a child that reconnects replaces its
     /// old connection instead of running two sessions on the same cursor.
     child_connections: Mutex<HashMap<String, watch::Sender<bool>>>,
-    children: HashMap<String, OfficeEntry>,
+    /// Admitted children by node ID; changed live by [`FederationStatus::reload`].
+    children: Mutex<HashMap<String, OfficeEntry>>,
+    /// Who may complete a handshake with us: the children and the parent.
+    admitted: AdmittedPeers,
+    roster: Arc<LiveRoster>,
+    /// Signs this node's roster entries.
+    node: Arc<Node>,
+    /// The node's own roster entry when it is the federation's root.
+    own_admission: Option<fengqiao_sync::Admission>,
+    /// The parent the federation was started with; changing it takes a restart.
+    parent: Option<ParentLink>,
+}
+
+impl Shared {
+    fn child(&self, node_id: &str) -> Option<OfficeEntry> {
+        self.children
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(node_id)
+            .cloned()
+    }
+
+    fn close_child_connection(&self, node_id: &str) {
+        let connection = self
+            .child_connections
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(node_id);
+        if let Some(connection) = connection {
+            let _ = connection.send(true);
+        }
+    }
+
+    /// Make `children` the admitted children from now on: admit the new ones, refuse and
+    /// disconnect the dropped ones, restart the links of changed ones, and sign the roster entries
+    /// that say so. Blocking (the roster is flushed to disk).
+    fn set_children(
+        &self,
+        children: &[OfficeEntry],
+    ) -> Result<fengqiao_case::model::roster::FederationReload, FederationError> {
+        let mut parsed = Vec::with_capacity(children.len());
+        for child in children {
+            parsed.push((parse_node_id(&child.node_id)?, child));
+        }
+        let mut reload = fengqiao_case::model::roster::FederationReload {
+            schema_version: fengqiao_case::SCHEMA_VERSION,
+            ..Default::default()
+        };
+        {
+            let mut current = self.children.lock().unwrap_or_else(PoisonError::into_inner);
+            for (node_id, child) in &parsed {
+                match current.get(&child.node_id) {
+                    None => {
+                        self.admitted.admit(*node_id);
+                        self.links
+                            .declare(&child.node_id, &child.name, PeerRelation::Child);
+                        reload.admitted.push(child.node_id.clone());
+                    }
+                    Some(previous) if previous != *child => {
+                        self.close_child_connection(&child.node_id);
+                        self.links.forget(&child.node_id);
+                        self.links
+                            .declare(&child.node_id, &child.name, PeerRelation::Child);
+                        reload.updated.push(child.node_id.clone());
+                    }
+                    Some(_) => {}
+                }
+            }
+            let dropped: Vec<String> = current
+                .keys()
+                .filter(|node_id| !children.iter().any(|child| &child.node_id == *node_id))
+                .cloned()
+                .collect();
+            for node_id in dropped {
+                if let Ok(parsed) = parse_node_id(&node_id) {
+                    self.admitted.revoke(&parsed);
+                }
+                self.close_child_connection(&node_id);
+                self.links.forget(&node_id);
+                tracing::warn!(
+                    peer = %node_id,
+                    "child revoked; its connections are refused from now on"
+                );
+                reload.revoked.push(node_id);
+            }
+            *current = children
+                .iter()
+                .map(|child| (child.node_id.clone(), child.clone()))
+                .collect();
+        }
+        let admissions: Vec<_> = children.iter().filter_map(admission_of).collect();
+        reload.roster_entries_signed = self.roster.vouch(
+            self.node.identity(),
+            self.own_admission.as_ref(),
+            &admissions,
+        )?;
+        Ok(reload)
+    }
 }
 
 /// A running federation: the node's QUIC endpoint, its parent link and its children's links.
 pub struct Federation {
     shared: Arc<Shared>,
     endpoint: Arc<NodeEndpoint>,
-    admitted: AdmittedPeers,
     shutdown: watch::Sender<bool>,
     tasks_done: mpsc::Receiver<()>,
     tasks: Vec<JoinHandle<()>>,
@@ -329,6 +526,17 @@ impl Federation {
     /// Bind the endpoint and start the links. Must run inside a tokio runtime.
     pub async fn start(node: Arc<Node>, config: FederationConfig) -> anyhow::Result<Federation> {
         let credentials = Arc::new(node_credentials(&node)?);
+        let own_admission = config.parent.is_none().then(|| {
+            let own = &node.config().node;
+            fengqiao_sync::Admission {
+                node_id: node.node_id().to_owned(),
+                name: own.name.clone(),
+                aliases: Vec::new(),
+                tier: own.tier,
+                region_code: own.region_code.clone(),
+                revoked: false,
+            }
+        });
         let mut admitted = Vec::new();
         for office in config
             .children
@@ -349,18 +557,8 @@ impl Federation {
         );
         let local_address = endpoint.local_address()?;
 
-        let mut regions: Vec<(String, String)> = config
-            .children
-            .iter()
-            .chain(config.roster.iter())
-            .chain(config.parent.iter().map(|parent| &parent.office))
-            .map(|office| (office.node_id.clone(), office.region_code.clone()))
-            .collect();
-        regions.push((
-            node.node_id().to_owned(),
-            node.config().node.region_code.clone(),
-        ));
-        let roster: SharedRoster = Arc::new(RegionRoster::new(regions));
+        let live_roster = Arc::new(start_roster(&node, &config, own_admission.clone()).await?);
+        let roster: SharedRoster = Arc::clone(&live_roster) as SharedRoster;
         let replica = StoreReplica::for_node(Arc::clone(&node), roster);
 
         let links = LinkRegistry::default();
@@ -386,11 +584,18 @@ impl Federation {
             shutdown: shutdown_receiver,
             task_alive,
             child_connections: Mutex::new(HashMap::new()),
-            children: config
-                .children
-                .iter()
-                .map(|child| (child.node_id.clone(), child.clone()))
-                .collect(),
+            roster: live_roster,
+            children: Mutex::new(
+                config
+                    .children
+                    .iter()
+                    .map(|child| (child.node_id.clone(), child.clone()))
+                    .collect(),
+            ),
+            admitted,
+            node: Arc::clone(&node),
+            own_admission,
+            parent: config.parent.clone(),
         });
         let span = tracing::info_span!("federation", node = %node.node_id(), %local_address);
         let mut tasks = vec![tokio::spawn(
@@ -423,7 +628,6 @@ impl Federation {
         Ok(Federation {
             shared,
             endpoint,
-            admitted,
             shutdown,
             tasks_done,
             tasks,
@@ -442,28 +646,25 @@ impl Federation {
         self.shared.notifier.clone()
     }
 
-    /// Refuse a child from now on and close its current connection. Returns whether it had been
-    /// admitted. Its cases stay here; only the link goes.
+    /// Refuse a child from now on, close its current connection and sign its revocation. Returns
+    /// whether it had been admitted. Its cases stay here; only the link goes. Blocking.
     pub fn revoke_child(&self, node_id: &str) -> Result<bool, FederationError> {
-        let parsed = parse_node_id(node_id)?;
-        if !self.shared.children.contains_key(node_id) {
-            return Ok(false);
-        }
-        let was_admitted = self.admitted.revoke(&parsed);
-        let connection = self
+        parse_node_id(node_id)?;
+        let mut children: Vec<OfficeEntry> = self
             .shared
-            .child_connections
+            .children
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .remove(node_id);
-        if let Some(connection) = connection {
-            let _ = connection.send(true);
+            .values()
+            .cloned()
+            .collect();
+        let before = children.len();
+        children.retain(|child| child.node_id != node_id);
+        if children.len() == before {
+            return Ok(false);
         }
-        tracing::warn!(
-            peer = node_id,
-            "child revoked; its connections are refused from now on"
-        );
-        Ok(was_admitted)
+        let reload = self.shared.set_children(&children)?;
+        Ok(!reload.revoked.is_empty())
     }
 
     /// Each link's state, with the pending figure read from the store.
@@ -477,6 +678,8 @@ impl Federation {
             links: self.shared.links.clone(),
             replica: self.shared.replica.clone(),
             notifier: self.shared.notifier.clone(),
+            roster: Arc::clone(&self.shared.roster),
+            shared: Arc::downgrade(&self.shared),
         }
     }
 
@@ -560,7 +763,7 @@ async fn accept_children(shared: Arc<Shared>, endpoint: Arc<NodeEndpoint>) {
 
 async fn serve_child(shared: Arc<Shared>, connection: PeerConnection) {
     let node_id = connection.node_id.to_string();
-    let Some(child) = shared.children.get(&node_id).cloned() else {
+    let Some(child) = shared.child(&node_id) else {
         // Admitted at the handshake only as our parent: a parent never dials its child.
         tracing::warn!(
             peer = %node_id,
@@ -584,6 +787,7 @@ async fn serve_child(shared: Arc<Shared>, connection: PeerConnection) {
         tracing::info!(peer = %node_id, "child reconnected; its previous connection is closed");
         let _ = previous.send(true);
     }
+    let _roster_link = spawn_roster_link(&shared, &connection, PeerRelation::Child);
     let driver = SyncDriver {
         connection,
         role: StreamRole::Acceptor,
@@ -642,6 +846,7 @@ async fn dial_parent(
         match connected {
             Ok(connection) => {
                 let began = std::time::Instant::now();
+                let _roster_link = spawn_roster_link(&shared, &connection, PeerRelation::Parent);
                 let driver = SyncDriver {
                     connection,
                     role: StreamRole::Dialer,
@@ -657,8 +862,19 @@ async fn dial_parent(
                     return;
                 }
                 // A link that held for a while dropped for a new reason: redial quickly. One that
-                // fails as soon as it is up (a protocol mismatch, say) keeps backing off.
-                if began.elapsed() > backoff.maximum {
+                // fails as soon as it is up (a protocol mismatch, say) keeps backing off. A
+                // stateless reset comes from the parent's endpoint itself, up again at its
+                // address after a restart: it can take the redial now.
+                let reset = outcome
+                    .as_ref()
+                    .is_err_and(|error| fengqiao_transport::is_stateless_reset(error));
+                if reset {
+                    tracing::info!(
+                        parent = %parent.office.node_id,
+                        "the parent reset the connection (it restarted); redialling"
+                    );
+                }
+                if reset || began.elapsed() > backoff.maximum {
                     delay = backoff.initial;
                 }
             }

@@ -73,7 +73,6 @@ fn config(
     listen: SocketAddr,
     parent: Option<(SocketAddr, &TestOffice)>,
     children: &[&TestOffice],
-    roster: &[&TestOffice],
 ) -> FederationConfig {
     let mut config = FederationConfig::new(listen);
     config.parent = parent.map(|(address, office)| ParentLink {
@@ -81,7 +80,6 @@ fn config(
         office: office.office.clone(),
     });
     config.children = children.iter().map(|child| child.office.clone()).collect();
-    config.roster = roster.iter().map(|office| office.office.clone()).collect();
     config.transport.keep_alive_interval = Duration::from_millis(500);
     config.transport.idle_timeout = Duration::from_secs(5);
     config.reconnect.maximum = Duration::from_secs(1);
@@ -254,30 +252,25 @@ async fn start_all(tiers: &ThreeTiers) -> Running {
         sibling,
         ..
     } = tiers;
-    let county_federation = start_at(
-        county,
-        config(loopback(), None, &[township], &[village, sibling]),
-    )
-    .await;
+    let county_federation = start_at(county, config(loopback(), None, &[township])).await;
     let township_federation = start_at(
         township,
         config(
             loopback(),
             Some((county_federation.local_address(), county)),
             &[village, sibling],
-            &[],
         ),
     )
     .await;
     let township_address = township_federation.local_address();
     let village_federation = start_at(
         village,
-        config(loopback(), Some((township_address, township)), &[], &[]),
+        config(loopback(), Some((township_address, township)), &[]),
     )
     .await;
     let sibling_federation = start_at(
         sibling,
-        config(loopback(), Some((township_address, township)), &[], &[]),
+        config(loopback(), Some((township_address, township)), &[]),
     )
     .await;
     Running {
@@ -376,7 +369,6 @@ async fn a_township_restart_loses_nothing_while_village_and_county_keep_editing(
             township_address,
             Some((county.local_address(), &tiers.county)),
             &[&tiers.village, &tiers.sibling],
-            &[],
         ),
     )
     .await;
@@ -483,7 +475,6 @@ async fn a_node_with_an_unknown_key_is_refused() {
             loopback(),
             Some((running.township.local_address(), &tiers.township)),
             &[],
-            &[],
         ),
     )
     .await;
@@ -523,7 +514,7 @@ fn store_replica_refuses_bad_bytes_and_keeps_the_document() {
         .build()
         .unwrap();
     let case = runtime.block_on(register(&tiers.village, "完好的案件"));
-    let roster: SharedRoster = Arc::new(RegionRoster::default());
+    let roster: SharedRoster = Arc::new(fengqiao_sync::Roster::default());
     let mut replica = StoreReplica::for_node(Arc::clone(&tiers.village.node), roster);
     let before = heads(&tiers.village, &case);
     let admit = |_: &fengqiao_sync::CaseRouting| Ok(());
@@ -569,11 +560,7 @@ fn store_replica_refuses_bad_bytes_and_keeps_the_document() {
 async fn a_malformed_frame_closes_the_link_and_touches_no_data() {
     init_tracing();
     let tiers = three_tiers();
-    let township = start_at(
-        &tiers.township,
-        config(loopback(), None, &[&tiers.village], &[]),
-    )
-    .await;
+    let township = start_at(&tiers.township, config(loopback(), None, &[&tiers.village])).await;
     let cases_before = tiers.township.node.store().case_count();
 
     // A client holding the village's key, speaking garbage after the handshake.
@@ -618,7 +605,6 @@ async fn a_malformed_frame_closes_the_link_and_touches_no_data() {
             loopback(),
             Some((township.local_address(), &tiers.township)),
             &[],
-            &[],
         ),
     )
     .await;
@@ -635,17 +621,12 @@ async fn a_malformed_frame_closes_the_link_and_touches_no_data() {
 async fn a_revoked_child_is_cut_off_and_refused_afterwards() {
     init_tracing();
     let tiers = three_tiers();
-    let township = start_at(
-        &tiers.township,
-        config(loopback(), None, &[&tiers.village], &[]),
-    )
-    .await;
+    let township = start_at(&tiers.township, config(loopback(), None, &[&tiers.village])).await;
     let village = start_at(
         &tiers.village,
         config(
             loopback(),
             Some((township.local_address(), &tiers.township)),
-            &[],
             &[],
         ),
     )
@@ -687,18 +668,13 @@ async fn a_backlog_larger_than_the_window_syncs_in_one_session() {
     for index in 0..BACKLOG {
         register(&tiers.village, &format!("积压案件 {index}")).await;
     }
-    let township = start_at(
-        &tiers.township,
-        config(loopback(), None, &[&tiers.village], &[]),
-    )
-    .await;
+    let township = start_at(&tiers.township, config(loopback(), None, &[&tiers.village])).await;
     let began = Instant::now();
     let village = start_at(
         &tiers.village,
         config(
             loopback(),
             Some((township.local_address(), &tiers.township)),
-            &[],
             &[],
         ),
     )
