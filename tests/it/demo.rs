@@ -1,44 +1,153 @@
-//! The README's main command: `fengqiao demo` seeds a node that then serves what it seeded.
+//! The README's main command: `fengqiao demo` starts a whole federation (county, 2 townships,
+//! 4 villages), cuts one township off while its villages keep registering, heals it, and leaves
+//! node directories in which the county holds every case registered below it.
 
-use fengqiao_tests::{NodeProcess, http_get, path_str, run_cli_ok};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use fengqiao_tests::{NodeProcess, path_str, run_cli_json, run_cli_ok};
+
+/// The demo's node directories (under `--dir`) and their regions.
+const COUNTY: (&str, &str) = ("county-430702", "430702");
+const CUT_TOWNSHIP: (&str, &str) = ("township-430702001", "430702001");
+const VILLAGES: [(&str, &str); 4] = [
+    ("village-430702001001", "430702001001"),
+    ("village-430702001002", "430702001002"),
+    ("village-430702002001", "430702002001"),
+    ("village-430702002002", "430702002002"),
+];
+
+/// Every case a running node lists: number → region code of its location.
+fn listed(node: &NodeProcess) -> BTreeMap<String, String> {
+    run_cli_json(&["case", "list", "--node", &node.url()])
+        .as_array()
+        .expect("a list of cases")
+        .iter()
+        .map(|item| {
+            let summary = &item["summary"];
+            (
+                summary["number"].as_str().expect("number").to_owned(),
+                summary["region_code"].as_str().expect("region").to_owned(),
+            )
+        })
+        .collect()
+}
+
+fn start(dir: &Path) -> NodeProcess {
+    // Free ports: the demo's own addresses stay in the configs, unused by these runs.
+    NodeProcess::start_federated(dir)
+        .unwrap_or_else(|error| panic!("start {}: {error:#}", dir.display()))
+}
 
 #[test]
-fn demo_seeds_a_node_that_serves_the_seeded_cases() {
+fn demo_federation_converges_at_the_county_after_a_cut() {
     let temp = tempfile::tempdir().expect("tempdir");
     let dir = temp.path().join("demo");
     let printed = run_cli_ok(&[
         "demo",
         "--dir",
         path_str(&dir),
-        "--listen",
-        "127.0.0.1:0",
+        "--base-port",
+        "0",
         "--cases",
         "40",
         "--no-serve",
     ]);
     assert!(
         printed.contains("及时受理率"),
-        "the demo prints the measures:\n{printed}"
+        "the demo prints the county's measures:\n{printed}"
     );
-
-    let node = NodeProcess::start(&dir).expect("start the demo node");
-    let (status, info) = http_get(node.address, "/api/health").expect("health");
-    assert_eq!(status, 200);
-    let cases = info["case_count"].as_u64().expect("case_count");
+    let registered_during_cut: Vec<String> = printed
+        .lines()
+        .find_map(|line| {
+            let rest = line.strip_prefix("registered while ")?;
+            let (_, numbers) = rest.split_once(" was cut off: ")?;
+            Some(numbers.split_whitespace().map(str::to_owned).collect())
+        })
+        .unwrap_or_else(|| {
+            panic!("the demo names the cases registered during the cut:\n{printed}")
+        });
     assert!(
-        cases >= 40,
-        "40 sample cases plus the scripted ones, got {cases}"
+        !registered_during_cut.is_empty(),
+        "the cut township's villages registered cases during the cut:\n{printed}"
     );
 
-    let (_, stats) = http_get(node.address, "/api/stats").expect("stats");
-    assert_eq!(stats["total"]["cases"].as_u64(), Some(cases));
+    let county = start(&dir.join(COUNTY.0));
+    let at_county = listed(&county);
+    assert!(
+        at_county.len() >= 40,
+        "the county holds the seeded cases, got {}",
+        at_county.len()
+    );
+    let (_, stats) = fengqiao_tests::http_get(county.address, "/api/stats").expect("stats");
     assert!(
         stats["total"]["directives_crossed_off"].as_u64() >= Some(1),
-        "the scripted directive was crossed off: {stats}"
+        "the county crossed off the township's directive: {stats}"
     );
-    let (_, listed) = http_get(node.address, "/api/cases?status=closed&limit=5").expect("list");
+
+    let mut registered_at_villages = 0;
+    for (key, region) in VILLAGES {
+        let village = start(&dir.join(key));
+        let held = listed(&village);
+        let own_prefix = format!("{region}-");
+        let registered_here: Vec<&String> = held
+            .keys()
+            .filter(|number| number.starts_with(&own_prefix))
+            .collect();
+        assert!(!registered_here.is_empty(), "{key} registered sample cases");
+        registered_at_villages += registered_here.len();
+        for number in &registered_here {
+            assert!(
+                at_county.contains_key(*number),
+                "{number}, registered at {key}, is at the county"
+            );
+        }
+        for (number, case_region) in &held {
+            assert!(
+                case_region.starts_with(region),
+                "{key} holds {number} located in {case_region}: a sibling's case"
+            );
+        }
+        let cut_here: Vec<&String> = registered_during_cut
+            .iter()
+            .filter(|number| number.starts_with(&own_prefix))
+            .collect();
+        if region.starts_with(CUT_TOWNSHIP.1) {
+            assert!(
+                !cut_here.is_empty(),
+                "{key} registered cases while its township was cut off"
+            );
+        }
+        for number in cut_here {
+            assert!(held.contains_key(number), "{number} is held at {key}");
+        }
+        assert!(village.stop().expect("stop a village"), "graceful stop");
+    }
+    for number in &registered_during_cut {
+        assert!(
+            VILLAGES
+                .iter()
+                .filter(|(_, region)| region.starts_with(CUT_TOWNSHIP.1))
+                .any(|(_, region)| number.starts_with(&format!("{region}-"))),
+            "{number} was registered at a village of the cut township"
+        );
+        assert!(
+            at_county.contains_key(number),
+            "{number}, registered during the cut, reached the county after the heal"
+        );
+    }
     assert!(
-        !listed.as_array().expect("list").is_empty(),
-        "some sample cases ran their whole course"
+        registered_at_villages >= 4 * 3,
+        "every village registered cases"
     );
+
+    let township = start(&dir.join(CUT_TOWNSHIP.0));
+    for (number, case_region) in listed(&township) {
+        assert!(
+            case_region.starts_with(CUT_TOWNSHIP.1),
+            "the township holds {number} located in {case_region}, outside its region"
+        );
+    }
+    assert!(township.stop().expect("stop the township"), "graceful stop");
+    assert!(county.stop().expect("stop the county"), "graceful stop");
 }

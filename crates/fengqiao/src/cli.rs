@@ -48,7 +48,7 @@ pub struct GlobalOptions {
     #[arg(long, global = true, value_name = "URL")]
     pub node: Option<String>,
     /// A node directory: client commands read the address `fengqiao run` wrote there
-    /// (`api.addr`); `demo` creates or reuses the node there.
+    /// (`api.addr`); `demo` creates or reuses its federation's node directories there.
     #[arg(long, global = true, value_name = "NODE_DIR")]
     pub dir: Option<PathBuf>,
     /// Who is acting: recorded with every change (required for commands that change data)
@@ -81,16 +81,18 @@ pub enum Command {
     Stats(StatsArgs),
     /// Import an existing ledger (CSV or JSON lines): all rows or none
     Import(ImportArgs),
-    /// Start a demonstration county node seeded with realistic cases
+    /// Start a demonstration federation on this machine (county, 2 townships, 4 villages)
     Demo(crate::demo::DemoArgs),
-    /// Admit a child office (parent side; edits the config, then restart the node)
+    /// Admit a child office (parent side; edits the config; a running node applies it at once)
     Admit(federation::AdmitArgs),
-    /// Revoke an admitted child (parent side; edits the config, then restart the node)
+    /// Revoke an admitted child (parent side; edits the config; a running node applies it at once)
     Revoke(federation::RevokeArgs),
     /// Set this node's parent (child side; edits the config, then restart the node)
     Join(federation::JoinArgs),
     /// The federation links of a running node: connected, since, last sync, pending
     Peers,
+    /// The federation roster a running node holds: which node ID is which office, admitted by whom
+    Roster,
 }
 
 #[derive(Debug, Args)]
@@ -213,6 +215,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Revoke(args) => federation::revoke(args, &global),
         Command::Join(args) => federation::join(args, &global),
         Command::Peers => federation::peers(&connect(&global)?, global.json),
+        Command::Roster => federation::roster(&connect(&global)?, global.json),
     }
 }
 
