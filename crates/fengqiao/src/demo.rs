@@ -41,7 +41,8 @@ const DEFAULT_BASE_PORT: u16 = 7370;
 #[derive(Debug, Args)]
 pub struct DemoArgs {
     /// Office i serves its API on port BASE+i and QUIC on BASE+10+i (127.0.0.1); a taken port is
-    /// replaced by a free one; 0 uses free ports throughout
+    /// replaced by a free one; 0 uses free ports throughout (another program may take one between
+    /// the choice and the bind: a base below 32768 avoids the ports the system hands out)
     #[arg(long, value_name = "BASE", default_value_t = DEFAULT_BASE_PORT)]
     pub base_port: u16,
     /// How many sample cases to seed, over all offices (most at the villages)
