@@ -218,6 +218,20 @@ pub struct Admission {
     pub revoked: bool,
 }
 
+impl Admission {
+    /// What `entry` says, as an admission its issuer could write again.
+    pub fn from_entry(entry: &RosterEntry) -> Admission {
+        Admission {
+            node_id: entry.node_id.clone(),
+            name: entry.name.clone(),
+            aliases: entry.aliases.clone(),
+            tier: entry.tier,
+            region_code: entry.region_code.clone(),
+            revoked: entry.revoked,
+        }
+    }
+}
+
 /// What merging a peer's entries did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RosterMerge {

@@ -314,7 +314,9 @@ impl SyncDriver {
     }
 }
 
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
+/// Aborts its task when dropped: a helper task (a stream reader, a roster exchange) ends with the
+/// connection task that spawned it, however that one ends.
+pub(super) struct AbortOnDrop(pub(super) tokio::task::JoinHandle<()>);
 
 impl Drop for AbortOnDrop {
     fn drop(&mut self) {

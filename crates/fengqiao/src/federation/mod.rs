@@ -23,7 +23,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use anyhow::Context;
-use fengqiao_sync::{PeerDescription, PeerRelation, SessionConfig, SubtreeRoster};
+use fengqiao_sync::{PeerDescription, PeerRelation, SessionConfig};
 use fengqiao_transport::{
     AdmittedPeers, NodeCredentials, NodeEndpoint, PeerConnection, TransportError, TransportSettings,
 };
@@ -258,35 +258,6 @@ pub enum FederationError {
     Stopped,
 }
 
-/// Subtree membership by region code: a node belongs to the subtree of every office whose region
-/// code is a prefix of its own (village 12 digits, township 9, county 6).
-#[derive(Debug, Clone, Default)]
-pub struct RegionRoster {
-    region_of: HashMap<String, String>,
-}
-
-impl RegionRoster {
-    pub fn new(offices: impl IntoIterator<Item = (String, String)>) -> RegionRoster {
-        RegionRoster {
-            region_of: offices.into_iter().collect(),
-        }
-    }
-}
-
-impl SubtreeRoster for RegionRoster {
-    fn is_in_subtree(&self, subtree_root: &str, node: &str) -> bool {
-        if subtree_root == node {
-            return true;
-        }
-        match (self.region_of.get(subtree_root), self.region_of.get(node)) {
-            (Some(root_region), Some(node_region)) => {
-                !root_region.is_empty() && node_region.starts_with(root_region.as_str())
-            }
-            _ => false,
-        }
-    }
-}
-
 /// The node's transport credentials: the same key as its identity, so the two can never disagree.
 pub fn node_credentials(node: &Node) -> anyhow::Result<NodeCredentials> {
     node.identity()
@@ -364,8 +335,8 @@ fn spawn_roster_link(
     shared: &Shared,
     connection: &PeerConnection,
     relation: PeerRelation,
-) -> AbortTaskOnDrop {
-    AbortTaskOnDrop(tokio::spawn(
+) -> driver::AbortOnDrop {
+    driver::AbortOnDrop(tokio::spawn(
         roster::run_roster_link(
             connection.connection.clone(),
             relation,
@@ -373,14 +344,6 @@ fn spawn_roster_link(
         )
         .instrument(connection.span.clone()),
     ))
-}
-
-struct AbortTaskOnDrop(JoinHandle<()>);
-
-impl Drop for AbortTaskOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
 }
 
 /// Completes once `shutdown` says so (or its sender is gone).

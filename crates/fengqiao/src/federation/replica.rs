@@ -549,7 +549,6 @@ mod tests {
     use fengqiao_store::StoreOptions;
 
     use super::*;
-    use crate::federation::RegionRoster;
 
     const OWN_ACTOR: [u8; 16] = [1; 16];
     const PEER_ACTOR: [u8; 16] = [2; 16];
@@ -557,7 +556,7 @@ mod tests {
 
     fn replica_at(path: &std::path::Path) -> StoreReplica {
         let store = Store::open(path, StoreOptions::new(8, OWN_ACTOR.to_vec())).unwrap();
-        let roster: SharedRoster = Arc::new(RegionRoster::default());
+        let roster: SharedRoster = Arc::new(fengqiao_sync::Roster::default());
         StoreReplica::new(Arc::new(store), &OWN_ACTOR, Limits::default(), roster)
     }
 

@@ -18,6 +18,7 @@ use fengqiao_sync::{
 use fengqiao_transport::{quinn, read_frame, write_frame};
 use tokio::sync::{mpsc, watch};
 
+use super::driver::AbortOnDrop;
 use super::replica::StoreHandle;
 
 /// Meta key of the roster snapshot.
@@ -136,28 +137,16 @@ impl LiveRoster {
                             .any(|child| child.node_id == signed.entry.node_id)
                 })
                 .map(|signed| Admission {
-                    node_id: signed.entry.node_id.clone(),
-                    name: signed.entry.name.clone(),
-                    aliases: signed.entry.aliases.clone(),
-                    tier: signed.entry.tier,
-                    region_code: signed.entry.region_code.clone(),
                     revoked: true,
+                    ..Admission::from_entry(&signed.entry)
                 })
                 .collect();
             wanted.extend(issued_elsewhere);
             let mut signed = 0;
             for admission in wanted {
-                let current = roster.issued(&admission.node_id, &own_id).map(|held| {
-                    let entry = &held.entry;
-                    Admission {
-                        node_id: entry.node_id.clone(),
-                        name: entry.name.clone(),
-                        aliases: entry.aliases.clone(),
-                        tier: entry.tier,
-                        region_code: entry.region_code.clone(),
-                        revoked: entry.revoked,
-                    }
-                });
+                let current = roster
+                    .issued(&admission.node_id, &own_id)
+                    .map(|held| Admission::from_entry(&held.entry));
                 if current.as_ref() != Some(&admission) {
                     roster.issue(signer, admission, now)?;
                     signed += 1;
@@ -227,7 +216,7 @@ async fn roster_link(
     let mut send = connection.open_uni().await?;
     let (frames_in, mut frames) = mpsc::channel(4);
     let reader = tokio::spawn(read_roster_frames(connection, codec, frames_in));
-    let _abort_reader = AbortReader(reader);
+    let _abort_reader = AbortOnDrop(reader);
     let mut changes = roster.subscribe();
     changes.borrow_and_update();
     let mut exchange = RosterExchange::new(relation, &roster.read());
@@ -280,14 +269,6 @@ async fn roster_link(
                 exchange.on_roster_change(&roster.read());
             }
         }
-    }
-}
-
-struct AbortReader(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortReader {
-    fn drop(&mut self) {
-        self.0.abort();
     }
 }
 
