@@ -13,8 +13,8 @@
 
 use automerge::transaction::{CommitOptions, Transactable};
 use automerge::{
-    ActorId, AutoCommit, ObjId, ObjType, ROOT, ReadDoc, ScalarValue, ScalarValueRef, Value,
-    ValueRef,
+    ActorId, AutoCommit, ChangeHash, ObjId, ObjType, ROOT, ReadDoc, ScalarValue, ScalarValueRef,
+    Value, ValueRef,
 };
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -198,6 +198,40 @@ impl CaseDocument {
             .collect();
         heads.sort();
         heads
+    }
+
+    /// Current heads as raw change hashes, sorted: the form records keep and peers compare.
+    pub fn head_hashes(&mut self) -> Vec<[u8; 32]> {
+        let mut heads: Vec<[u8; 32]> = self
+            .doc
+            .get_heads()
+            .into_iter()
+            .map(|hash| hash.0)
+            .collect();
+        heads.sort_unstable();
+        heads
+    }
+
+    /// The changes this document has beyond `heads`, concatenated. Heads it does not know are
+    /// ignored (a peer may be ahead on another branch): what follows the known ones is sent.
+    pub fn changes_since(&mut self, heads: &[[u8; 32]]) -> Vec<u8> {
+        let known: Vec<ChangeHash> = heads
+            .iter()
+            .map(|head| ChangeHash(*head))
+            .filter(|hash| self.doc.get_change_by_hash(hash).is_some())
+            .collect();
+        let mut bytes = Vec::new();
+        for change in self.doc.get_changes(&known) {
+            bytes.extend_from_slice(change.raw_bytes());
+        }
+        bytes
+    }
+
+    /// Whether every one of `heads` is in this document's history.
+    pub fn has_heads(&mut self, heads: &[[u8; 32]]) -> bool {
+        heads
+            .iter()
+            .all(|head| self.doc.get_change_by_hash(&ChangeHash(*head)).is_some())
     }
 
     /// Access to the automerge document for the sync layer.

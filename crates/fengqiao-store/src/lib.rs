@@ -128,18 +128,6 @@ pub struct Store {
     case_count: AtomicU64,
 }
 
-/// The document's heads, sorted: the order they are kept in records and compared in.
-fn sorted_heads(document: &mut CaseDocument) -> Vec<[u8; 32]> {
-    let mut heads: Vec<[u8; 32]> = document
-        .automerge()
-        .get_heads()
-        .into_iter()
-        .map(|hash| hash.0)
-        .collect();
-    heads.sort_unstable();
-    heads
-}
-
 /// Case numbers are keys and key components; the index layout relies on them holding no 0x00.
 fn validate_case_number(number: &str) -> Result<(), StoreError> {
     let invalid = |why: &str| StoreError::InvalidCaseNumber {
@@ -200,7 +188,7 @@ impl Store {
             .iter_mut()
             .map(|case| {
                 Ok(PreparedCase {
-                    heads: Some(sorted_heads(case.document)),
+                    heads: Some(case.document.head_hashes()),
                     ..PreparedCase::new(case.document.save(), case.summary)?
                 })
             })
@@ -226,7 +214,7 @@ impl Store {
     ) -> Result<FeedSeq, StoreError> {
         validate_case_number(&summary.number)?;
         let prepared = [PreparedCase {
-            heads: Some(sorted_heads(&mut document)),
+            heads: Some(document.head_hashes()),
             ..PreparedCase::new(saved, summary)?
         }];
         // Held from before the commit until the document is cached, so that nobody loads or
@@ -382,7 +370,7 @@ impl Store {
         };
         let update = PreparedUpdate {
             meta: prepare_meta(&meta),
-            heads: Some(sorted_heads(&mut document)),
+            heads: Some(document.head_hashes()),
             ..PreparedUpdate::new(&summary, document_write)?
         };
         let feed_seq = self.storage.write_update(number, &update)?;
@@ -449,7 +437,7 @@ impl Store {
             Some(CaseRecord {
                 heads: Some(heads), ..
             }) => Ok(Some(heads)),
-            Some(_) => self.with_case(number, sorted_heads),
+            Some(_) => self.with_case(number, CaseDocument::head_hashes),
         }
     }
 

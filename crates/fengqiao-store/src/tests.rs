@@ -1298,7 +1298,7 @@ fn heads_and_the_saved_form_are_read_without_loading_the_document() {
     // The one-document cache now holds the other case only.
     store.with_case(&other, |_| ()).expect("reads");
     let expected = store
-        .with_case(&case, super::sorted_heads)
+        .with_case(&case, fengqiao_case::CaseDocument::head_hashes)
         .expect("reads")
         .expect("exists");
     store.with_case(&other, |_| ()).expect("reads");
@@ -1308,7 +1308,7 @@ fn heads_and_the_saved_form_are_read_without_loading_the_document() {
     let saved_form = store.saved_form(&case).expect("reads").expect("exists");
     let mut reloaded =
         fengqiao_case::CaseDocument::load(&saved_form, &[], &TEST_ACTOR).expect("loads whole");
-    assert_eq!(super::sorted_heads(&mut reloaded), expected);
+    assert_eq!(reloaded.head_hashes(), expected);
     assert_eq!(reloaded.events().expect("events").len(), 3);
     assert_eq!(store.saved_form(&number(3)).ok(), Some(None));
 

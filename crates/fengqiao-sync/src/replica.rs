@@ -7,7 +7,6 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use automerge::ChangeHash;
 use fengqiao_case::document::CaseDocument;
 use fengqiao_case::model::sync::{ChangeHead, FeedSequence};
 use fengqiao_case::model::{CaseId, CaseState, Limits, NodeId};
@@ -105,12 +104,6 @@ pub trait Replica {
     ) -> Result<(), ReplicaError>;
 }
 
-pub(crate) fn sorted_heads(hashes: Vec<ChangeHash>) -> Vec<ChangeHead> {
-    let mut heads: Vec<ChangeHead> = hashes.into_iter().map(|hash| hash.0).collect();
-    heads.sort_unstable();
-    heads
-}
-
 /// A node's cases in memory with a change feed: what `fengqiao-store` provides, minus sled.
 pub struct InMemoryReplica {
     actor: Vec<u8>,
@@ -191,9 +184,9 @@ impl InMemoryReplica {
         change: impl FnOnce(&mut CaseDocument) -> T,
     ) -> Option<T> {
         let document = self.documents.get_mut(case)?;
-        let before = sorted_heads(document.automerge().get_heads());
+        let before = document.head_hashes();
         let result = change(document);
-        let after = sorted_heads(document.automerge().get_heads());
+        let after = document.head_hashes();
         if before != after {
             self.advance_feed(case);
         }
@@ -248,21 +241,11 @@ impl Replica for InMemoryReplica {
         Ok(self
             .documents
             .get_mut(case)
-            .map(|document| sorted_heads(document.automerge().get_heads())))
+            .map(|document| document.head_hashes()))
     }
 
     fn changes_since(&mut self, case: &str, heads: &[ChangeHead]) -> Result<Vec<u8>, ReplicaError> {
-        let document = self.document_or_missing(case)?.automerge();
-        let known: Vec<ChangeHash> = heads
-            .iter()
-            .map(|head| ChangeHash(*head))
-            .filter(|hash| document.get_change_by_hash(hash).is_some())
-            .collect();
-        let mut bytes = Vec::new();
-        for change in document.get_changes(&known) {
-            bytes.extend_from_slice(change.raw_bytes());
-        }
-        Ok(bytes)
+        Ok(self.document_or_missing(case)?.changes_since(heads))
     }
 
     fn save(&mut self, case: &str) -> Result<Vec<u8>, ReplicaError> {
@@ -283,7 +266,7 @@ impl Replica for InMemoryReplica {
         let actor = self.actor.clone();
         let existing = self.documents.get_mut(case);
         let created = existing.is_none();
-        let before = existing.map(|document| sorted_heads(document.automerge().get_heads()));
+        let before = existing.map(|document| document.head_hashes());
         // Applied to a copy first: bytes that leave the document malformed must not replace it.
         let candidate = match (self.documents.get_mut(case), whole) {
             (None, true) => {
@@ -324,7 +307,7 @@ impl Replica for InMemoryReplica {
             }
         };
         let mut candidate = candidate;
-        let heads = sorted_heads(candidate.automerge().get_heads());
+        let heads = candidate.head_hashes();
         let changed = before.as_ref() != Some(&heads);
         self.documents.insert(case.to_owned(), candidate);
         if changed {
@@ -347,10 +330,7 @@ impl Replica for InMemoryReplica {
         let Some(document) = self.documents.get_mut(case) else {
             return Ok(heads.is_empty());
         };
-        let document = document.automerge();
-        Ok(heads
-            .iter()
-            .all(|head| document.get_change_by_hash(&ChangeHash(*head)).is_some()))
+        Ok(document.has_heads(heads))
     }
 
     fn routing(&mut self, case: &str) -> Result<Option<CaseRouting>, ReplicaError> {

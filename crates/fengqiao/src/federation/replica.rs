@@ -21,7 +21,6 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use automerge::ChangeHash;
 use fengqiao_case::model::sync::{ChangeHead, FeedSequence};
 use fengqiao_case::{CaseDocument, CaseId, CaseSummary, Limits, summary};
 use fengqiao_store::{Store, StoreError};
@@ -227,7 +226,7 @@ impl StoreReplica {
             routing,
         } = loaded.map_err(rejected)?;
         admit_new_case(&routing).map_err(rejected)?;
-        let heads = sorted_heads(document.automerge().get_heads());
+        let heads = document.head_hashes();
         // The peer's bytes are a saved form of the document just loaded from them.
         match self
             .store()
@@ -257,7 +256,7 @@ impl StoreReplica {
         let outcome = self
             .store()
             .update_case_unflushed(case, |document: &mut CaseDocument| {
-                let before = sorted_heads(document.automerge().get_heads());
+                let before = document.head_hashes();
                 if whole {
                     let mut incoming = CaseDocument::load(bytes, &[], &actor)
                         .map_err(|error| ApplyRefusal::Rejected(error.to_string()))?;
@@ -272,7 +271,7 @@ impl StoreReplica {
                             ApplyRefusal::Rejected(format!("changes cannot be decoded: {error}"))
                         })?;
                 }
-                let after = sorted_heads(document.automerge().get_heads());
+                let after = document.head_hashes();
                 if after == before {
                     return Err(ApplyRefusal::Unchanged(after));
                 }
@@ -306,12 +305,6 @@ impl StoreReplica {
             }),
         }
     }
-}
-
-fn sorted_heads(hashes: Vec<ChangeHash>) -> Vec<ChangeHead> {
-    let mut heads: Vec<ChangeHead> = hashes.into_iter().map(|hash| hash.0).collect();
-    heads.sort_unstable();
-    heads
 }
 
 /// The prepared documents are whole or absent at every moment a lock is released, so a panic
@@ -367,19 +360,7 @@ impl Replica for StoreReplica {
 
     fn changes_since(&mut self, case: &str, heads: &[ChangeHead]) -> Result<Vec<u8>, ReplicaError> {
         self.store()
-            .with_case(case, |document| {
-                let automerge = document.automerge();
-                let known: Vec<ChangeHash> = heads
-                    .iter()
-                    .map(|head| ChangeHash(*head))
-                    .filter(|hash| automerge.get_change_by_hash(hash).is_some())
-                    .collect();
-                let mut bytes = Vec::new();
-                for change in automerge.get_changes(&known) {
-                    bytes.extend_from_slice(change.raw_bytes());
-                }
-                bytes
-            })
+            .with_case(case, |document| document.changes_since(heads))
             .map_err(storage)?
             .ok_or_else(|| ReplicaError::Storage(format!("case {case} is not held here")))
     }
@@ -430,12 +411,7 @@ impl Replica for StoreReplica {
         }
         Ok(self
             .store()
-            .with_case(case, |document| {
-                let automerge = document.automerge();
-                heads
-                    .iter()
-                    .all(|head| automerge.get_change_by_hash(&ChangeHash(*head)).is_some())
-            })
+            .with_case(case, |document| document.has_heads(heads))
             .map_err(storage)?
             .unwrap_or(false))
     }
