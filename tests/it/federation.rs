@@ -7,6 +7,8 @@
 //!     parent had acknowledged;
 //! (d) a node whose key was never admitted is refused;
 //! (e) a village never receives a sibling village's case.
+//! Adversarial: a village's unauthorized close of a county-held case, and a township's forged,
+//! altered and replayed village events, are quarantined by the receiver while the rest flows.
 //! Beyond the list: a county's edit reaches the village through the replicated roster,
 //! and `admit` / `revoke` take effect on a running parent, roster included.
 
@@ -16,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use fengqiao_tests::{
-    NodeProcess, http_get, http_post, init_node_with_id, path_str, run_cli, run_cli_json,
+    NodeProcess, Tamperer, http_get, http_post, init_node_with_id, path_str, run_cli, run_cli_json,
     run_cli_ok, sample_registration,
 };
 
@@ -944,4 +946,210 @@ fn admit_and_revoke_take_effect_on_a_running_parent_and_every_roster_follows() {
     for node in [village_node, township_node, county_node] {
         assert!(node.stop().expect("stop"), "graceful stop");
     }
+}
+
+/// The case's holder at `node`, or why it cannot be read yet.
+fn holder_at(node: &NodeProcess, number: &str) -> Result<String, String> {
+    match http_get(node.address, &format!("/api/cases/{number}")) {
+        Ok((200, view)) => view["state"]["holder"]
+            .as_str()
+            .map(str::to_owned)
+            .ok_or_else(|| format!("no holder in {view}")),
+        Ok((status, body)) => Err(format!("{status}: {body}")),
+        Err(error) => Err(error.to_string()),
+    }
+}
+
+/// Wait until `node`'s link to `peer_id` has quarantined at least `at_least` changes; returns
+/// the link's last quarantine reason.
+fn wait_quarantined(node: &NodeProcess, peer_id: &str, at_least: u64) -> String {
+    wait_for("changes quarantined on the link", SETTLE, || {
+        let link = link(node, peer_id);
+        let quarantined = link["quarantined"].as_u64().unwrap_or(0);
+        if quarantined >= at_least {
+            Ok(link["last_quarantine"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned())
+        } else {
+            Err(format!("{quarantined} quarantined so far: {link}"))
+        }
+    })
+}
+
+fn escalate_to(to_node: &str) -> serde_json::Value {
+    serde_json::json!({"kind": "escalate", "payload": {"to_node": to_node, "reason": "涉及多个村，需上级协调"}})
+}
+
+#[test]
+fn forged_altered_replayed_and_unauthorized_events_are_quarantined_and_the_rest_flows() {
+    let temp = tempfile::tempdir().expect("tempdir");
+    let mut tree = start_tree(
+        temp.path(),
+        &[
+            ("芦荻山村调解室", VILLAGE),
+            ("太阳山村调解室", SIBLING_VILLAGE),
+        ],
+    );
+    let village = &tree.villages[0];
+    let (escalated, _) = register(&tree.village_nodes[0], VILLAGE, 1);
+    let (village_held, _) = register(&tree.village_nodes[0], VILLAGE, 2);
+    // Escalated village → township → county: the county holds it, the village keeps a copy.
+    wait_for("the township holds a copy", SETTLE, || {
+        holder_at(&tree.township_node, &escalated)
+    });
+    append(
+        &tree.village_nodes[0],
+        &escalated,
+        escalate_to(&tree.township.id),
+    );
+    wait_for("the township holds the case", SETTLE, || {
+        match holder_at(&tree.township_node, &escalated)? {
+            holder if holder == tree.township.id => Ok(()),
+            other => Err(format!("held by {other}")),
+        }
+    });
+    let county_node_id = links(&tree.township_node)
+        .into_iter()
+        .find(|link| link["relation"] == "parent")
+        .and_then(|link| link["node_id"].as_str().map(str::to_owned))
+        .expect("the township's parent");
+    append(
+        &tree.township_node,
+        &escalated,
+        escalate_to(&county_node_id),
+    );
+    wait_for(
+        "the village sees the county hold the case",
+        SETTLE,
+        || match holder_at(&tree.village_nodes[0], &escalated)? {
+            holder if holder == county_node_id => Ok(()),
+            other => Err(format!("held by {other}")),
+        },
+    );
+    wait_for("the village-held case reaches the county", SETTLE, || {
+        holder_at(&tree.county_node, &village_held)
+    });
+
+    // 1. A village closes a county-held case behind its node's back, and syncs it.
+    let village_node = tree.village_nodes.remove(0);
+    assert!(village_node.stop().expect("stop the village"));
+    {
+        let tamperer = Tamperer::open(&village.dir).expect("open the village");
+        let close = tamperer
+            .sign(
+                &escalated,
+                "unauthorized-close",
+                &tamperer.node_id(),
+                fengqiao_case::EventKind::Close {
+                    resolved: true,
+                    note: "村里自行办结".to_owned(),
+                },
+                Some(tamperer.tip(&escalated).expect("tip")),
+            )
+            .expect("sign");
+        tamperer.push(&escalated, &[close]).expect("push");
+    }
+    tree.village_nodes.insert(0, village.start());
+    let reason = wait_quarantined(&tree.township_node, &village.id, 1);
+    assert!(reason.contains("only the holder closes"), "{reason}");
+    // Nothing else on the link is disturbed: a new case still goes up.
+    let (after_close, _) = register(&tree.village_nodes[0], VILLAGE, 3);
+    wait_for("a later case reaches the county", SETTLE, || {
+        holder_at(&tree.county_node, &after_close)
+    });
+    let at_township = event_ids(&events_at(&tree.township_node, &escalated).expect("held"));
+    assert!(!at_township.contains(&"unauthorized-close".to_owned()));
+
+    // 2. The township forges, alters and replays village events on a village-held case.
+    let township_quic = quic_address(&tree.township_node);
+    assert!(tree.township_node.stop().expect("stop the township"));
+    {
+        let tamperer = Tamperer::open(&tree.township.dir).expect("open the township");
+        let events = tamperer.events(&village_held).expect("events");
+        let register_event = events[0].clone();
+        let in_village_name = tamperer
+            .sign(
+                &village_held,
+                "forged-own-key",
+                &village.id,
+                fengqiao_case::EventKind::Note {
+                    text: "村里同意撤回".to_owned(),
+                },
+                None,
+            )
+            .expect("sign");
+        let mut altered = register_event.clone();
+        altered.id = "forged-altered".to_owned();
+        altered.kind = fengqiao_case::EventKind::Note {
+            text: "改过的内容".to_owned(),
+        };
+        let replayed = register_event;
+        tamperer
+            .push(&village_held, &[in_village_name, altered, replayed])
+            .expect("push");
+    }
+    tree.township_node = tree.township.restart_at(township_quic);
+    let reason = wait_quarantined(&tree.county_node, &tree.township.id, 3);
+    assert!(!reason.is_empty());
+    let village_reason = wait_quarantined(&tree.village_nodes[0], &tree.township.id, 1);
+    assert!(!village_reason.is_empty());
+
+    // The village's own later edit of that case, and new cases, still reach the county.
+    append(
+        &tree.village_nodes[0],
+        &village_held,
+        note("村里补充的调查情况"),
+    );
+    let expected_note_count = 1;
+    let (later, _) = register(&tree.village_nodes[1], SIBLING_VILLAGE, 4);
+    wait_for(
+        "the sibling's case and the village's note reach the county",
+        SETTLE,
+        || {
+            holder_at(&tree.county_node, &later)?;
+            let events = events_at(&tree.county_node, &village_held).ok_or("not held")?;
+            let notes = events
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|event| event["payload"]["text"] == "村里补充的调查情况")
+                .count();
+            if notes == expected_note_count {
+                Ok(())
+            } else {
+                Err(format!("{notes} notes so far"))
+            }
+        },
+    );
+    let at_county = event_ids(&events_at(&tree.county_node, &village_held).expect("held"));
+    for forged in ["forged-own-key", "forged-altered"] {
+        assert!(
+            !at_county.contains(&forged.to_owned()),
+            "{forged} at the county"
+        );
+    }
+    assert_eq!(
+        at_county.iter().filter(|id| **id == at_county[0]).count(),
+        1,
+        "the replayed event is held once"
+    );
+    // Nothing refused reached the receivers' stores: every signature they hold verifies, and
+    // what was refused waits in their quarantine logs.
+    for (who, node) in [
+        ("county", &tree.county_node),
+        ("sibling village", &tree.village_nodes[1]),
+    ] {
+        let (status, report) = http_get(node.address, "/api/audit/verify").expect("verify");
+        assert_eq!(status, 200, "{report}");
+        assert_eq!(report["failures"], serde_json::json!([]), "{who}: {report}");
+        assert!(
+            report["events_checked"].as_u64().unwrap_or(0) > 0,
+            "{report}"
+        );
+    }
+    let (_, county_report) =
+        http_get(tree.county_node.address, "/api/audit/verify").expect("verify");
+    assert!(county_report["quarantined"].as_u64().unwrap_or(0) >= 3);
+    stop_tree(tree);
 }

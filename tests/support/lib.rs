@@ -306,3 +306,119 @@ pub fn sample_registration(region_code: &str, index: usize) -> serde_json::Value
         "location": {"region_code": region_code, "village": "芦荻山村", "grid": "第三网格", "grid_worker": "李建国"}
     })
 }
+
+/// What someone with a stopped node's disk and key can do that the node's API would refuse:
+/// write events straight into a case's document, with no lifecycle or authority check. The
+/// adversarial tests use it to make a node send forged or unauthorized changes to its peers.
+#[derive(Debug)]
+pub struct Tamperer {
+    node: fengqiao::service::Node,
+}
+
+impl Tamperer {
+    /// Open the stopped node in `dir`.
+    pub fn open(dir: &Path) -> anyhow::Result<Tamperer> {
+        let node = fengqiao::service::Node::open(dir)
+            .with_context(|| format!("open the stopped node in {}", dir.display()))?;
+        Ok(Tamperer { node })
+    }
+
+    pub fn node_id(&self) -> String {
+        self.node.node_id().to_owned()
+    }
+
+    /// The case's events as this node holds them.
+    pub fn events(&self, number: &str) -> anyhow::Result<Vec<fengqiao_case::Event>> {
+        self.node
+            .store()
+            .with_case(number, |document| document.events())?
+            .with_context(|| format!("{number} is not held"))?
+            .context("read the events")
+    }
+
+    /// The case's current lifecycle tip (the `prev` of a next transition).
+    pub fn tip(&self, number: &str) -> anyhow::Result<String> {
+        let (header, events) = self
+            .node
+            .store()
+            .with_case(number, |document| document.contents())?
+            .with_context(|| format!("{number} is not held"))?
+            .context("read the case")?;
+        Ok(fengqiao_case::derive(&header, &events, &self.node.config().limits).tip)
+    }
+
+    /// An event claiming to be made by `claimed_node`, signed with this node's key.
+    pub fn sign(
+        &self,
+        number: &str,
+        id: &str,
+        claimed_node: &str,
+        kind: fengqiao_case::EventKind,
+        prev: Option<String>,
+    ) -> anyhow::Result<fengqiao_case::Event> {
+        let now = chrono::Utc::now();
+        let mut event = fengqiao_case::Event {
+            id: id.to_owned(),
+            kind,
+            at: fengqiao_case::deadlines::truncate_to_millis(now),
+            node: claimed_node.to_owned(),
+            operator: "tamperer".to_owned(),
+            prev,
+            hlc: fengqiao_case::HybridTimestamp {
+                wall_ms: now.timestamp_millis(),
+                counter: 0,
+            },
+            signature: None,
+        };
+        fengqiao_case::signature::sign_event(number, &mut event, self.node.identity())?;
+        Ok(event)
+    }
+
+    /// Push each event into the case's document as a change of its own, bypassing every check.
+    pub fn push(&self, number: &str, events: &[fengqiao_case::Event]) -> anyhow::Result<()> {
+        let limits = self.node.config().limits.clone();
+        let outcome = self.node.store().update_case(number, |document| {
+            for event in events {
+                document.push_event(event)?;
+            }
+            let (header, all) = document.contents()?;
+            let state = fengqiao_case::derive(&header, &all, &limits);
+            Ok::<_, fengqiao_case::DocumentError>((
+                fengqiao_case::summary::summarize(&header, &state),
+                (),
+            ))
+        })?;
+        outcome?;
+        Ok(())
+    }
+
+    /// Create a case this node registers itself, wherever it is located, bypassing the check
+    /// that a node registers only matters in its own jurisdiction.
+    pub fn register_anywhere(&self, header: fengqiao_case::CaseHeader) -> anyhow::Result<()> {
+        let number = header.number.clone();
+        let register = self.sign(
+            &number,
+            "forged-register",
+            &self.node_id(),
+            fengqiao_case::EventKind::Register {
+                header: Some(Box::new(header.clone())),
+            },
+            None,
+        )?;
+        let mut document =
+            fengqiao_case::CaseDocument::create(&header, &register, self.node.identity().actor())?;
+        let state = fengqiao_case::derive(
+            &header,
+            std::slice::from_ref(&register),
+            &self.node.config().limits,
+        );
+        let summary = fengqiao_case::summary::summarize(&header, &state);
+        self.node
+            .store()
+            .create_cases(&mut [fengqiao_store::NewCase {
+                document: &mut document,
+                summary: &summary,
+            }])?;
+        Ok(())
+    }
+}

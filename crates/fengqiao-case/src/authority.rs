@@ -16,6 +16,8 @@ use crate::model::{CaseState, EventKind, NodeId};
 pub trait Hierarchy {
     /// Whether `ancestor` lies strictly above `node` (its parent, its parent's parent, …).
     fn is_strict_ancestor(&self, ancestor: &str, node: &str) -> bool;
+    /// The region code of an office of the federation, or `None` for a node that is not one.
+    fn region_of(&self, node: &str) -> Option<String>;
 }
 
 /// A node's relation to a case, each granting some event kinds.
@@ -103,7 +105,7 @@ impl KindTag {
 
     pub fn of(kind: &EventKind) -> KindTag {
         match kind {
-            EventKind::Register {} => KindTag::Register,
+            EventKind::Register { .. } => KindTag::Register,
             EventKind::Accept {} => KindTag::Accept,
             EventKind::Reject { .. } => KindTag::Reject,
             EventKind::Forward { .. } => KindTag::Forward,

@@ -12,7 +12,9 @@ use serde::{Deserialize, Serialize};
 
 /// One hybrid logical timestamp. Ordered by wall time, then counter; ties between nodes are
 /// broken by the caller (by node ID), never by this type.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
+)]
 pub struct HybridTimestamp {
     /// Milliseconds since the Unix epoch: the greatest wall time this node had seen.
     pub wall_ms: i64,

@@ -36,7 +36,7 @@ pub fn derive(header: &CaseHeader, events: &[Event], limits: &Limits) -> CaseSta
     let root = canonical
         .iter()
         .copied()
-        .find(|event| matches!(event.kind, EventKind::Register {}) && event.prev.is_none());
+        .find(|event| matches!(event.kind, EventKind::Register { .. }) && event.prev.is_none());
     let mut state = match root {
         Some(root) => registered_state(Proposed::from(root), limits),
         None => empty_state(),

@@ -1,13 +1,19 @@
-//! The automerge document of one case: header map, append-only event list, schema version.
+//! The automerge document of one case: an append-only list of signed events, schema version.
 //!
-//! Layout of the document root (schema version 1):
-//! `schema_version` (uint), `header` (map of the `CaseHeader` fields), `events` (list of maps with
-//! scalar fields `id`, `kind`, `payload` (JSON text), `at` (timestamp ms), `node`, `operator`, `prev`).
+//! Layout of the document root (schema version 2): `schema_version` (uint) and `events` (list of
+//! maps with scalar fields `id`, `kind`, `payload` (JSON text), `at` (timestamp ms), `node`,
+//! `operator`, `prev`, `hlc_ms` (int), `hlc_counter` (uint), and the signature: `sig_version`
+//! (uint), `signer` (32 bytes), `signature` (64 bytes)).
 //!
-//! Header fields that are plain values (`number`, `channel`, `headcount`, …) are scalars; the
-//! nested ones (`petitioners`, `location`, `ownership`) are JSON text, each a single register that
-//! an amendment replaces whole. That is deliberate: merging two concurrent edits of a petitioner
-//! list field by field could produce a list nobody wrote, while a register keeps one of the two.
+//! The header is not a map of its own: it is what the register event's payload registered, with
+//! every `amend_header` event applied in list order. So everything a case says is in a signed
+//! event, and a replica that writes to the document outside an event changes nothing anyone
+//! reads. List order is the same on every replica, so concurrent amendments of one field settle
+//! on the same value everywhere.
+//!
+//! Schema version 1 documents (written before events were signed) are still read: their header is
+//! a `header` map whose plain fields are scalars and whose nested ones (`petitioners`, `location`,
+//! `ownership`) are JSON text, and their events have no clock or signature fields.
 //! Enums are stored with their serde (`snake_case`) spelling so the document, the JSON API and CSV
 //! imports share one vocabulary.
 
@@ -21,7 +27,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::model::{
-    CaseHeader, Event, EventKind, HeaderAmendment, Location, Ownership, Petitioner, SCHEMA_VERSION,
+    CaseHeader, Event, EventKind, EventSignature, HeaderAmendment, HybridTimestamp, Location,
+    Ownership, Petitioner, SCHEMA_VERSION,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -46,18 +53,28 @@ pub struct CaseDocument {
 }
 
 impl CaseDocument {
-    /// A new document holding `header` and its `register` event, written by `actor` (the node's
-    /// 16-byte actor id, so every change is attributable to the node that made it).
+    /// A new document holding its `register` event, written by `actor` (the node's 16-byte actor
+    /// id, so every change is attributable to the node that made it). The event's payload must
+    /// carry `header`, the header as registered.
     pub fn create(
         header: &CaseHeader,
         register: &Event,
         actor: &[u8],
     ) -> Result<Self, DocumentError> {
+        match &register.kind {
+            EventKind::Register {
+                header: Some(registered),
+            } if registered.as_ref() == header => {}
+            _ => {
+                return Err(DocumentError::Malformed(format!(
+                    "event {} is not the register event of case {}",
+                    register.id, header.number
+                )));
+            }
+        }
         let mut doc = AutoCommit::new().with_actor(ActorId::from(actor));
         let built = (|| -> Result<(), DocumentError> {
             doc.put(ROOT, SCHEMA_VERSION_KEY, u64::from(SCHEMA_VERSION))?;
-            let header_object = doc.put_object(ROOT, HEADER_KEY, ObjType::Map)?;
-            write_header(&mut doc, &header_object, header)?;
             let events_object = doc.put_object(ROOT, EVENTS_KEY, ObjType::List)?;
             insert_event(&mut doc, &events_object, 0, register)?;
             Ok(())
@@ -115,8 +132,7 @@ impl CaseDocument {
     }
 
     pub fn header(&self) -> Result<CaseHeader, DocumentError> {
-        self.check_version()?;
-        read_header(&self.doc, &self.header_object()?)
+        Ok(self.contents()?.0)
     }
 
     pub fn events(&self) -> Result<Vec<Event>, DocumentError> {
@@ -126,7 +142,14 @@ impl CaseDocument {
 
     /// Header and events, read once: what a caller needs to derive the case's state.
     pub fn contents(&self) -> Result<(CaseHeader, Vec<Event>), DocumentError> {
-        Ok((self.header()?, self.events()?))
+        let version = self.check_version()?;
+        let events = read_events(&self.doc, &self.events_object()?)?;
+        let header = if version == 1 {
+            read_header(&self.doc, &self.header_object()?)?
+        } else {
+            header_from_events(&events)?
+        };
+        Ok((header, events))
     }
 
     /// Append an event (and, for `amend_header`, apply it to the header map) as one change.
@@ -134,14 +157,20 @@ impl CaseDocument {
     ///
     /// `at` is stored with millisecond precision; anything finer is dropped.
     pub fn push_event(&mut self, event: &Event) -> Result<(), DocumentError> {
-        self.check_version()?;
+        let version = self.check_version()?;
         let events_object = self.events_object()?;
-        let header_object = self.header_object()?;
+        // Only a schema-1 document keeps its header in a map that an amendment must write.
+        let header_object = match version {
+            1 => Some(self.header_object()?),
+            _ => None,
+        };
         let length = self.doc.length(&events_object);
         let written = (|| -> Result<(), DocumentError> {
             insert_event(&mut self.doc, &events_object, length, event)?;
-            if let EventKind::AmendHeader { amendment } = &event.kind {
-                write_amendment(&mut self.doc, &header_object, amendment)?;
+            if let (EventKind::AmendHeader { amendment }, Some(header_object)) =
+                (&event.kind, &header_object)
+            {
+                write_amendment(&mut self.doc, header_object, amendment)?;
             }
             Ok(())
         })();
@@ -179,6 +208,14 @@ impl CaseDocument {
         }
         self.doc.merge(&mut other.doc)?;
         Ok(())
+    }
+
+    /// A document with nothing in it yet, writing as `actor`: the start from which a peer's
+    /// changes are applied one by one when only some of them may be kept.
+    pub fn empty(actor: &[u8]) -> CaseDocument {
+        CaseDocument {
+            doc: AutoCommit::new().with_actor(ActorId::from(actor)),
+        }
     }
 
     /// A copy that writes as another actor (a second replica, in tests and in sync).
@@ -239,7 +276,8 @@ impl CaseDocument {
         &mut self.doc
     }
 
-    fn check_version(&self) -> Result<(), DocumentError> {
+    /// The document's schema version, if this build reads it.
+    fn check_version(&self) -> Result<u64, DocumentError> {
         let found = match self.doc.get(ROOT, SCHEMA_VERSION_KEY)? {
             Some((Value::Scalar(value), _)) => match value.as_ref() {
                 ScalarValue::Uint(version) => *version,
@@ -270,7 +308,7 @@ impl CaseDocument {
                 supported: SCHEMA_VERSION,
             });
         }
-        Ok(())
+        Ok(found)
     }
 
     fn header_object(&self) -> Result<ObjId, DocumentError> {
@@ -316,53 +354,6 @@ fn enum_spelling<T: Serialize>(value: &T, what: &str) -> Result<String, Document
             "cannot encode {what}: {error}"
         ))),
     }
-}
-
-fn write_header(
-    doc: &mut AutoCommit,
-    header_object: &ObjId,
-    header: &CaseHeader,
-) -> Result<(), DocumentError> {
-    doc.put(header_object, "number", header.number.as_str())?;
-    doc.put(
-        header_object,
-        "channel",
-        enum_spelling(&header.channel, "channel")?,
-    )?;
-    doc.put(header_object, "headcount", u64::from(header.headcount))?;
-    doc.put(header_object, "respondent", header.respondent.as_str())?;
-    doc.put(
-        header_object,
-        "category",
-        enum_spelling(&header.category, "category")?,
-    )?;
-    doc.put(
-        header_object,
-        "matter_type",
-        enum_spelling(&header.matter_type, "matter_type")?,
-    )?;
-    doc.put(
-        header_object,
-        "litigation_related",
-        header.litigation_related,
-    )?;
-    doc.put(header_object, "summary", header.summary.as_str())?;
-    doc.put(
-        header_object,
-        "petitioners",
-        to_json_text(&header.petitioners, "petitioners")?,
-    )?;
-    doc.put(
-        header_object,
-        "location",
-        to_json_text(&header.location, "location")?,
-    )?;
-    doc.put(
-        header_object,
-        "ownership",
-        to_json_text(&header.ownership, "ownership")?,
-    )?;
-    Ok(())
 }
 
 fn write_amendment(
@@ -448,7 +439,47 @@ fn insert_event(
         Some(prev) => doc.put(&entry, "prev", prev.as_str())?,
         None => doc.put(&entry, "prev", ScalarValue::Null)?,
     }
+    doc.put(&entry, "hlc_ms", event.hlc.wall_ms)?;
+    doc.put(&entry, "hlc_counter", u64::from(event.hlc.counter))?;
+    if let Some(signed) = &event.signature {
+        doc.put(&entry, "sig_version", u64::from(signed.version))?;
+        doc.put(
+            &entry,
+            "signer",
+            ScalarValue::Bytes(signed.public_key.clone()),
+        )?;
+        doc.put(
+            &entry,
+            "signature",
+            ScalarValue::Bytes(signed.signature.clone()),
+        )?;
+    }
     Ok(())
+}
+
+/// The header of a schema-2 document: what its register event registered, amended in list order.
+fn header_from_events(events: &[Event]) -> Result<CaseHeader, DocumentError> {
+    let mut header = match events.first().map(|event| &event.kind) {
+        Some(EventKind::Register {
+            header: Some(header),
+        }) => header.as_ref().clone(),
+        Some(_) => {
+            return Err(DocumentError::Malformed(
+                "the first event does not register the case's header".to_owned(),
+            ));
+        }
+        None => {
+            return Err(DocumentError::Malformed(
+                "the case has no events".to_owned(),
+            ));
+        }
+    };
+    for event in &events[1..] {
+        if let EventKind::AmendHeader { amendment } = &event.kind {
+            header.amend(amendment);
+        }
+    }
+    Ok(header)
 }
 
 /// A scalar field of a map object, or why it is not there.
@@ -578,6 +609,11 @@ struct EventFields<'a> {
     node: Option<ScalarValueRef<'a>>,
     operator: Option<ScalarValueRef<'a>>,
     prev: Option<ScalarValueRef<'a>>,
+    hlc_ms: Option<ScalarValueRef<'a>>,
+    hlc_counter: Option<ScalarValueRef<'a>>,
+    sig_version: Option<ScalarValueRef<'a>>,
+    signer: Option<ScalarValueRef<'a>>,
+    signature: Option<ScalarValueRef<'a>>,
 }
 
 fn read_event(doc: &AutoCommit, entry: &ObjId, index: usize) -> Result<Event, DocumentError> {
@@ -592,6 +628,11 @@ fn read_event(doc: &AutoCommit, entry: &ObjId, index: usize) -> Result<Event, Do
             "node" => &mut fields.node,
             "operator" => &mut fields.operator,
             "prev" => &mut fields.prev,
+            "hlc_ms" => &mut fields.hlc_ms,
+            "hlc_counter" => &mut fields.hlc_counter,
+            "sig_version" => &mut fields.sig_version,
+            "signer" => &mut fields.signer,
+            "signature" => &mut fields.signature,
             // Fields a later schema adds are not this build's business.
             _ => continue,
         };
@@ -638,6 +679,35 @@ fn read_event(doc: &AutoCommit, entry: &ObjId, index: usize) -> Result<Event, Do
         "operator",
         &place,
     )?;
+    let hlc = match (fields.hlc_ms, fields.hlc_counter) {
+        (None, None) => HybridTimestamp::ZERO,
+        (Some(ScalarValueRef::Int(wall_ms)), Some(counter)) => HybridTimestamp {
+            wall_ms,
+            counter: unsigned(counter, "hlc_counter", &place)?,
+        },
+        _ => {
+            return Err(DocumentError::Malformed(format!(
+                "{place} has an unreadable hybrid clock time"
+            )));
+        }
+    };
+    let signature = match (fields.sig_version, fields.signer, fields.signature) {
+        (None, None, None) => None,
+        (
+            Some(version),
+            Some(ScalarValueRef::Bytes(signer)),
+            Some(ScalarValueRef::Bytes(bytes)),
+        ) => Some(EventSignature {
+            version: unsigned(version, "sig_version", &place)?,
+            public_key: signer.into_owned(),
+            signature: bytes.into_owned(),
+        }),
+        _ => {
+            return Err(DocumentError::Malformed(format!(
+                "{place} has an incomplete or unreadable signature"
+            )));
+        }
+    };
     Ok(Event {
         id,
         kind,
@@ -645,7 +715,18 @@ fn read_event(doc: &AutoCommit, entry: &ObjId, index: usize) -> Result<Event, Do
         node,
         operator,
         prev,
+        hlc,
+        signature,
     })
+}
+
+fn unsigned(value: ScalarValueRef<'_>, key: &str, place: &str) -> Result<u32, DocumentError> {
+    match value {
+        ScalarValueRef::Uint(number) => u32::try_from(number).ok(),
+        ScalarValueRef::Int(number) => u32::try_from(number).ok(),
+        _ => None,
+    }
+    .ok_or_else(|| DocumentError::Malformed(format!("{place} field `{key}` is not a count")))
 }
 
 fn present<'a>(

@@ -12,7 +12,9 @@ pub mod document;
 pub mod lifecycle;
 pub mod measures;
 pub mod model;
+pub mod receipt;
 pub mod samples;
+pub mod signature;
 pub mod summary;
 pub mod warnings;
 

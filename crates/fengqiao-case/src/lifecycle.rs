@@ -12,8 +12,10 @@ use crate::deadlines::{calendar_deadline, local_date, truncate_to_millis, workin
 use crate::document::{CaseDocument, DocumentError};
 use crate::model::{
     CaseHeader, CaseState, DirectiveId, DirectiveState, DirectiveStatus, Event, EventId, EventKind,
-    HeaderAmendment, Limits, Location, MediationResult, NodeId, Petitioner, ReviewLevel, Status,
+    HeaderAmendment, HybridTimestamp, Limits, Location, MediationResult, NodeId, Petitioner,
+    ReviewLevel, Status,
 };
+use crate::signature::{self, NodeSigner, SignatureError};
 
 /// What a caller asks to append. `prev` is filled in from the derived state.
 #[derive(Debug, Clone)]
@@ -23,6 +25,8 @@ pub struct NewEvent {
     pub at: DateTime<Utc>,
     pub node: NodeId,
     pub operator: String,
+    /// The node's hybrid clock, ticked for this event by the caller.
+    pub hlc: HybridTimestamp,
 }
 
 /// Why an event was refused. Messages are for the operator who asked for it.
@@ -68,6 +72,8 @@ pub enum CaseError {
     InvalidInput { field: &'static str, why: String },
     #[error(transparent)]
     Document(#[from] DocumentError),
+    #[error(transparent)]
+    Signature(#[from] SignatureError),
 }
 
 /// The parts of an event the rules look at, borrowed from a [`NewEvent`] or a stored [`Event`].
@@ -107,7 +113,7 @@ impl<'a> From<&'a Event> for Proposed<'a> {
 /// The verb an operator reads in a refusal ("cannot reply to a case that is Registered").
 pub fn action(kind: &EventKind) -> &'static str {
     match kind {
-        EventKind::Register {} => "register",
+        EventKind::Register { .. } => "register",
         EventKind::Accept {} => "accept",
         EventKind::Reject { .. } => "reject",
         EventKind::Forward { .. } => "forward",
@@ -248,7 +254,7 @@ pub(crate) fn next_state(
     if !kind.is_transition() {
         return Err(refuse(kind, status, "it does not move the lifecycle"));
     }
-    if matches!(kind, EventKind::Register {}) {
+    if matches!(kind, EventKind::Register { .. }) {
         return Err(refuse(kind, status, "a case is registered only once"));
     }
     if status == Status::Final {
@@ -990,7 +996,7 @@ pub fn check_with_header(
     limits: &Limits,
 ) -> Result<(), CaseError> {
     match &event.kind {
-        EventKind::Register {} => {
+        EventKind::Register { .. } => {
             return Err(refuse(
                 &event.kind,
                 state.status,
@@ -1015,7 +1021,8 @@ pub fn check_with_header(
     check(state, event, limits)
 }
 
-/// Check, fill in `prev`, push into the document; returns the appended event and the new state.
+/// Check, fill in `prev`, sign as `signer`, push into the document; returns the appended event and
+/// the new state.
 ///
 /// `at` is truncated to whole milliseconds first, the precision the document keeps, so the state
 /// returned here is the state every replica derives from the stored event.
@@ -1023,6 +1030,7 @@ pub fn append(
     document: &mut CaseDocument,
     event: NewEvent,
     limits: &Limits,
+    signer: &dyn NodeSigner,
 ) -> Result<(Event, CaseState, CaseHeader), CaseError> {
     let header = document.header()?;
     let mut events = document.events()?;
@@ -1044,14 +1052,17 @@ pub fn append(
         });
     }
     let prev = event.kind.is_transition().then(|| state.tip.clone());
-    let stored = Event {
+    let mut stored = Event {
         id: event.id,
         kind: event.kind,
         at: event.at,
         node: event.node,
         operator: event.operator,
         prev,
+        hlc: event.hlc,
+        signature: None,
     };
+    signature::sign_event(&header.number, &mut stored, signer)?;
     document.push_event(&stored)?;
     let header = match &stored.kind {
         EventKind::AmendHeader { .. } => document.header()?,
@@ -1062,15 +1073,16 @@ pub fn append(
     Ok((stored, state, header))
 }
 
-/// Validate a header and create the case document with its `register` event.
-/// `actor` is the node's automerge actor id.
+/// Validate a header and create the case document with its `register` event, which carries the
+/// header and is signed by `signer`. `actor` is the node's automerge actor id.
 pub fn register(
     header: CaseHeader,
     register: NewEvent,
     actor: &[u8],
     limits: &Limits,
+    signer: &dyn NodeSigner,
 ) -> Result<(CaseDocument, Event, CaseState), CaseError> {
-    if !matches!(register.kind, EventKind::Register {}) {
+    if !matches!(register.kind, EventKind::Register { .. }) {
         return Err(CaseError::InvalidInput {
             field: "kind",
             why: format!(
@@ -1082,14 +1094,19 @@ pub fn register(
     required("id", &register.id)?;
     required("node", &register.node)?;
     validate_header(&header)?;
-    let event = Event {
+    let mut event = Event {
         id: register.id,
-        kind: register.kind,
+        kind: EventKind::Register {
+            header: Some(Box::new(header.clone())),
+        },
         at: truncate_to_millis(register.at),
         node: register.node,
         operator: register.operator,
         prev: None,
+        hlc: register.hlc,
+        signature: None,
     };
+    signature::sign_event(&header.number, &mut event, signer)?;
     let document = CaseDocument::create(&header, &event, actor)?;
     let state = crate::derive::derive(&header, std::slice::from_ref(&event), limits);
     Ok((document, event, state))

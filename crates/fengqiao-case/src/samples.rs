@@ -1463,12 +1463,14 @@ mod tests {
                 at,
                 node: node.clone(),
                 operator: "导入".to_owned(),
+                hlc: Default::default(),
             };
             let (mut document, _, mut state) = register(
                 header,
-                new_event(0, EventKind::Register {}, registered_at),
+                new_event(0, EventKind::Register { header: None }, registered_at),
                 &[7; 16],
                 &limits,
+                &ed25519_dalek::SigningKey::from_bytes(&[7; 32]),
             )
             .unwrap_or_else(|error| panic!("line {} refused at registration: {error}", row.line));
             for (index, event) in row.history.iter().enumerate() {
@@ -1478,6 +1480,7 @@ mod tests {
                     &mut document,
                     new_event(index + 1, event.kind.clone(), at),
                     &limits,
+                    &ed25519_dalek::SigningKey::from_bytes(&[7; 32]),
                 );
                 state = match appended {
                     Ok((_, state, _)) => state,

@@ -21,7 +21,7 @@ pub(crate) const CASE_RECORD_WITH_HEADS_VERSION: u8 = 2;
 /// Layout version of a feed entry value: `[1] ++ case number (UTF-8)`.
 pub(crate) const FEED_RECORD_VERSION: u8 = 1;
 /// Layout version of an access log value: `[1] ++ caller's record bytes`.
-pub(crate) const ACCESS_RECORD_VERSION: u8 = 1;
+pub(crate) const LOG_RECORD_VERSION: u8 = 1;
 
 /// A summary is a few hundred bytes; anything claiming more than this is a damaged length prefix,
 /// and refusing it keeps a corrupt record from asking for an enormous allocation.

@@ -36,7 +36,7 @@ use fengqiao_case::{CaseDocument, CaseId, CaseSummary, Category, DocumentError, 
 use crate::cache::{CaseLocks, DocumentCache, lock_ignoring_poison};
 use crate::codec::CaseRecord;
 use crate::storage::{
-    DocumentWrite, PreparedCase, PreparedUpdate, Storage, prepare_meta, should_compact,
+    DocumentWrite, Log, PreparedCase, PreparedUpdate, Storage, prepare_meta, should_compact,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -534,7 +534,7 @@ impl Store {
 
     /// Append a line to the local access log (reads of personal data).
     pub fn log_access(&self, record: &[u8]) -> Result<(), StoreError> {
-        self.storage.append_access(record)?;
+        self.storage.append_log(Log::Access, record)?;
         self.storage.flush()
     }
 
@@ -544,6 +544,21 @@ impl Store {
         after: u64,
         limit: usize,
     ) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
-        self.storage.access_log_since(after, limit)
+        self.storage.log_since(Log::Access, after, limit)
+    }
+
+    /// Record a change refused from a peer. Not flushed: it becomes durable with the batch of
+    /// applies it was refused in (the peer sends it again if it is lost).
+    pub fn quarantine_unflushed(&self, record: &[u8]) -> Result<u64, StoreError> {
+        self.storage.append_log(Log::Quarantine, record)
+    }
+
+    /// Quarantine records with an id greater than `after`, oldest first, at most `limit`.
+    pub fn quarantine_since(
+        &self,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+        self.storage.log_since(Log::Quarantine, after, limit)
     }
 }

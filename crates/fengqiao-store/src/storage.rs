@@ -20,7 +20,7 @@ use sled::transaction::{
 };
 
 use crate::codec::{
-    ACCESS_RECORD_VERSION, CHUNK_RECORD_VERSION, CaseRecord, DOCUMENT_RECORD_VERSION, corrupt,
+    CHUNK_RECORD_VERSION, CaseRecord, DOCUMENT_RECORD_VERSION, LOG_RECORD_VERSION, corrupt,
     decode_feed_value, decode_summary, decode_u64_key, decode_u64_value, decode_versioned,
     encode_feed_value, encode_versioned,
 };
@@ -61,6 +61,26 @@ struct Trees {
     counters: sled::Tree,
     /// sled-generated id + 1 (u64 BE, increasing, never 0) → `[version] ++ caller's record`.
     access_log: sled::Tree,
+    /// Changes received from peers and refused, keyed and encoded as the access log.
+    quarantine: sled::Tree,
+}
+
+/// The append-only logs of caller records the store keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Log {
+    /// Reads of personal data.
+    Access,
+    /// Events received from peers and refused, with the reason.
+    Quarantine,
+}
+
+impl Log {
+    fn name(self) -> &'static str {
+        match self {
+            Log::Access => "access log",
+            Log::Quarantine => "quarantine",
+        }
+    }
 }
 
 /// A new case, encoded and ready to commit.
@@ -240,6 +260,7 @@ impl Storage {
             meta: database.open_tree("meta")?,
             counters: database.open_tree("counters")?,
             access_log: database.open_tree("access_log")?,
+            quarantine: database.open_tree("quarantine")?,
         };
         let storage = Storage { database, trees };
         storage.check_format_version()?;
@@ -619,7 +640,15 @@ impl Storage {
         Ok(())
     }
 
-    pub(crate) fn append_access(&self, record: &[u8]) -> Result<u64, StoreError> {
+    fn log_tree(&self, log: Log) -> &sled::Tree {
+        match log {
+            Log::Access => &self.trees.access_log,
+            Log::Quarantine => &self.trees.quarantine,
+        }
+    }
+
+    /// Append a caller's record to an append-only log; returns its id.
+    pub(crate) fn append_log(&self, log: Log, record: &[u8]) -> Result<u64, StoreError> {
         // sled's id generator never repeats, even after a crash, and increases, which is all an
         // append-only log needs; gaps after a restart are expected. Shifted by one so that 0
         // stays free as the "from the beginning" cursor, as in the feed.
@@ -627,16 +656,17 @@ impl Storage {
             .database
             .generate_id()?
             .checked_add(1)
-            .ok_or_else(|| corrupt("access log id generator", "exhausted"))?;
-        self.trees.access_log.insert(
+            .ok_or_else(|| corrupt("log id generator", "exhausted"))?;
+        self.log_tree(log).insert(
             &id.to_be_bytes()[..],
-            encode_versioned(ACCESS_RECORD_VERSION, record),
+            encode_versioned(LOG_RECORD_VERSION, record),
         )?;
         Ok(id)
     }
 
-    pub(crate) fn access_log_since(
+    pub(crate) fn log_since(
         &self,
+        log: Log,
         after: u64,
         limit: usize,
     ) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
@@ -644,18 +674,13 @@ impl Storage {
             return Ok(Vec::new());
         };
         let mut records = Vec::new();
-        for item in self
-            .trees
-            .access_log
-            .range(first.to_be_bytes()..)
-            .take(limit)
-        {
+        for item in self.log_tree(log).range(first.to_be_bytes()..).take(limit) {
             let (key, value) = item?;
-            let id = decode_u64_key("access log key", &key)?;
-            let what = format!("access log record {id}");
+            let id = decode_u64_key("log key", &key)?;
+            let what = format!("{} record {id}", log.name());
             records.push((
                 id,
-                decode_versioned(&what, ACCESS_RECORD_VERSION, &value)?.to_vec(),
+                decode_versioned(&what, LOG_RECORD_VERSION, &value)?.to_vec(),
             ));
         }
         Ok(records)
@@ -674,6 +699,7 @@ impl Storage {
             "meta" => &trees.meta,
             "counters" => &trees.counters,
             "access_log" => &trees.access_log,
+            "quarantine" => &trees.quarantine,
             _ => return None,
         })
     }

@@ -80,6 +80,8 @@ pub(crate) fn event(id: &str, kind: EventKind, prev: Option<&str>) -> Event {
         node: "node-a".to_owned(),
         operator: "王五".to_owned(),
         prev: prev.map(str::to_owned),
+        hlc: Default::default(),
+        signature: None,
     }
 }
 
@@ -94,9 +96,13 @@ pub(crate) fn note(id: &str, text: &str) -> Event {
 }
 
 pub(crate) fn document_for(number: &str) -> CaseDocument {
+    let header = header_for(number);
+    let register = EventKind::Register {
+        header: Some(Box::new(header.clone())),
+    };
     CaseDocument::create(
-        &header_for(number),
-        &event(&format!("register-{number}"), EventKind::Register {}, None),
+        &header,
+        &event(&format!("register-{number}"), register, None),
         &TEST_ACTOR,
     )
     .expect("test document builds")

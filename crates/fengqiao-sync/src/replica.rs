@@ -19,6 +19,10 @@ use crate::routing::{CaseRouting, SubtreeRoster};
 pub enum ReplicaError {
     #[error("case {case} cannot be applied: {message}")]
     Rejected { case: CaseId, message: String },
+    /// Nothing of the peer's bytes could be kept yet, but may be once this replica knows more
+    /// (an event's maker missing from the roster, whose entry may still be on its way).
+    #[error("case {case} is deferred: {message}")]
+    Deferred { case: CaseId, message: String },
     #[error("storage failed: {0}")]
     Storage(String),
 }
@@ -39,6 +43,12 @@ pub struct Applied {
     pub created: bool,
     /// The heads moved (so the feed advanced and other peers may need it).
     pub changed: bool,
+    /// Changes of the peer's bytes that were not kept (a forged, altered or unauthorized event,
+    /// or a change built on one), each with why; the rest was applied. The replica records them.
+    pub quarantined: Vec<String>,
+    /// Some changes were left out for now but may be kept once the replica knows more (see
+    /// [`ReplicaError::Deferred`]): the session asks the peer for them again later.
+    pub deferred: bool,
 }
 
 /// The node's storage as the sync core sees it. `peer` arguments are peer node ids.
@@ -61,8 +71,9 @@ pub trait Replica {
     /// The whole document in one piece that loads into it: a `save()`, possibly followed by
     /// incremental changes (what a store keeps, sent as it is).
     fn save(&mut self, case: &str) -> Result<Vec<u8>, ReplicaError>;
-    /// Apply a peer's bytes: a whole saved document (creating the case, or merging into it) or
-    /// changes. Must refuse bytes that leave the document malformed, keeping the old document.
+    /// Apply `peer`'s bytes: a whole saved document (creating the case, or merging into it) or
+    /// changes. A replica that checks what peers send may keep only part of them; it says so in
+    /// [`Applied::quarantined`]. Must refuse bytes that leave the document malformed, keeping the old document.
     /// A case new to this replica is first shown to `admit_new_case`, whose refusal (the reason)
     /// becomes [`ReplicaError::Rejected`] and stores nothing.
     ///
@@ -71,6 +82,7 @@ pub trait Replica {
     /// releases any acknowledgement of them (the peer never sends an acknowledged change again).
     fn apply(
         &mut self,
+        peer: &str,
         case: &str,
         bytes: &[u8],
         whole: bool,
@@ -254,6 +266,7 @@ impl Replica for InMemoryReplica {
 
     fn apply(
         &mut self,
+        _peer: &str,
         case: &str,
         bytes: &[u8],
         whole: bool,
@@ -318,6 +331,8 @@ impl Replica for InMemoryReplica {
             heads,
             created,
             changed,
+            quarantined: Vec::new(),
+            deferred: false,
         })
     }
 

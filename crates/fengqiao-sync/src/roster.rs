@@ -14,7 +14,7 @@
 use std::collections::{BTreeMap, HashSet, VecDeque};
 
 use chrono::{DateTime, Utc};
-use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
+use ed25519_dalek::{Signature, Verifier, VerifyingKey};
 use fengqiao_case::model::roster::{
     ROSTER_FORMAT_VERSION, RosterEntry, RosterFrame, RosterSnapshot, SignedRosterEntry,
 };
@@ -39,9 +39,6 @@ const MAX_DEPTH: usize = 8;
 /// Signatures over roster entries are made over this prefix and the entry's bincode, so that no
 /// other signed message of a node can ever be taken for a roster entry.
 const SIGNING_CONTEXT: &[u8] = b"fengqiao roster entry\0";
-
-/// Bytes of SHA-256(public key) that make a node ID.
-pub const NODE_ID_BYTES: usize = 16;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RosterError {
@@ -72,20 +69,6 @@ pub enum RosterError {
     Full,
     #[error("the stored roster cannot be read: {0}")]
     CorruptSnapshot(String),
-}
-
-/// The node ID of an Ed25519 public key: the first 16 bytes of its SHA-256, as lowercase hex.
-/// The same derivation as the node's identity and the transport's certificate check.
-pub fn node_id_for_public_key(public_key: &[u8; 32]) -> NodeId {
-    hex::encode(node_actor_for_public_key(public_key))
-}
-
-/// The same 16 bytes raw: the node's automerge actor id.
-pub fn node_actor_for_public_key(public_key: &[u8; 32]) -> [u8; NODE_ID_BYTES] {
-    let digest = Sha256::digest(public_key);
-    let mut actor = [0u8; NODE_ID_BYTES];
-    actor.copy_from_slice(&digest[..NODE_ID_BYTES]);
-    actor
 }
 
 /// The bytes an issuer signs for `entry`.
@@ -128,21 +111,11 @@ pub fn decode_snapshot(value: &[u8]) -> Result<RosterSnapshot, RosterError> {
     }
 }
 
-/// Whoever signs roster entries: the node's identity in the shell, a bare key in tests.
-pub trait RosterSigner {
-    fn public_key(&self) -> [u8; 32];
-    fn sign(&self, message: &[u8]) -> [u8; 64];
-}
-
-impl RosterSigner for SigningKey {
-    fn public_key(&self) -> [u8; 32] {
-        self.verifying_key().to_bytes()
-    }
-
-    fn sign(&self, message: &[u8]) -> [u8; 64] {
-        Signer::sign(self, message).to_bytes()
-    }
-}
+/// Whoever signs roster entries: the node's key, which signs its events too.
+pub use fengqiao_case::signature::NodeSigner as RosterSigner;
+pub use fengqiao_case::signature::{
+    NODE_ID_BYTES, node_actor_for_public_key, node_id_for_public_key,
+};
 
 /// Sign `entry` as `signer`.
 pub fn sign_entry(
@@ -468,6 +441,10 @@ impl Roster {
 impl fengqiao_case::authority::Hierarchy for Roster {
     fn is_strict_ancestor(&self, ancestor: &str, node: &str) -> bool {
         self.ancestors(node).any(|above| above == ancestor)
+    }
+
+    fn region_of(&self, node: &str) -> Option<String> {
+        self.member(node).map(|entry| entry.region_code.clone())
     }
 }
 

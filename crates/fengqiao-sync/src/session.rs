@@ -18,7 +18,7 @@
 //! `poll_transmit` before the disk sync, and a failed sync fails the session with the
 //! acknowledgements dropped.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use fengqiao_case::model::sync::{ChangeHead, FeedSequence, SYNC_PROTOCOL_VERSION, SyncFrame};
@@ -86,6 +86,12 @@ pub enum SyncEvent {
     /// A case was not exchanged in this session (refused bytes, unresolvable dependencies, or too
     /// large for one frame); the session goes on with the other cases.
     CaseSkipped { case: CaseId, reason: String },
+    /// Some of the peer's changes to a case failed the signature or authority checks and were
+    /// quarantined (each reason names the change's refused events); the rest was applied.
+    ChangesQuarantined { case: CaseId, reasons: Vec<String> },
+    /// Some of the peer's changes to a case wait until this node knows more (their maker is not
+    /// in its roster yet); [`Session::retry_deferred`] asks for them again.
+    CaseDeferred { case: CaseId, reason: String },
     /// The session is over; the shell closes the connection.
     Failed { message: String },
 }
@@ -100,6 +106,8 @@ pub struct SessionStatistics {
     pub frames_received: u64,
     pub cases_applied: u64,
     pub feed_entries_walked: u64,
+    /// Received changes not kept because they failed the checks on receipt.
+    pub changes_quarantined: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -140,6 +148,9 @@ pub struct Session {
     /// case, so a case changing twice in a row is not sent whole twice.
     assumed_peer_heads: HashMap<CaseId, Vec<ChangeHead>>,
     need_rounds: HashMap<CaseId, u32>,
+    /// Cases with changes the replica deferred (see [`ReplicaError::Deferred`]): asked for again
+    /// by [`Session::retry_deferred`].
+    deferred: BTreeSet<CaseId>,
     /// An acknowledgement is queued whose applies have not been made durable yet.
     acknowledged_not_durable: bool,
     /// Whether changes went out since the last `CaughtUp`: announcing again only then keeps the
@@ -177,6 +188,7 @@ impl Session {
             in_flight: BTreeMap::new(),
             assumed_peer_heads: HashMap::new(),
             need_rounds: HashMap::new(),
+            deferred: BTreeSet::new(),
             acknowledged_not_durable: false,
             sent_since_caught_up: true,
             statistics: SessionStatistics::default(),
@@ -257,6 +269,31 @@ impl Session {
             let result = self.pump(replica);
             self.fail_on_storage_error(result);
         }
+    }
+
+    /// What this node knows changed (its roster learned offices): ask the peer again for the
+    /// changes deferred so far, beyond the heads now held.
+    pub fn retry_deferred(&mut self, replica: &mut dyn Replica) {
+        if self.phase != Phase::Open {
+            return;
+        }
+        for case in std::mem::take(&mut self.deferred) {
+            match replica.heads(&case) {
+                Ok(heads) => self.send(SyncFrame::Need {
+                    case,
+                    have_heads: heads.unwrap_or_default(),
+                }),
+                Err(error) => {
+                    self.fail_on_storage_error(Err(error));
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Cases with deferred changes, waiting for [`Session::retry_deferred`].
+    pub fn deferred_cases(&self) -> usize {
+        self.deferred.len()
     }
 
     /// A frame decoded from the peer: [`Session::handle_frames`] with a batch of one.
@@ -393,7 +430,7 @@ impl Session {
         }
         let peer = &self.peer;
         let admit_new_case = |routing: &CaseRouting| admit_from_peer(routing, peer);
-        let applied = match replica.apply(&case, bytes, whole, &admit_new_case) {
+        let applied = match replica.apply(&peer.node_id, &case, bytes, whole, &admit_new_case) {
             Ok(applied) => {
                 self.statistics.cases_applied += 1;
                 self.events.push_back(SyncEvent::CaseReceived {
@@ -402,6 +439,21 @@ impl Session {
                     changed: applied.changed,
                 });
                 applied
+            }
+            Err(ReplicaError::Deferred { message, .. }) => {
+                // The peer stops waiting; we ask again when we know more.
+                self.events.push_back(SyncEvent::CaseDeferred {
+                    case: case.clone(),
+                    reason: message.clone(),
+                });
+                self.deferred.insert(case.clone());
+                self.need_rounds.remove(&case);
+                self.send(SyncFrame::Refused {
+                    case,
+                    feed_seq,
+                    reason: format!("deferred: {message}"),
+                });
+                return Ok(());
             }
             Err(ReplicaError::Rejected { message, .. }) => {
                 // Bad bytes for one case must not stop the others; asking for the whole
@@ -423,6 +475,33 @@ impl Session {
             }
             Err(storage) => return Err(storage),
         };
+        if !applied.quarantined.is_empty() || applied.deferred {
+            // The changes left out are not held here (for good, or until we know more), so
+            // asking for them now would only loop: acknowledge what was kept, and the peer
+            // records our heads as its base.
+            if applied.deferred {
+                self.deferred.insert(case.clone());
+                self.events.push_back(SyncEvent::CaseDeferred {
+                    case: case.clone(),
+                    reason: "some changes wait for the roster to know their maker".to_owned(),
+                });
+            }
+            if !applied.quarantined.is_empty() {
+                self.statistics.changes_quarantined += applied.quarantined.len() as u64;
+                self.events.push_back(SyncEvent::ChangesQuarantined {
+                    case: case.clone(),
+                    reasons: applied.quarantined,
+                });
+            }
+            self.need_rounds.remove(&case);
+            self.acknowledged_not_durable = true;
+            self.send(SyncFrame::Ack {
+                case,
+                feed_seq,
+                heads: applied.heads,
+            });
+            return Ok(());
+        }
         // Usually the peer's heads are exactly ours now, which spares a lookup.
         let holds_sender_heads = sender_heads
             .iter()

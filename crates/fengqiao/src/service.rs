@@ -8,15 +8,17 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::net::SocketAddr;
 use std::path::Path;
+use std::sync::Mutex;
 
 use anyhow::{Context, bail};
 use chrono::{DateTime, Datelike, TimeDelta, Utc};
+use fengqiao_case::clock::{ClockError, DEFAULT_MAX_AHEAD_MS, HybridClock};
 use fengqiao_case::deadlines::local_date;
 use fengqiao_case::{
     AppendEvent, CaseDocument, CaseError, CaseHeader, CaseId, CaseListItem, CaseSummary, CaseView,
-    Category, DirectiveListItem, DirectiveStatus, DocumentError, EventKind, ImportBatch,
-    ImportOutcome, ImportRow, ImportRowReport, Measures, NewEvent, NodeId, NodeInfo, RegisterCase,
-    SCHEMA_VERSION, Status, Tier, lifecycle, measures, summary, warnings,
+    Category, DirectiveListItem, DirectiveStatus, DocumentError, EventKind, HybridTimestamp,
+    ImportBatch, ImportOutcome, ImportRow, ImportRowReport, Measures, NewEvent, NodeId, NodeInfo,
+    RegisterCase, SCHEMA_VERSION, Status, Tier, lifecycle, measures, summary, warnings,
 };
 use fengqiao_store::{CaseFilter, NewCase, Store, StoreError, StoreOptions};
 
@@ -121,6 +123,8 @@ impl From<CaseError> for ServiceError {
         match error {
             CaseError::InvalidInput { .. } => ServiceError::InvalidInput(error.to_string()),
             CaseError::Document(document) => ServiceError::Document(document),
+            // Our own key failed to sign our own event: nothing the caller did.
+            CaseError::Signature(signature) => ServiceError::Internal(signature.to_string()),
             other => ServiceError::Refused(other),
         }
     }
@@ -172,8 +176,44 @@ pub struct Node {
     config: NodeConfig,
     identity: NodeIdentity,
     store: Store,
+    /// Orders this node's events after every event it made or received.
+    clock: Mutex<HybridClock>,
     /// Holds the node directory's lock for as long as the node is open.
     _lock: File,
+}
+
+/// Meta key of the hybrid clock's latest time: 8 bytes of wall milliseconds, 4 of counter.
+const CLOCK_META_KEY: &str = "hybrid_clock";
+
+fn encode_clock(stamped: HybridTimestamp) -> [u8; 12] {
+    let mut bytes = [0u8; 12];
+    bytes[..8].copy_from_slice(&stamped.wall_ms.to_be_bytes());
+    bytes[8..].copy_from_slice(&stamped.counter.to_be_bytes());
+    bytes
+}
+
+/// The stored clock, or zero when none is stored (a new node) or it cannot be read: the wall
+/// clock then takes over, which is what a node did before it kept one.
+fn decode_clock(bytes: Option<&[u8]>) -> HybridTimestamp {
+    let Some(bytes) = bytes else {
+        return HybridTimestamp::ZERO;
+    };
+    match (bytes.get(..8), bytes.get(8..12)) {
+        (Some(wall), Some(counter)) if bytes.len() == 12 => HybridTimestamp {
+            wall_ms: i64::from_be_bytes(wall.try_into().unwrap_or_default()),
+            counter: u32::from_be_bytes(counter.try_into().unwrap_or_default()),
+        },
+        _ => {
+            tracing::warn!("the stored hybrid clock is unreadable; resuming from the wall clock");
+            HybridTimestamp::ZERO
+        }
+    }
+}
+
+fn lock_ignoring_poison<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// One ledger row built in memory and ready to write.
@@ -214,11 +254,16 @@ impl Node {
             cases = store.case_count(),
             "node opened"
         );
+        let stored_clock = store
+            .meta_get(CLOCK_META_KEY)
+            .context("cannot read the node's hybrid clock")?;
+        let clock = HybridClock::new(decode_clock(stored_clock.as_deref()), DEFAULT_MAX_AHEAD_MS);
         Ok(Node {
             dir: node_dir,
             config,
             identity,
             store,
+            clock: Mutex::new(clock),
             _lock: lock,
         })
     }
@@ -281,12 +326,18 @@ impl Node {
             None => self.assign_number(registered_at)?,
         };
         let header = header_from(&request, number);
-        let register = self.new_event(EventKind::Register {}, registered_at, operator)?;
+        let register = self.new_event(
+            EventKind::Register { header: None },
+            registered_at,
+            now,
+            operator,
+        )?;
         let (mut document, event, state) = lifecycle::register(
             header.clone(),
             register,
             self.identity.actor(),
             &self.config.limits,
+            &self.identity,
         )?;
         let case_summary = summary::summarize(&header, &state);
         self.store.create_cases(&mut [NewCase {
@@ -311,10 +362,11 @@ impl Node {
         request: AppendEvent,
     ) -> Result<CaseView, ServiceError> {
         let at = self.event_time(request.at, now, "at")?;
-        let event = self.new_event(request.kind, at, operator)?;
+        let event = self.new_event(request.kind, at, now, operator)?;
         let limits = &self.config.limits;
         let outcome = self.store.update_case(number, |document| {
-            let (_event, state, header) = lifecycle::append(document, event, limits)?;
+            let (_event, state, header) =
+                lifecycle::append(document, event, limits, &self.identity)?;
             let events = document.events()?;
             let case_summary = summary::summarize(&header, &state);
             Ok::<_, ServiceError>((case_summary.clone(), (header, state, events, case_summary)))
@@ -590,13 +642,19 @@ impl Node {
             .map_err(|error| error.to_string())?;
         let header = header_from(request, number);
         let register = self
-            .new_event(EventKind::Register {}, registered_at, operator)
+            .new_event(
+                EventKind::Register { header: None },
+                registered_at,
+                now,
+                operator,
+            )
             .map_err(|error| error.to_string())?;
         let (mut document, _event, mut state) = lifecycle::register(
             header.clone(),
             register,
             self.identity.actor(),
             &self.config.limits,
+            &self.identity,
         )
         .map_err(|error| error.to_string())?;
         let mut header = header;
@@ -619,10 +677,10 @@ impl Node {
             }
             previous_at = at;
             let event = self
-                .new_event(entry.kind.clone(), at, operator)
+                .new_event(entry.kind.clone(), at, now, operator)
                 .map_err(|error| describe(error.to_string()))?;
             let (_event, new_state, new_header) =
-                lifecycle::append(&mut document, event, &self.config.limits)
+                lifecycle::append(&mut document, event, &self.config.limits, &self.identity)
                     .map_err(|error| describe(error.to_string()))?;
             state = new_state;
             header = new_header;
@@ -635,6 +693,7 @@ impl Node {
         &self,
         kind: EventKind,
         at: DateTime<Utc>,
+        now: DateTime<Utc>,
         operator: &str,
     ) -> Result<NewEvent, ServiceError> {
         Ok(NewEvent {
@@ -643,7 +702,28 @@ impl Node {
             at,
             node: self.identity.node_id().to_owned(),
             operator: operator.to_owned(),
+            hlc: self.tick_clock(now)?,
         })
+    }
+
+    /// The hybrid clock's time for a local event at `now`. The clock's latest time is written
+    /// with the event's own commit, so after a restart it resumes after every event it stamped,
+    /// even if the wall clock was set back meanwhile.
+    fn tick_clock(&self, now: DateTime<Utc>) -> Result<HybridTimestamp, ServiceError> {
+        let stamped = lock_ignoring_poison(&self.clock).tick(now);
+        self.store
+            .meta_put_unflushed(CLOCK_META_KEY, &encode_clock(stamped))?;
+        Ok(stamped)
+    }
+
+    /// Take in the hybrid time of an event received from a peer, so that what this node does
+    /// next is ordered after it. A time too far ahead of our clock is refused, not taken in.
+    pub fn observe_clock(
+        &self,
+        received: HybridTimestamp,
+        now: DateTime<Utc>,
+    ) -> Result<HybridTimestamp, ClockError> {
+        lock_ignoring_poison(&self.clock).observe(received, now)
     }
 
     /// A given event time, or `now`; a time in the future is a mistake (allowing for clock skew).
@@ -833,6 +913,7 @@ fn check_store_belongs_to_node(store: &Store, identity: &NodeIdentity) -> anyhow
     }
     Ok(())
 }
+
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]

@@ -11,8 +11,10 @@ pub mod sync;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
+pub use crate::clock::HybridTimestamp;
+
 /// Version of the case document schema, of [`CaseSummary`], and of the HTTP API bodies.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// A case number: region code + year + sequence, e.g. `430702001001-2026-000123`.
 /// It is also the case's identity across the federation (region codes are unique).
@@ -161,6 +163,23 @@ pub struct CaseHeader {
     pub ownership: Ownership,
 }
 
+impl CaseHeader {
+    /// Apply one amendment: what an `amend_header` event does to the header.
+    pub fn amend(&mut self, amendment: &HeaderAmendment) {
+        match amendment.clone() {
+            HeaderAmendment::Petitioners(petitioners) => self.petitioners = petitioners,
+            HeaderAmendment::Headcount(headcount) => self.headcount = headcount,
+            HeaderAmendment::Respondent(respondent) => self.respondent = respondent,
+            HeaderAmendment::Category(category) => self.category = category,
+            HeaderAmendment::MatterType(matter_type) => self.matter_type = matter_type,
+            HeaderAmendment::LitigationRelated(flag) => self.litigation_related = flag,
+            HeaderAmendment::Summary(summary) => self.summary = summary,
+            HeaderAmendment::Location(location) => self.location = location,
+            HeaderAmendment::Ownership(ownership) => self.ownership = ownership,
+        }
+    }
+}
+
 /// Header fields that may be amended after registration (each amendment is an event).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "field", content = "value", rename_all = "snake_case")]
@@ -251,7 +270,14 @@ pub enum ReviewOutcome {
 #[serde(tag = "kind", content = "payload", rename_all = "snake_case")]
 pub enum EventKind {
     /// 登记 at the node that creates the case; it becomes the holder. Always the first transition.
-    Register {},
+    ///
+    /// Carries the header as registered (schema 2), so the registration is signed like every
+    /// other event and the header is always what the register event and the amendments after it
+    /// say. Absent only in schema-1 documents, whose header is a map of its own.
+    Register {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        header: Option<Box<CaseHeader>>,
+    },
     /// 受理: starts the 60-day handling limit.
     Accept {},
     /// 不予受理, with a written reason.
@@ -392,7 +418,7 @@ impl EventKind {
     pub fn is_transition(&self) -> bool {
         matches!(
             self,
-            EventKind::Register {}
+            EventKind::Register { .. }
                 | EventKind::Accept {}
                 | EventKind::Reject { .. }
                 | EventKind::Forward { .. }
@@ -414,7 +440,7 @@ impl EventKind {
     /// The `kind` tag as serialized (`"accept"`, `"issue_directive"`, …).
     pub fn name(&self) -> &'static str {
         match self {
-            EventKind::Register {} => "register",
+            EventKind::Register { .. } => "register",
             EventKind::Accept {} => "accept",
             EventKind::Reject { .. } => "reject",
             EventKind::Forward { .. } => "forward",
@@ -459,6 +485,41 @@ pub struct Event {
     /// For transitions: the id of the transition this one was based on (`None` only for `register`).
     #[serde(default)]
     pub prev: Option<EventId>,
+    /// Hybrid logical time at the node that made the event: orders events across nodes whose wall
+    /// clocks disagree. Zero in schema-1 documents.
+    #[serde(default)]
+    pub hlc: HybridTimestamp,
+    /// The maker's signature over the event and the case number (`crate::signature`). Absent in
+    /// schema-1 documents, whose events were never signed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<EventSignature>,
+}
+
+/// An Ed25519 signature of an event by the node it names. In JSON the bytes are lowercase hex.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventSignature {
+    /// Version of the signing bytes (`crate::signature::EVENT_SIGNATURE_VERSION`).
+    pub version: u32,
+    /// The signer's public key, 32 bytes; it hashes to the event's `node`.
+    #[serde(with = "hex_bytes")]
+    pub public_key: Vec<u8>,
+    /// 64 bytes.
+    #[serde(with = "hex_bytes")]
+    pub signature: Vec<u8>,
+}
+
+/// Bytes as lowercase hex in JSON, so keys and signatures read as they are printed elsewhere.
+mod hex_bytes {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(bytes: &[u8], serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&hex::encode(bytes))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<u8>, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        hex::decode(&text).map_err(serde::de::Error::custom)
+    }
 }
 
 /// Lifecycle status derived from the transitions.

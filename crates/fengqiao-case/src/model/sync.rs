@@ -5,6 +5,7 @@
 //! `fengqiao_case::model`. Changing a variant's fields or order changes the wire format: bump
 //! [`SYNC_PROTOCOL_VERSION`] and keep reading the old form.
 
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::{CaseId, NodeId};
@@ -14,8 +15,9 @@ use super::{CaseId, NodeId};
 /// `Hello` (the first variant) never changes, so that any two versions can read each other's
 /// hello and refuse cleanly; what a version adds goes into new variants.
 ///
-/// Version 2 added [`SyncFrame::Backlog`].
-pub const SYNC_PROTOCOL_VERSION: u32 = 2;
+/// Version 2 added [`SyncFrame::Backlog`]. Version 3: every event is signed (case schema 2) and
+/// every received change is checked, so an older peer's unsigned events would all be refused.
+pub const SYNC_PROTOCOL_VERSION: u32 = 3;
 
 /// One automerge change hash (SHA-256 of the change). Raw bytes, not hex: a frame for one new
 /// event carries a few of these, and hex would double their share of the bytes on the wire.
@@ -95,4 +97,26 @@ impl SyncFrame {
             SyncFrame::Backlog { .. } => "backlog",
         }
     }
+}
+
+/// Version of [`QuarantineRecord`].
+pub const QUARANTINE_RECORD_VERSION: u32 = 1;
+
+/// A change received from a peer and not kept, as the receiving node stores it (its quarantine
+/// log) and shows it (`fengqiao quarantine`, `fengqiao peers`). The change's bytes are kept so an
+/// operator can hand them to whoever investigates; they never enter a case document.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QuarantineRecord {
+    pub format_version: u32,
+    /// When this node refused it, by its clock.
+    pub received_at: DateTime<Utc>,
+    /// The peer that sent it (not necessarily who made it: a relay passes on others' changes).
+    pub peer: NodeId,
+    pub case: CaseId,
+    /// The automerge change hash, hex.
+    pub change_hash: String,
+    /// Why it was refused: the refused events and the check each failed.
+    pub reason: String,
+    /// The raw automerge change.
+    pub change: Vec<u8>,
 }

@@ -30,6 +30,16 @@ impl Hierarchy for Tree {
         }
         false
     }
+
+    fn region_of(&self, node: &str) -> Option<String> {
+        match node {
+            COUNTY => Some("430702".to_owned()),
+            TOWNSHIP => Some("430702001".to_owned()),
+            VILLAGE => Some("430702001001".to_owned()),
+            SIBLING => Some("430702001002".to_owned()),
+            _ => None,
+        }
+    }
 }
 
 fn note() -> EventKind {
@@ -103,7 +113,7 @@ fn the_holder_handles_and_the_tiers_above_supervise() {
     );
     assert!(sibling.to_string().contains("no party"), "{sibling}");
     assert!(matches!(
-        authorize(state, &EventKind::Register {}, VILLAGE, &Tree),
+        authorize(state, &EventKind::Register { header: None }, VILLAGE, &Tree),
         Err(AuthorityError::RegisterOnExistingCase)
     ));
 }

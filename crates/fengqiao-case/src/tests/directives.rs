@@ -206,6 +206,8 @@ fn a_step_by_the_wrong_node_from_a_peer_is_listed_invalid() {
         node: TOWNSHIP.to_owned(),
         operator: "冒名".to_owned(),
         prev: None,
+        hlc: Default::default(),
+        signature: None,
     });
     let state = derive(&header, &events, &case.limits);
     assert_eq!(state.directives[0].status, DirectiveStatus::Issued);

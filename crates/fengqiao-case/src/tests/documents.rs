@@ -114,7 +114,7 @@ fn every_kind_of_event_round_trips() {
         ReplyOutcome, ReviewLevel, ReviewOutcome, Satisfaction,
     };
     let kinds = vec![
-        EventKind::Register {},
+        EventKind::Register { header: None },
         EventKind::Accept {},
         EventKind::Reject { reason: "r".into() },
         EventKind::Forward {
@@ -243,6 +243,8 @@ fn every_kind_of_event_round_trips() {
             node: TOWNSHIP.to_owned(),
             operator: "操作员".to_owned(),
             prev: (index % 2 == 0).then(|| "register".to_owned()),
+            hlc: Default::default(),
+            signature: None,
         })
         .collect();
     for event in &pushed {
@@ -311,13 +313,13 @@ fn a_newer_schema_version_is_refused_by_name() {
     match CaseDocument::load(&bytes, &[], &ACTOR_A) {
         Err(
             error @ DocumentError::UnsupportedVersion {
-                found: 2,
-                supported: 1,
+                found: 3,
+                supported: 2,
             },
         ) => {
             assert_eq!(
                 error.to_string(),
-                "case document has schema version 2, this build reads up to 1"
+                "case document has schema version 3, this build reads up to 2"
             );
         }
         other => panic!("expected UnsupportedVersion, got {other:?}"),
@@ -331,42 +333,38 @@ fn a_newer_schema_version_is_refused_by_name() {
 #[test]
 fn wrong_shapes_are_named() {
     let bytes = spoiled(|doc| {
-        doc.put(ROOT, "header", "a string").expect("put");
-    });
-    assert!(malformed(&bytes).contains("root `header` is the scalar"));
-
-    let bytes = spoiled(|doc| {
         doc.put_object(ROOT, "events", ObjType::Map).expect("put");
     });
     assert!(malformed(&bytes).contains("root `events` is a map, expected a list"));
 
+    // The header is the register event's payload: a header that does not read is a register
+    // event that does not read.
     let bytes = spoiled(|doc| {
-        let Some((Value::Object(_), header)) = doc.get(ROOT, "header").expect("header") else {
-            panic!("header map");
-        };
-        doc.put(&header, "channel", "carrier_pigeon").expect("put");
+        let entry = event_entry(doc, 0);
+        doc.put(
+            &entry,
+            "payload",
+            r#"{"header": {"channel": "carrier_pigeon"}}"#,
+        )
+        .expect("put");
     });
-    assert!(
-        malformed(&bytes)
-            .contains("header field `channel` has the unknown value \"carrier_pigeon\"")
-    );
+    assert!(malformed(&bytes).contains("has kind \"register\" with an unreadable payload"));
+    let bytes = spoiled(|doc| {
+        let entry = event_entry(doc, 0);
+        doc.put(&entry, "payload", "{}").expect("put");
+    });
+    assert!(malformed(&bytes).contains("the first event does not register the case's header"));
 
     let bytes = spoiled(|doc| {
-        let Some((Value::Object(_), header)) = doc.get(ROOT, "header").expect("header") else {
-            panic!("header map");
-        };
-        doc.delete(&header, "summary").expect("delete");
+        let entry = event_entry(doc, 1);
+        doc.put(&entry, "hlc_ms", "noon").expect("put");
     });
-    assert!(malformed(&bytes).contains("header field `summary` is missing"));
-
+    assert!(malformed(&bytes).contains("unreadable hybrid clock time"));
     let bytes = spoiled(|doc| {
-        let Some((Value::Object(_), header)) = doc.get(ROOT, "header").expect("header") else {
-            panic!("header map");
-        };
-        doc.put(&header, "petitioners", "[{\"nom\": 1}]")
-            .expect("put");
+        let entry = event_entry(doc, 1);
+        doc.delete(&entry, "signature").expect("delete");
     });
-    assert!(malformed(&bytes).contains("header field `petitioners` cannot be read"));
+    assert!(malformed(&bytes).contains("incomplete or unreadable signature"));
 
     let bytes = spoiled(|doc| {
         let Some((Value::Object(_), events)) = doc.get(ROOT, "events").expect("events") else {
@@ -439,16 +437,15 @@ fn wrong_shapes_are_named() {
 fn appending_to_a_malformed_document_is_an_error_not_a_panic() {
     let mut case = Case::registered();
     let doc = case.document.automerge();
-    let Some((Value::Object(_), header)) = doc.get(ROOT, "header").expect("header") else {
-        panic!("header map");
-    };
-    doc.put(&header, "headcount", "many").expect("put");
+    let entry = event_entry(doc, 0);
+    doc.put(&entry, "payload", r#"{"header": {"headcount": "many"}}"#)
+        .expect("put");
     doc.commit();
     let message = case
         .act(VILLAGE, accept(), china(3, 3, 10))
         .expect_err("malformed")
         .to_string();
-    assert!(message.contains("headcount"), "{message}");
+    assert!(message.contains("unreadable payload"), "{message}");
 }
 
 #[test]

@@ -13,6 +13,7 @@ fn register_error(header: crate::model::CaseHeader, kind: EventKind) -> String {
         new_event("register", VILLAGE, kind, china(3, 2, 9)),
         &ACTOR_A,
         &Limits::default(),
+        &signer(),
     ) {
         Ok(_) => panic!("registration should be refused"),
         Err(error) => error.to_string(),
@@ -39,19 +40,31 @@ fn registration_starts_the_acceptance_limit() {
 fn registration_refuses_an_incomplete_header() {
     let mut no_summary = header();
     no_summary.summary = "  ".to_owned();
-    assert!(register_error(no_summary, EventKind::Register {}).contains("invalid summary"));
+    assert!(
+        register_error(no_summary, EventKind::Register { header: None })
+            .contains("invalid summary")
+    );
 
     let mut nobody = header();
     nobody.petitioners.clear();
-    assert!(register_error(nobody, EventKind::Register {}).contains("at least one petitioner"));
+    assert!(
+        register_error(nobody, EventKind::Register { header: None })
+            .contains("at least one petitioner")
+    );
 
     let mut nameless = header();
     nameless.petitioners[0].name = String::new();
-    assert!(register_error(nameless, EventKind::Register {}).contains("petitioner 1 has no name"));
+    assert!(
+        register_error(nameless, EventKind::Register { header: None })
+            .contains("petitioner 1 has no name")
+    );
 
     let mut no_people = header();
     no_people.headcount = 0;
-    assert!(register_error(no_people, EventKind::Register {}).contains("invalid headcount"));
+    assert!(
+        register_error(no_people, EventKind::Register { header: None })
+            .contains("invalid headcount")
+    );
 
     let mut crowd = header();
     crowd.headcount = 40;
@@ -64,17 +77,22 @@ fn registration_refuses_an_incomplete_header() {
             representative: true,
         })
         .collect();
-    assert!(register_error(crowd, EventKind::Register {}).contains("at most 5"));
+    assert!(register_error(crowd, EventKind::Register { header: None }).contains("at most 5"));
 
     for code in ["43070", "4307020010", "43070200100a", ""] {
         let mut bad_region = header();
         bad_region.location.region_code = code.to_owned();
-        assert!(register_error(bad_region, EventKind::Register {}).contains("administrative code"));
+        assert!(
+            register_error(bad_region, EventKind::Register { header: None })
+                .contains("administrative code")
+        );
     }
 
     let mut no_number = header();
     no_number.number = String::new();
-    assert!(register_error(no_number, EventKind::Register {}).contains("invalid number"));
+    assert!(
+        register_error(no_number, EventKind::Register { header: None }).contains("invalid number")
+    );
 
     assert!(
         register_error(header(), EventKind::Accept {}).contains("starts with a register event")
@@ -810,7 +828,11 @@ fn annotations_are_checked() {
         message.contains("there is no conflict to resolve"),
         "{message}"
     );
-    let message = case.refused(VILLAGE, EventKind::Register {}, china(3, 3, 11));
+    let message = case.refused(
+        VILLAGE,
+        EventKind::Register { header: None },
+        china(3, 3, 11),
+    );
     assert!(message.contains("already registered"), "{message}");
 
     for (amendment, expected) in [
@@ -861,11 +883,13 @@ fn an_event_id_is_used_once() {
         at: china(3, 3, 10),
         node: VILLAGE.to_owned(),
         operator: "王五".to_owned(),
+        hlc: Default::default(),
     };
-    let message = match crate::lifecycle::append(&mut case.document, duplicate, &case.limits) {
-        Ok(_) => panic!("a duplicate id should be refused"),
-        Err(error) => error.to_string(),
-    };
+    let message =
+        match crate::lifecycle::append(&mut case.document, duplicate, &case.limits, &signer()) {
+            Ok(_) => panic!("a duplicate id should be refused"),
+            Err(error) => error.to_string(),
+        };
     assert!(message.contains("already in this case"), "{message}");
 }
 

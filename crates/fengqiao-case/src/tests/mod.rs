@@ -5,5 +5,7 @@ mod directives;
 mod documents;
 mod lifecycle_paths;
 mod properties;
+mod receipt;
 mod replicas;
+mod signatures;
 mod support;

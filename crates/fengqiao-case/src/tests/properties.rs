@@ -237,7 +237,7 @@ proptest! {
                         continue;
                     }
                     let chosen = valid[choice % valid.len()].clone();
-                    let (_, appended_state, _) = append(&mut case.document, chosen, &case.limits)
+                    let (_, appended_state, _) = append(&mut case.document, chosen, &case.limits, &signer())
                         .expect("an event check accepted is appended");
                     prop_assert_eq!(&appended_state, &case.derived());
                     case.state = appended_state;

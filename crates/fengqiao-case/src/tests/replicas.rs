@@ -214,6 +214,8 @@ fn a_transition_from_a_non_holder_peer_is_listed_invalid_with_what_follows_it() 
         node: COUNTY.to_owned(),
         operator: "越权".to_owned(),
         prev: Some(prev.to_owned()),
+        hlc: Default::default(),
+        signature: None,
     };
     events.push(forged("x1", reply(), "a001"));
     events.push(forged("x2", close(true), "x1"));
@@ -238,14 +240,18 @@ fn a_transition_without_prev_or_a_second_register_is_invalid() {
         node: VILLAGE.to_owned(),
         operator: "x".to_owned(),
         prev: None,
+        hlc: Default::default(),
+        signature: None,
     });
     events.push(Event {
         id: "second-register".to_owned(),
-        kind: EventKind::Register {},
+        kind: EventKind::Register { header: None },
         at: china(3, 3, 11),
         node: TOWNSHIP.to_owned(),
         operator: "x".to_owned(),
         prev: None,
+        hlc: Default::default(),
+        signature: None,
     });
     let state = derive(&header, &events, &case.limits);
     assert_eq!(state.status, Status::Registered);
@@ -287,9 +293,15 @@ fn merging_another_case_is_refused() {
     other_header.number = "430702001001-2026-000999".to_owned();
     let (mut other, _, _) = crate::lifecycle::register(
         other_header,
-        new_event("register", VILLAGE, EventKind::Register {}, china(3, 2, 9)),
+        new_event(
+            "register",
+            VILLAGE,
+            EventKind::Register { header: None },
+            china(3, 2, 9),
+        ),
         &ACTOR_B,
         &a.limits,
+        &signer(),
     )
     .expect("registers");
     let error = a

@@ -68,7 +68,13 @@ pub fn new_event(id: &str, node: &str, kind: EventKind, at: DateTime<Utc>) -> Ne
         at,
         node: node.to_owned(),
         operator: format!("operator at {node}"),
+        hlc: Default::default(),
     }
+}
+
+/// The key every test node signs with: these tests are about the lifecycle, not whose key it is.
+pub fn signer() -> ed25519_dalek::SigningKey {
+    ed25519_dalek::SigningKey::from_bytes(&[42; 32])
 }
 
 /// One replica of a case, appending through the lifecycle with generated event ids.
@@ -89,9 +95,15 @@ impl Case {
     pub fn registered_with(header: CaseHeader, limits: Limits) -> Case {
         let (document, _event, state) = register(
             header,
-            new_event("register", VILLAGE, EventKind::Register {}, china(3, 2, 9)),
+            new_event(
+                "register",
+                VILLAGE,
+                EventKind::Register { header: None },
+                china(3, 2, 9),
+            ),
             &ACTOR_A,
             &limits,
+            &signer(),
         )
         .expect("sample case registers");
         Case {
@@ -127,6 +139,7 @@ impl Case {
             &mut self.document,
             new_event(&id, node, kind, at),
             &self.limits,
+            &signer(),
         )?;
         self.state = state.clone();
         Ok(state)

@@ -218,7 +218,10 @@ fn apply_step(
                 return;
             }
             let chosen = valid[choice % valid.len()].clone();
-            let appended = replica.update(&number, |document| append(document, chosen, &limits));
+            let signer = super::support::signer_of(office);
+            let appended = replica.update(&number, |document| {
+                append(document, chosen, &limits, &signer)
+            });
             assert!(
                 matches!(appended, Some(Ok(_))),
                 "a checked event appends: {appended:?}"

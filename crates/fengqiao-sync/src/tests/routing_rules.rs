@@ -234,9 +234,15 @@ fn routing_is_built_from_header_and_state() {
     use fengqiao_case::model::{EventKind, Limits};
     let (document, _, state) = fengqiao_case::lifecycle::register(
         header("430702001001-2026-000009", "430702001001", "某公司"),
-        new_event("r", "village-11", EventKind::Register {}, instant(2, 9)),
+        new_event(
+            "r",
+            "village-11",
+            EventKind::Register { header: None },
+            instant(2, 9),
+        ),
         &[1; 16],
         &Limits::default(),
+        &super::support::signer_of(1),
     )
     .expect("registers");
     let routing = CaseRouting::from_case(&document.header().expect("header"), &state);
@@ -254,9 +260,15 @@ fn routing_from_a_summary_is_the_derived_routing_or_nothing() {
     let header = header("430702001001-2026-000010", "430702001001", "某公司");
     let (_, _, registered) = fengqiao_case::lifecycle::register(
         header.clone(),
-        new_event("r", "village-11", EventKind::Register {}, instant(2, 9)),
+        new_event(
+            "r",
+            "village-11",
+            EventKind::Register { header: None },
+            instant(2, 9),
+        ),
         &[1; 16],
         &Limits::default(),
+        &super::support::signer_of(1),
     )
     .expect("registers");
     let mut with_directive = registered.clone();

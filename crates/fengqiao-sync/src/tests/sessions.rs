@@ -737,13 +737,14 @@ impl Replica for RecordingReplica {
     }
     fn apply(
         &mut self,
+        peer: &str,
         case: &str,
         bytes: &[u8],
         whole: bool,
         admit_new_case: &dyn Fn(&crate::routing::CaseRouting) -> Result<(), String>,
     ) -> Result<crate::replica::Applied, crate::replica::ReplicaError> {
         self.calls.push("apply");
-        self.inner.apply(case, bytes, whole, admit_new_case)
+        self.inner.apply(peer, case, bytes, whole, admit_new_case)
     }
     fn make_durable(&mut self) -> Result<(), crate::replica::ReplicaError> {
         self.calls.push("make_durable");

@@ -217,7 +217,7 @@ pub fn event_result_line(view: &CaseView, kind: &str) -> String {
 /// A short description of an event's payload for the events table.
 pub fn event_details(kind: &EventKind) -> String {
     match kind {
-        EventKind::Register {} | EventKind::Accept {} | EventKind::AcceptAssignment {} => {
+        EventKind::Register { .. } | EventKind::Accept {} | EventKind::AcceptAssignment {} => {
             String::new()
         }
         EventKind::Reject { reason }
@@ -842,9 +842,11 @@ mod tests {
             node: "county-node-0123456789".into(),
             operator: "测试员 tester".into(),
             prev: None,
+            hlc: Default::default(),
+            signature: None,
         };
         let events = vec![
-            event("e1", EventKind::Register {}, 1),
+            event("e1", EventKind::Register { header: None }, 1),
             event("e2", EventKind::Accept {}, 2),
             event(
                 "e3",

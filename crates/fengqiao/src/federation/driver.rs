@@ -106,6 +106,8 @@ pub struct SyncDriver {
     pub replica: StoreReplica,
     pub notifier: ChangeNotifier,
     pub links: LinkRegistry,
+    /// Ticks when the roster changes.
+    pub roster_changes: watch::Receiver<u64>,
 }
 
 /// The session and its storage, moved to blocking threads call by call.
@@ -128,6 +130,8 @@ enum Input {
     Frames(Vec<SyncFrame>),
     Timeout,
     LocalChange,
+    /// The roster changed: changes deferred for an unknown maker may pass now.
+    RosterChanged,
 }
 
 impl SyncDriver {
@@ -199,6 +203,7 @@ impl SyncDriver {
             replica,
             notifier,
             links,
+            mut roster_changes,
         } = self;
         let codec = FrameCodec::new(session_config.max_frame_size);
         let hello_timeout = session_config.hello_timeout;
@@ -308,6 +313,13 @@ impl SyncDriver {
                     }
                     Input::LocalChange
                 }
+                changed = roster_changes.changed() => {
+                    if changed.is_err() {
+                        // The roster is gone with the federation; the stop signal follows.
+                        std::future::pending::<()>().await;
+                    }
+                    Input::RosterChanged
+                }
             };
             step = run_step(&core, codec, input).await?;
         }
@@ -386,6 +398,7 @@ async fn run_step(
             Input::Frames(frames) => session.handle_frames(replica, Instant::now(), frames),
             Input::Timeout => session.handle_timeout(Instant::now()),
             Input::LocalChange => session.on_local_change(replica),
+            Input::RosterChanged => session.retry_deferred(replica),
         }
         let mut step = Step::default();
         while let Some(frame) = session.poll_transmit() {
@@ -439,6 +452,19 @@ fn handle_event(
         }
         SyncEvent::CaseSkipped { case, reason } => {
             tracing::warn!(%case, %reason, "case not exchanged in this session");
+        }
+        SyncEvent::CaseDeferred { case, reason } => {
+            tracing::info!(%case, %reason, "case deferred; asked for again when the roster changes");
+        }
+        SyncEvent::ChangesQuarantined { case, reasons } => {
+            // Each change was logged with its reason when it was quarantined.
+            tracing::warn!(
+                %case,
+                changes = reasons.len(),
+                "changes refused on receipt; the rest of the case was applied"
+            );
+            links.received_one(peer, generation);
+            notifier.notify();
         }
         // Logged once, with the outcome, when the driver ends.
         SyncEvent::Failed { .. } => {}

@@ -29,6 +29,10 @@ pub struct PeerLinkReport {
     /// Documents the peer announced it had for us when the link came up, less those received
     /// since; zero once it has sent everything. Kept from the last connection while down.
     pub pending_inbound: u64,
+    /// Changes from this peer refused on receipt and kept in the quarantine log (all time).
+    pub quarantined: u64,
+    /// Why the latest of them was refused.
+    pub last_quarantine: Option<String>,
     /// Connections made on this link since the node started.
     pub connections: u64,
     /// Counters of the current (or last) connection's session: frames, whole documents and
@@ -53,6 +57,12 @@ pub struct PeerView {
     /// Changed cases the peer had for us at its last connection and has not sent yet (an upper
     /// bound: routing may withhold some).
     pub pending_inbound: u64,
+    /// Changes from this peer refused on receipt (forged, altered or unauthorized events), all
+    /// time; `fengqiao quarantine` lists them.
+    #[serde(default)]
+    pub quarantined: u64,
+    #[serde(default)]
+    pub last_quarantine: Option<String>,
     pub connections: u64,
     pub frames_sent: u64,
     pub frames_received: u64,
@@ -75,6 +85,8 @@ impl From<&PeerLinkReport> for PeerView {
             last_error: report.last_error.clone(),
             pending: report.pending,
             pending_inbound: report.pending_inbound,
+            quarantined: report.quarantined,
+            last_quarantine: report.last_quarantine.clone(),
             connections: report.connections,
             frames_sent: report.session.frames_sent,
             frames_received: report.session.frames_received,
@@ -124,6 +136,8 @@ impl LinkRegistry {
                         last_error: None,
                         pending: 0,
                         pending_inbound: 0,
+                        quarantined: 0,
+                        last_quarantine: None,
                         connections: 0,
                         session: SessionStatistics::default(),
                     },

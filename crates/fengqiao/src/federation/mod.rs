@@ -232,8 +232,13 @@ impl FederationStatus {
         let mut reports = self.links.snapshot();
         let mut replica = self.replica.clone();
         let reports = tokio::task::spawn_blocking(move || {
+            let quarantined = replica.quarantine_by_peer()?;
             for report in &mut reports {
                 report.pending = replica.pending_for_peer(&report.node_id, PENDING_COUNT_CAP)?;
+                if let Some((count, last)) = quarantined.get(&report.node_id) {
+                    report.quarantined = *count;
+                    report.last_quarantine = Some(last.clone());
+                }
             }
             Ok::<_, FederationError>(reports)
         })
@@ -760,6 +765,7 @@ async fn serve_child(shared: Arc<Shared>, connection: PeerConnection) {
         replica: shared.replica.clone(),
         notifier: shared.notifier.clone(),
         links: shared.links.clone(),
+        roster_changes: shared.roster.subscribe(),
     };
     let federation_stop = stopped(shared.shutdown.clone());
     let connection_stop = stopped(stop_receiver);
@@ -819,6 +825,7 @@ async fn dial_parent(
                     replica: shared.replica.clone(),
                     notifier: shared.notifier.clone(),
                     links: shared.links.clone(),
+                    roster_changes: shared.roster.subscribe(),
                 };
                 let outcome = driver.run(stopped(shared.shutdown.clone())).await;
                 if matches!(outcome, Ok(SessionEnd::Stopped)) {

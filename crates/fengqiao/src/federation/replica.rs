@@ -21,8 +21,12 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use fengqiao_case::model::sync::{ChangeHead, FeedSequence};
-use fengqiao_case::{CaseDocument, CaseId, CaseSummary, Limits, summary};
+use fengqiao_case::authority::Hierarchy;
+use fengqiao_case::model::sync::{
+    ChangeHead, FeedSequence, QUARANTINE_RECORD_VERSION, QuarantineRecord,
+};
+use fengqiao_case::receipt;
+use fengqiao_case::{CaseDocument, CaseId, CaseSummary, HybridTimestamp, Limits, summary};
 use fengqiao_store::{Store, StoreError};
 use fengqiao_sync::{Applied, CaseRouting, FeedEntry, Replica, ReplicaError, SubtreeRoster};
 
@@ -35,11 +39,22 @@ const META_FORMAT_VERSION: u8 = 1;
 /// over the shared [`Node`] in a running node.
 pub trait StoreHandle: Send + Sync + 'static {
     fn store(&self) -> &Store;
+
+    /// Move the node's hybrid clock past an event received from a peer; a bare store keeps no
+    /// clock.
+    fn observe_clock(&self, _received: HybridTimestamp) {}
 }
 
 impl StoreHandle for Node {
     fn store(&self) -> &Store {
         Node::store(self)
+    }
+
+    fn observe_clock(&self, received: HybridTimestamp) {
+        if let Err(error) = Node::observe_clock(self, received, chrono::Utc::now()) {
+            // The event is kept (its signature and authority hold); only our clock ignores it.
+            tracing::warn!(%error, "a received event's hybrid time is not taken into the clock");
+        }
     }
 }
 
@@ -49,8 +64,13 @@ impl StoreHandle for Store {
     }
 }
 
+/// The roster as a replica reads it: for routing, and for judging who made the events it receives.
+pub trait ReplicaRoster: SubtreeRoster + Hierarchy + Send + Sync {}
+
+impl<T: SubtreeRoster + Hierarchy + Send + Sync> ReplicaRoster for T {}
+
 /// The roster shared by every session of a node.
-pub type SharedRoster = Arc<dyn SubtreeRoster + Send + Sync>;
+pub type SharedRoster = Arc<dyn ReplicaRoster>;
 
 pub fn peer_cursor_key(peer: &str) -> String {
     format!("sync/{peer}/cursor")
@@ -80,14 +100,30 @@ const PREPARED_LIMIT: usize = 64;
 /// A whole document as `apply` would load and summarize it, and the bytes it came from.
 struct PreparedWhole {
     bytes: Vec<u8>,
-    loaded: Result<LoadedWhole, String>,
+    loaded: Result<LoadedWhole, WholeRefusal>,
 }
 
-/// A peer's whole document, loaded, with the summary and routing derived from it.
+/// A peer's whole document, loaded and checked, with the summary and routing derived from it.
 struct LoadedWhole {
     document: CaseDocument,
     summary: CaseSummary,
     routing: CaseRouting,
+    latest_clock: HybridTimestamp,
+    /// The document's saved form when changes were left out (else the peer's bytes are it).
+    saved: Option<Vec<u8>>,
+    /// Changes left out, for the quarantine log.
+    refused: Vec<RefusedChange>,
+}
+
+/// Why nothing of a peer's whole document is kept.
+enum WholeRefusal {
+    Unreadable(String),
+    /// Every refused change may pass once the roster knows more.
+    Deferred(String),
+    Quarantined {
+        message: String,
+        refused: Vec<RefusedChange>,
+    },
 }
 
 impl Clone for StoreReplica {
@@ -115,6 +151,8 @@ impl std::fmt::Debug for StoreReplica {
 /// store's closure.
 enum ApplyRefusal {
     Rejected(String),
+    /// Some event failed the checks on receipt: screen the changes one by one.
+    FailedChecks,
     /// The bytes added nothing: nothing is written and the feed does not move.
     Unchanged(Vec<ChangeHead>),
 }
@@ -153,6 +191,29 @@ impl StoreReplica {
         Ok(entries.len() as u64)
     }
 
+    /// Per peer: how many changes from it are in the quarantine log, and why the latest was
+    /// refused.
+    pub fn quarantine_by_peer(&self) -> Result<HashMap<String, (u64, String)>, ReplicaError> {
+        let mut by_peer: HashMap<String, (u64, String)> = HashMap::new();
+        let mut after = 0;
+        loop {
+            let records = self
+                .store()
+                .quarantine_since(after, 1024)
+                .map_err(storage)?;
+            let Some((last_id, _)) = records.last() else {
+                return Ok(by_peer);
+            };
+            after = *last_id;
+            for (_, bytes) in records {
+                let record = decode_quarantine_record(&bytes).map_err(ReplicaError::Storage)?;
+                let entry = by_peer.entry(record.peer).or_default();
+                entry.0 += 1;
+                entry.1 = record.reason;
+            }
+        }
+    }
+
     /// Do ahead, possibly on another thread, the part of applying a peer's whole document of a
     /// case not held here that needs no lock and writes nothing: load it and derive its summary.
     /// The result waits for `apply`, which uses it only for the very same bytes. The driver
@@ -189,24 +250,61 @@ impl StoreReplica {
         }
     }
 
-    /// Load a peer's whole document of `case` and derive what the store keeps beside it.
-    fn load_whole(&self, case: &str, bytes: &[u8]) -> Result<LoadedWhole, String> {
+    /// Load a peer's whole document of `case`, check every event in it, and derive what the store
+    /// keeps beside it. Changes that fail the checks are left out (see [`receipt::screen`]).
+    fn load_whole(&self, case: &str, bytes: &[u8]) -> Result<LoadedWhole, WholeRefusal> {
         // The load's shape check reads header and events anyway; they are used as read.
-        let (document, header, events) = CaseDocument::load_and_read(bytes, &[], &self.actor)
-            .map_err(|error| error.to_string())?;
+        let (mut document, mut header, mut events) =
+            CaseDocument::load_and_read(bytes, &[], &self.actor)
+                .map_err(|error| WholeRefusal::Unreadable(error.to_string()))?;
         if header.number != case {
-            return Err(format!("the document is case {}", header.number));
+            return Err(WholeRefusal::Unreadable(format!(
+                "the document is case {}",
+                header.number
+            )));
+        }
+        let rejections =
+            receipt::check_received(case, &header, &[], &events, &*self.roster, &self.limits);
+        let mut refused = Vec::new();
+        let mut saved = None;
+        if !rejections.is_empty() {
+            let screened = receipt::screen(
+                case,
+                None,
+                &mut document,
+                &self.actor,
+                &*self.roster,
+                &self.limits,
+            )
+            .map_err(|error| WholeRefusal::Unreadable(error.to_string()))?;
+            refused = refused_changes(screened.refused);
+            if screened.kept.is_empty() {
+                let message = describe_rejections(&screened.rejections);
+                if refused.iter().all(|change| change.may_pass_later) {
+                    return Err(WholeRefusal::Deferred(message));
+                }
+                return Err(WholeRefusal::Quarantined { message, refused });
+            }
+            document = screened.document;
+            (header, events) = document
+                .contents()
+                .map_err(|error| WholeRefusal::Unreadable(error.to_string()))?;
+            saved = Some(document.save());
         }
         let state = fengqiao_case::derive(&header, &events, &self.limits);
         Ok(LoadedWhole {
             summary: summary::summarize(&header, &state),
             routing: CaseRouting::from_case(&header, &state),
+            latest_clock: latest_clock(&events),
             document,
+            saved,
+            refused,
         })
     }
 
     fn create(
         &mut self,
+        peer: &str,
         case: &str,
         bytes: &[u8],
         prepared: Option<PreparedWhole>,
@@ -224,80 +322,201 @@ impl StoreReplica {
             mut document,
             summary: case_summary,
             routing,
-        } = loaded.map_err(rejected)?;
+            latest_clock,
+            saved,
+            refused,
+        } = match loaded {
+            Ok(loaded) => loaded,
+            Err(WholeRefusal::Unreadable(message)) => return Err(rejected(message)),
+            Err(WholeRefusal::Deferred(message)) => {
+                tracing::info!(%peer, %case, reason = %message, "case deferred until the roster knows its makers");
+                return Err(ReplicaError::Deferred {
+                    case: case.to_owned(),
+                    message,
+                });
+            }
+            Err(WholeRefusal::Quarantined { message, refused }) => {
+                self.quarantine(peer, case, refused)?;
+                return Err(rejected(format!(
+                    "every change failed the checks on receipt: {message}"
+                )));
+            }
+        };
         admit_new_case(&routing).map_err(rejected)?;
         let heads = document.head_hashes();
-        // The peer's bytes are a saved form of the document just loaded from them.
+        // Unless changes were left out, the peer's bytes are a saved form of the document just
+        // loaded from them.
+        let saved = saved.unwrap_or_else(|| bytes.to_vec());
         match self
             .store()
-            .create_case_unflushed(document, bytes.to_vec(), &case_summary)
+            .create_case_unflushed(document, saved, &case_summary)
         {
-            Ok(_) => Ok(Some(Applied {
-                heads,
-                created: true,
-                changed: true,
-            })),
+            Ok(_) => {
+                self.handle.observe_clock(latest_clock);
+                let (quarantined, deferred) = self.quarantine(peer, case, refused)?;
+                Ok(Some(Applied {
+                    heads,
+                    created: true,
+                    changed: true,
+                    quarantined,
+                    deferred,
+                }))
+            }
             // Registered or received on another session meanwhile: merge into it instead.
             Err(StoreError::AlreadyExists(_)) => Ok(None),
             Err(error) => Err(rejected_or_storage(case, error)),
         }
     }
 
+    /// Apply a peer's bytes to a case held here. The bytes are applied in place and checked; if
+    /// any event fails, the store drops that attempt and [`StoreReplica::merge_screened`] keeps
+    /// only the changes that pass.
     fn merge_into_held(
         &mut self,
+        peer: &str,
         case: &str,
         bytes: &[u8],
         whole: bool,
     ) -> Result<Applied, ReplicaError> {
         let actor = self.actor.clone();
         let limits = self.limits.clone();
+        let roster = Arc::clone(&self.roster);
         // The store drops its cached document when the closure fails, so applying in place is
         // applying to a copy: refused bytes never reach disk nor linger in memory.
         let outcome = self
             .store()
             .update_case_unflushed(case, |document: &mut CaseDocument| {
                 let before = document.head_hashes();
-                if whole {
-                    let mut incoming = CaseDocument::load(bytes, &[], &actor)
-                        .map_err(|error| ApplyRefusal::Rejected(error.to_string()))?;
-                    document
-                        .merge(&mut incoming)
-                        .map_err(|error| ApplyRefusal::Rejected(error.to_string()))?;
-                } else {
-                    document
-                        .automerge()
-                        .load_incremental(bytes)
-                        .map_err(|error| {
-                            ApplyRefusal::Rejected(format!("changes cannot be decoded: {error}"))
-                        })?;
-                }
+                let held_events = document.events().map_err(refusal)?;
+                apply_bytes(document, bytes, whole, &actor)?;
                 let after = document.head_hashes();
                 if after == before {
                     return Err(ApplyRefusal::Unchanged(after));
                 }
-                let (header, events) = document
-                    .contents()
-                    .map_err(|error| ApplyRefusal::Rejected(error.to_string()))?;
+                let (header, events) = document.contents().map_err(refusal)?;
                 if header.number != case {
                     return Err(ApplyRefusal::Rejected(format!(
                         "the document is case {}",
                         header.number
                     )));
                 }
+                let rejections = receipt::check_received(
+                    case,
+                    &header,
+                    &held_events,
+                    &events,
+                    &*roster,
+                    &limits,
+                );
+                if !rejections.is_empty() {
+                    return Err(ApplyRefusal::FailedChecks);
+                }
                 let state = fengqiao_case::derive(&header, &events, &limits);
-                Ok((summary::summarize(&header, &state), after))
+                Ok((
+                    summary::summarize(&header, &state),
+                    (after, latest_clock(&events)),
+                ))
             })
             .map_err(|error| rejected_or_storage(case, error))?;
         match outcome {
-            Ok((heads, _feed_seq)) => Ok(Applied {
-                heads,
-                created: false,
-                changed: true,
-            }),
+            Ok(((heads, clock), _feed_seq)) => {
+                self.handle.observe_clock(clock);
+                Ok(Applied {
+                    heads,
+                    created: false,
+                    changed: true,
+                    quarantined: Vec::new(),
+                    deferred: false,
+                })
+            }
             Err(ApplyRefusal::Unchanged(heads)) => Ok(Applied {
                 heads,
                 created: false,
                 changed: false,
+                quarantined: Vec::new(),
+                deferred: false,
+            }),
+            Err(ApplyRefusal::FailedChecks) => self.merge_screened(peer, case, bytes, whole),
+            Err(ApplyRefusal::Rejected(message)) => Err(ReplicaError::Rejected {
+                case: case.to_owned(),
+                message,
+            }),
+        }
+    }
+
+    /// The slow path of [`StoreReplica::merge_into_held`]: keep the peer's changes that pass the
+    /// checks, quarantine the rest.
+    fn merge_screened(
+        &mut self,
+        peer: &str,
+        case: &str,
+        bytes: &[u8],
+        whole: bool,
+    ) -> Result<Applied, ReplicaError> {
+        let actor = self.actor.clone();
+        let limits = self.limits.clone();
+        let roster = Arc::clone(&self.roster);
+        let mut refused = Vec::new();
+        let outcome = self
+            .store()
+            .update_case_unflushed(case, |document: &mut CaseDocument| {
+                let mut incoming = document.fork(&actor);
+                apply_bytes(&mut incoming, bytes, whole, &actor)?;
+                let screened = receipt::screen(
+                    case,
+                    Some(document),
+                    &mut incoming,
+                    &actor,
+                    &*roster,
+                    &limits,
+                )
+                .map_err(refusal)?;
+                refused = refused_changes(screened.refused);
+                if screened.kept.is_empty() {
+                    return Err(ApplyRefusal::Unchanged(document.head_hashes()));
+                }
+                document
+                    .automerge()
+                    .apply_changes(screened.kept)
+                    .map_err(|error| ApplyRefusal::Rejected(error.to_string()))?;
+                let (header, events) = document.contents().map_err(refusal)?;
+                let state = fengqiao_case::derive(&header, &events, &limits);
+                Ok((
+                    summary::summarize(&header, &state),
+                    (document.head_hashes(), latest_clock(&events)),
+                ))
+            })
+            .map_err(|error| rejected_or_storage(case, error))?;
+        let (quarantined, deferred) = self.quarantine(peer, case, refused)?;
+        match outcome {
+            Ok(((heads, clock), _feed_seq)) => {
+                self.handle.observe_clock(clock);
+                Ok(Applied {
+                    heads,
+                    created: false,
+                    changed: true,
+                    quarantined,
+                    deferred,
+                })
+            }
+            Err(ApplyRefusal::Unchanged(heads)) => Ok(Applied {
+                heads,
+                created: false,
+                changed: false,
+                quarantined,
+                deferred,
+            }),
+            Err(ApplyRefusal::FailedChecks) | Err(ApplyRefusal::Rejected(_))
+                if !quarantined.is_empty() =>
+            {
+                Err(ReplicaError::Rejected {
+                    case: case.to_owned(),
+                    message: quarantined.join("; "),
+                })
+            }
+            Err(ApplyRefusal::FailedChecks) => Err(ReplicaError::Rejected {
+                case: case.to_owned(),
+                message: "the peer's changes failed the checks on receipt".to_owned(),
             }),
             Err(ApplyRefusal::Rejected(message)) => Err(ReplicaError::Rejected {
                 case: case.to_owned(),
@@ -305,6 +524,126 @@ impl StoreReplica {
             }),
         }
     }
+
+    /// Record refused changes in the store's quarantine log and the node's log, except those that
+    /// may pass later, which the session asks for again. Returns the quarantined changes'
+    /// reasons, and whether any was deferred.
+    fn quarantine(
+        &self,
+        peer: &str,
+        case: &str,
+        refused: Vec<RefusedChange>,
+    ) -> Result<(Vec<String>, bool), ReplicaError> {
+        let (deferred, refused): (Vec<RefusedChange>, Vec<RefusedChange>) = refused
+            .into_iter()
+            .partition(|change| change.may_pass_later);
+        for change in &deferred {
+            tracing::info!(
+                %peer,
+                %case,
+                change = %change.hash,
+                reason = %change.reason,
+                "change from a peer deferred until the roster knows its maker"
+            );
+        }
+        for change in &refused {
+            tracing::warn!(
+                %peer,
+                %case,
+                change = %change.hash,
+                reason = %change.reason,
+                "change from a peer quarantined"
+            );
+            let record = QuarantineRecord {
+                format_version: QUARANTINE_RECORD_VERSION,
+                received_at: chrono::Utc::now(),
+                peer: peer.to_owned(),
+                case: case.to_owned(),
+                change_hash: change.hash.clone(),
+                reason: change.reason.clone(),
+                change: change.bytes.clone(),
+            };
+            let encoded = encode_quarantine_record(&record)?;
+            self.store()
+                .quarantine_unflushed(&encoded)
+                .map_err(storage)?;
+        }
+        Ok((
+            refused.into_iter().map(|change| change.reason).collect(),
+            !deferred.is_empty(),
+        ))
+    }
+}
+
+/// A refused change as the replica records it.
+struct RefusedChange {
+    hash: String,
+    bytes: Vec<u8>,
+    reason: String,
+    may_pass_later: bool,
+}
+
+fn refused_changes(refused: Vec<receipt::RefusedChange>) -> Vec<RefusedChange> {
+    refused
+        .into_iter()
+        .map(|refused| RefusedChange {
+            hash: refused.change.hash().to_string(),
+            bytes: refused.change.raw_bytes().to_vec(),
+            reason: refused.reason,
+            may_pass_later: refused.may_pass_later,
+        })
+        .collect()
+}
+
+fn describe_rejections(rejections: &[fengqiao_case::receipt::Rejection]) -> String {
+    rejections
+        .iter()
+        .map(|rejection| rejection.error.to_string())
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// The latest hybrid time among `events`, for the node's clock to move past.
+fn latest_clock(events: &[fengqiao_case::Event]) -> HybridTimestamp {
+    events
+        .iter()
+        .map(|event| event.hlc)
+        .max()
+        .unwrap_or(HybridTimestamp::ZERO)
+}
+
+/// Apply a peer's bytes (a whole saved document, or changes) to `document` in place.
+fn apply_bytes(
+    document: &mut CaseDocument,
+    bytes: &[u8],
+    whole: bool,
+    actor: &[u8],
+) -> Result<(), ApplyRefusal> {
+    if whole {
+        let mut incoming = CaseDocument::load(bytes, &[], actor).map_err(refusal)?;
+        document.merge(&mut incoming).map_err(refusal)
+    } else {
+        document
+            .automerge()
+            .load_incremental(bytes)
+            .map(|_| ())
+            .map_err(|error| ApplyRefusal::Rejected(format!("changes cannot be decoded: {error}")))
+    }
+}
+
+fn refusal(error: fengqiao_case::DocumentError) -> ApplyRefusal {
+    ApplyRefusal::Rejected(error.to_string())
+}
+
+/// A quarantine record as stored: JSON, so that an operator's tools read it as they read the API.
+pub fn encode_quarantine_record(record: &QuarantineRecord) -> Result<Vec<u8>, ReplicaError> {
+    serde_json::to_vec(record).map_err(|error| {
+        ReplicaError::Storage(format!("cannot encode a quarantine record: {error}"))
+    })
+}
+
+pub fn decode_quarantine_record(bytes: &[u8]) -> Result<QuarantineRecord, String> {
+    serde_json::from_slice(bytes).map_err(|error| format!("unreadable quarantine record: {error}"))
 }
 
 /// The prepared documents are whole or absent at every moment a lock is released, so a panic
@@ -376,6 +715,7 @@ impl Replica for StoreReplica {
 
     fn apply(
         &mut self,
+        peer: &str,
         case: &str,
         bytes: &[u8],
         whole: bool,
@@ -390,11 +730,11 @@ impl Replica for StoreReplica {
                     message: "changes for a case not held here".to_owned(),
                 });
             }
-            if let Some(applied) = self.create(case, bytes, prepared, admit_new_case)? {
+            if let Some(applied) = self.create(peer, case, bytes, prepared, admit_new_case)? {
                 return Ok(applied);
             }
         }
-        self.merge_into_held(case, bytes, whole)
+        self.merge_into_held(peer, case, bytes, whole)
     }
 
     fn make_durable(&mut self) -> Result<(), ReplicaError> {
@@ -530,21 +870,52 @@ mod tests {
     const PEER_ACTOR: [u8; 16] = [2; 16];
     const CASE: &str = "430702001001-2026-000001";
 
+    /// A federation in which every node is an office everywhere: these tests are about storing
+    /// what arrives, not about who may send it.
+    struct EveryoneIsAnOffice;
+
+    impl SubtreeRoster for EveryoneIsAnOffice {
+        fn is_in_subtree(&self, subtree_root: &str, node: &str) -> bool {
+            subtree_root == node
+        }
+    }
+
+    impl Hierarchy for EveryoneIsAnOffice {
+        fn is_strict_ancestor(&self, _ancestor: &str, _node: &str) -> bool {
+            false
+        }
+
+        fn region_of(&self, _node: &str) -> Option<String> {
+            Some(String::new())
+        }
+    }
+
     fn replica_at(path: &std::path::Path) -> StoreReplica {
         let store = Store::open(path, StoreOptions::new(8, OWN_ACTOR.to_vec())).unwrap();
-        let roster: SharedRoster = Arc::new(fengqiao_sync::Roster::default());
+        let roster: SharedRoster = Arc::new(EveryoneIsAnOffice);
         StoreReplica::new(Arc::new(store), &OWN_ACTOR, Limits::default(), roster)
     }
 
+    fn peer_key() -> ed25519_dalek::SigningKey {
+        ed25519_dalek::SigningKey::from_bytes(&[5; 32])
+    }
+
+    /// An event made and signed by the peer.
     fn event(id: &str, kind: EventKind) -> Event {
-        Event {
+        let mut event = Event {
             id: id.to_owned(),
             kind,
             at: Utc.with_ymd_and_hms(2026, 3, 2, 9, 0, 0).single().unwrap(),
-            node: "peer".to_owned(),
+            node: fengqiao_case::signature::node_id_for_public_key(
+                &fengqiao_case::signature::NodeSigner::public_key(&peer_key()),
+            ),
             operator: "王五".to_owned(),
             prev: None,
-        }
+            hlc: Default::default(),
+            signature: None,
+        };
+        fengqiao_case::signature::sign_event(CASE, &mut event, &peer_key()).unwrap();
+        event
     }
 
     /// The case as the peer holds it, written with the peer's actor.
@@ -575,7 +946,12 @@ mod tests {
         };
         CaseDocument::create(
             &header,
-            &event("register", EventKind::Register {}),
+            &event(
+                "register",
+                EventKind::Register {
+                    header: Some(Box::new(header.clone())),
+                },
+            ),
             &PEER_ACTOR,
         )
         .unwrap()
@@ -592,7 +968,7 @@ mod tests {
 
         // Prepared from other bytes (here unreadable ones): the apply does its own work.
         replica.prepare(CASE, &damaged);
-        let created = replica.apply(CASE, &saved, true, &admit).unwrap();
+        let created = replica.apply("peer", CASE, &saved, true, &admit).unwrap();
         assert!(created.created && created.changed);
         assert!(lock_ignoring_poison(&replica.prepared).is_empty());
 
@@ -601,7 +977,7 @@ mod tests {
         let mut other = replica_at(other_directory.path());
         other.prepare(CASE, &saved);
         assert_eq!(lock_ignoring_poison(&other.prepared).len(), 1);
-        let prepared = other.apply(CASE, &saved, true, &admit).unwrap();
+        let prepared = other.apply("peer", CASE, &saved, true, &admit).unwrap();
         assert_eq!(prepared, created);
         assert!(lock_ignoring_poison(&other.prepared).is_empty());
         assert_eq!(
@@ -618,7 +994,7 @@ mod tests {
         third.prepare(CASE, &saved);
         let refuse = |_: &CaseRouting| Err("not from this peer".to_owned());
         assert!(matches!(
-            third.apply(CASE, &saved, true, &refuse),
+            third.apply("peer", CASE, &saved, true, &refuse),
             Err(ReplicaError::Rejected { .. })
         ));
         assert_eq!(third.heads(CASE).unwrap(), None);
@@ -633,7 +1009,7 @@ mod tests {
         let expected_heads;
         {
             let mut replica = replica_at(directory.path());
-            let created = replica.apply(CASE, &saved, true, &admit).unwrap();
+            let created = replica.apply("peer", CASE, &saved, true, &admit).unwrap();
             assert!(created.created && created.changed);
             replica
                 .set_peer_heads("peer", CASE, &created.heads)
@@ -648,7 +1024,9 @@ mod tests {
                 ))
                 .unwrap();
             let changes = source.save_incremental();
-            let merged = replica.apply(CASE, &changes, false, &admit).unwrap();
+            let merged = replica
+                .apply("peer", CASE, &changes, false, &admit)
+                .unwrap();
             assert!(!merged.created && merged.changed);
             assert_ne!(merged.heads, created.heads);
             replica.set_peer_heads("peer", CASE, &merged.heads).unwrap();

@@ -9,6 +9,7 @@
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard};
 
 use chrono::Utc;
+use fengqiao_case::authority::Hierarchy;
 use fengqiao_case::model::roster::RosterFrame;
 use fengqiao_case::{NodeId, Tier};
 use fengqiao_sync::{
@@ -160,6 +161,17 @@ impl LiveRoster {
 impl SubtreeRoster for LiveRoster {
     fn is_in_subtree(&self, subtree_root: &str, node: &str) -> bool {
         self.read().is_in_subtree(subtree_root, node)
+    }
+}
+
+/// Who is who, for judging the events peers send (see `fengqiao_case::receipt`).
+impl Hierarchy for LiveRoster {
+    fn is_strict_ancestor(&self, ancestor: &str, node: &str) -> bool {
+        self.read().is_strict_ancestor(ancestor, node)
+    }
+
+    fn region_of(&self, node: &str) -> Option<String> {
+        self.read().region_of(node)
     }
 }
 

@@ -520,12 +520,12 @@ fn store_replica_refuses_bad_bytes_and_keeps_the_document() {
     let admit = |_: &fengqiao_sync::CaseRouting| Ok(());
     // automerge skips undecodable change bytes rather than failing, so garbage changes either
     // are refused or add nothing; both leave the stored document as it was.
-    match replica.apply(&case, b"not automerge at all", false, &admit) {
+    match replica.apply("peer", &case, b"not automerge at all", false, &admit) {
         Err(fengqiao_sync::ReplicaError::Rejected { .. }) => {}
         Ok(applied) => assert!(!applied.changed),
         Err(other) => panic!("unexpected {other}"),
     }
-    let refused_whole = replica.apply(&case, b"not automerge at all", true, &admit);
+    let refused_whole = replica.apply("peer", &case, b"not automerge at all", true, &admit);
     assert!(matches!(
         refused_whole,
         Err(fengqiao_sync::ReplicaError::Rejected { .. })
@@ -535,13 +535,13 @@ fn store_replica_refuses_bad_bytes_and_keeps_the_document() {
     // Re-applying what is already held changes nothing and does not move the feed.
     let feed_head = tiers.village.node.store().feed_head().unwrap();
     let saved = replica.save(&case).unwrap();
-    let applied = replica.apply(&case, &saved, true, &admit).unwrap();
+    let applied = replica.apply("peer", &case, &saved, true, &admit).unwrap();
     assert!(!applied.changed);
     assert_eq!(tiers.village.node.store().feed_head().unwrap(), feed_head);
 
     // A whole document under another case's number is refused.
     let wrong_number = format!("{case}9");
-    let refused_number = replica.apply(&wrong_number, &saved, true, &admit);
+    let refused_number = replica.apply("peer", &wrong_number, &saved, true, &admit);
     assert!(matches!(
         refused_number,
         Err(fengqiao_sync::ReplicaError::Rejected { .. })

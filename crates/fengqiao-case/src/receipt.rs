@@ -1,0 +1,508 @@
+//! What a node checks in a peer's version of a case before it keeps it: every event it has not
+//! seen is signed by the office it names, that office belongs to the federation, and the
+//! authority table lets it make that event; every event it already holds is still there,
+//! unchanged. No IO: the caller reads both versions of the case and supplies the roster.
+//!
+//! Authority is judged against the case's state where the event was made. For a transition that
+//! is exact: it names the transition it was based on (`prev`), so its base state is derived from
+//! the chain of transitions up to that one. An annotation carries no such link and is judged
+//! against the events before it in the document's list.
+
+use std::collections::{HashMap, HashSet};
+
+use automerge::{Change, ChangeHash};
+
+use crate::authority::{AuthorityError, Hierarchy, authorize};
+use crate::derive::derive;
+use crate::document::{CaseDocument, DocumentError};
+use crate::model::{CaseHeader, Event, EventId, EventKind, Limits, NodeId};
+use crate::signature::{SignatureError, verify_event};
+
+/// Why an event from a peer is not kept. Messages name events and offices, never case contents.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReceiptError {
+    #[error(transparent)]
+    Signature(#[from] SignatureError),
+    #[error("event {event} is made by node {node}, which is not an office of the federation")]
+    UnknownMaker { event: EventId, node: NodeId },
+    #[error("event {event}: {source}")]
+    Unauthorized {
+        event: EventId,
+        source: AuthorityError,
+    },
+    #[error(
+        "event {event} registers a case located in region {region}, outside the jurisdiction of \
+         its maker {node} (region {node_region})"
+    )]
+    OutsideJurisdiction {
+        event: EventId,
+        node: NodeId,
+        region: String,
+        node_region: String,
+    },
+    #[error("event {event} is not the case's first event but registers it again")]
+    RegisteredAgain { event: EventId },
+    #[error("event {event} held here was changed in the peer's copy")]
+    Altered { event: EventId },
+    #[error("event {event} held here is missing from the peer's copy")]
+    Removed { event: EventId },
+    #[error("event {event} appears more than once in the peer's copy (a replayed event)")]
+    Duplicated { event: EventId },
+}
+
+impl ReceiptError {
+    /// Whether the error is about events this node already held: such a copy cannot be taken in
+    /// part, because no single new event is to blame.
+    pub fn is_about_held_events(&self) -> bool {
+        matches!(
+            self,
+            ReceiptError::Altered { .. } | ReceiptError::Removed { .. }
+        )
+    }
+
+    /// Whether the event may pass once this node knows more: a maker missing from the roster
+    /// may be an office whose entry is still on its way (entries and cases travel separately).
+    pub fn may_pass_later(&self) -> bool {
+        matches!(self, ReceiptError::UnknownMaker { .. })
+    }
+}
+
+/// One event of a peer's copy that is not kept, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejection {
+    pub event: EventId,
+    /// The office the event names as its maker (not necessarily who made it).
+    pub node: NodeId,
+    pub error: ReceiptError,
+}
+
+/// Check the peer's copy of case `case` (`after`: its header and events) against what this node
+/// holds (`before`, empty for a case new here). Returns every event that must not be kept; an
+/// empty result means the whole copy may be.
+pub fn check_received(
+    case: &str,
+    after_header: &CaseHeader,
+    before: &[Event],
+    after: &[Event],
+    federation: &dyn Hierarchy,
+    limits: &Limits,
+) -> Vec<Rejection> {
+    let mut rejections = Vec::new();
+    let reject = |event: &Event, error: ReceiptError| Rejection {
+        event: event.id.clone(),
+        node: event.node.clone(),
+        error,
+    };
+
+    // The first occurrence of each id is the event; an id this node already held twice (a
+    // peer's earlier replay, kept before it was refused) is not a new offence.
+    let mut held: HashMap<&str, &Event> = HashMap::new();
+    let mut held_occurrences: HashMap<&str, usize> = HashMap::new();
+    for event in before {
+        held.entry(event.id.as_str()).or_insert(event);
+        *held_occurrences.entry(event.id.as_str()).or_default() += 1;
+    }
+    let mut occurrences: HashMap<&str, usize> = HashMap::new();
+    // Positions in `after` of repeated occurrences: not judged as events of their own.
+    let mut repeated: HashSet<usize> = HashSet::new();
+    for (position, event) in after.iter().enumerate() {
+        let seen = occurrences.entry(event.id.as_str()).or_default();
+        *seen += 1;
+        if *seen > 1 {
+            repeated.insert(position);
+            let allowed = held_occurrences
+                .get(event.id.as_str())
+                .copied()
+                .unwrap_or(1);
+            if *seen > allowed {
+                rejections.push(reject(
+                    event,
+                    ReceiptError::Duplicated {
+                        event: event.id.clone(),
+                    },
+                ));
+            }
+            continue;
+        }
+        if let Some(held_event) = held.get(event.id.as_str())
+            && *held_event != event
+        {
+            rejections.push(reject(
+                event,
+                ReceiptError::Altered {
+                    event: event.id.clone(),
+                },
+            ));
+        }
+    }
+    for event in before {
+        if !occurrences.contains_key(event.id.as_str()) {
+            rejections.push(reject(
+                event,
+                ReceiptError::Removed {
+                    event: event.id.clone(),
+                },
+            ));
+        }
+    }
+    if rejections
+        .iter()
+        .any(|rejection| rejection.error.is_about_held_events())
+    {
+        return rejections;
+    }
+
+    let case_id = case.to_owned();
+    // Events judged so far and kept, in list order: the base for judging annotations.
+    let mut kept: Vec<Event> = Vec::with_capacity(after.len());
+    for (position, event) in after.iter().enumerate() {
+        if repeated.contains(&position) {
+            continue;
+        }
+        if held.contains_key(event.id.as_str()) {
+            kept.push(event.clone());
+            continue;
+        }
+        match check_new_event(
+            &case_id,
+            after_header,
+            position,
+            event,
+            &kept,
+            federation,
+            limits,
+        ) {
+            Ok(()) => kept.push(event.clone()),
+            Err(error) => rejections.push(reject(event, error)),
+        }
+    }
+    rejections
+}
+
+fn check_new_event(
+    case: &String,
+    after_header: &CaseHeader,
+    position: usize,
+    event: &Event,
+    kept: &[Event],
+    federation: &dyn Hierarchy,
+    limits: &Limits,
+) -> Result<(), ReceiptError> {
+    verify_event(case, event)?;
+    let Some(node_region) = federation.region_of(&event.node) else {
+        return Err(ReceiptError::UnknownMaker {
+            event: event.id.clone(),
+            node: event.node.clone(),
+        });
+    };
+    if let EventKind::Register { header } = &event.kind {
+        if position != 0 {
+            return Err(ReceiptError::RegisteredAgain {
+                event: event.id.clone(),
+            });
+        }
+        let region = header
+            .as_ref()
+            .map(|header| header.location.region_code.as_str())
+            .unwrap_or(after_header.location.region_code.as_str());
+        if !region.starts_with(node_region.as_str()) {
+            return Err(ReceiptError::OutsideJurisdiction {
+                event: event.id.clone(),
+                node: event.node.clone(),
+                region: region.to_owned(),
+                node_region,
+            });
+        }
+        return Ok(());
+    }
+    let base_events = base_of(event, kept);
+    let Some(register) = base_events.first() else {
+        // Nothing registered the case before this event: derive treats it as unreachable.
+        return Ok(());
+    };
+    let base_header = header_at(register, &base_events, after_header);
+    let state = derive(&base_header, &base_events, limits);
+    authorize(&state, &event.kind, &event.node, federation).map_err(|source| {
+        ReceiptError::Unauthorized {
+            event: event.id.clone(),
+            source,
+        }
+    })
+}
+
+/// The events an event was made on: for a transition, the chain of transitions up to the one it
+/// names and the annotations before it; for an annotation, everything kept before it.
+fn base_of(event: &Event, kept: &[Event]) -> Vec<Event> {
+    if !event.kind.is_transition() {
+        return kept.to_vec();
+    }
+    let Some(prev) = &event.prev else {
+        return kept.to_vec();
+    };
+    let by_id: HashMap<&str, &Event> = kept.iter().map(|kept| (kept.id.as_str(), kept)).collect();
+    let mut chain: HashSet<&str> = HashSet::new();
+    let mut current = Some(prev.as_str());
+    while let Some(id) = current {
+        if !chain.insert(id) {
+            break;
+        }
+        current = by_id.get(id).and_then(|found| found.prev.as_deref());
+    }
+    kept.iter()
+        .filter(|kept| !kept.kind.is_transition() || chain.contains(kept.id.as_str()))
+        .cloned()
+        .collect()
+}
+
+/// The header as of `events`: the registered one with the amendments among them applied.
+fn header_at(register: &Event, events: &[Event], fallback: &CaseHeader) -> CaseHeader {
+    let mut header = match &register.kind {
+        EventKind::Register {
+            header: Some(header),
+        } => header.as_ref().clone(),
+        _ => fallback.clone(),
+    };
+    for event in events {
+        if let EventKind::AmendHeader { amendment } = &event.kind {
+            header.amend(amendment);
+        }
+    }
+    header
+}
+
+/// A peer's copy of a case, screened change by change after [`check_received`] refused some of
+/// its events: the changes that may be kept and those that may not.
+#[derive(Debug)]
+pub struct Screened {
+    /// The held document (or, for a case new here, an empty one) with the kept changes applied.
+    pub document: CaseDocument,
+    /// Changes of the peer's copy beyond what was held, kept, in causal order.
+    pub kept: Vec<Change>,
+    /// Refused changes: ones that made a refused event, or were built on such a change
+    /// (automerge cannot keep a change without the changes it depends on).
+    pub refused: Vec<RefusedChange>,
+    /// The refused events, as [`check_received`] named them.
+    pub rejections: Vec<Rejection>,
+}
+
+/// A change of a peer's copy that is not kept, and why.
+#[derive(Debug, Clone)]
+pub struct RefusedChange {
+    pub change: Change,
+    pub reason: String,
+    /// Every refused event behind it may pass once this node knows more (see
+    /// [`ReceiptError::may_pass_later`]): worth asking the peer for again, not quarantining.
+    pub may_pass_later: bool,
+}
+
+/// Split the peer's copy `incoming` of `case` into the changes this node may keep and those it
+/// may not. `held` is this node's document (`None` for a case new here); `actor` writes the
+/// document built for a new case. Honest changes the refused ones do not depend on are kept, so
+/// a relay that forged one event does not stop the rest of the case from arriving.
+///
+/// A copy in which an event this node held was altered or dropped is refused whole, as is one
+/// whose kept part still fails the checks: no single change is to blame for those.
+pub fn screen(
+    case: &str,
+    held: Option<&mut CaseDocument>,
+    incoming: &mut CaseDocument,
+    actor: &[u8],
+    federation: &dyn Hierarchy,
+    limits: &Limits,
+) -> Result<Screened, DocumentError> {
+    let (held_heads, held_events, base) = match held {
+        Some(held) => {
+            let events = held.events()?;
+            (held.automerge().get_heads(), events, held.fork(actor))
+        }
+        None => (Vec::new(), Vec::new(), CaseDocument::empty(actor)),
+    };
+    let (header, events) = incoming.contents()?;
+    let mut rejections = check_received(case, &header, &held_events, &events, federation, limits);
+    let new_changes = incoming.automerge().get_changes(&held_heads);
+    if rejections
+        .iter()
+        .any(|rejection| rejection.error.is_about_held_events())
+    {
+        let refused = refuse_all(new_changes, &rejections);
+        return Ok(Screened {
+            document: base,
+            kept: Vec::new(),
+            refused,
+            rejections,
+        });
+    }
+
+    let mut base = base;
+    for _round in 0..SCREENING_ROUNDS {
+        let pass = screen_pass(&mut base, &held_events, &new_changes, &rejections, actor)?;
+        if pass.kept.is_empty() {
+            return Ok(Screened {
+                document: base,
+                kept: Vec::new(),
+                refused: pass.refused,
+                rejections,
+            });
+        }
+        // What is kept must pass on its own: an event judged against a refused one (an
+        // annotation after a refused transition) is judged again, and refused in turn.
+        let (kept_header, kept_events) = pass.document.contents()?;
+        let again = check_received(
+            case,
+            &kept_header,
+            &held_events,
+            &kept_events,
+            federation,
+            limits,
+        );
+        if again.is_empty() {
+            return Ok(Screened {
+                document: pass.document,
+                kept: pass.kept,
+                refused: pass.refused,
+                rejections,
+            });
+        }
+        rejections.extend(again);
+    }
+    // Screening does not settle: no change can be singled out, so none is kept.
+    let refused = refuse_all(new_changes, &rejections);
+    Ok(Screened {
+        document: base,
+        kept: Vec::new(),
+        refused,
+        rejections,
+    })
+}
+
+/// How many times screening re-judges what it kept before it gives up on the peer's copy.
+const SCREENING_ROUNDS: usize = 4;
+
+/// One pass of [`screen`]: apply the peer's changes one by one to a copy of `base`, leaving out
+/// each change that adds a refused event (or repeats an event) and each change built on one.
+struct ScreeningPass {
+    document: CaseDocument,
+    kept: Vec<Change>,
+    refused: Vec<RefusedChange>,
+}
+
+fn screen_pass(
+    base: &mut CaseDocument,
+    held_events: &[Event],
+    changes: &[Change],
+    rejections: &[Rejection],
+    actor: &[u8],
+) -> Result<ScreeningPass, DocumentError> {
+    let mut trial = base.fork(actor);
+    let mut occurrences: HashMap<EventId, usize> = HashMap::new();
+    for event in held_events {
+        *occurrences.entry(event.id.clone()).or_default() += 1;
+    }
+    let mut kept = Vec::new();
+    let mut refused: Vec<RefusedChange> = Vec::new();
+    // Refused change hash → whether it may pass later, for the changes built on it.
+    let mut refused_hashes: HashMap<ChangeHash, bool> = HashMap::new();
+    for change in changes {
+        if let Some((missing, may_pass_later)) = change.deps().iter().find_map(|dependency| {
+            refused_hashes
+                .get(dependency)
+                .map(|later| (dependency, *later))
+        }) {
+            refused_hashes.insert(change.hash(), may_pass_later);
+            refused.push(RefusedChange {
+                change: change.clone(),
+                reason: format!("built on the refused change {missing}"),
+                may_pass_later,
+            });
+            continue;
+        }
+        let mut attempt = trial.fork(actor);
+        attempt.automerge().apply_changes([change.clone()])?;
+        let events = match attempt.events() {
+            Ok(events) => events,
+            Err(error) => {
+                refused_hashes.insert(change.hash(), false);
+                refused.push(RefusedChange {
+                    change: change.clone(),
+                    reason: format!("it leaves the case unreadable: {error}"),
+                    may_pass_later: false,
+                });
+                continue;
+            }
+        };
+        let mut after: HashMap<EventId, usize> = HashMap::new();
+        for event in events {
+            *after.entry(event.id).or_default() += 1;
+        }
+        // Ids this change introduced, and ids it repeated.
+        let mut introduced = HashSet::new();
+        let mut repeated = HashSet::new();
+        for (id, count) in &after {
+            let before = occurrences.get(id).copied().unwrap_or(0);
+            if *count > before {
+                if before == 0 {
+                    introduced.insert(id.clone());
+                } else {
+                    repeated.insert(id.clone());
+                }
+            }
+        }
+        let refused_here: Vec<Rejection> = rejections
+            .iter()
+            .filter(|rejection| match rejection.error {
+                ReceiptError::Duplicated { .. } => repeated.contains(&rejection.event),
+                _ => introduced.contains(&rejection.event),
+            })
+            .cloned()
+            .collect();
+        if !refused_here.is_empty() || !repeated.is_empty() {
+            let reason = if refused_here.is_empty() {
+                "it repeats an event the case already holds".to_owned()
+            } else {
+                describe(&refused_here)
+            };
+            let may_pass_later = !refused_here.is_empty()
+                && refused_here
+                    .iter()
+                    .all(|rejection| rejection.error.may_pass_later());
+            refused_hashes.insert(change.hash(), may_pass_later);
+            refused.push(RefusedChange {
+                change: change.clone(),
+                reason,
+                may_pass_later,
+            });
+            continue;
+        }
+        occurrences = after;
+        trial = attempt;
+        kept.push(change.clone());
+    }
+    Ok(ScreeningPass {
+        document: trial,
+        kept,
+        refused,
+    })
+}
+
+fn refuse_all(changes: Vec<Change>, rejections: &[Rejection]) -> Vec<RefusedChange> {
+    let reason = describe(rejections);
+    let may_pass_later = rejections
+        .iter()
+        .all(|rejection| rejection.error.may_pass_later());
+    changes
+        .into_iter()
+        .map(|change| RefusedChange {
+            change,
+            reason: reason.clone(),
+            may_pass_later,
+        })
+        .collect()
+}
+
+fn describe(rejections: &[Rejection]) -> String {
+    rejections
+        .iter()
+        .map(|rejection| rejection.error.to_string())
+        .collect::<Vec<_>>()
+        .join("; ")
+}

@@ -1,0 +1,563 @@
+//! The checks a node makes on a peer's copy of a case: forged, altered, re-attributed, replayed,
+//! unauthorized and out-of-jurisdiction events are refused by name; honest ones, including
+//! transitions made concurrently on two replicas, are kept.
+
+use chrono::{DateTime, Utc};
+use ed25519_dalek::SigningKey;
+
+use super::support::{accept, china, close, escalate, header, reply};
+use crate::authority::Hierarchy;
+use crate::model::{CaseHeader, Event, EventKind, Limits};
+use crate::receipt::{ReceiptError, Rejection, check_received};
+use crate::signature::{NodeSigner, SignatureError, node_id_for_public_key, sign_event};
+
+/// Offices with real keys: county → township → two villages.
+struct Offices {
+    county: SigningKey,
+    township: SigningKey,
+    village: SigningKey,
+    sibling: SigningKey,
+}
+
+fn id(key: &SigningKey) -> String {
+    node_id_for_public_key(&key.public_key())
+}
+
+impl Offices {
+    fn new() -> Offices {
+        Offices {
+            county: SigningKey::from_bytes(&[1; 32]),
+            township: SigningKey::from_bytes(&[2; 32]),
+            village: SigningKey::from_bytes(&[3; 32]),
+            sibling: SigningKey::from_bytes(&[4; 32]),
+        }
+    }
+
+    fn parent(&self, node: &str) -> Option<String> {
+        if node == id(&self.village) || node == id(&self.sibling) {
+            Some(id(&self.township))
+        } else if node == id(&self.township) {
+            Some(id(&self.county))
+        } else {
+            None
+        }
+    }
+}
+
+impl Hierarchy for Offices {
+    fn is_strict_ancestor(&self, ancestor: &str, node: &str) -> bool {
+        let mut current = self.parent(node);
+        while let Some(above) = current {
+            if above == ancestor {
+                return true;
+            }
+            current = self.parent(&above);
+        }
+        false
+    }
+
+    fn region_of(&self, node: &str) -> Option<String> {
+        [
+            (&self.county, "430702"),
+            (&self.township, "430702001"),
+            (&self.village, "430702001001"),
+            (&self.sibling, "430702001002"),
+        ]
+        .into_iter()
+        .find(|(key, _)| id(key) == node)
+        .map(|(_, region)| region.to_owned())
+    }
+}
+
+fn case_header() -> CaseHeader {
+    header()
+}
+
+fn signed(
+    key: &SigningKey,
+    event_id: &str,
+    kind: EventKind,
+    prev: Option<&str>,
+    at: DateTime<Utc>,
+) -> Event {
+    let mut event = Event {
+        id: event_id.to_owned(),
+        kind,
+        at,
+        node: id(key),
+        operator: "经办人".to_owned(),
+        prev: prev.map(str::to_owned),
+        hlc: Default::default(),
+        signature: None,
+    };
+    sign_event(&case_header().number, &mut event, key).expect("signs");
+    event
+}
+
+fn register_by(key: &SigningKey) -> Event {
+    signed(
+        key,
+        "register",
+        EventKind::Register {
+            header: Some(Box::new(case_header())),
+        },
+        None,
+        china(3, 2, 9),
+    )
+}
+
+fn check(before: &[Event], after: &[Event]) -> Vec<Rejection> {
+    check_received(
+        &case_header().number,
+        &case_header(),
+        before,
+        after,
+        &Offices::new(),
+        &Limits::default(),
+    )
+}
+
+fn only_rejection(before: &[Event], after: &[Event]) -> Rejection {
+    let mut rejections = check(before, after);
+    assert_eq!(rejections.len(), 1, "{rejections:?}");
+    rejections.remove(0)
+}
+
+/// Registered at the village, accepted, escalated to the township, escalated to the county.
+fn county_held(offices: &Offices) -> Vec<Event> {
+    vec![
+        register_by(&offices.village),
+        signed(
+            &offices.village,
+            "accept",
+            accept(),
+            Some("register"),
+            china(3, 2, 10),
+        ),
+        signed(
+            &offices.village,
+            "up1",
+            escalate(&id(&offices.township)),
+            Some("accept"),
+            china(3, 3, 10),
+        ),
+        signed(
+            &offices.township,
+            "up2",
+            escalate(&id(&offices.county)),
+            Some("up1"),
+            china(3, 4, 10),
+        ),
+    ]
+}
+
+#[test]
+fn an_honest_history_is_kept_whole_whether_new_or_extending_what_is_held() {
+    let offices = Offices::new();
+    let events = county_held(&offices);
+    assert_eq!(check(&[], &events), vec![]);
+    assert_eq!(check(&events[..2], &events), vec![]);
+    assert_eq!(check(&events, &events), vec![]);
+}
+
+#[test]
+fn a_relay_forging_a_village_event_with_its_own_key_is_refused() {
+    let offices = Offices::new();
+    let mut events = county_held(&offices);
+    let held = events.clone();
+    let mut forged = signed(
+        &offices.village,
+        "forged",
+        reply(),
+        Some("up2"),
+        china(3, 5, 9),
+    );
+    sign_event(&case_header().number, &mut forged, &offices.township).expect("signs");
+    events.push(forged);
+    let rejection = only_rejection(&held, &events);
+    assert_eq!(rejection.event, "forged");
+    assert!(matches!(
+        rejection.error,
+        ReceiptError::Signature(SignatureError::WrongSigner { .. })
+    ));
+}
+
+#[test]
+fn altered_signature_bytes_are_refused() {
+    let offices = Offices::new();
+    let mut events = county_held(&offices);
+    let held = events[..3].to_vec();
+    if let Some(signature) = &mut events[3].signature {
+        signature.signature[10] ^= 0x40;
+    }
+    let rejection = only_rejection(&held, &events);
+    assert_eq!(rejection.event, "up2");
+    assert!(matches!(
+        rejection.error,
+        ReceiptError::Signature(SignatureError::BadSignature { .. })
+    ));
+}
+
+#[test]
+fn a_village_closing_a_county_held_case_is_unauthorized() {
+    let offices = Offices::new();
+    let mut events = county_held(&offices);
+    let held = events.clone();
+    events.push(signed(
+        &offices.village,
+        "close",
+        close(true),
+        Some("up2"),
+        china(3, 5, 9),
+    ));
+    let rejection = only_rejection(&held, &events);
+    assert_eq!(rejection.node, id(&offices.village));
+    match rejection.error {
+        ReceiptError::Unauthorized { event, source } => {
+            assert_eq!(event, "close");
+            assert!(
+                source.to_string().contains("only the holder closes"),
+                "{source}"
+            );
+        }
+        other => panic!("expected Unauthorized, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_transition_is_judged_where_it_was_made_not_where_the_list_puts_it() {
+    let offices = Offices::new();
+    let events = vec![
+        register_by(&offices.village),
+        signed(
+            &offices.village,
+            "accept",
+            accept(),
+            Some("register"),
+            china(3, 2, 10),
+        ),
+        // Made after the village escalated, on the township's copy.
+        signed(
+            &offices.village,
+            "up1",
+            escalate(&id(&offices.township)),
+            Some("accept"),
+            china(3, 3, 10),
+        ),
+        // Made concurrently on another replica, based on the same acceptance: a conflict for
+        // derive to surface, not a forgery.
+        signed(
+            &offices.village,
+            "reply",
+            reply(),
+            Some("accept"),
+            china(3, 3, 11),
+        ),
+    ];
+    assert_eq!(check(&events[..2], &events), vec![]);
+}
+
+#[test]
+fn a_replayed_event_is_refused() {
+    let offices = Offices::new();
+    let mut events = county_held(&offices);
+    let held = events.clone();
+    events.push(events[2].clone());
+    let rejection = only_rejection(&held, &events);
+    assert!(matches!(rejection.error, ReceiptError::Duplicated { .. }));
+    // Replayed into another case, the signature no longer holds.
+    let mut elsewhere = events[2].clone();
+    elsewhere.id = "elsewhere".to_owned();
+    let mut other = county_held(&offices);
+    let held_other = other.clone();
+    other.push(elsewhere);
+    let rejection = only_rejection(&held_other, &other);
+    assert!(matches!(rejection.error, ReceiptError::Signature(_)));
+}
+
+#[test]
+fn a_case_registered_outside_the_makers_jurisdiction_is_refused() {
+    let offices = Offices::new();
+    // The sibling village registering a matter located in another village.
+    let events = vec![register_by(&offices.sibling)];
+    let rejection = only_rejection(&[], &events);
+    assert!(matches!(
+        rejection.error,
+        ReceiptError::OutsideJurisdiction { .. }
+    ));
+    // The township above both may.
+    assert_eq!(check(&[], &[register_by(&offices.township)]), vec![]);
+}
+
+#[test]
+fn an_event_by_a_node_outside_the_federation_is_refused() {
+    let offices = Offices::new();
+    let mut events = county_held(&offices);
+    let held = events.clone();
+    let stranger = SigningKey::from_bytes(&[9; 32]);
+    events.push(signed(&stranger, "note", note(), None, china(3, 5, 9)));
+    let rejection = only_rejection(&held, &events);
+    assert!(matches!(rejection.error, ReceiptError::UnknownMaker { .. }));
+}
+
+#[test]
+fn a_held_event_changed_or_dropped_in_the_peers_copy_is_refused() {
+    let offices = Offices::new();
+    let held = county_held(&offices);
+    let mut changed = held.clone();
+    changed[1].operator = "别人".to_owned();
+    let rejection = only_rejection(&held, &changed);
+    assert!(matches!(rejection.error, ReceiptError::Altered { .. }));
+    assert!(rejection.error.is_about_held_events());
+    let dropped = held[..3].to_vec();
+    let rejection = only_rejection(&held, &dropped);
+    assert!(matches!(rejection.error, ReceiptError::Removed { .. }));
+}
+
+fn note() -> EventKind {
+    EventKind::Note {
+        text: "电话回访".to_owned(),
+    }
+}
+
+mod screening {
+    use super::*;
+    use crate::document::CaseDocument;
+    use crate::lifecycle::{append, register};
+    use crate::receipt::screen;
+
+    use super::super::support::{ACTOR_A, ACTOR_B, new_event};
+
+    const ACTOR_C: [u8; 16] = [0xc3; 16];
+
+    /// The case as registered at the village and accepted there.
+    fn village_document(offices: &Offices) -> CaseDocument {
+        let village = id(&offices.village);
+        let limits = Limits::default();
+        let (mut document, _, _) = register(
+            case_header(),
+            new_event(
+                "register",
+                &village,
+                EventKind::Register { header: None },
+                china(3, 2, 9),
+            ),
+            &ACTOR_A,
+            &limits,
+            &offices.village,
+        )
+        .expect("registers");
+        append(
+            &mut document,
+            new_event("accept", &village, accept(), china(3, 2, 10)),
+            &limits,
+            &offices.village,
+        )
+        .expect("accepts");
+        document
+    }
+
+    fn ids(document: &CaseDocument) -> Vec<String> {
+        document
+            .events()
+            .expect("reads")
+            .into_iter()
+            .map(|event| event.id)
+            .collect()
+    }
+
+    #[test]
+    fn a_forged_change_is_refused_and_the_honest_ones_beside_it_are_kept() {
+        let offices = Offices::new();
+        let mut village = village_document(&offices);
+        let mut county = village.fork(&ACTOR_C);
+
+        // The township relays: it forges a reply in the village's name, signed with its key.
+        let mut township = village.fork(&ACTOR_B);
+        let mut forged = signed(
+            &offices.village,
+            "forged",
+            reply(),
+            Some("accept"),
+            china(3, 3, 9),
+        );
+        sign_event(&case_header().number, &mut forged, &offices.township).expect("signs");
+        township.push_event(&forged).expect("pushes");
+        // Meanwhile the village adds an honest note the forgery does not depend on.
+        append(
+            &mut village,
+            new_event("note", &id(&offices.village), note(), china(3, 3, 10)),
+            &Limits::default(),
+            &offices.village,
+        )
+        .expect("notes");
+        township.merge(&mut village).expect("merges");
+
+        let mut incoming = county.fork(&ACTOR_C);
+        incoming.merge(&mut township).expect("merges");
+        let screened = screen(
+            &case_header().number,
+            Some(&mut county),
+            &mut incoming,
+            &ACTOR_C,
+            &offices,
+            &Limits::default(),
+        )
+        .expect("screens");
+        assert_eq!(screened.rejections.len(), 1, "{:?}", screened.rejections);
+        assert_eq!(screened.rejections[0].event, "forged");
+        assert_eq!(screened.kept.len(), 1);
+        assert_eq!(screened.refused.len(), 1);
+        assert!(
+            screened.refused[0].reason.contains("signed by node"),
+            "{}",
+            screened.refused[0].reason
+        );
+        assert!(!screened.refused[0].may_pass_later);
+        assert_eq!(ids(&screened.document), ["register", "accept", "note"]);
+
+        // Applied in place to what the county holds, the kept change gives the same document.
+        county
+            .automerge()
+            .apply_changes(screened.kept.clone())
+            .expect("applies");
+        assert_eq!(ids(&county), ["register", "accept", "note"]);
+    }
+
+    #[test]
+    fn a_change_built_on_a_forged_one_is_refused_with_it() {
+        let offices = Offices::new();
+        let mut village = village_document(&offices);
+        let mut township =
+            CaseDocument::load(&village.fork(&ACTOR_B).save(), &[], &ACTOR_B).expect("loads");
+        let mut forged = signed(
+            &offices.village,
+            "forged",
+            reply(),
+            Some("accept"),
+            china(3, 3, 9),
+        );
+        sign_event(&case_header().number, &mut forged, &offices.township).expect("signs");
+        township.push_event(&forged).expect("pushes");
+        let mut after = signed(&offices.township, "t-note", note(), None, china(3, 3, 11));
+        sign_event(&case_header().number, &mut after, &offices.township).expect("signs");
+        township.push_event(&after).expect("pushes");
+
+        // A county that did not hold the case yet receives the township's whole copy.
+        let screened = screen(
+            &case_header().number,
+            None,
+            &mut township,
+            &ACTOR_C,
+            &offices,
+            &Limits::default(),
+        )
+        .expect("screens");
+        assert_eq!(ids(&screened.document), ["register", "accept"]);
+        assert_eq!(screened.refused.len(), 2);
+        assert!(
+            screened.refused[1]
+                .reason
+                .contains("built on the refused change")
+        );
+    }
+
+    #[test]
+    fn a_copy_that_alters_a_held_event_is_refused_whole() {
+        let offices = Offices::new();
+        let mut village = village_document(&offices);
+        let mut county = village.fork(&ACTOR_C);
+        let mut relay = village.fork(&ACTOR_B);
+        let _ = &mut village;
+        let events_object =
+            match automerge::ReadDoc::get(relay.automerge(), automerge::ROOT, "events")
+                .expect("reads")
+            {
+                Some((automerge::Value::Object(_), object)) => object,
+                other => panic!("events list, got {other:?}"),
+            };
+        let entry =
+            match automerge::ReadDoc::get(relay.automerge(), &events_object, 1).expect("reads") {
+                Some((automerge::Value::Object(_), entry)) => entry,
+                other => panic!("event map, got {other:?}"),
+            };
+        automerge::transaction::Transactable::put(relay.automerge(), &entry, "operator", "别人")
+            .expect("puts");
+        relay.automerge().commit();
+        let mut incoming = county.fork(&ACTOR_C);
+        incoming.merge(&mut relay).expect("merges");
+        let screened = screen(
+            &case_header().number,
+            Some(&mut county),
+            &mut incoming,
+            &ACTOR_C,
+            &offices,
+            &Limits::default(),
+        )
+        .expect("screens");
+        assert!(screened.kept.is_empty());
+        assert_eq!(screened.refused.len(), 1);
+        assert!(matches!(
+            screened.rejections[0].error,
+            ReceiptError::Altered { .. }
+        ));
+        assert_eq!(ids(&screened.document), ["register", "accept"]);
+    }
+
+    #[test]
+    fn a_replayed_event_is_refused_and_honest_changes_around_it_are_kept() {
+        let offices = Offices::new();
+        let mut village = village_document(&offices);
+        let mut county = village.fork(&ACTOR_C);
+        let mut relay = village.fork(&ACTOR_B);
+        let replayed = relay.events().expect("reads")[1].clone();
+        relay.push_event(&replayed).expect("pushes");
+        append(
+            &mut village,
+            new_event("note", &id(&offices.village), note(), china(3, 3, 10)),
+            &Limits::default(),
+            &offices.village,
+        )
+        .expect("notes");
+        relay.merge(&mut village).expect("merges");
+
+        let mut incoming = county.fork(&ACTOR_C);
+        incoming.merge(&mut relay).expect("merges");
+        let screened = screen(
+            &case_header().number,
+            Some(&mut county),
+            &mut incoming,
+            &ACTOR_C,
+            &offices,
+            &Limits::default(),
+        )
+        .expect("screens");
+        assert_eq!(screened.refused.len(), 1, "{:?}", screened.refused);
+        assert_eq!(screened.kept.len(), 1);
+        assert_eq!(ids(&screened.document), ["register", "accept", "note"]);
+
+        // A relay that kept the replay itself still passes on later honest changes.
+        let mut later = relay.fork(&ACTOR_A);
+        append(
+            &mut later,
+            new_event("later", &id(&offices.village), note(), china(3, 3, 11)),
+            &Limits::default(),
+            &offices.village,
+        )
+        .expect("notes");
+        let mut relay_copy = relay.fork(&ACTOR_B);
+        let mut incoming = relay_copy.fork(&ACTOR_B);
+        incoming.merge(&mut later).expect("merges");
+        let screened = screen(
+            &case_header().number,
+            Some(&mut relay_copy),
+            &mut incoming,
+            &ACTOR_B,
+            &offices,
+            &Limits::default(),
+        )
+        .expect("screens");
+        assert!(screened.refused.is_empty(), "{:?}", screened.refused);
+        assert_eq!(screened.kept.len(), 1);
+    }
+}
