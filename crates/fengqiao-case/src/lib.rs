@@ -13,6 +13,7 @@ pub mod lifecycle;
 pub mod measures;
 pub mod model;
 pub mod receipt;
+pub mod rollup;
 pub mod samples;
 pub mod signature;
 pub mod summary;

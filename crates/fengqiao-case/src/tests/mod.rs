@@ -7,5 +7,6 @@ mod lifecycle_paths;
 mod properties;
 mod receipt;
 mod replicas;
+mod rollup;
 mod signatures;
 mod support;
