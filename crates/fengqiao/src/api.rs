@@ -31,6 +31,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodFilter, MethodRouter, on};
 use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
 use fengqiao_case::deadlines::china_offset;
+use fengqiao_case::model::audit::{AuditLog, AuditReport, QuarantineListing};
 use fengqiao_case::model::roster::{FederationReload, RosterView};
 use fengqiao_case::{
     ApiError, AppendEvent, CaseListItem, CaseView, DirectiveListItem, ImportBatch, ImportRowReport,
@@ -70,11 +71,14 @@ pub enum Operation {
     Peers,
     Roster,
     ReloadFederation,
+    AuditLog,
+    AuditVerify,
+    Quarantine,
 }
 
 impl Operation {
     /// Every operation, for the test that each is routed.
-    pub const ALL: [Operation; 12] = [
+    pub const ALL: [Operation; 15] = [
         Operation::Health,
         Operation::OpenApi,
         Operation::RegisterCase,
@@ -87,6 +91,9 @@ impl Operation {
         Operation::Peers,
         Operation::Roster,
         Operation::ReloadFederation,
+        Operation::AuditLog,
+        Operation::AuditVerify,
+        Operation::Quarantine,
     ];
 
     /// The OpenAPI `operationId`.
@@ -104,6 +111,9 @@ impl Operation {
             Operation::Peers => "peers",
             Operation::Roster => "roster",
             Operation::ReloadFederation => "reload_federation",
+            Operation::AuditLog => "audit_log",
+            Operation::AuditVerify => "audit_verify",
+            Operation::Quarantine => "quarantine",
         }
     }
 
@@ -133,6 +143,9 @@ impl Operation {
             Operation::Peers => on(filter, peers),
             Operation::Roster => on(filter, roster),
             Operation::ReloadFederation => on(filter, reload_federation),
+            Operation::AuditLog => on(filter, audit_log),
+            Operation::AuditVerify => on(filter, audit_verify),
+            Operation::Quarantine => on(filter, quarantine),
         }
     }
 }
@@ -350,6 +363,64 @@ pub const ROUTES: &[RouteSpec] = &[
         success_status: 200,
         response: BodySpec::One("FederationReload"),
         errors: &[400, 409, 500],
+    },
+    RouteSpec {
+        operation: Operation::AuditLog,
+        method: HttpMethod::Get,
+        path: "/api/audit/cases/{number}",
+        summary: "a case's audit trail: who did what, from which node, when, signature status",
+        description: "Every event in hybrid-clock order with its node (and office name when \
+                      known), operator, times and signature status (valid, unsigned, invalid), \
+                      without personal data. A read of the case: recorded in the node's access \
+                      log with the operator header, if given.",
+        mutating: false,
+        parameters: &[CASE_NUMBER],
+        request: None,
+        success_status: 200,
+        response: BodySpec::One("AuditLog"),
+        errors: &[400, 404, 500],
+    },
+    RouteSpec {
+        operation: Operation::AuditVerify,
+        method: HttpMethod::Get,
+        path: "/api/audit/verify",
+        summary: "check every signature and event of every case in the node's store",
+        description: "Answers 200 with the report whatever it found: failures lists each event \
+                      whose signature does not verify or is missing (schema-1 documents), \
+                      repeated event ids, and cases whose first event is not their \
+                      registration. Reads every case: slow on a large store.",
+        mutating: false,
+        parameters: &[],
+        request: None,
+        success_status: 200,
+        response: BodySpec::One("AuditReport"),
+        errors: &[400, 500],
+    },
+    RouteSpec {
+        operation: Operation::Quarantine,
+        method: HttpMethod::Get,
+        path: "/api/quarantine",
+        summary: "changes received from peers and refused (fengqiao quarantine)",
+        description: "The quarantine log, oldest first: each refused change's peer, case, change \
+                      hash and size, and why it was refused. The changes' bytes stay in the \
+                      store.",
+        mutating: false,
+        parameters: &[
+            ParameterSpec::query(
+                "after",
+                ParameterType::Integer,
+                "only records with a greater id (the previous page's next_after)",
+            ),
+            ParameterSpec::query(
+                "limit",
+                ParameterType::Integer,
+                "at most this many records (default 100, at most 1000)",
+            ),
+        ],
+        request: None,
+        success_status: 200,
+        response: BodySpec::One("QuarantineListing"),
+        errors: &[400, 500],
     },
 ];
 
@@ -1170,6 +1241,42 @@ async fn reload_federation(
             Err(ApiFailure::internal())
         }
     }
+}
+
+async fn audit_log(
+    State(state): State<ApiState>,
+    OptionalOperator(operator): OptionalOperator,
+    QueryPairs(pairs): QueryPairs,
+    CaseNumber(number): CaseNumber,
+) -> Result<axum::Json<AuditLog>, ApiFailure> {
+    QueryValues::new(Operation::AuditLog, pairs)?;
+    let log = on_node(&state, move |node| {
+        node.audit_log(operator.as_deref(), Utc::now(), &number)
+    })
+    .await?;
+    Ok(axum::Json(log))
+}
+
+async fn audit_verify(
+    State(state): State<ApiState>,
+    QueryPairs(pairs): QueryPairs,
+) -> Result<axum::Json<AuditReport>, ApiFailure> {
+    QueryValues::new(Operation::AuditVerify, pairs)?;
+    let report = on_node(&state, Node::audit_verify).await?;
+    Ok(axum::Json(report))
+}
+
+async fn quarantine(
+    State(state): State<ApiState>,
+    QueryPairs(pairs): QueryPairs,
+) -> Result<axum::Json<QuarantineListing>, ApiFailure> {
+    let query = QueryValues::new(Operation::Quarantine, pairs)?;
+    let after = query
+        .count("after")?
+        .map_or(0, |after| u64::try_from(after).unwrap_or(u64::MAX));
+    let limit = query.count("limit")?;
+    let listing = on_node(&state, move |node| node.quarantine(after, limit)).await?;
+    Ok(axum::Json(listing))
 }
 
 /// One span per request, with method, route and outcome. The route template is logged, never the

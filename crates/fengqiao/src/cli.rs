@@ -5,6 +5,7 @@
 //! What the user asked for goes to stdout (tables, or the API's JSON with `--json`); logs go to
 //! stderr through `tracing`, so scripts can read one without the other.
 
+pub mod audit;
 pub mod case;
 pub mod directive;
 pub mod federation;
@@ -93,6 +94,11 @@ pub enum Command {
     Peers,
     /// The federation roster a running node holds: which node ID is which office, admitted by whom
     Roster,
+    /// The audit trail: a case's who-did-what log, or a check of every signature on the node
+    #[command(subcommand)]
+    Audit(audit::AuditCommand),
+    /// Changes received from peers and refused by the receipt checks (not applied)
+    Quarantine(audit::QuarantineArgs),
 }
 
 #[derive(Debug, Args)]
@@ -216,6 +222,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Join(args) => federation::join(args, &global),
         Command::Peers => federation::peers(&connect(&global)?, global.json),
         Command::Roster => federation::roster(&connect(&global)?, global.json),
+        Command::Audit(command) => audit::run(command, &connect(&global)?, global.json),
+        Command::Quarantine(args) => audit::quarantine(args, &connect(&global)?, global.json),
     }
 }
 

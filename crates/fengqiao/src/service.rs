@@ -914,6 +914,7 @@ fn check_store_belongs_to_node(store: &Store, identity: &NodeIdentity) -> anyhow
     Ok(())
 }
 
+pub mod audit;
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]

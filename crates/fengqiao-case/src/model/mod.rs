@@ -5,6 +5,7 @@
 //! Enums serialize as `snake_case` strings so JSON, CSV imports and the automerge document all share
 //! one spelling.
 
+pub mod audit;
 pub mod roster;
 pub mod sync;
 

@@ -189,6 +189,18 @@ fn schema_description(name: &str) -> &'static str {
             "what a reload changed: admitted, revoked, updated, roster_entries_signed, \
              needs_restart"
         }
+        "AuditLog" => {
+            "a case's events in hybrid-clock order: id, kind, non-personal summary, at, hlc, \
+             node, office, operator, signature ({status: valid | unsigned | invalid, reason})"
+        }
+        "AuditReport" => {
+            "cases_checked, events_checked, unsigned, failures (case, event, node, reason) and \
+             the quarantine log's size; clean when failures is empty"
+        }
+        "QuarantineListing" => {
+            "one page of refused changes: id, received_at, peer, case, change_hash, \
+             change_bytes, reason; next_after for the next page"
+        }
         "ApiError" => "every error answer: `{\"error\": \"lowercase message\"}`",
         _ => "",
     }
@@ -303,10 +315,12 @@ pub fn document(routes: &[RouteSpec]) -> Value {
                     "description": schema_description(name),
                 })
             } else {
-                let module = if name == "PeerView" {
-                    "fengqiao::federation"
-                } else {
-                    "fengqiao_case::model"
+                let module = match name {
+                    "PeerView" => "fengqiao::federation",
+                    "AuditLog" | "AuditReport" | "QuarantineListing" => {
+                        "fengqiao_case::model::audit"
+                    }
+                    _ => "fengqiao_case::model",
                 };
                 json!({
                     "type": "object",

@@ -449,3 +449,261 @@ fn operator_names_are_checked() {
     assert!(name("x".repeat(101).as_bytes()).is_err());
     assert!(name(b"a\tb").is_err());
 }
+
+// ---------------------------------------------------------------------------------------------
+// Audit trail and quarantine
+// ---------------------------------------------------------------------------------------------
+
+/// Serve an existing node directory again (after it was stopped and changed offline).
+async fn serve_again(temp: tempfile::TempDir, dir: PathBuf) -> TestServer {
+    let bound = BoundServer::bind(&dir, Some(SocketAddr::from(([127, 0, 0, 1], 0))))
+        .await
+        .expect("the node serves again");
+    let address = bound.local_addr();
+    let (shutdown, stop_signal) = oneshot::channel::<()>();
+    let running = tokio::spawn(bound.run(async move {
+        let _ = stop_signal.await;
+    }));
+    TestServer {
+        _temp: temp,
+        dir,
+        address,
+        shutdown,
+        running,
+    }
+}
+
+/// Register a case and append `kinds` (each `{"kind": …, "payload": …}`); returns its number.
+async fn case_with_events(server: &TestServer, kinds: &[Value]) -> String {
+    let (status, view) = server.post("/api/cases", &registration()).await;
+    assert_eq!(status, 201, "{view}");
+    let number = view["header"]["number"]
+        .as_str()
+        .expect("a case number")
+        .to_owned();
+    for kind in kinds {
+        let (status, view) = server
+            .post(&format!("/api/cases/{number}/events"), kind)
+            .await;
+        assert_eq!(status, 200, "{kind}: {view}");
+    }
+    number
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_log_shows_every_event_in_order_signed_and_is_recorded_as_a_read() {
+    let server = TestServer::start().await;
+    let number = case_with_events(
+        &server,
+        &[
+            json!({"kind": "accept", "payload": {}}),
+            json!({"kind": "note", "payload": {"text": "王秀英 来电询问进度"}}),
+            json!({"kind": "reply", "payload": {"outcome": "explain", "text": "答复王秀英"}}),
+        ],
+    )
+    .await;
+    let (_, health) = server.get("/api/health").await;
+    let node_id = health["node_id"].as_str().expect("a node id").to_owned();
+
+    let (status, log) = server.get(&format!("/api/audit/cases/{number}")).await;
+    assert_eq!(status, 200, "{log}");
+    assert_eq!(log["schema_version"], fengqiao_case::SCHEMA_VERSION);
+    assert_eq!(log["case"], number.as_str());
+    let events = log["events"].as_array().expect("events");
+    let kinds: Vec<&str> = events
+        .iter()
+        .map(|event| event["kind"].as_str().expect("a kind"))
+        .collect();
+    assert_eq!(kinds, ["register", "accept", "note", "reply"]);
+    let mut previous_hlc = (0, 0);
+    for event in events {
+        assert_eq!(event["signature"]["status"], "valid", "{event}");
+        assert_eq!(event["operator"], OPERATOR, "{event}");
+        assert_eq!(event["node"], node_id.as_str(), "{event}");
+        assert_eq!(event["office"], "芦荻山村调解室", "{event}");
+        let hlc = (
+            event["hlc"]["wall_ms"].as_i64().expect("wall_ms"),
+            event["hlc"]["counter"].as_u64().expect("counter"),
+        );
+        assert!(hlc > previous_hlc, "hybrid-clock order: {log}");
+        previous_hlc = hlc;
+    }
+    assert_eq!(events[3]["summary"], "explain");
+    assert!(
+        !log.to_string().contains("王秀英"),
+        "no personal data in the audit log: {log}"
+    );
+
+    let (status, error) = server
+        .get("/api/audit/cases/430702001002-2026-000404")
+        .await;
+    assert_eq!(status, 404, "{error}");
+    let (status, error) = server
+        .get(&format!("/api/audit/cases/{number}?verbose=1"))
+        .await;
+    assert_eq!(status, 400, "{error}");
+
+    let (_temp, dir) = server.stop().await;
+    let reads = tokio::task::spawn_blocking(move || {
+        let node = Node::open(&dir).expect("the node opens");
+        node.store()
+            .access_log_since(0, 100)
+            .expect("the access log reads")
+    })
+    .await
+    .expect("the read finishes");
+    let audit_reads: Vec<Value> = reads
+        .iter()
+        .map(|(_, bytes)| serde_json::from_slice(bytes).expect("JSON access records"))
+        .filter(|record: &Value| record["action"] == "audit_case")
+        .collect();
+    assert_eq!(audit_reads.len(), 1, "one audit read recorded: {reads:?}");
+    assert_eq!(audit_reads[0]["case"], number.as_str());
+    assert_eq!(audit_reads[0]["operator"], OPERATOR);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_verify_is_clean_until_an_event_is_tampered_with() {
+    let server = TestServer::start().await;
+    let accept = json!({"kind": "accept", "payload": {}});
+    let forged_case = case_with_events(&server, std::slice::from_ref(&accept)).await;
+    let repeated_case = case_with_events(&server, std::slice::from_ref(&accept)).await;
+    let untouched_case = case_with_events(&server, &[]).await;
+
+    let (status, report) = server.get("/api/audit/verify").await;
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(report["cases_checked"], 3, "{report}");
+    assert_eq!(report["events_checked"], 5, "{report}");
+    assert_eq!(report["unsigned"], 0, "{report}");
+    assert_eq!(report["quarantined"], 0, "{report}");
+    assert_eq!(report["failures"], json!([]), "{report}");
+
+    let (status, listing) = server.get("/api/quarantine").await;
+    assert_eq!(status, 200, "{listing}");
+    assert_eq!(listing["entries"], json!([]), "{listing}");
+    assert_eq!(listing["next_after"], Value::Null, "{listing}");
+    for (path, expected) in [
+        ("/api/quarantine?limit=0", "limit 0"),
+        ("/api/quarantine?after=first", "invalid after"),
+        ("/api/audit/verify?deep=true", "takes none"),
+    ] {
+        let (status, error) = server.get(path).await;
+        assert_eq!(status, 400, "{path}: {error}");
+        let message = error["error"].as_str().expect("an error message");
+        assert!(message.contains(expected), "{path}: {message}");
+    }
+
+    // Offline, as someone with the store but not the node's key would: one case gets an event
+    // whose signature bytes were altered, another the same event twice.
+    let (temp, dir) = server.stop().await;
+    let tampered_dir = dir.clone();
+    let (forged_id, repeated_id, direct_report) = {
+        let forged_case = forged_case.clone();
+        let repeated_case = repeated_case.clone();
+        tokio::task::spawn_blocking(move || {
+            let node = Node::open(&tampered_dir).expect("the node opens");
+            let limits = node.config().limits.clone();
+            let push = |number: &str, forge: bool| -> String {
+                node.store()
+                    .update_case(number, |document| {
+                        let (header, mut events) = document.contents()?;
+                        let mut copied = events.last().expect("an accept event").clone();
+                        if forge {
+                            copied.id = "f0rged000000000000000000000000ff".to_owned();
+                            let signature = copied.signature.as_mut().expect("a signed event");
+                            signature.signature[0] ^= 0x01;
+                        }
+                        document.push_event(&copied)?;
+                        events.push(copied.clone());
+                        let state = fengqiao_case::derive(&header, &events, &limits);
+                        let summary = fengqiao_case::summary::summarize(&header, &state);
+                        Ok::<_, fengqiao_case::DocumentError>((summary, copied.id))
+                    })
+                    .expect("the store writes")
+                    .expect("the document takes the event")
+                    .0
+            };
+            let forged_id = push(&forged_case, true);
+            let repeated_id = push(&repeated_case, false);
+            let report = node.audit_verify().expect("verify runs");
+            (forged_id, repeated_id, report)
+        })
+        .await
+        .expect("the tampering finishes")
+    };
+    assert!(!direct_report.is_clean(), "{direct_report:?}");
+    assert_eq!(direct_report.cases_checked, 3);
+    assert_eq!(direct_report.events_checked, 7);
+    assert_eq!(direct_report.failures.len(), 2, "{direct_report:?}");
+
+    let server = serve_again(temp, dir).await;
+    let (status, report) = server.get("/api/audit/verify").await;
+    assert_eq!(
+        status, 200,
+        "a report with failures is still an answer: {report}"
+    );
+    let failures = report["failures"].as_array().expect("failures");
+    assert_eq!(failures.len(), 2, "{report}");
+    let forged = failures
+        .iter()
+        .find(|failure| failure["case"] == forged_case.as_str())
+        .expect("the forged event is reported");
+    assert_eq!(forged["event"], forged_id.as_str());
+    assert!(
+        forged["reason"]
+            .as_str()
+            .expect("a reason")
+            .contains("does not verify"),
+        "{forged}"
+    );
+    let repeated = failures
+        .iter()
+        .find(|failure| failure["case"] == repeated_case.as_str())
+        .expect("the repeated event is reported");
+    assert_eq!(repeated["event"], repeated_id.as_str());
+    assert!(
+        repeated["reason"]
+            .as_str()
+            .expect("a reason")
+            .contains("more than once"),
+        "{repeated}"
+    );
+    assert!(
+        failures
+            .iter()
+            .all(|failure| failure["case"] != untouched_case.as_str()),
+        "{report}"
+    );
+
+    let (status, log) = server.get(&format!("/api/audit/cases/{forged_case}")).await;
+    assert_eq!(status, 200, "{log}");
+    let statuses: Vec<&str> = log["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .map(|event| event["signature"]["status"].as_str().expect("a status"))
+        .collect();
+    assert_eq!(
+        statuses
+            .iter()
+            .filter(|status| **status == "invalid")
+            .count(),
+        1
+    );
+
+    // The command line exits non-zero on this report.
+    let client = crate::client::NodeClient::new(format!("http://{}", server.address), None);
+    let verified = tokio::task::spawn_blocking(move || {
+        crate::cli::audit::run(crate::cli::audit::AuditCommand::Verify, &client, false)
+    })
+    .await
+    .expect("the command finishes");
+    let error = verified.expect_err("audit verify fails on a tampered store");
+    assert!(
+        error
+            .to_string()
+            .contains("audit verify failed: 2 failures"),
+        "{error:#}"
+    );
+    server.stop().await;
+}
