@@ -9,6 +9,7 @@ pub mod clock;
 pub mod deadlines;
 pub mod derive;
 pub mod document;
+pub mod escalation_rules;
 pub mod lifecycle;
 pub mod measures;
 pub mod model;

@@ -583,10 +583,19 @@ impl BoundServer {
         } = self;
         let status = federation.as_ref().map(Federation::status);
         let app = federated_router(Arc::clone(&node), status)?;
+        let (stop_escalation, escalation_stop) = tokio::sync::watch::channel(false);
+        let escalation = tokio::spawn(crate::service::auto_escalation::run_periodically(
+            Arc::clone(&node),
+            escalation_stop,
+        ));
         let served = axum::serve(listener, app)
             .with_graceful_shutdown(shutdown)
             .await
             .with_context(|| format!("the API server on {address} failed"));
+        let _ = stop_escalation.send(true);
+        if let Err(error) = escalation.await {
+            tracing::warn!(%error, "the automatic escalation task ended abnormally");
+        }
         // A stale address would send clients to a port nobody answers on.
         if let Err(error) = std::fs::remove_file(&address_file)
             && error.kind() != std::io::ErrorKind::NotFound

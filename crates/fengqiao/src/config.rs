@@ -1,4 +1,5 @@
-//! The node directory and its `fengqiao.toml`: tier, region, name, addresses, limits, warnings.
+//! The node directory and its `fengqiao.toml`: tier, region, name, addresses, limits, warnings,
+//! automatic escalation rules.
 //!
 //! Commented examples for each tier are in `config/` at the repository root.
 
@@ -9,6 +10,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use chrono::{Datelike, Weekday};
+use fengqiao_case::escalation_rules::{EscalationRule, RuleError, validate_rules};
 use fengqiao_case::{Limits, Tier, WarningThresholds};
 use serde::{Deserialize, Serialize};
 
@@ -35,6 +37,9 @@ pub struct NodeConfig {
     /// Replication with the parent and children over QUIC; absent: this node stands alone.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub federation: Option<FederationSection>,
+    /// Automatic escalation (自动上报) to the parent; absent: no rules.
+    #[serde(default, skip_serializing_if = "EscalationSection::is_default")]
+    pub escalation: EscalationSection,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -77,6 +82,36 @@ impl Default for StorageSection {
         StorageSection {
             cache_capacity: 1024,
         }
+    }
+}
+
+/// Default of `escalation.check_interval_seconds`.
+pub const DEFAULT_ESCALATION_CHECK_SECONDS: u64 = 60;
+
+/// `[escalation]`: rules that escalate a case this node holds to its parent
+/// (`[federation.parent]`) without a person asking. All the conditions one rule gives must hold;
+/// each rule fires at most once per case (see `fengqiao_case::escalation_rules`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EscalationSection {
+    /// How often the node checks its cases against the rules.
+    pub check_interval_seconds: u64,
+    /// `[[escalation.rules]]`, tried in order: the first that fires escalates the case.
+    pub rules: Vec<EscalationRule>,
+}
+
+impl Default for EscalationSection {
+    fn default() -> Self {
+        EscalationSection {
+            check_interval_seconds: DEFAULT_ESCALATION_CHECK_SECONDS,
+            rules: Vec::new(),
+        }
+    }
+}
+
+impl EscalationSection {
+    fn is_default(&self) -> bool {
+        *self == EscalationSection::default()
     }
 }
 
@@ -240,6 +275,10 @@ pub enum ConfigError {
     FederationParentRegion { code: String, own: String },
     #[error("federation: node id {node_id} is listed more than once")]
     FederationDuplicateNodeId { node_id: String },
+    #[error("escalation.check_interval_seconds must be at least 1")]
+    ZeroEscalationInterval,
+    #[error("escalation.rules: {0}")]
+    EscalationRule(#[from] RuleError),
     #[error("invalid config: {0}")]
     Syntax(String),
 }
@@ -302,6 +341,7 @@ impl NodeConfig {
             warnings: WarningThresholds::default(),
             storage: StorageSection::default(),
             federation: None,
+            escalation: EscalationSection::default(),
         }
     }
 
@@ -357,6 +397,10 @@ impl NodeConfig {
         if let Some(federation) = &self.federation {
             self.validate_federation(federation)?;
         }
+        if self.escalation.check_interval_seconds == 0 {
+            return Err(ConfigError::ZeroEscalationInterval);
+        }
+        validate_rules(&self.escalation.rules)?;
         Ok(())
     }
 
@@ -658,6 +702,81 @@ mod tests {
         assert_eq!(parsed.federation.unwrap().listen, DEFAULT_QUIC_LISTEN);
         let unknown = format!("{minimal}listn = \"127.0.0.1:1\"\n");
         assert!(NodeConfig::from_toml(&unknown).is_err());
+    }
+
+    #[test]
+    fn escalation_section_is_optional_and_checked() {
+        let village = NodeConfig::new("芦荻山村", Tier::Village, "430702001001");
+        let text = village.to_toml().unwrap();
+        assert!(!text.contains("escalation"), "{text}");
+        let parsed = NodeConfig::from_toml(&text).unwrap();
+        assert_eq!(parsed.escalation.check_interval_seconds, 60);
+        assert!(parsed.escalation.rules.is_empty());
+
+        let with_rules = "version = 1\n[node]\nname = \"x\"\ntier = \"village\"\n\
+                          region_code = \"430702001001\"\n[escalation]\n\
+                          check_interval_seconds = 30\n[[escalation.rules]]\n\
+                          name = \"overdue\"\nwhen_overdue = \"overdue\"\n\
+                          [[escalation.rules]]\nname = \"land\"\nmin_headcount = 5\n\
+                          categories = [\"land_requisition\"]\n";
+        let config = NodeConfig::from_toml(with_rules).unwrap();
+        assert_eq!(config.escalation.check_interval_seconds, 30);
+        let names: Vec<&str> = config
+            .escalation
+            .rules
+            .iter()
+            .map(|rule| rule.name.as_str())
+            .collect();
+        assert_eq!(names, ["overdue", "land"]);
+        assert_eq!(
+            NodeConfig::from_toml(&config.to_toml().unwrap()).unwrap(),
+            config
+        );
+
+        let duplicate = with_rules.replace("name = \"land\"", "name = \"overdue\"");
+        let message = NodeConfig::from_toml(&duplicate).unwrap_err().to_string();
+        assert!(
+            message.contains("escalation.rules") && message.contains("\"overdue\" is defined more"),
+            "{message}"
+        );
+        let bare = format!("{with_rules}[[escalation.rules]]\nname = \"bare\"\n");
+        let message = NodeConfig::from_toml(&bare).unwrap_err().to_string();
+        assert!(message.contains("\"bare\" has no condition"), "{message}");
+        let typo = with_rules.replace("min_headcount", "min_headcont");
+        let message = NodeConfig::from_toml(&typo).unwrap_err().to_string();
+        assert!(message.contains("min_headcont"), "{message}");
+        let zero = with_rules.replace("= 30", "= 0");
+        let message = NodeConfig::from_toml(&zero).unwrap_err().to_string();
+        assert!(
+            message.contains("escalation.check_interval_seconds"),
+            "{message}"
+        );
+    }
+
+    /// The commented `[escalation]` example at the end of an example config, uncommented.
+    fn uncommented_escalation_example(text: &str) -> String {
+        text.lines()
+            .skip_while(|line| *line != "# [escalation]")
+            .map_while(|line| line.strip_prefix("# "))
+            .map(|line| format!("{line}\n"))
+            .collect()
+    }
+
+    #[test]
+    fn example_escalation_rules_are_valid() {
+        for text in [
+            include_str!("../../../config/village.toml"),
+            include_str!("../../../config/township.toml"),
+        ] {
+            let example = uncommented_escalation_example(text);
+            assert!(example.starts_with("[escalation]"), "{example}");
+            let config = NodeConfig::from_toml(&format!("{text}\n{example}")).unwrap();
+            assert_eq!(config.escalation.rules.len(), 3);
+            assert_eq!(
+                config.escalation.rules[0].when_overdue,
+                Some(fengqiao_case::WarningGrade::SeriouslyOverdue)
+            );
+        }
     }
 
     #[test]

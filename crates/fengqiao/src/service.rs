@@ -915,6 +915,7 @@ fn check_store_belongs_to_node(store: &Store, identity: &NodeIdentity) -> anyhow
 }
 
 pub mod audit;
+pub mod auto_escalation;
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
