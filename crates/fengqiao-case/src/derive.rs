@@ -1,8 +1,9 @@
 //! The one deterministic function from a case's header and events to its state.
 //!
 //! Replicas merge events, never state, so this function must give the same answer for the same set
-//! of events whatever order they arrived in. Events are first put in a canonical order (by `at`,
-//! then `id`), and order-sensitive decisions never depend on anything else.
+//! of events whatever order they arrived in. Events are first put in a canonical order (by hybrid
+//! clock time, then `at`, then `id`), and order-sensitive decisions never depend on anything else.
+//! Deadlines are computed from `at`, the wall time, which the regulation's limits count in.
 //!
 //! Transitions form a tree through `prev` (the transition each was based on), rooted at `register`.
 //! The walk from the root merges identical concurrent transitions (two replicas both accepting) and
@@ -17,8 +18,8 @@ use crate::lifecycle::{
     registered_state,
 };
 use crate::model::{
-    CaseHeader, CaseState, Conflict, ConflictBranch, DirectiveState, Event, EventKind, Limits,
-    MediationRecord, MediationResult, NodeId, Status,
+    CaseHeader, CaseState, Conflict, ConflictBranch, DirectiveState, Event, EventKind,
+    HybridTimestamp, Limits, MediationRecord, MediationResult, NodeId, Status,
 };
 
 /// Derive the case's state. Replicas holding the same set of events derive the same state,
@@ -88,8 +89,9 @@ fn canonical_events(events: &[Event]) -> Vec<&Event> {
 }
 
 fn canonical_cmp(left: &Event, right: &Event) -> std::cmp::Ordering {
-    left.at
-        .cmp(&right.at)
+    order_key(left)
+        .cmp(&order_key(right))
+        .then_with(|| left.at.cmp(&right.at))
         .then_with(|| left.id.cmp(&right.id))
         // Same id and time but different content: still a total order, so the dedup above keeps
         // the same one everywhere.
@@ -102,6 +104,17 @@ fn canonical_cmp(left: &Event, right: &Event) -> std::cmp::Ordering {
             let right_json = serde_json::to_string(&right.kind).unwrap_or_default();
             left_json.cmp(&right_json)
         })
+}
+
+/// Where an event stands in time: its hybrid clock time, which orders an event after everything
+/// its maker had seen even when the maker's wall clock is days off; the wall time for events
+/// from schema-1 documents, which have none.
+fn order_key(event: &Event) -> (i64, u32) {
+    if event.hlc == HybridTimestamp::ZERO {
+        (event.at.timestamp_millis(), 0)
+    } else {
+        (event.hlc.wall_ms, event.hlc.counter)
+    }
 }
 
 fn in_canonical_order(ids: &BTreeSet<&str>, position: &HashMap<&str, usize>) -> Vec<String> {

@@ -15,8 +15,8 @@ use automerge::{Change, ChangeHash};
 use crate::authority::{AuthorityError, Hierarchy, authorize};
 use crate::derive::derive;
 use crate::document::{CaseDocument, DocumentError};
-use crate::model::{CaseHeader, Event, EventId, EventKind, Limits, NodeId};
-use crate::signature::{SignatureError, verify_event};
+use crate::model::{CaseHeader, CaseId, Event, EventId, EventKind, Limits, NodeId};
+use crate::signature::{SignatureError, SignerKeys, verify_event_with};
 
 /// Why an event from a peer is not kept. Messages name events and offices, never case contents.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -152,7 +152,13 @@ pub fn check_received(
         return rejections;
     }
 
-    let case_id = case.to_owned();
+    let mut judge = Judge {
+        case: case.to_owned(),
+        after_header,
+        federation,
+        limits,
+        keys: SignerKeys::default(),
+    };
     // Events judged so far and kept, in list order: the base for judging annotations.
     let mut kept: Vec<Event> = Vec::with_capacity(after.len());
     for (position, event) in after.iter().enumerate() {
@@ -163,15 +169,7 @@ pub fn check_received(
             kept.push(event.clone());
             continue;
         }
-        match check_new_event(
-            &case_id,
-            after_header,
-            position,
-            event,
-            &kept,
-            federation,
-            limits,
-        ) {
+        match judge.check_new_event(position, event, &kept) {
             Ok(()) => kept.push(event.clone()),
             Err(error) => rejections.push(reject(event, error)),
         }
@@ -179,55 +177,64 @@ pub fn check_received(
     rejections
 }
 
-fn check_new_event(
-    case: &String,
-    after_header: &CaseHeader,
-    position: usize,
-    event: &Event,
-    kept: &[Event],
-    federation: &dyn Hierarchy,
-    limits: &Limits,
-) -> Result<(), ReceiptError> {
-    verify_event(case, event)?;
-    let Some(node_region) = federation.region_of(&event.node) else {
-        return Err(ReceiptError::UnknownMaker {
-            event: event.id.clone(),
-            node: event.node.clone(),
-        });
-    };
-    if let EventKind::Register { header } = &event.kind {
-        if position != 0 {
-            return Err(ReceiptError::RegisteredAgain {
-                event: event.id.clone(),
-            });
-        }
-        let region = header
-            .as_ref()
-            .map(|header| header.location.region_code.as_str())
-            .unwrap_or(after_header.location.region_code.as_str());
-        if !region.starts_with(node_region.as_str()) {
-            return Err(ReceiptError::OutsideJurisdiction {
+/// What judging one case's new events shares.
+struct Judge<'a> {
+    case: CaseId,
+    after_header: &'a CaseHeader,
+    federation: &'a dyn Hierarchy,
+    limits: &'a Limits,
+    keys: SignerKeys,
+}
+
+impl Judge<'_> {
+    fn check_new_event(
+        &mut self,
+        position: usize,
+        event: &Event,
+        kept: &[Event],
+    ) -> Result<(), ReceiptError> {
+        let (after_header, federation, limits) = (self.after_header, self.federation, self.limits);
+        verify_event_with(&self.case, event, &mut self.keys)?;
+        let Some(node_region) = federation.region_of(&event.node) else {
+            return Err(ReceiptError::UnknownMaker {
                 event: event.id.clone(),
                 node: event.node.clone(),
-                region: region.to_owned(),
-                node_region,
             });
+        };
+        if let EventKind::Register { header } = &event.kind {
+            if position != 0 {
+                return Err(ReceiptError::RegisteredAgain {
+                    event: event.id.clone(),
+                });
+            }
+            let region = header
+                .as_ref()
+                .map(|header| header.location.region_code.as_str())
+                .unwrap_or(after_header.location.region_code.as_str());
+            if !region.starts_with(node_region.as_str()) {
+                return Err(ReceiptError::OutsideJurisdiction {
+                    event: event.id.clone(),
+                    node: event.node.clone(),
+                    region: region.to_owned(),
+                    node_region,
+                });
+            }
+            return Ok(());
         }
-        return Ok(());
+        let base_events = base_of(event, kept);
+        let Some(register) = base_events.first() else {
+            // Nothing registered the case before this event: derive treats it as unreachable.
+            return Ok(());
+        };
+        let base_header = header_at(register, &base_events, after_header);
+        let state = derive(&base_header, &base_events, limits);
+        authorize(&state, &event.kind, &event.node, federation).map_err(|source| {
+            ReceiptError::Unauthorized {
+                event: event.id.clone(),
+                source,
+            }
+        })
     }
-    let base_events = base_of(event, kept);
-    let Some(register) = base_events.first() else {
-        // Nothing registered the case before this event: derive treats it as unreachable.
-        return Ok(());
-    };
-    let base_header = header_at(register, &base_events, after_header);
-    let state = derive(&base_header, &base_events, limits);
-    authorize(&state, &event.kind, &event.node, federation).map_err(|source| {
-        ReceiptError::Unauthorized {
-            event: event.id.clone(),
-            source,
-        }
-    })
 }
 
 /// The events an event was made on: for a transition, the chain of transitions up to the one it

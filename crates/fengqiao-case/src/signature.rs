@@ -12,6 +12,8 @@
 //! re-encodes exactly the bytes its maker signed. Changing that structure changes every signature:
 //! bump [`EVENT_SIGNATURE_VERSION`] and keep verifying the old form.
 
+use std::collections::HashMap;
+
 use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -139,6 +141,36 @@ pub fn sign_event(
 
 /// Check that `event` of `case` is signed by the node it names, and unaltered since.
 pub fn verify_event(case: &CaseId, event: &Event) -> Result<(), SignatureError> {
+    verify_event_with(case, event, &mut SignerKeys::default())
+}
+
+/// Signers' public keys already decoded: decoding a key (a point decompression) costs about a
+/// fifth of a verification, and a case's events come from a handful of offices.
+#[derive(Debug, Default)]
+pub struct SignerKeys {
+    decoded: HashMap<[u8; 32], VerifyingKey>,
+}
+
+impl SignerKeys {
+    fn decode(&mut self, key_bytes: &[u8; 32]) -> Option<VerifyingKey> {
+        if let Some(key) = self.decoded.get(key_bytes) {
+            return Some(*key);
+        }
+        let key = VerifyingKey::from_bytes(key_bytes).ok()?;
+        // Bounded: a peer's copy names at most a few offices, but a hostile one could name many.
+        if self.decoded.len() < 1024 {
+            self.decoded.insert(*key_bytes, key);
+        }
+        Some(key)
+    }
+}
+
+/// [`verify_event`], reusing keys decoded for earlier events.
+pub fn verify_event_with(
+    case: &CaseId,
+    event: &Event,
+    keys: &mut SignerKeys,
+) -> Result<(), SignatureError> {
     let event_name = || event.id.clone();
     let Some(signed) = &event.signature else {
         return Err(SignatureError::Unsigned {
@@ -176,9 +208,11 @@ pub fn verify_event(case: &CaseId, event: &Event) -> Result<(), SignatureError> 
             .map_err(|_| SignatureError::BadSignature {
                 event: event_name(),
             })?;
-    let key = VerifyingKey::from_bytes(&key_bytes).map_err(|_| SignatureError::BadKey {
-        event: event_name(),
-    })?;
+    let key = keys
+        .decode(&key_bytes)
+        .ok_or_else(|| SignatureError::BadKey {
+            event: event_name(),
+        })?;
     key.verify_strict(
         &signing_bytes(case, event)?,
         &Signature::from_bytes(&signature_bytes),

@@ -51,7 +51,14 @@ struct Options {
     /// Keep the nodes here instead of a temporary directory.
     #[arg(long)]
     dir: Option<std::path::PathBuf>,
+    /// Keep received events without checking them (signature, maker, authority), to measure what
+    /// the checks cost. A running node always checks.
+    #[arg(long)]
+    no_receipt_checks: bool,
 }
+
+/// Whether the nodes check received events (see `--no-receipt-checks`).
+static RECEIPT_CHECKS: AtomicBool = AtomicBool::new(true);
 
 const OPERATOR: &str = "bench";
 const COUNTY_REGION: &str = "430702";
@@ -62,6 +69,7 @@ const WORKLOAD_TIMEOUT: Duration = Duration::from_secs(600);
 
 fn main() -> anyhow::Result<()> {
     let options = Options::parse();
+    RECEIPT_CHECKS.store(!options.no_receipt_checks, Ordering::Relaxed);
     let temporary_directory = tempfile::tempdir().context("create temporary directory")?;
     let root = options
         .dir
@@ -79,6 +87,14 @@ fn main() -> anyhow::Result<()> {
             "debug (numbers are not representative: use --release)"
         } else {
             "release"
+        }
+    );
+    println!(
+        "checks on received events: {}",
+        if options.no_receipt_checks {
+            "off (--no-receipt-checks)"
+        } else {
+            "on"
         }
     );
 
@@ -132,12 +148,19 @@ fn main() -> anyhow::Result<()> {
     );
 
     println!(
-        "per case, what a node does on top of automerge (totals over {} documents): CaseDocument::load (automerge load and shape check) {:.2} s, header()+events() {:.2} s, derive {:.2} s, save() {:.2} s",
+        "per case, what a node does on top of automerge (totals over {} documents): CaseDocument::load (automerge load and shape check) {:.2} s, header()+events() {:.2} s, derive {:.2} s, save() {:.2} s, checks on receipt {:.2} s",
         numbers.len(),
         steps.load_seconds,
         steps.read_seconds,
         steps.derive_seconds,
-        steps.save_seconds
+        steps.save_seconds,
+        steps.check_seconds
+    );
+    println!(
+        "checks on receipt: {} events in {:.2} s on one core, {:.0} events verified per second (signature, maker, authority against the state each was made on)",
+        steps.events,
+        steps.check_seconds,
+        steps.events as f64 / steps.check_seconds.max(f64::EPSILON)
     );
 
     // W1.
@@ -330,6 +353,7 @@ fn federation_config(
         office: office.office.clone(),
     });
     config.children = children.iter().map(|child| child.office.clone()).collect();
+    config.check_received_events = RECEIPT_CHECKS.load(Ordering::Relaxed);
     config
 }
 
@@ -465,6 +489,23 @@ struct CaseSteps {
     read_seconds: f64,
     derive_seconds: f64,
     save_seconds: f64,
+    /// The checks on receipt of a whole case (every event's signature, maker and authority).
+    check_seconds: f64,
+    events: usize,
+}
+
+/// A federation where every maker is a known office: the benchmark times the checks, not the
+/// roster lookups, which a real roster answers from a map.
+struct EveryMakerKnown;
+
+impl fengqiao_case::authority::Hierarchy for EveryMakerKnown {
+    fn is_strict_ancestor(&self, _ancestor: &str, _node: &str) -> bool {
+        false
+    }
+
+    fn region_of(&self, _node: &str) -> Option<String> {
+        Some(String::new())
+    }
 }
 
 /// Per document, timed separately: load it as a node does, read header and events, derive the
@@ -478,6 +519,8 @@ fn per_case_steps(
         read_seconds: 0.0,
         derive_seconds: 0.0,
         save_seconds: 0.0,
+        check_seconds: 0.0,
+        events: 0,
     };
     let actor = [0u8; 16];
     for saved in saved_documents {
@@ -492,6 +535,21 @@ fn per_case_steps(
         let state = fengqiao_case::derive(&header, &events, &limits);
         steps.derive_seconds += started.elapsed().as_secs_f64();
         drop(state);
+        let started = Instant::now();
+        let rejections = fengqiao_case::receipt::check_received(
+            &header.number,
+            &header,
+            &[],
+            &events,
+            &EveryMakerKnown,
+            &limits,
+        );
+        steps.check_seconds += started.elapsed().as_secs_f64();
+        ensure!(
+            rejections.is_empty(),
+            "a seeded case fails the checks: {rejections:?}"
+        );
+        steps.events += events.len();
         let started = Instant::now();
         let bytes = document.save();
         steps.save_seconds += started.elapsed().as_secs_f64();

@@ -1,6 +1,7 @@
 //! Tests of the case document, derive and the lifecycle rules, driven through the public API.
 
 mod authority;
+mod clock_skew;
 mod directives;
 mod documents;
 mod lifecycle_paths;

@@ -89,6 +89,10 @@ pub struct FederationConfig {
     /// How often the store's feed head is checked for local changes. The service layer does not
     /// notify yet; [`Federation::notifier`] lets it do so later.
     pub feed_poll_interval: Duration,
+    /// Check every event received from a peer before keeping it (signature, maker, authority).
+    /// Always on in a running node: the federation benchmark turns it off only to measure what
+    /// the checks cost.
+    pub check_received_events: bool,
 }
 
 impl FederationConfig {
@@ -101,6 +105,7 @@ impl FederationConfig {
             transport: TransportSettings::default(),
             reconnect: Backoff::default(),
             feed_poll_interval: Duration::from_millis(50),
+            check_received_events: true,
         }
     }
 }
@@ -527,7 +532,8 @@ impl Federation {
 
         let live_roster = Arc::new(start_roster(&node, &config, own_admission.clone()).await?);
         let roster: SharedRoster = Arc::clone(&live_roster) as SharedRoster;
-        let replica = StoreReplica::for_node(Arc::clone(&node), roster);
+        let replica = StoreReplica::for_node(Arc::clone(&node), roster)
+            .with_received_events_checked(config.check_received_events);
 
         let links = LinkRegistry::default();
         if let Some(parent) = &config.parent {

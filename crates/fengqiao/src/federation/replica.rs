@@ -91,6 +91,8 @@ pub struct StoreReplica {
     /// Whole documents received and not applied yet, loaded and summarized ahead by
     /// [`StoreReplica::prepare`]; shared by clones, so that another thread can do it.
     prepared: Arc<Mutex<HashMap<CaseId, PreparedWhole>>>,
+    /// Whether received events are checked (see [`StoreReplica::with_received_events_checked`]).
+    check_received_events: bool,
 }
 
 /// At most this many documents are kept prepared (about a window's worth); beyond it, `apply`
@@ -134,6 +136,7 @@ impl Clone for StoreReplica {
             limits: self.limits.clone(),
             roster: Arc::clone(&self.roster),
             prepared: Arc::clone(&self.prepared),
+            check_received_events: self.check_received_events,
         }
     }
 }
@@ -170,7 +173,29 @@ impl StoreReplica {
             limits,
             roster,
             prepared: Arc::default(),
+            check_received_events: true,
         }
+    }
+
+    /// Whether every event a peer sends is checked before it is kept. On unless turned off, which
+    /// only the federation benchmark does, to measure what the checks cost.
+    pub fn with_received_events_checked(mut self, checked: bool) -> StoreReplica {
+        self.check_received_events = checked;
+        self
+    }
+
+    /// [`receipt::check_received`], or nothing found when checks are off.
+    fn check(
+        &self,
+        case: &str,
+        header: &fengqiao_case::CaseHeader,
+        held: &[fengqiao_case::Event],
+        received: &[fengqiao_case::Event],
+    ) -> Vec<receipt::Rejection> {
+        if !self.check_received_events {
+            return Vec::new();
+        }
+        receipt::check_received(case, header, held, received, &*self.roster, &self.limits)
     }
 
     /// A replica over a running node: its store, actor and limits.
@@ -263,8 +288,7 @@ impl StoreReplica {
                 header.number
             )));
         }
-        let rejections =
-            receipt::check_received(case, &header, &[], &events, &*self.roster, &self.limits);
+        let rejections = self.check(case, &header, &[], &events);
         let mut refused = Vec::new();
         let mut saved = None;
         if !rejections.is_empty() {
@@ -380,14 +404,16 @@ impl StoreReplica {
     ) -> Result<Applied, ReplicaError> {
         let actor = self.actor.clone();
         let limits = self.limits.clone();
-        let roster = Arc::clone(&self.roster);
         // The store drops its cached document when the closure fails, so applying in place is
         // applying to a copy: refused bytes never reach disk nor linger in memory.
         let outcome = self
             .store()
             .update_case_unflushed(case, |document: &mut CaseDocument| {
                 let before = document.head_hashes();
-                let held_events = document.events().map_err(refusal)?;
+                let held_events = match self.check_received_events {
+                    true => document.events().map_err(refusal)?,
+                    false => Vec::new(),
+                };
                 apply_bytes(document, bytes, whole, &actor)?;
                 let after = document.head_hashes();
                 if after == before {
@@ -400,14 +426,7 @@ impl StoreReplica {
                         header.number
                     )));
                 }
-                let rejections = receipt::check_received(
-                    case,
-                    &header,
-                    &held_events,
-                    &events,
-                    &*roster,
-                    &limits,
-                );
+                let rejections = self.check(case, &header, &held_events, &events);
                 if !rejections.is_empty() {
                     return Err(ApplyRefusal::FailedChecks);
                 }
