@@ -13,123 +13,22 @@
 //! and `admit` / `revoke` take effect on a running parent, roster included.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use fengqiao_tests::{
-    NodeProcess, Tamperer, http_get, http_post, init_node_with_id, path_str, run_cli, run_cli_json,
-    run_cli_ok, sample_registration,
+    NodeProcess, Office, SIBLING_VILLAGE_REGION as SIBLING_VILLAGE, Tamperer,
+    VILLAGE_REGION as VILLAGE, http_get, http_post, init_node_with_id, quic_address, run_cli,
+    run_cli_json, run_cli_ok, sample_registration, wait_for,
 };
-
-const COUNTY: &str = "430702";
-const TOWNSHIP: &str = "430702001";
-const VILLAGE: &str = "430702001001";
-const SIBLING_VILLAGE: &str = "430702001002";
 
 /// Longest a test waits for replication to settle; polls end as soon as it has.
 const SETTLE: Duration = Duration::from_secs(60);
-
-/// One office's node directory and identity.
-struct Office {
-    dir: PathBuf,
-    id: String,
-    name: &'static str,
-    region: &'static str,
-}
-
-impl Office {
-    /// `fengqiao init` a node for the office in `parent_dir/key`.
-    fn init(
-        parent_dir: &Path,
-        key: &str,
-        name: &'static str,
-        tier: &str,
-        region: &'static str,
-    ) -> Office {
-        let dir = parent_dir.join(key);
-        let id = init_node_with_id(&dir, name, tier, region);
-        Office {
-            dir,
-            id,
-            name,
-            region,
-        }
-    }
-
-    fn county(parent_dir: &Path) -> Office {
-        Office::init(parent_dir, "county", "武陵区信访局", "county", COUNTY)
-    }
-
-    fn township(parent_dir: &Path) -> Office {
-        Office::init(
-            parent_dir,
-            "township",
-            "芦荻山乡调处中心",
-            "township",
-            TOWNSHIP,
-        )
-    }
-
-    fn village(parent_dir: &Path, key: &str, region: &'static str) -> Office {
-        Office::init(parent_dir, key, "芦荻山村调解室", "village", region)
-    }
-
-    fn path(&self) -> &str {
-        path_str(&self.dir)
-    }
-
-    /// `fengqiao admit` at this (parent) office, offline.
-    fn admit(&self, child: &Office) {
-        run_cli_ok(&[
-            "admit",
-            self.path(),
-            "--node-id",
-            &child.id,
-            "--name",
-            child.name,
-            "--region",
-            child.region,
-        ]);
-    }
-
-    /// `fengqiao join` this (child) office to `parent`, whose QUIC endpoint is at `address`.
-    fn join(&self, parent: &Office, address: SocketAddr) {
-        run_cli_ok(&[
-            "join",
-            self.path(),
-            "--parent-address",
-            &address.to_string(),
-            "--parent-id",
-            &parent.id,
-            "--parent-name",
-            parent.name,
-            "--parent-region",
-            parent.region,
-        ]);
-    }
-
-    /// Run the node with its QUIC endpoint on a free port.
-    fn start(&self) -> NodeProcess {
-        NodeProcess::start_federated(&self.dir)
-            .unwrap_or_else(|error| panic!("start {}: {error:#}", self.name))
-    }
-
-    /// Run the node again at the QUIC address its children joined.
-    fn restart_at(&self, address: SocketAddr) -> NodeProcess {
-        NodeProcess::start_federated_at(&self.dir, address)
-            .unwrap_or_else(|error| panic!("restart {} at {address}: {error:#}", self.name))
-    }
-}
 
 /// Start `child` joined to the running `parent`.
 fn start_child(child: &Office, parent: &Office, parent_node: &NodeProcess) -> NodeProcess {
     child.join(parent, quic_address(parent_node));
     child.start()
-}
-
-fn quic_address(node: &NodeProcess) -> SocketAddr {
-    node.quic_address().expect("the node's quic.addr")
 }
 
 /// A county, one township and its villages, each admitted by its parent, all running.
@@ -167,22 +66,6 @@ fn start_tree(temp: &Path, villages: &[(&'static str, &'static str)]) -> Tree {
         county_node,
         township_node,
         village_nodes,
-    }
-}
-
-/// Poll `probe` every 50 ms until it answers `Ok`, for at most `timeout`; on timeout, fail with
-/// `what` and the probe's last explanation.
-fn wait_for<T>(what: &str, timeout: Duration, mut probe: impl FnMut() -> Result<T, String>) -> T {
-    let deadline = Instant::now() + timeout;
-    loop {
-        match probe() {
-            Ok(value) => return value,
-            Err(why) => assert!(
-                Instant::now() < deadline,
-                "{what}: not within {timeout:?}: {why}"
-            ),
-        }
-        std::thread::sleep(Duration::from_millis(50));
     }
 }
 

@@ -9,3 +9,5 @@ mod crash;
 mod demo;
 mod federation;
 mod import;
+mod stats;
+mod tiers;

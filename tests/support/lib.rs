@@ -14,6 +14,12 @@ use anyhow::{Context, bail};
 /// Operator name the tests act as.
 pub const TEST_OPERATOR: &str = "测试员 tester";
 
+/// Region codes of the test federation: a county, its township, two of the township's villages.
+pub const COUNTY_REGION: &str = "430702";
+pub const TOWNSHIP_REGION: &str = "430702001";
+pub const VILLAGE_REGION: &str = "430702001001";
+pub const SIBLING_VILLAGE_REGION: &str = "430702001002";
+
 /// The `fengqiao` binary built by `cargo build --bins` (scripts/test does that first).
 /// `FENGQIAO_BIN` overrides, e.g. to test a release build.
 pub fn fengqiao_binary() -> PathBuf {
@@ -420,5 +426,129 @@ impl Tamperer {
                 summary: &summary,
             }])?;
         Ok(())
+    }
+}
+
+/// One office's node directory and identity.
+#[derive(Debug)]
+pub struct Office {
+    pub dir: PathBuf,
+    pub id: String,
+    pub name: &'static str,
+    pub region: &'static str,
+}
+
+impl Office {
+    /// `fengqiao init` a node for the office in `parent_dir/key`.
+    pub fn init(
+        parent_dir: &Path,
+        key: &str,
+        name: &'static str,
+        tier: &str,
+        region: &'static str,
+    ) -> Office {
+        let dir = parent_dir.join(key);
+        let id = init_node_with_id(&dir, name, tier, region);
+        Office {
+            dir,
+            id,
+            name,
+            region,
+        }
+    }
+
+    pub fn county(parent_dir: &Path) -> Office {
+        Office::init(
+            parent_dir,
+            "county",
+            "武陵区信访局",
+            "county",
+            COUNTY_REGION,
+        )
+    }
+
+    pub fn township(parent_dir: &Path) -> Office {
+        Office::init(
+            parent_dir,
+            "township",
+            "芦荻山乡调处中心",
+            "township",
+            TOWNSHIP_REGION,
+        )
+    }
+
+    pub fn village(parent_dir: &Path, key: &str, region: &'static str) -> Office {
+        Office::init(parent_dir, key, "芦荻山村调解室", "village", region)
+    }
+
+    pub fn path(&self) -> &str {
+        path_str(&self.dir)
+    }
+
+    /// `fengqiao admit` at this (parent) office, offline.
+    pub fn admit(&self, child: &Office) {
+        run_cli_ok(&[
+            "admit",
+            self.path(),
+            "--node-id",
+            &child.id,
+            "--name",
+            child.name,
+            "--region",
+            child.region,
+        ]);
+    }
+
+    /// `fengqiao join` this (child) office to `parent`, whose QUIC endpoint is at `address`.
+    pub fn join(&self, parent: &Office, address: SocketAddr) {
+        run_cli_ok(&[
+            "join",
+            self.path(),
+            "--parent-address",
+            &address.to_string(),
+            "--parent-id",
+            &parent.id,
+            "--parent-name",
+            parent.name,
+            "--parent-region",
+            parent.region,
+        ]);
+    }
+
+    /// Run the node with its QUIC endpoint on a free port.
+    pub fn start(&self) -> NodeProcess {
+        NodeProcess::start_federated(&self.dir)
+            .unwrap_or_else(|error| panic!("start {}: {error:#}", self.name))
+    }
+
+    /// Run the node again at the QUIC address its children joined.
+    pub fn restart_at(&self, address: SocketAddr) -> NodeProcess {
+        NodeProcess::start_federated_at(&self.dir, address)
+            .unwrap_or_else(|error| panic!("restart {} at {address}: {error:#}", self.name))
+    }
+}
+
+/// The node's QUIC address, as `run` wrote it.
+pub fn quic_address(node: &NodeProcess) -> SocketAddr {
+    node.quic_address().expect("the node's quic.addr")
+}
+
+/// Poll `probe` every 50 ms until it answers `Ok`, for at most `timeout`; on timeout, fail with
+/// `what` and the probe's last explanation.
+pub fn wait_for<T>(
+    what: &str,
+    timeout: Duration,
+    mut probe: impl FnMut() -> Result<T, String>,
+) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        match probe() {
+            Ok(value) => return value,
+            Err(why) => assert!(
+                Instant::now() < deadline,
+                "{what}: not within {timeout:?}: {why}"
+            ),
+        }
+        std::thread::sleep(Duration::from_millis(50));
     }
 }

@@ -1,4 +1,6 @@
-//! What both benchmark binaries report about the machine and a process's memory.
+//! What the benchmark binaries share: the machine and a process's memory, and timing percentiles.
+
+use std::time::Duration;
 
 use anyhow::Context;
 
@@ -38,4 +40,29 @@ pub fn resident_kib(process: &str) -> anyhow::Result<u64> {
         .and_then(|value| value.split_whitespace().next())
         .and_then(|kib| kib.parse().ok())
         .context("VmRSS not found")
+}
+
+/// Percentiles of repeated timings, in milliseconds.
+#[derive(Debug)]
+pub struct Timings {
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub runs: usize,
+}
+
+impl Timings {
+    pub fn of(mut samples: Vec<Duration>) -> Timings {
+        samples.sort();
+        let at = |fraction: f64| {
+            let index = ((samples.len() as f64 - 1.0) * fraction).round() as usize;
+            samples
+                .get(index)
+                .map_or(0.0, |duration| duration.as_secs_f64() * 1e3)
+        };
+        Timings {
+            p50_ms: at(0.50),
+            p99_ms: at(0.99),
+            runs: samples.len(),
+        }
+    }
 }

@@ -20,6 +20,25 @@ pub trait Hierarchy {
     fn region_of(&self, node: &str) -> Option<String>;
 }
 
+/// The hierarchy of a node outside any federation (or before its federation has started): it
+/// knows only itself and nobody lies above anybody, so such a node holds its own cases but issues
+/// no directive and takes nothing over.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StandaloneOffice {
+    pub node: NodeId,
+    pub region_code: String,
+}
+
+impl Hierarchy for StandaloneOffice {
+    fn is_strict_ancestor(&self, _ancestor: &str, _node: &str) -> bool {
+        false
+    }
+
+    fn region_of(&self, node: &str) -> Option<String> {
+        (node == self.node).then(|| self.region_code.clone())
+    }
+}
+
 /// A node's relation to a case, each granting some event kinds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -58,6 +77,7 @@ pub enum KindTag {
     RequestReview,
     DecideReview,
     Reopen,
+    TakeOver,
     Resolve,
     Mediate,
     UpdateJudicialConfirmation,
@@ -73,7 +93,7 @@ pub enum KindTag {
 
 impl KindTag {
     /// Every kind, for the test that the table has exactly one row per kind but `Register`.
-    pub const ALL: [KindTag; 27] = [
+    pub const ALL: [KindTag; 28] = [
         KindTag::Register,
         KindTag::Accept,
         KindTag::Reject,
@@ -90,6 +110,7 @@ impl KindTag {
         KindTag::RequestReview,
         KindTag::DecideReview,
         KindTag::Reopen,
+        KindTag::TakeOver,
         KindTag::Resolve,
         KindTag::Mediate,
         KindTag::UpdateJudicialConfirmation,
@@ -121,6 +142,7 @@ impl KindTag {
             EventKind::RequestReview { .. } => KindTag::RequestReview,
             EventKind::DecideReview { .. } => KindTag::DecideReview,
             EventKind::Reopen { .. } => KindTag::Reopen,
+            EventKind::TakeOver { .. } => KindTag::TakeOver,
             EventKind::Resolve { .. } => KindTag::Resolve,
             EventKind::Mediate { .. } => KindTag::Mediate,
             EventKind::UpdateJudicialConfirmation { .. } => KindTag::UpdateJudicialConfirmation,
@@ -190,6 +212,11 @@ pub const AUTHORITY_TABLE: &[(KindTag, &[Relation], &str)] = &[
         KindTag::Reopen,
         &[Holder, AncestorOfHolder],
         "the holder, or a tier above it, reopens",
+    ),
+    (
+        KindTag::TakeOver,
+        &[AncestorOfHolder],
+        "a tier above the holder takes the case over (提级办理)",
     ),
     (
         KindTag::Resolve,

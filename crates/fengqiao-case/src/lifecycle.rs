@@ -8,6 +8,7 @@
 
 use chrono::{DateTime, TimeDelta, Utc};
 
+use crate::authority::{AuthorityError, Hierarchy, authorize};
 use crate::deadlines::{calendar_deadline, local_date, truncate_to_millis, working_day_deadline};
 use crate::document::{CaseDocument, DocumentError};
 use crate::model::{
@@ -74,6 +75,9 @@ pub enum CaseError {
     Document(#[from] DocumentError),
     #[error(transparent)]
     Signature(#[from] SignatureError),
+    /// The authority table does not let this node make the event.
+    #[error(transparent)]
+    Unauthorized(#[from] AuthorityError),
 }
 
 /// The parts of an event the rules look at, borrowed from a [`NewEvent`] or a stored [`Event`].
@@ -129,6 +133,7 @@ pub fn action(kind: &EventKind) -> &'static str {
         EventKind::RequestReview { .. } => "request a review of",
         EventKind::DecideReview { .. } => "decide the review of",
         EventKind::Reopen { .. } => "reopen",
+        EventKind::TakeOver { .. } => "take over",
         EventKind::Resolve { .. } => "resolve a conflict on",
         EventKind::Mediate { .. } => "record a mediation on",
         EventKind::UpdateJudicialConfirmation { .. } => "update the judicial confirmation on",
@@ -279,6 +284,14 @@ pub(crate) fn next_state(
                     receiver: receiver.to_owned(),
                     node: event.node.to_owned(),
                 });
+            }
+        }
+        // Made by an office above the holder: the authority table judges that against the
+        // federation's hierarchy, which derive does not have; the lifecycle only refuses the
+        // holder taking over its own case.
+        EventKind::TakeOver { .. } => {
+            if event.node == state.holder {
+                return Err(refuse(kind, status, "the node already holds the case"));
             }
         }
         _ => {
@@ -441,6 +454,29 @@ pub(crate) fn next_state(
             next.holder = to_node.clone();
             next.escalated_to.push(to_node.clone());
             next.timeline.received_at = Some(at);
+            if status == Status::Registered {
+                next.timeline.acceptance_deadline =
+                    Some(calendar_deadline(at, limits.acceptance_days));
+            }
+        }
+        EventKind::TakeOver { reason } => {
+            if !matches!(
+                status,
+                Status::Registered | Status::Accepted | Status::Replied | Status::Evaluated
+            ) {
+                return Err(refuse(
+                    kind,
+                    status,
+                    "only an open case that no receiver is awaiting and no review is pending can be taken over",
+                ));
+            }
+            required("reason", reason)?;
+            next.holder = event.node.to_owned();
+            next.timeline.received_at = Some(at);
+            // As for an escalation, the limits keep running: a case still awaiting its decision
+            // gives the new holder a fresh acceptance period, one being handled keeps its
+            // handling deadline. Unlike an escalation the lower tier decided nothing, so no
+            // acceptance decision is recorded: the new holder's own decision will be.
             if status == Status::Registered {
                 next.timeline.acceptance_deadline =
                     Some(calendar_deadline(at, limits.acceptance_days));
@@ -1021,8 +1057,11 @@ pub fn check_with_header(
     check(state, event, limits)
 }
 
-/// Check, fill in `prev`, sign as `signer`, push into the document; returns the appended event and
-/// the new state.
+/// Check against the lifecycle and the authority table, fill in `prev`, sign as `signer`, push
+/// into the document; returns the appended event and the new state.
+///
+/// `hierarchy` is the federation as far as authority needs it (who lies above whom): the same
+/// table every peer applies on receipt, so an event refused there is refused here first.
 ///
 /// `at` is truncated to whole milliseconds first, the precision the document keeps, so the state
 /// returned here is the state every replica derives from the stored event.
@@ -1031,6 +1070,7 @@ pub fn append(
     event: NewEvent,
     limits: &Limits,
     signer: &dyn NodeSigner,
+    hierarchy: &dyn Hierarchy,
 ) -> Result<(Event, CaseState, CaseHeader), CaseError> {
     let header = document.header()?;
     let mut events = document.events()?;
@@ -1045,6 +1085,10 @@ pub fn append(
         ..event
     };
     check_with_header(&header, &state, &event, limits)?;
+    // After the lifecycle, whose refusals of a transition by the wrong office name the office
+    // that may make it; the table then refuses what the lifecycle does not judge by itself
+    // (annotations, directives issued, take-overs, by offices with no such authority).
+    authorize(&state, &event.kind, &event.node, hierarchy)?;
     if events.iter().any(|existing| existing.id == event.id) {
         return Err(CaseError::InvalidInput {
             field: "id",

@@ -1481,6 +1481,10 @@ mod tests {
                     new_event(index + 1, event.kind.clone(), at),
                     &limits,
                     &ed25519_dalek::SigningKey::from_bytes(&[7; 32]),
+                    &crate::authority::StandaloneOffice {
+                        node: node.clone(),
+                        region_code: "430702".to_owned(),
+                    },
                 );
                 state = match appended {
                     Ok((_, state, _)) => state,

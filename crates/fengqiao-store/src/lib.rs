@@ -29,7 +29,7 @@ mod tests;
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 
 use fengqiao_case::{CaseDocument, CaseId, CaseSummary, Category, DocumentError, Status};
 
@@ -88,6 +88,62 @@ impl StoreOptions {
     }
 }
 
+/// Told of every summary the store commits, whoever writes it (a local edit, an import batch, a
+/// case received from a peer), right after the commit and before the write returns. Called once
+/// per case written, never for a refused update. It runs while the store holds the order of
+/// commits (see [`Store::set_summary_observer`]), so it must be quick and must not write to the
+/// store.
+pub type SummaryObserver = Arc<dyn Fn(&CaseSummary) + Send + Sync>;
+
+/// The observer, if one is set, and the lock that keeps observations in commit order.
+#[derive(Default)]
+struct SummaryObservation {
+    observer: RwLock<Option<SummaryObserver>>,
+    /// Held around each commit and its observation, so that an observer sees a case's summaries
+    /// in the order they were committed even when a batch of new cases (which holds no case
+    /// lock) races an update of one of them. Commits already serialize in sled on the feed head,
+    /// so this costs no concurrency.
+    commit_order: Mutex<()>,
+}
+
+impl std::fmt::Debug for SummaryObservation {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let observed = self
+            .observer
+            .read()
+            .map(|observer| observer.is_some())
+            .unwrap_or(false);
+        formatter
+            .debug_struct("SummaryObservation")
+            .field("observed", &observed)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SummaryObservation {
+    /// Runs `commit` and then tells the observer of `summaries` if it succeeded, all in commit
+    /// order.
+    fn commit_and_observe<T>(
+        &self,
+        summaries: &[&CaseSummary],
+        commit: impl FnOnce() -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let _order = lock_ignoring_poison(&self.commit_order);
+        let committed = commit()?;
+        let observer = self
+            .observer
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        if let Some(observer) = observer {
+            for summary in summaries {
+                observer(summary);
+            }
+        }
+        Ok(committed)
+    }
+}
+
 /// Filter for listing summaries; all set fields must match.
 #[derive(Debug, Clone, Default)]
 pub struct CaseFilter {
@@ -126,6 +182,7 @@ pub struct Store {
     case_locks: CaseLocks,
     /// Mirrors the count kept in the meta tree, because sled's `Tree::len` is a full scan.
     case_count: AtomicU64,
+    summary_observation: SummaryObservation,
 }
 
 /// Case numbers are keys and key components; the index layout relies on them holding no 0x00.
@@ -156,7 +213,23 @@ impl Store {
             options,
             case_locks: CaseLocks::new(),
             case_count: AtomicU64::new(case_count),
+            summary_observation: SummaryObservation::default(),
         })
+    }
+
+    /// Tell `observer` of every summary committed from now on (replacing any observer set
+    /// before): by [`Store::create_cases`] and its variants, [`Store::create_case_unflushed`]
+    /// and every update, once per case, after the commit and in commit order. A refused update
+    /// commits nothing and is not observed. Summaries already stored are not replayed: a caller
+    /// that keeps state from them sets the observer first, then reads them with
+    /// [`Store::for_each_summary`] and lets what it was told meanwhile win over what it read
+    /// (the node's statistics do).
+    pub fn set_summary_observer(&self, observer: SummaryObserver) {
+        *self
+            .summary_observation
+            .observer
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(observer);
     }
 
     /// Write new cases atomically (all or none) and durably; returns their feed positions.
@@ -193,7 +266,8 @@ impl Store {
                 })
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
-        self.create_prepared(&prepared, &prepare_meta(meta))
+        let summaries: Vec<&CaseSummary> = cases.iter().map(|case| case.summary).collect();
+        self.create_prepared_observed(&prepared, &summaries, &prepare_meta(meta))
     }
 
     /// One new case, as [`Store::create_cases`] writes it but without the flush: committed and
@@ -220,7 +294,7 @@ impl Store {
         // Held from before the commit until the document is cached, so that nobody loads or
         // updates the case in between and the cached copy is the one on disk.
         let _case_guard = self.case_locks.lock(&summary.number);
-        let feed_positions = self.commit_new_cases(&prepared, &[])?;
+        let feed_positions = self.commit_new_cases(&prepared, &[summary], &[])?;
         let feed_seq = feed_positions
             .first()
             .copied()
@@ -235,22 +309,37 @@ impl Store {
         self.storage.flush()
     }
 
+    /// Tests write raw prepared cases, which carry no summary to observe.
+    #[cfg(test)]
     fn create_prepared(
         &self,
         prepared: &[PreparedCase],
         meta: &[(Vec<u8>, Vec<u8>)],
     ) -> Result<Vec<FeedSeq>, StoreError> {
-        let feed_positions = self.commit_new_cases(prepared, meta)?;
+        self.create_prepared_observed(prepared, &[], meta)
+    }
+
+    fn create_prepared_observed(
+        &self,
+        prepared: &[PreparedCase],
+        summaries: &[&CaseSummary],
+        meta: &[(Vec<u8>, Vec<u8>)],
+    ) -> Result<Vec<FeedSeq>, StoreError> {
+        let feed_positions = self.commit_new_cases(prepared, summaries, meta)?;
         self.storage.flush()?;
         Ok(feed_positions)
     }
 
+    /// `summaries` are those `prepared` was made from, for the summary observer.
     fn commit_new_cases(
         &self,
         prepared: &[PreparedCase],
+        summaries: &[&CaseSummary],
         meta: &[(Vec<u8>, Vec<u8>)],
     ) -> Result<Vec<FeedSeq>, StoreError> {
-        let feed_positions = self.storage.write_new_cases(prepared, meta)?;
+        let feed_positions = self
+            .summary_observation
+            .commit_and_observe(summaries, || self.storage.write_new_cases(prepared, meta))?;
         self.case_count
             .fetch_add(prepared.len() as u64, Ordering::SeqCst);
         tracing::debug!(
@@ -373,7 +462,9 @@ impl Store {
             heads: Some(document.head_hashes()),
             ..PreparedUpdate::new(&summary, document_write)?
         };
-        let feed_seq = self.storage.write_update(number, &update)?;
+        let feed_seq = self
+            .summary_observation
+            .commit_and_observe(&[&summary], || self.storage.write_update(number, &update))?;
         drop(document);
         self.cache.insert(number, handle);
         drop(case_guard);

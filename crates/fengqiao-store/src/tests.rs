@@ -1330,3 +1330,86 @@ fn heads_and_the_saved_form_are_read_without_loading_the_document() {
         .expect("rewrite");
     assert_eq!(store.heads(&case).ok().flatten(), Some(expected));
 }
+
+#[test]
+fn the_summary_observer_sees_every_committed_summary_and_no_refused_one() {
+    let directory = tempfile::tempdir().expect("tempdir");
+    let store = open_store(directory.path());
+    let seen: Arc<std::sync::Mutex<Vec<(String, Status)>>> = Arc::default();
+    {
+        let seen = Arc::clone(&seen);
+        store.set_summary_observer(Arc::new(move |summary: &CaseSummary| {
+            seen.lock()
+                .expect("observer lock")
+                .push((summary.number.clone(), summary.status));
+        }));
+    }
+    let take = || std::mem::take(&mut *seen.lock().expect("observer lock"));
+
+    // A batch of new cases: each is observed once.
+    create_documents(&store, &[number(1), number(2)]).expect("created");
+    assert_eq!(
+        take(),
+        vec![
+            (number(1), Status::Registered),
+            (number(2), Status::Registered)
+        ]
+    );
+    // A batch refused as a whole (a number already taken) commits nothing and tells nothing.
+    assert!(create_documents(&store, &[number(3), number(1)]).is_err());
+    assert_eq!(take(), Vec::new());
+
+    // One new case without a flush, as the federation's receiver writes it.
+    let received = number(4);
+    let document = document_for(&received);
+    store
+        .create_case_unflushed(
+            document,
+            fake_saved(&received),
+            &summary_for(&received, Status::Registered, "node-b"),
+        )
+        .expect("created");
+    assert_eq!(take(), vec![(received.clone(), Status::Registered)]);
+
+    // Updates, flushed or not, with or without meta.
+    add_note(&store, &number(1), "n1", "第一次调解");
+    assert_eq!(take(), vec![(number(1), Status::Accepted)]);
+    store
+        .update_case_unflushed(&received, |_document| {
+            Ok::<_, StoreError>((summary_for(&received, Status::Closed, "node-b"), ()))
+        })
+        .expect("store works")
+        .expect("change applies");
+    store
+        .update_case_with_meta(&number(2), |_document| {
+            Ok::<_, StoreError>((
+                summary_for(&number(2), Status::Replied, "node-a"),
+                vec![("sync/peer/cursor".to_owned(), vec![1])],
+                (),
+            ))
+        })
+        .expect("store works")
+        .expect("change applies");
+    assert_eq!(
+        take(),
+        vec![(received, Status::Closed), (number(2), Status::Replied)]
+    );
+
+    // A refused change writes nothing and is not observed.
+    let refused = store
+        .update_case(&number(1), |_document| {
+            Err::<(CaseSummary, ()), _>("refused by the lifecycle")
+        })
+        .expect("store works");
+    assert!(refused.is_err());
+    assert_eq!(take(), Vec::new());
+    // Every observation matches what the store now holds.
+    assert_eq!(
+        store
+            .summary(&number(2))
+            .ok()
+            .flatten()
+            .map(|stored| stored.status),
+        Some(Status::Replied)
+    );
+}

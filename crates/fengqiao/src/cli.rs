@@ -10,6 +10,7 @@ pub mod case;
 pub mod directive;
 pub mod federation;
 pub mod render;
+pub mod stats;
 
 use std::future::Future;
 use std::io::Write;
@@ -146,6 +147,10 @@ pub struct StatsArgs {
     /// Only this category (wage_arrears, 拖欠工资, …)
     #[arg(long, value_parser = parse_labelled::<Category>)]
     pub category: Option<Category>,
+    /// The whole subtree, then each child office with its link's health, then its own offices
+    /// (a county: township, then village)
+    #[arg(long)]
+    pub by_child: bool,
 }
 
 #[derive(Debug, Args)]
@@ -354,6 +359,16 @@ fn stats(args: StatsArgs, client: &NodeClient, json: bool) -> anyhow::Result<()>
         bail!("--to {to} is before --from {from}");
     }
     let query = stats_query(&args);
+    if args.by_child {
+        let breakdown = client.get("/api/stats/children", &query)?;
+        if json {
+            return print_json(&breakdown);
+        }
+        let breakdown: fengqiao_case::model::stats::StatsBreakdown =
+            serde_json::from_value(breakdown)
+                .context("unexpected answer from /api/stats/children")?;
+        return emit(stats::stats_by_child_text(&breakdown));
+    }
     let measures = client.get("/api/stats", &query)?;
     if json {
         return print_json(&measures);

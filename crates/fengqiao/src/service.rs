@@ -8,17 +8,18 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, PoisonError, RwLock, Weak};
 
 use anyhow::{Context, bail};
 use chrono::{DateTime, Datelike, TimeDelta, Utc};
+use fengqiao_case::authority::{Hierarchy, StandaloneOffice};
 use fengqiao_case::clock::{ClockError, DEFAULT_MAX_AHEAD_MS, HybridClock};
 use fengqiao_case::deadlines::local_date;
 use fengqiao_case::{
     AppendEvent, CaseDocument, CaseError, CaseHeader, CaseId, CaseListItem, CaseSummary, CaseView,
     Category, DirectiveListItem, DirectiveStatus, DocumentError, EventKind, HybridTimestamp,
     ImportBatch, ImportOutcome, ImportRow, ImportRowReport, Measures, NewEvent, NodeId, NodeInfo,
-    RegisterCase, SCHEMA_VERSION, Status, Tier, lifecycle, measures, summary, warnings,
+    RegisterCase, SCHEMA_VERSION, Status, Tier, lifecycle, summary, warnings,
 };
 use fengqiao_store::{CaseFilter, NewCase, Store, StoreError, StoreOptions};
 
@@ -96,6 +97,10 @@ pub enum ServiceError {
     /// The lifecycle refused the event for the case's current state; the message is for the operator.
     #[error(transparent)]
     Refused(CaseError),
+    /// This node has no authority to make the event (the authority table, or the lifecycle's
+    /// own check of who acts); the message says who may.
+    #[error(transparent)]
+    Forbidden(CaseError),
     #[error(transparent)]
     Storage(StoreError),
     #[error("case document: {0}")]
@@ -113,6 +118,7 @@ impl ServiceError {
             ServiceError::AlreadyExists(_) => 409,
             // The request was well formed; the case's current state does not allow it.
             ServiceError::Refused(_) => 409,
+            ServiceError::Forbidden(_) => 403,
             ServiceError::Storage(_) | ServiceError::Document(_) | ServiceError::Internal(_) => 500,
         }
     }
@@ -125,6 +131,10 @@ impl From<CaseError> for ServiceError {
             CaseError::Document(document) => ServiceError::Document(document),
             // Our own key failed to sign our own event: nothing the caller did.
             CaseError::Signature(signature) => ServiceError::Internal(signature.to_string()),
+            CaseError::Unauthorized(_)
+            | CaseError::NotHolder { .. }
+            | CaseError::NotReceiver { .. }
+            | CaseError::NotDirectiveParty { .. } => ServiceError::Forbidden(error),
             other => ServiceError::Refused(other),
         }
     }
@@ -178,8 +188,25 @@ pub struct Node {
     store: Store,
     /// Orders this node's events after every event it made or received.
     clock: Mutex<HybridClock>,
+    /// The supervisors' measures, kept current by the store as summaries are committed.
+    stats_rollup: stats::StatsRollup,
+    /// Who lies above whom, for the authority table: the federation's live roster once the
+    /// federation has started (`set_hierarchy`), none before (see `Node::hierarchy`).
+    hierarchy: RwLock<Option<FederationHierarchy>>,
     /// Holds the node directory's lock for as long as the node is open.
     _lock: File,
+}
+
+/// The federation's hierarchy as the node holds it: weakly, because the live roster holds the
+/// node (its store), and a cycle would keep the node open after the federation stops. A newtype
+/// so that `Node` stays `Debug`.
+#[derive(Clone)]
+struct FederationHierarchy(Weak<dyn Hierarchy + Send + Sync>);
+
+impl std::fmt::Debug for FederationHierarchy {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str("FederationHierarchy")
+    }
 }
 
 /// Meta key of the hybrid clock's latest time: 8 bytes of wall milliseconds, 4 of counter.
@@ -258,12 +285,17 @@ impl Node {
             .meta_get(CLOCK_META_KEY)
             .context("cannot read the node's hybrid clock")?;
         let clock = HybridClock::new(decode_clock(stored_clock.as_deref()), DEFAULT_MAX_AHEAD_MS);
+        // Observing before the node is handed out, so that no commit escapes the rollup; it
+        // counts the stored summaries later (`Node::prepare_stats`), not while the node opens.
+        let stats_rollup = stats::StatsRollup::observe(&store, &config.warnings);
         Ok(Node {
             dir: node_dir,
             config,
             identity,
             store,
             clock: Mutex::new(clock),
+            stats_rollup,
+            hierarchy: RwLock::new(None),
             _lock: lock,
         })
     }
@@ -353,7 +385,37 @@ impl Node {
         })
     }
 
-    /// Append one event to a case, checked by the lifecycle rules. `at` defaults to `now`.
+    /// Give the node the federation's hierarchy (its live roster), against which the authority
+    /// table judges every event this node makes from now on. The node keeps it weakly: the
+    /// federation owns the roster, and once the federation stops the node is standalone again.
+    pub fn set_hierarchy(&self, hierarchy: Arc<dyn Hierarchy + Send + Sync>) {
+        *self
+            .hierarchy
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) =
+            Some(FederationHierarchy(Arc::downgrade(&hierarchy)));
+    }
+
+    /// The hierarchy set by the federation or, without one (a standalone node, before the
+    /// federation starts or after it stopped), one that knows only this node with nobody above
+    /// it: such a node holds and handles its own cases but supervises or takes over nothing.
+    fn hierarchy(&self) -> Arc<dyn Hierarchy + Send + Sync> {
+        let set = self
+            .hierarchy
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        set.and_then(|FederationHierarchy(hierarchy)| hierarchy.upgrade())
+            .unwrap_or_else(|| {
+                Arc::new(StandaloneOffice {
+                    node: self.identity.node_id().to_owned(),
+                    region_code: self.config.node.region_code.clone(),
+                })
+            })
+    }
+
+    /// Append one event to a case, checked by the lifecycle rules and the authority table. `at`
+    /// defaults to `now`.
     pub fn append(
         &self,
         operator: &str,
@@ -364,9 +426,10 @@ impl Node {
         let at = self.event_time(request.at, now, "at")?;
         let event = self.new_event(request.kind, at, now, operator)?;
         let limits = &self.config.limits;
+        let hierarchy = self.hierarchy();
         let outcome = self.store.update_case(number, |document| {
             let (_event, state, header) =
-                lifecycle::append(document, event, limits, &self.identity)?;
+                lifecycle::append(document, event, limits, &self.identity, hierarchy.as_ref())?;
             let events = document.events()?;
             let case_summary = summary::summarize(&header, &state);
             Ok::<_, ServiceError>((case_summary.clone(), (header, state, events, case_summary)))
@@ -488,30 +551,10 @@ impl Node {
     }
 
     /// The supervisors' measures over the cases registered in the period, judged at `now`.
+    /// Answered from the rollup the store keeps current (`service/stats.rs`), not a scan.
     pub fn stats(&self, now: DateTime<Utc>, query: &StatsQuery) -> Result<Measures, ServiceError> {
-        if let (Some(from), Some(to)) = (query.from, query.to)
-            && to < from
-        {
-            return Err(ServiceError::InvalidInput(format!(
-                "the period ends ({to}) before it starts ({from})"
-            )));
-        }
-        let mut summaries = Vec::new();
-        self.store.for_each_summary(|case_summary| {
-            if query
-                .category
-                .is_none_or(|category| case_summary.category == category)
-            {
-                summaries.push(case_summary.clone());
-            }
-        })?;
-        Ok(measures::measures(
-            &summaries,
-            query.from,
-            query.to,
-            now,
-            &self.config.warnings,
-        ))
+        stats::check_period(query)?;
+        self.stats_from_rollup(now, query)
     }
 
     /// Import ledger rows, each with its history: every row is checked in full first; rows whose
@@ -679,9 +722,14 @@ impl Node {
             let event = self
                 .new_event(entry.kind.clone(), at, now, operator)
                 .map_err(|error| describe(error.to_string()))?;
-            let (_event, new_state, new_header) =
-                lifecycle::append(&mut document, event, &self.config.limits, &self.identity)
-                    .map_err(|error| describe(error.to_string()))?;
+            let (_event, new_state, new_header) = lifecycle::append(
+                &mut document,
+                event,
+                &self.config.limits,
+                &self.identity,
+                self.hierarchy().as_ref(),
+            )
+            .map_err(|error| describe(error.to_string()))?;
             state = new_state;
             header = new_header;
         }
@@ -916,6 +964,7 @@ fn check_store_belongs_to_node(store: &Store, identity: &NodeIdentity) -> anyhow
 
 pub mod audit;
 pub mod auto_escalation;
+mod stats;
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]

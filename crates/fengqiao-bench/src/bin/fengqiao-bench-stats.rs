@@ -7,12 +7,13 @@
 //! `--repeat` times (p50/p99) beside the scan, and single updates.
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::{Context, ensure};
 use chrono::{DateTime, Datelike, TimeZone, Utc};
 use clap::Parser;
-use fengqiao_bench::machine_description;
+use fengqiao_bench::{Timings, machine_description};
+use fengqiao_case::authority::StandaloneOffice;
 use fengqiao_case::lifecycle::{NewEvent, append, register};
 use fengqiao_case::measures::measures;
 use fengqiao_case::rollup::Rollup;
@@ -324,30 +325,6 @@ fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-#[derive(Debug)]
-struct Timings {
-    p50_ms: f64,
-    p99_ms: f64,
-    runs: usize,
-}
-
-impl Timings {
-    fn of(mut samples: Vec<Duration>) -> Timings {
-        samples.sort();
-        let at = |fraction: f64| {
-            let index = ((samples.len() as f64 - 1.0) * fraction).round() as usize;
-            samples
-                .get(index)
-                .map_or(0.0, |duration| duration.as_secs_f64() * 1e3)
-        };
-        Timings {
-            p50_ms: at(0.50),
-            p99_ms: at(0.99),
-            runs: samples.len(),
-        }
-    }
-}
-
 fn bench_directive(now: DateTime<Utc>, run: usize) -> DirectiveState {
     DirectiveState {
         id: "bench".to_owned(),
@@ -434,6 +411,11 @@ fn summarize_row(row: &ImportRow) -> anyhow::Result<CaseSummary> {
             new_event(index + 1, event.kind.clone(), at),
             &limits,
             &UnsignedBench,
+            // One office registers and handles every sample case, with nobody above it.
+            &StandaloneOffice {
+                node: "node-bench".to_owned(),
+                region_code: row.case.location.region_code.clone(),
+            },
         )
         .with_context(|| format!("line {} refused {}", row.line, event.kind.name()))?;
         state = next;

@@ -7,6 +7,7 @@
 
 pub mod audit;
 pub mod roster;
+pub mod stats;
 pub mod sync;
 
 use chrono::{DateTime, NaiveDate, Utc};
@@ -349,6 +350,11 @@ pub enum EventKind {
     Reopen {
         reason: String,
     },
+    /// 提级办理: an office above the holder takes the case over; the event's maker becomes the
+    /// holder.
+    TakeOver {
+        reason: String,
+    },
 
     // Events below are not transitions: they annotate the case without moving its lifecycle.
     /// Settles a fork of concurrent transitions: `chosen` is the first event of the winning branch.
@@ -435,6 +441,7 @@ impl EventKind {
                 | EventKind::RequestReview { .. }
                 | EventKind::DecideReview { .. }
                 | EventKind::Reopen { .. }
+                | EventKind::TakeOver { .. }
         )
     }
 
@@ -457,6 +464,7 @@ impl EventKind {
             EventKind::RequestReview { .. } => "request_review",
             EventKind::DecideReview { .. } => "decide_review",
             EventKind::Reopen { .. } => "reopen",
+            EventKind::TakeOver { .. } => "take_over",
             EventKind::Resolve { .. } => "resolve",
             EventKind::Mediate { .. } => "mediate",
             EventKind::UpdateJudicialConfirmation { .. } => "update_judicial_confirmation",

@@ -4,43 +4,8 @@
 use std::collections::BTreeSet;
 
 use super::support::*;
-use crate::authority::{
-    AUTHORITY_TABLE, AuthorityError, Hierarchy, KindTag, Relation, authorize, relations,
-};
+use crate::authority::{AUTHORITY_TABLE, AuthorityError, KindTag, Relation, authorize, relations};
 use crate::model::EventKind;
-
-/// county → township → village; `SIBLING` is another village of the township.
-struct Tree;
-
-const SIBLING: &str = "node-sibling-village";
-
-impl Hierarchy for Tree {
-    fn is_strict_ancestor(&self, ancestor: &str, node: &str) -> bool {
-        let parent = |node: &str| match node {
-            VILLAGE | SIBLING => Some(TOWNSHIP),
-            TOWNSHIP => Some(COUNTY),
-            _ => None,
-        };
-        let mut current = parent(node);
-        while let Some(above) = current {
-            if above == ancestor {
-                return true;
-            }
-            current = parent(above);
-        }
-        false
-    }
-
-    fn region_of(&self, node: &str) -> Option<String> {
-        match node {
-            COUNTY => Some("430702".to_owned()),
-            TOWNSHIP => Some("430702001".to_owned()),
-            VILLAGE => Some("430702001001".to_owned()),
-            SIBLING => Some("430702001002".to_owned()),
-            _ => None,
-        }
-    }
-}
 
 fn note() -> EventKind {
     EventKind::Note {

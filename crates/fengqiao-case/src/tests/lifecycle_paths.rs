@@ -768,8 +768,21 @@ fn mediation_happens_inside_handling() {
         china(3, 7, 10),
     );
     assert!(message.contains("no mediation nonexistent"), "{message}");
-    let state = case.ok(
+    // The court's confirmation is recorded by the holder, not by a tier above it.
+    let message = case.refused(
         COUNTY,
+        EventKind::UpdateJudicialConfirmation {
+            mediation: agreement.clone(),
+            status: JudicialConfirmation::Confirmed,
+        },
+        china(3, 20, 10),
+    );
+    assert!(
+        message.contains("the holder records judicial confirmation"),
+        "{message}"
+    );
+    let state = case.ok(
+        VILLAGE,
         EventKind::UpdateJudicialConfirmation {
             mediation: agreement,
             status: JudicialConfirmation::Confirmed,
@@ -861,8 +874,20 @@ fn annotations_are_checked() {
     );
     assert!(message.contains("administrative code"), "{message}");
 
-    let state = case.ok(
+    // The table lets only the holder correct the record, not the tier above it.
+    let message = case.refused(
         TOWNSHIP,
+        EventKind::AmendHeader {
+            amendment: HeaderAmendment::Headcount(7),
+        },
+        china(3, 3, 12),
+    );
+    assert!(
+        message.contains("the holder corrects the record"),
+        "{message}"
+    );
+    let state = case.ok(
+        VILLAGE,
         EventKind::AmendHeader {
             amendment: HeaderAmendment::Headcount(7),
         },
@@ -885,11 +910,16 @@ fn an_event_id_is_used_once() {
         operator: "王五".to_owned(),
         hlc: Default::default(),
     };
-    let message =
-        match crate::lifecycle::append(&mut case.document, duplicate, &case.limits, &signer()) {
-            Ok(_) => panic!("a duplicate id should be refused"),
-            Err(error) => error.to_string(),
-        };
+    let message = match crate::lifecycle::append(
+        &mut case.document,
+        duplicate,
+        &case.limits,
+        &signer(),
+        &Tree,
+    ) {
+        Ok(_) => panic!("a duplicate id should be refused"),
+        Err(error) => error.to_string(),
+    };
     assert!(message.contains("already in this case"), "{message}");
 }
 
@@ -921,4 +951,110 @@ fn the_state_returned_by_append_is_the_derived_state() {
     // Sub-millisecond precision was dropped before the event was checked and stored.
     let accepted_at = case.state.timeline.accepted_at.expect("accepted");
     assert_eq!(accepted_at.timestamp_subsec_nanos(), 123_000_000);
+}
+
+fn take_over() -> EventKind {
+    EventKind::TakeOver {
+        reason: "群体性欠薪，县级提级办理".to_owned(),
+    }
+}
+
+#[test]
+fn the_county_takes_over_a_village_case_and_the_village_no_longer_replies() {
+    let mut case = Case::registered();
+    let accepted = case.ok(VILLAGE, accept(), china(3, 3, 10));
+    let handling_deadline = accepted.timeline.handling_deadline;
+
+    let state = case.ok(COUNTY, take_over(), china(3, 10, 10));
+    assert_eq!(state.holder, COUNTY);
+    assert_eq!(state.status, Status::Accepted);
+    assert_eq!(state.timeline.received_at, Some(china(3, 10, 10)));
+    // Handling continues above: the 60-day limit keeps running from the village's acceptance.
+    assert_eq!(state.timeline.handling_deadline, handling_deadline);
+    assert!(state.escalated_to.is_empty());
+    assert!(state.invalid.is_empty() && state.conflict.is_none());
+    assert_eq!(case.derived(), state);
+
+    let message = case.refused(VILLAGE, reply(), china(3, 11, 10));
+    assert!(
+        message.contains("only the holding node node-county may reply to"),
+        "{message}"
+    );
+    let state = case.ok(COUNTY, reply(), china(3, 11, 10));
+    assert_eq!(state.status, Status::Replied);
+}
+
+#[test]
+fn only_a_tier_above_the_holder_takes_over() {
+    let mut case = Case::registered();
+    let message = case.refused(SIBLING, take_over(), china(3, 3, 10));
+    assert!(
+        message.contains("node node-sibling-village may not take_over"),
+        "{message}"
+    );
+    assert!(message.contains("提级办理"), "{message}");
+    let message = case.refused(VILLAGE, take_over(), china(3, 3, 10));
+    assert!(message.contains("already holds the case"), "{message}");
+
+    // Once the township holds it, the village below is no longer above the holder.
+    case.ok(TOWNSHIP, take_over(), china(3, 3, 11));
+    let message = case.refused(VILLAGE, take_over(), china(3, 3, 12));
+    assert!(message.contains("may not take_over"), "{message}");
+    let state = case.ok(COUNTY, take_over(), china(3, 3, 12));
+    assert_eq!(state.holder, COUNTY);
+}
+
+#[test]
+fn a_registered_case_taken_over_gives_the_new_holder_its_own_acceptance_period() {
+    let mut case = Case::registered();
+    let state = case.ok(TOWNSHIP, take_over(), china(3, 4, 10));
+    assert_eq!(state.status, Status::Registered);
+    assert_eq!(state.holder, TOWNSHIP);
+    assert_eq!(state.timeline.acceptance_deadline, Some(end_of(3, 19)));
+    // The village decided nothing: the decision is the township's own, judged against the
+    // period it was given.
+    assert_eq!(state.timeline.decided_at, None);
+    let state = case.ok(TOWNSHIP, accept(), china(3, 5, 10));
+    assert_eq!(state.timeline.decided_at, Some(china(3, 5, 10)));
+    assert_eq!(state.timeline.decided_deadline, Some(end_of(3, 19)));
+}
+
+#[test]
+fn a_take_over_needs_a_reason_and_an_open_case() {
+    let mut case = Case::registered();
+    let message = case.refused(
+        COUNTY,
+        EventKind::TakeOver {
+            reason: " ".to_owned(),
+        },
+        china(3, 3, 10),
+    );
+    assert_eq!(message, "invalid reason: must not be empty");
+
+    case.ok(VILLAGE, assign(SIBLING, date(3, 31)), china(3, 3, 10));
+    let message = case.refused(COUNTY, take_over(), china(3, 3, 11));
+    assert!(message.contains("AwaitingReceiver"), "{message}");
+    case.ok(SIBLING, EventKind::AcceptAssignment {}, china(3, 3, 12));
+    case.ok(SIBLING, reply(), china(3, 4, 10));
+    case.ok(SIBLING, close(true), china(3, 4, 11));
+    let message = case.refused(COUNTY, take_over(), china(3, 5, 10));
+    assert!(
+        message.contains("cannot take over a case that is Closed"),
+        "{message}"
+    );
+}
+
+#[test]
+fn a_take_over_concurrent_with_a_close_below_is_a_conflict() {
+    let mut village = Case::registered();
+    village.ok(VILLAGE, accept(), china(3, 3, 10));
+    village.ok(VILLAGE, reply(), china(3, 4, 10));
+    let mut township = village.fork(&ACTOR_B, "b");
+    village.ok(VILLAGE, close(true), china(3, 5, 10));
+    township.ok(TOWNSHIP, take_over(), china(3, 5, 11));
+    village.merge_from(&mut township);
+    township.merge_from(&mut village);
+    assert_eq!(village.state, township.state);
+    let conflict = village.state.conflict.as_ref().expect("a fork is reported");
+    assert_eq!(conflict.branches.len(), 2);
 }

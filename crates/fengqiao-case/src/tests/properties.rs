@@ -8,6 +8,7 @@ use rand::rngs::SmallRng;
 use rand::seq::SliceRandom;
 
 use super::support::*;
+use crate::authority::authorize;
 use crate::derive::derive;
 use crate::lifecycle::{NewEvent, append, check_with_header};
 use crate::model::{
@@ -118,6 +119,15 @@ fn candidates(state: &CaseState, at: DateTime<Utc>, id: &str) -> Vec<NewEvent> {
             mediation: mediation.event.clone(),
             status: JudicialConfirmation::Applied,
         });
+    }
+    // 提级办理 by every other office: the authority filter keeps those above the holder.
+    for other in &others {
+        kinds.push((
+            (*other).into(),
+            EventKind::TakeOver {
+                reason: "提级办理".into(),
+            },
+        ));
     }
     if let Some(awaiting) = &state.awaiting {
         kinds.push((awaiting.clone(), EventKind::AcceptAssignment {}));
@@ -232,12 +242,13 @@ proptest! {
                     let valid: Vec<NewEvent> = candidates(&state, now, &id)
                         .into_iter()
                         .filter(|event| check_with_header(&header, &state, event, &case.limits).is_ok())
+                        .filter(|event| authorize(&state, &event.kind, &event.node, &Tree).is_ok())
                         .collect();
                     if valid.is_empty() {
                         continue;
                     }
                     let chosen = valid[choice % valid.len()].clone();
-                    let (_, appended_state, _) = append(&mut case.document, chosen, &case.limits, &signer())
+                    let (_, appended_state, _) = append(&mut case.document, chosen, &case.limits, &signer(), &Tree)
                         .expect("an event check accepted is appended");
                     prop_assert_eq!(&appended_state, &case.derived());
                     case.state = appended_state;

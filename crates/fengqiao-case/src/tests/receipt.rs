@@ -352,6 +352,7 @@ mod screening {
             new_event("accept", &village, accept(), china(3, 2, 10)),
             &limits,
             &offices.village,
+            offices,
         )
         .expect("accepts");
         document
@@ -389,6 +390,7 @@ mod screening {
             new_event("note", &id(&offices.village), note(), china(3, 3, 10)),
             &Limits::default(),
             &offices.village,
+            &offices,
         )
         .expect("notes");
         township.merge(&mut village).expect("merges");
@@ -517,6 +519,7 @@ mod screening {
             new_event("note", &id(&offices.village), note(), china(3, 3, 10)),
             &Limits::default(),
             &offices.village,
+            &offices,
         )
         .expect("notes");
         relay.merge(&mut village).expect("merges");
@@ -543,6 +546,7 @@ mod screening {
             new_event("later", &id(&offices.village), note(), china(3, 3, 11)),
             &Limits::default(),
             &offices.village,
+            &offices,
         )
         .expect("notes");
         let mut relay_copy = relay.fork(&ACTOR_B);

@@ -48,6 +48,10 @@ fn signed_case(village_key: &SigningKey) -> CaseDocument {
         ),
         &limits,
         village_key,
+        &crate::authority::StandaloneOffice {
+            node: village.clone(),
+            region_code: "430702001001".to_owned(),
+        },
     )
     .expect("amends");
     CaseDocument::load(&document.save(), &[], &ACTOR_B).expect("loads")

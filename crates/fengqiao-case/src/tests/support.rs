@@ -3,6 +3,7 @@
 
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 
+use crate::authority::Hierarchy;
 use crate::deadlines::china_offset;
 use crate::document::CaseDocument;
 use crate::lifecycle::{CaseError, NewEvent, append, register};
@@ -14,6 +15,8 @@ use crate::model::{
 pub const VILLAGE: &str = "node-village";
 pub const TOWNSHIP: &str = "node-township";
 pub const COUNTY: &str = "node-county";
+/// Another village of the township, a sibling of `VILLAGE`.
+pub const SIBLING: &str = "node-sibling-village";
 pub const ACTOR_A: [u8; 16] = [0xa1; 16];
 pub const ACTOR_B: [u8; 16] = [0xb2; 16];
 
@@ -69,6 +72,38 @@ pub fn new_event(id: &str, node: &str, kind: EventKind, at: DateTime<Utc>) -> Ne
         node: node.to_owned(),
         operator: format!("operator at {node}"),
         hlc: Default::default(),
+    }
+}
+
+/// county → township → village, with `SIBLING` another village of the township: the hierarchy
+/// the authority table is judged against in these tests.
+pub struct Tree;
+
+impl Hierarchy for Tree {
+    fn is_strict_ancestor(&self, ancestor: &str, node: &str) -> bool {
+        let parent = |node: &str| match node {
+            VILLAGE | SIBLING => Some(TOWNSHIP),
+            TOWNSHIP => Some(COUNTY),
+            _ => None,
+        };
+        let mut current = parent(node);
+        while let Some(above) = current {
+            if above == ancestor {
+                return true;
+            }
+            current = parent(above);
+        }
+        false
+    }
+
+    fn region_of(&self, node: &str) -> Option<String> {
+        match node {
+            COUNTY => Some("430702".to_owned()),
+            TOWNSHIP => Some("430702001".to_owned()),
+            VILLAGE => Some("430702001001".to_owned()),
+            SIBLING => Some("430702001002".to_owned()),
+            _ => None,
+        }
     }
 }
 
@@ -140,6 +175,7 @@ impl Case {
             new_event(&id, node, kind, at),
             &self.limits,
             &signer(),
+            &Tree,
         )?;
         self.state = state.clone();
         Ok(state)

@@ -4,12 +4,15 @@
 //! sibling's case, and no office receives a complaint about itself.
 
 use chrono::{DateTime, TimeDelta, Utc};
+use fengqiao_case::authority::authorize;
 use fengqiao_case::lifecycle::{NewEvent, append, check_with_header};
 use fengqiao_case::model::{CaseState, EventKind, ReplyOutcome, Satisfaction, Tier};
 use proptest::prelude::*;
 
 use super::harness::{Faults, Federation};
-use super::support::{OFFICES, describe, instant, new_event, office_index, register_at};
+use super::support::{
+    OFFICES, TreeHierarchy, describe, instant, new_event, office_index, register_at,
+};
 use crate::replica::Replica;
 use crate::routing::{PeerRelation, respondent_is_office, route};
 
@@ -213,6 +216,7 @@ fn apply_step(
             let valid: Vec<NewEvent> = candidates(office, &state, at, &id)
                 .into_iter()
                 .filter(|event| check_with_header(&header, &state, event, &limits).is_ok())
+                .filter(|event| authorize(&state, &event.kind, &event.node, &TreeHierarchy).is_ok())
                 .collect();
             if valid.is_empty() {
                 return;
@@ -220,7 +224,7 @@ fn apply_step(
             let chosen = valid[choice % valid.len()].clone();
             let signer = super::support::signer_of(office);
             let appended = replica.update(&number, |document| {
-                append(document, chosen, &limits, &signer)
+                append(document, chosen, &limits, &signer, &TreeHierarchy)
             });
             assert!(
                 matches!(appended, Some(Ok(_))),

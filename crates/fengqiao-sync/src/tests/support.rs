@@ -107,6 +107,26 @@ pub fn tree_roster() -> impl SubtreeRoster + 'static {
     }
 }
 
+/// The same static tree as the hierarchy the authority table is judged against.
+pub struct TreeHierarchy;
+
+impl fengqiao_case::authority::Hierarchy for TreeHierarchy {
+    fn is_strict_ancestor(&self, ancestor: &str, node: &str) -> bool {
+        let mut current = office_index(node).and_then(|index| OFFICES[index].parent);
+        while let Some(parent) = current {
+            if OFFICES[parent].node_id == ancestor {
+                return true;
+            }
+            current = OFFICES[parent].parent;
+        }
+        false
+    }
+
+    fn region_of(&self, node: &str) -> Option<String> {
+        office_index(node).map(|index| OFFICES[index].region_code.to_owned())
+    }
+}
+
 /// How `office` looks from the other end of its link.
 pub fn describe(office: usize, relation: PeerRelation) -> PeerDescription {
     let office = &OFFICES[office];
@@ -208,7 +228,7 @@ pub fn append_at(replica: &mut InMemoryReplica, case: &str, event: NewEvent) {
     let limits = replica.limits().clone();
     let outcome = replica
         .update(case, |document| {
-            append(document, event, &limits, &signer_of(0))
+            append(document, event, &limits, &signer_of(0), &TreeHierarchy)
         })
         .unwrap_or_else(|| panic!("case {case} is held"));
     if let Err(error) = outcome {

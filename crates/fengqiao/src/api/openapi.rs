@@ -147,6 +147,7 @@ fn status_description(status: u16) -> &'static str {
         200 => "ok",
         201 => "created",
         400 => "invalid request: bad JSON, a bad parameter, or no operator named on a change",
+        403 => "forbidden: this node has no authority to make the event (the authority table)",
         404 => "no such case",
         409 => "refused: the case already exists, or its current state does not allow the event",
         413 => "request body too large",
@@ -166,10 +167,21 @@ fn schema_description(name: &str) -> &'static str {
         "CaseView" => "one case: header, derived state, every event, current warnings",
         "CaseListItem" => "a case summary with its warnings",
         "AppendEvent" => {
-            "one event: `{\"kind\": \"accept\", \"payload\": {}}`, optional `at` (RFC 3339)"
+            "one event: `{\"kind\": \"accept\", \"payload\": {}}`, optional `at` (RFC 3339). \
+             Kinds: accept, reject, forward, assign, accept_assignment, object, divert, escalate \
+             (上报), take_over (提级办理: an office above the holder becomes the holder), extend, \
+             reply, evaluate, close, request_review, decide_review, reopen, resolve, mediate, \
+             update_judicial_confirmation, link_repeat, issue_directive, acknowledge_directive, \
+             report_directive, cross_off_directive, return_directive, amend_header, note"
         }
         "DirectiveListItem" => "a supervision directive (督办单) with its case and warnings",
         "Measures" => "the standard measures for a period, in total and per category",
+        "StatsBreakdown" => {
+            "total (the whole subtree), own (cases under no child) and children, each an \
+             OfficeStats: node_id, name, region_code, measures, sync (direct children: \
+             connected, since, last_contact, last_successful_sync, pending_out, pending_in, \
+             quarantined) and its own children"
+        }
         "ImportBatch" => {
             "ledger rows, each a registration with its history; `dry_run` to check only"
         }

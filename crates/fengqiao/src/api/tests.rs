@@ -707,3 +707,308 @@ async fn audit_verify_is_clean_until_an_event_is_tampered_with() {
     );
     server.stop().await;
 }
+
+// ---------------------------------------------------------------------------------------------
+// Statistics child by child
+
+const TOWNSHIP: &str = "430702001";
+const FIRST_VILLAGE: &str = "430702001001";
+const SECOND_VILLAGE: &str = "430702001002";
+const FIRST_VILLAGE_NODE: &str = "11111111111111111111111111111111";
+const SECOND_VILLAGE_NODE: &str = "22222222222222222222222222222222";
+
+/// A node directory of `tier` in `region_code` with `children` (node id, name, region) in its
+/// `[federation]` section.
+fn node_with_children(
+    temp: &tempfile::TempDir,
+    name: &str,
+    tier: Tier,
+    region_code: &str,
+    children: &[(&str, &str, &str)],
+) -> PathBuf {
+    let dir = temp.path().join(region_code);
+    init_node(
+        &dir,
+        InitOptions {
+            name: name.into(),
+            tier,
+            region_code: region_code.into(),
+            listen: None,
+            parent: None,
+        },
+    )
+    .expect("node initialised");
+    let mut config = crate::config::load(&dir).expect("config loads");
+    config.federation = Some(crate::config::FederationSection {
+        children: children
+            .iter()
+            .map(
+                |(node_id, name, region_code)| crate::config::FederationOffice {
+                    node_id: (*node_id).to_owned(),
+                    name: (*name).to_owned(),
+                    region_code: (*region_code).to_owned(),
+                    aliases: Vec::new(),
+                },
+            )
+            .collect(),
+        ..crate::config::FederationSection::default()
+    });
+    crate::config::save(&dir, &config).expect("config saved");
+    dir
+}
+
+fn registration_in(region_code: &str, village: &str) -> Value {
+    let mut body = registration();
+    body["location"] = json!({"region_code": region_code, "village": village});
+    body
+}
+
+/// The child of `breakdown` in `region_code`.
+fn child_in<'a>(breakdown: &'a Value, region_code: &str) -> &'a Value {
+    breakdown["children"]
+        .as_array()
+        .expect("children")
+        .iter()
+        .find(|child| child["region_code"] == region_code)
+        .unwrap_or_else(|| panic!("no child in {region_code}: {breakdown}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stats_by_child_add_up_to_the_total_and_follow_each_change_without_a_restart() {
+    let temp = tempfile::tempdir().expect("tempdir");
+    let dir = node_with_children(
+        &temp,
+        "河洑镇信访办",
+        Tier::Township,
+        TOWNSHIP,
+        &[
+            (FIRST_VILLAGE_NODE, "芦荻山村", FIRST_VILLAGE),
+            (SECOND_VILLAGE_NODE, "丹洲村", SECOND_VILLAGE),
+        ],
+    );
+    let server = serve_again(temp, dir).await;
+    let mut numbers = Vec::new();
+    for (region_code, village) in [
+        (FIRST_VILLAGE, "芦荻山村"),
+        (FIRST_VILLAGE, "芦荻山村"),
+        (SECOND_VILLAGE, "丹洲村"),
+    ] {
+        let (status, view) = server
+            .post("/api/cases", &registration_in(region_code, village))
+            .await;
+        assert_eq!(status, 201, "{view}");
+        numbers.push(
+            view["header"]["number"]
+                .as_str()
+                .expect("number")
+                .to_owned(),
+        );
+    }
+
+    let (status, breakdown) = server.get("/api/stats/children").await;
+    assert_eq!(status, 200, "{breakdown}");
+    assert_eq!(breakdown["total"]["cases"], 3);
+    assert_eq!(child_in(&breakdown, FIRST_VILLAGE)["measures"]["cases"], 2);
+    assert_eq!(child_in(&breakdown, FIRST_VILLAGE)["name"], "芦荻山村");
+    assert_eq!(
+        child_in(&breakdown, SECOND_VILLAGE)["node_id"],
+        SECOND_VILLAGE_NODE
+    );
+    assert_eq!(child_in(&breakdown, SECOND_VILLAGE)["measures"]["cases"], 1);
+    assert_eq!(breakdown["own"]["cases"], 0);
+    // No federation runs in this test: the links are not known, and a village has no children.
+    assert_eq!(child_in(&breakdown, FIRST_VILLAGE)["sync"], Value::Null);
+    assert_eq!(child_in(&breakdown, FIRST_VILLAGE)["children"], json!([]));
+    let (_, whole) = server.get("/api/stats").await;
+    assert_eq!(whole["total"], breakdown["total"]);
+
+    // An assignment down to the second village shows at once, there and in the total.
+    let assign = json!({"kind": "assign", "payload": {
+        "to_node": SECOND_VILLAGE_NODE,
+        "required_result": "核实工资发放情况",
+        "deadline": "2099-12-31"
+    }});
+    for kind in [json!({"kind": "accept", "payload": {}}), assign] {
+        let (status, view) = server
+            .post(&format!("/api/cases/{}/events", numbers[2]), &kind)
+            .await;
+        assert_eq!(status, 200, "{kind}: {view}");
+    }
+    let (_, breakdown) = server.get("/api/stats/children").await;
+    assert_eq!(breakdown["total"]["assigned"], 1, "{breakdown}");
+    assert_eq!(
+        child_in(&breakdown, SECOND_VILLAGE)["measures"]["assigned"],
+        1
+    );
+    assert_eq!(
+        child_in(&breakdown, FIRST_VILLAGE)["measures"]["assigned"],
+        0
+    );
+    let (status, filtered) = server
+        .get("/api/stats/children?category=land_requisition")
+        .await;
+    assert_eq!(status, 200, "{filtered}");
+    assert_eq!(filtered["total"]["cases"], 0);
+    let (status, error) = server.get("/api/stats/children?by=child").await;
+    assert_eq!(status, 400, "{error}");
+
+    // What the rollup answers is what a scan of the stored summaries answers.
+    let (_temp, dir) = server.stop().await;
+    let node = Node::open(&dir).expect("node reopens");
+    let now = Utc::now();
+    let mut summaries = Vec::new();
+    node.store()
+        .for_each_summary(|summary| summaries.push(summary.clone()))
+        .expect("summaries read");
+    let thresholds = &node.config().warnings;
+    let scan = fengqiao_case::measures::measures(&summaries, None, None, now, thresholds);
+    let query = StatsQuery::default();
+    assert_eq!(node.stats(now, &query).expect("stats"), scan);
+    let breakdown = node.stats_by_child(now, &query).expect("breakdown");
+    assert_eq!(breakdown.total, scan.total);
+    for child in &breakdown.children {
+        let in_child = summaries
+            .iter()
+            .filter(|summary| summary.region_code.starts_with(&child.region_code));
+        let child_scan = fengqiao_case::measures::measures(in_child, None, None, now, thresholds);
+        assert_eq!(child.measures, child_scan.total, "{}", child.region_code);
+    }
+    assert_eq!(
+        breakdown
+            .children
+            .iter()
+            .map(|child| child.measures.cases)
+            .sum::<u64>(),
+        breakdown.total.cases
+    );
+}
+
+#[test]
+fn a_county_breaks_down_by_township_then_village_with_names_from_the_roster() {
+    const TOWNSHIP_NODE: &str = "33333333333333333333333333333333";
+    let temp = tempfile::tempdir().expect("tempdir");
+    let dir = node_with_children(
+        &temp,
+        "武陵区信访局",
+        Tier::County,
+        "430702",
+        &[(TOWNSHIP_NODE, "河洑镇", TOWNSHIP)],
+    );
+    let node = Node::open(&dir).expect("node opens");
+    let now = Utc::now();
+    for (region_code, village) in [
+        (FIRST_VILLAGE, "芦荻山村"),
+        (SECOND_VILLAGE, "丹洲村"),
+        (SECOND_VILLAGE, "丹洲村"),
+        ("430702002001", "河洑村"),
+    ] {
+        let request: RegisterCase =
+            serde_json::from_value(registration_in(region_code, village)).expect("registration");
+        node.register(OPERATOR, now, request).expect("registered");
+    }
+    // The roster knows the first village (admitted by the township), not the second.
+    let roster = [fengqiao_case::model::roster::RosterMemberView {
+        node_id: FIRST_VILLAGE_NODE.to_owned(),
+        name: "芦荻山村".to_owned(),
+        tier: Tier::Village,
+        region_code: FIRST_VILLAGE.to_owned(),
+        admitted_by: Some(TOWNSHIP_NODE.to_owned()),
+        issued_at: now,
+    }];
+    let breakdown = node
+        .stats_by_child_among(now, &StatsQuery::default(), &roster)
+        .expect("breakdown");
+    assert_eq!(breakdown.total.cases, 4);
+    // The case in another township's village lies under no child of this county.
+    assert_eq!(breakdown.own.cases, 1);
+    assert_eq!(breakdown.children.len(), 1);
+    let township = &breakdown.children[0];
+    assert_eq!(township.name.as_deref(), Some("河洑镇"));
+    assert_eq!(township.measures.cases, 3);
+    let villages: Vec<(Option<&str>, &str, u64)> = township
+        .children
+        .iter()
+        .map(|village| {
+            (
+                village.name.as_deref(),
+                village.region_code.as_str(),
+                village.measures.cases,
+            )
+        })
+        .collect();
+    assert_eq!(
+        villages,
+        vec![
+            (Some("芦荻山村"), FIRST_VILLAGE, 1),
+            (None, SECOND_VILLAGE, 2)
+        ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_beyond_the_nodes_authority_is_answered_403_with_the_rule() {
+    let server = TestServer::start().await;
+    let number = case_with_events(&server, &[json!({"kind": "accept", "payload": {}})]).await;
+    // Outside a federation nobody is above the village: it cannot supervise its own case.
+    let directive = json!({"kind": "issue_directive", "payload": {
+        "directive": "D1",
+        "target_node": "someone-below",
+        "requirement": "七日内报送",
+        "due": "2099-12-31",
+        "listed": false,
+    }});
+    let (status, error) = server
+        .post(&format!("/api/cases/{number}/events"), &directive)
+        .await;
+    assert_eq!(status, 403, "{error}");
+    let message = error["error"].as_str().expect("an error message");
+    assert!(
+        message.contains("may not issue_directive: only a tier above the holder supervises"),
+        "{message}"
+    );
+    server.stop().await;
+}
+
+#[test]
+fn cases_registered_while_the_statistics_are_first_counted_are_all_counted() {
+    let temp = tempfile::tempdir().expect("tempdir");
+    let dir = node_with_children(
+        &temp,
+        "河洑镇信访办",
+        Tier::Township,
+        TOWNSHIP,
+        &[(FIRST_VILLAGE_NODE, "芦荻山村", FIRST_VILLAGE)],
+    );
+    let node = Node::open(&dir).expect("node opens");
+    let now = Utc::now();
+    let register = |count: usize| {
+        for _ in 0..count {
+            let request: RegisterCase =
+                serde_json::from_value(registration_in(FIRST_VILLAGE, "芦荻山村"))
+                    .expect("registration");
+            node.register(OPERATOR, now, request).expect("registered");
+        }
+    };
+    register(200);
+    // The first count scans the store while more cases are registered: those committed during
+    // the scan are kept aside and counted after it.
+    std::thread::scope(|scope| {
+        scope.spawn(|| register(100));
+        scope.spawn(|| {
+            for _ in 0..20 {
+                node.prepare_stats().expect("counted");
+            }
+        });
+    });
+    let mut summaries = Vec::new();
+    node.store()
+        .for_each_summary(|summary| summaries.push(summary.clone()))
+        .expect("summaries read");
+    assert_eq!(summaries.len(), 300);
+    let scan =
+        fengqiao_case::measures::measures(&summaries, None, None, now, &node.config().warnings);
+    assert_eq!(
+        node.stats(now, &StatsQuery::default()).expect("stats"),
+        scan
+    );
+}

@@ -222,7 +222,8 @@ pub fn event_details(kind: &EventKind) -> String {
         }
         EventKind::Reject { reason }
         | EventKind::Object { reason }
-        | EventKind::Reopen { reason } => reason.clone(),
+        | EventKind::Reopen { reason }
+        | EventKind::TakeOver { reason } => reason.clone(),
         EventKind::Forward {
             to_unit,
             to_node,

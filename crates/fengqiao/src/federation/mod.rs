@@ -531,6 +531,8 @@ impl Federation {
         let local_address = endpoint.local_address()?;
 
         let live_roster = Arc::new(start_roster(&node, &config, own_admission.clone()).await?);
+        // The node judges its own events against the authority table over the same roster.
+        node.set_hierarchy(Arc::clone(&live_roster) as _);
         let roster: SharedRoster = Arc::clone(&live_roster) as SharedRoster;
         let replica = StoreReplica::for_node(Arc::clone(&node), roster)
             .with_received_events_checked(config.check_received_events);

@@ -407,6 +407,8 @@ fn non_personal_summary(kind: &EventKind) -> String {
         | EventKind::AcceptAssignment {}
         | EventKind::Object { .. }
         | EventKind::Reopen { .. }
+        // The new holder is the event's maker, already in the node column.
+        | EventKind::TakeOver { .. }
         | EventKind::Note { .. } => String::new(),
         EventKind::Forward {
             to_unit, to_node, ..

@@ -550,3 +550,51 @@ fn case_numbers_parse_into_their_parts() {
     assert_eq!(parts.year, 2026);
     assert_eq!(parts.sequence, 123);
 }
+
+#[test]
+fn a_standalone_node_has_nobody_above_it_so_supervises_and_takes_over_nothing() {
+    let (_temp, node) = open_village();
+    let number = node
+        .register(OPERATOR, now(), registration(Category::WageArrears))
+        .expect("registers")
+        .header
+        .number;
+    let directive = node
+        .append(
+            OPERATOR,
+            now(),
+            &number,
+            event(EventKind::IssueDirective {
+                directive: "D1".into(),
+                target_node: node.node_id().to_owned(),
+                requirement: "七日内报送".into(),
+                due: local_date(now()) + TimeDelta::days(7),
+                listed: false,
+            }),
+        )
+        .expect_err("the holder does not supervise itself");
+    assert!(
+        matches!(directive, ServiceError::Forbidden(_)),
+        "{directive:?}"
+    );
+    assert_eq!(directive.http_status(), 403);
+    let message = directive.to_string();
+    assert!(
+        message.contains("only a tier above the holder supervises"),
+        "{message}"
+    );
+
+    let take_over = node
+        .append(
+            OPERATOR,
+            now(),
+            &number,
+            event(EventKind::TakeOver {
+                reason: "提级办理".into(),
+            }),
+        )
+        .expect_err("the holder does not take over its own case");
+    assert_eq!(take_over.http_status(), 409, "{take_over}");
+    let stored = node.get(Some(OPERATOR), now(), &number).expect("reads");
+    assert_eq!(stored.events.len(), 1, "nothing refused was stored");
+}
