@@ -165,6 +165,41 @@ impl SignerKeys {
     }
 }
 
+/// Whether every one of `events` of `case` is signed by the node it names and unaltered, checked
+/// in one batch: cheaper than one by one, but on `false` it does not say which failed (verify
+/// them one by one to learn). Deterministic: the batch's random weights come from a transcript of
+/// its inputs, not from the operating system.
+pub fn verify_all(case: &CaseId, events: &[&Event], keys: &mut SignerKeys) -> bool {
+    let mut messages = Vec::with_capacity(events.len());
+    let mut signatures = Vec::with_capacity(events.len());
+    let mut verifying_keys = Vec::with_capacity(events.len());
+    for event in events {
+        let Some(signed) = &event.signature else {
+            return false;
+        };
+        if signed.version != EVENT_SIGNATURE_VERSION {
+            return false;
+        }
+        let (Ok(key_bytes), Ok(signature_bytes)) = (
+            <[u8; 32]>::try_from(signed.public_key.as_slice()),
+            <[u8; 64]>::try_from(signed.signature.as_slice()),
+        ) else {
+            return false;
+        };
+        if node_id_for_public_key(&key_bytes) != event.node {
+            return false;
+        }
+        let (Some(key), Ok(message)) = (keys.decode(&key_bytes), signing_bytes(case, event)) else {
+            return false;
+        };
+        messages.push(message);
+        signatures.push(Signature::from_bytes(&signature_bytes));
+        verifying_keys.push(key);
+    }
+    let message_slices: Vec<&[u8]> = messages.iter().map(Vec::as_slice).collect();
+    ed25519_dalek::verify_batch(&message_slices, &signatures, &verifying_keys).is_ok()
+}
+
 /// [`verify_event`], reusing keys decoded for earlier events.
 pub fn verify_event_with(
     case: &CaseId,

@@ -170,3 +170,26 @@ fn the_header_is_what_the_signed_events_say_whatever_else_is_written() {
     doc.commit();
     assert_eq!(document.header().expect("reads"), before);
 }
+
+#[test]
+fn a_batch_verifies_only_when_every_event_does() {
+    use crate::signature::{SignerKeys, verify_all};
+    let document = signed_case(&key(1));
+    let (header, events) = document.contents().expect("reads");
+    let all: Vec<&crate::model::Event> = events.iter().collect();
+    assert!(verify_all(&header.number, &all, &mut SignerKeys::default()));
+    let mut altered = events[1].clone();
+    altered.operator = "别人".to_owned();
+    assert!(!verify_all(
+        &header.number,
+        &[&events[0], &altered],
+        &mut SignerKeys::default()
+    ));
+    let mut claimed = events[1].clone();
+    claimed.node = node_of(&key(2));
+    assert!(!verify_all(
+        &header.number,
+        &[&claimed],
+        &mut SignerKeys::default()
+    ));
+}
