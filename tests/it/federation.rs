@@ -7,8 +7,9 @@
 //!     parent had acknowledged;
 //! (d) a node whose key was never admitted is refused;
 //! (e) a village never receives a sibling village's case.
-//! Adversarial: a village's unauthorized close of a county-held case, and a township's forged,
-//! altered and replayed village events, are quarantined by the receiver while the rest flows.
+//! Adversarial: a village's unauthorized close of a county-held case, a village moving a case into
+//! its sibling's region, and a township's forged, altered and replayed village events, are
+//! quarantined by the receiver while the rest flows.
 //! Beyond the list: a county's edit reaches the village through the replicated roster,
 //! and `admit` / `revoke` take effect on a running parent, roster included.
 
@@ -865,7 +866,8 @@ fn escalate_to(to_node: &str) -> serde_json::Value {
 }
 
 #[test]
-fn forged_altered_replayed_and_unauthorized_events_are_quarantined_and_the_rest_flows() {
+fn forged_altered_replayed_unauthorized_and_out_of_region_events_are_quarantined_and_the_rest_flows()
+ {
     let temp = tempfile::tempdir().expect("tempdir");
     let mut tree = start_tree(
         temp.path(),
@@ -877,6 +879,7 @@ fn forged_altered_replayed_and_unauthorized_events_are_quarantined_and_the_rest_
     let village = &tree.villages[0];
     let (escalated, _) = register(&tree.village_nodes[0], VILLAGE, 1);
     let (village_held, _) = register(&tree.village_nodes[0], VILLAGE, 2);
+    let (to_move, _) = register(&tree.village_nodes[0], VILLAGE, 5);
     // Escalated village → township → county: the county holds it, the village keeps a copy.
     wait_for("the township holds a copy", SETTLE, || {
         holder_at(&tree.township_node, &escalated)
@@ -910,8 +913,9 @@ fn forged_altered_replayed_and_unauthorized_events_are_quarantined_and_the_rest_
             other => Err(format!("held by {other}")),
         },
     );
-    wait_for("the village-held case reaches the county", SETTLE, || {
-        holder_at(&tree.county_node, &village_held)
+    wait_for("the village-held cases reach the county", SETTLE, || {
+        holder_at(&tree.county_node, &village_held)?;
+        holder_at(&tree.township_node, &to_move)
     });
 
     // 1. A village closes a county-held case behind its node's back, and syncs it.
@@ -932,10 +936,49 @@ fn forged_altered_replayed_and_unauthorized_events_are_quarantined_and_the_rest_
             )
             .expect("sign");
         tamperer.push(&escalated, &[close]).expect("push");
+        // 2. It moves a case it holds into its sibling village's region, which only a forward
+        // to that village (or a tier above both) may do.
+        let moved = tamperer
+            .sign(
+                &to_move,
+                "moved-to-sibling",
+                &tamperer.node_id(),
+                fengqiao_case::EventKind::AmendHeader {
+                    amendment: fengqiao_case::HeaderAmendment::Location(fengqiao_case::Location {
+                        region_code: SIBLING_VILLAGE.to_owned(),
+                        village: "太阳山村".to_owned(),
+                        grid: String::new(),
+                        grid_worker: String::new(),
+                    }),
+                },
+                None,
+            )
+            .expect("sign");
+        tamperer.push(&to_move, &[moved]).expect("push");
     }
     tree.village_nodes.insert(0, village.start());
-    let reason = wait_quarantined(&tree.township_node, &village.id, 1);
-    assert!(reason.contains("only the holder closes"), "{reason}");
+    wait_quarantined(&tree.township_node, &village.id, 2);
+    let (_, listing) = http_get(tree.township_node.address, "/api/quarantine").expect("quarantine");
+    let reasons: Vec<String> = listing["entries"]
+        .as_array()
+        .expect("quarantine entries")
+        .iter()
+        .map(|entry| entry["reason"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert!(
+        reasons
+            .iter()
+            .any(|reason| reason.contains("only the holder closes")),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons
+            .iter()
+            .any(|reason| reason.contains("outside the jurisdiction")),
+        "{reasons:?}"
+    );
+    let moved_at_township = events_at(&tree.township_node, &to_move).expect("held");
+    assert!(!event_ids(&moved_at_township).contains(&"moved-to-sibling".to_owned()));
     // Nothing else on the link is disturbed: a new case still goes up.
     let (after_close, _) = register(&tree.village_nodes[0], VILLAGE, 3);
     wait_for("a later case reaches the county", SETTLE, || {
@@ -944,7 +987,7 @@ fn forged_altered_replayed_and_unauthorized_events_are_quarantined_and_the_rest_
     let at_township = event_ids(&events_at(&tree.township_node, &escalated).expect("held"));
     assert!(!at_township.contains(&"unauthorized-close".to_owned()));
 
-    // 2. The township forges, alters and replays village events on a village-held case.
+    // 3. The township forges, alters and replays village events on a village-held case.
     let township_quic = quic_address(&tree.township_node);
     assert!(tree.township_node.stop().expect("stop the township"));
     {

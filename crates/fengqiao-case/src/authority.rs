@@ -10,7 +10,7 @@
 
 use serde::Serialize;
 
-use crate::model::{CaseState, EventKind, NodeId};
+use crate::model::{CaseState, EventKind, HeaderAmendment, NodeId};
 
 /// The federation's hierarchy, as far as authority needs it.
 pub trait Hierarchy {
@@ -293,6 +293,51 @@ pub enum AuthorityError {
     },
     #[error("a case is registered only by the office that creates it")]
     RegisterOnExistingCase,
+    #[error(
+        "node {node} may not place a case in region {region}: it lies outside its jurisdiction \
+         ({})",
+        node_region.as_deref().map_or("the node is not an office of the federation".to_owned(), |own| format!("region {own}"))
+    )]
+    OutsideJurisdiction {
+        node: NodeId,
+        region: String,
+        node_region: Option<String>,
+    },
+}
+
+/// The region an event places its case in, if it does: where a registration or an amended
+/// location says the matter is.
+pub fn placed_region(kind: &EventKind) -> Option<&str> {
+    match kind {
+        EventKind::Register {
+            header: Some(header),
+        } => Some(&header.location.region_code),
+        EventKind::AmendHeader {
+            amendment: HeaderAmendment::Location(location),
+        } => Some(&location.region_code),
+        _ => None,
+    }
+}
+
+/// An office places cases only inside its own jurisdiction: it registers matters located there,
+/// and moves a case's location only within it (to hand a case elsewhere it forwards or
+/// escalates it instead).
+pub fn check_jurisdiction(
+    kind: &EventKind,
+    node: &str,
+    hierarchy: &dyn Hierarchy,
+) -> Result<(), AuthorityError> {
+    let Some(region) = placed_region(kind) else {
+        return Ok(());
+    };
+    match hierarchy.region_of(node) {
+        Some(own) if region.starts_with(own.as_str()) => Ok(()),
+        node_region => Err(AuthorityError::OutsideJurisdiction {
+            node: node.to_owned(),
+            region: region.to_owned(),
+            node_region,
+        }),
+    }
 }
 
 fn kind_name(kind: KindTag) -> String {

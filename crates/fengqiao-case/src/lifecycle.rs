@@ -1089,6 +1089,7 @@ pub fn append(
     // that may make it; the table then refuses what the lifecycle does not judge by itself
     // (annotations, directives issued, take-overs, by offices with no such authority).
     authorize(&state, &event.kind, &event.node, hierarchy)?;
+    crate::authority::check_jurisdiction(&event.kind, &event.node, hierarchy)?;
     if events.iter().any(|existing| existing.id == event.id) {
         return Err(CaseError::InvalidInput {
             field: "id",

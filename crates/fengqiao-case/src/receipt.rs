@@ -12,7 +12,7 @@ use std::collections::{HashMap, HashSet};
 
 use automerge::{Change, ChangeHash};
 
-use crate::authority::{AuthorityError, Hierarchy, authorize};
+use crate::authority::{AuthorityError, Hierarchy, authorize, placed_region};
 use crate::derive::derive;
 use crate::document::{CaseDocument, DocumentError};
 use crate::model::{CaseHeader, CaseId, Event, EventId, EventKind, Limits, NodeId};
@@ -31,8 +31,8 @@ pub enum ReceiptError {
         source: AuthorityError,
     },
     #[error(
-        "event {event} registers a case located in region {region}, outside the jurisdiction of \
-         its maker {node} (region {node_region})"
+        "event {event} places the case in region {region}, outside the jurisdiction of its maker \
+         {node} (region {node_region})"
     )]
     OutsideJurisdiction {
         event: EventId,
@@ -217,22 +217,28 @@ impl Judge<'_> {
                 node: event.node.clone(),
             });
         };
-        if let EventKind::Register { header } = &event.kind {
+        // A registration, or an amended location, places the case: only inside the maker's
+        // jurisdiction (the same rule the API applies, `authority::check_jurisdiction`).
+        let placed = match &event.kind {
+            EventKind::Register { header: None } => {
+                Some(after_header.location.region_code.as_str())
+            }
+            kind => placed_region(kind),
+        };
+        if let Some(region) = placed
+            && !region.starts_with(node_region.as_str())
+        {
+            return Err(ReceiptError::OutsideJurisdiction {
+                event: event.id.clone(),
+                node: event.node.clone(),
+                region: region.to_owned(),
+                node_region,
+            });
+        }
+        if let EventKind::Register { .. } = &event.kind {
             if position != 0 {
                 return Err(ReceiptError::RegisteredAgain {
                     event: event.id.clone(),
-                });
-            }
-            let region = header
-                .as_ref()
-                .map(|header| header.location.region_code.as_str())
-                .unwrap_or(after_header.location.region_code.as_str());
-            if !region.starts_with(node_region.as_str()) {
-                return Err(ReceiptError::OutsideJurisdiction {
-                    event: event.id.clone(),
-                    node: event.node.clone(),
-                    region: region.to_owned(),
-                    node_region,
                 });
             }
             return Ok(());

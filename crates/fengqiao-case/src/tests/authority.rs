@@ -126,3 +126,35 @@ fn only_the_target_answers_a_directive_and_only_the_issuer_crosses_it_off() {
     };
     assert!(!relations(&state, &other, COUNTY, &Tree).contains(&Relation::DirectiveIssuer));
 }
+
+#[test]
+fn an_office_places_a_case_only_inside_its_jurisdiction() {
+    use crate::authority::check_jurisdiction;
+    use crate::model::{HeaderAmendment, Location};
+    let moved_to = |region_code: &str| EventKind::AmendHeader {
+        amendment: HeaderAmendment::Location(Location {
+            region_code: region_code.to_owned(),
+            village: "别处".to_owned(),
+            grid: String::new(),
+            grid_worker: String::new(),
+        }),
+    };
+    // Within its own village, and by the township over both villages: allowed.
+    assert!(check_jurisdiction(&moved_to("430702001001"), VILLAGE, &Tree).is_ok());
+    assert!(check_jurisdiction(&moved_to("430702001002"), TOWNSHIP, &Tree).is_ok());
+    // A village moving its case into its sibling's village: refused, by name.
+    match check_jurisdiction(&moved_to("430702001002"), VILLAGE, &Tree) {
+        Err(error @ AuthorityError::OutsideJurisdiction { .. }) => {
+            let message = error.to_string();
+            assert!(message.contains("430702001002"), "{message}");
+            assert!(message.contains("region 430702001001"), "{message}");
+        }
+        other => panic!("expected OutsideJurisdiction, got {other:?}"),
+    }
+    // Through the API's append: refused the same way.
+    let mut case = Case::registered();
+    let refused = case.refused(VILLAGE, moved_to("430702001002"), china(3, 3, 10));
+    assert!(refused.contains("outside its jurisdiction"), "{refused}");
+    // Events that place nothing are not the jurisdiction rule's business.
+    assert!(check_jurisdiction(&note(), "stranger", &Tree).is_ok());
+}

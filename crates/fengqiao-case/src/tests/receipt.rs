@@ -565,3 +565,39 @@ mod screening {
         assert_eq!(screened.kept.len(), 1);
     }
 }
+
+#[test]
+fn a_holder_moving_its_case_into_another_villages_region_is_refused() {
+    let offices = Offices::new();
+    let mut events = vec![
+        register_by(&offices.village),
+        signed(
+            &offices.village,
+            "accept",
+            accept(),
+            Some("register"),
+            china(3, 2, 10),
+        ),
+    ];
+    let held = events.clone();
+    events.push(signed(
+        &offices.village,
+        "moved",
+        EventKind::AmendHeader {
+            amendment: crate::model::HeaderAmendment::Location(crate::model::Location {
+                region_code: "430702001002".to_owned(),
+                village: "太阳山村".to_owned(),
+                grid: String::new(),
+                grid_worker: String::new(),
+            }),
+        },
+        None,
+        china(3, 3, 10),
+    ));
+    let rejection = only_rejection(&held, &events);
+    assert_eq!(rejection.event, "moved");
+    assert!(matches!(
+        rejection.error,
+        ReceiptError::OutsideJurisdiction { .. }
+    ));
+}
