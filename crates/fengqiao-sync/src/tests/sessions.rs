@@ -709,6 +709,8 @@ struct RecordingReplica {
     inner: crate::replica::InMemoryReplica,
     calls: Vec<&'static str>,
     fail_durability: bool,
+    /// Answer every apply as a replica whose roster does not know the maker yet.
+    defer: bool,
 }
 
 impl Replica for RecordingReplica {
@@ -744,6 +746,12 @@ impl Replica for RecordingReplica {
         admit_new_case: &dyn Fn(&crate::routing::CaseRouting) -> Result<(), String>,
     ) -> Result<crate::replica::Applied, crate::replica::ReplicaError> {
         self.calls.push("apply");
+        if self.defer {
+            return Err(crate::replica::ReplicaError::Deferred {
+                case: case.to_owned(),
+                message: "the maker is not in the roster yet".to_owned(),
+            });
+        }
         self.inner.apply(peer, case, bytes, whole, admit_new_case)
     }
     fn make_durable(&mut self) -> Result<(), crate::replica::ReplicaError> {
@@ -826,6 +834,7 @@ fn three_cases_arriving(fail_durability: bool) -> (Session, RecordingReplica, Ve
         inner: replica_for(TOWNSHIP),
         calls: Vec::new(),
         fail_durability,
+        defer: false,
     };
     let now = Instant::now();
     let mut session = township_facing_village(&mut township, now);
@@ -878,4 +887,56 @@ fn a_failed_disk_sync_acknowledges_nothing_and_ends_the_session() {
         matches!(sent.as_slice(), [SyncFrame::Error { .. }]),
         "only the error goes out: {sent:?}"
     );
+}
+
+#[test]
+fn deferred_cases_are_asked_for_again_when_the_roster_changes() {
+    let (mut session, mut township, frames) = three_cases_arriving(false);
+    township.defer = true;
+    let numbers: Vec<String> = frames
+        .iter()
+        .filter_map(|frame| match frame {
+            SyncFrame::Changes { case, .. } => Some(case.clone()),
+            _ => None,
+        })
+        .collect();
+    session.handle_frames(&mut township, Instant::now(), frames);
+    // The peer stops waiting for them, and nothing is acknowledged or asked for yet.
+    let mut refused = Vec::new();
+    while let Some(frame) = session.poll_transmit() {
+        match frame {
+            SyncFrame::Refused { case, reason, .. } => {
+                assert!(reason.starts_with("deferred"), "{reason}");
+                refused.push(case);
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(refused, numbers);
+    assert_eq!(session.deferred_cases(), 3);
+    let events: Vec<SyncEvent> = std::iter::from_fn(|| session.poll_event()).collect();
+    assert_eq!(
+        events
+            .iter()
+            .filter(|event| matches!(event, SyncEvent::CaseDeferred { .. }))
+            .count(),
+        3,
+        "{events:?}"
+    );
+
+    // The roster learns the maker: each case is asked for again, whole (none is held here).
+    township.defer = false;
+    session.retry_deferred(&mut township);
+    let mut asked = Vec::new();
+    while let Some(frame) = session.poll_transmit() {
+        match frame {
+            SyncFrame::Need { case, have_heads } => {
+                assert!(have_heads.is_empty());
+                asked.push(case);
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(asked, numbers);
+    assert_eq!(session.deferred_cases(), 0);
 }
