@@ -785,10 +785,10 @@ impl Tally {
     }
 }
 
-const STATUSES: usize = 11;
+pub(crate) const STATUSES: usize = 11;
 
 /// Every status, at the index [`status_index`] gives it.
-const STATUS_ORDER: [Status; STATUSES] = [
+pub(crate) const STATUS_ORDER: [Status; STATUSES] = [
     Status::Registered,
     Status::AwaitingReceiver,
     Status::Accepted,

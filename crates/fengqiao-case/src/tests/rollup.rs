@@ -321,19 +321,7 @@ fn instant() -> impl Strategy<Value = DateTime<Utc>> {
     ]
 }
 
-const STATUSES: [Status; 11] = [
-    Status::Registered,
-    Status::AwaitingReceiver,
-    Status::Accepted,
-    Status::NotAccepted,
-    Status::Diverted,
-    Status::ForwardedOut,
-    Status::Replied,
-    Status::Evaluated,
-    Status::Closed,
-    Status::UnderReview,
-    Status::Final,
-];
+use crate::rollup::STATUS_ORDER as STATUSES;
 
 const DIRECTIVE_STATUSES: [DirectiveStatus; 5] = [
     DirectiveStatus::Issued,

@@ -438,28 +438,8 @@ impl StoreReplica {
             })
             .map_err(|error| rejected_or_storage(case, error))?;
         match outcome {
-            Ok(((heads, clock), _feed_seq)) => {
-                self.handle.observe_clock(clock);
-                Ok(Applied {
-                    heads,
-                    created: false,
-                    changed: true,
-                    quarantined: Vec::new(),
-                    deferred: false,
-                })
-            }
-            Err(ApplyRefusal::Unchanged(heads)) => Ok(Applied {
-                heads,
-                created: false,
-                changed: false,
-                quarantined: Vec::new(),
-                deferred: false,
-            }),
             Err(ApplyRefusal::FailedChecks) => self.merge_screened(peer, case, bytes, whole),
-            Err(ApplyRefusal::Rejected(message)) => Err(ReplicaError::Rejected {
-                case: case.to_owned(),
-                message,
-            }),
+            outcome => self.merged(case, outcome, Vec::new(), false),
         }
     }
 
@@ -507,6 +487,21 @@ impl StoreReplica {
             })
             .map_err(|error| rejected_or_storage(case, error))?;
         let (quarantined, deferred) = self.quarantine(peer, case, refused)?;
+        self.merged(case, outcome, quarantined, deferred)
+    }
+
+    /// What a merge into a held case comes to, for the session.
+    fn merged(
+        &self,
+        case: &str,
+        outcome: Result<((Vec<ChangeHead>, HybridTimestamp), u64), ApplyRefusal>,
+        quarantined: Vec<String>,
+        deferred: bool,
+    ) -> Result<Applied, ReplicaError> {
+        let rejected = |message: String| ReplicaError::Rejected {
+            case: case.to_owned(),
+            message,
+        };
         match outcome {
             Ok(((heads, clock), _feed_seq)) => {
                 self.handle.observe_clock(clock);
@@ -528,19 +523,12 @@ impl StoreReplica {
             Err(ApplyRefusal::FailedChecks) | Err(ApplyRefusal::Rejected(_))
                 if !quarantined.is_empty() =>
             {
-                Err(ReplicaError::Rejected {
-                    case: case.to_owned(),
-                    message: quarantined.join("; "),
-                })
+                Err(rejected(quarantined.join("; ")))
             }
-            Err(ApplyRefusal::FailedChecks) => Err(ReplicaError::Rejected {
-                case: case.to_owned(),
-                message: "the peer's changes failed the checks on receipt".to_owned(),
-            }),
-            Err(ApplyRefusal::Rejected(message)) => Err(ReplicaError::Rejected {
-                case: case.to_owned(),
-                message,
-            }),
+            Err(ApplyRefusal::FailedChecks) => Err(rejected(
+                "the peer's changes failed the checks on receipt".to_owned(),
+            )),
+            Err(ApplyRefusal::Rejected(message)) => Err(rejected(message)),
         }
     }
 
