@@ -358,6 +358,41 @@ mod screening {
         document
     }
 
+    /// The village appends a note to its copy, through the lifecycle.
+    fn village_note(
+        document: &mut CaseDocument,
+        offices: &Offices,
+        event_id: &str,
+        at: DateTime<Utc>,
+    ) {
+        append(
+            document,
+            new_event(event_id, &id(&offices.village), note(), at),
+            &Limits::default(),
+            &offices.village,
+            offices,
+        )
+        .expect("notes");
+    }
+
+    /// Screen a peer's copy of the sample case against `held` (`None`: not held here).
+    fn screen_copy(
+        held: Option<&mut CaseDocument>,
+        incoming: &mut CaseDocument,
+        actor: &[u8],
+        offices: &Offices,
+    ) -> crate::receipt::Screened {
+        screen(
+            &case_header().number,
+            held,
+            incoming,
+            actor,
+            offices,
+            &Limits::default(),
+        )
+        .expect("screens")
+    }
+
     fn ids(document: &CaseDocument) -> Vec<String> {
         document
             .events()
@@ -385,27 +420,12 @@ mod screening {
         sign_event(&case_header().number, &mut forged, &offices.township).expect("signs");
         township.push_event(&forged).expect("pushes");
         // Meanwhile the village adds an honest note the forgery does not depend on.
-        append(
-            &mut village,
-            new_event("note", &id(&offices.village), note(), china(3, 3, 10)),
-            &Limits::default(),
-            &offices.village,
-            &offices,
-        )
-        .expect("notes");
+        village_note(&mut village, &offices, "note", china(3, 3, 10));
         township.merge(&mut village).expect("merges");
 
         let mut incoming = county.fork(&ACTOR_C);
         incoming.merge(&mut township).expect("merges");
-        let screened = screen(
-            &case_header().number,
-            Some(&mut county),
-            &mut incoming,
-            &ACTOR_C,
-            &offices,
-            &Limits::default(),
-        )
-        .expect("screens");
+        let screened = screen_copy(Some(&mut county), &mut incoming, &ACTOR_C, &offices);
         assert_eq!(screened.rejections.len(), 1, "{:?}", screened.rejections);
         assert_eq!(screened.rejections[0].event, "forged");
         assert_eq!(screened.kept.len(), 1);
@@ -446,15 +466,7 @@ mod screening {
         township.push_event(&after).expect("pushes");
 
         // A county that did not hold the case yet receives the township's whole copy.
-        let screened = screen(
-            &case_header().number,
-            None,
-            &mut township,
-            &ACTOR_C,
-            &offices,
-            &Limits::default(),
-        )
-        .expect("screens");
+        let screened = screen_copy(None, &mut township, &ACTOR_C, &offices);
         assert_eq!(ids(&screened.document), ["register", "accept"]);
         assert_eq!(screened.refused.len(), 2);
         assert!(
@@ -488,15 +500,7 @@ mod screening {
         relay.automerge().commit();
         let mut incoming = county.fork(&ACTOR_C);
         incoming.merge(&mut relay).expect("merges");
-        let screened = screen(
-            &case_header().number,
-            Some(&mut county),
-            &mut incoming,
-            &ACTOR_C,
-            &offices,
-            &Limits::default(),
-        )
-        .expect("screens");
+        let screened = screen_copy(Some(&mut county), &mut incoming, &ACTOR_C, &offices);
         assert!(screened.kept.is_empty());
         assert_eq!(screened.refused.len(), 1);
         assert!(matches!(
@@ -514,53 +518,23 @@ mod screening {
         let mut relay = village.fork(&ACTOR_B);
         let replayed = relay.events().expect("reads")[1].clone();
         relay.push_event(&replayed).expect("pushes");
-        append(
-            &mut village,
-            new_event("note", &id(&offices.village), note(), china(3, 3, 10)),
-            &Limits::default(),
-            &offices.village,
-            &offices,
-        )
-        .expect("notes");
+        village_note(&mut village, &offices, "note", china(3, 3, 10));
         relay.merge(&mut village).expect("merges");
 
         let mut incoming = county.fork(&ACTOR_C);
         incoming.merge(&mut relay).expect("merges");
-        let screened = screen(
-            &case_header().number,
-            Some(&mut county),
-            &mut incoming,
-            &ACTOR_C,
-            &offices,
-            &Limits::default(),
-        )
-        .expect("screens");
+        let screened = screen_copy(Some(&mut county), &mut incoming, &ACTOR_C, &offices);
         assert_eq!(screened.refused.len(), 1, "{:?}", screened.refused);
         assert_eq!(screened.kept.len(), 1);
         assert_eq!(ids(&screened.document), ["register", "accept", "note"]);
 
         // A relay that kept the replay itself still passes on later honest changes.
         let mut later = relay.fork(&ACTOR_A);
-        append(
-            &mut later,
-            new_event("later", &id(&offices.village), note(), china(3, 3, 11)),
-            &Limits::default(),
-            &offices.village,
-            &offices,
-        )
-        .expect("notes");
+        village_note(&mut later, &offices, "later", china(3, 3, 11));
         let mut relay_copy = relay.fork(&ACTOR_B);
         let mut incoming = relay_copy.fork(&ACTOR_B);
         incoming.merge(&mut later).expect("merges");
-        let screened = screen(
-            &case_header().number,
-            Some(&mut relay_copy),
-            &mut incoming,
-            &ACTOR_B,
-            &offices,
-            &Limits::default(),
-        )
-        .expect("screens");
+        let screened = screen_copy(Some(&mut relay_copy), &mut incoming, &ACTOR_B, &offices);
         assert!(screened.refused.is_empty(), "{:?}", screened.refused);
         assert_eq!(screened.kept.len(), 1);
     }

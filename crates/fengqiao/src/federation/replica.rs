@@ -454,7 +454,6 @@ impl StoreReplica {
     ) -> Result<Applied, ReplicaError> {
         let actor = self.actor.clone();
         let limits = self.limits.clone();
-        let roster = Arc::clone(&self.roster);
         let mut refused = Vec::new();
         let outcome = self
             .store()
@@ -466,7 +465,7 @@ impl StoreReplica {
                     Some(document),
                     &mut incoming,
                     &actor,
-                    &*roster,
+                    &*self.roster,
                     &limits,
                 )
                 .map_err(refusal)?;
