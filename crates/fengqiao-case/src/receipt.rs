@@ -16,7 +16,9 @@ use crate::authority::{AuthorityError, Hierarchy, authorize, placed_region};
 use crate::derive::derive;
 use crate::document::{CaseDocument, DocumentError};
 use crate::model::{CaseHeader, CaseId, Event, EventId, EventKind, Limits, NodeId};
-use crate::signature::{SignatureError, SignerKeys, verify_all, verify_event_with};
+use crate::signature::{
+    SignatureError, SignerKeys, verify_all, verify_all_of_cases, verify_event_with,
+};
 
 /// Why an event from a peer is not kept. Messages name events and offices, never case contents.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -87,35 +89,147 @@ pub fn check_received(
     federation: &dyn Hierarchy,
     limits: &Limits,
 ) -> Vec<Rejection> {
-    let mut rejections = Vec::new();
-    let reject = |event: &Event, error: ReceiptError| Rejection {
+    let copy = ReceivedCopy {
+        case,
+        header: after_header,
+        before,
+        after,
+    };
+    check_received_many(&[copy], federation, limits, &mut SignerKeys::default())
+        .pop()
+        .unwrap_or_default()
+}
+
+/// A peer's copy of one case as [`check_received_many`] judges it.
+#[derive(Debug, Clone, Copy)]
+pub struct ReceivedCopy<'a> {
+    pub case: &'a str,
+    /// The header the copy's events give.
+    pub header: &'a CaseHeader,
+    /// The events this node held of the case (empty for a case new here).
+    pub before: &'a [Event],
+    /// The copy's events.
+    pub after: &'a [Event],
+}
+
+/// [`check_received`] for several copies at once, in order: the signatures of all their new
+/// events are verified in one batch, which costs less per signature than a batch per case. Only
+/// if that batch fails is each copy's verified on its own, to find the culprits. `keys` keeps
+/// signers' decoded keys between calls.
+pub fn check_received_many(
+    copies: &[ReceivedCopy<'_>],
+    federation: &dyn Hierarchy,
+    limits: &Limits,
+    keys: &mut SignerKeys,
+) -> Vec<Vec<Rejection>> {
+    let sorted: Vec<SortedCopy<'_>> = copies
+        .iter()
+        .map(|copy| sort_events(copy.before, copy.after))
+        .collect();
+    // Copies refused for their held events are judged no further, and not batched.
+    let judged: Vec<(&ReceivedCopy<'_>, &SortedCopy<'_>)> = copies
+        .iter()
+        .zip(&sorted)
+        .filter(|(_, sorted)| !sorted.refused_whole())
+        .collect();
+    let batch: Vec<(&str, Vec<&Event>)> = judged
+        .iter()
+        .map(|(copy, sorted)| (copy.case, sorted.new_events(copy.after)))
+        .collect();
+    let batch_slices: Vec<(&str, &[&Event])> = batch
+        .iter()
+        .map(|(case, events)| (*case, events.as_slice()))
+        .collect();
+    let all_verified = verify_all_of_cases(&batch_slices, keys);
+
+    copies
+        .iter()
+        .zip(sorted)
+        .map(|(copy, sorted)| {
+            if sorted.refused_whole() {
+                return sorted.rejections;
+            }
+            // A failed batch of one copy says all there is to say about that copy.
+            let signatures_verified = all_verified
+                || (batch.len() > 1 && verify_all(copy.case, &sorted.new_events(copy.after), keys));
+            let mut judge = Judge {
+                case: copy.case.to_owned(),
+                after_header: copy.header,
+                federation,
+                limits,
+                keys: &mut *keys,
+                signatures_verified,
+            };
+            judge.judge_new_events(copy.after, sorted)
+        })
+        .collect()
+}
+
+/// A copy's events sorted against what was held: the first occurrence of each id is the event;
+/// an id this node already held twice (a peer's earlier replay, kept before it was refused) is
+/// not a new offence.
+struct SortedCopy<'a> {
+    /// The first held occurrence of each held id.
+    held: HashMap<&'a str, &'a Event>,
+    /// Positions in `after` of repeated occurrences: not judged as events of their own.
+    repeated: HashSet<usize>,
+    /// Replays, and held events altered or removed.
+    rejections: Vec<Rejection>,
+}
+
+impl<'a> SortedCopy<'a> {
+    /// Whether the copy is refused whole: no single new event is to blame for a changed or
+    /// missing held event.
+    fn refused_whole(&self) -> bool {
+        self.rejections
+            .iter()
+            .any(|rejection| rejection.error.is_about_held_events())
+    }
+
+    /// The copy's events this node did not hold, each once.
+    fn new_events<'b>(&self, after: &'b [Event]) -> Vec<&'b Event> {
+        after
+            .iter()
+            .enumerate()
+            .filter(|(position, event)| {
+                !self.repeated.contains(position) && !self.held.contains_key(event.id.as_str())
+            })
+            .map(|(_, event)| event)
+            .collect()
+    }
+}
+
+fn rejection(event: &Event, error: ReceiptError) -> Rejection {
+    Rejection {
         event: event.id.clone(),
         node: event.node.clone(),
         error,
-    };
+    }
+}
 
-    // The first occurrence of each id is the event; an id this node already held twice (a
-    // peer's earlier replay, kept before it was refused) is not a new offence.
-    let mut held: HashMap<&str, &Event> = HashMap::new();
+fn sort_events<'a>(before: &'a [Event], after: &[Event]) -> SortedCopy<'a> {
+    let mut sorted = SortedCopy {
+        held: HashMap::new(),
+        repeated: HashSet::new(),
+        rejections: Vec::new(),
+    };
     let mut held_occurrences: HashMap<&str, usize> = HashMap::new();
     for event in before {
-        held.entry(event.id.as_str()).or_insert(event);
+        sorted.held.entry(event.id.as_str()).or_insert(event);
         *held_occurrences.entry(event.id.as_str()).or_default() += 1;
     }
     let mut occurrences: HashMap<&str, usize> = HashMap::new();
-    // Positions in `after` of repeated occurrences: not judged as events of their own.
-    let mut repeated: HashSet<usize> = HashSet::new();
     for (position, event) in after.iter().enumerate() {
         let seen = occurrences.entry(event.id.as_str()).or_default();
         *seen += 1;
         if *seen > 1 {
-            repeated.insert(position);
+            sorted.repeated.insert(position);
             let allowed = held_occurrences
                 .get(event.id.as_str())
                 .copied()
                 .unwrap_or(1);
             if *seen > allowed {
-                rejections.push(reject(
+                sorted.rejections.push(rejection(
                     event,
                     ReceiptError::Duplicated {
                         event: event.id.clone(),
@@ -124,10 +238,10 @@ pub fn check_received(
             }
             continue;
         }
-        if let Some(held_event) = held.get(event.id.as_str())
+        if let Some(held_event) = sorted.held.get(event.id.as_str())
             && *held_event != event
         {
-            rejections.push(reject(
+            sorted.rejections.push(rejection(
                 event,
                 ReceiptError::Altered {
                     event: event.id.clone(),
@@ -137,7 +251,7 @@ pub fn check_received(
     }
     for event in before {
         if !occurrences.contains_key(event.id.as_str()) {
-            rejections.push(reject(
+            sorted.rejections.push(rejection(
                 event,
                 ReceiptError::Removed {
                     event: event.id.clone(),
@@ -145,48 +259,7 @@ pub fn check_received(
             ));
         }
     }
-    if rejections
-        .iter()
-        .any(|rejection| rejection.error.is_about_held_events())
-    {
-        return rejections;
-    }
-
-    let mut judge = Judge {
-        case: case.to_owned(),
-        after_header,
-        federation,
-        limits,
-        keys: SignerKeys::default(),
-        signatures_verified: false,
-    };
-    // One batch for all new events: most copies are honest, and a batch costs less than its
-    // events one by one. If it fails, each event is verified on its own to name the culprit.
-    let new_events: Vec<&Event> = after
-        .iter()
-        .enumerate()
-        .filter(|(position, event)| {
-            !repeated.contains(position) && !held.contains_key(event.id.as_str())
-        })
-        .map(|(_, event)| event)
-        .collect();
-    judge.signatures_verified = verify_all(&judge.case, &new_events, &mut judge.keys);
-    // Events judged so far and kept, in list order: the base for judging annotations.
-    let mut kept: Vec<Event> = Vec::with_capacity(after.len());
-    for (position, event) in after.iter().enumerate() {
-        if repeated.contains(&position) {
-            continue;
-        }
-        if held.contains_key(event.id.as_str()) {
-            kept.push(event.clone());
-            continue;
-        }
-        match judge.check_new_event(position, event, &kept) {
-            Ok(()) => kept.push(event.clone()),
-            Err(error) => rejections.push(reject(event, error)),
-        }
-    }
-    rejections
+    sorted
 }
 
 /// What judging one case's new events shares.
@@ -195,12 +268,33 @@ struct Judge<'a> {
     after_header: &'a CaseHeader,
     federation: &'a dyn Hierarchy,
     limits: &'a Limits,
-    keys: SignerKeys,
+    keys: &'a mut SignerKeys,
     /// Every new event's signature was verified in one batch up front.
     signatures_verified: bool,
 }
 
 impl Judge<'_> {
+    /// Judge the copy's new events in list order, each against the events kept before it.
+    fn judge_new_events(&mut self, after: &[Event], sorted: SortedCopy<'_>) -> Vec<Rejection> {
+        let mut rejections = sorted.rejections;
+        // Events judged so far and kept, in list order: the base for judging annotations.
+        let mut kept: Vec<Event> = Vec::with_capacity(after.len());
+        for (position, event) in after.iter().enumerate() {
+            if sorted.repeated.contains(&position) {
+                continue;
+            }
+            if sorted.held.contains_key(event.id.as_str()) {
+                kept.push(event.clone());
+                continue;
+            }
+            match self.check_new_event(position, event, &kept) {
+                Ok(()) => kept.push(event.clone()),
+                Err(error) => rejections.push(rejection(event, error)),
+            }
+        }
+        rejections
+    }
+
     fn check_new_event(
         &mut self,
         position: usize,
@@ -209,7 +303,7 @@ impl Judge<'_> {
     ) -> Result<(), ReceiptError> {
         let (after_header, federation, limits) = (self.after_header, self.federation, self.limits);
         if !self.signatures_verified {
-            verify_event_with(&self.case, event, &mut self.keys)?;
+            verify_event_with(&self.case, event, self.keys)?;
         }
         let Some(node_region) = federation.region_of(&event.node) else {
             return Err(ReceiptError::UnknownMaker {

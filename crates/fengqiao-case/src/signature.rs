@@ -163,38 +163,60 @@ impl SignerKeys {
         }
         Some(key)
     }
+
+    /// The key, decoded, if it hashes to `node`: the signer an event names must be the one
+    /// whose key signed it.
+    fn decode_for(&mut self, key_bytes: &[u8; 32], node: &str) -> Option<VerifyingKey> {
+        if node_id_for_public_key(key_bytes) != node {
+            return None;
+        }
+        self.decode(key_bytes)
+    }
 }
 
 /// Whether every one of `events` of `case` is signed by the node it names and unaltered, checked
 /// in one batch: cheaper than one by one, but on `false` it does not say which failed (verify
 /// them one by one to learn). Deterministic: the batch's random weights come from a transcript of
 /// its inputs, not from the operating system.
-pub fn verify_all(case: &CaseId, events: &[&Event], keys: &mut SignerKeys) -> bool {
-    let mut messages = Vec::with_capacity(events.len());
-    let mut signatures = Vec::with_capacity(events.len());
-    let mut verifying_keys = Vec::with_capacity(events.len());
-    for event in events {
-        let Some(signed) = &event.signature else {
-            return false;
-        };
-        if signed.version != EVENT_SIGNATURE_VERSION {
-            return false;
+pub fn verify_all(case: &str, events: &[&Event], keys: &mut SignerKeys) -> bool {
+    verify_all_of_cases(&[(case, events)], keys)
+}
+
+/// [`verify_all`] over the new events of several cases at once: one batch costs less per
+/// signature the larger it is (on this project's machine about 21 µs each in a batch of 6, 16 µs
+/// in a batch of 96), so a receiver verifies the cases of a whole received batch together.
+pub fn verify_all_of_cases(cases: &[(&str, &[&Event])], keys: &mut SignerKeys) -> bool {
+    let count = cases.iter().map(|(_, events)| events.len()).sum();
+    let mut messages = Vec::with_capacity(count);
+    let mut signatures = Vec::with_capacity(count);
+    let mut verifying_keys = Vec::with_capacity(count);
+    for (case, events) in cases {
+        for event in *events {
+            let Some(signed) = &event.signature else {
+                return false;
+            };
+            if signed.version != EVENT_SIGNATURE_VERSION {
+                return false;
+            }
+            let (Ok(key_bytes), Ok(signature_bytes)) = (
+                <[u8; 32]>::try_from(signed.public_key.as_slice()),
+                <[u8; 64]>::try_from(signed.signature.as_slice()),
+            ) else {
+                return false;
+            };
+            let (Some(key), Ok(message)) = (
+                keys.decode_for(&key_bytes, &event.node),
+                signing_bytes(case, event),
+            ) else {
+                return false;
+            };
+            messages.push(message);
+            signatures.push(Signature::from_bytes(&signature_bytes));
+            verifying_keys.push(key);
         }
-        let (Ok(key_bytes), Ok(signature_bytes)) = (
-            <[u8; 32]>::try_from(signed.public_key.as_slice()),
-            <[u8; 64]>::try_from(signed.signature.as_slice()),
-        ) else {
-            return false;
-        };
-        if node_id_for_public_key(&key_bytes) != event.node {
-            return false;
-        }
-        let (Some(key), Ok(message)) = (keys.decode(&key_bytes), signing_bytes(case, event)) else {
-            return false;
-        };
-        messages.push(message);
-        signatures.push(Signature::from_bytes(&signature_bytes));
-        verifying_keys.push(key);
+    }
+    if messages.is_empty() {
+        return true;
     }
     let message_slices: Vec<&[u8]> = messages.iter().map(Vec::as_slice).collect();
     ed25519_dalek::verify_batch(&message_slices, &signatures, &verifying_keys).is_ok()

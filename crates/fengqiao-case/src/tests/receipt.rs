@@ -8,8 +8,10 @@ use ed25519_dalek::SigningKey;
 use super::support::{accept, china, close, escalate, header, reply};
 use crate::authority::Hierarchy;
 use crate::model::{CaseHeader, Event, EventKind, Limits};
-use crate::receipt::{ReceiptError, Rejection, check_received};
-use crate::signature::{NodeSigner, SignatureError, node_id_for_public_key, sign_event};
+use crate::receipt::{ReceiptError, ReceivedCopy, Rejection, check_received, check_received_many};
+use crate::signature::{
+    NodeSigner, SignatureError, SignerKeys, node_id_for_public_key, sign_event,
+};
 
 /// Offices with real keys: county → township → two villages.
 struct Offices {
@@ -312,6 +314,67 @@ fn a_held_event_changed_or_dropped_in_the_peers_copy_is_refused() {
     let dropped = held[..3].to_vec();
     let rejection = only_rejection(&held, &dropped);
     assert!(matches!(rejection.error, ReceiptError::Removed { .. }));
+}
+
+#[test]
+fn copies_checked_together_are_judged_each_as_if_checked_alone() {
+    let offices = Offices::new();
+    let honest = county_held(&offices);
+    let mut bad_signature = honest.clone();
+    if let Some(signature) = &mut bad_signature[3].signature {
+        signature.signature[10] ^= 0x40;
+    }
+    let mut altered_held = honest.clone();
+    altered_held[1].operator = "别人".to_owned();
+    let header = case_header();
+    // (held, received): a new case, an extended one, one with a forged signature among honest
+    // copies (the shared batch fails), and one refused whole for a changed held event.
+    let pairs: Vec<(&[Event], &[Event])> = vec![
+        (&[], &honest),
+        (&honest[..2], &honest),
+        (&honest[..3], &bad_signature),
+        (&honest, &altered_held),
+        (&[], &honest),
+    ];
+    let copies: Vec<ReceivedCopy<'_>> = pairs
+        .iter()
+        .map(|(before, after)| ReceivedCopy {
+            case: &header.number,
+            header: &header,
+            before,
+            after,
+        })
+        .collect();
+    let together = check_received_many(
+        &copies,
+        &Offices::new(),
+        &Limits::default(),
+        &mut SignerKeys::default(),
+    );
+    let alone: Vec<Vec<Rejection>> = pairs
+        .iter()
+        .map(|(before, after)| check(before, after))
+        .collect();
+    assert_eq!(together, alone);
+    assert!(together[0].is_empty() && together[1].is_empty() && together[4].is_empty());
+    assert!(matches!(
+        together[2][..],
+        [Rejection {
+            error: ReceiptError::Signature(SignatureError::BadSignature { .. }),
+            ..
+        }]
+    ));
+    assert!(together[3][0].error.is_about_held_events());
+
+    // Without the forged copy the batch passes, with the same verdicts.
+    let honest_copies = [copies[0], copies[1], copies[4]];
+    let verdicts = check_received_many(
+        &honest_copies,
+        &Offices::new(),
+        &Limits::default(),
+        &mut SignerKeys::default(),
+    );
+    assert_eq!(verdicts, vec![Vec::new(), Vec::new(), Vec::new()]);
 }
 
 fn note() -> EventKind {
