@@ -53,7 +53,10 @@ impl DocumentCache {
     }
 
     pub(crate) fn insert(&self, number: &str, handle: DocumentHandle) {
-        lock_ignoring_poison(&self.documents).put(number.to_owned(), handle);
+        let evicted = lock_ignoring_poison(&self.documents).push(number.to_owned(), handle);
+        // Dropped after the lock is released: freeing a whole document takes a while, and
+        // every reader of the cache waits on that lock.
+        drop(evicted);
     }
 
     #[cfg(test)]

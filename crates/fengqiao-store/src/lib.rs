@@ -27,7 +27,7 @@ mod test_support;
 #[cfg(test)]
 mod tests;
 
-use std::collections::HashSet;
+use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
@@ -167,6 +167,15 @@ pub struct FeedEntry {
 /// A node meta entry (key, value) written together with a case update, in the same transaction.
 pub type MetaEntry = (String, Vec<u8>);
 
+/// A new case with a saved form of its document at hand: its `save()`, or the bytes it was just
+/// loaded from (a case received whole from a peer), which spares encoding the document again.
+#[derive(Debug)]
+pub struct SavedCase {
+    pub document: CaseDocument,
+    pub saved: Vec<u8>,
+    pub summary: CaseSummary,
+}
+
 /// A case to write as a new document: the caller has built it with `fengqiao_case::lifecycle`.
 #[derive(Debug)]
 pub struct NewCase<'a> {
@@ -186,7 +195,23 @@ pub struct Store {
 }
 
 /// Case numbers are keys and key components; the index layout relies on them holding no 0x00.
-fn validate_case_number(number: &str) -> Result<(), StoreError> {
+/// The numbers of cases to create together, each valid and none twice (a repeat is
+/// `AlreadyExists`, as the store would find it), in order.
+fn distinct_case_numbers<'a>(
+    numbers: impl IntoIterator<Item = &'a str>,
+) -> Result<BTreeSet<String>, StoreError> {
+    let mut distinct = BTreeSet::new();
+    for number in numbers {
+        validate_case_number(number)?;
+        if !distinct.insert(number.to_owned()) {
+            return Err(StoreError::AlreadyExists(number.to_owned()));
+        }
+    }
+    Ok(distinct)
+}
+
+/// Whether `number` can key a case in the store.
+pub fn validate_case_number(number: &str) -> Result<(), StoreError> {
     let invalid = |why: &str| StoreError::InvalidCaseNumber {
         number: number.to_owned(),
         why: why.to_owned(),
@@ -250,13 +275,7 @@ impl Store {
         if cases.is_empty() {
             return Ok(Vec::new());
         }
-        let mut numbers = HashSet::with_capacity(cases.len());
-        for case in cases.iter() {
-            validate_case_number(&case.summary.number)?;
-            if !numbers.insert(case.summary.number.as_str()) {
-                return Err(StoreError::AlreadyExists(case.summary.number.clone()));
-            }
-        }
+        distinct_case_numbers(cases.iter().map(|case| case.summary.number.as_str()))?;
         let prepared = cases
             .iter_mut()
             .map(|case| {
@@ -282,26 +301,57 @@ impl Store {
     /// (a case received whole from a peer), which spares encoding the document again.
     pub fn create_case_unflushed(
         &self,
-        mut document: CaseDocument,
+        document: CaseDocument,
         saved: Vec<u8>,
         summary: &CaseSummary,
     ) -> Result<FeedSeq, StoreError> {
-        validate_case_number(&summary.number)?;
-        let prepared = [PreparedCase {
-            heads: Some(document.head_hashes()),
-            ..PreparedCase::new(saved, summary)?
+        let mut cases = vec![SavedCase {
+            document,
+            saved,
+            summary: summary.clone(),
         }];
-        // Held from before the commit until the document is cached, so that nobody loads or
-        // updates the case in between and the cached copy is the one on disk.
-        let _case_guard = self.case_locks.lock(&summary.number);
-        let feed_positions = self.commit_new_cases(&prepared, &[summary], &[])?;
-        let feed_seq = feed_positions
+        let feed_positions =
+            self.create_saved_cases_unflushed(&mut cases, &[] as &[(&str, &[u8])])?;
+        feed_positions
             .first()
             .copied()
-            .ok_or_else(|| codec::corrupt("feed positions of a new case", "none handed out"))?;
-        self.cache
-            .insert(&summary.number, Arc::new(Mutex::new(document)));
-        Ok(feed_seq)
+            .ok_or_else(|| codec::corrupt("feed positions of a new case", "none handed out"))
+    }
+
+    /// [`Store::create_case_unflushed`] for several cases, and node meta entries (as
+    /// [`Store::meta_put`] would write them), in one transaction: all or none. One transaction
+    /// for a batch of received cases costs far less than one per case. On success `cases` is
+    /// left empty (the documents are in the cache); on failure it is left as it was, so that
+    /// a caller told a case exists can take that one out and write the rest.
+    pub fn create_saved_cases_unflushed<K: AsRef<str>, V: AsRef<[u8]>>(
+        &self,
+        cases: &mut Vec<SavedCase>,
+        meta: &[(K, V)],
+    ) -> Result<Vec<FeedSeq>, StoreError> {
+        let numbers = distinct_case_numbers(cases.iter().map(|case| case.summary.number.as_str()))?;
+        let prepared = cases
+            .iter_mut()
+            .map(|case| {
+                Ok(PreparedCase {
+                    heads: Some(case.document.head_hashes()),
+                    ..PreparedCase::new(case.saved.clone(), &case.summary)?
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        let summaries: Vec<&CaseSummary> = cases.iter().map(|case| &case.summary).collect();
+        // Held from before the commit until the documents are cached, so that nobody loads or
+        // updates a case in between and the cached copy is the one on disk. Taken in order, so
+        // that two writers of overlapping batches cannot wait for each other.
+        let _case_guards: Vec<_> = numbers
+            .iter()
+            .map(|number| self.case_locks.lock(number))
+            .collect();
+        let feed_positions = self.commit_new_cases(&prepared, &summaries, &prepare_meta(meta))?;
+        for case in cases.drain(..) {
+            self.cache
+                .insert(&case.summary.number, Arc::new(Mutex::new(case.document)));
+        }
+        Ok(feed_positions)
     }
 
     /// Makes every write committed so far durable, including those of the `_unflushed` methods.

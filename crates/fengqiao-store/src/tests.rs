@@ -8,7 +8,7 @@ use fengqiao_case::{CaseSummary, Category, Status};
 
 use crate::storage::{DocumentWrite, PreparedCase, PreparedUpdate};
 use crate::test_support::{TEST_ACTOR, document_for, instant, note, summary_for};
-use crate::{CaseFilter, FeedEntry, NewCase, Store, StoreError, StoreOptions};
+use crate::{CaseFilter, FeedEntry, NewCase, SavedCase, Store, StoreError, StoreOptions};
 
 fn open_store(path: &Path) -> Store {
     open_with(path, 8, 4)
@@ -1171,6 +1171,64 @@ fn meta_entries_commit_with_case_writes_or_not_at_all() {
 // ---------------------------------------------------------------------------------------------
 // Unflushed case writes, made durable together by one flush.
 // ---------------------------------------------------------------------------------------------
+
+#[test]
+fn saved_cases_are_written_in_one_transaction_or_left_to_the_caller() {
+    let directory = tempfile::tempdir().expect("tempdir");
+    let store = open_store(directory.path());
+    let saved_case = |sequence: u32| {
+        let case = number(sequence);
+        let mut document = document_for(&case);
+        let saved = document.save();
+        SavedCase {
+            document,
+            saved,
+            summary: summary_for(&case, Status::Registered, "node-a"),
+        }
+    };
+    let meta = [("sync/peer/heads/x", &b"heads"[..])];
+    store
+        .create_case_unflushed(
+            document_for(&number(1)),
+            document_for(&number(1)).save(),
+            &summary_for(&number(1), Status::Registered, "node-a"),
+        )
+        .expect("created");
+
+    // A number taken in the store, or twice in the batch: nothing written, the batch handed back.
+    for mut cases in [
+        vec![saved_case(2), saved_case(1)],
+        vec![saved_case(2), saved_case(2)],
+    ] {
+        let refused = store.create_saved_cases_unflushed(&mut cases, &meta);
+        assert!(
+            matches!(refused, Err(StoreError::AlreadyExists(_))),
+            "{refused:?}"
+        );
+        assert_eq!(cases.len(), 2);
+        assert_eq!(store.case_count(), 1);
+        assert_eq!(store.meta_get("sync/peer/heads/x").expect("reads"), None);
+    }
+
+    let mut cases = vec![saved_case(2), saved_case(3)];
+    let positions = store
+        .create_saved_cases_unflushed(&mut cases, &meta)
+        .expect("created");
+    assert_eq!(positions, vec![2, 3]);
+    assert!(cases.is_empty());
+    assert_eq!(store.case_count(), 3);
+    assert_eq!(
+        store.meta_get("sync/peer/heads/x").expect("reads"),
+        Some(b"heads".to_vec())
+    );
+    store.flush().expect("flushed");
+    drop(store);
+    let reopened = open_store(directory.path());
+    assert_eq!(
+        event_ids(&reopened, &number(3)),
+        vec![format!("register-{}", number(3))]
+    );
+}
 
 #[test]
 fn unflushed_case_writes_are_visible_at_once_and_the_created_document_stays_loaded() {
