@@ -77,9 +77,10 @@ pub trait Replica {
     /// A case new to this replica is first shown to `admit_new_case`, whose refusal (the reason)
     /// becomes [`ReplicaError::Rejected`] and stores nothing.
     ///
-    /// The result must be visible to every later call at once, but need not be durable yet: the
-    /// session applies a batch of frames, then calls [`Replica::make_durable`] once before it
-    /// releases any acknowledgement of them (the peer never sends an acknowledged change again).
+    /// The result must be visible to every later call of this replica at once, but need not be
+    /// durable, nor visible to anyone else, before [`Replica::make_durable`]: the session
+    /// applies a batch of frames, then calls it once, before it releases any acknowledgement of
+    /// them (the peer never sends an acknowledged change again).
     fn apply(
         &mut self,
         peer: &str,

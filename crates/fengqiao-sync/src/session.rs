@@ -151,8 +151,9 @@ pub struct Session {
     /// Cases with changes the replica deferred (see [`ReplicaError::Deferred`]): asked for again
     /// by [`Session::retry_deferred`].
     deferred: BTreeSet<CaseId>,
-    /// An acknowledgement is queued whose applies have not been made durable yet.
-    acknowledged_not_durable: bool,
+    /// Something was applied in this batch: it ends with [`Replica::make_durable`], before any
+    /// acknowledgement of it goes out.
+    applied_not_durable: bool,
     /// Whether changes went out since the last `CaughtUp`: announcing again only then keeps the
     /// cursor's advance over echoes and withheld cases from costing a frame each.
     sent_since_caught_up: bool,
@@ -189,7 +190,7 @@ impl Session {
             assumed_peer_heads: HashMap::new(),
             need_rounds: HashMap::new(),
             deferred: BTreeSet::new(),
-            acknowledged_not_durable: false,
+            applied_not_durable: false,
             sent_since_caught_up: true,
             statistics: SessionStatistics::default(),
         };
@@ -314,12 +315,12 @@ impl Session {
         for frame in frames {
             self.handle_one_frame(replica, now, frame);
         }
-        if self.acknowledged_not_durable && self.phase != Phase::Failed {
+        if self.applied_not_durable && self.phase != Phase::Failed {
             let result = replica.make_durable();
             self.fail_on_storage_error(result);
         }
         // On failure the queued acknowledgements were dropped with the rest of `transmit`.
-        self.acknowledged_not_durable = false;
+        self.applied_not_durable = false;
     }
 
     fn handle_one_frame(&mut self, replica: &mut dyn Replica, now: Instant, frame: SyncFrame) {
@@ -432,6 +433,7 @@ impl Session {
         let admit_new_case = |routing: &CaseRouting| admit_from_peer(routing, peer);
         let applied = match replica.apply(&peer.node_id, &case, bytes, whole, &admit_new_case) {
             Ok(applied) => {
+                self.applied_not_durable = true;
                 self.statistics.cases_applied += 1;
                 self.events.push_back(SyncEvent::CaseReceived {
                     case: case.clone(),
@@ -494,7 +496,6 @@ impl Session {
                 });
             }
             self.need_rounds.remove(&case);
-            self.acknowledged_not_durable = true;
             self.send(SyncFrame::Ack {
                 case,
                 feed_seq,
@@ -516,7 +517,6 @@ impl Session {
                 self.assumed_peer_heads
                     .insert(case.clone(), sender_heads.clone());
             }
-            self.acknowledged_not_durable = true;
             self.send(SyncFrame::Ack {
                 case,
                 feed_seq,

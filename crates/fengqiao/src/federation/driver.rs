@@ -6,6 +6,7 @@ use std::future::Future;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
+use fengqiao_case::signature::SignerKeys;
 use fengqiao_sync::{
     FrameCodec, PeerDescription, Session, SessionConfig, SessionStatistics, SyncEvent, SyncFrame,
 };
@@ -21,6 +22,15 @@ use super::replica::StoreReplica;
 /// reach the sender while the rest of its window is still being applied here (with a batch of
 /// a whole window, the two sides would take turns instead of working at once).
 const FRAMES_PER_BATCH: usize = 16;
+
+/// Received whole documents handed to the preparing thread at most this many at a time.
+const CASES_PREPARED_TOGETHER: usize = 16;
+
+/// At most this many threads prepare a session's received cases.
+const MAX_PREPARING_THREADS: usize = 4;
+
+/// A case and a peer's whole document of it, as the reader hands it to the preparing thread.
+type WholeDocument = (String, Vec<u8>);
 
 /// Decoded frames waiting for the session. Bounded so that a peer flooding us is slowed by QUIC
 /// flow control instead of growing our memory; an honest peer has at most a window in flight.
@@ -250,8 +260,10 @@ impl SyncDriver {
         .await?;
 
         let (frame_sender, mut frames) = mpsc::channel(RECEIVED_FRAME_QUEUE);
+        let preparing = start_preparing(preparing_replica);
         let reader = tokio::spawn(
-            read_frames(receive_stream, codec, frame_sender).instrument(tracing::Span::current()),
+            read_frames(receive_stream, codec, frame_sender, preparing)
+                .instrument(tracing::Span::current()),
         );
         let _abort_reader = AbortOnDrop(reader);
 
@@ -302,7 +314,6 @@ impl SyncDriver {
                             Err(_) => break,
                         }
                     }
-                    prepare_ahead(&preparing_replica, &batch);
                     Input::Frames(batch)
                 }
                 () = sleep_until_deadline(deadline) => Input::Timeout,
@@ -351,34 +362,53 @@ async fn blocking<T: Send + 'static>(
         .map_err(DriverError::Blocking)?
 }
 
-/// Let another thread load and summarize the whole documents of a batch while the session applies it
-/// (see [`StoreReplica::prepare`]): from the last frame backwards, so that the two meet in the
-/// middle. The first frame is the session's at once, and a batch of one is not worth a thread.
-fn prepare_ahead(replica: &StoreReplica, batch: &[SyncFrame]) {
-    let ahead: Vec<(String, Vec<u8>)> = batch
-        .iter()
-        .skip(1)
-        .rev()
-        .filter_map(|frame| match frame {
-            SyncFrame::Changes {
-                case,
-                bytes,
-                whole: true,
-                ..
-            } => Some((case.clone(), bytes.clone())),
-            _ => None,
-        })
-        .collect();
-    if ahead.is_empty() {
-        return;
-    }
-    let replica = replica.clone();
-    // Not awaited: the session does not depend on it, only goes faster for it.
-    drop(tokio::task::spawn_blocking(move || {
-        for (case, bytes) in ahead {
-            replica.prepare(&case, &bytes);
+/// Start the threads that prepare, ahead of the session, the whole documents of cases new here
+/// (see [`StoreReplica::prepare`]), as the reader hands them over: one per core, up to
+/// [`MAX_PREPARING_THREADS`], because checking a received case's signatures costs more than
+/// writing it. Each takes up to [`CASES_PREPARED_TOGETHER`] at a time, whatever has arrived, so
+/// that their signatures are verified in one batch. They end when the reader drops the returned
+/// sender.
+fn start_preparing(replica: StoreReplica) -> Option<std::sync::mpsc::SyncSender<WholeDocument>> {
+    let (sender, receiver) = std::sync::mpsc::sync_channel::<WholeDocument>(RECEIVED_FRAME_QUEUE);
+    let receiver = Arc::new(Mutex::new(receiver));
+    let threads = std::thread::available_parallelism()
+        .map_or(1, std::num::NonZeroUsize::get)
+        .clamp(1, MAX_PREPARING_THREADS);
+    let mut started = 0;
+    for _ in 0..threads {
+        let receiver = Arc::clone(&receiver);
+        let replica = replica.clone();
+        let spawned = std::thread::Builder::new()
+            .name("fengqiao-prepare".to_owned())
+            .spawn(move || {
+                let mut keys = SignerKeys::default();
+                while let Some(cases) = next_cases_to_prepare(&receiver) {
+                    replica.prepare(cases, &mut keys);
+                }
+            });
+        match spawned {
+            Ok(_) => started += 1,
+            // Only slower: the other threads, or the session itself, do the work.
+            Err(error) => tracing::warn!(%error, "no thread to prepare received cases ahead"),
         }
-    }));
+    }
+    (started > 0).then_some(sender)
+}
+
+/// The next cases for a preparing thread: waits for one, then takes what else has arrived.
+/// `None` once the reader is gone.
+fn next_cases_to_prepare(
+    receiver: &Mutex<std::sync::mpsc::Receiver<WholeDocument>>,
+) -> Option<Vec<WholeDocument>> {
+    let receiver = receiver.lock().unwrap_or_else(PoisonError::into_inner);
+    let mut cases = vec![receiver.recv().ok()?];
+    while cases.len() < CASES_PREPARED_TOGETHER {
+        match receiver.try_recv() {
+            Ok(case) => cases.push(case),
+            Err(_) => break,
+        }
+    }
+    Some(cases)
 }
 
 async fn run_step(
@@ -476,11 +506,28 @@ async fn read_frames(
     mut stream: quinn::RecvStream,
     codec: FrameCodec,
     frames: mpsc::Sender<Result<SyncFrame, DriverError>>,
+    preparing: Option<std::sync::mpsc::SyncSender<WholeDocument>>,
 ) {
     loop {
         let item = match read_frame(&mut stream, codec.max_frame_size()).await {
             Ok(Some(payload)) => match codec.decode(&payload) {
-                Ok((frame, used)) if used == payload.len() => Ok(frame),
+                Ok((frame, used)) if used == payload.len() => {
+                    if let (
+                        Some(preparing),
+                        SyncFrame::Changes {
+                            case,
+                            bytes,
+                            whole: true,
+                            ..
+                        },
+                    ) = (&preparing, &frame)
+                    {
+                        // Never waits: when the preparing thread is behind, the session does
+                        // the work itself.
+                        let _ = preparing.try_send((case.clone(), bytes.clone()));
+                    }
+                    Ok(frame)
+                }
                 Ok((_, used)) => Err(DriverError::BadFrame(
                     fengqiao_sync::FrameError::TrailingBytes {
                         extra: payload.len() - used,

@@ -11,6 +11,7 @@
 
 mod driver;
 mod links;
+mod prepared;
 mod replica;
 mod roster;
 #[cfg(test)]

@@ -26,10 +26,14 @@ use fengqiao_case::model::sync::{
     ChangeHead, FeedSequence, QUARANTINE_RECORD_VERSION, QuarantineRecord,
 };
 use fengqiao_case::receipt;
-use fengqiao_case::{CaseDocument, CaseId, CaseSummary, HybridTimestamp, Limits, summary};
-use fengqiao_store::{Store, StoreError};
+use fengqiao_case::signature::SignerKeys;
+use fengqiao_case::{
+    CaseDocument, CaseHeader, CaseId, CaseSummary, Event, HybridTimestamp, Limits, summary,
+};
+use fengqiao_store::{SavedCase, Store, StoreError};
 use fengqiao_sync::{Applied, CaseRouting, FeedEntry, Replica, ReplicaError, SubtreeRoster};
 
+use super::prepared::PreparedCases;
 use crate::service::Node;
 
 /// Format version byte at the start of every meta value this module writes.
@@ -88,21 +92,43 @@ pub struct StoreReplica {
     actor: Vec<u8>,
     limits: Limits,
     roster: SharedRoster,
-    /// Whole documents received and not applied yet, loaded and summarized ahead by
+    /// Whole documents received and not applied yet, loaded, checked and summarized ahead by
     /// [`StoreReplica::prepare`]; shared by clones, so that another thread can do it.
-    prepared: Arc<Mutex<HashMap<CaseId, PreparedWhole>>>,
+    prepared: Arc<PreparedCases<Result<LoadedWhole, WholeRefusal>>>,
+    /// Signers' keys decoded by the session's own checks.
+    signer_keys: Arc<Mutex<SignerKeys>>,
     /// Whether received events are checked (see [`StoreReplica::with_received_events_checked`]).
     check_received_events: bool,
+    /// Cases received whole and not written yet; this session's own (a clone starts empty).
+    staged: Staged,
 }
 
-/// At most this many documents are kept prepared (about a window's worth); beyond it, `apply`
-/// does the work itself. Bounds what frames that are never applied (a session ending) leave.
-const PREPARED_LIMIT: usize = 64;
+/// Cases received whole during a batch of frames, written together when the session makes the
+/// batch durable, or as soon as anything asks about them: one transaction for a batch costs far
+/// less than one per case (a transaction over the store's trees took about 0.3 ms, most of a
+/// received case's time on the session's thread).
+#[derive(Default)]
+struct Staged {
+    cases: Vec<StagedCase>,
+    /// Peer heads recorded meanwhile: written in the same transaction, so never before the
+    /// cases they describe.
+    meta: Vec<(String, Vec<u8>)>,
+}
 
-/// A whole document as `apply` would load and summarize it, and the bytes it came from.
-struct PreparedWhole {
-    bytes: Vec<u8>,
-    loaded: Result<LoadedWhole, WholeRefusal>,
+struct StagedCase {
+    peer: String,
+    case: SavedCase,
+}
+
+/// At most this many documents are kept prepared (two windows' worth); beyond it, `apply` does
+/// the work itself.
+const PREPARED_LIMIT: usize = 128;
+
+/// A peer's whole document, read, before its events are checked.
+struct ReadWhole {
+    document: CaseDocument,
+    header: CaseHeader,
+    events: Vec<Event>,
 }
 
 /// A peer's whole document, loaded and checked, with the summary and routing derived from it.
@@ -136,7 +162,9 @@ impl Clone for StoreReplica {
             limits: self.limits.clone(),
             roster: Arc::clone(&self.roster),
             prepared: Arc::clone(&self.prepared),
+            signer_keys: Arc::clone(&self.signer_keys),
             check_received_events: self.check_received_events,
+            staged: Staged::default(),
         }
     }
 }
@@ -172,8 +200,10 @@ impl StoreReplica {
             actor: actor.to_vec(),
             limits,
             roster,
-            prepared: Arc::default(),
+            prepared: Arc::new(PreparedCases::new(PREPARED_LIMIT)),
+            signer_keys: Arc::default(),
             check_received_events: true,
+            staged: Staged::default(),
         }
     }
 
@@ -192,10 +222,28 @@ impl StoreReplica {
         held: &[fengqiao_case::Event],
         received: &[fengqiao_case::Event],
     ) -> Vec<receipt::Rejection> {
+        let copy = receipt::ReceivedCopy {
+            case,
+            header,
+            before: held,
+            after: received,
+        };
+        let mut keys = lock_ignoring_poison(&self.signer_keys);
+        self.check_many(&[copy], &mut keys)
+            .pop()
+            .unwrap_or_default()
+    }
+
+    /// [`receipt::check_received_many`], or nothing found for any copy when checks are off.
+    fn check_many(
+        &self,
+        copies: &[receipt::ReceivedCopy<'_>],
+        keys: &mut SignerKeys,
+    ) -> Vec<Vec<receipt::Rejection>> {
         if !self.check_received_events {
-            return Vec::new();
+            return vec![Vec::new(); copies.len()];
         }
-        receipt::check_received(case, header, held, received, &*self.roster, &self.limits)
+        receipt::check_received_many(copies, &*self.roster, &self.limits, keys)
     }
 
     /// A replica over a running node: its store, actor and limits.
@@ -239,56 +287,94 @@ impl StoreReplica {
         }
     }
 
-    /// Do ahead, possibly on another thread, the part of applying a peer's whole document of a
-    /// case not held here that needs no lock and writes nothing: load it and derive its summary.
-    /// The result waits for `apply`, which uses it only for the very same bytes. The driver
-    /// calls this for the frames of a batch behind the one the session is applying, so the two
-    /// cores share the receiving work. Skipping it changes nothing but the time `apply` takes.
+    /// Do ahead, on another thread, the part of applying peers' whole documents of cases not
+    /// held here that needs no lock and writes nothing: load each, check its events (the
+    /// signatures of all of them in one batch) and derive its summary. The results wait for
+    /// `apply`, which uses one only for the very same bytes. The driver calls this for frames as
+    /// they arrive, ahead of the session, so the two cores share the receiving work. Skipping it
+    /// changes nothing but the time `apply` takes. `keys` is the preparing thread's own cache.
     ///
     /// Changes to a held case are left alone: loading the document ahead measured slower than
     /// leaving it to `apply` (most such documents are cached already).
-    pub fn prepare(&self, case: &str, bytes: &[u8]) {
-        if self.store().contains(case).unwrap_or(true) {
+    pub fn prepare(&self, cases: Vec<(CaseId, Vec<u8>)>, keys: &mut SignerKeys) {
+        let claim = self.prepared.claim(cases, |case| {
+            self.store().contains(case).is_ok_and(|held| !held)
+        });
+        if claim.cases().is_empty() {
             return;
         }
-        {
-            let mut prepared = lock_ignoring_poison(&self.prepared);
-            if prepared.len() >= PREPARED_LIMIT {
-                // Left by an apply that came first and did the work itself.
-                prepared.retain(|case, _| self.store().contains(case).is_ok_and(|held| !held));
-            }
-            if prepared.len() >= PREPARED_LIMIT || prepared.contains_key(case) {
-                return;
-            }
-        }
-        let loaded = self.load_whole(case, bytes);
-        let mut prepared = lock_ignoring_poison(&self.prepared);
-        // The session may have reached the frame first; then the result is of no use.
-        if self.store().contains(case).is_ok_and(|held| !held) {
-            prepared.insert(
-                case.to_owned(),
-                PreparedWhole {
-                    bytes: bytes.to_vec(),
-                    loaded,
-                },
-            );
-        }
+        let read: Vec<Result<ReadWhole, WholeRefusal>> = claim
+            .cases()
+            .iter()
+            .map(|(case, bytes)| self.read_whole(case, bytes))
+            .collect();
+        let copies: Vec<receipt::ReceivedCopy<'_>> = claim
+            .cases()
+            .iter()
+            .zip(&read)
+            .filter_map(|((case, _), read)| {
+                let read = read.as_ref().ok()?;
+                Some(receipt::ReceivedCopy {
+                    case,
+                    header: &read.header,
+                    before: &[],
+                    after: &read.events,
+                })
+            })
+            .collect();
+        let mut rejections = self.check_many(&copies, keys).into_iter();
+        drop(copies);
+        let loaded = claim
+            .cases()
+            .iter()
+            .zip(read)
+            .map(|((case, _), read)| {
+                let read = read?;
+                self.finish_whole(case, read, rejections.next().unwrap_or_default())
+            })
+            .collect();
+        claim.publish(loaded);
     }
 
     /// Load a peer's whole document of `case`, check every event in it, and derive what the store
     /// keeps beside it. Changes that fail the checks are left out (see [`receipt::screen`]).
     fn load_whole(&self, case: &str, bytes: &[u8]) -> Result<LoadedWhole, WholeRefusal> {
+        let read = self.read_whole(case, bytes)?;
+        let rejections = self.check(case, &read.header, &[], &read.events);
+        self.finish_whole(case, read, rejections)
+    }
+
+    /// Load a peer's whole document of `case`, reading its header and events.
+    fn read_whole(&self, case: &str, bytes: &[u8]) -> Result<ReadWhole, WholeRefusal> {
         // The load's shape check reads header and events anyway; they are used as read.
-        let (mut document, mut header, mut events) =
-            CaseDocument::load_and_read(bytes, &[], &self.actor)
-                .map_err(|error| WholeRefusal::Unreadable(error.to_string()))?;
+        let (document, header, events) = CaseDocument::load_and_read(bytes, &[], &self.actor)
+            .map_err(|error| WholeRefusal::Unreadable(error.to_string()))?;
         if header.number != case {
             return Err(WholeRefusal::Unreadable(format!(
                 "the document is case {}",
                 header.number
             )));
         }
-        let rejections = self.check(case, &header, &[], &events);
+        Ok(ReadWhole {
+            document,
+            header,
+            events,
+        })
+    }
+
+    /// What the store keeps of a peer's whole document whose events the checks judged as
+    /// `rejections`: the document less the refused changes, and its summary and routing.
+    fn finish_whole(
+        &self,
+        case: &str,
+        read: ReadWhole,
+        rejections: Vec<receipt::Rejection>,
+    ) -> Result<LoadedWhole, WholeRefusal> {
+        let ReadWhole {
+            mut document,
+            mut header,
+            mut events,
+        } = read;
         let mut refused = Vec::new();
         let mut saved = None;
         if !rejections.is_empty() {
@@ -331,16 +417,16 @@ impl StoreReplica {
         peer: &str,
         case: &str,
         bytes: &[u8],
-        prepared: Option<PreparedWhole>,
+        prepared: Option<Result<LoadedWhole, WholeRefusal>>,
         admit_new_case: &dyn Fn(&CaseRouting) -> Result<(), String>,
-    ) -> Result<Option<Applied>, ReplicaError> {
+    ) -> Result<Applied, ReplicaError> {
         let rejected = |message: String| ReplicaError::Rejected {
             case: case.to_owned(),
             message,
         };
         let loaded = match prepared {
-            Some(prepared) if prepared.bytes == bytes => prepared.loaded,
-            _ => self.load_whole(case, bytes),
+            Some(prepared) => prepared,
+            None => self.load_whole(case, bytes),
         };
         let LoadedWhole {
             mut document,
@@ -367,29 +453,83 @@ impl StoreReplica {
             }
         };
         admit_new_case(&routing).map_err(rejected)?;
+        // Checked here, not when the batch is written: a bad number refuses this case only.
+        fengqiao_store::validate_case_number(case).map_err(|error| rejected(error.to_string()))?;
         let heads = document.head_hashes();
         // Unless changes were left out, the peer's bytes are a saved form of the document just
         // loaded from them.
         let saved = saved.unwrap_or_else(|| bytes.to_vec());
-        match self
-            .store()
-            .create_case_unflushed(document, saved, &case_summary)
-        {
-            Ok(_) => {
-                self.handle.observe_clock(latest_clock);
-                let (quarantined, deferred) = self.quarantine(peer, case, refused)?;
-                Ok(Some(Applied {
-                    heads,
-                    created: true,
-                    changed: true,
-                    quarantined,
-                    deferred,
-                }))
-            }
-            // Registered or received on another session meanwhile: merge into it instead.
-            Err(StoreError::AlreadyExists(_)) => Ok(None),
-            Err(error) => Err(rejected_or_storage(case, error)),
+        self.handle.observe_clock(latest_clock);
+        let (quarantined, deferred) = self.quarantine(peer, case, refused)?;
+        self.staged.cases.push(StagedCase {
+            peer: peer.to_owned(),
+            case: SavedCase {
+                document,
+                saved,
+                summary: case_summary,
+            },
+        });
+        Ok(Applied {
+            heads,
+            created: true,
+            changed: true,
+            quarantined,
+            deferred,
+        })
+    }
+
+    /// Write the staged cases and peer heads (see [`Staged`]). A case that another session
+    /// created meanwhile is merged into the one held instead.
+    fn write_staged(&mut self) -> Result<(), ReplicaError> {
+        if self.staged.cases.is_empty() && self.staged.meta.is_empty() {
+            return Ok(());
         }
+        let Staged { cases, meta } = std::mem::take(&mut self.staged);
+        let mut peers: HashMap<CaseId, String> = HashMap::with_capacity(cases.len());
+        let mut cases: Vec<SavedCase> = cases
+            .into_iter()
+            .map(|staged| {
+                peers.insert(staged.case.summary.number.clone(), staged.peer);
+                staged.case
+            })
+            .collect();
+        loop {
+            match self.store().create_saved_cases_unflushed(&mut cases, &meta) {
+                Ok(_) => return Ok(()),
+                Err(StoreError::AlreadyExists(number)) => {
+                    let Some(position) =
+                        cases.iter().position(|case| case.summary.number == number)
+                    else {
+                        return Err(ReplicaError::Storage(format!(
+                            "case {number} exists, but it is not among the cases being written"
+                        )));
+                    };
+                    let existing = cases.remove(position);
+                    let peer = peers.get(&number).cloned().unwrap_or_default();
+                    // Received on another session meanwhile: what this peer sent joins it.
+                    match self.merge_into_held(&peer, &number, &existing.saved, true) {
+                        Ok(_)
+                        | Err(ReplicaError::Rejected { .. } | ReplicaError::Deferred { .. }) => {}
+                        Err(error) => return Err(error),
+                    }
+                }
+                Err(error) => return Err(storage(error)),
+            }
+        }
+    }
+
+    /// Write the staged cases first if `case` is one of them, so that what is asked about it
+    /// is answered from the store.
+    fn write_staged_if_holds(&mut self, case: &str) -> Result<(), ReplicaError> {
+        if self
+            .staged
+            .cases
+            .iter()
+            .any(|staged| staged.case.summary.number == case)
+        {
+            self.write_staged()?;
+        }
+        Ok(())
     }
 
     /// Apply a peer's bytes to a case held here. The bytes are applied in place and checked; if
@@ -683,6 +823,7 @@ impl Replica for StoreReplica {
         after: FeedSequence,
         limit: usize,
     ) -> Result<Vec<FeedEntry>, ReplicaError> {
+        self.write_staged()?;
         Ok(self
             .store()
             .feed_since(after, limit)
@@ -696,14 +837,17 @@ impl Replica for StoreReplica {
     }
 
     fn feed_head(&mut self) -> Result<FeedSequence, ReplicaError> {
+        self.write_staged()?;
         self.store().feed_head().map_err(storage)
     }
 
     fn heads(&mut self, case: &str) -> Result<Option<Vec<ChangeHead>>, ReplicaError> {
+        self.write_staged_if_holds(case)?;
         self.store().heads(case).map_err(storage)
     }
 
     fn changes_since(&mut self, case: &str, heads: &[ChangeHead]) -> Result<Vec<u8>, ReplicaError> {
+        self.write_staged_if_holds(case)?;
         self.store()
             .with_case(case, |document| document.changes_since(heads))
             .map_err(storage)?
@@ -711,6 +855,7 @@ impl Replica for StoreReplica {
     }
 
     fn save(&mut self, case: &str) -> Result<Vec<u8>, ReplicaError> {
+        self.write_staged_if_holds(case)?;
         // The stored bytes as they are: loading and encoding the document again would cost more
         // than everything else a whole send does.
         self.store()
@@ -727,7 +872,7 @@ impl Replica for StoreReplica {
         whole: bool,
         admit_new_case: &dyn Fn(&CaseRouting) -> Result<(), String>,
     ) -> Result<Applied, ReplicaError> {
-        let prepared = lock_ignoring_poison(&self.prepared).remove(case);
+        self.write_staged_if_holds(case)?;
         let held = self.store().contains(case).map_err(storage)?;
         if !held {
             if !whole {
@@ -736,18 +881,20 @@ impl Replica for StoreReplica {
                     message: "changes for a case not held here".to_owned(),
                 });
             }
-            if let Some(applied) = self.create(peer, case, bytes, prepared, admit_new_case)? {
-                return Ok(applied);
-            }
+            let prepared = Arc::clone(&self.prepared);
+            let (prepared, _applying) = prepared.take(case, bytes);
+            return self.create(peer, case, bytes, prepared, admit_new_case);
         }
         self.merge_into_held(peer, case, bytes, whole)
     }
 
     fn make_durable(&mut self) -> Result<(), ReplicaError> {
+        self.write_staged()?;
         self.store().flush().map_err(storage)
     }
 
     fn has_heads(&mut self, case: &str, heads: &[ChangeHead]) -> Result<bool, ReplicaError> {
+        self.write_staged_if_holds(case)?;
         let Some(current) = self.store().heads(case).map_err(storage)? else {
             return Ok(false);
         };
@@ -763,6 +910,7 @@ impl Replica for StoreReplica {
     }
 
     fn routing(&mut self, case: &str) -> Result<Option<CaseRouting>, ReplicaError> {
+        self.write_staged_if_holds(case)?;
         // The summary is written in the same transaction as the document, so it describes the
         // stored document exactly.
         let Some(stored_summary) = self.store().summary(case).map_err(storage)? else {
@@ -792,6 +940,7 @@ impl Replica for StoreReplica {
     }
 
     fn peer_cursor(&mut self, peer: &str) -> Result<FeedSequence, ReplicaError> {
+        self.write_staged()?;
         let key = peer_cursor_key(peer);
         match self.store().meta_get(&key).map_err(storage)? {
             None => Ok(0),
@@ -808,6 +957,7 @@ impl Replica for StoreReplica {
     }
 
     fn set_peer_cursor(&mut self, peer: &str, cursor: FeedSequence) -> Result<(), ReplicaError> {
+        self.write_staged()?;
         let mut value = Vec::with_capacity(9);
         value.push(META_FORMAT_VERSION);
         value.extend_from_slice(&cursor.to_be_bytes());
@@ -822,6 +972,9 @@ impl Replica for StoreReplica {
         case: &str,
     ) -> Result<Option<Vec<ChangeHead>>, ReplicaError> {
         let key = peer_heads_key(peer, case);
+        if self.staged.meta.iter().any(|(staged, _)| *staged == key) {
+            self.write_staged()?;
+        }
         let Some(value) = self.store().meta_get(&key).map_err(storage)? else {
             return Ok(None);
         };
@@ -853,8 +1006,15 @@ impl Replica for StoreReplica {
         for head in heads {
             value.extend_from_slice(head);
         }
+        let key = peer_heads_key(peer, case);
+        if !self.staged.cases.is_empty() {
+            // Written with the staged cases, after them, as it would have been without staging.
+            self.staged.meta.retain(|(staged, _)| *staged != key);
+            self.staged.meta.push((key, value));
+            return Ok(());
+        }
         self.store()
-            .meta_put_unflushed(&peer_heads_key(peer, case), &value)
+            .meta_put_unflushed(&key, &value)
             .map_err(storage)
     }
 }
@@ -906,8 +1066,13 @@ mod tests {
         ed25519_dalek::SigningKey::from_bytes(&[5; 32])
     }
 
-    /// An event made and signed by the peer.
+    /// An event of `CASE` made and signed by the peer.
     fn event(id: &str, kind: EventKind) -> Event {
+        event_of(CASE, id, kind)
+    }
+
+    /// An event of `case` made and signed by the peer.
+    fn event_of(case: &str, id: &str, kind: EventKind) -> Event {
         let mut event = Event {
             id: id.to_owned(),
             kind,
@@ -920,14 +1085,19 @@ mod tests {
             hlc: Default::default(),
             signature: None,
         };
-        fengqiao_case::signature::sign_event(CASE, &mut event, &peer_key()).unwrap();
+        fengqiao_case::signature::sign_event(case, &mut event, &peer_key()).unwrap();
         event
     }
 
     /// The case as the peer holds it, written with the peer's actor.
     fn peer_document() -> CaseDocument {
+        peer_document_of(CASE)
+    }
+
+    /// Case `case` as the peer holds it.
+    fn peer_document_of(case: &str) -> CaseDocument {
         let header = CaseHeader {
-            number: CASE.to_owned(),
+            number: case.to_owned(),
             channel: Channel::Visit,
             petitioners: vec![Petitioner {
                 name: "张三".to_owned(),
@@ -952,7 +1122,8 @@ mod tests {
         };
         CaseDocument::create(
             &header,
-            &event(
+            &event_of(
+                case,
                 "register",
                 EventKind::Register {
                     header: Some(Box::new(header.clone())),
@@ -973,31 +1144,45 @@ mod tests {
         damaged.truncate(saved.len() / 2);
 
         // Prepared from other bytes (here unreadable ones): the apply does its own work.
-        replica.prepare(CASE, &damaged);
+        replica.prepare(
+            vec![(CASE.to_owned(), damaged.clone())],
+            &mut SignerKeys::default(),
+        );
         let created = replica.apply("peer", CASE, &saved, true, &admit).unwrap();
         assert!(created.created && created.changed);
-        assert!(lock_ignoring_poison(&replica.prepared).is_empty());
+        assert!(replica.prepared.len() == 0);
+        replica.make_durable().unwrap();
 
         // Prepared from the very bytes applied: the same outcome as without.
         let other_directory = tempfile::tempdir().unwrap();
         let mut other = replica_at(other_directory.path());
-        other.prepare(CASE, &saved);
-        assert_eq!(lock_ignoring_poison(&other.prepared).len(), 1);
+        other.prepare(
+            vec![(CASE.to_owned(), saved.clone())],
+            &mut SignerKeys::default(),
+        );
+        assert_eq!(other.prepared.len(), 1);
         let prepared = other.apply("peer", CASE, &saved, true, &admit).unwrap();
         assert_eq!(prepared, created);
-        assert!(lock_ignoring_poison(&other.prepared).is_empty());
+        assert!(other.prepared.len() == 0);
+        other.make_durable().unwrap();
         assert_eq!(
             other.store().summary(CASE).unwrap(),
             replica.store().summary(CASE).unwrap()
         );
         // A case held already is not prepared again.
-        other.prepare(CASE, &saved);
-        assert!(lock_ignoring_poison(&other.prepared).is_empty());
+        other.prepare(
+            vec![(CASE.to_owned(), saved.clone())],
+            &mut SignerKeys::default(),
+        );
+        assert!(other.prepared.len() == 0);
 
         // A refusal still comes from the apply, whoever loaded the document.
         let third_directory = tempfile::tempdir().unwrap();
         let mut third = replica_at(third_directory.path());
-        third.prepare(CASE, &saved);
+        third.prepare(
+            vec![(CASE.to_owned(), saved.clone())],
+            &mut SignerKeys::default(),
+        );
         let refuse = |_: &CaseRouting| Err("not from this peer".to_owned());
         assert!(matches!(
             third.apply("peer", CASE, &saved, true, &refuse),
@@ -1057,5 +1242,78 @@ mod tests {
             .with_case(CASE, |document| document.events().unwrap().len())
             .unwrap();
         assert_eq!(notes, Some(2));
+    }
+
+    #[test]
+    fn cases_received_in_one_batch_are_written_together_with_their_peer_heads() {
+        let directory = tempfile::tempdir().unwrap();
+        let mut replica = replica_at(directory.path());
+        let admit = |_: &CaseRouting| Ok(());
+        let other_case = "430702001001-2026-000002";
+        let feed_before = replica.store().feed_head().unwrap();
+        let mut applied = Vec::new();
+        for case in [CASE, other_case] {
+            let created = replica
+                .apply("peer", case, &peer_document_of(case).save(), true, &admit)
+                .unwrap();
+            assert!(created.created && created.changed);
+            replica
+                .set_peer_heads("peer", case, &created.heads)
+                .unwrap();
+            applied.push(created.heads);
+        }
+        // Whatever this replica is asked next sees the cases.
+        assert_eq!(
+            replica.heads(other_case).unwrap().as_ref(),
+            Some(&applied[1])
+        );
+        replica.make_durable().unwrap();
+
+        assert_eq!(replica.store().feed_head().unwrap(), feed_before + 2);
+        let reopened_directory = directory.path().to_owned();
+        drop(replica);
+        let mut reopened = replica_at(&reopened_directory);
+        for (case, heads) in [CASE, other_case].into_iter().zip(&applied) {
+            assert_eq!(reopened.heads(case).unwrap().as_ref(), Some(heads));
+            assert_eq!(
+                reopened.peer_heads("peer", case).unwrap().as_ref(),
+                Some(heads)
+            );
+        }
+    }
+
+    #[test]
+    fn a_case_another_session_wrote_first_takes_in_what_this_one_received() {
+        let directory = tempfile::tempdir().unwrap();
+        let mut replica = replica_at(directory.path());
+        let mut other_session = replica.clone();
+        let admit = |_: &CaseRouting| Ok(());
+        let mut plain = peer_document();
+        let mut with_note = plain.fork(&PEER_ACTOR);
+        with_note
+            .push_event(&event(
+                "note-1",
+                EventKind::Note {
+                    text: "第一次调解".to_owned(),
+                },
+            ))
+            .unwrap();
+
+        replica
+            .apply("peer", CASE, &with_note.save(), true, &admit)
+            .unwrap();
+        // The other session receives the case from its own peer and writes it first.
+        other_session
+            .apply("other peer", CASE, &plain.save(), true, &admit)
+            .unwrap();
+        other_session.make_durable().unwrap();
+        replica.make_durable().unwrap();
+
+        let events = replica
+            .store()
+            .with_case(CASE, |document| document.events().unwrap().len())
+            .unwrap();
+        assert_eq!(events, Some(2));
+        assert_eq!(replica.store().case_count(), 1);
     }
 }
