@@ -508,8 +508,17 @@ impl StoreReplica {
                     let peer = peers.get(&number).cloned().unwrap_or_default();
                     // Received on another session meanwhile: what this peer sent joins it.
                     match self.merge_into_held(&peer, &number, &existing.saved, true) {
-                        Ok(_)
-                        | Err(ReplicaError::Rejected { .. } | ReplicaError::Deferred { .. }) => {}
+                        Ok(_) => {}
+                        // `apply` told the session the case was taken in, and its acknowledgement
+                        // waits for this write: failing the session drops it, so the peer sends
+                        // the case again, and then it meets the held case in `apply`.
+                        Err(ReplicaError::Rejected { message, .. })
+                        | Err(ReplicaError::Deferred { message, .. }) => {
+                            return Err(ReplicaError::Storage(format!(
+                                "case {number} from {peer}, written meanwhile by another session, \
+                                 could not be merged into it: {message}"
+                            )));
+                        }
                         Err(error) => return Err(error),
                     }
                 }
