@@ -6,7 +6,9 @@
 //!
 //! Applying a peer's bytes commits without a disk sync; the session calls `make_durable` (one
 //! store flush) after each batch of frames and before it releases their acknowledgements, so
-//! what it acknowledges survives a crash and a batch of received cases costs one disk sync. The
+//! what it acknowledges survives a crash and a batch of received cases costs one disk sync. A
+//! case new here is only staged by `apply`: the batch's new cases are written in one transaction
+//! by `make_durable`, or before anything this replica is asked touches them (see [`Staged`]). The
 //! per-peer state is advisory and written unflushed: it becomes durable with the next flush, and
 //! a crash that loses the latest of it only makes a peer re-send what the receiver already holds
 //! and ignores. It never outlives the documents it describes: peer heads are recorded after the
