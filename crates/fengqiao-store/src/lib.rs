@@ -33,7 +33,7 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use fengqiao_case::{CaseDocument, CaseId, CaseSummary, Category, DocumentError, Status};
 
-use crate::cache::{CaseLocks, DocumentCache, lock_ignoring_poison};
+use crate::cache::{CaseLocks, DocumentCache, DocumentHandle, lock_ignoring_poison};
 use crate::codec::CaseRecord;
 use crate::storage::{
     DocumentWrite, Log, PreparedCase, PreparedUpdate, Storage, prepare_meta, should_compact,
@@ -59,6 +59,8 @@ pub enum StoreError {
     InvalidCaseNumber { number: String, why: String },
     #[error("update of case {expected} returned the summary of case {found}")]
     SummaryMismatch { expected: CaseId, found: CaseId },
+    #[error("case {0} was changed by another writer after this update was computed")]
+    ChangedMeanwhile(CaseId),
 }
 
 /// Position in this node's change feed: strictly increasing, one per document update.
@@ -166,6 +168,24 @@ pub struct FeedEntry {
 
 /// A node meta entry (key, value) written together with a case update, in the same transaction.
 pub type MetaEntry = (String, Vec<u8>);
+
+/// An update computed by [`Store::stage_update`], written by [`Store::commit_staged_updates`].
+/// Dropped unwritten, it changes nothing stored.
+#[derive(Debug)]
+pub struct StagedUpdate {
+    number: CaseId,
+    handle: DocumentHandle,
+    summary: CaseSummary,
+    update: PreparedUpdate,
+    /// The case's feed position when the update was computed: written only if still so.
+    based_on: FeedSeq,
+}
+
+impl StagedUpdate {
+    pub fn number(&self) -> &str {
+        &self.number
+    }
+}
 
 /// A new case with a saved form of its document at hand: its `save()`, or the bytes it was just
 /// loaded from (a case received whole from a peer), which spares encoding the document again.
@@ -460,13 +480,7 @@ impl Store {
         let case_guard = self.case_locks.lock(number);
         // Out of the cache while it changes: readers arriving now wait on the case lock and then
         // see either the committed document or a clean reload, never a half-applied change.
-        let handle = match self.cache.take(number) {
-            Some(handle) => handle,
-            None => match self.load_document(number)? {
-                Some(document) => Arc::new(Mutex::new(document)),
-                None => return Err(StoreError::NotFound(number.to_owned())),
-            },
-        };
+        let handle = self.take_for_update(number)?;
         let mut document = lock_ignoring_poison(&handle);
         // Everything in a loaded document is stored, so the new chunk is exactly the changes
         // that are not ancestors of these heads. Asking automerge for changes since its own
@@ -486,11 +500,34 @@ impl Store {
                 found: summary.number,
             });
         }
+        let incremental = document.automerge().save_after(&stored_heads);
+        let (update, _) =
+            self.prepare_update(number, &mut document, incremental, &summary, &meta)?;
+        let feed_seq = self
+            .summary_observation
+            .commit_and_observe(&[&summary], || self.storage.write_update(number, &update))?;
+        drop(document);
+        self.cache.insert(number, handle);
+        drop(case_guard);
+        tracing::debug!(case = number, feed_seq, "case updated");
+        Ok(Ok((value, feed_seq)))
+    }
+
+    /// What writing `document` takes, given the changes it gained since it was stored
+    /// (`incremental`): the new chunk (or a compacted document), summary, index keys and meta
+    /// entries, and the feed position the case has now.
+    fn prepare_update(
+        &self,
+        number: &str,
+        document: &mut CaseDocument,
+        incremental: Vec<u8>,
+        summary: &CaseSummary,
+        meta: &[MetaEntry],
+    ) -> Result<(PreparedUpdate, FeedSeq), StoreError> {
         let record = self
             .storage
             .read_case_record(number)?
             .ok_or_else(|| StoreError::NotFound(number.to_owned()))?;
-        let incremental = document.automerge().save_after(&stored_heads);
         let document_write = if incremental.is_empty() {
             DocumentWrite::Unchanged
         } else if should_compact(
@@ -508,18 +545,101 @@ impl Store {
             DocumentWrite::Append(incremental)
         };
         let update = PreparedUpdate {
-            meta: prepare_meta(&meta),
+            meta: prepare_meta(meta),
             heads: Some(document.head_hashes()),
-            ..PreparedUpdate::new(&summary, document_write)?
+            ..PreparedUpdate::new(summary, document_write)?
         };
-        let feed_seq = self
-            .summary_observation
-            .commit_and_observe(&[&summary], || self.storage.write_update(number, &update))?;
+        Ok((update, record.feed_seq))
+    }
+
+    /// The case's document out of the cache (loaded if it was not there), for the caller to
+    /// change and put back once written, or drop. The caller holds the case's lock.
+    fn take_for_update(&self, number: &str) -> Result<DocumentHandle, StoreError> {
+        match self.cache.take(number) {
+            Some(handle) => Ok(handle),
+            None => match self.load_document(number)? {
+                Some(document) => Ok(Arc::new(Mutex::new(document))),
+                None => Err(StoreError::NotFound(number.to_owned())),
+            },
+        }
+    }
+
+    /// [`Store::update_case_unflushed`] in two steps, so that the updates of many cases can be
+    /// written in one transaction: this one runs `change` and computes the write, without
+    /// writing; [`Store::commit_staged_updates`] writes. No lock is held in between: the case
+    /// is out of the cache, so a reader meanwhile loads it as stored, and a writer meanwhile
+    /// makes the staged update fail to commit (`ChangedMeanwhile`) instead of being lost.
+    pub fn stage_update<T, E>(
+        &self,
+        number: &str,
+        change: impl FnOnce(&mut CaseDocument) -> Result<(CaseSummary, T), E>,
+    ) -> Result<Result<(T, StagedUpdate), E>, StoreError> {
+        let _case_guard = self.case_locks.lock(number);
+        let handle = self.take_for_update(number)?;
+        let mut document = lock_ignoring_poison(&handle);
+        let stored_heads = document.automerge().get_heads();
+        let (summary, value) = match change(&mut document) {
+            Ok(changed) => changed,
+            Err(error) => return Ok(Err(error)),
+        };
+        if summary.number != number {
+            return Err(StoreError::SummaryMismatch {
+                expected: number.to_owned(),
+                found: summary.number,
+            });
+        }
+        let incremental = document.automerge().save_after(&stored_heads);
+        let (update, based_on) =
+            self.prepare_update(number, &mut document, incremental, &summary, &[])?;
         drop(document);
-        self.cache.insert(number, handle);
-        drop(case_guard);
-        tracing::debug!(case = number, feed_seq, "case updated");
-        Ok(Ok((value, feed_seq)))
+        Ok(Ok((
+            value,
+            StagedUpdate {
+                number: number.to_owned(),
+                handle,
+                summary,
+                update,
+                based_on,
+            },
+        )))
+    }
+
+    /// Write staged updates (of distinct cases) and node meta entries in one transaction, all or
+    /// none, without a flush. If a case was written by someone else since its update was
+    /// staged, nothing is written, the error is `ChangedMeanwhile` naming it, and `updates` is
+    /// left as it was, so that the caller can take that one out (and redo it) and write the
+    /// rest. On success `updates` is left empty and the documents are in the cache.
+    pub fn commit_staged_updates<K: AsRef<str>, V: AsRef<[u8]>>(
+        &self,
+        updates: &mut Vec<StagedUpdate>,
+        meta: &[(K, V)],
+    ) -> Result<Vec<FeedSeq>, StoreError> {
+        let numbers = distinct_case_numbers(updates.iter().map(|update| update.number.as_str()))?;
+        // Held from before the check that nobody wrote meanwhile until the documents are cached.
+        let _case_guards: Vec<_> = numbers
+            .iter()
+            .map(|number| self.case_locks.lock(number))
+            .collect();
+        let writes: Vec<(&str, &PreparedUpdate, Option<FeedSeq>)> = updates
+            .iter()
+            .map(|staged| {
+                (
+                    staged.number.as_str(),
+                    &staged.update,
+                    Some(staged.based_on),
+                )
+            })
+            .collect();
+        let summaries: Vec<&CaseSummary> = updates.iter().map(|staged| &staged.summary).collect();
+        let feed_positions = self
+            .summary_observation
+            .commit_and_observe(&summaries, || {
+                self.storage.write_updates(&writes, &prepare_meta(meta))
+            })?;
+        for staged in updates.drain(..) {
+            self.cache.insert(&staged.number, staged.handle);
+        }
+        Ok(feed_positions)
     }
 
     /// Run `read` on the case document (from cache or disk). `read` must not change the

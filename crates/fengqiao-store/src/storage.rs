@@ -389,13 +389,34 @@ impl Storage {
         number: &str,
         update: &PreparedUpdate,
     ) -> Result<FeedSeq, StoreError> {
+        let positions = self.write_updates(&[(number, update, None)], &[])?;
+        positions
+            .first()
+            .copied()
+            .ok_or_else(|| crate::codec::corrupt("feed position of an update", "none handed out"))
+    }
+
+    /// Commits updates of several cases, and node meta entries, in one transaction, in order.
+    /// An update given the feed position its case had when it was computed is written only if
+    /// the case is still there: otherwise nothing is written and the error is
+    /// `ChangedMeanwhile` for that case.
+    pub(crate) fn write_updates(
+        &self,
+        updates: &[(&str, &PreparedUpdate, Option<FeedSeq>)],
+        meta_entries: &[(Vec<u8>, Vec<u8>)],
+    ) -> Result<Vec<FeedSeq>, StoreError> {
         let trees = &self.trees;
         // Encoded here, not in the closure, because the closure runs under sled's global lock.
-        let document_record = match &update.document_write {
-            DocumentWrite::Unchanged => None,
-            DocumentWrite::Append(chunk) => Some(encode_versioned(CHUNK_RECORD_VERSION, chunk)),
-            DocumentWrite::Compact(saved) => Some(encode_versioned(DOCUMENT_RECORD_VERSION, saved)),
-        };
+        let document_records: Vec<Option<Vec<u8>>> = updates
+            .iter()
+            .map(|(_, update, _)| match &update.document_write {
+                DocumentWrite::Unchanged => None,
+                DocumentWrite::Append(chunk) => Some(encode_versioned(CHUNK_RECORD_VERSION, chunk)),
+                DocumentWrite::Compact(saved) => {
+                    Some(encode_versioned(DOCUMENT_RECORD_VERSION, saved))
+                }
+            })
+            .collect();
         let result = (
             &trees.documents,
             &trees.changes,
@@ -407,75 +428,88 @@ impl Storage {
         )
             .transaction(
                 |(documents, changes, case_records, summaries, indexes, feed, meta)| {
-                    let key = number.as_bytes();
-                    let record = match case_records.get(key)? {
-                        None => return abort(StoreError::NotFound(number.to_owned())),
-                        Some(bytes) => match CaseRecord::decode(number, &bytes) {
-                            Ok(record) => record,
-                            Err(error) => return abort(error),
-                        },
-                    };
-                    let old_index_keys = match summaries.get(key)? {
-                        Some(bytes) => match decode_summary(number, &bytes) {
-                            Ok(summary) => index_keys(&summary),
-                            Err(error) => {
-                                // The update rewrites the summary, which heals it; index entries
-                                // of the damaged one may linger, but listings re-check every
-                                // summary, so they only cost a lookup.
-                                tracing::warn!(case = number, %error, "replacing a corrupt summary");
-                                Vec::new()
+                    let mut positions = Vec::with_capacity(updates.len());
+                    for ((number, update, based_on), document_record) in
+                        updates.iter().zip(&document_records)
+                    {
+                        let number = *number;
+                        let key = number.as_bytes();
+                        let record = match case_records.get(key)? {
+                            None => return abort(StoreError::NotFound(number.to_owned())),
+                            Some(bytes) => match CaseRecord::decode(number, &bytes) {
+                                Ok(record) => record,
+                                Err(error) => return abort(error),
+                            },
+                        };
+                        if based_on.is_some_and(|based_on| based_on != record.feed_seq) {
+                            return abort(StoreError::ChangedMeanwhile(number.to_owned()));
+                        }
+                        let old_index_keys = match summaries.get(key)? {
+                            Some(bytes) => match decode_summary(number, &bytes) {
+                                Ok(summary) => index_keys(&summary),
+                                Err(error) => {
+                                    // The update rewrites the summary, which heals it; index entries
+                                    // of the damaged one may linger, but listings re-check every
+                                    // summary, so they only cost a lookup.
+                                    tracing::warn!(case = number, %error, "replacing a corrupt summary");
+                                    Vec::new()
+                                }
+                            },
+                            None => Vec::new(),
+                        };
+                        for old_key in &old_index_keys {
+                            if update.index_keys.binary_search(old_key).is_err() {
+                                indexes.remove(old_key.as_slice())?;
                             }
-                        },
-                        None => Vec::new(),
-                    };
-                    for old_key in &old_index_keys {
-                        if update.index_keys.binary_search(old_key).is_err() {
-                            indexes.remove(old_key.as_slice())?;
                         }
-                    }
-                    for new_key in &update.index_keys {
-                        if old_index_keys.binary_search(new_key).is_err() {
-                            indexes.insert(new_key.as_slice(), &[][..])?;
-                        }
-                    }
-                    summaries.insert(key, update.summary_record.as_slice())?;
-
-                    let feed_seq = read_meta_u64_in(meta, FEED_HEAD_KEY)? + 1;
-                    feed.remove(&record.feed_seq.to_be_bytes()[..])?;
-                    feed.insert(&feed_seq.to_be_bytes()[..], encode_feed_value(number))?;
-                    meta.insert(FEED_HEAD_KEY, &feed_seq.to_be_bytes()[..])?;
-                    for (meta_key, value) in &update.meta {
-                        meta.insert(meta_key.as_slice(), value.as_slice())?;
-                    }
-
-                    let mut new_record = CaseRecord {
-                        feed_seq,
-                        heads: update.heads.clone(),
-                        ..record.clone()
-                    };
-                    match (&update.document_write, &document_record) {
-                        (DocumentWrite::Append(chunk), Some(chunk_record)) => {
-                            changes.insert(
-                                chunk_key(number, record.chunk_count),
-                                chunk_record.as_slice(),
-                            )?;
-                            new_record.chunk_count = record.chunk_count.saturating_add(1);
-                            new_record.chunk_bytes =
-                                record.chunk_bytes.saturating_add(chunk.len() as u64);
-                        }
-                        (DocumentWrite::Compact(saved), Some(saved_record)) => {
-                            documents.insert(key, saved_record.as_slice())?;
-                            for index in 0..record.chunk_count {
-                                changes.remove(chunk_key(number, index))?;
+                        for new_key in &update.index_keys {
+                            if old_index_keys.binary_search(new_key).is_err() {
+                                indexes.insert(new_key.as_slice(), &[][..])?;
                             }
-                            new_record.chunk_count = 0;
-                            new_record.chunk_bytes = 0;
-                            new_record.saved_bytes = saved.len() as u64;
                         }
-                        _ => {}
+                        summaries.insert(key, update.summary_record.as_slice())?;
+
+                        let feed_seq = read_meta_u64_in(meta, FEED_HEAD_KEY)? + 1;
+                        feed.remove(&record.feed_seq.to_be_bytes()[..])?;
+                        feed.insert(&feed_seq.to_be_bytes()[..], encode_feed_value(number))?;
+                        meta.insert(FEED_HEAD_KEY, &feed_seq.to_be_bytes()[..])?;
+                        for (meta_key, value) in &update.meta {
+                            meta.insert(meta_key.as_slice(), value.as_slice())?;
+                        }
+
+                        let mut new_record = CaseRecord {
+                            feed_seq,
+                            heads: update.heads.clone(),
+                            ..record.clone()
+                        };
+                        match (&update.document_write, document_record) {
+                            (DocumentWrite::Append(chunk), Some(chunk_record)) => {
+                                changes.insert(
+                                    chunk_key(number, record.chunk_count),
+                                    chunk_record.as_slice(),
+                                )?;
+                                new_record.chunk_count = record.chunk_count.saturating_add(1);
+                                new_record.chunk_bytes =
+                                    record.chunk_bytes.saturating_add(chunk.len() as u64);
+                            }
+                            (DocumentWrite::Compact(saved), Some(saved_record)) => {
+                                documents.insert(key, saved_record.as_slice())?;
+                                for index in 0..record.chunk_count {
+                                    changes.remove(chunk_key(number, index))?;
+                                }
+                                new_record.chunk_count = 0;
+                                new_record.chunk_bytes = 0;
+                                new_record.saved_bytes = saved.len() as u64;
+                            }
+                            _ => {}
+                        }
+                        case_records.insert(key, new_record.encode())?;
+                        positions.push(feed_seq);
                     }
-                    case_records.insert(key, new_record.encode())?;
-                    Ok(feed_seq)
+                    for (key, value) in meta_entries {
+                        meta.insert(key.as_slice(), value.as_slice())?;
+                    }
+                    Ok(positions)
                 },
             );
         finish(result)

@@ -1231,6 +1231,59 @@ fn saved_cases_are_written_in_one_transaction_or_left_to_the_caller() {
 }
 
 #[test]
+fn staged_updates_are_written_together_unless_their_case_changed_meanwhile() {
+    let directory = tempfile::tempdir().expect("tempdir");
+    let store = open_store(directory.path());
+    let cases = [number(1), number(2)];
+    create_documents(&store, &cases).expect("created");
+    let stage = |case: &str, id: &str| {
+        store
+            .stage_update(case, |document| {
+                document.push_event(&note(id, "电话回访"))?;
+                Ok::<_, fengqiao_case::DocumentError>((
+                    summary_for(case, Status::Accepted, "node-a"),
+                    (),
+                ))
+            })
+            .expect("store works")
+            .expect("change applies")
+            .1
+    };
+    let meta = [("sync/peer/heads/x", &b"heads"[..])];
+
+    // Staged, then the first case is written by another writer: nothing of the batch is written.
+    let mut updates = vec![stage(&cases[0], "staged-1"), stage(&cases[1], "staged-2")];
+    let other = add_note(&store, &cases[0], "other-writer", "上门走访");
+    let refused = store.commit_staged_updates(&mut updates, &meta);
+    assert!(
+        matches!(&refused, Err(StoreError::ChangedMeanwhile(case)) if *case == cases[0]),
+        "{refused:?}"
+    );
+    assert_eq!(updates.len(), 2);
+    assert_eq!(store.meta_get("sync/peer/heads/x").expect("reads"), None);
+    assert!(!event_ids(&store, &cases[1]).contains(&"staged-2".to_owned()));
+
+    // Without it, the rest is written, with the meta entries, after the other writer's update.
+    updates.retain(|update| update.number() != cases[0]);
+    let positions = store
+        .commit_staged_updates(&mut updates, &meta)
+        .expect("written");
+    assert_eq!(positions, vec![other + 1]);
+    assert!(updates.is_empty());
+    assert_eq!(
+        store.meta_get("sync/peer/heads/x").expect("reads"),
+        Some(b"heads".to_vec())
+    );
+    assert!(event_ids(&store, &cases[1]).contains(&"staged-2".to_owned()));
+    assert!(!event_ids(&store, &cases[0]).contains(&"staged-1".to_owned()));
+    store.flush().expect("flushed");
+    drop(store);
+    let reopened = open_store(directory.path());
+    assert!(event_ids(&reopened, &cases[1]).contains(&"staged-2".to_owned()));
+    assert!(event_ids(&reopened, &cases[0]).contains(&"other-writer".to_owned()));
+}
+
+#[test]
 fn unflushed_case_writes_are_visible_at_once_and_the_created_document_stays_loaded() {
     let directory = tempfile::tempdir().expect("tempdir");
     let store = open_store(directory.path());

@@ -7,8 +7,9 @@
 //! Applying a peer's bytes commits without a disk sync; the session calls `make_durable` (one
 //! store flush) after each batch of frames and before it releases their acknowledgements, so
 //! what it acknowledges survives a crash and a batch of received cases costs one disk sync. A
-//! case new here is only staged by `apply`: the batch's new cases are written in one transaction
-//! by `make_durable`, or before anything this replica is asked touches them (see [`Staged`]). The
+//! case new here, or a merge into a held one, is only staged by `apply`: the batch's writes go
+//! to the store in two transactions by `make_durable`, or before anything this replica is asked
+//! touches their cases (see [`Staged`]). The
 //! per-peer state is advisory and written unflushed: it becomes durable with the next flush, and
 //! a crash that loses the latest of it only makes a peer re-send what the receiver already holds
 //! and ignores. It never outlives the documents it describes: peer heads are recorded after the
@@ -32,7 +33,7 @@ use fengqiao_case::signature::SignerKeys;
 use fengqiao_case::{
     CaseDocument, CaseHeader, CaseId, CaseSummary, Event, HybridTimestamp, Limits, summary,
 };
-use fengqiao_store::{SavedCase, Store, StoreError};
+use fengqiao_store::{SavedCase, StagedUpdate, Store, StoreError};
 use fengqiao_sync::{Applied, CaseRouting, FeedEntry, Replica, ReplicaError, SubtreeRoster};
 
 use super::prepared::PreparedCases;
@@ -105,13 +106,15 @@ pub struct StoreReplica {
     staged: Staged,
 }
 
-/// Cases received whole during a batch of frames, written together when the session makes the
-/// batch durable, or as soon as anything asks about them: one transaction for a batch costs far
-/// less than one per case (a transaction over the store's trees took about 0.3 ms, most of a
-/// received case's time on the session's thread).
+/// Cases received during a batch of frames, new or merged into held ones, written together
+/// when the session makes the batch durable, or as soon as anything asks about them: one
+/// transaction for a batch costs far less than one per case (a transaction over the store's
+/// trees took about 0.3 ms, most of a received case's time on the session's thread).
 #[derive(Default)]
 struct Staged {
     cases: Vec<StagedCase>,
+    /// Peers' changes merged into held cases, each written only if nobody wrote its case since.
+    updates: Vec<StagedMerge>,
     /// Peer heads recorded meanwhile: written in the same transaction, so never before the
     /// cases they describe.
     meta: Vec<(String, Vec<u8>)>,
@@ -120,6 +123,22 @@ struct Staged {
 struct StagedCase {
     peer: String,
     case: SavedCase,
+}
+
+/// A peer's bytes merged into a held case, and what they were, to apply them again if the case
+/// changes before the update is written.
+struct StagedMerge {
+    peer: String,
+    bytes: Vec<u8>,
+    whole: bool,
+    update: StagedUpdate,
+}
+
+/// Whether a merge is written at once or staged with the session's batch.
+#[derive(Debug, Clone, Copy)]
+enum Staging {
+    Stage,
+    WriteNow,
 }
 
 /// At most this many documents are kept prepared (two windows' worth); beyond it, `apply` does
@@ -480,13 +499,30 @@ impl StoreReplica {
         })
     }
 
-    /// Write the staged cases and peer heads (see [`Staged`]). A case that another session
-    /// created meanwhile is merged into the one held instead.
+    /// Write the staged cases, updates and peer heads (see [`Staged`]): the new cases in one
+    /// transaction, then the updates and peer heads in another. A case that another session
+    /// created meanwhile is merged into the one held instead, and an update of a case someone
+    /// wrote meanwhile is applied again to the case as it is now.
     fn write_staged(&mut self) -> Result<(), ReplicaError> {
-        if self.staged.cases.is_empty() && self.staged.meta.is_empty() {
+        if self.staged.cases.is_empty()
+            && self.staged.updates.is_empty()
+            && self.staged.meta.is_empty()
+        {
             return Ok(());
         }
-        let Staged { cases, meta } = std::mem::take(&mut self.staged);
+        let Staged {
+            cases,
+            updates,
+            meta,
+        } = std::mem::take(&mut self.staged);
+        self.write_staged_cases(cases)?;
+        self.write_staged_updates(updates, &meta)
+    }
+
+    fn write_staged_cases(&mut self, cases: Vec<StagedCase>) -> Result<(), ReplicaError> {
+        if cases.is_empty() {
+            return Ok(());
+        }
         let mut peers: HashMap<CaseId, String> = HashMap::with_capacity(cases.len());
         let mut cases: Vec<SavedCase> = cases
             .into_iter()
@@ -496,7 +532,10 @@ impl StoreReplica {
             })
             .collect();
         loop {
-            match self.store().create_saved_cases_unflushed(&mut cases, &meta) {
+            match self
+                .store()
+                .create_saved_cases_unflushed(&mut cases, &[] as &[(&str, &[u8])])
+            {
                 Ok(_) => return Ok(()),
                 Err(StoreError::AlreadyExists(number)) => {
                     let Some(position) =
@@ -509,34 +548,78 @@ impl StoreReplica {
                     let existing = cases.remove(position);
                     let peer = peers.get(&number).cloned().unwrap_or_default();
                     // Received on another session meanwhile: what this peer sent joins it.
-                    match self.merge_into_held(&peer, &number, &existing.saved, true) {
-                        Ok(_) => {}
-                        // `apply` told the session the case was taken in, and its acknowledgement
-                        // waits for this write: failing the session drops it, so the peer sends
-                        // the case again, and then it meets the held case in `apply`.
-                        Err(ReplicaError::Rejected { message, .. })
-                        | Err(ReplicaError::Deferred { message, .. }) => {
-                            return Err(ReplicaError::Storage(format!(
-                                "case {number} from {peer}, written meanwhile by another session, \
-                                 could not be merged into it: {message}"
-                            )));
-                        }
-                        Err(error) => return Err(error),
-                    }
+                    self.apply_again(&peer, &number, &existing.saved, true)?;
                 }
                 Err(error) => return Err(storage(error)),
             }
         }
     }
 
-    /// Write the staged cases first if `case` is one of them, so that what is asked about it
-    /// is answered from the store.
+    fn write_staged_updates(
+        &mut self,
+        staged: Vec<StagedMerge>,
+        meta: &[(String, Vec<u8>)],
+    ) -> Result<(), ReplicaError> {
+        let mut again: HashMap<CaseId, (String, Vec<u8>, bool)> = HashMap::new();
+        let mut updates = Vec::with_capacity(staged.len());
+        for merge in staged {
+            again.insert(
+                merge.update.number().to_owned(),
+                (merge.peer, merge.bytes, merge.whole),
+            );
+            updates.push(merge.update);
+        }
+        loop {
+            match self.store().commit_staged_updates(&mut updates, meta) {
+                Ok(_) => return Ok(()),
+                Err(StoreError::ChangedMeanwhile(number)) => {
+                    updates.retain(|update| update.number() != number);
+                    let Some((peer, bytes, whole)) = again.remove(&number) else {
+                        return Err(ReplicaError::Storage(format!(
+                            "case {number} changed, but it is not among the updates being written"
+                        )));
+                    };
+                    self.apply_again(&peer, &number, &bytes, whole)?;
+                }
+                Err(error) => return Err(storage(error)),
+            }
+        }
+    }
+
+    /// Apply a peer's bytes again, written at once, to a case someone else wrote after `apply`
+    /// staged them. `apply` told the session they were taken in, and its acknowledgement waits
+    /// for this write: if they cannot be taken in now, failing the session drops the
+    /// acknowledgement, so the peer sends them again and `apply` meets the case as it is.
+    fn apply_again(
+        &mut self,
+        peer: &str,
+        case: &str,
+        bytes: &[u8],
+        whole: bool,
+    ) -> Result<(), ReplicaError> {
+        match self.merge_into_held(peer, case, bytes, whole, Staging::WriteNow) {
+            Ok(_) => Ok(()),
+            Err(ReplicaError::Rejected { message, .. })
+            | Err(ReplicaError::Deferred { message, .. }) => Err(ReplicaError::Storage(format!(
+                "changes to case {case} from {peer}, written meanwhile by someone else, could \
+                 not be applied again: {message}"
+            ))),
+            Err(error) => Err(error),
+        }
+    }
+
+    /// Write what is staged first if it touches `case`, so that what is asked about the case is
+    /// answered from the store.
     fn write_staged_if_holds(&mut self, case: &str) -> Result<(), ReplicaError> {
-        if self
-            .staged
+        let staged = &self.staged;
+        if staged
             .cases
             .iter()
             .any(|staged| staged.case.summary.number == case)
+            || staged
+                .updates
+                .iter()
+                .any(|merge| merge.update.number() == case)
         {
             self.write_staged()?;
         }
@@ -552,42 +635,62 @@ impl StoreReplica {
         case: &str,
         bytes: &[u8],
         whole: bool,
+        staging: Staging,
     ) -> Result<Applied, ReplicaError> {
         let actor = self.actor.clone();
         let limits = self.limits.clone();
         // The store drops its cached document when the closure fails, so applying in place is
         // applying to a copy: refused bytes never reach disk nor linger in memory.
-        let outcome = self
-            .store()
-            .update_case_unflushed(case, |document: &mut CaseDocument| {
-                let before = document.head_hashes();
-                let held_events = match self.check_received_events {
-                    true => document.events().map_err(refusal)?,
-                    false => Vec::new(),
-                };
-                apply_bytes(document, bytes, whole, &actor)?;
-                let after = document.head_hashes();
-                if after == before {
-                    return Err(ApplyRefusal::Unchanged(after));
-                }
-                let (header, events) = document.contents().map_err(refusal)?;
-                if header.number != case {
-                    return Err(ApplyRefusal::Rejected(format!(
-                        "the document is case {}",
-                        header.number
-                    )));
-                }
-                let rejections = self.check(case, &header, &held_events, &events);
-                if !rejections.is_empty() {
-                    return Err(ApplyRefusal::FailedChecks);
-                }
-                let state = fengqiao_case::derive(&header, &events, &limits);
-                Ok((
-                    summary::summarize(&header, &state),
-                    (after, latest_clock(&events)),
-                ))
-            })
-            .map_err(|error| rejected_or_storage(case, error))?;
+        let merge = |document: &mut CaseDocument| {
+            let before = document.head_hashes();
+            let held_events = match self.check_received_events {
+                true => document.events().map_err(refusal)?,
+                false => Vec::new(),
+            };
+            apply_bytes(document, bytes, whole, &actor)?;
+            let after = document.head_hashes();
+            if after == before {
+                return Err(ApplyRefusal::Unchanged(after));
+            }
+            let (header, events) = document.contents().map_err(refusal)?;
+            if header.number != case {
+                return Err(ApplyRefusal::Rejected(format!(
+                    "the document is case {}",
+                    header.number
+                )));
+            }
+            let rejections = self.check(case, &header, &held_events, &events);
+            if !rejections.is_empty() {
+                return Err(ApplyRefusal::FailedChecks);
+            }
+            let state = fengqiao_case::derive(&header, &events, &limits);
+            Ok((
+                summary::summarize(&header, &state),
+                (after, latest_clock(&events)),
+            ))
+        };
+        let outcome = match staging {
+            Staging::WriteNow => self
+                .store()
+                .update_case_unflushed(case, merge)
+                .map_err(|error| rejected_or_storage(case, error))?
+                .map(|(merged, _feed_seq)| merged),
+            Staging::Stage => {
+                let staged = self
+                    .store()
+                    .stage_update(case, merge)
+                    .map_err(|error| rejected_or_storage(case, error))?;
+                staged.map(|(merged, update)| {
+                    self.staged.updates.push(StagedMerge {
+                        peer: peer.to_owned(),
+                        bytes: bytes.to_vec(),
+                        whole,
+                        update,
+                    });
+                    merged
+                })
+            }
+        };
         match outcome {
             Err(ApplyRefusal::FailedChecks) => self.merge_screened(peer, case, bytes, whole),
             outcome => self.merged(case, outcome, Vec::new(), false),
@@ -637,6 +740,7 @@ impl StoreReplica {
             })
             .map_err(|error| rejected_or_storage(case, error))?;
         let (quarantined, deferred) = self.quarantine(peer, case, refused)?;
+        let outcome = outcome.map(|(merged, _feed_seq)| merged);
         self.merged(case, outcome, quarantined, deferred)
     }
 
@@ -644,7 +748,7 @@ impl StoreReplica {
     fn merged(
         &self,
         case: &str,
-        outcome: Result<((Vec<ChangeHead>, HybridTimestamp), u64), ApplyRefusal>,
+        outcome: Result<(Vec<ChangeHead>, HybridTimestamp), ApplyRefusal>,
         quarantined: Vec<String>,
         deferred: bool,
     ) -> Result<Applied, ReplicaError> {
@@ -653,7 +757,7 @@ impl StoreReplica {
             message,
         };
         match outcome {
-            Ok(((heads, clock), _feed_seq)) => {
+            Ok((heads, clock)) => {
                 self.handle.observe_clock(clock);
                 Ok(Applied {
                     heads,
@@ -896,7 +1000,7 @@ impl Replica for StoreReplica {
             let (prepared, _applying) = prepared.take(case, bytes);
             return self.create(peer, case, bytes, prepared, admit_new_case);
         }
-        self.merge_into_held(peer, case, bytes, whole)
+        self.merge_into_held(peer, case, bytes, whole, Staging::Stage)
     }
 
     fn make_durable(&mut self) -> Result<(), ReplicaError> {
@@ -1018,8 +1122,8 @@ impl Replica for StoreReplica {
             value.extend_from_slice(head);
         }
         let key = peer_heads_key(peer, case);
-        if !self.staged.cases.is_empty() {
-            // Written with the staged cases, after them, as it would have been without staging.
+        if !self.staged.cases.is_empty() || !self.staged.updates.is_empty() {
+            // Written with what is staged, after it, as it would have been without staging.
             self.staged.meta.retain(|(staged, _)| *staged != key);
             self.staged.meta.push((key, value));
             return Ok(());
@@ -1326,5 +1430,62 @@ mod tests {
             .unwrap();
         assert_eq!(events, Some(2));
         assert_eq!(replica.store().case_count(), 1);
+    }
+
+    #[test]
+    fn changes_staged_while_another_session_writes_the_case_are_applied_again() {
+        let directory = tempfile::tempdir().unwrap();
+        let mut replica = replica_at(directory.path());
+        let mut other_session = replica.clone();
+        let admit = |_: &CaseRouting| Ok(());
+        let mut source = peer_document();
+        replica
+            .apply("peer", CASE, &source.save(), true, &admit)
+            .unwrap();
+        replica.make_durable().unwrap();
+
+        // Two branches of the peer's copy, as two of its users (actors) made them.
+        let mut noted = |id: &str, actor: [u8; 16]| {
+            let mut branch = source.fork(&actor);
+            branch
+                .push_event(&event(
+                    id,
+                    EventKind::Note {
+                        text: "电话回访".to_owned(),
+                    },
+                ))
+                .unwrap();
+            branch.save_incremental()
+        };
+        let first = noted("note-1", [3; 16]);
+        let second = noted("note-2", [4; 16]);
+        let staged = replica.apply("peer", CASE, &first, false, &admit).unwrap();
+        assert!(staged.changed);
+        replica.set_peer_heads("peer", CASE, &staged.heads).unwrap();
+        // Another session writes the case before this one's batch is written.
+        other_session
+            .apply("other peer", CASE, &second, false, &admit)
+            .unwrap();
+        other_session.make_durable().unwrap();
+        replica.make_durable().unwrap();
+
+        let mut ids = replica
+            .store()
+            .with_case(CASE, |document| {
+                document
+                    .events()
+                    .unwrap()
+                    .into_iter()
+                    .map(|event| event.id)
+                    .collect::<Vec<_>>()
+            })
+            .unwrap()
+            .unwrap();
+        ids.sort();
+        assert_eq!(ids, vec!["note-1", "note-2", "register"]);
+        assert_eq!(
+            replica.peer_heads("peer", CASE).unwrap().as_ref(),
+            Some(&staged.heads)
+        );
     }
 }
