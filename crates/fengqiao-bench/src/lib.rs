@@ -30,6 +30,73 @@ pub fn machine_description() -> String {
     format!("{cpu}, {cores} cores{memory}")
 }
 
+/// Import sample cases (`fengqiao_case::samples::sample_ledger`, dated within `days` before
+/// `now`) through `Node::import`, a batch of rows a call, until the node holds the count asked; a refused
+/// row is an error. `first_seed` makes each batch's cases distinct and the run repeatable.
+pub fn import_sample_cases(
+    node: &fengqiao::service::Node,
+    operator: &str,
+    villages: &[fengqiao_case::samples::SampleVillage],
+    target: ImportTarget,
+) -> anyhow::Result<()> {
+    let mut seed = target.first_seed;
+    while (node.store().case_count() as usize) < target.count {
+        let wanted = target
+            .batch
+            .max(1)
+            .min(target.count - node.store().case_count() as usize);
+        let rows = fengqiao_case::samples::sample_ledger(
+            seed,
+            wanted,
+            villages,
+            target.now - chrono::Duration::days(target.days),
+            target.now,
+        );
+        seed += 1;
+        let reports = node
+            .import(
+                operator,
+                target.now,
+                fengqiao_case::ImportBatch {
+                    rows,
+                    dry_run: false,
+                },
+            )
+            .map_err(|error| anyhow::anyhow!("import: {error}"))?;
+        if let Some(rejected) = reports.iter().find(|report| report.error.is_some()) {
+            anyhow::bail!(
+                "import refused line {}: {:?}",
+                rejected.line,
+                rejected.error
+            );
+        }
+    }
+    Ok(())
+}
+
+/// How many sample cases [`import_sample_cases`] brings a node to, and how.
+#[derive(Debug, Clone, Copy)]
+pub struct ImportTarget {
+    pub count: usize,
+    pub batch: usize,
+    pub days: i64,
+    pub now: chrono::DateTime<chrono::Utc>,
+    pub first_seed: u64,
+}
+
+/// The lines every benchmark opens with: the machine, and whether the build's numbers count.
+pub fn print_run_header() {
+    println!("machine: {}", machine_description());
+    println!(
+        "build: {}",
+        if cfg!(debug_assertions) {
+            "debug (numbers are not representative: use --release)"
+        } else {
+            "release"
+        }
+    );
+}
+
 /// Resident memory (VmRSS) of a process in KiB; `process` is a pid or `self`.
 pub fn resident_kib(process: &str) -> anyhow::Result<u64> {
     let path = format!("/proc/{process}/status");

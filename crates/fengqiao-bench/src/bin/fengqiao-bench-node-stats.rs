@@ -17,12 +17,12 @@ use chrono::{DateTime, TimeZone, Utc};
 use clap::Parser;
 use fengqiao::config::{FederationOffice, FederationSection};
 use fengqiao::service::{InitOptions, Node, StatsQuery, init_node};
-use fengqiao_bench::{Timings, machine_description};
+use fengqiao_bench::{ImportTarget, Timings, import_sample_cases, print_run_header};
 use fengqiao_case::measures::measures;
 use fengqiao_case::model::roster::RosterMemberView;
 use fengqiao_case::rollup::Rollup;
-use fengqiao_case::samples::{SampleVillage, sample_ledger};
-use fengqiao_case::{CaseSummary, Category, ImportBatch, Tier};
+use fengqiao_case::samples::SampleVillage;
+use fengqiao_case::{CaseSummary, Category, Tier};
 
 #[derive(Debug, Parser)]
 #[command(about = "Benchmark a county node's stats and stats by child, answered from its rollup")]
@@ -87,15 +87,7 @@ const VILLAGES: [(&str, &str, &str, &str); 4] = [
 
 fn main() -> anyhow::Result<()> {
     let options = Options::parse();
-    println!("machine: {}", machine_description());
-    println!(
-        "build: {}",
-        if cfg!(debug_assertions) {
-            "debug (numbers are not representative: use --release)"
-        } else {
-            "release"
-        }
-    );
+    print_run_header();
     let now = Utc
         .with_ymd_and_hms(2026, 11, 20, 2, 30, 0)
         .single()
@@ -352,38 +344,18 @@ fn build_county(dir: &Path, options: &Options, now: DateTime<Utc>) -> anyhow::Re
         .map_err(|error| anyhow::anyhow!("prepare stats: {error}"))?;
     let started = Instant::now();
     let already = node.store().case_count() as usize;
-    let mut seed = 2026 + already as u64;
-    while (node.store().case_count() as usize) < options.cases {
-        let wanted = options
-            .batch
-            .max(1)
-            .min(options.cases - node.store().case_count() as usize);
-        let rows = sample_ledger(
-            seed,
-            wanted,
-            &villages,
-            now - chrono::Duration::days(options.days),
+    import_sample_cases(
+        &node,
+        OPERATOR,
+        &villages,
+        ImportTarget {
+            count: options.cases,
+            batch: options.batch,
+            days: options.days,
             now,
-        );
-        seed += 1;
-        let reports = node
-            .import(
-                OPERATOR,
-                now,
-                ImportBatch {
-                    rows,
-                    dry_run: false,
-                },
-            )
-            .map_err(|error| anyhow::anyhow!("import: {error}"))?;
-        if let Some(rejected) = reports.iter().find(|report| report.error.is_some()) {
-            anyhow::bail!(
-                "import refused line {}: {:?}",
-                rejected.line,
-                rejected.error
-            );
-        }
-    }
+            first_seed: 2026 + already as u64,
+        },
+    )?;
     let imported = node.store().case_count() as usize - already;
     if imported > 0 {
         println!(

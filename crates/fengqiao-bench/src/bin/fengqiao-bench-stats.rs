@@ -12,7 +12,7 @@ use std::time::Instant;
 use anyhow::{Context, ensure};
 use chrono::{DateTime, Datelike, TimeZone, Utc};
 use clap::Parser;
-use fengqiao_bench::{Timings, machine_description};
+use fengqiao_bench::{Timings, print_run_header};
 use fengqiao_case::authority::StandaloneOffice;
 use fengqiao_case::lifecycle::{NewEvent, append, register};
 use fengqiao_case::measures::measures;
@@ -68,15 +68,7 @@ impl NodeSigner for UnsignedBench {
 
 fn main() -> anyhow::Result<()> {
     let options = Options::parse();
-    println!("machine: {}", machine_description());
-    println!(
-        "build: {}",
-        if cfg!(debug_assertions) {
-            "debug (numbers are not representative: use --release)"
-        } else {
-            "release"
-        }
-    );
+    print_run_header();
     let now = Utc
         .with_ymd_and_hms(2026, 11, 20, 2, 30, 0)
         .single()

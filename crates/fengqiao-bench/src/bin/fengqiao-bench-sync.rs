@@ -14,7 +14,7 @@
 //! holding the cases is therefore a township, and the empty node is a new county (its parent):
 //! the same session, transport and stores, in the direction the rules replicate everything.
 
-use fengqiao_bench::{machine_description, resident_kib};
+use fengqiao_bench::{ImportTarget, import_sample_cases, print_run_header, resident_kib};
 use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -80,15 +80,7 @@ fn main() -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("build tokio runtime")?;
-    println!("machine: {}", machine_description());
-    println!(
-        "build: {}",
-        if cfg!(debug_assertions) {
-            "debug (numbers are not representative: use --release)"
-        } else {
-            "release"
-        }
-    );
+    print_run_header();
     println!(
         "checks on received events: {}",
         if options.no_receipt_checks {
@@ -365,29 +357,18 @@ fn seed_cases(node: &Node, count: usize, batch: usize) -> anyhow::Result<()> {
             name: name.to_owned(),
         })
         .collect();
-    let now = Utc::now();
-    let mut seed = 1_000u64;
-    while (node.store().case_count() as usize) < count {
-        let wanted = batch.min(count - node.store().case_count() as usize);
-        let rows = sample_ledger(
-            seed,
-            wanted,
-            &villages,
-            now - chrono::Duration::days(365),
-            now,
-        );
-        seed += 1;
-        node.import(
-            OPERATOR,
-            now,
-            ImportBatch {
-                rows,
-                dry_run: false,
-            },
-        )
-        .map_err(|error| anyhow::anyhow!("import: {error}"))?;
-    }
-    Ok(())
+    import_sample_cases(
+        node,
+        OPERATOR,
+        &villages,
+        ImportTarget {
+            count,
+            batch,
+            days: 365,
+            now: Utc::now(),
+            first_seed: 1_000,
+        },
+    )
 }
 
 fn case_numbers(node: &Node) -> anyhow::Result<Vec<String>> {
