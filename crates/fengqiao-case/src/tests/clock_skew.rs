@@ -25,6 +25,18 @@ impl SkewedNode {
     }
 
     /// An event made at real time `real`, stamped as this node's clocks say.
+    /// The case's registration, made at `at` as this node's clock reads it.
+    fn register(&mut self, at: DateTime<Utc>) -> Event {
+        self.make(
+            "register",
+            EventKind::Register {
+                header: Some(Box::new(header())),
+            },
+            None,
+            at,
+        )
+    }
+
     fn make(
         &mut self,
         id: &str,
@@ -67,14 +79,7 @@ fn issue(directive: &str) -> EventKind {
 fn a_village_three_days_slow_answering_a_county_three_days_fast_is_ordered_after_it() {
     let mut village = SkewedNode::new(VILLAGE, -3);
     let mut county = SkewedNode::new(COUNTY, 3);
-    let register = village.make(
-        "register",
-        EventKind::Register {
-            header: Some(Box::new(header())),
-        },
-        None,
-        china(3, 2, 9),
-    );
+    let register = village.register(china(3, 2, 9));
     county.receive(&register, china(3, 2, 9));
     let accepted = village.make("accept", accept(), Some("register"), china(3, 2, 10));
     county.receive(&accepted, china(3, 2, 10));
@@ -119,14 +124,7 @@ fn a_village_three_days_slow_answering_a_county_three_days_fast_is_ordered_after
 fn events_without_a_hybrid_time_keep_wall_time_order() {
     // Schema-1 documents carry no hybrid time: they order as they always did.
     let mut village = SkewedNode::new(VILLAGE, 0);
-    let register = village.make(
-        "register",
-        EventKind::Register {
-            header: Some(Box::new(header())),
-        },
-        None,
-        china(3, 2, 9),
-    );
+    let register = village.register(china(3, 2, 9));
     let mut accepted = village.make("accept", accept(), Some("register"), china(3, 2, 10));
     let mut old_register = register.clone();
     old_register.hlc = HybridTimestamp::ZERO;

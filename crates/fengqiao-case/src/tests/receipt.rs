@@ -606,16 +606,8 @@ mod screening {
 #[test]
 fn a_holder_moving_its_case_into_another_villages_region_is_refused() {
     let offices = Offices::new();
-    let mut events = vec![
-        register_by(&offices.village),
-        signed(
-            &offices.village,
-            "accept",
-            accept(),
-            Some("register"),
-            china(3, 2, 10),
-        ),
-    ];
+    // Registered and accepted at the village, which holds it.
+    let mut events = county_held(&offices)[..2].to_vec();
     let held = events.clone();
     events.push(signed(
         &offices.village,
