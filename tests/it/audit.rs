@@ -2,8 +2,8 @@
 //! and after an event was forged into its store offline, and `quarantine` on a node with none.
 
 use fengqiao_tests::{
-    NodeProcess, TEST_OPERATOR, Tamperer, http_post, init_node, path_str, run_cli, run_cli_json,
-    run_cli_ok, sample_registration,
+    NodeProcess, TEST_OPERATOR, Tamperer, case_number, init_node, path_str, register_sample,
+    run_cli, run_cli_json, run_cli_ok,
 };
 
 const VILLAGE: &str = "430702001003";
@@ -19,13 +19,7 @@ fn audit_log_and_verify_pass_on_a_healthy_node_and_verify_fails_after_forgery() 
     let dir_arg = path_str(&dir);
     let node = NodeProcess::start(&dir).expect("start node");
 
-    let (status, registered) =
-        http_post(node.address, "/api/cases", &sample_registration(VILLAGE, 1)).expect("register");
-    assert_eq!(status, 201, "{registered}");
-    let number = registered["header"]["number"]
-        .as_str()
-        .expect("case number")
-        .to_owned();
+    let number = case_number(&register_sample(&node, VILLAGE, 1));
     run_cli_ok(&["case", "accept", &number, "--dir", dir_arg]);
     run_cli_ok(&[
         "case",

@@ -19,8 +19,8 @@ use std::time::{Duration, Instant};
 
 use fengqiao_tests::{
     NodeProcess, Office, SIBLING_VILLAGE_REGION as SIBLING_VILLAGE, Tamperer,
-    VILLAGE_REGION as VILLAGE, http_get, http_post, init_node_with_id, quic_address, run_cli,
-    run_cli_json, run_cli_ok, sample_registration, wait_for,
+    VILLAGE_REGION as VILLAGE, case_number, http_get, http_post, init_node_with_id, quic_address,
+    register_sample, run_cli, run_cli_json, run_cli_ok, sample_registration, wait_for,
 };
 
 /// Longest a test waits for replication to settle; polls end as soon as it has.
@@ -73,18 +73,8 @@ fn start_tree(temp: &Path, villages: &[(&'static str, &'static str)]) -> Tree {
 /// Register a small case at `node` in `region` through the API; returns its number and the ids of
 /// the events the node acknowledged.
 fn register(node: &NodeProcess, region: &str, index: usize) -> (String, Vec<String>) {
-    let (status, view) = http_post(
-        node.address,
-        "/api/cases",
-        &sample_registration(region, index),
-    )
-    .expect("register");
-    assert_eq!(status, 201, "register at {}: {view}", node.url());
-    let number = view["header"]["number"]
-        .as_str()
-        .expect("case number")
-        .to_owned();
-    (number, event_ids(&view["events"]))
+    let view = register_sample(node, region, index);
+    (case_number(&view), event_ids(&view["events"]))
 }
 
 /// Append an event at `node`; returns the ids of the events the case held once it was

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use fengqiao_tests::{
     COUNTY_REGION as COUNTY, Office, TOWNSHIP_REGION as TOWNSHIP, VILLAGE_REGION as VILLAGE,
-    http_get, http_post, quic_address, run_cli_json, run_cli_ok, sample_registration, wait_for,
+    http_get, register_sample, run_cli_json, run_cli_ok, start_chain, wait_for,
 };
 use serde_json::Value;
 
@@ -31,22 +31,10 @@ fn stats_by_child_at_the_county_counts_village_cases_under_the_township_and_the_
     let county = Office::init(temp.path(), "county", "武陵区信访局", "county", COUNTY);
     let township = Office::init(temp.path(), "township", "芦荻山乡", "township", TOWNSHIP);
     let village = Office::init(temp.path(), "village", "芦荻山村", "village", VILLAGE);
-    county.admit(&township);
-    township.admit(&village);
-    let county_node = county.start();
-    township.join(&county, quic_address(&county_node));
-    let township_node = township.start();
-    village.join(&township, quic_address(&township_node));
-    let village_node = village.start();
+    let (county_node, township_node, village_node) = start_chain(&county, &township, &village);
 
     for index in 0..3 {
-        let (status, view) = http_post(
-            village_node.address,
-            "/api/cases",
-            &sample_registration(VILLAGE, index),
-        )
-        .expect("register");
-        assert_eq!(status, 201, "{view}");
+        register_sample(&village_node, VILLAGE, index);
     }
 
     let county_url = county_node.url();

@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use fengqiao_tests::{
     COUNTY_REGION as COUNTY, NodeProcess, Office, TOWNSHIP_REGION as TOWNSHIP,
-    VILLAGE_REGION as VILLAGE, http_get, http_post, quic_address, sample_registration, wait_for,
+    VILLAGE_REGION as VILLAGE, case_number, http_get, http_post, quic_address, register_sample,
+    start_chain, wait_for,
 };
 use serde_json::{Value, json};
 
@@ -31,13 +32,7 @@ impl Tiers {
         let county = Office::init(temp, "county", "武陵区信访局", "county", COUNTY);
         let township = Office::init(temp, "township", "芦荻山乡调处中心", "township", TOWNSHIP);
         let village = Office::init(temp, "village", "芦荻山村调解室", "village", VILLAGE);
-        county.admit(&township);
-        township.admit(&village);
-        let county_node = county.start();
-        township.join(&county, quic_address(&county_node));
-        let township_node = township.start();
-        village.join(&township, quic_address(&township_node));
-        let village_node = village.start();
+        let (county_node, township_node, village_node) = start_chain(&county, &township, &village);
         let tiers = Tiers {
             county,
             township,
@@ -97,17 +92,7 @@ fn roster_has(node: &NodeProcess, members: &[&str]) -> Result<(), String> {
 
 /// Register a small case at `node` through the API; returns its number.
 fn register(node: &NodeProcess, region: &str, index: usize) -> String {
-    let (status, view) = http_post(
-        node.address,
-        "/api/cases",
-        &sample_registration(region, index),
-    )
-    .expect("register");
-    assert_eq!(status, 201, "register at {}: {view}", node.url());
-    view["header"]["number"]
-        .as_str()
-        .expect("case number")
-        .to_owned()
+    case_number(&register_sample(node, region, index))
 }
 
 /// POST an event at `node`; returns the status and the body.

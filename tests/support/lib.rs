@@ -294,6 +294,27 @@ pub fn http_post(
     Ok((status, body))
 }
 
+/// Register sample case `index` in `region_code` at `node` through the API, which must answer
+/// 201; returns the case as the node answered it.
+pub fn register_sample(node: &NodeProcess, region_code: &str, index: usize) -> serde_json::Value {
+    let (status, view) = http_post(
+        node.address,
+        "/api/cases",
+        &sample_registration(region_code, index),
+    )
+    .expect("register");
+    assert_eq!(status, 201, "register at {}: {view}", node.url());
+    view
+}
+
+/// The number of a case as the API answers it.
+pub fn case_number(view: &serde_json::Value) -> String {
+    view["header"]["number"]
+        .as_str()
+        .expect("case number")
+        .to_owned()
+}
+
 /// A registration body for a small realistic case in `region_code`.
 pub fn sample_registration(region_code: &str, index: usize) -> serde_json::Value {
     serde_json::json!({
@@ -526,6 +547,24 @@ impl Office {
         NodeProcess::start_federated_at(&self.dir, address)
             .unwrap_or_else(|error| panic!("restart {} at {address}: {error:#}", self.name))
     }
+}
+
+/// Link a county, its township and the township's village (each admitted by its parent, each
+/// joined to it) and run them, parents first so that each child dials a running parent. Returns
+/// the running nodes: county, township, village.
+pub fn start_chain(
+    county: &Office,
+    township: &Office,
+    village: &Office,
+) -> (NodeProcess, NodeProcess, NodeProcess) {
+    county.admit(township);
+    township.admit(village);
+    let county_node = county.start();
+    township.join(county, quic_address(&county_node));
+    let township_node = township.start();
+    village.join(township, quic_address(&township_node));
+    let village_node = village.start();
+    (county_node, township_node, village_node)
 }
 
 /// The node's QUIC address, as `run` wrote it.
