@@ -185,6 +185,11 @@ impl StagedUpdate {
     pub fn number(&self) -> &str {
         &self.number
     }
+
+    /// The case's feed position the update was computed on.
+    pub fn based_on(&self) -> FeedSeq {
+        self.based_on
+    }
 }
 
 /// A new case with a saved form of its document at hand: its `save()`, or the bytes it was just
@@ -564,6 +569,18 @@ impl Store {
         }
     }
 
+    /// A copy of the case's document, cached or loaded, that the cache does not hold. The
+    /// caller holds the case's lock.
+    fn copy_for_update(&self, number: &str) -> Result<DocumentHandle, StoreError> {
+        let document = match self.cache.get(number) {
+            Some(handle) => lock_ignoring_poison(&handle).fork(&self.options.actor),
+            None => self
+                .load_document(number)?
+                .ok_or_else(|| StoreError::NotFound(number.to_owned()))?,
+        };
+        Ok(Arc::new(Mutex::new(document)))
+    }
+
     /// [`Store::update_case_unflushed`] in two steps, so that the updates of many cases can be
     /// written in one transaction: this one runs `change` and computes the write, without
     /// writing; [`Store::commit_staged_updates`] writes. No lock is held in between: the case
@@ -574,8 +591,38 @@ impl Store {
         number: &str,
         change: impl FnOnce(&mut CaseDocument) -> Result<(CaseSummary, T), E>,
     ) -> Result<Result<(T, StagedUpdate), E>, StoreError> {
+        self.stage_update_of(number, Store::take_for_update, change)
+    }
+
+    /// [`Store::stage_update`] on a copy of the case's document, leaving the cached one as it
+    /// is: for a thread that computes an update ahead of the caller that will decide whether to
+    /// commit it. The copy costs a load (or a fork of the cached document); what it saves is
+    /// doing that work on the committing thread. [`StagedUpdate::based_on`] against
+    /// [`Store::feed_position`] tells whether it is still current; the commit checks it anyway.
+    pub fn stage_update_on_copy<T, E>(
+        &self,
+        number: &str,
+        change: impl FnOnce(&mut CaseDocument) -> Result<(CaseSummary, T), E>,
+    ) -> Result<Result<(T, StagedUpdate), E>, StoreError> {
+        self.stage_update_of(number, Store::copy_for_update, change)
+    }
+
+    /// The case's feed position: it moves with every write of the case. `None` if not held.
+    pub fn feed_position(&self, number: &str) -> Result<Option<FeedSeq>, StoreError> {
+        Ok(self
+            .storage
+            .read_case_record(number)?
+            .map(|record| record.feed_seq))
+    }
+
+    fn stage_update_of<T, E>(
+        &self,
+        number: &str,
+        document_for_update: impl FnOnce(&Store, &str) -> Result<DocumentHandle, StoreError>,
+        change: impl FnOnce(&mut CaseDocument) -> Result<(CaseSummary, T), E>,
+    ) -> Result<Result<(T, StagedUpdate), E>, StoreError> {
         let _case_guard = self.case_locks.lock(number);
-        let handle = self.take_for_update(number)?;
+        let handle = document_for_update(self, number)?;
         let mut document = lock_ignoring_poison(&handle);
         let stored_heads = document.automerge().get_heads();
         let (summary, value) = match change(&mut document) {

@@ -15,7 +15,7 @@ use tokio::sync::{mpsc, watch};
 use tracing::Instrument;
 
 use super::links::LinkRegistry;
-use super::replica::StoreReplica;
+use super::replica::{ReceivedChanges, StoreReplica};
 
 /// Frames handled per blocking call, and made durable by one disk sync: enough to amortise the
 /// thread hop and the sync, and well under the sender's window of 64, so that acknowledgements
@@ -23,14 +23,11 @@ use super::replica::StoreReplica;
 /// a whole window, the two sides would take turns instead of working at once).
 const FRAMES_PER_BATCH: usize = 16;
 
-/// Received whole documents handed to the preparing thread at most this many at a time.
+/// Received frames handed to a preparing thread at most this many at a time.
 const CASES_PREPARED_TOGETHER: usize = 16;
 
 /// At most this many threads prepare a session's received cases.
 const MAX_PREPARING_THREADS: usize = 4;
-
-/// A case and a peer's whole document of it, as the reader hands it to the preparing thread.
-type WholeDocument = (String, Vec<u8>);
 
 /// Decoded frames waiting for the session. Bounded so that a peer flooding us is slowed by QUIC
 /// flow control instead of growing our memory; an honest peer has at most a window in flight.
@@ -362,14 +359,15 @@ async fn blocking<T: Send + 'static>(
         .map_err(DriverError::Blocking)?
 }
 
-/// Start the threads that prepare, ahead of the session, the whole documents of cases new here
-/// (see [`StoreReplica::prepare`]), as the reader hands them over: one per core, up to
-/// [`MAX_PREPARING_THREADS`], because checking a received case's signatures costs more than
-/// writing it. Each takes up to [`CASES_PREPARED_TOGETHER`] at a time, whatever has arrived, so
-/// that their signatures are verified in one batch. They end when the reader drops the returned
+/// Start the threads that prepare, ahead of the session, the cases in received frames (see
+/// [`StoreReplica::prepare`]: whole documents of cases new here, changes to held ones), as the
+/// reader hands them over: one per core, up to [`MAX_PREPARING_THREADS`], because loading and
+/// checking a received case costs more than writing it. Each takes up to
+/// [`CASES_PREPARED_TOGETHER`] at a time, whatever has arrived, so that the signatures of new
+/// cases are verified in one batch. They end when the reader drops the returned
 /// sender.
-fn start_preparing(replica: StoreReplica) -> Option<std::sync::mpsc::SyncSender<WholeDocument>> {
-    let (sender, receiver) = std::sync::mpsc::sync_channel::<WholeDocument>(RECEIVED_FRAME_QUEUE);
+fn start_preparing(replica: StoreReplica) -> Option<std::sync::mpsc::SyncSender<ReceivedChanges>> {
+    let (sender, receiver) = std::sync::mpsc::sync_channel::<ReceivedChanges>(RECEIVED_FRAME_QUEUE);
     let receiver = Arc::new(Mutex::new(receiver));
     let threads = std::thread::available_parallelism()
         .map_or(1, std::num::NonZeroUsize::get)
@@ -398,8 +396,8 @@ fn start_preparing(replica: StoreReplica) -> Option<std::sync::mpsc::SyncSender<
 /// The next cases for a preparing thread: waits for one, then takes what else has arrived.
 /// `None` once the reader is gone.
 fn next_cases_to_prepare(
-    receiver: &Mutex<std::sync::mpsc::Receiver<WholeDocument>>,
-) -> Option<Vec<WholeDocument>> {
+    receiver: &Mutex<std::sync::mpsc::Receiver<ReceivedChanges>>,
+) -> Option<Vec<ReceivedChanges>> {
     let receiver = receiver.lock().unwrap_or_else(PoisonError::into_inner);
     let mut cases = vec![receiver.recv().ok()?];
     while cases.len() < CASES_PREPARED_TOGETHER {
@@ -506,7 +504,7 @@ async fn read_frames(
     mut stream: quinn::RecvStream,
     codec: FrameCodec,
     frames: mpsc::Sender<Result<SyncFrame, DriverError>>,
-    preparing: Option<std::sync::mpsc::SyncSender<WholeDocument>>,
+    preparing: Option<std::sync::mpsc::SyncSender<ReceivedChanges>>,
 ) {
     loop {
         let item = match read_frame(&mut stream, codec.max_frame_size()).await {
@@ -515,16 +513,17 @@ async fn read_frames(
                     if let (
                         Some(preparing),
                         SyncFrame::Changes {
-                            case,
-                            bytes,
-                            whole: true,
-                            ..
+                            case, bytes, whole, ..
                         },
                     ) = (&preparing, &frame)
                     {
-                        // Never waits: when the preparing thread is behind, the session does
+                        // Never waits: when the preparing threads are behind, the session does
                         // the work itself.
-                        let _ = preparing.try_send((case.clone(), bytes.clone()));
+                        let _ = preparing.try_send(ReceivedChanges {
+                            case: case.clone(),
+                            bytes: bytes.clone(),
+                            whole: *whole,
+                        });
                     }
                     Ok(frame)
                 }

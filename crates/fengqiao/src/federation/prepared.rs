@@ -1,5 +1,6 @@
-//! Whole documents of cases new here, prepared (loaded, checked, summarized) by a thread that
-//! runs ahead of the session, and handed to the session's `apply` when it reaches their frames.
+//! Received cases prepared (whole documents of new cases loaded, checked and summarized;
+//! changes merged into a copy of a held case) by a thread that runs ahead of the session, and
+//! handed to the session's `apply` when it reaches their frames.
 //!
 //! Each case has at most one slot. A preparing thread claims the cases it will do; `apply` takes
 //! a finished result, waits for one being prepared, or marks the case as its own so that no
@@ -20,12 +21,19 @@ enum Slot<T> {
     Ready {
         bytes: Vec<u8>,
         prepared: T,
+        /// When it was published, counted in publications: the oldest go first when full.
+        published: u64,
     },
+}
+
+struct Slots<T> {
+    by_case: HashMap<CaseId, Slot<T>>,
+    publications: u64,
 }
 
 /// The slots, shared by the sessions of a node and their preparing threads.
 pub(super) struct PreparedCases<T> {
-    slots: Mutex<HashMap<CaseId, Slot<T>>>,
+    slots: Mutex<Slots<T>>,
     /// Signalled whenever a slot leaves `Preparing`.
     settled: Condvar,
     /// At most this many slots: bounds what frames that are never applied (a session ending)
@@ -36,32 +44,51 @@ pub(super) struct PreparedCases<T> {
 impl<T> PreparedCases<T> {
     pub(super) fn new(limit: usize) -> PreparedCases<T> {
         PreparedCases {
-            slots: Mutex::new(HashMap::new()),
+            slots: Mutex::new(Slots {
+                by_case: HashMap::new(),
+                publications: 0,
+            }),
             settled: Condvar::new(),
             limit,
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, HashMap<CaseId, Slot<T>>> {
+    fn lock(&self) -> MutexGuard<'_, Slots<T>> {
         self.slots.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Claim those of `cases` that nobody has claimed and that `is_new` says are not held here.
-    /// The claim's drop releases whatever it did not publish, so a preparing thread that fails
-    /// or panics never leaves the session waiting.
+    /// Claim those of `cases` that nobody has claimed and that `wanted` accepts (a new case
+    /// not held here yet, a held case for changes). When full, results that `wanted` no longer
+    /// accepts make room first, then the oldest results: left by frames that were never
+    /// applied, or applied by another session. The claim's drop releases whatever it did not
+    /// publish, so a preparing thread that fails or panics never leaves the session waiting.
     pub(super) fn claim(
         &self,
         cases: Vec<(CaseId, Vec<u8>)>,
-        is_new: impl Fn(&str) -> bool,
+        wanted: impl Fn(&str) -> bool,
     ) -> Claim<'_, T> {
-        let mut slots = self.lock();
+        let mut guard = self.lock();
+        let slots = &mut guard.by_case;
         if slots.len() + cases.len() > self.limit {
-            // Results left by frames that were never applied, or applied by another session.
-            slots.retain(|case, slot| !matches!(slot, Slot::Ready { .. }) || is_new(case));
+            slots.retain(|case, slot| !matches!(slot, Slot::Ready { .. }) || wanted(case));
+        }
+        let excess = (slots.len() + cases.len()).saturating_sub(self.limit);
+        if excess > 0 {
+            let mut ready: Vec<(u64, CaseId)> = slots
+                .iter()
+                .filter_map(|(case, slot)| match slot {
+                    Slot::Ready { published, .. } => Some((*published, case.clone())),
+                    _ => None,
+                })
+                .collect();
+            ready.sort_unstable();
+            for (_, case) in ready.into_iter().take(excess) {
+                slots.remove(&case);
+            }
         }
         let mut claimed = Vec::with_capacity(cases.len());
         for (case, bytes) in cases {
-            if slots.len() >= self.limit || slots.contains_key(&case) || !is_new(&case) {
+            if slots.len() >= self.limit || slots.contains_key(&case) || !wanted(&case) {
                 continue;
             }
             slots.insert(case.clone(), Slot::Preparing);
@@ -78,16 +105,17 @@ impl<T> PreparedCases<T> {
     /// returned guard drops.
     pub(super) fn take(&self, case: &str, bytes: &[u8]) -> (Option<T>, Applying<'_, T>) {
         let mut slots = self.lock();
-        while matches!(slots.get(case), Some(Slot::Preparing)) {
+        while matches!(slots.by_case.get(case), Some(Slot::Preparing)) {
             slots = self
                 .settled
                 .wait(slots)
                 .unwrap_or_else(PoisonError::into_inner);
         }
-        let prepared = match slots.insert(case.to_owned(), Slot::Applying) {
+        let prepared = match slots.by_case.insert(case.to_owned(), Slot::Applying) {
             Some(Slot::Ready {
                 bytes: prepared_from,
                 prepared,
+                ..
             }) if prepared_from == bytes => Some(prepared),
             _ => None,
         };
@@ -100,9 +128,18 @@ impl<T> PreparedCases<T> {
         )
     }
 
+    /// `look` at the result ready for `case`, if one is.
+    #[cfg(test)]
+    pub(super) fn look_at_ready<R>(&self, case: &str, look: impl FnOnce(&T) -> R) -> Option<R> {
+        match self.lock().by_case.get(case) {
+            Some(Slot::Ready { prepared, .. }) => Some(look(prepared)),
+            _ => None,
+        }
+    }
+
     #[cfg(test)]
     pub(super) fn len(&self) -> usize {
-        self.lock().len()
+        self.lock().by_case.len()
     }
 }
 
@@ -121,8 +158,17 @@ impl<T> Claim<'_, T> {
     /// Hand over the results, one per claimed case in order, and wake whoever waits for them.
     pub(super) fn publish(mut self, results: Vec<T>) {
         let mut slots = self.prepared.lock();
+        slots.publications += 1;
+        let published = slots.publications;
         for ((case, bytes), prepared) in self.claimed.drain(..).zip(results) {
-            slots.insert(case, Slot::Ready { bytes, prepared });
+            slots.by_case.insert(
+                case,
+                Slot::Ready {
+                    bytes,
+                    prepared,
+                    published,
+                },
+            );
         }
         drop(slots);
         self.prepared.settled.notify_all();
@@ -136,8 +182,8 @@ impl<T> Drop for Claim<'_, T> {
         }
         let mut slots = self.prepared.lock();
         for (case, _) in self.claimed.drain(..) {
-            if matches!(slots.get(&case), Some(Slot::Preparing)) {
-                slots.remove(&case);
+            if matches!(slots.by_case.get(&case), Some(Slot::Preparing)) {
+                slots.by_case.remove(&case);
             }
         }
         drop(slots);
@@ -154,8 +200,8 @@ pub(super) struct Applying<'a, T> {
 impl<T> Drop for Applying<'_, T> {
     fn drop(&mut self) {
         let mut slots = self.prepared.lock();
-        if matches!(slots.get(&self.case), Some(Slot::Applying)) {
-            slots.remove(&self.case);
+        if matches!(slots.by_case.get(&self.case), Some(Slot::Applying)) {
+            slots.by_case.remove(&self.case);
         }
     }
 }
@@ -217,6 +263,22 @@ mod tests {
         // "a" and "b" were applied by another session: their results make room.
         let claim = prepared.claim(vec![case("c")], |case| case == "c");
         assert_eq!(claim.cases().len(), 1);
+    }
+
+    #[test]
+    fn when_full_the_oldest_results_still_wanted_make_room() {
+        let prepared = PreparedCases::new(3);
+        prepared.claim(vec![case("a")], |_| true).publish(vec![1]);
+        prepared
+            .claim(vec![case("b"), case("c")], |_| true)
+            .publish(vec![2, 3]);
+        // Every result is still wanted (changes to held cases): the oldest, "a", goes.
+        let claim = prepared.claim(vec![case("d")], |_| true);
+        assert_eq!(claim.cases().len(), 1);
+        claim.publish(vec![4]);
+        assert_eq!(prepared.take("a", b"a").0, None);
+        assert_eq!(prepared.take("b", b"b").0, Some(2));
+        assert_eq!(prepared.take("d", b"d").0, Some(4));
     }
 
     #[test]

@@ -95,9 +95,9 @@ pub struct StoreReplica {
     actor: Vec<u8>,
     limits: Limits,
     roster: SharedRoster,
-    /// Whole documents received and not applied yet, loaded, checked and summarized ahead by
-    /// [`StoreReplica::prepare`]; shared by clones, so that another thread can do it.
-    prepared: Arc<PreparedCases<Result<LoadedWhole, WholeRefusal>>>,
+    /// Received frames not applied yet, worked out ahead by [`StoreReplica::prepare`]; shared
+    /// by clones, so that another thread can do it.
+    prepared: Arc<PreparedCases<Prepared>>,
     /// Signers' keys decoded by the session's own checks.
     signer_keys: Arc<Mutex<SignerKeys>>,
     /// Whether received events are checked (see [`StoreReplica::with_received_events_checked`]).
@@ -141,9 +141,18 @@ enum Staging {
     WriteNow,
 }
 
-/// At most this many documents are kept prepared (two windows' worth); beyond it, `apply` does
-/// the work itself.
+/// At most this many cases are kept prepared (two windows' worth); beyond it, `apply` does the
+/// work itself.
 const PREPARED_LIMIT: usize = 128;
+
+/// A frame's changes to one case, as the reader hands them to the preparing threads.
+#[derive(Debug)]
+pub struct ReceivedChanges {
+    pub case: CaseId,
+    pub bytes: Vec<u8>,
+    /// A whole saved document rather than changes.
+    pub whole: bool,
+}
 
 /// A peer's whole document, read, before its events are checked.
 struct ReadWhole {
@@ -162,6 +171,23 @@ struct LoadedWhole {
     saved: Option<Vec<u8>>,
     /// Changes left out, for the quarantine log.
     refused: Vec<RefusedChange>,
+}
+
+/// What a preparing thread worked out ahead for one received frame.
+enum Prepared {
+    /// A whole document of a case new here.
+    New(Box<Result<LoadedWhole, WholeRefusal>>),
+    /// Changes merged into a copy of a held case. `None` when that did not simply succeed
+    /// (nothing new, refused, failed a check): the session does those itself, as they come.
+    Merge(Option<Box<PreparedMerge>>),
+}
+
+/// Changes merged ahead into a copy of a held case and checked, staged to be written only if
+/// the case is still as it was then.
+struct PreparedMerge {
+    heads: Vec<ChangeHead>,
+    latest_clock: HybridTimestamp,
+    update: StagedUpdate,
 }
 
 /// Why nothing of a peer's whole document is kept.
@@ -242,6 +268,7 @@ impl StoreReplica {
         header: &fengqiao_case::CaseHeader,
         held: &[fengqiao_case::Event],
         received: &[fengqiao_case::Event],
+        keys: &mut SignerKeys,
     ) -> Vec<receipt::Rejection> {
         let copy = receipt::ReceivedCopy {
             case,
@@ -249,10 +276,7 @@ impl StoreReplica {
             before: held,
             after: received,
         };
-        let mut keys = lock_ignoring_poison(&self.signer_keys);
-        self.check_many(&[copy], &mut keys)
-            .pop()
-            .unwrap_or_default()
+        self.check_many(&[copy], keys).pop().unwrap_or_default()
     }
 
     /// [`receipt::check_received_many`], or nothing found for any copy when checks are off.
@@ -308,16 +332,33 @@ impl StoreReplica {
         }
     }
 
-    /// Do ahead, on another thread, the part of applying peers' whole documents of cases not
-    /// held here that needs no lock and writes nothing: load each, check its events (the
-    /// signatures of all of them in one batch) and derive its summary. The results wait for
-    /// `apply`, which uses one only for the very same bytes. The driver calls this for frames as
-    /// they arrive, ahead of the session, so the two cores share the receiving work. Skipping it
-    /// changes nothing but the time `apply` takes. `keys` is the preparing thread's own cache.
-    ///
-    /// Changes to a held case are left alone: loading the document ahead measured slower than
-    /// leaving it to `apply` (most such documents are cached already).
-    pub fn prepare(&self, cases: Vec<(CaseId, Vec<u8>)>, keys: &mut SignerKeys) {
+    /// Do ahead, on another thread, the part of applying received frames that writes nothing.
+    /// A peer's whole document of a case not held here is loaded, its events checked (the
+    /// signatures of all such cases in one batch) and its summary derived. Changes to a held
+    /// case are merged into a copy of it and checked, staged to be written only if the case is
+    /// unchanged by then. The results wait for `apply`, which uses one only for the very same
+    /// bytes. The driver calls this for frames as they arrive, ahead of the session, so the two
+    /// cores share the receiving work. Skipping it changes nothing but the time `apply` takes.
+    /// `keys` is the preparing thread's own cache.
+    pub fn prepare(&self, received: Vec<ReceivedChanges>, keys: &mut SignerKeys) {
+        let (whole, changes): (Vec<ReceivedChanges>, Vec<ReceivedChanges>) =
+            received.into_iter().partition(|received| received.whole);
+        let without_flag = |received: Vec<ReceivedChanges>| -> Vec<(CaseId, Vec<u8>)> {
+            received
+                .into_iter()
+                .map(|received| (received.case, received.bytes))
+                .collect()
+        };
+        self.prepare_new_cases(without_flag(whole), keys);
+        self.prepare_merges(without_flag(changes), keys);
+    }
+
+    /// Whole documents of cases new here: loaded, their signatures verified in one batch,
+    /// summarized.
+    fn prepare_new_cases(&self, cases: Vec<(CaseId, Vec<u8>)>, keys: &mut SignerKeys) {
+        if cases.is_empty() {
+            return;
+        }
         let claim = self.prepared.claim(cases, |case| {
             self.store().contains(case).is_ok_and(|held| !held)
         });
@@ -350,18 +391,52 @@ impl StoreReplica {
             .iter()
             .zip(read)
             .map(|((case, _), read)| {
-                let read = read?;
-                self.finish_whole(case, read, rejections.next().unwrap_or_default())
+                Prepared::New(Box::new(read.and_then(|read| {
+                    self.finish_whole(case, read, rejections.next().unwrap_or_default())
+                })))
             })
             .collect();
         claim.publish(loaded);
+    }
+
+    /// Changes to held cases: each merged into a copy of the case and checked, staged for the
+    /// session to take if the case has not changed since (see [`Store::stage_update_on_copy`]).
+    /// Loading a case not in the cache is most of a merge's cost, and here it runs beside the
+    /// session instead of on its thread.
+    fn prepare_merges(&self, changes: Vec<(CaseId, Vec<u8>)>, keys: &mut SignerKeys) {
+        if changes.is_empty() {
+            return;
+        }
+        let claim = self
+            .prepared
+            .claim(changes, |case| self.store().contains(case).unwrap_or(false));
+        let merges = claim
+            .cases()
+            .iter()
+            .map(|(case, bytes)| {
+                let staged = self.store().stage_update_on_copy(case, |document| {
+                    self.merge_checked(case, bytes, false, document, keys)
+                });
+                let Ok(Ok(((heads, latest_clock), update))) = staged else {
+                    return Prepared::Merge(None);
+                };
+                Prepared::Merge(Some(Box::new(PreparedMerge {
+                    heads,
+                    latest_clock,
+                    update,
+                })))
+            })
+            .collect();
+        claim.publish(merges);
     }
 
     /// Load a peer's whole document of `case`, check every event in it, and derive what the store
     /// keeps beside it. Changes that fail the checks are left out (see [`receipt::screen`]).
     fn load_whole(&self, case: &str, bytes: &[u8]) -> Result<LoadedWhole, WholeRefusal> {
         let read = self.read_whole(case, bytes)?;
-        let rejections = self.check(case, &read.header, &[], &read.events);
+        let mut keys = lock_ignoring_poison(&self.signer_keys);
+        let rejections = self.check(case, &read.header, &[], &read.events, &mut keys);
+        drop(keys);
         self.finish_whole(case, read, rejections)
     }
 
@@ -637,37 +712,11 @@ impl StoreReplica {
         whole: bool,
         staging: Staging,
     ) -> Result<Applied, ReplicaError> {
-        let actor = self.actor.clone();
-        let limits = self.limits.clone();
         // The store drops its cached document when the closure fails, so applying in place is
         // applying to a copy: refused bytes never reach disk nor linger in memory.
         let merge = |document: &mut CaseDocument| {
-            let before = document.head_hashes();
-            let held_events = match self.check_received_events {
-                true => document.events().map_err(refusal)?,
-                false => Vec::new(),
-            };
-            apply_bytes(document, bytes, whole, &actor)?;
-            let after = document.head_hashes();
-            if after == before {
-                return Err(ApplyRefusal::Unchanged(after));
-            }
-            let (header, events) = document.contents().map_err(refusal)?;
-            if header.number != case {
-                return Err(ApplyRefusal::Rejected(format!(
-                    "the document is case {}",
-                    header.number
-                )));
-            }
-            let rejections = self.check(case, &header, &held_events, &events);
-            if !rejections.is_empty() {
-                return Err(ApplyRefusal::FailedChecks);
-            }
-            let state = fengqiao_case::derive(&header, &events, &limits);
-            Ok((
-                summary::summarize(&header, &state),
-                (after, latest_clock(&events)),
-            ))
+            let mut keys = lock_ignoring_poison(&self.signer_keys);
+            self.merge_checked(case, bytes, whole, document, &mut keys)
         };
         let outcome = match staging {
             Staging::WriteNow => self
@@ -695,6 +744,45 @@ impl StoreReplica {
             Err(ApplyRefusal::FailedChecks) => self.merge_screened(peer, case, bytes, whole),
             outcome => self.merged(case, outcome, Vec::new(), false),
         }
+    }
+
+    /// Apply a peer's bytes to `document` and check the events they add: the new summary, heads
+    /// and latest clock, or why the merge is refused.
+    #[allow(clippy::type_complexity)]
+    fn merge_checked(
+        &self,
+        case: &str,
+        bytes: &[u8],
+        whole: bool,
+        document: &mut CaseDocument,
+        keys: &mut SignerKeys,
+    ) -> Result<(CaseSummary, (Vec<ChangeHead>, HybridTimestamp)), ApplyRefusal> {
+        let before = document.head_hashes();
+        let held_events = match self.check_received_events {
+            true => document.events().map_err(refusal)?,
+            false => Vec::new(),
+        };
+        apply_bytes(document, bytes, whole, &self.actor)?;
+        let after = document.head_hashes();
+        if after == before {
+            return Err(ApplyRefusal::Unchanged(after));
+        }
+        let (header, events) = document.contents().map_err(refusal)?;
+        if header.number != case {
+            return Err(ApplyRefusal::Rejected(format!(
+                "the document is case {}",
+                header.number
+            )));
+        }
+        let rejections = self.check(case, &header, &held_events, &events, keys);
+        if !rejections.is_empty() {
+            return Err(ApplyRefusal::FailedChecks);
+        }
+        let state = fengqiao_case::derive(&header, &events, &self.limits);
+        Ok((
+            summary::summarize(&header, &state),
+            (after, latest_clock(&events)),
+        ))
     }
 
     /// The slow path of [`StoreReplica::merge_into_held`]: keep the peer's changes that pass the
@@ -998,7 +1086,31 @@ impl Replica for StoreReplica {
             }
             let prepared = Arc::clone(&self.prepared);
             let (prepared, _applying) = prepared.take(case, bytes);
+            let prepared = match prepared {
+                Some(Prepared::New(loaded)) => Some(*loaded),
+                _ => None,
+            };
             return self.create(peer, case, bytes, prepared, admit_new_case);
+        }
+        let prepared = Arc::clone(&self.prepared);
+        let (prepared, _applying) = prepared.take(case, bytes);
+        if let Some(Prepared::Merge(Some(merge))) = prepared {
+            // Taken only if nobody wrote the case since; the commit checks that again.
+            let position = self.store().feed_position(case).map_err(storage)?;
+            if position == Some(merge.update.based_on()) {
+                self.staged.updates.push(StagedMerge {
+                    peer: peer.to_owned(),
+                    bytes: bytes.to_vec(),
+                    whole,
+                    update: merge.update,
+                });
+                return self.merged(
+                    case,
+                    Ok((merge.heads, merge.latest_clock)),
+                    Vec::new(),
+                    false,
+                );
+            }
         }
         self.merge_into_held(peer, case, bytes, whole, Staging::Stage)
     }
@@ -1260,7 +1372,7 @@ mod tests {
 
         // Prepared from other bytes (here unreadable ones): the apply does its own work.
         replica.prepare(
-            vec![(CASE.to_owned(), damaged.clone())],
+            vec![received(CASE, &damaged, true)],
             &mut SignerKeys::default(),
         );
         let created = replica.apply("peer", CASE, &saved, true, &admit).unwrap();
@@ -1272,7 +1384,7 @@ mod tests {
         let other_directory = tempfile::tempdir().unwrap();
         let mut other = replica_at(other_directory.path());
         other.prepare(
-            vec![(CASE.to_owned(), saved.clone())],
+            vec![received(CASE, &saved, true)],
             &mut SignerKeys::default(),
         );
         assert_eq!(other.prepared.len(), 1);
@@ -1286,7 +1398,7 @@ mod tests {
         );
         // A case held already is not prepared again.
         other.prepare(
-            vec![(CASE.to_owned(), saved.clone())],
+            vec![received(CASE, &saved, true)],
             &mut SignerKeys::default(),
         );
         assert!(other.prepared.len() == 0);
@@ -1295,7 +1407,7 @@ mod tests {
         let third_directory = tempfile::tempdir().unwrap();
         let mut third = replica_at(third_directory.path());
         third.prepare(
-            vec![(CASE.to_owned(), saved.clone())],
+            vec![received(CASE, &saved, true)],
             &mut SignerKeys::default(),
         );
         let refuse = |_: &CaseRouting| Err("not from this peer".to_owned());
@@ -1432,43 +1544,30 @@ mod tests {
         assert_eq!(replica.store().case_count(), 1);
     }
 
-    #[test]
-    fn changes_staged_while_another_session_writes_the_case_are_applied_again() {
-        let directory = tempfile::tempdir().unwrap();
-        let mut replica = replica_at(directory.path());
-        let mut other_session = replica.clone();
-        let admit = |_: &CaseRouting| Ok(());
-        let mut source = peer_document();
-        replica
-            .apply("peer", CASE, &source.save(), true, &admit)
-            .unwrap();
-        replica.make_durable().unwrap();
+    fn received(case: &str, bytes: &[u8], whole: bool) -> ReceivedChanges {
+        ReceivedChanges {
+            case: case.to_owned(),
+            bytes: bytes.to_vec(),
+            whole,
+        }
+    }
 
-        // Two branches of the peer's copy, as two of its users (actors) made them.
-        let mut noted = |id: &str, actor: [u8; 16]| {
-            let mut branch = source.fork(&actor);
-            branch
-                .push_event(&event(
-                    id,
-                    EventKind::Note {
-                        text: "电话回访".to_owned(),
-                    },
-                ))
-                .unwrap();
-            branch.save_incremental()
-        };
-        let first = noted("note-1", [3; 16]);
-        let second = noted("note-2", [4; 16]);
-        let staged = replica.apply("peer", CASE, &first, false, &admit).unwrap();
-        assert!(staged.changed);
-        replica.set_peer_heads("peer", CASE, &staged.heads).unwrap();
-        // Another session writes the case before this one's batch is written.
-        other_session
-            .apply("other peer", CASE, &second, false, &admit)
+    /// A note added to a branch of the peer's copy, as one of its users (`actor`) made it: the
+    /// change bytes.
+    fn noted(source: &mut CaseDocument, id: &str, actor: [u8; 16]) -> Vec<u8> {
+        let mut branch = source.fork(&actor);
+        branch
+            .push_event(&event(
+                id,
+                EventKind::Note {
+                    text: "电话回访".to_owned(),
+                },
+            ))
             .unwrap();
-        other_session.make_durable().unwrap();
-        replica.make_durable().unwrap();
+        branch.save_incremental()
+    }
 
+    fn event_ids(replica: &StoreReplica) -> Vec<String> {
         let mut ids = replica
             .store()
             .with_case(CASE, |document| {
@@ -1482,7 +1581,103 @@ mod tests {
             .unwrap()
             .unwrap();
         ids.sort();
-        assert_eq!(ids, vec!["note-1", "note-2", "register"]);
+        ids
+    }
+
+    #[test]
+    fn changes_merged_ahead_are_taken_only_while_their_case_is_unchanged() {
+        let directory = tempfile::tempdir().unwrap();
+        let mut replica = replica_at(directory.path());
+        let mut other_session = replica.clone();
+        let admit = |_: &CaseRouting| Ok(());
+        let mut source = peer_document();
+        let first = noted(&mut source, "note-1", [3; 16]);
+        let second = noted(&mut source, "note-2", [4; 16]);
+        let third = noted(&mut source, "note-3", [5; 16]);
+
+        // Changes to a case not held here are not prepared.
+        replica.prepare(
+            vec![received(CASE, &first, false)],
+            &mut SignerKeys::default(),
+        );
+        assert_eq!(replica.prepared.len(), 0);
+        replica
+            .apply("peer", CASE, &source.save(), true, &admit)
+            .unwrap();
+        replica.make_durable().unwrap();
+
+        // Merged ahead into a copy: the held case is untouched until the session applies it.
+        replica.prepare(
+            vec![received(CASE, &first, false)],
+            &mut SignerKeys::default(),
+        );
+        assert_eq!(replica.prepared.len(), 1);
+        let merged_ahead = |replica: &StoreReplica| {
+            replica.prepared.look_at_ready(CASE, |prepared| {
+                matches!(prepared, Prepared::Merge(Some(_)))
+            })
+        };
+        assert_eq!(merged_ahead(&replica), Some(true));
+        assert_eq!(event_ids(&replica), vec!["register"]);
+        let applied = replica.apply("peer", CASE, &first, false, &admit).unwrap();
+        assert!(applied.changed && !applied.created);
+        assert_eq!(replica.prepared.len(), 0);
+        replica.make_durable().unwrap();
+        assert_eq!(event_ids(&replica), vec!["note-1", "register"]);
+        assert_eq!(replica.heads(CASE).unwrap(), Some(applied.heads.clone()));
+        assert_eq!(
+            replica.store().summary(CASE).unwrap().unwrap().event_count,
+            2
+        );
+
+        // Merged ahead, then another session writes the case: the merge is done again on the
+        // case as it is now, and nothing either session took in is lost.
+        replica.prepare(
+            vec![received(CASE, &second, false)],
+            &mut SignerKeys::default(),
+        );
+        assert_eq!(merged_ahead(&replica), Some(true));
+        other_session
+            .apply("other peer", CASE, &third, false, &admit)
+            .unwrap();
+        other_session.make_durable().unwrap();
+        replica.apply("peer", CASE, &second, false, &admit).unwrap();
+        replica.make_durable().unwrap();
+        assert_eq!(
+            event_ids(&replica),
+            vec!["note-1", "note-2", "note-3", "register"]
+        );
+        assert_eq!(
+            replica.store().summary(CASE).unwrap().unwrap().event_count,
+            4
+        );
+    }
+
+    #[test]
+    fn changes_staged_while_another_session_writes_the_case_are_applied_again() {
+        let directory = tempfile::tempdir().unwrap();
+        let mut replica = replica_at(directory.path());
+        let mut other_session = replica.clone();
+        let admit = |_: &CaseRouting| Ok(());
+        let mut source = peer_document();
+        replica
+            .apply("peer", CASE, &source.save(), true, &admit)
+            .unwrap();
+        replica.make_durable().unwrap();
+
+        let first = noted(&mut source, "note-1", [3; 16]);
+        let second = noted(&mut source, "note-2", [4; 16]);
+        let staged = replica.apply("peer", CASE, &first, false, &admit).unwrap();
+        assert!(staged.changed);
+        replica.set_peer_heads("peer", CASE, &staged.heads).unwrap();
+        // Another session writes the case before this one's batch is written.
+        other_session
+            .apply("other peer", CASE, &second, false, &admit)
+            .unwrap();
+        other_session.make_durable().unwrap();
+        replica.make_durable().unwrap();
+
+        assert_eq!(event_ids(&replica), vec!["note-1", "note-2", "register"]);
         assert_eq!(
             replica.peer_heads("peer", CASE).unwrap().as_ref(),
             Some(&staged.heads)
