@@ -8,7 +8,9 @@ use fengqiao_case::{CaseSummary, Category, Status};
 
 use crate::storage::{DocumentWrite, PreparedCase, PreparedUpdate};
 use crate::test_support::{TEST_ACTOR, document_for, instant, note, summary_for};
-use crate::{CaseFilter, FeedEntry, NewCase, SavedCase, Store, StoreError, StoreOptions};
+use crate::{
+    CaseFilter, FeedEntry, NewCase, SavedCase, StagedUpdate, Store, StoreError, StoreOptions,
+};
 
 fn open_store(path: &Path) -> Store {
     open_with(path, 8, 4)
@@ -1281,6 +1283,55 @@ fn staged_updates_are_written_together_unless_their_case_changed_meanwhile() {
     let reopened = open_store(directory.path());
     assert!(event_ids(&reopened, &cases[1]).contains(&"staged-2".to_owned()));
     assert!(event_ids(&reopened, &cases[0]).contains(&"other-writer".to_owned()));
+}
+
+fn stage_note_on_copy(store: &Store, case: &str, id: &str) -> StagedUpdate {
+    store
+        .stage_update_on_copy(case, |document| {
+            document.push_event(&note(id, "电话回访"))?;
+            Ok::<_, fengqiao_case::DocumentError>((
+                summary_for(case, Status::Accepted, "node-a"),
+                (),
+            ))
+        })
+        .expect("store works")
+        .expect("change applies")
+        .1
+}
+
+#[test]
+fn an_update_staged_on_a_copy_leaves_the_case_alone_until_committed_while_current() {
+    let directory = tempfile::tempdir().expect("tempdir");
+    let store = open_store(directory.path());
+    let case = number(1);
+    create_documents(&store, std::slice::from_ref(&case)).expect("created");
+    // From the cached document and from disk alike, the held case does not see the copy.
+    let position = store.feed_position(&case).expect("reads");
+    let cached = stage_note_on_copy(&store, &case, "ahead-1");
+    assert_eq!(Some(cached.based_on()), position);
+    assert!(!event_ids(&store, &case).contains(&"ahead-1".to_owned()));
+    drop(store);
+    let store = open_store(directory.path());
+    let loaded = stage_note_on_copy(&store, &case, "ahead-2");
+    assert!(!event_ids(&store, &case).contains(&"ahead-2".to_owned()));
+
+    // Committed while the case is as it was: written, and the cache holds the new document.
+    let mut updates = vec![loaded];
+    store
+        .commit_staged_updates(&mut updates, &[] as &[(&str, &[u8])])
+        .expect("written");
+    assert!(event_ids(&store, &case).contains(&"ahead-2".to_owned()));
+    assert_ne!(store.feed_position(&case).expect("reads"), position);
+
+    // A copy made before that write is stale now: refused, nothing written.
+    let mut updates = vec![cached];
+    let refused = store.commit_staged_updates(&mut updates, &[] as &[(&str, &[u8])]);
+    assert!(
+        matches!(&refused, Err(StoreError::ChangedMeanwhile(number)) if *number == case),
+        "{refused:?}"
+    );
+    assert!(!event_ids(&store, &case).contains(&"ahead-1".to_owned()));
+    assert_eq!(store.feed_position("no such case").expect("reads"), None);
 }
 
 #[test]
