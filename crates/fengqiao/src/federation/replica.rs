@@ -1077,6 +1077,8 @@ impl Replica for StoreReplica {
     ) -> Result<Applied, ReplicaError> {
         self.write_staged_if_holds(case)?;
         let held = self.store().contains(case).map_err(storage)?;
+        let prepared = Arc::clone(&self.prepared);
+        let (prepared, _applying) = prepared.take(case, bytes);
         if !held {
             if !whole {
                 return Err(ReplicaError::Rejected {
@@ -1084,16 +1086,12 @@ impl Replica for StoreReplica {
                     message: "changes for a case not held here".to_owned(),
                 });
             }
-            let prepared = Arc::clone(&self.prepared);
-            let (prepared, _applying) = prepared.take(case, bytes);
             let prepared = match prepared {
                 Some(Prepared::New(loaded)) => Some(*loaded),
                 _ => None,
             };
             return self.create(peer, case, bytes, prepared, admit_new_case);
         }
-        let prepared = Arc::clone(&self.prepared);
-        let (prepared, _applying) = prepared.take(case, bytes);
         if let Some(Prepared::Merge(Some(merge))) = prepared {
             // Taken only if nobody wrote the case since; the commit checks that again.
             let position = self.store().feed_position(case).map_err(storage)?;
