@@ -62,13 +62,7 @@ pub(crate) fn verify_batch_by_key(entries: &[BatchEntry<'_>], keys: &[BatchKey])
     let mut key_scalars = vec![Scalar::ZERO; keys.len()];
     let mut commitments = Vec::with_capacity(entries.len());
     for ((entry, weight), challenge) in entries.iter().zip(&weights).zip(&challenges) {
-        let (commitment_bytes, s_bytes) = entry.signature.split_at(32);
-        let (Ok(commitment_bytes), Ok(s_bytes)) = (
-            <[u8; 32]>::try_from(commitment_bytes),
-            <[u8; 32]>::try_from(s_bytes),
-        ) else {
-            return false;
-        };
+        let (commitment_bytes, s_bytes) = signature_halves(&entry.signature);
         let Some(s) = Option::<Scalar>::from(Scalar::from_canonical_bytes(s_bytes)) else {
             return false;
         };
@@ -88,6 +82,15 @@ pub(crate) fn verify_batch_by_key(entries: &[BatchEntry<'_>], keys: &[BatchKey])
             .chain(keys.iter().map(|key| key.point)),
     );
     sum.is_identity()
+}
+
+/// A signature's `R` (the commitment, a point's encoding) and `s` (a scalar's).
+fn signature_halves(signature: &[u8; 64]) -> ([u8; 32], [u8; 32]) {
+    let mut commitment = [0u8; 32];
+    let mut s = [0u8; 32];
+    commitment.copy_from_slice(&signature[..32]);
+    s.copy_from_slice(&signature[32..]);
+    (commitment, s)
 }
 
 /// `count` 128-bit weights drawn from `seed` (four per SHA-512 block).

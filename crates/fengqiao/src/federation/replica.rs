@@ -182,6 +182,10 @@ enum Prepared {
     Merge(Option<Box<PreparedMerge>>),
 }
 
+/// A merged case's heads, and the latest clock among its events (which the node's clock
+/// observes).
+type MergedHeads = (Vec<ChangeHead>, HybridTimestamp);
+
 /// Changes merged ahead into a copy of a held case and checked, staged to be written only if
 /// the case is still as it was then.
 struct PreparedMerge {
@@ -341,16 +345,16 @@ impl StoreReplica {
     /// cores share the receiving work. Skipping it changes nothing but the time `apply` takes.
     /// `keys` is the preparing thread's own cache.
     pub fn prepare(&self, received: Vec<ReceivedChanges>, keys: &mut SignerKeys) {
-        let (whole, changes): (Vec<ReceivedChanges>, Vec<ReceivedChanges>) =
-            received.into_iter().partition(|received| received.whole);
-        let without_flag = |received: Vec<ReceivedChanges>| -> Vec<(CaseId, Vec<u8>)> {
-            received
-                .into_iter()
-                .map(|received| (received.case, received.bytes))
-                .collect()
-        };
-        self.prepare_new_cases(without_flag(whole), keys);
-        self.prepare_merges(without_flag(changes), keys);
+        let mut new_cases = Vec::new();
+        let mut changes = Vec::new();
+        for ReceivedChanges { case, bytes, whole } in received {
+            match whole {
+                true => new_cases.push((case, bytes)),
+                false => changes.push((case, bytes)),
+            }
+        }
+        self.prepare_new_cases(new_cases, keys);
+        self.prepare_merges(changes, keys);
     }
 
     /// Whole documents of cases new here: loaded, their signatures verified in one batch,
@@ -748,7 +752,6 @@ impl StoreReplica {
 
     /// Apply a peer's bytes to `document` and check the events they add: the new summary, heads
     /// and latest clock, or why the merge is refused.
-    #[allow(clippy::type_complexity)]
     fn merge_checked(
         &self,
         case: &str,
@@ -756,7 +759,7 @@ impl StoreReplica {
         whole: bool,
         document: &mut CaseDocument,
         keys: &mut SignerKeys,
-    ) -> Result<(CaseSummary, (Vec<ChangeHead>, HybridTimestamp)), ApplyRefusal> {
+    ) -> Result<(CaseSummary, MergedHeads), ApplyRefusal> {
         let before = document.head_hashes();
         let held_events = match self.check_received_events {
             true => document.events().map_err(refusal)?,
@@ -836,7 +839,7 @@ impl StoreReplica {
     fn merged(
         &self,
         case: &str,
-        outcome: Result<(Vec<ChangeHead>, HybridTimestamp), ApplyRefusal>,
+        outcome: Result<MergedHeads, ApplyRefusal>,
         quarantined: Vec<String>,
         deferred: bool,
     ) -> Result<Applied, ReplicaError> {
