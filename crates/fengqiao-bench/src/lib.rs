@@ -109,6 +109,29 @@ pub fn resident_kib(process: &str) -> anyhow::Result<u64> {
         .context("VmRSS not found")
 }
 
+/// CPU time (user and system, all threads) a process has used so far, in seconds; `process` is
+/// a pid or `self`. /proc counts it in USER_HZ ticks, which the Linux ABI fixes at 100 per second.
+pub fn cpu_seconds(process: &str) -> anyhow::Result<f64> {
+    const USER_HZ: f64 = 100.0;
+    let path = format!("/proc/{process}/stat");
+    let stat = std::fs::read_to_string(&path).with_context(|| format!("read {path}"))?;
+    // The command name (field 2) may hold spaces; the fields after it start with the state.
+    let after_name = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest)
+        .context("no command name in /proc stat")?;
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    let ticks = |index: usize| -> anyhow::Result<f64> {
+        fields
+            .get(index)
+            .and_then(|value| value.parse::<u64>().ok())
+            .map(|ticks| ticks as f64)
+            .with_context(|| format!("field {} of {path}", index + 3))
+    };
+    // utime and stime are fields 14 and 15 of the whole line.
+    Ok((ticks(11)? + ticks(12)?) / USER_HZ)
+}
+
 /// Percentiles of repeated timings, in milliseconds.
 #[derive(Debug)]
 pub struct Timings {

@@ -14,7 +14,9 @@
 //! holding the cases is therefore a township, and the empty node is a new county (its parent):
 //! the same session, transport and stores, in the direction the rules replicate everything.
 
-use fengqiao_bench::{ImportTarget, import_sample_cases, print_run_header, resident_kib};
+use fengqiao_bench::{
+    ImportTarget, cpu_seconds, import_sample_cases, print_run_header, resident_kib,
+};
 use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -163,6 +165,7 @@ fn main() -> anyhow::Result<()> {
         federation_config(None, &[&holder]),
     ))?;
     let receiver_address = receiver_federation.local_address();
+    let w1_cpu_before = cpu_seconds("self")?;
     let w1_started = Instant::now();
     let holder_federation = runtime.block_on(Federation::start(
         Arc::clone(&holder.node),
@@ -177,6 +180,7 @@ fn main() -> anyhow::Result<()> {
         acknowledged_all(&runtime, &holder_federation)
     })?;
     let w1_seconds = w1_started.elapsed().as_secs_f64();
+    let w1_cpu = cpu_seconds("self")? - w1_cpu_before;
     let peak_kib = sampler.stop();
     let w1_pending = runtime.block_on(holder_federation.peers())?;
     let w1_statistics = w1_pending
@@ -198,6 +202,12 @@ fn main() -> anyhow::Result<()> {
         w1_statistics.frames_sent,
         w1_statistics.whole_documents_sent,
         w1_statistics.change_bytes_sent
+    );
+    println!(
+        "   cpu: {:.2} s used by the process (both nodes), {:.2} of {} cores busy on average",
+        w1_cpu,
+        w1_cpu / w1_seconds.max(f64::EPSILON),
+        std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
     );
     let peak_mib = (peak_kib.saturating_sub(memory_baseline_kib)) as f64 / 1024.0;
     println!(
