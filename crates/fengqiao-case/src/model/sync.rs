@@ -48,6 +48,9 @@ pub enum SyncFrame {
         base_heads: Vec<ChangeHead>,
         /// The sender's heads: after applying, the receiver holds at least these.
         sender_heads: Vec<ChangeHead>,
+        /// A byte string, not a sequence of numbers: the same bytes on the wire, encoded and
+        /// decoded as one copy instead of one call per byte.
+        #[serde(with = "serde_bytes")]
         bytes: Vec<u8>,
         whole: bool,
     },

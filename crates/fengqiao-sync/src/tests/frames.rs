@@ -60,6 +60,52 @@ fn every_variant_round_trips() {
     }
 }
 
+/// The wire layout of a `Changes` frame, written out byte by byte (bincode 2, standard
+/// configuration: variable-length integers, a length before every string and sequence). Its
+/// `bytes` go as one length and the raw bytes: encoding them as a byte string rather than a
+/// sequence of numbers is faster and must not change a byte on the wire.
+#[test]
+fn a_changes_frame_has_the_documented_layout() {
+    for (length_varint, bytes) in [
+        (vec![6], vec![0x85, 0x6f, 0x4a, 0x83, 0, 255]),
+        (
+            // 3000 needs the two-byte form: a 0xfb marker, then the value little-endian.
+            vec![0xfb, 0xb8, 0x0b],
+            vec![7; 3000],
+        ),
+    ] {
+        let case = "430702001001-2026-000123";
+        let frame = SyncFrame::Changes {
+            case: case.to_owned(),
+            feed_seq: 7,
+            base_heads: vec![[1; 32]],
+            sender_heads: vec![[2; 32], [3; 32]],
+            bytes: bytes.clone(),
+            whole: false,
+        };
+        let mut body = vec![1]; // the variant: Changes is the second
+        body.push(24); // the case number's length
+        body.extend_from_slice(case.as_bytes());
+        body.push(7); // feed_seq
+        body.push(1); // one base head, its 32 bytes
+        body.extend_from_slice(&[1; 32]);
+        body.push(2); // two sender heads
+        body.extend_from_slice(&[2; 32]);
+        body.extend_from_slice(&[3; 32]);
+        body.extend_from_slice(&length_varint);
+        body.extend_from_slice(&bytes);
+        body.push(0); // whole: false
+        let mut expected = u32::try_from(body.len() + 1)
+            .expect("small")
+            .to_be_bytes()
+            .to_vec();
+        expected.push(FRAME_FORMAT_VERSION);
+        expected.extend_from_slice(&body);
+        assert_eq!(encode_frame(&frame).expect("encodes"), expected);
+        assert_eq!(decode_frame(&expected).expect("decodes").0, frame);
+    }
+}
+
 #[test]
 fn frames_back_to_back_decode_one_at_a_time() {
     let frames = every_variant();
