@@ -29,6 +29,13 @@ const CASES_PREPARED_TOGETHER: usize = 16;
 /// At most this many threads prepare a session's received cases.
 const MAX_PREPARING_THREADS: usize = 4;
 
+/// Priority of the preparing threads on thread-priority's portable scale (0 lowest to 99; 50
+/// is everyone else's): 22 is niceness 10 on Linux. Their work is ahead of the session's, and the
+/// session is the one thread the whole sync waits on: when the cores are busy, the kernel should
+/// run the session and the connection tasks first. Measured on W1 (BENCHMARKS.md): about 1.81
+/// instead of 1.69 cores busy, the sync about 10 % sooner.
+const PREPARING_THREAD_PRIORITY: u8 = 22;
+
 /// Decoded frames waiting for the session. Bounded so that a peer flooding us is slowed by QUIC
 /// flow control instead of growing our memory; an honest peer has at most a window in flight.
 const RECEIVED_FRAME_QUEUE: usize = 256;
@@ -379,6 +386,7 @@ fn start_preparing(replica: StoreReplica) -> Option<std::sync::mpsc::SyncSender<
         let spawned = std::thread::Builder::new()
             .name("fengqiao-prepare".to_owned())
             .spawn(move || {
+                lower_this_threads_priority(PREPARING_THREAD_PRIORITY);
                 let mut keys = SignerKeys::default();
                 while let Some(cases) = next_cases_to_prepare(&receiver) {
                     replica.prepare(cases, &mut keys);
@@ -391,6 +399,20 @@ fn start_preparing(replica: StoreReplica) -> Option<std::sync::mpsc::SyncSender<
         }
     }
     (started > 0).then_some(sender)
+}
+
+/// Lower the calling thread's priority to `priority` (see [`PREPARING_THREAD_PRIORITY`]; only
+/// lowering needs no privilege). Where that fails the thread keeps its priority: the sync is
+/// only slower.
+fn lower_this_threads_priority(priority: u8) {
+    use thread_priority::{ThreadPriority, ThreadPriorityValue, set_current_thread_priority};
+    let lowered = ThreadPriorityValue::try_from(priority).and_then(|value| {
+        set_current_thread_priority(ThreadPriority::Crossplatform(value))
+            .map_err(|error| format!("{error:?}"))
+    });
+    if let Err(error) = lowered {
+        tracing::debug!(%error, priority, "a preparing thread keeps its priority");
+    }
 }
 
 /// The next cases for a preparing thread: waits for one, then takes what else has arrived.
@@ -541,5 +563,40 @@ async fn read_frames(
         if frames.send(item).await.is_err() || last {
             return;
         }
+    }
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use super::*;
+
+    /// The niceness the kernel reports for the calling thread (field 19 of its stat line).
+    fn this_threads_niceness() -> i64 {
+        let stat = std::fs::read_to_string("/proc/thread-self/stat").expect("reads own stat");
+        let (_, after_name) = stat.rsplit_once(')').expect("a command name");
+        after_name
+            .split_whitespace()
+            .nth(16)
+            .expect("a niceness field")
+            .parse()
+            .expect("a number")
+    }
+
+    #[test]
+    fn a_preparing_thread_runs_at_niceness_ten_and_others_keep_theirs() {
+        let before = this_threads_niceness();
+        let lowered = std::thread::spawn(|| {
+            lower_this_threads_priority(PREPARING_THREAD_PRIORITY);
+            this_threads_niceness()
+        })
+        .join()
+        .expect("thread finishes");
+        // Niceness is set, not added; a process already nicer than 10 stays as it is.
+        assert_eq!(lowered, before.max(10));
+        assert_eq!(
+            this_threads_niceness(),
+            before,
+            "only the calling thread changes"
+        );
     }
 }
