@@ -7,9 +7,9 @@
 //! disk before the call returns. Per-case locks serialize updates of one case; the flush happens
 //! after they are released, so writers that commit together share one disk sync. A caller that
 //! writes many cases and reports them stored only afterwards may commit them with the
-//! `_unflushed` variants ([`Store::create_case_unflushed`], [`Store::update_case_unflushed`]) and
-//! make them durable together with one [`Store::flush`] (the federation acknowledges a batch of
-//! received cases that way).
+//! `_unflushed` variants ([`Store::create_received_cases_unflushed`],
+//! [`Store::update_case_unflushed`]) and make them durable together with one [`Store::flush`]
+//! (the federation acknowledges a batch of received cases that way).
 //!
 //! The one exception is advisory bookkeeping (the federation's per-peer cursors and heads), which
 //! may be written without a flush ([`Store::meta_put_unflushed`]) or together with a case write
@@ -192,12 +192,13 @@ impl StagedUpdate {
     }
 }
 
-/// A new case with a saved form of its document at hand: its `save()`, or the bytes it was just
-/// loaded from (a case received whole from a peer), which spares encoding the document again.
+/// A new case received whole from a peer, as the federation writes it: the bytes it was received
+/// as, the heads of the document they hold (sorted) and its summary. It carries no document: the
+/// copy the receiver loaded to check it is dropped where it was loaded, not in the writer.
 #[derive(Debug)]
-pub struct SavedCase {
-    pub document: CaseDocument,
+pub struct ReceivedCase {
     pub saved: Vec<u8>,
+    pub heads: Vec<[u8; 32]>,
     pub summary: CaseSummary,
 }
 
@@ -268,12 +269,12 @@ impl Store {
     }
 
     /// Tell `observer` of every summary committed from now on (replacing any observer set
-    /// before): by [`Store::create_cases`] and its variants, [`Store::create_case_unflushed`]
-    /// and every update, once per case, after the commit and in commit order. A refused update
-    /// commits nothing and is not observed. Summaries already stored are not replayed: a caller
-    /// that keeps state from them sets the observer first, then reads them with
-    /// [`Store::for_each_summary`] and lets what it was told meanwhile win over what it read
-    /// (the node's statistics do).
+    /// before): by [`Store::create_cases`] and its variants,
+    /// [`Store::create_received_cases_unflushed`] and every update, once per case, after the
+    /// commit and in commit order. A refused update commits nothing and is not observed.
+    /// Summaries already stored are not replayed: a caller that keeps state from them sets the
+    /// observer first, then reads them with [`Store::for_each_summary`] and lets what it was
+    /// told meanwhile win over what it read (the node's statistics do).
     pub fn set_summary_observer(&self, observer: SummaryObserver) {
         *self
             .summary_observation
@@ -304,78 +305,46 @@ impl Store {
         let prepared = cases
             .iter_mut()
             .map(|case| {
-                Ok(PreparedCase {
-                    heads: Some(case.document.head_hashes()),
-                    ..PreparedCase::new(case.document.save(), case.summary)?
-                })
+                let saved = case.document.save();
+                PreparedCase::with_heads(saved, case.document.head_hashes(), case.summary)
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
         let summaries: Vec<&CaseSummary> = cases.iter().map(|case| case.summary).collect();
         self.create_prepared_observed(&prepared, &summaries, &prepare_meta(meta))
     }
 
-    /// One new case, as [`Store::create_cases`] writes it but without the flush: committed and
-    /// visible at once, durable after the next [`Store::flush`] (or the next flushed write of any
-    /// kind, since sled's log is written in order). For a caller that writes many cases and makes
-    /// them durable together before telling anyone they are stored (the federation acknowledges
-    /// a batch of received cases after one flush).
+    /// New cases received whole from a peer, and node meta entries (as [`Store::meta_put`] would
+    /// write them), in one transaction: all or none, as [`Store::create_cases_with_meta`] writes
+    /// them but without the flush. Committed and visible at once, durable after the next
+    /// [`Store::flush`] (or the next flushed write of any kind, since sled's log is written in
+    /// order): the federation makes a batch of received cases durable with one flush before it
+    /// acknowledges any of them. One transaction per batch costs far less than one per case.
     ///
-    /// The store keeps the document loaded: a case just written is usually read again soon.
+    /// Fails with `AlreadyExists` (writing nothing) if any number is taken, also within `cases`.
+    /// On success `cases` is left empty; on failure it is left as it was, so that a caller told
+    /// a case exists can take that one out and write the rest.
     ///
-    /// `saved` is a saved form of `document`: its `save()`, or the bytes it was just loaded from
-    /// (a case received whole from a peer), which spares encoding the document again.
-    pub fn create_case_unflushed(
+    /// Nothing enters the document cache: a receiver takes in cases far faster than anyone
+    /// reads them, so caching each would only push out the cases people work on, and free an
+    /// evicted document per case on the writer's thread. Read later, such a case is loaded from
+    /// disk.
+    pub fn create_received_cases_unflushed<K: AsRef<str>, V: AsRef<[u8]>>(
         &self,
-        document: CaseDocument,
-        saved: Vec<u8>,
-        summary: &CaseSummary,
-    ) -> Result<FeedSeq, StoreError> {
-        let mut cases = vec![SavedCase {
-            document,
-            saved,
-            summary: summary.clone(),
-        }];
-        let feed_positions =
-            self.create_saved_cases_unflushed(&mut cases, &[] as &[(&str, &[u8])])?;
-        feed_positions
-            .first()
-            .copied()
-            .ok_or_else(|| codec::corrupt("feed positions of a new case", "none handed out"))
-    }
-
-    /// [`Store::create_case_unflushed`] for several cases, and node meta entries (as
-    /// [`Store::meta_put`] would write them), in one transaction: all or none. One transaction
-    /// for a batch of received cases costs far less than one per case. On success `cases` is
-    /// left empty (the documents are in the cache); on failure it is left as it was, so that
-    /// a caller told a case exists can take that one out and write the rest.
-    pub fn create_saved_cases_unflushed<K: AsRef<str>, V: AsRef<[u8]>>(
-        &self,
-        cases: &mut Vec<SavedCase>,
+        cases: &mut Vec<ReceivedCase>,
         meta: &[(K, V)],
     ) -> Result<Vec<FeedSeq>, StoreError> {
-        let numbers = distinct_case_numbers(cases.iter().map(|case| case.summary.number.as_str()))?;
+        distinct_case_numbers(cases.iter().map(|case| case.summary.number.as_str()))?;
         let prepared = cases
-            .iter_mut()
+            .iter()
             .map(|case| {
-                Ok(PreparedCase {
-                    heads: Some(case.document.head_hashes()),
-                    ..PreparedCase::new(case.saved.clone(), &case.summary)?
-                })
+                PreparedCase::with_heads(case.saved.clone(), case.heads.clone(), &case.summary)
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
         let summaries: Vec<&CaseSummary> = cases.iter().map(|case| &case.summary).collect();
-        // Held from before the commit until the documents are cached, so that nobody loads or
-        // updates a case in between and the cached copy is the one on disk. Taken in order, so
-        // that two writers of overlapping batches cannot wait for each other.
-        let _case_guards: Vec<_> = numbers
-            .iter()
-            .map(|number| self.case_locks.lock(number))
-            .collect();
+        // No case lock: nothing is cached, so there is no cached copy to keep equal to the disk,
+        // and a writer of the same number meanwhile makes this transaction fail as taken.
         let feed_positions = self.commit_new_cases(&prepared, &summaries, &prepare_meta(meta))?;
-        for case in cases.drain(..) {
-            self.cache
-                .insert(&case.summary.number, Arc::new(Mutex::new(case.document)));
-        }
+        cases.clear();
         Ok(feed_positions)
     }
 
@@ -464,7 +433,7 @@ impl Store {
     }
 
     /// [`Store::update_case`] without the flush: committed and visible at once, durable after the
-    /// next [`Store::flush`] (see [`Store::create_case_unflushed`]).
+    /// next [`Store::flush`] (see [`Store::create_received_cases_unflushed`]).
     pub fn update_case_unflushed<T, E>(
         &self,
         number: &str,

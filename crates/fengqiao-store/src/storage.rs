@@ -105,6 +105,18 @@ impl PreparedCase {
             heads: None,
         })
     }
+
+    /// A new case whose document's heads (sorted) are known.
+    pub(crate) fn with_heads(
+        saved: Vec<u8>,
+        heads: Vec<[u8; 32]>,
+        summary: &CaseSummary,
+    ) -> Result<PreparedCase, StoreError> {
+        Ok(PreparedCase {
+            heads: Some(heads),
+            ..PreparedCase::new(saved, summary)?
+        })
+    }
 }
 
 /// What an update does to the document bytes.

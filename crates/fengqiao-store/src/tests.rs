@@ -9,7 +9,7 @@ use fengqiao_case::{CaseSummary, Category, Status};
 use crate::storage::{DocumentWrite, PreparedCase, PreparedUpdate};
 use crate::test_support::{TEST_ACTOR, document_for, instant, note, summary_for};
 use crate::{
-    CaseFilter, FeedEntry, NewCase, SavedCase, StagedUpdate, Store, StoreError, StoreOptions,
+    CaseFilter, FeedEntry, NewCase, ReceivedCase, StagedUpdate, Store, StoreError, StoreOptions,
 };
 
 fn open_store(path: &Path) -> Store {
@@ -1174,35 +1174,36 @@ fn meta_entries_commit_with_case_writes_or_not_at_all() {
 // Unflushed case writes, made durable together by one flush.
 // ---------------------------------------------------------------------------------------------
 
+/// A case as the federation's receiver writes it: a real document's saved bytes and heads.
+fn received_case(case: &str, holder: &str) -> ReceivedCase {
+    let mut document = document_for(case);
+    ReceivedCase {
+        saved: document.save(),
+        heads: document.head_hashes(),
+        summary: summary_for(case, Status::Registered, holder),
+    }
+}
+
+fn create_received(store: &Store, case: ReceivedCase) -> Result<u64, StoreError> {
+    let positions =
+        store.create_received_cases_unflushed(&mut vec![case], &[] as &[(&str, &[u8])])?;
+    Ok(positions.first().copied().expect("one position per case"))
+}
+
 #[test]
-fn saved_cases_are_written_in_one_transaction_or_left_to_the_caller() {
+fn received_cases_are_written_in_one_transaction_or_left_to_the_caller() {
     let directory = tempfile::tempdir().expect("tempdir");
     let store = open_store(directory.path());
-    let saved_case = |sequence: u32| {
-        let case = number(sequence);
-        let mut document = document_for(&case);
-        let saved = document.save();
-        SavedCase {
-            document,
-            saved,
-            summary: summary_for(&case, Status::Registered, "node-a"),
-        }
-    };
+    let saved_case = |sequence: u32| received_case(&number(sequence), "node-a");
     let meta = [("sync/peer/heads/x", &b"heads"[..])];
-    store
-        .create_case_unflushed(
-            document_for(&number(1)),
-            document_for(&number(1)).save(),
-            &summary_for(&number(1), Status::Registered, "node-a"),
-        )
-        .expect("created");
+    create_received(&store, saved_case(1)).expect("created");
 
     // A number taken in the store, or twice in the batch: nothing written, the batch handed back.
     for mut cases in [
         vec![saved_case(2), saved_case(1)],
         vec![saved_case(2), saved_case(2)],
     ] {
-        let refused = store.create_saved_cases_unflushed(&mut cases, &meta);
+        let refused = store.create_received_cases_unflushed(&mut cases, &meta);
         assert!(
             matches!(refused, Err(StoreError::AlreadyExists(_))),
             "{refused:?}"
@@ -1214,7 +1215,7 @@ fn saved_cases_are_written_in_one_transaction_or_left_to_the_caller() {
 
     let mut cases = vec![saved_case(2), saved_case(3)];
     let positions = store
-        .create_saved_cases_unflushed(&mut cases, &meta)
+        .create_received_cases_unflushed(&mut cases, &meta)
         .expect("created");
     assert_eq!(positions, vec![2, 3]);
     assert!(cases.is_empty());
@@ -1335,26 +1336,27 @@ fn an_update_staged_on_a_copy_leaves_the_case_alone_until_committed_while_curren
 }
 
 #[test]
-fn unflushed_case_writes_are_visible_at_once_and_the_created_document_stays_loaded() {
+fn unflushed_received_cases_are_visible_at_once_and_read_from_disk() {
     let directory = tempfile::tempdir().expect("tempdir");
     let store = open_store(directory.path());
     let case = number(1);
     let summary = summary_for(&case, Status::Registered, "node-a");
-    let mut document = document_for(&case);
-    let saved = document.save();
-    let seq = store
-        .create_case_unflushed(document, saved, &summary)
-        .expect("created");
+    let seq = create_received(&store, received_case(&case, "node-a")).expect("created");
     assert_eq!(seq, 1);
     assert_eq!(store.case_count(), 1);
     assert_eq!(store.summary(&case).ok().flatten(), Some(summary.clone()));
     assert_eq!(
         store.cache.len(),
-        1,
-        "no reload from disk for the next reader"
+        0,
+        "a received case does not push the cases people work on out of the cache"
+    );
+    assert_eq!(
+        store.heads(&case).expect("reads"),
+        Some(document_for(&case).head_hashes()),
+        "the heads given are recorded"
     );
     assert!(matches!(
-        store.create_case_unflushed(document_for(&case), document_for(&case).save(), &summary),
+        create_received(&store, received_case(&case, "node-a")),
         Err(StoreError::AlreadyExists(_))
     ));
     assert_eq!(store.case_count(), 1);
@@ -1378,7 +1380,8 @@ fn unflushed_case_writes_are_visible_at_once_and_the_created_document_stays_load
             .map(|stored| stored.status),
         Some(Status::Accepted)
     );
-    // The cached document's save mark is right: the update stored only the new change.
+    // The document loaded from disk has the right save mark: the update stored only the new
+    // change.
     let record = store
         .storage
         .read_case_record(&case)
@@ -1388,11 +1391,7 @@ fn unflushed_case_writes_are_visible_at_once_and_the_created_document_stays_load
     assert!(record.chunk_bytes < record.saved_bytes, "{record:?}");
     assert_eq!(event_ids(&store, &case).len(), 2);
     assert!(matches!(
-        store.create_case_unflushed(
-            document_for(""),
-            Vec::new(),
-            &summary_for("", Status::Registered, "x")
-        ),
+        create_received(&store, received_case("", "x")),
         Err(StoreError::InvalidCaseNumber { .. })
     ));
 }
@@ -1408,15 +1407,7 @@ fn one_flush_makes_earlier_unflushed_case_writes_durable() {
         // The child: unflushed writes, one flush, then no clean close.
         let store = open_store(Path::new(&directory));
         create_documents(&store, std::slice::from_ref(&updated)).expect("case created");
-        let mut document = document_for(&created);
-        let saved = document.save();
-        store
-            .create_case_unflushed(
-                document,
-                saved,
-                &summary_for(&created, Status::Registered, "node-a"),
-            )
-            .expect("created");
+        create_received(&store, received_case(&created, "node-a")).expect("created");
         store
             .update_case_unflushed(&updated, |document| {
                 document.push_event(&note("n1", "第一次调解"))?;
@@ -1523,14 +1514,7 @@ fn the_summary_observer_sees_every_committed_summary_and_no_refused_one() {
 
     // One new case without a flush, as the federation's receiver writes it.
     let received = number(4);
-    let document = document_for(&received);
-    store
-        .create_case_unflushed(
-            document,
-            fake_saved(&received),
-            &summary_for(&received, Status::Registered, "node-b"),
-        )
-        .expect("created");
+    create_received(&store, received_case(&received, "node-b")).expect("created");
     assert_eq!(take(), vec![(received.clone(), Status::Registered)]);
 
     // Updates, flushed or not, with or without meta.

@@ -33,7 +33,7 @@ use fengqiao_case::signature::SignerKeys;
 use fengqiao_case::{
     CaseDocument, CaseHeader, CaseId, CaseSummary, Event, HybridTimestamp, Limits, summary,
 };
-use fengqiao_store::{SavedCase, StagedUpdate, Store, StoreError};
+use fengqiao_store::{ReceivedCase, StagedUpdate, Store, StoreError};
 use fengqiao_sync::{Applied, CaseRouting, FeedEntry, Replica, ReplicaError, SubtreeRoster};
 
 use super::prepared::PreparedCases;
@@ -122,7 +122,7 @@ struct Staged {
 
 struct StagedCase {
     peer: String,
-    case: SavedCase,
+    case: ReceivedCase,
 }
 
 /// A peer's bytes merged into a held case, and what they were, to apply them again if the case
@@ -163,7 +163,10 @@ struct ReadWhole {
 
 /// A peer's whole document, loaded and checked, with the summary and routing derived from it.
 struct LoadedWhole {
-    document: CaseDocument,
+    /// The heads of the document kept (sorted). The document itself is dropped where it was
+    /// loaded: the store writes the bytes, and freeing a document is work the session need
+    /// not do.
+    heads: Vec<ChangeHead>,
     summary: CaseSummary,
     routing: CaseRouting,
     latest_clock: HybridTimestamp,
@@ -506,7 +509,7 @@ impl StoreReplica {
             summary: summary::summarize(&header, &state),
             routing: CaseRouting::from_case(&header, &state),
             latest_clock: latest_clock(&events),
-            document,
+            heads: document.head_hashes(),
             saved,
             refused,
         })
@@ -529,7 +532,7 @@ impl StoreReplica {
             None => self.load_whole(case, bytes),
         };
         let LoadedWhole {
-            mut document,
+            heads,
             summary: case_summary,
             routing,
             latest_clock,
@@ -555,7 +558,6 @@ impl StoreReplica {
         admit_new_case(&routing).map_err(rejected)?;
         // Checked here, not when the batch is written: a bad number refuses this case only.
         fengqiao_store::validate_case_number(case).map_err(|error| rejected(error.to_string()))?;
-        let heads = document.head_hashes();
         // Unless changes were left out, the peer's bytes are a saved form of the document just
         // loaded from them.
         let saved = saved.unwrap_or_else(|| bytes.to_vec());
@@ -563,9 +565,9 @@ impl StoreReplica {
         let (quarantined, deferred) = self.quarantine(peer, case, refused)?;
         self.staged.cases.push(StagedCase {
             peer: peer.to_owned(),
-            case: SavedCase {
-                document,
+            case: ReceivedCase {
                 saved,
+                heads: heads.clone(),
                 summary: case_summary,
             },
         });
@@ -603,7 +605,7 @@ impl StoreReplica {
             return Ok(());
         }
         let mut peers: HashMap<CaseId, String> = HashMap::with_capacity(cases.len());
-        let mut cases: Vec<SavedCase> = cases
+        let mut cases: Vec<ReceivedCase> = cases
             .into_iter()
             .map(|staged| {
                 peers.insert(staged.case.summary.number.clone(), staged.peer);
@@ -613,7 +615,7 @@ impl StoreReplica {
         loop {
             match self
                 .store()
-                .create_saved_cases_unflushed(&mut cases, &[] as &[(&str, &[u8])])
+                .create_received_cases_unflushed(&mut cases, &[] as &[(&str, &[u8])])
             {
                 Ok(_) => return Ok(()),
                 Err(StoreError::AlreadyExists(number)) => {
