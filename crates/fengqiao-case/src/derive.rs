@@ -28,6 +28,18 @@ use crate::model::{
 /// A document always holds its `register` event; should it be missing (a corrupt peer), the state
 /// has an empty `holder` and `tip` and lists every transition as invalid, so nothing can follow it.
 pub fn derive(header: &CaseHeader, events: &[Event], limits: &Limits) -> CaseState {
+    let events: Vec<&Event> = events.iter().collect();
+    derive_from_refs(header, &events, limits)
+}
+
+/// [`derive`] for events the caller holds as references: the receipt checks derive the state
+/// before each new event from the events kept before it, and copying those would cost the
+/// square of the case's length.
+pub(crate) fn derive_from_refs(
+    header: &CaseHeader,
+    events: &[&Event],
+    limits: &Limits,
+) -> CaseState {
     let canonical = canonical_events(events);
     let tree = TransitionTree::new(&canonical);
 
@@ -80,8 +92,8 @@ pub fn derive(header: &CaseHeader, events: &[Event], limits: &Limits) -> CaseSta
 
 /// Events sorted by (`at`, `id`), with repeated ids kept once: the first in canonical order wins,
 /// so a peer that (wrongly) reused an id cannot make replicas disagree.
-fn canonical_events(events: &[Event]) -> Vec<&Event> {
-    let mut sorted: Vec<&Event> = events.iter().collect();
+fn canonical_events<'a>(events: &[&'a Event]) -> Vec<&'a Event> {
+    let mut sorted: Vec<&Event> = events.to_vec();
     sorted.sort_by(|left, right| canonical_cmp(left, right));
     let mut seen = HashSet::new();
     sorted.retain(|event| seen.insert(event.id.as_str()));

@@ -13,7 +13,7 @@ use std::collections::{HashMap, HashSet};
 use automerge::{Change, ChangeHash};
 
 use crate::authority::{AuthorityError, Hierarchy, authorize, placed_region};
-use crate::derive::derive;
+use crate::derive::derive_from_refs;
 use crate::document::{CaseDocument, DocumentError};
 use crate::model::{CaseHeader, CaseId, Event, EventId, EventKind, Limits, NodeId};
 use crate::signature::{
@@ -278,17 +278,19 @@ impl Judge<'_> {
     fn judge_new_events(&mut self, after: &[Event], sorted: SortedCopy<'_>) -> Vec<Rejection> {
         let mut rejections = sorted.rejections;
         // Events judged so far and kept, in list order: the base for judging annotations.
-        let mut kept: Vec<Event> = Vec::with_capacity(after.len());
+        // References, not copies: every event is judged against those before it, so copies
+        // would cost the square of the case's length.
+        let mut kept: Vec<&Event> = Vec::with_capacity(after.len());
         for (position, event) in after.iter().enumerate() {
             if sorted.repeated.contains(&position) {
                 continue;
             }
             if sorted.held.contains_key(event.id.as_str()) {
-                kept.push(event.clone());
+                kept.push(event);
                 continue;
             }
             match self.check_new_event(position, event, &kept) {
-                Ok(()) => kept.push(event.clone()),
+                Ok(()) => kept.push(event),
                 Err(error) => rejections.push(rejection(event, error)),
             }
         }
@@ -299,7 +301,7 @@ impl Judge<'_> {
         &mut self,
         position: usize,
         event: &Event,
-        kept: &[Event],
+        kept: &[&Event],
     ) -> Result<(), ReceiptError> {
         let (after_header, federation, limits) = (self.after_header, self.federation, self.limits);
         if !self.signatures_verified {
@@ -343,7 +345,7 @@ impl Judge<'_> {
             return Ok(());
         };
         let base_header = header_at(register, &base_events, after_header);
-        let state = derive(&base_header, &base_events, limits);
+        let state = derive_from_refs(&base_header, &base_events, limits);
         authorize(&state, &event.kind, &event.node, federation).map_err(|source| {
             ReceiptError::Unauthorized {
                 event: event.id.clone(),
@@ -355,14 +357,14 @@ impl Judge<'_> {
 
 /// The events an event was made on: for a transition, the chain of transitions up to the one it
 /// names and the annotations before it; for an annotation, everything kept before it.
-fn base_of(event: &Event, kept: &[Event]) -> Vec<Event> {
+fn base_of<'a>(event: &Event, kept: &[&'a Event]) -> Vec<&'a Event> {
     if !event.kind.is_transition() {
         return kept.to_vec();
     }
     let Some(prev) = &event.prev else {
         return kept.to_vec();
     };
-    let by_id: HashMap<&str, &Event> = kept.iter().map(|kept| (kept.id.as_str(), kept)).collect();
+    let by_id: HashMap<&str, &Event> = kept.iter().map(|kept| (kept.id.as_str(), *kept)).collect();
     let mut chain: HashSet<&str> = HashSet::new();
     let mut current = Some(prev.as_str());
     while let Some(id) = current {
@@ -373,12 +375,12 @@ fn base_of(event: &Event, kept: &[Event]) -> Vec<Event> {
     }
     kept.iter()
         .filter(|kept| !kept.kind.is_transition() || chain.contains(kept.id.as_str()))
-        .cloned()
+        .copied()
         .collect()
 }
 
 /// The header as of `events`: the registered one with the amendments among them applied.
-fn header_at(register: &Event, events: &[Event], fallback: &CaseHeader) -> CaseHeader {
+fn header_at(register: &Event, events: &[&Event], fallback: &CaseHeader) -> CaseHeader {
     let mut header = match &register.kind {
         EventKind::Register {
             header: Some(header),
