@@ -31,6 +31,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodFilter, MethodRouter, on};
 use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
 use fengqiao_case::deadlines::china_offset;
+use fengqiao_case::escalation_rules::RULE_OPERATOR_PREFIX;
 use fengqiao_case::model::audit::{AuditLog, AuditReport, QuarantineListing};
 use fengqiao_case::model::roster::{FederationReload, RosterView};
 use fengqiao_case::model::stats::{StatsBreakdown, SyncHealth};
@@ -910,6 +911,14 @@ fn operator_name(value: &HeaderValue) -> Result<String, ApiFailure> {
     if name.chars().any(char::is_control) {
         return Err(ApiFailure::bad_request(format!(
             "the {OPERATOR_HEADER} header contains control characters"
+        )));
+    }
+    // The node's escalation rules act under these names, and a rule counts as fired once an
+    // escalation by its name exists: a person using one could stop that rule for a case.
+    if name.starts_with(RULE_OPERATOR_PREFIX) {
+        return Err(ApiFailure::bad_request(format!(
+            "operator names starting with \"{RULE_OPERATOR_PREFIX}\" are reserved for the \
+             node's escalation rules: give the operator's own name"
         )));
     }
     Ok(name.to_owned())

@@ -448,6 +448,9 @@ fn operator_names_are_checked() {
     assert!(name(b"\xff\xfe").unwrap_err().message.contains("not UTF-8"));
     assert!(name("x".repeat(101).as_bytes()).is_err());
     assert!(name(b"a\tb").is_err());
+    let reserved = name(b" rule:overdue").unwrap_err().message;
+    assert!(reserved.contains("reserved"), "{reserved}");
+    assert_eq!(name("王 rule:x".as_bytes()).unwrap(), "王 rule:x");
 }
 
 // ---------------------------------------------------------------------------------------------
