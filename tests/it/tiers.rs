@@ -10,7 +10,7 @@ use std::time::Duration;
 use fengqiao_tests::{
     COUNTY_REGION as COUNTY, NodeProcess, Office, TOWNSHIP_REGION as TOWNSHIP,
     VILLAGE_REGION as VILLAGE, case_number, http_get, http_post, quic_address, register_sample,
-    start_chain, wait_for,
+    run_cli_ok, start_chain, wait_for,
 };
 use serde_json::{Value, json};
 
@@ -453,13 +453,17 @@ fn a_close_made_offline_and_a_take_over_above_meet_as_a_conflict_after_healing()
         &number,
         json!({"kind": "close", "payload": {"resolved": true, "note": "当事人已领取"}}),
     );
-    // Meanwhile the township, which cannot see the close, takes the case over (提级办理) and
-    // escalates it to the county.
-    append(
-        &township_node,
+    // Meanwhile the township, which cannot see the close, takes the case over (提级办理), as its
+    // operator would from the command line, and escalates it to the county.
+    run_cli_ok(&[
+        "case",
+        "take-over",
         &number,
-        json!({"kind": "take_over", "payload": {"reason": "涉及多村，乡级提级办理"}}),
-    );
+        "--reason",
+        "涉及多村，乡级提级办理",
+        "--node",
+        &township_node.url(),
+    ]);
     append(&township_node, &number, escalate_to(&county.id));
     wait_state(
         "the county holds the case",

@@ -169,6 +169,12 @@ pub enum CaseCommand {
         #[arg(long)]
         reason: String,
     },
+    /// 提级办理: this office, above the case's holder, takes the case over and becomes its holder
+    TakeOver {
+        number: String,
+        #[arg(long)]
+        reason: String,
+    },
     /// Mark the case as a repeat (重复信访) of an earlier case
     LinkRepeat {
         number: String,
@@ -471,6 +477,12 @@ impl CaseCommand {
             CaseCommand::Reopen { number, reason } => (
                 number,
                 EventKind::Reopen {
+                    reason: owned(reason),
+                },
+            ),
+            CaseCommand::TakeOver { number, reason } => (
+                number,
+                EventKind::TakeOver {
                     reason: owned(reason),
                 },
             ),
@@ -879,6 +891,12 @@ mod tests {
                 vec!["reopen", N, "--reason", "新情况"],
                 EventKind::Reopen {
                     reason: "新情况".into(),
+                },
+            ),
+            (
+                vec!["take-over", N, "--reason", "久拖不决，县级提级办理"],
+                EventKind::TakeOver {
+                    reason: "久拖不决，县级提级办理".into(),
                 },
             ),
             (
