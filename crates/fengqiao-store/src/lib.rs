@@ -687,6 +687,25 @@ impl Store {
         Ok(Some(read(&mut document)))
     }
 
+    /// [`Store::with_case`] for a pass over many cases (the audit's): a case not in the cache is
+    /// loaded for this read only, so the pass does not push the cases people work on out of
+    /// the cache, nor make a scan's documents outlive it.
+    pub fn with_case_uncached<T>(
+        &self,
+        number: &str,
+        read: impl FnOnce(&mut CaseDocument) -> T,
+    ) -> Result<Option<T>, StoreError> {
+        if let Some(handle) = self.cache.get(number) {
+            let mut document = lock_ignoring_poison(&handle);
+            return Ok(Some(read(&mut document)));
+        }
+        let loaded = {
+            let _case_guard = self.case_locks.lock(number);
+            self.load_document(number)?
+        };
+        Ok(loaded.map(|mut document| read(&mut document)))
+    }
+
     /// Callers hold the case lock.
     fn load_document(&self, number: &str) -> Result<Option<CaseDocument>, StoreError> {
         let Some(stored) = self.storage.read_document(number)? else {

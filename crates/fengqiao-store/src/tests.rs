@@ -1559,3 +1559,36 @@ fn the_summary_observer_sees_every_committed_summary_and_no_refused_one() {
         Some(Status::Replied)
     );
 }
+
+#[test]
+fn a_pass_over_cases_reads_uncached_ones_without_caching_them() {
+    let directory = tempfile::tempdir().expect("tempdir");
+    let store = open_store(directory.path());
+    let (first, second) = (number(1), number(2));
+    for case in [&first, &second] {
+        create_received(&store, received_case(case, "node-a")).expect("created");
+    }
+    let event_count = |case: &str| {
+        store
+            .with_case_uncached(case, |document| document.events().expect("events").len())
+            .expect("reads")
+    };
+    assert_eq!(event_count(&first), Some(1));
+    assert_eq!(store.cache.len(), 0, "the pass left nothing in the cache");
+    assert_eq!(event_count(&number(3)), None);
+
+    // A case in the cache is read there, changes and all.
+    store
+        .update_case_unflushed(&second, |document| {
+            document.push_event(&note("n1", "第一次调解"))?;
+            Ok::<_, fengqiao_case::DocumentError>((
+                summary_for(&second, Status::Accepted, "node-a"),
+                (),
+            ))
+        })
+        .expect("store works")
+        .expect("change applies");
+    assert_eq!(store.cache.len(), 1);
+    assert_eq!(event_count(&second), Some(2));
+    assert_eq!(store.cache.len(), 1);
+}

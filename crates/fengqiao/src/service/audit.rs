@@ -233,7 +233,10 @@ impl Node {
             node: None,
             reason,
         };
-        let events = match self.store.with_case(number, |document| document.events()) {
+        let events = match self
+            .store
+            .with_case_uncached(number, |document| document.events())
+        {
             Ok(Some(Ok(events))) => events,
             Ok(Some(Err(error))) => {
                 audit.failures.push(case_failure(format!(

@@ -121,10 +121,12 @@ fn escalate_case(
     Some(firing.rule.name.clone())
 }
 
+/// Read without caching: a periodic pass over every case a rule matches (most of them already
+/// escalated by it) should not push the cases people work on out of the cache.
 fn load_events(node: &Node, number: &str) -> Result<Vec<Event>, ServiceError> {
     let events = node
         .store()
-        .with_case(number, |document| document.events())?
+        .with_case_uncached(number, |document| document.events())?
         .ok_or_else(|| ServiceError::NotFound(number.to_owned()))??;
     Ok(events)
 }
