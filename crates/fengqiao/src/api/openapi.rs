@@ -253,9 +253,11 @@ fn operation_object(route: &RouteSpec) -> Value {
         "in": "header",
         "required": route.mutating,
         "description": if route.mutating {
-            "the person making the change: recorded in the events it makes"
+            "the person making the change: recorded in the events it makes (names starting \
+             with `rule:` are the node's escalation rules', and refused)"
         } else {
-            "the person reading: recorded in the access log when personal data is read"
+            "the person reading: recorded in the access log when personal data is read (names \
+             starting with `rule:` are refused)"
         },
         "schema": {"type": "string", "minLength": 1},
     }));
