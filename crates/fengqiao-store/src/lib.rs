@@ -687,9 +687,9 @@ impl Store {
         Ok(Some(read(&mut document)))
     }
 
-    /// [`Store::with_case`] for a pass over many cases (the audit's): a case not in the cache is
-    /// loaded for this read only, so the pass does not push the cases people work on out of
-    /// the cache, nor make a scan's documents outlive it.
+    /// [`Store::with_case`] for a pass over many cases (`audit verify`, the escalation rules): a
+    /// case not in the cache is loaded for this read only, so the pass does not push the cases
+    /// people work on out of the cache, nor make a scan's documents outlive it.
     pub fn with_case_uncached<T>(
         &self,
         number: &str,

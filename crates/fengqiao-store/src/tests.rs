@@ -685,6 +685,21 @@ fn add_note(store: &Store, case: &str, id: &str, text: &str) -> u64 {
     seq
 }
 
+/// Append the note "n1" to `case` without the flush, leaving it accepted; returns its feed position.
+fn add_note_unflushed(store: &Store, case: &str) -> u64 {
+    let ((), seq) = store
+        .update_case_unflushed(case, |document| {
+            document.push_event(&note("n1", "第一次调解"))?;
+            Ok::<_, fengqiao_case::DocumentError>((
+                summary_for(case, Status::Accepted, "node-a"),
+                (),
+            ))
+        })
+        .expect("store works")
+        .expect("change applies");
+    seq
+}
+
 fn event_ids(store: &Store, case: &str) -> Vec<String> {
     store
         .with_case(case, |document| document.events().expect("events read"))
@@ -1408,16 +1423,7 @@ fn one_flush_makes_earlier_unflushed_case_writes_durable() {
         let store = open_store(Path::new(&directory));
         create_documents(&store, std::slice::from_ref(&updated)).expect("case created");
         create_received(&store, received_case(&created, "node-a")).expect("created");
-        store
-            .update_case_unflushed(&updated, |document| {
-                document.push_event(&note("n1", "第一次调解"))?;
-                Ok::<_, fengqiao_case::DocumentError>((
-                    summary_for(&updated, Status::Accepted, "node-a"),
-                    (),
-                ))
-            })
-            .expect("store works")
-            .expect("change applies");
+        add_note_unflushed(&store, &updated);
         store.flush().expect("flush");
         std::process::abort();
     }
@@ -1578,16 +1584,7 @@ fn a_pass_over_cases_reads_uncached_ones_without_caching_them() {
     assert_eq!(event_count(&number(3)), None);
 
     // A case in the cache is read there, changes and all.
-    store
-        .update_case_unflushed(&second, |document| {
-            document.push_event(&note("n1", "第一次调解"))?;
-            Ok::<_, fengqiao_case::DocumentError>((
-                summary_for(&second, Status::Accepted, "node-a"),
-                (),
-            ))
-        })
-        .expect("store works")
-        .expect("change applies");
+    add_note_unflushed(&store, &second);
     assert_eq!(store.cache.len(), 1);
     assert_eq!(event_count(&second), Some(2));
     assert_eq!(store.cache.len(), 1);
