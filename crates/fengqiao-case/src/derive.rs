@@ -19,7 +19,7 @@ use crate::lifecycle::{
 };
 use crate::model::{
     CaseHeader, CaseState, Conflict, ConflictBranch, DirectiveState, Event, EventKind,
-    HybridTimestamp, Limits, MediationRecord, MediationResult, NodeId, Status,
+    HybridTimestamp, Limits, MediationRecord, MediationResult, NodeId, ResolveDecision, Status,
 };
 
 /// Derive the case's state. Replicas holding the same set of events derive the same state,
@@ -207,6 +207,14 @@ impl<'a> TransitionTree<'a> {
     }
 }
 
+/// What the resolves of a fork decide.
+enum Settlement<'a> {
+    /// They agree on this group.
+    Chosen(usize),
+    /// Nobody resolved it, or the standing resolves disagree (listed, in canonical order).
+    Open { disputed: Vec<&'a Event> },
+}
+
 /// Concurrent transitions with one effect: same kind, leading to the same status and holder.
 struct Group<'a> {
     next: CaseState,
@@ -261,7 +269,7 @@ impl<'a> Walk<'_, 'a> {
                 0 => return None,
                 1 => 0,
                 _ => match self.resolution(&groups) {
-                    Some(chosen) => {
+                    Settlement::Chosen(chosen) => {
                         for (index, group) in groups.iter().enumerate() {
                             if index != chosen {
                                 for member in &group.members {
@@ -271,7 +279,9 @@ impl<'a> Walk<'_, 'a> {
                         }
                         chosen
                     }
-                    None => return Some(self.conflict(state, groups)),
+                    Settlement::Open { disputed } => {
+                        return Some(self.conflict(state, groups, disputed));
+                    }
                 },
             };
             let group = groups.swap_remove(chosen);
@@ -281,20 +291,55 @@ impl<'a> Walk<'_, 'a> {
         }
     }
 
-    /// The branch the latest `resolve` naming one of these groups chose.
-    fn resolution(&self, groups: &[Group<'a>]) -> Option<usize> {
-        self.tree.resolves.iter().rev().find_map(|resolve| {
+    /// How the resolves naming one of these groups settle the fork. A resolve that another one
+    /// overrides (its maker saw it and settled the disagreement) no longer counts; the rest must
+    /// all choose the same group, or the fork stays open with their decisions disputed. So two
+    /// offices that resolve one fork differently while cut off are a conflict for a person, and
+    /// identical decisions collapse into one.
+    fn resolution(&self, groups: &[Group<'a>]) -> Settlement<'a> {
+        let group_of = |resolve: &Event| -> Option<usize> {
             let EventKind::Resolve { chosen, .. } = &resolve.kind else {
                 return None;
             };
             groups
                 .iter()
                 .position(|group| group.members.iter().any(|member| &member.id == chosen))
-        })
+        };
+        let naming: Vec<(&'a Event, usize)> = self
+            .tree
+            .resolves
+            .iter()
+            .filter_map(|resolve| group_of(resolve).map(|group| (*resolve, group)))
+            .collect();
+        let overridden: HashSet<&str> = naming
+            .iter()
+            .flat_map(|(resolve, _)| match &resolve.kind {
+                EventKind::Resolve { overrides, .. } => overrides.as_slice(),
+                _ => &[],
+            })
+            .map(String::as_str)
+            .collect();
+        let standing: Vec<(&'a Event, usize)> = naming
+            .into_iter()
+            .filter(|(resolve, _)| !overridden.contains(resolve.id.as_str()))
+            .collect();
+        match standing.split_first() {
+            Some(((_, first), rest)) if rest.iter().all(|(_, group)| group == first) => {
+                Settlement::Chosen(*first)
+            }
+            _ => Settlement::Open {
+                disputed: standing.into_iter().map(|(resolve, _)| resolve).collect(),
+            },
+        }
     }
 
     /// Describes an unresolved fork: each branch followed on its own to see where it leads.
-    fn conflict(&mut self, state: &CaseState, groups: Vec<Group<'a>>) -> Conflict {
+    fn conflict(
+        &mut self,
+        state: &CaseState,
+        groups: Vec<Group<'a>>,
+        disputed: Vec<&'a Event>,
+    ) -> Conflict {
         let mut branches = Vec::with_capacity(groups.len());
         for group in groups {
             let first = group.members[0];
@@ -323,6 +368,18 @@ impl<'a> Walk<'_, 'a> {
         Conflict {
             fork: state.tip.clone(),
             branches,
+            disputed: disputed
+                .into_iter()
+                .filter_map(|resolve| match &resolve.kind {
+                    EventKind::Resolve { chosen, .. } => Some(ResolveDecision {
+                        event: resolve.id.clone(),
+                        chosen: chosen.clone(),
+                        node: resolve.node.clone(),
+                        operator: resolve.operator.clone(),
+                    }),
+                    _ => None,
+                })
+                .collect(),
         }
     }
 }

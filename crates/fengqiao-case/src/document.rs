@@ -26,6 +26,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::causal_past::CausalPast;
 use crate::model::{
     CaseHeader, Event, EventKind, EventSignature, HeaderAmendment, HybridTimestamp, Location,
     Ownership, Petitioner, SCHEMA_VERSION,
@@ -269,6 +270,37 @@ impl CaseDocument {
         heads
             .iter()
             .all(|head| self.doc.get_change_by_hash(&ChangeHash(*head)).is_some())
+    }
+
+    /// Which events each event of the list was made on (see [`crate::causal_past`]): the events
+    /// written by the ancestors of the change that wrote it, or earlier by that same change.
+    /// Positions are those of [`CaseDocument::events`].
+    pub fn causal_past(&mut self) -> Result<CausalPast, DocumentError> {
+        let events_object = self.events_object()?;
+        let mut written: Vec<(ChangeHash, u64)> =
+            Vec::with_capacity(self.doc.length(&events_object));
+        for item in self.doc.list_range(&events_object, ..) {
+            let entry = item.id();
+            let counter = match &entry {
+                ObjId::Id(counter, _, _) => *counter,
+                ObjId::Root => 0,
+            };
+            let Some(hash) = self.doc.hash_for_opid(&entry) else {
+                return Err(DocumentError::Malformed(format!(
+                    "event {} was written by no change of the document",
+                    item.index
+                )));
+            };
+            written.push((hash, counter));
+        }
+        let changes: Vec<(ChangeHash, Vec<ChangeHash>)> = self
+            .doc
+            .get_changes_meta(&[])
+            .into_iter()
+            .map(|meta| (meta.hash, meta.deps))
+            .collect();
+        CausalPast::from_graph(&changes, &written)
+            .map_err(|error| DocumentError::Malformed(error.to_string()))
     }
 
     /// Access to the automerge document for the sync layer.

@@ -6,6 +6,7 @@
 
 pub mod authority;
 mod batch_verification;
+pub mod causal_past;
 pub mod clock;
 pub mod deadlines;
 pub mod derive;

@@ -1097,9 +1097,24 @@ pub fn append(
         });
     }
     let prev = event.kind.is_transition().then(|| state.tip.clone());
+    let kind = match event.kind {
+        // A resolve settles the disagreeing resolves of the fork it resolves, if any: the node
+        // names them, as it names `prev`, from the state the person saw (never from the caller).
+        EventKind::Resolve { chosen, note, .. } => EventKind::Resolve {
+            chosen,
+            note,
+            overrides: state
+                .conflict
+                .iter()
+                .flat_map(|conflict| conflict.disputed.iter())
+                .map(|decision| decision.event.clone())
+                .collect(),
+        },
+        kind => kind,
+    };
     let mut stored = Event {
         id: event.id,
-        kind: event.kind,
+        kind,
         at: event.at,
         node: event.node,
         operator: event.operator,

@@ -3,16 +3,18 @@
 //! authority table lets it make that event; every event it already holds is still there,
 //! unchanged. No IO: the caller reads both versions of the case and supplies the roster.
 //!
-//! Authority is judged against the case's state where the event was made. For a transition that
-//! is exact: it names the transition it was based on (`prev`), so its base state is derived from
-//! the chain of transitions up to that one. An annotation carries no such link and is judged
-//! against the events before it in the document's list.
+//! Authority is judged against the case's state where the event was made: the state derived from
+//! the event's causal past (`crate::causal_past`), the events its maker held when it made it.
+//! Architecture invariant: a verdict is a function of the event and its causal past only, never
+//! of what else the receiver holds, so the maker's node and every receiver judge an event alike
+//! (a receiver that also holds a concurrent event, say a conflicting resolve, still keeps it).
 
 use std::collections::{HashMap, HashSet};
 
 use automerge::{Change, ChangeHash};
 
 use crate::authority::{AuthorityError, Hierarchy, authorize, placed_region};
+use crate::causal_past::CausalPast;
 use crate::derive::derive_from_refs;
 use crate::document::{CaseDocument, DocumentError};
 use crate::model::{CaseHeader, CaseId, Event, EventId, EventKind, Limits, NodeId};
@@ -50,6 +52,8 @@ pub enum ReceiptError {
     Removed { event: EventId },
     #[error("event {event} appears more than once in the peer's copy (a replayed event)")]
     Duplicated { event: EventId },
+    #[error("event {event} cannot be judged: what it was made on is not known")]
+    UnknownPast { event: EventId },
 }
 
 impl ReceiptError {
@@ -86,6 +90,7 @@ pub fn check_received(
     after_header: &CaseHeader,
     before: &[Event],
     after: &[Event],
+    causal: &CausalPast,
     federation: &dyn Hierarchy,
     limits: &Limits,
 ) -> Vec<Rejection> {
@@ -94,6 +99,7 @@ pub fn check_received(
         header: after_header,
         before,
         after,
+        causal,
     };
     check_received_many(&[copy], federation, limits, &mut SignerKeys::default())
         .pop()
@@ -110,6 +116,9 @@ pub struct ReceivedCopy<'a> {
     pub before: &'a [Event],
     /// The copy's events.
     pub after: &'a [Event],
+    /// Which of the copy's events each was made on ([`crate::CaseDocument::causal_past`] of the
+    /// copy; [`CausalPast::linear`] for a history without concurrency).
+    pub causal: &'a CausalPast,
 }
 
 /// [`check_received`] for several copies at once, in order: the signatures of all their new
@@ -160,7 +169,7 @@ pub fn check_received_many(
                 keys: &mut *keys,
                 signatures_verified,
             };
-            judge.judge_new_events(copy.after, sorted)
+            judge.judge_new_events(copy.after, copy.causal, sorted)
         })
         .collect()
 }
@@ -274,23 +283,55 @@ struct Judge<'a> {
 }
 
 impl Judge<'_> {
-    /// Judge the copy's new events in list order, each against the events kept before it.
-    fn judge_new_events(&mut self, after: &[Event], sorted: SortedCopy<'_>) -> Vec<Rejection> {
+    /// Judge the copy's new events, each against the kept events of its causal past, in an
+    /// order where that past is judged first.
+    fn judge_new_events(
+        &mut self,
+        after: &[Event],
+        causal: &CausalPast,
+        sorted: SortedCopy<'_>,
+    ) -> Vec<Rejection> {
         let mut rejections = sorted.rejections;
-        // Events judged so far and kept, in list order: the base for judging annotations.
-        // References, not copies: every event is judged against those before it, so copies
-        // would cost the square of the case's length.
-        let mut kept: Vec<&Event> = Vec::with_capacity(after.len());
-        for (position, event) in after.iter().enumerate() {
-            if sorted.repeated.contains(&position) {
+        if causal.len() != after.len() {
+            // The caller read the events and their causal past from different documents: no
+            // verdict can be given on a past that is not this copy's, so nothing new is kept.
+            for (position, event) in after.iter().enumerate() {
+                if !sorted.repeated.contains(&position)
+                    && !sorted.held.contains_key(event.id.as_str())
+                {
+                    rejections.push(rejection(
+                        event,
+                        ReceiptError::UnknownPast {
+                            event: event.id.clone(),
+                        },
+                    ));
+                }
+            }
+            return rejections;
+        }
+        // Which events are kept so far. Held events always are; a new one once it passes.
+        let mut kept: Vec<bool> = after
+            .iter()
+            .enumerate()
+            .map(|(position, event)| {
+                !sorted.repeated.contains(&position) && sorted.held.contains_key(event.id.as_str())
+            })
+            .collect();
+        for &position in causal.order() {
+            let event = &after[position];
+            if sorted.repeated.contains(&position) || kept[position] {
                 continue;
             }
-            if sorted.held.contains_key(event.id.as_str()) {
-                kept.push(event);
-                continue;
-            }
-            match self.check_new_event(position, event, &kept) {
-                Ok(()) => kept.push(event),
+            // References, not copies, in list order (amendments apply in list order): every
+            // event is judged against its past, so copies would cost the square of its length.
+            let past: Vec<&Event> = after
+                .iter()
+                .enumerate()
+                .filter(|(earlier, _)| kept[*earlier] && causal.precedes(*earlier, position))
+                .map(|(_, earlier)| earlier)
+                .collect();
+            match self.check_new_event(position, event, &past) {
+                Ok(()) => kept[position] = true,
                 Err(error) => rejections.push(rejection(event, error)),
             }
         }
@@ -301,7 +342,7 @@ impl Judge<'_> {
         &mut self,
         position: usize,
         event: &Event,
-        kept: &[&Event],
+        past: &[&Event],
     ) -> Result<(), ReceiptError> {
         let (after_header, federation, limits) = (self.after_header, self.federation, self.limits);
         if !self.signatures_verified {
@@ -339,13 +380,12 @@ impl Judge<'_> {
             }
             return Ok(());
         }
-        let base_events = base_of(event, kept);
-        let Some(register) = base_events.first() else {
+        let Some(register) = past.first() else {
             // Nothing registered the case before this event: derive treats it as unreachable.
             return Ok(());
         };
-        let base_header = header_at(register, &base_events, after_header);
-        let state = derive_from_refs(&base_header, &base_events, limits);
+        let base_header = header_at(register, past, after_header);
+        let state = derive_from_refs(&base_header, past, limits);
         authorize(&state, &event.kind, &event.node, federation).map_err(|source| {
             ReceiptError::Unauthorized {
                 event: event.id.clone(),
@@ -353,30 +393,6 @@ impl Judge<'_> {
             }
         })
     }
-}
-
-/// The events an event was made on: for a transition, the chain of transitions up to the one it
-/// names and the annotations before it; for an annotation, everything kept before it.
-fn base_of<'a>(event: &Event, kept: &[&'a Event]) -> Vec<&'a Event> {
-    if !event.kind.is_transition() {
-        return kept.to_vec();
-    }
-    let Some(prev) = &event.prev else {
-        return kept.to_vec();
-    };
-    let by_id: HashMap<&str, &Event> = kept.iter().map(|kept| (kept.id.as_str(), *kept)).collect();
-    let mut chain: HashSet<&str> = HashSet::new();
-    let mut current = Some(prev.as_str());
-    while let Some(id) = current {
-        if !chain.insert(id) {
-            break;
-        }
-        current = by_id.get(id).and_then(|found| found.prev.as_deref());
-    }
-    kept.iter()
-        .filter(|kept| !kept.kind.is_transition() || chain.contains(kept.id.as_str()))
-        .copied()
-        .collect()
 }
 
 /// The header as of `events`: the registered one with the amendments among them applied.
@@ -443,7 +459,16 @@ pub fn screen(
         None => (Vec::new(), Vec::new(), CaseDocument::empty(actor)),
     };
     let (header, events) = incoming.contents()?;
-    let mut rejections = check_received(case, &header, &held_events, &events, federation, limits);
+    let causal = incoming.causal_past()?;
+    let mut rejections = check_received(
+        case,
+        &header,
+        &held_events,
+        &events,
+        &causal,
+        federation,
+        limits,
+    );
     let new_changes = incoming.automerge().get_changes(&held_heads);
     if rejections
         .iter()
@@ -471,18 +496,21 @@ pub fn screen(
         }
         // What is kept must pass on its own: an event judged against a refused one (an
         // annotation after a refused transition) is judged again, and refused in turn.
-        let (kept_header, kept_events) = pass.document.contents()?;
+        let mut document = pass.document;
+        let (kept_header, kept_events) = document.contents()?;
+        let kept_causal = document.causal_past()?;
         let again = check_received(
             case,
             &kept_header,
             &held_events,
             &kept_events,
+            &kept_causal,
             federation,
             limits,
         );
         if again.is_empty() {
             return Ok(Screened {
-                document: pass.document,
+                document,
                 kept: pass.kept,
                 refused: pass.refused,
                 rejections,

@@ -291,6 +291,7 @@ mod tests {
         conflicted.conflict = Some(Conflict {
             fork: "e2".to_owned(),
             branches: Vec::new(),
+            disputed: Vec::new(),
         });
         let summary = summarize(&header(), &conflicted);
         assert!(summary.in_conflict);

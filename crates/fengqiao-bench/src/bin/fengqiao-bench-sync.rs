@@ -526,12 +526,15 @@ fn per_case_steps(
         let state = fengqiao_case::derive(&header, &events, &limits);
         steps.derive_seconds += started.elapsed().as_secs_f64();
         drop(state);
+        // The checks include reading what each event was made on from the change graph.
         let started = Instant::now();
+        let causal = document.causal_past()?;
         let rejections = fengqiao_case::receipt::check_received(
             &header.number,
             &header,
             &[],
             &events,
+            &causal,
             &EveryMakerKnown,
             &limits,
         );

@@ -358,9 +358,13 @@ pub enum EventKind {
 
     // Events below are not transitions: they annotate the case without moving its lifecycle.
     /// Settles a fork of concurrent transitions: `chosen` is the first event of the winning branch.
+    /// `overrides` names the earlier resolves of the same fork this one settles (they disagreed,
+    /// see [`Conflict::disputed`]); the node fills it from the state it resolves on, like `prev`.
     Resolve {
         chosen: EventId,
         note: String,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        overrides: Vec<EventId>,
     },
     /// Mediation record inside handling (Arts 33, 37).
     Mediate {
@@ -655,6 +659,22 @@ pub struct Conflict {
     /// The last transition all branches agree on.
     pub fork: EventId,
     pub branches: Vec<ConflictBranch>,
+    /// Resolves of this fork made concurrently (neither office knew of the other's) that chose
+    /// different branches: two decisions a person must settle, not one picked silently. Empty
+    /// when nobody has resolved the fork yet.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub disputed: Vec<ResolveDecision>,
+}
+
+/// One office's decision on a fork, as a `resolve` event recorded it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResolveDecision {
+    /// The resolve event.
+    pub event: EventId,
+    /// The first event of the branch it chose.
+    pub chosen: EventId,
+    pub node: NodeId,
+    pub operator: String,
 }
 
 /// The dates that time limits and measures are computed from. All derived from events.

@@ -171,6 +171,7 @@ fn every_kind_of_event_round_trips() {
         EventKind::Resolve {
             chosen: "e".into(),
             note: "n".into(),
+            overrides: vec!["r0".into()],
         },
         EventKind::Mediate {
             mediation_type: MediationType::Judicial,

@@ -834,6 +834,7 @@ fn annotations_are_checked() {
         EventKind::Resolve {
             chosen: "register".to_owned(),
             note: String::new(),
+            overrides: Vec::new(),
         },
         china(3, 3, 11),
     );

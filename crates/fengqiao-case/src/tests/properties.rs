@@ -145,6 +145,7 @@ fn candidates(state: &CaseState, at: DateTime<Utc>, id: &str) -> Vec<NewEvent> {
                 EventKind::Resolve {
                     chosen: branch.first.clone(),
                     note: "决定".into(),
+                    overrides: Vec::new(),
                 },
             ));
         }

@@ -7,6 +7,7 @@ use ed25519_dalek::SigningKey;
 
 use super::support::{accept, china, close, escalate, header, reply};
 use crate::authority::Hierarchy;
+use crate::causal_past::CausalPast;
 use crate::model::{CaseHeader, Event, EventKind, Limits};
 use crate::receipt::{ReceiptError, ReceivedCopy, Rejection, check_received, check_received_many};
 use crate::signature::{
@@ -114,6 +115,7 @@ fn check(before: &[Event], after: &[Event]) -> Vec<Rejection> {
         &case_header(),
         before,
         after,
+        &CausalPast::linear(after.len()),
         &Offices::new(),
         &Limits::default(),
     )
@@ -256,7 +258,23 @@ fn a_transition_is_judged_where_it_was_made_not_where_the_list_puts_it() {
             china(3, 3, 11),
         ),
     ];
-    assert_eq!(check(&events[..2], &events), vec![]);
+    // One change per event; up1 and reply were both written on top of the acceptance.
+    let changes = [(0, vec![]), (1, vec![0]), (2, vec![1]), (3, vec![1])];
+    let written = [(0, 1), (1, 1), (2, 1), (3, 1)];
+    let causal = CausalPast::from_graph(&changes, &written).expect("a graph");
+    let rejections = check_received(
+        &case_header().number,
+        &case_header(),
+        &events[..2],
+        &events,
+        &causal,
+        &offices,
+        &Limits::default(),
+    );
+    assert_eq!(rejections, vec![]);
+    // Judged in list order instead (as if the reply had been made after the escalation), the
+    // village would no longer hold the case it replies on.
+    assert_eq!(check(&events[..2], &events).len(), 1);
 }
 
 #[test]
@@ -336,13 +354,19 @@ fn copies_checked_together_are_judged_each_as_if_checked_alone() {
         (&honest, &altered_held),
         (&[], &honest),
     ];
+    let pasts: Vec<CausalPast> = pairs
+        .iter()
+        .map(|(_, after)| CausalPast::linear(after.len()))
+        .collect();
     let copies: Vec<ReceivedCopy<'_>> = pairs
         .iter()
-        .map(|(before, after)| ReceivedCopy {
+        .zip(&pasts)
+        .map(|((before, after), causal)| ReceivedCopy {
             case: &header.number,
             header: &header,
             before,
             after,
+            causal,
         })
         .collect();
     let together = check_received_many(
@@ -463,6 +487,119 @@ mod screening {
             .into_iter()
             .map(|event| event.id)
             .collect()
+    }
+
+    /// Issue 12, item 1: a township takes a case over while its village replies and closes;
+    /// after a heal each resolves the conflict for its own branch while cut off again. Each
+    /// resolve was made on the conflict alone, so every receiver keeps it, whatever concurrent
+    /// resolve it already holds, and every replica shows the disagreement.
+    #[test]
+    fn a_resolve_is_judged_on_what_its_maker_held_not_on_a_concurrent_resolve() {
+        let offices = Offices::new();
+        let limits = Limits::default();
+        let (village_id, township_id) = (id(&offices.village), id(&offices.township));
+        let act = |document: &mut CaseDocument,
+                   key: &SigningKey,
+                   event_id: &str,
+                   kind: EventKind,
+                   at: DateTime<Utc>| {
+            append(
+                document,
+                new_event(event_id, &id(key), kind, at),
+                &limits,
+                key,
+                &offices,
+            )
+            .unwrap_or_else(|error| panic!("{event_id}: {error}"))
+            .1
+        };
+        let resolve = |chosen: &str| EventKind::Resolve {
+            chosen: chosen.to_owned(),
+            note: "联席会议决定".to_owned(),
+            overrides: Vec::new(),
+        };
+        let mut village = village_document(&offices);
+        let mut township = village.fork(&ACTOR_B);
+        let take_over = EventKind::TakeOver {
+            reason: "群体性苗头".to_owned(),
+        };
+        act(
+            &mut township,
+            &offices.township,
+            "take",
+            take_over,
+            china(3, 4, 9),
+        );
+        act(
+            &mut village,
+            &offices.village,
+            "reply",
+            reply(),
+            china(3, 4, 10),
+        );
+        act(
+            &mut village,
+            &offices.village,
+            "close",
+            close(true),
+            china(3, 4, 11),
+        );
+        township.merge(&mut village.fork(&ACTOR_B)).expect("heals");
+        village.merge(&mut township.fork(&ACTOR_A)).expect("heals");
+
+        let township_state = act(
+            &mut township,
+            &offices.township,
+            "t-resolve",
+            resolve("take"),
+            china(3, 5, 9),
+        );
+        assert_eq!(township_state.holder, township_id);
+        let village_state = act(
+            &mut village,
+            &offices.village,
+            "v-resolve",
+            resolve("reply"),
+            china(3, 5, 10),
+        );
+        assert_eq!(village_state.holder, village_id);
+
+        // The heal: each receives the other's copy, through the checks every node runs.
+        let mut at_township = township.fork(&ACTOR_B);
+        at_township
+            .merge(&mut village.fork(&ACTOR_B))
+            .expect("merges");
+        let screened = screen_copy(Some(&mut township), &mut at_township, &ACTOR_B, &offices);
+        assert_eq!(
+            screened.rejections,
+            vec![],
+            "the township refuses the village's resolve"
+        );
+        let mut at_village = village.fork(&ACTOR_A);
+        at_village
+            .merge(&mut township.fork(&ACTOR_A))
+            .expect("merges");
+        let screened_at_village =
+            screen_copy(Some(&mut village), &mut at_village, &ACTOR_A, &offices);
+        assert_eq!(
+            screened_at_village.rejections,
+            vec![],
+            "the village refuses the township's resolve"
+        );
+
+        let state_of = |document: &CaseDocument| {
+            let (header, events) = document.contents().expect("reads");
+            crate::derive::derive(&header, &events, &limits)
+        };
+        let township_view = state_of(&screened.document);
+        assert_eq!(township_view, state_of(&screened_at_village.document));
+        let conflict = township_view.conflict.expect("the two decisions disagree");
+        let decided: Vec<(&str, &str)> = conflict
+            .disputed
+            .iter()
+            .map(|decision| (decision.event.as_str(), decision.chosen.as_str()))
+            .collect();
+        assert_eq!(decided, vec![("t-resolve", "take"), ("v-resolve", "reply")]);
     }
 
     #[test]

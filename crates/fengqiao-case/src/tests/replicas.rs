@@ -11,6 +11,7 @@ fn resolve(chosen: &str) -> EventKind {
     EventKind::Resolve {
         chosen: chosen.to_owned(),
         note: "联席会议决定".to_owned(),
+        overrides: Vec::new(),
     }
 }
 
@@ -124,15 +125,68 @@ fn choosing_the_other_branch_keeps_the_closure() {
 }
 
 #[test]
-fn the_latest_resolution_wins_on_every_replica() {
+fn concurrent_resolves_that_disagree_are_a_conflict_naming_both_decisions() {
     let (mut a, mut b) = close_versus_escalate();
     a.ok(VILLAGE, resolve("a002"), china(3, 14, 10));
+    let village_resolve = a.last_id();
+    b.ok(COUNTY, resolve("b001"), china(3, 14, 11));
+    let county_resolve = b.last_id();
+    a.merge_from(&mut b);
+    b.merge_from(&mut a);
+    assert_eq!(a.state, b.state);
+    // Neither decision is dropped for the other: the fork stands, with both named.
+    let conflict = a.state.conflict.clone().expect("the resolves disagree");
+    assert_eq!(conflict.fork, "a001");
+    let decisions: Vec<(&str, &str, &str)> = conflict
+        .disputed
+        .iter()
+        .map(|decision| {
+            (
+                decision.event.as_str(),
+                decision.chosen.as_str(),
+                decision.node.as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        decisions,
+        vec![
+            (village_resolve.as_str(), "a002", VILLAGE),
+            (county_resolve.as_str(), "b001", COUNTY)
+        ]
+    );
+    assert_eq!(a.state.status, Status::Accepted);
+    assert_eq!(a.state.holder, VILLAGE);
+    assert!(a.state.superseded.is_empty());
+
+    // A person settles it: the new resolve overrides both, on every replica.
+    let state = b.ok(COUNTY, resolve("b001"), china(3, 15, 10));
+    assert_eq!(state.conflict, None);
+    assert_eq!(state.holder, TOWNSHIP);
+    let events = b.document.events().expect("events");
+    let settling = events
+        .iter()
+        .find(|event| event.id == b.last_id())
+        .expect("appended");
+    assert!(matches!(
+        &settling.kind,
+        EventKind::Resolve { overrides, .. }
+            if *overrides == vec![village_resolve.clone(), county_resolve.clone()]
+    ));
+    a.merge_from(&mut b);
+    assert_eq!(a.state, b.state);
+}
+
+#[test]
+fn concurrent_resolves_that_agree_collapse() {
+    let (mut a, mut b) = close_versus_escalate();
+    a.ok(VILLAGE, resolve("b001"), china(3, 14, 10));
     b.ok(COUNTY, resolve("b001"), china(3, 14, 11));
     a.merge_from(&mut b);
     b.merge_from(&mut a);
     assert_eq!(a.state, b.state);
-    assert_eq!(a.state.holder, TOWNSHIP);
     assert_eq!(a.state.conflict, None);
+    assert_eq!(a.state.holder, TOWNSHIP);
 }
 
 #[test]

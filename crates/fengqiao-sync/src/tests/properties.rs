@@ -150,6 +150,7 @@ fn candidates(office: usize, state: &CaseState, at: DateTime<Utc>, id: &str) -> 
             kinds.push(EventKind::Resolve {
                 chosen: branch.first.clone(),
                 note: "决定".into(),
+                overrides: Vec::new(),
             });
         }
     }

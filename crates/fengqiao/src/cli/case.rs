@@ -502,6 +502,7 @@ impl CaseCommand {
                 EventKind::Resolve {
                     chosen: owned(chosen),
                     note: owned(note),
+                    overrides: Vec::new(),
                 },
             ),
         };
@@ -916,6 +917,7 @@ mod tests {
                 EventKind::Resolve {
                     chosen: "e2".into(),
                     note: "以区级意见为准".into(),
+                    overrides: Vec::new(),
                 },
             ),
         ];

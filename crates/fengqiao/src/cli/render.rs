@@ -260,7 +260,7 @@ pub fn event_details(kind: &EventKind) -> String {
             outcome,
             text,
         } => format!("{} {}: {text}", bilingual(level), bilingual(outcome)),
-        EventKind::Resolve { chosen, note } => format!("chose {chosen}: {note}"),
+        EventKind::Resolve { chosen, note, .. } => format!("chose {chosen}: {note}"),
         EventKind::Mediate {
             mediation_type,
             mediator,
@@ -517,6 +517,23 @@ pub fn case_view_text(view: &CaseView, now: DateTime<Utc>) -> String {
             ]);
         }
         let _ = writeln!(text, "{branches}");
+        if !conflict.disputed.is_empty() {
+            let _ = writeln!(
+                text,
+                "Resolved differently by offices that did not see each other's decision \
+                 (决定不一致):"
+            );
+            let mut decisions = new_table(["resolve", "chose", "node", "operator"]);
+            for decision in &conflict.disputed {
+                decisions.add_row([
+                    decision.event.clone(),
+                    decision.chosen.clone(),
+                    short_node(&decision.node),
+                    decision.operator.clone(),
+                ]);
+            }
+            let _ = writeln!(text, "{decisions}");
+        }
         let _ = writeln!(
             text,
             "Settle it: fengqiao case resolve {} --chosen EVENT_ID --note \"why\"",
@@ -915,6 +932,12 @@ mod tests {
                     status: Status::Replied,
                     holder: "county-node-0123456789".into(),
                 }],
+                disputed: vec![ResolveDecision {
+                    event: "e7".into(),
+                    chosen: "e6".into(),
+                    node: "county-node-0123456789".into(),
+                    operator: "乙".into(),
+                }],
             }),
             superseded: vec![],
             invalid: vec!["e5".into()],
@@ -945,6 +968,7 @@ mod tests {
             "accepted 已受理",
             "overdue 超时",
             "Conflict",
+            "决定不一致",
             "fengqiao case resolve",
             "D1A2B3C4 挂牌",
             "分三期补发",

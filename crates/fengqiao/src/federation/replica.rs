@@ -25,6 +25,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use fengqiao_case::authority::Hierarchy;
+use fengqiao_case::causal_past::CausalPast;
 use fengqiao_case::model::sync::{
     ChangeHead, FeedSequence, QUARANTINE_RECORD_VERSION, QuarantineRecord,
 };
@@ -159,6 +160,8 @@ struct ReadWhole {
     document: CaseDocument,
     header: CaseHeader,
     events: Vec<Event>,
+    /// What each event was made on: the receipt checks judge each event on its causal past.
+    causal: CausalPast,
 }
 
 /// A peer's whole document, loaded and checked, with the summary and routing derived from it.
@@ -275,6 +278,7 @@ impl StoreReplica {
         header: &fengqiao_case::CaseHeader,
         held: &[fengqiao_case::Event],
         received: &[fengqiao_case::Event],
+        causal: &CausalPast,
         keys: &mut SignerKeys,
     ) -> Vec<receipt::Rejection> {
         let copy = receipt::ReceivedCopy {
@@ -282,6 +286,7 @@ impl StoreReplica {
             header,
             before: held,
             after: received,
+            causal,
         };
         self.check_many(&[copy], keys).pop().unwrap_or_default()
     }
@@ -388,6 +393,7 @@ impl StoreReplica {
                     header: &read.header,
                     before: &[],
                     after: &read.events,
+                    causal: &read.causal,
                 })
             })
             .collect();
@@ -442,7 +448,14 @@ impl StoreReplica {
     fn load_whole(&self, case: &str, bytes: &[u8]) -> Result<LoadedWhole, WholeRefusal> {
         let read = self.read_whole(case, bytes)?;
         let mut keys = lock_ignoring_poison(&self.signer_keys);
-        let rejections = self.check(case, &read.header, &[], &read.events, &mut keys);
+        let rejections = self.check(
+            case,
+            &read.header,
+            &[],
+            &read.events,
+            &read.causal,
+            &mut keys,
+        );
         drop(keys);
         self.finish_whole(case, read, rejections)
     }
@@ -450,18 +463,23 @@ impl StoreReplica {
     /// Load a peer's whole document of `case`, reading its header and events.
     fn read_whole(&self, case: &str, bytes: &[u8]) -> Result<ReadWhole, WholeRefusal> {
         // The load's shape check reads header and events anyway; they are used as read.
-        let (document, header, events) = CaseDocument::load_and_read(bytes, &[], &self.actor)
-            .map_err(|error| WholeRefusal::Unreadable(error.to_string()))?;
+        let (mut document, header, events) =
+            CaseDocument::load_and_read(bytes, &[], &self.actor)
+                .map_err(|error| WholeRefusal::Unreadable(error.to_string()))?;
         if header.number != case {
             return Err(WholeRefusal::Unreadable(format!(
                 "the document is case {}",
                 header.number
             )));
         }
+        let causal = document
+            .causal_past()
+            .map_err(|error| WholeRefusal::Unreadable(error.to_string()))?;
         Ok(ReadWhole {
             document,
             header,
             events,
+            causal,
         })
     }
 
@@ -477,6 +495,7 @@ impl StoreReplica {
             mut document,
             mut header,
             mut events,
+            causal: _,
         } = read;
         let mut refused = Vec::new();
         let mut saved = None;
@@ -779,7 +798,8 @@ impl StoreReplica {
                 header.number
             )));
         }
-        let rejections = self.check(case, &header, &held_events, &events, keys);
+        let causal = document.causal_past().map_err(refusal)?;
+        let rejections = self.check(case, &header, &held_events, &events, &causal, keys);
         if !rejections.is_empty() {
             return Err(ApplyRefusal::FailedChecks);
         }
