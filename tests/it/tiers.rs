@@ -8,9 +8,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use fengqiao_tests::{
-    COUNTY_REGION as COUNTY, NodeProcess, Office, TOWNSHIP_REGION as TOWNSHIP,
-    VILLAGE_REGION as VILLAGE, case_number, http_get, http_post, quic_address, register_sample,
-    run_cli_ok, start_chain, wait_for,
+    COUNTY_REGION as COUNTY, NodeProcess, Office, SIBLING_VILLAGE_REGION,
+    TOWNSHIP_REGION as TOWNSHIP, VILLAGE_REGION as VILLAGE, case_number, http_get, http_post,
+    quic_address, register_sample, run_cli_ok, start_chain, wait_for,
 };
 use serde_json::{Value, json};
 
@@ -283,6 +283,57 @@ fn a_case_escalated_to_the_county_is_assigned_back_down_to_the_village() {
         json!([tiers.township.id, tiers.county.id])
     );
     assert_eq!(view["state"]["assigned_by"], tiers.county.id.as_str());
+    tiers.stop();
+}
+
+/// Issue 12, item 4: replication carries a case down only into the region it lies in, so a
+/// village's case assigned or forwarded to a sibling village would wait on it for ever. The API
+/// refuses both with the rule, and the case is left as it was.
+#[test]
+fn a_village_cannot_assign_or_forward_its_case_to_a_sibling_village() {
+    let temp = tempfile::tempdir().expect("tempdir");
+    let tiers = Tiers::start(temp.path());
+    let sibling = Office::init(
+        temp.path(),
+        "sibling",
+        "新河村调解室",
+        "village",
+        SIBLING_VILLAGE_REGION,
+    );
+    tiers.township.admit(&sibling);
+    wait_for("the village's roster lists the sibling", SETTLE, || {
+        roster_has(&tiers.village_node, &[&sibling.id])
+    });
+    let number = register(&tiers.village_node, VILLAGE, 4);
+    let to_sibling = [
+        json!({"kind": "assign", "payload": {
+            "to_node": sibling.id,
+            "required_result": "协助核实",
+            "deadline": a_month_ahead(),
+        }}),
+        json!({"kind": "forward", "payload": {
+            "to_unit": "新河村",
+            "to_node": sibling.id,
+            "reason": "属地不符",
+        }}),
+    ];
+    for event in &to_sibling {
+        let (status, refusal) = post_event(&tiers.village_node, &number, event);
+        assert_eq!(status, 403, "{event}: {refusal}");
+        let message = refusal["error"].as_str().unwrap_or_default();
+        assert!(
+            message.contains(&sibling.id) && message.contains("can never receive"),
+            "the refusal names the office and the rule: {message}"
+        );
+    }
+    let view = case_at(&tiers.village_node, &number).expect("the case");
+    assert_eq!(kinds(&view), ["register"]);
+    // Sending it up the tree is what the village may do instead.
+    append(
+        &tiers.village_node,
+        &number,
+        escalate_to(&tiers.township.id),
+    );
     tiers.stop();
 }
 

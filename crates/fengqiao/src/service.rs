@@ -22,6 +22,7 @@ use fengqiao_case::{
     RegisterCase, SCHEMA_VERSION, Status, Tier, lifecycle, summary, warnings,
 };
 use fengqiao_store::{CaseFilter, NewCase, Store, StoreError, StoreOptions};
+use fengqiao_sync::routing;
 
 use crate::config::{self, NodeConfig, NodeDir};
 use crate::identity::NodeIdentity;
@@ -105,6 +106,17 @@ pub enum ServiceError {
     Storage(StoreError),
     #[error("case document: {0}")]
     Document(DocumentError),
+    /// The event sends the case to an office that replication can never carry it to.
+    #[error(
+        "node {node} (region {node_region}) can never receive a case located in region \
+         {case_region}: the federation carries a case down only into the region it lies in, so \
+         send it to an office whose region contains the case's location"
+    )]
+    Unreachable {
+        node: NodeId,
+        node_region: String,
+        case_region: String,
+    },
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -118,7 +130,7 @@ impl ServiceError {
             ServiceError::AlreadyExists(_) => 409,
             // The request was well formed; the case's current state does not allow it.
             ServiceError::Refused(_) => 409,
-            ServiceError::Forbidden(_) => 403,
+            ServiceError::Forbidden(_) | ServiceError::Unreachable { .. } => 403,
             ServiceError::Storage(_) | ServiceError::Document(_) | ServiceError::Internal(_) => 500,
         }
     }
@@ -428,6 +440,10 @@ impl Node {
         let limits = &self.config.limits;
         let hierarchy = self.hierarchy();
         let outcome = self.store.update_case(number, |document| {
+            if let Some(receiver) = sent_to(&event.kind) {
+                let region = document.header()?.location.region_code;
+                check_receiver_reachable(receiver, &region, hierarchy.as_ref())?;
+            }
             let (_event, state, header) =
                 lifecycle::append(document, event, limits, &self.identity, hierarchy.as_ref())?;
             let events = document.events()?;
@@ -965,6 +981,39 @@ fn check_store_belongs_to_node(store: &Store, identity: &NodeIdentity) -> anyhow
 pub mod audit;
 pub mod auto_escalation;
 mod stats;
+
+/// The office an assignment or forward sends the case to, if the event names one.
+fn sent_to(kind: &EventKind) -> Option<&str> {
+    match kind {
+        EventKind::Assign { to_node, .. } => Some(to_node),
+        EventKind::Forward {
+            to_node: Some(to_node),
+            ..
+        } => Some(to_node),
+        _ => None,
+    }
+}
+
+/// Refuse to send a case located in `case_region` to `receiver` when the routing rules would
+/// never carry it there (`routing::case_lies_within`): the case would wait on that office for
+/// ever. An office the hierarchy does not know is let through: a roster entry may still be on
+/// its way, and a node outside any federation knows no office but itself.
+fn check_receiver_reachable(
+    receiver: &str,
+    case_region: &str,
+    hierarchy: &dyn Hierarchy,
+) -> Result<(), ServiceError> {
+    match hierarchy.region_of(receiver) {
+        Some(node_region) if !routing::case_lies_within(case_region, &node_region) => {
+            Err(ServiceError::Unreachable {
+                node: receiver.to_owned(),
+                node_region,
+                case_region: case_region.to_owned(),
+            })
+        }
+        _ => Ok(()),
+    }
+}
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
