@@ -967,6 +967,40 @@ fn forged_altered_replayed_unauthorized_and_out_of_region_events_are_quarantined
             .any(|reason| reason.contains("outside the jurisdiction")),
         "{reasons:?}"
     );
+    // The village is told (issue 12, item 3): its link counts the refused cases, and the case
+    // says who refused what, and why.
+    wait_for("the village learns of the refusals", SETTLE, || {
+        let link = links(&tree.village_nodes[0])
+            .into_iter()
+            .find(|link| link["relation"] == "parent")
+            .ok_or("no parent link")?;
+        match link["refused_by_peer"].as_u64() {
+            Some(2) => Ok(()),
+            _ => Err(format!("{link}")),
+        }
+    });
+    let (status, at_village) = http_get(
+        tree.village_nodes[0].address,
+        &format!("/api/cases/{escalated}"),
+    )
+    .expect("the case at the village");
+    assert_eq!(status, 200, "{at_village}");
+    let refusal = &at_village["refused_by_peers"][0];
+    assert_eq!(refusal["peer"], tree.township.id.as_str(), "{at_village}");
+    assert!(
+        refusal["reasons"][0]
+            .as_str()
+            .is_some_and(|reason| reason.contains("only the holder closes")),
+        "{at_village}"
+    );
+    let shown = run_cli_ok(&[
+        "case",
+        "show",
+        &escalated,
+        "--node",
+        &tree.village_nodes[0].url(),
+    ]);
+    assert!(shown.contains("Refused by"), "{shown}");
     let moved_at_township = events_at(&tree.township_node, &to_move).expect("held");
     assert!(!event_ids(&moved_at_township).contains(&"moved-to-sibling".to_owned()));
     // Nothing else on the link is disturbed: a new case still goes up.

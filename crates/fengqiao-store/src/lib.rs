@@ -805,6 +805,16 @@ impl Store {
         self.storage.meta_get(key)
     }
 
+    /// Node meta entries whose key starts with `prefix` (keys without the store's own prefix),
+    /// in key order, at most `limit`.
+    pub fn meta_scan(
+        &self,
+        prefix: &str,
+        limit: usize,
+    ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        self.storage.meta_scan(prefix, limit)
+    }
+
     /// Writes a node meta entry and flushes it.
     pub fn meta_put(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
         self.storage.meta_put(key, value)?;

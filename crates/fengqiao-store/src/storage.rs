@@ -676,6 +676,22 @@ impl Storage {
         Ok(())
     }
 
+    /// Node meta entries whose key starts with `prefix`, in key order, at most `limit`.
+    pub(crate) fn meta_scan(
+        &self,
+        prefix: &str,
+        limit: usize,
+    ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        let stored_prefix = node_meta_key(prefix);
+        let mut entries = Vec::new();
+        for entry in self.trees.meta.scan_prefix(&stored_prefix).take(limit) {
+            let (key, value) = entry?;
+            let key = String::from_utf8_lossy(&key[NODE_META_PREFIX.len()..]).into_owned();
+            entries.push((key, value.to_vec()));
+        }
+        Ok(entries)
+    }
+
     /// Writes all entries or none (one sled batch).
     pub(crate) fn meta_put_many(&self, entries: &[(Vec<u8>, Vec<u8>)]) -> Result<(), StoreError> {
         let mut batch = sled::Batch::default();

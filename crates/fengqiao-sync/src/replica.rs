@@ -8,10 +8,10 @@
 use std::collections::{BTreeMap, HashMap};
 
 use fengqiao_case::document::CaseDocument;
-use fengqiao_case::model::sync::{ChangeHead, FeedSequence};
+use fengqiao_case::model::sync::{ChangeHead, FeedSequence, PEER_REFUSAL_VERSION, PeerRefusal};
 use fengqiao_case::model::{CaseId, CaseState, Limits, NodeId};
 
-use crate::routing::{CaseRouting, SubtreeRoster};
+use crate::routing::{CaseRouting, PeerDescription, SubtreeRoster};
 
 /// A storage failure, or a peer's bytes the storage refused. The message names the case, never its
 /// contents.
@@ -115,6 +115,15 @@ pub trait Replica {
         case: &str,
         heads: &[ChangeHead],
     ) -> Result<(), ReplicaError>;
+    /// Record that `peer` refused (quarantined) changes we sent it for `case`, with its reasons:
+    /// the latest refusal per peer and case is kept, for the case and the link to show. Advisory
+    /// like the per-peer state: it need not be durable before the next flush.
+    fn record_refusal_by_peer(
+        &mut self,
+        peer: &PeerDescription,
+        case: &str,
+        reasons: &[String],
+    ) -> Result<(), ReplicaError>;
 }
 
 /// A node's cases in memory with a change feed: what `fengqiao-store` provides, minus sled.
@@ -131,6 +140,8 @@ pub struct InMemoryReplica {
     /// Applies since the last `make_durable`: nothing is on disk here, but tests check that the
     /// session asks for durability before it acknowledges.
     applies_not_durable: usize,
+    /// What peers refused of ours, per (peer, case): the latest refusal.
+    refusals_by_peers: BTreeMap<(NodeId, CaseId), PeerRefusal>,
 }
 
 impl std::fmt::Debug for InMemoryReplica {
@@ -156,7 +167,13 @@ impl InMemoryReplica {
             peer_heads: HashMap::new(),
             roster,
             applies_not_durable: 0,
+            refusals_by_peers: BTreeMap::new(),
         }
+    }
+
+    /// What peers refused of the changes this replica sent them, by (peer, case).
+    pub fn refusals_by_peers(&self) -> impl Iterator<Item = &PeerRefusal> {
+        self.refusals_by_peers.values()
     }
 
     /// Applies since [`Replica::make_durable`] was last called.
@@ -397,6 +414,19 @@ impl Replica for InMemoryReplica {
             .insert((peer.to_owned(), case.to_owned()), heads.to_vec());
         Ok(())
     }
+
+    fn record_refusal_by_peer(
+        &mut self,
+        peer: &PeerDescription,
+        case: &str,
+        reasons: &[String],
+    ) -> Result<(), ReplicaError> {
+        self.refusals_by_peers.insert(
+            (peer.node_id.clone(), case.to_owned()),
+            peer_refusal(peer, case, reasons),
+        );
+        Ok(())
+    }
 }
 
 /// A whole document sent under one case number must be that case.
@@ -405,5 +435,16 @@ fn check_number(document: &CaseDocument, case: &str) -> Result<(), String> {
         Ok(header) if header.number == case => Ok(()),
         Ok(header) => Err(format!("the document is case {}", header.number)),
         Err(error) => Err(error.to_string()),
+    }
+}
+
+/// The record of a refusal by `peer`, as every replica stores it.
+pub fn peer_refusal(peer: &PeerDescription, case: &str, reasons: &[String]) -> PeerRefusal {
+    PeerRefusal {
+        format_version: PEER_REFUSAL_VERSION,
+        peer: peer.node_id.clone(),
+        peer_name: peer.name.clone(),
+        case: case.to_owned(),
+        reasons: reasons.to_vec(),
     }
 }

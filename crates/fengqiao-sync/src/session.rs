@@ -89,6 +89,9 @@ pub enum SyncEvent {
     /// Some of the peer's changes to a case failed the signature or authority checks and were
     /// quarantined (each reason names the change's refused events); the rest was applied.
     ChangesQuarantined { case: CaseId, reasons: Vec<String> },
+    /// The peer refused some of our changes to a case on receipt (quarantined them); each
+    /// reason names the refused events and the rule. The replica has recorded it.
+    ChangesRefusedByPeer { case: CaseId, reasons: Vec<String> },
     /// Some of the peer's changes to a case wait until this node knows more (their maker is not
     /// in its roster yet); [`Session::retry_deferred`] asks for them again.
     CaseDeferred { case: CaseId, reason: String },
@@ -108,6 +111,8 @@ pub struct SessionStatistics {
     pub feed_entries_walked: u64,
     /// Received changes not kept because they failed the checks on receipt.
     pub changes_quarantined: u64,
+    /// Changes we sent that the peer refused on receipt (it said so in `ChangesRefused`).
+    pub changes_refused_by_peer: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -366,6 +371,9 @@ impl Session {
                 self.events.push_back(SyncEvent::PeerBacklog { documents });
                 Ok(())
             }
+            SyncFrame::ChangesRefused { case, reasons } => {
+                self.receive_changes_refused(replica, case, reasons)
+            }
         };
         self.fail_on_storage_error(result);
     }
@@ -490,6 +498,11 @@ impl Session {
             }
             if !applied.quarantined.is_empty() {
                 self.statistics.changes_quarantined += applied.quarantined.len() as u64;
+                // The sender, often the maker, is told what did not travel on, and why.
+                self.send(SyncFrame::ChangesRefused {
+                    case: case.clone(),
+                    reasons: applied.quarantined.clone(),
+                });
                 self.events.push_back(SyncEvent::ChangesQuarantined {
                     case: case.clone(),
                     reasons: applied.quarantined,
@@ -587,6 +600,24 @@ impl Session {
             self.assumed_peer_heads.remove(case);
         }
         self.pump(replica)
+    }
+
+    /// The peer quarantined changes we sent for `case`: recorded, so the case and the link show
+    /// that they did not travel on. The session goes on; the peer acknowledges what it kept.
+    fn receive_changes_refused(
+        &mut self,
+        replica: &mut dyn Replica,
+        case: CaseId,
+        reasons: Vec<String>,
+    ) -> Result<(), ReplicaError> {
+        if reasons.is_empty() {
+            return Ok(());
+        }
+        self.statistics.changes_refused_by_peer += reasons.len() as u64;
+        replica.record_refusal_by_peer(&self.peer, &case, &reasons)?;
+        self.events
+            .push_back(SyncEvent::ChangesRefusedByPeer { case, reasons });
+        Ok(())
     }
 
     fn receive_refusal(

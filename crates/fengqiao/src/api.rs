@@ -1265,6 +1265,7 @@ fn fill_sync_health(
             pending_out: report.pending,
             pending_in: report.pending_inbound,
             quarantined: report.quarantined,
+            refused_by_peer: report.refused_by_peer,
         });
     }
 }

@@ -15,6 +15,7 @@ use chrono::{DateTime, Datelike, TimeDelta, Utc};
 use fengqiao_case::authority::{Hierarchy, StandaloneOffice};
 use fengqiao_case::clock::{ClockError, DEFAULT_MAX_AHEAD_MS, HybridClock};
 use fengqiao_case::deadlines::local_date;
+use fengqiao_case::model::sync::PeerRefusal;
 use fengqiao_case::{
     AppendEvent, CaseDocument, CaseError, CaseHeader, CaseId, CaseListItem, CaseSummary, CaseView,
     Category, DirectiveListItem, DirectiveStatus, DocumentError, EventKind, HybridTimestamp,
@@ -394,6 +395,8 @@ impl Node {
             state,
             events: vec![event],
             warnings,
+            // Nothing has been sent anywhere yet.
+            refused_by_peers: Vec::new(),
         })
     }
 
@@ -452,12 +455,33 @@ impl Node {
         })?;
         let ((header, state, events, case_summary), _feed_position) = outcome?;
         let warnings = warnings::warnings(&case_summary, now, &self.config.warnings);
+        let refused_by_peers = self.refusals_by_peers(number)?;
         Ok(CaseView {
             header,
             state,
             events,
             warnings,
+            refused_by_peers,
         })
+    }
+
+    /// Peers that refused changes this node sent them for case `number` (the federation records
+    /// them as peers say so); unreadable records are skipped with a log line, never an error for
+    /// the reader of the case.
+    fn refusals_by_peers(&self, number: &str) -> Result<Vec<PeerRefusal>, ServiceError> {
+        let records = self
+            .store
+            .meta_scan(&PeerRefusal::meta_prefix_of_case(number), 64)?;
+        Ok(records
+            .into_iter()
+            .filter_map(|(key, value)| match serde_json::from_slice(&value) {
+                Ok(refusal) => Some(refusal),
+                Err(error) => {
+                    tracing::warn!(%key, %error, "unreadable refusal record skipped");
+                    None
+                }
+            })
+            .collect())
     }
 
     /// Everything about one case. The read is recorded in the access log (who, which case, when),
@@ -486,11 +510,13 @@ impl Node {
         let state = fengqiao_case::derive(&header, &events, &self.config.limits);
         let case_summary = summary::summarize(&header, &state);
         let warnings = warnings::warnings(&case_summary, now, &self.config.warnings);
+        let refused_by_peers = self.refusals_by_peers(number)?;
         Ok(CaseView {
             header,
             state,
             events,
             warnings,
+            refused_by_peers,
         })
     }
 

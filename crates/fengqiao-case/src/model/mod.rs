@@ -874,6 +874,10 @@ pub struct CaseView {
     pub state: CaseState,
     pub events: Vec<Event>,
     pub warnings: Vec<Warning>,
+    /// Peers that refused changes this node sent them for the case (quarantined there): those
+    /// changes did not travel on. Empty when none did.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub refused_by_peers: Vec<sync::PeerRefusal>,
 }
 
 /// One row of `GET /api/cases`.

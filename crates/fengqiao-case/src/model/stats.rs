@@ -56,4 +56,7 @@ pub struct SyncHealth {
     pub pending_in: u64,
     /// Changes from the child refused on receipt (all time).
     pub quarantined: u64,
+    /// Our cases whose changes the child refused on receipt: they did not travel on.
+    #[serde(default)]
+    pub refused_by_peer: u64,
 }

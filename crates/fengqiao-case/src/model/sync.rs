@@ -17,7 +17,9 @@ use super::{CaseId, NodeId};
 ///
 /// Version 2 added [`SyncFrame::Backlog`]. Version 3: every event is signed (case schema 2) and
 /// every received change is checked, so an older peer's unsigned events would all be refused.
-pub const SYNC_PROTOCOL_VERSION: u32 = 3;
+/// Version 4 added [`SyncFrame::ChangesRefused`], and judges every received event on its causal
+/// past (a version-3 peer may quarantine what a version-4 one keeps).
+pub const SYNC_PROTOCOL_VERSION: u32 = 4;
 
 /// One automerge change hash (SHA-256 of the change). Raw bytes, not hex: a frame for one new
 /// event carries a few of these, and hex would double their share of the bytes on the wire.
@@ -84,6 +86,11 @@ pub enum SyncFrame {
     /// have yet: how many documents changed since the receiver last held everything (an upper
     /// bound: routing may withhold some). Lets `fengqiao peers` show what is pending inbound.
     Backlog { documents: u64 },
+    /// The receiver kept only part of a [`SyncFrame::Changes`]: these changes failed its checks
+    /// on receipt and were quarantined, each reason naming the refused events and the rule. Sent
+    /// before the [`SyncFrame::Ack`] of what was kept, so the maker learns that its change did
+    /// not travel on, and why, instead of seeing nothing pending.
+    ChangesRefused { case: CaseId, reasons: Vec<String> },
 }
 
 impl SyncFrame {
@@ -98,6 +105,7 @@ impl SyncFrame {
             SyncFrame::CaughtUp { .. } => "caught_up",
             SyncFrame::Error { .. } => "error",
             SyncFrame::Backlog { .. } => "backlog",
+            SyncFrame::ChangesRefused { .. } => "changes_refused",
         }
     }
 }
@@ -122,4 +130,35 @@ pub struct QuarantineRecord {
     pub reason: String,
     /// The raw automerge change.
     pub change: Vec<u8>,
+}
+
+/// Version of [`PeerRefusal`] as a node stores it.
+pub const PEER_REFUSAL_VERSION: u32 = 1;
+
+/// Changes of ours to one case that a peer refused on receipt ([`SyncFrame::ChangesRefused`]),
+/// as this node records them (the latest refusal per peer and case) and shows them: on the case
+/// (`refused by 芦荻山乡: reason`), in `fengqiao peers` and in the link's sync health.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeerRefusal {
+    pub format_version: u32,
+    pub peer: NodeId,
+    /// The peer office's name as this node knows it.
+    pub peer_name: String,
+    pub case: CaseId,
+    /// One per refused change: the refused events and the rule each failed.
+    pub reasons: Vec<String>,
+}
+
+impl PeerRefusal {
+    /// Where a node keeps refusals in its store's meta: `refused/<case>/<peer>`, JSON, the latest
+    /// per peer and case (so a case's refusals are one prefix scan).
+    pub const META_PREFIX: &'static str = "refused/";
+
+    pub fn meta_key(case: &str, peer: &str) -> String {
+        format!("{}{case}/{peer}", PeerRefusal::META_PREFIX)
+    }
+
+    pub fn meta_prefix_of_case(case: &str) -> String {
+        format!("{}{case}/", PeerRefusal::META_PREFIX)
+    }
 }

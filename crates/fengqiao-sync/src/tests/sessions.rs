@@ -711,6 +711,8 @@ struct RecordingReplica {
     fail_durability: bool,
     /// Answer every apply as a replica whose roster does not know the maker yet.
     defer: bool,
+    /// Answer every apply as a replica that kept the bytes but quarantined one change of them.
+    quarantine: bool,
 }
 
 impl Replica for RecordingReplica {
@@ -752,7 +754,11 @@ impl Replica for RecordingReplica {
                 message: "the maker is not in the roster yet".to_owned(),
             });
         }
-        self.inner.apply(peer, case, bytes, whole, admit_new_case)
+        let mut applied = self.inner.apply(peer, case, bytes, whole, admit_new_case)?;
+        if self.quarantine {
+            applied.quarantined = vec![format!("event e1 of {case}: not allowed")];
+        }
+        Ok(applied)
     }
     fn make_durable(&mut self) -> Result<(), crate::replica::ReplicaError> {
         self.calls.push("make_durable");
@@ -804,6 +810,14 @@ impl Replica for RecordingReplica {
     ) -> Result<(), crate::replica::ReplicaError> {
         self.inner.set_peer_heads(peer, case, heads)
     }
+    fn record_refusal_by_peer(
+        &mut self,
+        peer: &crate::routing::PeerDescription,
+        case: &str,
+        reasons: &[String],
+    ) -> Result<(), crate::replica::ReplicaError> {
+        self.inner.record_refusal_by_peer(peer, case, reasons)
+    }
 }
 
 /// Three whole cases from the village, as the frames that carry them, and an open township-side
@@ -835,6 +849,7 @@ fn three_cases_arriving(fail_durability: bool) -> (Session, RecordingReplica, Ve
         calls: Vec::new(),
         fail_durability,
         defer: false,
+        quarantine: false,
     };
     let now = Instant::now();
     let mut session = township_facing_village(&mut township, now);
@@ -939,4 +954,71 @@ fn deferred_cases_are_asked_for_again_when_the_roster_changes() {
     }
     assert_eq!(asked, numbers);
     assert_eq!(session.deferred_cases(), 0);
+}
+
+/// Issue 12, item 3: a receiver that quarantines part of a case tells the sender so, with the
+/// reasons, before acknowledging what it kept; the sender records the refusal (for the case, the
+/// link's counts and the stats), instead of seeing nothing pending and no error.
+#[test]
+fn changes_refused_on_receipt_are_reported_back_to_the_sender() {
+    let (mut session, mut township, frames) = three_cases_arriving(false);
+    township.quarantine = true;
+    let first = frames[0].clone();
+    let SyncFrame::Changes { case, .. } = &first else {
+        panic!("a changes frame");
+    };
+    let case = case.clone();
+    session.handle_frames(&mut township, Instant::now(), vec![first]);
+    let sent: Vec<SyncFrame> = std::iter::from_fn(|| session.poll_transmit()).collect();
+    let position_of = |wanted: &str| sent.iter().position(|frame| frame.kind_name() == wanted);
+    let (Some(refused_at), Some(ack_at)) = (position_of("changes_refused"), position_of("ack"))
+    else {
+        panic!("a refusal and an acknowledgement: {sent:?}");
+    };
+    assert!(refused_at < ack_at, "{sent:?}");
+    let refusal = sent[refused_at].clone();
+    assert!(matches!(
+        &refusal,
+        SyncFrame::ChangesRefused { case: refused, reasons }
+            if *refused == case && reasons.len() == 1
+    ));
+
+    // The village, on the other end, is told.
+    let mut village = replica_for(VILLAGE);
+    let now = Instant::now();
+    let mut up = Session::new(
+        SessionConfig::default(),
+        OFFICES[VILLAGE].node_id,
+        describe(TOWNSHIP, PeerRelation::Parent),
+        &mut village,
+        now,
+    )
+    .expect("village session");
+    up.handle_frame(
+        &mut village,
+        now,
+        SyncFrame::Hello {
+            protocol_version: SYNC_PROTOCOL_VERSION,
+            node_id: OFFICES[TOWNSHIP].node_id.to_owned(),
+            feed_head: 0,
+        },
+    );
+    up.handle_frame(&mut village, now, refusal);
+    assert!(!up.is_failed());
+    assert_eq!(up.statistics().changes_refused_by_peer, 1);
+    let recorded: Vec<_> = village.refusals_by_peers().cloned().collect();
+    assert_eq!(recorded.len(), 1, "{recorded:?}");
+    assert_eq!(recorded[0].case, case);
+    assert_eq!(recorded[0].peer, OFFICES[TOWNSHIP].node_id);
+    assert_eq!(
+        recorded[0].reasons,
+        vec![format!("event e1 of {case}: not allowed")]
+    );
+    let events: Vec<SyncEvent> = std::iter::from_fn(|| up.poll_event()).collect();
+    assert!(
+        events
+            .iter()
+            .any(|event| matches!(event, SyncEvent::ChangesRefusedByPeer { .. })),
+        "{events:?}"
+    );
 }

@@ -8,7 +8,7 @@ use fengqiao_case::HybridTimestamp;
 use fengqiao_case::audit::{AuditLog, AuditReport, QuarantineListing};
 use fengqiao_case::deadlines::china_offset;
 
-use super::render::{new_table, short_node};
+use super::render::{new_table, plural, short_node};
 use super::{emit, print_json};
 use crate::client::NodeClient;
 use crate::import::values::china_time;
@@ -90,14 +90,6 @@ pub fn quarantine(args: QuarantineArgs, client: &NodeClient, json: bool) -> anyh
     let listing: QuarantineListing =
         serde_json::from_value(answer).context("unexpected answer from /api/quarantine")?;
     emit(quarantine_text(&listing))
-}
-
-fn plural(count: impl TryInto<u64>) -> &'static str {
-    if count.try_into().is_ok_and(|count| count == 1) {
-        ""
-    } else {
-        "s"
-    }
 }
 
 /// A hybrid time for people: its wall part in China time to the millisecond, and the counter.

@@ -405,6 +405,9 @@ pub fn peers_text(peers: &[PeerView]) -> String {
         "LAST SYNC",
         "PENDING OUT",
         "PENDING IN",
+        // Changes from the peer we refused, and cases of ours whose changes it refused.
+        "QUARANTINED",
+        "REFUSED THERE",
         "LAST ERROR",
     ]);
     for peer in peers {
@@ -421,6 +424,8 @@ pub fn peers_text(peers: &[PeerView]) -> String {
             time(peer.last_successful_sync),
             peer.pending.to_string(),
             peer.pending_inbound.to_string(),
+            peer.quarantined.to_string(),
+            peer.refused_by_peer.to_string(),
             peer.last_error.clone().unwrap_or_else(|| "-".to_owned()),
         ]);
     }

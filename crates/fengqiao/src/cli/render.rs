@@ -304,6 +304,15 @@ pub fn event_details(kind: &EventKind) -> String {
     }
 }
 
+/// The English plural ending for `count` things.
+pub(crate) fn plural(count: impl TryInto<u64>) -> &'static str {
+    if count.try_into().is_ok_and(|count| count == 1) {
+        ""
+    } else {
+        "s"
+    }
+}
+
 pub fn case_view_text(view: &CaseView, now: DateTime<Utc>) -> String {
     let header = &view.header;
     let state = &view.state;
@@ -490,6 +499,21 @@ pub fn case_view_text(view: &CaseView, now: DateTime<Utc>) -> String {
             ]);
         }
         let _ = writeln!(text, "{warnings}");
+    }
+
+    for refusal in &view.refused_by_peers {
+        let office = if refusal.peer_name.is_empty() {
+            short_node(&refusal.peer)
+        } else {
+            refusal.peer_name.clone()
+        };
+        let _ = writeln!(
+            text,
+            "\n⚠ Refused by {office} 被{office}拒收: {} change{} of ours did not travel on: {}",
+            refusal.reasons.len(),
+            plural(refusal.reasons.len()),
+            refusal.reasons.join("; ")
+        );
     }
 
     if let Some(conflict) = &state.conflict {
@@ -954,6 +978,13 @@ mod tests {
                 due: at(10),
                 directive: Some("D1A2B3C4".into()),
             }],
+            refused_by_peers: vec![fengqiao_case::model::sync::PeerRefusal {
+                format_version: 1,
+                peer: "township-node-0123456789".into(),
+                peer_name: "芦荻山乡".into(),
+                case: "430702001001-2026-000001".into(),
+                reasons: vec!["node x is not allowed to reply".into()],
+            }],
         }
     }
 
@@ -969,6 +1000,8 @@ mod tests {
             "overdue 超时",
             "Conflict",
             "决定不一致",
+            "被芦荻山乡拒收",
+            "node x is not allowed",
             "fengqiao case resolve",
             "D1A2B3C4 挂牌",
             "分三期补发",

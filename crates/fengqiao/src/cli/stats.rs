@@ -129,6 +129,13 @@ fn sync_text(health: &SyncHealth) -> String {
     if health.quarantined > 0 {
         let _ = write!(text, "; {} quarantined", health.quarantined);
     }
+    if health.refused_by_peer > 0 {
+        let _ = write!(
+            text,
+            "; {} of our cases refused there (被对方拒收)",
+            health.refused_by_peer
+        );
+    }
     text
 }
 

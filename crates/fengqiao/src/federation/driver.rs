@@ -516,6 +516,15 @@ fn handle_event(
             links.received_one(peer, generation);
             notifier.notify();
         }
+        SyncEvent::ChangesRefusedByPeer { case, reasons } => {
+            // Recorded by the replica; the case and `fengqiao peers` show it.
+            tracing::warn!(
+                %case,
+                changes = reasons.len(),
+                reason = reasons.first().map(String::as_str).unwrap_or_default(),
+                "the peer refused changes of ours on receipt; they do not travel on"
+            );
+        }
         // Logged once, with the outcome, when the driver ends.
         SyncEvent::Failed { .. } => {}
     }

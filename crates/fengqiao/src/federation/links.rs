@@ -33,6 +33,8 @@ pub struct PeerLinkReport {
     pub quarantined: u64,
     /// Why the latest of them was refused.
     pub last_quarantine: Option<String>,
+    /// Our cases whose changes this peer refused on receipt (it quarantined them and said so).
+    pub refused_by_peer: u64,
     /// Connections made on this link since the node started.
     pub connections: u64,
     /// Counters of the current (or last) connection's session: frames, whole documents and
@@ -63,6 +65,10 @@ pub struct PeerView {
     pub quarantined: u64,
     #[serde(default)]
     pub last_quarantine: Option<String>,
+    /// Our cases whose changes this peer refused on receipt: those changes did not travel on
+    /// (`fengqiao case show` says why).
+    #[serde(default)]
+    pub refused_by_peer: u64,
     pub connections: u64,
     pub frames_sent: u64,
     pub frames_received: u64,
@@ -87,6 +93,7 @@ impl From<&PeerLinkReport> for PeerView {
             pending_inbound: report.pending_inbound,
             quarantined: report.quarantined,
             last_quarantine: report.last_quarantine.clone(),
+            refused_by_peer: report.refused_by_peer,
             connections: report.connections,
             frames_sent: report.session.frames_sent,
             frames_received: report.session.frames_received,
@@ -137,6 +144,7 @@ impl LinkRegistry {
                         pending: 0,
                         pending_inbound: 0,
                         quarantined: 0,
+                        refused_by_peer: 0,
                         last_quarantine: None,
                         connections: 0,
                         session: SessionStatistics::default(),

@@ -239,7 +239,9 @@ impl FederationStatus {
         let mut replica = self.replica.clone();
         let reports = tokio::task::spawn_blocking(move || {
             let quarantined = replica.quarantine_by_peer()?;
+            let refused = replica.refused_by_peer()?;
             for report in &mut reports {
+                report.refused_by_peer = refused.get(&report.node_id).copied().unwrap_or(0);
                 report.pending = replica.pending_for_peer(&report.node_id, PENDING_COUNT_CAP)?;
                 if let Some((count, last)) = quarantined.get(&report.node_id) {
                     report.quarantined = *count;

@@ -27,7 +27,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use fengqiao_case::authority::Hierarchy;
 use fengqiao_case::causal_past::CausalPast;
 use fengqiao_case::model::sync::{
-    ChangeHead, FeedSequence, QUARANTINE_RECORD_VERSION, QuarantineRecord,
+    ChangeHead, FeedSequence, PeerRefusal, QUARANTINE_RECORD_VERSION, QuarantineRecord,
 };
 use fengqiao_case::receipt;
 use fengqiao_case::signature::SignerKeys;
@@ -35,7 +35,9 @@ use fengqiao_case::{
     CaseDocument, CaseHeader, CaseId, CaseSummary, Event, HybridTimestamp, Limits, summary,
 };
 use fengqiao_store::{ReceivedCase, StagedUpdate, Store, StoreError};
-use fengqiao_sync::{Applied, CaseRouting, FeedEntry, Replica, ReplicaError, SubtreeRoster};
+use fengqiao_sync::{
+    Applied, CaseRouting, FeedEntry, PeerDescription, Replica, ReplicaError, SubtreeRoster,
+};
 
 use super::prepared::PreparedCases;
 use crate::service::Node;
@@ -319,6 +321,22 @@ impl StoreReplica {
         let cursor = self.peer_cursor(peer)?;
         let entries = self.store().feed_since(cursor, cap).map_err(storage)?;
         Ok(entries.len() as u64)
+    }
+
+    /// Per peer: how many of our cases it refused changes of (the latest refusal per case).
+    pub fn refused_by_peer(&self) -> Result<HashMap<String, u64>, ReplicaError> {
+        let mut by_peer: HashMap<String, u64> = HashMap::new();
+        for (key, _) in self
+            .store()
+            .meta_scan(PeerRefusal::META_PREFIX, usize::MAX)
+            .map_err(storage)?
+        {
+            // `refused/<case>/<peer>`: the peer is the last segment.
+            if let Some((_, peer)) = key.rsplit_once('/') {
+                *by_peer.entry(peer.to_owned()).or_default() += 1;
+            }
+        }
+        Ok(by_peer)
     }
 
     /// Per peer: how many changes from it are in the quarantine log, and why the latest was
@@ -1265,6 +1283,20 @@ impl Replica for StoreReplica {
         }
         self.store()
             .meta_put_unflushed(&key, &value)
+            .map_err(storage)
+    }
+
+    fn record_refusal_by_peer(
+        &mut self,
+        peer: &PeerDescription,
+        case: &str,
+        reasons: &[String],
+    ) -> Result<(), ReplicaError> {
+        let record = fengqiao_sync::replica::peer_refusal(peer, case, reasons);
+        let value = serde_json::to_vec(&record)
+            .map_err(|error| ReplicaError::Storage(format!("cannot encode a refusal: {error}")))?;
+        self.store()
+            .meta_put_unflushed(&PeerRefusal::meta_key(case, &peer.node_id), &value)
             .map_err(storage)
     }
 }
