@@ -23,7 +23,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Bound;
 
-use chrono::{DateTime, Datelike, Duration, NaiveDate, NaiveTime, Utc};
+use chrono::{DateTime, Datelike, NaiveDate, NaiveTime, Utc};
 
 use crate::model::{
     CaseSummary, Category, DirectiveStatus, MeasureSet, Measures, Ratio, SCHEMA_VERSION,
@@ -617,16 +617,12 @@ impl Contribution {
         }
 
         if let Some(earliest) = earliest_open_deadline(summary) {
-            let window = Duration::days(i64::from(thresholds.approaching_days));
-            let serious_after = Duration::days(i64::from(thresholds.serious_overdue_days));
-            // A window reaching back before the first instant chrono holds is open at every `now`.
-            let warned_from = earliest
-                .checked_sub_signed(window)
-                .unwrap_or(DateTime::<Utc>::MIN_UTC);
-            clocks.push((Clock::WarnedFrom, warned_from));
-            clocks.push((Clock::OverdueFrom, earliest));
+            // The grading rule's own instants (`warnings::grade_instants`), counted ahead.
+            let instants = crate::warnings::grade_instants(earliest, thresholds);
+            clocks.push((Clock::WarnedFrom, instants.approaching_from));
+            clocks.push((Clock::OverdueFrom, instants.overdue_after));
             // Past the last instant chrono holds, no `now` is ever seriously late.
-            if let Some(serious_from) = earliest.checked_add_signed(serious_after) {
+            if let Some(serious_from) = instants.seriously_overdue_after {
                 clocks.push((Clock::SeriouslyOverdueFrom, serious_from));
             }
         }

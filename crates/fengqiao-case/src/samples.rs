@@ -1152,7 +1152,6 @@ fn place_in_time(
 /// Office hours run 08:30–17:30 China time.
 const OFFICE_OPENS_SECONDS: u32 = 8 * 3600 + 30 * 60;
 const OFFICE_SECONDS: u32 = 9 * 3600;
-const CHINA_OFFSET_SECONDS: i64 = 8 * 3600;
 
 fn china_date(instant: DateTime<Utc>) -> NaiveDate {
     crate::deadlines::local_date(instant)
@@ -1162,7 +1161,11 @@ fn china_date(instant: DateTime<Utc>) -> NaiveDate {
 fn office_instant(date: NaiveDate, seconds_into_office_day: u32) -> DateTime<Utc> {
     let local = date.and_time(NaiveTime::MIN)
         + Duration::seconds(i64::from(OFFICE_OPENS_SECONDS + seconds_into_office_day));
-    (local - Duration::seconds(CHINA_OFFSET_SECONDS)).and_utc()
+    (local
+        - Duration::seconds(i64::from(
+            crate::deadlines::china_offset().local_minus_utc(),
+        )))
+    .and_utc()
 }
 
 /// Move `instant` to office hours on its China date, unless that leaves `[start, now)`.

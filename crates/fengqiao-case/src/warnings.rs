@@ -34,17 +34,42 @@ pub fn grade(
     now: DateTime<Utc>,
     thresholds: &WarningThresholds,
 ) -> Option<WarningGrade> {
-    if now > due {
-        let serious_after = Duration::days(i64::from(thresholds.serious_overdue_days));
-        if now - due > serious_after {
-            Some(WarningGrade::SeriouslyOverdue)
-        } else {
-            Some(WarningGrade::Overdue)
-        }
-    } else if due - now <= Duration::days(i64::from(thresholds.approaching_days)) {
+    let instants = grade_instants(due, thresholds);
+    if instants
+        .seriously_overdue_after
+        .is_some_and(|serious| now > serious)
+    {
+        Some(WarningGrade::SeriouslyOverdue)
+    } else if now > instants.overdue_after {
+        Some(WarningGrade::Overdue)
+    } else if now >= instants.approaching_from {
         Some(WarningGrade::Approaching)
     } else {
         None
+    }
+}
+
+/// When one deadline's grade changes. The one rule for grading: [`grade`] reads it at a `now`,
+/// and the measures' rollup (`rollup.rs`) counts these instants ahead of any `now`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GradeInstants {
+    /// 预警 from this instant on (the start of time when the window reaches back that far).
+    pub approaching_from: DateTime<Utc>,
+    /// 超时 strictly after this instant: the due instant itself is still in time.
+    pub overdue_after: DateTime<Utc>,
+    /// 严重超时 strictly after this instant; `None` past the last instant chrono holds.
+    pub seriously_overdue_after: Option<DateTime<Utc>>,
+}
+
+pub fn grade_instants(due: DateTime<Utc>, thresholds: &WarningThresholds) -> GradeInstants {
+    let window = Duration::days(i64::from(thresholds.approaching_days));
+    let serious_after = Duration::days(i64::from(thresholds.serious_overdue_days));
+    GradeInstants {
+        approaching_from: due
+            .checked_sub_signed(window)
+            .unwrap_or(DateTime::<Utc>::MIN_UTC),
+        overdue_after: due,
+        seriously_overdue_after: due.checked_add_signed(serious_after),
     }
 }
 

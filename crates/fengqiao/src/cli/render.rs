@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use comfy_table::{ContentArrangement, Table, presets};
 use fengqiao_case::{
     CaseListItem, CaseSummary, CaseView, DeadlineKind, DirectiveListItem, DirectiveState,
-    EventKind, MeasureSet, Measures, NodeInfo, Ratio, Status, Timeline, Warning,
+    EventKind, MeasureSet, Measures, NodeInfo, Ratio, Warning,
 };
 
 use crate::config::NodeConfig;
@@ -106,33 +106,13 @@ pub fn node_info_text(info: &NodeInfo, url: &str) -> String {
     table.to_string()
 }
 
-/// The deadline that matters for the case's current status, if it has one.
-fn status_deadline(status: Status, timeline: &Timeline) -> Option<(DeadlineKind, DateTime<Utc>)> {
-    let (kind, due) = match status {
-        Status::Registered => (DeadlineKind::Acceptance, timeline.acceptance_deadline),
-        Status::AwaitingReceiver => (DeadlineKind::Objection, timeline.objection_deadline),
-        Status::Accepted => (DeadlineKind::Handling, timeline.handling_deadline),
-        Status::Replied => (DeadlineKind::Evaluation, timeline.evaluation_deadline),
-        Status::UnderReview => (DeadlineKind::ReviewDecision, timeline.review_deadline),
-        _ => return None,
-    };
-    due.map(|due| (kind, due))
-}
-
-/// The next deadline: the status's own or an open directive's, whichever comes first.
+/// The next deadline: the status's own or an open directive's, whichever comes first (the
+/// deadlines the warnings grade, `summary::open_deadlines`).
 fn next_deadline(summary: &CaseSummary) -> Option<(DeadlineKind, DateTime<Utc>)> {
-    let directives = open_directives(&summary.directives)
-        .map(|directive| (DeadlineKind::Directive, directive.due));
-    status_deadline(summary.status, &summary.timeline)
+    fengqiao_case::summary::open_deadlines(summary)
         .into_iter()
-        .chain(directives)
+        .map(|deadline| (deadline.kind, deadline.due))
         .min_by_key(|(_, due)| *due)
-}
-
-fn open_directives(directives: &[DirectiveState]) -> impl Iterator<Item = &DirectiveState> {
-    directives
-        .iter()
-        .filter(|directive| directive.status != fengqiao_case::DirectiveStatus::CrossedOff)
 }
 
 fn deadline_label(kind: DeadlineKind, due: &DateTime<Utc>) -> String {
@@ -205,7 +185,8 @@ pub fn event_result_line(view: &CaseView, kind: &str) -> String {
         bilingual(&view.state.status),
         short_node(&view.state.holder)
     );
-    if let Some((deadline, due)) = status_deadline(view.state.status, &view.state.timeline) {
+    let summary = fengqiao_case::summary::summarize(&view.header, &view.state);
+    if let Some((deadline, due)) = fengqiao_case::summary::status_deadline(&summary) {
         let _ = write!(line, " · next deadline {}", deadline_label(deadline, &due));
     }
     if view.state.conflict.is_some() {

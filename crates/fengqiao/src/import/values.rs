@@ -1,19 +1,16 @@
 //! Reading the model's enum values, booleans, dates and times from text typed by people: CLI flags
 //! and ledger cells, in the API's `snake_case` spelling or the Chinese terms offices use.
 
-use chrono::{DateTime, FixedOffset, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Utc};
+use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Utc};
+// China Standard Time: the ledgers, the deadlines and the people all count days in it; the one
+// definition is the deadlines' own.
+use fengqiao_case::deadlines::china_offset;
 use fengqiao_case::{
     Category, Channel, DeadlineKind, DirectiveStatus, JudicialConfirmation, MatterType,
     MediationResult, MediationType, ReplyOutcome, ReviewLevel, ReviewOutcome, Satisfaction, Status,
     Tier, WarningGrade,
 };
 use serde::de::DeserializeOwned;
-
-/// China Standard Time: the ledgers, the deadlines and the people all count days in it.
-pub fn china_offset() -> FixedOffset {
-    const EIGHT_HOURS: i32 = 8 * 3600;
-    FixedOffset::east_opt(EIGHT_HOURS).expect("UTC+8 is within the valid offset range")
-}
 
 /// A model enum whose values also have Chinese names. The first alias of each value is the
 /// label shown in tables; the others are accepted on input.
