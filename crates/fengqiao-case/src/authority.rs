@@ -319,6 +319,14 @@ pub fn placed_region(kind: &EventKind) -> Option<&str> {
     }
 }
 
+/// Whether a case located in `region` lies within the region of an office (`office_region`):
+/// the one jurisdiction rule. An office places cases only there (the API and the receipt checks),
+/// and replication carries a case down only to offices whose region it lies in (`routing.rs` in
+/// the sync crate), so an assignment or forward to any other office could never arrive.
+pub fn lies_within(region: &str, office_region: &str) -> bool {
+    region.starts_with(office_region)
+}
+
 /// An office places cases only inside its own jurisdiction: it registers matters located there,
 /// and moves a case's location only within it (to hand a case elsewhere it forwards or
 /// escalates it instead).
@@ -331,7 +339,7 @@ pub fn check_jurisdiction(
         return Ok(());
     };
     match hierarchy.region_of(node) {
-        Some(own) if region.starts_with(own.as_str()) => Ok(()),
+        Some(own) if lies_within(region, &own) => Ok(()),
         node_region => Err(AuthorityError::OutsideJurisdiction {
             node: node.to_owned(),
             region: region.to_owned(),

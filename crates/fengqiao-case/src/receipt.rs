@@ -13,7 +13,7 @@ use std::collections::{HashMap, HashSet};
 
 use automerge::{Change, ChangeHash};
 
-use crate::authority::{AuthorityError, Hierarchy, authorize, placed_region};
+use crate::authority::{AuthorityError, Hierarchy, authorize, lies_within, placed_region};
 use crate::causal_past::CausalPast;
 use crate::derive::derive_from_refs;
 use crate::document::{CaseDocument, DocumentError};
@@ -363,7 +363,7 @@ impl Judge<'_> {
             kind => placed_region(kind),
         };
         if let Some(region) = placed
-            && !region.starts_with(node_region.as_str())
+            && !lies_within(region, &node_region)
         {
             return Err(ReceiptError::OutsideJurisdiction {
                 event: event.id.clone(),

@@ -13,6 +13,7 @@
 //! - **Both ways**: a case whose respondent is the receiving office itself (a complaint about its
 //!   own cadres) is never sent to it (条例 Art 30).
 
+use fengqiao_case::authority::lies_within;
 use fengqiao_case::model::{CaseHeader, CaseId, CaseState, CaseSummary, NodeId};
 use fengqiao_case::summary;
 
@@ -154,7 +155,10 @@ pub fn route(
     match peer.relation {
         PeerRelation::Parent => RoutingDecision::Send,
         PeerRelation::Child => {
-            if !case_lies_within(&case.region_code, &peer.region_code) {
+            // The jurisdiction rule (`authority::lies_within`): the API refuses to send a case
+            // to an office it could never travel down to.
+            // A child whose region is not known yet receives nothing.
+            if peer.region_code.is_empty() || !lies_within(&case.region_code, &peer.region_code) {
                 return RoutingDecision::WithheldOutsideChildRegion;
             }
             let participates = case
@@ -167,16 +171,6 @@ pub fn route(
             }
         }
     }
-}
-
-/// Whether a case located in `case_region` lies within the region of an office: the condition
-/// for a case ever to travel down to it. Up carries every case to every office above, and those
-/// offices' regions contain the case's location; down goes only into the region the case lies in.
-/// So an office whose region does not contain the case's location never receives it: the API
-/// refuses to assign or forward a case to such an office (a village to its sibling), since the
-/// case would wait on it for ever.
-pub fn case_lies_within(case_region: &str, office_region: &str) -> bool {
-    !office_region.is_empty() && case_region.starts_with(office_region)
 }
 
 /// Whether `respondent` names the office `peer`.

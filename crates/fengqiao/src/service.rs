@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock, Weak};
 
 use anyhow::{Context, bail};
 use chrono::{DateTime, Datelike, TimeDelta, Utc};
-use fengqiao_case::authority::{Hierarchy, StandaloneOffice};
+use fengqiao_case::authority::{Hierarchy, StandaloneOffice, lies_within};
 use fengqiao_case::clock::{ClockError, DEFAULT_MAX_AHEAD_MS, HybridClock};
 use fengqiao_case::deadlines::local_date;
 use fengqiao_case::model::sync::PeerRefusal;
@@ -23,7 +23,6 @@ use fengqiao_case::{
     RegisterCase, SCHEMA_VERSION, Status, Tier, lifecycle, summary, warnings,
 };
 use fengqiao_store::{CaseFilter, NewCase, Store, StoreError, StoreOptions};
-use fengqiao_sync::routing;
 
 use crate::config::{self, NodeConfig, NodeDir};
 use crate::identity::NodeIdentity;
@@ -836,7 +835,7 @@ impl Node {
     fn check_location(&self, request: &RegisterCase) -> Result<(), ServiceError> {
         let own = &self.config.node.region_code;
         let code = &request.location.region_code;
-        if !code.starts_with(own.as_str()) {
+        if !lies_within(code, own) {
             return Err(ServiceError::InvalidInput(format!(
                 "location.region_code {code:?} is outside this node's jurisdiction ({own})"
             )));
@@ -853,7 +852,7 @@ impl Node {
             ))
         })?;
         let own = &self.config.node.region_code;
-        if !parts.region_code.starts_with(own.as_str()) {
+        if !lies_within(parts.region_code, own) {
             return Err(ServiceError::InvalidInput(format!(
                 "case number {number} belongs to region {}, outside this node's jurisdiction ({own})",
                 parts.region_code
@@ -1021,8 +1020,8 @@ fn sent_to(kind: &EventKind) -> Option<&str> {
 }
 
 /// Refuse to send a case located in `case_region` to `receiver` when the routing rules would
-/// never carry it there (`routing::case_lies_within`): the case would wait on that office for
-/// ever. An office the hierarchy does not know is let through: a roster entry may still be on
+/// never carry it there (down only into the region a case lies in, `authority::lies_within`):
+/// the case would wait on that office for ever. An office the hierarchy does not know is let through: a roster entry may still be on
 /// its way, and a node outside any federation knows no office but itself.
 fn check_receiver_reachable(
     receiver: &str,
@@ -1030,7 +1029,7 @@ fn check_receiver_reachable(
     hierarchy: &dyn Hierarchy,
 ) -> Result<(), ServiceError> {
     match hierarchy.region_of(receiver) {
-        Some(node_region) if !routing::case_lies_within(case_region, &node_region) => {
+        Some(node_region) if !lies_within(case_region, &node_region) => {
             Err(ServiceError::Unreachable {
                 node: receiver.to_owned(),
                 node_region,
