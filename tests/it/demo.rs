@@ -154,3 +154,38 @@ fn demo_federation_converges_at_the_county_after_a_cut() {
     assert!(township.stop().expect("stop the township"), "graceful stop");
     assert!(county.stop().expect("stop the county"), "graceful stop");
 }
+
+#[test]
+fn demo_without_dir_removes_its_temporary_directory_at_exit() {
+    let temp = tempfile::tempdir().expect("tempdir");
+    // Another range than the test above, which may run at the same time.
+    let base_port = (28_000 + (std::process::id() % 200) * 20).to_string();
+    let output = fengqiao_tests::fengqiao_command()
+        .env("TMPDIR", temp.path())
+        .args([
+            "demo",
+            "--base-port",
+            &base_port,
+            "--cases",
+            "8",
+            "--no-serve",
+        ])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run fengqiao demo");
+    let printed = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "demo failed:\n{printed}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let left: Vec<_> = std::fs::read_dir(temp.path())
+        .expect("read the temporary directory")
+        .map(|entry| entry.map(|entry| entry.path()))
+        .collect();
+    assert!(left.is_empty(), "the demo left {left:?} behind");
+    assert!(
+        printed.contains("temporary directory is removed"),
+        "the demo says what became of its directory:\n{printed}"
+    );
+}

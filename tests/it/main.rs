@@ -9,5 +9,6 @@ mod crash;
 mod demo;
 mod federation;
 mod import;
+mod input;
 mod stats;
 mod tiers;

@@ -285,9 +285,19 @@ pub fn http_post(
     path: &str,
     body: &serde_json::Value,
 ) -> anyhow::Result<(u16, serde_json::Value)> {
+    http_post_as(address, path, TEST_OPERATOR, body)
+}
+
+/// POST JSON naming `operator` in the operator header; returns (status, JSON body).
+pub fn http_post_as(
+    address: SocketAddr,
+    path: &str,
+    operator: &str,
+    body: &serde_json::Value,
+) -> anyhow::Result<(u16, serde_json::Value)> {
     let mut response = agent()
         .post(format!("http://{address}{path}"))
-        .header(fengqiao_case::OPERATOR_HEADER, TEST_OPERATOR)
+        .header(fengqiao_case::OPERATOR_HEADER, operator)
         .send_json(body)?;
     let status = response.status().as_u16();
     let body: serde_json::Value = response.body_mut().read_json()?;

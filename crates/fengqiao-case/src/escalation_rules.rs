@@ -197,6 +197,22 @@ pub fn validate_rules(rules: &[EscalationRule]) -> Result<(), RuleError> {
     Ok(())
 }
 
+/// Whether a person may not act under `name` because it reads as a rule's operator: `rule:` in
+/// any letter case, with the ASCII colon or the full-width one (`：`, which Chinese input methods
+/// type), so that nobody reading a case's history can take a person's change for a rule's.
+pub fn is_reserved_operator_name(name: &str) -> bool {
+    let name = name.trim_start();
+    let prefix_letters = RULE_OPERATOR_PREFIX.trim_end_matches(':');
+    let Some(rest) = name
+        .get(..prefix_letters.len())
+        .filter(|head| head.eq_ignore_ascii_case(prefix_letters))
+        .map(|_| &name[prefix_letters.len()..])
+    else {
+        return false;
+    };
+    rest.starts_with(':') || rest.starts_with('：')
+}
+
 /// The operator recorded on an escalation made by the rule named `name`: `rule:<name>`.
 pub fn operator_for(name: &str) -> String {
     format!("{RULE_OPERATOR_PREFIX}{name}")

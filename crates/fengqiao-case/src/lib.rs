@@ -12,6 +12,7 @@ pub mod deadlines;
 pub mod derive;
 pub mod document;
 pub mod escalation_rules;
+pub mod input_bounds;
 pub mod lifecycle;
 pub mod measures;
 pub mod model;

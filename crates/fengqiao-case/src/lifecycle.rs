@@ -813,14 +813,14 @@ pub(crate) fn issued_directive(event: Proposed<'_>) -> Option<DirectiveState> {
     })
 }
 
-/// Validates a header for registration.
+/// Validates a header for registration: what it must hold, and every bound and the text rule
+/// ([`crate::input_bounds::check_header`]).
 pub fn validate_header(header: &CaseHeader) -> Result<(), CaseError> {
     required("number", &header.number)?;
     required("summary", &header.summary)?;
     validate_petitioners(&header.petitioners)?;
-    validate_headcount(header.headcount)?;
     validate_location(&header.location)?;
-    Ok(())
+    crate::input_bounds::check_header(header)
 }
 
 fn validate_petitioners(petitioners: &[Petitioner]) -> Result<(), CaseError> {
@@ -854,16 +854,6 @@ fn validate_petitioners(petitioners: &[Petitioner]) -> Result<(), CaseError> {
     Ok(())
 }
 
-fn validate_headcount(headcount: u32) -> Result<(), CaseError> {
-    if headcount == 0 {
-        return Err(CaseError::InvalidInput {
-            field: "headcount",
-            why: "at least one person brought the matter".to_owned(),
-        });
-    }
-    Ok(())
-}
-
 fn validate_location(location: &Location) -> Result<(), CaseError> {
     let code = &location.region_code;
     if !matches!(code.len(), 6 | 9 | 12) || !code.bytes().all(|byte| byte.is_ascii_digit()) {
@@ -878,7 +868,7 @@ fn validate_location(location: &Location) -> Result<(), CaseError> {
 fn validate_amendment(amendment: &HeaderAmendment) -> Result<(), CaseError> {
     match amendment {
         HeaderAmendment::Petitioners(petitioners) => validate_petitioners(petitioners),
-        HeaderAmendment::Headcount(headcount) => validate_headcount(*headcount),
+        HeaderAmendment::Headcount(headcount) => crate::input_bounds::check_headcount(*headcount),
         HeaderAmendment::Summary(summary) => required("summary", summary),
         HeaderAmendment::Location(location) => validate_location(location),
         HeaderAmendment::Respondent(_)
@@ -1024,7 +1014,8 @@ pub fn check(state: &CaseState, event: &NewEvent, limits: &Limits) -> Result<(),
     Ok(())
 }
 
-/// [`check`] plus the rules that read the case header.
+/// [`check`] plus the rules that read the case header, and the bounds and text rule of what a
+/// person typed into the event ([`crate::input_bounds`]).
 pub fn check_with_header(
     header: &CaseHeader,
     state: &CaseState,
@@ -1054,6 +1045,7 @@ pub fn check_with_header(
         }
         _ => {}
     }
+    crate::input_bounds::check_event(header, &event.kind)?;
     check(state, event, limits)
 }
 

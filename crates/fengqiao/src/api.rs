@@ -31,7 +31,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodFilter, MethodRouter, on};
 use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
 use fengqiao_case::deadlines::china_offset;
-use fengqiao_case::escalation_rules::RULE_OPERATOR_PREFIX;
+use fengqiao_case::input_bounds;
 use fengqiao_case::model::audit::{AuditLog, AuditReport, QuarantineListing};
 use fengqiao_case::model::roster::{FederationReload, RosterView};
 use fengqiao_case::model::stats::{StatsBreakdown, SyncHealth};
@@ -51,9 +51,6 @@ use crate::service::{ListFilter, Node, ServiceError, StatsQuery};
 
 /// An import batch is validated and written as one; 500 ledger rows need more than axum's 2 MiB.
 const IMPORT_BODY_LIMIT_BYTES: usize = 64 * 1024 * 1024;
-
-/// Longest operator name accepted: a person's name and perhaps a post, not a document.
-const MAX_OPERATOR_CHARS: usize = 100;
 
 /// How long a stopped server waits for requests still running on blocking threads to let go of
 /// the node before it gives up closing it cleanly.
@@ -799,20 +796,39 @@ fn route_matches(template: &str, path: &str) -> bool {
 // Extractors: axum's, with every rejection turned into an ApiError
 // ---------------------------------------------------------------------------------------------
 
-/// A JSON body; malformed or mistyped JSON is answered with an [`ApiError`].
+/// A JSON body; malformed or mistyped JSON, or a field the body's type does not know, is
+/// answered with an [`ApiError`].
 struct ApiJson<T>(T);
 
 impl<S, T> FromRequest<S> for ApiJson<T>
 where
     S: Send + Sync,
-    T: DeserializeOwned,
+    T: DeserializeOwned + serde::Serialize,
 {
     type Rejection = ApiFailure;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match axum::Json::<T>::from_request(request, state).await {
-            Ok(axum::Json(value)) => Ok(ApiJson(value)),
-            Err(rejection) => Err(json_failure(&rejection)),
+        // The body is read once, under the route's size limit; axum's JSON extractor then judges
+        // its content type and parses it, so its messages (with the field path) stay as they are.
+        let (parts, body) = request.into_parts();
+        let bytes = Bytes::from_request(Request::from_parts(parts.clone(), body), state)
+            .await
+            .map_err(|rejection| ApiFailure {
+                status: rejection.status(),
+                message: lowercase_first(&rejection.body_text()),
+            })?;
+        let rebuilt = Request::from_parts(parts, axum::body::Body::from(bytes.clone()));
+        let axum::Json(value) = axum::Json::<T>::from_request(rebuilt, state)
+            .await
+            .map_err(|rejection| json_failure(&rejection))?;
+        let sent: serde_json::Value =
+            serde_json::from_slice(&bytes).map_err(|_| ApiFailure::internal())?;
+        match crate::unknown_fields::first_unknown_field(&sent, &value) {
+            Ok(None) => Ok(ApiJson(value)),
+            Ok(Some(unknown)) => Err(ApiFailure::bad_request(format!(
+                "{unknown}: check the spelling (GET /api/openapi.json lists the fields)"
+            ))),
+            Err(_) => Err(ApiFailure::internal()),
         }
     }
 }
@@ -902,25 +918,8 @@ fn operator_name(value: &HeaderValue) -> Result<String, ApiFailure> {
     if name.is_empty() {
         return Err(missing_operator());
     }
-    if name.chars().count() > MAX_OPERATOR_CHARS {
-        return Err(ApiFailure::bad_request(format!(
-            "the {OPERATOR_HEADER} header is longer than {MAX_OPERATOR_CHARS} characters: \
-             give the operator's name"
-        )));
-    }
-    if name.chars().any(char::is_control) {
-        return Err(ApiFailure::bad_request(format!(
-            "the {OPERATOR_HEADER} header contains control characters"
-        )));
-    }
-    // The node's escalation rules act under these names, and a rule counts as fired once an
-    // escalation by its name exists: a person using one could stop that rule for a case.
-    if name.starts_with(RULE_OPERATOR_PREFIX) {
-        return Err(ApiFailure::bad_request(format!(
-            "operator names starting with \"{RULE_OPERATOR_PREFIX}\" are reserved for the \
-             node's escalation rules: give the operator's own name"
-        )));
-    }
+    input_bounds::check_operator(OPERATOR_HEADER, name)
+        .map_err(|error| ApiFailure::bad_request(error.to_string()))?;
     Ok(name.to_owned())
 }
 

@@ -184,7 +184,8 @@ pub fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             tracing::debug!(error = ?error, "command failed");
-            eprintln!("error: {error:#}");
+            // Refusals quote what was sent and names of cases and offices: escaped like output.
+            eprintln!("error: {}", render::printable(&format!("{error:#}")));
             ExitCode::FAILURE
         }
     }
@@ -397,16 +398,19 @@ pub fn stats_query(args: &StatsArgs) -> Vec<(&'static str, String)> {
     query
 }
 
-/// Print JSON as the API sent it, pretty for people who look at it.
+/// Print JSON as the API sent it, pretty for people who look at it, with every control and
+/// text-direction character in a string escaped (the same values for a script).
 pub fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
     let text = serde_json::to_string_pretty(value).context("encode JSON")?;
-    emit(text)
+    emit(render::printable_json(&text))
 }
 
-/// Print to stdout; a closed pipe (`| head`) ends the output quietly instead of panicking.
+/// Print to stdout, through [`render::printable`]: whatever a command prints may hold text typed
+/// at another office. A closed pipe (`| head`) ends the output quietly instead of panicking.
 pub fn emit(text: impl std::fmt::Display) -> anyhow::Result<()> {
+    let text = text.to_string();
     let mut stdout = std::io::stdout().lock();
-    match writeln!(stdout, "{text}").and_then(|()| stdout.flush()) {
+    match writeln!(stdout, "{}", render::printable(&text)).and_then(|()| stdout.flush()) {
         Ok(()) => Ok(()),
         Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
         Err(error) => Err(error).context("cannot write to stdout"),

@@ -82,9 +82,10 @@ pub fn demo_villages() -> Vec<SampleVillage> {
 
 pub fn run(args: DemoArgs, global: &GlobalOptions) -> anyhow::Result<()> {
     let began = Instant::now();
-    let dir = match &global.dir {
-        Some(dir) => dir.clone(),
-        None => fresh_demo_dir()?,
+    // Without --dir the directory is the demo's own, removed when it exits (README).
+    let (dir, temporary) = match &global.dir {
+        Some(dir) => (dir.clone(), false),
+        None => (fresh_demo_dir()?, true),
     };
     let quiet = global.json;
     let (offices, reused) = offices::prepare(&dir, args.base_port)?;
@@ -111,16 +112,34 @@ pub fn run(args: DemoArgs, global: &GlobalOptions) -> anyhow::Result<()> {
         }
     };
     if quiet {
-        crate::cli::print_json(&report.json(&dir, &offices))?;
+        crate::cli::print_json(&report.json(&dir, &offices, temporary))?;
     } else {
         emit(render::stats_text(&report.county_measures))?;
-        emit(guide(&dir, &offices, &report, args.no_serve, began))?;
+        emit(guide(
+            &dir,
+            &offices,
+            &report,
+            args.no_serve,
+            temporary,
+            began,
+        ))?;
     }
     if args.no_serve {
-        return servers.stop_all();
+        servers.stop_all()?;
+    } else {
+        eprintln!("serving the 7 nodes until Ctrl-C …");
+        servers.serve_until_interrupted()?;
     }
-    eprintln!("serving the 7 nodes until Ctrl-C …");
-    servers.serve_until_interrupted()
+    if temporary {
+        // Every node has stopped and closed its store: nothing holds the directory.
+        std::fs::remove_dir_all(&dir).with_context(|| {
+            format!(
+                "cannot remove the temporary demo directory {}",
+                dir.display()
+            )
+        })?;
+    }
+    Ok(())
 }
 
 /// What the demo did, for the closing summary.
@@ -132,7 +151,7 @@ struct DemoReport {
 }
 
 impl DemoReport {
-    fn json(&self, dir: &Path, offices: &[Office]) -> serde_json::Value {
+    fn json(&self, dir: &Path, offices: &[Office], temporary: bool) -> serde_json::Value {
         let offices: Vec<serde_json::Value> = offices
             .iter()
             .zip(&self.seeded)
@@ -156,6 +175,7 @@ impl DemoReport {
             .collect();
         serde_json::json!({
             "dir": dir,
+            "dir_removed_at_exit": temporary,
             "offices": offices,
             "scenario_cases": scenarios,
             "cut": self.cut,
@@ -289,7 +309,7 @@ fn seed_office(
     Ok(totals)
 }
 
-/// A new directory under the system temp dir, kept after the demo so it can be run again.
+/// A new directory under the system temp dir, for a demo run without `--dir`.
 fn fresh_demo_dir() -> anyhow::Result<PathBuf> {
     let mut suffix = [0u8; 4];
     getrandom::fill(&mut suffix).map_err(|error| anyhow::anyhow!("no randomness: {error}"))?;
@@ -340,6 +360,7 @@ fn guide(
     offices: &[Office],
     report: &DemoReport,
     no_serve: bool,
+    temporary: bool,
     began: Instant,
 ) -> String {
     let county = &offices[COUNTY];
@@ -356,6 +377,14 @@ fn guide(
         ),
         format!("demo directory: {}", dir.display()),
     ];
+    if no_serve && temporary {
+        lines.push(
+            "The nodes are stopped and their temporary directory is removed: give --dir DIR to \
+             keep the offices and run them again."
+                .to_owned(),
+        );
+        return lines.join("\n");
+    }
     if no_serve {
         lines.push(format!(
             "The nodes are stopped. Run any of them again with: fengqiao run {}",
@@ -366,6 +395,13 @@ fn guide(
             "The 7 nodes are serving (county API: http://{}; OpenAPI at /api/openapi.json).",
             county.api
         ));
+        if temporary {
+            lines.push(
+                "The directory is temporary: it is removed when the demo stops (give --dir DIR \
+                 to keep it)."
+                    .to_owned(),
+            );
+        }
     }
     lines.push(String::new());
     lines.push(if no_serve {

@@ -16,6 +16,7 @@ use comfy_table::Table;
 use fengqiao_case::{ImportBatch, ImportOutcome, ImportRow, ImportRowReport};
 use indicatif::{ProgressBar, ProgressStyle};
 
+use crate::cli::{emit, print_json};
 use crate::client::NodeClient;
 pub use ledger::{LedgerFormat, ParsedLedger, RowProblem, parse_ledger};
 
@@ -120,7 +121,7 @@ pub fn import_file(
         if options.json {
             print_json(&refused)?;
         } else {
-            println!("{}", rejected_rows_table(&refused));
+            emit(rejected_rows_table(&refused))?;
         }
         bail!(
             "{} of {total_rows} row(s) cannot be imported, so nothing was imported: fix the rows \
@@ -133,13 +134,13 @@ pub fn import_file(
         if options.json {
             print_json(&checked)?;
         } else {
-            println!(
+            emit(format!(
                 "dry run: all {} row(s) are valid; {} would be imported, {} are already present. \
                  Nothing was written.",
                 checked.len(),
                 would.imported,
                 would.already_present
-            );
+            ))?;
         }
         return Ok(would);
     }
@@ -155,16 +156,16 @@ pub fn import_file(
             .cloned()
             .collect();
         if !rejected.is_empty() {
-            println!("{}", rejected_rows_table(&rejected));
+            emit(rejected_rows_table(&rejected))?;
         }
-        println!(
+        emit(format!(
             "imported {}, already present {}, rejected {} (of {} row(s) in {})",
             totals.imported,
             totals.already_present,
             totals.rejected,
             reports.len(),
             path.display()
-        );
+        ))?;
     }
     if totals.rejected > 0 {
         // Validation passed a moment ago, so the node changed in between (another import?).
@@ -233,12 +234,6 @@ pub fn rejected_rows_table(reports: &[ImportRowReport]) -> Table {
         ]);
     }
     table
-}
-
-fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
-    let text = serde_json::to_string_pretty(value).context("encode the report as JSON")?;
-    println!("{text}");
-    Ok(())
 }
 
 #[cfg(test)]

@@ -10,3 +10,4 @@ pub mod federation;
 pub mod identity;
 pub mod import;
 pub mod service;
+pub mod unknown_fields;

@@ -11,7 +11,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError, RwLock, Weak};
 
 use anyhow::{Context, bail};
-use chrono::{DateTime, Datelike, TimeDelta, Utc};
+use chrono::{DateTime, Datelike, Utc};
 use fengqiao_case::authority::{Hierarchy, StandaloneOffice, lies_within};
 use fengqiao_case::clock::{ClockError, DEFAULT_MAX_AHEAD_MS, HybridClock};
 use fengqiao_case::deadlines::local_date;
@@ -20,7 +20,7 @@ use fengqiao_case::{
     AppendEvent, CaseDocument, CaseError, CaseHeader, CaseId, CaseListItem, CaseSummary, CaseView,
     Category, DirectiveListItem, DirectiveStatus, DocumentError, EventKind, HybridTimestamp,
     ImportBatch, ImportOutcome, ImportRow, ImportRowReport, Measures, NewEvent, NodeId, NodeInfo,
-    RegisterCase, SCHEMA_VERSION, Status, Tier, lifecycle, summary, warnings,
+    RegisterCase, SCHEMA_VERSION, Status, Tier, input_bounds, lifecycle, summary, warnings,
 };
 use fengqiao_store::{CaseFilter, NewCase, Store, StoreError, StoreOptions};
 
@@ -42,12 +42,6 @@ const LOCK_FILE: &str = "node.lock";
 
 /// Store meta key remembering which node identity the store was created with.
 const META_NODE_ID: &str = "node_id";
-
-/// How far in the future a given time may be: clocks of office PCs drift.
-const CLOCK_SKEW_ALLOWANCE: TimeDelta = TimeDelta::minutes(5);
-
-/// Digits of the sequence part of a case number the node assigns.
-const SEQUENCE_DIGITS: usize = 6;
 
 /// Create a node directory: config file and identity key. Refuses an existing node directory.
 pub fn init_node(dir: &Path, options: InitOptions) -> anyhow::Result<NodeConfig> {
@@ -355,7 +349,7 @@ impl Node {
         self.check_location(&request)?;
         let given_number = request.number.clone();
         if let Some(number) = &given_number {
-            self.check_case_number(number)?;
+            self.check_case_number(number, now)?;
             if self.store.contains(number)? {
                 return Err(ServiceError::AlreadyExists(number.clone()));
             }
@@ -619,7 +613,7 @@ impl Node {
                 outcome: ImportOutcome::Imported,
                 error: None,
             };
-            let checked = match self.check_import_row(row, &mut first_line_of_number) {
+            let checked = match self.check_import_row(row, now, &mut first_line_of_number) {
                 Err(why) => Err(why),
                 Ok(RowNumber::AlreadyPresent) => {
                     report.outcome = ImportOutcome::AlreadyPresent;
@@ -687,12 +681,13 @@ impl Node {
     fn check_import_row(
         &self,
         row: &ImportRow,
+        now: DateTime<Utc>,
         first_line_of_number: &mut HashMap<CaseId, u64>,
     ) -> Result<RowNumber, String> {
         let Some(number) = &row.case.number else {
             return Ok(RowNumber::Assign);
         };
-        self.check_case_number(number)
+        self.check_case_number(number, now)
             .map_err(|error| error.to_string())?;
         if let Some(first_line) = first_line_of_number.get(number) {
             return Err(format!(
@@ -815,19 +810,15 @@ impl Node {
         lock_ignoring_poison(&self.clock).observe(received, now)
     }
 
-    /// A given event time, or `now`; a time in the future is a mistake (allowing for clock skew).
+    /// A given event time, or `now`; a given one must be plausible (`input_bounds::check_time`).
     fn event_time(
         &self,
         given: Option<DateTime<Utc>>,
         now: DateTime<Utc>,
-        field: &str,
+        field: &'static str,
     ) -> Result<DateTime<Utc>, ServiceError> {
         let at = given.unwrap_or(now);
-        if at > now + CLOCK_SKEW_ALLOWANCE {
-            return Err(ServiceError::InvalidInput(format!(
-                "{field} {at} is in the future (the node's clock says {now})"
-            )));
-        }
+        input_bounds::check_time(field, at, now)?;
         Ok(at)
     }
 
@@ -844,11 +835,11 @@ impl Node {
     }
 
     /// A given case number must be `{region code}-{year}-{sequence}` within this node's region.
-    fn check_case_number(&self, number: &str) -> Result<(), ServiceError> {
-        let parts = parse_case_number(number).map_err(|why| {
+    fn check_case_number(&self, number: &str, now: DateTime<Utc>) -> Result<(), ServiceError> {
+        let parts = input_bounds::parse_case_number(number, now).map_err(|why| {
             ServiceError::InvalidInput(format!(
                 "case number {number:?} {why}: expected REGION-YEAR-SEQUENCE, e.g. {}",
-                self.number_for(Utc::now(), 123)
+                self.number_for(now, 123)
             ))
         })?;
         let own = &self.config.node.region_code;
@@ -866,7 +857,7 @@ impl Node {
             "{}-{:04}-{sequence:0width$}",
             self.config.node.region_code,
             local_date(registered_at).year(),
-            width = SEQUENCE_DIGITS
+            width = input_bounds::SEQUENCE_DIGITS
         )
     }
 
@@ -893,49 +884,6 @@ enum RowNumber {
     Given(CaseId),
     AlreadyPresent,
     Assign,
-}
-
-/// The parts of a case number.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CaseNumberParts<'a> {
-    pub region_code: &'a str,
-    pub year: u32,
-    pub sequence: u64,
-}
-
-/// Split `REGION-YEAR-SEQUENCE`; the error says what is wrong, for a message.
-pub fn parse_case_number(number: &str) -> Result<CaseNumberParts<'_>, String> {
-    let all_digits =
-        |text: &str| !text.is_empty() && text.bytes().all(|byte| byte.is_ascii_digit());
-    let mut parts = number.split('-');
-    let (Some(region_code), Some(year), Some(sequence), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return Err("does not have three parts separated by '-'".to_owned());
-    };
-    if !all_digits(region_code) || !matches!(region_code.len(), 4 | 6 | 9 | 12) {
-        return Err("does not start with a 4-, 6-, 9- or 12-digit region code".to_owned());
-    }
-    if !all_digits(year) || year.len() != 4 {
-        return Err("does not have a 4-digit year".to_owned());
-    }
-    if !all_digits(sequence) || sequence.len() < SEQUENCE_DIGITS || sequence.len() > 12 {
-        return Err("does not end with a sequence of 6 to 12 digits".to_owned());
-    }
-    let year: u32 = year
-        .parse()
-        .map_err(|_| "does not have a 4-digit year".to_owned())?;
-    let sequence: u64 = sequence
-        .parse()
-        .map_err(|_| "does not end with a sequence of 6 to 12 digits".to_owned())?;
-    if sequence == 0 {
-        return Err("has sequence 0 (sequences start at 1)".to_owned());
-    }
-    Ok(CaseNumberParts {
-        region_code,
-        year,
-        sequence,
-    })
 }
 
 fn header_from(request: &RegisterCase, number: CaseId) -> CaseHeader {

@@ -6,6 +6,9 @@
 use serde_json::{Map, Value, json};
 
 use super::Operation;
+use fengqiao_case::input_bounds::{
+    self, FIRST_YEAR, MAX_HEADCOUNT, MAX_OPERATOR_CHARS, MAX_PETITIONERS, SEQUENCE_DIGITS, TextKind,
+};
 use fengqiao_case::{OPERATOR_HEADER, SCHEMA_VERSION};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -146,7 +149,11 @@ fn status_description(status: u16) -> &'static str {
     match status {
         200 => "ok",
         201 => "created",
-        400 => "invalid request: bad JSON, a bad parameter, or no operator named on a change",
+        400 => {
+            "invalid request: bad JSON, a field or parameter the route does not know, a value out \
+             of bounds or with control characters (the message names the field), or no operator \
+             named on a change"
+        }
         403 => "forbidden: this node has no authority to make the event (the authority table)",
         404 => "no such case",
         409 => "refused: the case already exists, or its current state does not allow the event",
@@ -183,7 +190,8 @@ fn schema_description(name: &str) -> &'static str {
              quarantined) and its own children"
         }
         "ImportBatch" => {
-            "ledger rows, each a registration with its history; `dry_run` to check only"
+            "ledger rows (`line`, `case`: a RegisterCase, `history`: AppendEvents, with their \
+             bounds), each a registration with its history; `dry_run` to check only"
         }
         "ImportRowReport" => {
             "per row: imported (or would be, with dry_run or when another row was rejected), \
@@ -254,12 +262,14 @@ fn operation_object(route: &RouteSpec) -> Value {
         "required": route.mutating,
         "description": if route.mutating {
             "the person making the change: recorded in the events it makes (names starting \
-             with `rule:` are the node's escalation rules', and refused)"
+             with `rule:`, in any case and with either colon, are the node's escalation rules', \
+             and refused; so are control characters)"
         } else {
             "the person reading: recorded in the access log when personal data is read (names \
-             starting with `rule:` are refused)"
+             starting with `rule:`, in any case and with either colon, are refused; so are \
+             control characters)"
         },
-        "schema": {"type": "string", "minLength": 1},
+        "schema": {"type": "string", "minLength": 1, "maxLength": MAX_OPERATOR_CHARS},
     }));
 
     let mut responses = Map::new();
@@ -299,6 +309,114 @@ fn operation_object(route: &RouteSpec) -> Value {
     operation
 }
 
+/// A text field of `kind`: its length from the one bounds table, and the text rule.
+fn text_schema(kind: TextKind) -> Value {
+    let rule = if kind.keeps_line_breaks() {
+        "no control or text-direction characters except line breaks"
+    } else {
+        "one line: no control, line-break or text-direction characters"
+    };
+    json!({"type": "string", "maxLength": kind.max_chars(), "description": rule})
+}
+
+fn required_text_schema(kind: TextKind) -> Value {
+    let mut schema = text_schema(kind);
+    if let Some(object) = schema.as_object_mut() {
+        object.insert("minLength".to_owned(), json!(1));
+    }
+    schema
+}
+
+/// When a given time may lie, for registrations and events alike.
+fn given_time_schema() -> Value {
+    json!({
+        "type": "string",
+        "format": "date-time",
+        "description": format!(
+            "not before {FIRST_YEAR} (China time), not later than {} minutes past the node's \
+             clock; defaults to now",
+            input_bounds::CLOCK_SKEW_ALLOWANCE.num_minutes()
+        ),
+    })
+}
+
+/// The bounded fields of a request body (`fengqiao_case::input_bounds`): what a registration
+/// holds, and what an event's payload may hold. Only those fields are described here.
+fn request_bounds(name: &str) -> Option<Value> {
+    use TextKind::{Identifier, Line, Name, Summary, Text};
+    match name {
+        "RegisterCase" => Some(json!({
+            "number": {
+                "type": "string",
+                "pattern": format!("^([0-9]{{4}}|[0-9]{{6}}|[0-9]{{9}}|[0-9]{{12}})-[0-9]{{4}}-[0-9]{{{SEQUENCE_DIGITS}}}$"),
+                "description": format!(
+                    "REGION-YEAR-SEQUENCE in the node's region; the year from {FIRST_YEAR} to \
+                     next year, the sequence {SEQUENCE_DIGITS} digits"
+                ),
+            },
+            "registered_at": given_time_schema(),
+            "petitioners": {
+                "type": "array",
+                "minItems": 1,
+                "maxItems": MAX_PETITIONERS,
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "name": required_text_schema(Name),
+                        "id_number": text_schema(Identifier),
+                        "phone": text_schema(Identifier),
+                        "address": text_schema(Line),
+                    },
+                },
+            },
+            "headcount": {
+                "type": "integer",
+                "minimum": 1,
+                "maximum": MAX_HEADCOUNT,
+                "description": "at least the number of petitioners",
+            },
+            "respondent": text_schema(Line),
+            "summary": required_text_schema(Summary),
+            "location": {
+                "type": "object",
+                "properties": {
+                    "village": text_schema(Line),
+                    "grid": text_schema(Line),
+                    "grid_worker": text_schema(Name),
+                },
+            },
+            "ownership": {
+                "type": "object",
+                "properties": {
+                    "leader": text_schema(Name),
+                    "unit": text_schema(Line),
+                    "officer": text_schema(Name),
+                    "plan": text_schema(Text),
+                },
+            },
+        })),
+        "AppendEvent" => Some(json!({
+            "at": given_time_schema(),
+            "payload": {
+                "type": "object",
+                "description": format!(
+                    "names (mediator, approver) at most {} characters, one line; ids (to_node, \
+                     target_node, directive, chosen, mediation, earlier) at most {}, one line; \
+                     units (to_unit) at most {}, one line; reason, text, note, requirement, \
+                     required_result and agreement at most {}, line breaks allowed; \
+                     amend_header values as in RegisterCase. No control or text-direction \
+                     characters.",
+                    Name.max_chars(),
+                    Identifier.max_chars(),
+                    Line.max_chars(),
+                    Text.max_chars()
+                ),
+            },
+        })),
+        _ => None,
+    }
+}
+
 /// The OpenAPI 3.1 document of `routes`.
 pub fn document(routes: &[RouteSpec]) -> Value {
     let mut paths = Map::new();
@@ -336,10 +454,16 @@ pub fn document(routes: &[RouteSpec]) -> Value {
                     }
                     _ => "fengqiao_case::model",
                 };
-                json!({
+                let mut schema = json!({
                     "type": "object",
                     "description": format!("{} ({module}::{name})", schema_description(name)),
-                })
+                });
+                if let (Some(properties), Some(object)) =
+                    (request_bounds(name), schema.as_object_mut())
+                {
+                    object.insert("properties".to_owned(), properties);
+                }
+                schema
             };
             (name.to_owned(), schema)
         })
@@ -352,7 +476,9 @@ pub fn document(routes: &[RouteSpec]) -> Value {
             "description": format!(
                 "The JSON API of one Fengqiao node (petition and dispute case handling). Body \
                  schema version {SCHEMA_VERSION}. Every change names its operator in the \
-                 `{OPERATOR_HEADER}` header; every error is an `ApiError`."
+                 `{OPERATOR_HEADER}` header; every error is an `ApiError`. A request body \
+                 field the body does not know is refused (400), as is text with control or \
+                 text-direction characters or beyond the bounds the schemas give."
             ),
         },
         "paths": paths,

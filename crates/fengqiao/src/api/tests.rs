@@ -450,7 +450,99 @@ fn operator_names_are_checked() {
     assert!(name(b"a\tb").is_err());
     let reserved = name(b" rule:overdue").unwrap_err().message;
     assert!(reserved.contains("reserved"), "{reserved}");
+    for reserved in ["RULE:x", "Rule:x", "rule：x"] {
+        let message = name(reserved.as_bytes()).unwrap_err().message;
+        assert!(
+            message.starts_with(&format!("invalid {OPERATOR_HEADER}: names starting with")),
+            "{reserved}: {message}"
+        );
+    }
+    let reordering = name("李\u{202e}调解".as_bytes()).unwrap_err().message;
+    assert!(reordering.contains("U+202E"), "{reordering}");
     assert_eq!(name("王 rule:x".as_bytes()).unwrap(), "王 rule:x");
+}
+
+/// Every bound the OpenAPI document gives a registration is the one validation enforces: one
+/// past it is refused, naming that field.
+#[test]
+fn the_documented_bounds_are_the_enforced_ones() {
+    fn leaves(schema: &Value, path: String, found: &mut Vec<(String, Value)>) {
+        for (name, property) in schema["properties"].as_object().into_iter().flatten() {
+            let path = if path.is_empty() {
+                name.clone()
+            } else {
+                format!("{path}.{name}")
+            };
+            if property["properties"].is_object() {
+                leaves(property, path.clone(), found);
+            } else if property["items"]["properties"].is_object() {
+                leaves(&property["items"], path.clone(), found);
+            }
+            found.push((path, property.clone()));
+        }
+    }
+    let document = openapi_json();
+    let mut bounded = Vec::new();
+    leaves(
+        &document["components"]["schemas"]["RegisterCase"],
+        String::new(),
+        &mut bounded,
+    );
+    let header = json!({
+        "number": "430702001002-2026-000001",
+        "channel": "visit",
+        "petitioners": [{"name": "张三", "id_number": "", "phone": "", "address": ""}],
+        "headcount": 1,
+        "respondent": "",
+        "category": "labour",
+        "matter_type": "appeal",
+        "summary": "工伤赔偿",
+        "location": {"region_code": VILLAGE, "village": "", "grid": "", "grid_worker": ""},
+        "ownership": {"leader": "", "unit": "", "officer": "", "plan": ""},
+    });
+    let validate = |header: &Value| {
+        let header: fengqiao_case::CaseHeader = serde_json::from_value(header.clone()).unwrap();
+        fengqiao_case::lifecycle::validate_header(&header)
+    };
+    assert!(validate(&header).is_ok());
+    let mut checked = 0;
+    fn at<'v>(value: &'v mut Value, path: &str) -> &'v mut Value {
+        let found = path.split('.').fold(value, |value, name| match value {
+            Value::Array(items) => &mut items[0][name],
+            other => &mut other[name],
+        });
+        match found {
+            Value::Array(items) => &mut items[0],
+            other => other,
+        }
+    }
+    let with = |path: &str, value: Value| {
+        let mut changed = header.clone();
+        *at(&mut changed, path) = value;
+        changed
+    };
+    for (path, property) in bounded {
+        let past = if let Some(longest) = property["maxLength"].as_u64() {
+            let longest = longest as usize;
+            assert!(
+                validate(&with(&path, json!("字".repeat(longest)))).is_ok(),
+                "{path} takes {longest}"
+            );
+            json!("字".repeat(longest + 1))
+        } else if let Some(maximum) = property["maximum"].as_u64() {
+            json!(maximum + 1)
+        } else {
+            continue;
+        };
+        match validate(&with(&path, past)) {
+            Err(fengqiao_case::CaseError::InvalidInput { field, .. }) => {
+                assert_eq!(field, path, "the refusal names the documented field")
+            }
+            other => panic!("{path} one past its bound: {other:?}"),
+        }
+        checked += 1;
+    }
+    assert!(checked >= 14, "only {checked} bounds documented");
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -1,13 +1,20 @@
 //! Human-readable output: tables and text for cases, directives, measures and the node.
 //!
-//! Times are shown in China time because that is the clock deadlines are counted in. Labels are
-//! bilingual: the API spelling (what `--json` and the flags use) next to the Chinese term.
+//! Times are shown in China time because that is the clock deadlines are counted in, and say so
+//! (`UTC+8`). Labels are bilingual: the API spelling (what `--json` and the flags use) next to
+//! the Chinese term.
+//!
+//! Text typed at other offices reaches this terminal: everything printed goes through
+//! [`printable`] (or [`printable_json`]), so a control or text-direction character stored before
+//! the API refused them (or made by an older peer) is shown escaped, never obeyed.
 
+use std::borrow::Cow;
 use std::fmt::Write as _;
 use std::path::Path;
 
 use chrono::{DateTime, Utc};
 use comfy_table::{ContentArrangement, Table, presets};
+use fengqiao_case::input_bounds;
 use fengqiao_case::{
     CaseListItem, CaseSummary, CaseView, DeadlineKind, DirectiveListItem, DirectiveState,
     EventKind, MeasureSet, Measures, NodeInfo, Ratio, Warning,
@@ -15,6 +22,46 @@ use fengqiao_case::{
 
 use crate::config::NodeConfig;
 use crate::import::values::{bilingual, china_date, china_time, snake_name};
+
+/// `text` safe to print to a terminal: every control or text-direction character except a line
+/// break is shown as its escape (`\u{1b}`), so what another office typed cannot move the cursor,
+/// retitle the window, write the clipboard or reorder a line.
+pub fn printable(text: &str) -> Cow<'_, str> {
+    let unsafe_here =
+        |character: char| character != '\n' && input_bounds::is_control_or_reordering(character);
+    if !text.chars().any(unsafe_here) {
+        return Cow::Borrowed(text);
+    }
+    let mut shown = String::with_capacity(text.len() + 16);
+    for character in text.chars() {
+        if unsafe_here(character) {
+            let _ = write!(shown, "{}", character.escape_unicode());
+        } else {
+            shown.push(character);
+        }
+    }
+    Cow::Owned(shown)
+}
+
+/// JSON text safe to print: serde_json escapes the C0 controls inside strings itself; this
+/// escapes the rest of what [`printable`] escapes as JSON escapes (`\u202e`), so a script reads
+/// the same values.
+pub fn printable_json(json: &str) -> Cow<'_, str> {
+    if !json.chars().any(input_bounds::is_control_or_reordering) {
+        return Cow::Borrowed(json);
+    }
+    let mut shown = String::with_capacity(json.len() + 16);
+    for character in json.chars() {
+        // Outside strings JSON holds only ASCII layout; inside them these are all single UTF-16
+        // units (C0 is already escaped), so one `\uXXXX` each.
+        if input_bounds::is_control_or_reordering(character) && character != '\n' {
+            let _ = write!(shown, "\\u{:04x}", u32::from(character));
+        } else {
+            shown.push(character);
+        }
+    }
+    Cow::Owned(shown)
+}
 
 /// A table in the house style; comfy-table measures CJK characters as two columns wide.
 pub fn new_table<const N: usize>(headers: [&str; N]) -> Table {
@@ -50,11 +97,10 @@ fn or_dash(text: &str) -> &str {
     if text.trim().is_empty() { "-" } else { text }
 }
 
-fn optional_time(instant: &Option<DateTime<Utc>>) -> String {
-    instant
-        .as_ref()
-        .map(china_time)
-        .unwrap_or_else(|| "-".to_owned())
+/// How a China time says it is one where no column header says so; the events table's header
+/// says `(UTC+8)` the same way.
+pub fn china_time_labelled(instant: &DateTime<Utc>) -> String {
+    format!("{} (UTC+8)", china_time(instant))
 }
 
 pub fn init_text(dir: &Path, config: &NodeConfig, node_id: Option<&str>) -> String {
@@ -419,8 +465,8 @@ pub fn case_view_text(view: &CaseView, now: DateTime<Utc>) -> String {
         ("review deadline 复查复核时限", &timeline.review_deadline),
     ];
     for (label, instant) in dates {
-        if instant.is_some() {
-            status.add_row([label.to_owned(), optional_time(instant)]);
+        if let Some(instant) = instant {
+            status.add_row([label.to_owned(), china_time_labelled(instant)]);
         }
     }
     if let Some(days) = timeline.extended_days {
@@ -463,7 +509,7 @@ pub fn case_view_text(view: &CaseView, now: DateTime<Utc>) -> String {
         let mut warnings = new_table([
             "grade 等级",
             "deadline 时限",
-            "due 到期",
+            "due 到期 (UTC+8)",
             "directive 督办单",
         ]);
         for warning in &view.warnings {
@@ -555,7 +601,7 @@ pub fn case_view_text(view: &CaseView, now: DateTime<Utc>) -> String {
         let _ = writeln!(text, "\nMediations 调解");
         let mut mediations = new_table([
             "event",
-            "time 时间",
+            "time 时间 (UTC+8)",
             "type 类型",
             "mediator 调解员",
             "result 结果",
@@ -729,7 +775,7 @@ pub fn stats_text(measures: &Measures) -> String {
         text,
         "Measures 指标 · cases registered {period}: {} · judged at {}",
         total.cases,
-        china_time(&measures.now)
+        china_time_labelled(&measures.now)
     );
     let mut rate_table = new_table(["指标", "measure", "rate (count/base)"]);
     for ((chinese, english), ratio) in RATE_LABELS.iter().zip(rates(total)) {
@@ -986,7 +1032,7 @@ mod tests {
             "fengqiao case resolve",
             "D1A2B3C4 挂牌",
             "分三期补发",
-            "2026-03-01 09:30",
+            "2026-03-01 09:30 (UTC+8)",
             "(invalid)",
         ] {
             assert!(text.contains(expected), "missing {expected}:\n{text}");
@@ -1080,6 +1126,51 @@ mod tests {
         assert!(text.contains("- (0/0)"), "empty ratio is a dash:\n{text}");
         assert!(text.contains("wage_arrears 拖欠工资"), "{text}");
         assert!(text.contains("closed 已办结"), "{text}");
+        assert!(
+            text.contains("judged at 2026-03-20 09:30 (UTC+8)"),
+            "the time says it is China time:\n{text}"
+        );
+    }
+
+    #[test]
+    fn stored_control_characters_print_escaped() {
+        let mut view = view();
+        view.header.summary = "欠薪\u{1b}]0;owned\u{7}\n第二行\r\u{202e}".into();
+        view.header.location.village = "芦荻山村\u{1b}[2J".into();
+        let text = case_view_text(&view, at(20));
+        let shown = printable(&text);
+        assert!(
+            !shown.contains('\u{1b}') && !shown.contains('\u{202e}'),
+            "{shown}"
+        );
+        assert!(!shown.contains('\r') && !shown.contains('\u{7}'), "{shown}");
+        for escaped in ["\\u{1b}]0;owned\\u{7}", "\\u{202e}", "芦荻山村\\u{1b}[2J"] {
+            assert!(shown.contains(escaped), "missing {escaped}:\n{shown}");
+        }
+        assert!(
+            shown.contains("第二行"),
+            "a line break in a summary stays one"
+        );
+        assert_eq!(printable("张三\n李四"), "张三\n李四");
+
+        let json = serde_json::to_string(&json_text_sample()).unwrap();
+        let shown = printable_json(&json);
+        let read_back: serde_json::Value = serde_json::from_str(&shown).unwrap();
+        assert_eq!(
+            read_back,
+            json_text_sample(),
+            "a script reads the same values"
+        );
+        assert!(
+            shown
+                .chars()
+                .all(|character| !input_bounds::is_control_or_reordering(character)),
+            "{shown}"
+        );
+    }
+
+    fn json_text_sample() -> serde_json::Value {
+        serde_json::json!({"summary": "a\u{1b}b\u{9b}c\u{7f}d\u{202e}e\u{2028}f\n"})
     }
 
     #[test]

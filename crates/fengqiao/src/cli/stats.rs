@@ -30,7 +30,7 @@ pub fn stats_by_child_text(breakdown: &StatsBreakdown) -> String {
     let _ = writeln!(
         text,
         "Measures by office 分级统计 · cases registered {period} · judged at {}",
-        china_time(&breakdown.now)
+        super::render::china_time_labelled(&breakdown.now)
     );
     let mut table = new_table([
         "office 单位",

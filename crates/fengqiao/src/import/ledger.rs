@@ -117,17 +117,43 @@ fn parse_json_line(text: &str) -> Result<(RegisterCase, Vec<AppendEvent>), Strin
             #[serde(default)]
             history: Vec<AppendEvent>,
         }
-        let nested: Nested = serde_json::from_value(value).map_err(|error| error.to_string())?;
+        let nested: Nested =
+            serde_json::from_value(value.clone()).map_err(|error| error.to_string())?;
+        refuse_unknown_fields(&value["case"], &nested.case, "case.")?;
+        refuse_unknown_fields(&value["history"], &nested.history, "history")?;
         return Ok((nested.case, nested.history));
     }
     let mut object = value;
-    let history = match object.as_object_mut().and_then(|map| map.remove("history")) {
-        Some(history) => serde_json::from_value::<Vec<AppendEvent>>(history)
+    let sent_history = object.as_object_mut().and_then(|map| map.remove("history"));
+    let history = match &sent_history {
+        Some(history) => serde_json::from_value::<Vec<AppendEvent>>(history.clone())
             .map_err(|error| format!("history: {error}"))?,
         None => Vec::new(),
     };
-    let case: RegisterCase = serde_json::from_value(object).map_err(|error| error.to_string())?;
+    let case: RegisterCase =
+        serde_json::from_value(object.clone()).map_err(|error| error.to_string())?;
+    refuse_unknown_fields(&object, &case, "")?;
+    if let Some(sent_history) = &sent_history {
+        refuse_unknown_fields(sent_history, &history, "history")?;
+    }
     Ok((case, history))
+}
+
+/// A field the importer would drop (a typo in a column of the ledger) refuses the row, as the
+/// API refuses it; `prefix` says where `sent` sits in the line.
+fn refuse_unknown_fields(
+    sent: &serde_json::Value,
+    parsed: &impl serde::Serialize,
+    prefix: &str,
+) -> Result<(), String> {
+    match crate::unknown_fields::first_unknown_field(sent, parsed) {
+        Ok(None) => Ok(()),
+        Ok(Some(mut unknown)) => {
+            unknown.path = format!("{prefix}{}", unknown.path);
+            Err(unknown.to_string())
+        }
+        Err(error) => Err(format!("cannot read the line back: {error}")),
+    }
 }
 
 /// The CSV columns the importer understands, in the order a template would list them.
@@ -709,6 +735,33 @@ mod tests {
             parsed.problems[0]
         );
         assert!(parsed.problems[1].reason.contains("JSON"));
+    }
+
+    #[test]
+    fn jsonl_fields_the_importer_does_not_know_refuse_the_row() {
+        let text = r#"{"channel":"visit","petitioners":[{"name":"赵四","adress":"三组"}],"headcount":1,"category":"labour","matter_type":"appeal","summary":"工伤赔偿","location":{"region_code":"430702"}}
+{"line":7,"case":{"channel":"visit","petitioners":[{"name":"赵四"}],"headcount":1,"category":"labour","matter_type":"appeal","summary":"工伤赔偿","location":{"region_code":"430702"},"respondant":"某厂"}}
+{"channel":"visit","petitioners":[{"name":"赵四"}],"headcount":1,"category":"labour","matter_type":"appeal","summary":"工伤赔偿","location":{"region_code":"430702"},"history":[{"kind":"note","payload":{"text":"回访","txt":"x"}}]}
+"#;
+        let parsed = parse_ledger(text, LedgerFormat::Jsonl);
+        assert!(parsed.rows.is_empty(), "{:?}", parsed.rows);
+        let reasons: Vec<&str> = parsed
+            .problems
+            .iter()
+            .map(|problem| problem.reason.as_str())
+            .collect();
+        assert!(
+            reasons[0].starts_with("unknown field `petitioners[0].adress`"),
+            "{reasons:?}"
+        );
+        assert!(
+            reasons[1].starts_with("unknown field `case.respondant`"),
+            "{reasons:?}"
+        );
+        assert!(
+            reasons[2].starts_with("unknown field `history[0].payload.txt`"),
+            "{reasons:?}"
+        );
     }
 
     #[test]

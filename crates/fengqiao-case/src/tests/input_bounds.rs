@@ -1,0 +1,313 @@
+//! The bounds table and the text rule, field by field, and through the lifecycle's validation.
+
+use chrono::{DateTime, TimeZone, Utc};
+
+use super::*;
+use crate::model::{Category, Channel, MatterType, Ownership};
+
+fn now() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 3, 10, 2, 0, 0)
+        .single()
+        .unwrap_or_default()
+}
+
+fn petitioner(name: &str) -> Petitioner {
+    Petitioner {
+        name: name.to_owned(),
+        id_number: "430702198001011234".to_owned(),
+        phone: "13800000000".to_owned(),
+        address: "芦荻山村三组".to_owned(),
+        representative: false,
+    }
+}
+
+fn header() -> CaseHeader {
+    CaseHeader {
+        number: "430702001001-2026-000123".to_owned(),
+        channel: Channel::Visit,
+        petitioners: vec![petitioner("张三")],
+        headcount: 1,
+        respondent: "某建筑公司".to_owned(),
+        category: Category::WageArrears,
+        matter_type: MatterType::Appeal,
+        litigation_related: false,
+        summary: "拖欠工资八个月，要求结清".to_owned(),
+        location: Location {
+            region_code: "430702001001".to_owned(),
+            village: "芦荻山村".to_owned(),
+            grid: "第三网格".to_owned(),
+            grid_worker: "李四".to_owned(),
+        },
+        ownership: Ownership::default(),
+    }
+}
+
+/// The field and reason of an `InvalidInput` refusal; panics on anything else.
+fn refusal(result: Result<(), CaseError>) -> (&'static str, String) {
+    match result {
+        Err(CaseError::InvalidInput { field, why }) => (field, why),
+        other => panic!("expected an invalid-input refusal, got {other:?}"),
+    }
+}
+
+/// Characters that reach a terminal as commands or reorder what it shows.
+const HOSTILE: [char; 12] = [
+    '\u{1b}', '\u{07}', '\r', '\0', '\t', '\u{7f}', '\u{85}', '\u{9b}', '\u{202e}', '\u{2066}',
+    '\u{200f}', '\u{061c}',
+];
+
+#[test]
+fn every_kind_takes_its_length_and_refuses_one_more() {
+    for kind in TextKind::ALL {
+        let longest = "字".repeat(kind.max_chars());
+        assert!(check_text("field", &longest, kind).is_ok(), "{kind:?}");
+        let (field, why) = refusal(check_text("field", &format!("{longest}字"), kind));
+        assert_eq!(field, "field");
+        assert!(
+            why.contains(&format!("at most {}", kind.max_chars())),
+            "{kind:?}: {why}"
+        );
+    }
+    assert!(TextKind::Name.max_chars() < TextKind::Line.max_chars());
+    assert!(TextKind::Summary.max_chars() < TextKind::Text.max_chars());
+}
+
+#[test]
+fn control_and_reordering_characters_are_refused_in_every_kind_by_code_point() {
+    for kind in TextKind::ALL {
+        for hostile in HOSTILE {
+            let value = format!("正常文字{hostile}]0;owned");
+            let (_, why) = refusal(check_text("summary", &value, kind));
+            assert!(
+                why.contains(&format!("character 5 is U+{:04X}", u32::from(hostile))),
+                "{kind:?} {hostile:?}: {why}"
+            );
+            assert!(
+                !why.contains(hostile),
+                "the message does not carry it: {why:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn line_breaks_only_in_long_text_and_ordinary_text_everywhere() {
+    for kind in [TextKind::Summary, TextKind::Text] {
+        assert!(check_text("text", "第一行\n第二行", kind).is_ok());
+    }
+    for kind in [TextKind::Name, TextKind::Identifier, TextKind::Line] {
+        let (_, why) = refusal(check_text("name", "张\n三", kind));
+        assert!(why.contains("U+000A"), "{why}");
+    }
+    for ordinary in ["张三", "Zhang San", "👨‍👩‍👧 家庭", "（全角）：，。", "Ñandú"]
+    {
+        for kind in TextKind::ALL {
+            assert!(check_text("field", ordinary, kind).is_ok(), "{ordinary}");
+        }
+    }
+}
+
+#[test]
+fn implausible_headers_are_refused_naming_the_field() {
+    assert!(check_header(&header()).is_ok());
+    let refused = |change: &dyn Fn(&mut CaseHeader)| {
+        let mut header = header();
+        change(&mut header);
+        refusal(check_header(&header))
+    };
+    let (field, why) = refused(&|header| header.headcount = u32::MAX);
+    assert_eq!(field, "headcount");
+    assert!(why.contains("at most 10000"), "{why}");
+    let (field, _) = refused(&|header| header.headcount = 0);
+    assert_eq!(field, "headcount");
+    let (field, why) = refused(&|header| {
+        header.petitioners = vec![petitioner("张三"), petitioner("李四"), petitioner("王五")];
+        header.headcount = 2;
+    });
+    assert_eq!(field, "headcount");
+    assert!(why.contains("fewer than the 3 petitioners"), "{why}");
+    let (field, why) = refused(&|header| header.summary = "长".repeat(1 << 20));
+    assert_eq!(field, "summary");
+    assert!(why.contains("1048576 characters"), "{why}");
+    let (field, why) = refused(&|header| {
+        header.petitioners.push(petitioner(&"名".repeat(10_000)));
+        header.headcount = 2;
+    });
+    assert_eq!(field, "petitioners.name");
+    assert!(why.starts_with("petitioner 2: "), "{why}");
+    let (field, _) = refused(&|header| header.location.village = "芦荻山村\u{1b}[2J".to_owned());
+    assert_eq!(field, "location.village");
+    let (field, _) = refused(&|header| header.ownership.plan = "\u{202e}划计".to_owned());
+    assert_eq!(field, "ownership.plan");
+    let (field, _) = refused(&|header| {
+        header.petitioners = vec![petitioner("甲"); MAX_PETITIONERS + 1];
+        header.headcount = MAX_HEADCOUNT;
+    });
+    assert_eq!(field, "petitioners");
+
+    // The lifecycle's registration check is this one.
+    let mut bad = header();
+    bad.respondent = "某公司\u{7}".to_owned();
+    let error = crate::lifecycle::validate_header(&bad).expect_err("refused");
+    assert_eq!(
+        error.to_string(),
+        "invalid respondent: character 4 is U+0007: control characters, line breaks and text-direction characters are refused"
+    );
+}
+
+#[test]
+fn case_numbers_have_a_plausible_year_and_six_digit_sequence() {
+    let parts = parse_case_number("430702-2026-000123", now()).expect("well formed");
+    assert_eq!(
+        parts,
+        CaseNumberParts {
+            region_code: "430702",
+            year: 2026,
+            sequence: 123
+        }
+    );
+    assert!(parse_case_number("430702001001-2027-000001", now()).is_ok());
+    for (number, expected) in [
+        ("430702-9999-000001", "year 9999, outside 2000 to 2027"),
+        ("430702-2028-000001", "year 2028"),
+        ("430702-1999-000001", "year 1999"),
+        ("430702-2026-1234567", "sequence of 6 digits"),
+        ("430702-2026-12345", "sequence of 6 digits"),
+        ("430702-2026-000000", "sequence 0"),
+        ("430702-26-000001", "4-digit year"),
+        ("43070-2026-000001", "region code"),
+        ("430702-2026", "three parts"),
+    ] {
+        let why = parse_case_number(number, now()).expect_err(number);
+        assert!(why.contains(expected), "{number}: {why}");
+    }
+}
+
+#[test]
+fn given_times_lie_between_two_thousand_and_now() {
+    let first = Utc
+        .with_ymd_and_hms(1999, 12, 31, 16, 0, 0)
+        .single()
+        .unwrap_or_default();
+    assert!(
+        check_time("registered_at", first, now()).is_ok(),
+        "2000-01-01 in China"
+    );
+    let (field, why) = refusal(check_time(
+        "registered_at",
+        first - chrono::TimeDelta::seconds(1),
+        now(),
+    ));
+    assert_eq!(field, "registered_at");
+    assert!(why.contains("before 2000"), "{why}");
+    let year_1900 = Utc
+        .with_ymd_and_hms(1900, 1, 1, 0, 0, 0)
+        .single()
+        .unwrap_or_default();
+    assert!(check_time("at", year_1900, now()).is_err());
+    assert!(check_time("at", now() + CLOCK_SKEW_ALLOWANCE, now()).is_ok());
+    let (_, why) = refusal(check_time(
+        "at",
+        now() + CLOCK_SKEW_ALLOWANCE + chrono::TimeDelta::seconds(1),
+        now(),
+    ));
+    assert!(why.contains("in the future"), "{why}");
+}
+
+#[test]
+fn operators_are_one_plain_line_and_not_a_rule() {
+    for name in [
+        "李调解",
+        "区信访局 督查科",
+        "rule",
+        "rules: none",
+        "ruler:x",
+        "rule x",
+    ] {
+        assert!(check_operator("operator", name).is_ok(), "{name}");
+    }
+    for name in [
+        "rule:x",
+        "RULE:x",
+        "Rule:overdue",
+        "rule：x",
+        "RULE：x",
+        " rule:x",
+    ] {
+        let (field, why) = refusal(check_operator("operator", name));
+        assert_eq!(field, "operator");
+        assert!(why.contains("reserved"), "{name}: {why}");
+    }
+    let (_, why) = refusal(check_operator("operator", "李\u{1b}]0;x\u{7}"));
+    assert!(why.contains("U+001B"), "{why}");
+    let (_, why) = refusal(check_operator("operator", "李\n王"));
+    assert!(why.contains("U+000A"), "{why}");
+    assert!(check_operator("operator", &"名".repeat(MAX_OPERATOR_CHARS)).is_ok());
+    let (_, why) = refusal(check_operator(
+        "operator",
+        &"名".repeat(MAX_OPERATOR_CHARS + 1),
+    ));
+    assert!(why.contains("at most 100"), "{why}");
+}
+
+#[test]
+fn event_payloads_are_checked_field_by_field() {
+    let header = header();
+    let note = EventKind::Note {
+        text: "电话回访\n情绪稳定".to_owned(),
+    };
+    assert!(check_event(&header, &note).is_ok());
+    let (field, _) = refusal(check_event(
+        &header,
+        &EventKind::Note {
+            text: "\u{1b}]52;c;ZWNobw==\u{7}".to_owned(),
+        },
+    ));
+    assert_eq!(field, "text");
+    let (field, _) = refusal(check_event(
+        &header,
+        &EventKind::Extend {
+            days: 30,
+            approver: "王\r局长".to_owned(),
+            reason: "需要调查".to_owned(),
+        },
+    ));
+    assert_eq!(field, "approver");
+    let (field, _) = refusal(check_event(
+        &header,
+        &EventKind::Close {
+            resolved: true,
+            note: "字".repeat(TextKind::Text.max_chars() + 1),
+        },
+    ));
+    assert_eq!(field, "note");
+
+    // Amendments are judged against the header they amend.
+    let (field, why) = refusal(check_event(
+        &header,
+        &EventKind::AmendHeader {
+            amendment: HeaderAmendment::Petitioners(vec![petitioner("甲"), petitioner("乙")]),
+        },
+    ));
+    assert_eq!(field, "headcount");
+    assert!(why.contains("fewer than the 2 petitioners"), "{why}");
+    let mut group = header.clone();
+    group.petitioners = vec![petitioner("甲"), petitioner("乙")];
+    group.headcount = 2;
+    let (field, _) = refusal(check_event(
+        &group,
+        &EventKind::AmendHeader {
+            amendment: HeaderAmendment::Headcount(1),
+        },
+    ));
+    assert_eq!(field, "headcount");
+    assert!(
+        check_event(
+            &group,
+            &EventKind::AmendHeader {
+                amendment: HeaderAmendment::Headcount(30),
+            },
+        )
+        .is_ok()
+    );
+}
