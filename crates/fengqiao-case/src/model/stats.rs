@@ -50,7 +50,8 @@ pub struct SyncHealth {
     pub last_contact: Option<DateTime<Utc>>,
     /// Last time both sides were known to hold everything the other's feed owed them.
     pub last_successful_sync: Option<DateTime<Utc>>,
-    /// Cases changed here that the child has not acknowledged yet (counted up to a cap).
+    /// Cases changed here, routed to the child, that it has not acknowledged yet (counted up to
+    /// a cap).
     pub pending_out: u64,
     /// Documents the child announced it holds for this node and has not sent yet.
     pub pending_in: u64,

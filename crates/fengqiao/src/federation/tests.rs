@@ -456,6 +456,62 @@ async fn a_sibling_village_never_receives_another_villages_case() {
     running.shutdown().await;
 }
 
+/// The county's `pending` figure for its link to `child`.
+async fn pending_at(federation: &Federation, child: &TestOffice) -> u64 {
+    federation
+        .peers()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|link| link.node_id == child.office.node_id)
+        .map(|link| link.pending)
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pending_out_counts_only_the_cases_routing_sends_to_each_township() {
+    init_tracing();
+    let root = tempfile::tempdir().unwrap();
+    let county = open_office(root.path(), "county", "武陵区", Tier::County, COUNTY);
+    let first = open_office(root.path(), "first", "芦荻山乡", Tier::Township, TOWNSHIP);
+    let second = open_office(root.path(), "second", "丹洲乡", Tier::Township, "430702002");
+    let county_federation = start_at(&county, config(loopback(), None, &[&first, &second])).await;
+    // The second township never connects: its link stays down throughout.
+    let first_federation = start_at(
+        &first,
+        config(
+            loopback(),
+            Some((county_federation.local_address(), &county)),
+            &[],
+        ),
+    )
+    .await;
+    let cases = [
+        register(&first, "第一件：拖欠工资").await,
+        register(&first, "第二件：宅基地纠纷").await,
+    ];
+    eventually("the first township's cases reach the county", || {
+        cases
+            .iter()
+            .all(|case| same_heads_everywhere(&[&first, &county], case))
+    })
+    .await;
+    let deadline = Instant::now() + CONVERGENCE_TIMEOUT;
+    while pending_at(&county_federation, &first).await > 0 {
+        assert!(Instant::now() < deadline, "the first link stays pending");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Both cases lie in the first township's region: nothing is owed to the second.
+    assert_eq!(pending_at(&county_federation, &second).await, 0);
+
+    // With the first township away, the county's note is owed to it, and still not to the second.
+    first_federation.shutdown().await;
+    add_note(&county, &cases[0], "县里批示：限期答复").await;
+    assert_eq!(pending_at(&county_federation, &first).await, 1);
+    assert_eq!(pending_at(&county_federation, &second).await, 0);
+    county_federation.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_with_an_unknown_key_is_refused() {
     init_tracing();
