@@ -33,7 +33,7 @@ use fengqiao_case::signature::SignerKeys;
 use fengqiao_case::{
     CaseDocument, CaseHeader, CaseId, CaseSummary, Event, HybridTimestamp, Limits, summary,
 };
-use fengqiao_store::{ReceivedCase, StagedUpdate, Store, StoreError};
+use fengqiao_store::{QuarantineKey, ReceivedCase, StagedUpdate, Store, StoreError};
 use fengqiao_sync::{
     Applied, CaseRouting, FeedEntry, PeerDescription, Replica, ReplicaError, SubtreeRoster, route,
 };
@@ -960,13 +960,6 @@ impl StoreReplica {
             );
         }
         for change in &refused {
-            tracing::warn!(
-                %peer,
-                %case,
-                change = %change.hash,
-                reason = %change.reason,
-                "change from a peer quarantined"
-            );
             let record = QuarantineRecord {
                 format_version: QUARANTINE_RECORD_VERSION,
                 received_at: chrono::Utc::now(),
@@ -977,9 +970,32 @@ impl StoreReplica {
                 change: change.bytes.clone(),
             };
             let encoded = encode_quarantine_record(&record)?;
-            self.store()
-                .quarantine_unflushed(&encoded)
+            // The same change comes again whenever the peer re-sends from heads without it (a
+            // reconnect, or a later change built on them); the log keeps its first arrival.
+            let key = QuarantineKey {
+                peer,
+                case,
+                change_hash: &change.hash,
+            };
+            let recorded = self
+                .store()
+                .quarantine_unflushed(&key, &encoded)
                 .map_err(storage)?;
+            match recorded {
+                Some(_) => tracing::warn!(
+                    %peer,
+                    %case,
+                    change = %change.hash,
+                    reason = %change.reason,
+                    "change from a peer quarantined"
+                ),
+                None => tracing::debug!(
+                    %peer,
+                    %case,
+                    change = %change.hash,
+                    "change from a peer refused again; it is in the quarantine log already"
+                ),
+            }
         }
         Ok((
             refused.into_iter().map(|change| change.reason).collect(),

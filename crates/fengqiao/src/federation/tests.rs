@@ -612,6 +612,90 @@ fn store_replica_refuses_bad_bytes_and_keeps_the_document() {
     assert_eq!(replica.peer_heads("other", &case).unwrap(), None);
 }
 
+/// A note in `claimed_node`'s name signed with `signer`'s key, written into `office`'s copy of
+/// `case` behind every check, as a tampered store would send it.
+fn push_forged_note(office: &TestOffice, case: &str, claimed_node: &str, signer: &TestOffice) {
+    let now = Utc::now();
+    let mut forged = fengqiao_case::Event {
+        id: "forged-note".to_owned(),
+        kind: EventKind::Note {
+            text: "村里同意撤回".to_owned(),
+        },
+        at: fengqiao_case::deadlines::truncate_to_millis(now),
+        node: claimed_node.to_owned(),
+        operator: "tamperer".to_owned(),
+        prev: None,
+        hlc: fengqiao_case::HybridTimestamp {
+            wall_ms: now.timestamp_millis(),
+            counter: 0,
+        },
+        signature: None,
+    };
+    fengqiao_case::signature::sign_event(case, &mut forged, signer.node.identity()).unwrap();
+    let limits = office.node.config().limits.clone();
+    office
+        .node
+        .store()
+        .update_case(case, |document| {
+            document.push_event(&forged)?;
+            let (header, events) = document.contents()?;
+            let state = fengqiao_case::derive(&header, &events, &limits);
+            Ok::<_, fengqiao_case::DocumentError>((
+                fengqiao_case::summary::summarize(&header, &state),
+                (),
+            ))
+        })
+        .unwrap()
+        .unwrap();
+}
+
+#[test]
+fn a_forged_change_sent_again_is_quarantined_once() {
+    let tiers = three_tiers();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let case = runtime.block_on(register(&tiers.village, "被篡改的案件"));
+    let roster: SharedRoster = Arc::new(fengqiao_sync::Roster::default());
+    let admit = |_: &fengqiao_sync::CaseRouting| Ok(());
+    let village_id = tiers.village.office.node_id.clone();
+    // The township holds the village's case as registered.
+    let mut village = StoreReplica::for_node(Arc::clone(&tiers.village.node), Arc::clone(&roster));
+    let mut seeding = StoreReplica::for_node(Arc::clone(&tiers.township.node), Arc::clone(&roster))
+        .with_received_events_checked(false);
+    let saved = village.save(&case).unwrap();
+    seeding
+        .apply(&village_id, &case, &saved, true, &admit)
+        .unwrap();
+    seeding.make_durable().unwrap();
+    let held = heads(&tiers.township, &case);
+
+    // The village's store gains a note in its own name signed with another office's key, and
+    // sends it twice: as after a reconnect that lost the acknowledgement, or with a later change
+    // built on the heads the township acknowledged.
+    let township_heads = seeding.heads(&case).unwrap().unwrap();
+    push_forged_note(&tiers.village, &case, &village_id, &tiers.sibling);
+    let forged = village.changes_since(&case, &township_heads).unwrap();
+    let mut township = StoreReplica::for_node(Arc::clone(&tiers.township.node), roster);
+    for attempt in 0..2 {
+        let applied = township
+            .apply(&village_id, &case, &forged, false, &admit)
+            .unwrap();
+        assert_eq!(
+            applied.quarantined.len(),
+            1,
+            "attempt {attempt}: {applied:?}"
+        );
+        township.make_durable().unwrap();
+    }
+    assert_eq!(heads(&tiers.township, &case), held);
+    let records = tiers.township.node.store().quarantine_since(0, 10).unwrap();
+    assert_eq!(records.len(), 1, "one record for one refused change");
+    let record = replica::decode_quarantine_record(&records[0].1).unwrap();
+    assert_eq!((record.peer, record.case), (village_id, case));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_malformed_frame_closes_the_link_and_touches_no_data() {
     init_tracing();
