@@ -30,7 +30,11 @@ pub struct OfficeStats {
     /// `None` for a region that holds cases but no office the node knows of (a village not yet
     /// in the replicated roster).
     pub node_id: Option<NodeId>,
+    /// The office's name; for a revoked office, the last name its roster entry gave.
     pub name: Option<String>,
+    /// The office was revoked (its cases remain and are counted here, under its last name).
+    #[serde(default)]
+    pub revoked: bool,
     pub region_code: String,
     pub measures: MeasureSet,
     /// The link to this office, for the node's direct children when its federation runs.

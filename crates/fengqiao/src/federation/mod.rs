@@ -172,23 +172,26 @@ impl std::fmt::Debug for FederationStatus {
 }
 
 impl FederationStatus {
-    /// The node's roster as people read it: the root it trusts and every member.
+    /// The node's roster as people read it: the root it trusts, every member, and the offices
+    /// revoked.
     pub fn roster(&self) -> fengqiao_case::model::roster::RosterView {
         let roster = self.roster.read();
+        let view = |entry: &fengqiao_case::model::roster::RosterEntry| {
+            fengqiao_case::model::roster::RosterMemberView {
+                node_id: entry.node_id.clone(),
+                name: entry.name.clone(),
+                tier: entry.tier,
+                region_code: entry.region_code.clone(),
+                admitted_by: entry.parent.clone(),
+                issued_at: entry.issued_at,
+                revoked: entry.revoked,
+            }
+        };
         fengqiao_case::model::roster::RosterView {
             schema_version: fengqiao_case::SCHEMA_VERSION,
             root: roster.root().map(str::to_owned),
-            members: roster
-                .members()
-                .map(|entry| fengqiao_case::model::roster::RosterMemberView {
-                    node_id: entry.node_id.clone(),
-                    name: entry.name.clone(),
-                    tier: entry.tier,
-                    region_code: entry.region_code.clone(),
-                    admitted_by: entry.parent.clone(),
-                    issued_at: entry.issued_at,
-                })
-                .collect(),
+            members: roster.members().map(view).collect(),
+            revoked: roster.revoked().map(view).collect(),
             entries: roster.entry_count(),
         }
     }
