@@ -1,6 +1,7 @@
 //! `fengqiao stats --by-child` at a county whose township and village run over QUIC: cases
 //! registered at the village are counted under the township and, beneath it, the village, and
-//! the township's link reads as connected.
+//! the township's link reads as connected; once the village is revoked, its cases are still
+//! counted under its last known name, marked as revoked.
 
 use std::time::Duration;
 
@@ -72,6 +73,36 @@ fn stats_by_child_at_the_county_counts_village_cases_under_the_township_and_the_
     assert!(text.contains("芦荻山乡"), "{text}");
     assert!(text.contains("└ 芦荻山村"), "{text}");
     assert!(text.contains("connected since"), "{text}");
+
+    // The township revokes the village: its cases stay, still under its last known name,
+    // marked as revoked, at the township and, once the revocation travels up, at the county.
+    let printed = run_cli_ok(&["revoke", township.path(), "--node-id", &village.id]);
+    assert!(printed.contains("applied it at once"), "{printed}");
+    let township_url = township_node.url();
+    for (at, url, path) in [
+        ("township", &township_url, vec![VILLAGE]),
+        ("county", &county_url, vec![TOWNSHIP, VILLAGE]),
+    ] {
+        wait_for(
+            &format!("the {at} names the revoked village"),
+            SETTLE,
+            || {
+                let breakdown = run_cli_json(&["--node", url, "stats", "--by-child"]);
+                let mut office = &breakdown;
+                for region in &path {
+                    office = office_in(&office["children"], region)?;
+                }
+                if office["revoked"] != true {
+                    return Err(format!("not revoked yet: {breakdown}"));
+                }
+                assert_eq!(office["name"], village.name, "{breakdown}");
+                assert_eq!(office["measures"]["cases"], 3, "{breakdown}");
+                Ok(())
+            },
+        );
+    }
+    let text = run_cli_ok(&["--node", &county_url, "stats", "--by-child"]);
+    assert!(text.contains("└ 芦荻山村 (revoked 已撤销)"), "{text}");
 
     for (name, node) in [
         ("village", village_node),

@@ -35,6 +35,7 @@ use fengqiao_case::{CaseDocument, CaseId, CaseSummary, Category, DocumentError, 
 
 use crate::cache::{CaseLocks, DocumentCache, DocumentHandle, lock_ignoring_poison};
 use crate::codec::CaseRecord;
+pub use crate::storage::QuarantineKey;
 use crate::storage::{
     DocumentWrite, Log, PreparedCase, PreparedUpdate, Storage, prepare_meta, should_compact,
 };
@@ -853,10 +854,17 @@ impl Store {
         self.storage.log_since(Log::Access, after, limit)
     }
 
-    /// Record a change refused from a peer. Not flushed: it becomes durable with the batch of
-    /// applies it was refused in (the peer sends it again if it is lost).
-    pub fn quarantine_unflushed(&self, record: &[u8]) -> Result<u64, StoreError> {
-        self.storage.append_log(Log::Quarantine, record)
+    /// Record a change refused from a peer, once per [`QuarantineKey`]: a peer that sends the
+    /// same change again (a re-send after a reconnect, or with a later change built on its
+    /// heads) adds no record, and `None` is returned. One point read, never a scan. Not
+    /// flushed: it becomes durable with the batch of applies it was refused in (the peer sends it
+    /// again if it is lost).
+    pub fn quarantine_unflushed(
+        &self,
+        key: &QuarantineKey<'_>,
+        record: &[u8],
+    ) -> Result<Option<u64>, StoreError> {
+        self.storage.append_quarantine_once(key, record)
     }
 
     /// Quarantine records with an id greater than `after`, oldest first, at most `limit`.

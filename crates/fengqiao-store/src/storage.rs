@@ -63,6 +63,9 @@ struct Trees {
     access_log: sled::Tree,
     /// Changes received from peers and refused, keyed and encoded as the access log.
     quarantine: sled::Tree,
+    /// [`QuarantineKey`] (peer, case, change hash) → id (u64 BE) of its record in `quarantine`:
+    /// a refused change is recorded once, however often a peer sends it.
+    quarantine_keys: sled::Tree,
 }
 
 /// The append-only logs of caller records the store keeps.
@@ -80,6 +83,30 @@ impl Log {
             Log::Access => "access log",
             Log::Quarantine => "quarantine",
         }
+    }
+}
+
+/// What makes a quarantined change the same change: the peer that sent it, its case, and the
+/// change's hash.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QuarantineKey<'a> {
+    pub peer: &'a str,
+    pub case: &'a str,
+    pub change_hash: &'a str,
+}
+
+impl QuarantineKey<'_> {
+    /// Each part behind its length (u32 BE), so that no choice of the peer's strings (a case
+    /// number is the peer's word) can make two different keys encode alike.
+    fn encode(&self) -> Vec<u8> {
+        let parts = [self.peer, self.case, self.change_hash];
+        let mut key = Vec::with_capacity(parts.iter().map(|part| 4 + part.len()).sum());
+        for part in parts {
+            let length = u32::try_from(part.len()).unwrap_or(u32::MAX);
+            key.extend_from_slice(&length.to_be_bytes());
+            key.extend_from_slice(part.as_bytes());
+        }
+        key
     }
 }
 
@@ -273,6 +300,7 @@ impl Storage {
             counters: database.open_tree("counters")?,
             access_log: database.open_tree("access_log")?,
             quarantine: database.open_tree("quarantine")?,
+            quarantine_keys: database.open_tree("quarantine_keys")?,
         };
         let storage = Storage { database, trees };
         storage.check_format_version()?;
@@ -726,6 +754,33 @@ impl Storage {
         Ok(id)
     }
 
+    /// Append a quarantine record unless a record under `key` was appended before (one
+    /// transaction over the record and its key, so neither is ever written without the other).
+    /// Returns the new record's id, or `None` when it was recorded already.
+    pub(crate) fn append_quarantine_once(
+        &self,
+        key: &QuarantineKey<'_>,
+        record: &[u8],
+    ) -> Result<Option<u64>, StoreError> {
+        let key = key.encode();
+        let id = self
+            .database
+            .generate_id()?
+            .checked_add(1)
+            .ok_or_else(|| corrupt("log id generator", "exhausted"))?;
+        let value = encode_versioned(LOG_RECORD_VERSION, record);
+        let result =
+            (&self.trees.quarantine_keys, &self.trees.quarantine).transaction(|(keys, log)| {
+                if keys.get(&key)?.is_some() {
+                    return Ok(None);
+                }
+                keys.insert(key.as_slice(), &id.to_be_bytes()[..])?;
+                log.insert(&id.to_be_bytes()[..], value.as_slice())?;
+                Ok(Some(id))
+            });
+        finish(result)
+    }
+
     pub(crate) fn log_since(
         &self,
         log: Log,
@@ -762,6 +817,7 @@ impl Storage {
             "counters" => &trees.counters,
             "access_log" => &trees.access_log,
             "quarantine" => &trees.quarantine,
+            "quarantine_keys" => &trees.quarantine_keys,
             _ => return None,
         })
     }

@@ -9,7 +9,8 @@ use fengqiao_case::{CaseSummary, Category, Status};
 use crate::storage::{DocumentWrite, PreparedCase, PreparedUpdate};
 use crate::test_support::{TEST_ACTOR, document_for, instant, note, summary_for};
 use crate::{
-    CaseFilter, FeedEntry, NewCase, ReceivedCase, StagedUpdate, Store, StoreError, StoreOptions,
+    CaseFilter, FeedEntry, NewCase, QuarantineKey, ReceivedCase, StagedUpdate, Store, StoreError,
+    StoreOptions,
 };
 
 fn open_store(path: &Path) -> Store {
@@ -584,6 +585,55 @@ fn metadata_is_namespaced_and_the_access_log_appends() {
     assert!(log.windows(2).all(|pair| pair[0].0 < pair[1].0));
     let after_first = store.access_log_since(log[0].0, 1).expect("reads");
     assert_eq!(after_first, vec![log[1].clone()]);
+}
+
+#[test]
+fn a_refused_change_is_quarantined_once_per_peer_case_and_hash() {
+    let directory = tempfile::tempdir().expect("tempdir");
+    let key = |peer, case, change_hash| QuarantineKey {
+        peer,
+        case,
+        change_hash,
+    };
+    {
+        let store = open_store(directory.path());
+        let first = store
+            .quarantine_unflushed(&key("village", "N1", "aa"), b"first")
+            .expect("recorded");
+        assert!(first.is_some());
+        let again = store
+            .quarantine_unflushed(&key("village", "N1", "aa"), b"again")
+            .expect("checked");
+        assert_eq!(again, None);
+        // Another peer, case or change is another record, even where plain concatenation of
+        // the parts would read alike.
+        for other in [
+            key("sibling", "N1", "aa"),
+            key("village", "N2", "aa"),
+            key("village", "N1", "bb"),
+            key("village", "N1a", "a"),
+        ] {
+            assert!(
+                store
+                    .quarantine_unflushed(&other, b"other")
+                    .expect("recorded")
+                    .is_some(),
+                "{other:?}"
+            );
+        }
+        store.flush().expect("flush");
+    }
+    // The keys outlive a restart: the same change sent after it is not recorded again.
+    let store = open_store(directory.path());
+    assert_eq!(
+        store
+            .quarantine_unflushed(&key("village", "N1", "aa"), b"after a restart")
+            .expect("checked"),
+        None
+    );
+    let records = store.quarantine_since(0, 100).expect("reads");
+    assert_eq!(records.len(), 5);
+    assert_eq!(records[0].1, b"first".to_vec());
 }
 
 #[test]

@@ -223,6 +223,8 @@ pub struct Roster {
     /// The best entry of each issuer about each node, keyed by (node, issuer).
     entries: BTreeMap<(NodeId, NodeId), SignedRosterEntry>,
     members: BTreeMap<NodeId, RosterEntry>,
+    /// Offices whose best entry from a member parent is a revocation, by that revocation.
+    revoked: BTreeMap<NodeId, RosterEntry>,
     digest: [u8; 32],
 }
 
@@ -349,6 +351,12 @@ impl Roster {
         self.members.values()
     }
 
+    /// Offices a member parent revoked, each by its revocation, which still says what the office
+    /// was (name, tier, region): their cases remain, and are still named after them.
+    pub fn revoked(&self) -> impl Iterator<Item = &RosterEntry> {
+        self.revoked.values()
+    }
+
     /// The entry this roster holds from `issuer` about `node`, member or not.
     pub fn issued(&self, node: &str, issuer: &str) -> Option<&SignedRosterEntry> {
         self.entries.get(&(node.to_owned(), issuer.to_owned()))
@@ -384,22 +392,24 @@ impl Roster {
             hasher.update(&signed.signature);
         }
         self.digest = hasher.finalize().into();
-        self.members = self.derive_members();
+        (self.members, self.revoked) = self.derive_members();
     }
 
     /// Members, top down: the root's own entry, then at each level the best entry about each
     /// node among those its member parent signed. Iterated to a fixed point so that a node moved
-    /// from one parent to another ends up under whichever wrote the newest entry.
-    fn derive_members(&self) -> BTreeMap<NodeId, RosterEntry> {
+    /// from one parent to another ends up under whichever wrote the newest entry. Also the
+    /// offices whose best such entry is a revocation.
+    fn derive_members(&self) -> (BTreeMap<NodeId, RosterEntry>, BTreeMap<NodeId, RosterEntry>) {
         let mut members = BTreeMap::new();
+        let mut revoked = BTreeMap::new();
         let Some(root) = &self.root else {
-            return members;
+            return (members, revoked);
         };
         let Some(root_entry) = self.entries.get(&(root.clone(), root.clone())) else {
-            return members;
+            return (members, revoked);
         };
         if root_entry.entry.revoked {
-            return members;
+            return (members, revoked);
         }
         members.insert(root.clone(), root_entry.entry.clone());
         for _ in 0..MAX_DEPTH {
@@ -423,17 +433,21 @@ impl Roster {
             }
             let mut next = BTreeMap::new();
             next.insert(root.clone(), root_entry.entry.clone());
+            revoked.clear();
             for (node, entry) in best {
-                if !entry.revoked {
-                    next.insert(node.to_owned(), entry.clone());
-                }
+                let kept = if entry.revoked {
+                    &mut revoked
+                } else {
+                    &mut next
+                };
+                kept.insert(node.to_owned(), entry.clone());
             }
             if next == members {
                 break;
             }
             members = next;
         }
-        members
+        (members, revoked)
     }
 }
 

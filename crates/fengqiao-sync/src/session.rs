@@ -135,7 +135,10 @@ pub struct Session {
     peer: PeerDescription,
     phase: Phase,
     started_at: Instant,
-    last_heard_at: Instant,
+    /// Where the stall timeout counts from: the last frame heard from the peer, or the send that
+    /// ended a quiet spell (nothing outstanding) if that came later. An idle link owes nothing,
+    /// so its quiet time must not count against the first send after it.
+    stall_clock_from: Instant,
     transmit: VecDeque<SyncFrame>,
     events: VecDeque<SyncEvent>,
     /// Persisted: every case at or below this own feed sequence is acknowledged or not owed.
@@ -183,7 +186,7 @@ impl Session {
             peer,
             phase: Phase::AwaitingHello,
             started_at: now,
-            last_heard_at: now,
+            stall_clock_from: now,
             transmit: VecDeque::new(),
             events: VecDeque::new(),
             cursor,
@@ -240,7 +243,7 @@ impl Session {
         match self.phase {
             Phase::AwaitingHello => Some(self.started_at + self.config.hello_timeout),
             Phase::Open if !self.in_flight.is_empty() => {
-                Some(self.last_heard_at + self.config.stall_timeout)
+                Some(self.stall_clock_from + self.config.stall_timeout)
             }
             Phase::Open | Phase::Failed => None,
         }
@@ -253,7 +256,7 @@ impl Session {
             }
             Phase::Open
                 if !self.in_flight.is_empty()
-                    && now >= self.last_heard_at + self.config.stall_timeout =>
+                    && now >= self.stall_clock_from + self.config.stall_timeout =>
             {
                 self.fail(
                     format!(
@@ -268,9 +271,14 @@ impl Session {
         }
     }
 
-    /// The local feed advanced (a local edit, or a case received on another session).
-    pub fn on_local_change(&mut self, replica: &mut dyn Replica) {
+    /// The local feed advanced (a local edit, or a case received on another session) at `now`.
+    pub fn on_local_change(&mut self, replica: &mut dyn Replica, now: Instant) {
         self.feed_exhausted = false;
+        if self.in_flight.is_empty() {
+            // Whatever this sends is the oldest send outstanding: the peer's time to answer it
+            // starts now, not at the last frame it sent before the link went quiet.
+            self.stall_clock_from = now;
+        }
         if self.phase == Phase::Open {
             let result = self.pump(replica);
             self.fail_on_storage_error(result);
@@ -332,7 +340,7 @@ impl Session {
         if self.phase == Phase::Failed {
             return;
         }
-        self.last_heard_at = now;
+        self.stall_clock_from = now;
         self.statistics.frames_received += 1;
         let result = match frame {
             SyncFrame::Hello {

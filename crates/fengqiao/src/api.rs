@@ -1216,11 +1216,17 @@ async fn stats_by_child(
         to: query.instant("to")?,
         category: query.enumeration("category")?,
     };
-    // The live roster names the children admitted since the node opened, and their children.
+    // The live roster names the children admitted since the node opened, and their children,
+    // and the offices revoked since, whose cases are still counted under their last names.
     let roster = state
         .federation
         .as_ref()
-        .map(|federation| federation.roster().members)
+        .map(|federation| {
+            let roster = federation.roster();
+            let mut offices = roster.members;
+            offices.extend(roster.revoked);
+            offices
+        })
         .unwrap_or_default();
     let mut breakdown = on_node(&state, move |node| {
         node.stats_by_child_among(Utc::now(), &stats_query, &roster)

@@ -139,6 +139,7 @@ fn main() -> anyhow::Result<()> {
             region_code: (*region_code).to_owned(),
             admitted_by: Some((*township).to_owned()),
             issued_at: now,
+            revoked: false,
         })
         .collect();
     let thresholds = node.config().warnings.clone();

@@ -88,6 +88,10 @@ pub struct RosterMemberView {
     /// Who admitted it (and signed its entry); `None` for the federation's root.
     pub admitted_by: Option<NodeId>,
     pub issued_at: DateTime<Utc>,
+    /// The office was revoked: this is its revocation (by `admitted_by`, at `issued_at`), which
+    /// still gives the name it had. Its cases stay where they are.
+    #[serde(default)]
+    pub revoked: bool,
 }
 
 /// `GET /api/roster`: the node's view of the federation.
@@ -97,6 +101,9 @@ pub struct RosterView {
     /// The root this node trusts; `None` until its parent has told it.
     pub root: Option<NodeId>,
     pub members: Vec<RosterMemberView>,
+    /// Offices a member revoked, as their revocations describe them (not members any more).
+    #[serde(default)]
+    pub revoked: Vec<RosterMemberView>,
     /// Entries held, members or not (revocations, entries awaiting their issuer's).
     pub entries: usize,
 }

@@ -30,7 +30,11 @@ pub struct OfficeStats {
     /// `None` for a region that holds cases but no office the node knows of (a village not yet
     /// in the replicated roster).
     pub node_id: Option<NodeId>,
+    /// The office's name; for a revoked office, the last name its roster entry gave.
     pub name: Option<String>,
+    /// The office was revoked (its cases remain and are counted here, under its last name).
+    #[serde(default)]
+    pub revoked: bool,
     pub region_code: String,
     pub measures: MeasureSet,
     /// The link to this office, for the node's direct children when its federation runs.
@@ -50,7 +54,8 @@ pub struct SyncHealth {
     pub last_contact: Option<DateTime<Utc>>,
     /// Last time both sides were known to hold everything the other's feed owed them.
     pub last_successful_sync: Option<DateTime<Utc>>,
-    /// Cases changed here that the child has not acknowledged yet (counted up to a cap).
+    /// Cases changed here, routed to the child, that it has not acknowledged yet (counted up to
+    /// a cap).
     pub pending_out: u64,
     /// Documents the child announced it holds for this node and has not sent yet.
     pub pending_in: u64,

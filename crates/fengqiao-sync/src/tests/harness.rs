@@ -147,12 +147,12 @@ impl Federation {
             if link.parent == office {
                 connection
                     .parent_session
-                    .on_local_change(&mut self.replicas[office]);
+                    .on_local_change(&mut self.replicas[office], self.now);
             }
             if link.child == office {
                 connection
                     .child_session
-                    .on_local_change(&mut self.replicas[office]);
+                    .on_local_change(&mut self.replicas[office], self.now);
             }
         }
     }

@@ -237,6 +237,15 @@ fn revoking_a_township_removes_its_subtree_until_it_is_admitted_again() {
     assert!(county_roster.member(&federation.township.id).is_none());
     assert!(county_roster.member(&federation.village.id).is_none());
     assert!(!county_roster.is_in_subtree(&federation.county.id, &federation.village.id));
+    // The township is still known by its last name, as revoked; nothing else is.
+    let revoked: Vec<(&str, &str, bool)> = county_roster
+        .revoked()
+        .map(|entry| (entry.node_id.as_str(), entry.name.as_str(), entry.revoked))
+        .collect();
+    assert_eq!(
+        revoked,
+        vec![(federation.township.id.as_str(), "芦荻山乡人民政府", true)]
+    );
 
     // The revocation travels: a roster that learns it later agrees.
     let mut other = Roster::new(Some(federation.county.id.clone()));
@@ -255,6 +264,7 @@ fn revoking_a_township_removes_its_subtree_until_it_is_admitted_again() {
         )
         .expect("admit again");
     assert!(county_roster.member(&federation.village.id).is_some());
+    assert_eq!(county_roster.revoked().count(), 0);
 }
 
 /// Run two exchanges until neither has anything to say; returns the frames that crossed.

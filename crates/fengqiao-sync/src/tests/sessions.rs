@@ -124,7 +124,7 @@ fn one_new_event_costs_about_its_raw_change_not_the_whole_document() {
         .map(|change| change.raw_bytes().len())
         .expect("a local change");
     let whole = village.save(&number).expect("saved").len();
-    up.on_local_change(&mut village);
+    up.on_local_change(&mut village, now);
     let frame = up.poll_transmit().expect("changes are sent");
     let SyncFrame::Changes {
         whole: false,
@@ -655,6 +655,37 @@ fn a_peer_that_stops_acknowledging_times_out() {
         matches!(events.last(), Some(SyncEvent::Failed { message }) if message.contains("acknowledged nothing")),
         "{events:?}"
     );
+}
+
+#[test]
+fn the_first_send_after_a_long_quiet_spell_gets_the_whole_stall_timeout() {
+    let mut township = replica_for(TOWNSHIP);
+    let mut village = replica_for(VILLAGE);
+    let start = Instant::now();
+    let (mut up, mut down) = connect(&mut village, &mut township, start);
+    exchange(&mut up, &mut village, &mut down, &mut township, start);
+    assert_eq!(up.poll_timeout(), None, "an idle link owes nothing");
+
+    // Longer than the stall timeout with nothing to say, then a local edit.
+    let stall_timeout = SessionConfig::default().stall_timeout;
+    let edited = start + stall_timeout + Duration::from_secs(60);
+    register_at(
+        &mut village,
+        VILLAGE,
+        &format!("{VILLAGE_CODE}-2026-000001"),
+        VILLAGE_CODE,
+        "某公司",
+        instant(2, 9),
+    );
+    up.on_local_change(&mut village, edited);
+    assert_eq!(up.in_flight(), 1);
+    assert_eq!(up.poll_timeout(), Some(edited + stall_timeout));
+    up.handle_timeout(edited + Duration::from_secs(1));
+    assert!(!up.is_failed(), "{:?}", up.poll_event());
+
+    // A peer that then stays silent for the whole timeout still fails the session.
+    up.handle_timeout(edited + stall_timeout);
+    assert!(up.is_failed());
 }
 
 #[test]

@@ -185,9 +185,9 @@ fn schema_description(name: &str) -> &'static str {
         "Measures" => "the standard measures for a period, in total and per category",
         "StatsBreakdown" => {
             "total (the whole subtree), own (cases under no child) and children, each an \
-             OfficeStats: node_id, name, region_code, measures, sync (direct children: \
-             connected, since, last_contact, last_successful_sync, pending_out, pending_in, \
-             quarantined) and its own children"
+             OfficeStats: node_id, name, revoked (a revoked office, named as it last was), \
+             region_code, measures, sync (direct children: connected, since, last_contact, \
+             last_successful_sync, pending_out, pending_in, quarantined) and its own children"
         }
         "ImportBatch" => {
             "ledger rows (`line`, `case`: a RegisterCase, `history`: AppendEvents, with their \
@@ -202,8 +202,8 @@ fn schema_description(name: &str) -> &'static str {
              last_successful_sync, last_error, pending"
         }
         "RosterView" => {
-            "the trusted root and each member office: node_id, name, tier, region_code, \
-             admitted_by, issued_at"
+            "the trusted root, each member office (node_id, name, tier, region_code, \
+             admitted_by, issued_at) and the offices revoked, as their revocations name them"
         }
         "FederationReload" => {
             "what a reload changed: admitted, revoked, updated, roster_entries_signed, \

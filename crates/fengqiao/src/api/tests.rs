@@ -1009,6 +1009,7 @@ fn a_county_breaks_down_by_township_then_village_with_names_from_the_roster() {
         region_code: FIRST_VILLAGE.to_owned(),
         admitted_by: Some(TOWNSHIP_NODE.to_owned()),
         issued_at: now,
+        revoked: false,
     }];
     let breakdown = node
         .stats_by_child_among(now, &StatsQuery::default(), &roster)
@@ -1038,6 +1039,139 @@ fn a_county_breaks_down_by_township_then_village_with_names_from_the_roster() {
             (None, SECOND_VILLAGE, 2)
         ]
     );
+}
+
+#[test]
+fn stats_by_child_name_revoked_offices_by_their_last_name_while_their_cases_remain() {
+    const TOWNSHIP_NODE: &str = "33333333333333333333333333333333";
+    const OTHER_TOWNSHIP: &str = "430702002";
+    let temp = tempfile::tempdir().expect("tempdir");
+    let dir = node_with_children(
+        &temp,
+        "武陵区信访局",
+        Tier::County,
+        "430702",
+        &[(TOWNSHIP_NODE, "河洑镇", TOWNSHIP)],
+    );
+    let node = Node::open(&dir).expect("node opens");
+    let now = Utc::now();
+    for (region_code, village) in [
+        (FIRST_VILLAGE, "芦荻山村"),
+        (SECOND_VILLAGE, "丹洲村"),
+        ("430702002001", "河洑村"),
+    ] {
+        let request: RegisterCase =
+            serde_json::from_value(registration_in(region_code, village)).expect("registration");
+        node.register(OPERATOR, now, request).expect("registered");
+    }
+    let office = |node_id: &str, name: &str, tier, region_code: &str, by: &str, revoked| {
+        fengqiao_case::model::roster::RosterMemberView {
+            node_id: node_id.to_owned(),
+            name: name.to_owned(),
+            tier,
+            region_code: region_code.to_owned(),
+            admitted_by: Some(by.to_owned()),
+            issued_at: now,
+            revoked,
+        }
+    };
+    let county_node = node.node_id().to_owned();
+    let roster = [
+        // The first village's node was replaced: the current one names its cases.
+        office(
+            "a".repeat(32).as_str(),
+            "旧芦荻山村",
+            Tier::Village,
+            FIRST_VILLAGE,
+            TOWNSHIP_NODE,
+            true,
+        ),
+        office(
+            FIRST_VILLAGE_NODE,
+            "芦荻山村",
+            Tier::Village,
+            FIRST_VILLAGE,
+            TOWNSHIP_NODE,
+            false,
+        ),
+        // The second village was revoked and nobody took its region over.
+        office(
+            SECOND_VILLAGE_NODE,
+            "丹洲村",
+            Tier::Village,
+            SECOND_VILLAGE,
+            TOWNSHIP_NODE,
+            true,
+        ),
+        // A revoked village without cases is not listed.
+        office(
+            "b".repeat(32).as_str(),
+            "白鹤村",
+            Tier::Village,
+            "430702001003",
+            TOWNSHIP_NODE,
+            true,
+        ),
+        // A township this county revoked, whose cases remain here.
+        office(
+            "c".repeat(32).as_str(),
+            "丹洲乡",
+            Tier::Township,
+            OTHER_TOWNSHIP,
+            &county_node,
+            true,
+        ),
+    ];
+    let breakdown = node
+        .stats_by_child_among(now, &StatsQuery::default(), &roster)
+        .expect("breakdown");
+    let named = |offices: &[fengqiao_case::model::stats::OfficeStats]| {
+        offices
+            .iter()
+            .map(|office| {
+                (
+                    office.name.clone(),
+                    office.region_code.clone(),
+                    office.revoked,
+                    office.measures.cases,
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        named(&breakdown.children),
+        vec![
+            (Some("河洑镇".to_owned()), TOWNSHIP.to_owned(), false, 2),
+            (
+                Some("丹洲乡".to_owned()),
+                OTHER_TOWNSHIP.to_owned(),
+                true,
+                1
+            ),
+        ]
+    );
+    assert_eq!(
+        named(&breakdown.children[0].children),
+        vec![
+            (
+                Some("芦荻山村".to_owned()),
+                FIRST_VILLAGE.to_owned(),
+                false,
+                1
+            ),
+            (
+                Some("丹洲村".to_owned()),
+                SECOND_VILLAGE.to_owned(),
+                true,
+                1
+            ),
+        ]
+    );
+    // Every case is counted once: the children add up to the total.
+    assert_eq!(breakdown.own.cases, 0);
+    assert_eq!(breakdown.total.cases, 3);
+    let json = serde_json::to_value(&breakdown).expect("json");
+    assert_eq!(json["children"][1]["revoked"], true, "{json}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -73,10 +73,13 @@ pub fn stats_by_child_text(breakdown: &StatsBreakdown) -> String {
 }
 
 fn office_row(office: &OfficeStats, indent: &str) -> Vec<String> {
-    let name = office
+    let mut name = office
         .name
         .clone()
         .unwrap_or_else(|| "(office not in the roster)".to_owned());
+    if office.revoked {
+        name.push_str(" (revoked 已撤销)");
+    }
     let sync = match &office.sync {
         Some(health) => sync_text(health),
         None if indent.is_empty() => "unknown".to_owned(),
@@ -160,13 +163,14 @@ mod tests {
             from: None,
             to: None,
             now,
-            total: set(3, 1),
+            total: set(4, 1),
             own: MeasureSet::default(),
             children: vec![OfficeStats {
                 node_id: Some("a".repeat(32)),
                 name: Some("河洑镇".to_owned()),
+                revoked: false,
                 region_code: "430702001".to_owned(),
-                measures: set(3, 1),
+                measures: set(4, 1),
                 sync: Some(SyncHealth {
                     connected: true,
                     since: Some(now),
@@ -174,20 +178,34 @@ mod tests {
                     last_successful_sync: Some(now),
                     ..SyncHealth::default()
                 }),
-                children: vec![OfficeStats {
-                    node_id: None,
-                    name: Some("芦荻山村".to_owned()),
-                    region_code: "430702001001".to_owned(),
-                    measures: set(3, 1),
-                    sync: None,
-                    children: Vec::new(),
-                }],
+                children: vec![
+                    OfficeStats {
+                        node_id: None,
+                        name: Some("芦荻山村".to_owned()),
+                        revoked: false,
+                        region_code: "430702001001".to_owned(),
+                        measures: set(3, 1),
+                        sync: None,
+                        children: Vec::new(),
+                    },
+                    OfficeStats {
+                        node_id: Some("b".repeat(32)),
+                        name: Some("丹洲村".to_owned()),
+                        revoked: true,
+                        region_code: "430702001002".to_owned(),
+                        measures: set(1, 0),
+                        sync: None,
+                        children: Vec::new(),
+                    },
+                ],
             }],
         };
         let text = stats_by_child_text(&breakdown);
         assert!(text.contains("全部 whole subtree"), "{text}");
         assert!(text.contains("河洑镇"), "{text}");
         assert!(text.contains("└ 芦荻山村"), "{text}");
+        assert!(!text.contains("芦荻山村 (revoked"), "{text}");
+        assert!(text.contains("└ 丹洲村 (revoked 已撤销)"), "{text}");
         assert!(text.contains("connected since"), "{text}");
         assert!(!text.contains("under no child"), "{text}");
     }

@@ -447,7 +447,7 @@ async fn run_step(
             // One batch: the session makes its applies durable once, before acknowledging them.
             Input::Frames(frames) => session.handle_frames(replica, Instant::now(), frames),
             Input::Timeout => session.handle_timeout(Instant::now()),
-            Input::LocalChange => session.on_local_change(replica),
+            Input::LocalChange => session.on_local_change(replica, Instant::now()),
             Input::RosterChanged => session.retry_deferred(replica),
         }
         let mut step = Step::default();

@@ -23,8 +23,8 @@ pub struct PeerLinkReport {
     pub last_successful_sync: Option<DateTime<Utc>>,
     /// Why the link last failed, for the operator; cleared when it comes up again.
     pub last_error: Option<String>,
-    /// Own feed entries after the peer's persisted cursor (cases changed here that the peer has
-    /// not acknowledged yet, or that routing withholds from it), counted up to a cap.
+    /// Cases changed here after the peer's persisted cursor that routing sends the peer (so the
+    /// peer has not acknowledged them yet), counted among a capped number of feed entries.
     pub pending: u64,
     /// Documents the peer announced it had for us when the link came up, less those received
     /// since; zero once it has sent everything. Kept from the last connection while down.
@@ -54,7 +54,8 @@ pub struct PeerView {
     pub since: Option<DateTime<Utc>>,
     pub last_successful_sync: Option<DateTime<Utc>>,
     pub last_error: Option<String>,
-    /// Own changed cases the peer has not acknowledged yet (counted up to a cap).
+    /// Own changed cases routing sends the peer that it has not acknowledged yet (counted up to
+    /// a cap).
     pub pending: u64,
     /// Changed cases the peer had for us at its last connection and has not sent yet (an upper
     /// bound: routing may withhold some).

@@ -39,8 +39,8 @@ pub use roster::{LiveRoster, ROSTER_META_KEY, RosterStoreError, tier_of_region_c
 
 use crate::service::Node;
 
-/// Feed entries counted for a link's `pending` figure before giving up counting: the same cap as
-/// the backlog a session announces to its peer, so both directions count alike.
+/// Own feed entries read for a link's `pending` figure (those routing sends the peer are counted):
+/// the same cap as the backlog a session announces to its peer, so both directions read alike.
 const PENDING_COUNT_CAP: usize = fengqiao_sync::session::BACKLOG_COUNT_CAP;
 
 /// An office at the other end of a link (or known from the roster).
@@ -172,23 +172,26 @@ impl std::fmt::Debug for FederationStatus {
 }
 
 impl FederationStatus {
-    /// The node's roster as people read it: the root it trusts and every member.
+    /// The node's roster as people read it: the root it trusts, every member, and the offices
+    /// revoked.
     pub fn roster(&self) -> fengqiao_case::model::roster::RosterView {
         let roster = self.roster.read();
+        let view = |entry: &fengqiao_case::model::roster::RosterEntry| {
+            fengqiao_case::model::roster::RosterMemberView {
+                node_id: entry.node_id.clone(),
+                name: entry.name.clone(),
+                tier: entry.tier,
+                region_code: entry.region_code.clone(),
+                admitted_by: entry.parent.clone(),
+                issued_at: entry.issued_at,
+                revoked: entry.revoked,
+            }
+        };
         fengqiao_case::model::roster::RosterView {
             schema_version: fengqiao_case::SCHEMA_VERSION,
             root: roster.root().map(str::to_owned),
-            members: roster
-                .members()
-                .map(|entry| fengqiao_case::model::roster::RosterMemberView {
-                    node_id: entry.node_id.clone(),
-                    name: entry.name.clone(),
-                    tier: entry.tier,
-                    region_code: entry.region_code.clone(),
-                    admitted_by: entry.parent.clone(),
-                    issued_at: entry.issued_at,
-                })
-                .collect(),
+            members: roster.members().map(view).collect(),
+            revoked: roster.revoked().map(view).collect(),
             entries: roster.entry_count(),
         }
     }
@@ -236,13 +239,27 @@ impl FederationStatus {
     /// Each link's state, with the pending figure read from the store.
     pub async fn peers(&self) -> Result<Vec<PeerLinkReport>, FederationError> {
         let mut reports = self.links.snapshot();
+        // The pending figure counts what routing sends each peer, so it needs the peer as its
+        // sessions describe it. The federation is let go before counting, so that a count never
+        // keeps a stopping federation waiting.
+        let described: Vec<Option<PeerDescription>> = {
+            let shared = self.shared.upgrade().ok_or(FederationError::Stopped)?;
+            reports
+                .iter()
+                .map(|report| shared.describe_peer(&report.node_id, report.relation))
+                .collect()
+        };
         let mut replica = self.replica.clone();
         let reports = tokio::task::spawn_blocking(move || {
             let quarantined = replica.quarantine_by_peer()?;
             let refused = replica.refused_by_peer()?;
-            for report in &mut reports {
+            for (report, peer) in reports.iter_mut().zip(described) {
                 report.refused_by_peer = refused.get(&report.node_id).copied().unwrap_or(0);
-                report.pending = replica.pending_for_peer(&report.node_id, PENDING_COUNT_CAP)?;
+                // A link dropped since the snapshot is owed nothing.
+                report.pending = match peer {
+                    Some(peer) => replica.pending_for_peer(&peer, PENDING_COUNT_CAP)?,
+                    None => 0,
+                };
                 if let Some((count, last)) = quarantined.get(&report.node_id) {
                     report.quarantined = *count;
                     report.last_quarantine = Some(last.clone());
@@ -392,6 +409,18 @@ struct Shared {
 }
 
 impl Shared {
+    /// The office on the other end of a link, as its sessions describe it.
+    fn describe_peer(&self, node_id: &str, relation: PeerRelation) -> Option<PeerDescription> {
+        match relation {
+            PeerRelation::Parent => self
+                .parent
+                .as_ref()
+                .filter(|parent| parent.office.node_id == node_id)
+                .map(|parent| describe(&parent.office, relation)),
+            PeerRelation::Child => self.child(node_id).map(|child| describe(&child, relation)),
+        }
+    }
+
     fn child(&self, node_id: &str) -> Option<OfficeEntry> {
         self.children
             .lock()

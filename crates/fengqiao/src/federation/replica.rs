@@ -34,9 +34,9 @@ use fengqiao_case::signature::SignerKeys;
 use fengqiao_case::{
     CaseDocument, CaseHeader, CaseId, CaseSummary, Event, HybridTimestamp, Limits, summary,
 };
-use fengqiao_store::{ReceivedCase, StagedUpdate, Store, StoreError};
+use fengqiao_store::{QuarantineKey, ReceivedCase, StagedUpdate, Store, StoreError};
 use fengqiao_sync::{
-    Applied, CaseRouting, FeedEntry, PeerDescription, Replica, ReplicaError, SubtreeRoster,
+    Applied, CaseRouting, FeedEntry, PeerDescription, Replica, ReplicaError, SubtreeRoster, route,
 };
 
 use super::prepared::PreparedCases;
@@ -135,6 +135,13 @@ struct StagedMerge {
     bytes: Vec<u8>,
     whole: bool,
     update: StagedUpdate,
+}
+
+/// Whether a document read to derive a case's routing stays in the store's cache.
+#[derive(Debug, Clone, Copy)]
+enum DocumentCaching {
+    Cached,
+    Uncached,
 }
 
 /// Whether a merge is written at once or staged with the session's batch.
@@ -316,11 +323,61 @@ impl StoreReplica {
         self.handle.store()
     }
 
-    /// How many own feed entries lie after the peer's cursor, counted up to `cap`.
-    pub fn pending_for_peer(&mut self, peer: &str, cap: usize) -> Result<u64, ReplicaError> {
-        let cursor = self.peer_cursor(peer)?;
+    /// How many of the own feed entries after the peer's cursor (at most `cap` of them are
+    /// read) hold a case that routing sends to `peer`: what the session would still send it.
+    /// Routing is decided as on send ([`Replica::routing`], then [`fengqiao_sync::route`]), so a
+    /// case the peer will never receive is never counted as owed to it.
+    pub fn pending_for_peer(
+        &mut self,
+        peer: &PeerDescription,
+        cap: usize,
+    ) -> Result<u64, ReplicaError> {
+        let cursor = self.peer_cursor(&peer.node_id)?;
         let entries = self.store().feed_since(cursor, cap).map_err(storage)?;
-        Ok(entries.len() as u64)
+        let mut pending = 0;
+        for entry in entries {
+            // A count over many cases leaves the document cache to the cases people work on.
+            let Some(routing) = self.stored_routing(&entry.case, DocumentCaching::Uncached)? else {
+                continue;
+            };
+            if route(&routing, peer, &*self.roster).allows() {
+                pending += 1;
+            }
+        }
+        Ok(pending)
+    }
+
+    /// What the routing rules read of a stored case: from its summary where that determines it,
+    /// else derived from its document.
+    fn stored_routing(
+        &self,
+        case: &str,
+        caching: DocumentCaching,
+    ) -> Result<Option<CaseRouting>, ReplicaError> {
+        // The summary is written in the same transaction as the document, so it describes the
+        // stored document exactly.
+        let Some(stored_summary) = self.store().summary(case).map_err(storage)? else {
+            return Ok(None);
+        };
+        if let Some(routing) = CaseRouting::from_summary(&stored_summary) {
+            return Ok(Some(routing));
+        }
+        let contents = |document: &mut CaseDocument| document.contents();
+        let derived = match caching {
+            DocumentCaching::Cached => self.store().with_case(case, contents),
+            DocumentCaching::Uncached => self.store().with_case_uncached(case, contents),
+        }
+        .map_err(storage)?;
+        match derived {
+            None => Ok(None),
+            Some(Ok((header, events))) => {
+                let state = fengqiao_case::derive(&header, &events, &self.limits);
+                Ok(Some(CaseRouting::from_case(&header, &state)))
+            }
+            Some(Err(error)) => Err(ReplicaError::Storage(format!(
+                "stored case {case} cannot be read: {error}"
+            ))),
+        }
     }
 
     /// Per peer: how many of our cases it refused changes of (the latest refusal per case).
@@ -939,13 +996,6 @@ impl StoreReplica {
             );
         }
         for change in &refused {
-            tracing::warn!(
-                %peer,
-                %case,
-                change = %change.hash,
-                reason = %change.reason,
-                "change from a peer quarantined"
-            );
             let record = QuarantineRecord {
                 format_version: QUARANTINE_RECORD_VERSION,
                 received_at: chrono::Utc::now(),
@@ -956,9 +1006,32 @@ impl StoreReplica {
                 change: change.bytes.clone(),
             };
             let encoded = encode_quarantine_record(&record)?;
-            self.store()
-                .quarantine_unflushed(&encoded)
+            // The same change comes again whenever the peer re-sends from heads without it (a
+            // reconnect, or a later change built on them); the log keeps its first arrival.
+            let key = QuarantineKey {
+                peer,
+                case,
+                change_hash: &change.hash,
+            };
+            let recorded = self
+                .store()
+                .quarantine_unflushed(&key, &encoded)
                 .map_err(storage)?;
+            match recorded {
+                Some(_) => tracing::warn!(
+                    %peer,
+                    %case,
+                    change = %change.hash,
+                    reason = %change.reason,
+                    "change from a peer quarantined"
+                ),
+                None => tracing::debug!(
+                    %peer,
+                    %case,
+                    change = %change.hash,
+                    "change from a peer refused again; it is in the quarantine log already"
+                ),
+            }
         }
         Ok((
             refused.into_iter().map(|change| change.reason).collect(),
@@ -1179,28 +1252,8 @@ impl Replica for StoreReplica {
 
     fn routing(&mut self, case: &str) -> Result<Option<CaseRouting>, ReplicaError> {
         self.write_staged_if_holds(case)?;
-        // The summary is written in the same transaction as the document, so it describes the
-        // stored document exactly.
-        let Some(stored_summary) = self.store().summary(case).map_err(storage)? else {
-            return Ok(None);
-        };
-        if let Some(routing) = CaseRouting::from_summary(&stored_summary) {
-            return Ok(Some(routing));
-        }
-        let derived = self
-            .store()
-            .with_case(case, |document| document.contents())
-            .map_err(storage)?;
-        match derived {
-            None => Ok(None),
-            Some(Ok((header, events))) => {
-                let state = fengqiao_case::derive(&header, &events, &self.limits);
-                Ok(Some(CaseRouting::from_case(&header, &state)))
-            }
-            Some(Err(error)) => Err(ReplicaError::Storage(format!(
-                "stored case {case} cannot be read: {error}"
-            ))),
-        }
+        // A case routed is usually sent next, which reads its document anyway.
+        self.stored_routing(case, DocumentCaching::Cached)
     }
 
     fn roster(&self) -> &dyn SubtreeRoster {

@@ -456,6 +456,62 @@ async fn a_sibling_village_never_receives_another_villages_case() {
     running.shutdown().await;
 }
 
+/// The county's `pending` figure for its link to `child`.
+async fn pending_at(federation: &Federation, child: &TestOffice) -> u64 {
+    federation
+        .peers()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|link| link.node_id == child.office.node_id)
+        .map(|link| link.pending)
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pending_out_counts_only_the_cases_routing_sends_to_each_township() {
+    init_tracing();
+    let root = tempfile::tempdir().unwrap();
+    let county = open_office(root.path(), "county", "武陵区", Tier::County, COUNTY);
+    let first = open_office(root.path(), "first", "芦荻山乡", Tier::Township, TOWNSHIP);
+    let second = open_office(root.path(), "second", "丹洲乡", Tier::Township, "430702002");
+    let county_federation = start_at(&county, config(loopback(), None, &[&first, &second])).await;
+    // The second township never connects: its link stays down throughout.
+    let first_federation = start_at(
+        &first,
+        config(
+            loopback(),
+            Some((county_federation.local_address(), &county)),
+            &[],
+        ),
+    )
+    .await;
+    let cases = [
+        register(&first, "第一件：拖欠工资").await,
+        register(&first, "第二件：宅基地纠纷").await,
+    ];
+    eventually("the first township's cases reach the county", || {
+        cases
+            .iter()
+            .all(|case| same_heads_everywhere(&[&first, &county], case))
+    })
+    .await;
+    let deadline = Instant::now() + CONVERGENCE_TIMEOUT;
+    while pending_at(&county_federation, &first).await > 0 {
+        assert!(Instant::now() < deadline, "the first link stays pending");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Both cases lie in the first township's region: nothing is owed to the second.
+    assert_eq!(pending_at(&county_federation, &second).await, 0);
+
+    // With the first township away, the county's note is owed to it, and still not to the second.
+    first_federation.shutdown().await;
+    add_note(&county, &cases[0], "县里批示：限期答复").await;
+    assert_eq!(pending_at(&county_federation, &first).await, 1);
+    assert_eq!(pending_at(&county_federation, &second).await, 0);
+    county_federation.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_with_an_unknown_key_is_refused() {
     init_tracing();
@@ -554,6 +610,90 @@ fn store_replica_refuses_bad_bytes_and_keeps_the_document() {
     replica.set_peer_heads("peer", &case, &held).unwrap();
     assert_eq!(replica.peer_heads("peer", &case).unwrap(), Some(held));
     assert_eq!(replica.peer_heads("other", &case).unwrap(), None);
+}
+
+/// A note in `claimed_node`'s name signed with `signer`'s key, written into `office`'s copy of
+/// `case` behind every check, as a tampered store would send it.
+fn push_forged_note(office: &TestOffice, case: &str, claimed_node: &str, signer: &TestOffice) {
+    let now = Utc::now();
+    let mut forged = fengqiao_case::Event {
+        id: "forged-note".to_owned(),
+        kind: EventKind::Note {
+            text: "村里同意撤回".to_owned(),
+        },
+        at: fengqiao_case::deadlines::truncate_to_millis(now),
+        node: claimed_node.to_owned(),
+        operator: "tamperer".to_owned(),
+        prev: None,
+        hlc: fengqiao_case::HybridTimestamp {
+            wall_ms: now.timestamp_millis(),
+            counter: 0,
+        },
+        signature: None,
+    };
+    fengqiao_case::signature::sign_event(case, &mut forged, signer.node.identity()).unwrap();
+    let limits = office.node.config().limits.clone();
+    office
+        .node
+        .store()
+        .update_case(case, |document| {
+            document.push_event(&forged)?;
+            let (header, events) = document.contents()?;
+            let state = fengqiao_case::derive(&header, &events, &limits);
+            Ok::<_, fengqiao_case::DocumentError>((
+                fengqiao_case::summary::summarize(&header, &state),
+                (),
+            ))
+        })
+        .unwrap()
+        .unwrap();
+}
+
+#[test]
+fn a_forged_change_sent_again_is_quarantined_once() {
+    let tiers = three_tiers();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let case = runtime.block_on(register(&tiers.village, "被篡改的案件"));
+    let roster: SharedRoster = Arc::new(fengqiao_sync::Roster::default());
+    let admit = |_: &fengqiao_sync::CaseRouting| Ok(());
+    let village_id = tiers.village.office.node_id.clone();
+    // The township holds the village's case as registered.
+    let mut village = StoreReplica::for_node(Arc::clone(&tiers.village.node), Arc::clone(&roster));
+    let mut seeding = StoreReplica::for_node(Arc::clone(&tiers.township.node), Arc::clone(&roster))
+        .with_received_events_checked(false);
+    let saved = village.save(&case).unwrap();
+    seeding
+        .apply(&village_id, &case, &saved, true, &admit)
+        .unwrap();
+    seeding.make_durable().unwrap();
+    let held = heads(&tiers.township, &case);
+
+    // The village's store gains a note in its own name signed with another office's key, and
+    // sends it twice: as after a reconnect that lost the acknowledgement, or with a later change
+    // built on the heads the township acknowledged.
+    let township_heads = seeding.heads(&case).unwrap().unwrap();
+    push_forged_note(&tiers.village, &case, &village_id, &tiers.sibling);
+    let forged = village.changes_since(&case, &township_heads).unwrap();
+    let mut township = StoreReplica::for_node(Arc::clone(&tiers.township.node), roster);
+    for attempt in 0..2 {
+        let applied = township
+            .apply(&village_id, &case, &forged, false, &admit)
+            .unwrap();
+        assert_eq!(
+            applied.quarantined.len(),
+            1,
+            "attempt {attempt}: {applied:?}"
+        );
+        township.make_durable().unwrap();
+    }
+    assert_eq!(heads(&tiers.township, &case), held);
+    let records = tiers.township.node.store().quarantine_since(0, 10).unwrap();
+    assert_eq!(records.len(), 1, "one record for one refused change");
+    let record = replica::decode_quarantine_record(&records[0].1).unwrap();
+    assert_eq!((record.peer, record.case), (village_id, case));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -181,6 +181,9 @@ struct Office {
     node_id: Option<NodeId>,
     name: Option<String>,
     region_code: String,
+    /// When it was revoked, if it was: it is then named by its revocation, and shown only while
+    /// cases lie in its region.
+    revoked_at: Option<DateTime<Utc>>,
 }
 
 impl Node {
@@ -215,7 +218,8 @@ impl Node {
     }
 
     /// [`Node::stats_by_child`], also naming the offices of `roster` (the replicated roster's
-    /// members): the children it knows this node admitted, and their children.
+    /// members, and the offices it says were revoked): the children it knows this node
+    /// admitted, and their children.
     pub fn stats_by_child_among(
         &self,
         now: DateTime<Utc>,
@@ -241,16 +245,18 @@ impl Node {
                         node_id: Some(child.node_id.clone()),
                         name: Some(child.name.clone()),
                         region_code: child.region_code.clone(),
+                        revoked_at: None,
                     },
                 );
             }
         }
+        // A revocation in the roster overrides the config the node opened with.
         for member in roster {
             if member.admitted_by.as_deref() == Some(self.node_id()) {
                 children.insert(member.node_id.clone(), office_of(member));
             }
         }
-        let mut children: Vec<Office> = children.into_values().collect();
+        let mut children = without_superseded(children.into_values().collect());
         children.sort_by(|left, right| left.region_code.cmp(&right.region_code));
         children
     }
@@ -279,13 +285,23 @@ fn breakdown(
     let mut child_stats = Vec::with_capacity(children.len());
     for child in children {
         let under_child = regions_under(&regions, &child.region_code);
+        if child.revoked_at.is_some() && under_child.is_empty() {
+            continue;
+        }
         claimed.extend(under_child.iter().copied());
         let grandchildren = sub_offices(child, roster, &under_child);
         let grandchild_stats = grandchildren
             .into_iter()
-            .map(|grandchild| {
+            .filter_map(|grandchild| {
                 let under_grandchild = regions_under(&regions, &grandchild.region_code);
-                office_stats(grandchild, measure(&under_grandchild), Vec::new())
+                if grandchild.revoked_at.is_some() && under_grandchild.is_empty() {
+                    return None;
+                }
+                Some(office_stats(
+                    grandchild,
+                    measure(&under_grandchild),
+                    Vec::new(),
+                ))
             })
             .collect();
         child_stats.push(office_stats(
@@ -329,13 +345,43 @@ fn office_of(member: &RosterMemberView) -> Office {
         node_id: Some(member.node_id.clone()),
         name: Some(member.name.clone()),
         region_code: member.region_code.clone(),
+        revoked_at: member.revoked.then_some(member.issued_at),
     }
+}
+
+/// `offices` less the revoked ones superseded, so that every case is counted once: a region is
+/// named after the office that has it now (a village whose node was replaced is counted under
+/// the new node), and a revoked office names only a region nobody took over; of offices revoked
+/// in the same region, the one revoked last names it.
+fn without_superseded(offices: Vec<Office>) -> Vec<Office> {
+    let overlap = |left: &str, right: &str| left.starts_with(right) || right.starts_with(left);
+    let superseded = |office: &Office| {
+        let Some(revoked_at) = office.revoked_at else {
+            return false;
+        };
+        offices.iter().any(|other| {
+            overlap(&other.region_code, &office.region_code)
+                && match other.revoked_at {
+                    None => true,
+                    Some(other_revoked_at) => {
+                        (other_revoked_at, &other.node_id) > (revoked_at, &office.node_id)
+                    }
+                }
+        })
+    };
+    let kept: Vec<bool> = offices.iter().map(|office| !superseded(office)).collect();
+    offices
+        .into_iter()
+        .zip(kept)
+        .filter_map(|(office, kept)| kept.then_some(office))
+        .collect()
 }
 
 fn office_stats(office: Office, measures: MeasureSet, children: Vec<OfficeStats>) -> OfficeStats {
     OfficeStats {
         node_id: office.node_id,
         name: office.name,
+        revoked: office.revoked_at.is_some(),
         region_code: office.region_code,
         measures,
         sync: None,
@@ -356,17 +402,20 @@ fn regions_under<'a>(regions: &'a [String], region_code: &str) -> Vec<&'a str> {
         .collect()
 }
 
-/// The offices one tier below `parent`: those the roster says it admitted, and one unnamed office
-/// per region code one tier below it that holds cases but is in no known office's region (a
-/// village not yet in this node's roster), by region code.
+/// The offices one tier below `parent`: those the roster says it admitted (or revoked), and one
+/// unnamed office per region code one tier below it that holds cases but is in no known office's
+/// region (a village not yet in this node's roster), by region code.
 fn sub_offices(parent: &Office, roster: &[RosterMemberView], regions: &[&str]) -> Vec<Office> {
-    let mut offices: Vec<Office> = roster
-        .iter()
-        .filter(|member| {
-            parent.node_id.is_some() && member.admitted_by.as_deref() == parent.node_id.as_deref()
-        })
-        .map(office_of)
-        .collect();
+    let mut offices: Vec<Office> = without_superseded(
+        roster
+            .iter()
+            .filter(|member| {
+                parent.node_id.is_some()
+                    && member.admitted_by.as_deref() == parent.node_id.as_deref()
+            })
+            .map(office_of)
+            .collect(),
+    );
     let sub_region_length = parent.region_code.len() + REGION_DIGITS_PER_TIER;
     let mut unknown: BTreeSet<&str> = BTreeSet::new();
     for region in regions {
@@ -381,6 +430,7 @@ fn sub_offices(parent: &Office, roster: &[RosterMemberView], regions: &[&str]) -
         node_id: None,
         name: None,
         region_code: region_code.to_owned(),
+        revoked_at: None,
     }));
     offices.sort_by(|left, right| left.region_code.cmp(&right.region_code));
     offices
