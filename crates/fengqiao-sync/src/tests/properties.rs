@@ -11,7 +11,7 @@ use proptest::prelude::*;
 
 use super::harness::{Faults, Federation};
 use super::support::{
-    OFFICES, TreeHierarchy, describe, instant, new_event, office_index, register_at,
+    OFFICES, TreeHierarchy, describe, instant, new_event, node_id, office_index, register_at,
 };
 use crate::replica::Replica;
 use crate::routing::{PeerRelation, respondent_is_office, route};
@@ -83,11 +83,10 @@ fn places(office: usize) -> Vec<&'static str> {
 
 /// Events `office` might append now; the lifecycle decides which are allowed.
 fn candidates(office: usize, state: &CaseState, at: DateTime<Utc>, id: &str) -> Vec<NewEvent> {
-    let me = OFFICES[office].node_id;
-    let children: Vec<&str> = OFFICES
-        .iter()
-        .filter(|candidate| candidate.parent == Some(office))
-        .map(|candidate| candidate.node_id)
+    let me = node_id(office);
+    let children: Vec<&str> = (0..OFFICES.len())
+        .filter(|candidate| OFFICES[*candidate].parent == Some(office))
+        .map(node_id)
         .collect();
     let mut kinds = vec![
         EventKind::Accept {},
@@ -115,7 +114,7 @@ fn candidates(office: usize, state: &CaseState, at: DateTime<Utc>, id: &str) -> 
     ];
     if let Some(parent) = OFFICES[office].parent {
         kinds.push(EventKind::Escalate {
-            to_node: OFFICES[parent].node_id.into(),
+            to_node: node_id(parent).into(),
             reason: "上报".into(),
         });
     }
@@ -272,8 +271,8 @@ fn check_converged(federation: &mut Federation) -> Result<(), TestCaseError> {
                 prop_assert!(
                     received,
                     "{} should have everything {} has of {}",
-                    OFFICES[to].node_id,
-                    OFFICES[from].node_id,
+                    node_id(to),
+                    node_id(from),
                     case
                 );
                 let reverse = match relation {
@@ -289,8 +288,8 @@ fn check_converged(federation: &mut Federation) -> Result<(), TestCaseError> {
                         &ours,
                         &theirs,
                         "{} and {} differ on {}",
-                        OFFICES[from].node_id,
-                        OFFICES[to].node_id,
+                        node_id(from),
+                        node_id(to),
                         case
                     );
                     prop_assert_eq!(
@@ -325,7 +324,7 @@ fn allowed(
 
 fn check_confidentiality(federation: &mut Federation) -> Result<(), TestCaseError> {
     for (office, description) in OFFICES.iter().enumerate() {
-        let me = description.node_id;
+        let me = node_id(office);
         let cases: Vec<String> = federation.replicas[office].case_ids().cloned().collect();
         for case in cases {
             let routing = federation.replicas[office]
@@ -369,7 +368,7 @@ fn check_cases_reach_every_office_above(federation: &mut Federation) -> Result<(
                 .routing(&case)
                 .expect("memory")
                 .expect("held");
-            if routing.registered_by != description.node_id {
+            if routing.registered_by != node_id(office) {
                 continue;
             }
             let mut withheld = false;
@@ -388,9 +387,9 @@ fn check_cases_reach_every_office_above(federation: &mut Federation) -> Result<(
                     !withheld,
                     "{} registered at {} about {:?}: held at {}",
                     case,
-                    description.node_id,
+                    node_id(office),
                     routing.respondent,
-                    OFFICES[receiver].node_id
+                    node_id(receiver)
                 );
                 above = OFFICES[receiver].parent;
             }
