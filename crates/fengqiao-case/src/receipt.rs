@@ -2,6 +2,9 @@
 //! seen is signed by the office it names, that office belongs to the federation, and the
 //! authority table lets it make that event; every event it already holds is still there,
 //! unchanged. No IO: the caller reads both versions of the case and supplies the roster.
+//! [`keep_received`] is the whole of it, from a peer's bytes to the document to keep and the
+//! changes refused: every replica takes in what peers send through it (or, batched, through the
+//! same [`check_received_many`] and [`screen`]).
 //!
 //! Authority is judged against the case's state where the event was made: the state derived from
 //! the event's causal past (`crate::causal_past`), the events its maker held when it made it.
@@ -525,6 +528,99 @@ pub fn screen(
         kept: Vec::new(),
         refused,
         rejections,
+    })
+}
+
+/// A peer's bytes of one case, as a sync frame carries them.
+#[derive(Debug, Clone, Copy)]
+pub enum PeerBytes<'a> {
+    /// A whole saved document (possibly followed by incremental changes).
+    Whole(&'a [u8]),
+    /// Changes (automerge's incremental form) to apply to the document held here.
+    Changes(&'a [u8]),
+}
+
+/// What a node keeps of a peer's bytes of a case: see [`keep_received`].
+#[derive(Debug)]
+pub struct Kept {
+    /// The document to hold from now on: the held one (for a case new here, an empty one) with
+    /// every change of the peer's that passed the checks. Its heads are the held heads when
+    /// nothing passed.
+    pub document: CaseDocument,
+    /// The peer's changes not kept, each with why and whether it may pass later.
+    pub refused: Vec<RefusedChange>,
+}
+
+/// What a node keeps of a peer's bytes of case `case`: the peer's copy is built on a fork of
+/// `held` (`None` for a case new here, which only [`PeerBytes::Whole`] can bring), every new
+/// event is judged on its causal past ([`check_received`]), and when any fails the copy is
+/// [`screen`]ed, so the honest changes are kept and the rest refused. `actor` writes the
+/// documents built here. The one way every replica takes in a peer's bytes; the store's replica
+/// reaches the same verdicts through the same two functions, batched.
+///
+/// An error means the bytes cannot be read as this case at all (undecodable, another case, or a
+/// document created separately under its number); `held` is never changed.
+pub fn keep_received(
+    case: &str,
+    mut held: Option<&mut CaseDocument>,
+    bytes: PeerBytes<'_>,
+    actor: &[u8],
+    federation: &dyn Hierarchy,
+    limits: &Limits,
+) -> Result<Kept, DocumentError> {
+    let mut copy = match (held.as_deref_mut(), bytes) {
+        (None, PeerBytes::Whole(saved)) => CaseDocument::load(saved, &[], actor)?,
+        (Some(held), PeerBytes::Whole(saved)) => {
+            let mut copy = held.fork(actor);
+            copy.merge(&mut CaseDocument::load(saved, &[], actor)?)?;
+            copy
+        }
+        (Some(held), PeerBytes::Changes(changes)) => {
+            let mut copy = held.fork(actor);
+            copy.automerge()
+                .load_incremental(changes)
+                .map_err(|error| {
+                    DocumentError::Malformed(format!("changes cannot be decoded: {error}"))
+                })?;
+            copy
+        }
+        (None, PeerBytes::Changes(_)) => {
+            return Err(DocumentError::Malformed(format!(
+                "changes to case {case}, which is not held here"
+            )));
+        }
+    };
+    let (header, events) = copy.contents()?;
+    if header.number != case {
+        return Err(DocumentError::Malformed(format!(
+            "the document is case {}",
+            header.number
+        )));
+    }
+    let held_events = match held.as_deref() {
+        Some(held) => held.events()?,
+        None => Vec::new(),
+    };
+    let causal = copy.causal_past()?;
+    let rejections = check_received(
+        case,
+        &header,
+        &held_events,
+        &events,
+        &causal,
+        federation,
+        limits,
+    );
+    if rejections.is_empty() {
+        return Ok(Kept {
+            document: copy,
+            refused: Vec::new(),
+        });
+    }
+    let screened = screen(case, held, &mut copy, actor, federation, limits)?;
+    Ok(Kept {
+        document: screened.document,
+        refused: screened.refused,
     })
 }
 

@@ -1,5 +1,5 @@
 //! What the sync core needs from the node's storage, as a synchronous trait, and an in-memory
-//! implementation for tests and the harness.
+//! implementation for tests and the harness, which checks what peers send as every replica does.
 //!
 //! The shell implements [`Replica`] over `fengqiao-store` (documents, change feed, sled meta for
 //! the per-peer state). Calls are synchronous because the core has no runtime; the shell runs a
@@ -7,9 +7,11 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use fengqiao_case::authority::Hierarchy;
 use fengqiao_case::document::CaseDocument;
 use fengqiao_case::model::sync::{ChangeHead, FeedSequence, PEER_REFUSAL_VERSION, PeerRefusal};
 use fengqiao_case::model::{CaseId, CaseState, Limits, NodeId};
+use fengqiao_case::receipt::{self, PeerBytes, RefusedChange};
 
 use crate::routing::{CaseRouting, PeerDescription, SubtreeRoster};
 
@@ -127,6 +129,8 @@ pub trait Replica {
 }
 
 /// A node's cases in memory with a change feed: what `fengqiao-store` provides, minus sled.
+/// It takes in a peer's bytes as every replica does ([`receipt::keep_received`]): checked event
+/// by event, refused changes kept in a quarantine log instead of the case.
 pub struct InMemoryReplica {
     actor: Vec<u8>,
     limits: Limits,
@@ -137,6 +141,11 @@ pub struct InMemoryReplica {
     peer_cursors: HashMap<NodeId, FeedSequence>,
     peer_heads: HashMap<(NodeId, CaseId), Vec<ChangeHead>>,
     roster: Box<dyn SubtreeRoster>,
+    /// Who lies above whom and which region each office has: what received events are judged
+    /// against.
+    hierarchy: Box<dyn Hierarchy>,
+    /// Peers' changes refused on receipt, in the order they came.
+    quarantine: Vec<QuarantinedChange>,
     /// Applies since the last `make_durable`: nothing is on disk here, but tests check that the
     /// session asks for durability before it acknowledges.
     applies_not_durable: usize,
@@ -155,7 +164,11 @@ impl std::fmt::Debug for InMemoryReplica {
 }
 
 impl InMemoryReplica {
-    pub fn new(actor: &[u8], roster: Box<dyn SubtreeRoster>) -> InMemoryReplica {
+    pub fn new(
+        actor: &[u8],
+        roster: Box<dyn SubtreeRoster>,
+        hierarchy: Box<dyn Hierarchy>,
+    ) -> InMemoryReplica {
         InMemoryReplica {
             actor: actor.to_vec(),
             limits: Limits::default(),
@@ -166,6 +179,8 @@ impl InMemoryReplica {
             peer_cursors: HashMap::new(),
             peer_heads: HashMap::new(),
             roster,
+            hierarchy,
+            quarantine: Vec::new(),
             applies_not_durable: 0,
             refusals_by_peers: BTreeMap::new(),
         }
@@ -174,6 +189,12 @@ impl InMemoryReplica {
     /// What peers refused of the changes this replica sent them, by (peer, case).
     pub fn refusals_by_peers(&self) -> impl Iterator<Item = &PeerRefusal> {
         self.refusals_by_peers.values()
+    }
+
+    /// Every peer's change refused on receipt so far (deferred ones are not: they are asked for
+    /// again).
+    pub fn quarantine(&self) -> &[QuarantinedChange] {
+        &self.quarantine
     }
 
     /// Applies since [`Replica::make_durable`] was last called.
@@ -284,7 +305,7 @@ impl Replica for InMemoryReplica {
 
     fn apply(
         &mut self,
-        _peer: &str,
+        peer: &str,
         case: &str,
         bytes: &[u8],
         whole: bool,
@@ -294,54 +315,49 @@ impl Replica for InMemoryReplica {
             case: case.to_owned(),
             message,
         };
-        let actor = self.actor.clone();
-        let existing = self.documents.get_mut(case);
-        let created = existing.is_none();
-        let before = existing.map(|document| document.head_hashes());
-        // Applied to a copy first: bytes that leave the document malformed must not replace it.
-        let candidate = match (self.documents.get_mut(case), whole) {
-            (None, true) => {
-                let document = CaseDocument::load(bytes, &[], &actor)
-                    .map_err(|error| rejected(error.to_string()))?;
-                check_number(&document, case).map_err(rejected)?;
-                let header = document
-                    .header()
-                    .map_err(|error| rejected(error.to_string()))?;
-                let events = document
-                    .events()
-                    .map_err(|error| rejected(error.to_string()))?;
-                let state = fengqiao_case::derive(&header, &events, &self.limits);
-                admit_new_case(&CaseRouting::from_case(&header, &state)).map_err(rejected)?;
-                document
-            }
-            (None, false) => return Err(rejected("changes for a case not held here".to_owned())),
-            (Some(document), true) => {
-                let mut incoming = CaseDocument::load(bytes, &[], &actor)
-                    .map_err(|error| rejected(error.to_string()))?;
-                let mut merged = document.fork(&actor);
-                merged
-                    .merge(&mut incoming)
-                    .map_err(|error| rejected(error.to_string()))?;
-                merged
-            }
-            (Some(document), false) => {
-                let mut merged = document.fork(&actor);
-                merged
-                    .automerge()
-                    .load_incremental(bytes)
-                    .map_err(|error| rejected(format!("changes cannot be decoded: {error}")))?;
-                merged
-                    .header()
-                    .and_then(|_| merged.events())
-                    .map_err(|error| rejected(error.to_string()))?;
-                merged
-            }
+        let bytes = match whole {
+            true => PeerBytes::Whole(bytes),
+            false => PeerBytes::Changes(bytes),
         };
-        let mut candidate = candidate;
-        let heads = candidate.head_hashes();
+        let mut held = self.documents.get_mut(case);
+        let created = held.is_none();
+        let before = held.as_mut().map(|document| document.head_hashes());
+        let kept = receipt::keep_received(
+            case,
+            held,
+            bytes,
+            &self.actor,
+            self.hierarchy.as_ref(),
+            &self.limits,
+        )
+        .map_err(|error| rejected(error.to_string()))?;
+        let mut document = kept.document;
+        let heads = document.head_hashes();
+        if created {
+            if heads.is_empty() {
+                // Nothing of the case passed: it is not created here.
+                let message = describe(&kept.refused);
+                if kept.refused.iter().all(|change| change.may_pass_later) {
+                    return Err(ReplicaError::Deferred {
+                        case: case.to_owned(),
+                        message,
+                    });
+                }
+                self.record_refused(peer, case, kept.refused);
+                return Err(rejected(format!(
+                    "every change failed the checks on receipt: {message}"
+                )));
+            }
+            let (header, events) = document
+                .contents()
+                .map_err(|error| rejected(error.to_string()))?;
+            let state = fengqiao_case::derive(&header, &events, &self.limits);
+            admit_new_case(&CaseRouting::from_case(&header, &state)).map_err(rejected)?;
+        }
+        let (quarantined, deferred) = self.record_refused(peer, case, kept.refused);
         let changed = before.as_ref() != Some(&heads);
-        self.documents.insert(case.to_owned(), candidate);
         if changed {
+            self.documents.insert(case.to_owned(), document);
             self.advance_feed(case);
             self.applies_not_durable += 1;
         }
@@ -349,8 +365,8 @@ impl Replica for InMemoryReplica {
             heads,
             created,
             changed,
-            quarantined: Vec::new(),
-            deferred: false,
+            quarantined,
+            deferred,
         })
     }
 
@@ -429,12 +445,38 @@ impl Replica for InMemoryReplica {
     }
 }
 
-/// A whole document sent under one case number must be that case.
-fn check_number(document: &CaseDocument, case: &str) -> Result<(), String> {
-    match document.header() {
-        Ok(header) if header.number == case => Ok(()),
-        Ok(header) => Err(format!("the document is case {}", header.number)),
-        Err(error) => Err(error.to_string()),
+/// A peer's change this replica refused on receipt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuarantinedChange {
+    pub peer: NodeId,
+    pub case: CaseId,
+    pub reason: String,
+}
+
+impl InMemoryReplica {
+    /// Log the refused changes that will not pass later; returns their reasons and whether any
+    /// other was deferred (to be asked for again), as [`Applied`] reports them.
+    fn record_refused(
+        &mut self,
+        peer: &str,
+        case: &str,
+        refused: Vec<RefusedChange>,
+    ) -> (Vec<String>, bool) {
+        let mut deferred = false;
+        let mut reasons = Vec::new();
+        for change in refused {
+            if change.may_pass_later {
+                deferred = true;
+                continue;
+            }
+            self.quarantine.push(QuarantinedChange {
+                peer: peer.to_owned(),
+                case: case.to_owned(),
+                reason: change.reason.clone(),
+            });
+            reasons.push(change.reason);
+        }
+        (reasons, deferred)
     }
 }
 
@@ -447,4 +489,12 @@ pub fn peer_refusal(peer: &PeerDescription, case: &str, reasons: &[String]) -> P
         case: case.to_owned(),
         reasons: reasons.to_vec(),
     }
+}
+
+fn describe(refused: &[RefusedChange]) -> String {
+    refused
+        .iter()
+        .map(|change| change.reason.as_str())
+        .collect::<Vec<_>>()
+        .join("; ")
 }

@@ -160,14 +160,14 @@ fn main() -> anyhow::Result<()> {
     // W1.
     let memory_baseline_kib = resident_kib("self")?;
     let sampler = MemorySampler::start();
-    let receiver_federation = runtime.block_on(Federation::start(
+    let receiver_federation = runtime.block_on(start_federation(
         Arc::clone(&receiver.node),
         federation_config(None, &[&holder]),
     ))?;
     let receiver_address = receiver_federation.local_address();
     let w1_cpu_before = cpu_seconds("self")?;
     let w1_started = Instant::now();
-    let holder_federation = runtime.block_on(Federation::start(
+    let holder_federation = runtime.block_on(start_federation(
         Arc::clone(&holder.node),
         federation_config(Some((receiver_address, &receiver)), &[]),
     ))?;
@@ -231,7 +231,7 @@ fn main() -> anyhow::Result<()> {
     let in_memory_incremental = in_memory_incremental_sync(&holder.node, &updated)?;
     let relay = runtime.block_on(CountingRelay::start(receiver_address))?;
     let w2_started = Instant::now();
-    let holder_federation = runtime.block_on(Federation::start(
+    let holder_federation = runtime.block_on(start_federation(
         Arc::clone(&holder.node),
         federation_config(Some((relay.address, &receiver)), &[]),
     ))?;
@@ -355,8 +355,16 @@ fn federation_config(
         office: office.office.clone(),
     });
     config.children = children.iter().map(|child| child.office.clone()).collect();
-    config.check_received_events = RECEIPT_CHECKS.load(Ordering::Relaxed);
     config
+}
+
+/// Start a node's federation, with checks on received events unless `--no-receipt-checks`.
+async fn start_federation(node: Arc<Node>, config: FederationConfig) -> anyhow::Result<Federation> {
+    if RECEIPT_CHECKS.load(Ordering::Relaxed) {
+        Federation::start(node, config).await
+    } else {
+        Federation::start_without_receipt_checks_for_benchmark(node, config).await
+    }
 }
 
 fn seed_cases(node: &Node, count: usize, batch: usize) -> anyhow::Result<()> {
@@ -672,18 +680,18 @@ fn two_hop_latency(
     )?;
     // The county learns of the village from the township through the replicated roster; the
     // change travels up, which needs no roster anyway.
-    let county_federation = runtime.block_on(Federation::start(
+    let county_federation = runtime.block_on(start_federation(
         Arc::clone(&county.node),
         federation_config(None, &[&township]),
     ))?;
-    let township_federation = runtime.block_on(Federation::start(
+    let township_federation = runtime.block_on(start_federation(
         Arc::clone(&township.node),
         federation_config(
             Some((county_federation.local_address(), &county)),
             &[&village],
         ),
     ))?;
-    let village_federation = runtime.block_on(Federation::start(
+    let village_federation = runtime.block_on(start_federation(
         Arc::clone(&village.node),
         federation_config(Some((township_federation.local_address(), &township)), &[]),
     ))?;

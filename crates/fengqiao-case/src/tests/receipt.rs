@@ -411,7 +411,7 @@ mod screening {
     use super::*;
     use crate::document::CaseDocument;
     use crate::lifecycle::{append, register};
-    use crate::receipt::screen;
+    use crate::receipt::{PeerBytes, keep_received, screen};
 
     use super::super::support::{ACTOR_A, ACTOR_B, new_event};
 
@@ -644,6 +644,106 @@ mod screening {
             .apply_changes(screened.kept.clone())
             .expect("applies");
         assert_eq!(ids(&county), ["register", "accept", "note"]);
+    }
+
+    /// What a node keeps of a peer's bytes, as changes to a case held here and as a whole
+    /// document of a case new here: the honest changes, never the forged one, with why.
+    #[test]
+    fn keeping_a_peers_bytes_takes_the_honest_changes_and_refuses_the_forged_one() {
+        let offices = Offices::new();
+        let mut village = village_document(&offices);
+        let mut county = village.fork(&ACTOR_C);
+        let county_heads = county.head_hashes();
+        let mut township = village.fork(&ACTOR_B);
+        let mut forged = signed(
+            &offices.village,
+            "forged",
+            reply(),
+            Some("accept"),
+            china(3, 3, 9),
+        );
+        sign_event(&case_header().number, &mut forged, &offices.township).expect("signs");
+        township.push_event(&forged).expect("pushes");
+        village_note(&mut village, &offices, "note", china(3, 3, 10));
+        township.merge(&mut village).expect("merges");
+        let number = case_header().number;
+        let keep = |held: Option<&mut CaseDocument>, bytes: PeerBytes<'_>| {
+            keep_received(&number, held, bytes, &ACTOR_C, &offices, &Limits::default())
+                .expect("reads as the case")
+        };
+
+        let changes = township.changes_since(&county_heads);
+        let mut kept = keep(Some(&mut county), PeerBytes::Changes(&changes));
+        assert_eq!(ids(&kept.document), ["register", "accept", "note"]);
+        assert_eq!(kept.refused.len(), 1, "{:?}", kept.refused);
+        assert!(kept.refused[0].reason.contains("signed by node"));
+        assert!(!kept.refused[0].may_pass_later);
+        assert_eq!(
+            ids(&county),
+            ["register", "accept"],
+            "the held copy is untouched"
+        );
+
+        let whole = township.save();
+        let mut new_here = keep(None, PeerBytes::Whole(&whole));
+        assert_eq!(ids(&new_here.document), ["register", "accept", "note"]);
+        assert_eq!(new_here.refused.len(), 1);
+        assert_eq!(new_here.document.head_hashes(), kept.document.head_hashes());
+
+        // An honest copy is kept whole, as it came.
+        let mut honest = keep(None, PeerBytes::Whole(&village.save()));
+        assert!(honest.refused.is_empty());
+        assert_eq!(honest.document.head_hashes(), village.head_hashes());
+    }
+
+    #[test]
+    fn bytes_that_are_not_the_case_are_an_error_and_change_nothing() {
+        let offices = Offices::new();
+        let mut county = village_document(&offices).fork(&ACTOR_C);
+        let before = county.head_hashes();
+        let number = case_header().number;
+        let keep = |held: Option<&mut CaseDocument>, bytes: PeerBytes<'_>| {
+            keep_received(&number, held, bytes, &ACTOR_C, &offices, &Limits::default())
+        };
+        // Registered separately, by another actor: as `number`, and as another case.
+        let registered_as = |number: &str| {
+            let mut header = case_header();
+            header.number = number.to_owned();
+            let (mut document, _, _) = register(
+                header,
+                new_event(
+                    "register",
+                    &id(&offices.village),
+                    EventKind::Register { header: None },
+                    china(3, 2, 9),
+                ),
+                &ACTOR_B,
+                &Limits::default(),
+                &offices.village,
+            )
+            .expect("registers");
+            document.save()
+        };
+        let impostor = registered_as(&number);
+        let error = keep(Some(&mut county), PeerBytes::Whole(&impostor)).expect_err("impostor");
+        assert!(
+            error
+                .to_string()
+                .contains("not created as replicas of one case"),
+            "{error}"
+        );
+        // Undecodable changes add nothing (automerge reads a chunk up to its first bad change).
+        let mut garbage =
+            keep(Some(&mut county), PeerBytes::Changes(&[0xde, 0xad])).expect("reads");
+        assert_eq!(garbage.document.head_hashes(), before);
+        assert!(keep(None, PeerBytes::Changes(&impostor)).is_err());
+        let other_case = registered_as("430702001001-2026-000999");
+        let error = keep(None, PeerBytes::Whole(&other_case)).expect_err("another case");
+        assert!(
+            error.to_string().contains("the document is case"),
+            "{error}"
+        );
+        assert_eq!(county.head_hashes(), before);
     }
 
     #[test]

@@ -4,7 +4,7 @@
 use fengqiao_case::model::EventKind;
 
 use super::harness::{Faults, Federation};
-use super::support::{OFFICES, append_at, instant, new_event, note, register_at};
+use super::support::{OFFICES, append_at, instant, new_event, node_id, note, register_at};
 use crate::replica::Replica;
 
 const COUNTY: usize = 0;
@@ -57,7 +57,7 @@ fn cases_flow_up_to_the_county_and_never_to_a_sibling() {
             federation.replicas[village].case_count(),
             3,
             "{}",
-            OFFICES[village].node_id
+            node_id(village)
         );
     }
 }
@@ -73,10 +73,10 @@ fn a_county_directive_reaches_the_village_holding_the_case() {
         &case,
         new_event(
             "directive-1",
-            OFFICES[COUNTY].node_id,
+            node_id(COUNTY),
             EventKind::IssueDirective {
                 directive: "D-1".to_owned(),
-                target_node: OFFICES[VILLAGE_12].node_id.to_owned(),
+                target_node: node_id(VILLAGE_12).to_owned(),
                 requirement: "十日内结清欠薪".to_owned(),
                 due: chrono::NaiveDate::from_ymd_opt(2026, 3, 20).expect("date"),
                 listed: true,
@@ -91,7 +91,7 @@ fn a_county_directive_reaches_the_village_holding_the_case() {
         assert!(
             same_heads(&mut federation, COUNTY, office, &case),
             "{}",
-            OFFICES[office].node_id
+            node_id(office)
         );
     }
     let state = federation.replicas[VILLAGE_12].state(&case).expect("held");
@@ -120,13 +120,13 @@ fn edits_on_both_sides_of_a_cut_converge_when_it_heals() {
     append_at(
         &mut federation.replicas[VILLAGE_11],
         &case,
-        note("village-note", OFFICES[VILLAGE_11].node_id, instant(4, 9)),
+        note("village-note", node_id(VILLAGE_11), instant(4, 9)),
     );
     federation.local_change(VILLAGE_11);
     append_at(
         &mut federation.replicas[COUNTY],
         &case,
-        note("county-note", OFFICES[COUNTY].node_id, instant(4, 10)),
+        note("county-note", node_id(COUNTY), instant(4, 10)),
     );
     federation.local_change(COUNTY);
     let new_case = case_number(VILLAGE_12, 9);
@@ -155,7 +155,7 @@ fn edits_on_both_sides_of_a_cut_converge_when_it_heals() {
         assert!(
             same_heads(&mut federation, COUNTY, office, &case),
             "{}",
-            OFFICES[office].node_id
+            node_id(office)
         );
     }
     assert_eq!(
@@ -187,11 +187,7 @@ fn duplicated_and_reordered_frames_and_dropped_connections_still_converge() {
             append_at(
                 &mut federation.replicas[village],
                 &case,
-                note(
-                    &format!("n{round}"),
-                    OFFICES[village].node_id,
-                    instant(5, 9),
-                ),
+                note(&format!("n{round}"), node_id(village), instant(5, 9)),
             );
             federation.local_change(village);
         }

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
-use super::support::{OFFICES, describe, replica_for};
+use super::support::{OFFICES, describe, node_id, replica_for};
 use crate::codec::FrameCodec;
 use crate::replica::InMemoryReplica;
 use crate::routing::PeerRelation;
@@ -188,14 +188,14 @@ impl Federation {
         let (parent, child) = (link.parent, link.child);
         let parent_session = Session::new(
             self.config.clone(),
-            OFFICES[parent].node_id,
+            node_id(parent),
             describe(child, PeerRelation::Child),
             &mut self.replicas[parent],
             self.now,
         );
         let child_session = Session::new(
             self.config.clone(),
-            OFFICES[child].node_id,
+            node_id(child),
             describe(parent, PeerRelation::Parent),
             &mut self.replicas[child],
             self.now,
@@ -270,9 +270,9 @@ impl Federation {
         let mut moved = false;
         for to_parent in [true, false] {
             let (receiver, sender_name) = if to_parent {
-                (parent, OFFICES[child].node_id)
+                (parent, node_id(child))
             } else {
-                (child, OFFICES[parent].node_id)
+                (child, node_id(parent))
             };
             loop {
                 let lost = self.faults.loss > 0.0 && self.rng.random_bool(self.faults.loss);
@@ -320,14 +320,13 @@ impl Federation {
                         SyncEvent::Failed { message } => {
                             self.failures.push(format!(
                                 "session at {} with {sender_name} failed: {message}",
-                                OFFICES[receiver].node_id
+                                node_id(receiver)
                             ));
                             failed = true;
                         }
-                        SyncEvent::CaseSkipped { case, reason } => self.failures.push(format!(
-                            "{} skipped {case}: {reason}",
-                            OFFICES[receiver].node_id
-                        )),
+                        SyncEvent::CaseSkipped { case, reason } => self
+                            .failures
+                            .push(format!("{} skipped {case}: {reason}", node_id(receiver))),
                         _ => {}
                     }
                 }

@@ -1,5 +1,6 @@
 //! Tests of the sync core: frames, routing, sessions between two nodes, and a multi-node harness.
 
+mod agreement;
 mod federation;
 mod frames;
 mod harness;

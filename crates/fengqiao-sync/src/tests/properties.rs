@@ -1,17 +1,28 @@
-//! Property: random edits at random offices, with links cut and healed, frames duplicated and
-//! reordered and connections dropped, converge once links heal: every office that routing says
-//! should hold a case holds it with identical heads and derived state, no village holds a
-//! sibling's case, and no office receives a complaint about itself.
+//! Properties of the whole federation, every replica checking what it receives.
+//!
+//! Random edits at random offices, with links cut and healed, frames duplicated and reordered
+//! and connections dropped, converge once links heal: every office that routing says should hold
+//! a case holds it with identical heads and derived state, no village holds a sibling's case, and
+//! no office receives a complaint about itself.
+//!
+//! Random lifecycle work on cases every holder keeps whole, with partitions and heals, concurrent
+//! take-overs and resolves included, ends in agreement: every replica of a case holds the same
+//! events and derives the same state, every disagreement is a visible conflict or settled by a
+//! standing resolve, and nothing an honest office made is quarantined anywhere.
+
+use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, TimeDelta, Utc};
 use fengqiao_case::authority::authorize;
 use fengqiao_case::lifecycle::{NewEvent, append, check_with_header};
-use fengqiao_case::model::{CaseState, EventKind, ReplyOutcome, Satisfaction, Tier};
+use fengqiao_case::model::{
+    CaseHeader, CaseState, Event, EventKind, ReplyOutcome, Satisfaction, Tier,
+};
 use proptest::prelude::*;
 
 use super::harness::{Faults, Federation};
 use super::support::{
-    OFFICES, TreeHierarchy, describe, instant, new_event, office_index, register_at,
+    OFFICES, TreeHierarchy, describe, instant, new_event, node_id, office_index, register_at,
 };
 use crate::replica::Replica;
 use crate::routing::{PeerRelation, respondent_is_office, route};
@@ -23,7 +34,26 @@ enum Step {
         place: usize,
         respondent: usize,
     },
+    /// A case located in the office's own region, about an outsider: every office that ever
+    /// holds it (the office and those above) keeps receiving all of it.
+    RegisterOwn {
+        office: usize,
+    },
     Append {
+        office: usize,
+        case: usize,
+        choice: usize,
+        hours: i64,
+    },
+    /// An append that chooses among the transitions the office may make, if any.
+    Transition {
+        office: usize,
+        case: usize,
+        choice: usize,
+        hours: i64,
+    },
+    /// An append that chooses among the resolves the office may make, if any.
+    Resolve {
         office: usize,
         case: usize,
         choice: usize,
@@ -83,11 +113,10 @@ fn places(office: usize) -> Vec<&'static str> {
 
 /// Events `office` might append now; the lifecycle decides which are allowed.
 fn candidates(office: usize, state: &CaseState, at: DateTime<Utc>, id: &str) -> Vec<NewEvent> {
-    let me = OFFICES[office].node_id;
-    let children: Vec<&str> = OFFICES
-        .iter()
-        .filter(|candidate| candidate.parent == Some(office))
-        .map(|candidate| candidate.node_id)
+    let me = node_id(office);
+    let children: Vec<&str> = (0..OFFICES.len())
+        .filter(|candidate| OFFICES[*candidate].parent == Some(office))
+        .map(node_id)
         .collect();
     let mut kinds = vec![
         EventKind::Accept {},
@@ -105,6 +134,9 @@ fn candidates(office: usize, state: &CaseState, at: DateTime<Utc>, id: &str) -> 
         EventKind::Reopen {
             reason: "重新办理".into(),
         },
+        EventKind::TakeOver {
+            reason: "提级办理".into(),
+        },
         EventKind::AcceptAssignment {},
         EventKind::Object {
             reason: "非本级职责".into(),
@@ -115,7 +147,7 @@ fn candidates(office: usize, state: &CaseState, at: DateTime<Utc>, id: &str) -> 
     ];
     if let Some(parent) = OFFICES[office].parent {
         kinds.push(EventKind::Escalate {
-            to_node: OFFICES[parent].node_id.into(),
+            to_node: node_id(parent).into(),
             reason: "上报".into(),
         });
     }
@@ -187,12 +219,43 @@ fn apply_step(
             );
             federation.local_change(office);
         }
+        Step::RegisterOwn { office } => {
+            let region = OFFICES[office].region_code;
+            *next_case += 1;
+            let number = format!("{region}-2026-{next_case:06}");
+            register_at(
+                &mut federation.replicas[office],
+                office,
+                &number,
+                region,
+                "某建筑公司",
+                instant(2, 9),
+            );
+            federation.local_change(office);
+        }
         Step::Append {
             office,
             case,
             choice,
             hours,
+        }
+        | Step::Transition {
+            office,
+            case,
+            choice,
+            hours,
+        }
+        | Step::Resolve {
+            office,
+            case,
+            choice,
+            hours,
         } => {
+            let wanted = |kind: &EventKind| match step {
+                Step::Transition { .. } => kind.is_transition(),
+                Step::Resolve { .. } => matches!(kind, EventKind::Resolve { .. }),
+                _ => true,
+            };
             let replica = &mut federation.replicas[office];
             let mut held: Vec<String> = replica.case_ids().cloned().collect();
             if held.is_empty() {
@@ -218,6 +281,7 @@ fn apply_step(
                 .into_iter()
                 .filter(|event| check_with_header(&header, &state, event, &limits).is_ok())
                 .filter(|event| authorize(&state, &event.kind, &event.node, &TreeHierarchy).is_ok())
+                .filter(|event| wanted(&event.kind))
                 .collect();
             if valid.is_empty() {
                 return;
@@ -272,8 +336,8 @@ fn check_converged(federation: &mut Federation) -> Result<(), TestCaseError> {
                 prop_assert!(
                     received,
                     "{} should have everything {} has of {}",
-                    OFFICES[to].node_id,
-                    OFFICES[from].node_id,
+                    node_id(to),
+                    node_id(from),
                     case
                 );
                 let reverse = match relation {
@@ -289,8 +353,8 @@ fn check_converged(federation: &mut Federation) -> Result<(), TestCaseError> {
                         &ours,
                         &theirs,
                         "{} and {} differ on {}",
-                        OFFICES[from].node_id,
-                        OFFICES[to].node_id,
+                        node_id(from),
+                        node_id(to),
                         case
                     );
                     prop_assert_eq!(
@@ -325,7 +389,7 @@ fn allowed(
 
 fn check_confidentiality(federation: &mut Federation) -> Result<(), TestCaseError> {
     for (office, description) in OFFICES.iter().enumerate() {
-        let me = description.node_id;
+        let me = node_id(office);
         let cases: Vec<String> = federation.replicas[office].case_ids().cloned().collect();
         for case in cases {
             let routing = federation.replicas[office]
@@ -369,7 +433,7 @@ fn check_cases_reach_every_office_above(federation: &mut Federation) -> Result<(
                 .routing(&case)
                 .expect("memory")
                 .expect("held");
-            if routing.registered_by != description.node_id {
+            if routing.registered_by != node_id(office) {
                 continue;
             }
             let mut withheld = false;
@@ -388,9 +452,9 @@ fn check_cases_reach_every_office_above(federation: &mut Federation) -> Result<(
                     !withheld,
                     "{} registered at {} about {:?}: held at {}",
                     case,
-                    description.node_id,
+                    node_id(office),
                     routing.respondent,
-                    OFFICES[receiver].node_id
+                    node_id(receiver)
                 );
                 above = OFFICES[receiver].parent;
             }
@@ -420,8 +484,237 @@ proptest! {
         federation.heal_all();
         federation.run_until_quiet(20_000);
         prop_assert!(federation.failures.is_empty(), "{:?}", federation.failures);
+        for replica in &federation.replicas {
+            prop_assert!(replica.quarantine().is_empty(), "{:?}", replica.quarantine());
+        }
         check_converged(&mut federation)?;
         check_confidentiality(&mut federation)?;
         check_cases_reach_every_office_above(&mut federation)?;
+    }
+}
+
+/// Offices of the agreement property: the county, township 1 and its two villages, so that
+/// most offices take part in most cases.
+const AGREEING: [usize; 4] = [0, 1, 3, 4];
+
+/// Lifecycle work and partitions, without frame faults: few cases, mostly villages' (held by a
+/// village, its township and the county), many events and resolves, so offices act on the same
+/// case from both sides of a cut.
+fn agreement_step() -> impl Strategy<Value = Step> {
+    let office = || proptest::sample::select(AGREEING.to_vec());
+    prop_oneof![
+        1 => prop_oneof![3 => 3..5usize, 1 => 0..2usize].prop_map(|office| Step::RegisterOwn { office }),
+        4 => (office(), any::<usize>(), any::<usize>(), 1..48i64).prop_map(|(office, case, choice, hours)| Step::Append { office, case, choice, hours }),
+        6 => (office(), any::<usize>(), any::<usize>(), 1..48i64).prop_map(|(office, case, choice, hours)| Step::Transition { office, case, choice, hours }),
+        8 => (office(), any::<usize>(), any::<usize>(), 1..48i64).prop_map(|(office, case, choice, hours)| Step::Resolve { office, case, choice, hours }),
+        2 => (0..3usize).prop_map(|link| Step::Cut { link }),
+        2 => (0..3usize).prop_map(|link| Step::Heal { link }),
+        1 => (0..3usize).prop_map(|link| Step::DropConnection { link }),
+        3 => (1..6usize).prop_map(|rounds| Step::Run { rounds }),
+    ]
+}
+
+/// Every replica holding a case holds the same events and derives the same state.
+fn check_every_replica_agrees(federation: &mut Federation) -> Result<(), TestCaseError> {
+    let mut cases: Vec<String> = federation
+        .replicas
+        .iter()
+        .flat_map(|replica| replica.case_ids().cloned())
+        .collect();
+    cases.sort();
+    cases.dedup();
+    for case in cases {
+        let holders: Vec<usize> = (0..OFFICES.len())
+            .filter(|office| {
+                federation.replicas[*office]
+                    .case_ids()
+                    .any(|held| *held == case)
+            })
+            .collect();
+        let first = holders[0];
+        let heads = federation.replicas[first].heads(&case).expect("memory");
+        let state = federation.replicas[first].state(&case);
+        for &office in &holders[1..] {
+            prop_assert_eq!(
+                &federation.replicas[office].heads(&case).expect("memory"),
+                &heads,
+                "{} and {} hold different events of {}",
+                OFFICES[first].name,
+                OFFICES[office].name,
+                &case
+            );
+            prop_assert_eq!(&federation.replicas[office].state(&case), &state);
+        }
+    }
+    Ok(())
+}
+
+/// Every fork on the path the state follows is a visible conflict or settled by the standing
+/// resolves: of two transitions made on the same one that lead to different outcomes (as derive
+/// judges them alone), either the state stops at the fork as a conflict, or one of them is
+/// superseded; and resolves of a fork that none of the others overrides and that choose
+/// branches leading to different outcomes are all named in the conflict's `disputed`, never
+/// one of them silently preferred. Nothing disagrees unseen.
+fn check_forks_are_visible(
+    header: &CaseHeader,
+    events: &[Event],
+    state: &CaseState,
+    limits: &fengqiao_case::model::Limits,
+) -> Result<(), TestCaseError> {
+    let by_id: HashMap<&str, &Event> = events
+        .iter()
+        .map(|event| (event.id.as_str(), event))
+        .collect();
+    let mut children: HashMap<&str, Vec<&Event>> = HashMap::new();
+    for event in events {
+        if let (true, Some(prev)) = (event.kind.is_transition(), &event.prev) {
+            children.entry(prev.as_str()).or_default().push(event);
+        }
+    }
+    // The transitions from the tip back to the registration.
+    let mut path: Vec<&Event> = Vec::new();
+    let mut current = by_id.get(state.tip.as_str()).copied();
+    while let Some(event) = current {
+        path.push(event);
+        current = event
+            .prev
+            .as_deref()
+            .and_then(|prev| by_id.get(prev).copied());
+    }
+    path.reverse();
+    let superseded: HashSet<&str> = state.superseded.iter().map(String::as_str).collect();
+    let disputed: HashSet<&str> = state
+        .conflict
+        .iter()
+        .flat_map(|conflict| conflict.disputed.iter())
+        .map(|decision| decision.event.as_str())
+        .collect();
+    for (depth, fork) in path.iter().enumerate() {
+        let Some(next) = children.get(fork.id.as_str()) else {
+            continue;
+        };
+        // Whether two transitions made on `fork` lead to different outcomes, judged on the
+        // path up to the fork and the two alone.
+        let disagree = |first: &Event, second: &Event| {
+            let mut alone: Vec<Event> = path[..=depth]
+                .iter()
+                .map(|event| (*event).clone())
+                .collect();
+            alone.push(first.clone());
+            alone.push(second.clone());
+            fengqiao_case::derive(header, &alone, limits)
+                .conflict
+                .is_some()
+        };
+        let open_here = state
+            .conflict
+            .as_ref()
+            .is_some_and(|conflict| conflict.fork == fork.id);
+        for (index, first) in next.iter().enumerate() {
+            for second in &next[index + 1..] {
+                if !disagree(first, second) {
+                    continue;
+                }
+                let settled = superseded.contains(first.id.as_str())
+                    || superseded.contains(second.id.as_str());
+                prop_assert!(
+                    open_here || settled,
+                    "{} and {}, both made on {}, disagree silently: {:?}",
+                    &first.id,
+                    &second.id,
+                    &fork.id,
+                    state
+                );
+            }
+        }
+        let resolves: Vec<(&Event, &Event)> = events
+            .iter()
+            .filter_map(|event| match &event.kind {
+                EventKind::Resolve { chosen, .. } => by_id
+                    .get(chosen.as_str())
+                    .filter(|chosen| chosen.prev.as_deref() == Some(fork.id.as_str()))
+                    .map(|chosen| (event, *chosen)),
+                _ => None,
+            })
+            .collect();
+        let overridden: HashSet<&str> = resolves
+            .iter()
+            .flat_map(|(resolve, _)| match &resolve.kind {
+                EventKind::Resolve { overrides, .. } => overrides.as_slice(),
+                _ => &[],
+            })
+            .map(String::as_str)
+            .collect();
+        let standing: Vec<&(&Event, &Event)> = resolves
+            .iter()
+            .filter(|(resolve, _)| !overridden.contains(resolve.id.as_str()))
+            .collect();
+        for (index, (first, first_choice)) in standing.iter().enumerate() {
+            for (second, second_choice) in &standing[index + 1..] {
+                if first_choice.id == second_choice.id || !disagree(first_choice, second_choice) {
+                    continue;
+                }
+                prop_assert!(
+                    open_here
+                        && disputed.contains(first.id.as_str())
+                        && disputed.contains(second.id.as_str()),
+                    "resolves {} and {} of {} disagree silently: {:?}",
+                    &first.id,
+                    &second.id,
+                    &fork.id,
+                    state
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+fn check_no_silent_disagreement(federation: &mut Federation) -> Result<(), TestCaseError> {
+    for replica in &mut federation.replicas {
+        let limits = replica.limits().clone();
+        let mut cases: Vec<String> = replica.case_ids().cloned().collect();
+        cases.sort();
+        for case in cases {
+            let (header, events) = replica
+                .document(&case)
+                .expect("held")
+                .contents()
+                .expect("reads");
+            let state = fengqiao_case::derive(&header, &events, &limits);
+            check_forks_are_visible(&header, &events, &state, &limits)?;
+        }
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+    #[test]
+    fn replicas_that_check_what_they_receive_agree_once_partitions_heal(
+        villages in proptest::collection::vec(3..5usize, 1..3),
+        steps in proptest::collection::vec(agreement_step(), 1..80),
+        seed in any::<u64>(),
+    ) {
+        let mut federation = Federation::new(&AGREEING, seed);
+        let (mut next_case, mut next_event, mut hours) = (0, 0, 0);
+        let registrations = villages.into_iter().map(|office| Step::RegisterOwn { office });
+        for step in registrations.chain(steps) {
+            apply_step(&mut federation, step, &mut next_case, &mut next_event, &mut hours);
+        }
+        federation.heal_all();
+        federation.run_until_quiet(20_000);
+        prop_assert!(federation.failures.is_empty(), "{:?}", federation.failures);
+        for (office, replica) in federation.replicas.iter().enumerate() {
+            prop_assert!(
+                replica.quarantine().is_empty(),
+                "{} quarantined honest changes: {:?}",
+                OFFICES[office].name,
+                replica.quarantine()
+            );
+        }
+        check_every_replica_agrees(&mut federation)?;
+        check_no_silent_disagreement(&mut federation)?;
     }
 }

@@ -2,7 +2,7 @@
 
 use fengqiao_case::model::NodeId;
 
-use super::support::{OFFICES, describe, tree_roster};
+use super::support::{OFFICES, describe, node_id, tree_roster};
 use crate::routing::{
     CaseRouting, PeerRelation, RoutingDecision, normalise_office_name, respondent_is_office, route,
 };
@@ -14,7 +14,7 @@ const VILLAGE_11: usize = 3;
 const VILLAGE_12: usize = 4;
 
 fn node(office: usize) -> NodeId {
-    OFFICES[office].node_id.to_owned()
+    node_id(office).to_owned()
 }
 
 /// A case located in village 11, registered and held there, about a company.
@@ -236,19 +236,19 @@ fn routing_is_built_from_header_and_state() {
         header("430702001001-2026-000009", "430702001001", "某公司"),
         new_event(
             "r",
-            "village-11",
+            &node(VILLAGE_11),
             EventKind::Register { header: None },
             instant(2, 9),
         ),
-        &[1; 16],
+        &super::support::actor_of(VILLAGE_11),
         &Limits::default(),
-        &super::support::signer_of(1),
+        &super::support::signer_of(VILLAGE_11),
     )
     .expect("registers");
     let routing = CaseRouting::from_case(&document.header().expect("header"), &state);
     assert_eq!(routing.region_code, "430702001001");
-    assert_eq!(routing.registered_by, "village-11");
-    assert_eq!(routing.holder, "village-11");
+    assert_eq!(routing.registered_by, node(VILLAGE_11));
+    assert_eq!(routing.holder, node(VILLAGE_11));
     assert_eq!(routing.respondent, "某公司");
 }
 
@@ -262,22 +262,22 @@ fn routing_from_a_summary_is_the_derived_routing_or_nothing() {
         header.clone(),
         new_event(
             "r",
-            "village-11",
+            &node(VILLAGE_11),
             EventKind::Register { header: None },
             instant(2, 9),
         ),
-        &[1; 16],
+        &super::support::actor_of(VILLAGE_11),
         &Limits::default(),
-        &super::support::signer_of(1),
+        &super::support::signer_of(VILLAGE_11),
     )
     .expect("registers");
     let mut with_directive = registered.clone();
     with_directive.directives.push(DirectiveState {
         id: "d1".to_owned(),
-        issuer_node: "county".to_owned(),
+        issuer_node: node(COUNTY),
         issued_by: "督办员".to_owned(),
         issued_at: instant(3, 9),
-        target_node: "village-12".to_owned(),
+        target_node: node(VILLAGE_12),
         requirement: "限期化解".to_owned(),
         due: instant(20, 9),
         listed: false,
@@ -294,16 +294,16 @@ fn routing_from_a_summary_is_the_derived_routing_or_nothing() {
     assert_eq!(
         CaseRouting::from_summary(&summarize(&header, &with_directive))
             .map(|routing| routing.directive_targets),
-        Some(vec!["village-12".to_owned()])
+        Some(vec![node(VILLAGE_12)])
     );
 
     // The summary keeps escalations and assignments as flags only: the caller must derive.
     let mut escalated = registered.clone();
-    escalated.escalated_to = vec!["township-1".to_owned()];
+    escalated.escalated_to = vec![node(TOWNSHIP_1)];
     let mut awaiting = registered.clone();
-    awaiting.awaiting = Some("village-12".to_owned());
+    awaiting.awaiting = Some(node(VILLAGE_12));
     let mut assigned_earlier = registered;
-    assigned_earlier.assigned_by = Some("township-1".to_owned());
+    assigned_earlier.assigned_by = Some(node(TOWNSHIP_1));
     for state in [&escalated, &awaiting, &assigned_earlier] {
         assert_eq!(CaseRouting::from_summary(&summarize(&header, state)), None);
     }

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 use fengqiao_case::model::sync::{SYNC_PROTOCOL_VERSION, SyncFrame};
 
 use super::harness::Federation;
-use super::support::{OFFICES, append_at, describe, instant, note, register_at, replica_for};
+use super::support::{append_at, describe, instant, node_id, note, register_at, replica_for};
 use crate::codec::encode_frame;
 use crate::replica::Replica;
 use crate::routing::PeerRelation;
@@ -73,11 +73,7 @@ fn after_changes_only_the_changed_cases_are_sent_as_bare_changes() {
         append_at(
             &mut federation.replicas[VILLAGE],
             number,
-            note(
-                &format!("note-{index}"),
-                OFFICES[VILLAGE].node_id,
-                instant(9, 10),
-            ),
+            note(&format!("note-{index}"), node_id(VILLAGE), instant(9, 10)),
         );
     }
     let before = federation.traffic;
@@ -116,7 +112,7 @@ fn one_new_event_costs_about_its_raw_change_not_the_whole_document() {
     append_at(
         &mut village,
         &number,
-        note("n1", OFFICES[VILLAGE].node_id, instant(3, 9)),
+        note("n1", node_id(VILLAGE), instant(3, 9)),
     );
     let raw_change = village
         .document(&number)
@@ -167,13 +163,13 @@ fn changes_with_missing_dependencies_are_asked_for_and_resent() {
     append_at(
         &mut village,
         &number,
-        note("n1", OFFICES[VILLAGE].node_id, instant(3, 9)),
+        note("n1", node_id(VILLAGE), instant(3, 9)),
     );
     let middle = village.heads(&number).expect("memory").expect("held");
     append_at(
         &mut village,
         &number,
-        note("n2", OFFICES[VILLAGE].node_id, instant(3, 10)),
+        note("n2", node_id(VILLAGE), instant(3, 10)),
     );
     let latest = village.heads(&number).expect("memory").expect("held");
     // Only the second change, as if the first were overtaken or lost.
@@ -295,10 +291,10 @@ fn garbage_change_bytes_are_refused_without_touching_the_case() {
 fn a_peer_of_another_protocol_version_or_identity_is_refused() {
     let mut township = replica_for(TOWNSHIP);
     let now = Instant::now();
-    for (version, node_id, expected) in [
+    for (version, claimed, expected) in [
         (
             SYNC_PROTOCOL_VERSION + 1,
-            OFFICES[VILLAGE].node_id,
+            node_id(VILLAGE),
             "speaks sync protocol version",
         ),
         (
@@ -317,7 +313,7 @@ fn a_peer_of_another_protocol_version_or_identity_is_refused() {
             now,
             SyncFrame::Hello {
                 protocol_version: version,
-                node_id: node_id.to_owned(),
+                node_id: claimed.to_owned(),
                 feed_head: 0,
             },
         );
@@ -342,7 +338,7 @@ fn a_silent_peer_times_out() {
     let start = Instant::now();
     let mut session = Session::new(
         SessionConfig::default(),
-        OFFICES[TOWNSHIP].node_id,
+        node_id(TOWNSHIP),
         describe(VILLAGE, PeerRelation::Child),
         &mut township,
         start,
@@ -385,7 +381,7 @@ fn a_dropped_connection_resumes_without_resending_what_was_acknowledged() {
 fn township_facing_village(township: &mut dyn Replica, now: Instant) -> Session {
     Session::new(
         SessionConfig::default(),
-        OFFICES[TOWNSHIP].node_id,
+        node_id(TOWNSHIP),
         describe(VILLAGE, PeerRelation::Child),
         township,
         now,
@@ -401,7 +397,7 @@ fn connect(
 ) -> (Session, Session) {
     let up = Session::new(
         SessionConfig::default(),
-        OFFICES[VILLAGE].node_id,
+        node_id(VILLAGE),
         describe(TOWNSHIP, PeerRelation::Parent),
         village,
         now,
@@ -473,10 +469,12 @@ fn a_need_for_a_withheld_case_is_not_answered() {
 fn a_child_cannot_introduce_a_case_located_outside_its_region() {
     let mut township = replica_for(TOWNSHIP);
     let mut forger = replica_for(VILLAGE);
+    // A case the township itself registered in village 12 (so its events pass the checks on
+    // receipt), which village 11 should never hold, offered up as if it were its own.
     let planted = "430702001002-2026-000001";
     register_at(
         &mut forger,
-        VILLAGE,
+        TOWNSHIP,
         planted,
         "430702001002",
         "某公司",
@@ -522,11 +520,7 @@ fn catching_up_on_one_event_per_case_costs_under_twice_the_raw_change_bytes() {
         append_at(
             &mut federation.replicas[VILLAGE],
             number,
-            note(
-                &format!("note-{index}"),
-                OFFICES[VILLAGE].node_id,
-                instant(9, 10),
-            ),
+            note(&format!("note-{index}"), node_id(VILLAGE), instant(9, 10)),
         );
         raw_bytes += federation.replicas[VILLAGE]
             .document(number)
@@ -559,7 +553,7 @@ fn a_refused_case_releases_its_window_slot_and_the_cursor_moves_on() {
     let now = Instant::now();
     let mut session = Session::new(
         SessionConfig::default(),
-        OFFICES[VILLAGE].node_id,
+        node_id(VILLAGE),
         describe(TOWNSHIP, PeerRelation::Parent),
         &mut village,
         now,
@@ -571,7 +565,7 @@ fn a_refused_case_releases_its_window_slot_and_the_cursor_moves_on() {
         now,
         SyncFrame::Hello {
             protocol_version: SYNC_PROTOCOL_VERSION,
-            node_id: OFFICES[TOWNSHIP].node_id.to_owned(),
+            node_id: node_id(TOWNSHIP).to_owned(),
             feed_head: 0,
         },
     );
@@ -596,9 +590,7 @@ fn a_refused_case_releases_its_window_slot_and_the_cursor_moves_on() {
     assert_eq!(session.in_flight(), 0);
     assert_eq!(session.cursor(), feed_seq);
     assert_eq!(
-        village
-            .peer_cursor(OFFICES[TOWNSHIP].node_id)
-            .expect("memory"),
+        village.peer_cursor(node_id(TOWNSHIP)).expect("memory"),
         feed_seq
     );
     assert!(matches!(
@@ -629,7 +621,7 @@ fn a_peer_that_stops_acknowledging_times_out() {
     let start = Instant::now();
     let mut session = Session::new(
         SessionConfig::default(),
-        OFFICES[VILLAGE].node_id,
+        node_id(VILLAGE),
         describe(TOWNSHIP, PeerRelation::Parent),
         &mut village,
         start,
@@ -641,7 +633,7 @@ fn a_peer_that_stops_acknowledging_times_out() {
         heard,
         SyncFrame::Hello {
             protocol_version: SYNC_PROTOCOL_VERSION,
-            node_id: OFFICES[TOWNSHIP].node_id.to_owned(),
+            node_id: node_id(TOWNSHIP).to_owned(),
             feed_head: 0,
         },
     );
@@ -889,7 +881,7 @@ fn three_cases_arriving(fail_durability: bool) -> (Session, RecordingReplica, Ve
         now,
         SyncFrame::Hello {
             protocol_version: SYNC_PROTOCOL_VERSION,
-            node_id: OFFICES[VILLAGE].node_id.to_owned(),
+            node_id: node_id(VILLAGE).to_owned(),
             feed_head: 3,
         },
     );
@@ -1019,7 +1011,7 @@ fn changes_refused_on_receipt_are_reported_back_to_the_sender() {
     let now = Instant::now();
     let mut up = Session::new(
         SessionConfig::default(),
-        OFFICES[VILLAGE].node_id,
+        node_id(VILLAGE),
         describe(TOWNSHIP, PeerRelation::Parent),
         &mut village,
         now,
@@ -1030,7 +1022,7 @@ fn changes_refused_on_receipt_are_reported_back_to_the_sender() {
         now,
         SyncFrame::Hello {
             protocol_version: SYNC_PROTOCOL_VERSION,
-            node_id: OFFICES[TOWNSHIP].node_id.to_owned(),
+            node_id: node_id(TOWNSHIP).to_owned(),
             feed_head: 0,
         },
     );
@@ -1040,7 +1032,7 @@ fn changes_refused_on_receipt_are_reported_back_to_the_sender() {
     let recorded: Vec<_> = village.refusals_by_peers().cloned().collect();
     assert_eq!(recorded.len(), 1, "{recorded:?}");
     assert_eq!(recorded[0].case, case);
-    assert_eq!(recorded[0].peer, OFFICES[TOWNSHIP].node_id);
+    assert_eq!(recorded[0].peer, node_id(TOWNSHIP));
     assert_eq!(
         recorded[0].reasons,
         vec![format!("event e1 of {case}: not allowed")]

@@ -1,13 +1,14 @@
 //! Builders shared by the sync tests: a small federation tree, case headers located in it, and
 //! registration and event appending through the lifecycle at a given node.
 
-use std::collections::HashMap;
+use std::sync::LazyLock;
 
 use chrono::{DateTime, TimeZone, Utc};
 use fengqiao_case::lifecycle::{NewEvent, append, register};
 use fengqiao_case::model::{
     CaseHeader, Category, Channel, EventKind, Location, MatterType, Ownership, Petitioner, Tier,
 };
+use fengqiao_case::signature::{NodeSigner, node_actor_for_public_key, node_id_for_public_key};
 
 use crate::replica::InMemoryReplica;
 use crate::routing::{PeerDescription, PeerRelation, SubtreeRoster};
@@ -15,7 +16,6 @@ use crate::routing::{PeerDescription, PeerRelation, SubtreeRoster};
 /// One office of the test federation.
 #[derive(Debug, Clone)]
 pub struct Office {
-    pub node_id: &'static str,
     pub name: &'static str,
     pub region_code: &'static str,
     pub tier: Tier,
@@ -25,49 +25,42 @@ pub struct Office {
 /// County – 2 townships – 4 villages, indexed as in the table (parents before children).
 pub const OFFICES: [Office; 7] = [
     Office {
-        node_id: "county",
         name: "武陵区",
         region_code: "430702",
         tier: Tier::County,
         parent: None,
     },
     Office {
-        node_id: "township-1",
         name: "芦荻山乡",
         region_code: "430702001",
         tier: Tier::Township,
         parent: Some(0),
     },
     Office {
-        node_id: "township-2",
         name: "丹洲乡",
         region_code: "430702002",
         tier: Tier::Township,
         parent: Some(0),
     },
     Office {
-        node_id: "village-11",
         name: "芦荻山村",
         region_code: "430702001001",
         tier: Tier::Village,
         parent: Some(1),
     },
     Office {
-        node_id: "village-12",
         name: "新河村",
         region_code: "430702001002",
         tier: Tier::Village,
         parent: Some(1),
     },
     Office {
-        node_id: "village-21",
         name: "丹洲村",
         region_code: "430702002001",
         tier: Tier::Village,
         parent: Some(2),
     },
     Office {
-        node_id: "village-22",
         name: "白鹤村",
         region_code: "430702002002",
         tier: Tier::Village,
@@ -75,33 +68,38 @@ pub const OFFICES: [Office; 7] = [
     },
 ];
 
-pub fn office_index(node_id: &str) -> Option<usize> {
-    OFFICES.iter().position(|office| office.node_id == node_id)
+/// Each office's node ID, as a running node has it: the ID of its signing key
+/// ([`signer_of`]), so the signatures on its events verify against the node they name.
+static NODE_IDS: LazyLock<Vec<String>> = LazyLock::new(|| {
+    (0..OFFICES.len())
+        .map(|office| node_id_for_public_key(&signer_of(office).public_key()))
+        .collect()
+});
+
+/// The node ID of office `office` of [`OFFICES`].
+pub fn node_id(office: usize) -> &'static str {
+    &NODE_IDS[office]
+}
+
+pub fn office_index(node: &str) -> Option<usize> {
+    NODE_IDS.iter().position(|id| id == node)
 }
 
 /// Subtree membership from the static tree.
 pub fn tree_roster() -> impl SubtreeRoster + 'static {
-    let parents: HashMap<&'static str, Option<&'static str>> = OFFICES
-        .iter()
-        .map(|office| {
-            (
-                office.node_id,
-                office.parent.map(|parent| OFFICES[parent].node_id),
-            )
-        })
-        .collect();
-    move |root: &str, node: &str| {
+    |root: &str, node: &str| {
+        if root == node {
+            return true;
+        }
+        let Some(node) = office_index(node) else {
+            return false;
+        };
         let mut current = Some(node);
-        let mut steps = 0;
-        while let Some(name) = current {
-            if name == root {
+        while let Some(office) = current {
+            if node_id(office) == root {
                 return true;
             }
-            steps += 1;
-            if steps > OFFICES.len() {
-                return false;
-            }
-            current = parents.get(name).copied().flatten();
+            current = OFFICES[office].parent;
         }
         false
     }
@@ -114,7 +112,7 @@ impl fengqiao_case::authority::Hierarchy for TreeHierarchy {
     fn is_strict_ancestor(&self, ancestor: &str, node: &str) -> bool {
         let mut current = office_index(node).and_then(|index| OFFICES[index].parent);
         while let Some(parent) = current {
-            if OFFICES[parent].node_id == ancestor {
+            if node_id(parent) == ancestor {
                 return true;
             }
             current = OFFICES[parent].parent;
@@ -129,9 +127,10 @@ impl fengqiao_case::authority::Hierarchy for TreeHierarchy {
 
 /// How `office` looks from the other end of its link.
 pub fn describe(office: usize, relation: PeerRelation) -> PeerDescription {
+    let node = node_id(office);
     let office = &OFFICES[office];
     PeerDescription {
-        node_id: office.node_id.to_owned(),
+        node_id: node.to_owned(),
         name: format!("{}人民政府", office.name),
         aliases: vec![office.name.to_owned()],
         region_code: office.region_code.to_owned(),
@@ -139,12 +138,17 @@ pub fn describe(office: usize, relation: PeerRelation) -> PeerDescription {
     }
 }
 
+/// The office's automerge actor: its key's, as a running node's is.
 pub fn actor_of(office: usize) -> [u8; 16] {
-    [0x10 + office as u8; 16]
+    node_actor_for_public_key(&signer_of(office).public_key())
 }
 
 pub fn replica_for(office: usize) -> InMemoryReplica {
-    InMemoryReplica::new(&actor_of(office), Box::new(tree_roster()))
+    InMemoryReplica::new(
+        &actor_of(office),
+        Box::new(tree_roster()),
+        Box::new(TreeHierarchy),
+    )
 }
 
 pub fn instant(day: u32, hour: u32) -> DateTime<Utc> {
@@ -191,8 +195,7 @@ pub fn new_event(id: &str, node: &str, kind: EventKind, at: DateTime<Utc>) -> Ne
     }
 }
 
-/// The key an office of the harness signs with. The harness's node IDs are names, not hashes
-/// of keys: these tests are about routing and sync, which never look at signatures.
+/// The key an office of the harness signs with; its node ID is this key's.
 pub fn signer_of(office: usize) -> ed25519_dalek::SigningKey {
     ed25519_dalek::SigningKey::from_bytes(&[0x10 + office as u8; 32])
 }
@@ -206,7 +209,7 @@ pub fn register_at(
     respondent: &str,
     at: DateTime<Utc>,
 ) {
-    let node = OFFICES[office].node_id;
+    let node = node_id(office);
     let (document, _, _) = register(
         header(number, region_code, respondent),
         new_event(
@@ -223,12 +226,14 @@ pub fn register_at(
     replica.insert(number, document);
 }
 
-/// Append an event the test expects the lifecycle to accept.
+/// Append an event the test expects the lifecycle to accept, signed by the office it names.
 pub fn append_at(replica: &mut InMemoryReplica, case: &str, event: NewEvent) {
     let limits = replica.limits().clone();
+    let maker = office_index(&event.node)
+        .unwrap_or_else(|| panic!("event {} names an office of the harness", event.id));
     let outcome = replica
         .update(case, |document| {
-            append(document, event, &limits, &signer_of(0), &TreeHierarchy)
+            append(document, event, &limits, &signer_of(maker), &TreeHierarchy)
         })
         .unwrap_or_else(|| panic!("case {case} is held"));
     if let Err(error) = outcome {

@@ -90,10 +90,6 @@ pub struct FederationConfig {
     /// How often the store's feed head is checked for local changes. The service layer does not
     /// notify yet; [`Federation::notifier`] lets it do so later.
     pub feed_poll_interval: Duration,
-    /// Check every event received from a peer before keeping it (signature, maker, authority).
-    /// Always on in a running node: the federation benchmark turns it off only to measure what
-    /// the checks cost.
-    pub check_received_events: bool,
 }
 
 impl FederationConfig {
@@ -106,7 +102,6 @@ impl FederationConfig {
             transport: TransportSettings::default(),
             reconnect: Backoff::default(),
             feed_poll_interval: Duration::from_millis(50),
-            check_received_events: true,
         }
     }
 }
@@ -507,6 +502,14 @@ impl Shared {
     }
 }
 
+/// Whether a federation checks the events peers send: always, except in the benchmark that
+/// measures what the checks cost.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ReceiptChecks {
+    On,
+    Off,
+}
+
 /// A running federation: the node's QUIC endpoint, its parent link and its children's links.
 pub struct Federation {
     shared: Arc<Shared>,
@@ -528,8 +531,28 @@ impl std::fmt::Debug for Federation {
 }
 
 impl Federation {
-    /// Bind the endpoint and start the links. Must run inside a tokio runtime.
+    /// Bind the endpoint and start the links. Must run inside a tokio runtime. Every event a
+    /// peer sends is checked before it is kept (signature, maker, authority); no config turns
+    /// that off.
     pub async fn start(node: Arc<Node>, config: FederationConfig) -> anyhow::Result<Federation> {
+        Federation::start_with(node, config, ReceiptChecks::On).await
+    }
+
+    /// [`Federation::start`] keeping received events unchecked: only for the federation
+    /// benchmark, to measure what the checks cost. Never used by a node.
+    #[doc(hidden)]
+    pub async fn start_without_receipt_checks_for_benchmark(
+        node: Arc<Node>,
+        config: FederationConfig,
+    ) -> anyhow::Result<Federation> {
+        Federation::start_with(node, config, ReceiptChecks::Off).await
+    }
+
+    async fn start_with(
+        node: Arc<Node>,
+        config: FederationConfig,
+        checks: ReceiptChecks,
+    ) -> anyhow::Result<Federation> {
         let credentials = Arc::new(node_credentials(&node)?);
         let own_admission = config.parent.is_none().then(|| {
             let own = &node.config().node;
@@ -566,8 +589,10 @@ impl Federation {
         // The node judges its own events against the authority table over the same roster.
         node.set_hierarchy(Arc::clone(&live_roster) as _);
         let roster: SharedRoster = Arc::clone(&live_roster) as SharedRoster;
-        let replica = StoreReplica::for_node(Arc::clone(&node), roster)
-            .with_received_events_checked(config.check_received_events);
+        let mut replica = StoreReplica::for_node(Arc::clone(&node), roster);
+        if checks == ReceiptChecks::Off {
+            replica = replica.without_receipt_checks_for_benchmark();
+        }
 
         let links = LinkRegistry::default();
         if let Some(parent) = &config.parent {

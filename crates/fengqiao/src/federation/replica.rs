@@ -103,7 +103,8 @@ pub struct StoreReplica {
     prepared: Arc<PreparedCases<Prepared>>,
     /// Signers' keys decoded by the session's own checks.
     signer_keys: Arc<Mutex<SignerKeys>>,
-    /// Whether received events are checked (see [`StoreReplica::with_received_events_checked`]).
+    /// Whether received events are checked: always, but in the benchmark that measures what the
+    /// checks cost (see [`StoreReplica::without_receipt_checks_for_benchmark`]).
     check_received_events: bool,
     /// Cases received whole and not written yet; this session's own (a clone starts empty).
     staged: Staged,
@@ -273,10 +274,11 @@ impl StoreReplica {
         }
     }
 
-    /// Whether every event a peer sends is checked before it is kept. On unless turned off, which
-    /// only the federation benchmark does, to measure what the checks cost.
-    pub fn with_received_events_checked(mut self, checked: bool) -> StoreReplica {
-        self.check_received_events = checked;
+    /// The replica keeping what peers send unchecked: only for the federation benchmark
+    /// (`Federation::start_without_receipt_checks_for_benchmark`), never reachable from a node's
+    /// config.
+    pub(crate) fn without_receipt_checks_for_benchmark(mut self) -> StoreReplica {
+        self.check_received_events = false;
         self
     }
 
@@ -1790,5 +1792,81 @@ mod tests {
             replica.peer_heads("peer", CASE).unwrap().as_ref(),
             Some(&staged.heads)
         );
+    }
+
+    /// The store's pipeline and the one function every replica takes peers' bytes through keep
+    /// the same of them: the honest change, not the forged one beside it, for a case new here
+    /// received whole and for changes to a held case.
+    #[test]
+    fn the_store_keeps_what_receipt_keep_received_keeps() {
+        let admit = |_: &CaseRouting| Ok(());
+        let mut source = peer_document();
+        let mut forged = event(
+            "forged",
+            EventKind::Note {
+                text: "当事人已撤回".to_owned(),
+            },
+        );
+        let other_key = ed25519_dalek::SigningKey::from_bytes(&[6; 32]);
+        fengqiao_case::signature::sign_event(CASE, &mut forged, &other_key).unwrap();
+        let mut bad = source.fork(&[3; 16]);
+        bad.push_event(&forged).unwrap();
+        let mut honest = source.fork(&[4; 16]);
+        honest
+            .push_event(&event(
+                "honest",
+                EventKind::Note {
+                    text: "电话回访".to_owned(),
+                },
+            ))
+            .unwrap();
+        let mut peer_copy = source.fork(&PEER_ACTOR);
+        peer_copy.merge(&mut bad).unwrap();
+        peer_copy.merge(&mut honest).unwrap();
+        let keep = |held: Option<&mut CaseDocument>, bytes: receipt::PeerBytes<'_>| {
+            receipt::keep_received(
+                CASE,
+                held,
+                bytes,
+                &OWN_ACTOR,
+                &EveryoneIsAnOffice,
+                &Limits::default(),
+            )
+            .unwrap()
+        };
+        let reasons = |kept: &receipt::Kept| -> Vec<String> {
+            kept.refused
+                .iter()
+                .map(|change| change.reason.clone())
+                .collect()
+        };
+
+        let whole = peer_copy.save();
+        let mut expected = keep(None, receipt::PeerBytes::Whole(&whole));
+        let directory = tempfile::tempdir().unwrap();
+        let mut replica = replica_at(directory.path());
+        let applied = replica.apply("peer", CASE, &whole, true, &admit).unwrap();
+        replica.make_durable().unwrap();
+        assert_eq!(applied.heads, expected.document.head_hashes());
+        assert_eq!(applied.quarantined, reasons(&expected));
+        assert_eq!(applied.quarantined.len(), 1);
+        assert_eq!(event_ids(&replica), vec!["honest", "register"]);
+
+        let changes = peer_copy.changes_since(&source.head_hashes());
+        let mut held = CaseDocument::load(&source.save(), &[], &OWN_ACTOR).unwrap();
+        let mut expected = keep(Some(&mut held), receipt::PeerBytes::Changes(&changes));
+        let directory = tempfile::tempdir().unwrap();
+        let mut replica = replica_at(directory.path());
+        replica
+            .apply("peer", CASE, &source.save(), true, &admit)
+            .unwrap();
+        let applied = replica
+            .apply("peer", CASE, &changes, false, &admit)
+            .unwrap();
+        replica.make_durable().unwrap();
+        assert_eq!(applied.heads, expected.document.head_hashes());
+        assert_eq!(applied.quarantined, reasons(&expected));
+        assert_eq!(applied.quarantined.len(), 1);
+        assert_eq!(event_ids(&replica), vec!["honest", "register"]);
     }
 }
