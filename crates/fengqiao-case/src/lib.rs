@@ -5,7 +5,6 @@
 //! tested with a virtual clock.
 
 pub mod authority;
-mod batch_verification;
 pub mod clock;
 pub mod deadlines;
 pub mod derive;
