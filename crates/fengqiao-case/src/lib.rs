@@ -5,7 +5,6 @@
 //! tested with a virtual clock.
 
 pub mod authority;
-mod batch_verification;
 pub mod causal_past;
 pub mod clock;
 pub mod deadlines;

@@ -11,14 +11,28 @@
 //! is a typed value that reads back to itself, so a verifier that parsed the event from a document
 //! re-encodes exactly the bytes its maker signed. Changing that structure changes every signature:
 //! bump [`EVENT_SIGNATURE_VERSION`] and keep verifying the old form.
+//!
+//! One validation rule for every Ed25519 signature a node checks, here and nowhere else: events
+//! alone ([`verify_event`]) and in batches ([`verify_all`]), `audit verify`, and roster entries
+//! ([`verify_signature`]). The rule is ZIP-215 as `ed25519-zebra` implements it: the cofactored
+//! equation `[8][s]B = [8]R + [8][k]A`, `s` canonical (below ℓ), `A` and `R` any encodings of
+//! curve points (small-order and mixed-order points accepted, non-canonical encodings too, each
+//! hashed as sent). Its batch equation is multiplied by the cofactor as well, so a batch passes
+//! exactly when every member passes alone. Ed25519's other rules disagree on such inputs
+//! (RFC 8032's cofactorless equation, ed25519-dalek's `verify_strict`), and a cofactorless batch
+//! disagrees with its own single check: an office holding its key could make a signature that
+//! some receivers keep and others refuse. Signing stays with ed25519-dalek: its signatures are
+//! RFC 8032 signatures, which verify under ZIP-215.
 
 use std::collections::HashMap;
 
-use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
+use chacha20::ChaCha20Rng;
+use chacha20::rand_core::SeedableRng;
+use ed25519_dalek::{Signer, SigningKey};
+use ed25519_zebra::{Signature, VerificationKey, VerificationKeyBytes, batch};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use crate::batch_verification::{BatchEntry, BatchKey, verify_batch_by_key};
 use crate::clock::HybridTimestamp;
 use crate::model::{CaseId, Event, EventKind, EventSignature, NodeId};
 
@@ -140,6 +154,78 @@ pub fn sign_event(
     Ok(())
 }
 
+/// Why a bare signature is refused by [`verify_signature`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Ed25519Refusal {
+    #[error("the public key is not the encoding of a curve point")]
+    BadKey,
+    #[error("the signature does not verify")]
+    BadSignature,
+}
+
+/// One signature to check in a batch: the signer's public key, the message, the signature.
+#[derive(Debug, Clone, Copy)]
+pub struct SignedMessage<'a> {
+    pub public_key: [u8; 32],
+    pub message: &'a [u8],
+    pub signature: [u8; 64],
+}
+
+/// Whether `signature` is `public_key`'s signature of `message`, under the one rule (ZIP-215,
+/// see the module's documentation). Roster entries are checked here; events through
+/// [`verify_event`], which applies the same rule.
+pub fn verify_signature(
+    public_key: &[u8; 32],
+    message: &[u8],
+    signature: &[u8; 64],
+) -> Result<(), Ed25519Refusal> {
+    let key = VerificationKey::try_from(*public_key).map_err(|_| Ed25519Refusal::BadKey)?;
+    verify_with_decoded_key(&key, message, signature)
+}
+
+/// [`verify_signature`] with the key already decoded: the single check itself.
+fn verify_with_decoded_key(
+    key: &VerificationKey,
+    message: &[u8],
+    signature: &[u8; 64],
+) -> Result<(), Ed25519Refusal> {
+    key.verify(&Signature::from_bytes(signature), message)
+        .map_err(|_| Ed25519Refusal::BadSignature)
+}
+
+/// Whether every one of `signatures` verifies, checked together: the same verdict as
+/// [`verify_signature`] on each (ed25519-zebra's batch equation is cofactored like its single
+/// one), cheaper per signature the larger the batch, but on `false` it does not say which failed.
+///
+/// The batch equation weighs each signature with a random 128-bit scalar. The weights come from
+/// a ChaCha20 generator seeded with a SHA-256 of every input of the batch (every key, message and
+/// signature, each length-prefixed), not from the operating system, so the check is a pure
+/// function of its inputs and the domain crate stays free of IO. That is sound for the same
+/// reason Fiat–Shamir is: whoever made the signatures had to fix all of them before the weights
+/// exist, and changing any one input changes every weight unpredictably. A set of invalid
+/// signatures passes only if their weighted errors cancel, which for weights they cannot choose
+/// happens with probability about 2^-128 per attempt; the cofactor in the equation already
+/// removes the small-order components whose cancellation depended only on a weight's parity.
+pub fn verify_signature_batch(signatures: &[SignedMessage<'_>]) -> bool {
+    let mut seed = Sha256::new();
+    seed.update(b"fengqiao ed25519 batch weights v2");
+    seed.update((signatures.len() as u64).to_le_bytes());
+    let mut verifier = batch::Verifier::new();
+    for signed in signatures {
+        seed.update(signed.public_key);
+        seed.update(signed.signature);
+        seed.update((signed.message.len() as u64).to_le_bytes());
+        seed.update(signed.message);
+        verifier.queue((
+            VerificationKeyBytes::from(signed.public_key),
+            Signature::from_bytes(&signed.signature),
+            signed.message,
+        ));
+    }
+    let weights = ChaCha20Rng::from_seed(seed.finalize().into());
+    verifier.verify(weights).is_ok()
+}
+
 /// Check that `event` of `case` is signed by the node it names, and unaltered since.
 pub fn verify_event(case: &CaseId, event: &Event) -> Result<(), SignatureError> {
     verify_event_with(case, event, &mut SignerKeys::default())
@@ -150,13 +236,13 @@ pub fn verify_event(case: &CaseId, event: &Event) -> Result<(), SignatureError> 
 #[derive(Debug, Default)]
 pub struct SignerKeys {
     /// Each key decoded, with the node ID it hashes to.
-    decoded: HashMap<[u8; 32], (VerifyingKey, NodeId)>,
+    decoded: HashMap<[u8; 32], (VerificationKey, NodeId)>,
 }
 
 impl SignerKeys {
-    fn decode_with_node(&mut self, key_bytes: &[u8; 32]) -> Option<&(VerifyingKey, NodeId)> {
+    fn decode_with_node(&mut self, key_bytes: &[u8; 32]) -> Option<&(VerificationKey, NodeId)> {
         if !self.decoded.contains_key(key_bytes) {
-            let key = VerifyingKey::from_bytes(key_bytes).ok()?;
+            let key = VerificationKey::try_from(*key_bytes).ok()?;
             // Bounded: a peer's copy names at most a few offices, but a hostile one could name
             // many.
             if self.decoded.len() >= 1024 {
@@ -168,40 +254,33 @@ impl SignerKeys {
         self.decoded.get(key_bytes)
     }
 
-    fn decode(&mut self, key_bytes: &[u8; 32]) -> Option<VerifyingKey> {
+    fn decode(&mut self, key_bytes: &[u8; 32]) -> Option<VerificationKey> {
         self.decode_with_node(key_bytes).map(|(key, _)| *key)
     }
 
-    /// The key, decoded, if it hashes to `node`: the signer an event names must be the one
+    /// Whether the key decodes and hashes to `node`: the signer an event names must be the one
     /// whose key signed it.
-    fn decode_for(&mut self, key_bytes: &[u8; 32], node: &str) -> Option<VerifyingKey> {
-        match self.decode_with_node(key_bytes) {
-            Some((key, key_node)) if key_node == node => Some(*key),
-            _ => None,
-        }
+    fn decodes_for(&mut self, key_bytes: &[u8; 32], node: &str) -> bool {
+        matches!(self.decode_with_node(key_bytes), Some((_, key_node)) if key_node == node)
     }
 }
 
 /// Whether every one of `events` of `case` is signed by the node it names and unaltered, checked
 /// in one batch: cheaper than one by one, but on `false` it does not say which failed (verify
-/// them one by one to learn). Deterministic: the batch's random weights come from a hash of its
-/// inputs, not from the operating system (see [`crate::batch_verification`]).
+/// them one by one to learn). The same verdict as [`verify_event`] on each; deterministic (see
+/// [`verify_signature_batch`]).
 pub fn verify_all(case: &str, events: &[&Event], keys: &mut SignerKeys) -> bool {
     verify_all_of_cases(&[(case, events)], keys)
 }
 
 /// [`verify_all`] over the new events of several cases at once: one batch costs less per
-/// signature the larger it is (with ed25519-dalek's `verify_batch`, on this project's machine,
-/// about 21 µs each in a batch of 6, 16 µs in a batch of 96), and the events of a batch are
-/// signed by a few offices, whose keys enter it once each, so a receiver verifies the cases of
-/// a whole received batch together.
+/// signature the larger it is, and the events of a batch are signed by a few offices, whose keys
+/// enter it once each (ed25519-zebra sums the terms of each distinct key), so a receiver
+/// verifies the cases of a whole received batch together.
 pub fn verify_all_of_cases(cases: &[(&str, &[&Event])], keys: &mut SignerKeys) -> bool {
     let count = cases.iter().map(|(_, events)| events.len()).sum();
     let mut messages = Vec::with_capacity(count);
-    let mut signatures = Vec::with_capacity(count);
     let mut signers = Vec::with_capacity(count);
-    let mut batch_keys: Vec<BatchKey> = Vec::new();
-    let mut key_indexes: HashMap<[u8; 32], usize> = HashMap::new();
     for (case, events) in cases {
         for event in *events {
             let Some(signed) = &event.signature else {
@@ -210,41 +289,32 @@ pub fn verify_all_of_cases(cases: &[(&str, &[&Event])], keys: &mut SignerKeys) -
             if signed.version != EVENT_SIGNATURE_VERSION {
                 return false;
             }
-            let (Ok(key_bytes), Ok(signature_bytes)) = (
+            let (Ok(public_key), Ok(signature)) = (
                 <[u8; 32]>::try_from(signed.public_key.as_slice()),
                 <[u8; 64]>::try_from(signed.signature.as_slice()),
             ) else {
                 return false;
             };
-            let (Some(key), Ok(message)) = (
-                keys.decode_for(&key_bytes, &event.node),
-                signing_bytes(case, event),
-            ) else {
+            if !keys.decodes_for(&public_key, &event.node) {
+                return false;
+            }
+            let Ok(message) = signing_bytes(case, event) else {
                 return false;
             };
-            let signer = *key_indexes.entry(key_bytes).or_insert_with(|| {
-                batch_keys.push(BatchKey {
-                    encoded: key_bytes,
-                    point: key.to_edwards(),
-                });
-                batch_keys.len() - 1
-            });
             messages.push(message);
-            signatures.push(signature_bytes);
-            signers.push(signer);
+            signers.push((public_key, signature));
         }
     }
-    let entries: Vec<BatchEntry<'_>> = messages
+    let batch: Vec<SignedMessage<'_>> = messages
         .iter()
-        .zip(signatures)
         .zip(signers)
-        .map(|((message, signature), key)| BatchEntry {
+        .map(|(message, (public_key, signature))| SignedMessage {
+            public_key,
             message,
             signature,
-            key,
         })
         .collect();
-    verify_batch_by_key(&entries, &batch_keys)
+    verify_signature_batch(&batch)
 }
 
 /// [`verify_event`], reusing keys decoded for earlier events.
@@ -295,11 +365,9 @@ pub fn verify_event_with(
         .ok_or_else(|| SignatureError::BadKey {
             event: event_name(),
         })?;
-    key.verify_strict(
-        &signing_bytes(case, event)?,
-        &Signature::from_bytes(&signature_bytes),
-    )
-    .map_err(|_| SignatureError::BadSignature {
-        event: event_name(),
+    verify_with_decoded_key(&key, &signing_bytes(case, event)?, &signature_bytes).map_err(|_| {
+        SignatureError::BadSignature {
+            event: event_name(),
+        }
     })
 }

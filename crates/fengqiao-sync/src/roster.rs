@@ -14,7 +14,6 @@
 use std::collections::{BTreeMap, HashSet, VecDeque};
 
 use chrono::{DateTime, Utc};
-use ed25519_dalek::{Signature, Verifier, VerifyingKey};
 use fengqiao_case::model::roster::{
     ROSTER_FORMAT_VERSION, RosterEntry, RosterFrame, RosterSnapshot, SignedRosterEntry,
 };
@@ -113,6 +112,7 @@ pub fn decode_snapshot(value: &[u8]) -> Result<RosterSnapshot, RosterError> {
 
 /// Whoever signs roster entries: the node's key, which signs its events too.
 pub use fengqiao_case::signature::NodeSigner as RosterSigner;
+use fengqiao_case::signature::{Ed25519Refusal, verify_signature};
 pub use fengqiao_case::signature::{
     NODE_ID_BYTES, node_actor_for_public_key, node_id_for_public_key,
 };
@@ -170,13 +170,13 @@ pub fn verify_entry(signed: &SignedRosterEntry) -> Result<NodeId, RosterError> {
             issuer,
         });
     }
-    let key =
-        VerifyingKey::from_bytes(&key_bytes).map_err(|_| RosterError::BadKey { node: node() })?;
-    key.verify(
-        &signing_bytes(entry)?,
-        &Signature::from_bytes(&signature_bytes),
-    )
-    .map_err(|_| RosterError::BadSignature { node: node() })?;
+    // The one rule every verifier of this federation applies (events, batches, audit verify).
+    verify_signature(&key_bytes, &signing_bytes(entry)?, &signature_bytes).map_err(|refusal| {
+        match refusal {
+            Ed25519Refusal::BadKey => RosterError::BadKey { node: node() },
+            Ed25519Refusal::BadSignature => RosterError::BadSignature { node: node() },
+        }
+    })?;
     Ok(issuer)
 }
 

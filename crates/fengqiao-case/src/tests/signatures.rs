@@ -193,3 +193,303 @@ fn a_batch_verifies_only_when_every_event_does() {
         &mut SignerKeys::default()
     ));
 }
+
+/// The point of order 2, (0, -1): its encoding is y = p - 1 with the sign bit clear.
+fn order_two_point() -> curve25519_dalek::EdwardsPoint {
+    let mut encoding = [0xff_u8; 32];
+    encoding[0] = 0xec;
+    encoding[31] = 0x7f;
+    curve25519_dalek::edwards::CompressedEdwardsY(encoding)
+        .decompress()
+        .expect("(0, -1) is on the curve")
+}
+
+/// An office signing with its own key, but with the point of order 2 added to each signature's
+/// `R` (`R' = [r]B + T₂`, `s = r + H(R' ‖ A ‖ M)·a`): the cofactored equation holds, the
+/// cofactorless one is off by `T₂`. A cofactorless batch accepts it whenever the signature's
+/// weight is even; ed25519-dalek's `verify_strict` refuses it. The attack.
+struct MixedOrderCommitment {
+    key: SigningKey,
+    /// Varies the nonce, as an attacker grinding for an even weight would.
+    attempt: u32,
+}
+
+impl NodeSigner for MixedOrderCommitment {
+    fn public_key(&self) -> [u8; 32] {
+        self.key.public_key()
+    }
+
+    fn sign(&self, message: &[u8]) -> [u8; 64] {
+        use curve25519_dalek::{EdwardsPoint, Scalar};
+        use sha2::{Digest, Sha512};
+        let nonce = Scalar::from_bytes_mod_order_wide(
+            &Sha512::new()
+                .chain_update(b"mixed-order nonce")
+                .chain_update(self.attempt.to_le_bytes())
+                .chain_update(message)
+                .finalize()
+                .into(),
+        );
+        let commitment = (EdwardsPoint::mul_base(&nonce) + order_two_point()).compress();
+        let challenge = Scalar::from_bytes_mod_order_wide(
+            &Sha512::new()
+                .chain_update(commitment.as_bytes())
+                .chain_update(self.key.public_key())
+                .chain_update(message)
+                .finalize()
+                .into(),
+        );
+        let s = nonce + challenge * self.key.to_scalar();
+        let mut signature = [0u8; 64];
+        signature[..32].copy_from_slice(commitment.as_bytes());
+        signature[32..].copy_from_slice(s.as_bytes());
+        signature
+    }
+}
+
+/// `count` valid events of the signed case, each with its own id, signed by `signer`.
+fn valid_events(signer: &SigningKey, count: usize) -> (String, Vec<crate::model::Event>) {
+    let document = signed_case(signer);
+    let (header, events) = document.contents().expect("reads");
+    let valid = (0..count)
+        .map(|index| {
+            let mut event = events[1].clone();
+            event.id = format!("valid-{index}");
+            sign_event(&header.number, &mut event, signer).expect("signs");
+            event
+        })
+        .collect();
+    (header.number, valid)
+}
+
+/// The attack, regression test: an office adds an order-2 point to `R` and grinds until
+/// a cofactorless batch's weight for it is even. The old batch then kept what the single check
+/// (and so `audit verify`) refused. Now every path gives the one ZIP-215 verdict: valid, since
+/// `[8]T₂` vanishes, whatever the weight.
+#[test]
+fn a_mixed_order_commitment_gets_the_same_verdict_alone_and_in_any_batch() {
+    use crate::signature::{SignerKeys, verify_all, verify_all_of_cases};
+    let office = key(3);
+    let (case, valid) = valid_events(&office, 8);
+    let valid_refs: Vec<&crate::model::Event> = valid.iter().collect();
+    assert!(verify_all(&case, &valid_refs, &mut SignerKeys::default()));
+    // 16 attempts: a cofactorless batch would keep at least one (each has an even weight with
+    // probability 1/2), so the old code fails this test all but once in 65,536 hash draws.
+    for attempt in 0..16 {
+        let mut attack = valid[0].clone();
+        attack.id = format!("attack-{attempt}");
+        sign_event(
+            &case,
+            &mut attack,
+            &MixedOrderCommitment {
+                key: office.clone(),
+                attempt,
+            },
+        )
+        .expect("signs");
+        let alone = verify_event(&case, &attack).is_ok();
+        let mut batch = valid_refs.clone();
+        batch.insert(attempt as usize % 9, &attack);
+        let in_batch = verify_all(&case, &batch, &mut SignerKeys::default());
+        let batch_of_one = verify_all(&case, &[&attack], &mut SignerKeys::default());
+        let across_cases = verify_all_of_cases(
+            &[
+                (case.as_str(), &valid_refs[..4]),
+                (case.as_str(), &[&attack]),
+            ],
+            &mut SignerKeys::default(),
+        );
+        assert_eq!(
+            (alone, batch_of_one, in_batch, across_cases),
+            (true, true, true, true),
+            "attempt {attempt}: alone, batch of one, among 8 valid, across cases"
+        );
+    }
+}
+
+/// One vector of `shared/testdata/ed25519-edge-cases.json`.
+#[derive(serde::Deserialize)]
+struct EdgeCaseVector {
+    message: String,
+    pub_key: String,
+    signature: String,
+}
+
+/// The ten edge-case vectors of "Taming the many EdDSAs" (ed25519-speccheck's `cases.json`) as
+/// (message, public key, signature). Missing data fails the test: it is not optional.
+fn edge_case_vectors() -> Vec<(Vec<u8>, [u8; 32], [u8; 64])> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/testdata/ed25519-edge-cases.json");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|error| {
+        panic!(
+            "the Ed25519 edge-case vectors must be at {} (shared/ beside the repository): {error}",
+            path.display()
+        )
+    });
+    let vectors: Vec<EdgeCaseVector> = serde_json::from_str(&text).expect("vectors parse");
+    vectors
+        .into_iter()
+        .map(|vector| {
+            (
+                hex::decode(&vector.message).expect("hex message"),
+                hex::decode(&vector.pub_key)
+                    .expect("hex key")
+                    .try_into()
+                    .expect("32-byte key"),
+                hex::decode(&vector.signature)
+                    .expect("hex signature")
+                    .try_into()
+                    .expect("64-byte signature"),
+            )
+        })
+        .collect()
+}
+
+/// Eight valid signatures by three keys, as (public key, message, signature).
+fn valid_signatures() -> Vec<([u8; 32], Vec<u8>, [u8; 64])> {
+    (0..8u8)
+        .map(|index| {
+            let signer = key(10 + index % 3);
+            let message = format!("有效的签名 {index}").into_bytes();
+            let signature = NodeSigner::sign(&signer, &message);
+            (signer.public_key(), message, signature)
+        })
+        .collect()
+}
+
+/// Whether the batch of `valid` with `extra` inserted at `position` passes.
+fn batch_with(
+    valid: &[([u8; 32], Vec<u8>, [u8; 64])],
+    extra: ([u8; 32], &[u8], [u8; 64]),
+    position: usize,
+) -> bool {
+    use crate::signature::{SignedMessage, verify_signature_batch};
+    let mut batch: Vec<SignedMessage<'_>> = valid
+        .iter()
+        .map(|(public_key, message, signature)| SignedMessage {
+            public_key: *public_key,
+            message,
+            signature: *signature,
+        })
+        .collect();
+    batch.insert(
+        position.min(batch.len()),
+        SignedMessage {
+            public_key: extra.0,
+            message: extra.1,
+            signature: extra.2,
+        },
+    );
+    verify_signature_batch(&batch)
+}
+
+/// Every vector gets one verdict, alone, as a batch of one and among valid signatures, and it is
+/// ZIP-215's (ed25519-zebra): the cofactored equation `[8][s]B = [8]R + [8][k]A`, so small-order
+/// and mixed-order `R` and `A` are accepted when it holds; `s` must be below ℓ; a non-canonical
+/// encoding of `R` is accepted as the point it encodes, and hashed as sent.
+#[test]
+fn every_edge_case_vector_gets_one_verdict_alone_and_in_batches() {
+    use crate::signature::{SignedMessage, verify_signature, verify_signature_batch};
+    // Each vector's make-up (checked once with curve25519-dalek: point orders, encodings, which
+    // equation holds when `R` and `A` are hashed as sent) and ZIP-215's verdict. ed25519-dalek's
+    // `verify_strict`, the old single check, accepted only vector 3. The old cofactorless batch,
+    // among 8 valid signatures, gave vectors 0, 3 and 4 a verdict that depended on the weights
+    // (a weight times `k`, reduced mod ℓ, moves a key with a small-order component by that
+    // component): in 8 draws it kept 0 once and 4 once, and refused 3 six times.
+    let expected = [
+        (true, "0: s = 0, small-order A and R"),
+        (true, "1: small-order A, mixed-order R"),
+        (true, "2: mixed-order A, small-order R"),
+        (true, "3: mixed-order A and R, both equations hold"),
+        (
+            true,
+            "4: mixed-order A and R, only the cofactored equation holds",
+        ),
+        (
+            true,
+            "5: mixed-order A, prime-order R, only the cofactored equation holds",
+        ),
+        (false, "6: s ≥ ℓ, the equation holds for s mod ℓ"),
+        (false, "7: s far above ℓ, the equation holds for s mod ℓ"),
+        (
+            false,
+            "8: non-canonical small-order R, holds only if R is re-encoded before hashing",
+        ),
+        (
+            true,
+            "9: non-canonical small-order R, holds with R hashed as sent",
+        ),
+    ];
+    let vectors = edge_case_vectors();
+    assert_eq!(vectors.len(), expected.len(), "ten vectors");
+    let valid = valid_signatures();
+    for (index, ((message, public_key, signature), (verdict, description))) in
+        vectors.iter().zip(expected).enumerate()
+    {
+        let alone = verify_signature(public_key, message, signature).is_ok();
+        let batch_of_one = verify_signature_batch(&[SignedMessage {
+            public_key: *public_key,
+            message,
+            signature: *signature,
+        }]);
+        assert_eq!(alone, verdict, "vector {description}");
+        assert_eq!(batch_of_one, verdict, "vector {description}, batch of one");
+        for position in [0, index % 9, 8] {
+            assert_eq!(
+                batch_with(&valid, (*public_key, message, *signature), position),
+                verdict,
+                "vector {description}, among 8 valid signatures at {position}"
+            );
+        }
+    }
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+
+    /// Random valid signatures with random damage (bits flipped in the signature, the message or
+    /// the key, or none): the verdict alone, in a batch of one and among valid signatures is the
+    /// same, and a batch fails exactly when its damaged member does.
+    #[test]
+    fn damage_gets_one_verdict_alone_and_in_batches(
+        seed in 1u8..=255,
+        message in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..96),
+        damage in proptest::collection::vec((0usize..3, 0usize..1024, 0u8..8), 0..3),
+        position in 0usize..9,
+    ) {
+        use crate::signature::{SignedMessage, verify_signature, verify_signature_batch};
+        let signer = key(seed);
+        let mut public_key = signer.public_key();
+        let mut signature = NodeSigner::sign(&signer, &message);
+        let original_signature = signature;
+        let original_message = message.clone();
+        let mut message = message;
+        for (target, byte, bit) in damage {
+            let flip = 1u8 << bit;
+            match target {
+                0 => signature[byte % 64] ^= flip,
+                1 if !message.is_empty() => {
+                    let length = message.len();
+                    message[byte % length] ^= flip;
+                }
+                _ => public_key[byte % 32] ^= flip,
+            }
+        }
+        let changed = public_key != signer.public_key()
+            || signature != original_signature
+            || message != original_message;
+        let alone = verify_signature(&public_key, &message, &signature).is_ok();
+        // Any change is refused (the key and `R` are hashed as sent), and nothing else is.
+        proptest::prop_assert_eq!(alone, !changed);
+        let batch_of_one = verify_signature_batch(&[SignedMessage {
+            public_key,
+            message: &message,
+            signature,
+        }]);
+        proptest::prop_assert_eq!(batch_of_one, alone);
+        proptest::prop_assert_eq!(
+            batch_with(&valid_signatures(), (public_key, &message, signature), position),
+            alone
+        );
+    }
+}

@@ -426,3 +426,184 @@ fn peers_that_keep_different_entries_stop_trading_them() {
     assert!(crossed <= 6, "{crossed} frames: the exchange must settle");
     assert_ne!(left_side.0.digest(), right_side.0.digest());
 }
+
+/// Signers of edge-case signatures over whatever message they are given, so one signer makes a
+/// roster entry and an event of the same kind.
+mod edge_case_signers {
+    use curve25519_dalek::{EdwardsPoint, Scalar};
+    use ed25519_dalek::SigningKey;
+    use sha2::{Digest, Sha512};
+
+    use crate::roster::RosterSigner;
+
+    /// What each signer does to an honest signature.
+    #[derive(Debug, Clone, Copy)]
+    pub enum Twist {
+        None,
+        /// One bit of `s` flipped.
+        FlippedBit,
+        /// `s + ℓ`: the same scalar, not in canonical form.
+        NonCanonicalS,
+        /// The point of order 2 added to `R`, `s` computed for it: only the cofactored equation
+        /// holds (the attack).
+        MixedOrderR,
+        /// Not this key at all: the first speccheck vector's small-order key and signature
+        /// (`A` and `R` of small order, `s = 0`), which the cofactored equation accepts for
+        /// every message.
+        SmallOrderKeyAndR,
+    }
+
+    pub struct EdgeCaseSigner {
+        pub key: SigningKey,
+        pub twist: Twist,
+    }
+
+    /// ed25519-speccheck's vector 0 (`shared/testdata/ed25519-edge-cases.json`).
+    const SMALL_ORDER_KEY: &str =
+        "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac03fa";
+    const SMALL_ORDER_SIGNATURE: &str = "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a0000000000000000000000000000000000000000000000000000000000000000";
+
+    fn decoded<const LENGTH: usize>(hex_text: &str) -> [u8; LENGTH] {
+        hex::decode(hex_text)
+            .expect("hex")
+            .try_into()
+            .expect("length")
+    }
+
+    fn order_two_point() -> EdwardsPoint {
+        let mut encoding = [0xff_u8; 32];
+        encoding[0] = 0xec;
+        encoding[31] = 0x7f;
+        curve25519_dalek::edwards::CompressedEdwardsY(encoding)
+            .decompress()
+            .expect("(0, -1) is on the curve")
+    }
+
+    fn wide_hash(parts: &[&[u8]]) -> Scalar {
+        let mut hash = Sha512::new();
+        for part in parts {
+            hash.update(part);
+        }
+        Scalar::from_bytes_mod_order_wide(&hash.finalize().into())
+    }
+
+    impl RosterSigner for EdgeCaseSigner {
+        fn public_key(&self) -> [u8; 32] {
+            match self.twist {
+                Twist::SmallOrderKeyAndR => decoded(SMALL_ORDER_KEY),
+                _ => self.key.public_key(),
+            }
+        }
+
+        fn sign(&self, message: &[u8]) -> [u8; 64] {
+            let mut signature = RosterSigner::sign(&self.key, message);
+            match self.twist {
+                Twist::None => {}
+                Twist::FlippedBit => signature[40] ^= 0x04,
+                Twist::NonCanonicalS => {
+                    // ℓ = 2^252 + 27742317777372353535851937790883648493, little-endian.
+                    let order: [u8; 32] = [
+                        0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7, 0xa2,
+                        0xde, 0xf9, 0xde, 0x14, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10,
+                    ];
+                    let mut carry = 0u16;
+                    for (byte, add) in signature[32..].iter_mut().zip(order) {
+                        let total = u16::from(*byte) + u16::from(add) + carry;
+                        *byte = total as u8;
+                        carry = total >> 8;
+                    }
+                    assert_eq!(carry, 0, "s + ℓ fits in 32 bytes");
+                }
+                Twist::MixedOrderR => {
+                    let public_key = self.key.public_key();
+                    let nonce = wide_hash(&[b"mixed-order nonce", message]);
+                    let commitment =
+                        (EdwardsPoint::mul_base(&nonce) + order_two_point()).compress();
+                    let challenge = wide_hash(&[commitment.as_bytes(), &public_key, message]);
+                    let s = nonce + challenge * self.key.to_scalar();
+                    signature[..32].copy_from_slice(commitment.as_bytes());
+                    signature[32..].copy_from_slice(s.as_bytes());
+                }
+                Twist::SmallOrderKeyAndR => signature = decoded(SMALL_ORDER_SIGNATURE),
+            }
+            signature
+        }
+    }
+}
+
+/// A roster entry and an event signed the same edge-case way get the same verdict: both go
+/// through `fengqiao_case::signature`'s one rule (ZIP-215), alone and in a batch. Before, the
+/// roster used ed25519-dalek's cofactorless `verify` and events its `verify_strict`.
+#[test]
+fn roster_entries_and_events_get_one_verdict_on_edge_case_signatures() {
+    use edge_case_signers::{EdgeCaseSigner, Twist};
+    use fengqiao_case::model::roster::{ROSTER_FORMAT_VERSION, RosterEntry};
+    use fengqiao_case::model::{Event, EventKind, HeaderAmendment, HybridTimestamp};
+    use fengqiao_case::signature::{SignerKeys, sign_event, verify_all, verify_event};
+
+    let case = "430702001001-2026-000123".to_owned();
+    let valid_signer = SigningKey::from_bytes(&[9; 32]);
+    let event_by = |signer: &dyn RosterSigner, id: &str| {
+        let mut event = Event {
+            id: id.to_owned(),
+            kind: EventKind::AmendHeader {
+                amendment: HeaderAmendment::Headcount(4),
+            },
+            at: at(5),
+            node: node_id_for_public_key(&signer.public_key()),
+            operator: "王芳".to_owned(),
+            prev: None,
+            hlc: HybridTimestamp::default(),
+            signature: None,
+        };
+        sign_event(&case, &mut event, signer).expect("signs");
+        event
+    };
+    let valid: Vec<Event> = (0..8)
+        .map(|index| event_by(&valid_signer, &format!("valid-{index}")))
+        .collect();
+
+    for (twist, verdict) in [
+        (Twist::None, true),
+        (Twist::FlippedBit, false),
+        (Twist::NonCanonicalS, false),
+        (Twist::MixedOrderR, true),
+        (Twist::SmallOrderKeyAndR, true),
+    ] {
+        let signer = EdgeCaseSigner {
+            key: SigningKey::from_bytes(&[7; 32]),
+            twist,
+        };
+        let node = node_id_for_public_key(&signer.public_key());
+        let entry = RosterEntry {
+            format_version: ROSTER_FORMAT_VERSION,
+            node_id: node.clone(),
+            name: "武陵区信访局".to_owned(),
+            aliases: Vec::new(),
+            tier: Tier::County,
+            region_code: "430702".to_owned(),
+            parent: None,
+            revoked: false,
+            serial: 1,
+            issued_at: at(4),
+        };
+        let roster_verdict = match verify_entry(&sign_entry(entry, &signer).expect("signs")) {
+            Ok(issuer) => {
+                assert_eq!(issuer, node);
+                true
+            }
+            Err(RosterError::BadSignature { .. }) => false,
+            Err(other) => panic!("{twist:?}: unexpected refusal {other}"),
+        };
+        let event = event_by(&signer, "edge-case");
+        let alone = verify_event(&case, &event).is_ok();
+        let mut batch: Vec<&Event> = valid.iter().collect();
+        batch.insert(3, &event);
+        let in_batch = verify_all(&case, &batch, &mut SignerKeys::default());
+        assert_eq!(
+            (roster_verdict, alone, in_batch),
+            (verdict, verdict, verdict),
+            "{twist:?}: roster entry, event alone, event among 8 valid"
+        );
+    }
+}
