@@ -262,6 +262,10 @@ fn init_tracing(verbose: u8, serving: bool) {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        // A log line that cannot be written (stderr is a file on a full disk) is lost; by
+        // default tracing-subscriber reports that with `eprintln!`, which panics when stderr
+        // fails, and so would every request that logs while the disk is full.
+        .log_internal_errors(false)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init();
 }
