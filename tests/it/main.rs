@@ -7,6 +7,7 @@ mod audit;
 mod cli_lifecycle;
 mod crash;
 mod demo;
+mod disk;
 mod federation;
 mod import;
 mod input;

@@ -16,10 +16,17 @@
 //! ([`Store::update_case_with_meta`], [`Store::create_cases_with_meta`]): it is visible at once and
 //! durable with the next flush of any write; a crash may lose only the latest of it.
 //!
+//! Every write is refused (`StoreError::DiskFull`, nothing written) while the disk holding the
+//! store has less free space than [`StoreOptions::min_free_bytes`]: sled does not survive a full
+//! disk, and a node that stops writing in time keeps serving reads and writes again as soon as
+//! space returns. Reads of personal data made meanwhile are recorded in memory and written to the
+//! access log then ([`Store::log_access`]).
+//!
 //! The on-disk layout is described in the `storage` and `codec` modules.
 
 mod cache;
 mod codec;
+mod free_space;
 mod index;
 mod storage;
 #[cfg(test)]
@@ -62,6 +69,18 @@ pub enum StoreError {
     SummaryMismatch { expected: CaseId, found: CaseId },
     #[error("case {0} was changed by another writer after this update was computed")]
     ChangedMeanwhile(CaseId),
+    /// Nothing was written: the disk is below the reserve ([`StoreOptions::min_free_bytes`]).
+    #[error(
+        "not enough free space on the disk holding {path}: {} left, and the store keeps {} in \
+         reserve; writes are refused until space is freed on that disk",
+        free_space::human_bytes(*.available),
+        free_space::human_bytes(*.reserve)
+    )]
+    DiskFull {
+        path: String,
+        available: u64,
+        reserve: u64,
+    },
 }
 
 /// Position in this node's change feed: strictly increasing, one per document update.
@@ -69,6 +88,14 @@ pub type FeedSeq = u64;
 
 /// Incremental chunks a case may collect before its saved document is rewritten.
 pub const DEFAULT_COMPACT_AFTER_CHUNKS: u32 = 16;
+
+/// Free space a store keeps on its disk unless told otherwise: room for sled to finish what it
+/// has started and for a person to log in and clean up.
+pub const DEFAULT_MIN_FREE_BYTES: u64 = 256 * 1024 * 1024;
+
+/// Access log records kept in memory while the disk is below the reserve (a few hundred bytes
+/// each); reads beyond them are counted, and the count is logged when space returns.
+const MAX_HELD_ACCESS_RECORDS: usize = 4096;
 
 #[derive(Debug, Clone)]
 pub struct StoreOptions {
@@ -79,6 +106,8 @@ pub struct StoreOptions {
     /// Rewrite a case's saved document once it has more incremental chunks than this (it is
     /// also rewritten when its chunks outweigh the saved document).
     pub compact_after_chunks: u32,
+    /// Writes are refused while the disk holding the store has less free than this (0: never).
+    pub min_free_bytes: u64,
 }
 
 impl StoreOptions {
@@ -87,8 +116,17 @@ impl StoreOptions {
             cache_capacity,
             actor,
             compact_after_chunks: DEFAULT_COMPACT_AFTER_CHUNKS,
+            min_free_bytes: DEFAULT_MIN_FREE_BYTES,
         }
     }
+}
+
+/// Reads of personal data not yet in the access log because the disk was below the reserve.
+#[derive(Debug, Default)]
+struct HeldAccessRecords {
+    records: Vec<Vec<u8>>,
+    /// Reads not kept because `records` was full.
+    dropped: u64,
 }
 
 /// Told of every summary the store commits, whoever writes it (a local edit, an import batch, a
@@ -219,6 +257,7 @@ pub struct Store {
     /// Mirrors the count kept in the meta tree, because sled's `Tree::len` is a full scan.
     case_count: AtomicU64,
     summary_observation: SummaryObservation,
+    held_access_records: Mutex<HeldAccessRecords>,
 }
 
 /// Case numbers are keys and key components; the index layout relies on them holding no 0x00.
@@ -256,7 +295,7 @@ impl Store {
     /// Opens (or creates) the store at `path`. Reads no documents: open time and memory do not
     /// grow with the number of cases beyond what sled itself needs to recover.
     pub fn open(path: &std::path::Path, options: StoreOptions) -> Result<Store, StoreError> {
-        let storage = Storage::open(path)?;
+        let storage = Storage::open(path, options.min_free_bytes)?;
         let case_count = storage.read_case_count()?;
         tracing::debug!(case_count, "store opened");
         Ok(Store {
@@ -266,7 +305,15 @@ impl Store {
             case_locks: CaseLocks::new(),
             case_count: AtomicU64::new(case_count),
             summary_observation: SummaryObservation::default(),
+            held_access_records: Mutex::new(HeldAccessRecords::default()),
         })
+    }
+
+    /// `Ok` while the store's disk has room beyond [`StoreOptions::min_free_bytes`]; otherwise
+    /// `DiskFull`, saying how much is left: every write is refused until then. Cheap (the disk
+    /// is asked at most every few hundred milliseconds while there is room), for health checks.
+    pub fn check_free_space(&self) -> Result<(), StoreError> {
+        self.storage.check_free_space()
     }
 
     /// Tell `observer` of every summary committed from now on (replacing any observer set
@@ -351,6 +398,14 @@ impl Store {
 
     /// Makes every write committed so far durable, including those of the `_unflushed` methods.
     pub fn flush(&self) -> Result<(), StoreError> {
+        self.flush_written()
+    }
+
+    /// The flush after a write: it also writes the access records held while the disk was
+    /// below the reserve, now that a write got through, so they are not kept in memory longer
+    /// than needed.
+    fn flush_written(&self) -> Result<(), StoreError> {
+        self.write_held_access_records()?;
         self.storage.flush()
     }
 
@@ -371,7 +426,7 @@ impl Store {
         meta: &[(Vec<u8>, Vec<u8>)],
     ) -> Result<Vec<FeedSeq>, StoreError> {
         let feed_positions = self.commit_new_cases(prepared, summaries, meta)?;
-        self.storage.flush()?;
+        self.flush_written()?;
         Ok(feed_positions)
     }
 
@@ -428,7 +483,7 @@ impl Store {
     /// nothing), outside the case lock so that concurrent writers share the flush.
     fn flush_if_written<T, E>(&self, outcome: Result<T, E>) -> Result<Result<T, E>, StoreError> {
         if outcome.is_ok() {
-            self.storage.flush()?;
+            self.flush_written()?;
         }
         Ok(outcome)
     }
@@ -798,7 +853,7 @@ impl Store {
     /// The first number for a prefix is 1.
     pub fn next_case_sequence(&self, prefix: &str) -> Result<u64, StoreError> {
         let sequence = self.storage.next_counter(prefix)?;
-        self.storage.flush()?;
+        self.flush_written()?;
         Ok(sequence)
     }
 
@@ -819,7 +874,7 @@ impl Store {
     /// Writes a node meta entry and flushes it.
     pub fn meta_put(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
         self.storage.meta_put(key, value)?;
-        self.storage.flush()
+        self.flush_written()
     }
 
     /// Writes a node meta entry without waiting for a disk sync, for advisory bookkeeping that
@@ -839,10 +894,75 @@ impl Store {
         self.storage.meta_put_many(&prepare_meta(entries))
     }
 
-    /// Append a line to the local access log (reads of personal data).
+    /// Append a line to the local access log (reads of personal data), durably.
+    ///
+    /// While the disk is below the reserve the record is held in memory instead (up to
+    /// `MAX_HELD_ACCESS_RECORDS`; further reads are counted) and written, in order, with the next
+    /// write that gets through, or when the store closes. So a read never waits on a disk that
+    /// cannot take the record, and every read is recorded as soon as the disk allows; only a
+    /// crash while the disk is full loses the held records. Refusing reads instead would stop
+    /// petitioners' cases being looked up at all for as long as the disk stays full.
     pub fn log_access(&self, record: &[u8]) -> Result<(), StoreError> {
+        match self.storage.check_free_space() {
+            Ok(()) => {}
+            Err(StoreError::DiskFull { .. }) => {
+                let mut held = lock_ignoring_poison(&self.held_access_records);
+                if held.records.len() < MAX_HELD_ACCESS_RECORDS {
+                    held.records.push(record.to_vec());
+                } else {
+                    held.dropped += 1;
+                }
+                return Ok(());
+            }
+            Err(other) => return Err(other),
+        }
+        // The held records first, so the log stays in the order the reads happened.
+        self.write_held_access_records()?;
         self.storage.append_log(Log::Access, record)?;
         self.storage.flush()
+    }
+
+    /// Access records held in memory because the disk was below the reserve, and reads not
+    /// even held (counted only).
+    pub fn held_access_records_count(&self) -> (usize, u64) {
+        let held = lock_ignoring_poison(&self.held_access_records);
+        (held.records.len(), held.dropped)
+    }
+
+    /// Writes the access records held while the disk was below the reserve, and a record of
+    /// how many reads could not be held, unflushed. Keeps whatever it could not write.
+    fn write_held_access_records(&self) -> Result<(), StoreError> {
+        let mut held = lock_ignoring_poison(&self.held_access_records);
+        if held.records.is_empty() && held.dropped == 0 {
+            return Ok(());
+        }
+        let records = std::mem::take(&mut held.records);
+        let mut written = 0;
+        for record in &records {
+            if let Err(error) = self.storage.append_log(Log::Access, record) {
+                held.records = records.into_iter().skip(written).collect();
+                return Err(error);
+            }
+            written += 1;
+        }
+        if held.dropped > 0 {
+            // The store's own record; the node's records have the same "action" field.
+            let note = format!(
+                r#"{{"action":"access_records_dropped","dropped":{},"reason":"the disk was below the store's free-space reserve"}}"#,
+                held.dropped
+            );
+            self.storage.append_log(Log::Access, note.as_bytes())?;
+            tracing::warn!(
+                dropped = held.dropped,
+                "reads made while the disk was full could not all be held for the access log"
+            );
+            held.dropped = 0;
+        }
+        tracing::info!(
+            written,
+            "access records held while the disk was full are written"
+        );
+        Ok(())
     }
 
     /// Access log records with an id greater than `after`, oldest first, at most `limit`.
@@ -874,5 +994,26 @@ impl Store {
         limit: usize,
     ) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
         self.storage.log_since(Log::Quarantine, after, limit)
+    }
+}
+
+impl Drop for Store {
+    /// A clean close writes the access records still held, if the disk now has room.
+    fn drop(&mut self) {
+        if self.held_access_records_count() == (0, 0) {
+            return;
+        }
+        let result = self
+            .write_held_access_records()
+            .and_then(|()| self.storage.flush());
+        if let Err(error) = result {
+            let held = lock_ignoring_poison(&self.held_access_records);
+            tracing::error!(
+                %error,
+                held = held.records.len(),
+                dropped = held.dropped,
+                "the store closes with reads of personal data not written to the access log"
+            );
+        }
     }
 }

@@ -5,6 +5,10 @@
 //! written without a flush becomes durable with the next flush of any write, since sled's log is
 //! written in order.
 //!
+//! Every write first asks the [`FreeSpaceGuard`] whether the disk has room beyond the reserve, and
+//! writes nothing if not; flushes are not refused, since they only make durable what is already
+//! committed.
+//!
 //! sled 0.34 runs every transaction closure under one process-wide write lock, and transactional
 //! trees can only do point reads. So closures here only do point reads and writes of bytes that
 //! were encoded beforehand, and per-case bookkeeping ([`CaseRecord`]) says which keys to touch.
@@ -24,6 +28,7 @@ use crate::codec::{
     decode_feed_value, decode_summary, decode_u64_key, decode_u64_value, decode_versioned,
     encode_feed_value, encode_versioned,
 };
+use crate::free_space::FreeSpaceGuard;
 use crate::index::{
     IndexScan, KEY_SEPARATOR, index_keys, matches, number_from_index_key, plan_scan,
 };
@@ -284,10 +289,12 @@ fn open_database(path: &Path) -> Result<sled::Db, StoreError> {
 pub(crate) struct Storage {
     database: sled::Db,
     trees: Trees,
+    free_space: FreeSpaceGuard,
 }
 
 impl Storage {
-    pub(crate) fn open(path: &Path) -> Result<Storage, StoreError> {
+    /// Opens the database at `path`, whose writes keep `min_free_bytes` free on its disk.
+    pub(crate) fn open(path: &Path, min_free_bytes: u64) -> Result<Storage, StoreError> {
         let database = open_database(path)?;
         let trees = Trees {
             documents: database.open_tree("documents")?,
@@ -302,7 +309,11 @@ impl Storage {
             quarantine: database.open_tree("quarantine")?,
             quarantine_keys: database.open_tree("quarantine_keys")?,
         };
-        let storage = Storage { database, trees };
+        let storage = Storage {
+            database,
+            trees,
+            free_space: FreeSpaceGuard::new(path, min_free_bytes),
+        };
         storage.check_format_version()?;
         Ok(storage)
     }
@@ -323,6 +334,7 @@ impl Storage {
                 Ok(())
             }
             None if self.trees.case_records.is_empty() && self.trees.documents.is_empty() => {
+                self.free_space.check()?;
                 self.trees
                     .meta
                     .insert(FORMAT_VERSION_KEY, &STORE_FORMAT_VERSION.to_be_bytes()[..])?;
@@ -333,6 +345,16 @@ impl Storage {
                 "missing in a store that holds cases",
             )),
         }
+    }
+
+    /// `Ok` while the disk has room beyond the reserve; `DiskFull` otherwise.
+    pub(crate) fn check_free_space(&self) -> Result<(), StoreError> {
+        self.free_space.check()
+    }
+
+    #[cfg(test)]
+    pub(crate) fn pretend_available(&self, available: Option<u64>) {
+        self.free_space.pretend_available(available);
     }
 
     /// Makes every committed write durable. Callers sharing a moment share the disk sync.
@@ -368,6 +390,7 @@ impl Storage {
         cases: &[PreparedCase],
         meta_entries: &[(Vec<u8>, Vec<u8>)],
     ) -> Result<Vec<FeedSeq>, StoreError> {
+        self.free_space.check()?;
         let trees = &self.trees;
         let result = (
             &trees.documents,
@@ -445,6 +468,7 @@ impl Storage {
         updates: &[(&str, &PreparedUpdate, Option<FeedSeq>)],
         meta_entries: &[(Vec<u8>, Vec<u8>)],
     ) -> Result<Vec<FeedSeq>, StoreError> {
+        self.free_space.check()?;
         let trees = &self.trees;
         // Encoded here, not in the closure, because the closure runs under sled's global lock.
         let document_records: Vec<Option<Vec<u8>>> = updates
@@ -674,6 +698,7 @@ impl Storage {
 
     /// Hands out the next number for `prefix`; durable once the caller has flushed.
     pub(crate) fn next_counter(&self, prefix: &str) -> Result<u64, StoreError> {
+        self.free_space.check()?;
         let result = self.trees.counters.transaction(|counters| {
             let current = match counters.get(prefix.as_bytes())? {
                 None => 0,
@@ -700,6 +725,7 @@ impl Storage {
     }
 
     pub(crate) fn meta_put(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
+        self.free_space.check()?;
         self.trees.meta.insert(node_meta_key(key), value)?;
         Ok(())
     }
@@ -722,6 +748,7 @@ impl Storage {
 
     /// Writes all entries or none (one sled batch).
     pub(crate) fn meta_put_many(&self, entries: &[(Vec<u8>, Vec<u8>)]) -> Result<(), StoreError> {
+        self.free_space.check()?;
         let mut batch = sled::Batch::default();
         for (key, value) in entries {
             batch.insert(key.as_slice(), value.as_slice());
@@ -739,6 +766,7 @@ impl Storage {
 
     /// Append a caller's record to an append-only log; returns its id.
     pub(crate) fn append_log(&self, log: Log, record: &[u8]) -> Result<u64, StoreError> {
+        self.free_space.check()?;
         // sled's id generator never repeats, even after a crash, and increases, which is all an
         // append-only log needs; gaps after a restart are expected. Shifted by one so that 0
         // stays free as the "from the beginning" cursor, as in the feed.
@@ -762,6 +790,7 @@ impl Storage {
         key: &QuarantineKey<'_>,
         record: &[u8],
     ) -> Result<Option<u64>, StoreError> {
+        self.free_space.check()?;
         let key = key.encode();
         let id = self
             .database

@@ -1639,3 +1639,169 @@ fn a_pass_over_cases_reads_uncached_ones_without_caching_them() {
     assert_eq!(event_count(&second), Some(2));
     assert_eq!(store.cache.len(), 1);
 }
+
+fn assert_disk_full<T: std::fmt::Debug>(result: Result<T, StoreError>, what: &str) {
+    assert!(
+        matches!(result, Err(StoreError::DiskFull { .. })),
+        "{what}: expected DiskFull, got {result:?}"
+    );
+}
+
+#[test]
+fn below_the_reserve_every_write_is_refused_and_none_is_visible() {
+    let directory = tempfile::tempdir().expect("tempdir");
+    let store = open_store(directory.path());
+    let case = number(1);
+    create_documents(&store, std::slice::from_ref(&case)).expect("created");
+    add_note(&store, &case, "n1", "第一次");
+    assert_eq!(store.next_case_sequence("430702001001-2026").ok(), Some(1));
+    let feed_before = store.feed_since(0, 10).expect("feed");
+    let summary_before = store.summary(&case).expect("reads");
+
+    // The disk fills while a change is being made: the document is already changed when the
+    // write is refused, and the changed copy must not outlive the refusal.
+    let refused = store.update_case(&case, |document| {
+        document
+            .push_event(&note("lost", "磁盘已满"))
+            .expect("event applies");
+        store.storage.pretend_available(Some(0));
+        let summary = summary_for(&case, Status::Closed, "node-a");
+        Ok::<_, fengqiao_case::DocumentError>((summary, ()))
+    });
+    assert_disk_full(refused, "update");
+    assert!(store.cache.get(&case).is_none(), "no changed copy cached");
+    assert_eq!(
+        event_ids(&store, &case),
+        vec![format!("register-{case}"), "n1".to_owned()]
+    );
+    assert_eq!(store.summary(&case).expect("reads"), summary_before);
+
+    assert_disk_full(create_documents(&store, &[number(2)]), "create cases");
+    let mut received = vec![received_case(&number(3), "node-b")];
+    assert_disk_full(
+        store.create_received_cases_unflushed(&mut received, &[] as &[(&str, &[u8])]),
+        "received cases",
+    );
+    assert_eq!(received.len(), 1, "refused received cases are handed back");
+    assert_disk_full(
+        store.next_case_sequence("430702001001-2026"),
+        "case sequence",
+    );
+    assert_disk_full(store.meta_put("cursor", b"1"), "meta");
+    assert_disk_full(store.meta_put_unflushed("cursor", b"1"), "unflushed meta");
+    assert_disk_full(
+        store.meta_put_many_unflushed(&[("cursor", b"1")]),
+        "meta batch",
+    );
+    let quarantine_key = QuarantineKey {
+        peer: "peer",
+        case: &case,
+        change_hash: "00",
+    };
+    assert_disk_full(
+        store.quarantine_unflushed(&quarantine_key, b"refused change"),
+        "quarantine",
+    );
+    // A staged update computed before the disk filled is refused at commit.
+    store.storage.pretend_available(None);
+    let mut staged = vec![stage_note_on_copy(&store, &case, "staged")];
+    store.storage.pretend_available(Some(0));
+    assert_disk_full(
+        store.commit_staged_updates(&mut staged, &[] as &[(&str, &[u8])]),
+        "staged updates",
+    );
+    assert_eq!(staged.len(), 1, "refused staged updates are handed back");
+
+    assert_eq!(store.feed_since(0, 10).ok(), Some(feed_before.clone()));
+    assert_eq!(store.case_count(), 1);
+    assert!(!store.contains(&number(2)).expect("contains"));
+    assert_eq!(store.meta_get("cursor").ok(), Some(None));
+
+    // Space returns: writes go through again at once, and the refused ones left no trace.
+    store.storage.pretend_available(None);
+    store.check_free_space().expect("room again");
+    assert_eq!(store.next_case_sequence("430702001001-2026").ok(), Some(2));
+    add_note(&store, &case, "n2", "第二次");
+    drop(store);
+    let store = open_store(directory.path());
+    assert_eq!(
+        event_ids(&store, &case),
+        vec![format!("register-{case}"), "n1".to_owned(), "n2".to_owned()]
+    );
+    assert_eq!(store.case_count(), 1);
+    assert_eq!(store.quarantine_since(0, 10).expect("reads"), Vec::new());
+    assert_eq!(store.feed_since(0, 10).expect("feed").len(), 1);
+}
+
+fn access_records(store: &Store) -> Vec<Vec<u8>> {
+    store
+        .access_log_since(0, 100_000)
+        .expect("reads")
+        .into_iter()
+        .map(|(_, record)| record)
+        .collect()
+}
+
+#[test]
+fn reads_below_the_reserve_are_held_and_logged_in_order_when_space_returns() {
+    let directory = tempfile::tempdir().expect("tempdir");
+    let store = open_store(directory.path());
+    store.log_access(b"before").expect("log");
+    store.storage.pretend_available(Some(0));
+    store
+        .log_access(b"while full 1")
+        .expect("a read is never refused");
+    store
+        .log_access(b"while full 2")
+        .expect("a read is never refused");
+    assert_eq!(access_records(&store), vec![b"before".to_vec()]);
+    assert_eq!(store.held_access_records_count(), (2, 0));
+
+    store.storage.pretend_available(None);
+    store.log_access(b"after").expect("log");
+    assert_eq!(
+        access_records(&store),
+        vec![
+            b"before".to_vec(),
+            b"while full 1".to_vec(),
+            b"while full 2".to_vec(),
+            b"after".to_vec()
+        ]
+    );
+    assert_eq!(store.held_access_records_count(), (0, 0));
+
+    // Beyond what is held, reads are counted, and the count is logged.
+    store.storage.pretend_available(Some(0));
+    for index in 0..super::MAX_HELD_ACCESS_RECORDS + 2 {
+        store
+            .log_access(format!("full {index}").as_bytes())
+            .expect("a read is never refused");
+    }
+    assert_eq!(
+        store.held_access_records_count(),
+        (super::MAX_HELD_ACCESS_RECORDS, 2)
+    );
+    store.storage.pretend_available(None);
+    // Any write that gets through writes them, not only the next read.
+    store.meta_put("cursor", b"1").expect("meta");
+    let records = access_records(&store);
+    assert_eq!(records.len(), 4 + super::MAX_HELD_ACCESS_RECORDS + 1);
+    let note = String::from_utf8(records.last().expect("a record").clone()).expect("text");
+    assert!(
+        note.contains(r#""action":"access_records_dropped","dropped":2"#),
+        "{note}"
+    );
+}
+
+#[test]
+fn a_clean_close_writes_the_held_access_records() {
+    let directory = tempfile::tempdir().expect("tempdir");
+    {
+        let store = open_store(directory.path());
+        store.storage.pretend_available(Some(0));
+        store.log_access(b"held").expect("log");
+        store.storage.pretend_available(None);
+    }
+    let store = open_store(directory.path());
+    assert_eq!(access_records(&store), vec![b"held".to_vec()]);
+}

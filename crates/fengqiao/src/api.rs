@@ -37,7 +37,7 @@ use fengqiao_case::model::roster::{FederationReload, RosterView};
 use fengqiao_case::model::stats::{StatsBreakdown, SyncHealth};
 use fengqiao_case::{
     ApiError, AppendEvent, CaseListItem, CaseView, DirectiveListItem, ImportBatch, ImportRowReport,
-    Measures, NodeInfo, OPERATOR_HEADER, RegisterCase,
+    Measures, NodeUnhealthy, OPERATOR_HEADER, RegisterCase,
 };
 use fengqiao_sync::PeerRelation;
 use serde::de::DeserializeOwned;
@@ -52,9 +52,11 @@ use crate::service::{ListFilter, Node, ServiceError, StatsQuery};
 /// An import batch is validated and written as one; 500 ledger rows need more than axum's 2 MiB.
 const IMPORT_BODY_LIMIT_BYTES: usize = 64 * 1024 * 1024;
 
-/// How long a stopped server waits for requests still running on blocking threads to let go of
-/// the node before it gives up closing it cleanly.
-const CLOSE_WAIT: Duration = Duration::from_secs(30);
+/// How long a server told to stop waits for what is still running (requests, the escalation
+/// task, the federation, closing the store) before it gives up on them and returns anyway: a
+/// request stuck on a failing disk must not keep the node from stopping. Writes acknowledged
+/// before are durable; a write still running is not acknowledged.
+pub const STOP_WAIT: Duration = Duration::from_secs(10);
 
 /// Every operation of the API; each has exactly one handler and one entry in [`ROUTES`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -179,13 +181,16 @@ pub const ROUTES: &[RouteSpec] = &[
         method: HttpMethod::Get,
         path: "/api/health",
         summary: "node identity and case count",
-        description: "Answers as soon as the node serves; used to check that it is up.",
+        description: "Answers as soon as the node serves; used to check that it is up. 503 \
+                      (`{\"status\": \"unhealthy\", \"store\": why, \"error\": why}`) while \
+                      the node takes no writes: its disk is below the free-space reserve \
+                      (storage.min_free_bytes). Healthy again by itself once space is freed.",
         mutating: false,
         parameters: &[],
         request: None,
         success_status: 200,
         response: BodySpec::One("NodeInfo"),
-        errors: &[500],
+        errors: &[500, 503],
     },
     RouteSpec {
         operation: Operation::OpenApi,
@@ -213,7 +218,7 @@ pub const ROUTES: &[RouteSpec] = &[
         request: Some(BodySpec::One("RegisterCase")),
         success_status: 201,
         response: BodySpec::One("CaseView"),
-        errors: &[400, 409, 413, 415, 422, 500],
+        errors: &[400, 409, 413, 415, 422, 500, 507],
     },
     RouteSpec {
         operation: Operation::ListCases,
@@ -279,7 +284,7 @@ pub const ROUTES: &[RouteSpec] = &[
         request: Some(BodySpec::One("AppendEvent")),
         success_status: 200,
         response: BodySpec::One("CaseView"),
-        errors: &[400, 403, 404, 409, 413, 415, 422, 500],
+        errors: &[400, 403, 404, 409, 413, 415, 422, 500, 507],
     },
     RouteSpec {
         operation: Operation::ListDirectives,
@@ -344,7 +349,7 @@ pub const ROUTES: &[RouteSpec] = &[
         request: Some(BodySpec::One("ImportBatch")),
         success_status: 200,
         response: BodySpec::ListOf("ImportRowReport"),
-        errors: &[400, 409, 413, 415, 422, 500],
+        errors: &[400, 409, 413, 415, 422, 500, 507],
     },
     RouteSpec {
         operation: Operation::Peers,
@@ -604,8 +609,41 @@ impl BoundServer {
         self.address
     }
 
-    /// Serve until `shutdown` completes, let running requests finish, then close the node.
+    /// Serve until `shutdown` completes, let running requests finish, then close the node; all
+    /// of that within [`STOP_WAIT`] of `shutdown`, or it gives up on what is left and fails.
     pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let (signalled, signal_seen) = tokio::sync::oneshot::channel::<()>();
+        let shutdown = async move {
+            shutdown.await;
+            let _ = signalled.send(());
+        };
+        let address_files = [
+            self.address_file.clone(),
+            self.node.dir().quic_address_path(),
+        ];
+        match finish_within(STOP_WAIT, signal_seen, self.serve_then_close(shutdown)).await {
+            Some(served) => served,
+            None => {
+                for path in &address_files {
+                    let _ = std::fs::remove_file(path);
+                }
+                tracing::error!(
+                    wait = ?STOP_WAIT,
+                    "requests were still running when the node had to stop (a disk that does \
+                     not answer?); they are abandoned, and none of them was acknowledged"
+                );
+                anyhow::bail!(
+                    "the node did not stop cleanly within {STOP_WAIT:?}: requests still waiting \
+                     on the store were abandoned (see the log)"
+                )
+            }
+        }
+    }
+
+    async fn serve_then_close(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
@@ -657,10 +695,25 @@ impl BoundServer {
     }
 }
 
-/// Drop the node (and with it the store and the directory lock) once no request holds it.
+/// Runs `work` to its end, or, once `signal_seen` fires (or its sender is gone), for at most
+/// `bound` more; `None` if it had not finished by then (it is dropped).
+async fn finish_within<T>(
+    bound: Duration,
+    signal_seen: tokio::sync::oneshot::Receiver<()>,
+    work: impl Future<Output = T>,
+) -> Option<T> {
+    tokio::pin!(work);
+    tokio::select! {
+        finished = &mut work => return Some(finished),
+        _ = signal_seen => {}
+    }
+    tokio::time::timeout(bound, work).await.ok()
+}
+
+/// Drop the node (and with it the store and the directory lock) once no request holds it. A
+/// client that hung up mid-request leaves its blocking work running with a reference; `run`
+/// bounds the wait.
 async fn close_node(mut node: Arc<Node>) {
-    // A client that hung up mid-request leaves its blocking work running with a reference.
-    let deadline = Instant::now() + CLOSE_WAIT;
     loop {
         match Arc::try_unwrap(node) {
             Ok(node) => {
@@ -670,13 +723,9 @@ async fn close_node(mut node: Arc<Node>) {
                 }
                 return;
             }
-            Err(shared) if Instant::now() < deadline => {
+            Err(shared) => {
                 node = shared;
                 tokio::time::sleep(Duration::from_millis(10)).await;
-            }
-            Err(_) => {
-                tracing::warn!("requests still running after shutdown; leaving the store to exit");
-                return;
             }
         }
     }
@@ -1100,12 +1149,23 @@ where
     }
 }
 
+/// Answered on the async thread, not a blocking one: it must answer even when every blocking
+/// thread waits on the disk. The free-space reading is cached, so it costs no disk access.
 async fn health(
     State(state): State<ApiState>,
     QueryPairs(pairs): QueryPairs,
-) -> Result<axum::Json<NodeInfo>, ApiFailure> {
+) -> Result<Response, ApiFailure> {
     QueryValues::new(Operation::Health, pairs)?;
-    Ok(axum::Json(state.node.info()))
+    if let Err(error) = state.node.store().check_free_space() {
+        let why = error.to_string();
+        let body = NodeUnhealthy {
+            status: "unhealthy".to_owned(),
+            error: format!("the node takes no writes: {why}"),
+            store: why,
+        };
+        return Ok((StatusCode::SERVICE_UNAVAILABLE, axum::Json(body)).into_response());
+    }
+    Ok(axum::Json(state.node.info()).into_response())
 }
 
 async fn openapi_document(

@@ -17,6 +17,7 @@ use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use chrono::NaiveDate;
@@ -262,6 +263,10 @@ fn init_tracing(verbose: u8, serving: bool) {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        // A log line that cannot be written (stderr is a file on a full disk) is lost; by
+        // default tracing-subscriber reports that with `eprintln!`, which panics when stderr
+        // fails, and so would every request that logs while the disk is full.
+        .log_internal_errors(false)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init();
 }
@@ -308,15 +313,24 @@ fn run_node(args: RunArgs, global: &GlobalOptions) -> anyhow::Result<()> {
         shutdown_signal()?
     };
     tracing::info!(dir = %dir.display(), "starting node");
-    runtime.block_on(crate::api::serve(
+    let served = runtime.block_on(crate::api::serve(
         &dir,
         args.listen,
         args.quic_listen,
         shutdown,
-    ))?;
+    ));
+    // Dropping a runtime waits for its blocking threads without end; one stuck on a disk that
+    // does not answer would keep the process alive after SIGTERM. `serve` has already waited
+    // for the requests as long as it should (`api::STOP_WAIT`); what is left is abandoned.
+    runtime.shutdown_timeout(RUNTIME_STOP_WAIT);
+    served?;
     tracing::info!("node stopped");
     Ok(())
 }
+
+/// How long a stopped node's runtime waits for blocking work still running (none, after a
+/// clean stop) before the process exits without it.
+const RUNTIME_STOP_WAIT: Duration = Duration::from_secs(1);
 
 pub(crate) fn tokio_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()

@@ -75,12 +75,16 @@ impl Default for HttpSection {
 pub struct StorageSection {
     /// Case documents kept loaded in memory.
     pub cache_capacity: usize,
+    /// Bytes kept free on the disk holding the node directory: below it, every write is refused
+    /// (HTTP 507) and `/api/health` says why, until space is freed. 0 turns the check off.
+    pub min_free_bytes: u64,
 }
 
 impl Default for StorageSection {
     fn default() -> Self {
         StorageSection {
             cache_capacity: 1024,
+            min_free_bytes: fengqiao_store::DEFAULT_MIN_FREE_BYTES,
         }
     }
 }

@@ -98,6 +98,9 @@ pub enum ServiceError {
     Forbidden(CaseError),
     #[error(transparent)]
     Storage(StoreError),
+    /// The disk holding the node is below its free-space reserve: nothing was written.
+    #[error("disk full (磁盘空间不足), nothing was written: {0}")]
+    DiskFull(StoreError),
     #[error("case document: {0}")]
     Document(DocumentError),
     /// The event sends the case to an office that replication can never carry it to.
@@ -126,6 +129,9 @@ impl ServiceError {
             ServiceError::Refused(_) => 409,
             ServiceError::Forbidden(_) | ServiceError::Unreachable { .. } => 403,
             ServiceError::Storage(_) | ServiceError::Document(_) | ServiceError::Internal(_) => 500,
+            // 507 Insufficient Storage: the request was fine and may be sent again once the
+            // operator has freed space.
+            ServiceError::DiskFull(_) => 507,
         }
     }
 }
@@ -153,6 +159,7 @@ impl From<StoreError> for ServiceError {
             StoreError::AlreadyExists(number) => ServiceError::AlreadyExists(number),
             StoreError::InvalidCaseNumber { .. } => ServiceError::InvalidInput(error.to_string()),
             StoreError::Document(document) => ServiceError::Document(document),
+            StoreError::DiskFull { .. } => ServiceError::DiskFull(error),
             other => ServiceError::Storage(other),
         }
     }
@@ -262,7 +269,10 @@ impl Node {
         let config = config::load(dir)?;
         let identity = NodeIdentity::load(&node_dir.key_path())?;
         let lock = lock_node_directory(dir)?;
-        let options = StoreOptions::new(config.storage.cache_capacity, identity.actor().to_vec());
+        let options = StoreOptions {
+            min_free_bytes: config.storage.min_free_bytes,
+            ..StoreOptions::new(config.storage.cache_capacity, identity.actor().to_vec())
+        };
         let store_path = node_dir.store_path();
         let store = Store::open(&store_path, options).map_err(|error| {
             let message = error.to_string();

@@ -940,6 +940,17 @@ pub struct ApiError {
     pub error: String,
 }
 
+/// `GET /api/health` answered 503: the node serves, but cannot take writes. An [`ApiError`] too
+/// (`error` says what `store` says), so clients that read errors read it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeUnhealthy {
+    /// Always "unhealthy".
+    pub status: String,
+    /// Why the store takes no writes, and what to do about it.
+    pub store: String,
+    pub error: String,
+}
+
 /// A count over a count; the rate is absent when nothing is in the denominator.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Ratio {

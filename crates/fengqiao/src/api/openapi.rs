@@ -161,6 +161,11 @@ fn status_description(status: u16) -> &'static str {
         415 => "the body is not sent as application/json",
         422 => "the JSON body does not have the expected fields",
         500 => "the node failed (storage); see its log",
+        503 => "the node is unhealthy: it serves reads but takes no writes; `store` says why",
+        507 => {
+            "disk full (磁盘空间不足): nothing was written; send it again once space is freed \
+                on the node's disk"
+        }
         _ => "",
     }
 }

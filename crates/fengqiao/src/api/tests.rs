@@ -1241,3 +1241,91 @@ fn cases_registered_while_the_statistics_are_first_counted_are_all_counted() {
         scan
     );
 }
+
+/// A request stuck on the store (here on a case document another thread holds, as a thread
+/// stuck on a failing disk would) must not keep a stopped server from returning: it waits
+/// `STOP_WAIT` for it, then gives up and says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stop_gives_up_on_a_request_stuck_on_the_store_after_the_stop_wait() {
+    let temp = tempfile::tempdir().unwrap();
+    let dir = temp.path().join("village");
+    init_node(
+        &dir,
+        InitOptions {
+            name: "芦荻山村调解室".into(),
+            tier: Tier::Village,
+            region_code: VILLAGE.into(),
+            listen: None,
+            parent: None,
+        },
+    )
+    .unwrap();
+    let bound = BoundServer::bind(&dir, Some(SocketAddr::from(([127, 0, 0, 1], 0))))
+        .await
+        .unwrap();
+    let node = Arc::clone(&bound.node);
+    let address = bound.local_addr();
+    let (shutdown, stop_signal) = oneshot::channel::<()>();
+    let running = tokio::spawn(bound.run(async move {
+        let _ = stop_signal.await;
+    }));
+    let request: RegisterCase = serde_json::from_value(registration()).unwrap();
+    let number = node
+        .register(OPERATOR, Utc::now(), request)
+        .unwrap()
+        .header
+        .number;
+
+    let (release, released) = std::sync::mpsc::channel::<()>();
+    let (holding, held) = std::sync::mpsc::channel::<()>();
+    let holder = {
+        let number = number.clone();
+        std::thread::spawn(move || {
+            node.store()
+                .with_case(&number, |_| {
+                    holding.send(()).unwrap();
+                    let _ = released.recv();
+                })
+                .unwrap()
+        })
+    };
+    held.recv().unwrap();
+    let stuck_read = tokio::task::spawn_blocking(move || {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .timeout_global(Some(Duration::from_secs(60)))
+            .build()
+            .into();
+        let _ = agent
+            .get(format!("http://{address}/api/cases/{number}"))
+            .call();
+    });
+    // Time for the read to reach the held document.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let asked = std::time::Instant::now();
+    shutdown.send(()).unwrap();
+    let stopped = tokio::time::timeout(STOP_WAIT + Duration::from_secs(10), running)
+        .await
+        .expect("the server stops within its bound although a request is stuck")
+        .unwrap();
+    let waited = asked.elapsed();
+    let error = stopped.expect_err("an unclean stop is an error");
+    assert!(
+        error.to_string().contains("did not stop cleanly"),
+        "{error:#}"
+    );
+    assert!(
+        waited >= STOP_WAIT - Duration::from_millis(100),
+        "it waited for the request first: {waited:?}"
+    );
+    assert!(
+        !dir.join("api.addr").exists(),
+        "no stale address is left for clients"
+    );
+
+    // Here the runtime goes on, so the abandoned read is answered once let go; `fengqiao run`
+    // shuts its runtime down instead.
+    release.send(()).unwrap();
+    holder.join().unwrap();
+    let _ = stuck_read.await;
+}
