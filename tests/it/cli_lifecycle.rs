@@ -27,7 +27,7 @@ fn register_accept_mediate_reply_evaluate_close_survives_restart() {
         "--summary",
         "反映台秤厂拖欠工资、公积金、保险，要求补发",
         "--petitioner",
-        "张国强,210202196605120035,13998765432,中山区桃源街道",
+        "张国强,210202196605120030,13998765432,中山区桃源街道",
         "--headcount",
         "1",
         "--region",

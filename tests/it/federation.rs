@@ -250,7 +250,7 @@ fn a_case_registered_at_a_village_reaches_the_county_through_its_township() {
         "--summary",
         "反映台秤厂拖欠工资，要求补发",
         "--petitioner",
-        "张国强,210202196605120035,13998765432,芦荻山村3组",
+        "张国强,210202196605120030,13998765432,芦荻山村3组",
         "--headcount",
         "1",
         "--region",

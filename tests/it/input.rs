@@ -304,3 +304,68 @@ fn china_times_say_they_are_utc_plus_8() {
         .unwrap_or_else(|| panic!("when the measures were judged:\n{stats}"));
     assert!(judged.trim_end().ends_with("(UTC+8)"), "{judged}");
 }
+
+/// Issue 13, item 4: ID numbers and phones checked as people type them.
+#[test]
+fn id_numbers_and_phones_are_checked_by_field() {
+    let temp = tempfile::tempdir().expect("tempdir");
+    let node = start_village(&temp);
+
+    for (field, body) in [
+        (
+            "invalid petitioners.id_number: petitioner 1: has a wrong check character",
+            registration_with(|body| {
+                body["petitioners"][0]["id_number"] = json!("430702198503120027")
+            }),
+        ),
+        (
+            "invalid petitioners.id_number: petitioner 1: has 17 characters",
+            registration_with(|body| {
+                body["petitioners"][0]["id_number"] = json!("43070219850312002")
+            }),
+        ),
+        (
+            "invalid petitioners.id_number: petitioner 1: holds the birth date 19850230",
+            registration_with(|body| {
+                body["petitioners"][0]["id_number"] = json!("430702198502300021")
+            }),
+        ),
+        (
+            "Excel turned the column into a number",
+            registration_with(|body| body["petitioners"][0]["id_number"] = json!("2.10202E+17")),
+        ),
+        (
+            "invalid petitioners.phone: petitioner 1: `not-a-phone` is not a phone number",
+            registration_with(|body| body["petitioners"][0]["phone"] = json!("not-a-phone")),
+        ),
+        (
+            "invalid petitioners.id_number",
+            registration_with(|body| {
+                body["petitioners"][0]["id_type"] = json!("passport");
+                body["petitioners"][0]["id_number"] = json!("E1");
+            }),
+        ),
+    ] {
+        refused(&node, "/api/cases", &body, field);
+    }
+
+    for body in [
+        registration_with(|body| {
+            body["petitioners"][0]["id_number"] = json!("430702198503120029");
+            body["petitioners"][0]["phone"] = json!("0736-7221234");
+        }),
+        registration_with(|body| {
+            body["petitioners"][0]["id_number"] = json!("110105491231002");
+            body["petitioners"][0]["phone"] = json!("+86 138 0736 1234");
+        }),
+        registration_with(|body| {
+            body["petitioners"][0]["id_type"] = json!("passport");
+            body["petitioners"][0]["id_number"] = json!("E12345678");
+        }),
+    ] {
+        let (status, answer) = http_post(node.address, "/api/cases", &body).expect("POST");
+        assert!((200..300).contains(&status), "{status}: {answer}");
+    }
+    let (_, health) = http_get(node.address, "/api/health").expect("GET");
+    assert_eq!(health["case_count"], 3, "the refused ones were not stored");
+}

@@ -331,7 +331,7 @@ pub fn sample_registration(region_code: &str, index: usize) -> serde_json::Value
         "channel": "visit",
         "petitioners": [{
             "name": format!("王秀英{index}"),
-            "id_number": "430702198503120027",
+            "id_number": "430702198503120029",
             "phone": "13807361234",
             "address": "武陵区芦荻山乡 3 组"
         }],

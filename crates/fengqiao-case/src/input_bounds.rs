@@ -18,6 +18,7 @@ use chrono::{DateTime, Datelike, TimeDelta, Utc};
 use crate::deadlines::local_date;
 use crate::lifecycle::CaseError;
 use crate::model::{CaseHeader, EventKind, HeaderAmendment, Location, Ownership, Petitioner};
+use crate::personal_data;
 
 /// The first year a registration, an event or a case number may carry: Fengqiao keeps current
 /// work and ledgers of recent years, not archives.
@@ -278,7 +279,9 @@ fn check_headcount_covers_petitioners(
     Ok(())
 }
 
-fn check_petitioners(petitioners: &[Petitioner]) -> Result<(), CaseError> {
+/// Every petitioner's fields: the text rule and lengths, then the ID number and phone
+/// ([`crate::personal_data`]), with a birth date not after `at` (the registration or amendment).
+fn check_petitioners(petitioners: &[Petitioner], at: DateTime<Utc>) -> Result<(), CaseError> {
     if petitioners.len() > MAX_PETITIONERS {
         return Err(invalid(
             "petitioners",
@@ -299,15 +302,19 @@ fn check_petitioners(petitioners: &[Petitioner]) -> Result<(), CaseError> {
             ("petitioners.phone", &petitioner.phone, TextKind::Identifier),
             ("petitioners.address", &petitioner.address, TextKind::Line),
         ];
+        let of_petitioner = |field: &'static str, why: String| {
+            invalid(field, format!("petitioner {}: {why}", position + 1))
+        };
         for (field, value, kind) in fields {
             check_text(field, value, kind).map_err(|error| match error {
-                CaseError::InvalidInput { field, why } => CaseError::InvalidInput {
-                    field,
-                    why: format!("petitioner {}: {why}", position + 1),
-                },
+                CaseError::InvalidInput { field, why } => of_petitioner(field, why),
                 other => other,
             })?;
         }
+        personal_data::check_id_number(petitioner.id_type, &petitioner.id_number, local_date(at))
+            .map_err(|why| of_petitioner("petitioners.id_number", why))?;
+        personal_data::check_phone(&petitioner.phone)
+            .map_err(|why| of_petitioner("petitioners.phone", why))?;
     }
     Ok(())
 }
@@ -329,10 +336,10 @@ fn check_ownership(ownership: &Ownership) -> Result<(), CaseError> {
     check_text("ownership.plan", &ownership.plan, TextKind::Text)
 }
 
-/// Every bound and the text rule over a header as registered.
-pub fn check_header(header: &CaseHeader) -> Result<(), CaseError> {
+/// Every bound and the text rule over a header as registered at `at`.
+pub fn check_header(header: &CaseHeader, at: DateTime<Utc>) -> Result<(), CaseError> {
     check_text("number", &header.number, TextKind::Identifier)?;
-    check_petitioners(&header.petitioners)?;
+    check_petitioners(&header.petitioners, at)?;
     check_headcount(header.headcount)?;
     check_headcount_covers_petitioners(header.headcount, &header.petitioners)?;
     check_text("respondent", &header.respondent, TextKind::Line)?;
@@ -343,10 +350,14 @@ pub fn check_header(header: &CaseHeader) -> Result<(), CaseError> {
 
 /// Every bound and the text rule over an amendment, and the headcount against the petitioners
 /// of the header as amended.
-fn check_amendment(header: &CaseHeader, amendment: &HeaderAmendment) -> Result<(), CaseError> {
+fn check_amendment(
+    header: &CaseHeader,
+    amendment: &HeaderAmendment,
+    at: DateTime<Utc>,
+) -> Result<(), CaseError> {
     match amendment {
         HeaderAmendment::Petitioners(petitioners) => {
-            check_petitioners(petitioners)?;
+            check_petitioners(petitioners, at)?;
             check_headcount_covers_petitioners(header.headcount, petitioners)
         }
         HeaderAmendment::Headcount(headcount) => {
@@ -365,14 +376,19 @@ fn check_amendment(header: &CaseHeader, amendment: &HeaderAmendment) -> Result<(
     }
 }
 
-/// Every bound and the text rule over the payload of an event a person asks for, on the case
-/// whose header is `header`. Every kind is named, so a new kind must say what its fields hold.
-pub fn check_event(header: &CaseHeader, kind: &EventKind) -> Result<(), CaseError> {
+/// Every bound and the text rule over the payload of an event a person asks for at `at`, on the
+/// case whose header is `header`. Every kind is named, so a new kind must say what its fields
+/// hold.
+pub fn check_event(
+    header: &CaseHeader,
+    kind: &EventKind,
+    at: DateTime<Utc>,
+) -> Result<(), CaseError> {
     use TextKind::{Identifier, Line, Name, Text};
     match kind {
         EventKind::Register {
             header: Some(registered),
-        } => check_header(registered),
+        } => check_header(registered, at),
         EventKind::Register { header: None }
         | EventKind::Accept {}
         | EventKind::AcceptAssignment {}
@@ -457,7 +473,7 @@ pub fn check_event(header: &CaseHeader, kind: &EventKind) -> Result<(), CaseErro
             check_text("directive", directive, Identifier)?;
             check_text("reason", reason, Text)
         }
-        EventKind::AmendHeader { amendment } => check_amendment(header, amendment),
+        EventKind::AmendHeader { amendment } => check_amendment(header, amendment, at),
     }
 }
 

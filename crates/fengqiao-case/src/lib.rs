@@ -15,6 +15,7 @@ pub mod input_bounds;
 pub mod lifecycle;
 pub mod measures;
 pub mod model;
+pub mod personal_data;
 pub mod receipt;
 pub mod rollup;
 pub mod samples;

@@ -813,14 +813,14 @@ pub(crate) fn issued_directive(event: Proposed<'_>) -> Option<DirectiveState> {
     })
 }
 
-/// Validates a header for registration: what it must hold, and every bound and the text rule
-/// ([`crate::input_bounds::check_header`]).
-pub fn validate_header(header: &CaseHeader) -> Result<(), CaseError> {
+/// Validates a header for registration at `at`: what it must hold, and every bound, the text
+/// rule and the personal-data rules ([`crate::input_bounds::check_header`]).
+pub fn validate_header(header: &CaseHeader, at: DateTime<Utc>) -> Result<(), CaseError> {
     required("number", &header.number)?;
     required("summary", &header.summary)?;
     validate_petitioners(&header.petitioners)?;
     validate_location(&header.location)?;
-    crate::input_bounds::check_header(header)
+    crate::input_bounds::check_header(header, at)
 }
 
 fn validate_petitioners(petitioners: &[Petitioner]) -> Result<(), CaseError> {
@@ -1045,7 +1045,7 @@ pub fn check_with_header(
         }
         _ => {}
     }
-    crate::input_bounds::check_event(header, &event.kind)?;
+    crate::input_bounds::check_event(header, &event.kind, event.at)?;
     check(state, event, limits)
 }
 
@@ -1145,7 +1145,7 @@ pub fn register(
     }
     required("id", &register.id)?;
     required("node", &register.node)?;
-    validate_header(&header)?;
+    validate_header(&header, register.at)?;
     let mut event = Event {
         id: register.id,
         kind: EventKind::Register {

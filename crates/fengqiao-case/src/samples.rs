@@ -86,31 +86,13 @@ pub fn sample_ledger(
         .collect()
 }
 
-/// The ISO 7064 MOD 11-2 check character of the first 17 digits of a resident ID number.
-pub fn id_number_check_character(first_seventeen_digits: &str) -> Option<char> {
-    const WEIGHTS: [u32; 17] = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
-    const CHECK_CHARACTERS: [char; 11] = ['1', '0', 'X', '9', '8', '7', '6', '5', '4', '3', '2'];
-    if first_seventeen_digits.chars().count() != 17 {
-        return None;
-    }
-    let mut sum = 0;
-    for (character, weight) in first_seventeen_digits.chars().zip(WEIGHTS) {
-        sum += character.to_digit(10)? * weight;
-    }
-    CHECK_CHARACTERS.get((sum % 11) as usize).copied()
-}
+pub use crate::personal_data::id_number_check_character;
 
 /// Whether `id_number` is an 18-character resident ID number with a valid birth date and check
-/// character.
+/// character (the import's and the API's rule, with no bound on the birth date's recency).
 pub fn is_valid_id_number(id_number: &str) -> bool {
-    if id_number.len() != 18 || !id_number.is_ascii() {
-        return false;
-    }
-    let (body, check) = id_number.split_at(17);
-    let birth_date_valid = NaiveDate::parse_from_str(&body[6..14], "%Y%m%d").is_ok();
-    birth_date_valid
-        && id_number_check_character(body)
-            .is_some_and(|expected| check.chars().eq(std::iter::once(expected)))
+    id_number.len() == 18
+        && crate::personal_data::check_resident_id(id_number, NaiveDate::MAX).is_ok()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -739,6 +721,7 @@ fn sample_petitioners(
             Petitioner {
                 name: format!("{surname}{}", given_name(rng, male)),
                 id_number: id_number(rng, &village.region_code, registered_at, male),
+                id_type: Default::default(),
                 phone: mobile_number(rng),
                 address: format!(
                     "{}{}组{}号",

@@ -192,6 +192,7 @@ mod tests {
             petitioners: vec![Petitioner {
                 name: "张国强".to_owned(),
                 id_number: String::new(),
+                id_type: Default::default(),
                 phone: String::new(),
                 address: String::new(),
                 representative: false,

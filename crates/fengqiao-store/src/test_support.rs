@@ -52,6 +52,7 @@ pub(crate) fn header_for(number: &str) -> CaseHeader {
         petitioners: vec![Petitioner {
             name: "张三".to_owned(),
             id_number: "430702199001010000".to_owned(),
+            id_type: Default::default(),
             phone: "13800000000".to_owned(),
             address: "河洑村三组".to_owned(),
             representative: false,

@@ -83,6 +83,7 @@ pub enum Command {
     /// The supervisors' measures (及时受理率, 按期办结率, …) for a period
     Stats(StatsArgs),
     /// Import an existing ledger (CSV or JSON lines): all rows or none
+    #[command(after_help = crate::import::ledger::csv_columns_help())]
     Import(ImportArgs),
     /// Start a demonstration federation on this machine (county, 2 townships, 4 villages)
     Demo(crate::demo::DemoArgs),

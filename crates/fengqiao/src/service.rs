@@ -368,7 +368,7 @@ impl Node {
         let provisional_number = given_number
             .clone()
             .unwrap_or_else(|| self.number_for(registered_at, 0));
-        lifecycle::validate_header(&header_from(&request, provisional_number))?;
+        lifecycle::validate_header(&header_from(&request, provisional_number), registered_at)?;
         let number = match given_number {
             Some(number) => number,
             None => self.assign_number(registered_at)?,

@@ -37,6 +37,20 @@ pub fn first_unknown_field(
     Ok(first_missing(sent, &understood, &mut String::new()))
 }
 
+/// Fields a type leaves out when they hold their default, so that what was stored before they
+/// existed encodes (and stays signed) as it was: sent with that default, they are known. Each is
+/// `(field, default, a field its type always writes)`, the last telling the type apart
+/// (a `Petitioner` always writes `id_number`).
+const OMITTED_WHEN_DEFAULT: &[(&str, &str, &str)] = &[("id_type", "resident_id", "id_number")];
+
+fn omitted_default(name: &str, sent: &Value, understood: &serde_json::Map<String, Value>) -> bool {
+    OMITTED_WHEN_DEFAULT
+        .iter()
+        .any(|(field, default, sibling)| {
+            *field == name && sent.as_str() == Some(default) && understood.contains_key(*sibling)
+        })
+}
+
 fn first_missing(sent: &Value, understood: &Value, path: &mut String) -> Option<UnknownField> {
     match (sent, understood) {
         (Value::Object(sent), Value::Object(understood)) => {
@@ -47,6 +61,10 @@ fn first_missing(sent: &Value, understood: &Value, path: &mut String) -> Option<
                 }
                 path.push_str(name);
                 let Some(understood_value) = understood.get(name) else {
+                    if omitted_default(name, sent_value, understood) {
+                        path.truncate(length);
+                        continue;
+                    }
                     return Some(UnknownField {
                         path: path.clone(),
                         known: understood.keys().cloned().collect(),
@@ -107,6 +125,23 @@ mod tests {
         assert_eq!(unknown_in::<AppendEvent>(&note), None);
         let accept = json!({"kind": "accept", "payload": {}});
         assert_eq!(unknown_in::<AppendEvent>(&accept), None);
+    }
+
+    #[test]
+    fn a_default_the_type_leaves_out_is_known_when_sent() {
+        let mut resident = registration();
+        resident["petitioners"][0]["id_type"] = json!("resident_id");
+        assert_eq!(unknown_in::<RegisterCase>(&resident), None);
+        let mut passport = registration();
+        passport["petitioners"][0]["id_type"] = json!("passport");
+        assert_eq!(unknown_in::<RegisterCase>(&passport), None);
+        let mut elsewhere = registration();
+        elsewhere["id_type"] = json!("resident_id");
+        assert!(
+            unknown_in::<RegisterCase>(&elsewhere)
+                .unwrap()
+                .starts_with("unknown field `id_type`")
+        );
     }
 
     #[test]

@@ -105,6 +105,10 @@ pub struct Petitioner {
     pub name: String,
     #[serde(default)]
     pub id_number: String,
+    /// The document `id_number` is the number of. Omitted when it is a resident ID, so
+    /// petitioners written before the field existed encode (and are signed) as they were.
+    #[serde(default, skip_serializing_if = "IdType::is_resident_id")]
+    pub id_type: IdType,
     #[serde(default)]
     pub phone: String,
     #[serde(default)]
@@ -112,6 +116,30 @@ pub struct Petitioner {
     /// One of the (at most 5) representatives of a group visit (条例 Art 20).
     #[serde(default)]
     pub representative: bool,
+}
+
+/// The identity document a petitioner's number belongs to. Only a resident ID number is checked
+/// against GB 11643-1999; the others by their shape ([`crate::personal_data::check_id_number`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IdType {
+    /// 居民身份证
+    #[default]
+    ResidentId,
+    /// 护照
+    Passport,
+    /// 港澳居民来往内地通行证
+    HkMacaoPermit,
+    /// 台湾居民来往大陆通行证
+    TaiwanPermit,
+    /// 其他证件
+    Other,
+}
+
+impl IdType {
+    pub fn is_resident_id(&self) -> bool {
+        *self == IdType::ResidentId
+    }
 }
 
 /// Where the matter arose. `region_code` is the most specific administrative code known

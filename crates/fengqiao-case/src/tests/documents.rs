@@ -215,6 +215,7 @@ fn every_kind_of_event_round_trips() {
             amendment: HeaderAmendment::Petitioners(vec![Petitioner {
                 name: "王二".into(),
                 id_number: String::new(),
+                id_type: Default::default(),
                 phone: String::new(),
                 address: String::new(),
                 representative: true,

@@ -14,7 +14,8 @@ fn now() -> DateTime<Utc> {
 fn petitioner(name: &str) -> Petitioner {
     Petitioner {
         name: name.to_owned(),
-        id_number: "430702198001011234".to_owned(),
+        id_number: "430702198001011236".to_owned(),
+        id_type: Default::default(),
         phone: "13800000000".to_owned(),
         address: "芦荻山村三组".to_owned(),
         representative: false,
@@ -109,11 +110,11 @@ fn line_breaks_only_in_long_text_and_ordinary_text_everywhere() {
 
 #[test]
 fn implausible_headers_are_refused_naming_the_field() {
-    assert!(check_header(&header()).is_ok());
+    assert!(check_header(&header(), now()).is_ok());
     let refused = |change: &dyn Fn(&mut CaseHeader)| {
         let mut header = header();
         change(&mut header);
-        refusal(check_header(&header))
+        refusal(check_header(&header, now()))
     };
     let (field, why) = refused(&|header| header.headcount = u32::MAX);
     assert_eq!(field, "headcount");
@@ -148,7 +149,7 @@ fn implausible_headers_are_refused_naming_the_field() {
     // The lifecycle's registration check is this one.
     let mut bad = header();
     bad.respondent = "某公司\u{7}".to_owned();
-    let error = crate::lifecycle::validate_header(&bad).expect_err("refused");
+    let error = crate::lifecycle::validate_header(&bad, now()).expect_err("refused");
     assert_eq!(
         error.to_string(),
         "invalid respondent: character 4 is U+0007: control characters, line breaks and text-direction characters are refused"
@@ -256,12 +257,13 @@ fn event_payloads_are_checked_field_by_field() {
     let note = EventKind::Note {
         text: "电话回访\n情绪稳定".to_owned(),
     };
-    assert!(check_event(&header, &note).is_ok());
+    assert!(check_event(&header, &note, now()).is_ok());
     let (field, _) = refusal(check_event(
         &header,
         &EventKind::Note {
             text: "\u{1b}]52;c;ZWNobw==\u{7}".to_owned(),
         },
+        now(),
     ));
     assert_eq!(field, "text");
     let (field, _) = refusal(check_event(
@@ -271,6 +273,7 @@ fn event_payloads_are_checked_field_by_field() {
             approver: "王\r局长".to_owned(),
             reason: "需要调查".to_owned(),
         },
+        now(),
     ));
     assert_eq!(field, "approver");
     let (field, _) = refusal(check_event(
@@ -279,6 +282,7 @@ fn event_payloads_are_checked_field_by_field() {
             resolved: true,
             note: "字".repeat(TextKind::Text.max_chars() + 1),
         },
+        now(),
     ));
     assert_eq!(field, "note");
 
@@ -288,6 +292,7 @@ fn event_payloads_are_checked_field_by_field() {
         &EventKind::AmendHeader {
             amendment: HeaderAmendment::Petitioners(vec![petitioner("甲"), petitioner("乙")]),
         },
+        now(),
     ));
     assert_eq!(field, "headcount");
     assert!(why.contains("fewer than the 2 petitioners"), "{why}");
@@ -299,6 +304,7 @@ fn event_payloads_are_checked_field_by_field() {
         &EventKind::AmendHeader {
             amendment: HeaderAmendment::Headcount(1),
         },
+        now(),
     ));
     assert_eq!(field, "headcount");
     assert!(
@@ -307,7 +313,71 @@ fn event_payloads_are_checked_field_by_field() {
             &EventKind::AmendHeader {
                 amendment: HeaderAmendment::Headcount(30),
             },
+            now(),
         )
         .is_ok()
     );
+}
+
+#[test]
+fn petitioners_id_numbers_and_phones_are_checked_where_they_are_registered_and_amended() {
+    let refused = |change: &dyn Fn(&mut Petitioner)| {
+        let mut header = header();
+        change(&mut header.petitioners[0]);
+        refusal(crate::lifecycle::validate_header(&header, now()))
+    };
+    let (field, why) = refused(&|petitioner| petitioner.id_number = "430702198001011234".into());
+    assert_eq!(field, "petitioners.id_number");
+    assert!(
+        why.starts_with("petitioner 1: has a wrong check character"),
+        "{why}"
+    );
+    let (field, why) = refused(&|petitioner| petitioner.id_number = "2.10202E+17".into());
+    assert_eq!(field, "petitioners.id_number");
+    assert!(
+        why.contains("Excel turned the column into a number"),
+        "{why}"
+    );
+    let (field, why) = refused(&|petitioner| petitioner.phone = "not-a-phone".into());
+    assert_eq!(field, "petitioners.phone");
+    assert!(why.contains("is not a phone number"), "{why}");
+    // Born after the registration it is listed in.
+    let (field, why) = refused(&|petitioner| petitioner.id_number = "430702202603110011".into());
+    assert_eq!(field, "petitioners.id_number");
+    assert!(why.contains("outside 1900 to 20260310"), "{why}");
+    // A passport is not held to the resident ID's checksum; nothing given is allowed.
+    let mut passport = header();
+    passport.petitioners[0].id_type = crate::model::IdType::Passport;
+    passport.petitioners[0].id_number = "E12345678".into();
+    assert!(crate::lifecycle::validate_header(&passport, now()).is_ok());
+    let mut declined = header();
+    declined.petitioners[0].id_number.clear();
+    declined.petitioners[0].phone.clear();
+    assert!(crate::lifecycle::validate_header(&declined, now()).is_ok());
+
+    let mut bad = petitioner("甲");
+    bad.phone = "1.39E+10".into();
+    let (field, why) = refusal(check_event(
+        &header(),
+        &EventKind::AmendHeader {
+            amendment: HeaderAmendment::Petitioners(vec![bad]),
+        },
+        now(),
+    ));
+    assert_eq!(field, "petitioners.phone");
+    assert!(why.contains("文本"), "{why}");
+}
+
+#[test]
+fn a_resident_id_type_is_left_out_of_the_json_so_old_petitioners_encode_as_they_did() {
+    let old = r#"{"name":"张三","id_number":"430702198001011236","phone":"","address":"","representative":false}"#;
+    let read: Petitioner = serde_json::from_str(old).unwrap_or_else(|error| panic!("{error}"));
+    assert_eq!(read.id_type, crate::model::IdType::ResidentId);
+    assert_eq!(serde_json::to_string(&read).ok().as_deref(), Some(old));
+    let mut passport = read;
+    passport.id_type = crate::model::IdType::Passport;
+    let written = serde_json::to_string(&passport).unwrap_or_default();
+    assert!(written.contains(r#""id_type":"passport""#), "{written}");
+    let back: Petitioner = serde_json::from_str(&written).unwrap_or_else(|error| panic!("{error}"));
+    assert_eq!(back, passport);
 }

@@ -72,6 +72,7 @@ fn registration_refuses_an_incomplete_header() {
         .map(|index| Petitioner {
             name: format!("代表{index}"),
             id_number: String::new(),
+            id_type: Default::default(),
             phone: String::new(),
             address: String::new(),
             representative: true,
@@ -108,6 +109,7 @@ fn registration_accepts_a_group_visit_with_five_representatives() {
         .map(|index| Petitioner {
             name: format!("代表{index}"),
             id_number: String::new(),
+            id_type: Default::default(),
             phone: String::new(),
             address: String::new(),
             representative: true,

@@ -163,7 +163,8 @@ pub fn header(number: &str, region_code: &str, respondent: &str) -> CaseHeader {
         channel: Channel::Visit,
         petitioners: vec![Petitioner {
             name: "张三".to_owned(),
-            id_number: "430702198001011234".to_owned(),
+            id_number: "430702198001011236".to_owned(),
+            id_type: Default::default(),
             phone: "13800000000".to_owned(),
             address: "三组".to_owned(),
             representative: false,

@@ -368,8 +368,21 @@ fn request_bounds(name: &str) -> Option<Value> {
                     "type": "object",
                     "properties": {
                         "name": required_text_schema(Name),
-                        "id_number": text_schema(Identifier),
-                        "phone": text_schema(Identifier),
+                        // Their shape, not a length, bounds these two (`personal_data`).
+                        "id_number": {
+                            "type": "string",
+                            "description": "Empty if not given. A resident ID number: 18 characters with the GB 11643-1999 check character (X in either case) or 15 digits, a real birth date; other documents: see id_type."
+                        },
+                        "id_type": {
+                            "type": "string",
+                            "enum": ["resident_id", "passport", "hk_macao_permit", "taiwan_permit", "other"],
+                            "default": "resident_id",
+                            "description": "The document id_number belongs to; a resident ID is checked against GB 11643-1999 (18 characters with its check character, or 15 digits), any other is 5 to 32 letters, digits or '-'."
+                        },
+                        "phone": {
+                            "type": "string",
+                            "description": "A mobile (11 digits, 1[3-9]…) or a landline with its area code (0736-7221234, extension -123), perhaps after +86; spaces and dashes are ignored. Empty if not given."
+                        },
                         "address": text_schema(Line),
                     },
                 },

@@ -302,6 +302,7 @@ pub fn parse_petitioner(text: &str) -> Result<Petitioner, String> {
     Ok(Petitioner {
         name: name.to_owned(),
         id_number: parts.next().unwrap_or_default().to_owned(),
+        id_type: Default::default(),
         phone: parts.next().unwrap_or_default().to_owned(),
         address: parts.next().unwrap_or_default().to_owned(),
         representative: false,
@@ -952,7 +953,7 @@ mod tests {
             "--summary",
             "反映拖欠工资",
             "--petitioner",
-            "张国强,210202196605120035,13998765432,中山区桃源街道,3号楼",
+            "张国强,210202196605120030,13998765432,中山区桃源街道,3号楼",
             "--petitioner",
             "李梅",
             "--village",
@@ -986,7 +987,7 @@ mod tests {
 
     #[test]
     fn petitioner_spec_with_full_width_commas() {
-        let person = parse_petitioner("王秀英，430702198503120027，13807361234").unwrap();
+        let person = parse_petitioner("王秀英，430702198503120029，13807361234").unwrap();
         assert_eq!(person.name, "王秀英");
         assert_eq!(person.phone, "13807361234");
         assert!(parse_petitioner(" ,123").is_err());

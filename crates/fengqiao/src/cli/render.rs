@@ -879,7 +879,8 @@ mod tests {
             channel: Channel::Visit,
             petitioners: vec![Petitioner {
                 name: "张国强".into(),
-                id_number: "210202196605120035".into(),
+                id_number: "210202196605120030".into(),
+                id_type: Default::default(),
                 phone: "13998765432".into(),
                 address: "芦荻山乡3组".into(),
                 representative: true,

@@ -394,6 +394,7 @@ fn person(
     Petitioner {
         name: name.to_owned(),
         id_number: id_number.to_owned(),
+        id_type: Default::default(),
         phone: phone.to_owned(),
         address: address.to_owned(),
         representative,
@@ -408,7 +409,7 @@ pub fn wage_arrears_group_visit(number: &str) -> RegisterCase {
         petitioners: vec![
             person(
                 "刘桂兰",
-                "430702196803154521",
+                "430702196803154520",
                 "13907361001",
                 "东江街道东江社区",
                 true,
@@ -422,21 +423,21 @@ pub fn wage_arrears_group_visit(number: &str) -> RegisterCase {
             ),
             person(
                 "王德明",
-                "430702196512280031",
+                "430702196512280033",
                 "13907361003",
                 "芙蓉街道芙蓉社区",
                 true,
             ),
             person(
                 "李秀珍",
-                "430702197206064526",
+                "430702197206064521",
                 "13907361004",
                 "东江街道南坪岗社区",
                 true,
             ),
             person(
                 "张建军",
-                "430702196909090017",
+                "430702196909090019",
                 "13907361005",
                 "长庚街道长庚社区",
                 true,
@@ -471,7 +472,7 @@ pub fn land_requisition(number: &str) -> RegisterCase {
         channel: Channel::Letter,
         petitioners: vec![person(
             "刘德华",
-            "430702196801010019",
+            "430702196801010013",
             "13907365555",
             "芦荻山乡芦荻山村五组",
             false,
@@ -524,21 +525,21 @@ fn enterprise_restructuring(number: &str) -> RegisterCase {
         petitioners: vec![
             person(
                 "黄志刚",
-                "430702196507213016",
+                "430702196507213012",
                 "13907362001",
                 "穿紫河街道穿紫河社区",
                 true,
             ),
             person(
                 "谭美华",
-                "430702196910124528",
+                "43070219691012452X",
                 "13907362002",
                 "穿紫河街道穿紫河社区",
                 true,
             ),
             person(
                 "曾凡军",
-                "430702196603036011",
+                "43070219660303601X",
                 "13907362003",
                 "长庚街道长庚社区",
                 true,
@@ -567,7 +568,7 @@ fn homestead_quarrel(number: &str) -> RegisterCase {
         channel: Channel::Phone,
         petitioners: vec![person(
             "邓桂香",
-            "430702197304184528",
+            "430702197304184527",
             "13907363003",
             "丹洲乡丹洲村三组",
             false,

@@ -1439,6 +1439,7 @@ mod tests {
             petitioners: vec![Petitioner {
                 name: "张三".to_owned(),
                 id_number: "430702199001010000".to_owned(),
+                id_type: Default::default(),
                 phone: "13800000000".to_owned(),
                 address: "芦荻山村三组".to_owned(),
                 representative: false,

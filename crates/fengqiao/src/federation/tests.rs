@@ -108,7 +108,8 @@ fn registration(region_code: &str, summary: &str) -> RegisterCase {
         channel: Channel::Visit,
         petitioners: vec![Petitioner {
             name: "王秀英".into(),
-            id_number: "430702198503120027".into(),
+            id_number: "430702198503120029".into(),
+            id_type: Default::default(),
             phone: "13807361234".into(),
             address: "芦荻山乡 3 组".into(),
             representative: false,

@@ -5,20 +5,22 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use chrono::NaiveDate;
+use fengqiao_case::personal_data;
 use fengqiao_case::{
-    AppendEvent, Category, Channel, EventKind, ImportRow, Location, MatterType, Ownership,
+    AppendEvent, Category, Channel, EventKind, IdType, ImportRow, Location, MatterType, Ownership,
     Petitioner, RegisterCase, ReplyOutcome, Satisfaction,
 };
 use serde::Deserialize;
 
-use super::values::{parse_bool, parse_date, parse_labelled, parse_time};
+use super::values::{ChineseLabels, parse_bool, parse_date, parse_labelled, parse_time};
 
 /// The file formats `fengqiao import` reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum LedgerFormat {
     /// One JSON object per line: the `POST /api/cases` body plus an optional `history`.
     Jsonl,
-    /// Comma-separated with a header row (see [`CSV_COLUMNS`]).
+    /// Comma-separated with a header row: the columns are listed below.
     Csv,
 }
 
@@ -172,6 +174,7 @@ pub const CSV_COLUMNS: &[&str] = &[
     "grid_worker",
     "petitioner_name",
     "petitioner_id_number",
+    "petitioner_id_type",
     "petitioner_phone",
     "petitioner_address",
     "respondent",
@@ -237,6 +240,8 @@ const CSV_COLUMN_ALIASES: &[(&str, &str)] = &[
     ("当事人", "petitioner_name"),
     ("身份证号", "petitioner_id_number"),
     ("身份证号码", "petitioner_id_number"),
+    ("证件号码", "petitioner_id_number"),
+    ("证件类型", "petitioner_id_type"),
     ("电话", "petitioner_phone"),
     ("联系电话", "petitioner_phone"),
     ("手机", "petitioner_phone"),
@@ -269,6 +274,43 @@ const CSV_COLUMN_ALIASES: &[(&str, &str)] = &[
     ("化解", "resolved"),
     ("办结说明", "close_note"),
 ];
+
+/// The columns with their Chinese aliases, required ones marked, one a line: the help of
+/// `fengqiao import` and the list in README.md, made from the tables above so neither drifts.
+pub fn csv_columns_help() -> String {
+    let mut text = String::from(
+        "CSV columns (header names in English or Chinese; * = required; several petitioners in \
+         one row separated by ; or 、):\n",
+    );
+    for column in CSV_COLUMNS {
+        let aliases: Vec<&str> = CSV_COLUMN_ALIASES
+            .iter()
+            .filter(|(_, canonical)| canonical == column)
+            .map(|(alias, _)| *alias)
+            .collect();
+        let required = if REQUIRED_CSV_COLUMNS.contains(column) {
+            " *"
+        } else {
+            ""
+        };
+        text.push_str(&format!("  {column}{required}"));
+        if !aliases.is_empty() {
+            text.push_str(&format!("  {}", aliases.join(" ")));
+        }
+        text.push('\n');
+    }
+    let id_types: Vec<String> = IdType::ALIASES
+        .iter()
+        .map(|(value, chinese)| format!("{value} {chinese}"))
+        .collect();
+    text.push_str(&format!(
+        "petitioner_id_type: {} (empty: a resident ID, checked against GB 11643).\n\
+         Keep ID numbers and phones as text in Excel (format the column as 文本 before pasting), \
+         or Excel turns them into numbers like 2.10202E+17.",
+        id_types.join(", ")
+    ));
+    text
+}
 
 /// The canonical column a header cell names, if any.
 fn canonical_column(header: &str) -> Option<&'static str> {
@@ -355,6 +397,7 @@ pub fn parse_csv(text: &str) -> ParsedLedger {
                 }
                 let cells = CsvCells {
                     record: &record,
+                    headers: &headers,
                     column_index: &column_index,
                 };
                 match cells.to_import_row(line) {
@@ -383,10 +426,21 @@ pub fn parse_csv(text: &str) -> ParsedLedger {
 
 struct CsvCells<'a> {
     record: &'a csv::StringRecord,
+    /// The header row as in the file, so a message names a column as the person wrote it.
+    headers: &'a csv::StringRecord,
     column_index: &'a BTreeMap<&'static str, usize>,
 }
 
 impl CsvCells<'_> {
+    /// The header of `column` as the file spells it (`身份证号`), or the canonical name.
+    fn header<'h>(&'h self, column: &'h str) -> &'h str {
+        self.column_index
+            .get(column)
+            .and_then(|index| self.headers.get(*index))
+            .map(|header| header.trim().trim_start_matches('\u{feff}').trim())
+            .unwrap_or(column)
+    }
+
     /// The cell of `column`, `None` when the column is absent or the cell is blank.
     fn cell(&self, column: &str) -> Option<&str> {
         let index = *self.column_index.get(column)?;
@@ -412,7 +466,8 @@ impl CsvCells<'_> {
         let channel: Channel = parse_labelled(self.required("channel")?)?;
         let category: Category = parse_labelled(self.required("category")?)?;
         let matter_type: MatterType = parse_labelled(self.required("matter_type")?)?;
-        let petitioners = self.petitioners()?;
+        let registered_at = self.time("registered_at")?;
+        let petitioners = self.petitioners(registered_at)?;
         let headcount = match self.cell("headcount") {
             Some(text) => text
                 .parse::<u32>()
@@ -431,7 +486,7 @@ impl CsvCells<'_> {
             .transpose()?;
         let case = RegisterCase {
             number: self.cell("number").map(str::to_owned),
-            registered_at: self.time("registered_at")?,
+            registered_at,
             channel,
             petitioners,
             headcount,
@@ -461,8 +516,14 @@ impl CsvCells<'_> {
         })
     }
 
-    /// Several petitioners share a row as parallel lists in each personal-data column.
-    fn petitioners(&self) -> Result<Vec<Petitioner>, String> {
+    /// Several petitioners share a row as parallel lists in each personal-data column. ID numbers
+    /// and phones are checked here by the node's own rules, so a refusal names the column as the
+    /// file does (`身份证号: …`); the birth date against the registration, when the row gives it
+    /// (otherwise the node judges it against its clock).
+    fn petitioners(
+        &self,
+        registered_at: Option<chrono::DateTime<chrono::Utc>>,
+    ) -> Result<Vec<Petitioner>, String> {
         let split = |column: &str| -> Vec<String> {
             self.cell(column)
                 .map(|cell| {
@@ -475,6 +536,17 @@ impl CsvCells<'_> {
         let names = split("petitioner_name");
         let id_numbers = split("petitioner_id_number");
         let phones = split("petitioner_phone");
+        let id_types = split("petitioner_id_type")
+            .iter()
+            .map(|text| {
+                if text.is_empty() {
+                    Ok(IdType::ResidentId)
+                } else {
+                    parse_labelled::<IdType>(text)
+                        .map_err(|why| format!("{}: {why}", self.header("petitioner_id_type")))
+                }
+            })
+            .collect::<Result<Vec<IdType>, String>>()?;
         // Addresses may themselves contain 、, so only the unambiguous separators split them.
         let addresses: Vec<String> = self
             .cell("petitioner_address")
@@ -488,17 +560,45 @@ impl CsvCells<'_> {
         {
             return Err("petitioner_name is empty but other petitioner columns are filled".into());
         }
-        for (column, values) in [
-            ("petitioner_id_number", &id_numbers),
-            ("petitioner_phone", &phones),
+        for (column, count) in [
+            ("petitioner_id_number", id_numbers.len()),
+            ("petitioner_id_type", id_types.len()),
+            ("petitioner_phone", phones.len()),
         ] {
-            if values.len() > names.len() {
+            if count > names.len() {
                 return Err(format!(
-                    "{column} lists {} entries for {} petitioner name(s)",
-                    values.len(),
+                    "{} lists {count} entries for {} petitioner name(s)",
+                    self.header(column),
                     names.len()
                 ));
             }
+        }
+        let on = registered_at.map_or(NaiveDate::MAX, fengqiao_case::deadlines::local_date);
+        let entry = |count: usize, position: usize| {
+            if count > 1 {
+                format!(" (entry {})", position + 1)
+            } else {
+                String::new()
+            }
+        };
+        for (position, id_number) in id_numbers.iter().enumerate() {
+            let id_type = id_types.get(position).copied().unwrap_or_default();
+            personal_data::check_id_number(id_type, id_number, on).map_err(|why| {
+                format!(
+                    "{}{}: {why}",
+                    self.header("petitioner_id_number"),
+                    entry(id_numbers.len(), position)
+                )
+            })?;
+        }
+        for (position, phone) in phones.iter().enumerate() {
+            personal_data::check_phone(phone).map_err(|why| {
+                format!(
+                    "{}{}: {why}",
+                    self.header("petitioner_phone"),
+                    entry(phones.len(), position)
+                )
+            })?;
         }
         let only_one_address = addresses.len() == 1;
         Ok(names
@@ -508,6 +608,7 @@ impl CsvCells<'_> {
             .map(|(index, name)| Petitioner {
                 name: name.clone(),
                 id_number: id_numbers.get(index).cloned().unwrap_or_default(),
+                id_type: id_types.get(index).copied().unwrap_or_default(),
                 phone: phones.get(index).cloned().unwrap_or_default(),
                 // One address for a whole household is common; it applies to everyone listed.
                 address: if only_one_address {
@@ -600,7 +701,7 @@ mod tests {
 
     fn closed_row(number: &str, channel: &str) -> String {
         format!(
-            "{number},2026-03-01T09:30:00+08:00,{channel},land_requisition,appeal,3,\"征地补偿款未足额发放，要求补齐\",430702001003,河洑村,第二网格,刘德华,430702196801010019,13907365555,河洑村五组,河洑镇人民政府,false,2026-03-02T09:00:00+08:00,2026-04-01T10:00:00+08:00,support,已协调补发补偿款,basically_satisfied,2026-04-05T10:00:00+08:00,2026-04-06T10:00:00+08:00,true"
+            "{number},2026-03-01T09:30:00+08:00,{channel},land_requisition,appeal,3,\"征地补偿款未足额发放，要求补齐\",430702001003,河洑村,第二网格,刘德华,430702196801010013,13907365555,河洑村五组,河洑镇人民政府,false,2026-03-02T09:00:00+08:00,2026-04-01T10:00:00+08:00,support,已协调补发补偿款,basically_satisfied,2026-04-05T10:00:00+08:00,2026-04-06T10:00:00+08:00,true"
         )
     }
 
@@ -761,6 +862,70 @@ mod tests {
         assert!(
             reasons[2].starts_with("unknown field `history[0].payload.txt`"),
             "{reasons:?}"
+        );
+    }
+
+    #[test]
+    fn csv_id_numbers_and_phones_are_refused_naming_the_column_as_the_file_does() {
+        let header = "编号,登记时间,信访形式,问题类别,事项类型,主要诉求,区划代码,信访人姓名,证件类型,身份证号,联系电话\n";
+        let row = |id_type: &str, id_number: &str, phone: &str| {
+            format!(
+                "430702001001-2026-000001,2026-03-01 09:30,来访,拖欠工资,申诉求决,欠薪,430702001001,王秀英,{id_type},{id_number},{phone}\n"
+            )
+        };
+        let reason = |id_type: &str, id_number: &str, phone: &str| {
+            let parsed = parse_ledger(
+                &format!("{header}{}", row(id_type, id_number, phone)),
+                LedgerFormat::Csv,
+            );
+            parsed
+                .problems
+                .first()
+                .map(|problem| problem.reason.clone())
+        };
+        assert_eq!(reason("", "430702198503120029", "13807361234"), None);
+        assert_eq!(reason("护照", "E12345678", "0736-7221234"), None);
+        let excel = reason("", "2.10202E+17", "13807361234").unwrap();
+        assert!(
+            excel.starts_with("身份证号: `2.10202E+17`: Excel turned the column into a number"),
+            "{excel}"
+        );
+        assert!(excel.contains("文本"), "{excel}");
+        let phone = reason("", "", "1.39E+10").unwrap();
+        assert!(phone.starts_with("联系电话: `1.39E+10`: Excel"), "{phone}");
+        let checksum = reason("", "430702198503120027", "").unwrap();
+        assert!(
+            checksum.starts_with("身份证号: has a wrong check character"),
+            "{checksum}"
+        );
+        let not_a_phone = reason("", "", "not-a-phone").unwrap();
+        assert!(
+            not_a_phone.starts_with("联系电话: `not-a-phone`"),
+            "{not_a_phone}"
+        );
+        let born_later = reason("", "430702202603020016", "").unwrap();
+        assert!(
+            born_later.contains("outside 1900 to 20260301"),
+            "{born_later}"
+        );
+        let id_type = reason("驾照", "E12345678", "").unwrap();
+        assert!(id_type.starts_with("证件类型: "), "{id_type}");
+    }
+
+    #[test]
+    fn the_column_help_lists_every_column_and_alias_and_readme_carries_it() {
+        let help = csv_columns_help();
+        for column in CSV_COLUMNS {
+            assert!(help.contains(&format!("  {column}")), "{column}");
+        }
+        for (alias, _) in CSV_COLUMN_ALIASES {
+            assert!(help.contains(alias), "{alias}");
+        }
+        assert!(!help.contains('['), "no rustdoc link: {help}");
+        let readme = include_str!("../../../../README.md");
+        assert!(
+            readme.contains(&help),
+            "README.md lists the CSV columns as `fengqiao import --help` does:\n{help}"
         );
     }
 

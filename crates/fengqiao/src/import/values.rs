@@ -6,7 +6,7 @@ use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Utc};
 // definition is the deadlines' own.
 use fengqiao_case::deadlines::china_offset;
 use fengqiao_case::{
-    Category, Channel, DeadlineKind, DirectiveStatus, JudicialConfirmation, MatterType,
+    Category, Channel, DeadlineKind, DirectiveStatus, IdType, JudicialConfirmation, MatterType,
     MediationResult, MediationType, ReplyOutcome, ReviewLevel, ReviewOutcome, Satisfaction, Status,
     Tier, WarningGrade,
 };
@@ -44,6 +44,21 @@ chinese_labels!(
         ("county", "县"),
         ("county", "区"),
         ("city", "市"),
+    ]
+);
+chinese_labels!(
+    IdType,
+    "petitioner_id_type",
+    [
+        ("resident_id", "居民身份证"),
+        ("passport", "护照"),
+        ("hk_macao_permit", "港澳居民来往内地通行证"),
+        ("taiwan_permit", "台湾居民来往大陆通行证"),
+        ("other", "其他证件"),
+        ("resident_id", "身份证"),
+        ("hk_macao_permit", "港澳通行证"),
+        ("taiwan_permit", "台胞证"),
+        ("other", "其他"),
     ]
 );
 chinese_labels!(
@@ -356,6 +371,7 @@ mod tests {
             }
         }
         check::<Tier>();
+        check::<IdType>();
         check::<Channel>();
         check::<Category>();
         check::<MatterType>();

@@ -506,7 +506,7 @@ mod tests {
     #[test]
     fn summaries_leave_free_text_out() {
         let reject = EventKind::Reject {
-            reason: "王秀英 430702198503120027".to_owned(),
+            reason: "王秀英 430702198503120029".to_owned(),
         };
         assert_eq!(non_personal_summary(&reject), "");
         let escalate = EventKind::Escalate {
