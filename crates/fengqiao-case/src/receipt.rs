@@ -414,6 +414,27 @@ fn header_at(register: &Event, events: &[&Event], fallback: &CaseHeader) -> Case
     header
 }
 
+/// [`check_received`] on a whole document: its header, events and causal past read from it.
+fn check_document(
+    case: &str,
+    document: &mut CaseDocument,
+    held_events: &[Event],
+    federation: &dyn Hierarchy,
+    limits: &Limits,
+) -> Result<Vec<Rejection>, DocumentError> {
+    let (header, events) = document.contents()?;
+    let causal = document.causal_past()?;
+    Ok(check_received(
+        case,
+        &header,
+        held_events,
+        &events,
+        &causal,
+        federation,
+        limits,
+    ))
+}
+
 /// A peer's copy of a case, screened change by change after [`check_received`] refused some of
 /// its events: the changes that may be kept and those that may not.
 #[derive(Debug)]
@@ -461,17 +482,7 @@ pub fn screen(
         }
         None => (Vec::new(), Vec::new(), CaseDocument::empty(actor)),
     };
-    let (header, events) = incoming.contents()?;
-    let causal = incoming.causal_past()?;
-    let mut rejections = check_received(
-        case,
-        &header,
-        &held_events,
-        &events,
-        &causal,
-        federation,
-        limits,
-    );
+    let mut rejections = check_document(case, incoming, &held_events, federation, limits)?;
     let new_changes = incoming.automerge().get_changes(&held_heads);
     if rejections
         .iter()
@@ -500,17 +511,7 @@ pub fn screen(
         // What is kept must pass on its own: an event judged against a refused one (an
         // annotation after a refused transition) is judged again, and refused in turn.
         let mut document = pass.document;
-        let (kept_header, kept_events) = document.contents()?;
-        let kept_causal = document.causal_past()?;
-        let again = check_received(
-            case,
-            &kept_header,
-            &held_events,
-            &kept_events,
-            &kept_causal,
-            federation,
-            limits,
-        );
+        let again = check_document(case, &mut document, &held_events, federation, limits)?;
         if again.is_empty() {
             return Ok(Screened {
                 document,
@@ -590,7 +591,7 @@ pub fn keep_received(
             )));
         }
     };
-    let (header, events) = copy.contents()?;
+    let header = copy.header()?;
     if header.number != case {
         return Err(DocumentError::Malformed(format!(
             "the document is case {}",
@@ -601,16 +602,7 @@ pub fn keep_received(
         Some(held) => held.events()?,
         None => Vec::new(),
     };
-    let causal = copy.causal_past()?;
-    let rejections = check_received(
-        case,
-        &header,
-        &held_events,
-        &events,
-        &causal,
-        federation,
-        limits,
-    );
+    let rejections = check_document(case, &mut copy, &held_events, federation, limits)?;
     if rejections.is_empty() {
         return Ok(Kept {
             document: copy,
