@@ -6,6 +6,7 @@
 mod audit;
 mod cli_lifecycle;
 mod crash;
+mod cut_links;
 mod demo;
 mod disk;
 mod federation;

@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
+pub mod fault_proxy;
+
 /// Operator name the tests act as.
 pub const TEST_OPERATOR: &str = "测试员 tester";
 
