@@ -8,6 +8,7 @@ pub mod password;
 pub mod roles;
 pub mod secret;
 pub mod throttle;
+pub mod wire;
 
 pub use account::{Account, AccountError, AccountView, Actor};
 pub use roles::{Action, Role, RoleError, RoleSet};

@@ -5,9 +5,9 @@
 //! lengthens an idle session by that much) and is written without a flush. Every write goes
 //! through the free-space guard like the case writes.
 
+use fengqiao_accounts::Account;
 use fengqiao_accounts::account::ACCOUNT_FORMAT_VERSION;
 use fengqiao_accounts::secret::{Session, Token};
-use fengqiao_accounts::Account;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -63,7 +63,10 @@ impl Store {
             .iter()
             .map(|entry| {
                 let (key, record) = entry?;
-                decode(&format!("account {}", String::from_utf8_lossy(&key)), &record)
+                decode(
+                    &format!("account {}", String::from_utf8_lossy(&key)),
+                    &record,
+                )
             })
             .collect()
     }
