@@ -578,3 +578,22 @@ fn no_password_token_or_session_secret_reaches_the_log() {
         assert!(!log.contains(value), "the {what} is in the log");
     }
 }
+
+#[test]
+fn plain_http_beyond_loopback_is_refused_saying_what_to_set() {
+    let temp = tempfile::tempdir().expect("tempdir");
+    let dir = temp.path().join("village");
+    init_node(&dir, "芦荻山村调解室", "village", VILLAGE_REGION);
+    let output = fengqiao_command()
+        .args(["run", path_str(&dir), "--listen", "0.0.0.0:0"])
+        .stdin(Stdio::null())
+        .output()
+        .expect("run fengqiao");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("http.tls_cert") && stderr.contains("http.behind_proxy = true"),
+        "{stderr}"
+    );
+    assert!(!dir.join("api.addr").exists(), "it never served");
+}

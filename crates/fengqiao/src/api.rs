@@ -11,6 +11,7 @@ mod openapi;
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests;
+pub mod tls;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -615,6 +616,12 @@ impl BoundServer {
         listen: Option<SocketAddr>,
     ) -> anyhow::Result<BoundServer> {
         let wanted = listen.unwrap_or(node.config().http.listen);
+        let http = &node.config().http;
+        tls::check_listen_address(http, wanted)?;
+        if let (Some(cert), Some(key)) = (&http.tls_cert, &http.tls_key) {
+            // Read now, so a wrong path stops the start with its reason.
+            tls::acceptor(cert, key)?;
+        }
         let listener = tokio::net::TcpListener::bind(wanted)
             .await
             .with_context(|| {
@@ -729,12 +736,27 @@ impl BoundServer {
             escalation_stop,
         ));
         // The peer's address feeds the sign-in throttle.
-        let served = axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(shutdown)
-        .await
+        let http = &node.config().http;
+        let served = match (&http.tls_cert, &http.tls_key) {
+            (Some(cert), Some(key)) => {
+                let listener = tls::TlsListener::new(listener, tls::acceptor(cert, key)?)
+                    .context("cannot serve HTTPS")?;
+                axum::serve(
+                    listener,
+                    app.into_make_service_with_connect_info::<tls::PeerAddress>(),
+                )
+                .with_graceful_shutdown(shutdown)
+                .await
+            }
+            _ => {
+                axum::serve(
+                    listener,
+                    app.into_make_service_with_connect_info::<tls::PeerAddress>(),
+                )
+                .with_graceful_shutdown(shutdown)
+                .await
+            }
+        }
         .with_context(|| format!("the API server on {address} failed"));
         let _ = stop_escalation.send(true);
         if let Err(error) = escalation.await {

@@ -198,6 +198,6 @@ pub fn source_address(
 pub fn peer_of(request: &Request) -> Option<SocketAddr> {
     request
         .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|ConnectInfo(address)| *address)
+        .get::<ConnectInfo<super::tls::PeerAddress>>()
+        .map(|ConnectInfo(super::tls::PeerAddress(address))| *address)
 }
