@@ -142,8 +142,11 @@ fn init(fengqiao: &Path, dir: &Path) -> anyhow::Result<()> {
     fengqiao_bench::add_bench_account(dir, "bench-password")
 }
 
+/// Header names and values that authenticate as the bench account.
+type AuthHeaders = [(String, String); 2];
+
 /// Per node address, the headers that authenticate as the bench account.
-static CREDENTIALS: std::sync::Mutex<Vec<(SocketAddr, [(String, String); 2])>> =
+static CREDENTIALS: std::sync::Mutex<Vec<(SocketAddr, AuthHeaders)>> =
     std::sync::Mutex::new(Vec::new());
 
 fn authenticated<B>(

@@ -32,8 +32,6 @@ use scenarios::ScenarioCase;
 pub const DEMO_COUNTY_CODE: &str = "430702";
 pub const DEMO_COUNTY_NAME: &str = "常德市武陵区社会矛盾纠纷调处化解中心";
 
-/// Who the demo says it is in the events it makes.
-
 /// First API port: office `i` serves its API on 7370 + i and QUIC on 7380 + i.
 const DEFAULT_BASE_PORT: u16 = 7370;
 

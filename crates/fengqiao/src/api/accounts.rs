@@ -257,11 +257,10 @@ async fn sign_in(State(state): State<ApiState>, request: Request) -> Result<Resp
         node.sign_in(&login, &password, &source, Utc::now())
     })
     .await
-    .map_err(|failure| {
+    .inspect_err(|failure| {
         if failure.status == StatusCode::TOO_MANY_REQUESTS {
             tracing::warn!("sign-in throttled");
         }
-        failure
     })?;
     let idle = u64::try_from(state.node.account_book().session_idle().num_seconds()).unwrap_or(0);
     let view = session_view(&signed_in.principal, Some(signed_in.csrf_token), Some(idle));
