@@ -271,9 +271,11 @@ async fn sign_in(State(state): State<ApiState>, request: Request) -> Result<Resp
 
 async fn sign_out(
     State(state): State<ApiState>,
+    QueryPairs(pairs): QueryPairs,
     Extension(principal): Extension<Principal>,
     request: Request,
 ) -> Result<Response, ApiFailure> {
+    QueryValues::new(Operation::SignOut, pairs)?;
     if let Some(secret) = session_cookie(request.headers()) {
         on_node(&state, move |node| node.sign_out(&secret)).await?;
     }
@@ -293,14 +295,20 @@ async fn who_am_i(
     Ok(Json(session_view(&principal, None, None)))
 }
 
-async fn list_users(State(state): State<ApiState>) -> Result<Json<Vec<AccountView>>, ApiFailure> {
+async fn list_users(
+    State(state): State<ApiState>,
+    QueryPairs(pairs): QueryPairs,
+) -> Result<Json<Vec<AccountView>>, ApiFailure> {
+    QueryValues::new(Operation::ListUsers, pairs)?;
     Ok(Json(on_node(&state, |node| node.account_views()).await?))
 }
 
 async fn add_user(
     State(state): State<ApiState>,
+    QueryPairs(pairs): QueryPairs,
     ApiJson(request): ApiJson<NewAccount>,
 ) -> Result<(StatusCode, Json<AccountWithPassword>), ApiFailure> {
+    QueryValues::new(Operation::AddUser, pairs)?;
     let created = on_node(&state, move |node| node.add_account(&request, Utc::now())).await?;
     Ok((StatusCode::CREATED, Json(created)))
 }
@@ -318,8 +326,10 @@ fn login_in_path(
 
 async fn disable_user(
     State(state): State<ApiState>,
+    QueryPairs(pairs): QueryPairs,
     path: Result<Path<String>, axum::extract::rejection::PathRejection>,
 ) -> Result<Json<AccountView>, ApiFailure> {
+    QueryValues::new(Operation::DisableUser, pairs)?;
     let login = login_in_path(path)?;
     Ok(Json(
         on_node(&state, move |node| node.disable_account(&login, Utc::now())).await?,
@@ -328,9 +338,11 @@ async fn disable_user(
 
 async fn reset_password(
     State(state): State<ApiState>,
+    QueryPairs(pairs): QueryPairs,
     path: Result<Path<String>, axum::extract::rejection::PathRejection>,
     ApiJson(request): ApiJson<PasswordReset>,
 ) -> Result<Json<AccountWithPassword>, ApiFailure> {
+    QueryValues::new(Operation::ResetPassword, pairs)?;
     let login = login_in_path(path)?;
     Ok(Json(
         on_node(&state, move |node| {
@@ -342,23 +354,31 @@ async fn reset_password(
 
 async fn set_roles(
     State(state): State<ApiState>,
+    QueryPairs(pairs): QueryPairs,
     path: Result<Path<String>, axum::extract::rejection::PathRejection>,
     ApiJson(request): ApiJson<RolesChange>,
 ) -> Result<Json<AccountView>, ApiFailure> {
+    QueryValues::new(Operation::SetRoles, pairs)?;
     let login = login_in_path(path)?;
     Ok(Json(
         on_node(&state, move |node| node.set_roles(&login, request.roles)).await?,
     ))
 }
 
-async fn list_tokens(State(state): State<ApiState>) -> Result<Json<Vec<Token>>, ApiFailure> {
+async fn list_tokens(
+    State(state): State<ApiState>,
+    QueryPairs(pairs): QueryPairs,
+) -> Result<Json<Vec<Token>>, ApiFailure> {
+    QueryValues::new(Operation::ListTokens, pairs)?;
     Ok(Json(on_node(&state, |node| node.tokens()).await?))
 }
 
 async fn create_token(
     State(state): State<ApiState>,
+    QueryPairs(pairs): QueryPairs,
     ApiJson(request): ApiJson<NewToken>,
 ) -> Result<(StatusCode, Json<TokenCreated>), ApiFailure> {
+    QueryValues::new(Operation::CreateToken, pairs)?;
     let created = on_node(&state, move |node| {
         node.create_token(&request.login, &request.name, Utc::now())
     })
@@ -368,8 +388,10 @@ async fn create_token(
 
 async fn revoke_token(
     State(state): State<ApiState>,
+    QueryPairs(pairs): QueryPairs,
     path: Result<Path<String>, axum::extract::rejection::PathRejection>,
 ) -> Result<Json<Token>, ApiFailure> {
+    QueryValues::new(Operation::RevokeToken, pairs)?;
     let id = login_in_path(path)?;
     Ok(Json(
         on_node(&state, move |node| node.revoke_token(&id, Utc::now())).await?,
