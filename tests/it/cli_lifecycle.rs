@@ -136,13 +136,13 @@ fn register_accept_mediate_reply_evaluate_close_survives_restart() {
 }
 
 #[test]
-fn mutating_without_operator_is_refused_with_a_clear_message() {
+fn mutating_without_an_account_is_refused_with_a_clear_message() {
     let temp = tempfile::tempdir().expect("tempdir");
     let dir = temp.path().join("node");
     init_node(&dir, "芦荻山村", "village", VILLAGE);
     let node = NodeProcess::start(&dir).expect("start node");
     let output = fengqiao_tests::fengqiao_command()
-        .env_remove("FENGQIAO_OPERATOR")
+        .env_remove("FENGQIAO_USER")
         .args([
             "case",
             "accept",
@@ -155,7 +155,7 @@ fn mutating_without_operator_is_refused_with_a_clear_message() {
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
-        stderr.contains("operator"),
+        stderr.contains("needs an account") && stderr.contains("--as"),
         "names what is missing: {stderr}"
     );
 }

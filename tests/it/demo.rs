@@ -34,6 +34,8 @@ fn listed(node: &NodeProcess) -> BTreeMap<String, String> {
 }
 
 fn start(dir: &Path) -> NodeProcess {
+    // The demo's nodes have its own accounts; the tests act as theirs.
+    fengqiao_tests::add_test_account(dir);
     // Free ports: the demo's own addresses stay in the configs, unused by these runs.
     NodeProcess::start_federated(dir)
         .unwrap_or_else(|error| panic!("start {}: {error:#}", dir.display()))

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use fengqiao_store::{Store, StoreOptions};
 use fengqiao_tests::{
-    NodeProcess, http_get, http_post, init_node, register_sample, sample_registration, wait_for,
+    NodeProcess, http_get, http_post, register_sample, sample_registration, wait_for,
 };
 
 const VILLAGE: &str = "430702001002";
@@ -171,8 +171,10 @@ fn a_full_disk_refuses_writes_keeps_reads_and_recovers_without_a_restart() {
         }
     };
     let dir = tmpfs.path.join("village");
-    init_node(&dir, "芦荻山村调解室", "village", VILLAGE);
+    fengqiao_tests::init_node_without_test_account(&dir, "芦荻山村调解室", "village", VILLAGE);
+    // The small disk is below the default reserve: lowered before the store is written to.
     set_reserve(&dir, RESERVE_BYTES);
+    fengqiao_tests::add_test_account(&dir);
     let node = NodeProcess::start(&dir).expect("node starts");
     let mut acknowledged = BTreeSet::new();
     let mut next_index = 0;

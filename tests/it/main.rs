@@ -3,6 +3,7 @@
 //! Each test starts real `fengqiao` processes on 127.0.0.1 (port 0) in its own temporary
 //! directory, so the tests run in parallel without sharing state.
 
+mod accounts;
 mod audit;
 mod cli_lifecycle;
 mod crash;

@@ -7,14 +7,25 @@ use std::io::Read;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
 pub mod fault_proxy;
 
-/// Operator name the tests act as.
-pub const TEST_OPERATOR: &str = "测试员 tester";
+/// The account the tests act as (every node `init_node` makes has it), with every role: the
+/// existing tests register, supervise and admit offices as one person. The tests of roles use
+/// accounts of their own (`tests/it/accounts.rs`).
+pub const TEST_LOGIN: &str = "tester";
+pub const TEST_DISPLAY_NAME: &str = "测试员";
+pub const TEST_PASSWORD: &str = "tester-password";
+
+/// The operator the node records for the tests' account.
+pub const TEST_OPERATOR: &str = "测试员 (tester)";
+
+/// Header naming the account the node's CLI token acts as.
+pub const ACT_AS_HEADER: &str = "x-fengqiao-as";
 
 /// Region codes of the test federation: a county, its township, two of the township's villages.
 pub const COUNTY_REGION: &str = "430702";
@@ -44,23 +55,114 @@ pub fn fengqiao_binary() -> PathBuf {
     binary
 }
 
-/// A `fengqiao` command with the test operator set and logs kept quiet.
+/// A `fengqiao` command acting as the tests' account, logs kept quiet.
 pub fn fengqiao_command() -> Command {
     let mut command = Command::new(fengqiao_binary());
     command
-        .env("FENGQIAO_OPERATOR", TEST_OPERATOR)
+        .env("FENGQIAO_USER", TEST_LOGIN)
         .env("RUST_LOG", "warn")
-        .env_remove("FENGQIAO_NODE");
+        .env_remove("FENGQIAO_NODE")
+        .env_remove("FENGQIAO_TOKEN");
     command
 }
 
-/// Run a CLI command to completion and return its output.
+/// Run a CLI command to completion and return its output. With `--dir` the CLI acts through
+/// the node directory's CLI token; with `--node URL` of a node a test started, through the
+/// same token (given as `FENGQIAO_TOKEN`).
 pub fn run_cli(args: &[&str]) -> Output {
-    fengqiao_command()
+    let mut command = fengqiao_command();
+    if let Some(token) = node_url_argument(args).and_then(|url| cli_token_of_url(&url)) {
+        command.env("FENGQIAO_TOKEN", token);
+    }
+    command
         .args(args)
         .stdin(Stdio::null())
         .output()
         .expect("run fengqiao")
+}
+
+fn node_url_argument(args: &[&str]) -> Option<String> {
+    args.windows(2)
+        .find(|pair| pair[0] == "--node")
+        .map(|pair| pair[1].to_owned())
+}
+
+/// Node directories of the nodes the tests started, by API address.
+static STARTED: Mutex<Vec<(SocketAddr, PathBuf)>> = Mutex::new(Vec::new());
+
+fn dir_of(address: SocketAddr) -> Option<PathBuf> {
+    STARTED
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .iter()
+        .rev()
+        .find(|(started, _)| *started == address)
+        .map(|(_, dir)| dir.clone())
+}
+
+/// The CLI token of the node directory whose node serves `url`, if a test started it.
+fn cli_token_of_url(url: &str) -> Option<String> {
+    let address: SocketAddr = url
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .parse()
+        .ok()?;
+    cli_token(&dir_of(address)?)
+}
+
+/// A node directory's CLI token.
+pub fn cli_token(dir: &Path) -> Option<String> {
+    std::fs::read_to_string(dir.join("cli.token"))
+        .ok()
+        .map(|token| token.trim().to_owned())
+}
+
+/// Open a stopped node in this process. A process another test thread forks at that moment
+/// holds the node's lock file (and sled's) until it execs, so a busy lock is tried again.
+pub fn open_stopped_node(dir: &Path) -> fengqiao::service::Node {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match fengqiao::service::Node::open(dir) {
+            Ok(node) => return node,
+            Err(error) if Instant::now() < deadline && format!("{error:#}").contains("in use") => {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(error) => panic!("open the stopped node in {}: {error:#}", dir.display()),
+        }
+    }
+}
+
+/// Give the (stopped) node in `dir` the tests' account.
+pub fn add_test_account(dir: &Path) {
+    add_account(
+        dir,
+        TEST_LOGIN,
+        TEST_DISPLAY_NAME,
+        &["operator", "supervisor", "admin"],
+    );
+}
+
+/// Give the (stopped) node in `dir` an account with `roles` and [`TEST_PASSWORD`], unless it has
+/// one with that login.
+pub fn add_account(dir: &Path, login: &str, display_name: &str, roles: &[&str]) {
+    let node = open_stopped_node(dir);
+    if node
+        .store()
+        .account(login)
+        .expect("read accounts")
+        .is_some()
+    {
+        return;
+    }
+    let roles = fengqiao_accounts::RoleSet::parse(&roles.join(",")).expect("roles");
+    let request = fengqiao_accounts::wire::NewAccount {
+        login: login.to_owned(),
+        display_name: display_name.to_owned(),
+        roles,
+        password: Some(TEST_PASSWORD.to_owned()),
+    };
+    node.add_account(&request, chrono::Utc::now())
+        .unwrap_or_else(|error| panic!("add account {login}: {error}"));
 }
 
 /// Run a CLI command that must succeed; returns its stdout.
@@ -86,22 +188,25 @@ pub fn run_cli_json(args: &[&str]) -> serde_json::Value {
     })
 }
 
-/// Create a node directory with `fengqiao init`.
+/// Create a node directory with `fengqiao init`, with the tests' account.
 pub fn init_node(dir: &Path, name: &str, tier: &str, region_code: &str) {
-    run_cli_ok(&[
-        "init",
-        path_str(dir),
-        "--name",
-        name,
-        "--tier",
-        tier,
-        "--region",
-        region_code,
-    ]);
+    init_node_with_id(dir, name, tier, region_code);
 }
 
 /// Create a node directory with `fengqiao init` and return the node ID it printed.
 pub fn init_node_with_id(dir: &Path, name: &str, tier: &str, region_code: &str) -> String {
+    let node_id = init_node_without_test_account(dir, name, tier, region_code);
+    add_test_account(dir);
+    node_id
+}
+
+/// `fengqiao init` only (its first admin, not the tests' account); returns the node ID.
+pub fn init_node_without_test_account(
+    dir: &Path,
+    name: &str,
+    tier: &str,
+    region_code: &str,
+) -> String {
     let stdout = run_cli_ok(&[
         "init",
         path_str(dir),
@@ -186,6 +291,10 @@ impl NodeProcess {
                 && let Ok(address) = text.trim().parse::<SocketAddr>()
                 && http_get(address, "/api/health").is_ok()
             {
+                STARTED
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .push((address, dir.to_path_buf()));
                 return Ok(NodeProcess {
                     dir: dir.to_path_buf(),
                     address,
@@ -270,40 +379,65 @@ fn agent() -> ureq::Agent {
         .into()
 }
 
-/// GET a path; returns (status, JSON body).
+/// Authenticate as `login` through the CLI token of the node a test started at `address`
+/// (nothing for a node the tests did not start).
+fn acting_as<B>(
+    address: SocketAddr,
+    login: &str,
+    mut request: ureq::RequestBuilder<B>,
+) -> ureq::RequestBuilder<B> {
+    if let Some(token) = dir_of(address).and_then(|dir| cli_token(&dir)) {
+        request = request
+            .header("authorization", format!("Bearer {token}"))
+            .header(ACT_AS_HEADER, login);
+    }
+    request
+}
+
+/// GET a path as the tests' account; returns (status, JSON body).
 pub fn http_get(address: SocketAddr, path: &str) -> anyhow::Result<(u16, serde_json::Value)> {
-    let mut response = agent()
-        .get(format!("http://{address}{path}"))
-        .header(fengqiao_case::OPERATOR_HEADER, TEST_OPERATOR)
-        .call()?;
+    let mut response = acting_as(
+        address,
+        TEST_LOGIN,
+        agent().get(format!("http://{address}{path}")),
+    )
+    .call()?;
     let status = response.status().as_u16();
     let body: serde_json::Value = response.body_mut().read_json()?;
     Ok((status, body))
 }
 
-/// POST JSON as the test operator; returns (status, JSON body).
+/// POST JSON as the tests' account; returns (status, JSON body).
 pub fn http_post(
     address: SocketAddr,
     path: &str,
     body: &serde_json::Value,
 ) -> anyhow::Result<(u16, serde_json::Value)> {
-    http_post_as(address, path, TEST_OPERATOR, body)
+    http_post_as(address, path, TEST_LOGIN, body)
 }
 
-/// POST JSON naming `operator` in the operator header; returns (status, JSON body).
+/// POST JSON as the account `login` (through the node's CLI token); returns (status, JSON
+/// body).
 pub fn http_post_as(
     address: SocketAddr,
     path: &str,
-    operator: &str,
+    login: &str,
     body: &serde_json::Value,
 ) -> anyhow::Result<(u16, serde_json::Value)> {
-    let mut response = agent()
-        .post(format!("http://{address}{path}"))
-        .header(fengqiao_case::OPERATOR_HEADER, operator)
-        .send_json(body)?;
+    let mut response = acting_as(
+        address,
+        login,
+        agent().post(format!("http://{address}{path}")),
+    )
+    .send_json(body)?;
     let status = response.status().as_u16();
     let body: serde_json::Value = response.body_mut().read_json()?;
     Ok((status, body))
+}
+
+/// A request with no credentials but what the test adds; answers are not errors.
+pub fn bare_agent() -> ureq::Agent {
+    agent()
 }
 
 /// Register sample case `index` in `region_code` at `node` through the API, which must answer

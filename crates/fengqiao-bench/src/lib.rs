@@ -55,7 +55,7 @@ pub fn import_sample_cases(
         seed += 1;
         let reports = node
             .import(
-                operator,
+                &bench_actor(operator),
                 target.now,
                 fengqiao_case::ImportBatch {
                     rows,
@@ -155,4 +155,47 @@ impl Timings {
             runs: samples.len(),
         }
     }
+}
+
+/// The benchmarks act as one person holding both case roles, recorded as `operator`.
+pub fn bench_actor(operator: &str) -> fengqiao_accounts::Actor {
+    use fengqiao_accounts::{Actor, Role, RoleSet};
+    Actor {
+        operator: operator.to_owned(),
+        roles: RoleSet::of(&[Role::Operator, Role::Supervisor]),
+    }
+}
+
+/// The account the benchmarks that drive a real node act as, created in its directory before it
+/// runs (the node's CLI token then acts as it).
+pub const BENCH_LOGIN: &str = "bench";
+
+/// Create [`BENCH_LOGIN`] in the stopped node in `dir`, with `password`.
+pub fn add_bench_account(dir: &std::path::Path, password: &str) -> anyhow::Result<()> {
+    let node = fengqiao::service::Node::open(dir)?;
+    let request = fengqiao_accounts::wire::NewAccount {
+        login: BENCH_LOGIN.to_owned(),
+        display_name: "基准测试".to_owned(),
+        roles: bench_actor("").roles,
+        password: Some(password.to_owned()),
+    };
+    node.add_account(&request, chrono::Utc::now())
+        .map_err(|error| anyhow::anyhow!("cannot create the bench account: {error}"))?;
+    Ok(())
+}
+
+/// `Authorization` and act-as headers for the node directory's CLI token acting as
+/// [`BENCH_LOGIN`].
+pub fn bench_headers(dir: &std::path::Path) -> anyhow::Result<[(String, String); 2]> {
+    let token = std::fs::read_to_string(dir.join("cli.token"))?;
+    Ok([
+        (
+            "authorization".to_owned(),
+            format!("Bearer {}", token.trim()),
+        ),
+        (
+            fengqiao::api::auth::ACT_AS_HEADER.to_owned(),
+            BENCH_LOGIN.to_owned(),
+        ),
+    ])
 }

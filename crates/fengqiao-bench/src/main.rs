@@ -42,8 +42,6 @@ struct Options {
     dir: Option<PathBuf>,
 }
 
-const OPERATOR: &str = "bench";
-
 fn main() -> anyhow::Result<()> {
     let options = Options::parse();
     ensure!(
@@ -141,7 +139,30 @@ fn init(fengqiao: &Path, dir: &Path) -> anyhow::Result<()> {
         "fengqiao init failed: {}",
         String::from_utf8_lossy(&output.stderr)
     );
-    Ok(())
+    fengqiao_bench::add_bench_account(dir, "bench-password")
+}
+
+/// Header names and values that authenticate as the bench account.
+type AuthHeaders = [(String, String); 2];
+
+/// Per node address, the headers that authenticate as the bench account.
+static CREDENTIALS: std::sync::Mutex<Vec<(SocketAddr, AuthHeaders)>> =
+    std::sync::Mutex::new(Vec::new());
+
+fn authenticated<B>(
+    address: SocketAddr,
+    mut request: ureq::RequestBuilder<B>,
+) -> ureq::RequestBuilder<B> {
+    let known = CREDENTIALS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .iter()
+        .find(|(known, _)| *known == address)
+        .map(|(_, headers)| headers.clone());
+    for (name, value) in known.into_iter().flatten() {
+        request = request.header(name, value);
+    }
+    request
 }
 
 struct NodeRun {
@@ -172,6 +193,10 @@ impl NodeRun {
                 && let Ok(address) = text.trim().parse::<SocketAddr>()
                 && get(address, "/api/health").is_ok()
             {
+                CREDENTIALS
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .push((address, fengqiao_bench::bench_headers(dir)?));
                 return Ok(NodeRun { child, address });
             }
             if Instant::now() > deadline {
@@ -199,10 +224,8 @@ fn agent() -> ureq::Agent {
 }
 
 fn get(address: SocketAddr, path: &str) -> anyhow::Result<(u16, serde_json::Value)> {
-    let mut response = agent()
-        .get(format!("http://{address}{path}"))
-        .header(fengqiao_case::OPERATOR_HEADER, OPERATOR)
-        .call()?;
+    let mut response =
+        authenticated(address, agent().get(format!("http://{address}{path}"))).call()?;
     let status = response.status().as_u16();
     Ok((status, response.body_mut().read_json()?))
 }
@@ -213,9 +236,7 @@ fn post(
     path: &str,
     body: &[u8],
 ) -> anyhow::Result<(u16, serde_json::Value)> {
-    let mut response = agent
-        .post(format!("http://{address}{path}"))
-        .header(fengqiao_case::OPERATOR_HEADER, OPERATOR)
+    let mut response = authenticated(address, agent.post(format!("http://{address}{path}")))
         .header("content-type", "application/json")
         .send(body)?;
     let status = response.status().as_u16();

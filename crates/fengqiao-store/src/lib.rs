@@ -24,6 +24,7 @@
 //!
 //! The on-disk layout is described in the `storage` and `codec` modules.
 
+mod accounts;
 mod cache;
 mod codec;
 mod free_space;
@@ -57,6 +58,8 @@ pub enum StoreError {
     Corrupt { what: String, why: String },
     #[error("case {0} already exists")]
     AlreadyExists(CaseId),
+    #[error("account {0} already exists")]
+    AccountExists(String),
     #[error("no case {0}")]
     NotFound(CaseId),
     #[error(transparent)]
@@ -258,6 +261,7 @@ pub struct Store {
     case_count: AtomicU64,
     summary_observation: SummaryObservation,
     held_access_records: Mutex<HeldAccessRecords>,
+    account_trees: accounts::AccountTrees,
 }
 
 /// Case numbers are keys and key components; the index layout relies on them holding no 0x00.
@@ -297,6 +301,7 @@ impl Store {
     pub fn open(path: &std::path::Path, options: StoreOptions) -> Result<Store, StoreError> {
         let storage = Storage::open(path, options.min_free_bytes)?;
         let case_count = storage.read_case_count()?;
+        let account_trees = accounts::AccountTrees::open(storage.database())?;
         tracing::debug!(case_count, "store opened");
         Ok(Store {
             storage,
@@ -306,6 +311,7 @@ impl Store {
             case_count: AtomicU64::new(case_count),
             summary_observation: SummaryObservation::default(),
             held_access_records: Mutex::new(HeldAccessRecords::default()),
+            account_trees,
         })
     }
 

@@ -347,6 +347,11 @@ impl Storage {
         }
     }
 
+    /// The database, for the trees kept beside the cases' (`accounts.rs`).
+    pub(crate) fn database(&self) -> &sled::Db {
+        &self.database
+    }
+
     /// `Ok` while the disk has room beyond the reserve; `DiskFull` otherwise.
     pub(crate) fn check_free_space(&self) -> Result<(), StoreError> {
         self.free_space.check()

@@ -5,10 +5,13 @@
 //! Routes are declared once, in [`ROUTES`]; the router and the OpenAPI document are both built
 //! from that table.
 
+mod accounts;
+pub mod auth;
 mod openapi;
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests;
+pub mod tls;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -18,31 +21,31 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{
     DefaultBodyLimit, FromRequest, FromRequestParts, MatchedPath, Query, Request, State,
 };
 use axum::http::request::Parts;
-use axum::http::{HeaderValue, Method, StatusCode, Uri, header};
+use axum::http::{Method, StatusCode, Uri, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodFilter, MethodRouter, on};
+use axum::{Extension, Router};
 use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
 use fengqiao_case::deadlines::china_offset;
-use fengqiao_case::input_bounds;
 use fengqiao_case::model::audit::{AuditLog, AuditReport, QuarantineListing};
 use fengqiao_case::model::roster::{FederationReload, RosterView};
 use fengqiao_case::model::stats::{StatsBreakdown, SyncHealth};
 use fengqiao_case::{
     ApiError, AppendEvent, CaseListItem, CaseView, DirectiveListItem, ImportBatch, ImportRowReport,
-    Measures, NodeUnhealthy, OPERATOR_HEADER, RegisterCase,
+    Measures, NodeUnhealthy, RegisterCase,
 };
 use fengqiao_sync::PeerRelation;
 use serde::de::DeserializeOwned;
 use tracing::Instrument;
 
+use self::auth::Principal;
 pub use self::openapi::{
     BodySpec, HttpMethod, ParameterLocation, ParameterSpec, ParameterType, RouteSpec,
 };
@@ -77,11 +80,22 @@ pub enum Operation {
     AuditLog,
     AuditVerify,
     Quarantine,
+    SignIn,
+    SignOut,
+    WhoAmI,
+    ListUsers,
+    AddUser,
+    DisableUser,
+    ResetPassword,
+    SetRoles,
+    ListTokens,
+    CreateToken,
+    RevokeToken,
 }
 
 impl Operation {
     /// Every operation, for the test that each is routed.
-    pub const ALL: [Operation; 16] = [
+    pub const ALL: [Operation; 27] = [
         Operation::Health,
         Operation::OpenApi,
         Operation::RegisterCase,
@@ -98,6 +112,17 @@ impl Operation {
         Operation::AuditLog,
         Operation::AuditVerify,
         Operation::Quarantine,
+        Operation::SignIn,
+        Operation::SignOut,
+        Operation::WhoAmI,
+        Operation::ListUsers,
+        Operation::AddUser,
+        Operation::DisableUser,
+        Operation::ResetPassword,
+        Operation::SetRoles,
+        Operation::ListTokens,
+        Operation::CreateToken,
+        Operation::RevokeToken,
     ];
 
     /// The OpenAPI `operationId`.
@@ -119,15 +144,25 @@ impl Operation {
             Operation::AuditLog => "audit_log",
             Operation::AuditVerify => "audit_verify",
             Operation::Quarantine => "quarantine",
+            Operation::SignIn => "sign_in",
+            Operation::SignOut => "sign_out",
+            Operation::WhoAmI => "who_am_i",
+            Operation::ListUsers => "list_users",
+            Operation::AddUser => "add_user",
+            Operation::DisableUser => "disable_user",
+            Operation::ResetPassword => "reset_password",
+            Operation::SetRoles => "set_roles",
+            Operation::ListTokens => "list_tokens",
+            Operation::CreateToken => "create_token",
+            Operation::RevokeToken => "revoke_token",
         }
     }
 
-    /// This operation's entry in [`ROUTES`].
+    /// This operation's entry in [`ROUTES`] or the account routes.
     pub fn route(self) -> &'static RouteSpec {
         // Every operation is in the table (a test holds it to that); the fallback keeps a
         // mistake from becoming a panic in a request.
-        ROUTES
-            .iter()
+        all_routes()
             .find(|route| route.operation == self)
             .unwrap_or(&ROUTES[0])
     }
@@ -152,6 +187,17 @@ impl Operation {
             Operation::AuditLog => on(filter, audit_log),
             Operation::AuditVerify => on(filter, audit_verify),
             Operation::Quarantine => on(filter, quarantine),
+            Operation::SignIn
+            | Operation::SignOut
+            | Operation::WhoAmI
+            | Operation::ListUsers
+            | Operation::AddUser
+            | Operation::DisableUser
+            | Operation::ResetPassword
+            | Operation::SetRoles
+            | Operation::ListTokens
+            | Operation::CreateToken
+            | Operation::RevokeToken => accounts::method_router(self, filter),
         }
     }
 }
@@ -466,9 +512,14 @@ struct ApiState {
     openapi: Bytes,
 }
 
-/// The OpenAPI 3.1 document of [`ROUTES`].
+/// Every route: [`ROUTES`] and the account routes (`api/accounts.rs`).
+pub fn all_routes() -> impl Iterator<Item = &'static RouteSpec> {
+    ROUTES.iter().chain(accounts::ACCOUNT_ROUTES)
+}
+
+/// The OpenAPI 3.1 document of every route.
 pub fn openapi_json() -> serde_json::Value {
-    openapi::document(ROUTES)
+    openapi::document(&all_routes().copied().collect::<Vec<_>>())
 }
 
 /// The API's router over an open node.
@@ -490,16 +541,33 @@ pub fn federated_router(
         openapi: Bytes::from(openapi),
     };
     let mut router = Router::new();
-    for route in ROUTES {
+    let mut methods_of_path: Vec<(&str, MethodRouter<ApiState>)> = Vec::new();
+    for route in all_routes() {
         let filter = match route.method {
             HttpMethod::Get => MethodFilter::GET,
             HttpMethod::Post => MethodFilter::POST,
+            HttpMethod::Delete => MethodFilter::DELETE,
         };
-        router = router.route(route.path, route.operation.method_router(filter));
+        let method_router = route.operation.method_router(filter);
+        // One path may be served for several methods (`/api/session`): merged, then routed once.
+        match methods_of_path
+            .iter_mut()
+            .find(|(path, _)| *path == route.path)
+        {
+            Some((_, existing)) => *existing = std::mem::take(existing).merge(method_router),
+            None => methods_of_path.push((route.path, method_router)),
+        }
+    }
+    for (path, method_router) in methods_of_path {
+        router = router.route(path, method_router);
     }
     Ok(router
         .fallback(no_such_endpoint)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::authenticate,
+        ))
         .layer(middleware::from_fn(trace_requests))
         .with_state(state))
 }
@@ -548,6 +616,12 @@ impl BoundServer {
         listen: Option<SocketAddr>,
     ) -> anyhow::Result<BoundServer> {
         let wanted = listen.unwrap_or(node.config().http.listen);
+        let http = &node.config().http;
+        tls::check_listen_address(http, wanted)?;
+        if let (Some(cert), Some(key)) = (&http.tls_cert, &http.tls_key) {
+            // Read now, so a wrong path stops the start with its reason.
+            tls::acceptor(cert, key)?;
+        }
         let listener = tokio::net::TcpListener::bind(wanted)
             .await
             .with_context(|| {
@@ -661,10 +735,29 @@ impl BoundServer {
             Arc::clone(&node),
             escalation_stop,
         ));
-        let served = axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown)
-            .await
-            .with_context(|| format!("the API server on {address} failed"));
+        // The peer's address feeds the sign-in throttle.
+        let http = &node.config().http;
+        let served = match (&http.tls_cert, &http.tls_key) {
+            (Some(cert), Some(key)) => {
+                let listener = tls::TlsListener::new(listener, tls::acceptor(cert, key)?)
+                    .context("cannot serve HTTPS")?;
+                axum::serve(
+                    listener,
+                    app.into_make_service_with_connect_info::<tls::PeerAddress>(),
+                )
+                .with_graceful_shutdown(shutdown)
+                .await
+            }
+            _ => {
+                axum::serve(
+                    listener,
+                    app.into_make_service_with_connect_info::<tls::PeerAddress>(),
+                )
+                .with_graceful_shutdown(shutdown)
+                .await
+            }
+        }
+        .with_context(|| format!("the API server on {address} failed"));
         let _ = stop_escalation.send(true);
         if let Err(error) = escalation.await {
             tracing::warn!(%error, "the automatic escalation task ended abnormally");
@@ -815,8 +908,7 @@ async fn no_such_endpoint(method: Method, uri: Uri) -> ApiFailure {
 }
 
 async fn method_not_allowed(method: Method, uri: Uri) -> ApiFailure {
-    let allowed: Vec<&str> = ROUTES
-        .iter()
+    let allowed: Vec<&str> = all_routes()
         .filter(|route| route_matches(route.path, uri.path()))
         .map(|route| route.method.http_name())
         .collect();
@@ -948,59 +1040,6 @@ fn query_failure(rejection: &QueryRejection) -> ApiFailure {
         "invalid query string: {}",
         lowercase_first(&rejection.body_text())
     ))
-}
-
-/// The operator header's value, checked: `Ok(None)` when absent.
-fn operator_from(parts: &Parts) -> Result<Option<String>, ApiFailure> {
-    let Some(value) = parts.headers.get(OPERATOR_HEADER) else {
-        return Ok(None);
-    };
-    operator_name(value).map(Some)
-}
-
-fn operator_name(value: &HeaderValue) -> Result<String, ApiFailure> {
-    // Names are Chinese: the header carries UTF-8, which `HeaderValue::to_str` would refuse.
-    let text = std::str::from_utf8(value.as_bytes()).map_err(|_| {
-        ApiFailure::bad_request(format!("the {OPERATOR_HEADER} header is not UTF-8 text"))
-    })?;
-    let name = text.trim();
-    if name.is_empty() {
-        return Err(missing_operator());
-    }
-    input_bounds::check_operator(OPERATOR_HEADER, name)
-        .map_err(|error| ApiFailure::bad_request(error.to_string()))?;
-    Ok(name.to_owned())
-}
-
-fn missing_operator() -> ApiFailure {
-    ApiFailure::bad_request(format!(
-        "missing operator: every change must name its operator in the {OPERATOR_HEADER} header \
-         (it is recorded in the case's history)"
-    ))
-}
-
-/// The operator of a change; required.
-struct RequiredOperator(String);
-
-impl<S: Send + Sync> FromRequestParts<S> for RequiredOperator {
-    type Rejection = ApiFailure;
-
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        operator_from(parts)?
-            .map(RequiredOperator)
-            .ok_or_else(missing_operator)
-    }
-}
-
-/// The operator of a read, when the caller names one.
-struct OptionalOperator(Option<String>);
-
-impl<S: Send + Sync> FromRequestParts<S> for OptionalOperator {
-    type Rejection = ApiFailure;
-
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        operator_from(parts).map(OptionalOperator)
-    }
 }
 
 /// Query parameters of one route, by name, after checking each is one the route documents.
@@ -1182,14 +1221,14 @@ async fn openapi_document(
 
 async fn register_case(
     State(state): State<ApiState>,
-    RequiredOperator(operator): RequiredOperator,
+    Extension(principal): Extension<Principal>,
     QueryPairs(pairs): QueryPairs,
     ApiJson(request): ApiJson<RegisterCase>,
 ) -> Result<(StatusCode, axum::Json<CaseView>), ApiFailure> {
     // An unknown parameter (`?dry_run=true`) must not be ignored while the change goes ahead.
     QueryValues::new(Operation::RegisterCase, pairs)?;
     let view = on_node(&state, move |node| {
-        node.register(&operator, Utc::now(), request)
+        node.register(&principal.actor(), Utc::now(), request)
     })
     .await?;
     state.notify_local_change();
@@ -1215,11 +1254,11 @@ async fn list_cases(
 
 async fn get_case(
     State(state): State<ApiState>,
-    OptionalOperator(operator): OptionalOperator,
+    Extension(principal): Extension<Principal>,
     CaseNumber(number): CaseNumber,
 ) -> Result<axum::Json<CaseView>, ApiFailure> {
     let view = on_node(&state, move |node| {
-        node.get(operator.as_deref(), Utc::now(), &number)
+        node.get(Some(&principal.operator()), Utc::now(), &number)
     })
     .await?;
     Ok(axum::Json(view))
@@ -1227,7 +1266,7 @@ async fn get_case(
 
 async fn append_event(
     State(state): State<ApiState>,
-    RequiredOperator(operator): RequiredOperator,
+    Extension(principal): Extension<Principal>,
     QueryPairs(pairs): QueryPairs,
     CaseNumber(number): CaseNumber,
     ApiJson(request): ApiJson<AppendEvent>,
@@ -1235,7 +1274,7 @@ async fn append_event(
     // An unknown parameter (`?dry_run=true`) must not be ignored while the change goes ahead.
     QueryValues::new(Operation::AppendEvent, pairs)?;
     let view = on_node(&state, move |node| {
-        node.append(&operator, Utc::now(), &number, request)
+        node.append(&principal.actor(), Utc::now(), &number, request)
     })
     .await?;
     state.notify_local_change();
@@ -1337,14 +1376,14 @@ fn fill_sync_health(
 
 async fn import(
     State(state): State<ApiState>,
-    RequiredOperator(operator): RequiredOperator,
+    Extension(principal): Extension<Principal>,
     QueryPairs(pairs): QueryPairs,
     ApiJson(batch): ApiJson<ImportBatch>,
 ) -> Result<axum::Json<Vec<ImportRowReport>>, ApiFailure> {
     // An unknown parameter (`?dry_run=true`) must not be ignored while the change goes ahead.
     QueryValues::new(Operation::Import, pairs)?;
     let reports = on_node(&state, move |node| {
-        node.import(&operator, Utc::now(), batch)
+        node.import(&principal.actor(), Utc::now(), batch)
     })
     .await?;
     state.notify_local_change();
@@ -1388,7 +1427,7 @@ async fn roster(
 
 async fn reload_federation(
     State(state): State<ApiState>,
-    RequiredOperator(operator): RequiredOperator,
+    Extension(principal): Extension<Principal>,
     QueryPairs(pairs): QueryPairs,
 ) -> Result<axum::Json<FederationReload>, ApiFailure> {
     QueryValues::new(Operation::ReloadFederation, pairs)?;
@@ -1411,6 +1450,7 @@ async fn reload_federation(
     };
     match federation.reload(&section).await {
         Ok(reload) => {
+            let operator = principal.operator();
             tracing::info!(%operator, "federation configuration reloaded by the operator");
             Ok(axum::Json(reload))
         }
@@ -1428,13 +1468,13 @@ async fn reload_federation(
 
 async fn audit_log(
     State(state): State<ApiState>,
-    OptionalOperator(operator): OptionalOperator,
+    Extension(principal): Extension<Principal>,
     QueryPairs(pairs): QueryPairs,
     CaseNumber(number): CaseNumber,
 ) -> Result<axum::Json<AuditLog>, ApiFailure> {
     QueryValues::new(Operation::AuditLog, pairs)?;
     let log = on_node(&state, move |node| {
-        node.audit_log(operator.as_deref(), Utc::now(), &number)
+        node.audit_log(Some(&principal.operator()), Utc::now(), &number)
     })
     .await?;
     Ok(axum::Json(log))

@@ -11,6 +11,7 @@ pub mod directive;
 pub mod federation;
 pub mod render;
 pub mod stats;
+pub mod user;
 
 use std::future::Future;
 use std::io::Write;
@@ -24,7 +25,7 @@ use chrono::NaiveDate;
 use clap::{ArgAction, Args, Parser, Subcommand};
 use fengqiao_case::{Category, Measures, NodeInfo, Tier};
 
-use crate::client::{NODE_ENV, NodeClient, OPERATOR_ENV, resolve_node_url};
+use crate::client::{Credentials, NODE_ENV, NodeClient, TOKEN_ENV, USER_ENV, resolve_node_url};
 use crate::import::values::{parse_date, parse_labelled, start_of_china_day};
 use crate::import::{DEFAULT_BATCH_ROWS, ImportOptions, LedgerFormat};
 
@@ -45,18 +46,20 @@ pub struct Cli {
 
 /// Options every command accepts, before or after the subcommand.
 #[derive(Debug, Clone, Args)]
-#[command(next_help_heading = "Node, operator and output")]
+#[command(next_help_heading = "Node, account and output")]
 pub struct GlobalOptions {
     /// URL of the node's API [env: FENGQIAO_NODE] [default: http://127.0.0.1:7370]
     #[arg(long, global = true, value_name = "URL")]
     pub node: Option<String>,
     /// A node directory: client commands read the address `fengqiao run` wrote there
-    /// (`api.addr`); `demo` creates or reuses its federation's node directories there.
+    /// (`api.addr`) and act through its CLI token (`cli.token`, as the account --as names);
+    /// `demo` creates or reuses its federation's node directories there.
     #[arg(long, global = true, value_name = "NODE_DIR")]
     pub dir: Option<PathBuf>,
-    /// Who is acting: recorded with every change (required for commands that change data)
-    #[arg(long, global = true, env = OPERATOR_ENV, value_name = "NAME")]
-    pub operator: Option<String>,
+    /// The account to act as with the node directory's CLI token; every change records it.
+    /// Elsewhere, set FENGQIAO_TOKEN to a token from `fengqiao token create`.
+    #[arg(long = "as", global = true, env = USER_ENV, value_name = "LOGIN")]
+    pub act_as: Option<String>,
     /// Print the API's JSON instead of tables, for scripts
     #[arg(long, global = true)]
     pub json: bool,
@@ -102,6 +105,14 @@ pub enum Command {
     Audit(audit::AuditCommand),
     /// Changes received from peers and refused by the receipt checks (not applied)
     Quarantine(audit::QuarantineArgs),
+    /// The node's accounts (admin): add, list, disable, reset-password, set-role
+    #[command(subcommand)]
+    User(user::UserCommand),
+    /// Bearer tokens for scripts (admin): create, list, revoke
+    #[command(subcommand)]
+    Token(user::TokenCommand),
+    /// Who the CLI is signed in as on the node
+    Whoami,
 }
 
 #[derive(Debug, Args)]
@@ -232,6 +243,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Roster => federation::roster(&connect(&global)?, global.json),
         Command::Audit(command) => audit::run(command, &connect(&global)?, global.json),
         Command::Quarantine(args) => audit::quarantine(args, &connect(&global)?, global.json),
+        Command::User(command) => user::run_user(command, &connect(&global)?, global.json),
+        Command::Token(command) => user::run_token(command, &connect(&global)?, global.json),
+        Command::Whoami => user::whoami(&connect(&global)?, global.json),
     }
 }
 
@@ -243,7 +257,28 @@ pub fn connect(global: &GlobalOptions) -> anyhow::Result<NodeClient> {
         global.dir.as_deref(),
         environment_node.as_deref(),
     )?;
-    Ok(NodeClient::new(url, global.operator.clone()))
+    Ok(NodeClient::new(url, credentials(global)?))
+}
+
+/// How the CLI proves who it acts as: `FENGQIAO_TOKEN`, else the CLI token of `--dir` acting as
+/// `--as`. `None` for neither: the node then answers only its public routes.
+pub fn credentials(global: &GlobalOptions) -> anyhow::Result<Option<Credentials>> {
+    let act_as = global
+        .act_as
+        .clone()
+        .filter(|login| !login.trim().is_empty());
+    if let Ok(token) = std::env::var(TOKEN_ENV)
+        && !token.trim().is_empty()
+    {
+        return Ok(Some(Credentials {
+            bearer: token.trim().to_owned(),
+            act_as,
+        }));
+    }
+    match &global.dir {
+        Some(dir) => Credentials::from_node_dir(dir, act_as).map(Some),
+        None => Ok(None),
+    }
 }
 
 /// Logs on stderr. `-v` wins over RUST_LOG; servers log `info` by default, clients only warnings.
@@ -280,7 +315,7 @@ fn init(args: InitArgs) -> anyhow::Result<()> {
         listen: args.listen,
         parent: args.parent,
     };
-    let config = crate::service::init_node(&args.dir, options)
+    let (config, admin_password) = crate::service::init_node_with_admin(&args.dir, options)
         .with_context(|| format!("cannot create a node in {}", args.dir.display()))?;
     // The id is derived from the key init just wrote; failing to read it back is worth a warning,
     // not a failed init.
@@ -292,7 +327,12 @@ fn init(args: InitArgs) -> anyhow::Result<()> {
             None
         }
     };
-    emit(render::init_text(&args.dir, &config, node_id.as_deref()))
+    emit(render::init_text(
+        &args.dir,
+        &config,
+        node_id.as_deref(),
+        &admin_password,
+    ))
 }
 
 fn run_node(args: RunArgs, global: &GlobalOptions) -> anyhow::Result<()> {

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{Context, anyhow, bail};
-use fengqiao_case::{ApiError, OPERATOR_HEADER};
+use fengqiao_case::ApiError;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -19,8 +19,12 @@ pub const DEFAULT_NODE_URL: &str = "http://127.0.0.1:7370";
 /// Environment variable naming the node URL (same meaning as `--node`).
 pub const NODE_ENV: &str = "FENGQIAO_NODE";
 
-/// Environment variable naming the operator (same meaning as `--operator`).
-pub const OPERATOR_ENV: &str = "FENGQIAO_OPERATOR";
+/// Environment variable naming the account the CLI acts as (same meaning as `--as`).
+pub const USER_ENV: &str = "FENGQIAO_USER";
+
+/// Environment variable holding a bearer token (`fengqiao token create`); never a flag, so the
+/// secret stays out of the process list and shell history.
+pub const TOKEN_ENV: &str = "FENGQIAO_TOKEN";
 
 /// Answers can be large (a county's whole case list); the node is trusted, so the cap is generous.
 const MAX_RESPONSE_BYTES: u64 = 512 * 1024 * 1024;
@@ -28,11 +32,46 @@ const MAX_RESPONSE_BYTES: u64 = 512 * 1024 * 1024;
 /// A large import batch is validated and written in one transaction; give it time.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(300);
 
-/// A connection to one node's API, acting as one operator (or anonymously, for reads).
+/// How the client proves who it acts as: a bearer token (an account's, or the node's CLI token
+/// with the account to act as).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Credentials {
+    pub bearer: String,
+    pub act_as: Option<String>,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("Credentials")
+            .field("act_as", &self.act_as)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Credentials {
+    /// The node directory's CLI token, acting as `act_as`.
+    pub fn from_node_dir(dir: &Path, act_as: Option<String>) -> anyhow::Result<Credentials> {
+        let path = NodeDir::new(dir).cli_token_path();
+        let bearer = std::fs::read_to_string(&path)
+            .with_context(|| {
+                format!(
+                    "cannot read the node's CLI token {} (only the user who runs the node may                      read it; elsewhere, set {TOKEN_ENV} to a token from `fengqiao token create`)",
+                    path.display()
+                )
+            })?
+            .trim()
+            .to_owned();
+        Ok(Credentials { bearer, act_as })
+    }
+}
+
+/// A connection to one node's API, acting as one account (or anonymously: health and the
+/// OpenAPI document).
 #[derive(Debug, Clone)]
 pub struct NodeClient {
     base_url: String,
-    operator: Option<String>,
+    credentials: Option<Credentials>,
     agent: ureq::Agent,
 }
 
@@ -81,7 +120,7 @@ fn normalize_url(url: &str) -> String {
 }
 
 impl NodeClient {
-    pub fn new(base_url: impl Into<String>, operator: Option<String>) -> Self {
+    pub fn new(base_url: impl Into<String>, credentials: Option<Credentials>) -> Self {
         let agent: ureq::Agent = ureq::Agent::config_builder()
             // Non-2xx answers carry an ApiError body worth showing, so they are not ureq errors.
             .http_status_as_error(false)
@@ -90,7 +129,7 @@ impl NodeClient {
             .into();
         NodeClient {
             base_url: normalize_url(&base_url.into()),
-            operator: operator.filter(|name| !name.trim().is_empty()),
+            credentials,
             agent,
         }
     }
@@ -99,18 +138,25 @@ impl NodeClient {
         &self.base_url
     }
 
-    pub fn operator(&self) -> Option<&str> {
-        self.operator.as_deref()
-    }
-
-    /// The operator for a mutating call, or the error that explains why one is needed.
-    pub fn require_operator(&self) -> anyhow::Result<&str> {
-        self.operator.as_deref().ok_or_else(|| {
+    /// The credentials, or the error that explains how to give some.
+    pub fn require_credentials(&self) -> anyhow::Result<&Credentials> {
+        self.credentials.as_ref().ok_or_else(|| {
             anyhow!(
-                "this command changes data and needs an operator: every change is recorded with \
-                 who made it. Pass --operator NAME or set {OPERATOR_ENV}"
+                "this command needs an account: every read of cases and every change is made by \
+                 a signed-in person. On the node's machine pass --dir NODE_DIR --as LOGIN (or \
+                 set {USER_ENV}); elsewhere set {TOKEN_ENV} to a token from `fengqiao token create`"
             )
         })
+    }
+
+    fn authenticated<B>(&self, mut request: ureq::RequestBuilder<B>) -> ureq::RequestBuilder<B> {
+        if let Some(credentials) = &self.credentials {
+            request = request.header("authorization", format!("Bearer {}", credentials.bearer));
+            if let Some(act_as) = &credentials.act_as {
+                request = request.header(crate::api::auth::ACT_AS_HEADER, act_as);
+            }
+        }
+        request
     }
 
     /// `GET path?query` and the JSON answer.
@@ -120,11 +166,7 @@ impl NodeClient {
         for (key, value) in query {
             request = request.query(*key, value);
         }
-        // Reads send the operator too when known: the node records who read personal data.
-        if let Some(operator) = &self.operator {
-            request = request.header(OPERATOR_HEADER, operator);
-        }
-        let response = request.call();
+        let response = self.authenticated(request).call();
         self.answer(&url, response)
     }
 
@@ -138,15 +180,13 @@ impl NodeClient {
         from_answer(path, value)
     }
 
-    /// `POST path` with a JSON body as the operator; refuses without one.
+    /// `POST path` with a JSON body as the account; refuses without credentials.
     pub fn post(&self, path: &str, body: &impl Serialize) -> anyhow::Result<serde_json::Value> {
-        let operator = self.require_operator()?.to_owned();
+        self.require_credentials()?;
         let url = self.url(path);
         let body = serde_json::to_vec(body).context("encode the request body")?;
         let response = self
-            .agent
-            .post(&url)
-            .header(OPERATOR_HEADER, &operator)
+            .authenticated(self.agent.post(&url))
             .content_type("application/json")
             .send(&body[..]);
         self.answer(&url, response)
@@ -282,16 +322,19 @@ mod tests {
     }
 
     #[test]
-    fn mutating_without_operator_says_why() {
+    fn mutating_without_an_account_says_how_to_give_one() {
         let client = NodeClient::new("http://127.0.0.1:9", None);
         let message = format!("{}", client.post("/api/cases", &()).unwrap_err());
-        assert!(message.contains("operator") && message.contains("recorded"));
+        assert!(
+            message.contains("--as") && message.contains(TOKEN_ENV),
+            "{message}"
+        );
     }
 
     #[test]
     fn refused_connection_names_the_node_and_run() {
         // Port 9 (discard) on loopback: nothing of ours listens there.
-        let client = NodeClient::new("http://127.0.0.1:9", Some("tester".into()));
+        let client = NodeClient::new("http://127.0.0.1:9", None);
         let message = format!("{:#}", client.get("/api/health", &[]).unwrap_err());
         assert!(
             message.contains("cannot reach the node at http://127.0.0.1:9"),

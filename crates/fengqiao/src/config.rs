@@ -58,15 +58,43 @@ pub struct NodeSection {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HttpSection {
-    /// Defaults to 127.0.0.1:7370: the API is local unless the operator says otherwise.
+    /// Defaults to 127.0.0.1:7370: the API is local unless the operator says otherwise. An
+    /// address beyond loopback needs `tls_cert` and `tls_key`, or `behind_proxy = true`.
     pub listen: SocketAddr,
+    /// A signed-in session ends after this long without a request (default 8 hours).
+    #[serde(default = "default_session_idle_seconds")]
+    pub session_idle_seconds: u64,
+    /// PEM certificate chain and private key the API serves HTTPS with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_cert: Option<PathBuf>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_key: Option<PathBuf>,
+    /// The API is reached only through a reverse proxy that terminates TLS: plain HTTP may
+    /// listen beyond loopback, and session cookies are marked `Secure`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub behind_proxy: bool,
+}
+
+fn default_session_idle_seconds() -> u64 {
+    8 * 60 * 60
 }
 
 impl Default for HttpSection {
     fn default() -> Self {
         HttpSection {
             listen: SocketAddr::from(([127, 0, 0, 1], 7370)),
+            session_idle_seconds: default_session_idle_seconds(),
+            tls_cert: None,
+            tls_key: None,
+            behind_proxy: false,
         }
+    }
+}
+
+impl HttpSection {
+    /// Whether the API serves HTTPS itself.
+    pub fn serves_tls(&self) -> bool {
+        self.tls_cert.is_some() && self.tls_key.is_some()
     }
 }
 
@@ -212,6 +240,11 @@ impl NodeDir {
     /// Written by `run` once the API listens: the actual address (useful with port 0).
     pub fn api_address_path(&self) -> PathBuf {
         self.root.join("api.addr")
+    }
+    /// The node's CLI token (mode 0600, made by `init`): whoever can read it may act as any
+    /// account through the API, as whoever can read the store could.
+    pub fn cli_token_path(&self) -> PathBuf {
+        self.root.join("cli.token")
     }
     /// Written by `run` once the federation's QUIC endpoint is bound: its actual UDP address.
     pub fn quic_address_path(&self) -> PathBuf {

@@ -32,9 +32,6 @@ use scenarios::ScenarioCase;
 pub const DEMO_COUNTY_CODE: &str = "430702";
 pub const DEMO_COUNTY_NAME: &str = "常德市武陵区社会矛盾纠纷调处化解中心";
 
-/// Who the demo says it is in the events it makes.
-const DEMO_OPERATOR: &str = "演示 demo";
-
 /// First API port: office `i` serves its API on 7370 + i and QUIC on 7380 + i.
 const DEFAULT_BASE_PORT: u16 = 7370;
 
@@ -89,10 +86,9 @@ pub fn run(args: DemoArgs, global: &GlobalOptions) -> anyhow::Result<()> {
     };
     let quiet = global.json;
     let (offices, reused) = offices::prepare(&dir, args.base_port)?;
-    let operator = global
-        .operator
-        .clone()
-        .unwrap_or_else(|| DEMO_OPERATOR.to_owned());
+    // The script acts as its own account at every office (FENGQIAO_USER is for the commands
+    // people type afterwards).
+    let operator = offices::DEMO_SCRIPT_LOGIN.to_owned();
     let mut servers = Servers::new(offices.len(), operator)?;
     let report = match demonstrate(&args, &offices, &mut servers, quiet, reused) {
         Ok(report) => report,
@@ -409,7 +405,25 @@ fn guide(
     } else {
         "Try, in another terminal (each node answers at its own directory):".to_owned()
     });
-    let at = |office: &Office| format!("fengqiao --dir {}", office.dir.display());
+    lines.push(
+        "Sign in at any office's API (POST /api/session) with these demo accounts:".to_owned(),
+    );
+    for (login, display_name, password, role) in offices::DEMO_PEOPLE {
+        lines.push(format!(
+            "  {login} / {password}    {display_name} ({})",
+            role.name()
+        ));
+    }
+    for office in offices {
+        lines.push(format!("  http://{}  {}", office.api, office.name));
+    }
+    let at = |office: &Office| {
+        format!(
+            "fengqiao --dir {} --as {}",
+            office.dir.display(),
+            offices::DEMO_SCRIPT_LOGIN
+        )
+    };
     lines.push(format!("  {} stats", at(county)));
     lines.push(format!("  {} peers", at(county)));
     lines.push(format!("  {} case list --overdue", at(county)));
@@ -433,7 +447,7 @@ fn guide(
     }
     lines.push(format!("  {} directive list", at(county)));
     lines.push(format!(
-        "  {} case note {} --operator 你的名字 --text \"电话回访\"",
+        "  {} case note {} --text \"电话回访\"",
         at(county),
         report
             .scenario_cases

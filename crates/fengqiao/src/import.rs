@@ -69,7 +69,7 @@ pub fn import_file(
         ),
     };
     // Mutations need an operator; say so before reading a large file.
-    client.require_operator()?;
+    client.require_credentials()?;
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
     let text = String::from_utf8(bytes).with_context(|| {
         format!(
@@ -241,6 +241,14 @@ pub fn rejected_rows_table(reports: &[ImportRowReport]) -> Table {
 mod tests {
     use super::*;
 
+    /// The fake node below takes any credentials; the client needs some to post.
+    fn test_credentials() -> crate::client::Credentials {
+        crate::client::Credentials {
+            bearer: "fqt_test".to_owned(),
+            act_as: None,
+        }
+    }
+
     #[test]
     fn totals_count_each_outcome() {
         let report = |outcome| ImportRowReport {
@@ -374,7 +382,7 @@ mod tests {
     #[test]
     fn import_validates_everything_first_and_writes_nothing_on_a_rejection() {
         let node = fake_node();
-        let client = NodeClient::new(node.url.clone(), Some("测试员".into()));
+        let client = NodeClient::new(node.url.clone(), Some(test_credentials()));
         let temp = tempfile::tempdir().unwrap();
         let options = ImportOptions {
             format: None,
@@ -431,7 +439,7 @@ mod tests {
     #[test]
     fn import_of_unparseable_rows_never_posts_a_write() {
         let node = fake_node();
-        let client = NodeClient::new(node.url.clone(), Some("测试员".into()));
+        let client = NodeClient::new(node.url.clone(), Some(test_credentials()));
         let temp = tempfile::tempdir().unwrap();
         let path = temp.path().join("ledger.csv");
         let mut text = csv_ledger(&[("N-1", "欠薪")]);
@@ -456,7 +464,7 @@ mod tests {
 
     #[test]
     fn unknown_extension_without_format_is_a_clear_error() {
-        let client = NodeClient::new("http://127.0.0.1:9", Some("tester".into()));
+        let client = NodeClient::new("http://127.0.0.1:9", Some(test_credentials()));
         let options = ImportOptions {
             format: None,
             dry_run: true,

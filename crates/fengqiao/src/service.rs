@@ -12,7 +12,8 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock, Weak};
 
 use anyhow::{Context, bail};
 use chrono::{DateTime, Datelike, Utc};
-use fengqiao_case::authority::{Hierarchy, StandaloneOffice, lies_within};
+use fengqiao_accounts::{Action, Actor, RoleError};
+use fengqiao_case::authority::{Hierarchy, KindTag, StandaloneOffice, lies_within};
 use fengqiao_case::clock::{ClockError, DEFAULT_MAX_AHEAD_MS, HybridClock};
 use fengqiao_case::deadlines::local_date;
 use fengqiao_case::model::sync::PeerRefusal;
@@ -43,8 +44,17 @@ const LOCK_FILE: &str = "node.lock";
 /// Store meta key remembering which node identity the store was created with.
 const META_NODE_ID: &str = "node_id";
 
-/// Create a node directory: config file and identity key. Refuses an existing node directory.
+/// Create a node directory: config file and identity key, the CLI token and the first admin.
+/// Refuses an existing node directory.
 pub fn init_node(dir: &Path, options: InitOptions) -> anyhow::Result<NodeConfig> {
+    init_node_with_admin(dir, options).map(|(config, _password)| config)
+}
+
+/// [`init_node`], also answering the first admin's one-time password (for `init` to print once).
+pub fn init_node_with_admin(
+    dir: &Path,
+    options: InitOptions,
+) -> anyhow::Result<(NodeConfig, String)> {
     let node_dir = NodeDir::new(dir);
     if NodeDir::exists(dir) {
         bail!(
@@ -53,7 +63,11 @@ pub fn init_node(dir: &Path, options: InitOptions) -> anyhow::Result<NodeConfig>
             config::CONFIG_FILE
         );
     }
-    for leftover in [node_dir.key_path(), node_dir.store_path()] {
+    for leftover in [
+        node_dir.key_path(),
+        node_dir.store_path(),
+        node_dir.cli_token_path(),
+    ] {
         if leftover.exists() {
             bail!(
                 "{} has no {} but already holds {}: an earlier init was interrupted or this is \
@@ -74,10 +88,45 @@ pub fn init_node(dir: &Path, options: InitOptions) -> anyhow::Result<NodeConfig>
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let identity = NodeIdentity::generate()?;
     identity.save_new(&node_dir.key_path())?;
+    write_secret_file(&node_dir.cli_token_path(), &accounts::new_cli_token()?)?;
+    let admin_password = {
+        // A new store with one account: the free-space reserve guards a running node's
+        // writes, and a node must be creatable on a small disk whose reserve is then lowered.
+        let options = StoreOptions {
+            min_free_bytes: 0,
+            ..StoreOptions::new(config.storage.cache_capacity, identity.actor().to_vec())
+        };
+        let store = Store::open(&node_dir.store_path(), options)
+            .context("cannot create the node's store")?;
+        accounts::create_first_admin(&store, chrono::Utc::now())
+            .context("cannot create the first admin account")?
+    };
     // The config goes last: its presence is what marks a complete node directory.
     config::save(dir, &config)?;
     tracing::info!(node_id = identity.node_id(), dir = %dir.display(), "node created");
-    Ok(config)
+    Ok((config, admin_password))
+}
+
+/// Write a new file only its owner may read (0600), whole or not at all.
+fn write_secret_file(path: &Path, text: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    let temporary = path.with_extension("tmp");
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options
+        .open(&temporary)
+        .with_context(|| format!("cannot write {}", temporary.display()))?;
+    file.write_all(format!("{text}\n").as_bytes())
+        .and_then(|()| file.sync_all())
+        .with_context(|| format!("cannot write {}", temporary.display()))?;
+    std::fs::rename(&temporary, path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(())
 }
 
 /// Why the service refused or failed a request. Each kind maps to one HTTP status.
@@ -114,8 +163,27 @@ pub enum ServiceError {
         node_region: String,
         case_region: String,
     },
+    /// The person's role does not allow the action (the role table); the message names the rule.
+    #[error(transparent)]
+    NotPermitted(RoleError),
+    /// No account proved who is asking, or the proof no longer counts.
+    #[error("{0}")]
+    Unauthenticated(String),
+    /// Too many failed sign-ins for this account or from this address: try again after a while.
+    #[error("too many failed sign-ins: try again in {retry_after_seconds} s")]
+    Throttled { retry_after_seconds: u64 },
+    #[error("account {0} already exists")]
+    AccountExists(String),
+    #[error("no account {0}")]
+    NoSuchAccount(String),
     #[error("internal error: {0}")]
     Internal(String),
+}
+
+impl From<RoleError> for ServiceError {
+    fn from(error: RoleError) -> ServiceError {
+        ServiceError::NotPermitted(error)
+    }
 }
 
 impl ServiceError {
@@ -123,8 +191,11 @@ impl ServiceError {
     pub fn http_status(&self) -> u16 {
         match self {
             ServiceError::InvalidInput(_) => 400,
-            ServiceError::NotFound(_) => 404,
-            ServiceError::AlreadyExists(_) => 409,
+            ServiceError::Unauthenticated(_) => 401,
+            ServiceError::NotPermitted(_) => 403,
+            ServiceError::NotFound(_) | ServiceError::NoSuchAccount(_) => 404,
+            ServiceError::AlreadyExists(_) | ServiceError::AccountExists(_) => 409,
+            ServiceError::Throttled { .. } => 429,
             // The request was well formed; the case's current state does not allow it.
             ServiceError::Refused(_) => 409,
             ServiceError::Forbidden(_) | ServiceError::Unreachable { .. } => 403,
@@ -157,6 +228,7 @@ impl From<StoreError> for ServiceError {
         match error {
             StoreError::NotFound(number) => ServiceError::NotFound(number),
             StoreError::AlreadyExists(number) => ServiceError::AlreadyExists(number),
+            StoreError::AccountExists(login) => ServiceError::AccountExists(login),
             StoreError::InvalidCaseNumber { .. } => ServiceError::InvalidInput(error.to_string()),
             StoreError::Document(document) => ServiceError::Document(document),
             StoreError::DiskFull { .. } => ServiceError::DiskFull(error),
@@ -206,6 +278,8 @@ pub struct Node {
     /// Who lies above whom, for the authority table: the federation's live roster once the
     /// federation has started (`set_hierarchy`), none before (see `Node::hierarchy`).
     hierarchy: RwLock<Option<FederationHierarchy>>,
+    /// Its people: the sign-in throttle, the CLI token, the session expiry.
+    accounts: accounts::AccountBook,
     /// Holds the node directory's lock for as long as the node is open.
     _lock: File,
 }
@@ -304,6 +378,10 @@ impl Node {
         // Observing before the node is handed out, so that no commit escapes the rollup; it
         // counts the stored summaries later (`Node::prepare_stats`), not while the node opens.
         let stats_rollup = stats::StatsRollup::observe(&store, &config.warnings);
+        let accounts = accounts::AccountBook::open(
+            &node_dir.cli_token_path(),
+            config.http.session_idle_seconds,
+        )?;
         Ok(Node {
             dir: node_dir,
             config,
@@ -312,6 +390,7 @@ impl Node {
             clock: Mutex::new(clock),
             stats_rollup,
             hierarchy: RwLock::new(None),
+            accounts,
             _lock: lock,
         })
     }
@@ -351,10 +430,12 @@ impl Node {
     /// year (China time) of `registered_at`.
     pub fn register(
         &self,
-        operator: &str,
+        actor: &Actor,
         now: DateTime<Utc>,
         request: RegisterCase,
     ) -> Result<CaseView, ServiceError> {
+        actor.permit(Action::Event(KindTag::Register))?;
+        let operator = actor.operator.as_str();
         let registered_at = self.event_time(request.registered_at, now, "registered_at")?;
         self.check_location(&request)?;
         let given_number = request.number.clone();
@@ -436,13 +517,16 @@ impl Node {
     /// defaults to `now`.
     pub fn append(
         &self,
-        operator: &str,
+        actor: &Actor,
         now: DateTime<Utc>,
         number: &str,
         request: AppendEvent,
     ) -> Result<CaseView, ServiceError> {
+        // The person's role first, then (in `lifecycle::append`) the office's authority: the
+        // one place a person's role is judged for an event.
+        actor.permit(Action::Event(KindTag::of(&request.kind)))?;
         let at = self.event_time(request.at, now, "at")?;
-        let event = self.new_event(request.kind, at, now, operator)?;
+        let event = self.new_event(request.kind, at, now, &actor.operator)?;
         let limits = &self.config.limits;
         let hierarchy = self.hierarchy();
         let outcome = self.store.update_case(number, |document| {
@@ -608,10 +692,12 @@ impl Node {
     /// written in one atomic store call.
     pub fn import(
         &self,
-        operator: &str,
+        actor: &Actor,
         now: DateTime<Utc>,
         batch: ImportBatch,
     ) -> Result<Vec<ImportRowReport>, ServiceError> {
+        actor.permit(Action::Import)?;
+        let operator = actor.operator.as_str();
         let mut reports = Vec::with_capacity(batch.rows.len());
         // (row index, whether the node assigns its number, the case built with a stand-in number)
         let mut built: Vec<(usize, bool, BuiltCase)> = Vec::new();
@@ -961,6 +1047,7 @@ fn check_store_belongs_to_node(store: &Store, identity: &NodeIdentity) -> anyhow
     Ok(())
 }
 
+pub mod accounts;
 pub mod audit;
 pub mod auto_escalation;
 mod stats;

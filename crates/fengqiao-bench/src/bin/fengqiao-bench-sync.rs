@@ -569,7 +569,7 @@ fn append_notes(node: &Node, numbers: &[String]) -> anyhow::Result<u64> {
             .with_case(number, |document| document.automerge().get_heads())?
             .context("case missing")?;
         node.append(
-            OPERATOR,
+            &fengqiao_bench::bench_actor(OPERATOR),
             Utc::now(),
             number,
             AppendEvent {
@@ -715,7 +715,7 @@ fn two_hop_latency(
     let numbers: Vec<String> = village
         .node
         .import(
-            OPERATOR,
+            &fengqiao_bench::bench_actor(OPERATOR),
             now,
             ImportBatch {
                 rows,
@@ -748,7 +748,7 @@ fn two_hop_latency(
         village
             .node
             .append(
-                OPERATOR,
+                &fengqiao_bench::bench_actor(OPERATOR),
                 Utc::now(),
                 number,
                 AppendEvent {

@@ -6,15 +6,16 @@
 use serde_json::{Map, Value, json};
 
 use super::Operation;
+use fengqiao_case::SCHEMA_VERSION;
 use fengqiao_case::input_bounds::{
-    self, FIRST_YEAR, MAX_HEADCOUNT, MAX_OPERATOR_CHARS, MAX_PETITIONERS, SEQUENCE_DIGITS, TextKind,
+    self, FIRST_YEAR, MAX_HEADCOUNT, MAX_PETITIONERS, SEQUENCE_DIGITS, TextKind,
 };
-use fengqiao_case::{OPERATOR_HEADER, SCHEMA_VERSION};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HttpMethod {
     Get,
     Post,
+    Delete,
 }
 
 impl HttpMethod {
@@ -23,6 +24,7 @@ impl HttpMethod {
         match self {
             HttpMethod::Get => "get",
             HttpMethod::Post => "post",
+            HttpMethod::Delete => "delete",
         }
     }
 
@@ -30,6 +32,7 @@ impl HttpMethod {
         match self {
             HttpMethod::Get => "GET",
             HttpMethod::Post => "POST",
+            HttpMethod::Delete => "DELETE",
         }
     }
 }
@@ -151,10 +154,15 @@ fn status_description(status: u16) -> &'static str {
         201 => "created",
         400 => {
             "invalid request: bad JSON, a field or parameter the route does not know, a value out \
-             of bounds or with control characters (the message names the field), or no operator \
-             named on a change"
+             of bounds or with control characters (the message names the field)"
         }
-        403 => "forbidden: this node has no authority to make the event (the authority table)",
+        401 => "no account: sign in (POST /api/session) or send a bearer token",
+        403 => {
+            "forbidden: the account's role does not allow it (the role table), this node has no \
+             authority to make the event (the authority table), or a change made with the \
+             session cookie lacks its CSRF token; the message names the rule"
+        }
+        429 => "too many failed sign-ins: wait the Retry-After seconds",
         404 => "no such case",
         409 => "refused: the case already exists, or its current state does not allow the event",
         413 => "request body too large",
@@ -227,6 +235,22 @@ fn schema_description(name: &str) -> &'static str {
              change_bytes, reason; next_after for the next page"
         }
         "ApiError" => "every error answer: `{\"error\": \"lowercase message\"}`",
+        "SignIn" => "`{\"login\": …, \"password\": …}`",
+        "SessionView" => {
+            "who is signed in: account, operator (recorded in events), via (session, token, \
+             cli); after a sign-in also csrf_token and idle_expiry_seconds"
+        }
+        "AccountView" => {
+            "an account: login, display_name, roles (operator, supervisor, admin), created_at, \
+             disabled_at, failed_sign_ins, last_sign_in_at"
+        }
+        "NewAccount" => "login, display_name, roles, optional password",
+        "AccountWithPassword" => "account, and one_time_password when the node made one",
+        "PasswordReset" => "optional password (else the node makes one)",
+        "RolesChange" => "roles: a list of operator, supervisor, admin",
+        "NewToken" => "login (the account it acts as) and name (what it is for)",
+        "TokenCreated" => "token (id, name, login, created_at, revoked_at) and secret, shown once",
+        "Token" => "a bearer token without its secret: id, name, login, created_at, revoked_at",
         _ => "",
     }
 }
@@ -244,7 +268,7 @@ fn parameter_schema(value_type: ParameterType) -> Value {
 }
 
 fn operation_object(route: &RouteSpec) -> Value {
-    let mut parameters: Vec<Value> = route
+    let parameters: Vec<Value> = route
         .parameters
         .iter()
         .map(|parameter| {
@@ -261,21 +285,12 @@ fn operation_object(route: &RouteSpec) -> Value {
             })
         })
         .collect();
-    parameters.push(json!({
-        "name": OPERATOR_HEADER,
-        "in": "header",
-        "required": route.mutating,
-        "description": if route.mutating {
-            "the person making the change: recorded in the events it makes (names starting \
-             with `rule:`, in any case and with either colon, are the node's escalation rules', \
-             and refused; so are control characters)"
-        } else {
-            "the person reading: recorded in the access log when personal data is read (names \
-             starting with `rule:`, in any case and with either colon, are refused; so are \
-             control characters)"
-        },
-        "schema": {"type": "string", "minLength": 1, "maxLength": MAX_OPERATOR_CHARS},
-    }));
+    // Who is acting is proved, not named: a bearer token or the session cookie (`api/auth.rs`).
+    let security = if super::auth::access(route.operation) == super::auth::Access::Public {
+        json!([])
+    } else {
+        json!([{"bearer": []}, {"session": []}])
+    };
 
     let mut responses = Map::new();
     responses.insert(
@@ -301,6 +316,7 @@ fn operation_object(route: &RouteSpec) -> Value {
         "description": route.description,
         "parameters": parameters,
         "responses": responses,
+        "security": security,
     });
     if let (Some(request), Some(object)) = (route.request, operation.as_object_mut()) {
         object.insert(
@@ -467,6 +483,16 @@ pub fn document(routes: &[RouteSpec]) -> Value {
             } else {
                 let module = match name {
                     "PeerView" => "fengqiao::federation",
+                    "AccountView" => "fengqiao_accounts",
+                    "Token" => "fengqiao_accounts::secret",
+                    "SignIn"
+                    | "SessionView"
+                    | "NewAccount"
+                    | "AccountWithPassword"
+                    | "PasswordReset"
+                    | "RolesChange"
+                    | "NewToken"
+                    | "TokenCreated" => "fengqiao_accounts::wire",
                     "AuditLog" | "AuditReport" | "QuarantineListing" => {
                         "fengqiao_case::model::audit"
                     }
@@ -493,13 +519,32 @@ pub fn document(routes: &[RouteSpec]) -> Value {
             "version": env!("CARGO_PKG_VERSION"),
             "description": format!(
                 "The JSON API of one Fengqiao node (petition and dispute case handling). Body \
-                 schema version {SCHEMA_VERSION}. Every change names its operator in the \
-                 `{OPERATOR_HEADER}` header; every error is an `ApiError`. A request body \
+                 schema version {SCHEMA_VERSION}. Every route but the health check, this \
+                 document and the sign-in needs an account (a bearer token or the session \
+                 cookie); the operator of every change is that account. Every error is an \
+                 `ApiError`. A request body \
                  field the body does not know is refused (400), as is text with control or \
                  text-direction characters or beyond the bounds the schemas give."
             ),
         },
         "paths": paths,
-        "components": {"schemas": schemas},
+        "components": {
+            "schemas": schemas,
+            "securitySchemes": {
+                "bearer": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "a token from `fengqiao token create` (acts as its account), \
+                                    or the node's CLI token with `x-fengqiao-as: LOGIN`",
+                },
+                "session": {
+                    "type": "apiKey",
+                    "in": "cookie",
+                    "name": fengqiao_accounts::secret::SESSION_COOKIE,
+                    "description": "the cookie POST /api/session sets; a change made with it \
+                                    carries the session's CSRF token in x-csrf-token",
+                },
+            },
+        },
     })
 }

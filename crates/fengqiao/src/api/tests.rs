@@ -13,7 +13,39 @@ use super::*;
 use crate::service::{InitOptions, init_node};
 
 const VILLAGE: &str = "430702001002";
-const OPERATOR: &str = "测试员 tester";
+/// The account the tests act as (operator and supervisor), and the operator its events record.
+const TESTER: &str = "tester";
+const OPERATOR: &str = "测试员 (tester)";
+
+/// The account the tests act as: both case roles, under the operator name they always used.
+fn tester() -> fengqiao_accounts::Actor {
+    fengqiao_accounts::Actor {
+        operator: OPERATOR.to_owned(),
+        roles: fengqiao_accounts::RoleSet::of(&[
+            fengqiao_accounts::Role::Operator,
+            fengqiao_accounts::Role::Supervisor,
+        ]),
+    }
+}
+
+/// Give a node the tests' account.
+fn add_tester(node: &Node) {
+    let request = fengqiao_accounts::wire::NewAccount {
+        login: TESTER.to_owned(),
+        display_name: "测试员".to_owned(),
+        roles: tester().roles,
+        password: Some("tester-password".to_owned()),
+    };
+    node.add_account(&request, Utc::now()).unwrap();
+}
+
+/// The node directory's CLI token, which acts as any account named in `x-fengqiao-as`.
+fn cli_token(dir: &Path) -> String {
+    std::fs::read_to_string(dir.join("cli.token"))
+        .unwrap()
+        .trim()
+        .to_owned()
+}
 
 /// A node serving on an ephemeral port, stopped by [`TestServer::stop`].
 struct TestServer {
@@ -42,6 +74,7 @@ impl TestServer {
         let bound = BoundServer::bind(&dir, Some(SocketAddr::from(([127, 0, 0, 1], 0))))
             .await
             .unwrap();
+        add_tester(&bound.node);
         let address = bound.local_addr();
         let (shutdown, stop_signal) = oneshot::channel::<()>();
         let running = tokio::spawn(bound.run(async move {
@@ -67,17 +100,19 @@ impl TestServer {
         (self._temp, self.dir)
     }
 
-    /// One request; returns the status and the JSON body (every answer has one).
+    /// One request, acting as the account `login` (through the node's CLI token) or as
+    /// nobody; returns the status and the JSON body (every answer has one).
     async fn call(
         &self,
         method: &str,
         path: &str,
-        operator: Option<&str>,
+        login: Option<&str>,
         body: Option<String>,
     ) -> (u16, Value) {
         let url = format!("http://{}{path}", self.address);
         let method = method.to_owned();
-        let operator = operator.map(str::to_owned);
+        let token = cli_token(&self.dir);
+        let login = login.map(str::to_owned);
         tokio::task::spawn_blocking(move || {
             let agent: ureq::Agent = ureq::Agent::config_builder()
                 .http_status_as_error(false)
@@ -87,15 +122,19 @@ impl TestServer {
             let response = match method.as_str() {
                 "GET" => {
                     let mut request = agent.get(&url);
-                    if let Some(operator) = &operator {
-                        request = request.header(OPERATOR_HEADER, operator);
+                    if let Some(login) = &login {
+                        request = request
+                            .header("authorization", format!("Bearer {token}"))
+                            .header(auth::ACT_AS_HEADER, login);
                     }
                     request.call()
                 }
                 _ => {
                     let mut request = agent.post(&url).content_type("application/json");
-                    if let Some(operator) = &operator {
-                        request = request.header(OPERATOR_HEADER, operator);
+                    if let Some(login) = &login {
+                        request = request
+                            .header("authorization", format!("Bearer {token}"))
+                            .header(auth::ACT_AS_HEADER, login);
                     }
                     request.send(body.unwrap_or_default())
                 }
@@ -112,12 +151,12 @@ impl TestServer {
     }
 
     async fn post(&self, path: &str, body: &Value) -> (u16, Value) {
-        self.call("POST", path, Some(OPERATOR), Some(body.to_string()))
+        self.call("POST", path, Some(TESTER), Some(body.to_string()))
             .await
     }
 
     async fn get(&self, path: &str) -> (u16, Value) {
-        self.call("GET", path, Some(OPERATOR), None).await
+        self.call("GET", path, Some(TESTER), None).await
     }
 }
 
@@ -206,26 +245,29 @@ async fn register_append_get_list_and_measure() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_change_must_name_its_operator() {
+async fn every_route_but_the_public_ones_needs_an_account() {
     let server = TestServer::start().await;
-    for route in ROUTES.iter().filter(|route| route.mutating) {
-        let path = route.path.replace("{number}", "430702001002-2026-000001");
-        for operator in [None, Some(""), Some("   ")] {
+    for route in all_routes() {
+        if auth::access(route.operation) == auth::Access::Public
+            || route.method == HttpMethod::Delete
+        {
+            continue;
+        }
+        let path = route
+            .path
+            .replace("{number}", "430702001002-2026-000001")
+            .replace("{login}", TESTER)
+            .replace("{id}", "0123456789ab");
+        for login in [None, Some("nobody")] {
             let (status, error) = server
                 .call(
                     route.method.http_name(),
                     &path,
-                    operator,
+                    login,
                     Some(registration().to_string()),
                 )
                 .await;
-            assert_eq!(status, 400, "{path} with {operator:?}: {error}");
-            let message = error["error"].as_str().unwrap();
-            assert!(
-                message.contains("every change must name its operator")
-                    && message.contains(OPERATOR_HEADER),
-                "{message}"
-            );
+            assert_eq!(status, 401, "{path} as {login:?}: {error}");
         }
     }
     let (_, health) = server.get("/api/health").await;
@@ -241,7 +283,7 @@ async fn bad_bodies_and_parameters_get_json_errors() {
         .call(
             "POST",
             "/api/cases",
-            Some(OPERATOR),
+            Some(TESTER),
             Some("{\"channel\": ".into()),
         )
         .await;
@@ -320,7 +362,7 @@ async fn bad_bodies_and_parameters_get_json_errors() {
     );
 
     let (status, error) = server
-        .call("POST", "/api/health", Some(OPERATOR), Some("{}".into()))
+        .call("POST", "/api/health", Some(TESTER), Some("{}".into()))
         .await;
     assert_eq!(status, 405, "{error}");
     assert!(
@@ -359,7 +401,7 @@ fn every_operation_is_routed_once_and_documented() {
     let document = openapi_json();
     assert_eq!(document["openapi"], "3.1.0");
     let mut seen = HashSet::new();
-    for route in ROUTES {
+    for route in all_routes() {
         assert!(
             seen.insert(route.operation),
             "{:?} routed twice",
@@ -381,13 +423,13 @@ fn every_operation_is_routed_once_and_documented() {
             .map(|parameter| parameter["name"].as_str().unwrap())
             .collect();
         assert_eq!(documented, route.path_parameter_names(), "{}", route.path);
-        let operator = operation["parameters"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|parameter| parameter["name"] == OPERATOR_HEADER)
-            .unwrap();
-        assert_eq!(operator["required"], route.mutating);
+        let public = auth::access(route.operation) == auth::Access::Public;
+        assert_eq!(
+            operation["security"].as_array().unwrap().is_empty(),
+            public,
+            "{}",
+            route.path
+        );
         assert_eq!(
             operation["requestBody"].is_object(),
             route.request.is_some(),
@@ -408,7 +450,7 @@ fn every_operation_is_routed_once_and_documented() {
         .sum();
     assert_eq!(
         documented_operations,
-        ROUTES.len(),
+        all_routes().count(),
         "nothing undocumented is served"
     );
 
@@ -436,30 +478,6 @@ fn instants_and_dates_parse_in_china_time() {
     let unencoded_plus = parse_instant_or_date("2026-03-01T09:30:00 08:00").unwrap();
     assert_eq!(unencoded_plus, instant);
     assert!(parse_instant_or_date("2026-13-01").is_none());
-}
-
-#[test]
-fn operator_names_are_checked() {
-    let name = |bytes: &[u8]| operator_name(&HeaderValue::from_bytes(bytes).unwrap());
-    assert_eq!(
-        name("  测试员 tester ".as_bytes()).unwrap(),
-        "测试员 tester"
-    );
-    assert!(name(b"\xff\xfe").unwrap_err().message.contains("not UTF-8"));
-    assert!(name("x".repeat(101).as_bytes()).is_err());
-    assert!(name(b"a\tb").is_err());
-    let reserved = name(b" rule:overdue").unwrap_err().message;
-    assert!(reserved.contains("reserved"), "{reserved}");
-    for reserved in ["RULE:x", "Rule:x", "rule：x"] {
-        let message = name(reserved.as_bytes()).unwrap_err().message;
-        assert!(
-            message.starts_with(&format!("invalid {OPERATOR_HEADER}: names starting with")),
-            "{reserved}: {message}"
-        );
-    }
-    let reordering = name("李\u{202e}调解".as_bytes()).unwrap_err().message;
-    assert!(reordering.contains("U+202E"), "{reordering}");
-    assert_eq!(name("王 rule:x".as_bytes()).unwrap(), "王 rule:x");
 }
 
 /// Every bound the OpenAPI document gives a registration is the one validation enforces: one
@@ -788,7 +806,10 @@ async fn audit_verify_is_clean_until_an_event_is_tampered_with() {
     );
 
     // The command line exits non-zero on this report.
-    let client = crate::client::NodeClient::new(format!("http://{}", server.address), None);
+    let credentials =
+        crate::client::Credentials::from_node_dir(&server.dir, Some(TESTER.to_owned())).unwrap();
+    let client =
+        crate::client::NodeClient::new(format!("http://{}", server.address), Some(credentials));
     let verified = tokio::task::spawn_blocking(move || {
         crate::cli::audit::run(crate::cli::audit::AuditCommand::Verify, &client, false)
     })
@@ -850,6 +871,7 @@ fn node_with_children(
         ..crate::config::FederationSection::default()
     });
     crate::config::save(&dir, &config).expect("config saved");
+    add_tester(&Node::open(&dir).expect("the node opens"));
     dir
 }
 
@@ -1000,7 +1022,7 @@ fn a_county_breaks_down_by_township_then_village_with_names_from_the_roster() {
     ] {
         let request: RegisterCase =
             serde_json::from_value(registration_in(region_code, village)).expect("registration");
-        node.register(OPERATOR, now, request).expect("registered");
+        node.register(&tester(), now, request).expect("registered");
     }
     // The roster knows the first village (admitted by the township), not the second.
     let roster = [fengqiao_case::model::roster::RosterMemberView {
@@ -1063,7 +1085,7 @@ fn stats_by_child_name_revoked_offices_by_their_last_name_while_their_cases_rema
     ] {
         let request: RegisterCase =
             serde_json::from_value(registration_in(region_code, village)).expect("registration");
-        node.register(OPERATOR, now, request).expect("registered");
+        node.register(&tester(), now, request).expect("registered");
     }
     let office = |node_id: &str, name: &str, tier, region_code: &str, by: &str, revoked| {
         fengqiao_case::model::roster::RosterMemberView {
@@ -1216,7 +1238,7 @@ fn cases_registered_while_the_statistics_are_first_counted_are_all_counted() {
             let request: RegisterCase =
                 serde_json::from_value(registration_in(FIRST_VILLAGE, "芦荻山村"))
                     .expect("registration");
-            node.register(OPERATOR, now, request).expect("registered");
+            node.register(&tester(), now, request).expect("registered");
         }
     };
     register(200);
@@ -1265,6 +1287,8 @@ async fn a_stop_gives_up_on_a_request_stuck_on_the_store_after_the_stop_wait() {
         .await
         .unwrap();
     let node = Arc::clone(&bound.node);
+    add_tester(&node);
+    let token = cli_token(&dir);
     let address = bound.local_addr();
     let (shutdown, stop_signal) = oneshot::channel::<()>();
     let running = tokio::spawn(bound.run(async move {
@@ -1272,7 +1296,7 @@ async fn a_stop_gives_up_on_a_request_stuck_on_the_store_after_the_stop_wait() {
     }));
     let request: RegisterCase = serde_json::from_value(registration()).unwrap();
     let number = node
-        .register(OPERATOR, Utc::now(), request)
+        .register(&tester(), Utc::now(), request)
         .unwrap()
         .header
         .number;
@@ -1298,6 +1322,8 @@ async fn a_stop_gives_up_on_a_request_stuck_on_the_store_after_the_stop_wait() {
             .into();
         let _ = agent
             .get(format!("http://{address}/api/cases/{number}"))
+            .header("authorization", format!("Bearer {token}"))
+            .header(auth::ACT_AS_HEADER, TESTER)
             .call();
     });
     // Time for the read to reach the held document.

@@ -604,7 +604,7 @@ fn register(client: &NodeClient, args: RegisterArgs, json: bool) -> anyhow::Resu
             let region = match &args.region {
                 Some(region) => region.clone(),
                 None => {
-                    client.require_operator()?;
+                    client.require_credentials()?;
                     let info: NodeInfo = client.get_as("/api/health", &[])?;
                     info.region_code
                 }

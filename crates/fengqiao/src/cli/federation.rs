@@ -155,13 +155,24 @@ fn apply_to_running_node(
     command: &str,
 ) -> Option<anyhow::Result<(String, FederationReload)>> {
     let url = crate::client::resolve_node_url(None, Some(dir), None).ok()?;
-    // The change was made by whoever ran the command; without --operator the log says which.
-    let operator = global
-        .operator
+    // Applied through the node's CLI token, as the admin named with --as (the first admin by
+    // default): admitting and revoking are an admin's.
+    let act_as = global
+        .act_as
         .clone()
-        .unwrap_or_else(|| format!("fengqiao {command} (command line)"));
-    let client = NodeClient::new(url.clone(), Some(operator));
-    client.get("/api/health", &[]).ok()?;
+        .unwrap_or_else(|| crate::service::accounts::FIRST_ADMIN_LOGIN.to_owned());
+    NodeClient::new(url.clone(), None)
+        .get("/api/health", &[])
+        .ok()?;
+    let credentials = match crate::client::Credentials::from_node_dir(dir, Some(act_as)) {
+        Ok(credentials) => credentials,
+        Err(error) => {
+            return Some(Err(
+                error.context(format!("cannot {command} on the running node"))
+            ));
+        }
+    };
+    let client = NodeClient::new(url.clone(), Some(credentials));
     Some(
         client
             .post_as::<FederationReload>("/api/federation/reload", &serde_json::json!({}))

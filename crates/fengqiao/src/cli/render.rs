@@ -103,7 +103,12 @@ pub fn china_time_labelled(instant: &DateTime<Utc>) -> String {
     format!("{} (UTC+8)", china_time(instant))
 }
 
-pub fn init_text(dir: &Path, config: &NodeConfig, node_id: Option<&str>) -> String {
+pub fn init_text(
+    dir: &Path,
+    config: &NodeConfig,
+    node_id: Option<&str>,
+    admin_password: &str,
+) -> String {
     let mut text = String::new();
     let _ = writeln!(
         text,
@@ -123,18 +128,32 @@ pub fn init_text(dir: &Path, config: &NodeConfig, node_id: Option<&str>) -> Stri
         );
     }
     let _ = writeln!(text, "API address: http://{}", config.http.listen);
+    let _ = writeln!(
+        text,
+        "first admin: login {}, one-time password {admin_password}",
+        crate::service::accounts::FIRST_ADMIN_LOGIN
+    );
+    let _ = writeln!(
+        text,
+        "  (shown only now; on this machine the CLI acts through {} with --as LOGIN)",
+        crate::config::NodeDir::new(dir).cli_token_path().display()
+    );
     let _ = writeln!(text);
     let _ = writeln!(text, "next steps:");
     let _ = writeln!(text, "  fengqiao run {}", dir.display());
-    let _ = writeln!(text, "  fengqiao info --dir {}", dir.display());
     let _ = writeln!(
         text,
-        "  fengqiao import LEDGER.csv --dir {} --operator NAME",
+        "  fengqiao user add lizt --display-name 李调解 --role operator --dir {} --as admin",
+        dir.display()
+    );
+    let _ = writeln!(
+        text,
+        "  fengqiao import LEDGER.csv --dir {} --as lizt",
         dir.display()
     );
     let _ = write!(
         text,
-        "  fengqiao case register --dir {} --operator NAME --channel visit --category … --matter-type … --summary …",
+        "  fengqiao case register --dir {} --as lizt --channel visit --category … --matter-type … --summary …",
         dir.display()
     );
     text

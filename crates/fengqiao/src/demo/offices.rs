@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use fengqiao_accounts::wire::NewAccount;
+use fengqiao_accounts::{Role, RoleSet};
 use fengqiao_case::samples::SampleVillage;
 use fengqiao_case::{NodeInfo, Tier};
 use tokio::runtime::Runtime;
@@ -203,6 +205,41 @@ fn reuse(dir: &Path) -> anyhow::Result<Vec<Office>> {
         .collect()
 }
 
+/// The account the demo's script acts as at every office (through the node's CLI token), with
+/// both case roles: it registers, escalates, assigns and supervises.
+pub const DEMO_SCRIPT_LOGIN: &str = "demo";
+
+/// The people a newcomer signs in as at every office, with their known demo passwords.
+pub const DEMO_PEOPLE: [(&str, &str, &str, Role); 2] = [
+    ("operator", "登记员", "demo-operator", Role::Operator),
+    ("supervisor", "督查员", "demo-supervisor", Role::Supervisor),
+];
+
+/// One operator and one supervisor with known passwords, and the script's own account.
+fn add_demo_accounts(node_dir: &Path) -> anyhow::Result<()> {
+    let node = crate::service::Node::open(node_dir)?;
+    let now = chrono::Utc::now();
+    let mut accounts: Vec<NewAccount> = DEMO_PEOPLE
+        .iter()
+        .map(|(login, display_name, password, role)| NewAccount {
+            login: (*login).to_owned(),
+            display_name: (*display_name).to_owned(),
+            roles: RoleSet::of(&[*role]),
+            password: Some((*password).to_owned()),
+        })
+        .collect();
+    accounts.push(NewAccount {
+        login: DEMO_SCRIPT_LOGIN.to_owned(),
+        display_name: "演示".to_owned(),
+        roles: RoleSet::of(&[Role::Operator, Role::Supervisor]),
+        password: None,
+    });
+    for account in &accounts {
+        node.add_account(account, now)?;
+    }
+    Ok(())
+}
+
 fn node_id_of(node_dir: &Path) -> anyhow::Result<String> {
     let key_path = NodeDir::new(node_dir).key_path();
     let identity = crate::identity::NodeIdentity::load(&key_path)
@@ -231,6 +268,8 @@ fn create(dir: &Path, base_port: u16) -> anyhow::Result<Vec<Office>> {
                 node_dir.display()
             )
         })?;
+        add_demo_accounts(&node_dir)
+            .with_context(|| format!("cannot create the demo accounts of {}", plan.name))?;
         offices.push(Office {
             name: plan.name.to_owned(),
             tier: plan.tier,
@@ -339,6 +378,7 @@ pub struct Servers {
     /// Per office, the client of its API. A stopped office keeps its client: calls to it fail
     /// as an operator's would while the node is down.
     clients: Vec<NodeClient>,
+    /// The login the script acts as at every office.
     operator: String,
 }
 
@@ -411,7 +451,9 @@ impl Servers {
                 return Err(error.context(format!("the node of {} did not start", office.name)));
             }
         };
-        self.clients[index] = NodeClient::new(url, Some(self.operator.clone()));
+        let credentials =
+            crate::client::Credentials::from_node_dir(&office.dir, Some(self.operator.clone()))?;
+        self.clients[index] = NodeClient::new(url, Some(credentials));
         self.running[index] = Some(RunningNode { stop, task });
         Ok(())
     }

@@ -23,6 +23,17 @@ const VILLAGE: &str = "430702001001";
 const SIBLING_VILLAGE: &str = "430702001002";
 const OPERATOR: &str = "李建国";
 
+/// The account the tests act as: both case roles, under the operator name they always used.
+fn tester() -> fengqiao_accounts::Actor {
+    fengqiao_accounts::Actor {
+        operator: OPERATOR.to_owned(),
+        roles: fengqiao_accounts::RoleSet::of(&[
+            fengqiao_accounts::Role::Operator,
+            fengqiao_accounts::Role::Supervisor,
+        ]),
+    }
+}
+
 /// Generous: two shared cores, debug build, sled flushes.
 const CONVERGENCE_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -135,7 +146,7 @@ async fn register(office: &TestOffice, summary: &str) -> String {
     let region = office.office.region_code.clone();
     let summary = summary.to_owned();
     tokio::task::spawn_blocking(move || {
-        node.register(OPERATOR, Utc::now(), registration(&region, &summary))
+        node.register(&tester(), Utc::now(), registration(&region, &summary))
             .unwrap()
             .header
             .number
@@ -150,7 +161,7 @@ async fn add_note(office: &TestOffice, case: &str, text: &str) {
     let text = text.to_owned();
     tokio::task::spawn_blocking(move || {
         node.append(
-            OPERATOR,
+            &tester(),
             Utc::now(),
             &case,
             AppendEvent {

@@ -102,7 +102,13 @@ fn escalate_case(
         },
         at: None,
     };
-    if let Err(error) = node.append(&firing.operator(), context.now, number, request) {
+    // The node's own rule acts as a supervisor would (escalating is a supervisor's action),
+    // recorded under the rule's name.
+    let actor = fengqiao_accounts::Actor {
+        operator: firing.operator(),
+        roles: fengqiao_accounts::RoleSet::of(&[fengqiao_accounts::Role::Supervisor]),
+    };
+    if let Err(error) = node.append(&actor, context.now, number, request) {
         tracing::warn!(
             case = %number,
             rule = %firing.rule.name,
@@ -190,6 +196,17 @@ mod tests {
     const PARENT: &str = "0123456789abcdef0123456789abcdef";
     const OPERATOR: &str = "李建国";
 
+    /// The account the tests act as: both case roles, under the operator name they always used.
+    fn tester() -> fengqiao_accounts::Actor {
+        fengqiao_accounts::Actor {
+            operator: OPERATOR.to_owned(),
+            roles: fengqiao_accounts::RoleSet::of(&[
+                fengqiao_accounts::Role::Operator,
+                fengqiao_accounts::Role::Supervisor,
+            ]),
+        }
+    }
+
     fn now() -> DateTime<Utc> {
         Utc.with_ymd_and_hms(2026, 3, 10, 2, 0, 0)
             .single()
@@ -271,7 +288,7 @@ mod tests {
             },
             ownership: Default::default(),
         };
-        node.register(OPERATOR, now(), request)
+        node.register(&tester(), now(), request)
             .expect("register the case")
             .header
             .number

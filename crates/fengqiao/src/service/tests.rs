@@ -10,6 +10,17 @@ use super::*;
 const VILLAGE: &str = "430702001002";
 const OPERATOR: &str = "李建国";
 
+/// The account the tests act as: both case roles, under the operator name they always used.
+fn tester() -> fengqiao_accounts::Actor {
+    fengqiao_accounts::Actor {
+        operator: OPERATOR.to_owned(),
+        roles: fengqiao_accounts::RoleSet::of(&[
+            fengqiao_accounts::Role::Operator,
+            fengqiao_accounts::Role::Supervisor,
+        ]),
+    }
+}
+
 fn now() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 3, 10, 2, 0, 0).unwrap()
 }
@@ -129,10 +140,10 @@ fn info_names_the_node() {
 fn register_assigns_sequential_numbers_per_region_and_year() {
     let (_temp, node) = open_village();
     let first = node
-        .register(OPERATOR, now(), registration(Category::WageArrears))
+        .register(&tester(), now(), registration(Category::WageArrears))
         .unwrap();
     let second = node
-        .register(OPERATOR, now(), registration(Category::WageArrears))
+        .register(&tester(), now(), registration(Category::WageArrears))
         .unwrap();
     assert_eq!(first.header.number, "430702001002-2026-000001");
     assert_eq!(second.header.number, "430702001002-2026-000002");
@@ -145,11 +156,11 @@ fn register_assigns_sequential_numbers_per_region_and_year() {
     // 2025-12-31 20:00 UTC is already 2026 in China.
     let mut new_year = registration(Category::Labour);
     new_year.registered_at = Some(Utc.with_ymd_and_hms(2025, 12, 31, 20, 0, 0).unwrap());
-    let view = node.register(OPERATOR, now(), new_year).unwrap();
+    let view = node.register(&tester(), now(), new_year).unwrap();
     assert_eq!(view.header.number, "430702001002-2026-000003");
     let mut last_year = registration(Category::Labour);
     last_year.registered_at = Some(Utc.with_ymd_and_hms(2025, 12, 31, 12, 0, 0).unwrap());
-    let view = node.register(OPERATOR, now(), last_year).unwrap();
+    let view = node.register(&tester(), now(), last_year).unwrap();
     assert_eq!(view.header.number, "430702001002-2025-000001");
     assert_eq!(node.info().case_count, 4);
 }
@@ -176,21 +187,21 @@ fn given_numbers_are_checked_and_assigned_numbers_skip_taken_ones() {
         ),
     ] {
         let error = node
-            .register(OPERATOR, now(), with_number(number))
+            .register(&tester(), now(), with_number(number))
             .unwrap_err();
         assert_eq!(error.http_status(), 400, "{number}: {error}");
         assert!(error.to_string().contains(expected), "{number}: {error}");
     }
-    node.register(OPERATOR, now(), with_number("430702001002-2026-000001"))
+    node.register(&tester(), now(), with_number("430702001002-2026-000001"))
         .unwrap();
     let duplicate = node
-        .register(OPERATOR, now(), with_number("430702001002-2026-000001"))
+        .register(&tester(), now(), with_number("430702001002-2026-000001"))
         .unwrap_err();
     assert!(matches!(duplicate, ServiceError::AlreadyExists(_)));
     assert_eq!(duplicate.http_status(), 409);
 
     let assigned = node
-        .register(OPERATOR, now(), registration(Category::Family))
+        .register(&tester(), now(), registration(Category::Family))
         .unwrap();
     assert_eq!(assigned.header.number, "430702001002-2026-000002");
 }
@@ -200,22 +211,22 @@ fn register_refuses_bad_input_without_using_a_number() {
     let (_temp, node) = open_village();
     let mut no_petitioner = registration(Category::Other);
     no_petitioner.petitioners.clear();
-    let error = node.register(OPERATOR, now(), no_petitioner).unwrap_err();
+    let error = node.register(&tester(), now(), no_petitioner).unwrap_err();
     assert_eq!(error.http_status(), 400, "{error}");
     assert!(error.to_string().contains("petitioner"), "{error}");
 
     let mut elsewhere = registration(Category::Other);
     elsewhere.location.region_code = "430702002001".into();
-    let error = node.register(OPERATOR, now(), elsewhere).unwrap_err();
+    let error = node.register(&tester(), now(), elsewhere).unwrap_err();
     assert!(error.to_string().contains("jurisdiction"), "{error}");
 
     let mut future = registration(Category::Other);
     future.registered_at = Some(now() + TimeDelta::days(1));
-    let error = node.register(OPERATOR, now(), future).unwrap_err();
+    let error = node.register(&tester(), now(), future).unwrap_err();
     assert!(error.to_string().contains("in the future"), "{error}");
 
     let view = node
-        .register(OPERATOR, now(), registration(Category::Other))
+        .register(&tester(), now(), registration(Category::Other))
         .unwrap();
     assert_eq!(view.header.number, "430702001002-2026-000001");
 }
@@ -224,14 +235,14 @@ fn register_refuses_bad_input_without_using_a_number() {
 fn append_follows_the_lifecycle_and_refusals_carry_its_message() {
     let (_temp, node) = open_village();
     let number = node
-        .register(OPERATOR, now(), registration(Category::WageArrears))
+        .register(&tester(), now(), registration(Category::WageArrears))
         .unwrap()
         .header
         .number;
 
     let refused = node
         .append(
-            OPERATOR,
+            &tester(),
             now(),
             &number,
             event(EventKind::Close {
@@ -246,7 +257,7 @@ fn append_follows_the_lifecycle_and_refusals_carry_its_message() {
     assert!(message.starts_with("cannot close"), "{message}");
 
     let accepted = node
-        .append(OPERATOR, now(), &number, event(EventKind::Accept {}))
+        .append(&tester(), now(), &number, event(EventKind::Accept {}))
         .unwrap();
     assert_eq!(accepted.state.status, Status::Accepted);
     assert_eq!(accepted.events.len(), 2);
@@ -259,7 +270,10 @@ fn append_follows_the_lifecycle_and_refusals_carry_its_message() {
 
     let replied = node
         .append(
-            "张主任",
+            &fengqiao_accounts::Actor {
+                operator: "张主任".to_owned(),
+                ..tester()
+            },
             now(),
             &number,
             event(EventKind::Reply {
@@ -273,7 +287,7 @@ fn append_follows_the_lifecycle_and_refusals_carry_its_message() {
 
     let missing = node
         .append(
-            OPERATOR,
+            &tester(),
             now(),
             "430702001002-2026-000999",
             event(EventKind::Accept {}),
@@ -290,7 +304,7 @@ fn append_follows_the_lifecycle_and_refusals_carry_its_message() {
 fn get_records_the_read_in_the_access_log() {
     let (_temp, node) = open_village();
     let number = node
-        .register(OPERATOR, now(), registration(Category::WageArrears))
+        .register(&tester(), now(), registration(Category::WageArrears))
         .unwrap()
         .header
         .number;
@@ -318,8 +332,8 @@ fn list_filters_and_warns() {
     let (_temp, node) = open_village();
     let mut old = registration(Category::LandRequisition);
     old.registered_at = Some(now() - TimeDelta::days(20));
-    let old_number = node.register(OPERATOR, now(), old).unwrap().header.number;
-    node.register(OPERATOR, now(), registration(Category::WageArrears))
+    let old_number = node.register(&tester(), now(), old).unwrap().header.number;
+    node.register(&tester(), now(), registration(Category::WageArrears))
         .unwrap();
 
     let all = node.list(now(), &ListFilter::default()).unwrap();
@@ -419,7 +433,7 @@ fn import_is_all_or_nothing_and_safe_to_rerun() {
         ],
         dry_run: false,
     };
-    let reports = node.import(OPERATOR, now(), bad).unwrap();
+    let reports = node.import(&tester(), now(), bad).unwrap();
     assert_eq!(reports[0].outcome, ImportOutcome::Imported);
     assert_eq!(reports[1].outcome, ImportOutcome::Rejected);
     let why = reports[1].error.as_deref().unwrap();
@@ -436,7 +450,7 @@ fn import_is_all_or_nothing_and_safe_to_rerun() {
         ],
         dry_run: true,
     };
-    let reports = node.import(OPERATOR, now(), good.clone()).unwrap();
+    let reports = node.import(&tester(), now(), good.clone()).unwrap();
     assert!(
         reports
             .iter()
@@ -446,7 +460,7 @@ fn import_is_all_or_nothing_and_safe_to_rerun() {
 
     let reports = node
         .import(
-            OPERATOR,
+            &tester(),
             now(),
             ImportBatch {
                 dry_run: false,
@@ -476,7 +490,7 @@ fn import_is_all_or_nothing_and_safe_to_rerun() {
 
     let rerun = node
         .import(
-            OPERATOR,
+            &tester(),
             now(),
             ImportBatch {
                 rows: good.rows[..2].to_vec(),
@@ -496,13 +510,13 @@ fn import_is_all_or_nothing_and_safe_to_rerun() {
 fn stats_measure_the_period_and_category() {
     let (_temp, node) = open_village();
     let number = node
-        .register(OPERATOR, now(), registration(Category::WageArrears))
+        .register(&tester(), now(), registration(Category::WageArrears))
         .unwrap()
         .header
         .number;
-    node.append(OPERATOR, now(), &number, event(EventKind::Accept {}))
+    node.append(&tester(), now(), &number, event(EventKind::Accept {}))
         .unwrap();
-    node.register(OPERATOR, now(), registration(Category::Labour))
+    node.register(&tester(), now(), registration(Category::Labour))
         .unwrap();
 
     let all = node.stats(now(), &StatsQuery::default()).unwrap();
@@ -550,13 +564,13 @@ fn a_replaced_key_is_noticed() {
 fn a_standalone_node_has_nobody_above_it_so_supervises_and_takes_over_nothing() {
     let (_temp, node) = open_village();
     let number = node
-        .register(OPERATOR, now(), registration(Category::WageArrears))
+        .register(&tester(), now(), registration(Category::WageArrears))
         .expect("registers")
         .header
         .number;
     let directive = node
         .append(
-            OPERATOR,
+            &tester(),
             now(),
             &number,
             event(EventKind::IssueDirective {
@@ -581,7 +595,7 @@ fn a_standalone_node_has_nobody_above_it_so_supervises_and_takes_over_nothing() 
 
     let take_over = node
         .append(
-            OPERATOR,
+            &tester(),
             now(),
             &number,
             event(EventKind::TakeOver {
@@ -592,4 +606,43 @@ fn a_standalone_node_has_nobody_above_it_so_supervises_and_takes_over_nothing() 
     assert_eq!(take_over.http_status(), 409, "{take_over}");
     let stored = node.get(Some(OPERATOR), now(), &number).expect("reads");
     assert_eq!(stored.events.len(), 1, "nothing refused was stored");
+}
+
+#[test]
+fn a_persons_role_is_judged_before_the_offices_authority_and_nothing_is_written() {
+    let (_temp, node) = open_village();
+    let only_operator = fengqiao_accounts::Actor {
+        operator: "李调解 (lizt)".to_owned(),
+        roles: fengqiao_accounts::RoleSet::of(&[fengqiao_accounts::Role::Operator]),
+    };
+    let only_admin = fengqiao_accounts::Actor {
+        operator: "管理员 (admin)".to_owned(),
+        roles: fengqiao_accounts::RoleSet::of(&[fengqiao_accounts::Role::Admin]),
+    };
+    let refused = node
+        .register(&only_admin, now(), registration(Category::WageArrears))
+        .unwrap_err();
+    assert_eq!(refused.http_status(), 403, "{refused}");
+    assert_eq!(node.info().case_count, 0);
+    let number = node
+        .register(&only_operator, now(), registration(Category::WageArrears))
+        .unwrap()
+        .header
+        .number;
+    // Escalating is a supervisor's; the office (the holder) could, so the role refuses it.
+    let escalate = event(EventKind::Escalate {
+        to_node: "parent".into(),
+        reason: "群体性".into(),
+    });
+    let refused = node
+        .append(&only_operator, now(), &number, escalate)
+        .unwrap_err();
+    assert_eq!(refused.http_status(), 403);
+    assert_eq!(
+        refused.to_string(),
+        "李调解 (lizt) may not escalate: only a supervisor (督查) escalates (上报) (they hold \
+         operator)"
+    );
+    let stored = node.get(None, now(), &number).unwrap();
+    assert_eq!(stored.events.len(), 1, "nothing was appended");
 }
