@@ -172,6 +172,12 @@ const STATS_PARAMETERS: &[ParameterSpec] = &[
         "end of the period (excluded)",
     ),
     ParameterSpec::query("category", ParameterType::String, "only this category"),
+    ParameterSpec::query(
+        "imported",
+        ParameterType::String,
+        "include (default): count the cases a ledger import registered too; exclude: leave \
+         that imported history out",
+    ),
 ];
 
 /// The API: every route, with what the OpenAPI document says about it.
@@ -1261,6 +1267,7 @@ async fn stats(
         from: query.instant("from")?,
         to: query.instant("to")?,
         category: query.enumeration("category")?,
+        imported: query.enumeration("imported")?.unwrap_or_default(),
     };
     let measures = on_node(&state, move |node| node.stats(Utc::now(), &stats_query)).await?;
     Ok(axum::Json(measures))
@@ -1275,6 +1282,7 @@ async fn stats_by_child(
         from: query.instant("from")?,
         to: query.instant("to")?,
         category: query.enumeration("category")?,
+        imported: query.enumeration("imported")?.unwrap_or_default(),
     };
     // The live roster names the children admitted since the node opened, and their children,
     // and the offices revoked since, whose cases are still counted under their last names.

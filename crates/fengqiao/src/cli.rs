@@ -82,7 +82,7 @@ pub enum Command {
     Directive(directive::DirectiveCommand),
     /// The supervisors' measures (及时受理率, 按期办结率, …) for a period
     Stats(StatsArgs),
-    /// Import an existing ledger (CSV or JSON lines): all rows or none
+    /// Import an existing ledger (CSV or JSON lines): checked whole first; re-runnable, row by row
     #[command(after_help = crate::import::ledger::csv_columns_help())]
     Import(ImportArgs),
     /// Start a demonstration federation on this machine (county, 2 townships, 4 villages)
@@ -149,6 +149,10 @@ pub struct StatsArgs {
     /// Only this category (wage_arrears, 拖欠工资, …)
     #[arg(long, value_parser = parse_labelled::<Category>)]
     pub category: Option<Category>,
+    /// Leave out the cases a ledger import registered (history as the old ledger records it).
+    /// By default they are counted
+    #[arg(long)]
+    pub without_imported: bool,
     /// The whole subtree, then each child office with its link's health, then its own offices
     /// (a county: township, then village)
     #[arg(long)]
@@ -157,9 +161,10 @@ pub struct StatsArgs {
 
 #[derive(Debug, Args)]
 pub struct ImportArgs {
-    /// The ledger file. Rows should carry their case numbers: then re-running the same import is
-    /// safe (existing cases come back "already present"); rows without a number get a new one
-    /// each time.
+    /// The ledger file. Re-running the same import is safe, row by row: a row with a case
+    /// number whose case exists comes back "already present"; a row without one that an earlier
+    /// run imported (the same content) comes back "already imported" with the number it got.
+    /// So an import stopped part-way (kill -9, power cut) is finished by running it again
     pub file: PathBuf,
     /// File format [default: from the extension: .csv, .jsonl]
     #[arg(long, value_enum)]
@@ -167,7 +172,8 @@ pub struct ImportArgs {
     /// Only validate every row on the node; write nothing
     #[arg(long)]
     pub dry_run: bool,
-    /// Rows per upload batch (each batch is atomic on the node)
+    /// Rows per upload batch (each batch is atomic on the node: its cases and their row
+    /// identities are written together or not at all)
     #[arg(long = "batch", value_name = "N", default_value_t = DEFAULT_BATCH_ROWS)]
     pub batch_rows: usize,
 }
@@ -409,6 +415,12 @@ pub fn stats_query(args: &StatsArgs) -> Vec<(&'static str, String)> {
     }
     if let Some(category) = args.category {
         query.push(("category", crate::import::values::snake_name(&category)));
+    }
+    if args.without_imported {
+        query.push((
+            "imported",
+            crate::import::values::snake_name(&fengqiao_case::ImportedCases::Exclude),
+        ));
     }
     query
 }

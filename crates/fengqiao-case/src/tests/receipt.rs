@@ -92,6 +92,7 @@ fn signed(
         prev: prev.map(str::to_owned),
         hlc: Default::default(),
         signature: None,
+        imported: None,
     };
     sign_event(&case_header().number, &mut event, key).expect("signs");
     event
