@@ -82,8 +82,11 @@ pub enum Command {
     Directive(directive::DirectiveCommand),
     /// The supervisors' measures (及时受理率, 按期办结率, …) for a period
     Stats(StatsArgs),
-    /// Import an existing ledger (CSV or JSON lines): checked whole first; re-runnable, row by row
-    #[command(after_help = crate::import::ledger::csv_columns_help())]
+    /// Import an existing ledger (CSV or JSON lines): checked whole, then written; safe to run again
+    #[command(
+        long_about = crate::import::IMPORT_HELP,
+        after_help = crate::import::ledger::csv_columns_help()
+    )]
     Import(ImportArgs),
     /// Start a demonstration federation on this machine (county, 2 townships, 4 villages)
     Demo(crate::demo::DemoArgs),
@@ -161,10 +164,7 @@ pub struct StatsArgs {
 
 #[derive(Debug, Args)]
 pub struct ImportArgs {
-    /// The ledger file. Re-running the same import is safe, row by row: a row with a case
-    /// number whose case exists comes back "already present"; a row without one that an earlier
-    /// run imported (the same content) comes back "already imported" with the number it got.
-    /// So an import stopped part-way (kill -9, power cut) is finished by running it again
+    /// The ledger file
     pub file: PathBuf,
     /// File format [default: from the extension: .csv, .jsonl]
     #[arg(long, value_enum)]

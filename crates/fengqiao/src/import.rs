@@ -23,6 +23,27 @@ use crate::cli::{emit, print_json};
 use crate::client::NodeClient;
 pub use ledger::{LedgerFormat, ParsedLedger, RowProblem, parse_ledger};
 
+/// What `fengqiao import --help` says the command does, README.md too (a test holds them equal):
+/// how a re-run behaves, which is what makes an interrupted import safe to finish.
+pub const IMPORT_HELP: &str = "\
+Import an existing ledger (CSV or JSON lines): checked whole, then written; safe to run again.
+
+The node checks every row before anything is written: if any row is refused, nothing is written, \
+and each refusal names its line and the column as the file spells it (答复内容: …). The rows are \
+then written in batches (--batch rows each), each batch atomic: all its cases or none.
+
+Running the same import again is idempotent for every row. A row with a case number whose case \
+exists is \"already present\". A row without a number is known by its content (the values as \
+read, not its line; the second of two identical rows is kept apart from the first): the node \
+records it with its case in the same transaction, and on a re-run the row is \"already \
+imported, case N\". So an import stopped part-way (kill -9, a power cut, a lost connection) is \
+finished by running it again, and nothing is registered twice. A row edited between the runs is \
+a new row.
+
+Every event an import makes is marked as imported, with this run's import id and row key; the \
+operator is recorded as in any event. Its time is the ledger's. `case show`, the case JSON and \
+`audit log` show the mark, and `stats --without-imported` leaves the imported cases out.";
+
 /// Rows per `POST /api/import` unless `--batch` says otherwise.
 pub const DEFAULT_BATCH_ROWS: usize = 500;
 
@@ -223,9 +244,13 @@ pub fn name_the_columns(reports: &mut [ImportRowReport], parsed: &ParsedLedger) 
         else {
             continue;
         };
-        let Some(header) = ledger::column_for_field(row, field)
-            .and_then(|column| parsed.column_headers.get(column))
-        else {
+        // A column the file lacks is named as the importer knows it.
+        let Some(header) = ledger::column_for_field(row, field).map(|column| {
+            parsed
+                .column_headers
+                .get(column)
+                .map_or(column, String::as_str)
+        }) else {
             continue;
         };
         let why = error

@@ -129,7 +129,9 @@ pub fn column_for_field(row: &ImportRow, field: &str) -> Option<&'static str> {
             .map(|(_, column)| *column);
     }
     let path = field.strip_prefix("case.")?;
-    let column = if let Some(name) = path.strip_prefix("petitioners.") {
+    let column = if path == "petitioners" {
+        "petitioner_name".to_owned()
+    } else if let Some(name) = path.strip_prefix("petitioners.") {
         format!("petitioner_{name}")
     } else {
         path.rsplit('.').next().unwrap_or(path).to_owned()
@@ -990,6 +992,11 @@ mod tests {
             readme.contains(&help),
             "README.md lists the CSV columns as `fengqiao import --help` does:\n{help}"
         );
+        assert!(
+            readme.contains(crate::import::IMPORT_HELP),
+            "README.md says what `fengqiao import --help` says:\n{}",
+            crate::import::IMPORT_HELP
+        );
     }
 
     /// Issue 13 item 6: a refusal of a history value names the column as the file spells it,
@@ -1018,6 +1025,10 @@ mod tests {
         );
         assert_eq!(
             column_for_field(row, "case.petitioners.name"),
+            Some("petitioner_name")
+        );
+        assert_eq!(
+            column_for_field(row, "case.petitioners"),
             Some("petitioner_name")
         );
 
