@@ -286,15 +286,19 @@ mod tests {
             "node-a",
         );
         summary.imported = true;
-        let current = encode_summary(&summary).unwrap();
+        let current = encode_summary(&summary).expect("encodes");
         assert_eq!(current[0], SUMMARY_RECORD_VERSION);
         assert_eq!(current.last(), Some(&1), "`imported` is the last byte");
         let mut version_1 = current[..current.len() - 1].to_vec();
         version_1[0] = SUMMARY_RECORD_BEFORE_IMPORTED_VERSION;
-        let read = decode_summary(&summary.number, &version_1).unwrap();
+        let read = decode_summary(&summary.number, &version_1).expect("a version-1 record reads");
         summary.imported = false;
         assert_eq!(read, summary);
-        assert!(decode_summary(&summary.number, &current).unwrap().imported);
+        assert!(
+            decode_summary(&summary.number, &current)
+                .expect("reads")
+                .imported
+        );
     }
 
     #[test]

@@ -348,8 +348,12 @@ pub const ROUTES: &[RouteSpec] = &[
         path: "/api/import",
         summary: "import ledger rows, all or nothing",
         description: "Every row is checked with its whole history first. Rows whose number is \
-                      already stored are already_present, so re-running is safe. If any row is \
-                      rejected, or with dry_run, nothing is written.",
+                      already stored are already_present; rows without a number that an earlier \
+                      batch registered (the same row key: the row's content and `repeat`) are \
+                      already_imported with their case's number; so re-running is safe for \
+                      every row. If any row is rejected, or with dry_run, nothing is written; \
+                      otherwise the new cases and their row keys are written in one \
+                      transaction. Every event made is marked `imported` (import_id, row_key).",
         mutating: true,
         parameters: &[],
         request: Some(BodySpec::One("ImportBatch")),
