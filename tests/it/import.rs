@@ -1,6 +1,13 @@
-//! `fengqiao import` of an existing ledger: all or nothing, a report per rejected row, re-runnable.
+//! `fengqiao import` of an existing ledger: checked whole, a report per rejected row, re-runnable
+//! row by row (also after a `kill -9` of the importer or the node), its events marked as imported.
 
-use fengqiao_tests::{NodeProcess, init_node, path_str, run_cli, run_cli_json, run_cli_ok};
+use std::collections::BTreeSet;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use fengqiao_tests::{
+    NodeProcess, fengqiao_command, http_get, init_node, path_str, run_cli, run_cli_json, run_cli_ok,
+};
 
 const COUNTY: &str = "430702";
 
@@ -112,4 +119,314 @@ fn excel_mangled_id_numbers_are_refused_by_column_and_the_help_lists_the_columns
     for listed in ["petitioner_id_number", "身份证号", "答复内容", "证件类型"] {
         assert!(help.contains(listed), "{listed}: {help}");
     }
+}
+
+/// A ledger of `rows` cases without case numbers, as offices keep them: every third one
+/// accepted; the last two rows are identical (two visits the ledger recorded alike), and must
+/// stay two cases.
+fn unnumbered_ledger(rows: usize) -> String {
+    let mut text =
+        String::from("信访形式,问题类别,事项类型,主要诉求,区划代码,信访人姓名,登记时间,受理时间\n");
+    for index in 1..=rows {
+        let content = if index == rows && rows > 1 {
+            index - 1
+        } else {
+            index
+        };
+        let accepted = if content % 3 == 0 {
+            "2026-03-02 09:00"
+        } else {
+            ""
+        };
+        text.push_str(&format!(
+            "来访,拖欠工资,申诉求决,第{content}件：反映拖欠工资,430702001003,张国强,2026-03-01 09:00,{accepted}\n"
+        ));
+    }
+    text
+}
+
+fn case_count(node: &NodeProcess) -> u64 {
+    let (status, info) = http_get(node.address, "/api/health").expect("health");
+    assert_eq!(status, 200, "{info}");
+    info["case_count"].as_u64().expect("case_count")
+}
+
+/// Start `fengqiao import` and `kill -9` it once the node holds more than `more_than` cases
+/// and fewer than `all`; returns the count it was killed at. With `kill_the_node`, the node is
+/// killed instead, in the middle of the import's batches.
+fn import_killed_part_way(
+    node: NodeProcess,
+    ledger: &str,
+    more_than: u64,
+    all: u64,
+    kill_the_node: bool,
+) -> u64 {
+    let url = node.url();
+    let mut import = fengqiao_command()
+        .args(["import", ledger, "--batch", "20", "--node", &url])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start fengqiao import");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let killed_at = loop {
+        let count = case_count(&node);
+        if count > more_than {
+            assert!(
+                count < all,
+                "the import finished ({count} cases) before it could be killed part-way"
+            );
+            if kill_the_node {
+                node.kill_hard();
+            } else {
+                import.kill().expect("kill -9 fengqiao import");
+            }
+            break count;
+        }
+        if let Ok(Some(status)) = import.try_wait() {
+            panic!("fengqiao import exited ({status}) before it wrote past {more_than} cases");
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the import wrote nothing in 120 s"
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    };
+    let _ = import.wait();
+    killed_at
+}
+
+/// The import's per-row reports as `--json` prints them.
+fn import_reports(ledger: &str, url: &str) -> Vec<serde_json::Value> {
+    let reports = run_cli_json(&["import", ledger, "--batch", "200", "--node", url]);
+    reports.as_array().expect("a report per row").clone()
+}
+
+fn outcomes(reports: &[serde_json::Value], outcome: &str) -> usize {
+    reports
+        .iter()
+        .filter(|report| report["outcome"] == outcome)
+        .count()
+}
+
+/// Issue 13 item 6: a 2,000-row ledger without case numbers, its import killed with `kill -9`
+/// part-way, then the node killed part-way through the next run, is completed by running it
+/// again: exactly 2,000 cases, every row one case of its own, and a further run adds nothing.
+#[test]
+fn an_import_killed_part_way_is_finished_by_running_it_again_and_registers_nothing_twice() {
+    const ROWS: u64 = 2_000;
+    let temp = tempfile::tempdir().expect("tempdir");
+    let dir = temp.path().join("county");
+    init_node(&dir, "武陵区信访超市", "county", COUNTY);
+    let ledger_path = temp.path().join("ledger.csv");
+    std::fs::write(&ledger_path, unnumbered_ledger(ROWS as usize)).expect("write ledger");
+    let ledger = path_str(&ledger_path);
+
+    let node = NodeProcess::start(&dir).expect("start node");
+    let after_killed_import = import_killed_part_way(node, ledger, 0, ROWS, false);
+    let node = NodeProcess::start(&dir).expect("the node is still there; reopen it");
+    assert!(case_count(&node) >= after_killed_import);
+
+    let before_node_killed = case_count(&node);
+    import_killed_part_way(node, ledger, before_node_killed, ROWS, true);
+    let node = NodeProcess::start(&dir).expect("restart after kill -9");
+    let url_after = node.url();
+    let partial = case_count(&node);
+    assert!(
+        partial > before_node_killed && partial < ROWS,
+        "{before_node_killed} then {partial}"
+    );
+
+    let finishing = import_reports(ledger, &url_after);
+    assert_eq!(finishing.len(), ROWS as usize);
+    assert_eq!(outcomes(&finishing, "rejected"), 0);
+    assert_eq!(
+        outcomes(&finishing, "already_imported") as u64,
+        partial,
+        "every case written before the kills is known again"
+    );
+    assert_eq!(
+        outcomes(&finishing, "imported") as u64,
+        ROWS - partial,
+        "and only the rest is written"
+    );
+    assert_eq!(case_count(&node), ROWS);
+
+    // Run once more: nothing is added, and each row names its own case.
+    let again = import_reports(ledger, &url_after);
+    assert_eq!(outcomes(&again, "already_imported") as u64, ROWS);
+    assert_eq!(case_count(&node), ROWS);
+    let numbers: BTreeSet<&str> = again
+        .iter()
+        .filter_map(|report| report["number"].as_str())
+        .collect();
+    assert_eq!(numbers.len() as u64, ROWS, "no two rows share a case");
+    let listed = run_cli_json(&["case", "list", "--node", &url_after]);
+    let stored: BTreeSet<&str> = listed
+        .as_array()
+        .expect("cases")
+        .iter()
+        .filter_map(|item| item["summary"]["number"].as_str())
+        .collect();
+    assert_eq!(
+        stored, numbers,
+        "the cases stored are exactly the rows' cases"
+    );
+}
+
+/// Issue 13 items 6 and 2: running a finished import again adds nothing (and says so, row by
+/// row); every event it made carries the import's mark, shown in the case JSON, `case show` and
+/// `audit log`; the measures with and without imported history differ by the imported cases.
+#[test]
+fn a_finished_import_run_again_adds_nothing_and_its_events_are_marked_as_imported() {
+    let temp = tempfile::tempdir().expect("tempdir");
+    let dir = temp.path().join("county");
+    init_node(&dir, "武陵区信访超市", "county", COUNTY);
+    let node = NodeProcess::start(&dir).expect("start node");
+    let url = node.url();
+    let ledger_path = temp.path().join("ledger.csv");
+    std::fs::write(&ledger_path, unnumbered_ledger(4)).expect("write ledger");
+    let ledger = path_str(&ledger_path);
+
+    let first = run_cli_ok(&["import", ledger, "--node", &url, "--operator", "王台账"]);
+    assert!(first.contains("imported 4, already imported 0"), "{first}");
+    let import_id = first
+        .rsplit("import ")
+        .next()
+        .and_then(|tail| tail.split(')').next())
+        .expect("the summary names the import")
+        .to_owned();
+    let second = run_cli_ok(&["import", ledger, "--node", &url]);
+    assert!(
+        second.contains("imported 0, already imported 4 (by an earlier run)"),
+        "{second}"
+    );
+    assert!(
+        second.contains("line 2: already imported, case 430702-2026-"),
+        "{second}"
+    );
+    let listed = run_cli_json(&["case", "list", "--node", &url]);
+    let listed = listed.as_array().expect("cases");
+    assert_eq!(listed.len(), 4, "the two identical rows are two cases");
+    assert!(
+        listed
+            .iter()
+            .all(|item| item["summary"]["imported"] == true)
+    );
+
+    // The rows accepted in the ledger have two events, both marked by the first run.
+    let accepted = listed
+        .iter()
+        .filter_map(|item| item["summary"]["number"].as_str())
+        .find(|number| {
+            run_cli_json(&["case", "show", number, "--node", &url])["events"]
+                .as_array()
+                .is_some_and(|events| events.len() == 2)
+        })
+        .expect("the accepted row's case")
+        .to_owned();
+    let view = run_cli_json(&["case", "show", &accepted, "--node", &url]);
+    for event in view["events"].as_array().expect("events") {
+        assert_eq!(
+            event["imported"]["import_id"],
+            import_id.as_str(),
+            "{event}"
+        );
+        assert!(
+            event["imported"]["row_key"]
+                .as_str()
+                .is_some_and(|key| key.starts_with("sha256:")),
+            "{event}"
+        );
+        assert_eq!(event["operator"], "王台账");
+    }
+    assert_eq!(view["state"]["imported"], true);
+    let shown = run_cli_ok(&["case", "show", &accepted, "--node", &url]);
+    assert!(shown.contains("accept (imported 导入)"), "{shown}");
+    let audit = run_cli_ok(&["audit", "log", &accepted, "--node", &url]);
+    assert!(
+        audit.contains(&format!("imported 导入 (import {import_id})")) && audit.contains("王台账"),
+        "{audit}"
+    );
+    let audit_json = run_cli_json(&["audit", "log", &accepted, "--node", &url]);
+    assert_eq!(
+        audit_json["events"][0]["imported"]["import_id"],
+        import_id.as_str()
+    );
+
+    // One case registered here and now, beside the four imported ones.
+    run_cli_ok(&[
+        "case",
+        "register",
+        "--node",
+        &url,
+        "--channel",
+        "visit",
+        "--category",
+        "wage_arrears",
+        "--matter-type",
+        "appeal",
+        "--summary",
+        "反映拖欠工资",
+        "--petitioner",
+        "张国强",
+        "--headcount",
+        "1",
+        "--region",
+        "430702001003",
+    ]);
+    let all = run_cli_json(&["stats", "--node", &url]);
+    let live = run_cli_json(&["stats", "--without-imported", "--node", &url]);
+    assert_eq!(all["total"]["cases"], 5);
+    assert_eq!(live["total"]["cases"], 1);
+    // The imported cases were decided (2, in time) or ran out of time to be (2) long ago; the
+    // case registered now is still within its 15 days.
+    assert_eq!(
+        all["total"]["timely_acceptance"],
+        serde_json::json!({"numerator": 2, "denominator": 4})
+    );
+    assert_eq!(live["total"]["timely_acceptance"]["denominator"], 0);
+    let (status, excluded) = http_get(node.address, "/api/stats?imported=exclude").expect("stats");
+    assert_eq!(status, 200);
+    assert_eq!(excluded["total"], live["total"]);
+}
+
+/// Issue 13 item 6: a history value the node refuses is named by its column as the ledger
+/// spells it, not by the event the importer made of it.
+#[test]
+fn a_refused_history_value_names_its_column_as_the_ledger_spells_it() {
+    let temp = tempfile::tempdir().expect("tempdir");
+    let dir = temp.path().join("county");
+    init_node(&dir, "武陵区信访超市", "county", COUNTY);
+    let node = NodeProcess::start(&dir).expect("start node");
+    let url = node.url();
+    let ledger = temp.path().join("history.csv");
+    let too_long = "补".repeat(10_001);
+    std::fs::write(
+        &ledger,
+        format!(
+            "信访形式,问题类别,事项类型,主要诉求,区划代码,信访人姓名,登记时间,受理时间,答复时间,答复结果,答复内容\n\
+             来访,拖欠工资,申诉求决,欠薪,430702001003,张国强,2026-03-01 09:00,2026-03-02 09:00,2026-03-05 09:00,支持,{too_long}\n\
+             来访,拖欠工资,申诉求决,工伤,430702001003,张国强,2026-03-01 09:00,2026-03-09 09:00,2026-03-05 09:00,支持,已答复\n"
+        ),
+    )
+    .expect("write ledger");
+    let output = run_cli(&["import", path_str(&ledger), "--node", &url]);
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(!output.status.success(), "{report}");
+    assert!(
+        report.contains("答复内容: is 10001 characters long; at most 10000"),
+        "{report}"
+    );
+    assert!(report.contains("答复时间: reply 2026-03-05"), "{report}");
+    assert!(
+        !report.contains("history"),
+        "no internal event index: {report}"
+    );
+    assert_eq!(case_count(&node), 0);
 }

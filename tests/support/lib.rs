@@ -542,6 +542,7 @@ impl Tamperer {
                 counter: 0,
             },
             signature: None,
+            imported: None,
         };
         fengqiao_case::signature::sign_event(number, &mut event, self.node.identity())?;
         Ok(event)

@@ -60,6 +60,7 @@ pub fn import_sample_cases(
                 fengqiao_case::ImportBatch {
                     rows,
                     dry_run: false,
+                    import_id: None,
                 },
             )
             .map_err(|error| anyhow::anyhow!("import: {error}"))?;

@@ -315,6 +315,7 @@ fn seed(address: SocketAddr, count: usize, batch: usize) -> anyhow::Result<(f64,
         let body = serde_json::to_vec(&fengqiao_case::ImportBatch {
             rows,
             dry_run: false,
+            import_id: None,
         })?;
         sent += body.len() as u64;
         let started = Instant::now();

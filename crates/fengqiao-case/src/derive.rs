@@ -54,6 +54,7 @@ pub(crate) fn derive_from_refs(
         Some(root) => registered_state(Proposed::from(root), limits),
         None => empty_state(),
     };
+    state.imported = root.is_some_and(|root| root.imported.is_some());
 
     // A transition that names no transition it was based on can never be reached from the root.
     for event in &canonical {
@@ -160,6 +161,7 @@ pub(crate) fn empty_state() -> CaseState {
         invalid: Vec::new(),
         event_count: 0,
         last_event_at: None,
+        imported: false,
     }
 }
 

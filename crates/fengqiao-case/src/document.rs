@@ -3,7 +3,9 @@
 //! Layout of the document root (schema version 2): `schema_version` (uint) and `events` (list of
 //! maps with scalar fields `id`, `kind`, `payload` (JSON text), `at` (timestamp ms), `node`,
 //! `operator`, `prev`, `hlc_ms` (int), `hlc_counter` (uint), and the signature: `sig_version`
-//! (uint), `signer` (32 bytes), `signature` (64 bytes)).
+//! (uint), `signer` (32 bytes), `signature` (64 bytes)), and on an event a ledger import made,
+//! `imported` (its `ImportMark` as JSON text; absent otherwise, so other events and the builds
+//! before it are unchanged).
 //!
 //! The header is not a map of its own: it is what the register event's payload registered, with
 //! every `amend_header` event applied in list order. So everything a case says is in a signed
@@ -486,6 +488,9 @@ fn insert_event(
             ScalarValue::Bytes(signed.signature.clone()),
         )?;
     }
+    if let Some(mark) = &event.imported {
+        doc.put(&entry, "imported", to_json_text(mark, "imported")?)?;
+    }
     Ok(())
 }
 
@@ -646,6 +651,7 @@ struct EventFields<'a> {
     sig_version: Option<ScalarValueRef<'a>>,
     signer: Option<ScalarValueRef<'a>>,
     signature: Option<ScalarValueRef<'a>>,
+    imported: Option<ScalarValueRef<'a>>,
 }
 
 fn read_event(doc: &AutoCommit, entry: &ObjId, index: usize) -> Result<Event, DocumentError> {
@@ -665,6 +671,7 @@ fn read_event(doc: &AutoCommit, entry: &ObjId, index: usize) -> Result<Event, Do
             "sig_version" => &mut fields.sig_version,
             "signer" => &mut fields.signer,
             "signature" => &mut fields.signature,
+            "imported" => &mut fields.imported,
             // Fields a later schema adds are not this build's business.
             _ => continue,
         };
@@ -740,6 +747,13 @@ fn read_event(doc: &AutoCommit, entry: &ObjId, index: usize) -> Result<Event, Do
             )));
         }
     };
+    let imported = match fields.imported {
+        None => None,
+        Some(value) => {
+            let json = text_of(value, "imported", &place)?;
+            Some(parse_json(&json, "imported", &place)?)
+        }
+    };
     Ok(Event {
         id,
         kind,
@@ -749,6 +763,7 @@ fn read_event(doc: &AutoCommit, entry: &ObjId, index: usize) -> Result<Event, Do
         prev,
         hlc,
         signature,
+        imported,
     })
 }
 

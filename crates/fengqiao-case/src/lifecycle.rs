@@ -13,8 +13,8 @@ use crate::deadlines::{calendar_deadline, local_date, truncate_to_millis, workin
 use crate::document::{CaseDocument, DocumentError};
 use crate::model::{
     CaseHeader, CaseState, DirectiveId, DirectiveState, DirectiveStatus, Event, EventId, EventKind,
-    HeaderAmendment, HybridTimestamp, Limits, Location, MediationResult, NodeId, Petitioner,
-    ReviewLevel, Status,
+    HeaderAmendment, HybridTimestamp, ImportMark, Limits, Location, MediationResult, NodeId,
+    Petitioner, ReviewLevel, Status,
 };
 use crate::signature::{self, NodeSigner, SignatureError};
 
@@ -28,6 +28,8 @@ pub struct NewEvent {
     pub operator: String,
     /// The node's hybrid clock, ticked for this event by the caller.
     pub hlc: HybridTimestamp,
+    /// Set by a ledger import only: `at` is the ledger's time, recorded as such.
+    pub imported: Option<ImportMark>,
 }
 
 /// Why an event was refused. Messages are for the operator who asked for it.
@@ -1113,6 +1115,7 @@ pub fn append(
         prev,
         hlc: event.hlc,
         signature: None,
+        imported: event.imported,
     };
     signature::sign_event(&header.number, &mut stored, signer)?;
     document.push_event(&stored)?;
@@ -1157,6 +1160,7 @@ pub fn register(
         prev: None,
         hlc: register.hlc,
         signature: None,
+        imported: register.imported,
     };
     signature::sign_event(&header.number, &mut event, signer)?;
     let document = CaseDocument::create(&header, &event, actor)?;

@@ -7,14 +7,16 @@
 use chrono::{DateTime, Utc};
 
 use crate::model::{
-    CaseSummary, DirectiveStatus, MeasureSet, Measures, SCHEMA_VERSION, Satisfaction, WarningGrade,
-    WarningThresholds,
+    CaseSummary, DirectiveStatus, ImportedCases, MeasureSet, Measures, SCHEMA_VERSION,
+    Satisfaction, WarningGrade, WarningThresholds,
 };
 use crate::warnings::{warnings, worst_grade};
 
-/// Measures over the cases registered in `[from, to)`, judged at `now`.
+/// Measures over the cases registered in `[from, to)`, with or without those a ledger import
+/// registered, judged at `now`.
 pub fn measures<'a>(
     summaries: impl IntoIterator<Item = &'a CaseSummary>,
+    imported: ImportedCases,
     from: Option<DateTime<Utc>>,
     to: Option<DateTime<Utc>>,
     now: DateTime<Utc>,
@@ -29,7 +31,7 @@ pub fn measures<'a>(
         by_category: Default::default(),
     };
     for summary in summaries {
-        if !registered_in_period(summary, from, to) {
+        if !registered_in_period(summary, from, to) || !imported.counts(summary.imported) {
             continue;
         }
         add_case(&mut result.total, summary, now, thresholds);
@@ -185,7 +187,15 @@ mod tests {
     }
 
     fn total(cases: &[CaseSummary], now: DateTime<Utc>) -> MeasureSet {
-        measures(cases, None, None, now, &thresholds()).total
+        measures(
+            cases,
+            ImportedCases::Include,
+            None,
+            None,
+            now,
+            &thresholds(),
+        )
+        .total
     }
 
     fn ratio(numerator: u64, denominator: u64) -> Ratio {
@@ -399,7 +409,14 @@ mod tests {
             registered(day(10), Category::WageArrears),
             unregistered,
         ];
-        let result = measures(&cases, Some(day(1)), Some(day(10)), day(11), &thresholds());
+        let result = measures(
+            &cases,
+            ImportedCases::Include,
+            Some(day(1)),
+            Some(day(10)),
+            day(11),
+            &thresholds(),
+        );
         assert_eq!(result.schema_version, SCHEMA_VERSION);
         assert_eq!(
             (result.from, result.to, result.now),
@@ -410,7 +427,14 @@ mod tests {
         assert_eq!(result.by_category[&Category::WageArrears].cases, 1);
         assert_eq!(result.by_category[&Category::Environment].cases, 1);
 
-        let unbounded = measures(&cases, None, None, day(11), &thresholds());
+        let unbounded = measures(
+            &cases,
+            ImportedCases::Include,
+            None,
+            None,
+            day(11),
+            &thresholds(),
+        );
         assert_eq!(unbounded.total.cases, 5);
         let sum: u64 = unbounded.by_category.values().map(|set| set.cases).sum();
         assert_eq!(sum, unbounded.total.cases);

@@ -26,8 +26,8 @@ use std::ops::Bound;
 use chrono::{DateTime, Datelike, NaiveDate, NaiveTime, Utc};
 
 use crate::model::{
-    CaseSummary, Category, DirectiveStatus, MeasureSet, Measures, Ratio, SCHEMA_VERSION,
-    Satisfaction, Status, WarningThresholds,
+    CaseSummary, Category, DirectiveStatus, ImportedCases, MeasureSet, Measures, Ratio,
+    SCHEMA_VERSION, Satisfaction, Status, WarningThresholds,
 };
 use crate::summary::earliest_open_deadline;
 
@@ -119,11 +119,13 @@ impl Rollup {
     }
 
     /// What [`crate::measures::measures`] answers over the cases of `groups` (every group when
-    /// `None`), of `category` only when given, registered in `[from, to)`, judged at `now`.
+    /// `None`), of `category` only when given, with or without those a ledger import registered,
+    /// registered in `[from, to)`, judged at `now`.
     pub fn measures(
         &self,
         groups: Option<&[&str]>,
         category: Option<Category>,
+        imported: ImportedCases,
         from: Option<DateTime<Utc>>,
         to: Option<DateTime<Utc>>,
         now: DateTime<Utc>,
@@ -131,7 +133,7 @@ impl Rollup {
         let period = Period::new(from, to);
         let mut per_category: BTreeMap<Category, Tally> = BTreeMap::new();
         for group in self.selected_groups(groups) {
-            for (category, rollup) in group.categories_matching(category) {
+            for (category, rollup) in group.categories_matching(category, imported) {
                 let tally = per_category.entry(category).or_default();
                 rollup.tally(tally, &period, now, self);
             }
@@ -161,6 +163,7 @@ impl Rollup {
     pub fn by_group(
         &self,
         category: Option<Category>,
+        imported: ImportedCases,
         from: Option<DateTime<Utc>>,
         to: Option<DateTime<Utc>>,
         now: DateTime<Utc>,
@@ -170,7 +173,7 @@ impl Rollup {
             .iter()
             .map(|(name, group)| {
                 let mut tally = Tally::default();
-                for (_, rollup) in group.categories_matching(category) {
+                for (_, rollup) in group.categories_matching(category, imported) {
                     rollup.tally(&mut tally, &period, now, self);
                 }
                 (name.clone(), tally.measure_set())
@@ -201,7 +204,7 @@ impl Rollup {
         group_rollup.cases += 1;
         group_rollup
             .categories
-            .entry(contribution.category)
+            .entry((contribution.category, contribution.imported))
             .or_default()
             .add(slot, &contribution, &mut self.trees);
         if let Some(entry) = self.slots.get_mut(slot as usize) {
@@ -216,11 +219,11 @@ impl Rollup {
         let Some(group) = self.groups.get_mut(&counted.group) else {
             return;
         };
-        let category = counted.contribution.category;
-        if let Some(rollup) = group.categories.get_mut(&category) {
+        let key = (counted.contribution.category, counted.contribution.imported);
+        if let Some(rollup) = group.categories.get_mut(&key) {
             rollup.subtract(slot, &counted.contribution, &mut self.trees);
             if rollup.everything.counts.cases == 0 {
-                group.categories.remove(&category);
+                group.categories.remove(&key);
             }
         }
         group.cases = group.cases.saturating_sub(1);
@@ -239,18 +242,23 @@ struct CountedCase {
 #[derive(Debug, Clone, Default)]
 struct GroupRollup {
     cases: usize,
-    categories: BTreeMap<Category, CategoryRollup>,
+    /// By category, and apart whether a ledger import registered the cases, so that the
+    /// measures can leave those out without a scan.
+    categories: BTreeMap<(Category, bool), CategoryRollup>,
 }
 
 impl GroupRollup {
     fn categories_matching(
         &self,
         category: Option<Category>,
+        imported: ImportedCases,
     ) -> impl Iterator<Item = (Category, &CategoryRollup)> {
         self.categories
             .iter()
-            .filter(move |(key, _)| category.is_none_or(|wanted| **key == wanted))
-            .map(|(key, rollup)| (*key, rollup))
+            .filter(move |((key, was_imported), _)| {
+                category.is_none_or(|wanted| *key == wanted) && imported.counts(*was_imported)
+            })
+            .map(|((key, _), rollup)| (*key, rollup))
     }
 }
 
@@ -513,6 +521,7 @@ impl Clock {
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Contribution {
     category: Category,
+    imported: bool,
     registered_at: Option<DateTime<Utc>>,
     status: Status,
     /// Bit `1 << Flag` set when the case adds one to that count.
@@ -640,6 +649,7 @@ impl Contribution {
 
         Contribution {
             category: summary.category,
+            imported: summary.imported,
             registered_at: timeline.registered_at,
             status: summary.status,
             flags,

@@ -658,6 +658,7 @@ fn sample_row(
         line,
         case,
         history,
+        repeat: 0,
     }
 }
 
@@ -1450,6 +1451,7 @@ mod tests {
                 node: node.clone(),
                 operator: "导入".to_owned(),
                 hlc: Default::default(),
+                imported: None,
             };
             let (mut document, _, mut state) = register(
                 header,

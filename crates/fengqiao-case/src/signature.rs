@@ -34,10 +34,24 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::clock::HybridTimestamp;
-use crate::model::{CaseId, Event, EventKind, EventSignature, NodeId};
+use crate::model::{CaseId, Event, EventKind, EventSignature, ImportMark, NodeId};
 
 /// Version of the signing bytes; signed, so a signature of one version never verifies as another.
 pub const EVENT_SIGNATURE_VERSION: u32 = 1;
+
+/// Version of the signing bytes of an event a ledger import made: version 1's fields and its
+/// [`crate::model::ImportMark`]. A build that knows only version 1 refuses such an event as of a
+/// version it does not verify, rather than as altered, and every other event is signed as before.
+pub const IMPORTED_EVENT_SIGNATURE_VERSION: u32 = 2;
+
+/// The signature version `event` must carry: the one whose signing bytes hold all its fields.
+pub fn signature_version(event: &Event) -> u32 {
+    if event.imported.is_some() {
+        IMPORTED_EVENT_SIGNATURE_VERSION
+    } else {
+        EVENT_SIGNATURE_VERSION
+    }
+}
 
 /// Length of a node ID in bytes (its automerge actor ID); the hex form is twice as long.
 pub const NODE_ID_BYTES: usize = 16;
@@ -47,7 +61,10 @@ pub const NODE_ID_BYTES: usize = 16;
 pub enum SignatureError {
     #[error("event {event} is not signed")]
     Unsigned { event: String },
-    #[error("event {event} has signature version {found}; this build verifies version {supported}")]
+    #[error(
+        "event {event} has signature version {found}; this build verifies version {supported} \
+         for it"
+    )]
     UnsupportedVersion {
         event: String,
         found: u32,
@@ -116,13 +133,16 @@ struct SigningContent<'a> {
     node: &'a str,
     operator: &'a str,
     prev: Option<&'a str>,
+    /// Version 2 only; left out of version 1's bytes, which stay as they were.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    imported: Option<&'a ImportMark>,
 }
 
 /// The bytes a node signs for `event` of `case`.
 pub fn signing_bytes(case: &str, event: &Event) -> Result<Vec<u8>, SignatureError> {
     let content = SigningContent {
         context: "fengqiao event",
-        version: EVENT_SIGNATURE_VERSION,
+        version: signature_version(event),
         case,
         id: &event.id,
         kind: &event.kind,
@@ -131,6 +151,7 @@ pub fn signing_bytes(case: &str, event: &Event) -> Result<Vec<u8>, SignatureErro
         node: &event.node,
         operator: &event.operator,
         prev: event.prev.as_deref(),
+        imported: event.imported.as_ref(),
     };
     serde_json::to_vec(&content).map_err(|error| SignatureError::Encode {
         event: event.id.clone(),
@@ -147,7 +168,7 @@ pub fn sign_event(
     event.signature = None;
     let signature = signer.sign(&signing_bytes(case, event)?);
     event.signature = Some(EventSignature {
-        version: EVENT_SIGNATURE_VERSION,
+        version: signature_version(event),
         public_key: signer.public_key().to_vec(),
         signature: signature.to_vec(),
     });
@@ -286,7 +307,7 @@ pub fn verify_all_of_cases(cases: &[(&str, &[&Event])], keys: &mut SignerKeys) -
             let Some(signed) = &event.signature else {
                 return false;
             };
-            if signed.version != EVENT_SIGNATURE_VERSION {
+            if signed.version != signature_version(event) {
                 return false;
             }
             let (Ok(public_key), Ok(signature)) = (
@@ -329,11 +350,12 @@ pub fn verify_event_with(
             event: event_name(),
         });
     };
-    if signed.version != EVENT_SIGNATURE_VERSION {
+    let required = signature_version(event);
+    if signed.version != required {
         return Err(SignatureError::UnsupportedVersion {
             event: event_name(),
             found: signed.version,
-            supported: EVENT_SIGNATURE_VERSION,
+            supported: required,
         });
     }
     let key_bytes: [u8; 32] =

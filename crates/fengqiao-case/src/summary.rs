@@ -36,6 +36,7 @@ pub fn summarize(header: &CaseHeader, state: &CaseState) -> CaseSummary {
         in_conflict: state.conflict.is_some(),
         event_count: state.event_count,
         last_event_at: state.last_event_at,
+        imported: state.imported,
     }
 }
 
@@ -152,6 +153,7 @@ pub(crate) mod test_support {
             in_conflict: false,
             event_count: 1,
             last_event_at: Some(day(1)),
+            imported: false,
         }
     }
 
@@ -241,6 +243,7 @@ mod tests {
             invalid: Vec::new(),
             event_count: 3,
             last_event_at: Some(day(5)),
+            imported: false,
         }
     }
 

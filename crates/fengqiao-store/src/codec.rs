@@ -11,8 +11,12 @@ use crate::StoreError;
 pub(crate) const DOCUMENT_RECORD_VERSION: u8 = 1;
 /// Layout version of an incremental chunk record: `[1] ++ automerge save_incremental()`.
 pub(crate) const CHUNK_RECORD_VERSION: u8 = 1;
-/// Layout version of a summary record: `[1] ++ bincode(CaseSummary)`.
-pub(crate) const SUMMARY_RECORD_VERSION: u8 = 1;
+/// Layout version of a summary record: `[2] ++ bincode(CaseSummary)`.
+pub(crate) const SUMMARY_RECORD_VERSION: u8 = 2;
+/// Layout version of a summary record written before `CaseSummary::imported`: the same bincode
+/// without that last field. Read still, as not imported (no build before it could import with
+/// a mark).
+pub(crate) const SUMMARY_RECORD_BEFORE_IMPORTED_VERSION: u8 = 1;
 /// Layout version of a case bookkeeping record without the document's heads (see
 /// [`CaseRecord`]); written by earlier builds, and read still.
 pub(crate) const CASE_RECORD_VERSION: u8 = 1;
@@ -70,7 +74,18 @@ pub(crate) fn encode_summary(summary: &CaseSummary) -> Result<Vec<u8>, StoreErro
 
 pub(crate) fn decode_summary(number: &str, record: &[u8]) -> Result<CaseSummary, StoreError> {
     let what = format!("summary of case {number}");
-    let payload = decode_versioned(&what, SUMMARY_RECORD_VERSION, record)?;
+    let with_imported;
+    let payload = match record.first() {
+        // bincode writes a struct's fields one after another, and `imported` is the last one,
+        // a bool (one byte, 0 for false): a version-1 payload with a 0 after it is this layout.
+        Some(&SUMMARY_RECORD_BEFORE_IMPORTED_VERSION) => {
+            let mut payload = record[1..].to_vec();
+            payload.push(0);
+            with_imported = payload;
+            with_imported.as_slice()
+        }
+        _ => decode_versioned(&what, SUMMARY_RECORD_VERSION, record)?,
+    };
     let config = bincode::config::standard().with_limit::<SUMMARY_DECODE_LIMIT_BYTES>();
     let (summary, consumed): (CaseSummary, usize) =
         bincode::serde::decode_from_slice(payload, config)
@@ -261,6 +276,31 @@ mod tests {
         ));
     }
 
+    /// A store written before `CaseSummary::imported` holds version-1 summaries: the same
+    /// bincode without the last field. They read as not imported.
+    #[test]
+    fn summaries_written_before_the_imported_field_still_read() {
+        let mut summary = crate::test_support::summary_for(
+            "430702001001-2026-000007",
+            fengqiao_case::Status::Accepted,
+            "node-a",
+        );
+        summary.imported = true;
+        let current = encode_summary(&summary).expect("encodes");
+        assert_eq!(current[0], SUMMARY_RECORD_VERSION);
+        assert_eq!(current.last(), Some(&1), "`imported` is the last byte");
+        let mut version_1 = current[..current.len() - 1].to_vec();
+        version_1[0] = SUMMARY_RECORD_BEFORE_IMPORTED_VERSION;
+        let read = decode_summary(&summary.number, &version_1).expect("a version-1 record reads");
+        summary.imported = false;
+        assert_eq!(read, summary);
+        assert!(
+            decode_summary(&summary.number, &current)
+                .expect("reads")
+                .imported
+        );
+    }
+
     #[test]
     fn garbage_summary_bytes_are_corrupt_not_a_panic() {
         for garbage in [
@@ -276,8 +316,9 @@ mod tests {
                 0xff,
                 0xff,
             ],
-            vec![2, 1, 2, 3],
+            vec![9, 1, 2, 3],
             vec![SUMMARY_RECORD_VERSION; 300],
+            vec![SUMMARY_RECORD_BEFORE_IMPORTED_VERSION],
         ] {
             assert!(matches!(
                 decode_summary("430702-2026-000001", &garbage),

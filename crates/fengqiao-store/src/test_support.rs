@@ -42,6 +42,7 @@ pub(crate) fn summary_for(number: &str, status: Status, holder: &str) -> CaseSum
         in_conflict: false,
         event_count: 1,
         last_event_at: Some(instant(1, 9)),
+        imported: false,
     }
 }
 
@@ -83,6 +84,7 @@ pub(crate) fn event(id: &str, kind: EventKind, prev: Option<&str>) -> Event {
         prev: prev.map(str::to_owned),
         hlc: Default::default(),
         signature: None,
+        imported: None,
     }
 }
 

@@ -218,6 +218,12 @@ const STATS_PARAMETERS: &[ParameterSpec] = &[
         "end of the period (excluded)",
     ),
     ParameterSpec::query("category", ParameterType::String, "only this category"),
+    ParameterSpec::query(
+        "imported",
+        ParameterType::String,
+        "include (default): count the cases a ledger import registered too; exclude: leave \
+         that imported history out",
+    ),
 ];
 
 /// The API: every route, with what the OpenAPI document says about it.
@@ -388,8 +394,12 @@ pub const ROUTES: &[RouteSpec] = &[
         path: "/api/import",
         summary: "import ledger rows, all or nothing",
         description: "Every row is checked with its whole history first. Rows whose number is \
-                      already stored are already_present, so re-running is safe. If any row is \
-                      rejected, or with dry_run, nothing is written.",
+                      already stored are already_present; rows without a number that an earlier \
+                      batch registered (the same row key: the row's content and `repeat`) are \
+                      already_imported with their case's number; so re-running is safe for \
+                      every row. If any row is rejected, or with dry_run, nothing is written; \
+                      otherwise the new cases and their row keys are written in one \
+                      transaction. Every event made is marked `imported` (import_id, row_key).",
         mutating: true,
         parameters: &[],
         request: Some(BodySpec::One("ImportBatch")),
@@ -1300,6 +1310,7 @@ async fn stats(
         from: query.instant("from")?,
         to: query.instant("to")?,
         category: query.enumeration("category")?,
+        imported: query.enumeration("imported")?.unwrap_or_default(),
     };
     let measures = on_node(&state, move |node| node.stats(Utc::now(), &stats_query)).await?;
     Ok(axum::Json(measures))
@@ -1314,6 +1325,7 @@ async fn stats_by_child(
         from: query.instant("from")?,
         to: query.instant("to")?,
         category: query.enumeration("category")?,
+        imported: query.enumeration("imported")?.unwrap_or_default(),
     };
     // The live roster names the children admitted since the node opened, and their children,
     // and the offices revoked since, whose cases are still counted under their last names.

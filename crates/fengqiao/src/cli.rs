@@ -85,8 +85,11 @@ pub enum Command {
     Directive(directive::DirectiveCommand),
     /// The supervisors' measures (及时受理率, 按期办结率, …) for a period
     Stats(StatsArgs),
-    /// Import an existing ledger (CSV or JSON lines): all rows or none
-    #[command(after_help = crate::import::ledger::csv_columns_help())]
+    /// Import an existing ledger (CSV or JSON lines): checked whole, then written; safe to run again
+    #[command(
+        long_about = crate::import::IMPORT_HELP,
+        after_help = crate::import::ledger::csv_columns_help()
+    )]
     Import(ImportArgs),
     /// Start a demonstration federation on this machine (county, 2 townships, 4 villages)
     Demo(crate::demo::DemoArgs),
@@ -160,6 +163,10 @@ pub struct StatsArgs {
     /// Only this category (wage_arrears, 拖欠工资, …)
     #[arg(long, value_parser = parse_labelled::<Category>)]
     pub category: Option<Category>,
+    /// Leave out the cases a ledger import registered (history as the old ledger records it).
+    /// By default they are counted
+    #[arg(long)]
+    pub without_imported: bool,
     /// The whole subtree, then each child office with its link's health, then its own offices
     /// (a county: township, then village)
     #[arg(long)]
@@ -168,9 +175,7 @@ pub struct StatsArgs {
 
 #[derive(Debug, Args)]
 pub struct ImportArgs {
-    /// The ledger file. Rows should carry their case numbers: then re-running the same import is
-    /// safe (existing cases come back "already present"); rows without a number get a new one
-    /// each time.
+    /// The ledger file
     pub file: PathBuf,
     /// File format [default: from the extension: .csv, .jsonl]
     #[arg(long, value_enum)]
@@ -178,7 +183,8 @@ pub struct ImportArgs {
     /// Only validate every row on the node; write nothing
     #[arg(long)]
     pub dry_run: bool,
-    /// Rows per upload batch (each batch is atomic on the node)
+    /// Rows per upload batch (each batch is atomic on the node: its cases and their row
+    /// identities are written together or not at all)
     #[arg(long = "batch", value_name = "N", default_value_t = DEFAULT_BATCH_ROWS)]
     pub batch_rows: usize,
 }
@@ -449,6 +455,12 @@ pub fn stats_query(args: &StatsArgs) -> Vec<(&'static str, String)> {
     }
     if let Some(category) = args.category {
         query.push(("category", crate::import::values::snake_name(&category)));
+    }
+    if args.without_imported {
+        query.push((
+            "imported",
+            crate::import::values::snake_name(&fengqiao_case::ImportedCases::Exclude),
+        ));
     }
     query
 }

@@ -285,7 +285,8 @@ fn seed_office(
         start,
         now,
     );
-    let reports = upload_in_batches(client, &rows, 100, false, "seeding")
+    let import_id = format!("demo-seed-{seed}-{index}");
+    let reports = upload_in_batches(client, &rows, &import_id, 100, false, "seeding")
         .context("seed the sample cases through POST /api/import")?;
     let totals = ImportTotals::count(&reports);
     if totals.rejected > 0 {

@@ -1,9 +1,12 @@
-//! `fengqiao import`: bring an existing ledger into a node, all or nothing, safely re-runnable.
+//! `fengqiao import`: bring an existing ledger into a node, checked whole, safely re-runnable.
 //!
 //! The file is parsed here, validated by the node with a dry run of every row, and only when no
-//! row is rejected uploaded in batches (each batch atomic on the node). Rows that carry a case
-//! number come back "already present" on a second run, which is what makes re-running safe; rows
-//! without one get a fresh number each time, so ledgers should carry their numbers.
+//! row is rejected uploaded in batches (each batch atomic on the node). A re-run is idempotent
+//! row by row: rows that carry a case number come back "already present"; rows without one come
+//! back "already imported" when an earlier run registered them, because the node records each
+//! row's identity (`fengqiao_case::import::row_key`, from its content) in the transaction that
+//! writes its case. So an import killed part-way is completed by running it again. Every event
+//! an import makes carries its mark: this run's import id and the row's key.
 
 pub mod ledger;
 pub mod values;
@@ -19,6 +22,27 @@ use indicatif::{ProgressBar, ProgressStyle};
 use crate::cli::{emit, print_json};
 use crate::client::NodeClient;
 pub use ledger::{LedgerFormat, ParsedLedger, RowProblem, parse_ledger};
+
+/// What `fengqiao import --help` says the command does, README.md too (a test holds them equal):
+/// how a re-run behaves, which is what makes an interrupted import safe to finish.
+pub const IMPORT_HELP: &str = "\
+Import an existing ledger (CSV or JSON lines): checked whole, then written; safe to run again.
+
+The node checks every row before anything is written: if any row is refused, nothing is written, \
+and each refusal names its line and the column as the file spells it (答复内容: …). The rows are \
+then written in batches (--batch rows each), each batch atomic: all its cases or none.
+
+Running the same import again is idempotent for every row. A row with a case number whose case \
+exists is \"already present\". A row without a number is known by its content (the values as \
+read, not its line; the second of two identical rows is kept apart from the first): the node \
+records it with its case in the same transaction, and on a re-run the row is \"already \
+imported, case N\". So an import stopped part-way (kill -9, a power cut, a lost connection) is \
+finished by running it again, and nothing is registered twice. A row edited between the runs is \
+a new row.
+
+Every event an import makes is marked as imported, with this run's import id and row key; the \
+operator is recorded as in any event. Its time is the ledger's. `case show`, the case JSON and \
+`audit log` show the mark, and `stats --without-imported` leaves the imported cases out.";
 
 /// Rows per `POST /api/import` unless `--batch` says otherwise.
 pub const DEFAULT_BATCH_ROWS: usize = 500;
@@ -38,6 +62,7 @@ pub struct ImportOptions {
 pub struct ImportTotals {
     pub imported: u64,
     pub already_present: u64,
+    pub already_imported: u64,
     pub rejected: u64,
 }
 
@@ -48,6 +73,7 @@ impl ImportTotals {
             match report.outcome {
                 ImportOutcome::Imported => totals.imported += 1,
                 ImportOutcome::AlreadyPresent => totals.already_present += 1,
+                ImportOutcome::AlreadyImported => totals.already_imported += 1,
                 ImportOutcome::Rejected => totals.rejected += 1,
             }
         }
@@ -84,22 +110,19 @@ pub fn import_file(
             parsed.ignored_columns.join(", ")
         );
     }
-    let unnumbered = parsed
-        .rows
-        .iter()
-        .filter(|row| row.case.number.is_none())
-        .count();
-    if unnumbered > 0 {
-        eprintln!(
-            "note: {unnumbered} row(s) have no case number: the node assigns one, so running this \
-             import again would register them a second time. Include the ledger's numbers to make \
-             re-runs safe."
-        );
-    }
     let batch_rows = options.batch_rows.max(1);
     let total_rows = parsed.rows.len() + parsed.problems.len();
+    let import_id = new_import_id()?;
 
-    let checked = upload_in_batches(client, &parsed.rows, batch_rows, true, "checking")?;
+    let mut checked = upload_in_batches(
+        client,
+        &parsed.rows,
+        &import_id,
+        batch_rows,
+        true,
+        "checking",
+    )?;
+    name_the_columns(&mut checked, &parsed);
     let mut refused: Vec<ImportRowReport> = parsed
         .problems
         .iter()
@@ -108,6 +131,7 @@ pub fn import_file(
             number: None,
             outcome: ImportOutcome::Rejected,
             error: Some(problem.reason.clone()),
+            field: None,
         })
         .collect();
     refused.extend(
@@ -135,17 +159,26 @@ pub fn import_file(
             print_json(&checked)?;
         } else {
             emit(format!(
-                "dry run: all {} row(s) are valid; {} would be imported, {} are already present. \
-                 Nothing was written.",
+                "dry run: all {} row(s) are valid; {} would be imported, {} were imported by an \
+                 earlier run, {} are already present. Nothing was written.",
                 checked.len(),
                 would.imported,
+                would.already_imported,
                 would.already_present
             ))?;
         }
         return Ok(would);
     }
 
-    let reports = upload_in_batches(client, &parsed.rows, batch_rows, false, "importing")?;
+    let mut reports = upload_in_batches(
+        client,
+        &parsed.rows,
+        &import_id,
+        batch_rows,
+        false,
+        "importing",
+    )?;
+    name_the_columns(&mut reports, &parsed);
     let totals = ImportTotals::count(&reports);
     if options.json {
         print_json(&reports)?;
@@ -158,9 +191,12 @@ pub fn import_file(
         if !rejected.is_empty() {
             emit(rejected_rows_table(&rejected))?;
         }
+        emit(already_imported_text(&reports))?;
         emit(format!(
-            "imported {}, already present {}, rejected {} (of {} row(s) in {})",
+            "imported {}, already imported {} (by an earlier run), already present {}, rejected \
+             {} (of {} row(s) in {}; import {import_id})",
             totals.imported,
+            totals.already_imported,
             totals.already_present,
             totals.rejected,
             reports.len(),
@@ -179,11 +215,75 @@ pub fn import_file(
     Ok(totals)
 }
 
+/// This run's id, recorded in every event it makes: the China time it started and 4 random
+/// bytes, so that `audit log` tells the runs apart and orders them.
+fn new_import_id() -> anyhow::Result<String> {
+    let mut random = [0u8; 4];
+    getrandom::fill(&mut random)
+        .map_err(|error| anyhow::anyhow!("the operating system's random source failed: {error}"))?;
+    let started = chrono::Utc::now().with_timezone(&fengqiao_case::deadlines::china_offset());
+    Ok(format!(
+        "{}-{}",
+        started.format("%Y%m%dT%H%M%S"),
+        hex::encode(random)
+    ))
+}
+
+/// Rewrite the node's refusals of CSV rows to name the column as the file spells it
+/// (`答复内容: …` for `history[1].text: …`): the person knows their columns, not the events
+/// the importer made of them. JSON lines keep the path, which is the file's own.
+pub fn name_the_columns(reports: &mut [ImportRowReport], parsed: &ParsedLedger) {
+    if parsed.column_headers.is_empty() {
+        return;
+    }
+    let rows: std::collections::HashMap<u64, &ImportRow> =
+        parsed.rows.iter().map(|row| (row.line, row)).collect();
+    for report in reports {
+        let (Some(field), Some(error), Some(row)) =
+            (&report.field, &report.error, rows.get(&report.line))
+        else {
+            continue;
+        };
+        // A column the file lacks is named as the importer knows it.
+        let Some(header) = ledger::column_for_field(row, field).map(|column| {
+            parsed
+                .column_headers
+                .get(column)
+                .map_or(column, String::as_str)
+        }) else {
+            continue;
+        };
+        let why = error
+            .strip_prefix(field.as_str())
+            .and_then(|rest| rest.strip_prefix(": "))
+            .unwrap_or(error);
+        report.error = Some(format!("{header}: {why}"));
+    }
+}
+
+/// Which rows an earlier run had imported, and the cases they became (so a person can check
+/// them); empty when none.
+fn already_imported_text(reports: &[ImportRowReport]) -> String {
+    let lines: Vec<String> = reports
+        .iter()
+        .filter(|report| report.outcome == ImportOutcome::AlreadyImported)
+        .map(|report| {
+            format!(
+                "line {}: already imported, case {}",
+                report.line,
+                report.number.as_deref().unwrap_or("?")
+            )
+        })
+        .collect();
+    lines.join("\n")
+}
+
 /// POST the rows in batches (each atomic on the node) with a progress bar on stderr, and return
 /// every row's report. With `dry_run` the node only validates.
 pub fn upload_in_batches(
     client: &NodeClient,
     rows: &[ImportRow],
+    import_id: &str,
     batch_rows: usize,
     dry_run: bool,
     activity: &'static str,
@@ -194,6 +294,7 @@ pub fn upload_in_batches(
         let body = ImportBatch {
             rows: batch.to_vec(),
             dry_run,
+            import_id: Some(import_id.to_owned()),
         };
         let first_line = batch.first().map(|row| row.line).unwrap_or_default();
         let batch_reports: Vec<ImportRowReport> = client
@@ -256,11 +357,13 @@ mod tests {
             number: None,
             outcome,
             error: None,
+            field: None,
         };
         let totals = ImportTotals::count(&[
             report(ImportOutcome::Imported),
             report(ImportOutcome::Imported),
             report(ImportOutcome::AlreadyPresent),
+            report(ImportOutcome::AlreadyImported),
             report(ImportOutcome::Rejected),
         ]);
         assert_eq!(
@@ -268,7 +371,8 @@ mod tests {
             ImportTotals {
                 imported: 2,
                 already_present: 1,
-                rejected: 1
+                already_imported: 1,
+                rejected: 1,
             }
         );
     }
@@ -280,6 +384,7 @@ mod tests {
             number: Some("430702001003-2026-000002".into()),
             outcome: ImportOutcome::Rejected,
             error: Some("channel `carrier_pigeon` is not known: 渠道不明".into()),
+            field: None,
         }]);
         let text = table.to_string();
         assert!(text.contains("carrier_pigeon") && text.contains('3'));
@@ -341,6 +446,7 @@ mod tests {
                         number,
                         outcome,
                         error,
+                        field: None,
                     }
                 })
                 .collect();

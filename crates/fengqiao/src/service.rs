@@ -20,8 +20,9 @@ use fengqiao_case::model::sync::PeerRefusal;
 use fengqiao_case::{
     AppendEvent, CaseDocument, CaseError, CaseHeader, CaseId, CaseListItem, CaseSummary, CaseView,
     Category, DirectiveListItem, DirectiveStatus, DocumentError, EventKind, HybridTimestamp,
-    ImportBatch, ImportOutcome, ImportRow, ImportRowReport, Measures, NewEvent, NodeId, NodeInfo,
-    RegisterCase, SCHEMA_VERSION, Status, Tier, input_bounds, lifecycle, summary, warnings,
+    ImportBatch, ImportMark, ImportOutcome, ImportRow, ImportRowReport, ImportedCases, Measures,
+    NewEvent, NodeId, NodeInfo, RegisterCase, SCHEMA_VERSION, Status, Tier, import, input_bounds,
+    lifecycle, summary, warnings,
 };
 use fengqiao_store::{CaseFilter, NewCase, Store, StoreError, StoreOptions};
 
@@ -43,6 +44,10 @@ const LOCK_FILE: &str = "node.lock";
 
 /// Store meta key remembering which node identity the store was created with.
 const META_NODE_ID: &str = "node_id";
+
+/// Store meta prefix of the imported rows: `import/row/<row key>` holds the case number the row
+/// became, written in the transaction that writes the case.
+const IMPORTED_ROW_META_PREFIX: &str = "import/row/";
 
 /// Create a node directory: config file and identity key, the CLI token and the first admin.
 /// Refuses an existing node directory.
@@ -262,6 +267,8 @@ pub struct StatsQuery {
     pub from: Option<DateTime<Utc>>,
     pub to: Option<DateTime<Utc>>,
     pub category: Option<Category>,
+    /// Whether the cases a ledger import registered count; by default they do.
+    pub imported: ImportedCases,
 }
 
 /// An open node: config, identity and store, held exclusively by this process.
@@ -275,6 +282,8 @@ pub struct Node {
     clock: Mutex<HybridClock>,
     /// The supervisors' measures, kept current by the store as summaries are committed.
     stats_rollup: stats::StatsRollup,
+    /// Held by an import batch from looking its rows up to writing them.
+    import_lock: Mutex<()>,
     /// Who lies above whom, for the authority table: the federation's live roster once the
     /// federation has started (`set_hierarchy`), none before (see `Node::hierarchy`).
     hierarchy: RwLock<Option<FederationHierarchy>>,
@@ -389,6 +398,7 @@ impl Node {
             store,
             clock: Mutex::new(clock),
             stats_rollup,
+            import_lock: Mutex::new(()),
             hierarchy: RwLock::new(None),
             accounts,
             _lock: lock,
@@ -687,9 +697,12 @@ impl Node {
     }
 
     /// Import ledger rows, each with its history: every row is checked in full first; rows whose
-    /// number is already stored are reported `already_present` (so re-running an import is safe);
-    /// if any row is rejected, or with `dry_run`, nothing is written; otherwise every new case is
-    /// written in one atomic store call.
+    /// number is already stored are reported `already_present`, and rows without a number that
+    /// an earlier run registered (the same row key, `fengqiao_case::import::row_key`) are
+    /// reported `already_imported` with the case they became, so re-running an import is safe
+    /// for every row; if any row is rejected, or with `dry_run`, nothing is written; otherwise
+    /// every new case is written in one atomic store call, with the row key of each case the
+    /// node numbered. Every event made carries the import's mark (`ImportMark`).
     pub fn import(
         &self,
         actor: &Actor,
@@ -698,36 +711,66 @@ impl Node {
     ) -> Result<Vec<ImportRowReport>, ServiceError> {
         actor.permit(Action::Import)?;
         let operator = actor.operator.as_str();
+        let import_id = match &batch.import_id {
+            Some(import_id) => {
+                import::check_import_id(import_id)?;
+                import_id.clone()
+            }
+            None => new_import_id(now)?,
+        };
+        // The rows' keys are looked up, then written with their cases: one import at a time, so
+        // that two runs of the same ledger at once cannot both find a row new.
+        let _one_import_at_a_time = lock_ignoring_poison(&self.import_lock);
         let mut reports = Vec::with_capacity(batch.rows.len());
-        // (row index, whether the node assigns its number, the case built with a stand-in number)
-        let mut built: Vec<(usize, bool, BuiltCase)> = Vec::new();
+        // (row index, row key, whether the node assigns its number, the case built with a
+        // stand-in number)
+        let mut built: Vec<(usize, String, bool, BuiltCase)> = Vec::new();
         let mut first_line_of_number: HashMap<CaseId, u64> = HashMap::new();
+        let mut first_line_of_key: HashMap<String, u64> = HashMap::new();
         for (index, row) in batch.rows.iter().enumerate() {
+            let row_key = import::row_key(row);
+            let mark = ImportMark {
+                import_id: import_id.clone(),
+                row_key: row_key.clone(),
+            };
             let mut report = ImportRowReport {
                 line: row.line,
                 number: row.case.number.clone(),
                 outcome: ImportOutcome::Imported,
                 error: None,
+                field: None,
             };
-            let checked = match self.check_import_row(row, now, &mut first_line_of_number) {
-                Err(why) => Err(why),
+            let checked = match self.check_import_row(
+                row,
+                &row_key,
+                now,
+                &mut first_line_of_number,
+                &mut first_line_of_key,
+            ) {
+                Err(why) => Err(RowRefusal::whole(why)),
                 Ok(RowNumber::AlreadyPresent) => {
                     report.outcome = ImportOutcome::AlreadyPresent;
                     Ok(())
                 }
+                Ok(RowNumber::AlreadyImported(number)) => {
+                    report.outcome = ImportOutcome::AlreadyImported;
+                    report.number = Some(number);
+                    Ok(())
+                }
                 Ok(RowNumber::Given(number)) => self
-                    .build_import_case(operator, now, row, number)
-                    .map(|case| built.push((index, false, case))),
+                    .build_import_case(operator, now, row, number, &mark)
+                    .map(|case| built.push((index, row_key, false, case))),
                 Ok(RowNumber::Assign) => {
                     // A stand-in with sequence 0, which the node never assigns.
                     let stand_in = self.number_for(row.case.registered_at.unwrap_or(now), 0);
-                    self.build_import_case(operator, now, row, stand_in)
-                        .map(|case| built.push((index, true, case)))
+                    self.build_import_case(operator, now, row, stand_in, &mark)
+                        .map(|case| built.push((index, row_key, true, case)))
                 }
             };
-            if let Err(why) = checked {
+            if let Err(refusal) = checked {
                 report.outcome = ImportOutcome::Rejected;
-                report.error = Some(why);
+                report.error = Some(refusal.message());
+                report.field = refusal.field;
             }
             reports.push(report);
         }
@@ -745,43 +788,73 @@ impl Node {
             return Ok(reports);
         }
         // Numbers are taken only now that the whole batch is known to be written.
-        for (index, assign, case) in &mut built {
+        let mut row_keys: Vec<(String, Vec<u8>)> = Vec::new();
+        for (index, row_key, assign, case) in &mut built {
             if *assign {
                 let row = &batch.rows[*index];
                 let registered_at =
                     self.event_time(row.case.registered_at, now, "registered_at")?;
                 let number = self.assign_number(registered_at)?;
+                let mark = ImportMark {
+                    import_id: import_id.clone(),
+                    row_key: row_key.clone(),
+                };
                 *case = self
-                    .build_import_case(operator, now, row, number.clone())
-                    .map_err(|why| ServiceError::Internal(format!("line {}: {why}", row.line)))?;
+                    .build_import_case(operator, now, row, number.clone(), &mark)
+                    .map_err(|refusal| {
+                        ServiceError::Internal(format!("line {}: {}", row.line, refusal.message()))
+                    })?;
+                row_keys.push((imported_row_meta_key(row_key), number.clone().into_bytes()));
                 reports[*index].number = Some(number);
             }
         }
         let mut new_cases: Vec<NewCase<'_>> = built
             .iter_mut()
-            .map(|(_, _, case)| NewCase {
+            .map(|(_, _, _, case)| NewCase {
                 document: &mut case.document,
                 summary: &case.summary,
             })
             .collect();
-        self.store.create_cases(&mut new_cases)?;
+        // The row keys go in the cases' own transaction: a crash leaves both or neither.
+        self.store
+            .create_cases_with_meta(&mut new_cases, &row_keys)?;
         tracing::info!(
             rows = reports.len(),
             imported = new_cases.len(),
+            import_id = %import_id,
             "import written"
         );
         Ok(reports)
     }
 
-    /// The number question of an import row: given and new, stored already, or to be assigned.
+    /// The number question of an import row: given and new, stored already, imported already
+    /// by an earlier run, or to be assigned.
     fn check_import_row(
         &self,
         row: &ImportRow,
+        row_key: &str,
         now: DateTime<Utc>,
         first_line_of_number: &mut HashMap<CaseId, u64>,
+        first_line_of_key: &mut HashMap<String, u64>,
     ) -> Result<RowNumber, String> {
         let Some(number) = &row.case.number else {
-            return Ok(RowNumber::Assign);
+            if let Some(first_line) = first_line_of_key.get(row_key) {
+                return Err(format!(
+                    "the same row as line {first_line} of this batch (same content, no case \
+                     number): give the later one `repeat` to import both"
+                ));
+            }
+            first_line_of_key.insert(row_key.to_owned(), row.line);
+            let imported = self
+                .store
+                .meta_get(&imported_row_meta_key(row_key))
+                .map_err(|error| error.to_string())?;
+            return match imported {
+                Some(number) => Ok(RowNumber::AlreadyImported(
+                    String::from_utf8_lossy(&number).into_owned(),
+                )),
+                None => Ok(RowNumber::Assign),
+            };
         };
         self.check_case_number(number, now)
             .map_err(|error| error.to_string())?;
@@ -801,29 +874,32 @@ impl Node {
         Ok(RowNumber::Given(number.clone()))
     }
 
-    /// Register one import row and apply its whole history in memory.
+    /// Register one import row and apply its whole history in memory, every event marked as
+    /// imported. The ledger's times are kept as they stand (a registration or event time only
+    /// has to lie between 2000 and now, and each event not before the one it follows).
     fn build_import_case(
         &self,
         operator: &str,
         now: DateTime<Utc>,
         row: &ImportRow,
         number: CaseId,
-    ) -> Result<BuiltCase, String> {
+        mark: &ImportMark,
+    ) -> Result<BuiltCase, RowRefusal> {
         let request = &row.case;
-        let registered_at = self
-            .event_time(request.registered_at, now, "registered_at")
-            .map_err(|error| error.to_string())?;
-        self.check_location(request)
-            .map_err(|error| error.to_string())?;
+        let registered_at = request.registered_at.unwrap_or(now);
+        input_bounds::check_time("registered_at", registered_at, now)
+            .map_err(|error| RowRefusal::of_case("case", error))?;
+        self.check_location(request).map_err(RowRefusal::whole)?;
         let header = header_from(request, number);
         let register = self
-            .new_event(
+            .new_imported_event(
                 EventKind::Register { header: None },
                 registered_at,
                 now,
                 operator,
+                mark,
             )
-            .map_err(|error| error.to_string())?;
+            .map_err(RowRefusal::whole)?;
         let (mut document, _event, mut state) = lifecycle::register(
             header.clone(),
             register,
@@ -831,29 +907,27 @@ impl Node {
             &self.config.limits,
             &self.identity,
         )
-        .map_err(|error| error.to_string())?;
+        .map_err(|error| RowRefusal::of_case("case", error))?;
         let mut header = header;
         let mut previous_at = registered_at;
         for (position, entry) in row.history.iter().enumerate() {
-            let describe = |why: String| {
-                format!(
-                    "history event {} ({}): {why}",
-                    position + 1,
-                    entry.kind.name()
-                )
-            };
-            let at = self
-                .event_time(entry.at, now, "at")
-                .map_err(|error| describe(error.to_string()))?;
+            let place = format!("history[{position}]");
+            let at = entry.at.unwrap_or(now);
+            input_bounds::check_time("at", at, now)
+                .map_err(|error| RowRefusal::of_case(&place, error))?;
             if at < previous_at {
-                return Err(describe(format!(
-                    "its time {at} is before the event it follows ({previous_at})"
-                )));
+                return Err(RowRefusal {
+                    field: Some(format!("{place}.at")),
+                    why: format!(
+                        "{} {at} is before the event it follows ({previous_at})",
+                        entry.kind.name()
+                    ),
+                });
             }
             previous_at = at;
             let event = self
-                .new_event(entry.kind.clone(), at, now, operator)
-                .map_err(|error| describe(error.to_string()))?;
+                .new_imported_event(entry.kind.clone(), at, now, operator, mark)
+                .map_err(RowRefusal::whole)?;
             let (_event, new_state, new_header) = lifecycle::append(
                 &mut document,
                 event,
@@ -861,12 +935,27 @@ impl Node {
                 &self.identity,
                 self.hierarchy().as_ref(),
             )
-            .map_err(|error| describe(error.to_string()))?;
+            .map_err(|error| RowRefusal::of_case(&place, error))?;
             state = new_state;
             header = new_header;
         }
         let summary = summary::summarize(&header, &state);
         Ok(BuiltCase { document, summary })
+    }
+
+    /// An event of a ledger import: stamped now like any other, marked with the import.
+    fn new_imported_event(
+        &self,
+        kind: EventKind,
+        at: DateTime<Utc>,
+        now: DateTime<Utc>,
+        operator: &str,
+        mark: &ImportMark,
+    ) -> Result<NewEvent, ServiceError> {
+        Ok(NewEvent {
+            imported: Some(mark.clone()),
+            ..self.new_event(kind, at, now, operator)?
+        })
     }
 
     fn new_event(
@@ -883,6 +972,7 @@ impl Node {
             node: self.identity.node_id().to_owned(),
             operator: operator.to_owned(),
             hlc: self.tick_clock(now)?,
+            imported: None,
         })
     }
 
@@ -979,7 +1069,54 @@ impl Node {
 enum RowNumber {
     Given(CaseId),
     AlreadyPresent,
+    AlreadyImported(CaseId),
     Assign,
+}
+
+/// Store meta key of the row index: an imported row's key to the number of the case it became.
+fn imported_row_meta_key(row_key: &str) -> String {
+    format!("{IMPORTED_ROW_META_PREFIX}{row_key}")
+}
+
+/// Why an import row is refused, and where in the row (a path into `ImportRow`, such as
+/// `history[1].text`), so that the importer can name the ledger's own column.
+#[derive(Debug)]
+struct RowRefusal {
+    field: Option<String>,
+    why: String,
+}
+
+impl RowRefusal {
+    fn whole(error: impl ToString) -> RowRefusal {
+        RowRefusal {
+            field: None,
+            why: error.to_string(),
+        }
+    }
+
+    /// A refusal of the part of the row at `place` (`case`, `history[2]`): a field it names is
+    /// a field of that part.
+    fn of_case(place: &str, error: CaseError) -> RowRefusal {
+        match error {
+            CaseError::InvalidInput { field, why } => RowRefusal {
+                field: Some(format!("{place}.{field}")),
+                why,
+            },
+            other if place == "case" => RowRefusal::whole(other),
+            other => RowRefusal {
+                field: Some(place.to_owned()),
+                why: other.to_string(),
+            },
+        }
+    }
+
+    /// The message, starting with the field when there is one.
+    fn message(&self) -> String {
+        match &self.field {
+            Some(field) => format!("{field}: {}", self.why),
+            None => self.why.clone(),
+        }
+    }
 }
 
 fn header_from(request: &RegisterCase, number: CaseId) -> CaseHeader {
@@ -999,6 +1136,17 @@ fn header_from(request: &RegisterCase, number: CaseId) -> CaseHeader {
 }
 
 /// 16 random bytes, hex: unique across replicas without coordination.
+/// An import's id when the client gave none: the China time it started and 4 random bytes.
+fn new_import_id(now: DateTime<Utc>) -> Result<String, ServiceError> {
+    let random = new_event_id()?;
+    Ok(format!(
+        "{}-{}",
+        now.with_timezone(&fengqiao_case::deadlines::china_offset())
+            .format("%Y%m%dT%H%M%S"),
+        &random[..8]
+    ))
+}
+
 fn new_event_id() -> Result<String, ServiceError> {
     let mut bytes = [0u8; 16];
     getrandom::fill(&mut bytes).map_err(|error| {

@@ -22,7 +22,7 @@ use fengqiao_case::measures::measures;
 use fengqiao_case::model::roster::RosterMemberView;
 use fengqiao_case::rollup::Rollup;
 use fengqiao_case::samples::SampleVillage;
-use fengqiao_case::{CaseSummary, Category, Tier};
+use fengqiao_case::{CaseSummary, Category, ImportedCases, Tier};
 
 #[derive(Debug, Parser)]
 #[command(about = "Benchmark a county node's stats and stats by child, answered from its rollup")]
@@ -147,6 +147,7 @@ fn main() -> anyhow::Result<()> {
         from: Some(now - chrono::Duration::days(30)),
         to: Some(now),
         category: None,
+        imported: ImportedCases::Include,
     };
     let whole = StatsQuery::default();
     let one_category = StatsQuery {
@@ -162,7 +163,14 @@ fn main() -> anyhow::Result<()> {
                     .category
                     .is_none_or(|wanted| summary.category == wanted)
             });
-            let expected = measures(selected, query.from, query.to, judged_at, &thresholds);
+            let expected = measures(
+                selected,
+                ImportedCases::Include,
+                query.from,
+                query.to,
+                judged_at,
+                &thresholds,
+            );
             let found = node
                 .stats(judged_at, query)
                 .map_err(|error| anyhow::anyhow!("stats: {error}"))?;
@@ -180,8 +188,15 @@ fn main() -> anyhow::Result<()> {
                 });
                 ensure!(
                     township.measures
-                        == measures(in_township, query.from, query.to, judged_at, &thresholds)
-                            .total,
+                        == measures(
+                            in_township,
+                            ImportedCases::Include,
+                            query.from,
+                            query.to,
+                            judged_at,
+                            &thresholds
+                        )
+                        .total,
                     "township {} differs from the scan",
                     township.region_code
                 );
@@ -273,7 +288,16 @@ fn main() -> anyhow::Result<()> {
             let mut all = Vec::new();
             node.store()
                 .for_each_summary(|summary| all.push(summary.clone()))?;
-            Ok(measures(&all, None, None, at(run), &thresholds).total.cases)
+            Ok(measures(
+                &all,
+                ImportedCases::Include,
+                None,
+                None,
+                at(run),
+                &thresholds,
+            )
+            .total
+            .cases)
         },
     )?;
 
@@ -371,7 +395,15 @@ fn build_county(dir: &Path, options: &Options, now: DateTime<Utc>) -> anyhow::Re
         .stats(now, &StatsQuery::default())
         .map_err(|error| anyhow::anyhow!("stats: {error}"))?;
     ensure!(
-        kept_current == measures(&summaries, None, None, now, &node.config().warnings),
+        kept_current
+            == measures(
+                &summaries,
+                ImportedCases::Include,
+                None,
+                None,
+                now,
+                &node.config().warnings
+            ),
         "the rollup kept current through the import differs from the scan"
     );
     Ok(())

@@ -13,6 +13,7 @@ use anyhow::{Context, ensure};
 use chrono::{DateTime, Datelike, TimeZone, Utc};
 use clap::Parser;
 use fengqiao_bench::{Timings, print_run_header};
+use fengqiao_case::ImportedCases;
 use fengqiao_case::authority::StandaloneOffice;
 use fengqiao_case::lifecycle::{NewEvent, append, register};
 use fengqiao_case::measures::measures;
@@ -118,8 +119,15 @@ fn main() -> anyhow::Result<()> {
         (Some(year_from), None),
     ] {
         for judged_at in [now, now + chrono::Duration::days(20)] {
-            let expected = measures(&summaries, from, to, judged_at, &thresholds);
-            let found = rollup.measures(None, None, from, to, judged_at);
+            let expected = measures(
+                &summaries,
+                ImportedCases::Include,
+                from,
+                to,
+                judged_at,
+                &thresholds,
+            );
+            let found = rollup.measures(None, None, ImportedCases::Include, from, to, judged_at);
             ensure!(found == expected, "rollup differs from the scan");
         }
     }
@@ -127,11 +135,26 @@ fn main() -> anyhow::Result<()> {
         .iter()
         .filter(|summary| township.contains(&summary.region_code.as_str()));
     ensure!(
-        rollup.measures(Some(&township), None, None, None, now)
-            == measures(township_cases, None, None, now, &thresholds),
+        rollup.measures(
+            Some(&township),
+            None,
+            ImportedCases::Include,
+            None,
+            None,
+            now
+        ) == measures(
+            township_cases,
+            ImportedCases::Include,
+            None,
+            None,
+            now,
+            &thresholds
+        ),
         "township rollup differs from the scan"
     );
-    let counts = rollup.measures(None, None, None, None, now).total;
+    let counts = rollup
+        .measures(None, None, ImportedCases::Include, None, None, now)
+        .total;
     println!(
         "checked equal to measures::measures; at now: {} cases, {} approaching, {} overdue, {} seriously overdue, {} open directives",
         counts.cases,
@@ -159,14 +182,26 @@ fn main() -> anyhow::Result<()> {
     time(
         "rollup: subtree, no period",
         repeat,
-        Box::new(|run| rollup.measures(None, None, None, None, at(run)).total.cases),
+        Box::new(|run| {
+            rollup
+                .measures(None, None, ImportedCases::Include, None, None, at(run))
+                .total
+                .cases
+        }),
     );
     time(
         "rollup: subtree, 30-day period",
         repeat,
         Box::new(|run| {
             rollup
-                .measures(None, None, Some(month_from), Some(now), at(run))
+                .measures(
+                    None,
+                    None,
+                    ImportedCases::Include,
+                    Some(month_from),
+                    Some(now),
+                    at(run),
+                )
                 .total
                 .cases
         }),
@@ -176,7 +211,14 @@ fn main() -> anyhow::Result<()> {
         repeat,
         Box::new(|run| {
             rollup
-                .measures(None, None, Some(year_from), Some(now), at(run))
+                .measures(
+                    None,
+                    None,
+                    ImportedCases::Include,
+                    Some(year_from),
+                    Some(now),
+                    at(run),
+                )
                 .total
                 .cases
         }),
@@ -186,7 +228,14 @@ fn main() -> anyhow::Result<()> {
         repeat,
         Box::new(|run| {
             rollup
-                .measures(None, Some(category), None, None, at(run))
+                .measures(
+                    None,
+                    Some(category),
+                    ImportedCases::Include,
+                    None,
+                    None,
+                    at(run),
+                )
                 .total
                 .cases
         }),
@@ -196,7 +245,14 @@ fn main() -> anyhow::Result<()> {
         repeat,
         Box::new(|run| {
             rollup
-                .measures(Some(&township), None, Some(month_from), Some(now), at(run))
+                .measures(
+                    Some(&township),
+                    None,
+                    ImportedCases::Include,
+                    Some(month_from),
+                    Some(now),
+                    at(run),
+                )
                 .total
                 .cases
         }),
@@ -206,7 +262,7 @@ fn main() -> anyhow::Result<()> {
         repeat,
         Box::new(|run| {
             rollup
-                .by_group(None, None, None, at(run))
+                .by_group(None, ImportedCases::Include, None, None, at(run))
                 .values()
                 .map(|set| set.cases)
                 .sum()
@@ -217,7 +273,13 @@ fn main() -> anyhow::Result<()> {
         repeat,
         Box::new(|run| {
             rollup
-                .by_group(None, Some(month_from), Some(now), at(run))
+                .by_group(
+                    None,
+                    ImportedCases::Include,
+                    Some(month_from),
+                    Some(now),
+                    at(run),
+                )
                 .values()
                 .map(|set| set.cases)
                 .sum()
@@ -227,9 +289,16 @@ fn main() -> anyhow::Result<()> {
         "scan: measures::measures, no period",
         repeat,
         Box::new(|run| {
-            measures(&summaries, None, None, at(run), &thresholds)
-                .total
-                .cases
+            measures(
+                &summaries,
+                ImportedCases::Include,
+                None,
+                None,
+                at(run),
+                &thresholds,
+            )
+            .total
+            .cases
         }),
     );
     time(
@@ -238,6 +307,7 @@ fn main() -> anyhow::Result<()> {
         Box::new(|run| {
             measures(
                 &summaries,
+                ImportedCases::Include,
                 Some(month_from),
                 Some(now),
                 at(run),
@@ -281,9 +351,16 @@ fn main() -> anyhow::Result<()> {
         "rollup: update (case moves group)".to_owned(),
         Timings::of(move_samples),
     ));
-    let expected = measures(&changed, None, None, now, &thresholds);
+    let expected = measures(
+        &changed,
+        ImportedCases::Include,
+        None,
+        None,
+        now,
+        &thresholds,
+    );
     ensure!(
-        rollup.measures(None, None, None, None, now) == expected,
+        rollup.measures(None, None, ImportedCases::Include, None, None, now) == expected,
         "rollup differs from the scan after the updates"
     );
 
@@ -387,6 +464,7 @@ fn summarize_row(row: &ImportRow) -> anyhow::Result<CaseSummary> {
         node: "node-bench".to_owned(),
         operator: "导入".to_owned(),
         hlc: Default::default(),
+        imported: None,
     };
     let (mut document, _, mut state) = register(
         header,

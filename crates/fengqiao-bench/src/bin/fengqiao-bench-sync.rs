@@ -720,6 +720,7 @@ fn two_hop_latency(
             ImportBatch {
                 rows,
                 dry_run: false,
+                import_id: None,
             },
         )
         .map_err(|error| anyhow::anyhow!("import: {error}"))?

@@ -59,6 +59,10 @@ pub struct AuditEvent {
     pub office: Option<String>,
     pub operator: String,
     pub signature: SignatureStatus,
+    /// Made by a ledger import: which run (its `operator` is who ran it) and which row; its
+    /// `at` is the time the ledger records.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub imported: Option<super::ImportMark>,
 }
 
 /// `GET /api/audit/cases/{number}`: every event of a case in hybrid-clock order (ties by node ID,

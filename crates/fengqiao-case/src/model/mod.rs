@@ -534,6 +534,22 @@ pub struct Event {
     /// schema-1 documents, whose events were never signed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub signature: Option<EventSignature>,
+    /// Set on every event a ledger import made: its `at` is the time the ledger records, not
+    /// the time the node recorded it (its `hlc` says that). Signed (signature version 2);
+    /// absent on every other event, which encode and sign as before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub imported: Option<ImportMark>,
+}
+
+/// Which ledger import made an event, and from which row. The operator who ran the import is
+/// the event's own `operator`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ImportMark {
+    /// One run of `fengqiao import` (every batch of it), e.g. `20260305T0930-1f2e3d4c`.
+    pub import_id: String,
+    /// The ledger row's identity (`crate::import::row_key`): the same row gives the same key in
+    /// every run, which is what makes a re-run skip it.
+    pub row_key: String,
 }
 
 /// An Ed25519 signature of an event by the node it names. In JSON the bytes are lowercase hex.
@@ -761,6 +777,9 @@ pub struct CaseState {
     pub invalid: Vec<EventId>,
     pub event_count: u32,
     pub last_event_at: Option<DateTime<Utc>>,
+    /// Registered by a ledger import (its register event carries an [`ImportMark`]).
+    #[serde(default)]
+    pub imported: bool,
 }
 
 /// What a node stores per case beside the document, to list, index and measure without loading it.
@@ -789,6 +808,33 @@ pub struct CaseSummary {
     pub in_conflict: bool,
     pub event_count: u32,
     pub last_event_at: Option<DateTime<Utc>>,
+    /// Registered by a ledger import: history as the ledger records it, which the measures can
+    /// leave out ([`ImportedCases`]). Last, so a store's version-1 summary record (written
+    /// before this field) reads as this layout with `false` after it.
+    #[serde(default)]
+    pub imported: bool,
+}
+
+/// Whether the measures count the cases a ledger import registered (their history is as the
+/// ledger records it, not as this system saw it happen).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ImportedCases {
+    /// Every case, imported or not.
+    #[default]
+    Include,
+    /// Only the cases registered in this system, leaving imported history out.
+    Exclude,
+}
+
+impl ImportedCases {
+    /// Whether a case registered by an import (`imported`) or not is counted.
+    pub fn counts(self, imported: bool) -> bool {
+        match self {
+            ImportedCases::Include => true,
+            ImportedCases::Exclude => !imported,
+        }
+    }
 }
 
 /// Regulation time limits; the defaults are the 信访工作条例 (2022) figures.
@@ -931,6 +977,10 @@ pub struct ImportBatch {
     /// Validate only; write nothing.
     #[serde(default)]
     pub dry_run: bool,
+    /// The run of the import this batch belongs to, recorded in every event it makes
+    /// ([`ImportMark`]); the node makes one per batch when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub import_id: Option<String>,
 }
 
 /// One case from an existing ledger: its registration and the history it already has.
@@ -942,6 +992,14 @@ pub struct ImportRow {
     /// Later events with their original times, in order.
     #[serde(default)]
     pub history: Vec<AppendEvent>,
+    /// How many rows of the same file before this one have exactly the same content: a ledger
+    /// can list two identical cases, and this keeps their identities apart.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub repeat: u32,
+}
+
+fn is_zero(value: &u32) -> bool {
+    *value == 0
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -950,6 +1008,9 @@ pub enum ImportOutcome {
     Imported,
     /// A case with this number already exists: re-running an import is safe.
     AlreadyPresent,
+    /// An earlier run of an import already registered this row (same row identity), as the
+    /// case `number`: re-running an import is safe for rows without a number too.
+    AlreadyImported,
     Rejected,
 }
 
@@ -960,6 +1021,11 @@ pub struct ImportRowReport {
     pub outcome: ImportOutcome,
     #[serde(default)]
     pub error: Option<String>,
+    /// Where in the row the error lies, as a path into the [`ImportRow`]
+    /// (`history[1].text`, `history[0].at`, `history[2]` for a whole event); `error` starts with
+    /// it. Absent when the error is about the row as a whole.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
 }
 
 /// Error body of every non-2xx API answer.

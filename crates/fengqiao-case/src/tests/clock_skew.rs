@@ -54,6 +54,7 @@ impl SkewedNode {
             prev: prev.map(str::to_owned),
             hlc: self.clock.tick(wall),
             signature: None,
+            imported: None,
         }
     }
 

@@ -247,6 +247,7 @@ fn every_kind_of_event_round_trips() {
             prev: (index % 2 == 0).then(|| "register".to_owned()),
             hlc: Default::default(),
             signature: None,
+            imported: None,
         })
         .collect();
     for event in &pushed {

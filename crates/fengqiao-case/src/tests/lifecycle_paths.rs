@@ -912,6 +912,7 @@ fn an_event_id_is_used_once() {
         node: VILLAGE.to_owned(),
         operator: "王五".to_owned(),
         hlc: Default::default(),
+        imported: None,
     };
     let message = match crate::lifecycle::append(
         &mut case.document,

@@ -92,6 +92,7 @@ fn signed(
         prev: prev.map(str::to_owned),
         hlc: Default::default(),
         signature: None,
+        imported: None,
     };
     sign_event(&case_header().number, &mut event, key).expect("signs");
     event
@@ -865,5 +866,31 @@ fn a_holder_moving_its_case_into_another_villages_region_is_refused() {
     assert!(matches!(
         rejection.error,
         ReceiptError::OutsideJurisdiction { .. }
+    ));
+}
+
+/// A case a village imported from its ledger travels like any other: its marked events (signed
+/// with version 2) are kept by the receiver, and a relay that strips a mark is refused.
+#[test]
+fn imported_events_are_kept_on_receipt_with_their_mark_and_a_stripped_mark_is_refused() {
+    let offices = Offices::new();
+    let mark = crate::model::ImportMark {
+        import_id: "20260305T093000-1f2e3d4c".to_owned(),
+        row_key: "sha256:00112233445566778899aabbccddeeff".to_owned(),
+    };
+    let mut events = county_held(&offices);
+    for event in &mut events[..2] {
+        event.imported = Some(mark.clone());
+        sign_event(&case_header().number, event, &offices.village).expect("signs");
+    }
+    assert_eq!(check(&[], &events), vec![]);
+    let mut stripped = events.clone();
+    stripped[1].imported = None;
+    // What was built on the refused acceptance is refused after it.
+    let rejections = check(&events[..1], &stripped);
+    assert_eq!(rejections[0].event, "accept", "{rejections:?}");
+    assert!(matches!(
+        rejections[0].error,
+        ReceiptError::Signature(SignatureError::UnsupportedVersion { .. })
     ));
 }

@@ -270,6 +270,7 @@ fn a_transition_from_a_non_holder_peer_is_listed_invalid_with_what_follows_it() 
         prev: Some(prev.to_owned()),
         hlc: Default::default(),
         signature: None,
+        imported: None,
     };
     events.push(forged("x1", reply(), "a001"));
     events.push(forged("x2", close(true), "x1"));
@@ -296,6 +297,7 @@ fn a_transition_without_prev_or_a_second_register_is_invalid() {
         prev: None,
         hlc: Default::default(),
         signature: None,
+        imported: None,
     });
     events.push(Event {
         id: "second-register".to_owned(),
@@ -306,6 +308,7 @@ fn a_transition_without_prev_or_a_second_register_is_invalid() {
         prev: None,
         hlc: Default::default(),
         signature: None,
+        imported: None,
     });
     let state = derive(&header, &events, &case.limits);
     assert_eq!(state.status, Status::Registered);

@@ -7,8 +7,8 @@ use proptest::prelude::*;
 
 use crate::measures::measures;
 use crate::model::{
-    CaseSummary, Category, DirectiveStatus, MeasureSet, Measures, Ratio, Satisfaction, Status,
-    WarningThresholds,
+    CaseSummary, Category, DirectiveStatus, ImportedCases, MeasureSet, Measures, Ratio,
+    Satisfaction, Status, WarningThresholds,
 };
 use crate::rollup::Rollup;
 use crate::summary::test_support::{day, directive, summary};
@@ -30,10 +30,12 @@ fn ratio(numerator: u64, denominator: u64) -> Ratio {
 }
 
 /// The scan over the reference cases of `groups` (all when `None`) and `category`.
+#[allow(clippy::too_many_arguments)]
 fn scan(
     cases: &BTreeMap<String, (String, CaseSummary)>,
     groups: Option<&[&str]>,
     category: Option<Category>,
+    imported: ImportedCases,
     from: Option<DateTime<Utc>>,
     to: Option<DateTime<Utc>>,
     now: DateTime<Utc>,
@@ -44,12 +46,13 @@ fn scan(
         .filter(|(group, _)| groups.is_none_or(|groups| groups.contains(&group.as_str())))
         .map(|(_, summary)| summary)
         .filter(|summary| category.is_none_or(|category| summary.category == category));
-    measures(selected, from, to, now, thresholds)
+    measures(selected, imported, from, to, now, thresholds)
 }
 
 fn scan_by_group(
     cases: &BTreeMap<String, (String, CaseSummary)>,
     category: Option<Category>,
+    imported: ImportedCases,
     from: Option<DateTime<Utc>>,
     to: Option<DateTime<Utc>>,
     now: DateTime<Utc>,
@@ -60,7 +63,17 @@ fn scan_by_group(
         .into_iter()
         .map(|group| {
             let only = [group];
-            let total = scan(cases, Some(&only), category, from, to, now, thresholds).total;
+            let total = scan(
+                cases,
+                Some(&only),
+                category,
+                imported,
+                from,
+                to,
+                now,
+                thresholds,
+            )
+            .total;
             (group.to_owned(), total)
         })
         .collect()
@@ -86,7 +99,7 @@ fn rollup_a_case_moving_groups_leaves_its_old_group() {
     assert_eq!(rollup.case_count(), 2);
     assert_eq!(rollup.group_of("case-1"), Some("node-village-b"));
     let now = day(11);
-    let by_group = rollup.by_group(None, None, None, now);
+    let by_group = rollup.by_group(None, ImportedCases::Include, None, None, now);
     assert_eq!(by_group.len(), 2);
     assert_eq!(by_group["node-village-a"].cases, 1);
     assert_eq!(by_group["node-village-a"].overdue, 0);
@@ -94,7 +107,14 @@ fn rollup_a_case_moving_groups_leaves_its_old_group() {
     assert_eq!(by_group["node-village-b"].overdue, 1);
     assert_eq!(by_group["node-village-b"].on_time_completion, ratio(0, 1));
 
-    let only_a = rollup.measures(Some(&["node-village-a"]), None, None, None, now);
+    let only_a = rollup.measures(
+        Some(&["node-village-a"]),
+        None,
+        ImportedCases::Include,
+        None,
+        None,
+        now,
+    );
     assert_eq!(only_a.total.cases, 1);
     assert_eq!(only_a.total.by_status.get(&Status::Registered), Some(&1));
     assert_eq!(only_a.total.by_status.get(&Status::Accepted), None);
@@ -105,7 +125,7 @@ fn rollup_a_case_moving_groups_leaves_its_old_group() {
         "node-village-b",
         Some(&summary(Status::Registered)),
     );
-    let by_group = rollup.by_group(None, None, None, now);
+    let by_group = rollup.by_group(None, ImportedCases::Include, None, None, now);
     assert_eq!(by_group.keys().collect::<Vec<_>>(), ["node-village-b"]);
     assert_eq!(by_group["node-village-b"].cases, 2);
 }
@@ -127,7 +147,9 @@ fn rollup_removing_a_case_takes_back_everything_it_added() {
     rollup.update("satisfied", "", Some(&satisfied));
 
     let now = day(30);
-    let both = rollup.measures(None, None, None, None, now).total;
+    let both = rollup
+        .measures(None, None, ImportedCases::Include, None, None, now)
+        .total;
     assert_eq!(both.cases, 2);
     assert_eq!(both.timely_acceptance, ratio(0, 1));
     assert_eq!(both.seriously_overdue, 1);
@@ -146,7 +168,9 @@ fn rollup_removing_a_case_takes_back_everything_it_added() {
     // Removing a case that is not counted changes nothing.
     rollup.update("never-counted", "", None);
     assert_eq!(rollup.case_count(), 1);
-    let left = rollup.measures(None, None, None, None, now).total;
+    let left = rollup
+        .measures(None, None, ImportedCases::Include, None, None, now)
+        .total;
     assert_eq!(left.cases, 1);
     assert_eq!(left.timely_acceptance, ratio(0, 0));
     assert_eq!(
@@ -167,9 +191,15 @@ fn rollup_removing_a_case_takes_back_everything_it_added() {
 
     rollup.update("satisfied", "", None);
     assert_eq!(rollup.case_count(), 0);
-    assert!(rollup.by_group(None, None, None, now).is_empty());
+    assert!(
+        rollup
+            .by_group(None, ImportedCases::Include, None, None, now)
+            .is_empty()
+    );
     assert_eq!(
-        rollup.measures(None, None, None, None, now).total,
+        rollup
+            .measures(None, None, ImportedCases::Include, None, None, now)
+            .total,
         MeasureSet::default()
     );
 }
@@ -184,7 +214,9 @@ fn rollup_grades_exactly_at_the_warning_and_deadline_boundaries() {
 
     let nanosecond = Duration::nanoseconds(1);
     let grades = |now: DateTime<Utc>| {
-        let set = rollup.measures(None, None, None, None, now).total;
+        let set = rollup
+            .measures(None, None, ImportedCases::Include, None, None, now)
+            .total;
         (
             set.approaching,
             set.overdue,
@@ -232,7 +264,10 @@ fn rollup_period_ends_inside_a_day_and_at_midnight() {
 
     let now = midnight + Duration::days(2);
     let count = |from: Option<DateTime<Utc>>, to: Option<DateTime<Utc>>| {
-        rollup.measures(None, None, from, to, now).total.cases
+        rollup
+            .measures(None, None, ImportedCases::Include, from, to, now)
+            .total
+            .cases
     };
     assert_eq!(count(None, None), 5);
     assert_eq!(count(Some(midnight), None), 3);
@@ -270,15 +305,28 @@ fn rollup_filters_by_category_and_lists_only_categories_present() {
     rollup.update("wage", "", Some(&summary(Status::Registered)));
     rollup.update("environment", "node-village-a", Some(&environment));
     let now = day(3);
-    let all = rollup.measures(None, None, None, None, now);
+    let all = rollup.measures(None, None, ImportedCases::Include, None, None, now);
     assert_eq!(all.by_category.len(), 2);
-    let only_environment = rollup.measures(None, Some(Category::Environment), None, None, now);
+    let only_environment = rollup.measures(
+        None,
+        Some(Category::Environment),
+        ImportedCases::Include,
+        None,
+        None,
+        now,
+    );
     assert_eq!(only_environment.total.cases, 1);
     assert_eq!(
         only_environment.by_category.keys().collect::<Vec<_>>(),
         [&Category::Environment]
     );
-    let by_group = rollup.by_group(Some(Category::Environment), None, None, now);
+    let by_group = rollup.by_group(
+        Some(Category::Environment),
+        ImportedCases::Include,
+        None,
+        None,
+        now,
+    );
     assert_eq!(by_group[""].cases, 0);
     assert_eq!(by_group["node-village-a"].cases, 1);
 }
@@ -440,11 +488,15 @@ fn update() -> impl Strategy<Value = Update> {
         0usize..10,
         0usize..GROUPS.len(),
         prop::option::weighted(0.8, random_summary()),
+        any::<bool>(),
     )
-        .prop_map(|(case, group, summary)| Update {
+        .prop_map(|(case, group, summary, imported)| Update {
             case,
             group,
-            summary,
+            summary: summary.map(|summary| CaseSummary {
+                imported,
+                ..summary
+            }),
         })
 }
 
@@ -532,6 +584,7 @@ struct Query {
     /// Indexes into `GROUPS`, with `GROUPS.len()` standing for a group nobody is in.
     groups: Option<Vec<usize>>,
     category: Option<Category>,
+    imported: ImportedCases,
     from: Option<Pick>,
     to: Option<Pick>,
     now: Pick,
@@ -541,13 +594,15 @@ fn query() -> impl Strategy<Value = Query> {
     (
         prop::option::of(prop::collection::vec(0usize..=GROUPS.len(), 0..4)),
         prop::option::weighted(0.3, prop::sample::select(CATEGORIES.to_vec())),
+        prop::sample::select(vec![ImportedCases::Include, ImportedCases::Exclude]),
         prop::option::of(pick()),
         prop::option::of(pick()),
         pick(),
     )
-        .prop_map(|(groups, category, from, to, now)| Query {
+        .prop_map(|(groups, category, imported, from, to, now)| Query {
             groups,
             category,
+            imported,
             from,
             to,
             now,
@@ -579,15 +634,31 @@ fn check_query(
         cases,
         names.as_deref(),
         query.category,
+        query.imported,
         from,
         to,
         now,
         thresholds,
     );
-    let found = rollup.measures(names.as_deref(), query.category, from, to, now);
+    let found = rollup.measures(
+        names.as_deref(),
+        query.category,
+        query.imported,
+        from,
+        to,
+        now,
+    );
     prop_assert_eq!(found, expected, "from {:?} to {:?} now {}", from, to, now);
-    let expected_by_group = scan_by_group(cases, query.category, from, to, now, thresholds);
-    let found_by_group = rollup.by_group(query.category, from, to, now);
+    let expected_by_group = scan_by_group(
+        cases,
+        query.category,
+        query.imported,
+        from,
+        to,
+        now,
+        thresholds,
+    );
+    let found_by_group = rollup.by_group(query.category, query.imported, from, to, now);
     prop_assert_eq!(found_by_group, expected_by_group);
     Ok(())
 }
@@ -625,4 +696,34 @@ proptest! {
             check_query(&rollup, &cases, query, &thresholds)?;
         }
     }
+}
+
+#[test]
+fn rollup_leaves_out_imported_cases_when_asked() {
+    let mut rollup = Rollup::new(thresholds());
+    let mut imported = summary(Status::Closed);
+    imported.imported = true;
+    imported.resolved = Some(true);
+    rollup.update("case-1", "node-village-a", Some(&imported));
+    rollup.update(
+        "case-2",
+        "node-village-a",
+        Some(&summary(Status::Registered)),
+    );
+    let now = day(11);
+    let all = rollup.measures(None, None, ImportedCases::Include, None, None, now);
+    let live = rollup.measures(None, None, ImportedCases::Exclude, None, None, now);
+    assert_eq!((all.total.cases, live.total.cases), (2, 1));
+    assert_eq!(all.total.by_status.get(&Status::Closed), Some(&1));
+    assert_eq!(live.total.by_status.get(&Status::Closed), None);
+    let by_group = rollup.by_group(None, ImportedCases::Exclude, None, None, now);
+    assert_eq!(by_group["node-village-a"].cases, 1);
+    // Withdrawing the imported case leaves nothing of it behind.
+    rollup.update("case-1", "node-village-a", None);
+    assert_eq!(
+        rollup
+            .measures(None, None, ImportedCases::Include, None, None, now)
+            .total,
+        live.total
+    );
 }

@@ -493,3 +493,78 @@ proptest::proptest! {
         );
     }
 }
+
+/// Issue 13 item 2: an imported event carries its import's mark, signed (version 2), through the
+/// document; taking the mark off or changing it breaks the signature; other events sign as before.
+#[test]
+fn an_import_mark_is_signed_and_read_back_and_cannot_be_stripped() {
+    use crate::model::ImportMark;
+    use crate::signature::{
+        EVENT_SIGNATURE_VERSION, IMPORTED_EVENT_SIGNATURE_VERSION, signing_bytes,
+    };
+    let village_key = key(1);
+    let village = node_of(&village_key);
+    let mark = ImportMark {
+        import_id: "20260305T0930-1f2e3d4c".to_owned(),
+        row_key: "sha256:00112233445566778899aabbccddeeff".to_owned(),
+    };
+    let mut registration = new_event(
+        "register",
+        &village,
+        EventKind::Register { header: None },
+        china(3, 2, 9),
+    );
+    registration.imported = Some(mark.clone());
+    let (document, _, state) = register(
+        header(),
+        registration,
+        &ACTOR_A,
+        &Limits::default(),
+        &village_key,
+    )
+    .expect("registers");
+    assert!(state.imported);
+    let mut document = document;
+    let loaded = CaseDocument::load(&document.save(), &[], &ACTOR_B).expect("loads");
+    let (header, events) = loaded.contents().expect("reads");
+    let event = &events[0];
+    assert_eq!(event.imported.as_ref(), Some(&mark));
+    assert_eq!(
+        event.signature.as_ref().map(|signed| signed.version),
+        Some(IMPORTED_EVENT_SIGNATURE_VERSION)
+    );
+    verify_event(&header.number, event).expect("verifies");
+
+    let mut stripped = event.clone();
+    stripped.imported = None;
+    assert!(matches!(
+        verify_event(&header.number, &stripped),
+        Err(SignatureError::UnsupportedVersion { found: 2, .. })
+    ));
+    let mut stripped_and_relabelled = stripped.clone();
+    if let Some(signed) = &mut stripped_and_relabelled.signature {
+        signed.version = EVENT_SIGNATURE_VERSION;
+    }
+    assert!(matches!(
+        verify_event(&header.number, &stripped_and_relabelled),
+        Err(SignatureError::BadSignature { .. })
+    ));
+    let mut moved = event.clone();
+    if let Some(mark) = &mut moved.imported {
+        mark.import_id = "another-run".to_owned();
+    }
+    assert!(matches!(
+        verify_event(&header.number, &moved),
+        Err(SignatureError::BadSignature { .. })
+    ));
+
+    // An event without a mark signs the bytes it always did: version 1, no `imported`.
+    let plain = signed_case(&village_key).events().expect("reads")[0].clone();
+    assert_eq!(
+        plain.signature.as_ref().map(|signed| signed.version),
+        Some(EVENT_SIGNATURE_VERSION)
+    );
+    let bytes =
+        String::from_utf8(signing_bytes(&header.number, &plain).expect("bytes")).expect("utf-8");
+    assert!(!bytes.contains("imported"), "{bytes}");
+}

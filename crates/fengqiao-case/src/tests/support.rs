@@ -73,6 +73,7 @@ pub fn new_event(id: &str, node: &str, kind: EventKind, at: DateTime<Utc>) -> Ne
         node: node.to_owned(),
         operator: format!("operator at {node}"),
         hlc: Default::default(),
+        imported: None,
     }
 }
 

@@ -331,6 +331,7 @@ fn unsigned(id: &str, maker: usize, kind: EventKind, prev: Option<&str>, hour: u
         prev: prev.map(str::to_owned),
         hlc: Default::default(),
         signature: None,
+        imported: None,
     }
 }
 

@@ -555,6 +555,7 @@ fn roster_entries_and_events_get_one_verdict_on_edge_case_signatures() {
             prev: None,
             hlc: HybridTimestamp::default(),
             signature: None,
+            imported: None,
         };
         sign_event(&case, &mut event, signer).expect("signs");
         event

@@ -204,11 +204,13 @@ fn schema_description(name: &str) -> &'static str {
         }
         "ImportBatch" => {
             "ledger rows (`line`, `case`: a RegisterCase, `history`: AppendEvents, with their \
-             bounds), each a registration with its history; `dry_run` to check only"
+             bounds; `repeat`: earlier identical rows of the file), each a registration with its \
+             history; `dry_run` to check only; `import_id` names the run in every event's mark"
         }
         "ImportRowReport" => {
             "per row: imported (or would be, with dry_run or when another row was rejected), \
-             already_present, or rejected with the reason"
+             already_present, already_imported (by an earlier run, as `number`), or rejected \
+             with the reason and the `field` it is about (e.g. history[1].text)"
         }
         "PeerView" => {
             "one federation link: node_id, name, relation, connected, since, \
@@ -224,7 +226,8 @@ fn schema_description(name: &str) -> &'static str {
         }
         "AuditLog" => {
             "a case's events in hybrid-clock order: id, kind, non-personal summary, at, hlc, \
-             node, office, operator, signature ({status: valid | unsigned | invalid, reason})"
+             node, office, operator, signature ({status: valid | unsigned | invalid, reason}), \
+             imported ({import_id, row_key}) on events a ledger import made"
         }
         "AuditReport" => {
             "cases_checked, events_checked, unsigned, failures (case, event, node, reason) and \

@@ -979,7 +979,14 @@ async fn stats_by_child_add_up_to_the_total_and_follow_each_change_without_a_res
         .for_each_summary(|summary| summaries.push(summary.clone()))
         .expect("summaries read");
     let thresholds = &node.config().warnings;
-    let scan = fengqiao_case::measures::measures(&summaries, None, None, now, thresholds);
+    let scan = fengqiao_case::measures::measures(
+        &summaries,
+        fengqiao_case::ImportedCases::Include,
+        None,
+        None,
+        now,
+        thresholds,
+    );
     let query = StatsQuery::default();
     assert_eq!(node.stats(now, &query).expect("stats"), scan);
     let breakdown = node.stats_by_child(now, &query).expect("breakdown");
@@ -988,7 +995,14 @@ async fn stats_by_child_add_up_to_the_total_and_follow_each_change_without_a_res
         let in_child = summaries
             .iter()
             .filter(|summary| summary.region_code.starts_with(&child.region_code));
-        let child_scan = fengqiao_case::measures::measures(in_child, None, None, now, thresholds);
+        let child_scan = fengqiao_case::measures::measures(
+            in_child,
+            fengqiao_case::ImportedCases::Include,
+            None,
+            None,
+            now,
+            thresholds,
+        );
         assert_eq!(child.measures, child_scan.total, "{}", child.region_code);
     }
     assert_eq!(
@@ -1257,8 +1271,14 @@ fn cases_registered_while_the_statistics_are_first_counted_are_all_counted() {
         .for_each_summary(|summary| summaries.push(summary.clone()))
         .expect("summaries read");
     assert_eq!(summaries.len(), 300);
-    let scan =
-        fengqiao_case::measures::measures(&summaries, None, None, now, &node.config().warnings);
+    let scan = fengqiao_case::measures::measures(
+        &summaries,
+        fengqiao_case::ImportedCases::Include,
+        None,
+        None,
+        now,
+        &node.config().warnings,
+    );
     assert_eq!(
         node.stats(now, &StatsQuery::default()).expect("stats"),
         scan

@@ -5,7 +5,7 @@
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use fengqiao_case::HybridTimestamp;
-use fengqiao_case::audit::{AuditLog, AuditReport, QuarantineListing};
+use fengqiao_case::audit::{AuditEvent, AuditLog, AuditReport, QuarantineListing};
 use fengqiao_case::deadlines::china_offset;
 
 use super::render::{new_table, plural, short_node};
@@ -107,6 +107,22 @@ fn hybrid_time_text(hlc: HybridTimestamp) -> String {
     }
 }
 
+/// What an audit row says besides who and when: the import that made the event, if one did
+/// (its time is then the ledger's), and the event's non-personal details.
+fn details_text(event: &AuditEvent) -> String {
+    let mut parts = Vec::new();
+    if let Some(mark) = &event.imported {
+        parts.push(format!("imported 导入 (import {})", mark.import_id));
+    }
+    if !event.summary.is_empty() {
+        parts.push(event.summary.clone());
+    }
+    if parts.is_empty() {
+        return "-".to_owned();
+    }
+    parts.join("; ")
+}
+
 /// A case's audit trail as a table, one row per event.
 pub fn audit_log_text(log: &AuditLog) -> String {
     if log.events.is_empty() {
@@ -132,11 +148,7 @@ pub fn audit_log_text(log: &AuditLog) -> String {
             node,
             event.operator.clone(),
             event.kind.clone(),
-            if event.summary.is_empty() {
-                "-".to_owned()
-            } else {
-                event.summary.clone()
-            },
+            details_text(event),
             event.signature.to_string(),
         ]);
     }
@@ -307,12 +319,20 @@ mod tests {
                 signature: SignatureStatus::Invalid {
                     reason: "the signature does not verify".to_owned(),
                 },
+                imported: Some(fengqiao_case::ImportMark {
+                    import_id: "20260305T093000-1f2e3d4c".to_owned(),
+                    row_key: "sha256:00".to_owned(),
+                }),
             }],
         };
         let text = audit_log_text(&log);
         assert!(text.contains("1 event, 1 not valid"), "{text}");
         assert!(text.contains("芦荻山村调解室 (0123456789…)"), "{text}");
         assert!(text.contains("李四") && text.contains("#2"), "{text}");
+        assert!(
+            text.contains("imported 导入 (import 20260305T093000-1f2e3d4c)"),
+            "{text}"
+        );
         assert!(
             text.contains("invalid: the signature does not verify"),
             "{text}"

@@ -658,6 +658,10 @@ pub fn case_view_text(view: &CaseView, now: DateTime<Utc>) -> String {
         if state.invalid.contains(&event.id) {
             kind.push_str(" (invalid)");
         }
+        if event.imported.is_some() {
+            // Its time is the ledger's, not when this system recorded it.
+            kind.push_str(" (imported 导入)");
+        }
         events.add_row([
             china_time(&event.at),
             event.id.clone(),
@@ -933,6 +937,7 @@ mod tests {
             prev: None,
             hlc: Default::default(),
             signature: None,
+            imported: None,
         };
         let events = vec![
             event("e1", EventKind::Register { header: None }, 1),
@@ -1014,6 +1019,7 @@ mod tests {
             invalid: vec!["e5".into()],
             event_count: 5,
             last_event_at: Some(at(4)),
+            imported: false,
         };
         CaseView {
             header,
@@ -1086,6 +1092,7 @@ mod tests {
             in_conflict: true,
             event_count: 5,
             last_event_at: None,
+            imported: false,
         };
         let items = vec![CaseListItem {
             summary,

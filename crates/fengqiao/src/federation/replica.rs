@@ -1421,6 +1421,7 @@ mod tests {
             prev: None,
             hlc: Default::default(),
             signature: None,
+            imported: None,
         };
         fengqiao_case::signature::sign_event(case, &mut event, &peer_key()).unwrap();
         event

@@ -642,6 +642,7 @@ fn push_forged_note(office: &TestOffice, case: &str, claimed_node: &str, signer:
             counter: 0,
         },
         signature: None,
+        imported: None,
     };
     fengqiao_case::signature::sign_event(case, &mut forged, signer.node.identity()).unwrap();
     let limits = office.node.config().limits.clone();

@@ -50,6 +50,9 @@ pub struct ParsedLedger {
     pub problems: Vec<RowProblem>,
     /// Header columns the CSV had that mean nothing to the importer (ignored, reported once).
     pub ignored_columns: Vec<String>,
+    /// Each column of a CSV's header as the file spells it (`答复内容` for `reply_text`), so
+    /// that a refusal names the column the person sees; empty for JSON lines.
+    pub column_headers: BTreeMap<&'static str, String>,
 }
 
 /// Parse a whole ledger. Duplicate case numbers inside the file are problems too: the second
@@ -81,7 +84,59 @@ pub fn parse_ledger(text: &str, format: LedgerFormat) -> ParsedLedger {
     });
     parsed.problems.extend(duplicates);
     parsed.problems.sort_by_key(|problem| problem.line);
+    // Identical rows without a number are told apart by how many came before them, so each
+    // keeps its own identity in every run of the same file.
+    let mut seen: HashMap<String, u32> = HashMap::new();
+    for row in &mut parsed.rows {
+        if row.case.number.is_none() {
+            let count = seen.entry(fengqiao_case::import::row_key(row)).or_default();
+            row.repeat = *count;
+            *count += 1;
+        }
+    }
     parsed
+}
+
+/// The CSV column a refusal from the node is about, from its `field` (a path into the row as
+/// sent: `history[1].text`, `history[0]`, `case.summary`): the column that gave that value, or
+/// for a whole history event the column of its time.
+pub fn column_for_field(row: &ImportRow, field: &str) -> Option<&'static str> {
+    if let Some(rest) = field.strip_prefix("history[") {
+        let (position, rest) = rest.split_once(']')?;
+        let event = row.history.get(position.parse::<usize>().ok()?)?;
+        let payload_field = rest.strip_prefix('.').unwrap_or("at");
+        let columns: &[(&str, &'static str)] = match &event.kind {
+            EventKind::Accept {} => &[("at", "accepted_at")],
+            EventKind::Reply { .. } => &[
+                ("at", "replied_at"),
+                ("outcome", "reply_outcome"),
+                ("text", "reply_text"),
+            ],
+            EventKind::Evaluate { .. } => {
+                &[("at", "evaluated_at"), ("satisfaction", "satisfaction")]
+            }
+            EventKind::Close { .. } => &[
+                ("at", "closed_at"),
+                ("resolved", "resolved"),
+                ("note", "close_note"),
+            ],
+            _ => &[],
+        };
+        return columns
+            .iter()
+            .find(|(name, _)| *name == payload_field)
+            .or_else(|| columns.first())
+            .map(|(_, column)| *column);
+    }
+    let path = field.strip_prefix("case.")?;
+    let column = if path == "petitioners" {
+        "petitioner_name".to_owned()
+    } else if let Some(name) = path.strip_prefix("petitioners.") {
+        format!("petitioner_{name}")
+    } else {
+        path.rsplit('.').next().unwrap_or(path).to_owned()
+    };
+    CSV_COLUMNS.iter().copied().find(|known| *known == column)
 }
 
 pub fn parse_jsonl(text: &str) -> ParsedLedger {
@@ -97,6 +152,7 @@ pub fn parse_jsonl(text: &str) -> ParsedLedger {
                 line,
                 case,
                 history,
+                repeat: 0,
             }),
             Err(reason) => parsed.problems.push(RowProblem { line, reason }),
         }
@@ -328,6 +384,11 @@ fn canonical_column(header: &str) -> Option<&'static str> {
         })
 }
 
+/// A header cell as the person wrote it, without the spaces and byte-order mark around it.
+fn spelled_header(header: &str) -> &str {
+    header.trim().trim_start_matches('\u{feff}').trim()
+}
+
 /// Separators between several petitioners in one cell (`张三;李四`, `张三、李四`).
 const PERSON_SEPARATORS: &[char] = &[';', '；', '、', '|'];
 
@@ -352,6 +413,9 @@ pub fn parse_csv(text: &str) -> ParsedLedger {
     for (index, header) in headers.iter().enumerate() {
         match canonical_column(header) {
             Some(column) => {
+                parsed
+                    .column_headers
+                    .insert(column, spelled_header(header).to_owned());
                 if column_index.insert(column, index).is_some() {
                     parsed.problems.push(RowProblem {
                         line: 1,
@@ -437,7 +501,7 @@ impl CsvCells<'_> {
         self.column_index
             .get(column)
             .and_then(|index| self.headers.get(*index))
-            .map(|header| header.trim().trim_start_matches('\u{feff}').trim())
+            .map(spelled_header)
             .unwrap_or(column)
     }
 
@@ -513,6 +577,7 @@ impl CsvCells<'_> {
             line,
             case,
             history: self.history()?,
+            repeat: 0,
         })
     }
 
@@ -926,6 +991,58 @@ mod tests {
         assert!(
             readme.contains(&help),
             "README.md lists the CSV columns as `fengqiao import --help` does:\n{help}"
+        );
+        assert!(
+            readme.contains(crate::import::IMPORT_HELP),
+            "README.md says what `fengqiao import --help` says:\n{}",
+            crate::import::IMPORT_HELP
+        );
+    }
+
+    /// Issue 13 item 6: a refusal of a history value names the column as the file spells it,
+    /// not the event the importer made of it; identical rows without numbers keep apart.
+    #[test]
+    fn refusals_name_the_ledger_column_and_identical_rows_are_counted() {
+        let text = "信访形式,问题类别,事项类型,主要诉求,区划代码,受理时间,答复时间,答复结果,答复内容\n\
+                    来访,拖欠工资,申诉求决,欠薪,430702001001,2026-03-02 09:00,2026-03-05 09:00,支持,已补发\n\
+                    来访,拖欠工资,申诉求决,欠薪,430702001001,2026-03-02 09:00,2026-03-05 09:00,支持,已补发\n";
+        let parsed = parse_ledger(text, LedgerFormat::Csv);
+        assert_eq!(parsed.problems, vec![]);
+        assert_eq!(
+            parsed.rows.iter().map(|row| row.repeat).collect::<Vec<_>>(),
+            [0, 1]
+        );
+        let row = &parsed.rows[0];
+        assert_eq!(column_for_field(row, "history[1].text"), Some("reply_text"));
+        assert_eq!(column_for_field(row, "history[1].at"), Some("replied_at"));
+        assert_eq!(column_for_field(row, "history[1]"), Some("replied_at"));
+        assert_eq!(column_for_field(row, "history[0]"), Some("accepted_at"));
+        assert_eq!(column_for_field(row, "history[7].text"), None);
+        assert_eq!(column_for_field(row, "case.summary"), Some("summary"));
+        assert_eq!(
+            column_for_field(row, "case.location.region_code"),
+            Some("region_code")
+        );
+        assert_eq!(
+            column_for_field(row, "case.petitioners.name"),
+            Some("petitioner_name")
+        );
+        assert_eq!(
+            column_for_field(row, "case.petitioners"),
+            Some("petitioner_name")
+        );
+
+        let mut reports = vec![fengqiao_case::ImportRowReport {
+            line: 2,
+            number: None,
+            outcome: fengqiao_case::ImportOutcome::Rejected,
+            error: Some("history[1].text: is 10001 characters long; at most 10000".into()),
+            field: Some("history[1].text".into()),
+        }];
+        crate::import::name_the_columns(&mut reports, &parsed);
+        assert_eq!(
+            reports[0].error.as_deref(),
+            Some("答复内容: is 10001 characters long; at most 10000")
         );
     }
 

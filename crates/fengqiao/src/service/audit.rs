@@ -64,6 +64,7 @@ impl Node {
                 office: offices.get(&event.node).cloned(),
                 operator: event.operator.clone(),
                 signature: signature_status(&case, event),
+                imported: event.imported.clone(),
             })
             .collect();
         events.sort_by(|left, right| {

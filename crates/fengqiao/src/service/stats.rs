@@ -195,7 +195,14 @@ impl Node {
         query: &StatsQuery,
     ) -> Result<Measures, ServiceError> {
         Ok(self.stats_rollup.with_rollup(&self.store, |rollup| {
-            rollup.measures(None, query.category, query.from, query.to, now)
+            rollup.measures(
+                None,
+                query.category,
+                query.imported,
+                query.from,
+                query.to,
+                now,
+            )
         })?)
     }
 
@@ -273,12 +280,19 @@ fn breakdown(
 ) -> StatsBreakdown {
     // Every group (case region code) that holds a case; `by_group` lists them all.
     let regions: Vec<String> = rollup
-        .by_group(query.category, query.from, query.to, now)
+        .by_group(query.category, query.imported, query.from, query.to, now)
         .into_keys()
         .collect();
     let measure = |groups: &[&str]| -> MeasureSet {
         rollup
-            .measures(Some(groups), query.category, query.from, query.to, now)
+            .measures(
+                Some(groups),
+                query.category,
+                query.imported,
+                query.from,
+                query.to,
+                now,
+            )
             .total
     };
     let mut claimed: BTreeSet<&str> = BTreeSet::new();
@@ -321,7 +335,14 @@ fn breakdown(
         to: query.to,
         now,
         total: rollup
-            .measures(None, query.category, query.from, query.to, now)
+            .measures(
+                None,
+                query.category,
+                query.imported,
+                query.from,
+                query.to,
+                now,
+            )
             .total,
         own: measure(&unclaimed),
         children: child_stats,

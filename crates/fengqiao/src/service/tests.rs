@@ -84,6 +84,7 @@ fn import_row(line: u64, number: Option<&str>, history: Vec<AppendEvent>) -> Imp
         line,
         case,
         history,
+        repeat: 0,
     }
 }
 
@@ -432,12 +433,14 @@ fn import_is_all_or_nothing_and_safe_to_rerun() {
             import_row(4, Some("430702001002-2026-000101"), Vec::new()),
         ],
         dry_run: false,
+        import_id: None,
     };
     let reports = node.import(&tester(), now(), bad).unwrap();
     assert_eq!(reports[0].outcome, ImportOutcome::Imported);
     assert_eq!(reports[1].outcome, ImportOutcome::Rejected);
     let why = reports[1].error.as_deref().unwrap();
-    assert!(why.contains("history event 1 (close)"), "{why}");
+    assert!(why.starts_with("history[0]: cannot close"), "{why}");
+    assert_eq!(reports[1].field.as_deref(), Some("history[0]"));
     assert_eq!(reports[2].outcome, ImportOutcome::Rejected);
     assert!(reports[2].error.as_deref().unwrap().contains("line 2"));
     assert_eq!(node.info().case_count, 0, "nothing written");
@@ -449,6 +452,7 @@ fn import_is_all_or_nothing_and_safe_to_rerun() {
             import_row(4, None, Vec::new()),
         ],
         dry_run: true,
+        import_id: None,
     };
     let reports = node.import(&tester(), now(), good.clone()).unwrap();
     assert!(
@@ -495,6 +499,7 @@ fn import_is_all_or_nothing_and_safe_to_rerun() {
             ImportBatch {
                 rows: good.rows[..2].to_vec(),
                 dry_run: false,
+                import_id: None,
             },
         )
         .unwrap();
@@ -504,6 +509,102 @@ fn import_is_all_or_nothing_and_safe_to_rerun() {
             .all(|report| report.outcome == ImportOutcome::AlreadyPresent)
     );
     assert_eq!(node.info().case_count, 3);
+}
+
+/// Issue 13 items 6 and 2: a row without a case number is known again on a re-run by its row
+/// key, recorded with its case, so a second run (another import id) registers nothing twice;
+/// every event the import made carries the mark of the run that made it, and the measures can
+/// leave imported cases out.
+#[test]
+fn rows_without_numbers_are_imported_once_marked_and_can_be_left_out_of_the_measures() {
+    let (_temp, node) = open_village();
+    let accepted = vec![AppendEvent {
+        kind: EventKind::Accept {},
+        at: at(2),
+    }];
+    let mut twin = import_row(4, None, Vec::new());
+    twin.repeat = 1;
+    let rows = vec![
+        import_row(2, None, accepted),
+        import_row(3, None, Vec::new()),
+        twin,
+    ];
+    let batch = |import_id: &str| ImportBatch {
+        rows: rows.clone(),
+        dry_run: false,
+        import_id: Some(import_id.to_owned()),
+    };
+    let first = node.import(&tester(), now(), batch("run-1")).unwrap();
+    assert!(
+        first
+            .iter()
+            .all(|report| report.outcome == ImportOutcome::Imported),
+        "{first:?}"
+    );
+    let numbers: Vec<String> = first
+        .iter()
+        .map(|report| report.number.clone().unwrap())
+        .collect();
+    assert_eq!(node.info().case_count, 3, "identical rows are two cases");
+
+    let again = node.import(&tester(), now(), batch("run-2")).unwrap();
+    assert!(
+        again
+            .iter()
+            .all(|report| report.outcome == ImportOutcome::AlreadyImported),
+        "{again:?}"
+    );
+    let numbers_again: Vec<String> = again
+        .iter()
+        .map(|report| report.number.clone().unwrap())
+        .collect();
+    assert_eq!(numbers_again, numbers, "each row names the case it became");
+    assert_eq!(node.info().case_count, 3);
+
+    // The same content twice in one batch without `repeat` is refused, not silently merged.
+    let mut unmarked_twins = rows[1..].to_vec();
+    unmarked_twins[1].repeat = 0;
+    let refused = node
+        .import(
+            &tester(),
+            now(),
+            ImportBatch {
+                rows: unmarked_twins,
+                dry_run: true,
+                import_id: None,
+            },
+        )
+        .unwrap();
+    assert_eq!(refused[1].outcome, ImportOutcome::Rejected);
+    assert!(
+        refused[1].error.as_deref().unwrap().contains("line 3"),
+        "{refused:?}"
+    );
+
+    let view = node.get(Some(OPERATOR), now(), &numbers[0]).unwrap();
+    assert_eq!(view.events.len(), 2);
+    for event in &view.events {
+        let mark = event
+            .imported
+            .as_ref()
+            .expect("every imported event is marked");
+        assert_eq!(mark.import_id, "run-1");
+        assert_eq!(mark.row_key, fengqiao_case::import::row_key(&rows[0]));
+        assert_eq!(event.operator, OPERATOR);
+    }
+    assert!(view.state.imported);
+
+    node.register(&tester(), now(), registration(Category::WageArrears))
+        .unwrap();
+    let counted = |imported| {
+        let query = StatsQuery {
+            imported,
+            ..StatsQuery::default()
+        };
+        node.stats(now(), &query).unwrap().total.cases
+    };
+    assert_eq!(counted(ImportedCases::Include), 4);
+    assert_eq!(counted(ImportedCases::Exclude), 1);
 }
 
 #[test]
@@ -540,6 +641,7 @@ fn stats_measure_the_period_and_category() {
         from: Some(now()),
         to: Some(now() - TimeDelta::days(1)),
         category: None,
+        imported: ImportedCases::Include,
     };
     let error = node.stats(now(), &backwards).unwrap_err();
     assert_eq!(error.http_status(), 400);
