@@ -6,7 +6,8 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use fengqiao_tests::{
-    NodeProcess, fengqiao_command, http_get, init_node, path_str, run_cli, run_cli_json, run_cli_ok,
+    NodeProcess, TEST_OPERATOR, cli_token_of_url, fengqiao_command, http_get, init_node, path_str,
+    run_cli, run_cli_json, run_cli_ok,
 };
 
 const COUNTY: &str = "430702";
@@ -162,7 +163,11 @@ fn import_killed_part_way(
     kill_the_node: bool,
 ) -> u64 {
     let url = node.url();
-    let mut import = fengqiao_command()
+    let mut import = fengqiao_command();
+    if let Some(token) = cli_token_of_url(&url) {
+        import.env("FENGQIAO_TOKEN", token);
+    }
+    let mut import = import
         .args(["import", ledger, "--batch", "20", "--node", &url])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -289,7 +294,7 @@ fn a_finished_import_run_again_adds_nothing_and_its_events_are_marked_as_importe
     std::fs::write(&ledger_path, unnumbered_ledger(4)).expect("write ledger");
     let ledger = path_str(&ledger_path);
 
-    let first = run_cli_ok(&["import", ledger, "--node", &url, "--operator", "王台账"]);
+    let first = run_cli_ok(&["import", ledger, "--node", &url]);
     assert!(first.contains("imported 4, already imported 0"), "{first}");
     let import_id = first
         .rsplit("import ")
@@ -339,14 +344,15 @@ fn a_finished_import_run_again_adds_nothing_and_its_events_are_marked_as_importe
                 .is_some_and(|key| key.starts_with("sha256:")),
             "{event}"
         );
-        assert_eq!(event["operator"], "王台账");
+        assert_eq!(event["operator"], TEST_OPERATOR);
     }
     assert_eq!(view["state"]["imported"], true);
     let shown = run_cli_ok(&["case", "show", &accepted, "--node", &url]);
     assert!(shown.contains("accept (imported 导入)"), "{shown}");
     let audit = run_cli_ok(&["audit", "log", &accepted, "--node", &url]);
     assert!(
-        audit.contains(&format!("imported 导入 (import {import_id})")) && audit.contains("王台账"),
+        audit.contains(&format!("imported 导入 (import {import_id})"))
+            && audit.contains(TEST_OPERATOR),
         "{audit}"
     );
     let audit_json = run_cli_json(&["audit", "log", &accepted, "--node", &url]);

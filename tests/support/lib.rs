@@ -101,7 +101,7 @@ fn dir_of(address: SocketAddr) -> Option<PathBuf> {
 }
 
 /// The CLI token of the node directory whose node serves `url`, if a test started it.
-fn cli_token_of_url(url: &str) -> Option<String> {
+pub fn cli_token_of_url(url: &str) -> Option<String> {
     let address: SocketAddr = url
         .trim_start_matches("http://")
         .trim_end_matches('/')
