@@ -26,7 +26,7 @@ use fengqiao_case::model::{CaseId, NodeId};
 
 use crate::codec::DEFAULT_MAX_FRAME_SIZE;
 use crate::replica::{FeedEntry, Replica, ReplicaError};
-use crate::routing::{CaseRouting, PeerDescription, PeerRelation, route};
+use crate::routing::{CaseRouting, PeerDescription, admit_new_case_from, route};
 
 /// Most feed entries counted for the backlog announced at connection.
 pub const BACKLOG_COUNT_CAP: usize = 100_000;
@@ -155,7 +155,8 @@ pub struct Session {
     /// Heads sent in this session and not yet acknowledged: the base for the next send of the same
     /// case, so a case changing twice in a row is not sent whole twice.
     assumed_peer_heads: HashMap<CaseId, Vec<ChangeHead>>,
-    need_rounds: HashMap<CaseId, u32>,
+    /// Cases we sent a `Need` for and have not yet received a complete answer to.
+    need_rounds: HashMap<CaseId, NeedRounds>,
     /// Cases with changes the replica deferred (see [`ReplicaError::Deferred`]): asked for again
     /// by [`Session::retry_deferred`].
     deferred: BTreeSet<CaseId>,
@@ -166,6 +167,35 @@ pub struct Session {
     /// cursor's advance over echoes and withheld cases from costing a frame each.
     sent_since_caught_up: bool,
     statistics: SessionStatistics,
+}
+
+/// What a received `Changes` frame says about itself besides its bytes.
+struct ChangesShape {
+    base_heads: Vec<ChangeHead>,
+    sender_heads: Vec<ChangeHead>,
+    whole: bool,
+}
+
+/// A `Need` we sent for a case and the rounds spent on it so far.
+#[derive(Debug)]
+struct NeedRounds {
+    rounds: u32,
+    /// The heads we said we had: the answer is computed from exactly these (whole when empty).
+    asked_from: Vec<ChangeHead>,
+    /// Frames (feed sequence, sender heads) that failed to apply while the `Need` was out and
+    /// are not its answer: settled when the answer arrives.
+    parked: Vec<(FeedSequence, Vec<ChangeHead>)>,
+}
+
+impl NeedRounds {
+    /// Whether a `Changes` frame with this base can be the answer to this `Need`.
+    fn answered_by(&self, base_heads: &[ChangeHead], whole: bool) -> bool {
+        if self.asked_from.is_empty() {
+            whole
+        } else {
+            !whole && base_heads == self.asked_from.as_slice()
+        }
+    }
 }
 
 impl Session {
@@ -351,11 +381,21 @@ impl Session {
             SyncFrame::Changes {
                 case,
                 feed_seq,
-                base_heads: _,
+                base_heads,
                 sender_heads,
                 bytes,
                 whole,
-            } => self.receive_changes(replica, case, feed_seq, sender_heads, &bytes, whole),
+            } => self.receive_changes(
+                replica,
+                case,
+                feed_seq,
+                ChangesShape {
+                    base_heads,
+                    sender_heads,
+                    whole,
+                },
+                &bytes,
+            ),
             SyncFrame::Ack {
                 case,
                 feed_seq,
@@ -433,20 +473,24 @@ impl Session {
         replica: &mut dyn Replica,
         case: CaseId,
         feed_seq: FeedSequence,
-        sender_heads: Vec<ChangeHead>,
+        shape: ChangesShape,
         bytes: &[u8],
-        whole: bool,
     ) -> Result<(), ReplicaError> {
+        let ChangesShape {
+            base_heads,
+            sender_heads,
+            whole,
+        } = shape;
         if case.is_empty() {
             self.fail("the peer sent changes for an unnamed case".to_owned(), true);
             return Ok(());
         }
         if !whole && replica.heads(&case)?.is_none() {
-            self.ask_for(case, feed_seq, Vec::new());
+            self.ask_for(case, feed_seq, &base_heads, whole, sender_heads, Vec::new());
             return Ok(());
         }
         let peer = &self.peer;
-        let admit_new_case = |routing: &CaseRouting| admit_from_peer(routing, peer);
+        let admit_new_case = |routing: &CaseRouting| admit_new_case_from(routing, peer);
         let applied = match replica.apply(&peer.node_id, &case, bytes, whole, &admit_new_case) {
             Ok(applied) => {
                 self.applied_not_durable = true;
@@ -465,11 +509,18 @@ impl Session {
                     reason: message.clone(),
                 });
                 self.deferred.insert(case.clone());
-                self.need_rounds.remove(&case);
+                let reason = format!("deferred: {message}");
+                for (parked_seq, _) in self.end_need(&case) {
+                    self.send(SyncFrame::Refused {
+                        case: case.clone(),
+                        feed_seq: parked_seq,
+                        reason: reason.clone(),
+                    });
+                }
                 self.send(SyncFrame::Refused {
                     case,
                     feed_seq,
-                    reason: format!("deferred: {message}"),
+                    reason,
                 });
                 return Ok(());
             }
@@ -481,13 +532,20 @@ impl Session {
                     reason: format!("the peer's bytes were refused: {message}"),
                 });
                 if whole {
+                    for (parked_seq, _) in self.end_need(&case) {
+                        self.send(SyncFrame::Refused {
+                            case: case.clone(),
+                            feed_seq: parked_seq,
+                            reason: message.clone(),
+                        });
+                    }
                     self.send(SyncFrame::Refused {
                         case,
                         feed_seq,
                         reason: message,
                     });
                 } else {
-                    self.ask_for(case, feed_seq, Vec::new());
+                    self.ask_for(case, feed_seq, &base_heads, whole, sender_heads, Vec::new());
                 }
                 return Ok(());
             }
@@ -516,7 +574,13 @@ impl Session {
                     reasons: applied.quarantined,
                 });
             }
-            self.need_rounds.remove(&case);
+            for (parked_seq, _) in self.end_need(&case) {
+                self.send(SyncFrame::Ack {
+                    case: case.clone(),
+                    feed_seq: parked_seq,
+                    heads: applied.heads.clone(),
+                });
+            }
             self.send(SyncFrame::Ack {
                 case,
                 feed_seq,
@@ -530,7 +594,7 @@ impl Session {
             .all(|head| applied.heads.binary_search(head).is_ok())
             || replica.has_heads(&case, &sender_heads)?;
         if holds_sender_heads {
-            self.need_rounds.remove(&case);
+            let parked = self.end_need(&case);
             // The peer holds its own heads, so after this it is known to hold them here too:
             // this is what stops our feed walk from echoing the case straight back.
             replica.set_peer_heads(&self.peer.node_id, &case, &sender_heads)?;
@@ -539,27 +603,92 @@ impl Session {
                     .insert(case.clone(), sender_heads.clone());
             }
             self.send(SyncFrame::Ack {
+                case: case.clone(),
+                feed_seq,
+                heads: applied.heads.clone(),
+            });
+            // Frames that arrived while the answer was on its way: acknowledged if the answer
+            // covered them, asked about afresh if not.
+            for (parked_seq, parked_heads) in parked {
+                if replica.has_heads(&case, &parked_heads)? {
+                    self.send(SyncFrame::Ack {
+                        case: case.clone(),
+                        feed_seq: parked_seq,
+                        heads: applied.heads.clone(),
+                    });
+                } else {
+                    self.ask_for(
+                        case.clone(),
+                        parked_seq,
+                        &[],
+                        false,
+                        parked_heads,
+                        applied.heads.clone(),
+                    );
+                }
+            }
+        } else {
+            self.ask_for(
                 case,
                 feed_seq,
-                heads: applied.heads,
-            });
-        } else {
-            self.ask_for(case, feed_seq, applied.heads);
+                &base_heads,
+                whole,
+                sender_heads,
+                applied.heads,
+            );
         }
         Ok(())
     }
 
+    /// The outstanding `Need` for `case` is settled: the frames parked while it was out.
+    fn end_need(&mut self, case: &str) -> Vec<(FeedSequence, Vec<ChangeHead>)> {
+        self.need_rounds
+            .remove(case)
+            .map(|outstanding| outstanding.parked)
+            .unwrap_or_default()
+    }
+
     /// Send `Need`, bounded: a peer that cannot supply what it claims is asked for the whole
     /// document once, then refused for this session.
-    fn ask_for(&mut self, case: CaseId, feed_seq: FeedSequence, have_heads: Vec<ChangeHead>) {
-        let rounds = self.need_rounds.entry(case.clone()).or_insert(0);
-        *rounds += 1;
-        let rounds = *rounds;
+    ///
+    /// Only an answer to our outstanding `Need` (its base is what we asked from) counts as a
+    /// round: over a link that duplicates and reorders frames, stale copies of the first
+    /// `Changes` keep arriving after we asked, and counting each of them gave up on the case
+    /// before the first answer arrived. Such a copy is left unanswered; the answer on its way
+    /// covers it.
+    fn ask_for(
+        &mut self,
+        case: CaseId,
+        feed_seq: FeedSequence,
+        base_heads: &[ChangeHead],
+        whole: bool,
+        sender_heads: Vec<ChangeHead>,
+        have_heads: Vec<ChangeHead>,
+    ) {
+        let (rounds, parked) = match self.need_rounds.get_mut(&case) {
+            Some(outstanding) if !outstanding.answered_by(base_heads, whole) => {
+                outstanding.parked.push((feed_seq, sender_heads));
+                return;
+            }
+            Some(outstanding) => (
+                outstanding.rounds + 1,
+                std::mem::take(&mut outstanding.parked),
+            ),
+            None => (1, Vec::new()),
+        };
         if rounds > self.config.max_need_rounds {
+            self.need_rounds.remove(&case);
             let reason = format!(
                 "the peer could not supply the case's missing changes in {} rounds",
                 self.config.max_need_rounds
             );
+            for (parked_seq, _) in parked {
+                self.send(SyncFrame::Refused {
+                    case: case.clone(),
+                    feed_seq: parked_seq,
+                    reason: reason.clone(),
+                });
+            }
             self.events.push_back(SyncEvent::CaseSkipped {
                 case: case.clone(),
                 reason: reason.clone(),
@@ -572,6 +701,14 @@ impl Session {
             return;
         }
         let have_heads = if rounds >= 2 { Vec::new() } else { have_heads };
+        self.need_rounds.insert(
+            case.clone(),
+            NeedRounds {
+                rounds,
+                asked_from: have_heads.clone(),
+                parked,
+            },
+        );
         self.send(SyncFrame::Need { case, have_heads });
     }
 
@@ -865,25 +1002,5 @@ impl Session {
         self.transmit.clear();
         self.send(SyncFrame::Error { message: for_peer });
         self.events.push_back(SyncEvent::Failed { message });
-    }
-}
-
-/// Whether a case new to this node may come from `peer`. A parent is the authority above us and
-/// sends what routing gives us; a child may introduce only cases located in its own jurisdiction,
-/// so a compromised or misconfigured village cannot plant cases of other places. Later edits of
-/// a case we hold are accepted from either side: assignments down and reports up need them.
-fn admit_from_peer(routing: &CaseRouting, peer: &PeerDescription) -> Result<(), String> {
-    match peer.relation {
-        PeerRelation::Parent => Ok(()),
-        PeerRelation::Child
-            if !peer.region_code.is_empty()
-                && routing.region_code.starts_with(&peer.region_code) =>
-        {
-            Ok(())
-        }
-        PeerRelation::Child => Err(format!(
-            "a child office of region {} cannot introduce a case located in {}",
-            peer.region_code, routing.region_code
-        )),
     }
 }
