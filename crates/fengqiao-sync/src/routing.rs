@@ -173,6 +173,26 @@ pub fn route(
     }
 }
 
+/// Whether a case new to this node may come from `peer`: the receive side of the rules above.
+/// A parent is the authority above us and sends what routing gives us; a child may introduce only cases located in its own jurisdiction,
+/// so a compromised or misconfigured village cannot plant cases of other places. Later edits of
+/// a case we hold are accepted from either side: assignments down and reports up need them.
+pub fn admit_new_case_from(routing: &CaseRouting, peer: &PeerDescription) -> Result<(), String> {
+    match peer.relation {
+        PeerRelation::Parent => Ok(()),
+        PeerRelation::Child
+            if !peer.region_code.is_empty()
+                && lies_within(&routing.region_code, &peer.region_code) =>
+        {
+            Ok(())
+        }
+        PeerRelation::Child => Err(format!(
+            "a child office of region {} cannot introduce a case located in {}",
+            peer.region_code, routing.region_code
+        )),
+    }
+}
+
 /// Whether `respondent` names the office `peer`.
 ///
 /// Containment, not equality, after normalising: a respondent written as `芦荻山乡政府工作人员王某`

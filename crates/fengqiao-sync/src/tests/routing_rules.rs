@@ -4,7 +4,8 @@ use fengqiao_case::model::NodeId;
 
 use super::support::{OFFICES, describe, node_id, tree_roster};
 use crate::routing::{
-    CaseRouting, PeerRelation, RoutingDecision, normalise_office_name, respondent_is_office, route,
+    CaseRouting, PeerRelation, RoutingDecision, admit_new_case_from, normalise_office_name,
+    respondent_is_office, route,
 };
 
 const COUNTY: usize = 0;
@@ -307,4 +308,14 @@ fn routing_from_a_summary_is_the_derived_routing_or_nothing() {
     for state in [&escalated, &awaiting, &assigned_earlier] {
         assert_eq!(CaseRouting::from_summary(&summarize(&header, state)), None);
     }
+}
+
+#[test]
+fn a_new_case_is_admitted_from_the_parent_and_from_a_child_only_inside_its_region() {
+    let case = village_case();
+    assert!(admit_new_case_from(&case, &describe(TOWNSHIP_1, PeerRelation::Parent)).is_ok());
+    assert!(admit_new_case_from(&case, &describe(VILLAGE_11, PeerRelation::Child)).is_ok());
+    let planted = admit_new_case_from(&case, &describe(VILLAGE_12, PeerRelation::Child))
+        .expect_err("a sibling village cannot plant a case located in village 11");
+    assert!(planted.contains("cannot introduce"), "{planted}");
 }
