@@ -424,6 +424,14 @@ pub fn rule(kind: KindTag) -> Option<(&'static [Relation], &'static str)> {
         .map(|(_, allowed, why)| (*allowed, *why))
 }
 
+/// Whether the table lets only the holder append `kind`. The lifecycle, which derive runs without
+/// the federation's hierarchy, judges exactly this part of the table (the holder is in the state);
+/// a kind a tier above may also append is left to [`authorize`], which the API and the receipt
+/// checks run with the hierarchy, so the two never disagree on who may act.
+pub fn only_the_holder_appends(kind: &EventKind) -> bool {
+    rule(KindTag::of(kind)).is_some_and(|(allowed, _)| allowed == [Holder])
+}
+
 /// Whether `node` may append an event of `kind` to the case in `state`.
 pub fn authorize(
     state: &CaseState,

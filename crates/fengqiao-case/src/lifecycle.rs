@@ -8,7 +8,7 @@
 
 use chrono::{DateTime, TimeDelta, Utc};
 
-use crate::authority::{AuthorityError, Hierarchy, authorize};
+use crate::authority::{self, AuthorityError, Hierarchy, authorize};
 use crate::deadlines::{calendar_deadline, local_date, truncate_to_millis, working_day_deadline};
 use crate::document::{CaseDocument, DocumentError};
 use crate::model::{
@@ -296,15 +296,17 @@ pub(crate) fn next_state(
                 return Err(refuse(kind, status, "the node already holds the case"));
             }
         }
-        _ => {
-            if event.node != state.holder {
-                return Err(CaseError::NotHolder {
-                    action: action(kind),
-                    holder: state.holder.clone(),
-                    node: event.node.to_owned(),
-                });
-            }
+        // Who else may act (a tier above requesting or deciding a review, reopening) is the
+        // authority table's to judge, with the hierarchy; the lifecycle checks the holder-only
+        // rows, the part of the table the state alone can answer.
+        _ if authority::only_the_holder_appends(kind) && event.node != state.holder => {
+            return Err(CaseError::NotHolder {
+                action: action(kind),
+                holder: state.holder.clone(),
+                node: event.node.to_owned(),
+            });
         }
+        _ => {}
     }
 
     let mut next = state.clone();

@@ -1062,3 +1062,28 @@ fn a_take_over_concurrent_with_a_close_below_is_a_conflict() {
     let conflict = village.state.conflict.as_ref().expect("a fork is reported");
     assert_eq!(conflict.branches.len(), 2);
 }
+
+/// The authority table lets a tier above the holder request and decide a review and reopen; the
+/// lifecycle used to refuse anyone but the holder, so the API accepted (with the hierarchy) what
+/// derive then skipped, and the replicas' states disagreed with the events they held.
+#[test]
+fn a_tier_above_the_holder_decides_the_review_and_reopens_and_derive_agrees() {
+    let mut case = closed_case();
+    case.ok(TOWNSHIP, request(ReviewLevel::Review), china(3, 13, 10));
+    let state = case.ok(TOWNSHIP, decide(ReviewLevel::Review), china(3, 20, 10));
+    assert_eq!(state.status, Status::Closed);
+    assert_eq!(state.holder, VILLAGE, "a review decision leaves the holder");
+    assert_eq!(case.derived(), state, "derive keeps what append accepted");
+    let state = case.ok(
+        COUNTY,
+        EventKind::Reopen {
+            reason: "复查认定事实不清".to_owned(),
+        },
+        china(3, 21, 10),
+    );
+    assert_eq!(state.status, Status::Accepted);
+    assert_eq!(case.derived(), state, "derive keeps what append accepted");
+    // A sibling village is not above the holder: the table refuses it.
+    let message = case.refused(SIBLING, reply(), china(3, 22, 10));
+    assert!(message.contains("holding node"), "{message}");
+}
