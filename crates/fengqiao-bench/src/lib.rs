@@ -30,13 +30,13 @@ pub fn machine_description() -> String {
     format!("{cpu}, {cores} cores{memory}")
 }
 
-/// Import sample cases (`fengqiao_case::samples::sample_ledger`, dated within `days` before
+/// Import sample cases (`fengqiao_samples::sample_ledger`, dated within `days` before
 /// `now`) through `Node::import`, a batch of rows a call, until the node holds the count asked; a refused
 /// row is an error. `first_seed` makes each batch's cases distinct and the run repeatable.
 pub fn import_sample_cases(
     node: &fengqiao::service::Node,
     operator: &str,
-    villages: &[fengqiao_case::samples::SampleVillage],
+    villages: &[fengqiao_samples::SampleVillage],
     target: ImportTarget,
 ) -> anyhow::Result<()> {
     let mut seed = target.first_seed;
@@ -45,7 +45,7 @@ pub fn import_sample_cases(
             .batch
             .max(1)
             .min(target.count - node.store().case_count() as usize);
-        let rows = fengqiao_case::samples::sample_ledger(
+        let rows = fengqiao_samples::sample_ledger(
             seed,
             wanted,
             villages,

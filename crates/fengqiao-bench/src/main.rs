@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail, ensure};
 use clap::Parser;
 use fengqiao_bench::{machine_description, resident_kib};
-use fengqiao_case::samples::{SampleVillage, sample_ledger};
+use fengqiao_samples::{SampleVillage, sample_ledger};
 
 #[derive(Debug, Parser)]
 #[command(about = "Benchmark a Fengqiao node")]

@@ -19,7 +19,6 @@ pub mod model;
 pub mod personal_data;
 pub mod receipt;
 pub mod rollup;
-pub mod samples;
 pub mod signature;
 pub mod summary;
 pub mod warnings;

@@ -17,8 +17,8 @@ use std::time::Instant;
 use anyhow::{Context, bail};
 use chrono::{Days, Utc};
 use clap::Args;
-use fengqiao_case::samples::{SampleVillage, sample_ledger};
 use fengqiao_case::{Measures, NodeInfo};
+use fengqiao_samples::{SampleVillage, sample_ledger};
 
 use crate::cli::render::new_table;
 use crate::cli::{GlobalOptions, emit, render};

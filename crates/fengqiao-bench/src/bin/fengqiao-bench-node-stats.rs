@@ -21,8 +21,8 @@ use fengqiao_bench::{ImportTarget, Timings, import_sample_cases, print_run_heade
 use fengqiao_case::measures::measures;
 use fengqiao_case::model::roster::RosterMemberView;
 use fengqiao_case::rollup::Rollup;
-use fengqiao_case::samples::SampleVillage;
 use fengqiao_case::{CaseSummary, Category, ImportedCases, Tier};
+use fengqiao_samples::SampleVillage;
 
 #[derive(Debug, Parser)]
 #[command(about = "Benchmark a county node's stats and stats by child, answered from its rollup")]

@@ -18,13 +18,13 @@ use fengqiao_case::authority::StandaloneOffice;
 use fengqiao_case::lifecycle::{NewEvent, append, register};
 use fengqiao_case::measures::measures;
 use fengqiao_case::rollup::Rollup;
-use fengqiao_case::samples::{SampleVillage, sample_ledger};
 use fengqiao_case::signature::NodeSigner;
 use fengqiao_case::summary::summarize;
 use fengqiao_case::{
     CaseHeader, CaseSummary, Category, DirectiveState, DirectiveStatus, EventKind, ImportRow,
     Limits, WarningThresholds,
 };
+use fengqiao_samples::{SampleVillage, sample_ledger};
 
 #[derive(Debug, Parser)]
 #[command(about = "Benchmark Fengqiao's stats: incremental rollup against a scan of every case")]

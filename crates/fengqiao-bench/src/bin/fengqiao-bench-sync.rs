@@ -31,8 +31,8 @@ use chrono::Utc;
 use clap::Parser;
 use fengqiao::federation::{Federation, FederationConfig, OfficeEntry, ParentLink};
 use fengqiao::service::{InitOptions, Node, init_node};
-use fengqiao_case::samples::{SampleVillage, sample_ledger};
 use fengqiao_case::{AppendEvent, EventKind, ImportBatch, Tier};
+use fengqiao_samples::{SampleVillage, sample_ledger};
 use tokio::runtime::Runtime;
 
 #[derive(Debug, Parser)]

@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use chrono::{Days, Utc};
-use fengqiao_case::samples::sample_ledger;
 use fengqiao_case::{CaseListItem, CaseView, RegisterCase, Tier};
+use fengqiao_samples::sample_ledger;
 
 use crate::cli::render::new_table;
 use crate::cli::{emit, federation::peers_text};

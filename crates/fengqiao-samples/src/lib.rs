@@ -11,7 +11,7 @@ use chrono::{DateTime, Datelike, Duration, NaiveDate, NaiveTime, Utc};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
-use crate::model::{
+use fengqiao_case::model::{
     AppendEvent, Category, Channel, EventKind, ImportRow, JudicialConfirmation, Location,
     MatterType, MediationResult, MediationType, Ownership, Petitioner, RegisterCase, ReplyOutcome,
     Satisfaction,
@@ -86,13 +86,13 @@ pub fn sample_ledger(
         .collect()
 }
 
-pub use crate::personal_data::id_number_check_character;
+pub use fengqiao_case::personal_data::id_number_check_character;
 
 /// Whether `id_number` is an 18-character resident ID number with a valid birth date and check
 /// character (the import's and the API's rule, with no bound on the birth date's recency).
 pub fn is_valid_id_number(id_number: &str) -> bool {
     id_number.len() == 18
-        && crate::personal_data::check_resident_id(id_number, NaiveDate::MAX).is_ok()
+        && fengqiao_case::personal_data::check_resident_id(id_number, NaiveDate::MAX).is_ok()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1138,7 +1138,7 @@ const OFFICE_OPENS_SECONDS: u32 = 8 * 3600 + 30 * 60;
 const OFFICE_SECONDS: u32 = 9 * 3600;
 
 fn china_date(instant: DateTime<Utc>) -> NaiveDate {
-    crate::deadlines::local_date(instant)
+    fengqiao_case::deadlines::local_date(instant)
 }
 
 /// The instant `seconds_into_office_day` after opening on `date`, China time.
@@ -1147,7 +1147,7 @@ fn office_instant(date: NaiveDate, seconds_into_office_day: u32) -> DateTime<Utc
         + Duration::seconds(i64::from(OFFICE_OPENS_SECONDS + seconds_into_office_day));
     (local
         - Duration::seconds(i64::from(
-            crate::deadlines::china_offset().local_minus_utc(),
+            fengqiao_case::deadlines::china_offset().local_minus_utc(),
         )))
     .and_utc()
 }
@@ -1413,8 +1413,8 @@ mod tests {
         assert!(village_committee > 0);
     }
 
-    fn header_for(case: &RegisterCase, number: String) -> crate::model::CaseHeader {
-        crate::model::CaseHeader {
+    fn header_for(case: &RegisterCase, number: String) -> fengqiao_case::model::CaseHeader {
+        fengqiao_case::model::CaseHeader {
             number,
             channel: case.channel,
             petitioners: case.petitioners.clone(),
@@ -1433,8 +1433,8 @@ mod tests {
     /// and the state it ends in is the one its last transition implies.
     #[test]
     fn every_sample_row_imports_through_the_lifecycle_without_refusal() {
-        use crate::lifecycle::{NewEvent, append, register};
-        use crate::model::{Limits, Status};
+        use fengqiao_case::lifecycle::{NewEvent, append, register};
+        use fengqiao_case::model::{Limits, Status};
 
         let limits = Limits::default();
         let node = "node-county".to_owned();
@@ -1469,7 +1469,7 @@ mod tests {
                     new_event(index + 1, event.kind.clone(), at),
                     &limits,
                     &ed25519_dalek::SigningKey::from_bytes(&[7; 32]),
-                    &crate::authority::StandaloneOffice {
+                    &fengqiao_case::authority::StandaloneOffice {
                         node: node.clone(),
                         region_code: "430702".to_owned(),
                     },
