@@ -9,12 +9,12 @@ pub mod audit;
 pub mod case;
 pub mod directive;
 pub mod federation;
+pub mod global;
+pub mod output;
 pub mod render;
 pub mod stats;
 pub mod user;
 
-use std::future::Future;
-use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -22,10 +22,12 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use chrono::NaiveDate;
-use clap::{ArgAction, Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 use fengqiao_case::{Category, Measures, NodeInfo, Tier};
 
-use crate::client::{Credentials, NODE_ENV, NodeClient, TOKEN_ENV, USER_ENV, resolve_node_url};
+use self::global::{GlobalOptions, connect, shutdown_signal, tokio_runtime};
+use self::output::{emit, print_json};
+use crate::client::NodeClient;
 use crate::import::values::{parse_date, parse_labelled, start_of_china_day};
 use crate::import::{DEFAULT_BATCH_ROWS, ImportOptions, LedgerFormat};
 
@@ -42,30 +44,6 @@ pub struct Cli {
     pub global: GlobalOptions,
     #[command(subcommand)]
     pub command: Command,
-}
-
-/// Options every command accepts, before or after the subcommand.
-#[derive(Debug, Clone, Args)]
-#[command(next_help_heading = "Node, account and output")]
-pub struct GlobalOptions {
-    /// URL of the node's API [env: FENGQIAO_NODE] [default: http://127.0.0.1:7370]
-    #[arg(long, global = true, value_name = "URL")]
-    pub node: Option<String>,
-    /// A node directory: client commands read the address `fengqiao run` wrote there
-    /// (`api.addr`) and act through its CLI token (`cli.token`, as the account --as names);
-    /// `demo` creates or reuses its federation's node directories there.
-    #[arg(long, global = true, value_name = "NODE_DIR")]
-    pub dir: Option<PathBuf>,
-    /// The account to act as with the node directory's CLI token; every change records it.
-    /// Elsewhere, set FENGQIAO_TOKEN to a token from `fengqiao token create`.
-    #[arg(long = "as", global = true, env = USER_ENV, value_name = "LOGIN")]
-    pub act_as: Option<String>,
-    /// Print the API's JSON instead of tables, for scripts
-    #[arg(long, global = true)]
-    pub json: bool,
-    /// More log output on stderr (-v, -vv); RUST_LOG also works
-    #[arg(short, long, global = true, action = ArgAction::Count)]
-    pub verbose: u8,
 }
 
 #[derive(Debug, Subcommand)]
@@ -255,38 +233,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-/// The client for the node the global options point at.
-pub fn connect(global: &GlobalOptions) -> anyhow::Result<NodeClient> {
-    let environment_node = std::env::var(NODE_ENV).ok();
-    let url = resolve_node_url(
-        global.node.as_deref(),
-        global.dir.as_deref(),
-        environment_node.as_deref(),
-    )?;
-    Ok(NodeClient::new(url, credentials(global)?))
-}
-
-/// How the CLI proves who it acts as: `FENGQIAO_TOKEN`, else the CLI token of `--dir` acting as
-/// `--as`. `None` for neither: the node then answers only its public routes.
-pub fn credentials(global: &GlobalOptions) -> anyhow::Result<Option<Credentials>> {
-    let act_as = global
-        .act_as
-        .clone()
-        .filter(|login| !login.trim().is_empty());
-    if let Ok(token) = std::env::var(TOKEN_ENV)
-        && !token.trim().is_empty()
-    {
-        return Ok(Some(Credentials {
-            bearer: token.trim().to_owned(),
-            act_as,
-        }));
-    }
-    match &global.dir {
-        Some(dir) => Credentials::from_node_dir(dir, act_as).map(Some),
-        None => Ok(None),
-    }
-}
-
 /// Logs on stderr. `-v` wins over RUST_LOG; servers log `info` by default, clients only warnings.
 fn init_tracing(verbose: u8, serving: bool) {
     use tracing_subscriber::EnvFilter;
@@ -379,41 +325,6 @@ fn run_node(args: RunArgs, global: &GlobalOptions) -> anyhow::Result<()> {
 /// clean stop) before the process exits without it.
 const RUNTIME_STOP_WAIT: Duration = Duration::from_secs(1);
 
-pub(crate) fn tokio_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .thread_name("fengqiao")
-        .build()
-        .context("cannot start the async runtime")
-}
-
-/// A future that completes on Ctrl-C or SIGTERM. Must be called inside the runtime: the signal
-/// handlers are installed right away, so a SIGTERM that arrives while the node is still starting
-/// stops it gracefully instead of killing it.
-pub(crate) fn shutdown_signal() -> anyhow::Result<impl Future<Output = ()> + Send + 'static> {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        let mut interrupt =
-            signal(SignalKind::interrupt()).context("cannot listen for Ctrl-C (SIGINT)")?;
-        let mut terminate = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
-        Ok(async move {
-            tokio::select! {
-                _ = interrupt.recv() => tracing::info!("Ctrl-C received, stopping"),
-                _ = terminate.recv() => tracing::info!("SIGTERM received, stopping"),
-            }
-        })
-    }
-    #[cfg(not(unix))]
-    {
-        Ok(async {
-            if tokio::signal::ctrl_c().await.is_ok() {
-                tracing::info!("Ctrl-C received, stopping");
-            }
-        })
-    }
-}
-
 fn stats(args: StatsArgs, client: &NodeClient, json: bool) -> anyhow::Result<()> {
     if let (Some(from), Some(to)) = (args.from, args.to)
         && to < from
@@ -463,25 +374,6 @@ pub fn stats_query(args: &StatsArgs) -> Vec<(&'static str, String)> {
         ));
     }
     query
-}
-
-/// Print JSON as the API sent it, pretty for people who look at it, with every control and
-/// text-direction character in a string escaped (the same values for a script).
-pub fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
-    let text = serde_json::to_string_pretty(value).context("encode JSON")?;
-    emit(render::printable_json(&text))
-}
-
-/// Print to stdout, through [`render::printable`]: whatever a command prints may hold text typed
-/// at another office. A closed pipe (`| head`) ends the output quietly instead of panicking.
-pub fn emit(text: impl std::fmt::Display) -> anyhow::Result<()> {
-    let text = text.to_string();
-    let mut stdout = std::io::stdout().lock();
-    match writeln!(stdout, "{}", render::printable(&text)).and_then(|()| stdout.flush()) {
-        Ok(()) => Ok(()),
-        Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
-        Err(error) => Err(error).context("cannot write to stdout"),
-    }
 }
 
 #[cfg(test)]

@@ -20,8 +20,10 @@ use clap::Args;
 use fengqiao_case::{Measures, NodeInfo};
 use fengqiao_samples::{SampleVillage, sample_ledger};
 
+use crate::cli::global::GlobalOptions;
+use crate::cli::output::emit;
+use crate::cli::render;
 use crate::cli::render::new_table;
-use crate::cli::{GlobalOptions, emit, render};
 use crate::import::{ImportTotals, upload_in_batches};
 
 use convergence::{CutReport, Tally};
@@ -108,7 +110,7 @@ pub fn run(args: DemoArgs, global: &GlobalOptions) -> anyhow::Result<()> {
         }
     };
     if quiet {
-        crate::cli::print_json(&report.json(&dir, &offices, temporary))?;
+        crate::cli::output::print_json(&report.json(&dir, &offices, temporary))?;
     } else {
         emit(render::stats_text(&report.county_measures))?;
         emit(guide(

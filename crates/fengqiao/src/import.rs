@@ -19,7 +19,7 @@ use comfy_table::Table;
 use fengqiao_case::{ImportBatch, ImportOutcome, ImportRow, ImportRowReport};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::cli::{emit, print_json};
+use crate::cli::output::{emit, print_json};
 use crate::client::NodeClient;
 pub use ledger::{LedgerFormat, ParsedLedger, RowProblem, parse_ledger};
 

@@ -8,8 +8,8 @@ use fengqiao_case::HybridTimestamp;
 use fengqiao_case::audit::{AuditEvent, AuditLog, AuditReport, QuarantineListing};
 use fengqiao_case::deadlines::china_offset;
 
+use super::output::{emit, print_json};
 use super::render::{new_table, plural, short_node};
-use super::{emit, print_json};
 use crate::client::NodeClient;
 use crate::import::values::china_time;
 

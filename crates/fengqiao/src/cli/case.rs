@@ -14,7 +14,8 @@ use fengqiao_case::{
     RegisterCase, ReplyOutcome, ReviewLevel, ReviewOutcome, Satisfaction, Status,
 };
 
-use super::{emit, print_json, render};
+use super::output::{emit, print_json};
+use super::render;
 use crate::client::NodeClient;
 use crate::import::values::{bilingual, parse_date, parse_labelled, parse_time, snake_name};
 

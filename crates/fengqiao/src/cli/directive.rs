@@ -6,7 +6,8 @@ use clap::Subcommand;
 use fengqiao_case::{AppendEvent, DirectiveListItem, EventKind};
 
 use super::case::append_event;
-use super::{emit, print_json, render};
+use super::output::{emit, print_json};
+use super::render;
 use crate::client::NodeClient;
 use crate::import::values::parse_date;
 

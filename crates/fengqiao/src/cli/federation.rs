@@ -15,7 +15,8 @@ use crate::config::{
 use crate::federation::PeerView;
 use fengqiao_case::model::roster::{FederationReload, RosterView};
 
-use super::{GlobalOptions, emit, print_json};
+use super::global::GlobalOptions;
+use super::output::{emit, print_json};
 
 #[derive(Debug, Args)]
 pub struct AdmitArgs {

@@ -13,7 +13,7 @@ use fengqiao_accounts::wire::{
 };
 use fengqiao_accounts::{AccountView, RoleSet};
 
-use super::{emit, print_json};
+use super::output::{emit, print_json};
 use crate::client::NodeClient;
 
 #[derive(Debug, Subcommand)]

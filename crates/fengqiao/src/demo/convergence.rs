@@ -10,8 +10,9 @@ use chrono::{Days, Utc};
 use fengqiao_case::{CaseListItem, CaseView, RegisterCase, Tier};
 use fengqiao_samples::sample_ledger;
 
+use crate::cli::federation::peers_text;
+use crate::cli::output::emit;
 use crate::cli::render::new_table;
-use crate::cli::{emit, federation::peers_text};
 use crate::client::NodeClient;
 use crate::federation::PeerView;
 

@@ -282,7 +282,9 @@ fn create(dir: &Path, base_port: u16) -> anyhow::Result<Vec<Office>> {
         });
     }
     eprintln!("created 7 node directories under {}", dir.display());
-    crate::cli::emit("Linking the offices, as their operators do (fengqiao admit / join):")?;
+    crate::cli::output::emit(
+        "Linking the offices, as their operators do (fengqiao admit / join):",
+    )?;
     for child in &offices {
         let Some(parent_index) = child.parent else {
             continue;
@@ -311,7 +313,7 @@ fn create(dir: &Path, base_port: u16) -> anyhow::Result<Vec<Office>> {
             },
         )
         .with_context(|| format!("join {} to {}", child.name, parent.name))?;
-        crate::cli::emit(format!(
+        crate::cli::output::emit(format!(
             "  {} admitted {}; {} joined it",
             parent.name, child.name, child.name
         ))?;
@@ -384,11 +386,11 @@ pub struct Servers {
 
 impl Servers {
     pub fn new(office_count: usize, operator: String) -> anyhow::Result<Servers> {
-        let runtime = crate::cli::tokio_runtime()?;
+        let runtime = crate::cli::global::tokio_runtime()?;
         let (interrupt, interrupted) = watch::channel(false);
         {
             let _entered = runtime.enter();
-            let signal = crate::cli::shutdown_signal()?;
+            let signal = crate::cli::global::shutdown_signal()?;
             runtime.spawn(async move {
                 signal.await;
                 let _ = interrupt.send(true);
