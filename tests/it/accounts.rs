@@ -597,3 +597,113 @@ fn plain_http_beyond_loopback_is_refused_saying_what_to_set() {
     );
     assert!(!dir.join("api.addr").exists(), "it never served");
 }
+
+/// `init --listen` beyond loopback makes the office LAN certificate and prints its fingerprint;
+/// the node serves HTTPS with it; the CLI on the machine (`--dir`) trusts that certificate alone,
+/// and elsewhere only with `FENGQIAO_NODE_CERT` naming it.
+#[test]
+fn a_node_on_the_lan_gets_its_own_certificate_and_the_cli_pins_it() {
+    let temp = tempfile::tempdir().expect("tempdir");
+    let dir = temp.path().join("township");
+    let stdout = run_cli_ok(&[
+        "init",
+        path_str(&dir),
+        "--name",
+        "芦荻山乡综治中心",
+        "--tier",
+        "township",
+        "--region",
+        "430702001",
+        "--listen",
+        "0.0.0.0:0",
+        "--lan-name",
+        "luodi-xiang.local",
+    ]);
+    let fingerprint = stdout
+        .lines()
+        .find_map(|line| line.trim().strip_prefix("SHA-256 fingerprint 指纹: "))
+        .unwrap_or_else(|| panic!("init printed no fingerprint:\n{stdout}"))
+        .to_owned();
+    assert_eq!(fingerprint.split(':').count(), 32, "{fingerprint}");
+    assert!(
+        stdout.contains("API address: https://0.0.0.0:0"),
+        "{stdout}"
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.join("https.key"))
+            .expect("the key is written")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "only the node's user reads the key");
+    }
+    fengqiao_tests::add_test_account(&dir);
+
+    let mut node = fengqiao_command()
+        .args(["run", path_str(&dir)])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start fengqiao run");
+    let info = fengqiao_tests::wait_for(
+        "the node answers over HTTPS",
+        Duration::from_secs(30),
+        || {
+            let output = run_cli(&["info", "--dir", path_str(&dir), "--json"]);
+            if output.status.success() {
+                Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+            } else {
+                Err(String::from_utf8_lossy(&output.stderr).into_owned())
+            }
+        },
+    );
+    assert!(info.contains("芦荻山乡综治中心"), "{info}");
+
+    let address = std::fs::read_to_string(dir.join("api.addr")).expect("api.addr");
+    let port = address
+        .trim()
+        .rsplit(':')
+        .next()
+        .expect("a port")
+        .to_owned();
+    let url = format!("https://127.0.0.1:{port}");
+    let token = std::fs::read_to_string(dir.join("cli.token")).expect("the CLI token");
+    // Another machine's CLI: the public roots do not vouch for a self-signed certificate …
+    let refused = fengqiao_command()
+        .args(["info", "--node", &url])
+        .env("FENGQIAO_TOKEN", token.trim())
+        .stdin(Stdio::null())
+        .output()
+        .expect("run fengqiao");
+    assert!(
+        !refused.status.success(),
+        "an unpinned client must not trust it"
+    );
+    let refusal = String::from_utf8_lossy(&refused.stderr);
+    assert!(refusal.to_lowercase().contains("certificate"), "{refusal}");
+    // … the certificate copied from the node does.
+    let pinned = fengqiao_command()
+        .args(["info", "--node", &url])
+        .env("FENGQIAO_TOKEN", token.trim())
+        .env("FENGQIAO_NODE_CERT", dir.join("https.crt"))
+        .stdin(Stdio::null())
+        .output()
+        .expect("run fengqiao");
+    assert!(
+        pinned.status.success(),
+        "{}",
+        String::from_utf8_lossy(&pinned.stderr)
+    );
+    // Plain HTTP is not served on that port.
+    assert!(
+        http_get(
+            format!("127.0.0.1:{port}").parse().expect("address"),
+            "/api/health"
+        )
+        .is_err()
+    );
+    let _ = node.kill();
+    let _ = node.wait();
+}

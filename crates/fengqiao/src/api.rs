@@ -630,7 +630,7 @@ impl BoundServer {
         tls::check_listen_address(http, wanted)?;
         if let (Some(cert), Some(key)) = (&http.tls_cert, &http.tls_key) {
             // Read now, so a wrong path stops the start with its reason.
-            tls::acceptor(cert, key)?;
+            tls::acceptor(&node.dir().resolve(cert), &node.dir().resolve(key))?;
         }
         let listener = tokio::net::TcpListener::bind(wanted)
             .await
@@ -749,8 +749,9 @@ impl BoundServer {
         let http = &node.config().http;
         let served = match (&http.tls_cert, &http.tls_key) {
             (Some(cert), Some(key)) => {
-                let listener = tls::TlsListener::new(listener, tls::acceptor(cert, key)?)
-                    .context("cannot serve HTTPS")?;
+                let acceptor = tls::acceptor(&node.dir().resolve(cert), &node.dir().resolve(key))?;
+                let listener =
+                    tls::TlsListener::new(listener, acceptor).context("cannot serve HTTPS")?;
                 axum::serve(
                     listener,
                     app.into_make_service_with_connect_info::<tls::PeerAddress>(),

@@ -115,6 +115,11 @@ pub struct InitArgs {
     /// The parent node's address (for the federation)
     #[arg(long, value_name = "ADDR")]
     pub parent: Option<String>,
+    /// A host name or address the office LAN reaches this node by (repeatable). With --listen
+    /// beyond loopback, init makes a self-signed HTTPS certificate for this machine's names and
+    /// these, and prints its fingerprint.
+    #[arg(long = "lan-name", value_name = "NAME")]
+    pub lan_names: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -266,6 +271,7 @@ fn init(args: InitArgs) -> anyhow::Result<()> {
         region_code: args.region,
         listen: args.listen,
         parent: args.parent,
+        lan_names: args.lan_names,
     };
     let (config, admin_password) = crate::service::init_node_with_admin(&args.dir, options)
         .with_context(|| format!("cannot create a node in {}", args.dir.display()))?;
@@ -279,11 +285,19 @@ fn init(args: InitArgs) -> anyhow::Result<()> {
             None
         }
     };
+    let node_dir = crate::config::NodeDir::new(&args.dir);
+    let fingerprint = match &config.http.tls_cert {
+        Some(certificate) => Some(crate::api::tls::fingerprint_of_pem_file(
+            &node_dir.resolve(certificate),
+        )?),
+        None => None,
+    };
     emit(render::init_text(
         &args.dir,
         &config,
         node_id.as_deref(),
         &admin_password,
+        fingerprint.as_deref(),
     ))
 }
 

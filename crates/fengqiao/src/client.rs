@@ -26,6 +26,11 @@ pub const USER_ENV: &str = "FENGQIAO_USER";
 /// secret stays out of the process list and shell history.
 pub const TOKEN_ENV: &str = "FENGQIAO_TOKEN";
 
+/// Environment variable naming a PEM certificate to trust alone for `--node` / `FENGQIAO_NODE`:
+/// the office LAN certificate a node made at `init` (`https.crt`), copied to the machine the CLI
+/// runs on. With `--dir` the node directory's own certificate is trusted without it.
+pub const NODE_CERT_ENV: &str = "FENGQIAO_NODE_CERT";
+
 /// Answers can be large (a county's whole case list); the node is trusted, so the cap is generous.
 const MAX_RESPONSE_BYTES: u64 = 512 * 1024 * 1024;
 
@@ -56,7 +61,8 @@ impl Credentials {
         let bearer = std::fs::read_to_string(&path)
             .with_context(|| {
                 format!(
-                    "cannot read the node's CLI token {} (only the user who runs the node may                      read it; elsewhere, set {TOKEN_ENV} to a token from `fengqiao token create`)",
+                    "cannot read the node's CLI token {} (only the user who runs the node may \
+                     read it; elsewhere, set {TOKEN_ENV} to a token from `fengqiao token create`)",
                     path.display()
                 )
             })?
@@ -101,12 +107,65 @@ pub fn resolve_node_url(
                 address_path.display()
             );
         }
-        return Ok(normalize_url(address));
+        if !serves_https(dir)? {
+            return Ok(normalize_url(address));
+        }
+        // The certificate names this machine, not "every address": a node listening on
+        // 0.0.0.0 is reached here on loopback.
+        let address = match address.parse::<std::net::SocketAddr>() {
+            Ok(mut socket) if socket.ip().is_unspecified() => {
+                let loopback: std::net::IpAddr = if socket.is_ipv4() {
+                    std::net::Ipv4Addr::LOCALHOST.into()
+                } else {
+                    std::net::Ipv6Addr::LOCALHOST.into()
+                };
+                socket.set_ip(loopback);
+                socket.to_string()
+            }
+            _ => address.to_owned(),
+        };
+        return Ok(format!("https://{address}"));
     }
     if let Some(url) = environment_node.filter(|url| !url.trim().is_empty()) {
         return Ok(normalize_url(url));
     }
     Ok(DEFAULT_NODE_URL.to_owned())
+}
+
+/// Whether the node in `dir` serves its API over HTTPS itself.
+fn serves_https(dir: &Path) -> anyhow::Result<bool> {
+    if !NodeDir::exists(dir) {
+        return Ok(false);
+    }
+    Ok(crate::config::load(dir)?.http.serves_tls())
+}
+
+/// The certificate to trust alone, in PEM: with `--dir` (and no `--node`) the node directory's
+/// own when it serves HTTPS, else the file `FENGQIAO_NODE_CERT` names, else none (the usual
+/// public roots then decide).
+pub fn trusted_certificate(
+    node: Option<&str>,
+    node_dir: Option<&Path>,
+    environment_certificate: Option<&str>,
+) -> anyhow::Result<Option<Vec<u8>>> {
+    let path = match (node, node_dir) {
+        (None, Some(dir)) if serves_https(dir)? => {
+            let config = crate::config::load(dir)?;
+            config
+                .http
+                .tls_cert
+                .map(|certificate| NodeDir::new(dir).resolve(&certificate))
+        }
+        _ => environment_certificate
+            .filter(|path| !path.trim().is_empty())
+            .map(|path| Path::new(path.trim()).to_path_buf()),
+    };
+    let Some(path) = path else {
+        return Ok(None);
+    };
+    let pem = std::fs::read(&path)
+        .with_context(|| format!("cannot read the node's certificate {}", path.display()))?;
+    Ok(Some(pem))
 }
 
 /// Accept `127.0.0.1:7370` as well as `http://127.0.0.1:7370/`.
@@ -132,6 +191,31 @@ impl NodeClient {
             credentials,
             agent,
         }
+    }
+
+    /// A client that trusts exactly `certificate_pem` for HTTPS: the node's self-signed office
+    /// LAN certificate, pinned, so no other certificate can stand in for it.
+    pub fn trusting(
+        base_url: impl Into<String>,
+        credentials: Option<Credentials>,
+        certificate_pem: &[u8],
+    ) -> anyhow::Result<Self> {
+        let certificate = ureq::tls::Certificate::from_pem(certificate_pem)
+            .context("the node's certificate is not a PEM certificate")?;
+        let tls = ureq::tls::TlsConfig::builder()
+            .root_certs(ureq::tls::RootCerts::new_with_certs(&[certificate]))
+            .build();
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(REQUEST_TIMEOUT))
+            .tls_config(tls)
+            .build()
+            .into();
+        Ok(NodeClient {
+            base_url: normalize_url(&base_url.into()),
+            credentials,
+            agent,
+        })
     }
 
     pub fn base_url(&self) -> &str {
@@ -243,6 +327,14 @@ impl NodeClient {
         if unreachable {
             anyhow!(
                 "cannot reach the node at {}: is `fengqiao run` running? ({error})",
+                self.base_url
+            )
+        } else if matches!(error, ureq::Error::Rustls(_)) {
+            anyhow!(
+                "the node at {} is not trusted: its HTTPS certificate is not the one expected \
+                 ({error}). A node's own office LAN certificate is its https.crt: with --dir on \
+                 its machine the CLI trusts it; elsewhere set {NODE_CERT_ENV} to a copy of it, \
+                 after comparing its fingerprint with the one `fengqiao init` printed",
                 self.base_url
             )
         } else if let ureq::Error::Timeout(_) = error {

@@ -64,7 +64,8 @@ pub struct HttpSection {
     /// A signed-in session ends after this long without a request (default 8 hours).
     #[serde(default = "default_session_idle_seconds")]
     pub session_idle_seconds: u64,
-    /// PEM certificate chain and private key the API serves HTTPS with.
+    /// PEM certificate chain and private key the API serves HTTPS with; a relative path is read
+    /// from the node directory (`init --listen` beyond loopback writes `https.crt`/`https.key`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls_cert: Option<PathBuf>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -250,10 +251,31 @@ impl NodeDir {
     pub fn quic_address_path(&self) -> PathBuf {
         self.root.join("quic.addr")
     }
+    /// The office LAN certificate `init` makes when the API listens beyond loopback.
+    pub fn lan_certificate_path(&self) -> PathBuf {
+        self.root.join(LAN_CERTIFICATE_FILE)
+    }
+    /// Its private key (mode 0600).
+    pub fn lan_key_path(&self) -> PathBuf {
+        self.root.join(LAN_KEY_FILE)
+    }
+    /// A path from the config: relative ones are inside the node directory, so a node reads the
+    /// same files whatever directory it is started from.
+    pub fn resolve(&self, path: &Path) -> PathBuf {
+        if path.is_relative() {
+            self.root.join(path)
+        } else {
+            path.to_path_buf()
+        }
+    }
     pub fn exists(path: &Path) -> bool {
         path.join(CONFIG_FILE).exists()
     }
 }
+
+/// File names of the office LAN certificate and key, as `init` writes them into the config.
+pub const LAN_CERTIFICATE_FILE: &str = "https.crt";
+pub const LAN_KEY_FILE: &str = "https.key";
 
 /// Why a config is not usable. Each message names the setting to fix.
 #[derive(Debug, thiserror::Error)]

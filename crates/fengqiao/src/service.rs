@@ -37,6 +37,9 @@ pub struct InitOptions {
     pub region_code: String,
     pub listen: Option<SocketAddr>,
     pub parent: Option<String>,
+    /// Further host names and addresses the office LAN reaches the node by, for the certificate
+    /// `init` makes when `listen` is beyond loopback.
+    pub lan_names: Vec<String>,
 }
 
 /// File in the node directory locked while a process has the node open.
@@ -106,10 +109,51 @@ pub fn init_node_with_admin(
         accounts::create_first_admin(&store, chrono::Utc::now())
             .context("cannot create the first admin account")?
     };
+    if !config.http.listen.ip().is_loopback() && !config.http.serves_tls() {
+        // Passwords cross the office LAN only inside TLS (`api/tls.rs`): a node that listens
+        // there gets its own certificate, trusted by its fingerprint.
+        let names = lan_certificate_names(config.http.listen, &options.lan_names);
+        let certificate = crate::api::tls::generate_lan_certificate(
+            &names,
+            &config.node.name,
+            chrono::Utc::now(),
+        )?;
+        write_secret_file(&node_dir.lan_key_path(), certificate.key_pem.trim_end())?;
+        std::fs::write(
+            node_dir.lan_certificate_path(),
+            &certificate.certificate_pem,
+        )
+        .with_context(|| format!("cannot write {}", node_dir.lan_certificate_path().display()))?;
+        config.http.tls_cert = Some(config::LAN_CERTIFICATE_FILE.into());
+        config.http.tls_key = Some(config::LAN_KEY_FILE.into());
+    }
     // The config goes last: its presence is what marks a complete node directory.
     config::save(dir, &config)?;
     tracing::info!(node_id = identity.node_id(), dir = %dir.display(), "node created");
     Ok((config, admin_password))
+}
+
+/// The names a LAN certificate is made for: this machine (so the local CLI and browser reach it),
+/// the address it listens on unless that is every address, the machine's host name, and what
+/// the operator named.
+fn lan_certificate_names(listen: SocketAddr, named: &[String]) -> Vec<String> {
+    let mut names = vec![
+        "localhost".to_owned(),
+        "127.0.0.1".to_owned(),
+        "::1".to_owned(),
+    ];
+    if !listen.ip().is_unspecified() {
+        names.push(listen.ip().to_string());
+    }
+    // Linux keeps it here; elsewhere the operator names it with --lan-name.
+    if let Ok(host) = std::fs::read_to_string("/proc/sys/kernel/hostname") {
+        names.push(host.trim().to_owned());
+    }
+    names.extend(named.iter().map(|name| name.trim().to_owned()));
+    names.retain(|name| !name.is_empty());
+    let mut seen = std::collections::BTreeSet::new();
+    names.retain(|name| seen.insert(name.clone()));
+    names
 }
 
 /// Write a new file only its owner may read (0600), whole or not at all.

@@ -339,6 +339,7 @@ fn build_county(dir: &Path, options: &Options, now: DateTime<Utc>) -> anyhow::Re
                 region_code: COUNTY.to_owned(),
                 listen: None,
                 parent: None,
+                lan_names: Vec::new(),
             },
         )?;
         let mut config = fengqiao::config::load(dir)?;

@@ -333,6 +333,7 @@ fn open_office(
             region_code: region_code.to_owned(),
             listen: None,
             parent: None,
+            lan_names: Vec::new(),
         },
     )?;
     let node = Arc::new(Node::open(&dir)?);

@@ -68,6 +68,7 @@ impl TestServer {
                 region_code: VILLAGE.into(),
                 listen: None,
                 parent: None,
+                lan_names: Vec::new(),
             },
         )
         .unwrap();
@@ -852,6 +853,7 @@ fn node_with_children(
             region_code: region_code.into(),
             listen: None,
             parent: None,
+            lan_names: Vec::new(),
         },
     )
     .expect("node initialised");
@@ -1300,6 +1302,7 @@ async fn a_stop_gives_up_on_a_request_stuck_on_the_store_after_the_stop_wait() {
             region_code: VILLAGE.into(),
             listen: None,
             parent: None,
+            lan_names: Vec::new(),
         },
     )
     .unwrap();

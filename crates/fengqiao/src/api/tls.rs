@@ -58,6 +58,69 @@ pub fn check_listen_address(http: &HttpSection, address: SocketAddr) -> anyhow::
     )
 }
 
+/// A self-signed certificate `init` makes for the office LAN, and its fingerprint, which people
+/// compare once when their browser (or `fengqiao --node https://…`) first meets it.
+#[derive(Debug, Clone)]
+pub struct LanCertificate {
+    pub certificate_pem: String,
+    pub key_pem: String,
+    /// SHA-256 of the certificate's DER bytes, as browsers show it (`AB:CD:…`).
+    pub fingerprint: String,
+}
+
+/// How long a LAN certificate is valid: an office should not find its console locked out by an
+/// expiry nobody remembers; it is replaced by making a new one, and trust is the fingerprint.
+const LAN_CERTIFICATE_YEARS: i32 = 10;
+
+/// Make a self-signed certificate for `names` (host names and IP addresses people and the local
+/// CLI reach the node by) with a new P-256 key (every browser accepts it; Ed25519 not).
+pub fn generate_lan_certificate(
+    names: &[String],
+    office: &str,
+    now: chrono::DateTime<chrono::Utc>,
+) -> anyhow::Result<LanCertificate> {
+    use chrono::Datelike;
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)
+        .context("cannot make a key for the HTTPS certificate")?;
+    let mut parameters = rcgen::CertificateParams::new(names.to_vec())
+        .context("a name for the HTTPS certificate is not a valid host name or address")?;
+    parameters.distinguished_name = rcgen::DistinguishedName::new();
+    parameters
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, format!("{office} (Fengqiao)"));
+    let month = u8::try_from(now.month()).unwrap_or(1);
+    let day = u8::try_from(now.day()).unwrap_or(1).min(28);
+    parameters.not_before = rcgen::date_time_ymd(now.year() - 1, month, day);
+    parameters.not_after = rcgen::date_time_ymd(now.year() + LAN_CERTIFICATE_YEARS, month, day);
+    let certificate = parameters
+        .self_signed(&key)
+        .context("cannot sign the HTTPS certificate")?;
+    Ok(LanCertificate {
+        certificate_pem: certificate.pem(),
+        key_pem: key.serialize_pem(),
+        fingerprint: fingerprint_of_der(certificate.der()),
+    })
+}
+
+/// The SHA-256 fingerprint of the first certificate in a PEM file, as browsers show it.
+pub fn fingerprint_of_pem_file(path: &Path) -> anyhow::Result<String> {
+    let first = CertificateDer::pem_file_iter(path)
+        .with_context(|| format!("cannot read the certificate {}", path.display()))?
+        .next()
+        .with_context(|| format!("{} holds no PEM certificate", path.display()))?
+        .with_context(|| format!("cannot read the certificate {}", path.display()))?;
+    Ok(fingerprint_of_der(&first))
+}
+
+fn fingerprint_of_der(der: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(der)
+        .iter()
+        .map(|byte| format!("{byte:02X}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
 /// A TLS acceptor for the certificate chain and key in PEM files.
 pub fn acceptor(cert: &Path, key: &Path) -> anyhow::Result<TlsAcceptor> {
     let chain = CertificateDer::pem_file_iter(cert)

@@ -7,7 +7,10 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::{ArgAction, Args};
 
-use crate::client::{Credentials, NODE_ENV, NodeClient, TOKEN_ENV, USER_ENV, resolve_node_url};
+use crate::client::{
+    Credentials, NODE_CERT_ENV, NODE_ENV, NodeClient, TOKEN_ENV, USER_ENV, resolve_node_url,
+    trusted_certificate,
+};
 
 /// Options every command accepts, before or after the subcommand.
 #[derive(Debug, Clone, Args)]
@@ -41,7 +44,15 @@ pub fn connect(global: &GlobalOptions) -> anyhow::Result<NodeClient> {
         global.dir.as_deref(),
         environment_node.as_deref(),
     )?;
-    Ok(NodeClient::new(url, credentials(global)?))
+    let environment_certificate = std::env::var(NODE_CERT_ENV).ok();
+    match trusted_certificate(
+        global.node.as_deref(),
+        global.dir.as_deref(),
+        environment_certificate.as_deref(),
+    )? {
+        Some(certificate) => NodeClient::trusting(url, credentials(global)?, &certificate),
+        None => Ok(NodeClient::new(url, credentials(global)?)),
+    }
 }
 
 /// How the CLI proves who it acts as: `FENGQIAO_TOKEN`, else the CLI token of `--dir` acting as

@@ -108,6 +108,7 @@ pub fn init_text(
     config: &NodeConfig,
     node_id: Option<&str>,
     admin_password: &str,
+    certificate_fingerprint: Option<&str>,
 ) -> String {
     let mut text = String::new();
     let _ = writeln!(
@@ -127,7 +128,27 @@ pub fn init_text(
             config.node.region_code
         );
     }
-    let _ = writeln!(text, "API address: http://{}", config.http.listen);
+    match certificate_fingerprint {
+        Some(fingerprint) => {
+            let _ = writeln!(text, "API address: https://{}", config.http.listen);
+            let _ = writeln!(
+                text,
+                "HTTPS certificate for the office LAN 局域网证书: {} (self-signed)",
+                crate::config::NodeDir::new(dir)
+                    .lan_certificate_path()
+                    .display()
+            );
+            let _ = writeln!(text, "  SHA-256 fingerprint 指纹: {fingerprint}");
+            let _ = writeln!(
+                text,
+                "  (a browser warns once: accept the certificate only if it shows this \
+                 fingerprint; the CLI with --dir trusts this certificate alone)"
+            );
+        }
+        None => {
+            let _ = writeln!(text, "API address: http://{}", config.http.listen);
+        }
+    }
     let _ = writeln!(
         text,
         "first admin: login {}, one-time password {admin_password}",

@@ -260,6 +260,7 @@ fn create(dir: &Path, base_port: u16) -> anyhow::Result<Vec<Office>> {
             region_code: plan.region.to_owned(),
             listen: Some(api),
             parent: None,
+            lan_names: Vec::new(),
         };
         crate::service::init_node(&node_dir, options).with_context(|| {
             format!(

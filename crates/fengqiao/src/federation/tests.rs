@@ -62,6 +62,7 @@ fn open_office(root: &Path, label: &str, name: &str, tier: Tier, region_code: &s
             region_code: region_code.to_owned(),
             listen: None,
             parent: None,
+            lan_names: Vec::new(),
         },
     )
     .unwrap();

@@ -230,6 +230,7 @@ mod tests {
                 region_code: VILLAGE.into(),
                 listen: None,
                 parent: None,
+                lan_names: Vec::new(),
             },
         )
         .expect("init the node");

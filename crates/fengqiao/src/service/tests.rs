@@ -32,6 +32,7 @@ fn village_options() -> InitOptions {
         region_code: VILLAGE.into(),
         listen: None,
         parent: None,
+        lan_names: Vec::new(),
     }
 }
 
