@@ -351,13 +351,33 @@ pub fn roster_text(view: &RosterView) -> String {
     let name_of = |node_id: &str| {
         view.members
             .iter()
+            .chain(&view.revoked)
             .find(|member| member.node_id == node_id)
             .map_or_else(|| node_id.to_owned(), |member| member.name.clone())
     };
-    let mut table = super::render::new_table(["TIER", "NAME", "REGION", "NODE ID", "ADMITTED BY"]);
-    let mut members: Vec<_> = view.members.iter().collect();
-    members.sort_by(|left, right| left.region_code.cmp(&right.region_code));
-    for member in members {
+    let mut table = super::render::new_table([
+        "TIER",
+        "NAME",
+        "REGION",
+        "NODE ID",
+        "ADMITTED BY",
+        "STATE 状态",
+    ]);
+    // Revoked offices are listed too, under the office that revoked them: their events stay
+    // valid and their cases stay where they are, so people still meet their names.
+    let mut rows: Vec<_> = view.members.iter().chain(&view.revoked).collect();
+    rows.sort_by(|left, right| {
+        (&left.region_code, left.revoked).cmp(&(&right.region_code, right.revoked))
+    });
+    for member in rows {
+        let state = if member.revoked {
+            format!(
+                "revoked 已撤销 {}",
+                super::render::china_time_labelled(&member.issued_at)
+            )
+        } else {
+            "member 成员".to_owned()
+        };
         table.add_row([
             crate::config::tier_name(member.tier).to_owned(),
             member.name.clone(),
@@ -367,12 +387,14 @@ pub fn roster_text(view: &RosterView) -> String {
                 .admitted_by
                 .as_deref()
                 .map_or_else(|| "(root)".to_owned(), name_of),
+            state,
         ]);
     }
     format!(
-        "root: {} ({root}); {} members, {} signed entries held\n{}",
+        "root: {} ({root}); {} members, {} revoked, {} signed entries held\n{}",
         name_of(root),
         view.members.len(),
+        view.revoked.len(),
         view.entries,
         table
     )
@@ -442,4 +464,62 @@ pub fn peers_text(peers: &[PeerView]) -> String {
         ]);
     }
     table.to_string()
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use chrono::TimeZone;
+    use fengqiao_case::Tier;
+    use fengqiao_case::model::roster::RosterMemberView;
+
+    use super::*;
+
+    fn office(
+        node_id: &str,
+        name: &str,
+        region: &str,
+        admitted_by: Option<&str>,
+    ) -> RosterMemberView {
+        RosterMemberView {
+            node_id: node_id.to_owned(),
+            name: name.to_owned(),
+            tier: Tier::Village,
+            region_code: region.to_owned(),
+            admitted_by: admitted_by.map(str::to_owned),
+            issued_at: chrono::Utc.with_ymd_and_hms(2026, 11, 3, 2, 0, 0).unwrap(),
+            revoked: false,
+        }
+    }
+
+    #[test]
+    fn the_roster_table_lists_revoked_offices_with_when() {
+        let view = RosterView {
+            schema_version: 1,
+            root: Some("aa".to_owned()),
+            members: vec![
+                RosterMemberView {
+                    tier: Tier::Township,
+                    ..office("aa", "芦荻山乡", "430702001", None)
+                },
+                office("bb", "芦荻山村", "430702001001", Some("aa")),
+            ],
+            revoked: vec![RosterMemberView {
+                revoked: true,
+                ..office("cc", "丹洲村", "430702001002", Some("aa"))
+            }],
+            entries: 3,
+        };
+        let text = roster_text(&view);
+        assert!(text.contains("2 members, 1 revoked"), "{text}");
+        let revoked_row = text
+            .lines()
+            .find(|line| line.contains("丹洲村"))
+            .unwrap_or_else(|| panic!("the revoked office is listed:\n{text}"));
+        assert!(revoked_row.contains("已撤销"), "{revoked_row}");
+        assert!(
+            revoked_row.contains("芦荻山乡"),
+            "revoked by its admitter: {revoked_row}"
+        );
+    }
 }
