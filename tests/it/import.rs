@@ -386,6 +386,11 @@ fn a_finished_import_run_again_adds_nothing_and_its_events_are_marked_as_importe
     let live = run_cli_json(&["stats", "--without-imported", "--node", &url]);
     assert_eq!(all["total"]["cases"], 5);
     assert_eq!(live["total"]["cases"], 1);
+    // Each answer says which it counted.
+    assert_eq!(all["imported"], "include");
+    assert_eq!(live["imported"], "exclude");
+    let live_text = run_cli_ok(&["stats", "--without-imported", "--node", &url]);
+    assert!(live_text.contains("不含导入台账"), "{live_text}");
     // The imported cases were decided (2, in time) or ran out of time to be (2) long ago; the
     // case registered now is still within its 15 days.
     assert_eq!(

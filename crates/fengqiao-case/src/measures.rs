@@ -26,6 +26,7 @@ pub fn measures<'a>(
         schema_version: SCHEMA_VERSION,
         from,
         to,
+        imported,
         now,
         total: MeasureSet::default(),
         by_category: Default::default(),

@@ -151,6 +151,7 @@ impl Rollup {
             schema_version: SCHEMA_VERSION,
             from,
             to,
+            imported,
             now,
             total: total.measure_set(),
             by_category,

@@ -1095,6 +1095,10 @@ pub struct Measures {
     /// Cases registered in `[from, to)`; open bounds when absent.
     pub from: Option<DateTime<Utc>>,
     pub to: Option<DateTime<Utc>>,
+    /// Whether the cases a ledger import registered were counted, so a figure is never read
+    /// without knowing. Absent in answers of older nodes, which always counted them.
+    #[serde(default)]
+    pub imported: ImportedCases,
     /// The instant warnings and expired windows were judged at.
     pub now: DateTime<Utc>,
     pub total: MeasureSet,

@@ -13,6 +13,9 @@ pub struct StatsBreakdown {
     /// Cases registered in `[from, to)`; open bounds when absent.
     pub from: Option<DateTime<Utc>>,
     pub to: Option<DateTime<Utc>>,
+    /// Whether the cases a ledger import registered were counted (as in [`super::Measures`]).
+    #[serde(default)]
+    pub imported: super::ImportedCases,
     /// The instant warnings and expired windows were judged at.
     pub now: DateTime<Utc>,
     /// The whole subtree: every case the node holds.

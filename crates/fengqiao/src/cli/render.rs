@@ -794,6 +794,14 @@ fn rates(set: &MeasureSet) -> [&Ratio; 6] {
     ]
 }
 
+/// Whether imported ledger history was counted, said beside every figure it changes.
+pub fn imported_cases_text(imported: fengqiao_case::ImportedCases) -> &'static str {
+    match imported {
+        fengqiao_case::ImportedCases::Include => "imported history counted 含导入台账",
+        fengqiao_case::ImportedCases::Exclude => "imported history left out 不含导入台账",
+    }
+}
+
 pub fn stats_text(measures: &Measures) -> String {
     let mut text = String::new();
     let period = match (&measures.from, &measures.to) {
@@ -817,8 +825,9 @@ pub fn stats_text(measures: &Measures) -> String {
     let total = &measures.total;
     let _ = writeln!(
         text,
-        "Measures 指标 · cases registered {period}: {} · judged at {}",
+        "Measures 指标 · cases registered {period}: {} · {} · judged at {}",
         total.cases,
+        imported_cases_text(measures.imported),
         china_time_labelled(&measures.now)
     );
     let mut rate_table = new_table(["指标", "measure", "rate (count/base)"]);
@@ -1161,6 +1170,7 @@ mod tests {
             schema_version: SCHEMA_VERSION,
             from: Some(at(1)),
             to: None,
+            imported: fengqiao_case::ImportedCases::Exclude,
             now: at(20),
             total,
             by_category,
@@ -1174,6 +1184,7 @@ mod tests {
         assert!(text.contains("- (0/0)"), "empty ratio is a dash:\n{text}");
         assert!(text.contains("wage_arrears 拖欠工资"), "{text}");
         assert!(text.contains("closed 已办结"), "{text}");
+        assert!(text.contains("imported history left out"), "{text}");
         assert!(
             text.contains("judged at 2026-03-20 09:30 (UTC+8)"),
             "the time says it is China time:\n{text}"

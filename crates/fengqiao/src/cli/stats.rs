@@ -29,7 +29,8 @@ pub fn stats_by_child_text(breakdown: &StatsBreakdown) -> String {
     };
     let _ = writeln!(
         text,
-        "Measures by office 分级统计 · cases registered {period} · judged at {}",
+        "Measures by office 分级统计 · cases registered {period} · {} · judged at {}",
+        super::render::imported_cases_text(breakdown.imported),
         super::render::china_time_labelled(&breakdown.now)
     );
     let mut table = new_table([
@@ -162,6 +163,7 @@ mod tests {
             schema_version: fengqiao_case::SCHEMA_VERSION,
             from: None,
             to: None,
+            imported: Default::default(),
             now,
             total: set(4, 1),
             own: MeasureSet::default(),

@@ -333,6 +333,7 @@ fn breakdown(
         schema_version: SCHEMA_VERSION,
         from: query.from,
         to: query.to,
+        imported: query.imported,
         now,
         total: rollup
             .measures(
