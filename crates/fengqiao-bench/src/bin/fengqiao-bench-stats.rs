@@ -468,7 +468,14 @@ fn summarize_row(row: &ImportRow) -> anyhow::Result<CaseSummary> {
     };
     let (mut document, _, mut state) = register(
         header,
-        new_event(0, EventKind::Register { header: None }, registered_at),
+        new_event(
+            0,
+            EventKind::Register {
+                header: None,
+                policy_version: 0,
+            },
+            registered_at,
+        ),
         &[7; 16],
         &limits,
         &UnsignedBench,

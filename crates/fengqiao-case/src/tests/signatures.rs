@@ -28,11 +28,14 @@ fn signed_case(village_key: &SigningKey) -> CaseDocument {
         new_event(
             "register",
             &village,
-            EventKind::Register { header: None },
+            EventKind::Register {
+                header: None,
+                policy_version: 0,
+            },
             china(3, 2, 9),
         ),
         &ACTOR_A,
-        &limits,
+        &crate::policy::PolicyBook::default(),
         village_key,
     )
     .expect("registers");
@@ -87,6 +90,7 @@ fn an_altered_event_does_not_verify() {
     let mut register_event = events[0].clone();
     if let EventKind::Register {
         header: Some(registered),
+        ..
     } = &mut register_event.kind
     {
         registered.summary = "另一件事".to_owned();
@@ -511,7 +515,10 @@ fn an_import_mark_is_signed_and_read_back_and_cannot_be_stripped() {
     let mut registration = new_event(
         "register",
         &village,
-        EventKind::Register { header: None },
+        EventKind::Register {
+            header: None,
+            policy_version: 0,
+        },
         china(3, 2, 9),
     );
     registration.imported = Some(mark.clone());
@@ -519,7 +526,7 @@ fn an_import_mark_is_signed_and_read_back_and_cannot_be_stripped() {
         header(),
         registration,
         &ACTOR_A,
-        &Limits::default(),
+        &crate::policy::PolicyBook::default(),
         &village_key,
     )
     .expect("registers");
