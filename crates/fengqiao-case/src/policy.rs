@@ -133,11 +133,25 @@ pub fn shipped_calendar() -> &'static [ShippedYear] {
 }
 
 /// `limits` with the shipped calendar's holidays and working weekends added to its own (each
-/// date once, sorted): what a root proposes from its `[limits]`.
+/// date once, sorted): what a root proposes from its `[limits]`, and what `policy issue` sends.
+/// Where `limits` says the opposite of the shipped calendar about a date (a working weekend the
+/// calendar lists as a holiday, or the reverse), `limits` wins: it is what the county wrote.
 pub fn with_shipped_calendar(mut limits: Limits) -> Limits {
     for year in shipped_calendar() {
-        limits.holidays.extend(&year.holidays);
-        limits.working_weekends.extend(&year.working_weekends);
+        let holidays: Vec<NaiveDate> = year
+            .holidays
+            .iter()
+            .filter(|date| !limits.working_weekends.contains(date))
+            .copied()
+            .collect();
+        let working_weekends: Vec<NaiveDate> = year
+            .working_weekends
+            .iter()
+            .filter(|date| !limits.holidays.contains(date))
+            .copied()
+            .collect();
+        limits.holidays.extend(holidays);
+        limits.working_weekends.extend(working_weekends);
     }
     limits.holidays.sort();
     limits.holidays.dedup();
