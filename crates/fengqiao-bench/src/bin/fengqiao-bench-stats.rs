@@ -477,7 +477,7 @@ fn summarize_row(row: &ImportRow) -> anyhow::Result<CaseSummary> {
             registered_at,
         ),
         &[7; 16],
-        &limits,
+        &fengqiao_case::policy::PolicyBook::fixed(limits.clone()),
         &UnsignedBench,
     )
     .with_context(|| format!("line {} refused at registration", row.line))?;
