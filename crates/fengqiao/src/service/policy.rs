@@ -87,15 +87,22 @@ pub fn effective_warnings(book: &PolicyBook, config: &NodeConfig) -> WarningThre
     }
 }
 
-/// A node below the root ignores its own `[limits]` and `[warnings]`: say so once at start.
+/// A node below the root ignores its own `[limits]` and `[warnings]`, and a node without a
+/// federation its `[limits]` (it derives with the built-in policy until it runs a federation as
+/// its root): say so once at start.
 pub fn warn_if_local_settings_ignored(config: &NodeConfig) {
-    if is_root(config) {
-        return;
-    }
-    if config.limits != Limits::default() || config.warnings != WarningThresholds::default() {
+    let limits_set = config.limits != Limits::default();
+    let warnings_set = config.warnings != WarningThresholds::default();
+    if !is_root(config) && (limits_set || warnings_set) {
         tracing::warn!(
             "[limits] and [warnings] in fengqiao.toml are ignored on a node below the root: \
              every case derives with the county's policy (fengqiao policy show)"
+        );
+    } else if config.federation.is_none() && limits_set {
+        tracing::warn!(
+            "[limits] in fengqiao.toml is ignored by a node without [federation]: its cases \
+             derive with the built-in policy; a county's [limits] becomes the federation's \
+             first policy when its federation starts"
         );
     }
 }
