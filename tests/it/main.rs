@@ -13,5 +13,6 @@ mod disk;
 mod federation;
 mod import;
 mod input;
+mod policy;
 mod stats;
 mod tiers;

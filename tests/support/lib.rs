@@ -576,6 +576,7 @@ impl Tamperer {
             &self.node_id(),
             fengqiao_case::EventKind::Register {
                 header: Some(Box::new(header.clone())),
+                policy_version: 0,
             },
             None,
         )?;

@@ -150,6 +150,9 @@ pub enum Action {
     ReloadFederation,
     /// Create, list, disable accounts, reset passwords, set roles; create, list, revoke tokens.
     ManageAccounts,
+    /// Issue the next version of the federation's policy (limits, calendar, warnings): the
+    /// root office only.
+    IssuePolicy,
 }
 
 impl Action {
@@ -170,6 +173,7 @@ impl Action {
             Action::ReadQuarantine => "read_quarantine".to_owned(),
             Action::ReloadFederation => "reload_federation".to_owned(),
             Action::ManageAccounts => "manage_accounts".to_owned(),
+            Action::IssuePolicy => "issue_policy".to_owned(),
         }
     }
 }
@@ -314,6 +318,11 @@ pub const ROLE_TABLE: &[(Action, &[Role], &str)] = &[
         Action::ManageAccounts,
         &[Admin],
         "only an admin (管理员) manages accounts and tokens",
+    ),
+    (
+        Action::IssuePolicy,
+        &[Admin],
+        "only an admin (管理员) issues the federation's policy (limits, calendar, warnings)",
     ),
 ];
 

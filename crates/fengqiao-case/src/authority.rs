@@ -311,6 +311,7 @@ pub fn placed_region(kind: &EventKind) -> Option<&str> {
     match kind {
         EventKind::Register {
             header: Some(header),
+            ..
         } => Some(&header.location.region_code),
         EventKind::AmendHeader {
             amendment: HeaderAmendment::Location(location),

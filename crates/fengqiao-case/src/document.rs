@@ -67,6 +67,7 @@ impl CaseDocument {
         match &register.kind {
             EventKind::Register {
                 header: Some(registered),
+                ..
             } if registered.as_ref() == header => {}
             _ => {
                 return Err(DocumentError::Malformed(format!(
@@ -499,6 +500,7 @@ fn header_from_events(events: &[Event]) -> Result<CaseHeader, DocumentError> {
     let mut header = match events.first().map(|event| &event.kind) {
         Some(EventKind::Register {
             header: Some(header),
+            ..
         }) => header.as_ref().clone(),
         Some(_) => {
             return Err(DocumentError::Malformed(

@@ -388,8 +388,9 @@ pub fn check_event(
     match kind {
         EventKind::Register {
             header: Some(registered),
+            ..
         } => check_header(registered, at),
-        EventKind::Register { header: None }
+        EventKind::Register { header: None, .. }
         | EventKind::Accept {}
         | EventKind::AcceptAssignment {}
         | EventKind::Evaluate { .. } => Ok(()),

@@ -17,6 +17,7 @@ pub mod lifecycle;
 pub mod measures;
 pub mod model;
 pub mod personal_data;
+pub mod policy;
 pub mod receipt;
 pub mod rollup;
 pub mod signature;

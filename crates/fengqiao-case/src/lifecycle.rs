@@ -16,6 +16,7 @@ use crate::model::{
     HeaderAmendment, HybridTimestamp, ImportMark, Limits, Location, MediationResult, NodeId,
     Petitioner, ReviewLevel, Status,
 };
+use crate::policy::PolicyBook;
 use crate::signature::{self, NodeSigner, SignatureError};
 
 /// What a caller asks to append. `prev` is filled in from the derived state.
@@ -1129,15 +1130,20 @@ pub fn append(
 }
 
 /// Validate a header and create the case document with its `register` event, which carries the
-/// header and is signed by `signer`. `actor` is the node's automerge actor id.
+/// header and is signed by `signer`. `actor` is the node's automerge actor id. The case is
+/// registered under the newest policy version `policies` holds, which the event records (any
+/// version the caller put in it is replaced, as `prev` is filled by the node) and which the
+/// case derives with for ever (`crate::policy`).
 pub fn register(
     header: CaseHeader,
     register: NewEvent,
     actor: &[u8],
-    limits: &Limits,
+    policies: &PolicyBook,
     signer: &dyn NodeSigner,
 ) -> Result<(CaseDocument, Event, CaseState), CaseError> {
-    if !matches!(register.kind, EventKind::Register { .. }) {
+    let policy = policies.current();
+    let (policy_version, limits) = (policy.version, &policy.limits);
+    let EventKind::Register { .. } = register.kind else {
         return Err(CaseError::InvalidInput {
             field: "kind",
             why: format!(
@@ -1145,7 +1151,7 @@ pub fn register(
                 register.kind.name()
             ),
         });
-    }
+    };
     required("id", &register.id)?;
     required("node", &register.node)?;
     validate_header(&header, register.at)?;
@@ -1153,6 +1159,7 @@ pub fn register(
         id: register.id,
         kind: EventKind::Register {
             header: Some(Box::new(header.clone())),
+            policy_version,
         },
         at: truncate_to_millis(register.at),
         node: register.node,

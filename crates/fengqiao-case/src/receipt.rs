@@ -20,7 +20,8 @@ use crate::authority::{AuthorityError, Hierarchy, authorize, lies_within, placed
 use crate::causal_past::CausalPast;
 use crate::derive::derive_from_refs;
 use crate::document::{CaseDocument, DocumentError};
-use crate::model::{CaseHeader, CaseId, Event, EventId, EventKind, Limits, NodeId};
+use crate::model::{CaseHeader, CaseId, Event, EventId, EventKind, NodeId};
+use crate::policy::{PolicyBook, PolicyError};
 use crate::signature::{
     SignatureError, SignerKeys, verify_all, verify_all_of_cases, verify_event_with,
 };
@@ -57,6 +58,8 @@ pub enum ReceiptError {
     Duplicated { event: EventId },
     #[error("event {event} cannot be judged: what it was made on is not known")]
     UnknownPast { event: EventId },
+    #[error("event {event}: {source}")]
+    UnknownPolicy { event: EventId, source: PolicyError },
 }
 
 impl ReceiptError {
@@ -70,9 +73,14 @@ impl ReceiptError {
     }
 
     /// Whether the event may pass once this node knows more: a maker missing from the roster
-    /// may be an office whose entry is still on its way (entries and cases travel separately).
+    /// may be an office whose entry is still on its way (entries and cases travel separately),
+    /// and a policy version not held here may be one still on its way from the root (policies
+    /// travel on the roster stream).
     pub fn may_pass_later(&self) -> bool {
-        matches!(self, ReceiptError::UnknownMaker { .. })
+        matches!(
+            self,
+            ReceiptError::UnknownMaker { .. } | ReceiptError::UnknownPolicy { .. }
+        )
     }
 }
 
@@ -95,7 +103,7 @@ pub fn check_received(
     after: &[Event],
     causal: &CausalPast,
     federation: &dyn Hierarchy,
-    limits: &Limits,
+    policies: &PolicyBook,
 ) -> Vec<Rejection> {
     let copy = ReceivedCopy {
         case,
@@ -104,7 +112,7 @@ pub fn check_received(
         after,
         causal,
     };
-    check_received_many(&[copy], federation, limits, &mut SignerKeys::default())
+    check_received_many(&[copy], federation, policies, &mut SignerKeys::default())
         .pop()
         .unwrap_or_default()
 }
@@ -131,7 +139,7 @@ pub struct ReceivedCopy<'a> {
 pub fn check_received_many(
     copies: &[ReceivedCopy<'_>],
     federation: &dyn Hierarchy,
-    limits: &Limits,
+    policies: &PolicyBook,
     keys: &mut SignerKeys,
 ) -> Vec<Vec<Rejection>> {
     let sorted: Vec<SortedCopy<'_>> = copies
@@ -168,7 +176,7 @@ pub fn check_received_many(
                 case: copy.case.to_owned(),
                 after_header: copy.header,
                 federation,
-                limits,
+                policies,
                 keys: &mut *keys,
                 signatures_verified,
             };
@@ -279,7 +287,7 @@ struct Judge<'a> {
     case: CaseId,
     after_header: &'a CaseHeader,
     federation: &'a dyn Hierarchy,
-    limits: &'a Limits,
+    policies: &'a PolicyBook,
     keys: &'a mut SignerKeys,
     /// Every new event's signature was verified in one batch up front.
     signatures_verified: bool,
@@ -347,7 +355,8 @@ impl Judge<'_> {
         event: &Event,
         past: &[&Event],
     ) -> Result<(), ReceiptError> {
-        let (after_header, federation, limits) = (self.after_header, self.federation, self.limits);
+        let (after_header, federation, policies) =
+            (self.after_header, self.federation, self.policies);
         if !self.signatures_verified {
             verify_event_with(&self.case, event, self.keys)?;
         }
@@ -360,7 +369,7 @@ impl Judge<'_> {
         // A registration, or an amended location, places the case: only inside the maker's
         // jurisdiction (the same rule the API applies, `authority::check_jurisdiction`).
         let placed = match &event.kind {
-            EventKind::Register { header: None } => {
+            EventKind::Register { header: None, .. } => {
                 Some(after_header.location.region_code.as_str())
             }
             kind => placed_region(kind),
@@ -375,10 +384,20 @@ impl Judge<'_> {
                 node_region,
             });
         }
-        if let EventKind::Register { .. } = &event.kind {
+        if let EventKind::Register { policy_version, .. } = &event.kind {
             if position != 0 {
                 return Err(ReceiptError::RegisteredAgain {
                     event: event.id.clone(),
+                });
+            }
+            // The case will derive with this version everywhere: it must be one the root
+            // issued and this node holds (or it may pass once it arrives).
+            if policies.get(*policy_version).is_none() {
+                return Err(ReceiptError::UnknownPolicy {
+                    event: event.id.clone(),
+                    source: PolicyError::Unknown {
+                        version: *policy_version,
+                    },
                 });
             }
             return Ok(());
@@ -388,6 +407,12 @@ impl Judge<'_> {
             return Ok(());
         };
         let base_header = header_at(register, past, after_header);
+        let limits = policies
+            .limits_for_case(past.iter().copied())
+            .map_err(|source| ReceiptError::UnknownPolicy {
+                event: event.id.clone(),
+                source,
+            })?;
         let state = derive_from_refs(&base_header, past, limits);
         authorize(&state, &event.kind, &event.node, federation).map_err(|source| {
             ReceiptError::Unauthorized {
@@ -403,6 +428,7 @@ fn header_at(register: &Event, events: &[&Event], fallback: &CaseHeader) -> Case
     let mut header = match &register.kind {
         EventKind::Register {
             header: Some(header),
+            ..
         } => header.as_ref().clone(),
         _ => fallback.clone(),
     };
@@ -420,7 +446,7 @@ fn check_document(
     document: &mut CaseDocument,
     held_events: &[Event],
     federation: &dyn Hierarchy,
-    limits: &Limits,
+    policies: &PolicyBook,
 ) -> Result<Vec<Rejection>, DocumentError> {
     let (header, events) = document.contents()?;
     let causal = document.causal_past()?;
@@ -431,7 +457,7 @@ fn check_document(
         &events,
         &causal,
         federation,
-        limits,
+        policies,
     ))
 }
 
@@ -473,7 +499,7 @@ pub fn screen(
     incoming: &mut CaseDocument,
     actor: &[u8],
     federation: &dyn Hierarchy,
-    limits: &Limits,
+    policies: &PolicyBook,
 ) -> Result<Screened, DocumentError> {
     let (held_heads, held_events, base) = match held {
         Some(held) => {
@@ -482,7 +508,7 @@ pub fn screen(
         }
         None => (Vec::new(), Vec::new(), CaseDocument::empty(actor)),
     };
-    let mut rejections = check_document(case, incoming, &held_events, federation, limits)?;
+    let mut rejections = check_document(case, incoming, &held_events, federation, policies)?;
     let new_changes = incoming.automerge().get_changes(&held_heads);
     if rejections
         .iter()
@@ -511,7 +537,7 @@ pub fn screen(
         // What is kept must pass on its own: an event judged against a refused one (an
         // annotation after a refused transition) is judged again, and refused in turn.
         let mut document = pass.document;
-        let again = check_document(case, &mut document, &held_events, federation, limits)?;
+        let again = check_document(case, &mut document, &held_events, federation, policies)?;
         if again.is_empty() {
             return Ok(Screened {
                 document,
@@ -567,7 +593,7 @@ pub fn keep_received(
     bytes: PeerBytes<'_>,
     actor: &[u8],
     federation: &dyn Hierarchy,
-    limits: &Limits,
+    policies: &PolicyBook,
 ) -> Result<Kept, DocumentError> {
     let mut copy = match (held.as_deref_mut(), bytes) {
         (None, PeerBytes::Whole(saved)) => CaseDocument::load(saved, &[], actor)?,
@@ -602,14 +628,14 @@ pub fn keep_received(
         Some(held) => held.events()?,
         None => Vec::new(),
     };
-    let rejections = check_document(case, &mut copy, &held_events, federation, limits)?;
+    let rejections = check_document(case, &mut copy, &held_events, federation, policies)?;
     if rejections.is_empty() {
         return Ok(Kept {
             document: copy,
             refused: Vec::new(),
         });
     }
-    let screened = screen(case, held, &mut copy, actor, federation, limits)?;
+    let screened = screen(case, held, &mut copy, actor, federation, policies)?;
     Ok(Kept {
         document: screened.document,
         refused: screened.refused,

@@ -44,9 +44,18 @@ pub const EVENT_SIGNATURE_VERSION: u32 = 1;
 /// version it does not verify, rather than as altered, and every other event is signed as before.
 pub const IMPORTED_EVENT_SIGNATURE_VERSION: u32 = 2;
 
+/// Version of the signing bytes of a register event that names a policy version
+/// (`EventKind::Register::policy_version` above 0, `crate::policy`): version 2's structure (the
+/// import mark when there is one), the policy version inside the kind. A build that does not
+/// know policies refuses such an event as of an unknown version, rather than as altered, and
+/// every event without a policy version is signed as before.
+pub const POLICY_REGISTER_SIGNATURE_VERSION: u32 = 3;
+
 /// The signature version `event` must carry: the one whose signing bytes hold all its fields.
 pub fn signature_version(event: &Event) -> u32 {
-    if event.imported.is_some() {
+    if matches!(event.kind, EventKind::Register { policy_version, .. } if policy_version > 0) {
+        POLICY_REGISTER_SIGNATURE_VERSION
+    } else if event.imported.is_some() {
         IMPORTED_EVENT_SIGNATURE_VERSION
     } else {
         EVENT_SIGNATURE_VERSION

@@ -1455,9 +1455,16 @@ mod tests {
             };
             let (mut document, _, mut state) = register(
                 header,
-                new_event(0, EventKind::Register { header: None }, registered_at),
+                new_event(
+                    0,
+                    EventKind::Register {
+                        header: None,
+                        policy_version: 0,
+                    },
+                    registered_at,
+                ),
                 &[7; 16],
-                &limits,
+                &fengqiao_case::policy::PolicyBook::fixed(limits.clone()),
                 &ed25519_dalek::SigningKey::from_bytes(&[7; 32]),
             )
             .unwrap_or_else(|error| panic!("line {} refused at registration: {error}", row.line));

@@ -102,6 +102,7 @@ pub(crate) fn document_for(number: &str) -> CaseDocument {
     let header = header_for(number);
     let register = EventKind::Register {
         header: Some(Box::new(header.clone())),
+        policy_version: 0,
     };
     CaseDocument::create(
         &header,

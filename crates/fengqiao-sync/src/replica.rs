@@ -11,6 +11,7 @@ use fengqiao_case::authority::Hierarchy;
 use fengqiao_case::document::CaseDocument;
 use fengqiao_case::model::sync::{ChangeHead, FeedSequence, PEER_REFUSAL_VERSION, PeerRefusal};
 use fengqiao_case::model::{CaseId, CaseState, Limits, NodeId};
+use fengqiao_case::policy::{PolicyBook, PolicyError};
 use fengqiao_case::receipt::{self, PeerBytes, RefusedChange};
 
 use crate::routing::{CaseRouting, PeerDescription, SubtreeRoster};
@@ -133,7 +134,9 @@ pub trait Replica {
 /// by event, refused changes kept in a quarantine log instead of the case.
 pub struct InMemoryReplica {
     actor: Vec<u8>,
-    limits: Limits,
+    /// The policy versions this node holds: every case derives with the one it was registered
+    /// under (`fengqiao_case::policy`), never with anything of the node's own.
+    policies: PolicyBook,
     documents: HashMap<CaseId, CaseDocument>,
     feed: BTreeMap<FeedSequence, CaseId>,
     feed_position: HashMap<CaseId, FeedSequence>,
@@ -171,7 +174,7 @@ impl InMemoryReplica {
     ) -> InMemoryReplica {
         InMemoryReplica {
             actor: actor.to_vec(),
-            limits: Limits::default(),
+            policies: PolicyBook::default(),
             documents: HashMap::new(),
             feed: BTreeMap::new(),
             feed_position: HashMap::new(),
@@ -206,8 +209,19 @@ impl InMemoryReplica {
         &self.actor
     }
 
-    pub fn limits(&self) -> &Limits {
-        &self.limits
+    pub fn policies(&self) -> &PolicyBook {
+        &self.policies
+    }
+
+    /// The node's policies changed (versions arrived on the roster stream): what the shell
+    /// does when its roster takes new versions.
+    pub fn set_policies(&mut self, policies: PolicyBook) {
+        self.policies = policies;
+    }
+
+    /// The limits `case` derives with: its registered policy version's.
+    fn limits_of(&self, events: &[fengqiao_case::model::Event]) -> Result<&Limits, PolicyError> {
+        self.policies.limits_for_case(events)
     }
 
     pub fn case_count(&self) -> usize {
@@ -249,7 +263,8 @@ impl InMemoryReplica {
         let document = self.documents.get(case)?;
         let header = document.header().ok()?;
         let events = document.events().ok()?;
-        Some(fengqiao_case::derive(&header, &events, &self.limits))
+        let limits = self.limits_of(&events).ok()?;
+        Some(fengqiao_case::derive(&header, &events, limits))
     }
 
     fn advance_feed(&mut self, case: &str) {
@@ -328,7 +343,7 @@ impl Replica for InMemoryReplica {
             bytes,
             &self.actor,
             self.hierarchy.as_ref(),
-            &self.limits,
+            &self.policies,
         )
         .map_err(|error| rejected(error.to_string()))?;
         let mut document = kept.document;
@@ -351,7 +366,11 @@ impl Replica for InMemoryReplica {
             let (header, events) = document
                 .contents()
                 .map_err(|error| rejected(error.to_string()))?;
-            let state = fengqiao_case::derive(&header, &events, &self.limits);
+            // Receipt kept the register event only if its policy version is held here.
+            let limits = self
+                .limits_of(&events)
+                .map_err(|error| rejected(error.to_string()))?;
+            let state = fengqiao_case::derive(&header, &events, limits);
             admit_new_case(&CaseRouting::from_case(&header, &state)).map_err(rejected)?;
         }
         let (quarantined, deferred) = self.record_refused(peer, case, kept.refused);
@@ -392,7 +411,10 @@ impl Replica for InMemoryReplica {
         let events = document
             .events()
             .map_err(|error| ReplicaError::Storage(error.to_string()))?;
-        let state = fengqiao_case::derive(&header, &events, &self.limits);
+        let limits = self
+            .limits_of(&events)
+            .map_err(|error| ReplicaError::Storage(error.to_string()))?;
+        let state = fengqiao_case::derive(&header, &events, limits);
         Ok(Some(CaseRouting::from_case(&header, &state)))
     }
 

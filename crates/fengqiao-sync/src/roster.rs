@@ -8,16 +8,23 @@
 //! entry, and a relay can neither invent an office nor move one: it can only hold entries back.
 //! Revoking a node takes it and everything below it out of the roster.
 //!
+//! The roster also carries the federation's policies (`fengqiao_case::policy`): every version a
+//! node verified is kept (keyed by issuer and version) and travels on the same exchange, the
+//! digest covering entries and policies alike; only the versions the trusted root issued count
+//! ([`Roster::policy_book`]).
+//!
 //! No IO: the shell persists [`Roster::snapshot`], passes the time in, and moves
 //! [`RosterFrame`]s between [`RosterExchange`] and a stream.
 
 use std::collections::{BTreeMap, HashSet, VecDeque};
 
 use chrono::{DateTime, Utc};
+use fengqiao_case::model::policy::{POLICY_FORMAT_VERSION, Policy, SignedPolicy};
 use fengqiao_case::model::roster::{
     ROSTER_FORMAT_VERSION, RosterEntry, RosterFrame, RosterSnapshot, SignedRosterEntry,
 };
-use fengqiao_case::model::{NodeId, Tier};
+use fengqiao_case::model::{Limits, NodeId, Tier, WarningThresholds};
+use fengqiao_case::policy::{MAX_POLICIES, PolicyBook, PolicyError, sign_policy, verify_policy};
 use sha2::{Digest, Sha256};
 
 use crate::routing::{PeerRelation, SubtreeRoster};
@@ -26,8 +33,20 @@ use crate::routing::{PeerRelation, SubtreeRoster};
 /// cannot grow our memory or disk without bound.
 pub const MAX_ROSTER_ENTRIES: usize = 20_000;
 
-/// Format version byte before a stored snapshot's bincode.
-const SNAPSHOT_FORMAT_VERSION: u8 = 1;
+/// Format version byte before a stored snapshot's bincode: 2 holds policies; 1 (entries only)
+/// is still read.
+const SNAPSHOT_FORMAT_VERSION: u8 = 2;
+
+/// Stored snapshot format 1: before policies.
+const SNAPSHOT_FORMAT_VERSION_WITHOUT_POLICIES: u8 = 1;
+
+/// The layout of a format-1 snapshot.
+#[derive(serde::Deserialize)]
+struct SnapshotWithoutPolicies {
+    format_version: u32,
+    root: Option<NodeId>,
+    entries: Vec<SignedRosterEntry>,
+}
 
 /// Largest stored snapshot decoded (far above [`MAX_ROSTER_ENTRIES`] entries).
 const SNAPSHOT_DECODE_LIMIT: usize = 64 * 1024 * 1024;
@@ -68,6 +87,10 @@ pub enum RosterError {
     Full,
     #[error("the stored roster cannot be read: {0}")]
     CorruptSnapshot(String),
+    #[error(transparent)]
+    Policy(#[from] PolicyError),
+    #[error("only the federation's root issues policies; this node's root is {root:?}")]
+    NotRoot { root: Option<NodeId> },
 }
 
 /// The bytes an issuer signs for `entry`.
@@ -86,20 +109,30 @@ pub fn encode_snapshot(snapshot: &RosterSnapshot) -> Result<Vec<u8>, RosterError
     Ok(bytes)
 }
 
+fn decode_whole<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, RosterError> {
+    let configuration = bincode::config::standard().with_limit::<SNAPSHOT_DECODE_LIMIT>();
+    let (value, used): (T, usize) = bincode::serde::decode_from_slice(body, configuration)
+        .map_err(|error| RosterError::CorruptSnapshot(error.to_string()))?;
+    if used != body.len() {
+        return Err(RosterError::CorruptSnapshot(format!(
+            "{} bytes after the snapshot",
+            body.len() - used
+        )));
+    }
+    Ok(value)
+}
+
 pub fn decode_snapshot(value: &[u8]) -> Result<RosterSnapshot, RosterError> {
     match value.split_first() {
-        Some((&SNAPSHOT_FORMAT_VERSION, body)) => {
-            let configuration = bincode::config::standard().with_limit::<SNAPSHOT_DECODE_LIMIT>();
-            let (snapshot, used): (RosterSnapshot, usize) =
-                bincode::serde::decode_from_slice(body, configuration)
-                    .map_err(|error| RosterError::CorruptSnapshot(error.to_string()))?;
-            if used != body.len() {
-                return Err(RosterError::CorruptSnapshot(format!(
-                    "{} bytes after the snapshot",
-                    body.len() - used
-                )));
-            }
-            Ok(snapshot)
+        Some((&SNAPSHOT_FORMAT_VERSION, body)) => decode_whole(body),
+        Some((&SNAPSHOT_FORMAT_VERSION_WITHOUT_POLICIES, body)) => {
+            let old: SnapshotWithoutPolicies = decode_whole(body)?;
+            Ok(RosterSnapshot {
+                format_version: old.format_version,
+                root: old.root,
+                entries: old.entries,
+                policies: Vec::new(),
+            })
         }
         Some((version, _)) => Err(RosterError::CorruptSnapshot(format!(
             "unknown format version {version}"
@@ -214,6 +247,8 @@ pub struct RosterMerge {
     pub refused: Vec<String>,
     /// Whether the membership (who is who) changed.
     pub membership_changed: bool,
+    /// Policy versions new to this roster.
+    pub policies_added: usize,
 }
 
 /// A node's roster: verified entries and the membership derived from them.
@@ -225,6 +260,8 @@ pub struct Roster {
     members: BTreeMap<NodeId, RosterEntry>,
     /// Offices whose best entry from a member parent is a revocation, by that revocation.
     revoked: BTreeMap<NodeId, RosterEntry>,
+    /// Every policy version verified, keyed by (issuer, version); only the root's count.
+    policies: BTreeMap<(NodeId, u64), SignedPolicy>,
     digest: [u8; 32],
 }
 
@@ -243,7 +280,10 @@ impl Roster {
     /// reported, never trusted.
     pub fn from_snapshot(snapshot: RosterSnapshot) -> (Roster, RosterMerge) {
         let mut roster = Roster::new(snapshot.root);
-        let merge = roster.merge(snapshot.entries);
+        let mut merge = roster.merge(snapshot.entries);
+        let policies = roster.merge_policies(snapshot.policies);
+        merge.policies_added = policies.policies_added;
+        merge.refused.extend(policies.refused);
         (roster, merge)
     }
 
@@ -252,7 +292,98 @@ impl Roster {
             format_version: ROSTER_FORMAT_VERSION,
             root: self.root.clone(),
             entries: self.entries.values().cloned().collect(),
+            policies: self.policies.values().cloned().collect(),
         }
+    }
+
+    /// Verify and keep `policies`. A version once kept is never replaced by a different one
+    /// of the same number from the same issuer unless it sorts higher by signature, the same
+    /// choice everywhere (a root re-created from scratch that re-issues a number: every node
+    /// ends up with the same one).
+    pub fn merge_policies(
+        &mut self,
+        policies: impl IntoIterator<Item = SignedPolicy>,
+    ) -> RosterMerge {
+        let mut merge = RosterMerge::default();
+        for signed in policies {
+            match self.keep_policy(signed) {
+                Ok(true) => merge.policies_added += 1,
+                Ok(false) => {}
+                Err(error) => merge.refused.push(error.to_string()),
+            }
+        }
+        if merge.policies_added > 0 {
+            self.recompute();
+        }
+        merge
+    }
+
+    fn keep_policy(&mut self, signed: SignedPolicy) -> Result<bool, RosterError> {
+        let issuer = verify_policy(&signed)?;
+        let key = (issuer, signed.policy.version);
+        match self.policies.get(&key) {
+            Some(held) if held.signature >= signed.signature => Ok(false),
+            Some(_) => {
+                self.policies.insert(key, signed);
+                Ok(true)
+            }
+            None if self.policies.len() >= MAX_POLICIES => Err(PolicyError::Full.into()),
+            None => {
+                self.policies.insert(key, signed);
+                Ok(true)
+            }
+        }
+    }
+
+    /// The policy versions this node uses: the built-in one and those its root issued.
+    pub fn policy_book(&self) -> PolicyBook {
+        PolicyBook::from_signed(self.root.as_deref(), self.policies.values())
+    }
+
+    /// Every policy version held, the root's or not.
+    pub fn policies(&self) -> impl Iterator<Item = &SignedPolicy> {
+        self.policies.values()
+    }
+
+    /// Issue the next policy version as the root: numbered one above every version held, signed
+    /// with the root's key, kept. Only the node that is its own root may.
+    pub fn issue_policy(
+        &mut self,
+        signer: &dyn RosterSigner,
+        limits: Limits,
+        warnings: WarningThresholds,
+        note: String,
+        now: DateTime<Utc>,
+    ) -> Result<SignedPolicy, RosterError> {
+        let issuer = node_id_for_public_key(&signer.public_key());
+        if self.root.as_deref() != Some(issuer.as_str()) {
+            return Err(RosterError::NotRoot {
+                root: self.root.clone(),
+            });
+        }
+        let version = self
+            .policies
+            .keys()
+            .filter(|(held_issuer, _)| *held_issuer == issuer)
+            .map(|(_, version)| *version)
+            .max()
+            .unwrap_or(0)
+            .saturating_add(1);
+        let signed = sign_policy(
+            Policy {
+                format_version: POLICY_FORMAT_VERSION,
+                version,
+                limits,
+                warnings,
+                note,
+                issued_at: now,
+            },
+            signer,
+        )?;
+        if self.keep_policy(signed.clone())? {
+            self.recompute();
+        }
+        Ok(signed)
     }
 
     pub fn root(&self) -> Option<&str> {
@@ -391,6 +522,10 @@ impl Roster {
         for signed in self.entries.values() {
             hasher.update(&signed.signature);
         }
+        // Policies after entries, so a roster without policies keeps the digest it had.
+        for signed in self.policies.values() {
+            hasher.update(&signed.signature);
+        }
         self.digest = hasher.finalize().into();
         (self.members, self.revoked) = self.derive_members();
     }
@@ -499,6 +634,9 @@ fn supersedes(candidate: &SignedRosterEntry, held: &SignedRosterEntry) -> bool {
 pub enum RosterEvent {
     /// The roster took new entries: persist it and tell the other links.
     Changed { added: usize },
+    /// The roster took new policy versions: persist it, tell the other links, and derive with
+    /// them (cases deferred for an unknown version may pass now).
+    PoliciesChanged { added: usize },
     /// Some of the peer's entries were refused (each with its reason); the others were kept.
     Refused { reasons: Vec<String> },
     /// The parent named the root this node now trusts.
@@ -597,6 +735,19 @@ impl RosterExchange {
                 }
                 self.answer_if_different(roster, digest);
             }
+            RosterFrame::Policies { policies } => {
+                let merge = roster.merge_policies(policies);
+                if !merge.refused.is_empty() {
+                    self.events.push_back(RosterEvent::Refused {
+                        reasons: merge.refused,
+                    });
+                }
+                if merge.policies_added > 0 {
+                    self.events.push_back(RosterEvent::PoliciesChanged {
+                        added: merge.policies_added,
+                    });
+                }
+            }
             RosterFrame::Entries { entries, digest } => {
                 let merge = roster.merge(entries);
                 if !merge.refused.is_empty() {
@@ -623,6 +774,12 @@ impl RosterExchange {
             return;
         }
         if self.answered.insert((peer_digest, ours)) {
+            // Policies first: the entries' frame ends the answer (its digest check).
+            if !roster.policies.is_empty() {
+                self.transmit.push_back(RosterFrame::Policies {
+                    policies: roster.policies().cloned().collect(),
+                });
+            }
             self.transmit.push_back(RosterFrame::Entries {
                 entries: roster.entries().cloned().collect(),
                 digest: ours.to_vec(),

@@ -35,6 +35,7 @@ use axum::{Extension, Router};
 use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
 use fengqiao_case::deadlines::china_offset;
 use fengqiao_case::model::audit::{AuditLog, AuditReport, QuarantineListing};
+use fengqiao_case::model::policy::{IssuePolicy, PolicyVersionView, PolicyView};
 use fengqiao_case::model::roster::{FederationReload, RosterView};
 use fengqiao_case::model::stats::{StatsBreakdown, SyncHealth};
 use fengqiao_case::{
@@ -77,6 +78,8 @@ pub enum Operation {
     Peers,
     Roster,
     ReloadFederation,
+    Policy,
+    IssuePolicy,
     AuditLog,
     AuditVerify,
     Quarantine,
@@ -95,7 +98,7 @@ pub enum Operation {
 
 impl Operation {
     /// Every operation, for the test that each is routed.
-    pub const ALL: [Operation; 27] = [
+    pub const ALL: [Operation; 29] = [
         Operation::Health,
         Operation::OpenApi,
         Operation::RegisterCase,
@@ -109,6 +112,8 @@ impl Operation {
         Operation::Peers,
         Operation::Roster,
         Operation::ReloadFederation,
+        Operation::Policy,
+        Operation::IssuePolicy,
         Operation::AuditLog,
         Operation::AuditVerify,
         Operation::Quarantine,
@@ -141,6 +146,8 @@ impl Operation {
             Operation::Peers => "peers",
             Operation::Roster => "roster",
             Operation::ReloadFederation => "reload_federation",
+            Operation::Policy => "policy",
+            Operation::IssuePolicy => "issue_policy",
             Operation::AuditLog => "audit_log",
             Operation::AuditVerify => "audit_verify",
             Operation::Quarantine => "quarantine",
@@ -184,6 +191,8 @@ impl Operation {
             Operation::Peers => on(filter, peers),
             Operation::Roster => on(filter, roster),
             Operation::ReloadFederation => on(filter, reload_federation),
+            Operation::Policy => on(filter, policy),
+            Operation::IssuePolicy => on(filter, issue_policy),
             Operation::AuditLog => on(filter, audit_log),
             Operation::AuditVerify => on(filter, audit_verify),
             Operation::Quarantine => on(filter, quarantine),
@@ -450,6 +459,40 @@ pub const ROUTES: &[RouteSpec] = &[
         request: None,
         success_status: 200,
         response: BodySpec::One("FederationReload"),
+        errors: &[400, 409, 500],
+    },
+    RouteSpec {
+        operation: Operation::Policy,
+        method: HttpMethod::Get,
+        path: "/api/policy",
+        summary: "the federation's policy versions: limits, calendar, warnings (fengqiao policy show)",
+        description: "Every policy version this node holds (0 is the built-in one: the \
+                      regulation's limits and the State Council calendar shipped with the \
+                      software; higher versions are issued by the county and replicated down \
+                      every link) and the version new cases are registered under. A case derives \
+                      with the version its register event names, for ever.",
+        mutating: false,
+        parameters: &[],
+        request: None,
+        success_status: 200,
+        response: BodySpec::One("PolicyView"),
+        errors: &[400, 500],
+    },
+    RouteSpec {
+        operation: Operation::IssuePolicy,
+        method: HttpMethod::Post,
+        path: "/api/policy",
+        summary: "issue the next policy version (the county, the federation's root, only)",
+        description: "Numbers the version one above the last, signs it with the node's key and \
+                      sends it down every link; cases registered from then on derive with it, \
+                      cases registered before keep theirs. The shipped State Council calendar is \
+                      always included; the body's holidays and working weekends add to it. 409 on \
+                      a node that is not the root or runs no federation.",
+        mutating: true,
+        parameters: &[],
+        request: Some(BodySpec::One("IssuePolicy")),
+        success_status: 201,
+        response: BodySpec::One("PolicyVersionView"),
         errors: &[400, 409, 500],
     },
     RouteSpec {
@@ -1436,6 +1479,61 @@ async fn roster(
     QueryValues::new(Operation::Roster, pairs)?;
     let federation = state.federation.as_ref().ok_or_else(no_federation)?;
     Ok(axum::Json(federation.roster()))
+}
+
+async fn policy(
+    State(state): State<ApiState>,
+    QueryPairs(pairs): QueryPairs,
+) -> Result<axum::Json<PolicyView>, ApiFailure> {
+    QueryValues::new(Operation::Policy, pairs)?;
+    Ok(axum::Json(state.node.policy_view()))
+}
+
+async fn issue_policy(
+    State(state): State<ApiState>,
+    Extension(principal): Extension<Principal>,
+    QueryPairs(pairs): QueryPairs,
+    ApiJson(mut request): ApiJson<IssuePolicy>,
+) -> Result<(StatusCode, axum::Json<PolicyVersionView>), ApiFailure> {
+    QueryValues::new(Operation::IssuePolicy, pairs)?;
+    let federation = state.federation.clone().ok_or_else(no_federation)?;
+    request.limits = fengqiao_case::policy::with_shipped_calendar(request.limits);
+    let node = Arc::clone(&state.node);
+    let issued =
+        tokio::task::spawn_blocking(move || federation.issue_policy(&node, request, Utc::now()))
+            .await
+            .map_err(|_| ApiFailure::internal())?
+            .map_err(|error| {
+                tracing::error!(%error, "cannot store the issued policy");
+                ApiFailure::internal()
+            })?;
+    let signed = match issued {
+        Ok(signed) => signed,
+        Err(error @ fengqiao_sync::RosterError::NotRoot { .. }) => {
+            return Err(ApiFailure {
+                status: StatusCode::CONFLICT,
+                message: format!("{error} (只有县级根节点可以发布政策)"),
+            });
+        }
+        Err(error @ fengqiao_sync::RosterError::Policy(_)) => {
+            return Err(ApiFailure::bad_request(error.to_string()));
+        }
+        Err(error) => {
+            tracing::error!(%error, "cannot issue the policy");
+            return Err(ApiFailure::internal());
+        }
+    };
+    let operator = principal.operator();
+    let version = signed.policy.version;
+    tracing::info!(%operator, version, "federation policy issued");
+    let view = state
+        .node
+        .policy_view()
+        .versions
+        .into_iter()
+        .find(|held| held.version == version)
+        .ok_or_else(ApiFailure::internal)?;
+    Ok((StatusCode::CREATED, axum::Json(view)))
 }
 
 async fn reload_federation(

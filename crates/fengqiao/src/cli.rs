@@ -1,5 +1,5 @@
 //! The command line: `init`, `run`, `demo`, `import`, the federation's `admit` / `revoke` /
-//! `join` / `peers`, and the case / directive / stats commands that talk to a running node
+//! `join` / `peers` / `policy`, and the case / directive / stats commands that talk to a running node
 //! through its HTTP API.
 //!
 //! What the user asked for goes to stdout (tables, or the API's JSON with `--json`); logs go to
@@ -11,6 +11,7 @@ pub mod directive;
 pub mod federation;
 pub mod global;
 pub mod output;
+pub mod policy;
 pub mod render;
 pub mod stats;
 pub mod user;
@@ -81,6 +82,9 @@ pub enum Command {
     Peers,
     /// The federation roster a running node holds: which node ID is which office, admitted by whom
     Roster,
+    /// The federation's policy (limits, working-day calendar, warnings): show, issue (county)
+    #[command(subcommand)]
+    Policy(policy::PolicyCommand),
     /// The audit trail: a case's who-did-what log, or a check of every signature on the node
     #[command(subcommand)]
     Audit(audit::AuditCommand),
@@ -230,6 +234,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Join(args) => federation::join(args, &global),
         Command::Peers => federation::peers(&connect(&global)?, global.json),
         Command::Roster => federation::roster(&connect(&global)?, global.json),
+        Command::Policy(command) => policy::run(command, &connect(&global)?, global.json),
         Command::Audit(command) => audit::run(command, &connect(&global)?, global.json),
         Command::Quarantine(args) => audit::quarantine(args, &connect(&global)?, global.json),
         Command::User(command) => user::run_user(command, &connect(&global)?, global.json),

@@ -552,7 +552,7 @@ impl NodeConfig {
 }
 
 /// Turn TOML date and time values into their text, which chrono's serde reads.
-fn dates_as_strings(value: &mut toml::Value) {
+pub(crate) fn dates_as_strings(value: &mut toml::Value) {
     match value {
         toml::Value::Datetime(datetime) => *value = toml::Value::String(datetime.to_string()),
         toml::Value::Array(values) => values.iter_mut().for_each(dates_as_strings),

@@ -333,6 +333,9 @@ pub struct Node {
     hierarchy: RwLock<Option<FederationHierarchy>>,
     /// Its people: the sign-in throttle, the CLI token, the session expiry.
     accounts: accounts::AccountBook,
+    /// The federation's policy versions held (`service/policy.rs`): every case derives with the
+    /// one it was registered under.
+    policies: Arc<policy::SharedPolicies>,
     /// Holds the node directory's lock for as long as the node is open.
     _lock: File,
 }
@@ -393,7 +396,7 @@ impl Node {
     /// Open the node in `dir`: load its config and key, lock it, open its store.
     pub fn open(dir: &Path) -> anyhow::Result<Node> {
         let node_dir = NodeDir::new(dir);
-        let config = config::load(dir)?;
+        let mut config = config::load(dir)?;
         let identity = NodeIdentity::load(&node_dir.key_path())?;
         let lock = lock_node_directory(dir)?;
         let options = StoreOptions {
@@ -430,6 +433,9 @@ impl Node {
         let clock = HybridClock::new(decode_clock(stored_clock.as_deref()), DEFAULT_MAX_AHEAD_MS);
         // Observing before the node is handed out, so that no commit escapes the rollup; it
         // counts the stored summaries later (`Node::prepare_stats`), not while the node opens.
+        let policies = policy::stored_policies(&store);
+        policy::warn_if_local_settings_ignored(&config);
+        config.warnings = policy::effective_warnings(&policies, &config);
         let stats_rollup = stats::StatsRollup::observe(&store, &config.warnings);
         let accounts = accounts::AccountBook::open(
             &node_dir.cli_token_path(),
@@ -445,6 +451,7 @@ impl Node {
             import_lock: Mutex::new(()),
             hierarchy: RwLock::new(None),
             accounts,
+            policies: Arc::new(policy::SharedPolicies::new(policies)),
             _lock: lock,
         })
     }
@@ -510,7 +517,10 @@ impl Node {
         };
         let header = header_from(&request, number);
         let register = self.new_event(
-            EventKind::Register { header: None },
+            EventKind::Register {
+                header: None,
+                policy_version: 0,
+            },
             registered_at,
             now,
             operator,
@@ -519,7 +529,7 @@ impl Node {
             header.clone(),
             register,
             self.identity.actor(),
-            &self.config.limits,
+            &self.policies(),
             &self.identity,
         )?;
         let case_summary = summary::summarize(&header, &state);
@@ -581,13 +591,17 @@ impl Node {
         actor.permit(Action::Event(KindTag::of(&request.kind)))?;
         let at = self.event_time(request.at, now, "at")?;
         let event = self.new_event(request.kind, at, now, &actor.operator)?;
-        let limits = &self.config.limits;
+        let policies = self.policies();
         let hierarchy = self.hierarchy();
         let outcome = self.store.update_case(number, |document| {
             if let Some(receiver) = sent_to(&event.kind) {
                 let region = document.header()?.location.region_code;
                 check_receiver_reachable(receiver, &region, hierarchy.as_ref())?;
             }
+            // The limits of the policy the case was registered under, never this node's own.
+            let limits = policies
+                .limits_for_case(&document.events()?)
+                .map_err(|error| ServiceError::Internal(format!("case {number}: {error}")))?;
             let (_event, state, header) =
                 lifecycle::append(document, event, limits, &self.identity, hierarchy.as_ref())?;
             let events = document.events()?;
@@ -648,7 +662,7 @@ impl Node {
             "case": number,
         });
         self.store.log_access(record.to_string().as_bytes())?;
-        let state = fengqiao_case::derive(&header, &events, &self.config.limits);
+        let state = self.derive_case(&header, &events)?;
         let case_summary = summary::summarize(&header, &state);
         let warnings = warnings::warnings(&case_summary, now, &self.config.warnings);
         let refused_by_peers = self.refusals_by_peers(number)?;
@@ -937,21 +951,27 @@ impl Node {
         let header = header_from(request, number);
         let register = self
             .new_imported_event(
-                EventKind::Register { header: None },
+                EventKind::Register {
+                    header: None,
+                    policy_version: 0,
+                },
                 registered_at,
                 now,
                 operator,
                 mark,
             )
             .map_err(RowRefusal::whole)?;
+        // Registered under the newest policy version held; its history derives with it.
+        let policies = self.policies();
         let (mut document, _event, mut state) = lifecycle::register(
             header.clone(),
             register,
             self.identity.actor(),
-            &self.config.limits,
+            &policies,
             &self.identity,
         )
         .map_err(|error| RowRefusal::of_case("case", error))?;
+        let limits = &policies.current().limits;
         let mut header = header;
         let mut previous_at = registered_at;
         for (position, entry) in row.history.iter().enumerate() {
@@ -975,7 +995,7 @@ impl Node {
             let (_event, new_state, new_header) = lifecycle::append(
                 &mut document,
                 event,
-                &self.config.limits,
+                limits,
                 &self.identity,
                 self.hierarchy().as_ref(),
             )
@@ -1242,6 +1262,7 @@ fn check_store_belongs_to_node(store: &Store, identity: &NodeIdentity) -> anyhow
 pub mod accounts;
 pub mod audit;
 pub mod auto_escalation;
+pub mod policy;
 mod stats;
 
 /// The office an assignment or forward sends the case to, if the event names one.

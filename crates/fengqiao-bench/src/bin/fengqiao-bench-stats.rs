@@ -468,9 +468,16 @@ fn summarize_row(row: &ImportRow) -> anyhow::Result<CaseSummary> {
     };
     let (mut document, _, mut state) = register(
         header,
-        new_event(0, EventKind::Register { header: None }, registered_at),
+        new_event(
+            0,
+            EventKind::Register {
+                header: None,
+                policy_version: 0,
+            },
+            registered_at,
+        ),
         &[7; 16],
-        &limits,
+        &fengqiao_case::policy::PolicyBook::fixed(limits.clone()),
         &UnsignedBench,
     )
     .with_context(|| format!("line {} refused at registration", row.line))?;

@@ -129,7 +129,7 @@ fn main() -> anyhow::Result<()> {
 
     // The limit: automerge in memory on the same documents.
     let in_memory = in_memory_automerge(&saved_documents)?;
-    let steps = per_case_steps(&saved_documents, holder.node.config().limits.clone())?;
+    let steps = per_case_steps(&saved_documents, &holder.node.policies())?;
     drop(saved_documents);
     println!(
         "automerge in memory, {} documents: sync to empty {:.2} s ({:.0} cases/s, {} messages, {} bytes), save()+load() {:.2} s",
@@ -512,7 +512,7 @@ impl fengqiao_case::authority::Hierarchy for EveryMakerKnown {
 /// state, save it.
 fn per_case_steps(
     saved_documents: &[Vec<u8>],
-    limits: fengqiao_case::Limits,
+    policies: &fengqiao_case::policy::PolicyBook,
 ) -> anyhow::Result<CaseSteps> {
     let mut steps = CaseSteps {
         load_seconds: 0.0,
@@ -532,7 +532,7 @@ fn per_case_steps(
         let events = document.events()?;
         steps.read_seconds += started.elapsed().as_secs_f64();
         let started = Instant::now();
-        let state = fengqiao_case::derive(&header, &events, &limits);
+        let state = fengqiao_case::policy::derive_registered(policies, &header, &events)?;
         steps.derive_seconds += started.elapsed().as_secs_f64();
         drop(state);
         // The checks include reading what each event was made on from the change graph.
@@ -545,7 +545,7 @@ fn per_case_steps(
             &events,
             &causal,
             &EveryMakerKnown,
-            &limits,
+            policies,
         );
         steps.check_seconds += started.elapsed().as_secs_f64();
         ensure!(

@@ -6,6 +6,7 @@
 //! one spelling.
 
 pub mod audit;
+pub mod policy;
 pub mod roster;
 pub mod stats;
 pub mod sync;
@@ -307,6 +308,12 @@ pub enum EventKind {
     Register {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         header: Option<Box<CaseHeader>>,
+        /// The federation policy version the case derives with for ever (`crate::policy`).
+        /// Absent (0, the built-in policy) in documents registered before policies existed, and
+        /// left out when 0, so their payloads and signatures encode as before; a register event
+        /// naming a version is signed with signature version 3 (`crate::signature`).
+        #[serde(default, skip_serializing_if = "is_zero_version")]
+        policy_version: u64,
     },
     /// 受理: starts the 60-day handling limit.
     Accept {},
@@ -835,6 +842,10 @@ impl ImportedCases {
             ImportedCases::Exclude => !imported,
         }
     }
+}
+
+fn is_zero_version(value: &u64) -> bool {
+    *value == 0
 }
 
 /// Regulation time limits; the defaults are the 信访工作条例 (2022) figures.

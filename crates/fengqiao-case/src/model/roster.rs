@@ -10,6 +10,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::policy::SignedPolicy;
 use super::{NodeId, Tier};
 
 /// Version of [`RosterEntry`] and [`RosterFrame`]; part of the signed bytes.
@@ -67,15 +68,21 @@ pub enum RosterFrame {
         entries: Vec<SignedRosterEntry>,
         digest: Vec<u8>,
     },
+    /// Every policy version the sender holds (`super::policy`), sent just before its
+    /// [`RosterFrame::Entries`]: the digest covers policies too, so policies ride the same
+    /// conversation. Added with sync protocol version 5.
+    Policies { policies: Vec<SignedPolicy> },
 }
 
 /// A node's roster as it keeps it on disk (one value in the store's meta tree): the root it
-/// trusts and every entry it verified.
+/// trusts, every entry it verified and every policy version it verified.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RosterSnapshot {
     pub format_version: u32,
     pub root: Option<NodeId>,
     pub entries: Vec<SignedRosterEntry>,
+    /// Every policy version verified (stored snapshot format 2; format 1 had none).
+    pub policies: Vec<SignedPolicy>,
 }
 
 /// `GET /api/roster`: one office the node's roster counts as a member.

@@ -18,8 +18,11 @@ use super::{CaseId, NodeId};
 /// Version 2 added [`SyncFrame::Backlog`]. Version 3: every event is signed (case schema 2) and
 /// every received change is checked, so an older peer's unsigned events would all be refused.
 /// Version 4 added [`SyncFrame::ChangesRefused`], and judges every received event on its causal
-/// past (a version-3 peer may quarantine what a version-4 one keeps).
-pub const SYNC_PROTOCOL_VERSION: u32 = 4;
+/// past (a version-3 peer may quarantine what a version-4 one keeps). Version 5: the roster
+/// stream carries the federation's policies (`RosterFrame::Policies`), and register events name
+/// the policy version their case derives with (a version-4 peer would derive them with its own
+/// limits).
+pub const SYNC_PROTOCOL_VERSION: u32 = 5;
 
 /// One automerge change hash (SHA-256 of the change). Raw bytes, not hex: a frame for one new
 /// event carries a few of these, and hex would double their share of the bytes on the wire.

@@ -78,7 +78,15 @@ fn the_holder_handles_and_the_tiers_above_supervise() {
     );
     assert!(sibling.to_string().contains("no party"), "{sibling}");
     assert!(matches!(
-        authorize(state, &EventKind::Register { header: None }, VILLAGE, &Tree),
+        authorize(
+            state,
+            &EventKind::Register {
+                header: None,
+                policy_version: 0
+            },
+            VILLAGE,
+            &Tree
+        ),
         Err(AuthorityError::RegisterOnExistingCase)
     ));
 }

@@ -31,6 +31,7 @@ impl SkewedNode {
             "register",
             EventKind::Register {
                 header: Some(Box::new(header())),
+                policy_version: 0,
             },
             None,
             at,

@@ -114,7 +114,10 @@ fn every_kind_of_event_round_trips() {
         ReplyOutcome, ReviewLevel, ReviewOutcome, Satisfaction,
     };
     let kinds = vec![
-        EventKind::Register { header: None },
+        EventKind::Register {
+            header: None,
+            policy_version: 0,
+        },
         EventKind::Accept {},
         EventKind::Reject { reason: "r".into() },
         EventKind::Forward {

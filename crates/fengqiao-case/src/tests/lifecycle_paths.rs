@@ -12,7 +12,7 @@ fn register_error(header: crate::model::CaseHeader, kind: EventKind) -> String {
         header,
         new_event("register", VILLAGE, kind, china(3, 2, 9)),
         &ACTOR_A,
-        &Limits::default(),
+        &crate::policy::PolicyBook::default(),
         &signer(),
     ) {
         Ok(_) => panic!("registration should be refused"),
@@ -41,29 +41,53 @@ fn registration_refuses_an_incomplete_header() {
     let mut no_summary = header();
     no_summary.summary = "  ".to_owned();
     assert!(
-        register_error(no_summary, EventKind::Register { header: None })
-            .contains("invalid summary")
+        register_error(
+            no_summary,
+            EventKind::Register {
+                header: None,
+                policy_version: 0
+            }
+        )
+        .contains("invalid summary")
     );
 
     let mut nobody = header();
     nobody.petitioners.clear();
     assert!(
-        register_error(nobody, EventKind::Register { header: None })
-            .contains("at least one petitioner")
+        register_error(
+            nobody,
+            EventKind::Register {
+                header: None,
+                policy_version: 0
+            }
+        )
+        .contains("at least one petitioner")
     );
 
     let mut nameless = header();
     nameless.petitioners[0].name = String::new();
     assert!(
-        register_error(nameless, EventKind::Register { header: None })
-            .contains("petitioner 1 has no name")
+        register_error(
+            nameless,
+            EventKind::Register {
+                header: None,
+                policy_version: 0
+            }
+        )
+        .contains("petitioner 1 has no name")
     );
 
     let mut no_people = header();
     no_people.headcount = 0;
     assert!(
-        register_error(no_people, EventKind::Register { header: None })
-            .contains("invalid headcount")
+        register_error(
+            no_people,
+            EventKind::Register {
+                header: None,
+                policy_version: 0
+            }
+        )
+        .contains("invalid headcount")
     );
 
     let mut crowd = header();
@@ -78,21 +102,43 @@ fn registration_refuses_an_incomplete_header() {
             representative: true,
         })
         .collect();
-    assert!(register_error(crowd, EventKind::Register { header: None }).contains("at most 5"));
+    assert!(
+        register_error(
+            crowd,
+            EventKind::Register {
+                header: None,
+                policy_version: 0
+            }
+        )
+        .contains("at most 5")
+    );
 
     for code in ["43070", "4307020010", "43070200100a", ""] {
         let mut bad_region = header();
         bad_region.location.region_code = code.to_owned();
         assert!(
-            register_error(bad_region, EventKind::Register { header: None })
-                .contains("administrative code")
+            register_error(
+                bad_region,
+                EventKind::Register {
+                    header: None,
+                    policy_version: 0
+                }
+            )
+            .contains("administrative code")
         );
     }
 
     let mut no_number = header();
     no_number.number = String::new();
     assert!(
-        register_error(no_number, EventKind::Register { header: None }).contains("invalid number")
+        register_error(
+            no_number,
+            EventKind::Register {
+                header: None,
+                policy_version: 0
+            }
+        )
+        .contains("invalid number")
     );
 
     assert!(
@@ -846,7 +892,10 @@ fn annotations_are_checked() {
     );
     let message = case.refused(
         VILLAGE,
-        EventKind::Register { header: None },
+        EventKind::Register {
+            header: None,
+            policy_version: 0,
+        },
         china(3, 3, 11),
     );
     assert!(message.contains("already registered"), "{message}");

@@ -104,6 +104,7 @@ fn register_by(key: &SigningKey) -> Event {
         "register",
         EventKind::Register {
             header: Some(Box::new(case_header())),
+            policy_version: 0,
         },
         None,
         china(3, 2, 9),
@@ -118,7 +119,7 @@ fn check(before: &[Event], after: &[Event]) -> Vec<Rejection> {
         after,
         &CausalPast::linear(after.len()),
         &Offices::new(),
-        &Limits::default(),
+        &crate::policy::PolicyBook::default(),
     )
 }
 
@@ -270,7 +271,7 @@ fn a_transition_is_judged_where_it_was_made_not_where_the_list_puts_it() {
         &events,
         &causal,
         &offices,
-        &Limits::default(),
+        &crate::policy::PolicyBook::default(),
     );
     assert_eq!(rejections, vec![]);
     // Judged in list order instead (as if the reply had been made after the escalation), the
@@ -373,7 +374,7 @@ fn copies_checked_together_are_judged_each_as_if_checked_alone() {
     let together = check_received_many(
         &copies,
         &Offices::new(),
-        &Limits::default(),
+        &crate::policy::PolicyBook::default(),
         &mut SignerKeys::default(),
     );
     let alone: Vec<Vec<Rejection>> = pairs
@@ -396,7 +397,7 @@ fn copies_checked_together_are_judged_each_as_if_checked_alone() {
     let verdicts = check_received_many(
         &honest_copies,
         &Offices::new(),
-        &Limits::default(),
+        &crate::policy::PolicyBook::default(),
         &mut SignerKeys::default(),
     );
     assert_eq!(verdicts, vec![Vec::new(), Vec::new(), Vec::new()]);
@@ -427,11 +428,14 @@ mod screening {
             new_event(
                 "register",
                 &village,
-                EventKind::Register { header: None },
+                EventKind::Register {
+                    header: None,
+                    policy_version: 0,
+                },
                 china(3, 2, 9),
             ),
             &ACTOR_A,
-            &limits,
+            &crate::policy::PolicyBook::default(),
             &offices.village,
         )
         .expect("registers");
@@ -476,7 +480,7 @@ mod screening {
             incoming,
             actor,
             offices,
-            &Limits::default(),
+            &crate::policy::PolicyBook::default(),
         )
         .expect("screens")
     }
@@ -669,8 +673,15 @@ mod screening {
         township.merge(&mut village).expect("merges");
         let number = case_header().number;
         let keep = |held: Option<&mut CaseDocument>, bytes: PeerBytes<'_>| {
-            keep_received(&number, held, bytes, &ACTOR_C, &offices, &Limits::default())
-                .expect("reads as the case")
+            keep_received(
+                &number,
+                held,
+                bytes,
+                &ACTOR_C,
+                &offices,
+                &crate::policy::PolicyBook::default(),
+            )
+            .expect("reads as the case")
         };
 
         let changes = township.changes_since(&county_heads);
@@ -704,7 +715,14 @@ mod screening {
         let before = county.head_hashes();
         let number = case_header().number;
         let keep = |held: Option<&mut CaseDocument>, bytes: PeerBytes<'_>| {
-            keep_received(&number, held, bytes, &ACTOR_C, &offices, &Limits::default())
+            keep_received(
+                &number,
+                held,
+                bytes,
+                &ACTOR_C,
+                &offices,
+                &crate::policy::PolicyBook::default(),
+            )
         };
         // Registered separately, by another actor: as `number`, and as another case.
         let registered_as = |number: &str| {
@@ -715,11 +733,14 @@ mod screening {
                 new_event(
                     "register",
                     &id(&offices.village),
-                    EventKind::Register { header: None },
+                    EventKind::Register {
+                        header: None,
+                        policy_version: 0,
+                    },
                     china(3, 2, 9),
                 ),
                 &ACTOR_B,
-                &Limits::default(),
+                &crate::policy::PolicyBook::default(),
                 &offices.village,
             )
             .expect("registers");

@@ -301,7 +301,10 @@ fn a_transition_without_prev_or_a_second_register_is_invalid() {
     });
     events.push(Event {
         id: "second-register".to_owned(),
-        kind: EventKind::Register { header: None },
+        kind: EventKind::Register {
+            header: None,
+            policy_version: 0,
+        },
         at: china(3, 3, 11),
         node: TOWNSHIP.to_owned(),
         operator: "x".to_owned(),
@@ -353,11 +356,14 @@ fn merging_another_case_is_refused() {
         new_event(
             "register",
             VILLAGE,
-            EventKind::Register { header: None },
+            EventKind::Register {
+                header: None,
+                policy_version: 0,
+            },
             china(3, 2, 9),
         ),
         &ACTOR_B,
-        &a.limits,
+        &crate::policy::PolicyBook::fixed(a.limits.clone()),
         &signer(),
     )
     .expect("registers");

@@ -28,11 +28,14 @@ fn signed_case(village_key: &SigningKey) -> CaseDocument {
         new_event(
             "register",
             &village,
-            EventKind::Register { header: None },
+            EventKind::Register {
+                header: None,
+                policy_version: 0,
+            },
             china(3, 2, 9),
         ),
         &ACTOR_A,
-        &limits,
+        &crate::policy::PolicyBook::default(),
         village_key,
     )
     .expect("registers");
@@ -87,6 +90,7 @@ fn an_altered_event_does_not_verify() {
     let mut register_event = events[0].clone();
     if let EventKind::Register {
         header: Some(registered),
+        ..
     } = &mut register_event.kind
     {
         registered.summary = "另一件事".to_owned();
@@ -511,7 +515,10 @@ fn an_import_mark_is_signed_and_read_back_and_cannot_be_stripped() {
     let mut registration = new_event(
         "register",
         &village,
-        EventKind::Register { header: None },
+        EventKind::Register {
+            header: None,
+            policy_version: 0,
+        },
         china(3, 2, 9),
     );
     registration.imported = Some(mark.clone());
@@ -519,7 +526,7 @@ fn an_import_mark_is_signed_and_read_back_and_cannot_be_stripped() {
         header(),
         registration,
         &ACTOR_A,
-        &Limits::default(),
+        &crate::policy::PolicyBook::default(),
         &village_key,
     )
     .expect("registers");
@@ -567,4 +574,98 @@ fn an_import_mark_is_signed_and_read_back_and_cannot_be_stripped() {
     let bytes =
         String::from_utf8(signing_bytes(&header.number, &plain).expect("bytes")).expect("utf-8");
     assert!(!bytes.contains("imported"), "{bytes}");
+}
+
+/// A register event naming a policy version is signed with version 3, which covers the version:
+/// a relay can neither move the case to another policy nor strip the version (which would make
+/// it derive with the built-in policy); an event without one signs as before (version 1).
+#[test]
+fn a_registered_policy_version_is_signed_and_cannot_be_changed_or_stripped() {
+    use crate::model::policy::Policy;
+    use crate::policy::{PolicyBook, built_in_policy, policy_version_of};
+    use crate::signature::{EVENT_SIGNATURE_VERSION, POLICY_REGISTER_SIGNATURE_VERSION};
+    let village_key = key(1);
+    let village = node_of(&village_key);
+    let book = PolicyBook::default().with_version(Policy {
+        version: 2,
+        ..built_in_policy().clone()
+    });
+    let registration = new_event(
+        "register",
+        &village,
+        EventKind::Register {
+            header: None,
+            policy_version: 0,
+        },
+        china(3, 2, 9),
+    );
+    let (document, _, _) =
+        register(header(), registration, &ACTOR_A, &book, &village_key).expect("registers");
+    let events = document.events().expect("events read back");
+    let event = &events[0];
+    assert_eq!(
+        policy_version_of(&events),
+        2,
+        "the newest version held is recorded"
+    );
+    assert_eq!(
+        event.signature.as_ref().map(|signed| signed.version),
+        Some(POLICY_REGISTER_SIGNATURE_VERSION)
+    );
+    verify_event(&header().number, event).expect("verifies");
+
+    let with_version = |version: u64| {
+        let mut changed = event.clone();
+        if let EventKind::Register { policy_version, .. } = &mut changed.kind {
+            *policy_version = version;
+        }
+        changed
+    };
+    assert!(matches!(
+        verify_event(&header().number, &with_version(3)),
+        Err(SignatureError::BadSignature { .. })
+    ));
+    assert!(matches!(
+        verify_event(&header().number, &with_version(0)),
+        Err(SignatureError::UnsupportedVersion { found: 3, .. })
+    ));
+    let mut stripped_and_relabelled = with_version(0);
+    if let Some(signed) = &mut stripped_and_relabelled.signature {
+        signed.version = EVENT_SIGNATURE_VERSION;
+    }
+    assert!(matches!(
+        verify_event(&header().number, &stripped_and_relabelled),
+        Err(SignatureError::BadSignature { .. })
+    ));
+
+    // Version 0 (nothing issued yet): the payload and signature are as before policies.
+    let (plain, _, _) = register(
+        header(),
+        new_event(
+            "register",
+            &village,
+            EventKind::Register {
+                header: None,
+                policy_version: 0,
+            },
+            china(3, 2, 9),
+        ),
+        &ACTOR_A,
+        &PolicyBook::default(),
+        &village_key,
+    )
+    .expect("registers");
+    let plain_events = plain.events().expect("events read back");
+    assert_eq!(
+        plain_events[0]
+            .signature
+            .as_ref()
+            .map(|signed| signed.version),
+        Some(EVENT_SIGNATURE_VERSION)
+    );
+    let payload = serde_json::to_value(&plain_events[0].kind).expect("encodes");
+    assert!(
+        payload["payload"].get("policy_version").is_none(),
+        "{payload}"
+    );
 }

@@ -135,11 +135,14 @@ impl Case {
             new_event(
                 "register",
                 VILLAGE,
-                EventKind::Register { header: None },
+                EventKind::Register {
+                    header: None,
+                    policy_version: 0,
+                },
                 china(3, 2, 9),
             ),
             &ACTOR_A,
-            &limits,
+            &crate::policy::PolicyBook::fixed(limits.clone()),
             &signer(),
         )
         .expect("sample case registers");

@@ -5,6 +5,11 @@
 //! bytes but a connection can die): both sessions are discarded and the next round reconnects
 //! from the persisted per-peer state. Duplicated and reordered frames are delivered inside a live
 //! connection, which the sessions must tolerate.
+//!
+//! Each office also keeps a real [`Roster`], and each connection runs the roster exchange beside
+//! the sync session (frames in order, as on their own QUIC stream), so policies the county issues
+//! travel down as they do between nodes; when an office's roster takes new policy versions, its
+//! replica derives with them and its sessions ask again for what they deferred.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -12,9 +17,15 @@ use std::time::{Duration, Instant};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
-use super::support::{OFFICES, describe, node_id, replica_for};
+use chrono::{DateTime, Utc};
+use fengqiao_case::WarningThresholds;
+use fengqiao_case::model::Limits;
+use fengqiao_case::model::roster::RosterFrame;
+
+use super::support::{OFFICES, describe, node_id, replica_for, signer_of};
 use crate::codec::FrameCodec;
 use crate::replica::InMemoryReplica;
+use crate::roster::{Admission, Roster, RosterEvent, RosterExchange};
 use crate::routing::PeerRelation;
 use crate::session::{Session, SessionConfig, SyncEvent};
 
@@ -34,6 +45,8 @@ struct Connection {
     child_session: Session,
     to_parent: VecDeque<Vec<u8>>,
     to_child: VecDeque<Vec<u8>>,
+    parent_roster: RosterExchange,
+    child_roster: RosterExchange,
 }
 
 #[derive(Debug)]
@@ -56,6 +69,9 @@ pub struct Traffic {
 #[derive(Debug)]
 pub struct Federation {
     pub replicas: Vec<InMemoryReplica>,
+    /// Each office's roster: the county's starts with every office's entry (each signed by its
+    /// parent) and trusts itself; the others learn the root and the entries from their parent.
+    pub rosters: Vec<Roster>,
     links: Vec<Link>,
     pub now: Instant,
     pub faults: Faults,
@@ -71,6 +87,7 @@ impl Federation {
     /// member too for the link to exist), all links up.
     pub fn new(members: &[usize], seed: u64) -> Federation {
         let replicas = (0..OFFICES.len()).map(replica_for).collect();
+        let rosters = initial_rosters();
         let links = members
             .iter()
             .filter_map(|&child| {
@@ -85,6 +102,7 @@ impl Federation {
             .collect();
         Federation {
             replicas,
+            rosters,
             links,
             now: Instant::now(),
             faults: Faults::default(),
@@ -93,6 +111,105 @@ impl Federation {
             codec: FrameCodec::default(),
             rng: SmallRng::seed_from_u64(seed),
             config: SessionConfig::default(),
+        }
+    }
+
+    /// The county issues the next policy version (its roster signs and keeps it) and tells its
+    /// links, as `fengqiao policy issue` does. Returns the version.
+    pub fn issue_policy(&mut self, limits: Limits, now: DateTime<Utc>) -> u64 {
+        let county = 0;
+        let signed = self.rosters[county]
+            .issue_policy(
+                &signer_of(county),
+                limits,
+                WarningThresholds::default(),
+                "测试政策".to_owned(),
+                now,
+            )
+            .unwrap_or_else(|error| panic!("the county issues a policy: {error}"));
+        self.policies_changed(county);
+        signed.policy.version
+    }
+
+    /// The shell's duty when an office's roster took new policy versions: derive with them,
+    /// announce the new digest on every link, ask again for what was deferred.
+    fn policies_changed(&mut self, office: usize) {
+        self.replicas[office].set_policies(self.rosters[office].policy_book());
+        for link in &mut self.links {
+            let Some(connection) = link.connection.as_mut() else {
+                continue;
+            };
+            if link.parent == office {
+                connection
+                    .parent_roster
+                    .on_roster_change(&self.rosters[office]);
+                connection
+                    .parent_session
+                    .retry_deferred(&mut self.replicas[office]);
+            }
+            if link.child == office {
+                connection
+                    .child_roster
+                    .on_roster_change(&self.rosters[office]);
+                connection
+                    .child_session
+                    .retry_deferred(&mut self.replicas[office]);
+            }
+        }
+    }
+
+    /// Move every queued roster frame of link `index` to the other end, in order. Returns
+    /// whether anything moved.
+    fn exchange_rosters(&mut self, index: usize) -> bool {
+        let (parent, child) = (self.links[index].parent, self.links[index].child);
+        let mut moved = false;
+        loop {
+            let Some(connection) = self.links[index].connection.as_mut() else {
+                return moved;
+            };
+            let mut frames: Vec<(usize, RosterFrame)> = Vec::new();
+            while let Some(frame) = connection.parent_roster.poll_transmit() {
+                frames.push((child, frame));
+            }
+            while let Some(frame) = connection.child_roster.poll_transmit() {
+                frames.push((parent, frame));
+            }
+            if frames.is_empty() {
+                return moved;
+            }
+            moved = true;
+            for (receiver, frame) in frames {
+                let Some(connection) = self.links[index].connection.as_mut() else {
+                    return moved;
+                };
+                let exchange = if receiver == parent {
+                    &mut connection.parent_roster
+                } else {
+                    &mut connection.child_roster
+                };
+                exchange.handle_frame(&mut self.rosters[receiver], frame);
+                let mut changed = false;
+                while let Some(event) = exchange.poll_event() {
+                    match event {
+                        RosterEvent::Changed { .. }
+                        | RosterEvent::PoliciesChanged { .. }
+                        | RosterEvent::RootPinned { .. } => changed = true,
+                        RosterEvent::Refused { reasons } => self.failures.push(format!(
+                            "{} refused roster items: {reasons:?}",
+                            node_id(receiver)
+                        )),
+                        RosterEvent::RootMismatch { .. } | RosterEvent::Failed { .. } => {
+                            self.failures.push(format!(
+                                "roster exchange at {}: {event:?}",
+                                node_id(receiver)
+                            ))
+                        }
+                    }
+                }
+                if changed {
+                    self.policies_changed(receiver);
+                }
+            }
         }
     }
 
@@ -164,6 +281,7 @@ impl Federation {
         let mut moved = false;
         for index in 0..self.links.len() {
             moved |= self.connect(index);
+            moved |= self.exchange_rosters(index);
             moved |= self.collect_transmits(index);
             moved |= self.deliver(index);
         }
@@ -207,6 +325,8 @@ impl Federation {
                     child_session,
                     to_parent: VecDeque::new(),
                     to_child: VecDeque::new(),
+                    parent_roster: RosterExchange::new(PeerRelation::Child, &self.rosters[parent]),
+                    child_roster: RosterExchange::new(PeerRelation::Parent, &self.rosters[child]),
                 });
                 true
             }
@@ -361,4 +481,29 @@ impl Federation {
             connection.child_session.statistics().feed_entries_walked,
         ))
     }
+}
+
+/// The county's roster holds every office's entry, each signed by its parent (the county signs
+/// its own), and trusts itself; every other office starts with nothing and no root.
+fn initial_rosters() -> Vec<Roster> {
+    let county = 0;
+    let mut county_roster = Roster::new(Some(node_id(county).to_owned()));
+    let issued_at = DateTime::<Utc>::UNIX_EPOCH;
+    for (office, description) in OFFICES.iter().enumerate() {
+        let signer = signer_of(description.parent.unwrap_or(county));
+        let admission = Admission {
+            node_id: node_id(office).to_owned(),
+            name: description.name.to_owned(),
+            aliases: Vec::new(),
+            tier: description.tier,
+            region_code: description.region_code.to_owned(),
+            revoked: false,
+        };
+        county_roster
+            .issue(&signer, admission, issued_at)
+            .unwrap_or_else(|error| panic!("office {office}'s entry is signed: {error}"));
+    }
+    let mut rosters = vec![county_roster];
+    rosters.extend((1..OFFICES.len()).map(|_| Roster::new(None)));
+    rosters
 }

@@ -4,6 +4,7 @@ mod agreement;
 mod federation;
 mod frames;
 mod harness;
+mod policy;
 mod properties;
 mod roster;
 mod routing_rules;

@@ -276,7 +276,13 @@ fn apply_step(
             else {
                 return;
             };
-            let limits = replica.limits().clone();
+            let Some(limits) = replica
+                .document(&number)
+                .and_then(|document| document.events().ok())
+                .and_then(|events| replica.policies().limits_for_case(&events).ok().cloned())
+            else {
+                return;
+            };
             let valid: Vec<NewEvent> = candidates(office, &state, at, &id)
                 .into_iter()
                 .filter(|event| check_with_header(&header, &state, event, &limits).is_ok())
@@ -672,7 +678,7 @@ fn check_forks_are_visible(
 
 fn check_no_silent_disagreement(federation: &mut Federation) -> Result<(), TestCaseError> {
     for replica in &mut federation.replicas {
-        let limits = replica.limits().clone();
+        let policies = replica.policies().clone();
         let mut cases: Vec<String> = replica.case_ids().cloned().collect();
         cases.sort();
         for case in cases {
@@ -681,8 +687,11 @@ fn check_no_silent_disagreement(federation: &mut Federation) -> Result<(), TestC
                 .expect("held")
                 .contents()
                 .expect("reads");
-            let state = fengqiao_case::derive(&header, &events, &limits);
-            check_forks_are_visible(&header, &events, &state, &limits)?;
+            let limits = policies
+                .limits_for_case(&events)
+                .expect("the case's policy version is held");
+            let state = fengqiao_case::derive(&header, &events, limits);
+            check_forks_are_visible(&header, &events, &state, limits)?;
         }
     }
     Ok(())

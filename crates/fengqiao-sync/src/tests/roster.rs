@@ -608,3 +608,101 @@ fn roster_entries_and_events_get_one_verdict_on_edge_case_signatures() {
         );
     }
 }
+
+/// Policies ride the roster exchange and the stored snapshot; only the trusted root's versions
+/// count, only the root issues, and a snapshot stored before policies still reads.
+#[test]
+fn policies_travel_with_the_roster_and_only_the_roots_count() {
+    use fengqiao_case::model::policy::Policy;
+    use fengqiao_case::model::{Limits, WarningThresholds};
+    use fengqiao_case::policy::{built_in_policy, sign_policy};
+
+    use crate::roster::{decode_snapshot, encode_snapshot};
+
+    let federation = federation();
+    let mut county_roster = Roster::new(Some(federation.county.id.clone()));
+    county_roster.merge(federation.entries.clone());
+    let longer = Limits {
+        max_extension_days: 45,
+        ..Limits::default()
+    };
+    let issued = county_roster
+        .issue_policy(
+            &federation.county.key,
+            longer.clone(),
+            WarningThresholds::default(),
+            "试行".to_owned(),
+            at(5),
+        )
+        .expect("the root issues");
+    assert_eq!(issued.policy.version, 1);
+    // A township's own "policy" verifies as a signature but is not the root's.
+    let township_policy = sign_policy(
+        Policy {
+            version: 7,
+            ..built_in_policy().clone()
+        },
+        &federation.township.key,
+    )
+    .expect("signs");
+    county_roster.merge_policies([township_policy.clone()]);
+    let mut township_roster = Roster::new(Some(federation.county.id.clone()));
+    township_roster.merge(federation.entries.clone());
+    assert!(matches!(
+        township_roster.issue_policy(
+            &federation.township.key,
+            Limits::default(),
+            WarningThresholds::default(),
+            String::new(),
+            at(6),
+        ),
+        Err(RosterError::NotRoot { .. })
+    ));
+
+    let village_roster = Roster::new(None);
+    let mut county = (
+        county_roster.clone(),
+        RosterExchange::new(PeerRelation::Child, &county_roster),
+    );
+    let mut village = (
+        village_roster.clone(),
+        RosterExchange::new(PeerRelation::Parent, &village_roster),
+    );
+    converse(&mut county, &mut village);
+    assert_eq!(village.0.digest(), county.0.digest());
+    assert_eq!(village.0.policies().count(), 2, "both kept, as entries are");
+    let book = village.0.policy_book();
+    assert_eq!(book.current().version, 1, "only the root's version counts");
+    assert_eq!(book.current().limits, longer);
+    assert!(book.get(7).is_none());
+    let events: Vec<RosterEvent> = std::iter::from_fn(|| village.1.poll_event()).collect();
+    assert!(events.contains(&RosterEvent::PoliciesChanged { added: 2 }));
+
+    // An altered policy is refused.
+    let mut altered = issued.clone();
+    altered.policy.limits.max_extension_days = 90;
+    let mut other = Roster::new(Some(federation.county.id.clone()));
+    let merge = other.merge_policies([altered]);
+    assert_eq!(merge.policies_added, 0);
+    assert_eq!(merge.refused.len(), 1, "{:?}", merge.refused);
+
+    // Stored and read back, policies included; a format-1 snapshot (before policies) reads.
+    let stored = encode_snapshot(&county.0.snapshot()).expect("encodes");
+    let (restored, _) = Roster::from_snapshot(decode_snapshot(&stored).expect("decodes"));
+    assert_eq!(restored.policy_book(), county.0.policy_book());
+    assert_eq!(restored.digest(), county.0.digest());
+    let mut format_1 = vec![1u8];
+    bincode::serde::encode_into_std_write(
+        (
+            1u32,
+            Some(federation.county.id.clone()),
+            federation.entries.clone(),
+        ),
+        &mut format_1,
+        bincode::config::standard(),
+    )
+    .expect("encodes");
+    let old = decode_snapshot(&format_1).expect("a format-1 snapshot reads");
+    assert_eq!(old.entries, federation.entries);
+    assert!(old.policies.is_empty());
+}

@@ -232,17 +232,20 @@ fn normalising_folds_width_space_and_case() {
 #[test]
 fn routing_is_built_from_header_and_state() {
     use super::support::{header, instant, new_event};
-    use fengqiao_case::model::{EventKind, Limits};
+    use fengqiao_case::model::EventKind;
     let (document, _, state) = fengqiao_case::lifecycle::register(
         header("430702001001-2026-000009", "430702001001", "某公司"),
         new_event(
             "r",
             &node(VILLAGE_11),
-            EventKind::Register { header: None },
+            EventKind::Register {
+                header: None,
+                policy_version: 0,
+            },
             instant(2, 9),
         ),
         &super::support::actor_of(VILLAGE_11),
-        &Limits::default(),
+        &fengqiao_case::policy::PolicyBook::default(),
         &super::support::signer_of(VILLAGE_11),
     )
     .expect("registers");
@@ -256,7 +259,7 @@ fn routing_is_built_from_header_and_state() {
 #[test]
 fn routing_from_a_summary_is_the_derived_routing_or_nothing() {
     use super::support::{header, instant, new_event};
-    use fengqiao_case::model::{DirectiveState, DirectiveStatus, EventKind, Limits};
+    use fengqiao_case::model::{DirectiveState, DirectiveStatus, EventKind};
     use fengqiao_case::summary::summarize;
     let header = header("430702001001-2026-000010", "430702001001", "某公司");
     let (_, _, registered) = fengqiao_case::lifecycle::register(
@@ -264,11 +267,14 @@ fn routing_from_a_summary_is_the_derived_routing_or_nothing() {
         new_event(
             "r",
             &node(VILLAGE_11),
-            EventKind::Register { header: None },
+            EventKind::Register {
+                header: None,
+                policy_version: 0,
+            },
             instant(2, 9),
         ),
         &super::support::actor_of(VILLAGE_11),
-        &Limits::default(),
+        &fengqiao_case::policy::PolicyBook::default(),
         &super::support::signer_of(VILLAGE_11),
     )
     .expect("registers");

@@ -217,11 +217,14 @@ pub fn register_at(
         new_event(
             &format!("{number}-register"),
             node,
-            EventKind::Register { header: None },
+            EventKind::Register {
+                header: None,
+                policy_version: 0,
+            },
             at,
         ),
         &actor_of(office),
-        replica.limits(),
+        replica.policies(),
         &signer_of(office),
     )
     .unwrap_or_else(|error| panic!("case {number} registers: {error}"));
@@ -230,12 +233,16 @@ pub fn register_at(
 
 /// Append an event the test expects the lifecycle to accept, signed by the office it names.
 pub fn append_at(replica: &mut InMemoryReplica, case: &str, event: NewEvent) {
-    let limits = replica.limits().clone();
+    let policies = replica.policies().clone();
     let maker = office_index(&event.node)
         .unwrap_or_else(|| panic!("event {} names an office of the harness", event.id));
     let outcome = replica
         .update(case, |document| {
-            append(document, event, &limits, &signer_of(maker), &TreeHierarchy)
+            let events = document.events().expect("the case's events read");
+            let limits = policies
+                .limits_for_case(&events)
+                .expect("the case's policy version is held");
+            append(document, event, limits, &signer_of(maker), &TreeHierarchy)
         })
         .unwrap_or_else(|| panic!("case {case} is held"));
     if let Err(error) = outcome {

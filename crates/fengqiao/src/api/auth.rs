@@ -49,6 +49,8 @@ pub fn access(operation: Operation) -> Access {
         O::Peers | O::Roster => Access::Role(Action::ReadFederation),
         O::Quarantine => Access::Role(Action::ReadQuarantine),
         O::ReloadFederation => Access::Role(Action::ReloadFederation),
+        O::Policy => Access::Role(Action::ReadFederation),
+        O::IssuePolicy => Access::Role(Action::IssuePolicy),
         O::AuditLog => Access::Role(Action::ReadAuditLog),
         O::AuditVerify => Access::Role(Action::VerifyAudit),
         O::ListUsers

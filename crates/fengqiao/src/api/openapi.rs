@@ -224,6 +224,20 @@ fn schema_description(name: &str) -> &'static str {
             "what a reload changed: admitted, revoked, updated, roster_entries_signed, \
              needs_restart"
         }
+        "PolicyView" => {
+            "current (the version new cases register under) and versions: each with version, \
+             issued_by (the root; none for the built-in 0), issued_at, note, limits \
+             (acceptance_days, objection_working_days, handling_days, max_extension_days, \
+             evaluation_days, review_request_days, review_decision_days, holidays, \
+             working_weekends) and warnings (approaching_days, serious_overdue_days)"
+        }
+        "PolicyVersionView" => {
+            "one policy version: version, issued_by, issued_at, note, limits, warnings"
+        }
+        "IssuePolicy" => {
+            "the next version's limits (as in PolicyView; holidays and working_weekends add to \
+             the shipped State Council calendar), warnings and note; every field optional"
+        }
         "AuditLog" => {
             "a case's events in hybrid-clock order: id, kind, non-personal summary, at, hlc, \
              node, office, operator, signature ({status: valid | unsigned | invalid, reason}), \

@@ -970,7 +970,14 @@ mod tests {
             imported: None,
         };
         let events = vec![
-            event("e1", EventKind::Register { header: None }, 1),
+            event(
+                "e1",
+                EventKind::Register {
+                    header: None,
+                    policy_version: 0,
+                },
+                1,
+            ),
             event("e2", EventKind::Accept {}, 2),
             event(
                 "e3",

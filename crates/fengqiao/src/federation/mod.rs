@@ -167,6 +167,30 @@ impl std::fmt::Debug for FederationStatus {
 }
 
 impl FederationStatus {
+    /// Issue the next policy version as the federation's root (`POST /api/policy`): numbered,
+    /// signed with `node`'s key, persisted, and announced on every link. Blocking: run it off
+    /// the async runtime. The outer error is the store's; the inner one says why the roster
+    /// refused (not the root, or a policy that does not validate).
+    pub fn issue_policy(
+        &self,
+        node: &Node,
+        request: fengqiao_case::model::policy::IssuePolicy,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<
+        Result<fengqiao_case::model::policy::SignedPolicy, fengqiao_sync::RosterError>,
+        RosterStoreError,
+    > {
+        self.roster.update(|roster| {
+            roster.issue_policy(
+                node.identity(),
+                request.limits,
+                request.warnings,
+                request.note,
+                now,
+            )
+        })
+    }
+
     /// The node's roster as people read it: the root it trusts, every member, and the offices
     /// revoked.
     pub fn roster(&self) -> fengqiao_case::model::roster::RosterView {
@@ -327,6 +351,41 @@ fn describe(office: &OfficeEntry, relation: PeerRelation) -> PeerDescription {
     }
 }
 
+/// The root's first policy version, from its `[limits]` (with the shipped calendar) and
+/// `[warnings]`, unless it holds a version of its own already (later ones: `fengqiao policy
+/// issue`) or its proposal is the built-in policy (version 0 says it all).
+fn issue_first_policy(node: &Node, roster: &LiveRoster) -> anyhow::Result<()> {
+    let own = node.node_id();
+    let issued_before = roster.read().policies().any(|signed| {
+        fengqiao_case::policy::verify_policy(signed).is_ok_and(|issuer| issuer == own)
+    });
+    if issued_before {
+        return Ok(());
+    }
+    let (limits, warnings) = crate::service::policy::root_proposal(node.config());
+    let built_in = fengqiao_case::policy::built_in_policy();
+    if limits == built_in.limits && warnings == built_in.warnings {
+        return Ok(());
+    }
+    let signed = roster
+        .update(|roster| {
+            roster.issue_policy(
+                node.identity(),
+                limits,
+                warnings,
+                "根据县级节点配置 [limits] [warnings] 首次发布".to_owned(),
+                chrono::Utc::now(),
+            )
+        })
+        .context("cannot issue the federation's first policy")?
+        .context("cannot issue the federation's first policy from [limits] and [warnings]")?;
+    tracing::info!(
+        version = signed.policy.version,
+        "federation policy issued from this root's [limits] and [warnings]"
+    );
+    Ok(())
+}
+
 /// Load the node's roster and make it vouch for what the configuration says: the node itself when
 /// it has no parent (it is then the federation's root), and its admitted children.
 async fn start_roster(
@@ -340,14 +399,21 @@ async fn start_roster(
         let own_root = own_admission
             .as_ref()
             .map(|admission| admission.node_id.clone());
-        let roster = LiveRoster::load(Arc::clone(&node) as Arc<dyn StoreHandle>, own_root)
-            .context("cannot load the federation roster")?;
+        let roster = LiveRoster::load(
+            Arc::clone(&node) as Arc<dyn StoreHandle>,
+            own_root,
+            node.shared_policies(),
+        )
+        .context("cannot load the federation roster")?;
         let children: Vec<_> = config.children.iter().filter_map(admission_of).collect();
         let signed = roster
             .vouch(node.identity(), own_admission.as_ref(), &children)
             .context("cannot sign the node's roster entries")?;
         if signed > 0 {
             tracing::info!(signed, "roster entries signed for this node's admissions");
+        }
+        if own_admission.is_some() {
+            issue_first_policy(&node, &roster)?;
         }
         Ok(roster)
     })

@@ -29,10 +29,11 @@ use fengqiao_case::causal_past::CausalPast;
 use fengqiao_case::model::sync::{
     ChangeHead, FeedSequence, PeerRefusal, QUARANTINE_RECORD_VERSION, QuarantineRecord,
 };
+use fengqiao_case::policy::derive_registered;
 use fengqiao_case::receipt;
 use fengqiao_case::signature::SignerKeys;
 use fengqiao_case::{
-    CaseDocument, CaseHeader, CaseId, CaseSummary, Event, HybridTimestamp, Limits, summary,
+    CaseDocument, CaseHeader, CaseId, CaseSummary, Event, HybridTimestamp, summary,
 };
 use fengqiao_store::{QuarantineKey, ReceivedCase, StagedUpdate, Store, StoreError};
 use fengqiao_sync::{
@@ -41,6 +42,7 @@ use fengqiao_sync::{
 
 use super::prepared::PreparedCases;
 use crate::service::Node;
+use crate::service::policy::SharedPolicies;
 
 /// Format version byte at the start of every meta value this module writes.
 const META_FORMAT_VERSION: u8 = 1;
@@ -96,7 +98,8 @@ pub struct StoreReplica {
     /// The actor peer documents are loaded with: this node's, so that a merge never writes as
     /// another node.
     actor: Vec<u8>,
-    limits: Limits,
+    /// The node's policy versions: each case derives with the one it was registered under.
+    policies: Arc<SharedPolicies>,
     roster: SharedRoster,
     /// Received frames not applied yet, worked out ahead by [`StoreReplica::prepare`]; shared
     /// by clones, so that another thread can do it.
@@ -226,7 +229,7 @@ impl Clone for StoreReplica {
         StoreReplica {
             handle: Arc::clone(&self.handle),
             actor: self.actor.clone(),
-            limits: self.limits.clone(),
+            policies: Arc::clone(&self.policies),
             roster: Arc::clone(&self.roster),
             prepared: Arc::clone(&self.prepared),
             signer_keys: Arc::clone(&self.signer_keys),
@@ -259,13 +262,13 @@ impl StoreReplica {
     pub fn new(
         handle: Arc<dyn StoreHandle>,
         actor: &[u8],
-        limits: Limits,
+        policies: Arc<SharedPolicies>,
         roster: SharedRoster,
     ) -> StoreReplica {
         StoreReplica {
             handle,
             actor: actor.to_vec(),
-            limits,
+            policies,
             roster,
             prepared: Arc::new(PreparedCases::new(PREPARED_LIMIT)),
             signer_keys: Arc::default(),
@@ -311,14 +314,23 @@ impl StoreReplica {
         if !self.check_received_events {
             return vec![Vec::new(); copies.len()];
         }
-        receipt::check_received_many(copies, &*self.roster, &self.limits, keys)
+        receipt::check_received_many(copies, &*self.roster, &self.policies.get(), keys)
     }
 
-    /// A replica over a running node: its store, actor and limits.
+    /// A replica over a running node: its store, actor and policy versions.
     pub fn for_node(node: Arc<Node>, roster: SharedRoster) -> StoreReplica {
         let actor = node.identity().actor().to_vec();
-        let limits = node.config().limits.clone();
-        StoreReplica::new(node, &actor, limits, roster)
+        let policies = node.shared_policies();
+        StoreReplica::new(node, &actor, policies, roster)
+    }
+
+    /// The case's state under the policy version it was registered under.
+    fn derive(
+        &self,
+        header: &fengqiao_case::CaseHeader,
+        events: &[fengqiao_case::Event],
+    ) -> Result<fengqiao_case::CaseState, fengqiao_case::policy::PolicyError> {
+        derive_registered(&self.policies.get(), header, events)
     }
 
     pub fn store(&self) -> &Store {
@@ -373,7 +385,9 @@ impl StoreReplica {
         match derived {
             None => Ok(None),
             Some(Ok((header, events))) => {
-                let state = fengqiao_case::derive(&header, &events, &self.limits);
+                let state = self
+                    .derive(&header, &events)
+                    .map_err(|error| ReplicaError::Storage(format!("case {case}: {error}")))?;
                 Ok(Some(CaseRouting::from_case(&header, &state)))
             }
             Some(Err(error)) => Err(ReplicaError::Storage(format!(
@@ -583,7 +597,7 @@ impl StoreReplica {
                 &mut document,
                 &self.actor,
                 &*self.roster,
-                &self.limits,
+                &self.policies.get(),
             )
             .map_err(|error| WholeRefusal::Unreadable(error.to_string()))?;
             refused = refused_changes(screened.refused);
@@ -600,7 +614,10 @@ impl StoreReplica {
                 .map_err(|error| WholeRefusal::Unreadable(error.to_string()))?;
             saved = Some(document.save());
         }
-        let state = fengqiao_case::derive(&header, &events, &self.limits);
+        // Receipt kept the register event only under a policy version held here.
+        let state = self
+            .derive(&header, &events)
+            .map_err(|error| WholeRefusal::Unreadable(error.to_string()))?;
         Ok(LoadedWhole {
             summary: summary::summarize(&header, &state),
             routing: CaseRouting::from_case(&header, &state),
@@ -880,7 +897,9 @@ impl StoreReplica {
         if !rejections.is_empty() {
             return Err(ApplyRefusal::FailedChecks);
         }
-        let state = fengqiao_case::derive(&header, &events, &self.limits);
+        let state = self
+            .derive(&header, &events)
+            .map_err(|error| ApplyRefusal::Rejected(error.to_string()))?;
         Ok((
             summary::summarize(&header, &state),
             (after, latest_clock(&events)),
@@ -897,7 +916,7 @@ impl StoreReplica {
         whole: bool,
     ) -> Result<Applied, ReplicaError> {
         let actor = self.actor.clone();
-        let limits = self.limits.clone();
+        let policies = self.policies.get();
         let mut refused = Vec::new();
         let outcome = self
             .store()
@@ -910,7 +929,7 @@ impl StoreReplica {
                     &mut incoming,
                     &actor,
                     &*self.roster,
-                    &limits,
+                    &policies,
                 )
                 .map_err(refusal)?;
                 refused = refused_changes(screened.refused);
@@ -922,7 +941,8 @@ impl StoreReplica {
                     .apply_changes(screened.kept)
                     .map_err(|error| ApplyRefusal::Rejected(error.to_string()))?;
                 let (header, events) = document.contents().map_err(refusal)?;
-                let state = fengqiao_case::derive(&header, &events, &limits);
+                let state = derive_registered(&policies, &header, &events)
+                    .map_err(|error| ApplyRefusal::Rejected(error.to_string()))?;
                 Ok((
                     summary::summarize(&header, &state),
                     (document.head_hashes(), latest_clock(&events)),
@@ -1396,7 +1416,7 @@ mod tests {
     fn replica_at(path: &std::path::Path) -> StoreReplica {
         let store = Store::open(path, StoreOptions::new(8, OWN_ACTOR.to_vec())).unwrap();
         let roster: SharedRoster = Arc::new(EveryoneIsAnOffice);
-        StoreReplica::new(Arc::new(store), &OWN_ACTOR, Limits::default(), roster)
+        StoreReplica::new(Arc::new(store), &OWN_ACTOR, Arc::default(), roster)
     }
 
     fn peer_key() -> ed25519_dalek::SigningKey {
@@ -1466,6 +1486,7 @@ mod tests {
                 "register",
                 EventKind::Register {
                     header: Some(Box::new(header.clone())),
+                    policy_version: 0,
                 },
             ),
             &PEER_ACTOR,
@@ -1832,7 +1853,7 @@ mod tests {
                 bytes,
                 &OWN_ACTOR,
                 &EveryoneIsAnOffice,
-                &Limits::default(),
+                &fengqiao_case::policy::PolicyBook::default(),
             )
             .unwrap()
         };

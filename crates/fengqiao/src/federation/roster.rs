@@ -21,6 +21,7 @@ use tokio::sync::{mpsc, watch};
 
 use super::driver::AbortOnDrop;
 use super::replica::StoreHandle;
+use crate::service::policy::SharedPolicies;
 
 /// Meta key of the roster snapshot.
 pub const ROSTER_META_KEY: &str = "roster";
@@ -43,6 +44,9 @@ pub struct LiveRoster {
     roster: RwLock<Roster>,
     store: Arc<dyn StoreHandle>,
     changed: watch::Sender<u64>,
+    /// The node's policy versions: rewritten from the roster whenever it changes, so the node
+    /// derives with every version its root issued as soon as it is held.
+    policies: Arc<SharedPolicies>,
 }
 
 impl std::fmt::Debug for LiveRoster {
@@ -62,6 +66,7 @@ impl LiveRoster {
     pub fn load(
         store: Arc<dyn StoreHandle>,
         own_root: Option<NodeId>,
+        policies: Arc<SharedPolicies>,
     ) -> Result<LiveRoster, RosterStoreError> {
         let snapshot = match store.store().meta_get(ROSTER_META_KEY)? {
             None => None,
@@ -83,10 +88,12 @@ impl LiveRoster {
         if let Some(root) = own_root {
             roster.set_root(&root);
         }
+        policies.set(roster.policy_book());
         Ok(LiveRoster {
             roster: RwLock::new(roster),
             store,
             changed: watch::channel(0).0,
+            policies,
         })
     }
 
@@ -104,6 +111,8 @@ impl LiveRoster {
         if before != after {
             let bytes = encode_snapshot(&roster.snapshot())?;
             self.store.store().meta_put(ROSTER_META_KEY, &bytes)?;
+            // Persisted first: a node never derives with a version it would forget in a crash.
+            self.policies.set(roster.policy_book());
             drop(roster);
             self.changed
                 .send_modify(|counter| *counter = counter.wrapping_add(1));
@@ -242,6 +251,10 @@ async fn roster_link(
                 RosterEvent::Changed { added } => {
                     tracing::info!(added, "roster entries received");
                 }
+                RosterEvent::PoliciesChanged { added } => {
+                    let current = roster.read().policy_book().current().version;
+                    tracing::info!(added, current, "federation policy versions received");
+                }
                 RosterEvent::Refused { reasons } => {
                     for reason in reasons {
                         tracing::warn!(%reason, "roster entry refused");
@@ -349,8 +362,12 @@ mod tests {
         let own = admission(&county, Tier::County, "430702");
         let child = admission(&township, Tier::Township, "430702001");
         let digest = {
-            let roster =
-                LiveRoster::load(open(directory.path()), Some(own.node_id.clone())).unwrap();
+            let roster = LiveRoster::load(
+                open(directory.path()),
+                Some(own.node_id.clone()),
+                Arc::default(),
+            )
+            .unwrap();
             let mut changes = roster.subscribe();
             changes.borrow_and_update();
             assert_eq!(
@@ -370,7 +387,12 @@ mod tests {
             roster.read().digest()
         };
         // Reopened: the same roster, without signing anything again.
-        let roster = LiveRoster::load(open(directory.path()), Some(own.node_id.clone())).unwrap();
+        let roster = LiveRoster::load(
+            open(directory.path()),
+            Some(own.node_id.clone()),
+            Arc::default(),
+        )
+        .unwrap();
         assert_eq!(roster.read().digest(), digest);
         assert_eq!(
             roster
@@ -392,10 +414,10 @@ mod tests {
             .store()
             .meta_put(ROSTER_META_KEY, &[1, 0xff, 0xff, 0xff])
             .unwrap();
-        let error = LiveRoster::load(Arc::clone(&store), None).unwrap_err();
+        let error = LiveRoster::load(Arc::clone(&store), None, Arc::default()).unwrap_err();
         assert!(matches!(error, RosterStoreError::Corrupt(_)), "{error}");
         store.store().meta_put(ROSTER_META_KEY, &[9]).unwrap();
-        let error = LiveRoster::load(store, None).unwrap_err();
+        let error = LiveRoster::load(store, None, Arc::default()).unwrap_err();
         assert!(error.to_string().contains("version 9"), "{error}");
     }
 }

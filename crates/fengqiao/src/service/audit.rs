@@ -329,6 +329,7 @@ fn event_failures(case: &CaseId, events: &[Event], unsigned: &mut u64) -> Vec<Au
         Some(first) => match &first.kind {
             EventKind::Register {
                 header: Some(header),
+                ..
             } if header.number != *case => failures.push(failure(
                 first,
                 format!(
