@@ -20,6 +20,8 @@ pub mod personal_data;
 pub mod receipt;
 pub mod rollup;
 pub mod samples;
+#[cfg(feature = "schema")]
+pub mod schema;
 pub mod signature;
 pub mod summary;
 pub mod warnings;

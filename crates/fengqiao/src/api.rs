@@ -38,8 +38,8 @@ use fengqiao_case::model::audit::{AuditLog, AuditReport, QuarantineListing};
 use fengqiao_case::model::roster::{FederationReload, RosterView};
 use fengqiao_case::model::stats::{StatsBreakdown, SyncHealth};
 use fengqiao_case::{
-    ApiError, AppendEvent, CaseListItem, CaseView, DirectiveListItem, ImportBatch, ImportRowReport,
-    Measures, NodeUnhealthy, RegisterCase,
+    ApiError, AppendEvent, CaseListItem, CaseView, Category, DirectiveListItem, ImportBatch,
+    ImportRowReport, ImportedCases, Measures, NodeInfo, NodeUnhealthy, RegisterCase, Status,
 };
 use fengqiao_sync::PeerRelation;
 use serde::de::DeserializeOwned;
@@ -47,7 +47,8 @@ use tracing::Instrument;
 
 use self::auth::Principal;
 pub use self::openapi::{
-    BodySpec, HttpMethod, ParameterLocation, ParameterSpec, ParameterType, RouteSpec,
+    BodySpec, HttpMethod, ParameterLocation, ParameterSpec, ParameterType, RouteSpec, SchemaOf,
+    schema_of,
 };
 use crate::federation::{Federation, FederationConfig, FederationStatus, PeerLinkReport, PeerView};
 use crate::service::{ListFilter, Node, ServiceError, StatsQuery};
@@ -217,10 +218,14 @@ const STATS_PARAMETERS: &[ParameterSpec] = &[
         ParameterType::InstantOrDate,
         "end of the period (excluded)",
     ),
-    ParameterSpec::query("category", ParameterType::String, "only this category"),
+    ParameterSpec::query(
+        "category",
+        ParameterType::OneOf(schema_of::<Category>),
+        "only this category",
+    ),
     ParameterSpec::query(
         "imported",
-        ParameterType::String,
+        ParameterType::OneOf(schema_of::<ImportedCases>),
         "include (default): count the cases a ledger import registered too; exclude: leave \
          that imported history out",
     ),
@@ -241,7 +246,7 @@ pub const ROUTES: &[RouteSpec] = &[
         parameters: &[],
         request: None,
         success_status: 200,
-        response: BodySpec::One("NodeInfo"),
+        response: BodySpec::One(schema_of::<NodeInfo>),
         errors: &[500, 503],
     },
     RouteSpec {
@@ -254,7 +259,7 @@ pub const ROUTES: &[RouteSpec] = &[
         parameters: &[],
         request: None,
         success_status: 200,
-        response: BodySpec::One("OpenApiDocument"),
+        response: BodySpec::One(schema_of::<openapi::OpenApiDocument>),
         errors: &[500],
     },
     RouteSpec {
@@ -267,9 +272,9 @@ pub const ROUTES: &[RouteSpec] = &[
                       well formed, in the node's region, and unused.",
         mutating: true,
         parameters: &[],
-        request: Some(BodySpec::One("RegisterCase")),
+        request: Some(BodySpec::One(schema_of::<RegisterCase>)),
         success_status: 201,
-        response: BodySpec::One("CaseView"),
+        response: BodySpec::One(schema_of::<CaseView>),
         errors: &[400, 409, 413, 415, 422, 500, 507],
     },
     RouteSpec {
@@ -283,13 +288,13 @@ pub const ROUTES: &[RouteSpec] = &[
         parameters: &[
             ParameterSpec::query(
                 "status",
-                ParameterType::String,
+                ParameterType::OneOf(schema_of::<Status>),
                 "lifecycle status, e.g. registered, accepted, replied, closed",
             ),
             ParameterSpec::query("holder", ParameterType::String, "node id of the holder"),
             ParameterSpec::query(
                 "category",
-                ParameterType::String,
+                ParameterType::OneOf(schema_of::<Category>),
                 "category, e.g. land_requisition, wage_arrears",
             ),
             ParameterSpec::query(
@@ -302,11 +307,15 @@ pub const ROUTES: &[RouteSpec] = &[
                 ParameterType::Boolean,
                 "true: only cases with a deadline already passed, most urgent first",
             ),
-            ParameterSpec::query("limit", ParameterType::Integer, "at most this many cases"),
+            ParameterSpec::query(
+                "limit",
+                ParameterType::Count { minimum: 0 },
+                "at most this many cases (0: none)",
+            ),
         ],
         request: None,
         success_status: 200,
-        response: BodySpec::ListOf("CaseListItem"),
+        response: BodySpec::ListOf(schema_of::<CaseListItem>),
         errors: &[400, 500],
     },
     RouteSpec {
@@ -320,7 +329,7 @@ pub const ROUTES: &[RouteSpec] = &[
         parameters: &[CASE_NUMBER],
         request: None,
         success_status: 200,
-        response: BodySpec::One("CaseView"),
+        response: BodySpec::One(schema_of::<CaseView>),
         errors: &[400, 404, 500],
     },
     RouteSpec {
@@ -333,9 +342,9 @@ pub const ROUTES: &[RouteSpec] = &[
                       not allow 409, each with the reason.",
         mutating: true,
         parameters: &[CASE_NUMBER],
-        request: Some(BodySpec::One("AppendEvent")),
+        request: Some(BodySpec::One(schema_of::<AppendEvent>)),
         success_status: 200,
-        response: BodySpec::One("CaseView"),
+        response: BodySpec::One(schema_of::<CaseView>),
         errors: &[400, 403, 404, 409, 413, 415, 422, 500, 507],
     },
     RouteSpec {
@@ -352,7 +361,7 @@ pub const ROUTES: &[RouteSpec] = &[
         )],
         request: None,
         success_status: 200,
-        response: BodySpec::ListOf("DirectiveListItem"),
+        response: BodySpec::ListOf(schema_of::<DirectiveListItem>),
         errors: &[400, 500],
     },
     RouteSpec {
@@ -366,7 +375,7 @@ pub const ROUTES: &[RouteSpec] = &[
         parameters: STATS_PARAMETERS,
         request: None,
         success_status: 200,
-        response: BodySpec::One("Measures"),
+        response: BodySpec::One(schema_of::<Measures>),
         errors: &[400, 500],
     },
     RouteSpec {
@@ -385,7 +394,7 @@ pub const ROUTES: &[RouteSpec] = &[
         parameters: STATS_PARAMETERS,
         request: None,
         success_status: 200,
-        response: BodySpec::One("StatsBreakdown"),
+        response: BodySpec::One(schema_of::<StatsBreakdown>),
         errors: &[400, 500],
     },
     RouteSpec {
@@ -402,9 +411,9 @@ pub const ROUTES: &[RouteSpec] = &[
                       transaction. Every event made is marked `imported` (import_id, row_key).",
         mutating: true,
         parameters: &[],
-        request: Some(BodySpec::One("ImportBatch")),
+        request: Some(BodySpec::One(schema_of::<ImportBatch>)),
         success_status: 200,
-        response: BodySpec::ListOf("ImportRowReport"),
+        response: BodySpec::ListOf(schema_of::<ImportRowReport>),
         errors: &[400, 409, 413, 415, 422, 500, 507],
     },
     RouteSpec {
@@ -419,7 +428,7 @@ pub const ROUTES: &[RouteSpec] = &[
         parameters: &[],
         request: None,
         success_status: 200,
-        response: BodySpec::ListOf("PeerView"),
+        response: BodySpec::ListOf(schema_of::<PeerView>),
         errors: &[400, 500],
     },
     RouteSpec {
@@ -434,7 +443,7 @@ pub const ROUTES: &[RouteSpec] = &[
         parameters: &[],
         request: None,
         success_status: 200,
-        response: BodySpec::One("RosterView"),
+        response: BodySpec::One(schema_of::<RosterView>),
         errors: &[400, 409, 500],
     },
     RouteSpec {
@@ -449,7 +458,7 @@ pub const ROUTES: &[RouteSpec] = &[
         parameters: &[],
         request: None,
         success_status: 200,
-        response: BodySpec::One("FederationReload"),
+        response: BodySpec::One(schema_of::<FederationReload>),
         errors: &[400, 409, 500],
     },
     RouteSpec {
@@ -465,7 +474,7 @@ pub const ROUTES: &[RouteSpec] = &[
         parameters: &[CASE_NUMBER],
         request: None,
         success_status: 200,
-        response: BodySpec::One("AuditLog"),
+        response: BodySpec::One(schema_of::<AuditLog>),
         errors: &[400, 404, 500],
     },
     RouteSpec {
@@ -481,7 +490,7 @@ pub const ROUTES: &[RouteSpec] = &[
         parameters: &[],
         request: None,
         success_status: 200,
-        response: BodySpec::One("AuditReport"),
+        response: BodySpec::One(schema_of::<AuditReport>),
         errors: &[400, 500],
     },
     RouteSpec {
@@ -496,18 +505,18 @@ pub const ROUTES: &[RouteSpec] = &[
         parameters: &[
             ParameterSpec::query(
                 "after",
-                ParameterType::Integer,
+                ParameterType::Count { minimum: 0 },
                 "only records with a greater id (the previous page's next_after)",
             ),
             ParameterSpec::query(
                 "limit",
-                ParameterType::Integer,
-                "at most this many records (default 100, at most 1000)",
+                ParameterType::Count { minimum: 1 },
+                "at most this many records (default 100; more than 1000 lists 1000)",
             ),
         ],
         request: None,
         success_status: 200,
-        response: BodySpec::One("QuarantineListing"),
+        response: BodySpec::One(schema_of::<QuarantineListing>),
         errors: &[400, 500],
     },
 ];
@@ -1125,16 +1134,30 @@ impl QueryValues {
         }
     }
 
+    /// A whole number, at least the minimum the route's table gives it (the document says the
+    /// same, being built from that table).
     fn count(&self, name: &str) -> Result<Option<usize>, ApiFailure> {
-        self.text(name)
-            .map(|text| {
-                text.parse::<usize>().map_err(|_| {
-                    ApiFailure::bad_request(format!(
-                        "invalid {name} {text:?}: expected a whole number"
-                    ))
-                })
+        let minimum = self
+            .operation
+            .route()
+            .query_parameters()
+            .find_map(|parameter| match parameter.value_type {
+                ParameterType::Count { minimum } if parameter.name == name => Some(minimum),
+                _ => None,
             })
-            .transpose()
+            .unwrap_or(0);
+        let Some(text) = self.text(name) else {
+            return Ok(None);
+        };
+        let count = text.parse::<usize>().map_err(|_| {
+            ApiFailure::bad_request(format!("invalid {name} {text:?}: expected a whole number"))
+        })?;
+        if (count as u64) < minimum {
+            return Err(ApiFailure::bad_request(format!(
+                "invalid {name} {count}: at least {minimum}"
+            )));
+        }
+        Ok(Some(count))
     }
 
     fn instant(&self, name: &str) -> Result<Option<DateTime<Utc>>, ApiFailure> {

@@ -484,26 +484,44 @@ fn instants_and_dates_parse_in_china_time() {
 /// past it is refused, naming that field.
 #[test]
 fn the_documented_bounds_are_the_enforced_ones() {
-    fn leaves(schema: &Value, path: String, found: &mut Vec<(String, Value)>) {
+    let document = openapi_json();
+    let schemas = &document["components"]["schemas"];
+    // A named type's schema is a reference into components/schemas.
+    let resolve = |schema: &Value| -> Value {
+        match schema["$ref"].as_str() {
+            Some(reference) => {
+                schemas[reference.trim_start_matches("#/components/schemas/")].clone()
+            }
+            None => schema.clone(),
+        }
+    };
+    fn leaves(
+        schema: &Value,
+        path: String,
+        resolve: &dyn Fn(&Value) -> Value,
+        found: &mut Vec<(String, Value)>,
+    ) {
         for (name, property) in schema["properties"].as_object().into_iter().flatten() {
             let path = if path.is_empty() {
                 name.clone()
             } else {
                 format!("{path}.{name}")
             };
+            let property = resolve(property);
+            let items = resolve(&property["items"]);
             if property["properties"].is_object() {
-                leaves(property, path.clone(), found);
-            } else if property["items"]["properties"].is_object() {
-                leaves(&property["items"], path.clone(), found);
+                leaves(&property, path.clone(), resolve, found);
+            } else if items["properties"].is_object() {
+                leaves(&items, path.clone(), resolve, found);
             }
             found.push((path, property.clone()));
         }
     }
-    let document = openapi_json();
     let mut bounded = Vec::new();
     leaves(
-        &document["components"]["schemas"]["RegisterCase"],
+        &schemas["RegisterCase"],
         String::new(),
+        &resolve,
         &mut bounded,
     );
     let header = json!({
