@@ -13,5 +13,6 @@ mod disk;
 mod federation;
 mod import;
 mod input;
+mod openapi;
 mod stats;
 mod tiers;

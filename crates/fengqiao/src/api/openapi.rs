@@ -207,13 +207,17 @@ fn status_description(status: u16) -> &'static str {
 }
 
 /// The error statuses a route answers with: those it names, and those every route of its kind
-/// can answer (the authentication middleware's 401 and 403, the URI bound's 414).
+/// can answer: 400 (an unknown query parameter), the authentication middleware's 401 and 403,
+/// the URI bound's 414, and for a body the extractor's 413, 415 and 422.
 pub fn error_statuses(route: &RouteSpec) -> Vec<u16> {
     let mut statuses = route.errors.to_vec();
+    statuses.extend([400, 414]);
     if super::auth::access(route.operation) != super::auth::Access::Public {
         statuses.extend([401, 403]);
     }
-    statuses.push(414);
+    if route.request.is_some() {
+        statuses.extend([413, 415, 422]);
+    }
     statuses.sort_unstable();
     statuses.dedup();
     statuses
