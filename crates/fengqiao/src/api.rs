@@ -986,9 +986,12 @@ where
             serde_json::from_slice(&bytes).map_err(|_| ApiFailure::internal())?;
         match crate::unknown_fields::first_unknown_field(&sent, &value) {
             Ok(None) => Ok(ApiJson(value)),
-            Ok(Some(unknown)) => Err(ApiFailure::bad_request(format!(
-                "{unknown}: check the spelling (GET /api/openapi.json lists the fields)"
-            ))),
+            Ok(Some(unknown)) if unknown.reading == crate::unknown_fields::Reading::Unknown => {
+                Err(ApiFailure::bad_request(format!(
+                    "{unknown}: check the spelling (GET /api/openapi.json lists the fields)"
+                )))
+            }
+            Ok(Some(misread)) => Err(ApiFailure::bad_request(misread.to_string())),
             Err(_) => Err(ApiFailure::internal()),
         }
     }

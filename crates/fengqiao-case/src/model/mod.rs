@@ -1046,7 +1046,12 @@ pub struct RegisterCase {
 }
 
 /// `POST /api/cases/{number}/events`: append one event. `at` defaults to now (imports set it).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+///
+/// Read by hand (the layout is the derived one, `{"kind", "payload", "at"}`): serde's flatten
+/// reads the event through a buffer that forgets where a value sat, so a wrong value deep in the
+/// payload was refused without its field's name. Here the kind and its payload are read on
+/// their own, and a refusal names the field (`payload.text: invalid type …`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[cfg_attr(feature = "schema", schemars(example = crate::schema::example_event()))]
 pub struct AppendEvent {
@@ -1055,6 +1060,39 @@ pub struct AppendEvent {
     #[serde(default)]
     #[cfg_attr(feature = "schema", schemars(transform = crate::schema::given_time))]
     pub at: Option<DateTime<Utc>>,
+}
+
+impl<'de> Deserialize<'de> for AppendEvent {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        /// The body's three parts, each read as it is; `kind` and `payload` are then read as
+        /// an [`EventKind`] with the path of any refusal.
+        // Fields beside these are refused by the API's unknown-field check, as everywhere.
+        #[derive(Deserialize)]
+        struct Parts {
+            kind: serde_json::Value,
+            #[serde(default)]
+            payload: Option<serde_json::Value>,
+            #[serde(default)]
+            at: Option<DateTime<Utc>>,
+        }
+        let parts = Parts::deserialize(deserializer)?;
+        let mut tagged = serde_json::Map::new();
+        tagged.insert("kind".to_owned(), parts.kind);
+        if let Some(payload) = parts.payload {
+            tagged.insert("payload".to_owned(), payload);
+        }
+        let kind: EventKind = serde_path_to_error::deserialize(serde_json::Value::Object(tagged))
+            .map_err(|error| {
+            let path = error.path().to_string();
+            let inner = error.into_inner();
+            if path == "." {
+                serde::de::Error::custom(inner)
+            } else {
+                serde::de::Error::custom(format_args!("{path}: {inner}"))
+            }
+        })?;
+        Ok(AppendEvent { kind, at: parts.at })
+    }
 }
 
 /// `GET /api/cases/{number}`: everything about one case.
