@@ -11,6 +11,7 @@ mod cut_links;
 mod demo;
 mod disk;
 mod federation;
+mod hostile_input;
 mod import;
 mod input;
 mod openapi;
