@@ -7,6 +7,7 @@
 
 mod accounts;
 pub mod auth;
+mod bare_refusals;
 mod openapi;
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
@@ -761,6 +762,7 @@ impl BoundServer {
             (Some(cert), Some(key)) => {
                 let listener = tls::TlsListener::new(listener, tls::acceptor(cert, key)?)
                     .context("cannot serve HTTPS")?;
+                let listener = bare_refusals::JsonRefusalListener(listener);
                 axum::serve(
                     listener,
                     app.into_make_service_with_connect_info::<tls::PeerAddress>(),
@@ -770,7 +772,7 @@ impl BoundServer {
             }
             _ => {
                 axum::serve(
-                    listener,
+                    bare_refusals::JsonRefusalListener(listener),
                     app.into_make_service_with_connect_info::<tls::PeerAddress>(),
                 )
                 .with_graceful_shutdown(shutdown)

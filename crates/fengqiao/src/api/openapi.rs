@@ -194,6 +194,7 @@ fn status_description(status: u16) -> &'static str {
         409 => "refused: the case already exists, or its current state does not allow the event",
         413 => "request body too large",
         414 => "the request's path and query are too long",
+        431 => "the request's header fields are too large",
         415 => "the body is not sent as application/json",
         422 => "the JSON body does not have the expected fields",
         500 => "the node failed (storage); see its log",
@@ -208,10 +209,11 @@ fn status_description(status: u16) -> &'static str {
 
 /// The error statuses a route answers with: those it names, and those every route of its kind
 /// can answer: 400 (an unknown query parameter), the authentication middleware's 401 and 403,
-/// the URI bound's 414, and for a body the extractor's 413, 415 and 422.
+/// the URI bound's 414 and hyper's 431 (`api/bare_refusals.rs`), and for a body the
+/// extractor's 413, 415 and 422.
 pub fn error_statuses(route: &RouteSpec) -> Vec<u16> {
     let mut statuses = route.errors.to_vec();
-    statuses.extend([400, 414]);
+    statuses.extend([400, 414, 431]);
     if super::auth::access(route.operation) != super::auth::Access::Public {
         statuses.extend([401, 403]);
     }
