@@ -302,6 +302,58 @@ fn operation_object(route: &RouteSpec, generator: &mut SchemaGenerator) -> Value
     operation
 }
 
+/// An enum whose values carry doc comments comes out of schemars as `oneOf` one `const` each;
+/// client generators read a plain `enum` best. The values' descriptions are kept, in order, in
+/// `x-enum-descriptions` (the extension generators read) and the schema's description.
+fn enum_of_documented_values(schema: &mut Value) {
+    let Some(object) = schema.as_object_mut() else {
+        return;
+    };
+    let Some(variants) = object.get("oneOf").and_then(Value::as_array) else {
+        return;
+    };
+    let mut values = Vec::new();
+    let mut descriptions = Vec::new();
+    for variant in variants {
+        let Some(fields) = variant.as_object() else {
+            return;
+        };
+        let only_a_value = fields
+            .keys()
+            .all(|key| matches!(key.as_str(), "const" | "type" | "description"))
+            && fields.get("type") == Some(&json!("string"));
+        let Some(value) = fields
+            .get("const")
+            .and_then(Value::as_str)
+            .filter(|_| only_a_value)
+        else {
+            return;
+        };
+        values.push(value.to_owned());
+        descriptions.push(
+            fields
+                .get("description")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_owned(),
+        );
+    }
+    let listed: Vec<String> = values
+        .iter()
+        .zip(&descriptions)
+        .map(|(value, description)| format!("`{value}`: {description}"))
+        .collect();
+    let description = match object.get("description").and_then(Value::as_str) {
+        Some(own) => format!("{own}\n\n{}", listed.join("; ")),
+        None => listed.join("; "),
+    };
+    object.remove("oneOf");
+    object.insert("type".to_owned(), json!("string"));
+    object.insert("enum".to_owned(), json!(values));
+    object.insert("x-enum-descriptions".to_owned(), json!(descriptions));
+    object.insert("description".to_owned(), json!(description));
+}
+
 /// The OpenAPI 3.1 document of `routes`. Its schemas are JSON Schema 2020-12 (OpenAPI 3.1's
 /// dialect), made from the Rust types as the node reads them (schemars' deserialize contract:
 /// a field with a default is optional), which the answers it writes also conform to.
@@ -322,7 +374,10 @@ pub fn document(routes: &[RouteSpec]) -> Value {
             path_item.insert(route.method.openapi_name().to_owned(), operation);
         }
     }
-    let schemas = generator.take_definitions(true);
+    let mut schemas = generator.take_definitions(true);
+    for schema in schemas.values_mut() {
+        enum_of_documented_values(schema);
+    }
     json!({
         "openapi": "3.1.0",
         "info": {

@@ -469,6 +469,46 @@ fn every_operation_is_routed_once_and_documented() {
     }
 }
 
+/// Every enum of the model is a plain `enum` of its serde names, documented values included.
+#[test]
+fn enums_are_listed_by_their_serde_names() {
+    let document = openapi_json();
+    let schemas = &document["components"]["schemas"];
+    let names = |schema: &str| -> Vec<String> {
+        schemas[schema]["enum"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{schema} is an enum: {}", schemas[schema]))
+            .iter()
+            .map(|value| value.as_str().unwrap().to_owned())
+            .collect()
+    };
+    let channels: Vec<String> = [
+        fengqiao_case::Channel::Letter,
+        fengqiao_case::Channel::Visit,
+        fengqiao_case::Channel::Online,
+        fengqiao_case::Channel::Phone,
+        fengqiao_case::Channel::LeaderMailbox,
+        fengqiao_case::Channel::GridScreening,
+    ]
+    .iter()
+    .map(|channel| {
+        serde_json::to_value(channel)
+            .unwrap()
+            .as_str()
+            .unwrap()
+            .to_owned()
+    })
+    .collect();
+    assert_eq!(names("Channel"), channels);
+    assert!(names("Category").contains(&"wage_arrears".to_owned()));
+    assert_eq!(names("Role"), ["operator", "supervisor", "admin"]);
+    assert_eq!(
+        schemas["Channel"]["x-enum-descriptions"][1], "来访",
+        "{}",
+        schemas["Channel"]
+    );
+}
+
 #[test]
 fn instants_and_dates_parse_in_china_time() {
     let start = parse_instant_or_date("2026-03-01").unwrap();
