@@ -234,7 +234,7 @@ fn implausible_values_and_unknown_fields_are_refused_by_name() {
     assert_eq!(properties["summary"]["maxLength"], 4000, "{properties}");
     assert_eq!(properties["headcount"]["maximum"], 10_000, "{properties}");
     assert_eq!(
-        properties["petitioners"]["items"]["properties"]["name"]["maxLength"],
+        document["components"]["schemas"]["Petitioner"]["properties"]["name"]["maxLength"],
         64
     );
     let (_, health) = http_get(node.address, "/api/health").expect("GET");

@@ -131,6 +131,7 @@ impl Account {
 
 /// An account as the API lists it: everything but the password hash.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct AccountView {
     pub login: String,

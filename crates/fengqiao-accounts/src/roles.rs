@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 /// A person's role at their office.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     /// 登记员/调解员: registers, accepts, handles, mediates, replies, notes.
@@ -114,6 +115,22 @@ impl fmt::Debug for RoleSet {
 impl Serialize for RoleSet {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.collect_seq(self.iter())
+    }
+}
+
+/// In JSON a list of role names, each once.
+#[cfg(feature = "schema")]
+impl schemars::JsonSchema for RoleSet {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "RoleSet".into()
+    }
+
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "array",
+            "items": generator.subschema_for::<Role>(),
+            "uniqueItems": true,
+        })
     }
 }
 

@@ -152,6 +152,7 @@ pub fn check_csrf(
 
 /// A bearer token for scripts, kept under the hash of its secret.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Token {
     /// The first 12 hex digits of the secret's hash: how people list and revoke it.

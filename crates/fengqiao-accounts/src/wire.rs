@@ -10,6 +10,7 @@ use crate::secret::Token;
 
 /// `POST /api/session`.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct SignIn {
     pub login: String,
@@ -29,6 +30,7 @@ impl std::fmt::Debug for SignIn {
 /// The answer to a sign-in (the session itself travels in the cookie), and to
 /// `GET /api/session`: who is signed in.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct SessionView {
     pub account: AccountView,
@@ -46,6 +48,7 @@ pub struct SessionView {
 
 /// `POST /api/users`.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct NewAccount {
     pub login: String,
@@ -69,9 +72,17 @@ impl std::fmt::Debug for NewAccount {
 
 /// `POST /api/users/{login}/password`.
 #[derive(Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct PasswordReset {
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        feature = "schema",
+        schemars(length(
+            min = crate::password::MIN_PASSWORD_CHARS,
+            max = crate::password::MAX_PASSWORD_CHARS
+        ))
+    )]
     pub password: Option<String>,
 }
 
@@ -83,6 +94,7 @@ impl std::fmt::Debug for PasswordReset {
 
 /// The answer to creating an account or resetting its password.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct AccountWithPassword {
     pub account: AccountView,
@@ -102,6 +114,7 @@ impl std::fmt::Debug for AccountWithPassword {
 
 /// `POST /api/users/{login}/roles`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RolesChange {
     pub roles: RoleSet,
@@ -109,6 +122,7 @@ pub struct RolesChange {
 
 /// `POST /api/tokens`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct NewToken {
     /// The account the token acts as.
@@ -119,6 +133,7 @@ pub struct NewToken {
 
 /// The answer to `POST /api/tokens`: the secret, shown this once.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct TokenCreated {
     pub token: Token,

@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 #[derive(
     Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
 )]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct HybridTimestamp {
     /// Milliseconds since the Unix epoch: the greatest wall time this node had seen.
     pub wall_ms: i64,

@@ -85,20 +85,42 @@ impl TextKind {
     }
 }
 
+/// The characters the text rule refuses, as inclusive ranges: the control characters (Unicode
+/// Cc, what `char::is_control` says) and those that reorder text on screen. The check and the
+/// OpenAPI document's `pattern` ([`text_pattern`]) are both made from this table.
+pub const REFUSED_CHARACTER_RANGES: [(char, char); 7] = [
+    ('\u{0000}', '\u{001F}'),
+    ('\u{007F}', '\u{009F}'),
+    ('\u{061C}', '\u{061C}'),
+    ('\u{200E}', '\u{200F}'),
+    ('\u{2028}', '\u{2029}'),
+    ('\u{202A}', '\u{202E}'),
+    ('\u{2066}', '\u{2069}'),
+];
+
 /// Whether `character` is a control character or one that reorders text on screen: refused in
 /// every field except a line break in long text, and escaped when printed.
 pub fn is_control_or_reordering(character: char) -> bool {
-    character.is_control()
-        || matches!(
-            character,
-            '\u{061C}'
-                | '\u{200E}'
-                | '\u{200F}'
-                | '\u{2028}'
-                | '\u{2029}'
-                | '\u{202A}'..='\u{202E}'
-                | '\u{2066}'..='\u{2069}'
-        )
+    REFUSED_CHARACTER_RANGES
+        .iter()
+        .any(|&(first, last)| (first..=last).contains(&character))
+}
+
+/// The text rule of `kind` as a JSON Schema (ECMA-262) `pattern`: no refused character, except
+/// a line break where the kind keeps them. The characters stand in the class as themselves.
+pub fn text_pattern(kind: TextKind) -> String {
+    let mut class = String::new();
+    for &(first, last) in &REFUSED_CHARACTER_RANGES {
+        if kind.keeps_line_breaks() && (first..=last).contains(&'\n') {
+            // Split the range around the line break it lets through.
+            class.extend([first, '-', '\u{0009}', '\u{000B}', '-', last]);
+        } else if first == last {
+            class.push(first);
+        } else {
+            class.extend([first, '-', last]);
+        }
+    }
+    format!("^[^{class}]*$")
 }
 
 fn invalid(field: &'static str, why: impl Into<String>) -> CaseError {

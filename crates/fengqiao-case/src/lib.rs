@@ -20,6 +20,8 @@ pub mod personal_data;
 pub mod policy;
 pub mod receipt;
 pub mod rollup;
+#[cfg(feature = "schema")]
+pub mod schema;
 pub mod signature;
 pub mod summary;
 pub mod warnings;

@@ -295,6 +295,7 @@ pub(crate) fn next_state(
         EventKind::TakeOver { .. } if event.node == state.holder => {
             return Err(refuse(kind, status, "the node already holds the case"));
         }
+        EventKind::TakeOver { .. } => {}
         // Who else may act (a tier above requesting or deciding a review, reopening) is the
         // authority table's to judge, with the hierarchy; the lifecycle checks the holder-only
         // rows, the part of the table the state alone can answer.

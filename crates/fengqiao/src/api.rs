@@ -7,6 +7,7 @@
 
 mod accounts;
 pub mod auth;
+mod bare_refusals;
 mod openapi;
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
@@ -39,8 +40,8 @@ use fengqiao_case::model::policy::{IssuePolicy, PolicyVersionView, PolicyView};
 use fengqiao_case::model::roster::{FederationReload, RosterView};
 use fengqiao_case::model::stats::{StatsBreakdown, SyncHealth};
 use fengqiao_case::{
-    ApiError, AppendEvent, CaseListItem, CaseView, DirectiveListItem, ImportBatch, ImportRowReport,
-    Measures, NodeUnhealthy, RegisterCase,
+    ApiError, AppendEvent, CaseListItem, CaseView, Category, DirectiveListItem, ImportBatch,
+    ImportRowReport, ImportedCases, Measures, NodeInfo, NodeUnhealthy, RegisterCase, Status,
 };
 use fengqiao_sync::PeerRelation;
 use serde::de::DeserializeOwned;
@@ -48,7 +49,8 @@ use tracing::Instrument;
 
 use self::auth::Principal;
 pub use self::openapi::{
-    BodySpec, HttpMethod, ParameterLocation, ParameterSpec, ParameterType, RouteSpec,
+    BodySpec, HttpMethod, ParameterLocation, ParameterSpec, ParameterType, RouteSpec, SchemaOf,
+    schema_of,
 };
 use crate::federation::{Federation, FederationConfig, FederationStatus, PeerLinkReport, PeerView};
 use crate::service::{ListFilter, Node, ServiceError, StatsQuery};
@@ -226,10 +228,14 @@ const STATS_PARAMETERS: &[ParameterSpec] = &[
         ParameterType::InstantOrDate,
         "end of the period (excluded)",
     ),
-    ParameterSpec::query("category", ParameterType::String, "only this category"),
+    ParameterSpec::query(
+        "category",
+        ParameterType::OneOf(schema_of::<Category>),
+        "only this category",
+    ),
     ParameterSpec::query(
         "imported",
-        ParameterType::String,
+        ParameterType::OneOf(schema_of::<ImportedCases>),
         "include (default): count the cases a ledger import registered too; exclude: leave \
          that imported history out",
     ),
@@ -250,7 +256,7 @@ pub const ROUTES: &[RouteSpec] = &[
         parameters: &[],
         request: None,
         success_status: 200,
-        response: BodySpec::One("NodeInfo"),
+        response: BodySpec::One(schema_of::<NodeInfo>),
         errors: &[500, 503],
     },
     RouteSpec {
@@ -263,7 +269,7 @@ pub const ROUTES: &[RouteSpec] = &[
         parameters: &[],
         request: None,
         success_status: 200,
-        response: BodySpec::One("OpenApiDocument"),
+        response: BodySpec::One(schema_of::<openapi::OpenApiDocument>),
         errors: &[500],
     },
     RouteSpec {
@@ -276,9 +282,9 @@ pub const ROUTES: &[RouteSpec] = &[
                       well formed, in the node's region, and unused.",
         mutating: true,
         parameters: &[],
-        request: Some(BodySpec::One("RegisterCase")),
+        request: Some(BodySpec::One(schema_of::<RegisterCase>)),
         success_status: 201,
-        response: BodySpec::One("CaseView"),
+        response: BodySpec::One(schema_of::<CaseView>),
         errors: &[400, 409, 413, 415, 422, 500, 507],
     },
     RouteSpec {
@@ -292,13 +298,13 @@ pub const ROUTES: &[RouteSpec] = &[
         parameters: &[
             ParameterSpec::query(
                 "status",
-                ParameterType::String,
+                ParameterType::OneOf(schema_of::<Status>),
                 "lifecycle status, e.g. registered, accepted, replied, closed",
             ),
             ParameterSpec::query("holder", ParameterType::String, "node id of the holder"),
             ParameterSpec::query(
                 "category",
-                ParameterType::String,
+                ParameterType::OneOf(schema_of::<Category>),
                 "category, e.g. land_requisition, wage_arrears",
             ),
             ParameterSpec::query(
@@ -311,11 +317,15 @@ pub const ROUTES: &[RouteSpec] = &[
                 ParameterType::Boolean,
                 "true: only cases with a deadline already passed, most urgent first",
             ),
-            ParameterSpec::query("limit", ParameterType::Integer, "at most this many cases"),
+            ParameterSpec::query(
+                "limit",
+                ParameterType::Count { minimum: 0 },
+                "at most this many cases (0: none)",
+            ),
         ],
         request: None,
         success_status: 200,
-        response: BodySpec::ListOf("CaseListItem"),
+        response: BodySpec::ListOf(schema_of::<CaseListItem>),
         errors: &[400, 500],
     },
     RouteSpec {
@@ -329,7 +339,7 @@ pub const ROUTES: &[RouteSpec] = &[
         parameters: &[CASE_NUMBER],
         request: None,
         success_status: 200,
-        response: BodySpec::One("CaseView"),
+        response: BodySpec::One(schema_of::<CaseView>),
         errors: &[400, 404, 500],
     },
     RouteSpec {
@@ -342,9 +352,9 @@ pub const ROUTES: &[RouteSpec] = &[
                       not allow 409, each with the reason.",
         mutating: true,
         parameters: &[CASE_NUMBER],
-        request: Some(BodySpec::One("AppendEvent")),
+        request: Some(BodySpec::One(schema_of::<AppendEvent>)),
         success_status: 200,
-        response: BodySpec::One("CaseView"),
+        response: BodySpec::One(schema_of::<CaseView>),
         errors: &[400, 403, 404, 409, 413, 415, 422, 500, 507],
     },
     RouteSpec {
@@ -361,7 +371,7 @@ pub const ROUTES: &[RouteSpec] = &[
         )],
         request: None,
         success_status: 200,
-        response: BodySpec::ListOf("DirectiveListItem"),
+        response: BodySpec::ListOf(schema_of::<DirectiveListItem>),
         errors: &[400, 500],
     },
     RouteSpec {
@@ -375,7 +385,7 @@ pub const ROUTES: &[RouteSpec] = &[
         parameters: STATS_PARAMETERS,
         request: None,
         success_status: 200,
-        response: BodySpec::One("Measures"),
+        response: BodySpec::One(schema_of::<Measures>),
         errors: &[400, 500],
     },
     RouteSpec {
@@ -394,7 +404,7 @@ pub const ROUTES: &[RouteSpec] = &[
         parameters: STATS_PARAMETERS,
         request: None,
         success_status: 200,
-        response: BodySpec::One("StatsBreakdown"),
+        response: BodySpec::One(schema_of::<StatsBreakdown>),
         errors: &[400, 500],
     },
     RouteSpec {
@@ -411,9 +421,9 @@ pub const ROUTES: &[RouteSpec] = &[
                       transaction. Every event made is marked `imported` (import_id, row_key).",
         mutating: true,
         parameters: &[],
-        request: Some(BodySpec::One("ImportBatch")),
+        request: Some(BodySpec::One(schema_of::<ImportBatch>)),
         success_status: 200,
-        response: BodySpec::ListOf("ImportRowReport"),
+        response: BodySpec::ListOf(schema_of::<ImportRowReport>),
         errors: &[400, 409, 413, 415, 422, 500, 507],
     },
     RouteSpec {
@@ -428,7 +438,7 @@ pub const ROUTES: &[RouteSpec] = &[
         parameters: &[],
         request: None,
         success_status: 200,
-        response: BodySpec::ListOf("PeerView"),
+        response: BodySpec::ListOf(schema_of::<PeerView>),
         errors: &[400, 500],
     },
     RouteSpec {
@@ -443,7 +453,7 @@ pub const ROUTES: &[RouteSpec] = &[
         parameters: &[],
         request: None,
         success_status: 200,
-        response: BodySpec::One("RosterView"),
+        response: BodySpec::One(schema_of::<RosterView>),
         errors: &[400, 409, 500],
     },
     RouteSpec {
@@ -458,7 +468,7 @@ pub const ROUTES: &[RouteSpec] = &[
         parameters: &[],
         request: None,
         success_status: 200,
-        response: BodySpec::One("FederationReload"),
+        response: BodySpec::One(schema_of::<FederationReload>),
         errors: &[400, 409, 500],
     },
     RouteSpec {
@@ -475,7 +485,7 @@ pub const ROUTES: &[RouteSpec] = &[
         parameters: &[],
         request: None,
         success_status: 200,
-        response: BodySpec::One("PolicyView"),
+        response: BodySpec::One(schema_of::<fengqiao_case::model::policy::PolicyView>),
         errors: &[400, 500],
     },
     RouteSpec {
@@ -490,9 +500,11 @@ pub const ROUTES: &[RouteSpec] = &[
                       a node that is not the root or runs no federation.",
         mutating: true,
         parameters: &[],
-        request: Some(BodySpec::One("IssuePolicy")),
+        request: Some(BodySpec::One(
+            schema_of::<fengqiao_case::model::policy::IssuePolicy>,
+        )),
         success_status: 201,
-        response: BodySpec::One("PolicyVersionView"),
+        response: BodySpec::One(schema_of::<fengqiao_case::model::policy::PolicyVersionView>),
         errors: &[400, 409, 500],
     },
     RouteSpec {
@@ -508,7 +520,7 @@ pub const ROUTES: &[RouteSpec] = &[
         parameters: &[CASE_NUMBER],
         request: None,
         success_status: 200,
-        response: BodySpec::One("AuditLog"),
+        response: BodySpec::One(schema_of::<AuditLog>),
         errors: &[400, 404, 500],
     },
     RouteSpec {
@@ -524,7 +536,7 @@ pub const ROUTES: &[RouteSpec] = &[
         parameters: &[],
         request: None,
         success_status: 200,
-        response: BodySpec::One("AuditReport"),
+        response: BodySpec::One(schema_of::<AuditReport>),
         errors: &[400, 500],
     },
     RouteSpec {
@@ -539,18 +551,18 @@ pub const ROUTES: &[RouteSpec] = &[
         parameters: &[
             ParameterSpec::query(
                 "after",
-                ParameterType::Integer,
+                ParameterType::Count { minimum: 0 },
                 "only records with a greater id (the previous page's next_after)",
             ),
             ParameterSpec::query(
                 "limit",
-                ParameterType::Integer,
-                "at most this many records (default 100, at most 1000)",
+                ParameterType::Count { minimum: 1 },
+                "at most this many records (default 100; more than 1000 lists 1000)",
             ),
         ],
         request: None,
         success_status: 200,
-        response: BodySpec::One("QuarantineListing"),
+        response: BodySpec::One(schema_of::<QuarantineListing>),
         errors: &[400, 500],
     },
 ];
@@ -621,6 +633,7 @@ pub fn federated_router(
             state.clone(),
             auth::authenticate,
         ))
+        .layer(middleware::from_fn(refuse_long_uris))
         .layer(middleware::from_fn(trace_requests))
         .with_state(state))
 }
@@ -795,6 +808,7 @@ impl BoundServer {
                 let acceptor = tls::acceptor(&node.dir().resolve(cert), &node.dir().resolve(key))?;
                 let listener =
                     tls::TlsListener::new(listener, acceptor).context("cannot serve HTTPS")?;
+                let listener = bare_refusals::JsonRefusalListener(listener);
                 axum::serve(
                     listener,
                     app.into_make_service_with_connect_info::<tls::PeerAddress>(),
@@ -804,7 +818,7 @@ impl BoundServer {
             }
             _ => {
                 axum::serve(
-                    listener,
+                    bare_refusals::JsonRefusalListener(listener),
                     app.into_make_service_with_connect_info::<tls::PeerAddress>(),
                 )
                 .with_graceful_shutdown(shutdown)
@@ -1020,9 +1034,12 @@ where
             serde_json::from_slice(&bytes).map_err(|_| ApiFailure::internal())?;
         match crate::unknown_fields::first_unknown_field(&sent, &value) {
             Ok(None) => Ok(ApiJson(value)),
-            Ok(Some(unknown)) => Err(ApiFailure::bad_request(format!(
-                "{unknown}: check the spelling (GET /api/openapi.json lists the fields)"
-            ))),
+            Ok(Some(unknown)) if unknown.reading == crate::unknown_fields::Reading::Unknown => {
+                Err(ApiFailure::bad_request(format!(
+                    "{unknown}: check the spelling (GET /api/openapi.json lists the fields)"
+                )))
+            }
+            Ok(Some(misread)) => Err(ApiFailure::bad_request(misread.to_string())),
             Err(_) => Err(ApiFailure::internal()),
         }
     }
@@ -1169,16 +1186,30 @@ impl QueryValues {
         }
     }
 
+    /// A whole number, at least the minimum the route's table gives it (the document says the
+    /// same, being built from that table).
     fn count(&self, name: &str) -> Result<Option<usize>, ApiFailure> {
-        self.text(name)
-            .map(|text| {
-                text.parse::<usize>().map_err(|_| {
-                    ApiFailure::bad_request(format!(
-                        "invalid {name} {text:?}: expected a whole number"
-                    ))
-                })
+        let minimum = self
+            .operation
+            .route()
+            .query_parameters()
+            .find_map(|parameter| match parameter.value_type {
+                ParameterType::Count { minimum } if parameter.name == name => Some(minimum),
+                _ => None,
             })
-            .transpose()
+            .unwrap_or(0);
+        let Some(text) = self.text(name) else {
+            return Ok(None);
+        };
+        let count = text.parse::<usize>().map_err(|_| {
+            ApiFailure::bad_request(format!("invalid {name} {text:?}: expected a whole number"))
+        })?;
+        if (count as u64) < minimum {
+            return Err(ApiFailure::bad_request(format!(
+                "invalid {name} {count}: at least {minimum}"
+            )));
+        }
+        Ok(Some(count))
     }
 
     fn instant(&self, name: &str) -> Result<Option<DateTime<Utc>>, ApiFailure> {
@@ -1611,6 +1642,29 @@ async fn quarantine(
     let limit = query.count("limit")?;
     let listing = on_node(&state, move |node| node.quarantine(after, limit)).await?;
     Ok(axum::Json(listing))
+}
+
+/// The longest path and query the API reads, in bytes: far beyond any it documents (a case
+/// number, a few filters), and below hyper's own bound (64 KiB), which it answers without a
+/// body; so a long URI is answered 414 with an [`ApiError`] like every other refusal.
+pub const MAX_URI_BYTES: usize = 8 * 1024;
+
+/// 414 for a path and query longer than [`MAX_URI_BYTES`], before the account is checked.
+async fn refuse_long_uris(request: Request, next: Next) -> Response {
+    let length = request
+        .uri()
+        .path_and_query()
+        .map_or(0, |path_and_query| path_and_query.as_str().len());
+    if length > MAX_URI_BYTES {
+        return ApiFailure {
+            status: StatusCode::URI_TOO_LONG,
+            message: format!(
+                "the request's path and query are {length} bytes long; at most {MAX_URI_BYTES}"
+            ),
+        }
+        .into_response();
+    }
+    next.run(request).await
 }
 
 /// One span per request, with method, route and outcome. The route template is logged, never the

@@ -1,5 +1,8 @@
 //! Fields a JSON request names that its type does not know: a typo (`adress`, `notes`) would
 //! otherwise drop what was typed without a word, so the API and the ledger import refuse them.
+//! Likewise what serde reads leniently and so changes without a word: an object sent as a list
+//! of its fields' values (serde's sequence form of a struct), and a date or time with control
+//! characters around it (chrono skips them).
 //!
 //! The check compares the JSON as sent with the value it parsed into, serialized back: a field
 //! the type does not know is missing from the second. This works at any depth, through
@@ -10,17 +13,47 @@
 use serde::Serialize;
 use serde_json::Value;
 
-/// A field the request named that its type does not know, with the ones it does know there.
+/// A field the request named that its type does not know, with the ones it does know there;
+/// or a value the type read as something else than was sent ([`Reading`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UnknownField {
     /// Where, as `petitioners[0].adress`.
     pub path: String,
     pub known: Vec<String>,
+    pub reading: Reading,
+}
+
+/// What was wrong with the field at the path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reading {
+    /// The type has no such field.
+    Unknown,
+    /// An object was sent as a list: its values would be taken by position.
+    ListForObject,
+    /// A text holding control characters that the type's parser skipped.
+    ControlCharactersSkipped,
 }
 
 impl std::fmt::Display for UnknownField {
     fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(formatter, "unknown field `{}`", self.path)?;
+        match self.reading {
+            Reading::Unknown => write!(formatter, "unknown field `{}`", self.path)?,
+            Reading::ListForObject => {
+                return write!(
+                    formatter,
+                    "`{}` is a list where an object belongs (fields {})",
+                    self.path,
+                    self.known.join(", ")
+                );
+            }
+            Reading::ControlCharactersSkipped => {
+                return write!(
+                    formatter,
+                    "`{}` holds control or text-direction characters, which are refused",
+                    self.path
+                );
+            }
+        }
         if !self.known.is_empty() {
             write!(formatter, " (known here: {})", self.known.join(", "))?;
         }
@@ -68,6 +101,7 @@ fn first_missing(sent: &Value, understood: &Value, path: &mut String) -> Option<
                     return Some(UnknownField {
                         path: path.clone(),
                         known: understood.keys().cloned().collect(),
+                        reading: Reading::Unknown,
                     });
                 };
                 if let Some(unknown) = first_missing(sent_value, understood_value, path) {
@@ -87,6 +121,23 @@ fn first_missing(sent: &Value, understood: &Value, path: &mut String) -> Option<
                 path.truncate(length);
             }
             None
+        }
+        (Value::Array(_), Value::Object(understood)) => Some(UnknownField {
+            path: path.clone(),
+            known: understood.keys().cloned().collect(),
+            reading: Reading::ListForObject,
+        }),
+        (Value::String(sent), Value::String(understood))
+            if sent != understood
+                && sent
+                    .chars()
+                    .any(fengqiao_case::input_bounds::is_control_or_reordering) =>
+        {
+            Some(UnknownField {
+                path: path.clone(),
+                known: Vec::new(),
+                reading: Reading::ControlCharactersSkipped,
+            })
         }
         _ => None,
     }
@@ -175,6 +226,20 @@ mod tests {
             unknown_in::<AppendEvent>(&beside)
                 .unwrap()
                 .starts_with("unknown field `when`")
+        );
+        let mut listed = registration();
+        listed["petitioners"][0] = json!(["张三"]);
+        assert_eq!(
+            unknown_in::<RegisterCase>(&listed).unwrap(),
+            "`petitioners[0]` is a list where an object belongs (fields address, id_number, \
+             name, phone, representative)"
+        );
+        let mut dated = registration();
+        dated["ownership"] = json!({"target_date": "\r2026-02-01"});
+        assert_eq!(
+            unknown_in::<RegisterCase>(&dated).unwrap(),
+            "`ownership.target_date` holds control or text-direction characters, which are \
+             refused"
         );
         let batch = json!({"rows": [{"line": 1, "case": registration(), "histroy": []}]});
         assert!(

@@ -12,6 +12,7 @@ use super::{CaseId, EventId, HybridTimestamp, NodeId};
 
 /// What an event's signature check found.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(tag = "status", rename_all = "snake_case")]
 pub enum SignatureStatus {
     /// Signed by the node it names, unaltered since.
@@ -41,6 +42,7 @@ impl std::fmt::Display for SignatureStatus {
 /// One event of a case as the audit trail shows it: who, from which node, when, and whether its
 /// signature holds.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct AuditEvent {
     pub id: EventId,
     /// The event kind as serialized (`register`, `accept`, `issue_directive`, …).
@@ -68,6 +70,7 @@ pub struct AuditEvent {
 /// `GET /api/audit/cases/{number}`: every event of a case in hybrid-clock order (ties by node ID,
 /// then event id; events without a hybrid time, from schema-1 documents, by wall time).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct AuditLog {
     pub schema_version: u32,
     pub case: CaseId,
@@ -76,6 +79,7 @@ pub struct AuditLog {
 
 /// One thing `audit verify` found wrong.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct AuditFailure {
     pub case: CaseId,
     /// The event at fault; `None` when the fault is the case's (an unreadable document).
@@ -89,6 +93,7 @@ pub struct AuditFailure {
 
 /// `GET /api/audit/verify`: every signature and event of every case in the node's store checked.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct AuditReport {
     pub schema_version: u32,
     pub cases_checked: u64,
@@ -111,6 +116,7 @@ impl AuditReport {
 
 /// One quarantined change, without its bytes (they stay in the node's store).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct QuarantineEntry {
     /// Position in the quarantine log: pass the last one seen as `after` for the next page.
     pub id: u64,
@@ -129,6 +135,7 @@ pub struct QuarantineEntry {
 
 /// `GET /api/quarantine`: one page of the node's quarantine log, oldest first.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct QuarantineListing {
     pub schema_version: u32,
     pub entries: Vec<QuarantineEntry>,

@@ -33,6 +33,7 @@ pub type NodeId = String;
 pub type DirectiveId = String;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Tier {
     /// 村 / 社区
@@ -47,6 +48,7 @@ pub enum Tier {
 
 /// How the petition arrived (条例 Art 17).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Channel {
     /// 来信
@@ -65,6 +67,7 @@ pub enum Channel {
 
 /// What the matter is about. `Other` keeps the set closed so indexes and measures stay stable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Category {
     /// 征地拆迁 (land requisition)
@@ -93,6 +96,7 @@ pub enum Category {
 
 /// 建议意见 / 检举控告 / 申诉求决 (条例 Arts 29–31).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum MatterType {
     Suggestion,
@@ -102,17 +106,25 @@ pub enum MatterType {
 
 /// Personal data: never logged, read access is recorded by the node.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Petitioner {
+    #[cfg_attr(feature = "schema", schemars(transform = crate::schema::required_name_text))]
     pub name: String,
+    /// Empty if not given. A resident ID number: 18 characters with the GB 11643-1999 check
+    /// character (X in either case) or 15 digits, a real birth date; another document (see
+    /// `id_type`): 5 to 32 letters, digits or '-' (`crate::personal_data`, its shape bounds it).
     #[serde(default)]
     pub id_number: String,
     /// The document `id_number` is the number of. Omitted when it is a resident ID, so
     /// petitioners written before the field existed encode (and are signed) as they were.
     #[serde(default, skip_serializing_if = "IdType::is_resident_id")]
     pub id_type: IdType,
+    /// Empty if not given. A mobile (11 digits, 1[3-9]…) or a landline with its area code
+    /// (0736-7221234, extension -123), perhaps after +86; spaces and dashes are ignored.
     #[serde(default)]
     pub phone: String,
     #[serde(default)]
+    #[cfg_attr(feature = "schema", schemars(transform = crate::schema::line_text))]
     pub address: String,
     /// One of the (at most 5) representatives of a group visit (条例 Art 20).
     #[serde(default)]
@@ -122,6 +134,7 @@ pub struct Petitioner {
 /// The identity document a petitioner's number belongs to. Only a resident ID number is checked
 /// against GB 11643-1999; the others by their shape ([`crate::personal_data::check_id_number`]).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum IdType {
     /// 居民身份证
@@ -146,27 +159,36 @@ impl IdType {
 /// Where the matter arose. `region_code` is the most specific administrative code known
 /// (12-digit village code, or 9-digit township code); a node's jurisdiction is a code prefix.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Location {
     pub region_code: String,
     /// Village or community name, for people.
     #[serde(default)]
+    #[cfg_attr(feature = "schema", schemars(transform = crate::schema::line_text))]
     pub village: String,
     #[serde(default)]
+    #[cfg_attr(feature = "schema", schemars(transform = crate::schema::line_text))]
     pub grid: String,
     #[serde(default)]
+    #[cfg_attr(feature = "schema", schemars(transform = crate::schema::name_text))]
     pub grid_worker: String,
 }
 
 /// 领导包案 "四定": responsible leader and unit, case officer, plan, closing date.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Ownership {
     #[serde(default)]
+    #[cfg_attr(feature = "schema", schemars(transform = crate::schema::name_text))]
     pub leader: String,
     #[serde(default)]
+    #[cfg_attr(feature = "schema", schemars(transform = crate::schema::line_text))]
     pub unit: String,
     #[serde(default)]
+    #[cfg_attr(feature = "schema", schemars(transform = crate::schema::name_text))]
     pub officer: String,
     #[serde(default)]
+    #[cfg_attr(feature = "schema", schemars(transform = crate::schema::long_text))]
     pub plan: String,
     #[serde(default)]
     pub target_date: Option<NaiveDate>,
@@ -174,6 +196,7 @@ pub struct Ownership {
 
 /// The case's header fields, stored as a map in the case document.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct CaseHeader {
     pub number: CaseId,
     pub channel: Channel,
@@ -213,20 +236,38 @@ impl CaseHeader {
 
 /// Header fields that may be amended after registration (each amendment is an event).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(tag = "field", content = "value", rename_all = "snake_case")]
 pub enum HeaderAmendment {
-    Petitioners(Vec<Petitioner>),
-    Headcount(u32),
-    Respondent(String),
+    Petitioners(
+        #[cfg_attr(
+            feature = "schema",
+            schemars(length(min = 1, max = crate::input_bounds::MAX_PETITIONERS))
+        )]
+        Vec<Petitioner>,
+    ),
+    Headcount(
+        #[cfg_attr(
+            feature = "schema",
+            schemars(range(min = 1, max = crate::input_bounds::MAX_HEADCOUNT))
+        )]
+        u32,
+    ),
+    Respondent(
+        #[cfg_attr(feature = "schema", schemars(transform = crate::schema::line_text))] String,
+    ),
     Category(Category),
     MatterType(MatterType),
     LitigationRelated(bool),
-    Summary(String),
+    Summary(
+        #[cfg_attr(feature = "schema", schemars(transform = crate::schema::summary_text))] String,
+    ),
     Location(Location),
     Ownership(Ownership),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum MediationType {
     /// 人民调解
@@ -240,6 +281,7 @@ pub enum MediationType {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum MediationResult {
     Agreement,
@@ -249,6 +291,7 @@ pub enum MediationResult {
 
 /// 司法确认 of a mediation agreement (parties apply within 30 days).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum JudicialConfirmation {
     NotApplied,
@@ -259,6 +302,7 @@ pub enum JudicialConfirmation {
 
 /// 答复: support, explain, or not support.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ReplyOutcome {
     Support,
@@ -268,6 +312,7 @@ pub enum ReplyOutcome {
 
 /// 满意 / 基本满意 / 不满意.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Satisfaction {
     Satisfied,
@@ -277,6 +322,7 @@ pub enum Satisfaction {
 
 /// 复查 (review, one tier up) or 复核 (re-review, one tier higher still).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ReviewLevel {
     Review,
@@ -284,6 +330,7 @@ pub enum ReviewLevel {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ReviewOutcome {
     /// The original handling opinion stands.
@@ -298,6 +345,7 @@ pub enum ReviewOutcome {
 /// deadline; they carry `prev` (the transition they were based on) so that concurrent transitions
 /// made on two replicas are detected as a fork instead of being silently ordered.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(tag = "kind", content = "payload", rename_all = "snake_case")]
 pub enum EventKind {
     /// 登记 at the node that creates the case; it becomes the holder. Always the first transition.
@@ -319,18 +367,24 @@ pub enum EventKind {
     Accept {},
     /// 不予受理, with a written reason.
     Reject {
+        #[cfg_attr(feature = "schema", schemars(transform = crate::schema::long_text))]
         reason: String,
     },
     /// 转送 to the competent unit. `to_node` is the receiving node when it runs Fengqiao.
     Forward {
+        #[cfg_attr(feature = "schema", schemars(transform = crate::schema::line_text))]
         to_unit: String,
         #[serde(default)]
+        #[cfg_attr(feature = "schema", schemars(transform = crate::schema::identifier_text))]
         to_node: Option<NodeId>,
+        #[cfg_attr(feature = "schema", schemars(transform = crate::schema::long_text))]
         reason: String,
     },
     /// 交办 to a node (normally below), with the result required and a deadline.
     Assign {
+        #[cfg_attr(feature = "schema", schemars(transform = crate::schema::identifier_text))]
         to_node: NodeId,
+        #[cfg_attr(feature = "schema", schemars(transform = crate::schema::long_text))]
         required_result: String,
         deadline: NaiveDate,
     },
@@ -338,27 +392,35 @@ pub enum EventKind {
     AcceptAssignment {},
     /// A receiver that is not competent objects within 5 working days; the case returns.
     Object {
+        #[cfg_attr(feature = "schema", schemars(transform = crate::schema::long_text))]
         reason: String,
     },
     /// Litigation-related matter routed to a court or 政法 department (Arts 22, 28, 31).
     Divert {
+        #[cfg_attr(feature = "schema", schemars(transform = crate::schema::line_text))]
         to_unit: String,
+        #[cfg_attr(feature = "schema", schemars(transform = crate::schema::long_text))]
         reason: String,
     },
     /// 上报 to the tier above; `to_node` becomes the holder.
     Escalate {
+        #[cfg_attr(feature = "schema", schemars(transform = crate::schema::identifier_text))]
         to_node: NodeId,
+        #[cfg_attr(feature = "schema", schemars(transform = crate::schema::long_text))]
         reason: String,
     },
     /// One extension of at most 30 days of the handling limit (Art 34).
     Extend {
         days: u32,
+        #[cfg_attr(feature = "schema", schemars(transform = crate::schema::name_text))]
         approver: String,
+        #[cfg_attr(feature = "schema", schemars(transform = crate::schema::long_text))]
         reason: String,
     },
     /// 答复 / 处理意见书.
     Reply {
         outcome: ReplyOutcome,
+        #[cfg_attr(feature = "schema", schemars(transform = crate::schema::long_text))]
         text: String,
     },
     /// The petitioner's satisfaction evaluation.
@@ -368,26 +430,31 @@ pub enum EventKind {
     /// 办结 / 销号. `resolved` feeds the 化解率.
     Close {
         resolved: bool,
+        #[cfg_attr(feature = "schema", schemars(transform = crate::schema::long_text))]
         note: String,
     },
     /// The petitioner asks for 复查 (within 30 days of the reply) or 复核 (within 30 days of the review).
     RequestReview {
         level: ReviewLevel,
+        #[cfg_attr(feature = "schema", schemars(transform = crate::schema::long_text))]
         reason: String,
     },
     /// The reviewing tier decides (within 30 days of the request).
     DecideReview {
         level: ReviewLevel,
         outcome: ReviewOutcome,
+        #[cfg_attr(feature = "schema", schemars(transform = crate::schema::long_text))]
         text: String,
     },
     /// Reopen a closed case for further handling.
     Reopen {
+        #[cfg_attr(feature = "schema", schemars(transform = crate::schema::long_text))]
         reason: String,
     },
     /// 提级办理: an office above the holder takes the case over; the event's maker becomes the
     /// holder.
     TakeOver {
+        #[cfg_attr(feature = "schema", schemars(transform = crate::schema::long_text))]
         reason: String,
     },
 
@@ -396,7 +463,9 @@ pub enum EventKind {
     /// `overrides` names the earlier resolves of the same fork this one settles (they disagreed,
     /// see [`Conflict::disputed`]); the node fills it from the state it resolves on, like `prev`.
     Resolve {
+        #[cfg_attr(feature = "schema", schemars(transform = crate::schema::identifier_text))]
         chosen: EventId,
+        #[cfg_attr(feature = "schema", schemars(transform = crate::schema::long_text))]
         note: String,
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         overrides: Vec<EventId>,
@@ -404,51 +473,65 @@ pub enum EventKind {
     /// Mediation record inside handling (Arts 33, 37).
     Mediate {
         mediation_type: MediationType,
+        #[cfg_attr(feature = "schema", schemars(transform = crate::schema::name_text))]
         mediator: String,
         result: MediationResult,
         #[serde(default)]
+        #[cfg_attr(feature = "schema", schemars(transform = crate::schema::long_text))]
         agreement: String,
         #[serde(default = "JudicialConfirmation::not_applied")]
         judicial_confirmation: JudicialConfirmation,
     },
     /// Update of a mediation record's judicial confirmation status.
     UpdateJudicialConfirmation {
+        #[cfg_attr(feature = "schema", schemars(transform = crate::schema::identifier_text))]
         mediation: EventId,
         status: JudicialConfirmation,
     },
     /// This case repeats the matter of an earlier case (重复信访).
     LinkRepeat {
+        #[cfg_attr(feature = "schema", schemars(transform = crate::schema::identifier_text))]
         earlier: CaseId,
     },
     /// 督办单: issued by a tier above the holder.
     IssueDirective {
+        #[cfg_attr(feature = "schema", schemars(transform = crate::schema::identifier_text))]
         directive: DirectiveId,
+        #[cfg_attr(feature = "schema", schemars(transform = crate::schema::identifier_text))]
         target_node: NodeId,
+        #[cfg_attr(feature = "schema", schemars(transform = crate::schema::long_text))]
         requirement: String,
         due: NaiveDate,
         /// 挂牌督办.
         listed: bool,
     },
     AcknowledgeDirective {
+        #[cfg_attr(feature = "schema", schemars(transform = crate::schema::identifier_text))]
         directive: DirectiveId,
     },
     ReportDirective {
+        #[cfg_attr(feature = "schema", schemars(transform = crate::schema::identifier_text))]
         directive: DirectiveId,
+        #[cfg_attr(feature = "schema", schemars(transform = crate::schema::long_text))]
         text: String,
     },
     /// 销号: only the issuer crosses a directive off.
     CrossOffDirective {
+        #[cfg_attr(feature = "schema", schemars(transform = crate::schema::identifier_text))]
         directive: DirectiveId,
     },
     /// The issuer is not satisfied and sends the directive back for more work.
     ReturnDirective {
+        #[cfg_attr(feature = "schema", schemars(transform = crate::schema::identifier_text))]
         directive: DirectiveId,
+        #[cfg_attr(feature = "schema", schemars(transform = crate::schema::long_text))]
         reason: String,
     },
     AmendHeader {
         amendment: HeaderAmendment,
     },
     Note {
+        #[cfg_attr(feature = "schema", schemars(transform = crate::schema::long_text))]
         text: String,
     },
 }
@@ -521,6 +604,7 @@ impl EventKind {
 
 /// One entry of a case's append-only event list.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Event {
     pub id: EventId,
     #[serde(flatten)]
@@ -551,6 +635,7 @@ pub struct Event {
 /// Which ledger import made an event, and from which row. The operator who ran the import is
 /// the event's own `operator`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct ImportMark {
     /// One run of `fengqiao import` (every batch of it), e.g. `20260305T0930-1f2e3d4c`.
     pub import_id: String,
@@ -561,14 +646,17 @@ pub struct ImportMark {
 
 /// An Ed25519 signature of an event by the node it names. In JSON the bytes are lowercase hex.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct EventSignature {
     /// Version of the signing bytes (`crate::signature::EVENT_SIGNATURE_VERSION`).
     pub version: u32,
     /// The signer's public key, 32 bytes; it hashes to the event's `node`.
     #[serde(with = "hex_bytes")]
+    #[cfg_attr(feature = "schema", schemars(with = "String"))]
     pub public_key: Vec<u8>,
     /// 64 bytes.
     #[serde(with = "hex_bytes")]
+    #[cfg_attr(feature = "schema", schemars(with = "String"))]
     pub signature: Vec<u8>,
 }
 
@@ -588,6 +676,7 @@ mod hex_bytes {
 
 /// Lifecycle status derived from the transitions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
     /// Registered (or received by escalation); the holder must decide within 15 days.
@@ -615,6 +704,7 @@ pub enum Status {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum WarningGrade {
     /// 预警: the deadline is near.
@@ -627,6 +717,7 @@ pub enum WarningGrade {
 
 /// Which time limit a deadline or warning is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum DeadlineKind {
     /// 15 days to accept / reject / forward / assign / divert / escalate.
@@ -644,6 +735,7 @@ pub enum DeadlineKind {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Warning {
     pub deadline: DeadlineKind,
     pub grade: WarningGrade,
@@ -654,6 +746,7 @@ pub struct Warning {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum DirectiveStatus {
     Issued,
@@ -666,6 +759,7 @@ pub enum DirectiveStatus {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct DirectiveState {
     pub id: DirectiveId,
     pub issuer_node: NodeId,
@@ -682,6 +776,7 @@ pub struct DirectiveState {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct MediationRecord {
     pub event: EventId,
     pub at: DateTime<Utc>,
@@ -694,6 +789,7 @@ pub struct MediationRecord {
 
 /// One side of an unresolved fork: the first event of the branch and where it leads.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct ConflictBranch {
     /// First transition of the branch: name it in a `resolve` event to choose this branch.
     pub first: EventId,
@@ -706,6 +802,7 @@ pub struct ConflictBranch {
 
 /// Concurrent transitions that led to different outcomes; a person must settle it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Conflict {
     /// The last transition all branches agree on.
     pub fork: EventId,
@@ -719,6 +816,7 @@ pub struct Conflict {
 
 /// One office's decision on a fork, as a `resolve` event recorded it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct ResolveDecision {
     /// The resolve event.
     pub event: EventId,
@@ -730,6 +828,7 @@ pub struct ResolveDecision {
 
 /// The dates that time limits and measures are computed from. All derived from events.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Timeline {
     pub registered_at: Option<DateTime<Utc>>,
     /// When the current holder received the matter (registration, escalation, forward, assignment).
@@ -755,6 +854,7 @@ pub struct Timeline {
 
 /// The case's state: a deterministic function of its header and events.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct CaseState {
     pub status: Status,
     pub holder: NodeId,
@@ -791,6 +891,7 @@ pub struct CaseState {
 
 /// What a node stores per case beside the document, to list, index and measure without loading it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct CaseSummary {
     pub schema_version: u32,
     pub number: CaseId,
@@ -825,6 +926,7 @@ pub struct CaseSummary {
 /// Whether the measures count the cases a ledger import registered (their history is as the
 /// ledger records it, not as this system saw it happen).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ImportedCases {
     /// Every case, imported or not.
@@ -850,6 +952,7 @@ fn is_zero_version(value: &u64) -> bool {
 
 /// Regulation time limits; the defaults are the 信访工作条例 (2022) figures.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(default)]
 pub struct Limits {
     pub acceptance_days: u32,
@@ -883,6 +986,7 @@ impl Default for Limits {
 
 /// Graded warning thresholds (node config `[warnings]`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(default)]
 pub struct WarningThresholds {
     /// Warn this many days before a deadline.
@@ -910,6 +1014,7 @@ pub const OPERATOR_HEADER: &str = "x-fengqiao-operator";
 
 /// `GET /api/health`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct NodeInfo {
     pub schema_version: u32,
     pub node_id: NodeId,
@@ -922,21 +1027,29 @@ pub struct NodeInfo {
 /// `POST /api/cases`: register a new case. Without `number`, the node assigns the next one
 /// for its region and the year of `registered_at`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "schema", schemars(example = crate::schema::example_registration()))]
 pub struct RegisterCase {
     #[serde(default)]
+    #[cfg_attr(feature = "schema", schemars(transform = crate::schema::case_number))]
     pub number: Option<CaseId>,
     /// Defaults to now; an import gives the ledger's date.
     #[serde(default)]
+    #[cfg_attr(feature = "schema", schemars(transform = crate::schema::given_time))]
     pub registered_at: Option<DateTime<Utc>>,
     pub channel: Channel,
+    #[cfg_attr(feature = "schema", schemars(length(min = 1, max = crate::input_bounds::MAX_PETITIONERS)))]
     pub petitioners: Vec<Petitioner>,
+    #[cfg_attr(feature = "schema", schemars(range(min = 1, max = crate::input_bounds::MAX_HEADCOUNT)))]
     pub headcount: u32,
     #[serde(default)]
+    #[cfg_attr(feature = "schema", schemars(transform = crate::schema::line_text))]
     pub respondent: String,
     pub category: Category,
     pub matter_type: MatterType,
     #[serde(default)]
     pub litigation_related: bool,
+    #[cfg_attr(feature = "schema", schemars(transform = crate::schema::summary_text))]
     pub summary: String,
     pub location: Location,
     #[serde(default)]
@@ -944,16 +1057,58 @@ pub struct RegisterCase {
 }
 
 /// `POST /api/cases/{number}/events`: append one event. `at` defaults to now (imports set it).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+///
+/// Read by hand (the layout is the derived one, `{"kind", "payload", "at"}`): serde's flatten
+/// reads the event through a buffer that forgets where a value sat, so a wrong value deep in the
+/// payload was refused without its field's name. Here the kind and its payload are read on
+/// their own, and a refusal names the field (`payload.text: invalid type …`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "schema", schemars(example = crate::schema::example_event()))]
 pub struct AppendEvent {
     #[serde(flatten)]
     pub kind: EventKind,
     #[serde(default)]
+    #[cfg_attr(feature = "schema", schemars(transform = crate::schema::given_time))]
     pub at: Option<DateTime<Utc>>,
+}
+
+impl<'de> Deserialize<'de> for AppendEvent {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        /// The body's three parts, each read as it is; `kind` and `payload` are then read as
+        /// an [`EventKind`] with the path of any refusal.
+        // Fields beside these are refused by the API's unknown-field check, as everywhere.
+        #[derive(Deserialize)]
+        struct Parts {
+            kind: serde_json::Value,
+            #[serde(default)]
+            payload: Option<serde_json::Value>,
+            #[serde(default)]
+            at: Option<DateTime<Utc>>,
+        }
+        let parts = Parts::deserialize(deserializer)?;
+        let mut tagged = serde_json::Map::new();
+        tagged.insert("kind".to_owned(), parts.kind);
+        if let Some(payload) = parts.payload {
+            tagged.insert("payload".to_owned(), payload);
+        }
+        let kind: EventKind = serde_path_to_error::deserialize(serde_json::Value::Object(tagged))
+            .map_err(|error| {
+            let path = error.path().to_string();
+            let inner = error.into_inner();
+            if path == "." {
+                serde::de::Error::custom(inner)
+            } else {
+                serde::de::Error::custom(format_args!("{path}: {inner}"))
+            }
+        })?;
+        Ok(AppendEvent { kind, at: parts.at })
+    }
 }
 
 /// `GET /api/cases/{number}`: everything about one case.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct CaseView {
     pub header: CaseHeader,
     pub state: CaseState,
@@ -967,6 +1122,7 @@ pub struct CaseView {
 
 /// One row of `GET /api/cases`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct CaseListItem {
     pub summary: CaseSummary,
     pub warnings: Vec<Warning>,
@@ -974,6 +1130,7 @@ pub struct CaseListItem {
 
 /// One row of `GET /api/directives`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct DirectiveListItem {
     pub case: CaseId,
     pub holder: NodeId,
@@ -983,6 +1140,7 @@ pub struct DirectiveListItem {
 
 /// `POST /api/import`: a batch of ledger rows, each registered with its history, or none of it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct ImportBatch {
     pub rows: Vec<ImportRow>,
     /// Validate only; write nothing.
@@ -996,6 +1154,7 @@ pub struct ImportBatch {
 
 /// One case from an existing ledger: its registration and the history it already has.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct ImportRow {
     /// Line or record number in the source file, echoed in the report.
     pub line: u64,
@@ -1014,6 +1173,7 @@ fn is_zero(value: &u32) -> bool {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ImportOutcome {
     Imported,
@@ -1026,6 +1186,7 @@ pub enum ImportOutcome {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct ImportRowReport {
     pub line: u64,
     pub number: Option<CaseId>,
@@ -1041,6 +1202,7 @@ pub struct ImportRowReport {
 
 /// Error body of every non-2xx API answer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct ApiError {
     pub error: String,
 }
@@ -1048,6 +1210,7 @@ pub struct ApiError {
 /// `GET /api/health` answered 503: the node serves, but cannot take writes. An [`ApiError`] too
 /// (`error` says what `store` says), so clients that read errors read it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct NodeUnhealthy {
     /// Always "unhealthy".
     pub status: String,
@@ -1058,6 +1221,7 @@ pub struct NodeUnhealthy {
 
 /// A count over a count; the rate is absent when nothing is in the denominator.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Ratio {
     pub numerator: u64,
     pub denominator: u64,
@@ -1071,6 +1235,7 @@ impl Ratio {
 
 /// The standard measures over one set of cases (DOMAIN.md "What supervisors read").
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct MeasureSet {
     /// Cases registered in the period.
     pub cases: u64,
@@ -1101,6 +1266,7 @@ pub struct MeasureSet {
 
 /// `GET /api/stats`: measures for a period, in total and per category.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Measures {
     pub schema_version: u32,
     /// Cases registered in `[from, to)`; open bounds when absent.

@@ -47,6 +47,7 @@ pub struct SignedPolicy {
 
 /// `POST /api/policy` (root only): the next version's content; the root numbers and signs it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct IssuePolicy {
     #[serde(default)]
@@ -59,6 +60,7 @@ pub struct IssuePolicy {
 
 /// One policy version as `GET /api/policy` shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct PolicyVersionView {
     pub version: u64,
     /// `None` for the built-in version 0.
@@ -71,6 +73,7 @@ pub struct PolicyVersionView {
 
 /// `GET /api/policy`: the versions this node holds and the one it registers new cases under.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct PolicyView {
     pub schema_version: u32,
     /// The version new cases registered here record (the newest held from the root).

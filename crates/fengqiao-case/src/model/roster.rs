@@ -87,6 +87,7 @@ pub struct RosterSnapshot {
 
 /// `GET /api/roster`: one office the node's roster counts as a member.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct RosterMemberView {
     pub node_id: NodeId,
     pub name: String,
@@ -103,6 +104,7 @@ pub struct RosterMemberView {
 
 /// `GET /api/roster`: the node's view of the federation.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct RosterView {
     pub schema_version: u32,
     /// The root this node trusts; `None` until its parent has told it.
@@ -117,6 +119,7 @@ pub struct RosterView {
 
 /// `POST /api/federation/reload`: what re-reading the `[federation]` section changed.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct FederationReload {
     pub schema_version: u32,
     /// Children admitted from now on (node IDs).

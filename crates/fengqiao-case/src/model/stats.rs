@@ -8,6 +8,7 @@ use super::{MeasureSet, NodeId};
 /// The measures of every case a node holds, then broken down by the child office each case lies
 /// under (by region code), and under each child by its own children (township, then village).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct StatsBreakdown {
     pub schema_version: u32,
     /// Cases registered in `[from, to)`; open bounds when absent.
@@ -29,6 +30,7 @@ pub struct StatsBreakdown {
 
 /// One office's share of a [`StatsBreakdown`]: every case located in its region.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct OfficeStats {
     /// `None` for a region that holds cases but no office the node knows of (a village not yet
     /// in the replicated roster).
@@ -48,6 +50,7 @@ pub struct OfficeStats {
 
 /// How a child's link stands, as `GET /api/peers` reports it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct SyncHealth {
     pub connected: bool,
     /// When the link came up (connected) or went down (not); `None` if it never came up.

@@ -142,6 +142,7 @@ pub const PEER_REFUSAL_VERSION: u32 = 1;
 /// as this node records them (the latest refusal per peer and case) and shows them: on the case
 /// (`refused by 芦荻山乡: reason`), in `fengqiao peers` and in the link's sync health.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct PeerRefusal {
     pub format_version: u32,
     pub peer: NodeId,

@@ -381,3 +381,26 @@ fn a_resident_id_type_is_left_out_of_the_json_so_old_petitioners_encode_as_they_
     let back: Petitioner = serde_json::from_str(&written).unwrap_or_else(|error| panic!("{error}"));
     assert_eq!(back, passport);
 }
+
+#[test]
+fn refused_character_table_is_the_control_characters_and_the_reordering_ones() {
+    let reordering = [
+        '\u{061C}', '\u{200E}', '\u{200F}', '\u{2028}', '\u{2029}', '\u{202A}', '\u{202B}',
+        '\u{202C}', '\u{202D}', '\u{202E}', '\u{2066}', '\u{2067}', '\u{2068}', '\u{2069}',
+    ];
+    for character in (0..=0x10FFFF_u32).filter_map(char::from_u32) {
+        assert_eq!(
+            is_control_or_reordering(character),
+            character.is_control() || reordering.contains(&character),
+            "U+{:04X}",
+            u32::from(character)
+        );
+    }
+}
+
+#[test]
+fn text_pattern_lets_line_breaks_through_only_in_long_text() {
+    assert!(text_pattern(TextKind::Text).contains("\u{0000}-\u{0009}\u{000B}-\u{001F}"));
+    assert!(text_pattern(TextKind::Line).contains("\u{0000}-\u{001F}"));
+    assert!(text_pattern(TextKind::Name).contains('\u{202E}'));
+}

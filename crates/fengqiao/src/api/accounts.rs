@@ -21,7 +21,7 @@ use tokio::sync::Semaphore;
 use super::auth::{Principal, peer_of, session_cookie, source_address};
 use super::{
     ApiFailure, ApiJson, ApiState, BodySpec, HttpMethod, Operation, ParameterSpec, QueryPairs,
-    QueryValues, RouteSpec, on_node,
+    QueryValues, RouteSpec, on_node, schema_of,
 };
 
 /// Password checks running at once: argon2 takes a core and 19 MiB each, so a burst of
@@ -47,9 +47,9 @@ pub const ACCOUNT_ROUTES: &[RouteSpec] = &[
                       per account and per address (429 with Retry-After).",
         mutating: true,
         parameters: &[],
-        request: Some(BodySpec::One("SignIn")),
+        request: Some(BodySpec::One(schema_of::<SignIn>)),
         success_status: 200,
-        response: BodySpec::One("SessionView"),
+        response: BodySpec::One(schema_of::<SessionView>),
         errors: &[400, 401, 429, 500],
     },
     RouteSpec {
@@ -62,7 +62,7 @@ pub const ACCOUNT_ROUTES: &[RouteSpec] = &[
         parameters: &[],
         request: None,
         success_status: 200,
-        response: BodySpec::One("SessionView"),
+        response: BodySpec::One(schema_of::<SessionView>),
         errors: &[401, 403, 500],
     },
     RouteSpec {
@@ -76,7 +76,7 @@ pub const ACCOUNT_ROUTES: &[RouteSpec] = &[
         parameters: &[],
         request: None,
         success_status: 200,
-        response: BodySpec::One("SessionView"),
+        response: BodySpec::One(schema_of::<SessionView>),
         errors: &[401, 500],
     },
     RouteSpec {
@@ -90,7 +90,7 @@ pub const ACCOUNT_ROUTES: &[RouteSpec] = &[
         parameters: &[],
         request: None,
         success_status: 200,
-        response: BodySpec::ListOf("AccountView"),
+        response: BodySpec::ListOf(schema_of::<AccountView>),
         errors: &[401, 403, 500],
     },
     RouteSpec {
@@ -102,9 +102,9 @@ pub const ACCOUNT_ROUTES: &[RouteSpec] = &[
                       once.",
         mutating: true,
         parameters: &[],
-        request: Some(BodySpec::One("NewAccount")),
+        request: Some(BodySpec::One(schema_of::<NewAccount>)),
         success_status: 201,
-        response: BodySpec::One("AccountWithPassword"),
+        response: BodySpec::One(schema_of::<AccountWithPassword>),
         errors: &[400, 401, 403, 409, 500, 507],
     },
     RouteSpec {
@@ -117,7 +117,7 @@ pub const ACCOUNT_ROUTES: &[RouteSpec] = &[
         parameters: &[LOGIN],
         request: None,
         success_status: 200,
-        response: BodySpec::One("AccountView"),
+        response: BodySpec::One(schema_of::<AccountView>),
         errors: &[401, 403, 404, 500, 507],
     },
     RouteSpec {
@@ -129,9 +129,9 @@ pub const ACCOUNT_ROUTES: &[RouteSpec] = &[
                       once.",
         mutating: true,
         parameters: &[LOGIN],
-        request: Some(BodySpec::One("PasswordReset")),
+        request: Some(BodySpec::One(schema_of::<PasswordReset>)),
         success_status: 200,
-        response: BodySpec::One("AccountWithPassword"),
+        response: BodySpec::One(schema_of::<AccountWithPassword>),
         errors: &[400, 401, 403, 404, 500, 507],
     },
     RouteSpec {
@@ -142,9 +142,9 @@ pub const ACCOUNT_ROUTES: &[RouteSpec] = &[
         description: "Roles: operator, supervisor, admin (at least one).",
         mutating: true,
         parameters: &[LOGIN],
-        request: Some(BodySpec::One("RolesChange")),
+        request: Some(BodySpec::One(schema_of::<RolesChange>)),
         success_status: 200,
-        response: BodySpec::One("AccountView"),
+        response: BodySpec::One(schema_of::<AccountView>),
         errors: &[400, 401, 403, 404, 500, 507],
     },
     RouteSpec {
@@ -157,7 +157,7 @@ pub const ACCOUNT_ROUTES: &[RouteSpec] = &[
         parameters: &[],
         request: None,
         success_status: 200,
-        response: BodySpec::ListOf("Token"),
+        response: BodySpec::ListOf(schema_of::<Token>),
         errors: &[401, 403, 500],
     },
     RouteSpec {
@@ -168,9 +168,9 @@ pub const ACCOUNT_ROUTES: &[RouteSpec] = &[
         description: "Answers the secret once; the node keeps only its hash.",
         mutating: true,
         parameters: &[],
-        request: Some(BodySpec::One("NewToken")),
+        request: Some(BodySpec::One(schema_of::<NewToken>)),
         success_status: 201,
-        response: BodySpec::One("TokenCreated"),
+        response: BodySpec::One(schema_of::<TokenCreated>),
         errors: &[400, 401, 403, 404, 500, 507],
     },
     RouteSpec {
@@ -186,7 +186,7 @@ pub const ACCOUNT_ROUTES: &[RouteSpec] = &[
         )],
         request: None,
         success_status: 200,
-        response: BodySpec::One("Token"),
+        response: BodySpec::One(schema_of::<Token>),
         errors: &[400, 401, 403, 500, 507],
     },
 ];

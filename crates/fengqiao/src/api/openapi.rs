@@ -1,15 +1,17 @@
 //! The route table's description format, and the OpenAPI 3.1 document built from it.
 //!
 //! The router and this document are both built from [`super::ROUTES`], so a route cannot be
-//! served without being documented, nor documented without being served.
+//! served without being documented, nor documented without being served. Every body's schema
+//! is derived from its Rust type (`schemars`, with the bounds `fengqiao_case::schema` states).
 
+use std::borrow::Cow;
+
+use schemars::generate::SchemaSettings;
+use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde_json::{Map, Value, json};
 
 use super::Operation;
-use fengqiao_case::SCHEMA_VERSION;
-use fengqiao_case::input_bounds::{
-    self, FIRST_YEAR, MAX_HEADCOUNT, MAX_PETITIONERS, SEQUENCE_DIGITS, TextKind,
-};
+use fengqiao_case::{ApiError, SCHEMA_VERSION};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HttpMethod {
@@ -44,13 +46,19 @@ pub enum ParameterLocation {
 }
 
 /// JSON schema type of a parameter's value.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy)]
 pub enum ParameterType {
     String,
     Boolean,
-    Integer,
+    /// A whole number of at least `minimum`: the API refuses a smaller one
+    /// (`QueryValues::count` reads the bound from here, so the document says what is checked).
+    Count {
+        minimum: u64,
+    },
     /// An instant (RFC 3339) or a date (YYYY-MM-DD, start of that day in China time).
     InstantOrDate,
+    /// One of the serde names of a model enum, whose schema gives them.
+    OneOf(SchemaOf),
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -85,25 +93,50 @@ impl ParameterSpec {
     }
 }
 
-/// A request or response body: one value of a named schema, or a list of them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// How to make the schema of one Rust type: `schema_of::<T>`. The document's schemas are
+/// derived from the wire types (`#[derive(JsonSchema)]`), so a new field or enum value is
+/// documented as soon as it exists.
+pub type SchemaOf = fn(&mut SchemaGenerator) -> Schema;
+
+/// The schema of `T`: a reference into `components/schemas` for a named type.
+pub fn schema_of<T: JsonSchema>(generator: &mut SchemaGenerator) -> Schema {
+    generator.subschema_for::<T>()
+}
+
+/// A request or response body: one value of a type, or a list of them.
+#[derive(Debug, Clone, Copy)]
 pub enum BodySpec {
-    One(&'static str),
-    ListOf(&'static str),
+    One(SchemaOf),
+    ListOf(SchemaOf),
 }
 
 impl BodySpec {
-    fn schema_name(self) -> &'static str {
+    fn schema(self, generator: &mut SchemaGenerator) -> Value {
         match self {
-            BodySpec::One(name) | BodySpec::ListOf(name) => name,
+            BodySpec::One(schema_of) => schema_of(generator).to_value(),
+            BodySpec::ListOf(schema_of) => {
+                json!({"type": "array", "items": schema_of(generator).to_value()})
+            }
         }
     }
+}
 
-    fn schema(self) -> Value {
-        match self {
-            BodySpec::One(name) => schema_reference(name),
-            BodySpec::ListOf(name) => json!({"type": "array", "items": schema_reference(name)}),
-        }
+/// `GET /api/openapi.json`: this document, described as an OpenAPI object, not schema by schema.
+#[derive(Debug)]
+pub struct OpenApiDocument;
+
+impl JsonSchema for OpenApiDocument {
+    fn schema_name() -> Cow<'static, str> {
+        "OpenApiDocument".into()
+    }
+
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "type": "object",
+            "description": "an OpenAPI 3.1 document: this one",
+            "required": ["openapi", "info", "paths", "components"],
+            "properties": {"openapi": {"type": "string", "const": "3.1.0"}},
+        })
     }
 }
 
@@ -142,12 +175,6 @@ impl RouteSpec {
     }
 }
 
-const ERROR_SCHEMA: &str = "ApiError";
-
-fn schema_reference(name: &str) -> Value {
-    json!({"$ref": format!("#/components/schemas/{name}")})
-}
-
 fn status_description(status: u16) -> &'static str {
     match status {
         200 => "ok",
@@ -166,6 +193,8 @@ fn status_description(status: u16) -> &'static str {
         404 => "no such case",
         409 => "refused: the case already exists, or its current state does not allow the event",
         413 => "request body too large",
+        414 => "the request's path and query are too long",
+        431 => "the request's header fields are too large",
         415 => "the body is not sent as application/json",
         422 => "the JSON body does not have the expected fields",
         500 => "the node failed (storage); see its log",
@@ -178,113 +207,38 @@ fn status_description(status: u16) -> &'static str {
     }
 }
 
-/// What each schema named in the table is; the types are defined in `fengqiao_case::model`.
-fn schema_description(name: &str) -> &'static str {
-    match name {
-        "NodeInfo" => "the node's identity, tier, region and case count",
-        "OpenApiDocument" => "this document",
-        "RegisterCase" => "a new case: channel, petitioners, category, location, …",
-        "CaseView" => "one case: header, derived state, every event, current warnings",
-        "CaseListItem" => "a case summary with its warnings",
-        "AppendEvent" => {
-            "one event: `{\"kind\": \"accept\", \"payload\": {}}`, optional `at` (RFC 3339). \
-             Kinds: accept, reject, forward, assign, accept_assignment, object, divert, escalate \
-             (上报), take_over (提级办理: an office above the holder becomes the holder), extend, \
-             reply, evaluate, close, request_review, decide_review, reopen, resolve, mediate, \
-             update_judicial_confirmation, link_repeat, issue_directive, acknowledge_directive, \
-             report_directive, cross_off_directive, return_directive, amend_header, note"
-        }
-        "DirectiveListItem" => "a supervision directive (督办单) with its case and warnings",
-        "Measures" => "the standard measures for a period, in total and per category",
-        "StatsBreakdown" => {
-            "total (the whole subtree), own (cases under no child) and children, each an \
-             OfficeStats: node_id, name, revoked (a revoked office, named as it last was), \
-             region_code, measures, sync (direct children: connected, since, last_contact, \
-             last_successful_sync, pending_out, pending_in, quarantined) and its own children"
-        }
-        "ImportBatch" => {
-            "ledger rows (`line`, `case`: a RegisterCase, `history`: AppendEvents, with their \
-             bounds; `repeat`: earlier identical rows of the file), each a registration with its \
-             history; `dry_run` to check only; `import_id` names the run in every event's mark"
-        }
-        "ImportRowReport" => {
-            "per row: imported (or would be, with dry_run or when another row was rejected), \
-             already_present, already_imported (by an earlier run, as `number`), or rejected \
-             with the reason and the `field` it is about (e.g. history[1].text)"
-        }
-        "PeerView" => {
-            "one federation link: node_id, name, relation, connected, since, \
-             last_successful_sync, last_error, pending"
-        }
-        "RosterView" => {
-            "the trusted root, each member office (node_id, name, tier, region_code, \
-             admitted_by, issued_at) and the offices revoked, as their revocations name them"
-        }
-        "FederationReload" => {
-            "what a reload changed: admitted, revoked, updated, roster_entries_signed, \
-             needs_restart"
-        }
-        "PolicyView" => {
-            "current (the version new cases register under) and versions: each with version, \
-             issued_by (the root; none for the built-in 0), issued_at, note, limits \
-             (acceptance_days, objection_working_days, handling_days, max_extension_days, \
-             evaluation_days, review_request_days, review_decision_days, holidays, \
-             working_weekends) and warnings (approaching_days, serious_overdue_days)"
-        }
-        "PolicyVersionView" => {
-            "one policy version: version, issued_by, issued_at, note, limits, warnings"
-        }
-        "IssuePolicy" => {
-            "the next version's limits (as in PolicyView; holidays and working_weekends add to \
-             the shipped State Council calendar), warnings and note; every field optional"
-        }
-        "AuditLog" => {
-            "a case's events in hybrid-clock order: id, kind, non-personal summary, at, hlc, \
-             node, office, operator, signature ({status: valid | unsigned | invalid, reason}), \
-             imported ({import_id, row_key}) on events a ledger import made"
-        }
-        "AuditReport" => {
-            "cases_checked, events_checked, unsigned, failures (case, event, node, reason) and \
-             the quarantine log's size; clean when failures is empty"
-        }
-        "QuarantineListing" => {
-            "one page of refused changes: id, received_at, peer, case, change_hash, \
-             change_bytes, reason; next_after for the next page"
-        }
-        "ApiError" => "every error answer: `{\"error\": \"lowercase message\"}`",
-        "SignIn" => "`{\"login\": …, \"password\": …}`",
-        "SessionView" => {
-            "who is signed in: account, operator (recorded in events), via (session, token, \
-             cli); after a sign-in also csrf_token and idle_expiry_seconds"
-        }
-        "AccountView" => {
-            "an account: login, display_name, roles (operator, supervisor, admin), created_at, \
-             disabled_at, failed_sign_ins, last_sign_in_at"
-        }
-        "NewAccount" => "login, display_name, roles, optional password",
-        "AccountWithPassword" => "account, and one_time_password when the node made one",
-        "PasswordReset" => "optional password (else the node makes one)",
-        "RolesChange" => "roles: a list of operator, supervisor, admin",
-        "NewToken" => "login (the account it acts as) and name (what it is for)",
-        "TokenCreated" => "token (id, name, login, created_at, revoked_at) and secret, shown once",
-        "Token" => "a bearer token without its secret: id, name, login, created_at, revoked_at",
-        _ => "",
+/// The error statuses a route answers with: those it names, and those every route of its kind
+/// can answer: 400 (an unknown query parameter), the authentication middleware's 401 and 403,
+/// the URI bound's 414 and hyper's 431 (`api/bare_refusals.rs`), and for a body the
+/// extractor's 413, 415 and 422.
+pub fn error_statuses(route: &RouteSpec) -> Vec<u16> {
+    let mut statuses = route.errors.to_vec();
+    statuses.extend([400, 414, 431]);
+    if super::auth::access(route.operation) != super::auth::Access::Public {
+        statuses.extend([401, 403]);
     }
+    if route.request.is_some() {
+        statuses.extend([413, 415, 422]);
+    }
+    statuses.sort_unstable();
+    statuses.dedup();
+    statuses
 }
 
-fn parameter_schema(value_type: ParameterType) -> Value {
+fn parameter_schema(value_type: ParameterType, generator: &mut SchemaGenerator) -> Value {
     match value_type {
         ParameterType::String => json!({"type": "string"}),
         ParameterType::Boolean => json!({"type": "boolean"}),
-        ParameterType::Integer => json!({"type": "integer", "minimum": 0}),
+        ParameterType::Count { minimum } => json!({"type": "integer", "minimum": minimum}),
         ParameterType::InstantOrDate => json!({
             "type": "string",
             "anyOf": [{"format": "date-time"}, {"format": "date"}],
         }),
+        ParameterType::OneOf(schema_of) => schema_of(generator).to_value(),
     }
 }
 
-fn operation_object(route: &RouteSpec) -> Value {
+fn operation_object(route: &RouteSpec, generator: &mut SchemaGenerator) -> Value {
     let parameters: Vec<Value> = route
         .parameters
         .iter()
@@ -298,7 +252,7 @@ fn operation_object(route: &RouteSpec) -> Value {
                 "in": location,
                 "required": parameter.location == ParameterLocation::Path,
                 "description": parameter.description,
-                "schema": parameter_schema(parameter.value_type),
+                "schema": parameter_schema(parameter.value_type, generator),
             })
         })
         .collect();
@@ -314,15 +268,16 @@ fn operation_object(route: &RouteSpec) -> Value {
         route.success_status.to_string(),
         json!({
             "description": status_description(route.success_status),
-            "content": {"application/json": {"schema": route.response.schema()}},
+            "content": {"application/json": {"schema": route.response.schema(generator)}},
         }),
     );
-    for status in route.errors {
+    let error_schema = schema_of::<ApiError>(generator).to_value();
+    for status in error_statuses(route) {
         responses.insert(
             status.to_string(),
             json!({
-                "description": status_description(*status),
-                "content": {"application/json": {"schema": schema_reference(ERROR_SCHEMA)}},
+                "description": status_description(status),
+                "content": {"application/json": {"schema": error_schema.clone()}},
             }),
         );
     }
@@ -340,195 +295,89 @@ fn operation_object(route: &RouteSpec) -> Value {
             "requestBody".to_owned(),
             json!({
                 "required": true,
-                "content": {"application/json": {"schema": request.schema()}},
+                "content": {"application/json": {"schema": request.schema(generator)}},
             }),
         );
     }
     operation
 }
 
-/// A text field of `kind`: its length from the one bounds table, and the text rule.
-fn text_schema(kind: TextKind) -> Value {
-    let rule = if kind.keeps_line_breaks() {
-        "no control or text-direction characters except line breaks"
-    } else {
-        "one line: no control, line-break or text-direction characters"
+/// An enum whose values carry doc comments comes out of schemars as `oneOf` one `const` each;
+/// client generators read a plain `enum` best. The values' descriptions are kept, in order, in
+/// `x-enum-descriptions` (the extension generators read) and the schema's description.
+fn enum_of_documented_values(schema: &mut Value) {
+    let Some(object) = schema.as_object_mut() else {
+        return;
     };
-    json!({"type": "string", "maxLength": kind.max_chars(), "description": rule})
-}
-
-fn required_text_schema(kind: TextKind) -> Value {
-    let mut schema = text_schema(kind);
-    if let Some(object) = schema.as_object_mut() {
-        object.insert("minLength".to_owned(), json!(1));
+    let Some(variants) = object.get("oneOf").and_then(Value::as_array) else {
+        return;
+    };
+    let mut values = Vec::new();
+    let mut descriptions = Vec::new();
+    for variant in variants {
+        let Some(fields) = variant.as_object() else {
+            return;
+        };
+        let only_a_value = fields
+            .keys()
+            .all(|key| matches!(key.as_str(), "const" | "type" | "description"))
+            && fields.get("type") == Some(&json!("string"));
+        let Some(value) = fields
+            .get("const")
+            .and_then(Value::as_str)
+            .filter(|_| only_a_value)
+        else {
+            return;
+        };
+        values.push(value.to_owned());
+        descriptions.push(
+            fields
+                .get("description")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_owned(),
+        );
     }
-    schema
+    let listed: Vec<String> = values
+        .iter()
+        .zip(&descriptions)
+        .map(|(value, description)| format!("`{value}`: {description}"))
+        .collect();
+    let description = match object.get("description").and_then(Value::as_str) {
+        Some(own) => format!("{own}\n\n{}", listed.join("; ")),
+        None => listed.join("; "),
+    };
+    object.remove("oneOf");
+    object.insert("type".to_owned(), json!("string"));
+    object.insert("enum".to_owned(), json!(values));
+    object.insert("x-enum-descriptions".to_owned(), json!(descriptions));
+    object.insert("description".to_owned(), json!(description));
 }
 
-/// When a given time may lie, for registrations and events alike.
-fn given_time_schema() -> Value {
-    json!({
-        "type": "string",
-        "format": "date-time",
-        "description": format!(
-            "not before {FIRST_YEAR} (China time), not later than {} minutes past the node's \
-             clock; defaults to now",
-            input_bounds::CLOCK_SKEW_ALLOWANCE.num_minutes()
-        ),
-    })
-}
-
-/// The bounded fields of a request body (`fengqiao_case::input_bounds`): what a registration
-/// holds, and what an event's payload may hold. Only those fields are described here.
-fn request_bounds(name: &str) -> Option<Value> {
-    use TextKind::{Identifier, Line, Name, Summary, Text};
-    match name {
-        "RegisterCase" => Some(json!({
-            "number": {
-                "type": "string",
-                "pattern": format!("^([0-9]{{4}}|[0-9]{{6}}|[0-9]{{9}}|[0-9]{{12}})-[0-9]{{4}}-[0-9]{{{SEQUENCE_DIGITS}}}$"),
-                "description": format!(
-                    "REGION-YEAR-SEQUENCE in the node's region; the year from {FIRST_YEAR} to \
-                     next year, the sequence {SEQUENCE_DIGITS} digits"
-                ),
-            },
-            "registered_at": given_time_schema(),
-            "petitioners": {
-                "type": "array",
-                "minItems": 1,
-                "maxItems": MAX_PETITIONERS,
-                "items": {
-                    "type": "object",
-                    "properties": {
-                        "name": required_text_schema(Name),
-                        // Their shape, not a length, bounds these two (`personal_data`).
-                        "id_number": {
-                            "type": "string",
-                            "description": "Empty if not given. A resident ID number: 18 characters with the GB 11643-1999 check character (X in either case) or 15 digits, a real birth date; other documents: see id_type."
-                        },
-                        "id_type": {
-                            "type": "string",
-                            "enum": ["resident_id", "passport", "hk_macao_permit", "taiwan_permit", "other"],
-                            "default": "resident_id",
-                            "description": "The document id_number belongs to; a resident ID is checked against GB 11643-1999 (18 characters with its check character, or 15 digits), any other is 5 to 32 letters, digits or '-'."
-                        },
-                        "phone": {
-                            "type": "string",
-                            "description": "A mobile (11 digits, 1[3-9]…) or a landline with its area code (0736-7221234, extension -123), perhaps after +86; spaces and dashes are ignored. Empty if not given."
-                        },
-                        "address": text_schema(Line),
-                    },
-                },
-            },
-            "headcount": {
-                "type": "integer",
-                "minimum": 1,
-                "maximum": MAX_HEADCOUNT,
-                "description": "at least the number of petitioners",
-            },
-            "respondent": text_schema(Line),
-            "summary": required_text_schema(Summary),
-            "location": {
-                "type": "object",
-                "properties": {
-                    "village": text_schema(Line),
-                    "grid": text_schema(Line),
-                    "grid_worker": text_schema(Name),
-                },
-            },
-            "ownership": {
-                "type": "object",
-                "properties": {
-                    "leader": text_schema(Name),
-                    "unit": text_schema(Line),
-                    "officer": text_schema(Name),
-                    "plan": text_schema(Text),
-                },
-            },
-        })),
-        "AppendEvent" => Some(json!({
-            "at": given_time_schema(),
-            "payload": {
-                "type": "object",
-                "description": format!(
-                    "names (mediator, approver) at most {} characters, one line; ids (to_node, \
-                     target_node, directive, chosen, mediation, earlier) at most {}, one line; \
-                     units (to_unit) at most {}, one line; reason, text, note, requirement, \
-                     required_result and agreement at most {}, line breaks allowed; \
-                     amend_header values as in RegisterCase. No control or text-direction \
-                     characters.",
-                    Name.max_chars(),
-                    Identifier.max_chars(),
-                    Line.max_chars(),
-                    Text.max_chars()
-                ),
-            },
-        })),
-        _ => None,
-    }
-}
-
-/// The OpenAPI 3.1 document of `routes`.
+/// The OpenAPI 3.1 document of `routes`. Its schemas are JSON Schema 2020-12 (OpenAPI 3.1's
+/// dialect), made from the Rust types as the node reads them (schemars' deserialize contract:
+/// a field with a default is optional), which the answers it writes also conform to.
 pub fn document(routes: &[RouteSpec]) -> Value {
+    let mut generator = SchemaSettings::draft2020_12()
+        .with(|settings| {
+            settings.definitions_path = "/components/schemas".into();
+            settings.meta_schema = None;
+        })
+        .into_generator();
     let mut paths = Map::new();
-    let mut schema_names = vec![ERROR_SCHEMA];
     for route in routes {
+        let operation = operation_object(route, &mut generator);
         let path_item = paths
             .entry(route.path.to_owned())
             .or_insert_with(|| Value::Object(Map::new()));
         if let Some(path_item) = path_item.as_object_mut() {
-            path_item.insert(
-                route.method.openapi_name().to_owned(),
-                operation_object(route),
-            );
+            path_item.insert(route.method.openapi_name().to_owned(), operation);
         }
-        schema_names.extend(route.request.map(BodySpec::schema_name));
-        schema_names.push(route.response.schema_name());
     }
-    schema_names.sort_unstable();
-    schema_names.dedup();
-    let schemas: Map<String, Value> = schema_names
-        .into_iter()
-        .map(|name| {
-            let schema = if name == ERROR_SCHEMA {
-                json!({
-                    "type": "object",
-                    "required": ["error"],
-                    "properties": {"error": {"type": "string"}},
-                    "description": schema_description(name),
-                })
-            } else {
-                let module = match name {
-                    "PeerView" => "fengqiao::federation",
-                    "AccountView" => "fengqiao_accounts",
-                    "Token" => "fengqiao_accounts::secret",
-                    "SignIn"
-                    | "SessionView"
-                    | "NewAccount"
-                    | "AccountWithPassword"
-                    | "PasswordReset"
-                    | "RolesChange"
-                    | "NewToken"
-                    | "TokenCreated" => "fengqiao_accounts::wire",
-                    "AuditLog" | "AuditReport" | "QuarantineListing" => {
-                        "fengqiao_case::model::audit"
-                    }
-                    _ => "fengqiao_case::model",
-                };
-                let mut schema = json!({
-                    "type": "object",
-                    "description": format!("{} ({module}::{name})", schema_description(name)),
-                });
-                if let (Some(properties), Some(object)) =
-                    (request_bounds(name), schema.as_object_mut())
-                {
-                    object.insert("properties".to_owned(), properties);
-                }
-                schema
-            };
-            (name.to_owned(), schema)
-        })
-        .collect();
+    let mut schemas = generator.take_definitions(true);
+    for schema in schemas.values_mut() {
+        enum_of_documented_values(schema);
+    }
     json!({
         "openapi": "3.1.0",
         "info": {

@@ -470,6 +470,46 @@ fn every_operation_is_routed_once_and_documented() {
     }
 }
 
+/// Every enum of the model is a plain `enum` of its serde names, documented values included.
+#[test]
+fn enums_are_listed_by_their_serde_names() {
+    let document = openapi_json();
+    let schemas = &document["components"]["schemas"];
+    let names = |schema: &str| -> Vec<String> {
+        schemas[schema]["enum"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{schema} is an enum: {}", schemas[schema]))
+            .iter()
+            .map(|value| value.as_str().unwrap().to_owned())
+            .collect()
+    };
+    let channels: Vec<String> = [
+        fengqiao_case::Channel::Letter,
+        fengqiao_case::Channel::Visit,
+        fengqiao_case::Channel::Online,
+        fengqiao_case::Channel::Phone,
+        fengqiao_case::Channel::LeaderMailbox,
+        fengqiao_case::Channel::GridScreening,
+    ]
+    .iter()
+    .map(|channel| {
+        serde_json::to_value(channel)
+            .unwrap()
+            .as_str()
+            .unwrap()
+            .to_owned()
+    })
+    .collect();
+    assert_eq!(names("Channel"), channels);
+    assert!(names("Category").contains(&"wage_arrears".to_owned()));
+    assert_eq!(names("Role"), ["operator", "supervisor", "admin"]);
+    assert_eq!(
+        schemas["Channel"]["x-enum-descriptions"][1], "来访",
+        "{}",
+        schemas["Channel"]
+    );
+}
+
 #[test]
 fn instants_and_dates_parse_in_china_time() {
     let start = parse_instant_or_date("2026-03-01").unwrap();
@@ -485,26 +525,44 @@ fn instants_and_dates_parse_in_china_time() {
 /// past it is refused, naming that field.
 #[test]
 fn the_documented_bounds_are_the_enforced_ones() {
-    fn leaves(schema: &Value, path: String, found: &mut Vec<(String, Value)>) {
+    let document = openapi_json();
+    let schemas = &document["components"]["schemas"];
+    // A named type's schema is a reference into components/schemas.
+    let resolve = |schema: &Value| -> Value {
+        match schema["$ref"].as_str() {
+            Some(reference) => {
+                schemas[reference.trim_start_matches("#/components/schemas/")].clone()
+            }
+            None => schema.clone(),
+        }
+    };
+    fn leaves(
+        schema: &Value,
+        path: String,
+        resolve: &dyn Fn(&Value) -> Value,
+        found: &mut Vec<(String, Value)>,
+    ) {
         for (name, property) in schema["properties"].as_object().into_iter().flatten() {
             let path = if path.is_empty() {
                 name.clone()
             } else {
                 format!("{path}.{name}")
             };
+            let property = resolve(property);
+            let items = resolve(&property["items"]);
             if property["properties"].is_object() {
-                leaves(property, path.clone(), found);
-            } else if property["items"]["properties"].is_object() {
-                leaves(&property["items"], path.clone(), found);
+                leaves(&property, path.clone(), resolve, found);
+            } else if items["properties"].is_object() {
+                leaves(&items, path.clone(), resolve, found);
             }
             found.push((path, property.clone()));
         }
     }
-    let document = openapi_json();
     let mut bounded = Vec::new();
     leaves(
-        &document["components"]["schemas"]["RegisterCase"],
+        &schemas["RegisterCase"],
         String::new(),
+        &resolve,
         &mut bounded,
     );
     let header = json!({

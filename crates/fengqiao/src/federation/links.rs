@@ -43,11 +43,14 @@ pub struct PeerLinkReport {
 }
 
 /// One link as `GET /api/peers` answers it and `fengqiao peers` prints it.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
 pub struct PeerView {
     pub node_id: String,
     pub name: String,
     /// `parent` or `child`.
+    #[schemars(extend("enum" = ["parent", "child"]))]
     pub relation: String,
     pub address: Option<String>,
     pub connected: bool,
