@@ -7,6 +7,7 @@
 
 mod accounts;
 pub mod auth;
+pub mod console_backend;
 mod openapi;
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
@@ -545,6 +546,11 @@ pub fn federated_router(
 ) -> anyhow::Result<Router> {
     let openapi =
         serde_json::to_vec(&openapi_json()).context("cannot encode the OpenAPI document")?;
+    // The web console (工作台) at `/`, beside the API: its own routes, asking the same service.
+    let console = fengqiao_console::router(Arc::new(console_backend::NodeConsole::new(
+        Arc::clone(&node),
+        federation.clone(),
+    )));
     let state = ApiState {
         node,
         federation,
@@ -579,7 +585,8 @@ pub fn federated_router(
             auth::authenticate,
         ))
         .layer(middleware::from_fn(trace_requests))
-        .with_state(state))
+        .with_state(state)
+        .merge(console))
 }
 
 /// Open the node in `dir` and serve its API until `shutdown` completes. `listen` overrides the
