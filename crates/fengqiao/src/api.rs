@@ -657,10 +657,17 @@ impl BoundServer {
                 tracing::warn!(%error, "cannot count the stored cases for stats yet; the first stats query will try again");
             }
         });
+        // The console (工作台) answers at `/` of the same address: the URL people open.
+        let scheme = if node.config().http.serves_tls() {
+            "https"
+        } else {
+            "http"
+        };
         tracing::info!(
             %address,
             node_id = node.node_id(),
             name = %node.config().node.name,
+            console = %format!("{scheme}://{address}/"),
             "api listening"
         );
         Ok(BoundServer {
