@@ -422,3 +422,62 @@ async fn signing_out_without_the_csrf_token_is_refused() {
     let response = console().oneshot(request).await.expect("answer");
     assert_eq!(response.status(), StatusCode::FORBIDDEN);
 }
+
+#[tokio::test]
+async fn a_person_may_switch_to_english() {
+    let response = console()
+        .oneshot(
+            Request::get("/language?to=en")
+                .body(Body::empty())
+                .expect("request"),
+        )
+        .await
+        .expect("answer");
+    let cookie = response
+        .headers()
+        .get(header::SET_COOKIE)
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    assert!(cookie.starts_with("fengqiao_lang=en"), "{cookie}");
+    let request = Request::get("/")
+        .header(
+            header::COOKIE,
+            format!("{SESSION_COOKIE}={SESSION_SECRET}; fengqiao_lang=en"),
+        )
+        .body(Body::empty())
+        .expect("request");
+    let response = console().oneshot(request).await.expect("answer");
+    let body = axum::body::to_bytes(response.into_body(), 1 << 20)
+        .await
+        .expect("body");
+    let body = String::from_utf8(body.to_vec()).expect("utf-8");
+    assert!(body.contains("<html lang=\"en\">"), "{body}");
+    assert!(body.contains("Dashboard"), "{body}");
+    assert!(body.contains(">Approaching<"), "{body}");
+}
+
+/// The vendored files are the ones `scripts/vendor-console-assets` recorded: a hand edit or a
+/// partial refresh shows here.
+#[test]
+fn vendored_files_match_their_recorded_hashes() {
+    use sha2::{Digest, Sha256};
+    let versions = include_str!("../assets/vendor/VERSIONS");
+    let files: [(&str, &[u8]); 2] = [
+        (
+            "htmx.min.js",
+            include_bytes!("../assets/vendor/htmx.min.js"),
+        ),
+        (
+            "echarts.min.js",
+            include_bytes!("../assets/vendor/echarts.min.js"),
+        ),
+    ];
+    for (name, bytes) in files {
+        let recorded = versions
+            .lines()
+            .find_map(|line| line.strip_suffix(&format!("  {name}")))
+            .unwrap_or_else(|| panic!("VERSIONS records no hash of {name}"));
+        assert_eq!(hex::encode(Sha256::digest(bytes)), recorded, "{name}");
+    }
+}
