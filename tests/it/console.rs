@@ -236,6 +236,34 @@ fn a_person_signs_in_and_reads_the_dashboard_ledger_and_a_case_in_chromium() {
         assert!(filtered.contains(&numbers[1]), "{filtered}");
         assert!(!filtered.contains(&numbers[0]), "{filtered}");
         screenshot(&browser, "05-ledger-filtered").await;
+        // With JavaScript on, the embedded htmx swaps the table in place on a change of filter
+        // and keeps the filter in the URL.
+        browser
+            .find(Locator::Css("select[name=grade]"))
+            .await
+            .expect("the grade filter")
+            .select_by_value("approaching")
+            .await
+            .expect("choose 预警");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let url = browser.current_url().await.expect("url");
+            let table = text_of(&browser, "#cases").await;
+            if url.as_str().contains("grade=approaching") && table.contains(&numbers[0]) {
+                assert!(!table.contains(&numbers[1]), "{table}");
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "htmx did not swap the filtered table in: {url} {table}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        screenshot(&browser, "05b-ledger-htmx-filter").await;
+        browser
+            .goto(&format!("{base}/cases?grade=seriously_overdue"))
+            .await
+            .expect("filtered 台账");
 
         // 案件详情: masked header, the registration in the timeline, days past the limit.
         browser
