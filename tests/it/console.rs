@@ -315,3 +315,216 @@ fn a_person_signs_in_and_reads_the_dashboard_ledger_and_a_case_in_chromium() {
     drop(driver);
     node.stop().expect("stop node");
 }
+
+/// One HTTP answer of the console: status, `Location`, every `Set-Cookie`, the body.
+struct Page {
+    status: u16,
+    location: Option<String>,
+    cookies: Vec<String>,
+    body: String,
+}
+
+/// A console request as a browser with JavaScript off makes it, redirects not followed.
+fn console_request(
+    address: SocketAddr,
+    method: &str,
+    path: &str,
+    cookie: &str,
+    form: &str,
+) -> Page {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .max_redirects(0)
+        .timeout_global(Some(Duration::from_secs(30)))
+        .build()
+        .into();
+    let url = format!("http://{address}{path}");
+    let response = if method == "POST" {
+        agent
+            .post(&url)
+            .header("cookie", cookie)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .send(form)
+    } else {
+        agent.get(&url).header("cookie", cookie).call()
+    };
+    let mut response = response.expect("the node answers");
+    let header = |name: &str| {
+        response
+            .headers()
+            .get_all(name)
+            .iter()
+            .filter_map(|value| value.to_str().ok())
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+    };
+    let location = header("location").into_iter().next();
+    let cookies = header("set-cookie");
+    Page {
+        status: response.status().as_u16(),
+        location,
+        cookies,
+        body: response.body_mut().read_to_string().unwrap_or_default(),
+    }
+}
+
+/// `name=value` of each cookie set, as a browser sends them back.
+fn cookie_header(set_cookies: &[String]) -> String {
+    set_cookies
+        .iter()
+        .filter_map(|cookie| cookie.split(';').next())
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// Without a browser: the console signs in through the node's accounts (the API's session
+/// cookie, with its attributes), reads cases only for a role that may (the role table), takes
+/// a sign-out only with the session's CSRF token, and records what it showed in the access log.
+#[test]
+fn the_console_uses_the_apis_sessions_role_table_csrf_and_access_log() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let village = Office::village(dir.path(), "village", VILLAGE_REGION);
+    fengqiao_tests::add_account(&village.dir, "keeper", "管理员甲", &["admin"]);
+    let node = NodeProcess::start(&village.dir).expect("start node");
+    let (status, view) = http_post(
+        node.address,
+        "/api/cases",
+        &sample_registration(VILLAGE_REGION, 1),
+    )
+    .expect("register");
+    assert_eq!(status, 201, "{view}");
+    let number = case_number(&view);
+
+    let refused = console_request(
+        node.address,
+        "POST",
+        "/login",
+        "",
+        &format!("login={TEST_LOGIN}&password=wrong"),
+    );
+    assert_eq!(refused.status, 401);
+    assert!(
+        refused.body.contains("登录名或密码错误"),
+        "{}",
+        refused.body
+    );
+    assert!(refused.cookies.is_empty(), "{:?}", refused.cookies);
+
+    let signed_in = console_request(
+        node.address,
+        "POST",
+        "/login",
+        "",
+        &format!("login={TEST_LOGIN}&password={TEST_PASSWORD}"),
+    );
+    assert_eq!(signed_in.status, 303, "{}", signed_in.body);
+    assert_eq!(signed_in.location.as_deref(), Some("/"));
+    let session = signed_in
+        .cookies
+        .iter()
+        .find(|cookie| cookie.starts_with("fengqiao_session="))
+        .expect("the API's session cookie");
+    assert!(
+        session.contains("HttpOnly") && session.contains("SameSite=Strict"),
+        "{session}"
+    );
+    let cookies = cookie_header(&signed_in.cookies);
+
+    // The console's session is the API's: the same cookie answers /api/session.
+    let (who, _) = {
+        let mut response = fengqiao_tests::bare_agent()
+            .get(format!("http://{}/api/session", node.address))
+            .header("cookie", &cookies)
+            .call()
+            .expect("who am I");
+        let status = response.status().as_u16();
+        (
+            status,
+            response.body_mut().read_to_string().unwrap_or_default(),
+        )
+    };
+    assert_eq!(who, 200);
+
+    let ledger = console_request(node.address, "GET", "/cases", &cookies, "");
+    assert_eq!(ledger.status, 200);
+    assert!(ledger.body.contains(&number), "{}", ledger.body);
+    assert!(
+        ledger.body.contains("430702********0029"),
+        "{}",
+        ledger.body
+    );
+    assert!(
+        !ledger.body.contains("430702198503120029"),
+        "{}",
+        ledger.body
+    );
+    let case = console_request(
+        node.address,
+        "GET",
+        &format!("/cases/{number}"),
+        &cookies,
+        "",
+    );
+    assert_eq!(case.status, 200);
+
+    // A forged or missing CSRF token does not sign out; the session's own does.
+    let forged = console_request(node.address, "POST", "/logout", &cookies, "csrf=forged");
+    assert_eq!(forged.status, 403);
+    assert_eq!(
+        console_request(node.address, "GET", "/", &cookies, "").status,
+        200,
+        "still signed in"
+    );
+    let csrf = signed_in
+        .cookies
+        .iter()
+        .find_map(|cookie| cookie.strip_prefix("fengqiao_console_csrf="))
+        .and_then(|rest| rest.split(';').next())
+        .expect("the console's CSRF cookie");
+    let out = console_request(
+        node.address,
+        "POST",
+        "/logout",
+        &cookies,
+        &format!("csrf={csrf}"),
+    );
+    assert_eq!(out.status, 303);
+    let after = console_request(node.address, "GET", "/", &cookies, "");
+    assert_eq!(after.status, 303);
+    assert_eq!(after.location.as_deref(), Some("/login"));
+
+    // An account whose roles do not read cases (admin only) is told so, in Chinese.
+    let keeper = console_request(
+        node.address,
+        "POST",
+        "/login",
+        "",
+        &format!("login=keeper&password={TEST_PASSWORD}"),
+    );
+    let keeper_cookies = cookie_header(&keeper.cookies);
+    let refused = console_request(node.address, "GET", "/cases", &keeper_cookies, "");
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    assert!(refused.body.contains("无权查看"), "{}", refused.body);
+    node.stop().expect("stop node");
+
+    // Both reads went to the access log, under the account.
+    let access_log: Vec<String> = fengqiao_tests::open_stopped_node(&village.dir)
+        .store()
+        .access_log_since(0, 10_000)
+        .expect("the access log")
+        .into_iter()
+        .map(|(_, record)| String::from_utf8_lossy(&record).into_owned())
+        .collect();
+    assert!(
+        access_log
+            .iter()
+            .any(|record| record.contains("list_cases_console") && record.contains(&number)),
+        "{access_log:?}"
+    );
+    assert!(
+        access_log
+            .iter()
+            .any(|record| record.contains("read_case") && record.contains("测试员 (tester)")),
+        "{access_log:?}"
+    );
+}
