@@ -6,6 +6,7 @@
 mod accounts;
 mod audit;
 mod cli_lifecycle;
+mod console;
 mod crash;
 mod cut_links;
 mod demo;

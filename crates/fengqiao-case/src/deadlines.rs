@@ -98,6 +98,13 @@ pub fn truncate_to_millis(at: DateTime<Utc>) -> DateTime<Utc> {
     DateTime::from_timestamp_millis(at.timestamp_millis()).unwrap_or(at)
 }
 
+/// Whole calendar days in China from `now` to `due`, as offices count them on screen: positive
+/// is "剩余 N 天", 0 is due today, negative is "已超期 N 天". Counted between the local dates,
+/// since every time limit ends at the end of a local day.
+pub fn calendar_days_until(due: DateTime<Utc>, now: DateTime<Utc>) -> i64 {
+    (local_date(due) - local_date(now)).num_days()
+}
+
 #[cfg(test)]
 mod tests {
     use chrono::TimeZone;
@@ -243,5 +250,15 @@ mod tests {
         let truncated = truncate_to_millis(at);
         assert_eq!(truncated.timestamp_millis(), at.timestamp_millis());
         assert_eq!(truncated.timestamp_subsec_nanos(), 4_000_000);
+    }
+
+    #[test]
+    fn days_until_a_deadline_are_counted_between_china_dates() {
+        let due = calendar_deadline(china(2026, 12, 1, 9, 0), 3); // end of 4 December
+        assert_eq!(calendar_days_until(due, china(2026, 12, 1, 23, 30)), 3);
+        // 00:30 on 2 December in China is still 1 December in UTC: China's date counts.
+        assert_eq!(calendar_days_until(due, china(2026, 12, 2, 0, 30)), 2);
+        assert_eq!(calendar_days_until(due, china(2026, 12, 4, 23, 59)), 0);
+        assert_eq!(calendar_days_until(due, china(2026, 12, 6, 8, 0)), -2);
     }
 }

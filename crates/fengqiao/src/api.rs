@@ -8,6 +8,7 @@
 mod accounts;
 pub mod auth;
 mod bare_refusals;
+pub mod console_backend;
 mod openapi;
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
@@ -600,6 +601,11 @@ pub fn federated_router(
 ) -> anyhow::Result<Router> {
     let openapi =
         serde_json::to_vec(&openapi_json()).context("cannot encode the OpenAPI document")?;
+    // The web console (工作台) at `/`, beside the API: its own routes, asking the same service.
+    let console = fengqiao_console::router(Arc::new(console_backend::NodeConsole::new(
+        Arc::clone(&node),
+        federation.clone(),
+    )));
     let state = ApiState {
         node,
         federation,
@@ -635,7 +641,8 @@ pub fn federated_router(
         ))
         .layer(middleware::from_fn(refuse_long_uris))
         .layer(middleware::from_fn(trace_requests))
-        .with_state(state))
+        .with_state(state)
+        .merge(console))
 }
 
 /// Open the node in `dir` and serve its API until `shutdown` completes. `listen` overrides the
@@ -706,10 +713,17 @@ impl BoundServer {
                 tracing::warn!(%error, "cannot count the stored cases for stats yet; the first stats query will try again");
             }
         });
+        // The console (工作台) answers at `/` of the same address: the URL people open.
+        let scheme = if node.config().http.serves_tls() {
+            "https"
+        } else {
+            "http"
+        };
         tracing::info!(
             %address,
             node_id = node.node_id(),
             name = %node.config().node.name,
+            console = %format!("{scheme}://{address}/"),
             "api listening"
         );
         Ok(BoundServer {

@@ -409,7 +409,9 @@ fn guide(
         "Try, in another terminal (each node answers at its own directory):".to_owned()
     });
     lines.push(
-        "Sign in at any office's API (POST /api/session) with these demo accounts:".to_owned(),
+        "Sign in at any office's console (工作台: open its URL below in a browser) or its API \
+         (POST /api/session) with these demo accounts:"
+            .to_owned(),
     );
     for (login, display_name, password, role) in offices::DEMO_PEOPLE {
         lines.push(format!(
@@ -418,7 +420,7 @@ fn guide(
         ));
     }
     for office in offices {
-        lines.push(format!("  http://{}  {}", office.api, office.name));
+        lines.push(format!("  http://{}/  {}", office.api, office.name));
     }
     let at = |office: &Office| {
         format!(

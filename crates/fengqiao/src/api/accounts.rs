@@ -27,7 +27,7 @@ use super::{
 /// Password checks running at once: argon2 takes a core and 19 MiB each, so a burst of
 /// sign-ins waits its turn here instead of taking every blocking thread, all the memory and the
 /// cores the other requests need.
-static SIGN_IN_PERMITS: LazyLock<Semaphore> = LazyLock::new(|| {
+pub(super) static SIGN_IN_PERMITS: LazyLock<Semaphore> = LazyLock::new(|| {
     let cores = std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get);
     Semaphore::new(cores.clamp(1, 4))
 });
@@ -228,17 +228,30 @@ fn cookie_header(
     value: &str,
     max_age: Option<u64>,
 ) -> Result<HeaderValue, ApiFailure> {
-    let http = &state.node.config().http;
+    HeaderValue::from_str(&cookie_text(
+        &state.node.config().http,
+        SESSION_COOKIE,
+        value,
+        max_age,
+    ))
+    .map_err(|_| ApiFailure::internal())
+}
+
+/// A cookie as the node sets it: the session cookie, and the console's beside it, alike
+/// (HttpOnly, SameSite=Strict; Secure over TLS or behind a proxy). `Some(0)` clears it.
+pub(super) fn cookie_text(
+    http: &crate::config::HttpSection,
+    name: &str,
+    value: &str,
+    max_age: Option<u64>,
+) -> String {
     let secure = if http.serves_tls() || http.behind_proxy {
         "; Secure"
     } else {
         ""
     };
     let max_age = max_age.map_or_else(String::new, |seconds| format!("; Max-Age={seconds}"));
-    HeaderValue::from_str(&format!(
-        "{SESSION_COOKIE}={value}; Path=/; HttpOnly; SameSite=Strict{secure}{max_age}"
-    ))
-    .map_err(|_| ApiFailure::internal())
+    format!("{name}={value}; Path=/; HttpOnly; SameSite=Strict{secure}{max_age}")
 }
 
 async fn sign_in(State(state): State<ApiState>, request: Request) -> Result<Response, ApiFailure> {

@@ -1,0 +1,172 @@
+//! What the console asks of the node: exactly what its pages need, as one object-safe trait. The
+//! node crate implements it over its service (`crates/fengqiao/src/api/console_backend.rs`), so
+//! every rule (roles, sessions, jurisdiction, warnings) stays in its one file and the console
+//! holds none. Types are the domain's (`fengqiao_case::model`) and the accounts'
+//! (`fengqiao_accounts`), plus the few views below that only the console reads.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use axum::http::{Extensions, HeaderMap};
+use chrono::{DateTime, Utc};
+use fengqiao_accounts::Account;
+use fengqiao_accounts::secret::Session;
+use fengqiao_case::model::{
+    CaseListItem, CaseView, Category, NodeId, NodeInfo, Petitioner, Status, WarningGrade,
+};
+
+/// A backend call's answer, boxed so that the trait stays object-safe.
+pub type BackendFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, BackendError>> + Send + 'a>>;
+
+/// Why the backend refused or failed; the message is the service's own (shown beside a word of
+/// the console's texts, never instead of one).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct BackendError {
+    pub kind: BackendErrorKind,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BackendErrorKind {
+    /// Wrong login or password, no session, an ended session.
+    Unauthenticated,
+    /// Too many failed sign-ins: wait this long.
+    Throttled {
+        retry_after_seconds: u64,
+    },
+    /// The role table or the office's jurisdiction says no.
+    Forbidden,
+    NotFound,
+    InvalidInput,
+    Internal,
+}
+
+impl BackendError {
+    pub fn new(kind: BackendErrorKind, message: impl Into<String>) -> BackendError {
+        BackendError {
+            kind,
+            message: message.into(),
+        }
+    }
+}
+
+/// The account behind the session cookie, with its session (for the CSRF rule,
+/// `fengqiao_accounts::secret::check_csrf`).
+#[derive(Debug, Clone)]
+pub struct ConsoleUser {
+    pub account: Account,
+    pub session: Session,
+}
+
+/// A new session: the secrets are handed to the browser once, in cookies.
+#[derive(Clone)]
+pub struct ConsoleSignIn {
+    pub account: Account,
+    pub session_secret: String,
+    pub csrf_token: String,
+}
+
+impl std::fmt::Debug for ConsoleSignIn {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("ConsoleSignIn")
+            .field("login", &self.account.login)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Which cases a list shows: the 台账's filters (kept in the URL) and the 工作台's.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CaseQuery {
+    pub status: Option<Status>,
+    pub category: Option<Category>,
+    /// Only cases whose worst warning is this grade.
+    pub grade: Option<WarningGrade>,
+    /// Only cases with any warning (due soon or overdue).
+    pub warned_only: bool,
+    /// Only cases this office holds.
+    pub held_here: bool,
+    /// 0-based page of `page_size` rows.
+    pub page: usize,
+    pub page_size: usize,
+}
+
+/// One page of a case list: its rows (with the registered petitioners, for the masked columns)
+/// and how many cases match in all.
+#[derive(Debug, Clone, Default)]
+pub struct CasePage {
+    pub rows: Vec<CaseRow>,
+    pub total: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct CaseRow {
+    pub item: CaseListItem,
+    pub petitioners: Vec<Petitioner>,
+    /// The request in the petitioner's words (the list shows its beginning).
+    pub summary: String,
+}
+
+/// Which way a federation link goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkRelation {
+    Parent,
+    Child,
+}
+
+/// One federation link as the link banner shows it (what `GET /api/peers` reports).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkStatus {
+    pub name: String,
+    pub relation: LinkRelation,
+    pub connected: bool,
+    /// Since when it is connected, or when it was last connected.
+    pub since: Option<DateTime<Utc>>,
+    /// Changed cases waiting to go to the peer.
+    pub pending_out: u64,
+    /// Changed cases the peer holds for us.
+    pub pending_in: u64,
+}
+
+/// Everything the console's pages ask of the node.
+pub trait ConsoleBackend: Send + Sync + 'static {
+    /// The office this node serves.
+    fn office(&self) -> NodeInfo;
+
+    /// The name of an office by node ID, as the roster knows it (None when unknown).
+    fn office_name(&self, node: &NodeId) -> Option<String>;
+
+    /// Sign in with a password (throttled per login and per source address, as the API's
+    /// sign-in); `headers` and `extensions` are the request's, for the client's address.
+    fn sign_in<'a>(
+        &'a self,
+        login: String,
+        password: String,
+        headers: &HeaderMap,
+        extensions: &Extensions,
+    ) -> BackendFuture<'a, ConsoleSignIn>;
+
+    /// The account behind a session cookie's secret.
+    fn session<'a>(&'a self, session_secret: String) -> BackendFuture<'a, ConsoleUser>;
+
+    /// End a session.
+    fn sign_out<'a>(&'a self, session_secret: String) -> BackendFuture<'a, ()>;
+
+    /// The `Set-Cookie` value for a console cookie (the session cookie is the API's own, with
+    /// the same attributes: HttpOnly, SameSite=Strict, Secure over TLS or behind a proxy).
+    /// `max_age` `Some(0)` clears it.
+    fn cookie(&self, name: &str, value: &str, max_age: Option<u64>) -> String;
+
+    /// One page of the cases `user` may read, filtered, most urgent first.
+    fn cases<'a>(&'a self, user: &'a ConsoleUser, query: CaseQuery) -> BackendFuture<'a, CasePage>;
+
+    /// One case as `user` reads it (the read goes to the node's access log).
+    fn case<'a>(&'a self, user: &'a ConsoleUser, number: String) -> BackendFuture<'a, CaseView>;
+
+    /// The federation's links (empty when the node runs none).
+    fn links<'a>(&'a self) -> BackendFuture<'a, Vec<LinkStatus>>;
+
+    /// The time pages are judged at (deadlines, warnings): the backend's clock.
+    fn now(&self) -> DateTime<Utc>;
+}

@@ -1,0 +1,592 @@
+//! The console's handlers: who is signed in (the API's session cookie), what to ask the backend,
+//! which page to render. A page that needs an account sends a signed-out visitor to 登录; a form
+//! that changes state (sign-out) is taken only with the session's CSRF token.
+
+use std::sync::Arc;
+
+use askama::Template;
+use axum::Form;
+use axum::extract::{FromRequest, Path, Query, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use fengqiao_accounts::Action;
+use fengqiao_accounts::secret::{SESSION_COOKIE, check_csrf};
+use fengqiao_case::model::{Category, Status, WarningGrade};
+use serde::Deserialize;
+
+use crate::backend::{BackendError, BackendErrorKind, CaseQuery, ConsoleBackend, ConsoleUser};
+use crate::texts::{Language, Texts, api_name, fill};
+use crate::views::{
+    CasePageView, Choice, DashboardPage, Layout, LedgerPage, MessagePage, SignInPage, banner,
+    case_page_view, row_view, switch_language_href,
+};
+use crate::{CSRF_COOKIE, LANGUAGE_COOKIE, PAGE_SIZE};
+
+type Backend = Arc<dyn ConsoleBackend>;
+
+/// A cookie's value from the request.
+fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|cookies| cookies.split(';'))
+        .find_map(|cookie| {
+            let (key, value) = cookie.trim().split_once('=')?;
+            (key == name && !value.is_empty()).then(|| value.to_owned())
+        })
+}
+
+fn language(headers: &HeaderMap) -> Language {
+    cookie(headers, LANGUAGE_COOKIE)
+        .map_or_else(Language::default, |code| Language::from_code(&code))
+}
+
+/// A rendered page, or the plain error if a template fails (it cannot for the data it gets:
+/// every value is already text).
+fn html(status: StatusCode, page: &impl Template) -> Response {
+    match page.render() {
+        Ok(body) => (
+            status,
+            [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+            body,
+        )
+            .into_response(),
+        Err(error) => {
+            tracing::error!(%error, "console page did not render");
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
+    }
+}
+
+/// The layout of a page; with a user, the link banner asks the federation.
+async fn layout(
+    backend: &Backend,
+    language: Language,
+    user: Option<&ConsoleUser>,
+    csrf: String,
+    active: &'static str,
+    title: String,
+) -> Layout {
+    let texts = Texts::of(language);
+    let office = backend.office();
+    let banner_lines = match user {
+        Some(_) => match backend.links().await {
+            Ok(links) => banner(texts, &links),
+            Err(error) => {
+                tracing::warn!(%error, "console: cannot read the federation links");
+                Vec::new()
+            }
+        },
+        None => Vec::new(),
+    };
+    Layout {
+        t: &texts.ui,
+        lang: language.code(),
+        switch_language_href: switch_language_href(language),
+        office: office.name,
+        office_tier: Texts::term(&texts.tier, &office.tier),
+        user: user.map(|user| user.account.operator_label()),
+        csrf,
+        active,
+        banner: banner_lines,
+        title,
+    }
+}
+
+/// The signed-in account, or the answer that sends the visitor to sign in.
+async fn signed_in(backend: &Backend, headers: &HeaderMap) -> Result<ConsoleUser, Response> {
+    let Some(secret) = cookie(headers, SESSION_COOKIE) else {
+        return Err(Redirect::to("/login").into_response());
+    };
+    match backend.session(secret).await {
+        Ok(user) => Ok(user),
+        Err(error) if error.kind == BackendErrorKind::Unauthenticated => {
+            Err(Redirect::to("/login").into_response())
+        }
+        Err(error) => Err(failure_page(backend, headers, None, &error).await),
+    }
+}
+
+/// A page saying why the backend refused, in the person's language.
+async fn failure_page(
+    backend: &Backend,
+    headers: &HeaderMap,
+    user: Option<&ConsoleUser>,
+    error: &BackendError,
+) -> Response {
+    let language = language(headers);
+    let t = &Texts::of(language).ui;
+    let (status, message) = match error.kind {
+        BackendErrorKind::Forbidden => (
+            StatusCode::FORBIDDEN,
+            fill(&t.no_permission, &[("why", &error.message)]),
+        ),
+        BackendErrorKind::NotFound => (
+            StatusCode::NOT_FOUND,
+            fill(&t.not_found, &[("number", &error.message)]),
+        ),
+        BackendErrorKind::InvalidInput => (
+            StatusCode::BAD_REQUEST,
+            fill(&t.bad_filter, &[("value", &error.message)]),
+        ),
+        BackendErrorKind::Unauthenticated | BackendErrorKind::Throttled { .. } => {
+            return Redirect::to("/login").into_response();
+        }
+        BackendErrorKind::Internal => {
+            tracing::error!(%error, "console: the node failed");
+            (StatusCode::INTERNAL_SERVER_ERROR, t.internal_error.clone())
+        }
+    };
+    let csrf = cookie(headers, CSRF_COOKIE).unwrap_or_default();
+    let layout = layout(backend, language, user, csrf, "", t.console_title.clone()).await;
+    html(status, &MessagePage { layout, message })
+}
+
+/// `GET /login`.
+pub async fn sign_in_form(State(backend): State<Backend>, headers: HeaderMap) -> Response {
+    let language = language(&headers);
+    let title = Texts::of(language).ui.sign_in.clone();
+    let layout = layout(&backend, language, None, String::new(), "", title).await;
+    html(
+        StatusCode::OK,
+        &SignInPage {
+            layout,
+            error: None,
+            login: String::new(),
+        },
+    )
+}
+
+#[derive(Debug, Deserialize)]
+pub struct SignInForm {
+    #[serde(default)]
+    login: String,
+    #[serde(default)]
+    password: String,
+}
+
+/// `POST /login`: sign in as the API does, then set the session cookie and the console's CSRF
+/// cookie and go to 工作台. A refusal shows the form again with the login typed kept.
+pub async fn sign_in(State(backend): State<Backend>, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let language = language(&parts.headers);
+    let t = &Texts::of(language).ui;
+    let form = Form::<SignInForm>::from_request(Request::from_parts(parts.clone(), body), &())
+        .await
+        .map(|Form(form)| form);
+    let (login, result) = match form {
+        Ok(form) if !form.login.trim().is_empty() && !form.password.is_empty() => {
+            let login = form.login.trim().to_owned();
+            let result = backend
+                .sign_in(
+                    login.clone(),
+                    form.password,
+                    &parts.headers,
+                    &parts.extensions,
+                )
+                .await
+                .map_err(Some);
+            (login, result)
+        }
+        Ok(form) => (form.login, Err(None)),
+        Err(_) => (String::new(), Err(None)),
+    };
+    match result {
+        Ok(signed_in) => {
+            let cookies = [
+                backend.cookie(SESSION_COOKIE, &signed_in.session_secret, None),
+                backend.cookie(CSRF_COOKIE, &signed_in.csrf_token, None),
+            ];
+            let mut response = Redirect::to("/").into_response();
+            for value in cookies {
+                if let Ok(value) = HeaderValue::from_str(&value) {
+                    response.headers_mut().append(header::SET_COOKIE, value);
+                }
+            }
+            response
+        }
+        Err(refusal) => {
+            let (status, message) = match refusal {
+                None => (StatusCode::BAD_REQUEST, t.sign_in_missing.clone()),
+                Some(error) => match error.kind {
+                    BackendErrorKind::Throttled {
+                        retry_after_seconds,
+                    } => (
+                        StatusCode::TOO_MANY_REQUESTS,
+                        fill(&t.sign_in_throttled, &[("seconds", &retry_after_seconds)]),
+                    ),
+                    BackendErrorKind::Unauthenticated => {
+                        (StatusCode::UNAUTHORIZED, t.sign_in_failed.clone())
+                    }
+                    _ => {
+                        tracing::error!(%error, "console sign-in failed");
+                        (StatusCode::INTERNAL_SERVER_ERROR, t.internal_error.clone())
+                    }
+                },
+            };
+            let layout = layout(
+                &backend,
+                language,
+                None,
+                String::new(),
+                "",
+                t.sign_in.clone(),
+            )
+            .await;
+            html(
+                status,
+                &SignInPage {
+                    layout,
+                    error: Some(message),
+                    login,
+                },
+            )
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct SignOutForm {
+    #[serde(default)]
+    csrf: String,
+}
+
+/// `POST /logout`: with the session's CSRF token, end the session and clear the cookies.
+pub async fn sign_out(
+    State(backend): State<Backend>,
+    headers: HeaderMap,
+    Form(form): Form<SignOutForm>,
+) -> Response {
+    let user = match signed_in(&backend, &headers).await {
+        Ok(user) => user,
+        Err(response) => return response,
+    };
+    if check_csrf(&user.session, true, Some(form.csrf.as_str())).is_err() {
+        let language = language(&headers);
+        let t = &Texts::of(language).ui;
+        let csrf = cookie(&headers, CSRF_COOKIE).unwrap_or_default();
+        let layout = layout(
+            &backend,
+            language,
+            Some(&user),
+            csrf,
+            "",
+            t.sign_out.clone(),
+        )
+        .await;
+        return html(
+            StatusCode::FORBIDDEN,
+            &MessagePage {
+                layout,
+                message: t.session_form_expired.clone(),
+            },
+        );
+    }
+    if let Some(secret) = cookie(&headers, SESSION_COOKIE)
+        && let Err(error) = backend.sign_out(secret).await
+    {
+        return failure_page(&backend, &headers, Some(&user), &error).await;
+    }
+    let mut response = Redirect::to("/login").into_response();
+    for name in [SESSION_COOKIE, CSRF_COOKIE] {
+        if let Ok(value) = HeaderValue::from_str(&backend.cookie(name, "", Some(0))) {
+            response.headers_mut().append(header::SET_COOKIE, value);
+        }
+    }
+    response
+}
+
+#[derive(Debug, Deserialize)]
+pub struct LanguageChoice {
+    #[serde(default)]
+    to: String,
+}
+
+/// `GET /language?to=en`: remember the person's language in a cookie (a preference, not a
+/// change to anything the node keeps) and go back to 工作台.
+pub async fn switch_language(
+    State(backend): State<Backend>,
+    Query(choice): Query<LanguageChoice>,
+) -> Response {
+    let language = Language::from_code(&choice.to);
+    let mut response = Redirect::to("/").into_response();
+    let value = backend.cookie(LANGUAGE_COOKIE, language.code(), Some(365 * 24 * 3600));
+    if let Ok(value) = HeaderValue::from_str(&value) {
+        response.headers_mut().append(header::SET_COOKIE, value);
+    }
+    response
+}
+
+/// The office's name of a node, for the holder and timeline columns.
+fn office_namer(backend: &Backend) -> impl Fn(&String) -> String + '_ {
+    let own = backend.office();
+    move |node: &String| {
+        if *node == own.node_id {
+            own.name.clone()
+        } else {
+            backend
+                .office_name(node)
+                .unwrap_or_else(|| node.chars().take(8).collect())
+        }
+    }
+}
+
+/// `GET /`: 工作台.
+pub async fn dashboard(State(backend): State<Backend>, headers: HeaderMap) -> Response {
+    let user = match signed_in(&backend, &headers).await {
+        Ok(user) => user,
+        Err(response) => return response,
+    };
+    let language = language(&headers);
+    let texts = Texts::of(language);
+    let query = CaseQuery {
+        warned_only: true,
+        held_here: true,
+        page: 0,
+        page_size: PAGE_SIZE,
+        ..CaseQuery::default()
+    };
+    let page = match backend.cases(&user, query).await {
+        Ok(page) => page,
+        Err(error) => return failure_page(&backend, &headers, Some(&user), &error).await,
+    };
+    let now = backend.now();
+    let namer = office_namer(&backend);
+    let rows = page
+        .rows
+        .iter()
+        .map(|row| row_view(texts, row, &namer, now))
+        .collect();
+    let csrf = cookie(&headers, CSRF_COOKIE).unwrap_or_default();
+    let title = texts.ui.dashboard.clone();
+    let layout = layout(&backend, language, Some(&user), csrf, "dashboard", title).await;
+    html(
+        StatusCode::OK,
+        &DashboardPage {
+            layout,
+            rows,
+            total: page.total,
+        },
+    )
+}
+
+/// The 台账's filters as the URL carries them (the enums' API names, a 1-based page).
+#[derive(Debug, Default, Deserialize)]
+pub struct LedgerParams {
+    #[serde(default)]
+    status: String,
+    #[serde(default)]
+    category: String,
+    #[serde(default)]
+    grade: String,
+    #[serde(default)]
+    page: String,
+}
+
+/// An enum from its API name; empty is "all"; anything else is "all" too, and named in
+/// `refused` so the page says which value it did not take.
+fn parse_choice<T: serde::de::DeserializeOwned>(
+    value: &str,
+    refused: &mut Vec<String>,
+) -> Option<T> {
+    if value.is_empty() {
+        return None;
+    }
+    match serde_json::from_value(serde_json::Value::String(value.to_owned())) {
+        Ok(parsed) => Some(parsed),
+        Err(_) => {
+            refused.push(value.to_owned());
+            None
+        }
+    }
+}
+
+fn choices<T: serde::Serialize + PartialEq>(
+    table: &std::collections::BTreeMap<String, String>,
+    all: &[T],
+    selected: Option<&T>,
+) -> Vec<Choice> {
+    all.iter()
+        .map(|value| Choice {
+            value: api_name(value),
+            label: Texts::term(table, value),
+            selected: selected == Some(value),
+        })
+        .collect()
+}
+
+pub(crate) const ALL_STATUSES: [Status; 11] = [
+    Status::Registered,
+    Status::AwaitingReceiver,
+    Status::Accepted,
+    Status::NotAccepted,
+    Status::Diverted,
+    Status::ForwardedOut,
+    Status::Replied,
+    Status::Evaluated,
+    Status::Closed,
+    Status::UnderReview,
+    Status::Final,
+];
+
+pub(crate) const ALL_CATEGORIES: [Category; 11] = [
+    Category::LandRequisition,
+    Category::WageArrears,
+    Category::DemolitionRelocation,
+    Category::SchoolConsolidation,
+    Category::Labour,
+    Category::Environment,
+    Category::Neighbourhood,
+    Category::Family,
+    Category::PropertyManagement,
+    Category::SocialSecurity,
+    Category::Other,
+];
+
+pub(crate) const ALL_GRADES: [WarningGrade; 3] = [
+    WarningGrade::Approaching,
+    WarningGrade::Overdue,
+    WarningGrade::SeriouslyOverdue,
+];
+
+/// A ledger URL with these filters and page (1-based); the values are API names (ASCII
+/// letters and `_`) and a number, so they need no percent-encoding.
+fn ledger_href(params: &LedgerParams, page: usize) -> String {
+    let mut pairs = Vec::new();
+    for (name, value) in [
+        ("status", &params.status),
+        ("category", &params.category),
+        ("grade", &params.grade),
+    ] {
+        if !value.is_empty() {
+            pairs.push(format!("{name}={value}"));
+        }
+    }
+    pairs.push(format!("page={page}"));
+    format!("/cases?{}", pairs.join("&"))
+}
+
+/// `GET /cases`: 台账, filtered by the URL, 50 a page.
+pub async fn ledger(
+    State(backend): State<Backend>,
+    headers: HeaderMap,
+    Query(params): Query<LedgerParams>,
+) -> Response {
+    let user = match signed_in(&backend, &headers).await {
+        Ok(user) => user,
+        Err(response) => return response,
+    };
+    let language = language(&headers);
+    let texts = Texts::of(language);
+    let t = &texts.ui;
+    let mut refused = Vec::new();
+    let status: Option<Status> = parse_choice(&params.status, &mut refused);
+    let category: Option<Category> = parse_choice(&params.category, &mut refused);
+    let grade: Option<WarningGrade> = parse_choice(&params.grade, &mut refused);
+    let page_number = match params.page.trim() {
+        "" => 1,
+        text => text.parse::<usize>().unwrap_or_else(|_| {
+            refused.push(text.to_owned());
+            1
+        }),
+    }
+    .max(1);
+    let query = CaseQuery {
+        status,
+        category,
+        grade,
+        page: page_number - 1,
+        page_size: PAGE_SIZE,
+        ..CaseQuery::default()
+    };
+    let page = match backend.cases(&user, query).await {
+        Ok(page) => page,
+        Err(error) => return failure_page(&backend, &headers, Some(&user), &error).await,
+    };
+    let now = backend.now();
+    let namer = office_namer(&backend);
+    let rows = page
+        .rows
+        .iter()
+        .map(|row| row_view(texts, row, &namer, now))
+        .collect();
+    let pages = page.total.div_ceil(PAGE_SIZE).max(1);
+    let page_text = fill(
+        &t.page_of,
+        &[
+            ("page", &page_number),
+            ("pages", &pages),
+            ("total", &page.total),
+        ],
+    );
+    let error =
+        (!refused.is_empty()).then(|| fill(&t.bad_filter, &[("value", &refused.join("、"))]));
+    let csrf = cookie(&headers, CSRF_COOKIE).unwrap_or_default();
+    let layout = layout(
+        &backend,
+        language,
+        Some(&user),
+        csrf,
+        "ledger",
+        t.ledger.clone(),
+    )
+    .await;
+    html(
+        StatusCode::OK,
+        &LedgerPage {
+            layout,
+            statuses: choices(&texts.status, &ALL_STATUSES, status.as_ref()),
+            categories: choices(&texts.category, &ALL_CATEGORIES, category.as_ref()),
+            grades: choices(&texts.grade, &ALL_GRADES, grade.as_ref()),
+            rows,
+            page_text,
+            previous_href: (page_number > 1).then(|| ledger_href(&params, page_number - 1)),
+            next_href: (page_number < pages).then(|| ledger_href(&params, page_number + 1)),
+            error,
+        },
+    )
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct CaseParams {
+    #[serde(default)]
+    full: String,
+}
+
+/// `GET /cases/{number}`: 案件详情. Identifiers masked unless the role may read personal data
+/// and the person asked for it (`?full=1`, the "查看完整信息" link); every read of a case goes to
+/// the node's access log (the backend's `case`).
+pub async fn case_page(
+    State(backend): State<Backend>,
+    headers: HeaderMap,
+    Path(number): Path<String>,
+    Query(params): Query<CaseParams>,
+) -> Response {
+    let user = match signed_in(&backend, &headers).await {
+        Ok(user) => user,
+        Err(response) => return response,
+    };
+    let language = language(&headers);
+    let texts = Texts::of(language);
+    let view = match backend.case(&user, number).await {
+        Ok(view) => view,
+        Err(error) => return failure_page(&backend, &headers, Some(&user), &error).await,
+    };
+    let may_read_personal_data = user.account.actor().permit(Action::ReadCases).is_ok();
+    let full = may_read_personal_data && params.full == "1";
+    let csrf = cookie(&headers, CSRF_COOKIE).unwrap_or_default();
+    let title = format!("{} {}", texts.ui.case_detail, view.header.number);
+    let layout = layout(&backend, language, Some(&user), csrf, "ledger", title).await;
+    let namer = office_namer(&backend);
+    let page: CasePageView = case_page_view(
+        layout,
+        texts,
+        &view,
+        full,
+        may_read_personal_data,
+        &namer,
+        backend.now(),
+    );
+    html(StatusCode::OK, &page)
+}

@@ -1,0 +1,484 @@
+//! The console's pages over a backend made here: texts in both languages, and that every page
+//! escapes what an office typed.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{Extensions, HeaderMap, Request, StatusCode, header};
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use fengqiao_accounts::secret::{SESSION_COOKIE, Session};
+use fengqiao_accounts::{Account, Role, RoleSet};
+use fengqiao_case::model::{
+    CaseHeader, CaseListItem, CaseView, Category, Channel, Event, EventKind, Limits, Location,
+    MatterType, NodeId, NodeInfo, Petitioner, Tier, WarningThresholds,
+};
+use tower::ServiceExt;
+
+use crate::backend::*;
+use crate::texts::{CHINESE_SOURCE, ENGLISH_SOURCE, Texts};
+
+const SCRIPT: &str = "<script>alert('x')</script>";
+const NODE: &str = "0123456789abcdef0123456789abcdef";
+const SESSION_SECRET: &str = "good-session";
+
+fn at(day: u32) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 12, day, 2, 0, 0)
+        .single()
+        .expect("valid instant")
+}
+
+/// A backend whose one case, one office and one account all carry `<script>` in what an
+/// office types.
+struct Fake {
+    view: CaseView,
+    now: DateTime<Utc>,
+}
+
+fn sample_case(now: DateTime<Utc>) -> CaseView {
+    let header = CaseHeader {
+        number: "430702-2026-000001".to_owned(),
+        channel: Channel::Visit,
+        petitioners: vec![Petitioner {
+            name: format!("张三{SCRIPT}"),
+            id_number: "430702198001010027".to_owned(),
+            id_type: Default::default(),
+            phone: "13800131234".to_owned(),
+            address: format!("地址{SCRIPT}"),
+            representative: false,
+        }],
+        headcount: 1,
+        respondent: format!("某公司{SCRIPT}"),
+        category: Category::WageArrears,
+        matter_type: MatterType::Appeal,
+        litigation_related: false,
+        summary: format!("讨薪{SCRIPT}"),
+        location: Location {
+            region_code: "430702001001".to_owned(),
+            village: format!("河洑村{SCRIPT}"),
+            grid: String::new(),
+            grid_worker: String::new(),
+        },
+        ownership: Default::default(),
+    };
+    let register = Event {
+        id: "e1".to_owned(),
+        kind: EventKind::Register {
+            header: Some(Box::new(header.clone())),
+            policy_version: 0,
+        },
+        // Registered 14 days before `now`: the 15-day acceptance limit is 预警.
+        at: now - Duration::days(14),
+        node: NODE.to_owned(),
+        operator: format!("李调解{SCRIPT} (lizt)"),
+        prev: None,
+        hlc: Default::default(),
+        signature: None,
+        imported: None,
+    };
+    let events = vec![register];
+    let state = fengqiao_case::derive(&header, &events, &Limits::default());
+    let summary = fengqiao_case::summary::summarize(&header, &state);
+    let warnings = fengqiao_case::warnings::warnings(&summary, now, &WarningThresholds::default());
+    CaseView {
+        header,
+        state,
+        events,
+        warnings,
+        refused_by_peers: Vec::new(),
+    }
+}
+
+fn account() -> Account {
+    Account::new(
+        "lizt",
+        "李调解",
+        RoleSet::of(&[Role::Operator]),
+        String::new(),
+        at(1),
+    )
+    .expect("valid account")
+}
+
+impl ConsoleBackend for Fake {
+    fn office(&self) -> NodeInfo {
+        NodeInfo {
+            schema_version: 2,
+            node_id: NODE.to_owned(),
+            name: format!("河洑村{SCRIPT}"),
+            tier: Tier::Village,
+            region_code: "430702001001".to_owned(),
+            case_count: 1,
+        }
+    }
+
+    fn office_name(&self, _node: &NodeId) -> Option<String> {
+        None
+    }
+
+    fn sign_in<'a>(
+        &'a self,
+        login: String,
+        password: String,
+        _headers: &HeaderMap,
+        _extensions: &Extensions,
+    ) -> BackendFuture<'a, ConsoleSignIn> {
+        Box::pin(async move {
+            if login == "lizt" && password == "right" {
+                Ok(ConsoleSignIn {
+                    account: account(),
+                    session_secret: SESSION_SECRET.to_owned(),
+                    csrf_token: "csrf".to_owned(),
+                })
+            } else {
+                Err(BackendError::new(
+                    BackendErrorKind::Unauthenticated,
+                    "wrong login or password",
+                ))
+            }
+        })
+    }
+
+    fn session<'a>(&'a self, session_secret: String) -> BackendFuture<'a, ConsoleUser> {
+        Box::pin(async move {
+            if session_secret == SESSION_SECRET {
+                Ok(ConsoleUser {
+                    account: account(),
+                    session: Session::new("lizt", String::new(), at(1)),
+                })
+            } else {
+                Err(BackendError::new(
+                    BackendErrorKind::Unauthenticated,
+                    "no such session",
+                ))
+            }
+        })
+    }
+
+    fn sign_out<'a>(&'a self, _session_secret: String) -> BackendFuture<'a, ()> {
+        Box::pin(async { Ok(()) })
+    }
+
+    fn cookie(&self, name: &str, value: &str, _max_age: Option<u64>) -> String {
+        format!("{name}={value}; Path=/; HttpOnly; SameSite=Strict")
+    }
+
+    fn cases<'a>(
+        &'a self,
+        _user: &'a ConsoleUser,
+        _query: CaseQuery,
+    ) -> BackendFuture<'a, CasePage> {
+        Box::pin(async move {
+            let summary = fengqiao_case::summary::summarize(&self.view.header, &self.view.state);
+            Ok(CasePage {
+                rows: vec![CaseRow {
+                    item: CaseListItem {
+                        summary,
+                        warnings: self.view.warnings.clone(),
+                    },
+                    petitioners: self.view.header.petitioners.clone(),
+                    summary: self.view.header.summary.clone(),
+                }],
+                total: 1,
+            })
+        })
+    }
+
+    fn case<'a>(&'a self, _user: &'a ConsoleUser, number: String) -> BackendFuture<'a, CaseView> {
+        Box::pin(async move {
+            if number == self.view.header.number {
+                Ok(self.view.clone())
+            } else {
+                Err(BackendError::new(BackendErrorKind::NotFound, number))
+            }
+        })
+    }
+
+    fn links<'a>(&'a self) -> BackendFuture<'a, Vec<LinkStatus>> {
+        Box::pin(async {
+            Ok(vec![LinkStatus {
+                name: format!("河洑镇{SCRIPT}"),
+                relation: LinkRelation::Parent,
+                connected: false,
+                since: Some(at(3)),
+                pending_out: 7,
+                pending_in: 0,
+            }])
+        })
+    }
+
+    fn now(&self) -> DateTime<Utc> {
+        self.now
+    }
+}
+
+fn console() -> axum::Router {
+    let now = at(20);
+    crate::router(Arc::new(Fake {
+        view: sample_case(now),
+        now,
+    }))
+}
+
+async fn page(uri: &str, signed_in: bool) -> (StatusCode, String) {
+    let mut request = Request::get(uri);
+    if signed_in {
+        request = request.header(header::COOKIE, format!("{SESSION_COOKIE}={SESSION_SECRET}"));
+    }
+    let response = console()
+        .oneshot(request.body(Body::empty()).expect("request"))
+        .await
+        .expect("answer");
+    let status = response.status();
+    let body = axum::body::to_bytes(response.into_body(), 1 << 20)
+        .await
+        .expect("body");
+    (status, String::from_utf8(body.to_vec()).expect("utf-8"))
+}
+
+fn keys(source: &str) -> BTreeSet<String> {
+    let table: toml::Table = toml::from_str(source).expect("texts parse as TOML");
+    let mut keys = BTreeSet::new();
+    for (section, values) in table {
+        let values = values.as_table().expect("each section is a table");
+        for key in values.keys() {
+            keys.insert(format!("{section}.{key}"));
+        }
+    }
+    keys
+}
+
+#[test]
+fn both_languages_have_the_same_keys_and_load() {
+    assert_eq!(keys(CHINESE_SOURCE), keys(ENGLISH_SOURCE));
+    let chinese = Texts::parse("zh-CN", CHINESE_SOURCE).expect("zh-CN loads");
+    let english = Texts::parse("en", ENGLISH_SOURCE).expect("en loads");
+    assert_eq!(chinese.ui.dashboard, "工作台");
+    assert_eq!(english.ui.dashboard, "Dashboard");
+}
+
+#[test]
+fn every_enum_value_has_a_word() {
+    let texts = Texts::parse("zh-CN", CHINESE_SOURCE).expect("zh-CN loads");
+    for status in crate::pages::ALL_STATUSES {
+        assert!(
+            texts.status.contains_key(&crate::texts::api_name(&status)),
+            "{status:?}"
+        );
+    }
+    for category in crate::pages::ALL_CATEGORIES {
+        assert!(
+            texts
+                .category
+                .contains_key(&crate::texts::api_name(&category)),
+            "{category:?}"
+        );
+    }
+    for grade in crate::pages::ALL_GRADES {
+        assert!(
+            texts.grade.contains_key(&crate::texts::api_name(&grade)),
+            "{grade:?}"
+        );
+    }
+    assert_eq!(texts.grade["approaching"], "预警");
+    assert_eq!(texts.grade["overdue"], "超时");
+    assert_eq!(texts.grade["seriously_overdue"], "严重超时");
+}
+
+/// Templates print only texts: no CJK character may stand in a template itself.
+#[test]
+fn templates_hold_no_literal_words() {
+    let templates = [
+        include_str!("../templates/base.html"),
+        include_str!("../templates/rows.html"),
+        include_str!("../templates/sign_in.html"),
+        include_str!("../templates/dashboard.html"),
+        include_str!("../templates/ledger.html"),
+        include_str!("../templates/case.html"),
+        include_str!("../templates/message.html"),
+    ];
+    for template in templates {
+        assert!(
+            !template
+                .chars()
+                .any(|character| ('\u{4e00}'..='\u{9fff}').contains(&character)),
+            "a template holds a literal Chinese word:\n{template}"
+        );
+    }
+}
+
+fn assert_escaped(page_name: &str, body: &str) {
+    assert!(
+        !body.contains("<script>alert"),
+        "{page_name} printed an office's text unescaped:\n{body}"
+    );
+    assert!(
+        body.contains("&#60;script&#62;") || body.contains("&lt;script&gt;"),
+        "{page_name} did not show the office's text escaped:\n{body}"
+    );
+}
+
+#[tokio::test]
+async fn every_page_escapes_what_an_office_typed() {
+    for uri in [
+        "/login",
+        "/",
+        "/cases",
+        "/cases/430702-2026-000001",
+        "/cases/430702-2026-000001?full=1",
+    ] {
+        let (status, body) = page(uri, uri != "/login").await;
+        assert_eq!(status, StatusCode::OK, "{uri}: {body}");
+        assert_escaped(uri, &body);
+    }
+}
+
+#[tokio::test]
+async fn lists_mask_identifiers_and_the_case_page_shows_them_only_when_asked() {
+    for uri in ["/", "/cases", "/cases/430702-2026-000001"] {
+        let (_, body) = page(uri, true).await;
+        assert!(body.contains("430702********0027"), "{uri}: {body}");
+        assert!(body.contains("138****1234"), "{uri}");
+        assert!(
+            !body.contains("430702198001010027"),
+            "{uri} shows the full ID number"
+        );
+        assert!(!body.contains("13800131234"), "{uri} shows the full phone");
+    }
+    let (_, body) = page("/cases/430702-2026-000001?full=1", true).await;
+    assert!(body.contains("430702198001010027"));
+    assert!(body.contains("访问日志"), "the full view says it is logged");
+}
+
+#[tokio::test]
+async fn the_dashboard_shows_the_warning_in_word_and_the_banner_what_waits() {
+    let (_, body) = page("/", true).await;
+    assert!(body.contains("grade-approaching"), "{body}");
+    assert!(body.contains(">预警<"), "{body}");
+    assert!(
+        body.contains("受理期限 今日到期") || body.contains("受理期限 剩余"),
+        "{body}"
+    );
+    assert!(body.contains("离线"), "{body}");
+    assert!(body.contains("7 条变更待上传"), "{body}");
+}
+
+#[tokio::test]
+async fn signed_out_visitors_go_to_the_sign_in_page() {
+    for uri in ["/", "/cases", "/cases/430702-2026-000001"] {
+        let (status, _) = page(uri, false).await;
+        assert_eq!(status, StatusCode::SEE_OTHER, "{uri}");
+    }
+}
+
+#[tokio::test]
+async fn a_wrong_password_is_answered_in_chinese_keeping_the_login() {
+    let request = Request::post("/login")
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(Body::from("login=lizt&password=wrong"))
+        .expect("request");
+    let response = console().oneshot(request).await.expect("answer");
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    let body = axum::body::to_bytes(response.into_body(), 1 << 20)
+        .await
+        .expect("body");
+    let body = String::from_utf8(body.to_vec()).expect("utf-8");
+    assert!(body.contains("登录名或密码错误"), "{body}");
+    assert!(body.contains("value=\"lizt\""), "{body}");
+}
+
+#[tokio::test]
+async fn signing_in_sets_the_session_and_csrf_cookies() {
+    let request = Request::post("/login")
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(Body::from("login=lizt&password=right"))
+        .expect("request");
+    let response = console().oneshot(request).await.expect("answer");
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let cookies: Vec<_> = response
+        .headers()
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .collect();
+    assert!(
+        cookies
+            .iter()
+            .any(|cookie| cookie.starts_with("fengqiao_session=good-session"))
+    );
+    assert!(
+        cookies
+            .iter()
+            .any(|cookie| cookie.starts_with("fengqiao_console_csrf=csrf"))
+    );
+}
+
+#[tokio::test]
+async fn signing_out_without_the_csrf_token_is_refused() {
+    let request = Request::post("/logout")
+        .header(header::COOKIE, format!("{SESSION_COOKIE}={SESSION_SECRET}"))
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(Body::from("csrf=forged"))
+        .expect("request");
+    let response = console().oneshot(request).await.expect("answer");
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn a_person_may_switch_to_english() {
+    let response = console()
+        .oneshot(
+            Request::get("/language?to=en")
+                .body(Body::empty())
+                .expect("request"),
+        )
+        .await
+        .expect("answer");
+    let cookie = response
+        .headers()
+        .get(header::SET_COOKIE)
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    assert!(cookie.starts_with("fengqiao_lang=en"), "{cookie}");
+    let request = Request::get("/")
+        .header(
+            header::COOKIE,
+            format!("{SESSION_COOKIE}={SESSION_SECRET}; fengqiao_lang=en"),
+        )
+        .body(Body::empty())
+        .expect("request");
+    let response = console().oneshot(request).await.expect("answer");
+    let body = axum::body::to_bytes(response.into_body(), 1 << 20)
+        .await
+        .expect("body");
+    let body = String::from_utf8(body.to_vec()).expect("utf-8");
+    assert!(body.contains("<html lang=\"en\">"), "{body}");
+    assert!(body.contains("Dashboard"), "{body}");
+    assert!(body.contains(">Approaching<"), "{body}");
+}
+
+/// The vendored files are the ones `scripts/vendor-console-assets` recorded: a hand edit or a
+/// partial refresh shows here.
+#[test]
+fn vendored_files_match_their_recorded_hashes() {
+    use sha2::{Digest, Sha256};
+    let versions = include_str!("../assets/vendor/VERSIONS");
+    let files: [(&str, &[u8]); 2] = [
+        (
+            "htmx.min.js",
+            include_bytes!("../assets/vendor/htmx.min.js"),
+        ),
+        (
+            "echarts.min.js",
+            include_bytes!("../assets/vendor/echarts.min.js"),
+        ),
+    ];
+    for (name, bytes) in files {
+        let recorded = versions
+            .lines()
+            .find_map(|line| line.strip_suffix(&format!("  {name}")))
+            .unwrap_or_else(|| panic!("VERSIONS records no hash of {name}"));
+        assert_eq!(hex::encode(Sha256::digest(bytes)), recorded, "{name}");
+    }
+}

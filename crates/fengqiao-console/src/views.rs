@@ -1,0 +1,460 @@
+//! What each page shows, as text ready to print: the templates (askama, escaping everything)
+//! only lay it out. Words come from the texts, identifiers are masked here unless the page is
+//! asked for full data, times are in China time.
+
+use askama::Template;
+use chrono::{DateTime, Utc};
+use fengqiao_case::deadlines::{calendar_days_until, china_offset};
+use fengqiao_case::model::{CaseView, NodeId, Petitioner, Warning};
+use fengqiao_case::summary::{open_deadlines, summarize};
+use fengqiao_case::warnings::worst_grade;
+
+use crate::backend::{CaseRow, LinkRelation, LinkStatus};
+use crate::masking::{mask_id_number, mask_phone};
+use crate::texts::{Language, Texts, Ui, api_name, fill};
+
+/// What every page shares: the office, who is signed in, the link banner, the menu.
+#[derive(Debug, Clone)]
+pub struct Layout {
+    pub t: &'static Ui,
+    pub lang: &'static str,
+    pub switch_language_href: String,
+    pub office: String,
+    pub office_tier: String,
+    /// `显示名 (login)` of the signed-in account; None on the sign-in page.
+    pub user: Option<String>,
+    pub csrf: String,
+    /// Which menu entry is this page: `dashboard`, `ledger` or empty.
+    pub active: &'static str,
+    pub banner: Vec<BannerLine>,
+    pub title: String,
+}
+
+/// One line of the link banner: colour and word (never colour alone).
+#[derive(Debug, Clone)]
+pub struct BannerLine {
+    /// `link-up`, `link-down` or `link-none`.
+    pub class: &'static str,
+    pub text: String,
+}
+
+/// The link banner: each federation link with its state, since when, and what waits to go.
+pub fn banner(texts: &Texts, links: &[LinkStatus]) -> Vec<BannerLine> {
+    let t = &texts.ui;
+    if links.is_empty() {
+        return vec![BannerLine {
+            class: "link-none",
+            text: t.link_none.clone(),
+        }];
+    }
+    links
+        .iter()
+        .map(|link| {
+            let relation = match link.relation {
+                LinkRelation::Parent => &t.link_parent,
+                LinkRelation::Child => &t.link_child,
+            };
+            let state = if link.connected {
+                &t.link_connected
+            } else {
+                &t.link_offline
+            };
+            let mut text = format!("{relation} {}：{state}", link.name);
+            if let Some(since) = link.since {
+                text.push_str(&format!(" {} {}", t.link_since, date_time(since)));
+            }
+            let pending = match link.relation {
+                LinkRelation::Parent => fill(&t.link_pending_up, &[("count", &link.pending_out)]),
+                LinkRelation::Child => fill(&t.link_pending_down, &[("count", &link.pending_out)]),
+            };
+            text.push_str(&format!(" · {pending}"));
+            BannerLine {
+                class: if link.connected {
+                    "link-up"
+                } else {
+                    "link-down"
+                },
+                text,
+            }
+        })
+        .collect()
+}
+
+/// A date as tables show it: `2026-12-04`, in China.
+pub fn date(at: DateTime<Utc>) -> String {
+    at.with_timezone(&china_offset())
+        .format("%Y-%m-%d")
+        .to_string()
+}
+
+/// A time as the timeline shows it, in China (the column says 北京时间).
+pub fn date_time(at: DateTime<Utc>) -> String {
+    at.with_timezone(&china_offset())
+        .format("%Y-%m-%d %H:%M")
+        .to_string()
+}
+
+/// "剩余 3 天" / "今日到期" / "已超期 2 天".
+pub fn days_text(t: &Ui, due: DateTime<Utc>, now: DateTime<Utc>) -> String {
+    let days = calendar_days_until(due, now);
+    match days {
+        0 => t.due_today.clone(),
+        days if days > 0 => fill(&t.days_left, &[("days", &days)]),
+        days => fill(&t.days_overdue, &[("days", &days.unsigned_abs())]),
+    }
+}
+
+/// A graded warning in colour and word.
+#[derive(Debug, Clone)]
+pub struct GradeView {
+    /// `grade-approaching`, `grade-overdue`, `grade-seriously_overdue`, or `grade-none`.
+    pub class: String,
+    pub word: String,
+    /// Which limit and how far: "办理期限 已超期 2 天".
+    pub detail: String,
+}
+
+fn grade_view(texts: &Texts, warnings: &[Warning], now: DateTime<Utc>) -> GradeView {
+    let Some(grade) = worst_grade(warnings) else {
+        return GradeView {
+            class: "grade-none".to_owned(),
+            word: texts.ui.no_warning.clone(),
+            detail: String::new(),
+        };
+    };
+    let detail = warnings
+        .iter()
+        .filter(|warning| warning.grade == grade)
+        .min_by_key(|warning| warning.due)
+        .map(|warning| {
+            format!(
+                "{} {}",
+                Texts::term(&texts.deadline, &warning.deadline),
+                days_text(&texts.ui, warning.due, now)
+            )
+        })
+        .unwrap_or_default();
+    GradeView {
+        class: format!("grade-{}", api_name(&grade)),
+        word: Texts::term(&texts.grade, &grade),
+        detail,
+    }
+}
+
+/// One row of the 台账 or the 工作台: identifiers masked.
+#[derive(Debug, Clone)]
+pub struct RowView {
+    pub number: String,
+    pub href: String,
+    pub petitioners: String,
+    pub id_numbers: String,
+    pub phones: String,
+    pub summary: String,
+    pub category: String,
+    pub status: String,
+    pub registered: String,
+    pub holder: String,
+    pub grade: GradeView,
+}
+
+/// The first characters of a long text, for a list cell.
+fn beginning(text: &str, characters: usize) -> String {
+    let mut shortened: String = text.chars().take(characters).collect();
+    if text.chars().nth(characters).is_some() {
+        shortened.push('…');
+    }
+    shortened
+}
+
+/// The path of a case's page: the number is `REGION-YEAR-SEQUENCE` (digits and dashes, the
+/// domain's rule), so it needs no escaping beyond what the template does; anything else is
+/// percent-encoded rather than trusted.
+pub fn case_href(number: &str) -> String {
+    let mut path = String::from("/cases/");
+    for byte in number.bytes() {
+        if byte.is_ascii_alphanumeric() || byte == b'-' {
+            path.push(char::from(byte));
+        } else {
+            path.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    path
+}
+
+pub fn row_view(
+    texts: &Texts,
+    row: &CaseRow,
+    holder_name: &dyn Fn(&NodeId) -> String,
+    now: DateTime<Utc>,
+) -> RowView {
+    let summary = &row.item.summary;
+    let join = |part: &dyn Fn(&Petitioner) -> String| {
+        row.petitioners
+            .iter()
+            .map(part)
+            .filter(|text| !text.is_empty())
+            .collect::<Vec<_>>()
+            .join("、")
+    };
+    RowView {
+        number: summary.number.clone(),
+        href: case_href(&summary.number),
+        petitioners: join(&|petitioner| petitioner.name.clone()),
+        id_numbers: join(&|petitioner| mask_id_number(&petitioner.id_number)),
+        phones: join(&|petitioner| mask_phone(&petitioner.phone)),
+        summary: beginning(&row.summary, 40),
+        category: Texts::term(&texts.category, &summary.category),
+        status: Texts::term(&texts.status, &summary.status),
+        registered: summary.timeline.registered_at.map(date).unwrap_or_default(),
+        holder: holder_name(&summary.holder),
+        grade: grade_view(texts, &row.item.warnings, now),
+    }
+}
+
+#[derive(Debug, Template)]
+#[template(path = "sign_in.html")]
+pub struct SignInPage {
+    pub layout: Layout,
+    pub error: Option<String>,
+    pub login: String,
+}
+
+#[derive(Debug, Template)]
+#[template(path = "dashboard.html")]
+pub struct DashboardPage {
+    pub layout: Layout,
+    pub rows: Vec<RowView>,
+    pub total: usize,
+}
+
+/// One choice of a filter's select list.
+#[derive(Debug, Clone)]
+pub struct Choice {
+    pub value: String,
+    pub label: String,
+    pub selected: bool,
+}
+
+#[derive(Debug, Template)]
+#[template(path = "ledger.html")]
+pub struct LedgerPage {
+    pub layout: Layout,
+    pub statuses: Vec<Choice>,
+    pub categories: Vec<Choice>,
+    pub grades: Vec<Choice>,
+    pub rows: Vec<RowView>,
+    pub page_text: String,
+    pub previous_href: Option<String>,
+    pub next_href: Option<String>,
+    pub error: Option<String>,
+}
+
+/// A label and its value, for the case header.
+#[derive(Debug, Clone)]
+pub struct Field {
+    pub label: String,
+    pub value: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct PetitionerView {
+    pub name: String,
+    pub id_number: String,
+    pub phone: String,
+    pub address: String,
+    pub representative: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct EventView {
+    pub at: String,
+    pub kind: String,
+    pub operator: String,
+    pub office: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct DeadlineView {
+    pub kind: String,
+    pub due: String,
+    pub days: String,
+    pub grade: GradeView,
+}
+
+#[derive(Debug, Template)]
+#[template(path = "case.html")]
+pub struct CasePageView {
+    pub layout: Layout,
+    pub number: String,
+    pub fields: Vec<Field>,
+    pub summary: String,
+    pub petitioners: Vec<PetitionerView>,
+    pub full: bool,
+    /// The link that shows or hides the full personal data, when the role may read it.
+    pub toggle: Option<(String, String)>,
+    pub events: Vec<EventView>,
+    pub deadlines: Vec<DeadlineView>,
+}
+
+#[derive(Debug, Template)]
+#[template(path = "message.html")]
+pub struct MessagePage {
+    pub layout: Layout,
+    pub message: String,
+}
+
+/// The case page's content. `full`: the signed-in role may read personal data and asked to.
+pub fn case_page_view(
+    layout: Layout,
+    texts: &Texts,
+    view: &CaseView,
+    full: bool,
+    may_read_personal_data: bool,
+    office_name: &dyn Fn(&NodeId) -> String,
+    now: DateTime<Utc>,
+) -> CasePageView {
+    let t = &texts.ui;
+    let header = &view.header;
+    let timeline = &view.state.timeline;
+    let yes_no = |flag: bool| if flag { t.yes.clone() } else { t.no.clone() };
+    let fields = vec![
+        Field {
+            label: t.status.clone(),
+            value: Texts::term(&texts.status, &view.state.status),
+        },
+        Field {
+            label: t.holder.clone(),
+            value: office_name(&view.state.holder),
+        },
+        Field {
+            label: t.channel.clone(),
+            value: Texts::term(&texts.channel, &header.channel),
+        },
+        Field {
+            label: t.category.clone(),
+            value: Texts::term(&texts.category, &header.category),
+        },
+        Field {
+            label: t.matter_type.clone(),
+            value: Texts::term(&texts.matter_type, &header.matter_type),
+        },
+        Field {
+            label: t.headcount.clone(),
+            value: header.headcount.to_string(),
+        },
+        Field {
+            label: t.respondent.clone(),
+            value: header.respondent.clone(),
+        },
+        Field {
+            label: t.litigation_related.clone(),
+            value: yes_no(header.litigation_related),
+        },
+        Field {
+            label: t.village.clone(),
+            value: header.location.village.clone(),
+        },
+        Field {
+            label: t.region_code.clone(),
+            value: header.location.region_code.clone(),
+        },
+        Field {
+            label: t.leader.clone(),
+            value: header.ownership.leader.clone(),
+        },
+        Field {
+            label: t.registered_at.clone(),
+            value: timeline.registered_at.map(date).unwrap_or_default(),
+        },
+    ];
+    let petitioners = header
+        .petitioners
+        .iter()
+        .map(|petitioner| PetitionerView {
+            name: petitioner.name.clone(),
+            id_number: if full {
+                petitioner.id_number.clone()
+            } else {
+                mask_id_number(&petitioner.id_number)
+            },
+            phone: if full {
+                petitioner.phone.clone()
+            } else {
+                mask_phone(&petitioner.phone)
+            },
+            // An address has no masked form: it is shown only in full view.
+            address: if full {
+                petitioner.address.clone()
+            } else {
+                String::new()
+            },
+            representative: petitioner.representative,
+        })
+        .collect();
+    let mut events: Vec<&fengqiao_case::model::Event> = view.events.iter().collect();
+    events.sort_by(|left, right| left.at.cmp(&right.at).then(left.id.cmp(&right.id)));
+    let events = events
+        .into_iter()
+        .map(|event| EventView {
+            at: date_time(event.at),
+            kind: texts
+                .event
+                .get(event.kind.name())
+                .cloned()
+                .unwrap_or_else(|| event.kind.name().to_owned()),
+            operator: event.operator.clone(),
+            office: office_name(&event.node),
+        })
+        .collect();
+    // The open limits as the domain names them (`summary::open_deadlines`, the rule the
+    // warnings are judged on), each with its warning when it has one.
+    let case_summary = summarize(header, &view.state);
+    let deadlines = open_deadlines(&case_summary)
+        .into_iter()
+        .map(|deadline| {
+            let warned: Vec<Warning> = view
+                .warnings
+                .iter()
+                .filter(|warning| {
+                    warning.deadline == deadline.kind
+                        && warning.due == deadline.due
+                        && warning.directive == deadline.directive
+                })
+                .cloned()
+                .collect();
+            DeadlineView {
+                kind: Texts::term(&texts.deadline, &deadline.kind),
+                due: date(deadline.due),
+                days: days_text(t, deadline.due, now),
+                grade: grade_view(texts, &warned, now),
+            }
+        })
+        .collect();
+    let number = header.number.clone();
+    let toggle = may_read_personal_data.then(|| {
+        if full {
+            (case_href(&number), t.show_masked.clone())
+        } else {
+            (
+                format!("{}?full=1", case_href(&number)),
+                t.show_full.clone(),
+            )
+        }
+    });
+    CasePageView {
+        layout,
+        number,
+        fields,
+        summary: header.summary.clone(),
+        petitioners,
+        full,
+        toggle,
+        events,
+        deadlines,
+    }
+}
+
+/// The language switch's link.
+pub fn switch_language_href(language: Language) -> String {
+    format!("/language?to={}", language.other().code())
+}

@@ -1,0 +1,282 @@
+//! The node's side of the web console (`fengqiao_console::ConsoleBackend`): each question a page
+//! asks, answered by the service that answers the API, with the API's checks: sign-in through
+//! the same throttle and argon2 permits, sessions through `authenticate_session`, the role
+//! table's `read_cases` row before any case is read, the case read into the access log, the
+//! federation's link report for the banner. Nothing here decides a rule of its own.
+
+use std::sync::Arc;
+
+use axum::extract::ConnectInfo;
+use axum::http::{Extensions, HeaderMap};
+use chrono::{DateTime, Utc};
+use fengqiao_accounts::Action;
+use fengqiao_case::model::{CaseHeader, CaseView, NodeId, NodeInfo, WarningGrade};
+use fengqiao_case::summary::earliest_open_deadline;
+use fengqiao_case::warnings::worst_grade;
+use fengqiao_console::{
+    BackendError, BackendErrorKind, BackendFuture, CasePage, CaseQuery, CaseRow, ConsoleBackend,
+    ConsoleSignIn, ConsoleUser, LinkRelation, LinkStatus,
+};
+
+use super::accounts::{SIGN_IN_PERMITS, cookie_text};
+use super::auth::source_address;
+use super::tls::PeerAddress;
+use crate::federation::{FederationStatus, PeerView};
+use crate::service::accounts::Credential;
+use crate::service::{ListFilter, Node, ServiceError};
+
+/// The console's backend over an open node and its running federation, if any.
+#[derive(Debug, Clone)]
+pub struct NodeConsole {
+    node: Arc<Node>,
+    federation: Option<FederationStatus>,
+}
+
+impl NodeConsole {
+    pub fn new(node: Arc<Node>, federation: Option<FederationStatus>) -> NodeConsole {
+        NodeConsole { node, federation }
+    }
+
+    /// Run blocking service work on a blocking thread, as the API's handlers do.
+    async fn on_node<T, F>(&self, work: F) -> Result<T, BackendError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Node) -> Result<T, ServiceError> + Send + 'static,
+    {
+        let node = Arc::clone(&self.node);
+        match tokio::task::spawn_blocking(move || work(&node)).await {
+            Ok(result) => result.map_err(backend_error),
+            Err(error) => Err(BackendError::new(
+                BackendErrorKind::Internal,
+                format!("request work stopped unexpectedly: {error}"),
+            )),
+        }
+    }
+}
+
+/// The service's refusal as the console reads it (the kinds the API answers with 401, 429,
+/// 403, 404, 400; the rest are failures).
+fn backend_error(error: ServiceError) -> BackendError {
+    let kind = match &error {
+        ServiceError::Unauthenticated(_) => BackendErrorKind::Unauthenticated,
+        ServiceError::Throttled {
+            retry_after_seconds,
+        } => BackendErrorKind::Throttled {
+            retry_after_seconds: *retry_after_seconds,
+        },
+        ServiceError::NotPermitted(_) | ServiceError::Forbidden(_) => BackendErrorKind::Forbidden,
+        ServiceError::NotFound(_) => BackendErrorKind::NotFound,
+        ServiceError::InvalidInput(_) => BackendErrorKind::InvalidInput,
+        _ => BackendErrorKind::Internal,
+    };
+    let message = match &error {
+        // The page names the case it did not find.
+        ServiceError::NotFound(number) => number.clone(),
+        other => other.to_string(),
+    };
+    BackendError::new(kind, message)
+}
+
+/// The role table's answer for reading cases (the row `GET /api/cases` and `GET
+/// /api/cases/{number}` are behind).
+fn may_read_cases(user: &ConsoleUser) -> Result<(), BackendError> {
+    user.account
+        .actor()
+        .permit(Action::ReadCases)
+        .map_err(|refusal| BackendError::new(BackendErrorKind::Forbidden, refusal.to_string()))
+}
+
+fn link_status(view: PeerView) -> LinkStatus {
+    LinkStatus {
+        relation: if view.relation == "parent" {
+            LinkRelation::Parent
+        } else {
+            LinkRelation::Child
+        },
+        name: if view.name.is_empty() {
+            view.node_id
+        } else {
+            view.name
+        },
+        connected: view.connected,
+        since: view.since,
+        pending_out: view.pending,
+        pending_in: view.pending_inbound,
+    }
+}
+
+impl ConsoleBackend for NodeConsole {
+    fn office(&self) -> NodeInfo {
+        self.node.info()
+    }
+
+    fn office_name(&self, node: &NodeId) -> Option<String> {
+        let roster = self.federation.as_ref()?.roster();
+        roster
+            .members
+            .iter()
+            .chain(&roster.revoked)
+            .find(|member| member.node_id == *node)
+            .map(|member| member.name.clone())
+    }
+
+    fn sign_in<'a>(
+        &'a self,
+        login: String,
+        password: String,
+        headers: &HeaderMap,
+        extensions: &Extensions,
+    ) -> BackendFuture<'a, ConsoleSignIn> {
+        let peer = extensions
+            .get::<ConnectInfo<PeerAddress>>()
+            .map(|ConnectInfo(PeerAddress(address))| *address);
+        let source = source_address(headers, peer, self.node.config().http.behind_proxy);
+        Box::pin(async move {
+            let _permit = SIGN_IN_PERMITS.acquire().await.map_err(|_| {
+                BackendError::new(BackendErrorKind::Internal, "sign-in permits closed")
+            })?;
+            let signed_in = self
+                .on_node(move |node| node.sign_in(&login, &password, &source, Utc::now()))
+                .await?;
+            tracing::info!(login = %signed_in.principal.account.login, "signed in (console)");
+            Ok(ConsoleSignIn {
+                account: signed_in.principal.account,
+                session_secret: signed_in.session_secret,
+                csrf_token: signed_in.csrf_token,
+            })
+        })
+    }
+
+    fn session<'a>(&'a self, session_secret: String) -> BackendFuture<'a, ConsoleUser> {
+        Box::pin(async move {
+            let principal = self
+                .on_node(move |node| node.authenticate_session(&session_secret, Utc::now()))
+                .await?;
+            match principal.credential {
+                Credential::Session(session) => Ok(ConsoleUser {
+                    account: principal.account,
+                    session,
+                }),
+                _ => Err(BackendError::new(
+                    BackendErrorKind::Unauthenticated,
+                    "not a session",
+                )),
+            }
+        })
+    }
+
+    fn sign_out<'a>(&'a self, session_secret: String) -> BackendFuture<'a, ()> {
+        Box::pin(async move {
+            self.on_node(move |node| node.sign_out(&session_secret))
+                .await
+        })
+    }
+
+    fn cookie(&self, name: &str, value: &str, max_age: Option<u64>) -> String {
+        cookie_text(&self.node.config().http, name, value, max_age)
+    }
+
+    fn cases<'a>(&'a self, user: &'a ConsoleUser, query: CaseQuery) -> BackendFuture<'a, CasePage> {
+        Box::pin(async move {
+            may_read_cases(user)?;
+            let operator = user.account.operator_label();
+            self.on_node(move |node| case_page(node, &operator, &query, Utc::now()))
+                .await
+        })
+    }
+
+    fn case<'a>(&'a self, user: &'a ConsoleUser, number: String) -> BackendFuture<'a, CaseView> {
+        Box::pin(async move {
+            may_read_cases(user)?;
+            let operator = user.account.operator_label();
+            self.on_node(move |node| node.get(Some(&operator), Utc::now(), &number))
+                .await
+        })
+    }
+
+    fn links<'a>(&'a self) -> BackendFuture<'a, Vec<LinkStatus>> {
+        Box::pin(async move {
+            let Some(federation) = &self.federation else {
+                return Ok(Vec::new());
+            };
+            let reports = federation.peers().await.map_err(|error| {
+                BackendError::new(BackendErrorKind::Internal, error.to_string())
+            })?;
+            Ok(reports
+                .iter()
+                .map(|report| link_status(PeerView::from(report)))
+                .collect())
+        })
+    }
+
+    fn now(&self) -> DateTime<Utc> {
+        Utc::now()
+    }
+}
+
+/// One page of the node's cases for the console: the service's list (store filters), then the
+/// warnings' grade, most urgent first (worst grade, then earliest open deadline, then number),
+/// and the registered header of each row on the page for its petitioners and request. The
+/// page's rows show petitioners' names, so the read goes to the access log like a case's.
+fn case_page(
+    node: &Node,
+    operator: &str,
+    query: &CaseQuery,
+    now: DateTime<Utc>,
+) -> Result<CasePage, ServiceError> {
+    let filter = ListFilter {
+        status: query.status,
+        category: query.category,
+        holder: query.held_here.then(|| node.node_id().to_owned()),
+        ..ListFilter::default()
+    };
+    let mut items: Vec<_> = node
+        .list(now, &filter)?
+        .into_iter()
+        .filter(|item| !query.warned_only || !item.warnings.is_empty())
+        .filter(|item| query.grade.is_none() || worst_grade(&item.warnings) == query.grade)
+        .collect();
+    items.sort_by(|left, right| {
+        let urgency = |grade: Option<WarningGrade>| std::cmp::Reverse(grade);
+        urgency(worst_grade(&left.warnings))
+            .cmp(&urgency(worst_grade(&right.warnings)))
+            .then_with(|| {
+                let due = |item: &fengqiao_case::model::CaseListItem| {
+                    earliest_open_deadline(&item.summary).unwrap_or(DateTime::<Utc>::MAX_UTC)
+                };
+                due(left).cmp(&due(right))
+            })
+            .then_with(|| left.summary.number.cmp(&right.summary.number))
+    });
+    let total = items.len();
+    let page_size = query.page_size.max(1);
+    let rows: Vec<CaseRow> = items
+        .into_iter()
+        .skip(query.page.saturating_mul(page_size))
+        .take(page_size)
+        .map(|item| {
+            let header: Option<CaseHeader> = node
+                .store()
+                .with_case(&item.summary.number, |document| document.header())?
+                .transpose()?;
+            Ok(CaseRow {
+                petitioners: header
+                    .as_ref()
+                    .map(|header| header.petitioners.clone())
+                    .unwrap_or_default(),
+                summary: header.map(|header| header.summary).unwrap_or_default(),
+                item,
+            })
+        })
+        .collect::<Result<_, ServiceError>>()?;
+    if !rows.is_empty() {
+        let record = serde_json::json!({
+            "at": now,
+            "operator": operator,
+            "action": "list_cases_console",
+            "cases": rows.iter().map(|row| row.item.summary.number.as_str()).collect::<Vec<_>>(),
+        });
+        node.store().log_access(record.to_string().as_bytes())?;
+    }
+    Ok(CasePage { rows, total })
+}

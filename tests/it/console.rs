@@ -1,0 +1,530 @@
+//! The web console 工作台 in a real browser: headless Chromium driven over WebDriver
+//! (chromedriver, `fantoccini`) against a real `fengqiao run`, at an office PC's 1366x768. Each
+//! page visited leaves a screenshot in `target/console-screenshots/`. Without Chromium and
+//! chromedriver (`scripts/install-browser` installs them) the test says why on stderr and skips.
+
+use std::io::Write;
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use fantoccini::{Client, ClientBuilder, Locator};
+use fengqiao_tests::{
+    NodeProcess, Office, TEST_LOGIN, TEST_PASSWORD, VILLAGE_REGION, case_number, fengqiao_binary,
+    http_post, sample_registration,
+};
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+
+/// Say why a browser test does not run, where `cargo test` shows it even for a passing test
+/// (straight to stderr, past the test harness's capture).
+fn skip(reason: &str) {
+    let _ = writeln!(std::io::stderr(), "SKIPPED console browser test: {reason}");
+}
+
+/// chromedriver on a free port, stopped when dropped.
+struct Chromedriver {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Chromedriver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|address| address.port())
+        .expect("a free port")
+}
+
+fn start_chromedriver(log: &Path) -> Chromedriver {
+    let port = free_port();
+    let log_file = std::fs::File::create(log).expect("chromedriver log");
+    let child = Command::new(CHROMEDRIVER)
+        .arg(format!("--port={port}"))
+        .arg("--allowed-ips=127.0.0.1")
+        .stdout(Stdio::null())
+        .stderr(log_file)
+        .spawn()
+        .expect("start chromedriver");
+    let driver = Chromedriver {
+        child,
+        url: format!("http://127.0.0.1:{port}"),
+    };
+    let address: SocketAddr = format!("127.0.0.1:{port}").parse().expect("address");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect_timeout(&address, Duration::from_millis(200)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "chromedriver did not listen on {address}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    driver
+}
+
+fn screenshots_dir() -> PathBuf {
+    // The binary is target/<profile>/fengqiao: the screenshots go beside the profiles.
+    let binary = fengqiao_binary();
+    let target = binary
+        .parent()
+        .and_then(Path::parent)
+        .expect("binary inside target/<profile>");
+    let dir = target.join("console-screenshots");
+    std::fs::create_dir_all(&dir).expect("screenshot directory");
+    dir
+}
+
+async fn screenshot(browser: &Client, name: &str) {
+    let png = browser.screenshot().await.expect("screenshot");
+    std::fs::write(screenshots_dir().join(format!("{name}.png")), png).expect("screenshot saved");
+}
+
+async fn text_of(browser: &Client, css: &str) -> String {
+    browser
+        .find(Locator::Css(css))
+        .await
+        .unwrap_or_else(|error| panic!("no {css} on the page: {error}"))
+        .text()
+        .await
+        .expect("element text")
+}
+
+async fn sign_in(browser: &Client, base: &str, login: &str, password: &str) {
+    browser
+        .goto(&format!("{base}/login"))
+        .await
+        .expect("open 登录");
+    let login_field = browser.find(Locator::Id("login")).await.expect("login");
+    login_field.clear().await.expect("clear login");
+    login_field.send_keys(login).await.expect("type login");
+    browser
+        .find(Locator::Id("password"))
+        .await
+        .expect("password")
+        .send_keys(password)
+        .await
+        .expect("type password");
+    browser
+        .find(Locator::Id("sign-in"))
+        .await
+        .expect("sign-in button")
+        .click()
+        .await
+        .expect("sign in");
+}
+
+/// A village (joined to a township that is not running, so its uplink is down) holding three
+/// cases: one registered 13 days ago (预警 on the 15-day acceptance limit), one 40 days ago
+/// (严重超时), one today (no warning).
+fn village_with_cases(dir: &Path) -> (NodeProcess, Vec<String>) {
+    let township = Office::township(dir);
+    let village = Office::village(dir, "village", VILLAGE_REGION);
+    township.admit(&village);
+    // Nobody answers QUIC on the discard port: the village's link to its parent stays down.
+    village.join(&township, "127.0.0.1:9".parse().expect("address"));
+    let node = village.start();
+    let mut numbers = Vec::new();
+    for (index, days_ago) in [(1, 13), (2, 40), (3, 0)] {
+        let mut body = sample_registration(VILLAGE_REGION, index);
+        body["registered_at"] = serde_json::json!(Utc::now() - chrono::Duration::days(days_ago));
+        let (status, view) = http_post(node.address, "/api/cases", &body).expect("register");
+        assert_eq!(status, 201, "{view}");
+        numbers.push(case_number(&view));
+    }
+    (node, numbers)
+}
+
+#[test]
+fn a_person_signs_in_and_reads_the_dashboard_ledger_and_a_case_in_chromium() {
+    for binary in [CHROMIUM, CHROMEDRIVER] {
+        if !Path::new(binary).exists() {
+            skip(&format!(
+                "{binary} is not installed (scripts/install-browser installs it, as root with apt-get)"
+            ));
+            return;
+        }
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (node, numbers) = village_with_cases(dir.path());
+    let base = format!("http://{}", node.address);
+    let driver = start_chromedriver(&dir.path().join("chromedriver.log"));
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let mut capabilities = serde_json::Map::new();
+        capabilities.insert(
+            "goog:chromeOptions".to_owned(),
+            serde_json::json!({
+                "binary": CHROMIUM,
+                "args": ["--headless=new", "--no-sandbox", "--disable-gpu",
+                         "--disable-dev-shm-usage", "--window-size=1366,768", "--lang=zh-CN"]
+            }),
+        );
+        let browser = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+            .capabilities(capabilities)
+            .connect(&driver.url)
+            .await
+            .expect("a Chromium session");
+
+        // 登录 shows the office; a wrong password is answered in Chinese, the login kept.
+        browser.goto(&format!("{base}/")).await.expect("open /");
+        assert!(
+            browser
+                .current_url()
+                .await
+                .expect("url")
+                .path()
+                .ends_with("/login")
+        );
+        assert_eq!(text_of(&browser, "#office-name").await, "芦荻山村调解室");
+        screenshot(&browser, "01-login").await;
+        sign_in(&browser, &base, TEST_LOGIN, "wrong-password").await;
+        let error = text_of(&browser, "#sign-in-error").await;
+        assert!(error.contains("登录名或密码错误"), "{error}");
+        screenshot(&browser, "02-login-wrong-password").await;
+
+        // 工作台: the uplink is down and says what waits; the two warned cases, graded in word.
+        sign_in(&browser, &base, TEST_LOGIN, TEST_PASSWORD).await;
+        assert_eq!(browser.current_url().await.expect("url").path(), "/");
+        let banner = text_of(&browser, "#link-banner").await;
+        assert!(banner.contains("离线"), "{banner}");
+        assert!(banner.contains("条变更待上传"), "{banner}");
+        let dashboard = text_of(&browser, "main").await;
+        assert!(dashboard.contains(&numbers[0]), "{dashboard}");
+        assert!(dashboard.contains(&numbers[1]), "{dashboard}");
+        assert!(
+            !dashboard.contains(&numbers[2]),
+            "a case with no warning: {dashboard}"
+        );
+        assert!(dashboard.contains("预警"), "{dashboard}");
+        assert!(dashboard.contains("严重超时"), "{dashboard}");
+        assert!(dashboard.contains("已超期"), "{dashboard}");
+        screenshot(&browser, "03-dashboard").await;
+
+        // 台账: every case, the ID number masked; the filter is kept in the URL.
+        browser
+            .find(Locator::LinkText("台账"))
+            .await
+            .expect("menu 台账")
+            .click()
+            .await
+            .expect("open 台账");
+        let ledger = text_of(&browser, "main").await;
+        for number in &numbers {
+            assert!(ledger.contains(number.as_str()), "{ledger}");
+        }
+        assert!(ledger.contains("430702********0029"), "{ledger}");
+        assert!(!ledger.contains("430702198503120029"), "{ledger}");
+        assert!(ledger.contains("138****1234"), "{ledger}");
+        screenshot(&browser, "04-ledger").await;
+        browser
+            .goto(&format!("{base}/cases?grade=seriously_overdue"))
+            .await
+            .expect("filtered 台账");
+        let filtered = text_of(&browser, "#cases").await;
+        assert!(filtered.contains(&numbers[1]), "{filtered}");
+        assert!(!filtered.contains(&numbers[0]), "{filtered}");
+        screenshot(&browser, "05-ledger-filtered").await;
+        // With JavaScript on, the embedded htmx swaps the table in place on a change of filter
+        // and keeps the filter in the URL.
+        browser
+            .find(Locator::Css("select[name=grade]"))
+            .await
+            .expect("the grade filter")
+            .select_by_value("approaching")
+            .await
+            .expect("choose 预警");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let url = browser.current_url().await.expect("url");
+            let table = text_of(&browser, "#cases").await;
+            if url.as_str().contains("grade=approaching") && table.contains(&numbers[0]) {
+                assert!(!table.contains(&numbers[1]), "{table}");
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "htmx did not swap the filtered table in: {url} {table}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        screenshot(&browser, "05b-ledger-htmx-filter").await;
+        browser
+            .goto(&format!("{base}/cases?grade=seriously_overdue"))
+            .await
+            .expect("filtered 台账");
+
+        // 案件详情: masked header, the registration in the timeline, days past the limit.
+        browser
+            .find(Locator::LinkText(&numbers[1]))
+            .await
+            .expect("the case's link")
+            .click()
+            .await
+            .expect("open 案件详情");
+        let case = text_of(&browser, "main").await;
+        assert!(case.contains("430702********0029"), "{case}");
+        assert!(case.contains("登记"), "{case}");
+        assert!(case.contains("测试员 (tester)"), "{case}");
+        assert!(case.contains("已超期"), "{case}");
+        screenshot(&browser, "06-case").await;
+        browser
+            .find(Locator::Id("toggle-full"))
+            .await
+            .expect("查看完整信息")
+            .click()
+            .await
+            .expect("show full");
+        let full = text_of(&browser, "main").await;
+        assert!(full.contains("430702198503120029"), "{full}");
+        screenshot(&browser, "07-case-full").await;
+
+        // 退出登录: back to 登录, and the console asks to sign in again.
+        browser
+            .find(Locator::Id("sign-out"))
+            .await
+            .expect("sign-out button")
+            .click()
+            .await
+            .expect("sign out");
+        browser
+            .goto(&format!("{base}/cases"))
+            .await
+            .expect("open 台账");
+        assert!(
+            browser
+                .current_url()
+                .await
+                .expect("url")
+                .path()
+                .ends_with("/login")
+        );
+        browser.close().await.expect("close the browser");
+    });
+    drop(driver);
+    node.stop().expect("stop node");
+}
+
+/// One HTTP answer of the console: status, `Location`, every `Set-Cookie`, the body.
+struct Page {
+    status: u16,
+    location: Option<String>,
+    cookies: Vec<String>,
+    body: String,
+}
+
+/// A console request as a browser with JavaScript off makes it, redirects not followed.
+fn console_request(
+    address: SocketAddr,
+    method: &str,
+    path: &str,
+    cookie: &str,
+    form: &str,
+) -> Page {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .max_redirects(0)
+        .timeout_global(Some(Duration::from_secs(30)))
+        .build()
+        .into();
+    let url = format!("http://{address}{path}");
+    let response = if method == "POST" {
+        agent
+            .post(&url)
+            .header("cookie", cookie)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .send(form)
+    } else {
+        agent.get(&url).header("cookie", cookie).call()
+    };
+    let mut response = response.expect("the node answers");
+    let header = |name: &str| {
+        response
+            .headers()
+            .get_all(name)
+            .iter()
+            .filter_map(|value| value.to_str().ok())
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+    };
+    let location = header("location").into_iter().next();
+    let cookies = header("set-cookie");
+    Page {
+        status: response.status().as_u16(),
+        location,
+        cookies,
+        body: response.body_mut().read_to_string().unwrap_or_default(),
+    }
+}
+
+/// `name=value` of each cookie set, as a browser sends them back.
+fn cookie_header(set_cookies: &[String]) -> String {
+    set_cookies
+        .iter()
+        .filter_map(|cookie| cookie.split(';').next())
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// Without a browser: the console signs in through the node's accounts (the API's session
+/// cookie, with its attributes), reads cases only for a role that may (the role table), takes
+/// a sign-out only with the session's CSRF token, and records what it showed in the access log.
+#[test]
+fn the_console_uses_the_apis_sessions_role_table_csrf_and_access_log() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let village = Office::village(dir.path(), "village", VILLAGE_REGION);
+    fengqiao_tests::add_account(&village.dir, "keeper", "管理员甲", &["admin"]);
+    let node = NodeProcess::start(&village.dir).expect("start node");
+    let (status, view) = http_post(
+        node.address,
+        "/api/cases",
+        &sample_registration(VILLAGE_REGION, 1),
+    )
+    .expect("register");
+    assert_eq!(status, 201, "{view}");
+    let number = case_number(&view);
+
+    let refused = console_request(
+        node.address,
+        "POST",
+        "/login",
+        "",
+        &format!("login={TEST_LOGIN}&password=wrong"),
+    );
+    assert_eq!(refused.status, 401);
+    assert!(
+        refused.body.contains("登录名或密码错误"),
+        "{}",
+        refused.body
+    );
+    assert!(refused.cookies.is_empty(), "{:?}", refused.cookies);
+
+    let signed_in = console_request(
+        node.address,
+        "POST",
+        "/login",
+        "",
+        &format!("login={TEST_LOGIN}&password={TEST_PASSWORD}"),
+    );
+    assert_eq!(signed_in.status, 303, "{}", signed_in.body);
+    assert_eq!(signed_in.location.as_deref(), Some("/"));
+    let session = signed_in
+        .cookies
+        .iter()
+        .find(|cookie| cookie.starts_with("fengqiao_session="))
+        .expect("the API's session cookie");
+    assert!(
+        session.contains("HttpOnly") && session.contains("SameSite=Strict"),
+        "{session}"
+    );
+    let cookies = cookie_header(&signed_in.cookies);
+
+    // The console's session is the API's: the same cookie answers /api/session.
+    let (who, _) = {
+        let mut response = fengqiao_tests::bare_agent()
+            .get(format!("http://{}/api/session", node.address))
+            .header("cookie", &cookies)
+            .call()
+            .expect("who am I");
+        let status = response.status().as_u16();
+        (
+            status,
+            response.body_mut().read_to_string().unwrap_or_default(),
+        )
+    };
+    assert_eq!(who, 200);
+
+    let ledger = console_request(node.address, "GET", "/cases", &cookies, "");
+    assert_eq!(ledger.status, 200);
+    assert!(ledger.body.contains(&number), "{}", ledger.body);
+    assert!(
+        ledger.body.contains("430702********0029"),
+        "{}",
+        ledger.body
+    );
+    assert!(
+        !ledger.body.contains("430702198503120029"),
+        "{}",
+        ledger.body
+    );
+    let case = console_request(
+        node.address,
+        "GET",
+        &format!("/cases/{number}"),
+        &cookies,
+        "",
+    );
+    assert_eq!(case.status, 200);
+
+    // A forged or missing CSRF token does not sign out; the session's own does.
+    let forged = console_request(node.address, "POST", "/logout", &cookies, "csrf=forged");
+    assert_eq!(forged.status, 403);
+    assert_eq!(
+        console_request(node.address, "GET", "/", &cookies, "").status,
+        200,
+        "still signed in"
+    );
+    let csrf = signed_in
+        .cookies
+        .iter()
+        .find_map(|cookie| cookie.strip_prefix("fengqiao_console_csrf="))
+        .and_then(|rest| rest.split(';').next())
+        .expect("the console's CSRF cookie");
+    let out = console_request(
+        node.address,
+        "POST",
+        "/logout",
+        &cookies,
+        &format!("csrf={csrf}"),
+    );
+    assert_eq!(out.status, 303);
+    let after = console_request(node.address, "GET", "/", &cookies, "");
+    assert_eq!(after.status, 303);
+    assert_eq!(after.location.as_deref(), Some("/login"));
+
+    // An account whose roles do not read cases (admin only) is told so, in Chinese.
+    let keeper = console_request(
+        node.address,
+        "POST",
+        "/login",
+        "",
+        &format!("login=keeper&password={TEST_PASSWORD}"),
+    );
+    let keeper_cookies = cookie_header(&keeper.cookies);
+    let refused = console_request(node.address, "GET", "/cases", &keeper_cookies, "");
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    assert!(refused.body.contains("无权查看"), "{}", refused.body);
+    node.stop().expect("stop node");
+
+    // Both reads went to the access log, under the account.
+    let access_log: Vec<String> = fengqiao_tests::open_stopped_node(&village.dir)
+        .store()
+        .access_log_since(0, 10_000)
+        .expect("the access log")
+        .into_iter()
+        .map(|(_, record)| String::from_utf8_lossy(&record).into_owned())
+        .collect();
+    assert!(
+        access_log
+            .iter()
+            .any(|record| record.contains("list_cases_console") && record.contains(&number)),
+        "{access_log:?}"
+    );
+    assert!(
+        access_log
+            .iter()
+            .any(|record| record.contains("read_case") && record.contains("测试员 (tester)")),
+        "{access_log:?}"
+    );
+}
