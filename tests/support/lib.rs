@@ -543,6 +543,7 @@ impl Tamperer {
             },
             signature: None,
             imported: None,
+            backdated_reason: None,
         };
         fengqiao_case::signature::sign_event(number, &mut event, self.node.identity())?;
         Ok(event)

@@ -88,6 +88,7 @@ pub(crate) fn derive_from_refs(
     state.superseded = in_canonical_order(&superseded, &position);
     state.event_count = u32::try_from(canonical.len()).unwrap_or(u32::MAX);
     state.last_event_at = canonical.iter().map(|event| event.at).max();
+    state.time_flags = crate::event_time::time_flags(&canonical);
     state
 }
 
@@ -162,6 +163,7 @@ pub(crate) fn empty_state() -> CaseState {
         event_count: 0,
         last_event_at: None,
         imported: false,
+        time_flags: Vec::new(),
     }
 }
 

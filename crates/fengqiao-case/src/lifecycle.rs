@@ -11,6 +11,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use crate::authority::{AuthorityError, Hierarchy, authorize};
 use crate::deadlines::{calendar_deadline, local_date, truncate_to_millis, working_day_deadline};
 use crate::document::{CaseDocument, DocumentError};
+use crate::event_time::counted_time;
 use crate::model::{
     CaseHeader, CaseState, DirectiveId, DirectiveState, DirectiveStatus, Event, EventId, EventKind,
     HeaderAmendment, HybridTimestamp, ImportMark, Limits, Location, MediationResult, NodeId,
@@ -30,6 +31,9 @@ pub struct NewEvent {
     pub hlc: HybridTimestamp,
     /// Set by a ledger import only: `at` is the ledger's time, recorded as such.
     pub imported: Option<ImportMark>,
+    /// Why `at` lies in the past beyond the clock skew allowance (补录); checked by the caller
+    /// with `crate::event_time::check_claimed_time`.
+    pub backdated_reason: Option<String>,
 }
 
 /// Why an event was refused. Messages are for the operator who asked for it.
@@ -88,6 +92,8 @@ pub(crate) struct Proposed<'a> {
     pub id: &'a str,
     pub kind: &'a EventKind,
     pub at: DateTime<Utc>,
+    /// When the event counts for the measures (`crate::event_time::counted_time`).
+    pub counted_at: DateTime<Utc>,
     pub node: &'a str,
     pub operator: &'a str,
 }
@@ -98,6 +104,7 @@ impl<'a> From<&'a NewEvent> for Proposed<'a> {
             id: &event.id,
             kind: &event.kind,
             at: event.at,
+            counted_at: counted_time(event.at, event.hlc, event.imported.is_some()),
             node: &event.node,
             operator: &event.operator,
         }
@@ -110,6 +117,7 @@ impl<'a> From<&'a Event> for Proposed<'a> {
             id: &event.id,
             kind: &event.kind,
             at: event.at,
+            counted_at: counted_time(event.at, event.hlc, event.imported.is_some()),
             node: &event.node,
             operator: &event.operator,
         }
@@ -318,7 +326,7 @@ pub(crate) fn next_state(
                     "only a registered case awaiting its decision can be accepted",
                 ));
             }
-            record_decision(&mut next, at);
+            record_decision(&mut next, event.counted_at);
             next.status = Status::Accepted;
             next.timeline.accepted_at = Some(at);
             start_handling(&mut next, at, limits);
@@ -332,7 +340,7 @@ pub(crate) fn next_state(
                 ));
             }
             required("reason", reason)?;
-            record_decision(&mut next, at);
+            record_decision(&mut next, event.counted_at);
             next.status = Status::NotAccepted;
         }
         EventKind::Divert { to_unit, reason } => {
@@ -345,7 +353,7 @@ pub(crate) fn next_state(
             }
             required("to_unit", to_unit)?;
             required("reason", reason)?;
-            record_decision(&mut next, at);
+            record_decision(&mut next, event.counted_at);
             next.status = Status::Diverted;
         }
         EventKind::Forward {
@@ -362,7 +370,7 @@ pub(crate) fn next_state(
             }
             required("to_unit", to_unit)?;
             required("reason", reason)?;
-            record_decision(&mut next, at);
+            record_decision(&mut next, event.counted_at);
             match to_node {
                 Some(to_node) => {
                     other_node("to_node", to_node, &state.holder)?;
@@ -395,7 +403,7 @@ pub(crate) fn next_state(
                     ),
                 });
             }
-            record_decision(&mut next, at);
+            record_decision(&mut next, event.counted_at);
             await_receiver(&mut next, to_node, at, limits);
             next.assignment_deadline = Some(*deadline);
         }
@@ -452,7 +460,7 @@ pub(crate) fn next_state(
             }
             other_node("to_node", to_node, &state.holder)?;
             required("reason", reason)?;
-            record_decision(&mut next, at);
+            record_decision(&mut next, event.counted_at);
             next.holder = to_node.clone();
             next.escalated_to.push(to_node.clone());
             next.timeline.received_at = Some(at);
@@ -541,7 +549,7 @@ pub(crate) fn next_state(
             required("text", text)?;
             next.status = Status::Replied;
             next.reply = Some((*outcome, text.clone()));
-            next.timeline.replied_at = Some(at);
+            next.timeline.replied_at = Some(event.counted_at);
             next.timeline.replied_deadline = state.timeline.handling_deadline;
             next.timeline.evaluation_deadline = Some(calendar_deadline(at, limits.evaluation_days));
         }
@@ -1116,6 +1124,7 @@ pub fn append(
         hlc: event.hlc,
         signature: None,
         imported: event.imported,
+        backdated_reason: event.backdated_reason,
     };
     signature::sign_event(&header.number, &mut stored, signer)?;
     document.push_event(&stored)?;
@@ -1161,6 +1170,7 @@ pub fn register(
         hlc: register.hlc,
         signature: None,
         imported: register.imported,
+        backdated_reason: register.backdated_reason,
     };
     signature::sign_event(&header.number, &mut event, signer)?;
     let document = CaseDocument::create(&header, &event, actor)?;

@@ -44,9 +44,17 @@ pub const EVENT_SIGNATURE_VERSION: u32 = 1;
 /// version it does not verify, rather than as altered, and every other event is signed as before.
 pub const IMPORTED_EVENT_SIGNATURE_VERSION: u32 = 2;
 
+/// Version of the signing bytes of an event that gives a reason for being dated in the past
+/// (`Event::backdated_reason`): version 2's fields (the import mark, if any) and the reason. As
+/// with version 2, a build that knows only the earlier versions refuses such an event as of an
+/// unknown version, and a reason cannot be stripped or altered.
+pub const BACKDATED_EVENT_SIGNATURE_VERSION: u32 = 3;
+
 /// The signature version `event` must carry: the one whose signing bytes hold all its fields.
 pub fn signature_version(event: &Event) -> u32 {
-    if event.imported.is_some() {
+    if event.backdated_reason.is_some() {
+        BACKDATED_EVENT_SIGNATURE_VERSION
+    } else if event.imported.is_some() {
         IMPORTED_EVENT_SIGNATURE_VERSION
     } else {
         EVENT_SIGNATURE_VERSION
@@ -136,6 +144,9 @@ struct SigningContent<'a> {
     /// Version 2 only; left out of version 1's bytes, which stay as they were.
     #[serde(skip_serializing_if = "Option::is_none")]
     imported: Option<&'a ImportMark>,
+    /// Version 3 only; left out of the bytes of versions 1 and 2.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    backdated_reason: Option<&'a str>,
 }
 
 /// The bytes a node signs for `event` of `case`.
@@ -152,6 +163,7 @@ pub fn signing_bytes(case: &str, event: &Event) -> Result<Vec<u8>, SignatureErro
         operator: &event.operator,
         prev: event.prev.as_deref(),
         imported: event.imported.as_ref(),
+        backdated_reason: event.backdated_reason.as_deref(),
     };
     serde_json::to_vec(&content).map_err(|error| SignatureError::Encode {
         event: event.id.clone(),

@@ -973,6 +973,7 @@ impl Node {
             operator: operator.to_owned(),
             hlc: self.tick_clock(now)?,
             imported: None,
+            backdated_reason: None,
         })
     }
 

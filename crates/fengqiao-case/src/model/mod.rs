@@ -539,6 +539,11 @@ pub struct Event {
     /// absent on every other event, which encode and sign as before.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub imported: Option<ImportMark>,
+    /// Why the event is dated (`at`) more than the clock skew allowance before the node recorded
+    /// it (`hlc`): a paper record entered later (补录). Signed (signature version 3); absent on
+    /// every other event, which encode and sign as before (`crate::event_time` is the rule).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backdated_reason: Option<String>,
 }
 
 /// Which ledger import made an event, and from which row. The operator who ran the import is
@@ -780,6 +785,11 @@ pub struct CaseState {
     /// Registered by a ledger import (its register event carries an [`ImportMark`]).
     #[serde(default)]
     pub imported: bool,
+    /// What a person must look at about the events' times (时间存疑: an event dated before what
+    /// it follows, back-dated without a reason, or dated after it was recorded), judged from the
+    /// events alone by `crate::event_time::time_flags`. Such events are kept and applied.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub time_flags: Vec<String>,
 }
 
 /// What a node stores per case beside the document, to list, index and measure without loading it.
@@ -917,6 +927,10 @@ pub struct RegisterCase {
     /// Defaults to now; an import gives the ledger's date.
     #[serde(default)]
     pub registered_at: Option<DateTime<Utc>>,
+    /// Why `registered_at` lies more than 5 minutes in the past (补录原因): required then,
+    /// refused otherwise (`crate::event_time`); an import gives none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backdated_reason: Option<String>,
     pub channel: Channel,
     pub petitioners: Vec<Petitioner>,
     pub headcount: u32,
@@ -939,6 +953,10 @@ pub struct AppendEvent {
     pub kind: EventKind,
     #[serde(default)]
     pub at: Option<DateTime<Utc>>,
+    /// Why `at` lies more than 5 minutes in the past (补录原因): required then, refused
+    /// otherwise (`crate::event_time`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backdated_reason: Option<String>,
 }
 
 /// `GET /api/cases/{number}`: everything about one case.

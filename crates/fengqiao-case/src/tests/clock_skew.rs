@@ -55,6 +55,7 @@ impl SkewedNode {
             hlc: self.clock.tick(wall),
             signature: None,
             imported: None,
+            backdated_reason: None,
         }
     }
 

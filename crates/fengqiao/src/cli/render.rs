@@ -938,6 +938,7 @@ mod tests {
             hlc: Default::default(),
             signature: None,
             imported: None,
+            backdated_reason: None,
         };
         let events = vec![
             event("e1", EventKind::Register { header: None }, 1),

@@ -1422,6 +1422,7 @@ mod tests {
             hlc: Default::default(),
             signature: None,
             imported: None,
+            backdated_reason: None,
         };
         fengqiao_case::signature::sign_event(case, &mut event, &peer_key()).unwrap();
         event

@@ -643,6 +643,7 @@ fn push_forged_note(office: &TestOffice, case: &str, claimed_node: &str, signer:
         },
         signature: None,
         imported: None,
+        backdated_reason: None,
     };
     fengqiao_case::signature::sign_event(case, &mut forged, signer.node.identity()).unwrap();
     let limits = office.node.config().limits.clone();
