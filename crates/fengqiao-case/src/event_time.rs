@@ -14,6 +14,8 @@
 //!
 //! No IO: `now` is passed in.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Datelike, TimeDelta, Utc};
 
 use crate::deadlines::local_date;
@@ -178,10 +180,13 @@ pub fn recorded_time(event: &Event) -> Option<DateTime<Utc>> {
     event.hlc.wall_time()
 }
 
-/// Whether the claimed and recorded times of `event` differ by more than the clocks may: the
-/// audit log shows both then.
-pub fn times_differ(event: &Event) -> bool {
-    recorded_time(event).is_some_and(|recorded| (recorded - event.at).abs() > CLOCK_SKEW_ALLOWANCE)
+/// Whether an event's claimed time `at` and the time its node recorded it (`hlc`) differ by more
+/// than the clocks may: the audit log shows both then.
+pub fn times_differ(at: DateTime<Utc>, hlc: HybridTimestamp) -> bool {
+    hlc != HybridTimestamp::ZERO
+        && hlc
+            .wall_time()
+            .is_some_and(|recorded| (recorded - at).abs() > CLOCK_SKEW_ALLOWANCE)
 }
 
 /// The time `event` counts at for the measures (及时受理率, 按期办结率): the claimed time, unless
@@ -197,6 +202,72 @@ pub fn counted_time(at: DateTime<Utc>, hlc: HybridTimestamp, imported: bool) -> 
     }
 }
 
+/// The events an event of `kind` based on the transition `prev` follows, among `events`: that
+/// transition, the case's registration, and for a directive's step the directive's issue. The
+/// time rule judges a new event's claimed time against them, and [`time_flags`] a held one's.
+pub fn predecessors_of<'a>(
+    events: &'a [Event],
+    kind: &EventKind,
+    prev: Option<&str>,
+) -> Vec<Predecessor<'a>> {
+    let held: Vec<&Event> = events.iter().collect();
+    HeldEvents::new(&held)
+        .followed_by(kind, prev)
+        .into_iter()
+        .map(Predecessor::from)
+        .collect()
+}
+
+/// A case's events indexed for [`predecessors_of`] and [`time_flags`], read once.
+struct HeldEvents<'a> {
+    by_id: HashMap<&'a str, &'a Event>,
+    registration: Option<&'a Event>,
+    directive_issues: HashMap<&'a str, &'a Event>,
+}
+
+impl<'a> HeldEvents<'a> {
+    fn new(events: &[&'a Event]) -> HeldEvents<'a> {
+        let mut held = HeldEvents {
+            by_id: HashMap::with_capacity(events.len()),
+            registration: None,
+            directive_issues: HashMap::new(),
+        };
+        for event in events {
+            held.by_id.entry(event.id.as_str()).or_insert(event);
+            match &event.kind {
+                EventKind::Register { .. } if event.prev.is_none() => {
+                    held.registration.get_or_insert(event);
+                }
+                EventKind::IssueDirective { directive, .. } => {
+                    held.directive_issues
+                        .entry(directive.as_str())
+                        .or_insert(event);
+                }
+                _ => {}
+            }
+        }
+        held
+    }
+
+    fn followed_by(&self, kind: &EventKind, prev: Option<&str>) -> Vec<&'a Event> {
+        let mut followed: Vec<&'a Event> = Vec::new();
+        if let Some(prev) = prev.and_then(|prev| self.by_id.get(prev)) {
+            followed.push(prev);
+        }
+        if let Some(register) = self.registration
+            && !followed.iter().any(|known| known.id == register.id)
+        {
+            followed.push(register);
+        }
+        if let Some(issue) = directive_step_target(kind)
+            .and_then(|directive| self.directive_issues.get(directive.as_str()))
+        {
+            followed.push(issue);
+        }
+        followed
+    }
+}
+
 /// What a person must look at about the times of a case's events (时间存疑), judged from the
 /// events alone so that every replica names the same: an event dated before the transition it
 /// follows (`prev`), the registration, or the directive it answers, beyond the skew allowance
@@ -204,38 +275,13 @@ pub fn counted_time(at: DateTime<Utc>, hlc: HybridTimestamp, imported: bool) -> 
 /// the allowance before its maker recorded it with no reason given; an event dated after its
 /// maker recorded it. Imported events keep their ledger times and are judged only for order.
 pub fn time_flags(events: &[&Event]) -> Vec<String> {
-    let by_id: std::collections::HashMap<&str, &Event> = events
-        .iter()
-        .map(|event| (event.id.as_str(), *event))
-        .collect();
-    let registration = events
-        .iter()
-        .copied()
-        .find(|event| matches!(event.kind, EventKind::Register { .. }) && event.prev.is_none());
-    let directive_issues: std::collections::HashMap<&str, &Event> = events
-        .iter()
-        .filter_map(|event| match &event.kind {
-            EventKind::IssueDirective { directive, .. } => Some((directive.as_str(), *event)),
-            _ => None,
-        })
-        .collect();
+    let held = HeldEvents::new(events);
     let mut flags = Vec::new();
     for event in events {
-        let mut followed: Vec<&Event> = Vec::new();
-        if let Some(prev) = event.prev.as_deref().and_then(|prev| by_id.get(prev)) {
-            followed.push(prev);
-        }
-        if let Some(register) = registration
-            && register.id != event.id
-            && !followed.iter().any(|known| known.id == register.id)
-        {
-            followed.push(register);
-        }
-        if let Some(issue) = directive_step_target(&event.kind)
-            .and_then(|directive| directive_issues.get(directive.as_str()))
-        {
-            followed.push(issue);
-        }
+        let followed = held
+            .followed_by(&event.kind, event.prev.as_deref())
+            .into_iter()
+            .filter(|predecessor| predecessor.id != event.id);
         for predecessor in followed {
             if event.at < predecessor.at - CLOCK_SKEW_ALLOWANCE {
                 flags.push(format!(

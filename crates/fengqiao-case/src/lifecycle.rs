@@ -11,7 +11,9 @@ use chrono::{DateTime, TimeDelta, Utc};
 use crate::authority::{AuthorityError, Hierarchy, authorize};
 use crate::deadlines::{calendar_deadline, local_date, truncate_to_millis, working_day_deadline};
 use crate::document::{CaseDocument, DocumentError};
-use crate::event_time::counted_time;
+use crate::event_time::{
+    Backdating, ClaimedTime, check_claimed_time, counted_time, predecessors_of,
+};
 use crate::model::{
     CaseHeader, CaseState, DirectiveId, DirectiveState, DirectiveStatus, Event, EventId, EventKind,
     HeaderAmendment, HybridTimestamp, ImportMark, Limits, Location, MediationResult, NodeId,
@@ -1074,6 +1076,39 @@ pub fn append(
     signer: &dyn NodeSigner,
     hierarchy: &dyn Hierarchy,
 ) -> Result<(Event, CaseState, CaseHeader), CaseError> {
+    append_checked(document, event, None, limits, signer, hierarchy)
+}
+
+/// The time rule a person's event is held to on append: judged at `now` against the events the
+/// new one follows (`crate::event_time`).
+#[derive(Debug, Clone, Copy)]
+pub struct TimeRule {
+    pub now: DateTime<Utc>,
+    pub backdating: Backdating,
+}
+
+/// [`append`], first holding the event's claimed time (`at`, with its `backdated_reason`) to
+/// the time rule: not before the transition it follows, the registration or the directive it
+/// answers, and back-dated only as `time_rule.backdating` allows.
+pub fn append_with_time_rule(
+    document: &mut CaseDocument,
+    event: NewEvent,
+    time_rule: TimeRule,
+    limits: &Limits,
+    signer: &dyn NodeSigner,
+    hierarchy: &dyn Hierarchy,
+) -> Result<(Event, CaseState, CaseHeader), CaseError> {
+    append_checked(document, event, Some(time_rule), limits, signer, hierarchy)
+}
+
+fn append_checked(
+    document: &mut CaseDocument,
+    event: NewEvent,
+    time_rule: Option<TimeRule>,
+    limits: &Limits,
+    signer: &dyn NodeSigner,
+    hierarchy: &dyn Hierarchy,
+) -> Result<(Event, CaseState, CaseHeader), CaseError> {
     let header = document.header()?;
     let mut events = document.events()?;
     let state = crate::derive::derive(&header, &events, limits);
@@ -1086,6 +1121,19 @@ pub fn append(
         at: truncate_to_millis(event.at),
         ..event
     };
+    if let Some(TimeRule { now, backdating }) = time_rule {
+        let prev = event.kind.is_transition().then_some(state.tip.as_str());
+        check_claimed_time(
+            ClaimedTime {
+                field: "at",
+                at: event.at,
+                reason: event.backdated_reason.as_deref(),
+            },
+            now,
+            predecessors_of(&events, &event.kind, prev),
+            backdating,
+        )?;
+    }
     check_with_header(&header, &state, &event, limits)?;
     // After the lifecycle, whose refusals of a transition by the wrong office name the office
     // that may make it; the table then refuses what the lifecycle does not judge by itself

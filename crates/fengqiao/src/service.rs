@@ -16,6 +16,8 @@ use fengqiao_accounts::{Action, Actor, RoleError};
 use fengqiao_case::authority::{Hierarchy, KindTag, StandaloneOffice, lies_within};
 use fengqiao_case::clock::{ClockError, DEFAULT_MAX_AHEAD_MS, HybridClock};
 use fengqiao_case::deadlines::local_date;
+use fengqiao_case::event_time::{self, Backdating, ClaimedTime};
+use fengqiao_case::lifecycle::TimeRule;
 use fengqiao_case::model::sync::PeerRefusal;
 use fengqiao_case::{
     AppendEvent, CaseDocument, CaseError, CaseHeader, CaseId, CaseListItem, CaseSummary, CaseView,
@@ -446,7 +448,17 @@ impl Node {
     ) -> Result<CaseView, ServiceError> {
         actor.permit(Action::Event(KindTag::Register))?;
         let operator = actor.operator.as_str();
-        let registered_at = self.event_time(request.registered_at, now, "registered_at")?;
+        let registered_at = request.registered_at.unwrap_or(now);
+        event_time::check_claimed_time(
+            ClaimedTime {
+                field: "registered_at",
+                at: registered_at,
+                reason: request.backdated_reason.as_deref(),
+            },
+            now,
+            [],
+            self.backdating(),
+        )?;
         self.check_location(&request)?;
         let given_number = request.number.clone();
         if let Some(number) = &given_number {
@@ -465,12 +477,15 @@ impl Node {
             None => self.assign_number(registered_at)?,
         };
         let header = header_from(&request, number);
-        let register = self.new_event(
-            EventKind::Register { header: None },
-            registered_at,
-            now,
-            operator,
-        )?;
+        let register = NewEvent {
+            backdated_reason: backdated_reason(request.backdated_reason.as_deref()),
+            ..self.new_event(
+                EventKind::Register { header: None },
+                registered_at,
+                now,
+                operator,
+            )?
+        };
         let (mut document, event, state) = lifecycle::register(
             header.clone(),
             register,
@@ -535,8 +550,18 @@ impl Node {
         // The person's role first, then (in `lifecycle::append`) the office's authority: the
         // one place a person's role is judged for an event.
         actor.permit(Action::Event(KindTag::of(&request.kind)))?;
-        let at = self.event_time(request.at, now, "at")?;
-        let event = self.new_event(request.kind, at, now, &actor.operator)?;
+        let at = request.at.unwrap_or(now);
+        // Plausible before the clock ticks; the rest of the time rule (what the event follows)
+        // is judged on the case, in `lifecycle::append_with_time_rule`.
+        event_time::check_time("at", at, now)?;
+        let event = NewEvent {
+            backdated_reason: backdated_reason(request.backdated_reason.as_deref()),
+            ..self.new_event(request.kind, at, now, &actor.operator)?
+        };
+        let time_rule = TimeRule {
+            now,
+            backdating: self.backdating(),
+        };
         let limits = &self.config.limits;
         let hierarchy = self.hierarchy();
         let outcome = self.store.update_case(number, |document| {
@@ -544,8 +569,14 @@ impl Node {
                 let region = document.header()?.location.region_code;
                 check_receiver_reachable(receiver, &region, hierarchy.as_ref())?;
             }
-            let (_event, state, header) =
-                lifecycle::append(document, event, limits, &self.identity, hierarchy.as_ref())?;
+            let (_event, state, header) = lifecycle::append_with_time_rule(
+                document,
+                event,
+                time_rule,
+                limits,
+                &self.identity,
+                hierarchy.as_ref(),
+            )?;
             let events = document.events()?;
             let case_summary = summary::summarize(&header, &state);
             Ok::<_, ServiceError>((case_summary.clone(), (header, state, events, case_summary)))
@@ -887,7 +918,7 @@ impl Node {
     ) -> Result<BuiltCase, RowRefusal> {
         let request = &row.case;
         let registered_at = request.registered_at.unwrap_or(now);
-        input_bounds::check_time("registered_at", registered_at, now)
+        event_time::check_time("registered_at", registered_at, now)
             .map_err(|error| RowRefusal::of_case("case", error))?;
         self.check_location(request).map_err(RowRefusal::whole)?;
         let header = header_from(request, number);
@@ -913,7 +944,7 @@ impl Node {
         for (position, entry) in row.history.iter().enumerate() {
             let place = format!("history[{position}]");
             let at = entry.at.unwrap_or(now);
-            input_bounds::check_time("at", at, now)
+            event_time::check_time("at", at, now)
                 .map_err(|error| RowRefusal::of_case(&place, error))?;
             if at < previous_at {
                 return Err(RowRefusal {
@@ -997,7 +1028,8 @@ impl Node {
         lock_ignoring_poison(&self.clock).observe(received, now)
     }
 
-    /// A given event time, or `now`; a given one must be plausible (`input_bounds::check_time`).
+    /// A ledger's time, or `now`: plausible (`event_time::check_time`); an import keeps the
+    /// ledger's past times as they stand.
     fn event_time(
         &self,
         given: Option<DateTime<Utc>>,
@@ -1005,8 +1037,15 @@ impl Node {
         field: &'static str,
     ) -> Result<DateTime<Utc>, ServiceError> {
         let at = given.unwrap_or(now);
-        input_bounds::check_time(field, at, now)?;
+        event_time::check_time(field, at, now)?;
         Ok(at)
+    }
+
+    /// How far in the past a person may date what they record here (`[clock]`).
+    fn backdating(&self) -> Backdating {
+        Backdating::Within {
+            max_days: self.config.clock.max_backdate_days,
+        }
     }
 
     /// A node registers only matters located in its own jurisdiction.
@@ -1065,6 +1104,14 @@ impl Node {
             tracing::debug!(case = %number, "assigned number already taken by an import; skipping");
         }
     }
+}
+
+/// A reason as the event keeps it: trimmed, and none when blank (the time rule has judged it).
+fn backdated_reason(given: Option<&str>) -> Option<String> {
+    given
+        .map(str::trim)
+        .filter(|reason| !reason.is_empty())
+        .map(str::to_owned)
 }
 
 enum RowNumber {

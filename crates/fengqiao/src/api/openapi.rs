@@ -7,8 +7,9 @@ use serde_json::{Map, Value, json};
 
 use super::Operation;
 use fengqiao_case::SCHEMA_VERSION;
+use fengqiao_case::event_time;
 use fengqiao_case::input_bounds::{
-    self, FIRST_YEAR, MAX_HEADCOUNT, MAX_PETITIONERS, SEQUENCE_DIGITS, TextKind,
+    FIRST_YEAR, MAX_HEADCOUNT, MAX_PETITIONERS, SEQUENCE_DIGITS, TextKind,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -351,17 +352,39 @@ fn required_text_schema(kind: TextKind) -> Value {
     schema
 }
 
-/// When a given time may lie, for registrations and events alike.
+/// When a given time may lie, for registrations and events alike (`fengqiao_case::event_time`).
 fn given_time_schema() -> Value {
     json!({
         "type": "string",
         "format": "date-time",
         "description": format!(
-            "not before {FIRST_YEAR} (China time), not later than {} minutes past the node's \
-             clock; defaults to now",
-            input_bounds::CLOCK_SKEW_ALLOWANCE.num_minutes()
+            "not before {FIRST_YEAR} (China time), not later than {allowance} minutes past the \
+             node's clock, not before the event it follows (the transition, the registration, \
+             the directive answered) by more than {allowance} minutes; more than {allowance} \
+             minutes in the past only with `backdated_reason` and at most `[clock] \
+             max_backdate_days` (default {max_days}) days; defaults to now. The measures count a \
+             back-dated decision or reply at the time the node recorded it",
+            allowance = event_time::CLOCK_SKEW_ALLOWANCE.num_minutes(),
+            max_days = event_time::DEFAULT_MAX_BACKDATE_DAYS,
         ),
     })
+}
+
+/// Why a given time lies in the past (补录), for registrations and events alike.
+fn backdated_reason_schema() -> Value {
+    let mut schema = text_schema(TextKind::Line);
+    if let Some(object) = schema.as_object_mut() {
+        object.insert(
+            "description".to_owned(),
+            json!(format!(
+                "补录原因: why the time given lies more than {} minutes in the past (a paper \
+                 record entered later); required then, refused otherwise; signed with the event \
+                 and shown in its history",
+                event_time::CLOCK_SKEW_ALLOWANCE.num_minutes()
+            )),
+        );
+    }
+    schema
 }
 
 /// The bounded fields of a request body (`fengqiao_case::input_bounds`): what a registration
@@ -379,6 +402,7 @@ fn request_bounds(name: &str) -> Option<Value> {
                 ),
             },
             "registered_at": given_time_schema(),
+            "backdated_reason": backdated_reason_schema(),
             "petitioners": {
                 "type": "array",
                 "minItems": 1,
@@ -434,6 +458,7 @@ fn request_bounds(name: &str) -> Option<Value> {
         })),
         "AppendEvent" => Some(json!({
             "at": given_time_schema(),
+            "backdated_reason": backdated_reason_schema(),
             "payload": {
                 "type": "object",
                 "description": format!(

@@ -513,7 +513,11 @@ impl CaseCommand {
 
 pub fn run(command: CaseCommand, client: &NodeClient, json: bool) -> anyhow::Result<()> {
     if let Some((number, kind)) = command.event() {
-        let event = AppendEvent { kind, at: None };
+        let event = AppendEvent {
+            backdated_reason: None,
+            kind,
+            at: None,
+        };
         return append_event(client, number, &event, json);
     }
     match command {
@@ -642,6 +646,7 @@ pub fn registration_from_flags(args: RegisterArgs, region: String) -> anyhow::Re
             .max(1)
     });
     Ok(RegisterCase {
+        backdated_reason: None,
         number: args.number,
         registered_at: args.registered_at,
         channel,

@@ -974,6 +974,7 @@ mod tests {
             ),
         ];
         let state = CaseState {
+            time_flags: Vec::new(),
             status: Status::Accepted,
             holder: "county-node-0123456789".into(),
             registered_by: "village-node-0123456789".into(),

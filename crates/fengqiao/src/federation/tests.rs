@@ -114,6 +114,7 @@ async fn start_at(node: &TestOffice, config: FederationConfig) -> Federation {
 
 fn registration(region_code: &str, summary: &str) -> RegisterCase {
     RegisterCase {
+        backdated_reason: None,
         number: None,
         registered_at: None,
         channel: Channel::Visit,
@@ -165,6 +166,7 @@ async fn add_note(office: &TestOffice, case: &str, text: &str) {
             Utc::now(),
             &case,
             AppendEvent {
+                backdated_reason: None,
                 kind: EventKind::Note { text },
                 at: None,
             },

@@ -45,6 +45,7 @@ fn open_village() -> (tempfile::TempDir, Node) {
 
 fn registration(category: Category) -> RegisterCase {
     RegisterCase {
+        backdated_reason: None,
         number: None,
         registered_at: None,
         channel: Channel::Visit,
@@ -73,7 +74,11 @@ fn registration(category: Category) -> RegisterCase {
 }
 
 fn event(kind: EventKind) -> AppendEvent {
-    AppendEvent { kind, at: None }
+    AppendEvent {
+        backdated_reason: None,
+        kind,
+        at: None,
+    }
 }
 
 fn import_row(line: u64, number: Option<&str>, history: Vec<AppendEvent>) -> ImportRow {
@@ -154,14 +159,21 @@ fn register_assigns_sequential_numbers_per_region_and_year() {
     assert_eq!(first.events[0].operator, OPERATOR);
     assert_eq!(first.events[0].id.len(), 32);
 
-    // 2025-12-31 20:00 UTC is already 2026 in China.
+    // 2025-12-31 20:00 UTC is already 2026 in China. Recorded on 2 January, with a reason.
+    let second_of_january = Utc.with_ymd_and_hms(2026, 1, 2, 1, 0, 0).unwrap();
     let mut new_year = registration(Category::Labour);
     new_year.registered_at = Some(Utc.with_ymd_and_hms(2025, 12, 31, 20, 0, 0).unwrap());
-    let view = node.register(&tester(), now(), new_year).unwrap();
+    new_year.backdated_reason = Some("元旦值班登记补录".to_owned());
+    let view = node
+        .register(&tester(), second_of_january, new_year)
+        .unwrap();
     assert_eq!(view.header.number, "430702001002-2026-000003");
     let mut last_year = registration(Category::Labour);
     last_year.registered_at = Some(Utc.with_ymd_and_hms(2025, 12, 31, 12, 0, 0).unwrap());
-    let view = node.register(&tester(), now(), last_year).unwrap();
+    last_year.backdated_reason = Some("元旦值班登记补录".to_owned());
+    let view = node
+        .register(&tester(), second_of_january, last_year)
+        .unwrap();
     assert_eq!(view.header.number, "430702001002-2025-000001");
     assert_eq!(node.info().case_count, 4);
 }
@@ -333,6 +345,7 @@ fn list_filters_and_warns() {
     let (_temp, node) = open_village();
     let mut old = registration(Category::LandRequisition);
     old.registered_at = Some(now() - TimeDelta::days(20));
+    old.backdated_reason = Some("纸质登记簿补录".to_owned());
     let old_number = node.register(&tester(), now(), old).unwrap().header.number;
     node.register(&tester(), now(), registration(Category::WageArrears))
         .unwrap();
@@ -394,10 +407,12 @@ fn import_is_all_or_nothing_and_safe_to_rerun() {
     let (_temp, node) = open_village();
     let closed_history = vec![
         AppendEvent {
+            backdated_reason: None,
             kind: EventKind::Accept {},
             at: at(2),
         },
         AppendEvent {
+            backdated_reason: None,
             kind: EventKind::Reply {
                 outcome: ReplyOutcome::Support,
                 text: "已协调补发补偿款".into(),
@@ -405,12 +420,14 @@ fn import_is_all_or_nothing_and_safe_to_rerun() {
             at: at(5),
         },
         AppendEvent {
+            backdated_reason: None,
             kind: EventKind::Evaluate {
                 satisfaction: Satisfaction::BasicallySatisfied,
             },
             at: at(6),
         },
         AppendEvent {
+            backdated_reason: None,
             kind: EventKind::Close {
                 resolved: true,
                 note: String::new(),
@@ -420,6 +437,7 @@ fn import_is_all_or_nothing_and_safe_to_rerun() {
     ];
     // Closing a case that was never replied to is not a valid history.
     let invalid_history = vec![AppendEvent {
+        backdated_reason: None,
         kind: EventKind::Close {
             resolved: true,
             note: String::new(),
@@ -519,6 +537,7 @@ fn import_is_all_or_nothing_and_safe_to_rerun() {
 fn rows_without_numbers_are_imported_once_marked_and_can_be_left_out_of_the_measures() {
     let (_temp, node) = open_village();
     let accepted = vec![AppendEvent {
+        backdated_reason: None,
         kind: EventKind::Accept {},
         at: at(2),
     }];

@@ -1,0 +1,131 @@
+//! Back-dated events against a running node (issue 13 item 2): a time more than 5 minutes in
+//! the past needs a reason (补录原因) and lies within `[clock] max_backdate_days`, never before
+//! what the event follows; the measures count a back-dated acceptance at the time the node
+//! recorded it, so back-dating cannot raise 及时受理率; `audit log` shows both times.
+
+use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
+use fengqiao_tests::{
+    NodeProcess, VILLAGE_REGION, case_number, http_get, http_post, init_node, run_cli_ok,
+    sample_registration,
+};
+use serde_json::{Value, json};
+
+fn start_village(temp: &tempfile::TempDir) -> (NodeProcess, std::path::PathBuf) {
+    let dir = temp.path().join("village");
+    init_node(&dir, "芦荻山村调解室", "village", VILLAGE_REGION);
+    (
+        NodeProcess::start(&dir).expect("start the village node"),
+        dir,
+    )
+}
+
+fn days_ago(days: i64) -> String {
+    (Utc::now() - TimeDelta::days(days)).to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+/// POST `body` to `path`; it must be refused with 400 naming each of `words`.
+fn refused(node: &NodeProcess, path: &str, body: &Value, words: &[&str]) {
+    let (status, answer) = http_post(node.address, path, body).expect("POST");
+    assert_eq!(status, 400, "{path} {body}: {answer}");
+    let message = answer["error"].as_str().expect("an ApiError");
+    for word in words {
+        assert!(message.contains(word), "names {word}: {message}");
+    }
+}
+
+fn posted(node: &NodeProcess, path: &str, body: &Value) -> Value {
+    let (status, answer) = http_post(node.address, path, body).expect("POST");
+    assert!(status == 200 || status == 201, "{path} {body}: {answer}");
+    answer
+}
+
+fn time_of(value: &Value) -> DateTime<Utc> {
+    value
+        .as_str()
+        .and_then(|text| DateTime::parse_from_rfc3339(text).ok())
+        .map(|time| time.with_timezone(&Utc))
+        .unwrap_or_else(|| panic!("a time: {value}"))
+}
+
+#[test]
+fn back_dated_events_need_a_reason_stay_in_bounds_and_count_when_recorded() {
+    let temp = tempfile::tempdir().expect("tempdir");
+    let (node, _dir) = start_village(&temp);
+    let reason = "纸质登记簿补录";
+
+    // A registration dated 20 days ago: only with a reason.
+    let mut registration = sample_registration(VILLAGE_REGION, 1);
+    registration["registered_at"] = json!(days_ago(20));
+    refused(
+        &node,
+        "/api/cases",
+        &registration,
+        &["registered_at", "backdated_reason", "补录"],
+    );
+    // Beyond the bound (30 days by default), not even with one.
+    let mut too_old = sample_registration(VILLAGE_REGION, 2);
+    too_old["registered_at"] = json!(days_ago(40));
+    too_old["backdated_reason"] = json!(reason);
+    refused(&node, "/api/cases", &too_old, &["max_backdate_days"]);
+    registration["backdated_reason"] = json!(reason);
+    let number = case_number(&posted(&node, "/api/cases", &registration));
+    let events = format!("/api/cases/{number}/events");
+
+    // The issue's exploit: an acceptance dated 2020 on a case registered this year.
+    refused(
+        &node,
+        &events,
+        &json!({"kind": "accept", "payload": {}, "at": "2020-01-01T00:00:00Z", "backdated_reason": reason}),
+        &["at", "before the register it follows"],
+    );
+    // Dated a day after the registration, 19 days ago: only with a reason.
+    let accepted_at = days_ago(19);
+    refused(
+        &node,
+        &events,
+        &json!({"kind": "accept", "payload": {}, "at": accepted_at}),
+        &["at", "backdated_reason"],
+    );
+    // A reason on an event that is not back-dated is refused: it would say something untrue.
+    refused(
+        &node,
+        &events,
+        &json!({"kind": "note", "payload": {"text": "走访"}, "backdated_reason": reason}),
+        &["backdated_reason", "not in the past"],
+    );
+    let view = posted(
+        &node,
+        &events,
+        &json!({"kind": "accept", "payload": {}, "at": accepted_at, "backdated_reason": reason}),
+    );
+    let accept = view["events"]
+        .as_array()
+        .and_then(|events| events.iter().find(|event| event["kind"] == "accept"))
+        .expect("the accept event");
+    assert_eq!(accept["backdated_reason"], reason, "{accept}");
+    assert_eq!(time_of(&accept["at"]), time_of(&json!(accepted_at)));
+    // The acceptance counts when the node recorded it: today, after the 15-day limit.
+    let decided = time_of(&view["state"]["timeline"]["decided_at"]);
+    assert!(
+        Utc::now() - decided < TimeDelta::minutes(5),
+        "decided_at is the recorded time: {view}"
+    );
+    assert!(
+        view["state"].get("time_flags").is_none(),
+        "a back-dating with a reason is not in doubt: {view}"
+    );
+
+    // 及时受理率: one decision, late; back-dating did not make it timely.
+    let (status, stats) = http_get(node.address, "/api/stats").expect("stats");
+    assert_eq!(status, 200, "{stats}");
+    assert_eq!(
+        stats["total"]["timely_acceptance"],
+        json!({"numerator": 0, "denominator": 1}),
+        "{stats}"
+    );
+
+    // The audit log shows both times and the reason.
+    let log = run_cli_ok(&["--node", &node.url(), "audit", "log", &number]);
+    assert!(log.contains(reason), "{log}");
+    assert!(log.contains("recorded"), "{log}");
+}
