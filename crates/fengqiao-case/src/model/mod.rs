@@ -916,6 +916,35 @@ pub struct NodeInfo {
     pub tier: Tier,
     pub region_code: String,
     pub case_count: u64,
+    /// How this node's clock stands against its peers' (absent on a node without a federation
+    /// and before any peer said its time).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clock: Option<ClockHealth>,
+}
+
+/// Whose clock a node's own is judged against: its parent's, or (a county, with no parent) the
+/// median of its children's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClockReference {
+    Parent,
+    Children,
+}
+
+/// This node's clock against its peers' (`crate::clock::judge_clock`): in `/api/health`, and
+/// why the node refuses to stamp events while it is skewed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClockHealth {
+    /// This node's clock minus the reference's, in milliseconds (negative: slow).
+    pub offset_ms: i64,
+    pub reference: ClockReference,
+    /// Off by more than the allowance (5 minutes): the node stamps no events unless told to.
+    pub skewed: bool,
+    /// `[clock] allow_skew` or `fengqiao run --allow-clock-skew`: stamping goes on anyway.
+    #[serde(default)]
+    pub allowed: bool,
+    /// For people: in Chinese and English, what is wrong and what to do.
+    pub message: String,
 }
 
 /// `POST /api/cases`: register a new case. Without `number`, the node assigns the next one
