@@ -278,25 +278,27 @@ pub fn time_flags(events: &[&Event]) -> Vec<String> {
     let held = HeldEvents::new(events);
     let mut flags = Vec::new();
     for event in events {
-        let followed = held
+        // One flag per event, naming the latest of what it follows that it is dated before.
+        let latest_preceded = held
             .followed_by(&event.kind, event.prev.as_deref())
             .into_iter()
-            .filter(|predecessor| predecessor.id != event.id);
-        for predecessor in followed {
-            if event.at < predecessor.at - CLOCK_SKEW_ALLOWANCE {
-                flags.push(format!(
-                    "时间存疑: {} {} (by {}) is dated {}, before the {} {} it follows ({}, by {}): \
-                     one of the two offices' clocks is wrong, or the time was given wrong",
-                    event.kind.name(),
-                    event.id,
-                    event.node,
-                    event.at,
-                    predecessor.kind.name(),
-                    predecessor.id,
-                    predecessor.at,
-                    predecessor.node
-                ));
-            }
+            .filter(|predecessor| predecessor.id != event.id)
+            .filter(|predecessor| event.at < predecessor.at - CLOCK_SKEW_ALLOWANCE)
+            // On a tie, the one it follows most directly (its `prev`, listed first).
+            .reduce(|latest, next| if next.at > latest.at { next } else { latest });
+        if let Some(predecessor) = latest_preceded {
+            flags.push(format!(
+                "时间存疑: {} {} (by {}) is dated {}, before the {} {} it follows ({}, by {}): \
+                 one of the two offices' clocks is wrong, or the time was given wrong",
+                event.kind.name(),
+                event.id,
+                event.node,
+                event.at,
+                predecessor.kind.name(),
+                predecessor.id,
+                predecessor.at,
+                predecessor.node
+            ));
         }
         if event.imported.is_some() {
             continue;

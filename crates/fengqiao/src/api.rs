@@ -619,6 +619,11 @@ impl BoundServer {
         BoundServer::bind_node(Arc::new(node), listen).await
     }
 
+    /// The node this server serves.
+    pub fn node(&self) -> &Arc<Node> {
+        &self.node
+    }
+
     /// Bind the API of an already open node (`listen`, else the configured address) and write
     /// `api.addr`.
     pub async fn bind_node(

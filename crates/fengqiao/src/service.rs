@@ -14,17 +14,17 @@ use anyhow::{Context, bail};
 use chrono::{DateTime, Datelike, Utc};
 use fengqiao_accounts::{Action, Actor, RoleError};
 use fengqiao_case::authority::{Hierarchy, KindTag, StandaloneOffice, lies_within};
-use fengqiao_case::clock::{ClockError, DEFAULT_MAX_AHEAD_MS, HybridClock};
+use fengqiao_case::clock::{ClockError, DEFAULT_MAX_AHEAD_MS, HybridClock, judge_clock};
 use fengqiao_case::deadlines::local_date;
 use fengqiao_case::event_time::{self, Backdating, ClaimedTime};
 use fengqiao_case::lifecycle::TimeRule;
 use fengqiao_case::model::sync::PeerRefusal;
 use fengqiao_case::{
     AppendEvent, CaseDocument, CaseError, CaseHeader, CaseId, CaseListItem, CaseSummary, CaseView,
-    Category, DirectiveListItem, DirectiveStatus, DocumentError, EventKind, HybridTimestamp,
-    ImportBatch, ImportMark, ImportOutcome, ImportRow, ImportRowReport, ImportedCases, Measures,
-    NewEvent, NodeId, NodeInfo, RegisterCase, SCHEMA_VERSION, Status, Tier, import, input_bounds,
-    lifecycle, summary, warnings,
+    Category, ClockHealth, DirectiveListItem, DirectiveStatus, DocumentError, EventKind,
+    HybridTimestamp, ImportBatch, ImportMark, ImportOutcome, ImportRow, ImportRowReport,
+    ImportedCases, Measures, NewEvent, NodeId, NodeInfo, RegisterCase, SCHEMA_VERSION, Status,
+    Tier, import, input_bounds, lifecycle, summary, warnings,
 };
 use fengqiao_store::{CaseFilter, NewCase, Store, StoreError, StoreOptions};
 
@@ -185,6 +185,10 @@ pub enum ServiceError {
     NoSuchAccount(String),
     #[error("internal error: {0}")]
     Internal(String),
+    /// This node's clock is off against its peers beyond the allowance: it stamps no events
+    /// until the clock is corrected or it is told to proceed; the message says which.
+    #[error("{0}")]
+    ClockSkewed(String),
 }
 
 impl From<RoleError> for ServiceError {
@@ -210,6 +214,8 @@ impl ServiceError {
             // 507 Insufficient Storage: the request was fine and may be sent again once the
             // operator has freed space.
             ServiceError::DiskFull(_) => 507,
+            // 503: the request was fine; the node will take it once its clock is right.
+            ServiceError::ClockSkewed(_) => 503,
         }
     }
 }
@@ -291,8 +297,21 @@ pub struct Node {
     hierarchy: RwLock<Option<FederationHierarchy>>,
     /// Its people: the sign-in throttle, the CLI token, the session expiry.
     accounts: accounts::AccountBook,
+    /// What the federation's links measured of their peers' clocks, once it has started
+    /// (`set_peer_clocks`); none on a standalone node, whose clock nobody can judge.
+    peer_clocks: RwLock<Option<Arc<dyn PeerClocks>>>,
+    /// Stamp events even while the clock is skewed: `[clock] allow_skew`, or `fengqiao run
+    /// --allow-clock-skew` (`allow_clock_skew`).
+    allow_clock_skew: std::sync::atomic::AtomicBool,
     /// Holds the node directory's lock for as long as the node is open.
     _lock: File,
+}
+
+/// The peers' wall clocks as the node's links measured them: each the peer's clock minus ours,
+/// in milliseconds (`fengqiao_sync::SyncEvent::PeerClock`), the parent's apart.
+pub trait PeerClocks: Send + Sync + std::fmt::Debug {
+    /// (the parent's offset, each child's offset), for those that said their time.
+    fn offsets(&self) -> (Option<i64>, Vec<i64>);
 }
 
 /// The federation's hierarchy as the node holds it: weakly, because the live roster holds the
@@ -393,6 +412,7 @@ impl Node {
             &node_dir.cli_token_path(),
             config.http.session_idle_seconds,
         )?;
+        let allow_clock_skew = config.clock.allow_skew;
         Ok(Node {
             dir: node_dir,
             config,
@@ -403,6 +423,8 @@ impl Node {
             import_lock: Mutex::new(()),
             hierarchy: RwLock::new(None),
             accounts,
+            peer_clocks: RwLock::new(None),
+            allow_clock_skew: std::sync::atomic::AtomicBool::new(allow_clock_skew),
             _lock: lock,
         })
     }
@@ -435,7 +457,41 @@ impl Node {
             tier: self.config.node.tier,
             region_code: self.config.node.region_code.clone(),
             case_count: self.store.case_count(),
+            clock: self.clock_health(),
         }
+    }
+
+    /// Give the node what its federation's links measure of their peers' clocks, against which
+    /// it judges its own before stamping each event.
+    pub fn set_peer_clocks(&self, peer_clocks: Arc<dyn PeerClocks>) {
+        *self
+            .peer_clocks
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = Some(peer_clocks);
+    }
+
+    /// Stamp events even while the clock is skewed (`fengqiao run --allow-clock-skew`).
+    pub fn allow_clock_skew(&self) {
+        self.allow_clock_skew
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// How this node's clock stands against its peers' (`fengqiao_case::clock::judge_clock`):
+    /// against its parent, or a county against the median of its children. `None` before any
+    /// of them said its time, and on a node without a federation.
+    pub fn clock_health(&self) -> Option<ClockHealth> {
+        let peer_clocks = self
+            .peer_clocks
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()?;
+        let (parent, children) = peer_clocks.offsets();
+        judge_clock(
+            parent,
+            &children,
+            self.allow_clock_skew
+                .load(std::sync::atomic::Ordering::Relaxed),
+        )
     }
 
     /// Register a new case. Without a number the node assigns the next one for its region and the
@@ -1012,6 +1068,13 @@ impl Node {
     /// with the event's own commit, so after a restart it resumes after every event it stamped,
     /// even if the wall clock was set back meanwhile.
     fn tick_clock(&self, now: DateTime<Utc>) -> Result<HybridTimestamp, ServiceError> {
+        // A clock days off moves every deadline counted from what it stamps: refuse, saying so.
+        if let Some(health) = self.clock_health()
+            && health.skewed
+            && !health.allowed
+        {
+            return Err(ServiceError::ClockSkewed(health.message));
+        }
         let stamped = lock_ignoring_poison(&self.clock).tick(now);
         self.store
             .meta_put_unflushed(CLOCK_META_KEY, &encode_clock(stamped))?;

@@ -767,3 +767,53 @@ fn a_persons_role_is_judged_before_the_offices_authority_and_nothing_is_written(
     let stored = node.get(None, now(), &number).unwrap();
     assert_eq!(stored.events.len(), 1, "nothing was appended");
 }
+
+/// What a node's links measured: a parent `parent_ahead_ms` ahead of this node's clock.
+#[derive(Debug)]
+struct ParentClock {
+    parent_ahead_ms: i64,
+}
+
+impl PeerClocks for ParentClock {
+    fn offsets(&self) -> (Option<i64>, Vec<i64>) {
+        (Some(self.parent_ahead_ms), Vec::new())
+    }
+}
+
+/// Issue 12 item 6: a node whose clock is days off against its parent says so in its health and
+/// refuses to stamp events (503, saying why in Chinese and English) until told to proceed.
+#[test]
+fn a_node_three_days_slow_against_its_parent_stamps_nothing_until_told_to_proceed() {
+    let (_temp, node) = open_village();
+    assert_eq!(node.info().clock, None, "nobody has judged the clock yet");
+    node.set_peer_clocks(Arc::new(ParentClock {
+        parent_ahead_ms: TimeDelta::days(3).num_milliseconds(),
+    }));
+    let health = node.info().clock.expect("judged against the parent");
+    assert!(health.skewed && !health.allowed, "{health:?}");
+    assert_eq!(health.offset_ms, -TimeDelta::days(3).num_milliseconds());
+
+    let refused = node
+        .register(&tester(), now(), registration(Category::WageArrears))
+        .expect_err("a skewed node stamps nothing");
+    assert_eq!(refused.http_status(), 503);
+    let message = refused.to_string();
+    assert!(message.contains("时钟偏差"), "{message}");
+    assert!(message.contains("3 d 0 h slow"), "{message}");
+    assert!(message.contains("--allow-clock-skew"), "{message}");
+    assert_eq!(node.store().case_count(), 0, "nothing was written");
+
+    node.allow_clock_skew();
+    assert!(node.info().clock.is_some_and(|health| health.allowed));
+    node.register(&tester(), now(), registration(Category::WageArrears))
+        .expect("told to proceed");
+
+    // Within 5 minutes is no skew at all.
+    let (_temp, agreeing) = open_village();
+    agreeing.set_peer_clocks(Arc::new(ParentClock {
+        parent_ahead_ms: TimeDelta::minutes(4).num_milliseconds(),
+    }));
+    agreeing
+        .register(&tester(), now(), registration(Category::WageArrears))
+        .expect("a clock within 5 minutes stamps");
+}
