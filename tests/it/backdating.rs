@@ -129,3 +129,60 @@ fn back_dated_events_need_a_reason_stay_in_bounds_and_count_when_recorded() {
     assert!(log.contains(reason), "{log}");
     assert!(log.contains("recorded"), "{log}");
 }
+
+/// Issue 12 item 6 against real nodes: each link measures its peer's clock, `/api/health` says
+/// how the node's clock stands (against its parent; the county against its children) and
+/// `peers` shows the CLOCK column. Nodes on one machine agree, so nothing is skewed and every
+/// node goes on recording.
+#[test]
+fn health_and_peers_show_how_each_clock_stands_against_its_peers() {
+    use fengqiao_tests::{
+        COUNTY_REGION, Office, TOWNSHIP_REGION, register_sample, run_cli_ok, start_chain, wait_for,
+    };
+    let temp = tempfile::tempdir().expect("tempdir");
+    let county = Office::init(
+        temp.path(),
+        "county",
+        "武陵区信访局",
+        "county",
+        COUNTY_REGION,
+    );
+    let township = Office::init(
+        temp.path(),
+        "township",
+        "芦荻山乡",
+        "township",
+        TOWNSHIP_REGION,
+    );
+    let village = Office::init(
+        temp.path(),
+        "village",
+        "芦荻山村",
+        "village",
+        VILLAGE_REGION,
+    );
+    let (county_node, _township_node, village_node) = start_chain(&county, &township, &village);
+    let settle = std::time::Duration::from_secs(30);
+    for (node, reference) in [(&village_node, "parent"), (&county_node, "children")] {
+        let clock = wait_for("the node judges its clock", settle, || {
+            let (status, health) =
+                http_get(node.address, "/api/health").map_err(|e| e.to_string())?;
+            if status != 200 || health["clock"].is_null() {
+                return Err(format!("not judged yet: {health}"));
+            }
+            Ok(health["clock"].clone())
+        });
+        assert_eq!(clock["reference"], reference, "{clock}");
+        assert_eq!(clock["skewed"], false, "{clock}");
+        assert!(
+            clock["offset_ms"]
+                .as_i64()
+                .is_some_and(|offset| offset.abs() < 60_000),
+            "{clock}"
+        );
+    }
+    let peers = run_cli_ok(&["--node", &village_node.url(), "peers"]);
+    assert!(peers.contains("CLOCK"), "{peers}");
+    assert!(peers.contains("ok ("), "{peers}");
+    register_sample(&village_node, VILLAGE_REGION, 1);
+}

@@ -63,7 +63,8 @@ impl StoreHandle for Node {
     fn observe_clock(&self, received: HybridTimestamp) {
         if let Err(error) = Node::observe_clock(self, received, chrono::Utc::now()) {
             // The event is kept (its signature and authority hold); only our clock ignores it.
-            tracing::warn!(%error, "a received event's hybrid time is not taken into the clock");
+            // Debug, not warn: the link already warned once that the peer's clock is off.
+            tracing::debug!(%error, "a received event's hybrid time is not taken into the clock");
         }
     }
 }
