@@ -270,7 +270,7 @@ pub const ROUTES: &[RouteSpec] = &[
         request: Some(BodySpec::One("RegisterCase")),
         success_status: 201,
         response: BodySpec::One("CaseView"),
-        errors: &[400, 409, 413, 415, 422, 500, 507],
+        errors: &[400, 409, 413, 415, 422, 500, 503, 507],
     },
     RouteSpec {
         operation: Operation::ListCases,
@@ -336,7 +336,7 @@ pub const ROUTES: &[RouteSpec] = &[
         request: Some(BodySpec::One("AppendEvent")),
         success_status: 200,
         response: BodySpec::One("CaseView"),
-        errors: &[400, 403, 404, 409, 413, 415, 422, 500, 507],
+        errors: &[400, 403, 404, 409, 413, 415, 422, 500, 503, 507],
     },
     RouteSpec {
         operation: Operation::ListDirectives,
@@ -405,7 +405,7 @@ pub const ROUTES: &[RouteSpec] = &[
         request: Some(BodySpec::One("ImportBatch")),
         success_status: 200,
         response: BodySpec::ListOf("ImportRowReport"),
-        errors: &[400, 409, 413, 415, 422, 500, 507],
+        errors: &[400, 409, 413, 415, 422, 500, 503, 507],
     },
     RouteSpec {
         operation: Operation::Peers,

@@ -170,7 +170,12 @@ fn status_description(status: u16) -> &'static str {
         415 => "the body is not sent as application/json",
         422 => "the JSON body does not have the expected fields",
         500 => "the node failed (storage); see its log",
-        503 => "the node is unhealthy: it serves reads but takes no writes; `store` says why",
+        503 => {
+            "the node takes no writes: its store is unhealthy (it serves reads; `store` says \
+             why), or, for a change, its clock is more than 5 minutes off against its peers \
+             (本机时钟偏差, the message says by how much): correct the clock, or set [clock] \
+             allow_skew"
+        }
         507 => {
             "disk full (磁盘空间不足): nothing was written; send it again once space is freed \
                 on the node's disk"
@@ -188,7 +193,8 @@ fn schema_description(name: &str) -> &'static str {
         "CaseView" => "one case: header, derived state, every event, current warnings",
         "CaseListItem" => "a case summary with its warnings",
         "AppendEvent" => {
-            "one event: `{\"kind\": \"accept\", \"payload\": {}}`, optional `at` (RFC 3339). \
+            "one event: `{\"kind\": \"accept\", \"payload\": {}}`, optional `at` (RFC 3339; \
+             more than 5 minutes in the past only with `backdated_reason`). \
              Kinds: accept, reject, forward, assign, accept_assignment, object, divert, escalate \
              (上报), take_over (提级办理: an office above the holder becomes the holder), extend, \
              reply, evaluate, close, request_review, decide_review, reopen, resolve, mediate, \
