@@ -5,7 +5,7 @@
 
 use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
 use fengqiao_tests::{
-    NodeProcess, VILLAGE_REGION, case_number, http_get, http_post, init_node, run_cli_ok,
+    NodeProcess, VILLAGE_REGION, case_number, http_get, http_post, init_node, run_cli, run_cli_ok,
     sample_registration,
 };
 use serde_json::{Value, json};
@@ -128,6 +128,37 @@ fn back_dated_events_need_a_reason_stay_in_bounds_and_count_when_recorded() {
     let log = run_cli_ok(&["--node", &node.url(), "audit", "log", &number]);
     assert!(log.contains(reason), "{log}");
     assert!(log.contains("recorded"), "{log}");
+
+    // The CLI's --registered-at follows the same rule, with --backdated-reason.
+    let url = node.url();
+    let ten_days_ago = days_ago(10);
+    let mut register = vec![
+        "case",
+        "register",
+        "--node",
+        url.as_str(),
+        "--channel",
+        "visit",
+        "--category",
+        "wage_arrears",
+        "--matter-type",
+        "appeal",
+        "--summary",
+        "反映拖欠工资",
+        "--petitioner",
+        "张国强,210202196605120030,13998765432",
+        "--region",
+        VILLAGE_REGION,
+        "--registered-at",
+        ten_days_ago.as_str(),
+    ];
+    let refused_by_cli = run_cli(&register);
+    assert!(!refused_by_cli.status.success());
+    let stderr = String::from_utf8_lossy(&refused_by_cli.stderr);
+    assert!(stderr.contains("backdated_reason"), "{stderr}");
+    register.extend(["--backdated-reason", reason]);
+    let printed = run_cli_ok(&register);
+    assert!(printed.contains(VILLAGE_REGION), "{printed}");
 }
 
 /// Issue 12 item 6 against real nodes: each link measures its peer's clock, `/api/health` says
