@@ -214,13 +214,15 @@ pub fn predecessors_of<'a>(
     HeldEvents::new(&held)
         .followed_by(kind, prev)
         .into_iter()
+        .flatten()
         .map(Predecessor::from)
         .collect()
 }
 
 /// A case's events indexed for [`predecessors_of`] and [`time_flags`], read once.
 struct HeldEvents<'a> {
-    by_id: HashMap<&'a str, &'a Event>,
+    /// Transitions by id: what a `prev` names (annotations are never based on).
+    transitions: HashMap<&'a str, &'a Event>,
     registration: Option<&'a Event>,
     directive_issues: HashMap<&'a str, &'a Event>,
 }
@@ -228,12 +230,14 @@ struct HeldEvents<'a> {
 impl<'a> HeldEvents<'a> {
     fn new(events: &[&'a Event]) -> HeldEvents<'a> {
         let mut held = HeldEvents {
-            by_id: HashMap::with_capacity(events.len()),
+            transitions: HashMap::new(),
             registration: None,
             directive_issues: HashMap::new(),
         };
         for event in events {
-            held.by_id.entry(event.id.as_str()).or_insert(event);
+            if event.kind.is_transition() {
+                held.transitions.entry(event.id.as_str()).or_insert(event);
+            }
             match &event.kind {
                 EventKind::Register { .. } if event.prev.is_none() => {
                     held.registration.get_or_insert(event);
@@ -249,22 +253,16 @@ impl<'a> HeldEvents<'a> {
         held
     }
 
-    fn followed_by(&self, kind: &EventKind, prev: Option<&str>) -> Vec<&'a Event> {
-        let mut followed: Vec<&'a Event> = Vec::new();
-        if let Some(prev) = prev.and_then(|prev| self.by_id.get(prev)) {
-            followed.push(prev);
-        }
-        if let Some(register) = self.registration
-            && !followed.iter().any(|known| known.id == register.id)
-        {
-            followed.push(register);
-        }
-        if let Some(issue) = directive_step_target(kind)
-            .and_then(|directive| self.directive_issues.get(directive.as_str()))
-        {
-            followed.push(issue);
-        }
-        followed
+    /// The transition `prev`, the registration (unless it is `prev`), the directive's issue:
+    /// whichever of them exist, in that order.
+    fn followed_by(&self, kind: &EventKind, prev: Option<&str>) -> [Option<&'a Event>; 3] {
+        let prev = prev.and_then(|prev| self.transitions.get(prev).copied());
+        let registration = self
+            .registration
+            .filter(|register| prev.is_none_or(|prev| prev.id != register.id));
+        let issue = directive_step_target(kind)
+            .and_then(|directive| self.directive_issues.get(directive.as_str()).copied());
+        [prev, registration, issue]
     }
 }
 
@@ -275,15 +273,25 @@ impl<'a> HeldEvents<'a> {
 /// the allowance before its maker recorded it with no reason given; an event dated after its
 /// maker recorded it. Imported events keep their ledger times and are judged only for order.
 pub fn time_flags(events: &[&Event]) -> Vec<String> {
+    // Compared in milliseconds: this runs over every event each time a case is derived.
+    const ALLOWANCE_MS: i64 = CLOCK_SKEW_ALLOWANCE.num_milliseconds();
     let held = HeldEvents::new(events);
     let mut flags = Vec::new();
     for event in events {
+        let at_ms = event.at.timestamp_millis();
         // One flag per event, naming the latest of what it follows that it is dated before.
         let latest_preceded = held
             .followed_by(&event.kind, event.prev.as_deref())
             .into_iter()
+            .flatten()
             .filter(|predecessor| predecessor.id != event.id)
-            .filter(|predecessor| event.at < predecessor.at - CLOCK_SKEW_ALLOWANCE)
+            .filter(|predecessor| {
+                at_ms
+                    < predecessor
+                        .at
+                        .timestamp_millis()
+                        .saturating_sub(ALLOWANCE_MS)
+            })
             // On a tie, the one it follows most directly (its `prev`, listed first).
             .reduce(|latest, next| if next.at > latest.at { next } else { latest });
         if let Some(predecessor) = latest_preceded {
@@ -300,13 +308,19 @@ pub fn time_flags(events: &[&Event]) -> Vec<String> {
                 predecessor.node
             ));
         }
-        if event.imported.is_some() {
+        if event.imported.is_some() || event.hlc == HybridTimestamp::ZERO {
+            continue;
+        }
+        let recorded_ms = event.hlc.wall_ms;
+        let backdated = recorded_ms.saturating_sub(at_ms) > ALLOWANCE_MS;
+        let postdated = at_ms.saturating_sub(recorded_ms) > ALLOWANCE_MS;
+        if !(backdated && event.backdated_reason.is_none() || postdated) {
             continue;
         }
         let Some(recorded) = recorded_time(event) else {
             continue;
         };
-        if recorded - event.at > CLOCK_SKEW_ALLOWANCE && event.backdated_reason.is_none() {
+        if backdated && event.backdated_reason.is_none() {
             flags.push(format!(
                 "时间存疑: {} {} (by {}) is dated {} but was recorded at {}, with no reason for \
                  back-dating",
@@ -317,7 +331,7 @@ pub fn time_flags(events: &[&Event]) -> Vec<String> {
                 recorded
             ));
         }
-        if event.at - recorded > CLOCK_SKEW_ALLOWANCE {
+        if postdated {
             flags.push(format!(
                 "时间存疑: {} {} (by {}) is dated {}, after it was recorded ({})",
                 event.kind.name(),
