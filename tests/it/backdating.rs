@@ -212,6 +212,8 @@ fn health_and_peers_show_how_each_clock_stands_against_its_peers() {
             "{clock}"
         );
     }
+    let info = run_cli_ok(&["--node", &village_node.url(), "info"]);
+    assert!(info.contains("本机时钟正常"), "{info}");
     let peers = run_cli_ok(&["--node", &village_node.url(), "peers"]);
     assert!(peers.contains("CLOCK"), "{peers}");
     assert!(peers.contains("ok ("), "{peers}");

@@ -168,6 +168,14 @@ pub fn node_info_text(info: &NodeInfo, url: &str) -> String {
     table.add_row(["cases 案件数", info.case_count.to_string().as_str()]);
     table.add_row(["schema", info.schema_version.to_string().as_str()]);
     table.add_row(["API", url]);
+    if let Some(clock) = &info.clock {
+        // What the node's peers say of its clock; skewed, it records nothing until corrected.
+        let mark = if clock.skewed { "⚠ " } else { "" };
+        table.add_row([
+            "clock 时钟",
+            format!("{mark}{}", printable(&clock.message)).as_str(),
+        ]);
+    }
     table.to_string()
 }
 
