@@ -219,3 +219,80 @@ fn health_and_peers_show_how_each_clock_stands_against_its_peers() {
     assert!(peers.contains("ok ("), "{peers}");
     register_sample(&village_node, VILLAGE_REGION, 1);
 }
+
+/// Issue 12 item 6: an event stamped by a clock days ahead reaches the township, which keeps it
+/// (a wrong clock is not a forgery), does not take its time into its own clock, and notes it on
+/// the case for a person (时间存疑).
+#[test]
+fn an_event_stamped_days_ahead_is_kept_by_its_receiver_and_noted_for_a_person() {
+    use fengqiao_tests::{
+        Office, TOWNSHIP_REGION, Tamperer, quic_address, register_sample, wait_for,
+    };
+    let temp = tempfile::tempdir().expect("tempdir");
+    let township = Office::init(
+        temp.path(),
+        "township",
+        "芦荻山乡",
+        "township",
+        TOWNSHIP_REGION,
+    );
+    let village = Office::init(
+        temp.path(),
+        "village",
+        "芦荻山村",
+        "village",
+        VILLAGE_REGION,
+    );
+    township.admit(&village);
+    let township_node = township.start();
+    village.join(&township, quic_address(&township_node));
+    let village_node = village.start();
+    let number = case_number(&register_sample(&village_node, VILLAGE_REGION, 1));
+    let case_path = format!("/api/cases/{number}");
+    let settle = std::time::Duration::from_secs(30);
+    wait_for("the township holds the case", settle, || {
+        match http_get(township_node.address, &case_path) {
+            Ok((200, _)) => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    });
+
+    // The village's clock runs three days ahead for one event (an older build, or told to
+    // proceed): its note is dated and stamped three days from now.
+    village_node.stop().expect("stop the village");
+    let tamperer = Tamperer::open(&village.dir).expect("open the village");
+    let fast = tamperer
+        .sign_dated(
+            &number,
+            "fast-note",
+            fengqiao_case::EventKind::Note {
+                text: "电话回访".to_owned(),
+            },
+            Utc::now() + TimeDelta::days(3),
+        )
+        .expect("sign");
+    tamperer.push(&number, &[fast]).expect("push");
+    drop(tamperer);
+    let _village_node = village.start();
+
+    let view = wait_for("the township keeps the event and notes it", settle, || {
+        let (status, view) =
+            http_get(township_node.address, &case_path).map_err(|error| error.to_string())?;
+        let kept = view["events"]
+            .as_array()
+            .is_some_and(|events| events.iter().any(|event| event["id"] == "fast-note"));
+        if status != 200 || !kept {
+            return Err(format!("not yet: {view}"));
+        }
+        Ok(view)
+    });
+    let flags = view["state"]["time_flags"].to_string();
+    assert!(flags.contains("时间存疑"), "{view}");
+    assert!(flags.contains(" d "), "about three days: {flags}");
+    assert!(flags.contains("ahead of this node's clock"), "{flags}");
+    let (_, quarantine) = http_get(township_node.address, "/api/quarantine").expect("quarantine");
+    assert!(
+        !quarantine.to_string().contains("fast-note"),
+        "a wrong clock is not a forgery: {quarantine}"
+    );
+}

@@ -549,6 +549,25 @@ impl Tamperer {
         Ok(event)
     }
 
+    /// An event of this node itself, claiming it happened at `at` and stamped by a clock that
+    /// read `at` (a node whose clock is wrong by that much), signed with this node's key.
+    pub fn sign_dated(
+        &self,
+        number: &str,
+        id: &str,
+        kind: fengqiao_case::EventKind,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> anyhow::Result<fengqiao_case::Event> {
+        let mut event = self.sign(number, id, &self.node_id(), kind, None)?;
+        event.at = fengqiao_case::deadlines::truncate_to_millis(at);
+        event.hlc = fengqiao_case::HybridTimestamp {
+            wall_ms: at.timestamp_millis(),
+            counter: 0,
+        };
+        fengqiao_case::signature::sign_event(number, &mut event, self.node.identity())?;
+        Ok(event)
+    }
+
     /// Push each event into the case's document as a change of its own, bypassing every check.
     pub fn push(&self, number: &str, events: &[fengqiao_case::Event]) -> anyhow::Result<()> {
         let limits = self.node.config().limits.clone();

@@ -95,30 +95,34 @@ pub fn judge_clock(
     })
 }
 
-/// `3 days 2 h slow`, `4 min 10 s fast`: an offset for people.
+/// `3 d 2 h slow 慢`, `4 min 10 s fast 快`: an offset for people.
 pub fn describe_offset(offset_ms: i64) -> String {
     let direction = if offset_ms < 0 {
         "slow 慢"
     } else {
         "fast 快"
     };
-    let seconds = offset_ms.unsigned_abs() / 1000;
+    format!("{} {direction}", describe_duration(offset_ms))
+}
+
+/// `3 d 2 h`, `4 min 10 s`, `800 ms`: how long, whichever the sign.
+pub fn describe_duration(milliseconds: i64) -> String {
+    let seconds = milliseconds.unsigned_abs() / 1000;
     let (days, hours, minutes, rest) = (
         seconds / 86_400,
         seconds % 86_400 / 3600,
         seconds % 3600 / 60,
         seconds % 60,
     );
-    let amount = if days > 0 {
+    if days > 0 {
         format!("{days} d {hours} h")
     } else if hours > 0 {
         format!("{hours} h {minutes} min")
     } else if minutes > 0 {
         format!("{minutes} min {rest} s")
     } else {
-        format!("{} ms", offset_ms.unsigned_abs())
-    };
-    format!("{amount} {direction}")
+        format!("{} ms", milliseconds.unsigned_abs())
+    }
 }
 
 fn median(values: &[i64]) -> Option<i64> {

@@ -18,6 +18,7 @@ use fengqiao_case::clock::{ClockError, DEFAULT_MAX_AHEAD_MS, HybridClock, judge_
 use fengqiao_case::deadlines::local_date;
 use fengqiao_case::event_time::{self, Backdating, ClaimedTime};
 use fengqiao_case::lifecycle::TimeRule;
+use fengqiao_case::model::ReceivedAheadNote;
 use fengqiao_case::model::sync::PeerRefusal;
 use fengqiao_case::{
     AppendEvent, CaseDocument, CaseError, CaseHeader, CaseId, CaseListItem, CaseSummary, CaseView,
@@ -649,6 +650,26 @@ impl Node {
         })
     }
 
+    /// The note the federation kept if case `number` arrived with an event stamped beyond the
+    /// clock allowance ahead of this node's clock (`ReceivedAheadNote`); an unreadable note is
+    /// skipped with a log line.
+    fn received_ahead_flag(&self, number: &str) -> Option<String> {
+        let value = match self.store.meta_get(&ReceivedAheadNote::meta_key(number)) {
+            Ok(value) => value?,
+            Err(error) => {
+                tracing::warn!(case = %number, %error, "cannot read the received-time note");
+                return None;
+            }
+        };
+        match serde_json::from_slice::<ReceivedAheadNote>(&value) {
+            Ok(note) => Some(note.flag()),
+            Err(error) => {
+                tracing::warn!(case = %number, %error, "unreadable received-time note skipped");
+                None
+            }
+        }
+    }
+
     /// Peers that refused changes this node sent them for case `number` (the federation records
     /// them as peers say so); unreadable records are skipped with a log line, never an error for
     /// the reader of the case.
@@ -691,10 +712,12 @@ impl Node {
             "case": number,
         });
         self.store.log_access(record.to_string().as_bytes())?;
-        let state = fengqiao_case::derive(&header, &events, &self.config.limits);
+        let mut state = fengqiao_case::derive(&header, &events, &self.config.limits);
         let case_summary = summary::summarize(&header, &state);
         let warnings = warnings::warnings(&case_summary, now, &self.config.warnings);
         let refused_by_peers = self.refusals_by_peers(number)?;
+        // This node's own note, beside the flags every replica derives alike.
+        state.time_flags.extend(self.received_ahead_flag(number));
         Ok(CaseView {
             header,
             state,

@@ -922,6 +922,38 @@ pub struct NodeInfo {
     pub clock: Option<ClockHealth>,
 }
 
+/// A note a node keeps (store meta) on a case it received with an event stamped beyond the
+/// clock skew allowance ahead of its own clock: the event is kept, and the case lists the note
+/// among its time flags at this node. Versioned, as every disk record is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReceivedAheadNote {
+    pub version: u32,
+    /// When this node received it, by its own clock.
+    pub received_at: DateTime<Utc>,
+    /// How far the event's hybrid time lay ahead of this node's clock, in milliseconds.
+    pub ahead_ms: i64,
+}
+
+impl ReceivedAheadNote {
+    pub const VERSION: u32 = 1;
+    const META_PREFIX: &'static str = "time_ahead/";
+
+    /// The store meta key of the note on `case` (the latest replaces the one before).
+    pub fn meta_key(case: &str) -> String {
+        format!("{}{case}", Self::META_PREFIX)
+    }
+
+    /// The flag a person reads (时间存疑).
+    pub fn flag(&self) -> String {
+        format!(
+            "时间存疑: received on {} with an event stamped {} ahead of this node's clock: the \
+             sender's clock (or this node's) is wrong; the event is kept as stamped",
+            self.received_at.format("%Y-%m-%d %H:%M:%S UTC"),
+            crate::clock::describe_duration(self.ahead_ms)
+        )
+    }
+}
+
 /// Whose clock a node's own is judged against: its parent's, or (a county, with no parent) the
 /// median of its children's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
