@@ -131,11 +131,19 @@ fn village_with_cases(dir: &Path) -> (NodeProcess, Vec<String>) {
     township.admit(&village);
     // Nobody answers QUIC on the discard port: the village's link to its parent stays down.
     village.join(&township, "127.0.0.1:9".parse().expect("address"));
+    // Paper records entered late (补录) up to 60 days back, with a reason, as `[clock]` allows.
+    let config_path = village.dir.join("fengqiao.toml");
+    let mut config = std::fs::read_to_string(&config_path).expect("read the config");
+    config.push_str("\n[clock]\nmax_backdate_days = 60\n");
+    std::fs::write(&config_path, config).expect("write the config");
     let node = village.start();
     let mut numbers = Vec::new();
     for (index, days_ago) in [(1, 13), (2, 40), (3, 0)] {
         let mut body = sample_registration(VILLAGE_REGION, index);
         body["registered_at"] = serde_json::json!(Utc::now() - chrono::Duration::days(days_ago));
+        if days_ago > 0 {
+            body["backdated_reason"] = serde_json::json!("纸质登记簿补录");
+        }
         let (status, view) = http_post(node.address, "/api/cases", &body).expect("register");
         assert_eq!(status, 201, "{view}");
         numbers.push(case_number(&view));

@@ -246,7 +246,16 @@ impl Node {
 /// A valid example of every request body the document names, where it is sent.
 fn examples(number: &str) -> Vec<(&'static str, String, Value)> {
     let mut registration = sample_registration(VILLAGE_REGION, 7);
-    registration["registered_at"] = json!("2026-01-05T09:00:00+08:00");
+    // Times relative to now: the time rule (`event_time.rs`) takes a registration a day back
+    // with its reason, an event at about now, and a ledger's history as the ledger says.
+    let now = chrono::Utc::now();
+    let day_ago = now - chrono::Duration::days(1);
+    let rfc3339 =
+        |at: chrono::DateTime<chrono::Utc>| at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let mut ledger_registration = registration.clone();
+    ledger_registration["registered_at"] = json!("2026-01-05T09:00:00+08:00");
+    registration["registered_at"] = json!(rfc3339(day_ago));
+    registration["backdated_reason"] = json!("纸质登记簿补录");
     registration["ownership"] = json!({
         "leader": "张书记", "unit": "芦荻山乡政府", "officer": "李干事", "plan": "约谈用工方",
         "target_date": "2026-02-01",
@@ -262,12 +271,12 @@ fn examples(number: &str) -> Vec<(&'static str, String, Value)> {
             "AppendEvent",
             format!("/api/cases/{number}/events"),
             json!({"kind": "reply", "payload": {"outcome": "support", "text": "已结清欠薪"},
-                   "at": "2026-01-06T09:00:00+08:00"}),
+                   "at": rfc3339(now)}),
         ),
         (
             "ImportBatch",
             "/api/import".to_owned(),
-            json!({"rows": [{"line": 2, "case": registration, "history": [
+            json!({"rows": [{"line": 2, "case": ledger_registration, "history": [
                 {"kind": "accept", "payload": {}, "at": "2026-01-06T09:00:00+08:00"}
             ]}], "dry_run": false, "import_id": "20260106T0900-hostile"}),
         ),

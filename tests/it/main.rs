@@ -5,6 +5,7 @@
 
 mod accounts;
 mod audit;
+mod backdating;
 mod cli_lifecycle;
 mod console;
 mod crash;

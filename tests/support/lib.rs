@@ -543,6 +543,26 @@ impl Tamperer {
             },
             signature: None,
             imported: None,
+            backdated_reason: None,
+        };
+        fengqiao_case::signature::sign_event(number, &mut event, self.node.identity())?;
+        Ok(event)
+    }
+
+    /// An event of this node itself, claiming it happened at `at` and stamped by a clock that
+    /// read `at` (a node whose clock is wrong by that much), signed with this node's key.
+    pub fn sign_dated(
+        &self,
+        number: &str,
+        id: &str,
+        kind: fengqiao_case::EventKind,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> anyhow::Result<fengqiao_case::Event> {
+        let mut event = self.sign(number, id, &self.node_id(), kind, None)?;
+        event.at = fengqiao_case::deadlines::truncate_to_millis(at);
+        event.hlc = fengqiao_case::HybridTimestamp {
+            wall_ms: at.timestamp_millis(),
+            counter: 0,
         };
         fengqiao_case::signature::sign_event(number, &mut event, self.node.identity())?;
         Ok(event)

@@ -29,16 +29,25 @@ use crate::model::{
 /// has an empty `holder` and `tip` and lists every transition as invalid, so nothing can follow it.
 pub fn derive(header: &CaseHeader, events: &[Event], limits: &Limits) -> CaseState {
     let events: Vec<&Event> = events.iter().collect();
-    derive_from_refs(header, &events, limits)
+    derive_refs(header, &events, limits, true)
 }
 
 /// [`derive`] for events the caller holds as references: the receipt checks derive the state
 /// before each new event from the events kept before it, and copying those would cost the
-/// square of the case's length.
+/// square of the case's length. Without `time_flags`, which those checks do not read.
 pub(crate) fn derive_from_refs(
     header: &CaseHeader,
     events: &[&Event],
     limits: &Limits,
+) -> CaseState {
+    derive_refs(header, events, limits, false)
+}
+
+fn derive_refs(
+    header: &CaseHeader,
+    events: &[&Event],
+    limits: &Limits,
+    with_time_flags: bool,
 ) -> CaseState {
     let canonical = canonical_events(events);
     let tree = TransitionTree::new(&canonical);
@@ -88,6 +97,10 @@ pub(crate) fn derive_from_refs(
     state.superseded = in_canonical_order(&superseded, &position);
     state.event_count = u32::try_from(canonical.len()).unwrap_or(u32::MAX);
     state.last_event_at = canonical.iter().map(|event| event.at).max();
+    if with_time_flags {
+        // In canonical order, so that every replica lists them alike.
+        state.time_flags = crate::event_time::time_flags(&canonical);
+    }
     state
 }
 
@@ -162,6 +175,7 @@ pub(crate) fn empty_state() -> CaseState {
         event_count: 0,
         last_event_at: None,
         imported: false,
+        time_flags: Vec::new(),
     }
 }
 

@@ -5,7 +5,8 @@
 //! `operator`, `prev`, `hlc_ms` (int), `hlc_counter` (uint), and the signature: `sig_version`
 //! (uint), `signer` (32 bytes), `signature` (64 bytes)), and on an event a ledger import made,
 //! `imported` (its `ImportMark` as JSON text; absent otherwise, so other events and the builds
-//! before it are unchanged).
+//! before it are unchanged), and on an event dated in the past with a reason, `backdated_reason`
+//! (text; absent otherwise, likewise).
 //!
 //! The header is not a map of its own: it is what the register event's payload registered, with
 //! every `amend_header` event applied in list order. So everything a case says is in a signed
@@ -492,6 +493,9 @@ fn insert_event(
     if let Some(mark) = &event.imported {
         doc.put(&entry, "imported", to_json_text(mark, "imported")?)?;
     }
+    if let Some(reason) = &event.backdated_reason {
+        doc.put(&entry, "backdated_reason", reason.as_str())?;
+    }
     Ok(())
 }
 
@@ -654,6 +658,7 @@ struct EventFields<'a> {
     signer: Option<ScalarValueRef<'a>>,
     signature: Option<ScalarValueRef<'a>>,
     imported: Option<ScalarValueRef<'a>>,
+    backdated_reason: Option<ScalarValueRef<'a>>,
 }
 
 fn read_event(doc: &AutoCommit, entry: &ObjId, index: usize) -> Result<Event, DocumentError> {
@@ -674,6 +679,7 @@ fn read_event(doc: &AutoCommit, entry: &ObjId, index: usize) -> Result<Event, Do
             "signer" => &mut fields.signer,
             "signature" => &mut fields.signature,
             "imported" => &mut fields.imported,
+            "backdated_reason" => &mut fields.backdated_reason,
             // Fields a later schema adds are not this build's business.
             _ => continue,
         };
@@ -756,6 +762,10 @@ fn read_event(doc: &AutoCommit, entry: &ObjId, index: usize) -> Result<Event, Do
             Some(parse_json(&json, "imported", &place)?)
         }
     };
+    let backdated_reason = match fields.backdated_reason {
+        None => None,
+        Some(value) => Some(text_of(value, "backdated_reason", &place)?),
+    };
     Ok(Event {
         id,
         kind,
@@ -766,6 +776,7 @@ fn read_event(doc: &AutoCommit, entry: &ObjId, index: usize) -> Result<Event, Do
         hlc,
         signature,
         imported,
+        backdated_reason,
     })
 }
 

@@ -69,6 +69,7 @@ mod tests {
         ImportRow {
             line,
             case: RegisterCase {
+                backdated_reason: None,
                 number: None,
                 registered_at: None,
                 channel: Channel::Visit,
@@ -100,6 +101,7 @@ mod tests {
         assert_ne!(first, row_key(&row(2, "工伤")));
         let mut with_history = row(2, "欠薪");
         with_history.history.push(AppendEvent {
+            backdated_reason: None,
             kind: EventKind::Accept {},
             at: None,
         });

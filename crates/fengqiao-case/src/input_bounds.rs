@@ -13,7 +13,7 @@
 //!
 //! The bounds are far beyond what a real office reaches, so they stop typos and abuse, never work.
 
-use chrono::{DateTime, Datelike, TimeDelta, Utc};
+use chrono::{DateTime, Datelike, Utc};
 
 use crate::deadlines::local_date;
 use crate::lifecycle::CaseError;
@@ -23,9 +23,6 @@ use crate::personal_data;
 /// The first year a registration, an event or a case number may carry: Fengqiao keeps current
 /// work and ledgers of recent years, not archives.
 pub const FIRST_YEAR: i32 = 2000;
-
-/// How far past `now` a given time may lie: the clocks of office PCs drift.
-pub const CLOCK_SKEW_ALLOWANCE: TimeDelta = TimeDelta::minutes(5);
 
 /// How many years past `now`'s a case number's year may be: a number for next year is given
 /// around New Year, never later.
@@ -190,28 +187,6 @@ pub fn check_operator(field: &'static str, name: &str) -> Result<(), CaseError> 
                  the node's escalation rules: give the operator's own name",
                 crate::escalation_rules::RULE_OPERATOR_PREFIX
             ),
-        ));
-    }
-    Ok(())
-}
-
-/// A given instant (registration or event time): not before [`FIRST_YEAR`] in China, and not in
-/// the future beyond [`CLOCK_SKEW_ALLOWANCE`].
-pub fn check_time(
-    field: &'static str,
-    at: DateTime<Utc>,
-    now: DateTime<Utc>,
-) -> Result<(), CaseError> {
-    if local_date(at).year() < FIRST_YEAR {
-        return Err(invalid(
-            field,
-            format!("{at} is before {FIRST_YEAR}: give the real date"),
-        ));
-    }
-    if at > now + CLOCK_SKEW_ALLOWANCE {
-        return Err(invalid(
-            field,
-            format!("{at} is in the future (the node's clock says {now})"),
         ));
     }
     Ok(())

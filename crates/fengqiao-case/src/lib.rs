@@ -11,6 +11,7 @@ pub mod deadlines;
 pub mod derive;
 pub mod document;
 pub mod escalation_rules;
+pub mod event_time;
 pub mod import;
 pub mod input_bounds;
 pub mod lifecycle;

@@ -11,6 +11,9 @@ use chrono::{DateTime, TimeDelta, Utc};
 use crate::authority::{self, AuthorityError, Hierarchy, authorize};
 use crate::deadlines::{calendar_deadline, local_date, truncate_to_millis, working_day_deadline};
 use crate::document::{CaseDocument, DocumentError};
+use crate::event_time::{
+    Backdating, ClaimedTime, check_claimed_time, counted_time, predecessors_of,
+};
 use crate::model::{
     CaseHeader, CaseState, DirectiveId, DirectiveState, DirectiveStatus, Event, EventId, EventKind,
     HeaderAmendment, HybridTimestamp, ImportMark, Limits, Location, MediationResult, NodeId,
@@ -31,6 +34,9 @@ pub struct NewEvent {
     pub hlc: HybridTimestamp,
     /// Set by a ledger import only: `at` is the ledger's time, recorded as such.
     pub imported: Option<ImportMark>,
+    /// Why `at` lies in the past beyond the clock skew allowance (补录); checked by the caller
+    /// with `crate::event_time::check_claimed_time`.
+    pub backdated_reason: Option<String>,
 }
 
 /// Why an event was refused. Messages are for the operator who asked for it.
@@ -89,6 +95,8 @@ pub(crate) struct Proposed<'a> {
     pub id: &'a str,
     pub kind: &'a EventKind,
     pub at: DateTime<Utc>,
+    /// When the event counts for the measures (`crate::event_time::counted_time`).
+    pub counted_at: DateTime<Utc>,
     pub node: &'a str,
     pub operator: &'a str,
 }
@@ -99,6 +107,7 @@ impl<'a> From<&'a NewEvent> for Proposed<'a> {
             id: &event.id,
             kind: &event.kind,
             at: event.at,
+            counted_at: counted_time(event.at, event.hlc, event.imported.is_some()),
             node: &event.node,
             operator: &event.operator,
         }
@@ -111,6 +120,7 @@ impl<'a> From<&'a Event> for Proposed<'a> {
             id: &event.id,
             kind: &event.kind,
             at: event.at,
+            counted_at: counted_time(event.at, event.hlc, event.imported.is_some()),
             node: &event.node,
             operator: &event.operator,
         }
@@ -320,7 +330,7 @@ pub(crate) fn next_state(
                     "only a registered case awaiting its decision can be accepted",
                 ));
             }
-            record_decision(&mut next, at);
+            record_decision(&mut next, event.counted_at);
             next.status = Status::Accepted;
             next.timeline.accepted_at = Some(at);
             start_handling(&mut next, at, limits);
@@ -334,7 +344,7 @@ pub(crate) fn next_state(
                 ));
             }
             required("reason", reason)?;
-            record_decision(&mut next, at);
+            record_decision(&mut next, event.counted_at);
             next.status = Status::NotAccepted;
         }
         EventKind::Divert { to_unit, reason } => {
@@ -347,7 +357,7 @@ pub(crate) fn next_state(
             }
             required("to_unit", to_unit)?;
             required("reason", reason)?;
-            record_decision(&mut next, at);
+            record_decision(&mut next, event.counted_at);
             next.status = Status::Diverted;
         }
         EventKind::Forward {
@@ -364,7 +374,7 @@ pub(crate) fn next_state(
             }
             required("to_unit", to_unit)?;
             required("reason", reason)?;
-            record_decision(&mut next, at);
+            record_decision(&mut next, event.counted_at);
             match to_node {
                 Some(to_node) => {
                     other_node("to_node", to_node, &state.holder)?;
@@ -397,7 +407,7 @@ pub(crate) fn next_state(
                     ),
                 });
             }
-            record_decision(&mut next, at);
+            record_decision(&mut next, event.counted_at);
             await_receiver(&mut next, to_node, at, limits);
             next.assignment_deadline = Some(*deadline);
         }
@@ -454,7 +464,7 @@ pub(crate) fn next_state(
             }
             other_node("to_node", to_node, &state.holder)?;
             required("reason", reason)?;
-            record_decision(&mut next, at);
+            record_decision(&mut next, event.counted_at);
             next.holder = to_node.clone();
             next.escalated_to.push(to_node.clone());
             next.timeline.received_at = Some(at);
@@ -543,7 +553,7 @@ pub(crate) fn next_state(
             required("text", text)?;
             next.status = Status::Replied;
             next.reply = Some((*outcome, text.clone()));
-            next.timeline.replied_at = Some(at);
+            next.timeline.replied_at = Some(event.counted_at);
             next.timeline.replied_deadline = state.timeline.handling_deadline;
             next.timeline.evaluation_deadline = Some(calendar_deadline(at, limits.evaluation_days));
         }
@@ -1068,6 +1078,39 @@ pub fn append(
     signer: &dyn NodeSigner,
     hierarchy: &dyn Hierarchy,
 ) -> Result<(Event, CaseState, CaseHeader), CaseError> {
+    append_checked(document, event, None, limits, signer, hierarchy)
+}
+
+/// The time rule a person's event is held to on append: judged at `now` against the events the
+/// new one follows (`crate::event_time`).
+#[derive(Debug, Clone, Copy)]
+pub struct TimeRule {
+    pub now: DateTime<Utc>,
+    pub backdating: Backdating,
+}
+
+/// [`append`], first holding the event's claimed time (`at`, with its `backdated_reason`) to
+/// the time rule: not before the transition it follows, the registration or the directive it
+/// answers, and back-dated only as `time_rule.backdating` allows.
+pub fn append_with_time_rule(
+    document: &mut CaseDocument,
+    event: NewEvent,
+    time_rule: TimeRule,
+    limits: &Limits,
+    signer: &dyn NodeSigner,
+    hierarchy: &dyn Hierarchy,
+) -> Result<(Event, CaseState, CaseHeader), CaseError> {
+    append_checked(document, event, Some(time_rule), limits, signer, hierarchy)
+}
+
+fn append_checked(
+    document: &mut CaseDocument,
+    event: NewEvent,
+    time_rule: Option<TimeRule>,
+    limits: &Limits,
+    signer: &dyn NodeSigner,
+    hierarchy: &dyn Hierarchy,
+) -> Result<(Event, CaseState, CaseHeader), CaseError> {
     let header = document.header()?;
     let mut events = document.events()?;
     let state = crate::derive::derive(&header, &events, limits);
@@ -1080,6 +1123,19 @@ pub fn append(
         at: truncate_to_millis(event.at),
         ..event
     };
+    if let Some(TimeRule { now, backdating }) = time_rule {
+        let prev = event.kind.is_transition().then_some(state.tip.as_str());
+        check_claimed_time(
+            ClaimedTime {
+                field: "at",
+                at: event.at,
+                reason: event.backdated_reason.as_deref(),
+            },
+            now,
+            predecessors_of(&events, &event.kind, prev),
+            backdating,
+        )?;
+    }
     check_with_header(&header, &state, &event, limits)?;
     // After the lifecycle, whose refusals of a transition by the wrong office name the office
     // that may make it; the table then refuses what the lifecycle does not judge by itself
@@ -1118,6 +1174,7 @@ pub fn append(
         hlc: event.hlc,
         signature: None,
         imported: event.imported,
+        backdated_reason: event.backdated_reason,
     };
     signature::sign_event(&header.number, &mut stored, signer)?;
     document.push_event(&stored)?;
@@ -1169,6 +1226,7 @@ pub fn register(
         hlc: register.hlc,
         signature: None,
         imported: register.imported,
+        backdated_reason: register.backdated_reason,
     };
     signature::sign_event(&header.number, &mut event, signer)?;
     let document = CaseDocument::create(&header, &event, actor)?;

@@ -63,14 +63,19 @@ pub fn case_number(schema: &mut Schema) {
     );
 }
 
-/// A time a person gives for a registration or an event (`input_bounds::check_time`).
+/// A time a person gives for a registration or an event (`event_time.rs`, the one time rule).
 pub fn given_time(schema: &mut Schema) {
     schema.insert(
         "description".to_owned(),
         Value::String(format!(
-            "RFC 3339; not before {FIRST_YEAR} (China time), not later than {} minutes past the \
-             node's clock; defaults to now",
-            input_bounds::CLOCK_SKEW_ALLOWANCE.num_minutes()
+            "RFC 3339; not before {FIRST_YEAR} (China time), not later than {allowance} minutes \
+             past the node's clock, not before the event it follows (the transition, the \
+             registration, the directive answered) by more than {allowance} minutes; more than \
+             {allowance} minutes in the past only with `backdated_reason` and at most `[clock] \
+             max_backdate_days` (default {max_days}) days; defaults to now. The measures count a \
+             back-dated decision or reply at the time the node recorded it",
+            allowance = crate::event_time::CLOCK_SKEW_ALLOWANCE.num_minutes(),
+            max_days = crate::event_time::DEFAULT_MAX_BACKDATE_DAYS,
         )),
     );
 }

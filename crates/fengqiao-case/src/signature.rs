@@ -51,9 +51,21 @@ pub const IMPORTED_EVENT_SIGNATURE_VERSION: u32 = 2;
 /// every event without a policy version is signed as before.
 pub const POLICY_REGISTER_SIGNATURE_VERSION: u32 = 3;
 
+/// Version of the signing bytes of an event that gives a reason for being dated in the past
+/// (`Event::backdated_reason`): version 3's fields (the import mark and the policy version, if
+/// any) and the reason. As with the versions before it, a build that knows only the earlier
+/// versions refuses such an event as of an unknown version, and a reason cannot be stripped or
+/// altered.
+pub const BACKDATED_EVENT_SIGNATURE_VERSION: u32 = 4;
+
 /// The signature version `event` must carry: the one whose signing bytes hold all its fields.
+/// Each optional field is left out of the bytes when absent, so the version is that of the
+/// newest field the event carries.
 pub fn signature_version(event: &Event) -> u32 {
-    if matches!(event.kind, EventKind::Register { policy_version, .. } if policy_version > 0) {
+    if event.backdated_reason.is_some() {
+        BACKDATED_EVENT_SIGNATURE_VERSION
+    } else if matches!(event.kind, EventKind::Register { policy_version, .. } if policy_version > 0)
+    {
         POLICY_REGISTER_SIGNATURE_VERSION
     } else if event.imported.is_some() {
         IMPORTED_EVENT_SIGNATURE_VERSION
@@ -145,6 +157,9 @@ struct SigningContent<'a> {
     /// Version 2 only; left out of version 1's bytes, which stay as they were.
     #[serde(skip_serializing_if = "Option::is_none")]
     imported: Option<&'a ImportMark>,
+    /// Version 4 only; left out of the bytes of versions 1 to 3.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    backdated_reason: Option<&'a str>,
 }
 
 /// The bytes a node signs for `event` of `case`.
@@ -161,6 +176,7 @@ pub fn signing_bytes(case: &str, event: &Event) -> Result<Vec<u8>, SignatureErro
         operator: &event.operator,
         prev: event.prev.as_deref(),
         imported: event.imported.as_ref(),
+        backdated_reason: event.backdated_reason.as_deref(),
     };
     serde_json::to_vec(&content).map_err(|error| SignatureError::Encode {
         event: event.id.clone(),

@@ -244,6 +244,7 @@ mod tests {
             event_count: 3,
             last_event_at: Some(day(5)),
             imported: false,
+            time_flags: Vec::new(),
         }
     }
 

@@ -75,6 +75,7 @@ fn sample_case(now: DateTime<Utc>) -> CaseView {
         hlc: Default::default(),
         signature: None,
         imported: None,
+        backdated_reason: None,
     };
     let events = vec![register];
     let state = fengqiao_case::derive(&header, &events, &Limits::default());
@@ -109,6 +110,7 @@ impl ConsoleBackend for Fake {
             tier: Tier::Village,
             region_code: "430702001001".to_owned(),
             case_count: 1,
+            clock: None,
         }
     }
 

@@ -632,6 +632,7 @@ fn sample_row(
     };
 
     let case = RegisterCase {
+        backdated_reason: None,
         number: None,
         registered_at: Some(registered_at),
         channel,
@@ -1122,6 +1123,7 @@ fn place_in_time(
         }
         previous = at;
         history.push(AppendEvent {
+            backdated_reason: None,
             kind: event.kind,
             at: Some(at),
         });
@@ -1452,6 +1454,7 @@ mod tests {
                 operator: "导入".to_owned(),
                 hlc: Default::default(),
                 imported: None,
+                backdated_reason: None,
             };
             let (mut document, _, mut state) = register(
                 header,

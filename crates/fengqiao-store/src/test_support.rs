@@ -85,6 +85,7 @@ pub(crate) fn event(id: &str, kind: EventKind, prev: Option<&str>) -> Event {
         hlc: Default::default(),
         signature: None,
         imported: None,
+        backdated_reason: None,
     }
 }
 

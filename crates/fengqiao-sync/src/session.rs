@@ -21,6 +21,8 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
+use chrono::{DateTime, Utc};
+
 use fengqiao_case::model::sync::{ChangeHead, FeedSequence, SYNC_PROTOCOL_VERSION, SyncFrame};
 use fengqiao_case::model::{CaseId, NodeId};
 
@@ -72,6 +74,9 @@ pub enum SyncEvent {
     },
     /// The peer has up to `documents` changed documents to send us (its count at connection).
     PeerBacklog { documents: u64 },
+    /// The peer said its wall clock: it reads `offset_ms` ahead of ours (negative: behind).
+    /// The shell judges its own clock from these (`fengqiao_case::clock::judge_clock`).
+    PeerClock { offset_ms: i64 },
     /// A peer's changes were applied (`changed`: our document moved, so the feed advanced and the
     /// shell should call `on_local_change` on its other sessions).
     CaseReceived {
@@ -135,6 +140,11 @@ pub struct Session {
     peer: PeerDescription,
     phase: Phase,
     started_at: Instant,
+    /// Our wall clock when the session started: with the monotonic time since, our wall clock
+    /// when the peer's [`SyncFrame::Clock`] arrives, without reading a clock here.
+    started_wall: DateTime<Utc>,
+    /// The peer's wall clock minus ours, in milliseconds, once it said it.
+    peer_clock_offset_ms: Option<i64>,
     /// Where the stall timeout counts from: the last frame heard from the peer, or the send that
     /// ended a quiet spell (nothing outstanding) if that came later. An idle link owes nothing,
     /// so its quiet time must not count against the first send after it.
@@ -200,13 +210,14 @@ impl NeedRounds {
 
 impl Session {
     /// A session for a new connection to `peer`; it starts from the cursor persisted for the peer
-    /// and queues our hello.
+    /// and queues our hello, then our wall clock `wall_now` (read by the shell at `now`).
     pub fn new(
         config: SessionConfig,
         local_node_id: &str,
         peer: PeerDescription,
         replica: &mut dyn Replica,
         now: Instant,
+        wall_now: DateTime<Utc>,
     ) -> Result<Session, ReplicaError> {
         let cursor = replica.peer_cursor(&peer.node_id)?;
         let feed_head = replica.feed_head()?;
@@ -216,6 +227,8 @@ impl Session {
             peer,
             phase: Phase::AwaitingHello,
             started_at: now,
+            started_wall: wall_now,
+            peer_clock_offset_ms: None,
             stall_clock_from: now,
             transmit: VecDeque::new(),
             events: VecDeque::new(),
@@ -237,7 +250,25 @@ impl Session {
             node_id: session.local_node_id.clone(),
             feed_head,
         });
+        session.send(SyncFrame::Clock {
+            wall_ms: wall_now.timestamp_millis(),
+        });
         Ok(session)
+    }
+
+    /// The peer's wall clock minus ours, in milliseconds, once it said it
+    /// ([`SyncFrame::Clock`]).
+    pub fn peer_clock_offset_ms(&self) -> Option<i64> {
+        self.peer_clock_offset_ms
+    }
+
+    /// Our wall clock at `now`, from the one the shell gave at the start.
+    fn wall_clock_at(&self, now: Instant) -> DateTime<Utc> {
+        let elapsed = now.saturating_duration_since(self.started_at);
+        chrono::TimeDelta::from_std(elapsed)
+            .ok()
+            .and_then(|elapsed| self.started_wall.checked_add_signed(elapsed))
+            .unwrap_or(self.started_wall)
     }
 
     pub fn peer(&self) -> &PeerDescription {
@@ -421,6 +452,12 @@ impl Session {
             }
             SyncFrame::ChangesRefused { case, reasons } => {
                 self.receive_changes_refused(replica, case, reasons)
+            }
+            SyncFrame::Clock { wall_ms } => {
+                let offset_ms = wall_ms.saturating_sub(self.wall_clock_at(now).timestamp_millis());
+                self.peer_clock_offset_ms = Some(offset_ms);
+                self.events.push_back(SyncEvent::PeerClock { offset_ms });
+                Ok(())
             }
         };
         self.fail_on_storage_error(result);

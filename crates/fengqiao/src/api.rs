@@ -286,7 +286,7 @@ pub const ROUTES: &[RouteSpec] = &[
         request: Some(BodySpec::One(schema_of::<RegisterCase>)),
         success_status: 201,
         response: BodySpec::One(schema_of::<CaseView>),
-        errors: &[400, 409, 413, 415, 422, 500, 507],
+        errors: &[400, 409, 413, 415, 422, 500, 503, 507],
     },
     RouteSpec {
         operation: Operation::ListCases,
@@ -356,7 +356,7 @@ pub const ROUTES: &[RouteSpec] = &[
         request: Some(BodySpec::One(schema_of::<AppendEvent>)),
         success_status: 200,
         response: BodySpec::One(schema_of::<CaseView>),
-        errors: &[400, 403, 404, 409, 413, 415, 422, 500, 507],
+        errors: &[400, 403, 404, 409, 413, 415, 422, 500, 503, 507],
     },
     RouteSpec {
         operation: Operation::ListDirectives,
@@ -425,7 +425,7 @@ pub const ROUTES: &[RouteSpec] = &[
         request: Some(BodySpec::One(schema_of::<ImportBatch>)),
         success_status: 200,
         response: BodySpec::ListOf(schema_of::<ImportRowReport>),
-        errors: &[400, 409, 413, 415, 422, 500, 507],
+        errors: &[400, 409, 413, 415, 422, 500, 503, 507],
     },
     RouteSpec {
         operation: Operation::Peers,
@@ -680,6 +680,11 @@ impl BoundServer {
             .await
             .context("opening the node stopped unexpectedly")??;
         BoundServer::bind_node(Arc::new(node), listen).await
+    }
+
+    /// The node this server serves.
+    pub fn node(&self) -> &Arc<Node> {
+        &self.node
     }
 
     /// Bind the API of an already open node (`listen`, else the configured address) and write

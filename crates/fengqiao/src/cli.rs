@@ -137,6 +137,11 @@ pub struct RunArgs {
     /// one (port 0 picks a free port; the bound address is written to `quic.addr`)
     #[arg(long, value_name = "ADDR")]
     pub quic_listen: Option<SocketAddr>,
+    /// Record events even while this node's clock is more than 5 minutes off against its peers
+    /// (as `[clock] allow_skew = true` does). Without it such a node refuses to record, because
+    /// deadlines counted from a wrong clock are wrong
+    #[arg(long)]
+    pub allow_clock_skew: bool,
 }
 
 #[derive(Debug, Args)]
@@ -325,12 +330,16 @@ fn run_node(args: RunArgs, global: &GlobalOptions) -> anyhow::Result<()> {
         shutdown_signal()?
     };
     tracing::info!(dir = %dir.display(), "starting node");
-    let served = runtime.block_on(crate::api::serve(
-        &dir,
-        args.listen,
-        args.quic_listen,
-        shutdown,
-    ));
+    let allow_clock_skew = args.allow_clock_skew;
+    let served = runtime.block_on(async move {
+        let mut server = crate::api::BoundServer::bind(&dir, args.listen).await?;
+        if allow_clock_skew {
+            tracing::warn!("--allow-clock-skew: events are recorded even while the clock is off");
+            server.node().allow_clock_skew();
+        }
+        server.start_federation(args.quic_listen).await?;
+        server.run(shutdown).await
+    });
     // Dropping a runtime waits for its blocking threads without end; one stuck on a disk that
     // does not answer would keep the process alive after SIGTERM. `serve` has already waited
     // for the requests as long as it should (`api::STOP_WAIT`); what is left is abandoned.

@@ -40,6 +40,38 @@ pub struct NodeConfig {
     /// Automatic escalation (自动上报) to the parent; absent: no rules.
     #[serde(default, skip_serializing_if = "EscalationSection::is_default")]
     pub escalation: EscalationSection,
+    /// How far in the past a person may date an event, and whether this node stamps events
+    /// while its clock is off against its peers.
+    #[serde(default, skip_serializing_if = "ClockSection::is_default")]
+    pub clock: ClockSection,
+}
+
+/// `[clock]`: the time rule's bound (`fengqiao_case::event_time`) and the clock-skew refusal.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClockSection {
+    /// How many days before now a person may date an event (补录, with a reason). Older
+    /// records come in through a ledger import, which keeps the ledger's times.
+    pub max_backdate_days: u32,
+    /// Stamp events even while this node's clock is off by more than 5 minutes against its
+    /// peers (`fengqiao run --allow-clock-skew` does the same for one run). Off by default: a
+    /// wrong clock moves legal deadlines.
+    pub allow_skew: bool,
+}
+
+impl Default for ClockSection {
+    fn default() -> Self {
+        ClockSection {
+            max_backdate_days: fengqiao_case::event_time::DEFAULT_MAX_BACKDATE_DAYS,
+            allow_skew: false,
+        }
+    }
+}
+
+impl ClockSection {
+    fn is_default(&self) -> bool {
+        *self == ClockSection::default()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -401,6 +433,7 @@ impl NodeConfig {
             storage: StorageSection::default(),
             federation: None,
             escalation: EscalationSection::default(),
+            clock: ClockSection::default(),
         }
     }
 

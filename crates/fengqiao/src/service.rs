@@ -14,15 +14,18 @@ use anyhow::{Context, bail};
 use chrono::{DateTime, Datelike, Utc};
 use fengqiao_accounts::{Action, Actor, RoleError};
 use fengqiao_case::authority::{Hierarchy, KindTag, StandaloneOffice, lies_within};
-use fengqiao_case::clock::{ClockError, DEFAULT_MAX_AHEAD_MS, HybridClock};
+use fengqiao_case::clock::{ClockError, DEFAULT_MAX_AHEAD_MS, HybridClock, judge_clock};
 use fengqiao_case::deadlines::local_date;
+use fengqiao_case::event_time::{self, Backdating, ClaimedTime};
+use fengqiao_case::lifecycle::TimeRule;
+use fengqiao_case::model::ReceivedAheadNote;
 use fengqiao_case::model::sync::PeerRefusal;
 use fengqiao_case::{
     AppendEvent, CaseDocument, CaseError, CaseHeader, CaseId, CaseListItem, CaseSummary, CaseView,
-    Category, DirectiveListItem, DirectiveStatus, DocumentError, EventKind, HybridTimestamp,
-    ImportBatch, ImportMark, ImportOutcome, ImportRow, ImportRowReport, ImportedCases, Measures,
-    NewEvent, NodeId, NodeInfo, RegisterCase, SCHEMA_VERSION, Status, Tier, import, input_bounds,
-    lifecycle, summary, warnings,
+    Category, ClockHealth, DirectiveListItem, DirectiveStatus, DocumentError, EventKind,
+    HybridTimestamp, ImportBatch, ImportMark, ImportOutcome, ImportRow, ImportRowReport,
+    ImportedCases, Measures, NewEvent, NodeId, NodeInfo, RegisterCase, SCHEMA_VERSION, Status,
+    Tier, import, input_bounds, lifecycle, summary, warnings,
 };
 use fengqiao_store::{CaseFilter, NewCase, Store, StoreError, StoreOptions};
 
@@ -227,6 +230,10 @@ pub enum ServiceError {
     NoSuchAccount(String),
     #[error("internal error: {0}")]
     Internal(String),
+    /// This node's clock is off against its peers beyond the allowance: it stamps no events
+    /// until the clock is corrected or it is told to proceed; the message says which.
+    #[error("{0}")]
+    ClockSkewed(String),
 }
 
 impl From<RoleError> for ServiceError {
@@ -252,6 +259,8 @@ impl ServiceError {
             // 507 Insufficient Storage: the request was fine and may be sent again once the
             // operator has freed space.
             ServiceError::DiskFull(_) => 507,
+            // 503: the request was fine; the node will take it once its clock is right.
+            ServiceError::ClockSkewed(_) => 503,
         }
     }
 }
@@ -336,8 +345,21 @@ pub struct Node {
     /// The federation's policy versions held (`service/policy.rs`): every case derives with the
     /// one it was registered under.
     policies: Arc<policy::SharedPolicies>,
+    /// What the federation's links measured of their peers' clocks, once it has started
+    /// (`set_peer_clocks`); none on a standalone node, whose clock nobody can judge.
+    peer_clocks: RwLock<Option<Arc<dyn PeerClocks>>>,
+    /// Stamp events even while the clock is skewed: `[clock] allow_skew`, or `fengqiao run
+    /// --allow-clock-skew` (`allow_clock_skew`).
+    allow_clock_skew: std::sync::atomic::AtomicBool,
     /// Holds the node directory's lock for as long as the node is open.
     _lock: File,
+}
+
+/// The peers' wall clocks as the node's links measured them: each the peer's clock minus ours,
+/// in milliseconds (`fengqiao_sync::SyncEvent::PeerClock`), the parent's apart.
+pub trait PeerClocks: Send + Sync + std::fmt::Debug {
+    /// (the parent's offset, each child's offset), for those that said their time.
+    fn offsets(&self) -> (Option<i64>, Vec<i64>);
 }
 
 /// The federation's hierarchy as the node holds it: weakly, because the live roster holds the
@@ -441,6 +463,7 @@ impl Node {
             &node_dir.cli_token_path(),
             config.http.session_idle_seconds,
         )?;
+        let allow_clock_skew = config.clock.allow_skew;
         Ok(Node {
             dir: node_dir,
             config,
@@ -452,6 +475,8 @@ impl Node {
             hierarchy: RwLock::new(None),
             accounts,
             policies: Arc::new(policy::SharedPolicies::new(policies)),
+            peer_clocks: RwLock::new(None),
+            allow_clock_skew: std::sync::atomic::AtomicBool::new(allow_clock_skew),
             _lock: lock,
         })
     }
@@ -484,7 +509,41 @@ impl Node {
             tier: self.config.node.tier,
             region_code: self.config.node.region_code.clone(),
             case_count: self.store.case_count(),
+            clock: self.clock_health(),
         }
+    }
+
+    /// Give the node what its federation's links measure of their peers' clocks, against which
+    /// it judges its own before stamping each event.
+    pub fn set_peer_clocks(&self, peer_clocks: Arc<dyn PeerClocks>) {
+        *self
+            .peer_clocks
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = Some(peer_clocks);
+    }
+
+    /// Stamp events even while the clock is skewed (`fengqiao run --allow-clock-skew`).
+    pub fn allow_clock_skew(&self) {
+        self.allow_clock_skew
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// How this node's clock stands against its peers' (`fengqiao_case::clock::judge_clock`):
+    /// against its parent, or a county against the median of its children. `None` before any
+    /// of them said its time, and on a node without a federation.
+    pub fn clock_health(&self) -> Option<ClockHealth> {
+        let peer_clocks = self
+            .peer_clocks
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()?;
+        let (parent, children) = peer_clocks.offsets();
+        judge_clock(
+            parent,
+            &children,
+            self.allow_clock_skew
+                .load(std::sync::atomic::Ordering::Relaxed),
+        )
     }
 
     /// Register a new case. Without a number the node assigns the next one for its region and the
@@ -497,7 +556,17 @@ impl Node {
     ) -> Result<CaseView, ServiceError> {
         actor.permit(Action::Event(KindTag::Register))?;
         let operator = actor.operator.as_str();
-        let registered_at = self.event_time(request.registered_at, now, "registered_at")?;
+        let registered_at = request.registered_at.unwrap_or(now);
+        event_time::check_claimed_time(
+            ClaimedTime {
+                field: "registered_at",
+                at: registered_at,
+                reason: request.backdated_reason.as_deref(),
+            },
+            now,
+            [],
+            self.backdating(),
+        )?;
         self.check_location(&request)?;
         let given_number = request.number.clone();
         if let Some(number) = &given_number {
@@ -516,15 +585,18 @@ impl Node {
             None => self.assign_number(registered_at)?,
         };
         let header = header_from(&request, number);
-        let register = self.new_event(
-            EventKind::Register {
-                header: None,
-                policy_version: 0,
-            },
-            registered_at,
-            now,
-            operator,
-        )?;
+        let register = NewEvent {
+            backdated_reason: backdated_reason(request.backdated_reason.as_deref()),
+            ..self.new_event(
+                EventKind::Register {
+                    header: None,
+                    policy_version: 0,
+                },
+                registered_at,
+                now,
+                operator,
+            )?
+        };
         let (mut document, event, state) = lifecycle::register(
             header.clone(),
             register,
@@ -589,8 +661,18 @@ impl Node {
         // The person's role first, then (in `lifecycle::append`) the office's authority: the
         // one place a person's role is judged for an event.
         actor.permit(Action::Event(KindTag::of(&request.kind)))?;
-        let at = self.event_time(request.at, now, "at")?;
-        let event = self.new_event(request.kind, at, now, &actor.operator)?;
+        let at = request.at.unwrap_or(now);
+        // Plausible before the clock ticks; the rest of the time rule (what the event follows)
+        // is judged on the case, in `lifecycle::append_with_time_rule`.
+        event_time::check_time("at", at, now)?;
+        let event = NewEvent {
+            backdated_reason: backdated_reason(request.backdated_reason.as_deref()),
+            ..self.new_event(request.kind, at, now, &actor.operator)?
+        };
+        let time_rule = TimeRule {
+            now,
+            backdating: self.backdating(),
+        };
         let policies = self.policies();
         let hierarchy = self.hierarchy();
         let outcome = self.store.update_case(number, |document| {
@@ -602,8 +684,14 @@ impl Node {
             let limits = policies
                 .limits_for_case(&document.events()?)
                 .map_err(|error| ServiceError::Internal(format!("case {number}: {error}")))?;
-            let (_event, state, header) =
-                lifecycle::append(document, event, limits, &self.identity, hierarchy.as_ref())?;
+            let (_event, state, header) = lifecycle::append_with_time_rule(
+                document,
+                event,
+                time_rule,
+                limits,
+                &self.identity,
+                hierarchy.as_ref(),
+            )?;
             let events = document.events()?;
             let case_summary = summary::summarize(&header, &state);
             Ok::<_, ServiceError>((case_summary.clone(), (header, state, events, case_summary)))
@@ -618,6 +706,26 @@ impl Node {
             warnings,
             refused_by_peers,
         })
+    }
+
+    /// The note the federation kept if case `number` arrived with an event stamped beyond the
+    /// clock allowance ahead of this node's clock (`ReceivedAheadNote`); an unreadable note is
+    /// skipped with a log line.
+    fn received_ahead_flag(&self, number: &str) -> Option<String> {
+        let value = match self.store.meta_get(&ReceivedAheadNote::meta_key(number)) {
+            Ok(value) => value?,
+            Err(error) => {
+                tracing::warn!(case = %number, %error, "cannot read the received-time note");
+                return None;
+            }
+        };
+        match serde_json::from_slice::<ReceivedAheadNote>(&value) {
+            Ok(note) => Some(note.flag()),
+            Err(error) => {
+                tracing::warn!(case = %number, %error, "unreadable received-time note skipped");
+                None
+            }
+        }
     }
 
     /// Peers that refused changes this node sent them for case `number` (the federation records
@@ -662,10 +770,12 @@ impl Node {
             "case": number,
         });
         self.store.log_access(record.to_string().as_bytes())?;
-        let state = self.derive_case(&header, &events)?;
+        let mut state = self.derive_case(&header, &events)?;
         let case_summary = summary::summarize(&header, &state);
         let warnings = warnings::warnings(&case_summary, now, &self.config.warnings);
         let refused_by_peers = self.refusals_by_peers(number)?;
+        // This node's own note, beside the flags every replica derives alike.
+        state.time_flags.extend(self.received_ahead_flag(number));
         Ok(CaseView {
             header,
             state,
@@ -945,7 +1055,7 @@ impl Node {
     ) -> Result<BuiltCase, RowRefusal> {
         let request = &row.case;
         let registered_at = request.registered_at.unwrap_or(now);
-        input_bounds::check_time("registered_at", registered_at, now)
+        event_time::check_time("registered_at", registered_at, now)
             .map_err(|error| RowRefusal::of_case("case", error))?;
         self.check_location(request).map_err(RowRefusal::whole)?;
         let header = header_from(request, number);
@@ -977,7 +1087,7 @@ impl Node {
         for (position, entry) in row.history.iter().enumerate() {
             let place = format!("history[{position}]");
             let at = entry.at.unwrap_or(now);
-            input_bounds::check_time("at", at, now)
+            event_time::check_time("at", at, now)
                 .map_err(|error| RowRefusal::of_case(&place, error))?;
             if at < previous_at {
                 return Err(RowRefusal {
@@ -1037,6 +1147,7 @@ impl Node {
             operator: operator.to_owned(),
             hlc: self.tick_clock(now)?,
             imported: None,
+            backdated_reason: None,
         })
     }
 
@@ -1044,6 +1155,13 @@ impl Node {
     /// with the event's own commit, so after a restart it resumes after every event it stamped,
     /// even if the wall clock was set back meanwhile.
     fn tick_clock(&self, now: DateTime<Utc>) -> Result<HybridTimestamp, ServiceError> {
+        // A clock days off moves every deadline counted from what it stamps: refuse, saying so.
+        if let Some(health) = self.clock_health()
+            && health.skewed
+            && !health.allowed
+        {
+            return Err(ServiceError::ClockSkewed(health.message));
+        }
         let stamped = lock_ignoring_poison(&self.clock).tick(now);
         self.store
             .meta_put_unflushed(CLOCK_META_KEY, &encode_clock(stamped))?;
@@ -1060,7 +1178,8 @@ impl Node {
         lock_ignoring_poison(&self.clock).observe(received, now)
     }
 
-    /// A given event time, or `now`; a given one must be plausible (`input_bounds::check_time`).
+    /// A ledger's time, or `now`: plausible (`event_time::check_time`); an import keeps the
+    /// ledger's past times as they stand.
     fn event_time(
         &self,
         given: Option<DateTime<Utc>>,
@@ -1068,8 +1187,15 @@ impl Node {
         field: &'static str,
     ) -> Result<DateTime<Utc>, ServiceError> {
         let at = given.unwrap_or(now);
-        input_bounds::check_time(field, at, now)?;
+        event_time::check_time(field, at, now)?;
         Ok(at)
+    }
+
+    /// How far in the past a person may date what they record here (`[clock]`).
+    fn backdating(&self) -> Backdating {
+        Backdating::Within {
+            max_days: self.config.clock.max_backdate_days,
+        }
     }
 
     /// A node registers only matters located in its own jurisdiction.
@@ -1128,6 +1254,14 @@ impl Node {
             tracing::debug!(case = %number, "assigned number already taken by an import; skipping");
         }
     }
+}
+
+/// A reason as the event keeps it: trimmed, and none when blank (the time rule has judged it).
+fn backdated_reason(given: Option<&str>) -> Option<String> {
+    given
+        .map(str::trim)
+        .filter(|reason| !reason.is_empty())
+        .map(str::to_owned)
 }
 
 enum RowNumber {

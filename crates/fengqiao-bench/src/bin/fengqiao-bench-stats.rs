@@ -465,6 +465,7 @@ fn summarize_row(row: &ImportRow) -> anyhow::Result<CaseSummary> {
         operator: "导入".to_owned(),
         hlc: Default::default(),
         imported: None,
+        backdated_reason: None,
     };
     let (mut document, _, mut state) = register(
         header,

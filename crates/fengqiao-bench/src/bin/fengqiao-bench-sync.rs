@@ -574,6 +574,7 @@ fn append_notes(node: &Node, numbers: &[String]) -> anyhow::Result<u64> {
             Utc::now(),
             number,
             AppendEvent {
+                backdated_reason: None,
                 kind: EventKind::Note {
                     text: format!("第{index}次回访：当事人表示已收到答复意见，仍要求复查。"),
                 },
@@ -754,6 +755,7 @@ fn two_hop_latency(
                 Utc::now(),
                 number,
                 AppendEvent {
+                    backdated_reason: None,
                     kind: EventKind::Note {
                         text: format!("第{index}次电话回访"),
                     },

@@ -65,6 +65,9 @@ pub struct AuditEvent {
     /// `at` is the time the ledger records.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub imported: Option<super::ImportMark>,
+    /// Why `at` lies before the time the node recorded the event (`hlc`): 补录.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backdated_reason: Option<String>,
 }
 
 /// `GET /api/audit/cases/{number}`: every event of a case in hybrid-clock order (ties by node ID,

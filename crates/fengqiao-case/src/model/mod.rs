@@ -630,6 +630,11 @@ pub struct Event {
     /// absent on every other event, which encode and sign as before.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub imported: Option<ImportMark>,
+    /// Why the event is dated (`at`) more than the clock skew allowance before the node recorded
+    /// it (`hlc`): a paper record entered later (补录). Signed (signature version 3); absent on
+    /// every other event, which encode and sign as before (`crate::event_time` is the rule).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backdated_reason: Option<String>,
 }
 
 /// Which ledger import made an event, and from which row. The operator who ran the import is
@@ -887,6 +892,11 @@ pub struct CaseState {
     /// Registered by a ledger import (its register event carries an [`ImportMark`]).
     #[serde(default)]
     pub imported: bool,
+    /// What a person must look at about the events' times (时间存疑: an event dated before what
+    /// it follows, back-dated without a reason, or dated after it was recorded), judged from the
+    /// events alone by `crate::event_time::time_flags`. Such events are kept and applied.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub time_flags: Vec<String>,
 }
 
 /// What a node stores per case beside the document, to list, index and measure without loading it.
@@ -1022,6 +1032,69 @@ pub struct NodeInfo {
     pub tier: Tier,
     pub region_code: String,
     pub case_count: u64,
+    /// How this node's clock stands against its peers' (absent on a node without a federation
+    /// and before any peer said its time).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clock: Option<ClockHealth>,
+}
+
+/// A note a node keeps (store meta) on a case it received with an event stamped beyond the
+/// clock skew allowance ahead of its own clock: the event is kept, and the case lists the note
+/// among its time flags at this node. Versioned, as every disk record is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReceivedAheadNote {
+    pub version: u32,
+    /// When this node received it, by its own clock.
+    pub received_at: DateTime<Utc>,
+    /// How far the event's hybrid time lay ahead of this node's clock, in milliseconds.
+    pub ahead_ms: i64,
+}
+
+impl ReceivedAheadNote {
+    pub const VERSION: u32 = 1;
+    const META_PREFIX: &'static str = "time_ahead/";
+
+    /// The store meta key of the note on `case` (the latest replaces the one before).
+    pub fn meta_key(case: &str) -> String {
+        format!("{}{case}", Self::META_PREFIX)
+    }
+
+    /// The flag a person reads (时间存疑).
+    pub fn flag(&self) -> String {
+        format!(
+            "时间存疑: received on {} with an event stamped {} ahead of this node's clock: the \
+             sender's clock (or this node's) is wrong; the event is kept as stamped",
+            self.received_at.format("%Y-%m-%d %H:%M:%S UTC"),
+            crate::clock::describe_duration(self.ahead_ms)
+        )
+    }
+}
+
+/// Whose clock a node's own is judged against: its parent's, or (a county, with no parent) the
+/// median of its children's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum ClockReference {
+    Parent,
+    Children,
+}
+
+/// This node's clock against its peers' (`crate::clock::judge_clock`): in `/api/health`, and
+/// why the node refuses to stamp events while it is skewed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct ClockHealth {
+    /// This node's clock minus the reference's, in milliseconds (negative: slow).
+    pub offset_ms: i64,
+    pub reference: ClockReference,
+    /// Off by more than the allowance (5 minutes): the node stamps no events unless told to.
+    pub skewed: bool,
+    /// `[clock] allow_skew` or `fengqiao run --allow-clock-skew`: stamping goes on anyway.
+    #[serde(default)]
+    pub allowed: bool,
+    /// For people: in Chinese and English, what is wrong and what to do.
+    pub message: String,
 }
 
 /// `POST /api/cases`: register a new case. Without `number`, the node assigns the next one
@@ -1037,6 +1110,10 @@ pub struct RegisterCase {
     #[serde(default)]
     #[cfg_attr(feature = "schema", schemars(transform = crate::schema::given_time))]
     pub registered_at: Option<DateTime<Utc>>,
+    /// Why `registered_at` lies more than 5 minutes in the past (补录原因): required then,
+    /// refused otherwise (`crate::event_time`); an import gives none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backdated_reason: Option<String>,
     pub channel: Channel,
     #[cfg_attr(feature = "schema", schemars(length(min = 1, max = crate::input_bounds::MAX_PETITIONERS)))]
     pub petitioners: Vec<Petitioner>,
@@ -1071,6 +1148,10 @@ pub struct AppendEvent {
     #[serde(default)]
     #[cfg_attr(feature = "schema", schemars(transform = crate::schema::given_time))]
     pub at: Option<DateTime<Utc>>,
+    /// Why `at` lies more than 5 minutes in the past (补录原因): required then, refused
+    /// otherwise (`crate::event_time`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backdated_reason: Option<String>,
 }
 
 impl<'de> Deserialize<'de> for AppendEvent {
@@ -1085,6 +1166,8 @@ impl<'de> Deserialize<'de> for AppendEvent {
             payload: Option<serde_json::Value>,
             #[serde(default)]
             at: Option<DateTime<Utc>>,
+            #[serde(default)]
+            backdated_reason: Option<String>,
         }
         let parts = Parts::deserialize(deserializer)?;
         let mut tagged = serde_json::Map::new();
@@ -1102,7 +1185,11 @@ impl<'de> Deserialize<'de> for AppendEvent {
                 serde::de::Error::custom(format_args!("{path}: {inner}"))
             }
         })?;
-        Ok(AppendEvent { kind, at: parts.at })
+        Ok(AppendEvent {
+            kind,
+            at: parts.at,
+            backdated_reason: parts.backdated_reason,
+        })
     }
 }
 

@@ -19,9 +19,10 @@ use super::{CaseId, NodeId};
 /// every received change is checked, so an older peer's unsigned events would all be refused.
 /// Version 4 added [`SyncFrame::ChangesRefused`], and judges every received event on its causal
 /// past (a version-3 peer may quarantine what a version-4 one keeps). Version 5: the roster
-/// stream carries the federation's policies (`RosterFrame::Policies`), and register events name
+/// stream carries the federation's policies (`RosterFrame::Policies`), register events name
 /// the policy version their case derives with (a version-4 peer would derive them with its own
-/// limits).
+/// limits), and [`SyncFrame::Clock`] follows `Hello`: each side's wall clock, so each can tell how
+/// far off its own clock is (a version-4 peer would take the frame for garbage).
 pub const SYNC_PROTOCOL_VERSION: u32 = 5;
 
 /// One automerge change hash (SHA-256 of the change). Raw bytes, not hex: a frame for one new
@@ -94,6 +95,11 @@ pub enum SyncFrame {
     /// before the [`SyncFrame::Ack`] of what was kept, so the maker learns that its change did
     /// not travel on, and why, instead of seeing nothing pending.
     ChangesRefused { case: CaseId, reasons: Vec<String> },
+    /// Sent right after [`SyncFrame::Hello`]: the sender's wall clock as it queued the frame, in
+    /// milliseconds since the Unix epoch. The receiver compares it with its own at receipt (the
+    /// transit time, well under a second, counts as the sender being slow; the bound it is
+    /// judged by is 5 minutes).
+    Clock { wall_ms: i64 },
 }
 
 impl SyncFrame {
@@ -109,6 +115,7 @@ impl SyncFrame {
             SyncFrame::Error { .. } => "error",
             SyncFrame::Backlog { .. } => "backlog",
             SyncFrame::ChangesRefused { .. } => "changes_refused",
+            SyncFrame::Clock { .. } => "clock",
         }
     }
 }

@@ -56,14 +56,14 @@ impl SkewedNode {
             hlc: self.clock.tick(wall),
             signature: None,
             imported: None,
+            backdated_reason: None,
         }
     }
 
-    /// This node receives `event` at real time `real`.
-    fn receive(&mut self, event: &Event, real: DateTime<Utc>) {
-        self.clock
-            .observe(event.hlc, real + self.error)
-            .expect("a skew of days is within the allowed window");
+    /// This node receives `event` at real time `real`: its time is taken into the clock only
+    /// when it is at most 5 minutes ahead of this node's wall clock; the event is kept anyway.
+    fn receive(&mut self, event: &Event, real: DateTime<Utc>) -> bool {
+        self.clock.observe(event.hlc, real + self.error).is_ok()
     }
 }
 
@@ -78,15 +78,20 @@ fn issue(directive: &str) -> EventKind {
 }
 
 #[test]
-fn a_village_three_days_slow_answering_a_county_three_days_fast_is_ordered_after_it() {
+fn a_village_three_days_slow_answering_a_county_three_days_fast_is_applied_after_it() {
     let mut village = SkewedNode::new(VILLAGE, -3);
     let mut county = SkewedNode::new(COUNTY, 3);
     let register = village.register(china(3, 2, 9));
-    county.receive(&register, china(3, 2, 9));
+    assert!(
+        county.receive(&register, china(3, 2, 9)),
+        "a slow peer's time is taken in"
+    );
     let accepted = village.make("accept", accept(), Some("register"), china(3, 2, 10));
     county.receive(&accepted, china(3, 2, 10));
     let directive = county.make("issue", issue("D1"), None, china(3, 3, 9));
-    village.receive(&directive, china(3, 3, 10));
+    // Six days ahead of the village's clock: not taken in, so one fast office does not drag
+    // the village's clock (and every clock the village talks to) days ahead.
+    assert!(!village.receive(&directive, china(3, 3, 10)));
     // One hour after the directive really was issued, by a clock that says six days earlier.
     let acknowledged = village.make(
         "ack",
@@ -101,13 +106,26 @@ fn a_village_three_days_slow_answering_a_county_three_days_fast_is_ordered_after
         "wall times disagree with causality"
     );
     assert!(
-        acknowledged.hlc > directive.hlc,
-        "the hybrid clock does not"
+        acknowledged.hlc < directive.hlc,
+        "nor does the hybrid clock, which did not take the fast county's time in"
+    );
+    assert_eq!(
+        acknowledged.hlc.wall_ms,
+        (china(3, 3, 10) - Duration::days(3)).timestamp_millis(),
+        "the village's clock stays its own"
     );
 
     let events = vec![register, accepted, directive, acknowledged];
     let state = derive(&header(), &events, &Limits::default());
+    // The acknowledgement follows the directive in cause, so derive applies it after it.
     assert!(state.invalid.is_empty(), "{:?}", state.invalid);
+    // And a person is told the times are in doubt: dated before the directive it answers.
+    assert_eq!(state.time_flags.len(), 1, "{:#?}", state.time_flags);
+    assert!(
+        state.time_flags[0].contains("before the issue_directive issue"),
+        "{:#?}",
+        state.time_flags
+    );
     assert_eq!(state.directives[0].status, DirectiveStatus::Acknowledged);
     assert_eq!(state.status, Status::Accepted);
 

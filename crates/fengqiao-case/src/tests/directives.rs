@@ -209,6 +209,7 @@ fn a_step_by_the_wrong_node_from_a_peer_is_listed_invalid() {
         hlc: Default::default(),
         signature: None,
         imported: None,
+        backdated_reason: None,
     });
     let state = derive(&header, &events, &case.limits);
     assert_eq!(state.directives[0].status, DirectiveStatus::Issued);

@@ -251,6 +251,7 @@ fn every_kind_of_event_round_trips() {
             hlc: Default::default(),
             signature: None,
             imported: None,
+            backdated_reason: None,
         })
         .collect();
     for event in &pushed {

@@ -185,37 +185,6 @@ fn case_numbers_have_a_plausible_year_and_six_digit_sequence() {
 }
 
 #[test]
-fn given_times_lie_between_two_thousand_and_now() {
-    let first = Utc
-        .with_ymd_and_hms(1999, 12, 31, 16, 0, 0)
-        .single()
-        .unwrap_or_default();
-    assert!(
-        check_time("registered_at", first, now()).is_ok(),
-        "2000-01-01 in China"
-    );
-    let (field, why) = refusal(check_time(
-        "registered_at",
-        first - chrono::TimeDelta::seconds(1),
-        now(),
-    ));
-    assert_eq!(field, "registered_at");
-    assert!(why.contains("before 2000"), "{why}");
-    let year_1900 = Utc
-        .with_ymd_and_hms(1900, 1, 1, 0, 0, 0)
-        .single()
-        .unwrap_or_default();
-    assert!(check_time("at", year_1900, now()).is_err());
-    assert!(check_time("at", now() + CLOCK_SKEW_ALLOWANCE, now()).is_ok());
-    let (_, why) = refusal(check_time(
-        "at",
-        now() + CLOCK_SKEW_ALLOWANCE + chrono::TimeDelta::seconds(1),
-        now(),
-    ));
-    assert!(why.contains("in the future"), "{why}");
-}
-
-#[test]
 fn operators_are_one_plain_line_and_not_a_rule() {
     for name in [
         "李调解",

@@ -962,6 +962,7 @@ fn an_event_id_is_used_once() {
         operator: "王五".to_owned(),
         hlc: Default::default(),
         imported: None,
+        backdated_reason: None,
     };
     let message = match crate::lifecycle::append(
         &mut case.document,

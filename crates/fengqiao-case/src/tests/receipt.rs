@@ -93,6 +93,7 @@ fn signed(
         hlc: Default::default(),
         signature: None,
         imported: None,
+        backdated_reason: None,
     };
     sign_event(&case_header().number, &mut event, key).expect("signs");
     event

@@ -271,6 +271,7 @@ fn a_transition_from_a_non_holder_peer_is_listed_invalid_with_what_follows_it() 
         hlc: Default::default(),
         signature: None,
         imported: None,
+        backdated_reason: None,
     };
     events.push(forged("x1", reply(), "a001"));
     events.push(forged("x2", close(true), "x1"));
@@ -298,6 +299,7 @@ fn a_transition_without_prev_or_a_second_register_is_invalid() {
         hlc: Default::default(),
         signature: None,
         imported: None,
+        backdated_reason: None,
     });
     events.push(Event {
         id: "second-register".to_owned(),
@@ -312,6 +314,7 @@ fn a_transition_without_prev_or_a_second_register_is_invalid() {
         hlc: Default::default(),
         signature: None,
         imported: None,
+        backdated_reason: None,
     });
     let state = derive(&header, &events, &case.limits);
     assert_eq!(state.status, Status::Registered);

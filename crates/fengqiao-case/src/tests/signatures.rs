@@ -669,3 +669,57 @@ fn a_registered_policy_version_is_signed_and_cannot_be_changed_or_stripped() {
         "{payload}"
     );
 }
+
+/// Issue 13 item 2: a reason for back-dating is signed (version 4) and read back through the
+/// document; taking it off or changing it breaks the signature; events without one sign as
+/// before.
+#[test]
+fn a_backdated_reason_is_signed_and_read_back_and_cannot_be_stripped() {
+    use crate::signature::{BACKDATED_EVENT_SIGNATURE_VERSION, signing_bytes};
+    let village_key = key(1);
+    let village = node_of(&village_key);
+    let mut registration = new_event(
+        "register",
+        &village,
+        EventKind::Register {
+            header: None,
+            policy_version: 0,
+        },
+        china(3, 2, 9),
+    );
+    registration.backdated_reason = Some("纸质登记簿补录".to_owned());
+    let (document, _, _) = register(
+        header(),
+        registration,
+        &ACTOR_A,
+        &crate::policy::PolicyBook::default(),
+        &village_key,
+    )
+    .expect("registers");
+    let mut document = document;
+    let loaded = CaseDocument::load(&document.save(), &[], &ACTOR_B).expect("loads");
+    let (header, events) = loaded.contents().expect("reads");
+    let event = &events[0];
+    assert_eq!(event.backdated_reason.as_deref(), Some("纸质登记簿补录"));
+    assert_eq!(
+        event.signature.as_ref().map(|signed| signed.version),
+        Some(BACKDATED_EVENT_SIGNATURE_VERSION)
+    );
+    verify_event(&header.number, event).expect("verifies");
+    let mut stripped = event.clone();
+    stripped.backdated_reason = None;
+    assert!(matches!(
+        verify_event(&header.number, &stripped),
+        Err(SignatureError::UnsupportedVersion { found: 4, .. })
+    ));
+    let mut altered = event.clone();
+    altered.backdated_reason = Some("另一个理由".to_owned());
+    assert!(matches!(
+        verify_event(&header.number, &altered),
+        Err(SignatureError::BadSignature { .. })
+    ));
+    let plain = signed_case(&village_key).events().expect("reads")[0].clone();
+    let bytes =
+        String::from_utf8(signing_bytes(&header.number, &plain).expect("bytes")).expect("utf-8");
+    assert!(!bytes.contains("backdated_reason"), "{bytes}");
+}

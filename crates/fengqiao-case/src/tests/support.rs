@@ -74,6 +74,7 @@ pub fn new_event(id: &str, node: &str, kind: EventKind, at: DateTime<Utc>) -> Ne
         operator: format!("operator at {node}"),
         hlc: Default::default(),
         imported: None,
+        backdated_reason: None,
     }
 }
 

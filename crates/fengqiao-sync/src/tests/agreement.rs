@@ -332,6 +332,7 @@ fn unsigned(id: &str, maker: usize, kind: EventKind, prev: Option<&str>, hour: u
         hlc: Default::default(),
         signature: None,
         imported: None,
+        backdated_reason: None,
     }
 }
 

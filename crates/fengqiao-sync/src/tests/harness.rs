@@ -1,5 +1,5 @@
 //! An in-memory federation: one replica per office, one connection per tree link, a virtual
-//! clock, and faults. Frames go through the real codec on the way.
+//! clock (and each office's wall clock, which a test may set wrong), and faults. Frames go through the real codec on the way.
 //!
 //! A lost frame is modelled as the connection dropping (as on QUIC, where a stream does not lose
 //! bytes but a connection can die): both sessions are discarded and the next round reconnects
@@ -14,10 +14,12 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
+use chrono::{DateTime, TimeDelta, Utc};
+use fengqiao_case::clock::judge_clock;
+use fengqiao_case::model::ClockHealth;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
-use chrono::{DateTime, Utc};
 use fengqiao_case::WarningThresholds;
 use fengqiao_case::model::Limits;
 use fengqiao_case::model::roster::RosterFrame;
@@ -74,6 +76,11 @@ pub struct Federation {
     pub rosters: Vec<Roster>,
     links: Vec<Link>,
     pub now: Instant,
+    /// When the run started, in monotonic and in real (wall) time.
+    started: Instant,
+    pub real_start: DateTime<Utc>,
+    /// Each office's clock error: its wall clock minus real time (zero unless a test skews it).
+    pub clock_errors: Vec<TimeDelta>,
     pub faults: Faults,
     pub traffic: Traffic,
     pub failures: Vec<String>,
@@ -100,11 +107,15 @@ impl Federation {
                 })
             })
             .collect();
+        let now = Instant::now();
         Federation {
             replicas,
             rosters,
             links,
-            now: Instant::now(),
+            now,
+            started: now,
+            real_start: super::support::instant(2, 9),
+            clock_errors: vec![TimeDelta::zero(); OFFICES.len()],
             faults: Faults::default(),
             traffic: Traffic::default(),
             failures: Vec::new(),
@@ -213,6 +224,32 @@ impl Federation {
         }
     }
 
+    /// What `office`'s wall clock reads now: real time plus its error.
+    pub fn wall_clock(&self, office: usize) -> DateTime<Utc> {
+        let elapsed = TimeDelta::from_std(self.now.saturating_duration_since(self.started))
+            .unwrap_or_default();
+        self.real_start + elapsed + self.clock_errors[office]
+    }
+
+    /// How `office`'s clock stands against its peers', from what its live sessions measured,
+    /// as the shell judges it.
+    pub fn clock_health(&self, office: usize) -> Option<ClockHealth> {
+        let mut parent = None;
+        let mut children = Vec::new();
+        for link in &self.links {
+            let Some(connection) = &link.connection else {
+                continue;
+            };
+            if link.child == office {
+                parent = connection.child_session.peer_clock_offset_ms();
+            }
+            if link.parent == office {
+                children.extend(connection.parent_session.peer_clock_offset_ms());
+            }
+        }
+        judge_clock(parent, &children, false)
+    }
+
     pub fn link_count(&self) -> usize {
         self.links.len()
     }
@@ -304,12 +341,16 @@ impl Federation {
             return false;
         }
         let (parent, child) = (link.parent, link.child);
+        let elapsed = TimeDelta::from_std(self.now.saturating_duration_since(self.started))
+            .unwrap_or_default();
+        let real = self.real_start + elapsed;
         let parent_session = Session::new(
             self.config.clone(),
             node_id(parent),
             describe(child, PeerRelation::Child),
             &mut self.replicas[parent],
             self.now,
+            real + self.clock_errors[parent],
         );
         let child_session = Session::new(
             self.config.clone(),
@@ -317,6 +358,7 @@ impl Federation {
             describe(parent, PeerRelation::Parent),
             &mut self.replicas[child],
             self.now,
+            real + self.clock_errors[child],
         );
         match (parent_session, child_session) {
             (Ok(parent_session), Ok(child_session)) => {

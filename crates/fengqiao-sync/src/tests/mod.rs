@@ -1,6 +1,7 @@
 //! Tests of the sync core: frames, routing, sessions between two nodes, and a multi-node harness.
 
 mod agreement;
+mod clock_skew;
 mod federation;
 mod frames;
 mod harness;

@@ -556,6 +556,7 @@ fn roster_entries_and_events_get_one_verdict_on_edge_case_signatures() {
             hlc: HybridTimestamp::default(),
             signature: None,
             imported: None,
+            backdated_reason: None,
         };
         sign_event(&case, &mut event, signer).expect("signs");
         event

@@ -37,7 +37,7 @@ fn heads_of(federation: &mut Federation, office: usize, case: &str) -> Option<Ve
 }
 
 #[test]
-fn a_reconnect_with_nothing_changed_costs_four_frames_whatever_the_number_of_cases() {
+fn a_reconnect_with_nothing_changed_costs_six_frames_whatever_the_number_of_cases() {
     let mut federation = Federation::new(&[TOWNSHIP, VILLAGE], 1);
     let numbers = register_many(&mut federation, 1_000);
     federation.run_until_quiet(10_000);
@@ -57,8 +57,8 @@ fn a_reconnect_with_nothing_changed_costs_four_frames_whatever_the_number_of_cas
     federation.heal(0);
     federation.run_until_quiet(100);
     let reconnect = federation.traffic.frames - first_sync.frames;
-    assert_eq!(reconnect, 4, "hello and caught-up each way");
-    assert_eq!(federation.frames_sent(0), Some((2, 2)));
+    assert_eq!(reconnect, 6, "hello, clock and caught-up each way");
+    assert_eq!(federation.frames_sent(0), Some((3, 3)));
     assert_eq!(federation.feed_entries_walked(0), Some((0, 0)));
 }
 
@@ -82,8 +82,8 @@ fn after_changes_only_the_changed_cases_are_sent_as_bare_changes() {
     assert!(federation.failures.is_empty(), "{:?}", federation.failures);
     let traffic = federation.traffic;
     assert_eq!(traffic.changes_frames - before.changes_frames, 10);
-    // hello ×2, the village's backlog, 10 changes, 10 acks, caught-up ×2
-    assert_eq!(traffic.frames - before.frames, 25);
+    // hello ×2, clock ×2, the village's backlog, 10 changes, 10 acks, caught-up ×2
+    assert_eq!(traffic.frames - before.frames, 27);
     for number in numbers.iter().take(10) {
         assert_eq!(
             heads_of(&mut federation, TOWNSHIP, number),
@@ -342,6 +342,7 @@ fn a_silent_peer_times_out() {
         describe(VILLAGE, PeerRelation::Child),
         &mut township,
         start,
+        super::support::instant(2, 9),
     )
     .expect("session");
     let deadline = session.poll_timeout().expect("a hello deadline");
@@ -385,6 +386,7 @@ fn township_facing_village(township: &mut dyn Replica, now: Instant) -> Session 
         describe(VILLAGE, PeerRelation::Child),
         township,
         now,
+        super::support::instant(2, 9),
     )
     .expect("township session")
 }
@@ -401,6 +403,7 @@ fn connect(
         describe(TOWNSHIP, PeerRelation::Parent),
         village,
         now,
+        super::support::instant(2, 9),
     )
     .expect("village session");
     let down = township_facing_village(township, now);
@@ -449,6 +452,7 @@ fn a_need_for_a_withheld_case_is_not_answered() {
     let now = Instant::now();
     let mut session = township_facing_village(&mut township, now);
     let _hello = session.poll_transmit();
+    let _clock = session.poll_transmit();
     session.handle_frame(
         &mut township,
         now,
@@ -484,6 +488,7 @@ fn a_child_cannot_introduce_a_case_located_outside_its_region() {
     let now = Instant::now();
     let mut session = township_facing_village(&mut township, now);
     let _hello = session.poll_transmit();
+    let _clock = session.poll_transmit();
     session.handle_frame(
         &mut township,
         now,
@@ -557,9 +562,11 @@ fn a_refused_case_releases_its_window_slot_and_the_cursor_moves_on() {
         describe(TOWNSHIP, PeerRelation::Parent),
         &mut village,
         now,
+        super::support::instant(2, 9),
     )
     .expect("session");
     let _hello = session.poll_transmit();
+    let _clock = session.poll_transmit();
     session.handle_frame(
         &mut village,
         now,
@@ -625,6 +632,7 @@ fn a_peer_that_stops_acknowledging_times_out() {
         describe(TOWNSHIP, PeerRelation::Parent),
         &mut village,
         start,
+        super::support::instant(2, 9),
     )
     .expect("session");
     let heard = start + Duration::from_secs(1);
@@ -705,6 +713,7 @@ fn a_document_created_separately_under_the_same_number_is_refused() {
     let now = Instant::now();
     let mut session = township_facing_village(&mut township, now);
     let _hello = session.poll_transmit();
+    let _clock = session.poll_transmit();
     session.handle_frame(
         &mut township,
         now,
@@ -1015,6 +1024,7 @@ fn changes_refused_on_receipt_are_reported_back_to_the_sender() {
         describe(TOWNSHIP, PeerRelation::Parent),
         &mut village,
         now,
+        super::support::instant(2, 9),
     )
     .expect("village session");
     up.handle_frame(

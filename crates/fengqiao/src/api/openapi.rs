@@ -198,7 +198,12 @@ fn status_description(status: u16) -> &'static str {
         415 => "the body is not sent as application/json",
         422 => "the JSON body does not have the expected fields",
         500 => "the node failed (storage); see its log",
-        503 => "the node is unhealthy: it serves reads but takes no writes; `store` says why",
+        503 => {
+            "the node takes no writes: its store is unhealthy (it serves reads; `store` says \
+             why), or, for a change, its clock is more than 5 minutes off against its peers \
+             (本机时钟偏差, the message says by how much): correct the clock, or set [clock] \
+             allow_skew"
+        }
         507 => {
             "disk full (磁盘空间不足): nothing was written; send it again once space is freed \
                 on the node's disk"

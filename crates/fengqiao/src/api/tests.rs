@@ -599,6 +599,11 @@ fn the_documented_bounds_are_the_enforced_ones() {
         changed
     };
     for (path, property) in bounded {
+        if path == "backdated_reason" {
+            // Not part of the header: the time rule judges it (`fengqiao_case::event_time`,
+            // whose tests hold it to the same line rule and length).
+            continue;
+        }
         let past = if let Some(longest) = property["maxLength"].as_u64() {
             let longest = longest as usize;
             assert!(

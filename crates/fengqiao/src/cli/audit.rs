@@ -7,6 +7,7 @@ use clap::{Args, Subcommand};
 use fengqiao_case::HybridTimestamp;
 use fengqiao_case::audit::{AuditEvent, AuditLog, AuditReport, QuarantineListing};
 use fengqiao_case::deadlines::china_offset;
+use fengqiao_case::event_time;
 
 use super::output::{emit, print_json};
 use super::render::{new_table, plural, short_node};
@@ -92,7 +93,8 @@ pub fn quarantine(args: QuarantineArgs, client: &NodeClient, json: bool) -> anyh
     emit(quarantine_text(&listing))
 }
 
-/// A hybrid time for people: its wall part in China time to the millisecond, and the counter.
+/// A hybrid time for people: its wall part in China time, the full date to the millisecond (a
+/// clock days off shows as days off), and the counter.
 fn hybrid_time_text(hlc: HybridTimestamp) -> String {
     if hlc == HybridTimestamp::ZERO {
         return "-".to_owned();
@@ -100,7 +102,8 @@ fn hybrid_time_text(hlc: HybridTimestamp) -> String {
     match hlc.wall_time() {
         Some(wall) => format!(
             "{} #{}",
-            wall.with_timezone(&china_offset()).format("%H:%M:%S%.3f"),
+            wall.with_timezone(&china_offset())
+                .format("%Y-%m-%d %H:%M:%S%.3f"),
             hlc.counter
         ),
         None => format!("{}ms #{}", hlc.wall_ms, hlc.counter),
@@ -108,11 +111,24 @@ fn hybrid_time_text(hlc: HybridTimestamp) -> String {
 }
 
 /// What an audit row says besides who and when: the import that made the event, if one did
-/// (its time is then the ledger's), and the event's non-personal details.
+/// (its time is then the ledger's), the time the node recorded it when that differs from the
+/// time it claims, the reason for back-dating it, and the event's non-personal details.
 fn details_text(event: &AuditEvent) -> String {
     let mut parts = Vec::new();
     if let Some(mark) = &event.imported {
         parts.push(format!("imported 导入 (import {})", mark.import_id));
+    }
+    if event_time::times_differ(event.at, event.hlc)
+        && let Some(recorded) = event.hlc.wall_time()
+    {
+        parts.push(format!(
+            "dated {} but recorded 记录于 {}",
+            china_time(&event.at),
+            china_time(&recorded)
+        ));
+    }
+    if let Some(reason) = &event.backdated_reason {
+        parts.push(format!("补录原因 back-dated because: {reason}"));
     }
     if !event.summary.is_empty() {
         parts.push(event.summary.clone());
@@ -305,6 +321,7 @@ mod tests {
             schema_version: fengqiao_case::SCHEMA_VERSION,
             case: "430702001002-2026-000001".to_owned(),
             events: vec![AuditEvent {
+                backdated_reason: None,
                 id: "e1".to_owned(),
                 kind: "accept".to_owned(),
                 summary: String::new(),

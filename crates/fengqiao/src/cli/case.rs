@@ -267,9 +267,14 @@ pub struct RegisterArgs {
     /// Use this case number instead of the next one (when copying from a paper register)
     #[arg(long)]
     pub number: Option<String>,
-    /// When the petition was received, if not now (China time unless an offset is given)
+    /// When the petition was received, if not now (China time unless an offset is given).
+    /// More than 5 minutes in the past only with --backdated-reason, and at most
+    /// `[clock] max_backdate_days` (default 30) back; older records come in by `import`
     #[arg(long, value_parser = parse_time)]
     pub registered_at: Option<DateTime<Utc>>,
+    /// 补录原因: why --registered-at lies in the past (a paper record entered later)
+    #[arg(long, requires = "registered_at")]
+    pub backdated_reason: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -514,7 +519,11 @@ impl CaseCommand {
 
 pub fn run(command: CaseCommand, client: &NodeClient, json: bool) -> anyhow::Result<()> {
     if let Some((number, kind)) = command.event() {
-        let event = AppendEvent { kind, at: None };
+        let event = AppendEvent {
+            backdated_reason: None,
+            kind,
+            at: None,
+        };
         return append_event(client, number, &event, json);
     }
     match command {
@@ -643,6 +652,7 @@ pub fn registration_from_flags(args: RegisterArgs, region: String) -> anyhow::Re
             .max(1)
     });
     Ok(RegisterCase {
+        backdated_reason: args.backdated_reason,
         number: args.number,
         registered_at: args.registered_at,
         channel,

@@ -152,7 +152,16 @@ pub fn run(command: DirectiveCommand, client: &NodeClient, json: bool) -> anyhow
     if !json && let EventKind::IssueDirective { directive, .. } = &kind {
         emit(format!("directive 督办单 {directive}"))?;
     }
-    append_event(client, number, &AppendEvent { kind, at: None }, json)
+    append_event(
+        client,
+        number,
+        &AppendEvent {
+            backdated_reason: None,
+            kind,
+            at: None,
+        },
+        json,
+    )
 }
 
 #[cfg(test)]

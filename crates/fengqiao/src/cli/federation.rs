@@ -410,6 +410,24 @@ pub fn peers(client: &NodeClient, json: bool) -> anyhow::Result<()> {
     emit(peers_text(&peers))
 }
 
+/// This node's clock against a peer's (the peer's offset turned round): agreeing, or off beyond
+/// the allowance, marked so that it stands out.
+fn clock_text(peer_offset_ms: Option<i64>) -> String {
+    let Some(peer_offset_ms) = peer_offset_ms else {
+        return "-".to_owned();
+    };
+    let ours = peer_offset_ms.saturating_neg();
+    let described = fengqiao_case::clock::describe_offset(ours);
+    let allowance = fengqiao_case::event_time::CLOCK_SKEW_ALLOWANCE
+        .num_milliseconds()
+        .unsigned_abs();
+    if ours.unsigned_abs() > allowance {
+        format!("SKEWED 偏差: ours {described}")
+    } else {
+        format!("ok ({described})")
+    }
+}
+
 /// The links as a table, or a hint when there are none.
 pub fn peers_text(peers: &[PeerView]) -> String {
     if peers.is_empty() {
@@ -442,6 +460,8 @@ pub fn peers_text(peers: &[PeerView]) -> String {
         // Changes from the peer we refused, and cases of ours whose changes it refused.
         "QUARANTINED",
         "REFUSED THERE",
+        // This node's clock against the peer's, as the last connection measured it.
+        "CLOCK",
         "LAST ERROR",
     ]);
     for peer in peers {
@@ -460,6 +480,7 @@ pub fn peers_text(peers: &[PeerView]) -> String {
             peer.pending_inbound.to_string(),
             peer.quarantined.to_string(),
             peer.refused_by_peer.to_string(),
+            clock_text(peer.clock_offset_ms),
             peer.last_error.clone().unwrap_or_else(|| "-".to_owned()),
         ]);
     }

@@ -189,6 +189,14 @@ pub fn node_info_text(info: &NodeInfo, url: &str) -> String {
     table.add_row(["cases 案件数", info.case_count.to_string().as_str()]);
     table.add_row(["schema", info.schema_version.to_string().as_str()]);
     table.add_row(["API", url]);
+    if let Some(clock) = &info.clock {
+        // What the node's peers say of its clock; skewed, it records nothing until corrected.
+        let mark = if clock.skewed { "⚠ " } else { "" };
+        table.add_row([
+            "clock 时钟",
+            format!("{mark}{}", printable(&clock.message)).as_str(),
+        ]);
+    }
     table.to_string()
 }
 
@@ -583,6 +591,11 @@ pub fn case_view_text(view: &CaseView, now: DateTime<Utc>) -> String {
         );
     }
 
+    for flag in &state.time_flags {
+        // A received event whose time breaks the time rule: kept, for a person to look at.
+        let _ = writeln!(text, "\n⚠ {}", printable(flag));
+    }
+
     if let Some(conflict) = &state.conflict {
         let _ = writeln!(
             text,
@@ -683,8 +696,20 @@ pub fn case_view_text(view: &CaseView, now: DateTime<Utc>) -> String {
             // Its time is the ledger's, not when this system recorded it.
             kind.push_str(" (imported 导入)");
         }
+        let mut time = china_time(&event.at);
+        if let Some(reason) = &event.backdated_reason {
+            // 补录: the time given, with when it was recorded and why.
+            let recorded = event
+                .hlc
+                .wall_time()
+                .map_or_else(|| "-".to_owned(), |recorded| china_time(&recorded));
+            time.push_str(&format!(
+                " (补录 recorded {recorded}: {})",
+                printable(reason)
+            ));
+        }
         events.add_row([
-            china_time(&event.at),
+            time,
             event.id.clone(),
             kind,
             short_node(&event.node),
@@ -968,6 +993,7 @@ mod tests {
             hlc: Default::default(),
             signature: None,
             imported: None,
+            backdated_reason: None,
         };
         let events = vec![
             event(
@@ -1010,6 +1036,9 @@ mod tests {
             ),
         ];
         let state = CaseState {
+            time_flags: vec![
+                "时间存疑: accept e2 (by node) is dated before the register e1".into(),
+            ],
             status: Status::Accepted,
             holder: "county-node-0123456789".into(),
             registered_by: "village-node-0123456789".into(),
@@ -1097,6 +1126,7 @@ mod tests {
             "分三期补发",
             "2026-03-01 09:30 (UTC+8)",
             "(invalid)",
+            "⚠ 时间存疑: accept e2",
         ] {
             assert!(text.contains(expected), "missing {expected}:\n{text}");
         }

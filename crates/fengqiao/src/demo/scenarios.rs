@@ -378,7 +378,11 @@ fn append(client: &NodeClient, number: &str, kind: EventKind) -> anyhow::Result<
     let _: CaseView = client
         .post_as(
             &format!("{}/events", crate::cli::case::case_path(number)),
-            &AppendEvent { kind, at: None },
+            &AppendEvent {
+                backdated_reason: None,
+                kind,
+                at: None,
+            },
         )
         .with_context(|| format!("{name} on scenario case {number}"))?;
     Ok(())
@@ -403,6 +407,7 @@ fn person(
 
 pub fn wage_arrears_group_visit(number: &str) -> RegisterCase {
     RegisterCase {
+        backdated_reason: None,
         number: Some(number.to_owned()),
         registered_at: None,
         channel: Channel::Visit,
@@ -467,6 +472,7 @@ pub fn wage_arrears_group_visit(number: &str) -> RegisterCase {
 
 pub fn land_requisition(number: &str) -> RegisterCase {
     RegisterCase {
+        backdated_reason: None,
         number: Some(number.to_owned()),
         registered_at: None,
         channel: Channel::Letter,
@@ -497,6 +503,7 @@ pub fn land_requisition(number: &str) -> RegisterCase {
 
 pub fn school_consolidation(number: &str) -> RegisterCase {
     RegisterCase {
+        backdated_reason: None,
         number: Some(number.to_owned()),
         registered_at: None,
         channel: Channel::Online,
@@ -519,6 +526,7 @@ pub fn school_consolidation(number: &str) -> RegisterCase {
 
 fn enterprise_restructuring(number: &str) -> RegisterCase {
     RegisterCase {
+        backdated_reason: None,
         number: Some(number.to_owned()),
         registered_at: None,
         channel: Channel::Visit,
@@ -563,6 +571,7 @@ fn enterprise_restructuring(number: &str) -> RegisterCase {
 
 fn homestead_quarrel(number: &str) -> RegisterCase {
     RegisterCase {
+        backdated_reason: None,
         number: Some(number.to_owned()),
         registered_at: None,
         channel: Channel::Phone,

@@ -257,6 +257,8 @@ impl SyncDriver {
                 peer_for_session,
                 &mut replica,
                 Instant::now(),
+                // The session compares it with the peer's, which it says after its hello.
+                chrono::Utc::now(),
             )
             .map_err(DriverError::Storage)?;
             Ok(Arc::new(Mutex::new(Core { session, replica })))
@@ -476,6 +478,22 @@ fn handle_event(
     match event {
         SyncEvent::PeerHello { feed_head, .. } => {
             tracing::info!(peer_feed_head = feed_head, "sync session open");
+        }
+        SyncEvent::PeerClock { offset_ms } => {
+            let offset = fengqiao_case::clock::describe_offset(offset_ms.saturating_neg());
+            if offset_ms.unsigned_abs()
+                > fengqiao_case::event_time::CLOCK_SKEW_ALLOWANCE
+                    .num_milliseconds()
+                    .unsigned_abs()
+            {
+                tracing::warn!(
+                    offset_ms,
+                    "this node's clock is {offset} against the peer's: one of the two is wrong"
+                );
+            } else {
+                tracing::debug!(offset_ms, "the peer's clock agrees with ours");
+            }
+            links.clock_offset(peer, generation, *offset_ms);
         }
         SyncEvent::PeerBacklog { documents } => {
             tracing::info!(documents, "the peer has changed documents to send");

@@ -40,6 +40,8 @@ pub struct PeerLinkReport {
     /// Counters of the current (or last) connection's session: frames, whole documents and
     /// change bytes sent, cases applied.
     pub session: SessionStatistics,
+    /// The peer's wall clock minus ours, in milliseconds, as its last session measured it.
+    pub clock_offset_ms: Option<i64>,
 }
 
 /// One link as `GET /api/peers` answers it and `fengqiao peers` prints it.
@@ -77,6 +79,10 @@ pub struct PeerView {
     pub frames_sent: u64,
     pub frames_received: u64,
     pub cases_applied: u64,
+    /// The peer's wall clock minus ours, in milliseconds, as the last connection measured it
+    /// (`fengqiao peers`' CLOCK column); absent until it said its time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clock_offset_ms: Option<i64>,
 }
 
 impl From<&PeerLinkReport> for PeerView {
@@ -102,6 +108,7 @@ impl From<&PeerLinkReport> for PeerView {
             frames_sent: report.session.frames_sent,
             frames_received: report.session.frames_received,
             cases_applied: report.session.cases_applied,
+            clock_offset_ms: report.clock_offset_ms,
         }
     }
 }
@@ -152,6 +159,7 @@ impl LinkRegistry {
                         last_quarantine: None,
                         connections: 0,
                         session: SessionStatistics::default(),
+                        clock_offset_ms: None,
                     },
                     generation: 0,
                     peer_has_all: false,
@@ -238,6 +246,14 @@ impl LinkRegistry {
         });
     }
 
+    /// The peer said its wall clock: it reads `offset_ms` ahead of ours. Kept after the link goes
+    /// down (a clock does not right itself), replaced at the next connection.
+    pub fn clock_offset(&self, node_id: &str, generation: u64, offset_ms: i64) {
+        self.with_current(node_id, generation, |report| {
+            report.clock_offset_ms = Some(offset_ms)
+        });
+    }
+
     /// One of the peer's documents arrived.
     pub fn received_one(&self, node_id: &str, generation: u64) {
         self.with_current(node_id, generation, |report| {
@@ -272,6 +288,25 @@ impl LinkRegistry {
     /// Every declared link, without `pending` (the caller fills it from the store).
     pub fn snapshot(&self) -> Vec<PeerLinkReport> {
         self.with_entries(|entries| entries.values().map(|entry| entry.report.clone()).collect())
+    }
+}
+
+impl crate::service::PeerClocks for LinkRegistry {
+    fn offsets(&self) -> (Option<i64>, Vec<i64>) {
+        self.with_entries(|entries| {
+            let mut parent = None;
+            let mut children = Vec::new();
+            for entry in entries.values() {
+                let Some(offset) = entry.report.clock_offset_ms else {
+                    continue;
+                };
+                match entry.report.relation {
+                    PeerRelation::Parent => parent = Some(offset),
+                    PeerRelation::Child => children.push(offset),
+                }
+            }
+            (parent, children)
+        })
     }
 }
 

@@ -671,6 +671,8 @@ impl Federation {
         for child in &config.children {
             links.declare(&child.node_id, &child.name, PeerRelation::Child);
         }
+        // The node judges its clock against what the links measure of their peers'.
+        node.set_peer_clocks(Arc::new(links.clone()));
 
         let (shutdown, shutdown_receiver) = watch::channel(false);
         let (task_alive, tasks_done) = mpsc::channel(1);

@@ -53,8 +53,11 @@ pub trait StoreHandle: Send + Sync + 'static {
     fn store(&self) -> &Store;
 
     /// Move the node's hybrid clock past an event received from a peer; a bare store keeps no
-    /// clock.
-    fn observe_clock(&self, _received: HybridTimestamp) {}
+    /// clock. Answers how far ahead of the node's clock the time lay when it was too far ahead
+    /// to be taken in.
+    fn observe_clock(&self, _received: HybridTimestamp) -> Option<i64> {
+        None
+    }
 }
 
 impl StoreHandle for Node {
@@ -62,10 +65,17 @@ impl StoreHandle for Node {
         Node::store(self)
     }
 
-    fn observe_clock(&self, received: HybridTimestamp) {
-        if let Err(error) = Node::observe_clock(self, received, chrono::Utc::now()) {
-            // The event is kept (its signature and authority hold); only our clock ignores it.
-            tracing::warn!(%error, "a received event's hybrid time is not taken into the clock");
+    fn observe_clock(&self, received: HybridTimestamp) -> Option<i64> {
+        match Node::observe_clock(self, received, chrono::Utc::now()) {
+            Ok(_) => None,
+            Err(error) => {
+                // The event is kept (its signature and authority hold); only our clock ignores
+                // it, and the case notes it for a person. Debug, not warn: the link already
+                // warned once that the peer's clock is off.
+                tracing::debug!(%error, "a received event's hybrid time is not taken into the clock");
+                let fengqiao_case::clock::ClockError::TooFarAhead { ahead_ms, .. } = error;
+                Some(ahead_ms)
+            }
         }
     }
 }
@@ -674,7 +684,7 @@ impl StoreReplica {
         // Unless changes were left out, the peer's bytes are a saved form of the document just
         // loaded from them.
         let saved = saved.unwrap_or_else(|| bytes.to_vec());
-        self.handle.observe_clock(latest_clock);
+        self.observe_received_clock(case, latest_clock)?;
         let (quarantined, deferred) = self.quarantine(peer, case, refused)?;
         self.staged.cases.push(StagedCase {
             peer: peer.to_owned(),
@@ -955,6 +965,33 @@ impl StoreReplica {
     }
 
     /// What a merge into a held case comes to, for the session.
+    /// Take a received case's latest hybrid time into the node's clock; one too far ahead is
+    /// not taken in, and the case keeps a note of it for a person (`ReceivedAheadNote`).
+    fn observe_received_clock(
+        &self,
+        case: &str,
+        received: HybridTimestamp,
+    ) -> Result<(), ReplicaError> {
+        let Some(ahead_ms) = self.handle.observe_clock(received) else {
+            return Ok(());
+        };
+        let note = fengqiao_case::model::ReceivedAheadNote {
+            version: fengqiao_case::model::ReceivedAheadNote::VERSION,
+            received_at: chrono::Utc::now(),
+            ahead_ms,
+        };
+        let value = serde_json::to_vec(&note)
+            .map_err(|error| ReplicaError::Storage(format!("cannot encode a note: {error}")))?;
+        // Unflushed: a note, made durable with the case's own writes.
+        self.store()
+            .meta_put_unflushed(
+                &fengqiao_case::model::ReceivedAheadNote::meta_key(case),
+                &value,
+            )
+            .map_err(|error| ReplicaError::Storage(error.to_string()))?;
+        Ok(())
+    }
+
     fn merged(
         &self,
         case: &str,
@@ -968,7 +1005,7 @@ impl StoreReplica {
         };
         match outcome {
             Ok((heads, clock)) => {
-                self.handle.observe_clock(clock);
+                self.observe_received_clock(case, clock)?;
                 Ok(Applied {
                     heads,
                     created: false,
@@ -1442,6 +1479,7 @@ mod tests {
             hlc: Default::default(),
             signature: None,
             imported: None,
+            backdated_reason: None,
         };
         fengqiao_case::signature::sign_event(case, &mut event, &peer_key()).unwrap();
         event

@@ -115,6 +115,7 @@ async fn start_at(node: &TestOffice, config: FederationConfig) -> Federation {
 
 fn registration(region_code: &str, summary: &str) -> RegisterCase {
     RegisterCase {
+        backdated_reason: None,
         number: None,
         registered_at: None,
         channel: Channel::Visit,
@@ -166,6 +167,7 @@ async fn add_note(office: &TestOffice, case: &str, text: &str) {
             Utc::now(),
             &case,
             AppendEvent {
+                backdated_reason: None,
                 kind: EventKind::Note { text },
                 at: None,
             },
@@ -644,6 +646,7 @@ fn push_forged_note(office: &TestOffice, case: &str, claimed_node: &str, signer:
         },
         signature: None,
         imported: None,
+        backdated_reason: None,
     };
     fengqiao_case::signature::sign_event(case, &mut forged, signer.node.identity()).unwrap();
     let limits = office.node.config().limits.clone();

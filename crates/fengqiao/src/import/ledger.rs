@@ -549,6 +549,7 @@ impl CsvCells<'_> {
             .map(|text| parse_date(text).map_err(|error| format!("target_date: {error}")))
             .transpose()?;
         let case = RegisterCase {
+            backdated_reason: None,
             number: self.cell("number").map(str::to_owned),
             registered_at,
             channel,
@@ -691,6 +692,7 @@ impl CsvCells<'_> {
         let mut history = Vec::new();
         if let Some(at) = self.time("accepted_at")? {
             history.push(AppendEvent {
+                backdated_reason: None,
                 kind: EventKind::Accept {},
                 at: Some(at),
             });
@@ -702,6 +704,7 @@ impl CsvCells<'_> {
             .transpose()?;
         match (replied_at, reply_outcome) {
             (Some(at), Some(outcome)) => history.push(AppendEvent {
+                backdated_reason: None,
                 kind: EventKind::Reply {
                     outcome,
                     text: self.text("reply_text"),
@@ -724,6 +727,7 @@ impl CsvCells<'_> {
             .transpose()?;
         match (evaluated_at, satisfaction) {
             (Some(at), Some(satisfaction)) => history.push(AppendEvent {
+                backdated_reason: None,
                 kind: EventKind::Evaluate { satisfaction },
                 at: Some(at),
             }),
@@ -737,6 +741,7 @@ impl CsvCells<'_> {
             .transpose()?;
         match (self.time("closed_at")?, resolved) {
             (Some(at), Some(resolved)) => history.push(AppendEvent {
+                backdated_reason: None,
                 kind: EventKind::Close {
                     resolved,
                     note: self

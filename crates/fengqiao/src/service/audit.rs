@@ -65,6 +65,7 @@ impl Node {
                 operator: event.operator.clone(),
                 signature: signature_status(&case, event),
                 imported: event.imported.clone(),
+                backdated_reason: event.backdated_reason.clone(),
             })
             .collect();
         events.sort_by(|left, right| {

@@ -96,6 +96,7 @@ fn escalate_case(
     let firing = first_firing(rules, case, &events, context)?;
     let reason = firing.reason();
     let request = AppendEvent {
+        backdated_reason: None,
         kind: EventKind::Escalate {
             to_node: parent.to_owned(),
             reason: reason.clone(),
@@ -264,6 +265,7 @@ mod tests {
 
     fn register(node: &Node, headcount: u32) -> CaseId {
         let request = RegisterCase {
+            backdated_reason: None,
             number: None,
             registered_at: None,
             channel: Channel::Visit,

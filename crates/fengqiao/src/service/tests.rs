@@ -46,6 +46,7 @@ fn open_village() -> (tempfile::TempDir, Node) {
 
 fn registration(category: Category) -> RegisterCase {
     RegisterCase {
+        backdated_reason: None,
         number: None,
         registered_at: None,
         channel: Channel::Visit,
@@ -74,7 +75,11 @@ fn registration(category: Category) -> RegisterCase {
 }
 
 fn event(kind: EventKind) -> AppendEvent {
-    AppendEvent { kind, at: None }
+    AppendEvent {
+        backdated_reason: None,
+        kind,
+        at: None,
+    }
 }
 
 fn import_row(line: u64, number: Option<&str>, history: Vec<AppendEvent>) -> ImportRow {
@@ -155,14 +160,21 @@ fn register_assigns_sequential_numbers_per_region_and_year() {
     assert_eq!(first.events[0].operator, OPERATOR);
     assert_eq!(first.events[0].id.len(), 32);
 
-    // 2025-12-31 20:00 UTC is already 2026 in China.
+    // 2025-12-31 20:00 UTC is already 2026 in China. Recorded on 2 January, with a reason.
+    let second_of_january = Utc.with_ymd_and_hms(2026, 1, 2, 1, 0, 0).unwrap();
     let mut new_year = registration(Category::Labour);
     new_year.registered_at = Some(Utc.with_ymd_and_hms(2025, 12, 31, 20, 0, 0).unwrap());
-    let view = node.register(&tester(), now(), new_year).unwrap();
+    new_year.backdated_reason = Some("元旦值班登记补录".to_owned());
+    let view = node
+        .register(&tester(), second_of_january, new_year)
+        .unwrap();
     assert_eq!(view.header.number, "430702001002-2026-000003");
     let mut last_year = registration(Category::Labour);
     last_year.registered_at = Some(Utc.with_ymd_and_hms(2025, 12, 31, 12, 0, 0).unwrap());
-    let view = node.register(&tester(), now(), last_year).unwrap();
+    last_year.backdated_reason = Some("元旦值班登记补录".to_owned());
+    let view = node
+        .register(&tester(), second_of_january, last_year)
+        .unwrap();
     assert_eq!(view.header.number, "430702001002-2025-000001");
     assert_eq!(node.info().case_count, 4);
 }
@@ -334,6 +346,7 @@ fn list_filters_and_warns() {
     let (_temp, node) = open_village();
     let mut old = registration(Category::LandRequisition);
     old.registered_at = Some(now() - TimeDelta::days(20));
+    old.backdated_reason = Some("纸质登记簿补录".to_owned());
     let old_number = node.register(&tester(), now(), old).unwrap().header.number;
     node.register(&tester(), now(), registration(Category::WageArrears))
         .unwrap();
@@ -395,10 +408,12 @@ fn import_is_all_or_nothing_and_safe_to_rerun() {
     let (_temp, node) = open_village();
     let closed_history = vec![
         AppendEvent {
+            backdated_reason: None,
             kind: EventKind::Accept {},
             at: at(2),
         },
         AppendEvent {
+            backdated_reason: None,
             kind: EventKind::Reply {
                 outcome: ReplyOutcome::Support,
                 text: "已协调补发补偿款".into(),
@@ -406,12 +421,14 @@ fn import_is_all_or_nothing_and_safe_to_rerun() {
             at: at(5),
         },
         AppendEvent {
+            backdated_reason: None,
             kind: EventKind::Evaluate {
                 satisfaction: Satisfaction::BasicallySatisfied,
             },
             at: at(6),
         },
         AppendEvent {
+            backdated_reason: None,
             kind: EventKind::Close {
                 resolved: true,
                 note: String::new(),
@@ -421,6 +438,7 @@ fn import_is_all_or_nothing_and_safe_to_rerun() {
     ];
     // Closing a case that was never replied to is not a valid history.
     let invalid_history = vec![AppendEvent {
+        backdated_reason: None,
         kind: EventKind::Close {
             resolved: true,
             note: String::new(),
@@ -520,6 +538,7 @@ fn import_is_all_or_nothing_and_safe_to_rerun() {
 fn rows_without_numbers_are_imported_once_marked_and_can_be_left_out_of_the_measures() {
     let (_temp, node) = open_village();
     let accepted = vec![AppendEvent {
+        backdated_reason: None,
         kind: EventKind::Accept {},
         at: at(2),
     }];
@@ -748,4 +767,54 @@ fn a_persons_role_is_judged_before_the_offices_authority_and_nothing_is_written(
     );
     let stored = node.get(None, now(), &number).unwrap();
     assert_eq!(stored.events.len(), 1, "nothing was appended");
+}
+
+/// What a node's links measured: a parent `parent_ahead_ms` ahead of this node's clock.
+#[derive(Debug)]
+struct ParentClock {
+    parent_ahead_ms: i64,
+}
+
+impl PeerClocks for ParentClock {
+    fn offsets(&self) -> (Option<i64>, Vec<i64>) {
+        (Some(self.parent_ahead_ms), Vec::new())
+    }
+}
+
+/// Issue 12 item 6: a node whose clock is days off against its parent says so in its health and
+/// refuses to stamp events (503, saying why in Chinese and English) until told to proceed.
+#[test]
+fn a_node_three_days_slow_against_its_parent_stamps_nothing_until_told_to_proceed() {
+    let (_temp, node) = open_village();
+    assert_eq!(node.info().clock, None, "nobody has judged the clock yet");
+    node.set_peer_clocks(Arc::new(ParentClock {
+        parent_ahead_ms: TimeDelta::days(3).num_milliseconds(),
+    }));
+    let health = node.info().clock.expect("judged against the parent");
+    assert!(health.skewed && !health.allowed, "{health:?}");
+    assert_eq!(health.offset_ms, -TimeDelta::days(3).num_milliseconds());
+
+    let refused = node
+        .register(&tester(), now(), registration(Category::WageArrears))
+        .expect_err("a skewed node stamps nothing");
+    assert_eq!(refused.http_status(), 503);
+    let message = refused.to_string();
+    assert!(message.contains("时钟偏差"), "{message}");
+    assert!(message.contains("3 d 0 h slow"), "{message}");
+    assert!(message.contains("--allow-clock-skew"), "{message}");
+    assert_eq!(node.store().case_count(), 0, "nothing was written");
+
+    node.allow_clock_skew();
+    assert!(node.info().clock.is_some_and(|health| health.allowed));
+    node.register(&tester(), now(), registration(Category::WageArrears))
+        .expect("told to proceed");
+
+    // Within 5 minutes is no skew at all.
+    let (_temp, agreeing) = open_village();
+    agreeing.set_peer_clocks(Arc::new(ParentClock {
+        parent_ahead_ms: TimeDelta::minutes(4).num_milliseconds(),
+    }));
+    agreeing
+        .register(&tester(), now(), registration(Category::WageArrears))
+        .expect("a clock within 5 minutes stamps");
 }
