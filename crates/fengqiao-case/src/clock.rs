@@ -8,34 +8,10 @@
 //! deadlines, which the regulation counts in calendar and working days. No IO: `now` is passed in.
 
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
 
-use crate::event_time::CLOCK_SKEW_ALLOWANCE;
-use crate::model::{ClockHealth, ClockReference};
-
-/// One hybrid logical timestamp. Ordered by wall time, then counter; ties between nodes are
-/// broken by the caller (by node ID), never by this type.
-#[derive(
-    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
-)]
-#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
-pub struct HybridTimestamp {
-    /// Milliseconds since the Unix epoch: the greatest wall time this node had seen.
-    pub wall_ms: i64,
-    pub counter: u32,
-}
-
-impl HybridTimestamp {
-    pub const ZERO: HybridTimestamp = HybridTimestamp {
-        wall_ms: 0,
-        counter: 0,
-    };
-
-    /// The wall-time part, for people.
-    pub fn wall_time(self) -> Option<DateTime<Utc>> {
-        DateTime::from_timestamp_millis(self.wall_ms)
-    }
-}
+use crate::bounds::CLOCK_SKEW_ALLOWANCE;
+pub use crate::model::HybridTimestamp;
+use crate::model::{ClockHealth, ClockReference, ReceivedAheadNote};
 
 /// Why a timestamp from a peer is not taken into the clock.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -104,6 +80,17 @@ pub fn describe_offset(offset_ms: i64) -> String {
         "fast 快"
     };
     format!("{} {direction}", describe_duration(offset_ms))
+}
+
+/// The flag a person reads (时间存疑) for a case received with an event stamped ahead of this
+/// node's clock.
+pub fn received_ahead_flag(note: &ReceivedAheadNote) -> String {
+    format!(
+        "时间存疑: received on {} with an event stamped {} ahead of this node's clock: the \
+         sender's clock (or this node's) is wrong; the event is kept as stamped",
+        note.received_at.format("%Y-%m-%d %H:%M:%S UTC"),
+        describe_duration(note.ahead_ms)
+    )
 }
 
 /// `3 d 2 h`, `4 min 10 s`, `800 ms`: how long, whichever the sign.

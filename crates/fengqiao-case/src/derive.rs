@@ -14,12 +14,11 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use crate::lifecycle::{
-    Proposed, apply_directive_event, directive_step_target, issued_directive, next_state,
-    registered_state,
+    Proposed, apply_directive_event, empty_state, issued_directive, next_state, registered_state,
 };
 use crate::model::{
     CaseHeader, CaseState, Conflict, ConflictBranch, DirectiveState, Event, EventKind,
-    HybridTimestamp, Limits, MediationRecord, MediationResult, NodeId, ResolveDecision, Status,
+    HybridTimestamp, Limits, MediationRecord, MediationResult, ResolveDecision,
 };
 
 /// Derive the case's state. Replicas holding the same set of events derive the same state,
@@ -147,36 +146,6 @@ fn in_canonical_order(ids: &BTreeSet<&str>, position: &HashMap<&str, usize>) -> 
     let mut ordered: Vec<&str> = ids.iter().copied().collect();
     ordered.sort_by_key(|id| position.get(id).copied().unwrap_or(usize::MAX));
     ordered.into_iter().map(str::to_owned).collect()
-}
-
-/// A state with nothing in it: the base every derived state is built on.
-pub(crate) fn empty_state() -> CaseState {
-    CaseState {
-        status: Status::Registered,
-        holder: NodeId::new(),
-        registered_by: NodeId::new(),
-        tip: String::new(),
-        timeline: Default::default(),
-        reply: None,
-        satisfaction: None,
-        resolved: None,
-        review_level: None,
-        review_outcome: None,
-        repeat_of: None,
-        escalated_to: Vec::new(),
-        awaiting: None,
-        assigned_by: None,
-        assignment_deadline: None,
-        directives: Vec::new(),
-        mediations: Vec::new(),
-        conflict: None,
-        superseded: Vec::new(),
-        invalid: Vec::new(),
-        event_count: 0,
-        last_event_at: None,
-        imported: false,
-        time_flags: Vec::new(),
-    }
 }
 
 /// Transitions indexed by the transition they were based on, plus the resolve events.
@@ -437,7 +406,7 @@ fn apply_annotations<'a>(
             }
             EventKind::IssueDirective { .. } => directive_issues.push(*event),
             kind => {
-                if let Some(directive) = directive_step_target(kind) {
+                if let Some(directive) = kind.directive_stepped() {
                     directive_steps
                         .entry(directive.as_str())
                         .or_default()

@@ -158,7 +158,7 @@ impl CaseDocument {
     }
 
     /// Append an event (and, for `amend_header`, apply it to the header map) as one change.
-    /// Callers check the lifecycle first: see [`crate::lifecycle::append`].
+    /// Callers check the lifecycle first: see [`crate::appending::append`].
     ///
     /// `at` is stored with millisecond precision; anything finer is dropped.
     pub fn push_event(&mut self, event: &Event) -> Result<(), DocumentError> {

@@ -18,18 +18,12 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Datelike, TimeDelta, Utc};
 
+use crate::case_error::CaseError;
 use crate::deadlines::local_date;
 use crate::input_bounds::{FIRST_YEAR, TextKind, check_text};
-use crate::lifecycle::{CaseError, directive_step_target};
 use crate::model::{Event, EventKind, HybridTimestamp};
 
-/// How far two offices' clocks may disagree before it matters: a given time may lie this far
-/// past `now`, an event this far before the one it follows, and a node whose clock is off by
-/// more than this against its peers says so and stops stamping events.
-pub const CLOCK_SKEW_ALLOWANCE: TimeDelta = TimeDelta::minutes(5);
-
-/// How many days in the past a person may date an event by default (`[clock] max_backdate_days`).
-pub const DEFAULT_MAX_BACKDATE_DAYS: u32 = 30;
+pub use crate::bounds::{CLOCK_SKEW_ALLOWANCE, DEFAULT_MAX_BACKDATE_DAYS};
 
 /// The request and event field that says why an event is dated in the past (a line of text).
 pub const BACKDATED_REASON_FIELD: &str = "backdated_reason";
@@ -260,7 +254,8 @@ impl<'a> HeldEvents<'a> {
         let registration = self
             .registration
             .filter(|register| prev.is_none_or(|prev| prev.id != register.id));
-        let issue = directive_step_target(kind)
+        let issue = kind
+            .directive_stepped()
             .and_then(|directive| self.directive_issues.get(directive.as_str()).copied());
         [prev, registration, issue]
     }

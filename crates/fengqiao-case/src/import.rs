@@ -9,8 +9,8 @@
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+use crate::case_error::CaseError;
 use crate::input_bounds::{TextKind, check_text};
-use crate::lifecycle::CaseError;
 use crate::model::{AppendEvent, ImportRow, RegisterCase};
 
 /// Hex digits of the content hash kept in a row key: 128 bits, no collision among any number

@@ -4,7 +4,10 @@
 //! what lets every replica derive the same state from the same events, and lets the lifecycle be
 //! tested with a virtual clock.
 
+pub mod appending;
 pub mod authority;
+pub mod bounds;
+pub mod case_error;
 pub mod causal_past;
 pub mod clock;
 pub mod deadlines;
@@ -27,7 +30,8 @@ pub mod signature;
 pub mod summary;
 pub mod warnings;
 
+pub use case_error::CaseError;
 pub use derive::derive;
 pub use document::{CaseDocument, DocumentError};
-pub use lifecycle::{CaseError, NewEvent};
+pub use lifecycle::NewEvent;
 pub use model::*;

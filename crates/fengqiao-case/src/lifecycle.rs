@@ -1,4 +1,4 @@
-//! Which event may follow which state, and appending a checked event to a case document.
+//! Which event may follow which state (appending one is `appending.rs`, over these rules).
 //!
 //! The rules live here once and serve twice: [`check`] refuses an event before it is appended, and
 //! [`crate::derive`] uses the same functions ([`next_state`], [`apply_directive_event`]) to skip
@@ -8,19 +8,15 @@
 
 use chrono::{DateTime, TimeDelta, Utc};
 
-use crate::authority::{self, AuthorityError, Hierarchy, authorize};
-use crate::deadlines::{calendar_deadline, local_date, truncate_to_millis, working_day_deadline};
-use crate::document::{CaseDocument, DocumentError};
-use crate::event_time::{
-    Backdating, ClaimedTime, check_claimed_time, counted_time, predecessors_of,
-};
+use crate::authority;
+use crate::case_error::CaseError;
+use crate::deadlines::{calendar_deadline, local_date, working_day_deadline};
+use crate::event_time::counted_time;
 use crate::model::{
-    CaseHeader, CaseState, DirectiveId, DirectiveState, DirectiveStatus, Event, EventId, EventKind,
+    CaseHeader, CaseState, DirectiveState, DirectiveStatus, Event, EventId, EventKind,
     HeaderAmendment, HybridTimestamp, ImportMark, Limits, Location, MediationResult, NodeId,
     Petitioner, ReviewLevel, Status,
 };
-use crate::policy::PolicyBook;
-use crate::signature::{self, NodeSigner, SignatureError};
 
 /// What a caller asks to append. `prev` is filled in from the derived state.
 #[derive(Debug, Clone)]
@@ -37,56 +33,6 @@ pub struct NewEvent {
     /// Why `at` lies in the past beyond the clock skew allowance (补录); checked by the caller
     /// with `crate::event_time::check_claimed_time`.
     pub backdated_reason: Option<String>,
-}
-
-/// Why an event was refused. Messages are for the operator who asked for it.
-#[derive(Debug, thiserror::Error)]
-pub enum CaseError {
-    #[error("cannot {action} a case that is {status:?}: {why}")]
-    InvalidTransition {
-        action: &'static str,
-        status: Status,
-        why: String,
-    },
-    #[error("only the holding node {holder} may {action} this case (asked by {node})")]
-    NotHolder {
-        action: &'static str,
-        holder: NodeId,
-        node: NodeId,
-    },
-    #[error("only the receiving node {receiver} may {action} this case (asked by {node})")]
-    NotReceiver {
-        action: &'static str,
-        receiver: NodeId,
-        node: NodeId,
-    },
-    #[error("case has an unresolved conflict at {fork}: resolve it before further transitions")]
-    Unresolved { fork: EventId },
-    #[error("no directive {0} on this case")]
-    NoSuchDirective(DirectiveId),
-    #[error("only node {allowed} may {action} directive {directive} (asked by {node})")]
-    NotDirectiveParty {
-        action: &'static str,
-        directive: DirectiveId,
-        allowed: NodeId,
-        node: NodeId,
-    },
-    #[error("cannot {action} directive {directive} while it is {status:?}: {why}")]
-    InvalidDirectiveStep {
-        action: &'static str,
-        directive: DirectiveId,
-        status: DirectiveStatus,
-        why: String,
-    },
-    #[error("invalid {field}: {why}")]
-    InvalidInput { field: &'static str, why: String },
-    #[error(transparent)]
-    Document(#[from] DocumentError),
-    #[error(transparent)]
-    Signature(#[from] SignatureError),
-    /// The authority table does not let this node make the event.
-    #[error(transparent)]
-    Unauthorized(#[from] AuthorityError),
 }
 
 /// The parts of an event the rules look at, borrowed from a [`NewEvent`] or a stored [`Event`].
@@ -190,7 +136,7 @@ fn refuse(kind: &EventKind, status: Status, why: impl Into<String>) -> CaseError
     }
 }
 
-fn required(field: &'static str, value: &str) -> Result<(), CaseError> {
+pub(crate) fn required(field: &'static str, value: &str) -> Result<(), CaseError> {
     if value.trim().is_empty() {
         return Err(CaseError::InvalidInput {
             field,
@@ -238,6 +184,36 @@ fn start_handling(state: &mut CaseState, at: DateTime<Utc>, limits: &Limits) {
     state.timeline.extended_days = None;
 }
 
+/// A state with nothing in it: the base every derived state is built on.
+pub(crate) fn empty_state() -> CaseState {
+    CaseState {
+        status: Status::Registered,
+        holder: NodeId::new(),
+        registered_by: NodeId::new(),
+        tip: String::new(),
+        timeline: Default::default(),
+        reply: None,
+        satisfaction: None,
+        resolved: None,
+        review_level: None,
+        review_outcome: None,
+        repeat_of: None,
+        escalated_to: Vec::new(),
+        awaiting: None,
+        assigned_by: None,
+        assignment_deadline: None,
+        directives: Vec::new(),
+        mediations: Vec::new(),
+        conflict: None,
+        superseded: Vec::new(),
+        invalid: Vec::new(),
+        event_count: 0,
+        last_event_at: None,
+        imported: false,
+        time_flags: Vec::new(),
+    }
+}
+
 /// The state after the initial `register` event.
 pub(crate) fn registered_state(register: Proposed<'_>, limits: &Limits) -> CaseState {
     CaseState {
@@ -251,7 +227,7 @@ pub(crate) fn registered_state(register: Proposed<'_>, limits: &Limits) -> CaseS
             acceptance_deadline: Some(calendar_deadline(register.at, limits.acceptance_days)),
             ..Default::default()
         },
-        ..crate::derive::empty_state()
+        ..empty_state()
     }
 }
 
@@ -789,17 +765,6 @@ pub(crate) fn apply_directive_event(
     Ok(())
 }
 
-/// The directive an event names, if it is a directive step after the issue.
-pub(crate) fn directive_step_target(kind: &EventKind) -> Option<&DirectiveId> {
-    match kind {
-        EventKind::AcknowledgeDirective { directive }
-        | EventKind::ReportDirective { directive, .. }
-        | EventKind::CrossOffDirective { directive }
-        | EventKind::ReturnDirective { directive, .. } => Some(directive),
-        _ => None,
-    }
-}
-
 /// The state of a newly issued directive.
 pub(crate) fn issued_directive(event: Proposed<'_>) -> Option<DirectiveState> {
     let EventKind::IssueDirective {
@@ -1061,177 +1026,6 @@ pub fn check_with_header(
     }
     crate::input_bounds::check_event(header, &event.kind, event.at)?;
     check(state, event, limits)
-}
-
-/// Check against the lifecycle and the authority table, fill in `prev`, sign as `signer`, push
-/// into the document; returns the appended event and the new state.
-///
-/// `hierarchy` is the federation as far as authority needs it (who lies above whom): the same
-/// table every peer applies on receipt, so an event refused there is refused here first.
-///
-/// `at` is truncated to whole milliseconds first, the precision the document keeps, so the state
-/// returned here is the state every replica derives from the stored event.
-pub fn append(
-    document: &mut CaseDocument,
-    event: NewEvent,
-    limits: &Limits,
-    signer: &dyn NodeSigner,
-    hierarchy: &dyn Hierarchy,
-) -> Result<(Event, CaseState, CaseHeader), CaseError> {
-    append_checked(document, event, None, limits, signer, hierarchy)
-}
-
-/// The time rule a person's event is held to on append: judged at `now` against the events the
-/// new one follows (`crate::event_time`).
-#[derive(Debug, Clone, Copy)]
-pub struct TimeRule {
-    pub now: DateTime<Utc>,
-    pub backdating: Backdating,
-}
-
-/// [`append`], first holding the event's claimed time (`at`, with its `backdated_reason`) to
-/// the time rule: not before the transition it follows, the registration or the directive it
-/// answers, and back-dated only as `time_rule.backdating` allows.
-pub fn append_with_time_rule(
-    document: &mut CaseDocument,
-    event: NewEvent,
-    time_rule: TimeRule,
-    limits: &Limits,
-    signer: &dyn NodeSigner,
-    hierarchy: &dyn Hierarchy,
-) -> Result<(Event, CaseState, CaseHeader), CaseError> {
-    append_checked(document, event, Some(time_rule), limits, signer, hierarchy)
-}
-
-fn append_checked(
-    document: &mut CaseDocument,
-    event: NewEvent,
-    time_rule: Option<TimeRule>,
-    limits: &Limits,
-    signer: &dyn NodeSigner,
-    hierarchy: &dyn Hierarchy,
-) -> Result<(Event, CaseState, CaseHeader), CaseError> {
-    let header = document.header()?;
-    let mut events = document.events()?;
-    let state = crate::derive::derive(&header, &events, limits);
-    if state.tip.is_empty() {
-        return Err(CaseError::Document(DocumentError::Malformed(
-            "the case has no register event".to_owned(),
-        )));
-    }
-    let event = NewEvent {
-        at: truncate_to_millis(event.at),
-        ..event
-    };
-    if let Some(TimeRule { now, backdating }) = time_rule {
-        let prev = event.kind.is_transition().then_some(state.tip.as_str());
-        check_claimed_time(
-            ClaimedTime {
-                field: "at",
-                at: event.at,
-                reason: event.backdated_reason.as_deref(),
-            },
-            now,
-            predecessors_of(&events, &event.kind, prev),
-            backdating,
-        )?;
-    }
-    check_with_header(&header, &state, &event, limits)?;
-    // After the lifecycle, whose refusals of a transition by the wrong office name the office
-    // that may make it; the table then refuses what the lifecycle does not judge by itself
-    // (annotations, directives issued, take-overs, by offices with no such authority).
-    authorize(&state, &event.kind, &event.node, hierarchy)?;
-    crate::authority::check_jurisdiction(&event.kind, &event.node, hierarchy)?;
-    if events.iter().any(|existing| existing.id == event.id) {
-        return Err(CaseError::InvalidInput {
-            field: "id",
-            why: format!("event {} is already in this case", event.id),
-        });
-    }
-    let prev = event.kind.is_transition().then(|| state.tip.clone());
-    let kind = match event.kind {
-        // A resolve settles the disagreeing resolves of the fork it resolves, if any: the node
-        // names them, as it names `prev`, from the state the person saw (never from the caller).
-        EventKind::Resolve { chosen, note, .. } => EventKind::Resolve {
-            chosen,
-            note,
-            overrides: state
-                .conflict
-                .iter()
-                .flat_map(|conflict| conflict.disputed.iter())
-                .map(|decision| decision.event.clone())
-                .collect(),
-        },
-        kind => kind,
-    };
-    let mut stored = Event {
-        id: event.id,
-        kind,
-        at: event.at,
-        node: event.node,
-        operator: event.operator,
-        prev,
-        hlc: event.hlc,
-        signature: None,
-        imported: event.imported,
-        backdated_reason: event.backdated_reason,
-    };
-    signature::sign_event(&header.number, &mut stored, signer)?;
-    document.push_event(&stored)?;
-    let header = match &stored.kind {
-        EventKind::AmendHeader { .. } => document.header()?,
-        _ => header,
-    };
-    events.push(stored.clone());
-    let state = crate::derive::derive(&header, &events, limits);
-    Ok((stored, state, header))
-}
-
-/// Validate a header and create the case document with its `register` event, which carries the
-/// header and is signed by `signer`. `actor` is the node's automerge actor id. The case is
-/// registered under the newest policy version `policies` holds, which the event records (any
-/// version the caller put in it is replaced, as `prev` is filled by the node) and which the
-/// case derives with for ever (`crate::policy`).
-pub fn register(
-    header: CaseHeader,
-    register: NewEvent,
-    actor: &[u8],
-    policies: &PolicyBook,
-    signer: &dyn NodeSigner,
-) -> Result<(CaseDocument, Event, CaseState), CaseError> {
-    let policy = policies.current();
-    let (policy_version, limits) = (policy.version, &policy.limits);
-    let EventKind::Register { .. } = register.kind else {
-        return Err(CaseError::InvalidInput {
-            field: "kind",
-            why: format!(
-                "a case starts with a register event, not {}",
-                register.kind.name()
-            ),
-        });
-    };
-    required("id", &register.id)?;
-    required("node", &register.node)?;
-    validate_header(&header, register.at)?;
-    let mut event = Event {
-        id: register.id,
-        kind: EventKind::Register {
-            header: Some(Box::new(header.clone())),
-            policy_version,
-        },
-        at: truncate_to_millis(register.at),
-        node: register.node,
-        operator: register.operator,
-        prev: None,
-        hlc: register.hlc,
-        signature: None,
-        imported: register.imported,
-        backdated_reason: register.backdated_reason,
-    };
-    signature::sign_event(&header.number, &mut event, signer)?;
-    let document = CaseDocument::create(&header, &event, actor)?;
-    let state = crate::derive::derive(&header, std::slice::from_ref(&event), limits);
-    Ok((document, event, state))
 }
 
 #[cfg(test)]

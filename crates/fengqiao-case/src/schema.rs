@@ -8,13 +8,13 @@
 use schemars::Schema;
 use serde_json::{Value, json};
 
-use crate::input_bounds::{self, FIRST_YEAR, SEQUENCE_DIGITS, TextKind};
+use crate::bounds::{self, FIRST_YEAR, SEQUENCE_DIGITS, TextKind};
 
 fn text(schema: &mut Schema, kind: TextKind) {
     schema.insert("maxLength".to_owned(), json!(kind.max_chars()));
     schema.insert(
         "pattern".to_owned(),
-        Value::String(input_bounds::text_pattern(kind)),
+        Value::String(bounds::text_pattern(kind)),
     );
 }
 
@@ -74,8 +74,8 @@ pub fn given_time(schema: &mut Schema) {
              {allowance} minutes in the past only with `backdated_reason` and at most `[clock] \
              max_backdate_days` (default {max_days}) days; defaults to now. The measures count a \
              back-dated decision or reply at the time the node recorded it",
-            allowance = crate::event_time::CLOCK_SKEW_ALLOWANCE.num_minutes(),
-            max_days = crate::event_time::DEFAULT_MAX_BACKDATE_DAYS,
+            allowance = bounds::CLOCK_SKEW_ALLOWANCE.num_minutes(),
+            max_days = bounds::DEFAULT_MAX_BACKDATE_DAYS,
         )),
     );
 }

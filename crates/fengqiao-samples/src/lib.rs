@@ -1435,7 +1435,8 @@ mod tests {
     /// and the state it ends in is the one its last transition implies.
     #[test]
     fn every_sample_row_imports_through_the_lifecycle_without_refusal() {
-        use fengqiao_case::lifecycle::{NewEvent, append, register};
+        use fengqiao_case::appending::{append, register};
+        use fengqiao_case::lifecycle::NewEvent;
         use fengqiao_case::model::{Limits, Status};
 
         let limits = Limits::default();

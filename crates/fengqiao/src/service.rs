@@ -13,11 +13,11 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock, Weak};
 use anyhow::{Context, bail};
 use chrono::{DateTime, Datelike, Utc};
 use fengqiao_accounts::{Action, Actor, RoleError};
+use fengqiao_case::appending::TimeRule;
 use fengqiao_case::authority::{Hierarchy, KindTag, StandaloneOffice, lies_within};
 use fengqiao_case::clock::{ClockError, DEFAULT_MAX_AHEAD_MS, HybridClock, judge_clock};
 use fengqiao_case::deadlines::local_date;
 use fengqiao_case::event_time::{self, Backdating, ClaimedTime};
-use fengqiao_case::lifecycle::TimeRule;
 use fengqiao_case::model::ReceivedAheadNote;
 use fengqiao_case::model::sync::PeerRefusal;
 use fengqiao_case::{
@@ -25,7 +25,7 @@ use fengqiao_case::{
     Category, ClockHealth, DirectiveListItem, DirectiveStatus, DocumentError, EventKind,
     HybridTimestamp, ImportBatch, ImportMark, ImportOutcome, ImportRow, ImportRowReport,
     ImportedCases, Measures, NewEvent, NodeId, NodeInfo, RegisterCase, SCHEMA_VERSION, Status,
-    Tier, import, input_bounds, lifecycle, summary, warnings,
+    Tier, appending, import, input_bounds, lifecycle, summary, warnings,
 };
 use fengqiao_store::{CaseFilter, NewCase, Store, StoreError, StoreOptions};
 
@@ -50,6 +50,11 @@ const LOCK_FILE: &str = "node.lock";
 
 /// Store meta key remembering which node identity the store was created with.
 const META_NODE_ID: &str = "node_id";
+
+/// Store meta key of the roster snapshot: written by the live roster (`federation/roster.rs`),
+/// read at open for the policies (`service/policy.rs`) and by `audit verify`. Here, with the
+/// node's other meta keys, so the service reads it without depending on the federation.
+pub const ROSTER_META_KEY: &str = "roster";
 
 /// Store meta prefix of the imported rows: `import/row/<row key>` holds the case number the row
 /// became, written in the transaction that writes the case.
@@ -597,7 +602,7 @@ impl Node {
                 operator,
             )?
         };
-        let (mut document, event, state) = lifecycle::register(
+        let (mut document, event, state) = appending::register(
             header.clone(),
             register,
             self.identity.actor(),
@@ -658,12 +663,12 @@ impl Node {
         number: &str,
         request: AppendEvent,
     ) -> Result<CaseView, ServiceError> {
-        // The person's role first, then (in `lifecycle::append`) the office's authority: the
+        // The person's role first, then (in `appending::append`) the office's authority: the
         // one place a person's role is judged for an event.
         actor.permit(Action::Event(KindTag::of(&request.kind)))?;
         let at = request.at.unwrap_or(now);
         // Plausible before the clock ticks; the rest of the time rule (what the event follows)
-        // is judged on the case, in `lifecycle::append_with_time_rule`.
+        // is judged on the case, in `appending::append_with_time_rule`.
         event_time::check_time("at", at, now)?;
         let event = NewEvent {
             backdated_reason: backdated_reason(request.backdated_reason.as_deref()),
@@ -684,7 +689,7 @@ impl Node {
             let limits = policies
                 .limits_for_case(&document.events()?)
                 .map_err(|error| ServiceError::Internal(format!("case {number}: {error}")))?;
-            let (_event, state, header) = lifecycle::append_with_time_rule(
+            let (_event, state, header) = fengqiao_case::appending::append_with_time_rule(
                 document,
                 event,
                 time_rule,
@@ -720,7 +725,7 @@ impl Node {
             }
         };
         match serde_json::from_slice::<ReceivedAheadNote>(&value) {
-            Ok(note) => Some(note.flag()),
+            Ok(note) => Some(fengqiao_case::clock::received_ahead_flag(&note)),
             Err(error) => {
                 tracing::warn!(case = %number, %error, "unreadable received-time note skipped");
                 None
@@ -1073,7 +1078,7 @@ impl Node {
             .map_err(RowRefusal::whole)?;
         // Registered under the newest policy version held; its history derives with it.
         let policies = self.policies();
-        let (mut document, _event, mut state) = lifecycle::register(
+        let (mut document, _event, mut state) = appending::register(
             header.clone(),
             register,
             self.identity.actor(),
@@ -1102,7 +1107,7 @@ impl Node {
             let event = self
                 .new_imported_event(entry.kind.clone(), at, now, operator, mark)
                 .map_err(RowRefusal::whole)?;
-            let (_event, new_state, new_header) = lifecycle::append(
+            let (_event, new_state, new_header) = appending::append(
                 &mut document,
                 event,
                 limits,

@@ -14,8 +14,6 @@ pub mod sync;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
-pub use crate::clock::HybridTimestamp;
-
 /// Version of the case document schema, of [`CaseSummary`], and of the HTTP API bodies.
 pub const SCHEMA_VERSION: u32 = 2;
 
@@ -31,6 +29,30 @@ pub type NodeId = String;
 
 /// Identifier of a supervision directive (督办单), unique within its case.
 pub type DirectiveId = String;
+
+/// One hybrid logical timestamp (`crate::clock`, the clock that makes them). Ordered by wall time, then counter; ties between nodes are
+/// broken by the caller (by node ID), never by this type.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
+)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct HybridTimestamp {
+    /// Milliseconds since the Unix epoch: the greatest wall time this node had seen.
+    pub wall_ms: i64,
+    pub counter: u32,
+}
+
+impl HybridTimestamp {
+    pub const ZERO: HybridTimestamp = HybridTimestamp {
+        wall_ms: 0,
+        counter: 0,
+    };
+
+    /// The wall-time part, for people.
+    pub fn wall_time(self) -> Option<DateTime<Utc>> {
+        DateTime::from_timestamp_millis(self.wall_ms)
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
@@ -242,14 +264,14 @@ pub enum HeaderAmendment {
     Petitioners(
         #[cfg_attr(
             feature = "schema",
-            schemars(length(min = 1, max = crate::input_bounds::MAX_PETITIONERS))
+            schemars(length(min = 1, max = crate::bounds::MAX_PETITIONERS))
         )]
         Vec<Petitioner>,
     ),
     Headcount(
         #[cfg_attr(
             feature = "schema",
-            schemars(range(min = 1, max = crate::input_bounds::MAX_HEADCOUNT))
+            schemars(range(min = 1, max = crate::bounds::MAX_HEADCOUNT))
         )]
         u32,
     ),
@@ -543,6 +565,18 @@ impl JudicialConfirmation {
 }
 
 impl EventKind {
+    /// The directive this event steps (acknowledges, reports on, crosses off, returns), if it is
+    /// a directive step after the issue.
+    pub fn directive_stepped(&self) -> Option<&DirectiveId> {
+        match self {
+            EventKind::AcknowledgeDirective { directive }
+            | EventKind::ReportDirective { directive, .. }
+            | EventKind::CrossOffDirective { directive }
+            | EventKind::ReturnDirective { directive, .. } => Some(directive),
+            _ => None,
+        }
+    }
+
     /// Whether this kind moves the lifecycle (and so carries `prev` and can conflict).
     pub fn is_transition(&self) -> bool {
         matches!(
@@ -1058,16 +1092,6 @@ impl ReceivedAheadNote {
     pub fn meta_key(case: &str) -> String {
         format!("{}{case}", Self::META_PREFIX)
     }
-
-    /// The flag a person reads (时间存疑).
-    pub fn flag(&self) -> String {
-        format!(
-            "时间存疑: received on {} with an event stamped {} ahead of this node's clock: the \
-             sender's clock (or this node's) is wrong; the event is kept as stamped",
-            self.received_at.format("%Y-%m-%d %H:%M:%S UTC"),
-            crate::clock::describe_duration(self.ahead_ms)
-        )
-    }
 }
 
 /// Whose clock a node's own is judged against: its parent's, or (a county, with no parent) the
@@ -1080,7 +1104,7 @@ pub enum ClockReference {
     Children,
 }
 
-/// This node's clock against its peers' (`crate::clock::judge_clock`): in `/api/health`, and
+/// This node's clock against its peers' (`clock.rs`, `judge_clock`): in `/api/health`, and
 /// why the node refuses to stamp events while it is skewed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
@@ -1115,9 +1139,9 @@ pub struct RegisterCase {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backdated_reason: Option<String>,
     pub channel: Channel,
-    #[cfg_attr(feature = "schema", schemars(length(min = 1, max = crate::input_bounds::MAX_PETITIONERS)))]
+    #[cfg_attr(feature = "schema", schemars(length(min = 1, max = crate::bounds::MAX_PETITIONERS)))]
     pub petitioners: Vec<Petitioner>,
-    #[cfg_attr(feature = "schema", schemars(range(min = 1, max = crate::input_bounds::MAX_HEADCOUNT)))]
+    #[cfg_attr(feature = "schema", schemars(range(min = 1, max = crate::bounds::MAX_HEADCOUNT)))]
     pub headcount: u32,
     #[serde(default)]
     #[cfg_attr(feature = "schema", schemars(transform = crate::schema::line_text))]

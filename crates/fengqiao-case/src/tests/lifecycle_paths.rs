@@ -1,7 +1,9 @@
 //! Every lifecycle path: the happy paths with their deadlines, and each refusal with its reason.
 
 use super::support::*;
-use crate::lifecycle::{CaseError, NewEvent, check, register};
+use crate::appending::register;
+use crate::case_error::CaseError;
+use crate::lifecycle::{NewEvent, check};
 use crate::model::{
     EventKind, HeaderAmendment, JudicialConfirmation, Limits, MediationResult, MediationType,
     Petitioner, ReviewLevel, ReviewOutcome, Satisfaction, Status,
@@ -964,7 +966,7 @@ fn an_event_id_is_used_once() {
         imported: None,
         backdated_reason: None,
     };
-    let message = match crate::lifecycle::append(
+    let message = match crate::appending::append(
         &mut case.document,
         duplicate,
         &case.limits,

@@ -8,9 +8,10 @@ use rand::rngs::SmallRng;
 use rand::seq::SliceRandom;
 
 use super::support::*;
+use crate::appending::append;
 use crate::authority::authorize;
 use crate::derive::derive;
-use crate::lifecycle::{NewEvent, append, check_with_header};
+use crate::lifecycle::{NewEvent, check_with_header};
 use crate::model::{
     CaseHeader, CaseState, EventKind, JudicialConfirmation, MediationResult, MediationType,
     ReviewLevel, ReviewOutcome, Satisfaction,

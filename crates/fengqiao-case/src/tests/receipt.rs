@@ -412,8 +412,8 @@ fn note() -> EventKind {
 
 mod screening {
     use super::*;
+    use crate::appending::{append, register};
     use crate::document::CaseDocument;
-    use crate::lifecycle::{append, register};
     use crate::receipt::{PeerBytes, keep_received, screen};
 
     use super::super::support::{ACTOR_A, ACTOR_B, new_event};

@@ -1,8 +1,8 @@
 //! Two replicas of one case making concurrent transitions: forks, merges both ways, resolution.
 
 use super::support::*;
+use crate::case_error::CaseError;
 use crate::derive::derive;
-use crate::lifecycle::CaseError;
 use crate::model::{Event, EventKind, Status};
 
 const ACTOR_C: [u8; 16] = [0xc3; 16];
@@ -354,7 +354,7 @@ fn merging_another_case_is_refused() {
     let mut a = Case::registered();
     let mut other_header = header();
     other_header.number = "430702001001-2026-000999".to_owned();
-    let (mut other, _, _) = crate::lifecycle::register(
+    let (mut other, _, _) = crate::appending::register(
         other_header,
         new_event(
             "register",

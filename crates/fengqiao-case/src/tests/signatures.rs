@@ -4,8 +4,8 @@ use automerge::transaction::Transactable;
 use ed25519_dalek::SigningKey;
 
 use super::support::*;
+use crate::appending::{append, register};
 use crate::document::CaseDocument;
-use crate::lifecycle::{append, register};
 use crate::model::{EventKind, HeaderAmendment, Limits};
 use crate::signature::{
     NodeSigner, SignatureError, node_id_for_public_key, sign_event, verify_event,

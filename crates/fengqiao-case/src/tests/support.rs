@@ -3,10 +3,12 @@
 
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 
+use crate::appending::{append, register};
 use crate::authority::Hierarchy;
+use crate::case_error::CaseError;
 use crate::deadlines::china_offset;
 use crate::document::CaseDocument;
-use crate::lifecycle::{CaseError, NewEvent, append, register};
+use crate::lifecycle::NewEvent;
 use crate::model::{
     CaseHeader, CaseState, Category, Channel, EventKind, Limits, Location, MatterType, Ownership,
     Petitioner,

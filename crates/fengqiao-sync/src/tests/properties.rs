@@ -13,8 +13,9 @@
 use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, TimeDelta, Utc};
+use fengqiao_case::appending::append;
 use fengqiao_case::authority::authorize;
-use fengqiao_case::lifecycle::{NewEvent, append, check_with_header};
+use fengqiao_case::lifecycle::{NewEvent, check_with_header};
 use fengqiao_case::model::{
     CaseHeader, CaseState, Event, EventKind, ReplyOutcome, Satisfaction, Tier,
 };

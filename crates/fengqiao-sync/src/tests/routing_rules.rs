@@ -233,7 +233,7 @@ fn normalising_folds_width_space_and_case() {
 fn routing_is_built_from_header_and_state() {
     use super::support::{header, instant, new_event};
     use fengqiao_case::model::EventKind;
-    let (document, _, state) = fengqiao_case::lifecycle::register(
+    let (document, _, state) = fengqiao_case::appending::register(
         header("430702001001-2026-000009", "430702001001", "某公司"),
         new_event(
             "r",
@@ -262,7 +262,7 @@ fn routing_from_a_summary_is_the_derived_routing_or_nothing() {
     use fengqiao_case::model::{DirectiveState, DirectiveStatus, EventKind};
     use fengqiao_case::summary::summarize;
     let header = header("430702001001-2026-000010", "430702001001", "某公司");
-    let (_, _, registered) = fengqiao_case::lifecycle::register(
+    let (_, _, registered) = fengqiao_case::appending::register(
         header.clone(),
         new_event(
             "r",

@@ -4,7 +4,8 @@
 use std::sync::LazyLock;
 
 use chrono::{DateTime, TimeZone, Utc};
-use fengqiao_case::lifecycle::{NewEvent, append, register};
+use fengqiao_case::appending::{append, register};
+use fengqiao_case::lifecycle::NewEvent;
 use fengqiao_case::model::{
     CaseHeader, Category, Channel, EventKind, Location, MatterType, Ownership, Petitioner, Tier,
 };

@@ -23,8 +23,7 @@ use super::driver::AbortOnDrop;
 use super::replica::StoreHandle;
 use crate::service::policy::SharedPolicies;
 
-/// Meta key of the roster snapshot.
-pub const ROSTER_META_KEY: &str = "roster";
+pub use crate::service::ROSTER_META_KEY;
 
 /// Roster frames are small (a county's offices); a bigger one is a hostile peer.
 const MAX_ROSTER_FRAME: usize = 8 * 1024 * 1024;

@@ -16,7 +16,7 @@ use fengqiao_store::StoreError;
 use fengqiao_sync::roster::{Roster, decode_snapshot};
 
 use super::{Node, ServiceError};
-use crate::federation::ROSTER_META_KEY;
+use crate::service::ROSTER_META_KEY;
 
 /// Records per read of the quarantine log when counting it whole.
 const QUARANTINE_COUNT_PAGE: usize = 4096;

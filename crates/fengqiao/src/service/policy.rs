@@ -16,7 +16,7 @@ use fengqiao_store::Store;
 
 use super::{Node, ServiceError};
 use crate::config::NodeConfig;
-use crate::federation::ROSTER_META_KEY;
+use crate::service::ROSTER_META_KEY;
 
 /// The node's policy versions, replaced whole when the roster takes new ones.
 #[derive(Debug, Default)]
