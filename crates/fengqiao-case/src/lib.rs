@@ -28,6 +28,8 @@ pub mod rollup;
 pub mod schema;
 pub mod signature;
 pub mod summary;
+#[cfg(any(test, feature = "test-support"))]
+pub mod test_support;
 pub mod warnings;
 
 pub use case_error::CaseError;

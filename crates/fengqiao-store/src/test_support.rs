@@ -2,8 +2,8 @@
 
 use chrono::{DateTime, TimeZone, Utc};
 use fengqiao_case::{
-    CaseDocument, CaseHeader, CaseSummary, Category, Channel, Event, EventKind, Location,
-    MatterType, Ownership, Petitioner, SCHEMA_VERSION, Status, Timeline,
+    CaseDocument, CaseHeader, CaseSummary, Category, Channel, Event, EventKind, MatterType,
+    SCHEMA_VERSION, Status, Timeline,
 };
 
 pub(crate) const TEST_ACTOR: [u8; 16] = [7; 16];
@@ -47,31 +47,7 @@ pub(crate) fn summary_for(number: &str, status: Status, holder: &str) -> CaseSum
 }
 
 pub(crate) fn header_for(number: &str) -> CaseHeader {
-    CaseHeader {
-        number: number.to_owned(),
-        channel: Channel::Visit,
-        petitioners: vec![Petitioner {
-            name: "张三".to_owned(),
-            id_number: "430702199001010000".to_owned(),
-            id_type: Default::default(),
-            phone: "13800000000".to_owned(),
-            address: "河洑村三组".to_owned(),
-            representative: false,
-        }],
-        headcount: 1,
-        respondent: "某建筑公司".to_owned(),
-        category: Category::WageArrears,
-        matter_type: MatterType::Appeal,
-        litigation_related: false,
-        summary: "要求支付拖欠的工资三万元".to_owned(),
-        location: Location {
-            region_code: "430702001001".to_owned(),
-            village: "河洑村".to_owned(),
-            grid: "第三网格".to_owned(),
-            grid_worker: "李四".to_owned(),
-        },
-        ownership: Ownership::default(),
-    }
+    fengqiao_case::test_support::sample_header(number, "430702001001", "某建筑公司")
 }
 
 pub(crate) fn event(id: &str, kind: EventKind, prev: Option<&str>) -> Event {

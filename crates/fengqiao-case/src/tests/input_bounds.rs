@@ -3,7 +3,6 @@
 use chrono::{DateTime, TimeZone, Utc};
 
 use super::*;
-use crate::model::{Category, Channel, MatterType, Ownership};
 
 fn now() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 3, 10, 2, 0, 0)
@@ -23,24 +22,7 @@ fn petitioner(name: &str) -> Petitioner {
 }
 
 fn header() -> CaseHeader {
-    CaseHeader {
-        number: "430702001001-2026-000123".to_owned(),
-        channel: Channel::Visit,
-        petitioners: vec![petitioner("张三")],
-        headcount: 1,
-        respondent: "某建筑公司".to_owned(),
-        category: Category::WageArrears,
-        matter_type: MatterType::Appeal,
-        litigation_related: false,
-        summary: "拖欠工资八个月，要求结清".to_owned(),
-        location: Location {
-            region_code: "430702001001".to_owned(),
-            village: "芦荻山村".to_owned(),
-            grid: "第三网格".to_owned(),
-            grid_worker: "李四".to_owned(),
-        },
-        ownership: Ownership::default(),
-    }
+    crate::test_support::sample_header("430702001001-2026-000123", "430702001001", "某建筑公司")
 }
 
 /// The field and reason of an `InvalidInput` refusal; panics on anything else.

@@ -8,11 +8,7 @@ use crate::authority::Hierarchy;
 use crate::case_error::CaseError;
 use crate::deadlines::china_offset;
 use crate::document::CaseDocument;
-use crate::lifecycle::NewEvent;
-use crate::model::{
-    CaseHeader, CaseState, Category, Channel, EventKind, Limits, Location, MatterType, Ownership,
-    Petitioner,
-};
+use crate::model::{CaseHeader, CaseState, EventKind, Limits};
 
 pub const VILLAGE: &str = "node-village";
 pub const TOWNSHIP: &str = "node-township";
@@ -40,45 +36,10 @@ pub fn end_of(month: u32, day: u32) -> DateTime<Utc> {
 }
 
 pub fn header() -> CaseHeader {
-    CaseHeader {
-        number: "430702001001-2026-000123".to_owned(),
-        channel: Channel::Visit,
-        petitioners: vec![Petitioner {
-            name: "张三".to_owned(),
-            id_number: "430702198001011236".to_owned(),
-            id_type: Default::default(),
-            phone: "13800000000".to_owned(),
-            address: "芦荻山村三组".to_owned(),
-            representative: false,
-        }],
-        headcount: 1,
-        respondent: "某建筑公司".to_owned(),
-        category: Category::WageArrears,
-        matter_type: MatterType::Appeal,
-        litigation_related: false,
-        summary: "拖欠工资八个月，要求结清".to_owned(),
-        location: Location {
-            region_code: "430702001001".to_owned(),
-            village: "芦荻山村".to_owned(),
-            grid: "第三网格".to_owned(),
-            grid_worker: "李四".to_owned(),
-        },
-        ownership: Ownership::default(),
-    }
+    crate::test_support::sample_header("430702001001-2026-000123", "430702001001", "某建筑公司")
 }
 
-pub fn new_event(id: &str, node: &str, kind: EventKind, at: DateTime<Utc>) -> NewEvent {
-    NewEvent {
-        id: id.to_owned(),
-        kind,
-        at,
-        node: node.to_owned(),
-        operator: format!("operator at {node}"),
-        hlc: Default::default(),
-        imported: None,
-        backdated_reason: None,
-    }
-}
+pub use crate::test_support::new_event;
 
 /// county → township → village, with `SIBLING` another village of the township: the hierarchy
 /// the authority table is judged against in these tests.

@@ -6,9 +6,7 @@ use std::sync::LazyLock;
 use chrono::{DateTime, TimeZone, Utc};
 use fengqiao_case::appending::{append, register};
 use fengqiao_case::lifecycle::NewEvent;
-use fengqiao_case::model::{
-    CaseHeader, Category, Channel, EventKind, Location, MatterType, Ownership, Petitioner, Tier,
-};
+use fengqiao_case::model::{CaseHeader, EventKind, Tier};
 use fengqiao_case::signature::{NodeSigner, node_actor_for_public_key, node_id_for_public_key};
 
 use crate::replica::InMemoryReplica;
@@ -159,45 +157,10 @@ pub fn instant(day: u32, hour: u32) -> DateTime<Utc> {
 }
 
 pub fn header(number: &str, region_code: &str, respondent: &str) -> CaseHeader {
-    CaseHeader {
-        number: number.to_owned(),
-        channel: Channel::Visit,
-        petitioners: vec![Petitioner {
-            name: "张三".to_owned(),
-            id_number: "430702198001011236".to_owned(),
-            id_type: Default::default(),
-            phone: "13800000000".to_owned(),
-            address: "三组".to_owned(),
-            representative: false,
-        }],
-        headcount: 1,
-        respondent: respondent.to_owned(),
-        category: Category::WageArrears,
-        matter_type: MatterType::Appeal,
-        litigation_related: false,
-        summary: "拖欠工资八个月，要求结清，施工方多次推诿".to_owned(),
-        location: Location {
-            region_code: region_code.to_owned(),
-            village: String::new(),
-            grid: "第三网格".to_owned(),
-            grid_worker: "李四".to_owned(),
-        },
-        ownership: Ownership::default(),
-    }
+    fengqiao_case::test_support::sample_header(number, region_code, respondent)
 }
 
-pub fn new_event(id: &str, node: &str, kind: EventKind, at: DateTime<Utc>) -> NewEvent {
-    NewEvent {
-        id: id.to_owned(),
-        kind,
-        at,
-        node: node.to_owned(),
-        operator: format!("operator at {node}"),
-        hlc: Default::default(),
-        imported: None,
-        backdated_reason: None,
-    }
-}
+pub use fengqiao_case::test_support::new_event;
 
 /// The key an office of the harness signs with; its node ID is this key's.
 pub fn signer_of(office: usize) -> ed25519_dalek::SigningKey {
