@@ -16,6 +16,7 @@
 //! No IO: the shell persists [`Roster::snapshot`], passes the time in, and moves
 //! [`RosterFrame`]s between [`RosterExchange`] and a stream.
 
+use fengqiao_case::authority::lies_within;
 use std::collections::{BTreeMap, HashSet, VecDeque};
 
 use chrono::{DateTime, Utc};
@@ -611,7 +612,7 @@ impl SubtreeRoster for Roster {
 fn lies_below(entry: &RosterEntry, parent: &RosterEntry) -> bool {
     entry.tier < parent.tier
         && entry.region_code.len() > parent.region_code.len()
-        && entry.region_code.starts_with(&parent.region_code)
+        && lies_within(&entry.region_code, &parent.region_code)
         && entry.region_code.bytes().all(|byte| byte.is_ascii_digit())
 }
 

@@ -525,7 +525,7 @@ impl NodeConfig {
             let is_prefix = !parent.region_code.is_empty()
                 && parent.region_code.bytes().all(|byte| byte.is_ascii_digit())
                 && parent.region_code.len() < own.len()
-                && own.starts_with(parent.region_code.as_str());
+                && fengqiao_case::authority::lies_within(own, &parent.region_code);
             if !is_prefix {
                 return Err(ConfigError::FederationParentRegion {
                     code: parent.region_code.clone(),

@@ -9,6 +9,7 @@
 //! each child (a township) and each grandchild (a village) are answered from the same groups, and
 //! a child admitted while the node runs needs no rebuild.
 
+use fengqiao_case::authority::lies_within;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Instant;
@@ -420,7 +421,7 @@ fn regions_under<'a>(regions: &'a [String], region_code: &str) -> Vec<&'a str> {
     regions
         .iter()
         .map(String::as_str)
-        .filter(|region| region.starts_with(region_code))
+        .filter(|region| lies_within(region, region_code))
         .collect()
 }
 
@@ -442,7 +443,7 @@ fn sub_offices(parent: &Office, roster: &[RosterMemberView], regions: &[&str]) -
     let mut unknown: BTreeSet<&str> = BTreeSet::new();
     for region in regions {
         let known = offices.iter().any(|office| {
-            !office.region_code.is_empty() && region.starts_with(&office.region_code)
+            !office.region_code.is_empty() && lies_within(region, &office.region_code)
         });
         if !known && let Some(sub_region) = region.get(..sub_region_length) {
             unknown.insert(sub_region);
