@@ -98,7 +98,30 @@ async fn text_of(browser: &Client, css: &str) -> String {
         .expect("element text")
 }
 
-async fn sign_in(browser: &Client, base: &str, login: &str, password: &str) {
+/// The text of `css` once it contains `needle`: after a click the browser may still show the old
+/// page for a moment, so a page is read only once it is the one the click led to.
+async fn text_once_it_contains(browser: &Client, css: &str, needle: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let text = match browser.find(Locator::Css(css)).await {
+            Ok(element) => element.text().await.unwrap_or_default(),
+            Err(_) => String::new(),
+        };
+        if text.contains(needle) {
+            return text;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{css} never came to contain {needle:?}; it reads: {text}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Fill in and send 登录, then wait for the page the answer leads to (`outcome`, a CSS selector
+/// found only there): a click returns before the browser has loaded the answer, and the password
+/// check takes a while in a debug build, so reading the URL at once may still see the old page.
+async fn sign_in(browser: &Client, base: &str, login: &str, password: &str, outcome: &str) {
     browser
         .goto(&format!("{base}/login"))
         .await
@@ -120,6 +143,12 @@ async fn sign_in(browser: &Client, base: &str, login: &str, password: &str) {
         .click()
         .await
         .expect("sign in");
+    browser
+        .wait()
+        .at_most(Duration::from_secs(60))
+        .for_element(Locator::Css(outcome))
+        .await
+        .unwrap_or_else(|error| panic!("after signing in, no {outcome} on the page: {error}"));
 }
 
 /// A village (joined to a township that is not running, so its uplink is down) holding three
@@ -197,13 +226,20 @@ fn a_person_signs_in_and_reads_the_dashboard_ledger_and_a_case_in_chromium() {
         );
         assert_eq!(text_of(&browser, "#office-name").await, "芦荻山村调解室");
         screenshot(&browser, "01-login").await;
-        sign_in(&browser, &base, TEST_LOGIN, "wrong-password").await;
+        sign_in(
+            &browser,
+            &base,
+            TEST_LOGIN,
+            "wrong-password",
+            "#sign-in-error",
+        )
+        .await;
         let error = text_of(&browser, "#sign-in-error").await;
         assert!(error.contains("登录名或密码错误"), "{error}");
         screenshot(&browser, "02-login-wrong-password").await;
 
         // 工作台: the uplink is down and says what waits; the two warned cases, graded in word.
-        sign_in(&browser, &base, TEST_LOGIN, TEST_PASSWORD).await;
+        sign_in(&browser, &base, TEST_LOGIN, TEST_PASSWORD, "#user").await;
         assert_eq!(browser.current_url().await.expect("url").path(), "/");
         let banner = text_of(&browser, "#link-banner").await;
         assert!(banner.contains("离线"), "{banner}");
@@ -228,7 +264,7 @@ fn a_person_signs_in_and_reads_the_dashboard_ledger_and_a_case_in_chromium() {
             .click()
             .await
             .expect("open 台账");
-        let ledger = text_of(&browser, "main").await;
+        let ledger = text_once_it_contains(&browser, "main", &numbers[2]).await;
         for number in &numbers {
             assert!(ledger.contains(number.as_str()), "{ledger}");
         }
@@ -281,7 +317,7 @@ fn a_person_signs_in_and_reads_the_dashboard_ledger_and_a_case_in_chromium() {
             .click()
             .await
             .expect("open 案件详情");
-        let case = text_of(&browser, "main").await;
+        let case = text_once_it_contains(&browser, "main", "430702********0029").await;
         assert!(case.contains("430702********0029"), "{case}");
         assert!(case.contains("登记"), "{case}");
         assert!(case.contains("测试员 (tester)"), "{case}");
@@ -294,7 +330,7 @@ fn a_person_signs_in_and_reads_the_dashboard_ledger_and_a_case_in_chromium() {
             .click()
             .await
             .expect("show full");
-        let full = text_of(&browser, "main").await;
+        let full = text_once_it_contains(&browser, "main", "430702198503120029").await;
         assert!(full.contains("430702198503120029"), "{full}");
         screenshot(&browser, "07-case-full").await;
 
@@ -306,6 +342,12 @@ fn a_person_signs_in_and_reads_the_dashboard_ledger_and_a_case_in_chromium() {
             .click()
             .await
             .expect("sign out");
+        browser
+            .wait()
+            .at_most(Duration::from_secs(60))
+            .for_element(Locator::Id("login"))
+            .await
+            .expect("signing out leads to 登录");
         browser
             .goto(&format!("{base}/cases"))
             .await

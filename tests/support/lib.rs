@@ -403,8 +403,21 @@ pub fn http_get(address: SocketAddr, path: &str) -> anyhow::Result<(u16, serde_j
     )
     .call()?;
     let status = response.status().as_u16();
-    let body: serde_json::Value = response.body_mut().read_json()?;
+    let body: serde_json::Value = read_json_body(&mut response)?;
     Ok((status, body))
+}
+
+/// A JSON answer of any size: ureq stops at 10 MiB by default, and a soak's listing of tens of
+/// thousands of cases is larger (the node itself has no such limit on what it answers).
+fn read_json_body(
+    response: &mut ureq::http::Response<ureq::Body>,
+) -> anyhow::Result<serde_json::Value> {
+    const ANSWER_LIMIT_BYTES: u64 = 1 << 30;
+    Ok(response
+        .body_mut()
+        .with_config()
+        .limit(ANSWER_LIMIT_BYTES)
+        .read_json()?)
 }
 
 /// POST JSON as the tests' account; returns (status, JSON body).
@@ -431,7 +444,7 @@ pub fn http_post_as(
     )
     .send_json(body)?;
     let status = response.status().as_u16();
-    let body: serde_json::Value = response.body_mut().read_json()?;
+    let body: serde_json::Value = read_json_body(&mut response)?;
     Ok((status, body))
 }
 

@@ -361,6 +361,17 @@ async fn a_township_restart_loses_nothing_while_village_and_county_keep_editing(
         same_heads_everywhere(&all, &first)
     })
     .await;
+    // Holding the case is not yet the township's acknowledgement reaching the village; stop the
+    // township only once the village knows the case arrived, or the village rightly sends it
+    // whole again after the restart and the count below means nothing.
+    let deadline = Instant::now() + CONVERGENCE_TIMEOUT;
+    while running.village.peers().await.unwrap()[0].pending > 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the village never learns that the township has the first case"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 
     let township_address = running.township.local_address();
     let Running {
