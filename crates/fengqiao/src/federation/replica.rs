@@ -1262,7 +1262,15 @@ impl Replica for StoreReplica {
                 });
             }
             let prepared = match prepared {
-                Some(Prepared::New(loaded)) => Some(*loaded),
+                // "Its maker is not known yet" was judged against the roster of when the case
+                // was prepared, ahead of the session. The roster may have learned the maker
+                // since, and told the session so while nothing was deferred yet: the session
+                // would then never ask again. Only a check against today's roster defers.
+                Some(Prepared::New(loaded))
+                    if !matches!(*loaded, Err(WholeRefusal::Deferred(_))) =>
+                {
+                    Some(*loaded)
+                }
                 _ => None,
             };
             return self.create(peer, case, bytes, prepared, admit_new_case);
@@ -1530,6 +1538,57 @@ mod tests {
             &PEER_ACTOR,
         )
         .unwrap()
+    }
+
+    /// A roster that learns the peer's office only when told, as a real one learns an entry
+    /// that travels on the roster stream, apart from the cases.
+    #[derive(Default)]
+    struct LearningRoster {
+        knows_the_peer: std::sync::atomic::AtomicBool,
+    }
+
+    impl SubtreeRoster for LearningRoster {
+        fn is_in_subtree(&self, subtree_root: &str, node: &str) -> bool {
+            subtree_root == node
+        }
+    }
+
+    impl Hierarchy for LearningRoster {
+        fn is_strict_ancestor(&self, _ancestor: &str, _node: &str) -> bool {
+            false
+        }
+
+        fn region_of(&self, _node: &str) -> Option<String> {
+            self.knows_the_peer
+                .load(std::sync::atomic::Ordering::SeqCst)
+                .then(String::new)
+        }
+    }
+
+    /// Regression (a federation test stalled on a loaded CI machine): a new case prepared while
+    /// the roster did not know its maker was deferred on that old verdict after the roster had
+    /// learned the maker, and the session, told of the roster change before it had anything
+    /// deferred, never asked for the case again.
+    #[test]
+    fn a_case_prepared_before_the_roster_knew_its_maker_is_judged_again_when_applied() {
+        let directory = tempfile::tempdir().unwrap();
+        let store =
+            Store::open(directory.path(), StoreOptions::new(8, OWN_ACTOR.to_vec())).unwrap();
+        let roster = Arc::new(LearningRoster::default());
+        let shared: SharedRoster = roster.clone();
+        let mut replica = StoreReplica::new(Arc::new(store), &OWN_ACTOR, Arc::default(), shared);
+        let admit = |_: &CaseRouting| Ok(());
+        let saved = peer_document().save();
+        replica.prepare(
+            vec![received(CASE, &saved, true)],
+            &mut SignerKeys::default(),
+        );
+        assert_eq!(replica.prepared.len(), 1);
+        roster
+            .knows_the_peer
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        let applied = replica.apply("peer", CASE, &saved, true, &admit).unwrap();
+        assert!(applied.created && applied.changed, "{applied:?}");
     }
 
     #[test]

@@ -42,7 +42,9 @@ fn init_tracing() {
         .with_test_writer()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+                // Info by default: a test that fails (a stall seen only on a loaded CI machine)
+                // then shows what its links did; a passing test's output is not printed.
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .try_init();
 }
@@ -204,10 +206,24 @@ fn notes(office: &TestOffice, case: &str) -> Vec<String> {
 }
 
 /// Poll `check` until it holds; fail with `what` after the timeout.
-async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+async fn eventually(what: &str, check: impl FnMut() -> bool) {
+    eventually_or_report(what, check, || "no report asked for".to_owned()).await;
+}
+
+/// [`eventually`], saying on a timeout what `report` finds (link states, say) so that a stall
+/// seen once on a loaded machine can be understood from its output.
+async fn eventually_or_report(
+    what: &str,
+    mut check: impl FnMut() -> bool,
+    report: impl Fn() -> String,
+) {
     let deadline = Instant::now() + CONVERGENCE_TIMEOUT;
     while !check() {
-        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting until {what}; {}",
+            report()
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -801,9 +817,17 @@ async fn a_revoked_child_is_cut_off_and_refused_afterwards() {
     )
     .await;
     let first = register(&tiers.village, "撤销前的案件").await;
-    eventually("the first case reaches the township", || {
-        heads(&tiers.township, &first).is_some()
-    })
+    eventually_or_report(
+        "the first case reaches the township",
+        || heads(&tiers.township, &first).is_some(),
+        || {
+            format!(
+                "village links {:#?}\ntownship links {:#?}",
+                links_now(&village),
+                links_now(&township)
+            )
+        },
+    )
     .await;
 
     assert!(
