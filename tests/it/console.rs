@@ -334,6 +334,38 @@ fn a_person_signs_in_and_reads_the_dashboard_ledger_and_a_case_in_chromium() {
         assert!(full.contains("430702198503120029"), "{full}");
         screenshot(&browser, "07-case-full").await;
 
+        // 统计分析: the measures in words and numbers, and the charts drawn by the vendored
+        // ECharts with no network at all.
+        browser
+            .find(Locator::LinkText("统计分析"))
+            .await
+            .expect("menu 统计分析")
+            .click()
+            .await
+            .expect("open 统计分析");
+        let totals = text_once_it_contains(&browser, "#totals", "及时受理率").await;
+        assert!(totals.contains("登记件数"), "{totals}");
+        browser
+            .wait()
+            .at_most(Duration::from_secs(30))
+            .for_element(Locator::Css("#chart-monthly-intake[data-drawn=\"true\"]"))
+            .await
+            .expect("ECharts draws the monthly intake");
+        let canvases = browser
+            .find_all(Locator::Css("#chart-monthly-intake canvas"))
+            .await
+            .expect("chart canvases");
+        assert!(!canvases.is_empty(), "the chart has a canvas");
+        screenshot(&browser, "08-statistics").await;
+        browser
+            .execute(
+                "document.getElementById('chart-monthly-intake').scrollIntoView();",
+                Vec::new(),
+            )
+            .await
+            .expect("scroll to the charts");
+        screenshot(&browser, "08b-statistics-charts").await;
+
         // 退出登录: back to 登录, and the console asks to sign in again.
         browser
             .find(Locator::Id("sign-out"))

@@ -8,12 +8,17 @@ use axum::response::{IntoResponse, Response};
 
 pub const STYLESHEET: &str = include_str!("../assets/console.css");
 pub const HTMX: &str = include_str!("../assets/vendor/htmx.min.js");
+/// Loaded by 统计分析 only, so that the other pages stay light.
+pub const ECHARTS: &str = include_str!("../assets/vendor/echarts.min.js");
+pub const CHARTS: &str = include_str!("../assets/console-charts.js");
 
 /// `GET /assets/{name}`.
 pub async fn asset(Path(name): Path<String>) -> Response {
     let (content_type, body) = match name.as_str() {
         "console.css" => ("text/css; charset=utf-8", STYLESHEET),
         "htmx.min.js" => ("text/javascript; charset=utf-8", HTMX),
+        "echarts.min.js" => ("text/javascript; charset=utf-8", ECHARTS),
+        "console-charts.js" => ("text/javascript; charset=utf-8", CHARTS),
         _ => return StatusCode::NOT_FOUND.into_response(),
     };
     (

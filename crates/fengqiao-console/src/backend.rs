@@ -11,8 +11,10 @@ use axum::http::{Extensions, HeaderMap};
 use chrono::{DateTime, Utc};
 use fengqiao_accounts::Account;
 use fengqiao_accounts::secret::Session;
+use fengqiao_case::model::stats::StatsBreakdown;
 use fengqiao_case::model::{
-    CaseListItem, CaseView, Category, NodeId, NodeInfo, Petitioner, Status, WarningGrade,
+    CaseListItem, CaseView, Category, ImportedCases, Measures, NodeId, NodeInfo, Petitioner,
+    Status, WarningGrade,
 };
 
 /// A backend call's answer, boxed so that the trait stays object-safe.
@@ -129,6 +131,16 @@ pub struct LinkStatus {
     pub pending_in: u64,
 }
 
+/// The cases a figure of 统计分析 counts: registered in `[from, to)` (open bounds when absent),
+/// of one category or all, with or without the cases a ledger import registered.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StatsPeriod {
+    pub from: Option<DateTime<Utc>>,
+    pub to: Option<DateTime<Utc>>,
+    pub category: Option<Category>,
+    pub imported: ImportedCases,
+}
+
 /// Everything the console's pages ask of the node.
 pub trait ConsoleBackend: Send + Sync + 'static {
     /// The office this node serves.
@@ -163,6 +175,22 @@ pub trait ConsoleBackend: Send + Sync + 'static {
 
     /// One case as `user` reads it (the read goes to the node's access log).
     fn case<'a>(&'a self, user: &'a ConsoleUser, number: String) -> BackendFuture<'a, CaseView>;
+
+    /// The office's measures for each of `periods`, in order, as `fengqiao stats` counts them
+    /// (the role table's `read_stats` row).
+    fn measures<'a>(
+        &'a self,
+        user: &'a ConsoleUser,
+        periods: Vec<StatsPeriod>,
+    ) -> BackendFuture<'a, Vec<Measures>>;
+
+    /// The measures child by child, each child's link health beside it, as `fengqiao stats
+    /// --by-child` counts them (the role table's `read_stats_by_child` row).
+    fn measures_by_child<'a>(
+        &'a self,
+        user: &'a ConsoleUser,
+        period: StatsPeriod,
+    ) -> BackendFuture<'a, StatsBreakdown>;
 
     /// The federation's links (empty when the node runs none).
     fn links<'a>(&'a self) -> BackendFuture<'a, Vec<LinkStatus>>;

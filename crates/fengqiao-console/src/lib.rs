@@ -8,6 +8,7 @@ pub mod assets;
 pub mod backend;
 pub mod masking;
 pub mod pages;
+pub mod statistics;
 pub mod texts;
 pub mod views;
 
@@ -18,7 +19,7 @@ use axum::routing::{get, post};
 
 pub use backend::{
     BackendError, BackendErrorKind, BackendFuture, CasePage, CaseQuery, CaseRow, ConsoleBackend,
-    ConsoleSignIn, ConsoleUser, LinkRelation, LinkStatus,
+    ConsoleSignIn, ConsoleUser, LinkRelation, LinkStatus, StatsPeriod,
 };
 
 /// The CSRF token of the console's session, kept in its own cookie so that the pages can put it
@@ -39,6 +40,7 @@ pub fn router(backend: Arc<dyn ConsoleBackend>) -> Router {
         .route("/language", get(pages::switch_language))
         .route("/cases", get(pages::ledger))
         .route("/cases/{number}", get(pages::case_page))
+        .route("/statistics", get(statistics::statistics))
         .route("/assets/{name}", get(assets::asset))
         .with_state(backend)
 }

@@ -22,10 +22,10 @@ use crate::views::{
 };
 use crate::{CSRF_COOKIE, LANGUAGE_COOKIE, PAGE_SIZE};
 
-type Backend = Arc<dyn ConsoleBackend>;
+pub(crate) type Backend = Arc<dyn ConsoleBackend>;
 
 /// A cookie's value from the request.
-fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+pub(crate) fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
         .get_all(header::COOKIE)
         .iter()
@@ -37,14 +37,14 @@ fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
         })
 }
 
-fn language(headers: &HeaderMap) -> Language {
+pub(crate) fn language(headers: &HeaderMap) -> Language {
     cookie(headers, LANGUAGE_COOKIE)
         .map_or_else(Language::default, |code| Language::from_code(&code))
 }
 
 /// A rendered page, or the plain error if a template fails (it cannot for the data it gets:
 /// every value is already text).
-fn html(status: StatusCode, page: &impl Template) -> Response {
+pub(crate) fn html(status: StatusCode, page: &impl Template) -> Response {
     match page.render() {
         Ok(body) => (
             status,
@@ -60,7 +60,7 @@ fn html(status: StatusCode, page: &impl Template) -> Response {
 }
 
 /// The layout of a page; with a user, the link banner asks the federation.
-async fn layout(
+pub(crate) async fn layout(
     backend: &Backend,
     language: Language,
     user: Option<&ConsoleUser>,
@@ -95,7 +95,10 @@ async fn layout(
 }
 
 /// The signed-in account, or the answer that sends the visitor to sign in.
-async fn signed_in(backend: &Backend, headers: &HeaderMap) -> Result<ConsoleUser, Response> {
+pub(crate) async fn signed_in(
+    backend: &Backend,
+    headers: &HeaderMap,
+) -> Result<ConsoleUser, Response> {
     let Some(secret) = cookie(headers, SESSION_COOKIE) else {
         return Err(Redirect::to("/login").into_response());
     };
@@ -109,7 +112,7 @@ async fn signed_in(backend: &Backend, headers: &HeaderMap) -> Result<ConsoleUser
 }
 
 /// A page saying why the backend refused, in the person's language.
-async fn failure_page(
+pub(crate) async fn failure_page(
     backend: &Backend,
     headers: &HeaderMap,
     user: Option<&ConsoleUser>,
@@ -386,7 +389,7 @@ pub struct LedgerParams {
 
 /// An enum from its API name; empty is "all"; anything else is "all" too, and named in
 /// `refused` so the page says which value it did not take.
-fn parse_choice<T: serde::de::DeserializeOwned>(
+pub(crate) fn parse_choice<T: serde::de::DeserializeOwned>(
     value: &str,
     refused: &mut Vec<String>,
 ) -> Option<T> {
@@ -402,7 +405,7 @@ fn parse_choice<T: serde::de::DeserializeOwned>(
     }
 }
 
-fn choices<T: serde::Serialize + PartialEq>(
+pub(crate) fn choices<T: serde::Serialize + PartialEq>(
     table: &std::collections::BTreeMap<String, String>,
     all: &[T],
     selected: Option<&T>,

@@ -9,9 +9,10 @@ use axum::http::{Extensions, HeaderMap, Request, StatusCode, header};
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use fengqiao_accounts::secret::{SESSION_COOKIE, Session};
 use fengqiao_accounts::{Account, Role, RoleSet};
+use fengqiao_case::model::stats::{OfficeStats, StatsBreakdown, SyncHealth};
 use fengqiao_case::model::{
     CaseHeader, CaseListItem, CaseView, Category, Channel, Event, EventKind, Limits, Location,
-    MatterType, NodeId, NodeInfo, Petitioner, Tier, WarningThresholds,
+    MatterType, MeasureSet, Measures, NodeId, NodeInfo, Petitioner, Ratio, Tier, WarningThresholds,
 };
 use tower::ServiceExt;
 
@@ -21,6 +22,8 @@ use crate::texts::{CHINESE_SOURCE, ENGLISH_SOURCE, Texts};
 const SCRIPT: &str = "<script>alert('x')</script>";
 const NODE: &str = "0123456789abcdef0123456789abcdef";
 const SESSION_SECRET: &str = "good-session";
+/// The session of a supervisor (督查), who may read the child offices' figures.
+const SUPERVISOR_SESSION_SECRET: &str = "supervisor-session";
 
 fn at(day: u32) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 12, day, 2, 0, 0)
@@ -101,6 +104,48 @@ fn account() -> Account {
     .expect("valid account")
 }
 
+fn supervisor() -> Account {
+    Account::new(
+        "wangdc",
+        "王督查",
+        RoleSet::of(&[Role::Supervisor]),
+        String::new(),
+        at(1),
+    )
+    .expect("valid account")
+}
+
+/// Three cases of wage arrears, two of them accepted in time.
+fn sample_measures() -> MeasureSet {
+    MeasureSet {
+        cases: 3,
+        timely_acceptance: Ratio {
+            numerator: 2,
+            denominator: 3,
+        },
+        overdue: 1,
+        ..MeasureSet::default()
+    }
+}
+
+/// A village office below, named with what an office may type; no case in the period.
+fn child_office(now: DateTime<Utc>) -> OfficeStats {
+    OfficeStats {
+        node_id: Some("fedcba9876543210fedcba9876543210".to_owned()),
+        name: Some(format!("新河村{SCRIPT}")),
+        revoked: false,
+        region_code: "430702001002".to_owned(),
+        measures: MeasureSet::default(),
+        sync: Some(SyncHealth {
+            connected: true,
+            since: Some(now),
+            pending_out: 2,
+            ..SyncHealth::default()
+        }),
+        children: Vec::new(),
+    }
+}
+
 impl ConsoleBackend for Fake {
     fn office(&self) -> NodeInfo {
         NodeInfo {
@@ -143,6 +188,12 @@ impl ConsoleBackend for Fake {
 
     fn session<'a>(&'a self, session_secret: String) -> BackendFuture<'a, ConsoleUser> {
         Box::pin(async move {
+            if session_secret == SUPERVISOR_SESSION_SECRET {
+                return Ok(ConsoleUser {
+                    account: supervisor(),
+                    session: Session::new("wangdc", String::new(), at(1)),
+                });
+            }
             if session_secret == SESSION_SECRET {
                 Ok(ConsoleUser {
                     account: account(),
@@ -209,6 +260,53 @@ impl ConsoleBackend for Fake {
         })
     }
 
+    fn measures<'a>(
+        &'a self,
+        _user: &'a ConsoleUser,
+        periods: Vec<StatsPeriod>,
+    ) -> BackendFuture<'a, Vec<Measures>> {
+        Box::pin(async move {
+            Ok(periods
+                .into_iter()
+                .map(|period| Measures {
+                    schema_version: 1,
+                    from: period.from,
+                    to: period.to,
+                    imported: period.imported,
+                    now: self.now,
+                    total: sample_measures(),
+                    by_category: [(Category::WageArrears, sample_measures())].into(),
+                })
+                .collect())
+        })
+    }
+
+    fn measures_by_child<'a>(
+        &'a self,
+        user: &'a ConsoleUser,
+        period: StatsPeriod,
+    ) -> BackendFuture<'a, StatsBreakdown> {
+        Box::pin(async move {
+            // As the node's backend: the role table decides.
+            user.account
+                .actor()
+                .permit(fengqiao_accounts::Action::ReadStatsByChild)
+                .map_err(|refusal| {
+                    BackendError::new(BackendErrorKind::Forbidden, refusal.to_string())
+                })?;
+            Ok(StatsBreakdown {
+                schema_version: 1,
+                from: period.from,
+                to: period.to,
+                imported: period.imported,
+                now: self.now,
+                total: sample_measures(),
+                own: sample_measures(),
+                children: vec![child_office(self.now)],
+            })
+        })
+    }
+
     fn now(&self) -> DateTime<Utc> {
         self.now
     }
@@ -223,9 +321,13 @@ fn console() -> axum::Router {
 }
 
 async fn page(uri: &str, signed_in: bool) -> (StatusCode, String) {
+    page_as(uri, signed_in.then_some(SESSION_SECRET)).await
+}
+
+async fn page_as(uri: &str, session_secret: Option<&str>) -> (StatusCode, String) {
     let mut request = Request::get(uri);
-    if signed_in {
-        request = request.header(header::COOKIE, format!("{SESSION_COOKIE}={SESSION_SECRET}"));
+    if let Some(secret) = session_secret {
+        request = request.header(header::COOKIE, format!("{SESSION_COOKIE}={secret}"));
     }
     let response = console()
         .oneshot(request.body(Body::empty()).expect("request"))
@@ -298,6 +400,7 @@ fn templates_hold_no_literal_words() {
         include_str!("../templates/ledger.html"),
         include_str!("../templates/case.html"),
         include_str!("../templates/message.html"),
+        include_str!("../templates/statistics.html"),
     ];
     for template in templates {
         assert!(
@@ -333,6 +436,57 @@ async fn every_page_escapes_what_an_office_typed() {
         assert_eq!(status, StatusCode::OK, "{uri}: {body}");
         assert_escaped(uri, &body);
     }
+    // 统计分析 as a supervisor: the child office's name in the table and in a chart's data.
+    let (status, body) = page_as("/statistics", Some(SUPERVISOR_SESSION_SECRET)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_escaped("/statistics", &body);
+}
+
+#[tokio::test]
+async fn statistics_words_the_figures_and_keeps_the_children_from_an_operator() {
+    let (status, body) = page("/statistics", true).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body.contains("及时受理率"), "{body}");
+    assert!(body.contains("66.7%（2/3）"), "{body}");
+    assert!(body.contains("id=\"by-child-forbidden\""), "{body}");
+    assert!(!body.contains("id=\"by-child\""), "{body}");
+    assert!(
+        !body.contains("新河村"),
+        "an operator sees no child office: {body}"
+    );
+    // The charts' data is in the page, escaped as an attribute, and ECharts only here.
+    assert!(body.contains("id=\"chart-monthly-intake\""), "{body}");
+    assert!(body.contains("/assets/echarts.min.js"), "{body}");
+    let (_, dashboard) = page("/", true).await;
+    assert!(!dashboard.contains("echarts"), "the dashboard stays light");
+}
+
+#[tokio::test]
+async fn statistics_show_a_supervisor_each_child_its_link_and_the_villages_without_cases() {
+    let (status, body) = page_as(
+        "/statistics?from=2026-01-01&to=2026-12-20&category=wage_arrears&imported=exclude",
+        Some(SUPERVISOR_SESSION_SECRET),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body.contains("id=\"by-child\""), "{body}");
+    assert!(body.contains("430702001002"), "{body}");
+    assert!(body.contains("已连接"), "{body}");
+    assert!(body.contains("待下发 2 条"), "{body}");
+    assert!(body.contains("id=\"zero-case-villages\""), "{body}");
+    assert!(body.contains("<li>新河村"), "{body}");
+    assert!(body.contains("2026-01-01 至 2026-12-20"), "{body}");
+    assert!(body.contains("不含导入台账"), "{body}");
+    assert!(body.contains("id=\"chart-by-child\""), "{body}");
+}
+
+#[tokio::test]
+async fn statistics_name_a_filter_they_cannot_read() {
+    let (status, body) = page("/statistics?from=2026-13-01&category=carrier_pigeon", true).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body.contains("筛选条件无效"), "{body}");
+    assert!(body.contains("2026-13-01"), "{body}");
+    assert!(body.contains("carrier_pigeon"), "{body}");
 }
 
 #[tokio::test]

@@ -64,6 +64,8 @@ pub struct Ui {
     pub session_form_expired: String,
     pub dashboard: String,
     pub ledger: String,
+    /// The menu's word for 统计分析.
+    pub statistics: String,
     pub case_detail: String,
     pub office: String,
     pub link_connected: String,
@@ -128,11 +130,62 @@ pub struct Ui {
     pub representative: String,
 }
 
+/// The words of 统计分析 (the `[statistics]` section).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StatisticsTexts {
+    pub title: String,
+    pub period_from: String,
+    pub period_to: String,
+    pub imported: String,
+    pub apply: String,
+    pub period_text: String,
+    pub totals_heading: String,
+    pub cases: String,
+    pub timely_acceptance: String,
+    pub on_time_completion: String,
+    pub evaluation: String,
+    pub satisfaction: String,
+    pub resolution: String,
+    pub repeat: String,
+    pub approaching: String,
+    pub overdue: String,
+    pub seriously_overdue: String,
+    pub overdue_all: String,
+    pub directives_open: String,
+    pub directives_overdue: String,
+    pub escalated: String,
+    pub assigned: String,
+    pub in_conflict: String,
+    pub by_child: String,
+    pub by_child_of: String,
+    pub by_child_forbidden: String,
+    pub office: String,
+    pub region_code: String,
+    pub link: String,
+    pub revoked: String,
+    pub drill_down: String,
+    pub link_up: String,
+    pub link_down: String,
+    pub link_unknown: String,
+    pub link_pending: String,
+    pub zero_case_villages: String,
+    pub no_zero_case_villages: String,
+    pub charts_heading: String,
+    pub charts_need_js: String,
+    pub chart_by_child: String,
+    pub chart_monthly_intake: String,
+    pub chart_monthly_rates: String,
+    /// Whether imported ledger cases count, by `ImportedCases`' API name.
+    pub imported_choice: BTreeMap<String, String>,
+}
+
 /// One language's texts.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Texts {
     pub ui: Ui,
+    pub statistics: StatisticsTexts,
     pub status: BTreeMap<String, String>,
     pub category: BTreeMap<String, String>,
     pub matter_type: BTreeMap<String, String>,
@@ -222,6 +275,7 @@ static FALLBACK: LazyLock<Texts> = LazyLock::new(|| Texts {
         session_form_expired: String::new(),
         dashboard: String::new(),
         ledger: String::new(),
+        statistics: String::new(),
         case_detail: String::new(),
         office: String::new(),
         link_connected: String::new(),
@@ -285,6 +339,7 @@ static FALLBACK: LazyLock<Texts> = LazyLock::new(|| Texts {
         leader: String::new(),
         representative: String::new(),
     },
+    statistics: StatisticsTexts::default(),
     status: BTreeMap::new(),
     category: BTreeMap::new(),
     matter_type: BTreeMap::new(),

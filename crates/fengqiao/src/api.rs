@@ -10,6 +10,7 @@ pub mod auth;
 mod bare_refusals;
 pub mod console_backend;
 mod openapi;
+mod supervision;
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests;
@@ -39,12 +40,11 @@ use fengqiao_case::deadlines::china_offset;
 use fengqiao_case::model::audit::{AuditLog, AuditReport, QuarantineListing};
 use fengqiao_case::model::policy::{IssuePolicy, PolicyVersionView, PolicyView};
 use fengqiao_case::model::roster::{FederationReload, RosterView};
-use fengqiao_case::model::stats::{StatsBreakdown, SyncHealth};
+use fengqiao_case::model::stats::StatsBreakdown;
 use fengqiao_case::{
     ApiError, AppendEvent, CaseListItem, CaseView, Category, DirectiveListItem, ImportBatch,
     ImportRowReport, ImportedCases, Measures, NodeInfo, NodeUnhealthy, RegisterCase, Status,
 };
-use fengqiao_sync::PeerRelation;
 use serde::de::DeserializeOwned;
 use tracing::Instrument;
 
@@ -53,7 +53,7 @@ pub use self::openapi::{
     BodySpec, HttpMethod, ParameterLocation, ParameterSpec, ParameterType, RouteSpec, SchemaOf,
     schema_of,
 };
-use crate::federation::{Federation, FederationConfig, FederationStatus, PeerLinkReport, PeerView};
+use crate::federation::{Federation, FederationConfig, FederationStatus, PeerView};
 use crate::service::{ListFilter, Node, ServiceError, StatsQuery};
 
 /// An import batch is validated and written as one; 500 ledger rows need more than axum's 2 MiB.
@@ -1421,63 +1421,13 @@ async fn stats_by_child(
         category: query.enumeration("category")?,
         imported: query.enumeration("imported")?.unwrap_or_default(),
     };
-    // The live roster names the children admitted since the node opened, and their children,
-    // and the offices revoked since, whose cases are still counted under their last names.
-    let roster = state
-        .federation
-        .as_ref()
-        .map(|federation| {
-            let roster = federation.roster();
-            let mut offices = roster.members;
-            offices.extend(roster.revoked);
-            offices
-        })
-        .unwrap_or_default();
+    let roster = supervision::roster_offices(state.federation.as_ref());
     let mut breakdown = on_node(&state, move |node| {
         node.stats_by_child_among(Utc::now(), &stats_query, &roster)
     })
     .await?;
-    if let Some(federation) = &state.federation {
-        match federation.peers().await {
-            Ok(reports) => fill_sync_health(&mut breakdown, &reports, Utc::now()),
-            // The measures stand without it; the links are reported as unknown.
-            Err(error) => tracing::warn!(%error, "cannot read the federation links for stats"),
-        }
-    }
+    supervision::add_sync_health(&mut breakdown, state.federation.as_ref()).await;
     Ok(axum::Json(breakdown))
-}
-
-/// Each direct child's link state, from the federation's report of its links.
-fn fill_sync_health(
-    breakdown: &mut StatsBreakdown,
-    reports: &[PeerLinkReport],
-    now: DateTime<Utc>,
-) {
-    for child in &mut breakdown.children {
-        let Some(node_id) = &child.node_id else {
-            continue;
-        };
-        let Some(report) = reports
-            .iter()
-            .find(|report| report.relation == PeerRelation::Child && &report.node_id == node_id)
-        else {
-            continue;
-        };
-        child.sync = Some(SyncHealth {
-            connected: report.connected,
-            since: report.since,
-            last_contact: if report.connected {
-                Some(now)
-            } else {
-                report.since
-            },
-            last_successful_sync: report.last_successful_sync,
-            pending_out: report.pending,
-            pending_in: report.pending_inbound,
-            quarantined: report.quarantined,
-            refused_by_peer: report.refused_by_peer,
-        });
-    }
 }
 
 async fn import(

@@ -10,20 +10,23 @@ use axum::extract::ConnectInfo;
 use axum::http::{Extensions, HeaderMap};
 use chrono::{DateTime, Utc};
 use fengqiao_accounts::Action;
+use fengqiao_case::model::Measures;
+use fengqiao_case::model::stats::StatsBreakdown;
 use fengqiao_case::model::{CaseHeader, CaseView, NodeId, NodeInfo, WarningGrade};
 use fengqiao_case::summary::earliest_open_deadline;
 use fengqiao_case::warnings::worst_grade;
 use fengqiao_console::{
     BackendError, BackendErrorKind, BackendFuture, CasePage, CaseQuery, CaseRow, ConsoleBackend,
-    ConsoleSignIn, ConsoleUser, LinkRelation, LinkStatus,
+    ConsoleSignIn, ConsoleUser, LinkRelation, LinkStatus, StatsPeriod,
 };
 
 use super::accounts::{SIGN_IN_PERMITS, cookie_text};
 use super::auth::source_address;
+use super::supervision;
 use super::tls::PeerAddress;
 use crate::federation::{FederationStatus, PeerView};
 use crate::service::accounts::Credential;
-use crate::service::{ListFilter, Node, ServiceError};
+use crate::service::{ListFilter, Node, ServiceError, StatsQuery};
 
 /// The console's backend over an open node and its running federation, if any.
 #[derive(Debug, Clone)]
@@ -80,10 +83,24 @@ fn backend_error(error: ServiceError) -> BackendError {
 /// The role table's answer for reading cases (the row `GET /api/cases` and `GET
 /// /api/cases/{number}` are behind).
 fn may_read_cases(user: &ConsoleUser) -> Result<(), BackendError> {
+    permitted(user, Action::ReadCases)
+}
+
+/// The role table's answer for `action` (a row the API's routes are behind too).
+fn permitted(user: &ConsoleUser, action: Action) -> Result<(), BackendError> {
     user.account
         .actor()
-        .permit(Action::ReadCases)
+        .permit(action)
         .map_err(|refusal| BackendError::new(BackendErrorKind::Forbidden, refusal.to_string()))
+}
+
+fn stats_query(period: StatsPeriod) -> StatsQuery {
+    StatsQuery {
+        from: period.from,
+        to: period.to,
+        category: period.category,
+        imported: period.imported,
+    }
 }
 
 fn link_status(view: PeerView) -> LinkStatus {
@@ -191,6 +208,41 @@ impl ConsoleBackend for NodeConsole {
             let operator = user.account.operator_label();
             self.on_node(move |node| node.get(Some(&operator), Utc::now(), &number))
                 .await
+        })
+    }
+
+    fn measures<'a>(
+        &'a self,
+        user: &'a ConsoleUser,
+        periods: Vec<StatsPeriod>,
+    ) -> BackendFuture<'a, Vec<Measures>> {
+        Box::pin(async move {
+            permitted(user, Action::ReadStats)?;
+            self.on_node(move |node| {
+                let now = Utc::now();
+                periods
+                    .into_iter()
+                    .map(|period| node.stats(now, &stats_query(period)))
+                    .collect()
+            })
+            .await
+        })
+    }
+
+    fn measures_by_child<'a>(
+        &'a self,
+        user: &'a ConsoleUser,
+        period: StatsPeriod,
+    ) -> BackendFuture<'a, StatsBreakdown> {
+        Box::pin(async move {
+            permitted(user, Action::ReadStatsByChild)?;
+            let roster = supervision::roster_offices(self.federation.as_ref());
+            let query = stats_query(period);
+            let mut breakdown = self
+                .on_node(move |node| node.stats_by_child_among(Utc::now(), &query, &roster))
+                .await?;
+            supervision::add_sync_health(&mut breakdown, self.federation.as_ref()).await;
+            Ok(breakdown)
         })
     }
 
