@@ -118,6 +118,18 @@ async fn text_once_it_contains(browser: &Client, css: &str, needle: &str) -> Str
     }
 }
 
+/// Click the menu entry named `word` (the page it opens is read with
+/// [`text_once_it_contains`]).
+async fn open_menu(browser: &Client, word: &str) {
+    browser
+        .find(Locator::LinkText(word))
+        .await
+        .unwrap_or_else(|error| panic!("no menu entry {word}: {error}"))
+        .click()
+        .await
+        .unwrap_or_else(|error| panic!("cannot open {word}: {error}"));
+}
+
 /// Fill in and send 登录, then wait for the page the answer leads to (`outcome`, a CSS selector
 /// found only there): a click returns before the browser has loaded the answer, and the password
 /// check takes a while in a debug build, so reading the URL at once may still see the old page.
@@ -257,13 +269,7 @@ fn a_person_signs_in_and_reads_the_dashboard_ledger_and_a_case_in_chromium() {
         screenshot(&browser, "03-dashboard").await;
 
         // 台账: every case, the ID number masked; the filter is kept in the URL.
-        browser
-            .find(Locator::LinkText("台账"))
-            .await
-            .expect("menu 台账")
-            .click()
-            .await
-            .expect("open 台账");
+        open_menu(&browser, "台账").await;
         let ledger = text_once_it_contains(&browser, "main", &numbers[2]).await;
         for number in &numbers {
             assert!(ledger.contains(number.as_str()), "{ledger}");
@@ -336,13 +342,7 @@ fn a_person_signs_in_and_reads_the_dashboard_ledger_and_a_case_in_chromium() {
 
         // 统计分析: the measures in words and numbers, and the charts drawn by the vendored
         // ECharts with no network at all.
-        browser
-            .find(Locator::LinkText("统计分析"))
-            .await
-            .expect("menu 统计分析")
-            .click()
-            .await
-            .expect("open 统计分析");
+        open_menu(&browser, "统计分析").await;
         let totals = text_once_it_contains(&browser, "#totals", "及时受理率").await;
         assert!(totals.contains("登记件数"), "{totals}");
         browser
@@ -365,6 +365,12 @@ fn a_person_signs_in_and_reads_the_dashboard_ledger_and_a_case_in_chromium() {
             .await
             .expect("scroll to the charts");
         screenshot(&browser, "08b-statistics-charts").await;
+
+        // 网络状态: the uplink to the township that is not running, offline, with what waits.
+        open_menu(&browser, "网络状态").await;
+        let links = text_once_it_contains(&browser, "#links", "离线").await;
+        assert!(links.contains("上级"), "{links}");
+        screenshot(&browser, "09-network").await;
 
         // 退出登录: back to 登录, and the console asks to sign in again.
         browser

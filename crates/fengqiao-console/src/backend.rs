@@ -11,6 +11,7 @@ use axum::http::{Extensions, HeaderMap};
 use chrono::{DateTime, Utc};
 use fengqiao_accounts::Account;
 use fengqiao_accounts::secret::Session;
+use fengqiao_case::model::roster::RosterView;
 use fengqiao_case::model::stats::StatsBreakdown;
 use fengqiao_case::model::{
     CaseListItem, CaseView, Category, ImportedCases, Measures, NodeId, NodeInfo, Petitioner,
@@ -129,6 +130,22 @@ pub struct LinkStatus {
     pub pending_out: u64,
     /// Changed cases the peer holds for us.
     pub pending_in: u64,
+    /// What 网络状态 shows beyond the banner.
+    pub detail: LinkDetail,
+}
+
+/// A link's health beyond the banner's words, as `fengqiao peers` reports it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LinkDetail {
+    pub node_id: NodeId,
+    pub last_successful_sync: Option<DateTime<Utc>>,
+    pub last_error: Option<String>,
+    /// The peer's changes this node refused on receipt.
+    pub quarantined: u64,
+    /// This node's changes the peer refused.
+    pub refused_by_peer: u64,
+    /// How far the peer's clock is ahead of this node's (negative: behind).
+    pub clock_offset_ms: Option<i64>,
 }
 
 /// The cases a figure of 统计分析 counts: registered in `[from, to)` (open bounds when absent),
@@ -191,6 +208,10 @@ pub trait ConsoleBackend: Send + Sync + 'static {
         user: &'a ConsoleUser,
         period: StatsPeriod,
     ) -> BackendFuture<'a, StatsBreakdown>;
+
+    /// The federation as this node knows it (None when the node runs none), for `user` (the
+    /// role table's `read_federation` row).
+    fn roster<'a>(&'a self, user: &'a ConsoleUser) -> BackendFuture<'a, Option<RosterView>>;
 
     /// The federation's links (empty when the node runs none).
     fn links<'a>(&'a self) -> BackendFuture<'a, Vec<LinkStatus>>;

@@ -7,6 +7,7 @@
 pub mod assets;
 pub mod backend;
 pub mod masking;
+pub mod network;
 pub mod pages;
 pub mod statistics;
 pub mod texts;
@@ -19,7 +20,7 @@ use axum::routing::{get, post};
 
 pub use backend::{
     BackendError, BackendErrorKind, BackendFuture, CasePage, CaseQuery, CaseRow, ConsoleBackend,
-    ConsoleSignIn, ConsoleUser, LinkRelation, LinkStatus, StatsPeriod,
+    ConsoleSignIn, ConsoleUser, LinkDetail, LinkRelation, LinkStatus, StatsPeriod,
 };
 
 /// The CSRF token of the console's session, kept in its own cookie so that the pages can put it
@@ -41,6 +42,7 @@ pub fn router(backend: Arc<dyn ConsoleBackend>) -> Router {
         .route("/cases", get(pages::ledger))
         .route("/cases/{number}", get(pages::case_page))
         .route("/statistics", get(statistics::statistics))
+        .route("/network", get(network::network))
         .route("/assets/{name}", get(assets::asset))
         .with_state(backend)
 }

@@ -9,6 +9,7 @@ use axum::http::{Extensions, HeaderMap, Request, StatusCode, header};
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use fengqiao_accounts::secret::{SESSION_COOKIE, Session};
 use fengqiao_accounts::{Account, Role, RoleSet};
+use fengqiao_case::model::roster::{RosterMemberView, RosterView};
 use fengqiao_case::model::stats::{OfficeStats, StatsBreakdown, SyncHealth};
 use fengqiao_case::model::{
     CaseHeader, CaseListItem, CaseView, Category, Channel, Event, EventKind, Limits, Location,
@@ -256,7 +257,63 @@ impl ConsoleBackend for Fake {
                 since: Some(at(3)),
                 pending_out: 7,
                 pending_in: 0,
+                detail: LinkDetail {
+                    node_id: "aaaabbbbccccddddaaaabbbbccccdddd".to_owned(),
+                    last_successful_sync: Some(at(3)),
+                    last_error: Some(format!("connection lost{SCRIPT}")),
+                    quarantined: 1,
+                    refused_by_peer: 2,
+                    clock_offset_ms: Some(-2500),
+                },
             }])
+        })
+    }
+
+    fn roster<'a>(&'a self, _user: &'a ConsoleUser) -> BackendFuture<'a, Option<RosterView>> {
+        Box::pin(async move {
+            let member = |node: &str, name: String, tier, region: &str, parent: Option<&str>| {
+                RosterMemberView {
+                    node_id: node.to_owned(),
+                    name,
+                    tier,
+                    region_code: region.to_owned(),
+                    admitted_by: parent.map(str::to_owned),
+                    issued_at: at(1),
+                    revoked: false,
+                }
+            };
+            let township = "aaaabbbbccccddddaaaabbbbccccdddd";
+            Ok(Some(RosterView {
+                schema_version: 1,
+                root: Some(township.to_owned()),
+                members: vec![
+                    member(
+                        NODE,
+                        format!("河洑村{SCRIPT}"),
+                        Tier::Village,
+                        "430702001001",
+                        Some(township),
+                    ),
+                    member(
+                        township,
+                        "河洑镇".to_owned(),
+                        Tier::Township,
+                        "430702001",
+                        None,
+                    ),
+                ],
+                revoked: vec![RosterMemberView {
+                    revoked: true,
+                    ..member(
+                        "11112222333344441111222233334444",
+                        "旧村".to_owned(),
+                        Tier::Village,
+                        "430702001009",
+                        Some(township),
+                    )
+                }],
+                entries: 3,
+            }))
         })
     }
 
@@ -401,6 +458,7 @@ fn templates_hold_no_literal_words() {
         include_str!("../templates/case.html"),
         include_str!("../templates/message.html"),
         include_str!("../templates/statistics.html"),
+        include_str!("../templates/network.html"),
     ];
     for template in templates {
         assert!(
@@ -431,6 +489,7 @@ async fn every_page_escapes_what_an_office_typed() {
         "/cases",
         "/cases/430702-2026-000001",
         "/cases/430702-2026-000001?full=1",
+        "/network",
     ] {
         let (status, body) = page(uri, uri != "/login").await;
         assert_eq!(status, StatusCode::OK, "{uri}: {body}");
@@ -478,6 +537,25 @@ async fn statistics_show_a_supervisor_each_child_its_link_and_the_villages_witho
     assert!(body.contains("2026-01-01 至 2026-12-20"), "{body}");
     assert!(body.contains("不含导入台账"), "{body}");
     assert!(body.contains("id=\"chart-by-child\""), "{body}");
+}
+
+#[tokio::test]
+async fn the_network_page_shows_each_link_and_the_tree_under_who_admitted_whom() {
+    let (status, body) = page("/network", true).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body.contains("id=\"links\""), "{body}");
+    assert!(body.contains("慢 2.5 秒"), "{body}");
+    assert!(body.contains("离线"), "{body}");
+    assert!(body.contains("connection lost"), "{body}");
+    // The township (the root) first, the village indented beneath it, marked as this office.
+    let township = body.find("河洑镇</td>").expect("the township in the tree");
+    let village = body
+        .find("class=\"depth-1\">河洑村")
+        .expect("the village indented");
+    assert!(township < village, "{body}");
+    assert!(body.contains("class=\"this-office\""), "{body}");
+    assert!(body.contains("id=\"revoked-offices\""), "{body}");
+    assert!(body.contains("旧村"), "{body}");
 }
 
 #[tokio::test]

@@ -66,6 +66,8 @@ pub struct Ui {
     pub ledger: String,
     /// The menu's word for 统计分析.
     pub statistics: String,
+    /// The menu's word for 网络状态.
+    pub network: String,
     pub case_detail: String,
     pub office: String,
     pub link_connected: String,
@@ -180,12 +182,44 @@ pub struct StatisticsTexts {
     pub imported_choice: BTreeMap<String, String>,
 }
 
+/// The words of 网络状态 (the `[network]` section).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NetworkTexts {
+    pub title: String,
+    pub links_heading: String,
+    pub relation: String,
+    pub office: String,
+    pub state: String,
+    pub since: String,
+    pub last_sync: String,
+    pub pending_out: String,
+    pub pending_in: String,
+    pub quarantined: String,
+    pub refused_by_peer: String,
+    pub clock: String,
+    pub last_error: String,
+    pub times_note: String,
+    pub clock_same: String,
+    pub clock_ahead: String,
+    pub clock_behind: String,
+    pub tree_heading: String,
+    pub tier: String,
+    pub region_code: String,
+    pub admitted: String,
+    pub this_office: String,
+    pub revoked_heading: String,
+    pub revoked_at: String,
+    pub roster_empty: String,
+}
+
 /// One language's texts.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Texts {
     pub ui: Ui,
     pub statistics: StatisticsTexts,
+    pub network: NetworkTexts,
     pub status: BTreeMap<String, String>,
     pub category: BTreeMap<String, String>,
     pub matter_type: BTreeMap<String, String>,
@@ -276,6 +310,7 @@ static FALLBACK: LazyLock<Texts> = LazyLock::new(|| Texts {
         dashboard: String::new(),
         ledger: String::new(),
         statistics: String::new(),
+        network: String::new(),
         case_detail: String::new(),
         office: String::new(),
         link_connected: String::new(),
@@ -340,6 +375,7 @@ static FALLBACK: LazyLock<Texts> = LazyLock::new(|| Texts {
         representative: String::new(),
     },
     statistics: StatisticsTexts::default(),
+    network: NetworkTexts::default(),
     status: BTreeMap::new(),
     category: BTreeMap::new(),
     matter_type: BTreeMap::new(),

@@ -11,13 +11,14 @@ use axum::http::{Extensions, HeaderMap};
 use chrono::{DateTime, Utc};
 use fengqiao_accounts::Action;
 use fengqiao_case::model::Measures;
+use fengqiao_case::model::roster::RosterView;
 use fengqiao_case::model::stats::StatsBreakdown;
 use fengqiao_case::model::{CaseHeader, CaseView, NodeId, NodeInfo, WarningGrade};
 use fengqiao_case::summary::earliest_open_deadline;
 use fengqiao_case::warnings::worst_grade;
 use fengqiao_console::{
     BackendError, BackendErrorKind, BackendFuture, CasePage, CaseQuery, CaseRow, ConsoleBackend,
-    ConsoleSignIn, ConsoleUser, LinkRelation, LinkStatus, StatsPeriod,
+    ConsoleSignIn, ConsoleUser, LinkDetail, LinkRelation, LinkStatus, StatsPeriod,
 };
 
 use super::accounts::{SIGN_IN_PERMITS, cookie_text};
@@ -111,7 +112,7 @@ fn link_status(view: PeerView) -> LinkStatus {
             LinkRelation::Child
         },
         name: if view.name.is_empty() {
-            view.node_id
+            view.node_id.clone()
         } else {
             view.name
         },
@@ -119,6 +120,14 @@ fn link_status(view: PeerView) -> LinkStatus {
         since: view.since,
         pending_out: view.pending,
         pending_in: view.pending_inbound,
+        detail: LinkDetail {
+            node_id: view.node_id,
+            last_successful_sync: view.last_successful_sync,
+            last_error: view.last_error,
+            quarantined: view.quarantined,
+            refused_by_peer: view.refused_by_peer,
+            clock_offset_ms: view.clock_offset_ms,
+        },
     }
 }
 
@@ -243,6 +252,13 @@ impl ConsoleBackend for NodeConsole {
                 .await?;
             supervision::add_sync_health(&mut breakdown, self.federation.as_ref()).await;
             Ok(breakdown)
+        })
+    }
+
+    fn roster<'a>(&'a self, user: &'a ConsoleUser) -> BackendFuture<'a, Option<RosterView>> {
+        Box::pin(async move {
+            permitted(user, Action::ReadFederation)?;
+            Ok(self.federation.as_ref().map(FederationStatus::roster))
         })
     }
 
