@@ -366,6 +366,11 @@ fn a_person_signs_in_and_reads_the_dashboard_ledger_and_a_case_in_chromium() {
             .expect("scroll to the charts");
         screenshot(&browser, "08b-statistics-charts").await;
 
+        // 督办: nothing addressed to the village yet, and the page says so.
+        open_menu(&browser, "督办").await;
+        text_once_it_contains(&browser, "#to-us-empty", "暂无").await;
+        screenshot(&browser, "10-directives").await;
+
         // 网络状态: the uplink to the township that is not running, offline, with what waits.
         open_menu(&browser, "网络状态").await;
         let links = text_once_it_contains(&browser, "#links", "离线").await;

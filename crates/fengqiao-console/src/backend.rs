@@ -14,8 +14,8 @@ use fengqiao_accounts::secret::Session;
 use fengqiao_case::model::roster::RosterView;
 use fengqiao_case::model::stats::StatsBreakdown;
 use fengqiao_case::model::{
-    CaseListItem, CaseView, Category, ImportedCases, Measures, NodeId, NodeInfo, Petitioner,
-    Status, WarningGrade,
+    CaseListItem, CaseView, Category, DirectiveListItem, ImportedCases, Measures, NodeId, NodeInfo,
+    Petitioner, Status, WarningGrade,
 };
 
 /// A backend call's answer, boxed so that the trait stays object-safe.
@@ -208,6 +208,14 @@ pub trait ConsoleBackend: Send + Sync + 'static {
         user: &'a ConsoleUser,
         period: StatsPeriod,
     ) -> BackendFuture<'a, StatsBreakdown>;
+
+    /// The directives on the cases this node holds, crossed-off ones too unless `open_only`, as
+    /// `GET /api/directives` lists them (the role table's `read_cases` row).
+    fn directives<'a>(
+        &'a self,
+        user: &'a ConsoleUser,
+        open_only: bool,
+    ) -> BackendFuture<'a, Vec<DirectiveListItem>>;
 
     /// The federation as this node knows it (None when the node runs none), for `user` (the
     /// role table's `read_federation` row).

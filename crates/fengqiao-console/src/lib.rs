@@ -6,6 +6,7 @@
 
 pub mod assets;
 pub mod backend;
+pub mod directives;
 pub mod masking;
 pub mod network;
 pub mod pages;
@@ -43,6 +44,7 @@ pub fn router(backend: Arc<dyn ConsoleBackend>) -> Router {
         .route("/cases/{number}", get(pages::case_page))
         .route("/statistics", get(statistics::statistics))
         .route("/network", get(network::network))
+        .route("/directives", get(directives::directives))
         .route("/assets/{name}", get(assets::asset))
         .with_state(backend)
 }

@@ -322,7 +322,7 @@ pub async fn switch_language(
 }
 
 /// The office's name of a node, for the holder and timeline columns.
-fn office_namer(backend: &Backend) -> impl Fn(&String) -> String + '_ {
+pub(crate) fn office_namer(backend: &Backend) -> impl Fn(&String) -> String + '_ {
     let own = backend.office();
     move |node: &String| {
         if *node == own.node_id {

@@ -12,8 +12,9 @@ use fengqiao_accounts::{Account, Role, RoleSet};
 use fengqiao_case::model::roster::{RosterMemberView, RosterView};
 use fengqiao_case::model::stats::{OfficeStats, StatsBreakdown, SyncHealth};
 use fengqiao_case::model::{
-    CaseHeader, CaseListItem, CaseView, Category, Channel, Event, EventKind, Limits, Location,
-    MatterType, MeasureSet, Measures, NodeId, NodeInfo, Petitioner, Ratio, Tier, WarningThresholds,
+    CaseHeader, CaseListItem, CaseView, Category, Channel, DirectiveListItem, DirectiveState,
+    DirectiveStatus, Event, EventKind, Limits, Location, MatterType, MeasureSet, Measures, NodeId,
+    NodeInfo, Petitioner, Ratio, Tier, WarningThresholds,
 };
 use tower::ServiceExt;
 
@@ -269,6 +270,37 @@ impl ConsoleBackend for Fake {
         })
     }
 
+    fn directives<'a>(
+        &'a self,
+        _user: &'a ConsoleUser,
+        _open_only: bool,
+    ) -> BackendFuture<'a, Vec<DirectiveListItem>> {
+        Box::pin(async move {
+            let directive = |id: &str, listed: bool| DirectiveListItem {
+                case: self.view.header.number.clone(),
+                holder: NODE.to_owned(),
+                directive: DirectiveState {
+                    id: id.to_owned(),
+                    issuer_node: "aaaabbbbccccddddaaaabbbbccccdddd".to_owned(),
+                    issued_by: format!("王督查{SCRIPT}"),
+                    issued_at: at(2),
+                    target_node: NODE.to_owned(),
+                    requirement: format!("限期答复{SCRIPT}"),
+                    due: at(18),
+                    listed,
+                    status: DirectiveStatus::Issued,
+                    reports: Vec::new(),
+                    crossed_off_at: None,
+                },
+                warnings: Vec::new(),
+            };
+            Ok(vec![
+                directive("d-plain", false),
+                directive("d-listed", true),
+            ])
+        })
+    }
+
     fn roster<'a>(&'a self, _user: &'a ConsoleUser) -> BackendFuture<'a, Option<RosterView>> {
         Box::pin(async move {
             let member = |node: &str, name: String, tier, region: &str, parent: Option<&str>| {
@@ -459,6 +491,7 @@ fn templates_hold_no_literal_words() {
         include_str!("../templates/message.html"),
         include_str!("../templates/statistics.html"),
         include_str!("../templates/network.html"),
+        include_str!("../templates/directives.html"),
     ];
     for template in templates {
         assert!(
@@ -490,6 +523,7 @@ async fn every_page_escapes_what_an_office_typed() {
         "/cases/430702-2026-000001",
         "/cases/430702-2026-000001?full=1",
         "/network",
+        "/directives",
     ] {
         let (status, body) = page(uri, uri != "/login").await;
         assert_eq!(status, StatusCode::OK, "{uri}: {body}");
@@ -556,6 +590,23 @@ async fn the_network_page_shows_each_link_and_the_tree_under_who_admitted_whom()
     assert!(body.contains("class=\"this-office\""), "{body}");
     assert!(body.contains("id=\"revoked-offices\""), "{body}");
     assert!(body.contains("旧村"), "{body}");
+}
+
+#[tokio::test]
+async fn directives_addressed_to_the_office_list_the_listed_one_first_with_days_left() {
+    let (status, body) = page("/directives", true).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body.contains("id=\"to-us\""), "{body}");
+    assert!(body.contains("id=\"from-us-empty\""), "{body}");
+    let listed = body.find("挂牌督办</span>").expect("the 挂牌 tag");
+    let rows: Vec<usize> = body.match_indices("限期答复").map(|(at, _)| at).collect();
+    assert_eq!(rows.len(), 2, "{body}");
+    assert!(listed < rows[0], "the listed directive comes first: {body}");
+    assert!(body.contains("待签收"), "{body}");
+    assert!(
+        body.contains("已超期 2 天"),
+        "due on the 18th, read on the 20th: {body}"
+    );
 }
 
 #[tokio::test]

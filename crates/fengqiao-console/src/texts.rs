@@ -68,6 +68,8 @@ pub struct Ui {
     pub statistics: String,
     /// The menu's word for 网络状态.
     pub network: String,
+    /// The menu's word for 督办.
+    pub directives: String,
     pub case_detail: String,
     pub office: String,
     pub link_connected: String,
@@ -213,6 +215,26 @@ pub struct NetworkTexts {
     pub roster_empty: String,
 }
 
+/// The words of 督办 (the `[directives]` section).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DirectivesTexts {
+    pub title: String,
+    pub to_us: String,
+    pub from_us: String,
+    pub between_others: String,
+    pub none: String,
+    pub show_all: String,
+    pub show_open: String,
+    pub requirement: String,
+    pub issuer: String,
+    pub target: String,
+    pub issued: String,
+    pub listed: String,
+    /// A directive's state, by `DirectiveStatus`' API name.
+    pub status: BTreeMap<String, String>,
+}
+
 /// One language's texts.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -220,6 +242,7 @@ pub struct Texts {
     pub ui: Ui,
     pub statistics: StatisticsTexts,
     pub network: NetworkTexts,
+    pub directives: DirectivesTexts,
     pub status: BTreeMap<String, String>,
     pub category: BTreeMap<String, String>,
     pub matter_type: BTreeMap<String, String>,
@@ -311,6 +334,7 @@ static FALLBACK: LazyLock<Texts> = LazyLock::new(|| Texts {
         ledger: String::new(),
         statistics: String::new(),
         network: String::new(),
+        directives: String::new(),
         case_detail: String::new(),
         office: String::new(),
         link_connected: String::new(),
@@ -376,6 +400,7 @@ static FALLBACK: LazyLock<Texts> = LazyLock::new(|| Texts {
     },
     statistics: StatisticsTexts::default(),
     network: NetworkTexts::default(),
+    directives: DirectivesTexts::default(),
     status: BTreeMap::new(),
     category: BTreeMap::new(),
     matter_type: BTreeMap::new(),

@@ -114,7 +114,7 @@ pub struct GradeView {
     pub detail: String,
 }
 
-fn grade_view(texts: &Texts, warnings: &[Warning], now: DateTime<Utc>) -> GradeView {
+pub(crate) fn grade_view(texts: &Texts, warnings: &[Warning], now: DateTime<Utc>) -> GradeView {
     let Some(grade) = worst_grade(warnings) else {
         return GradeView {
             class: "grade-none".to_owned(),

@@ -10,10 +10,10 @@ use axum::extract::ConnectInfo;
 use axum::http::{Extensions, HeaderMap};
 use chrono::{DateTime, Utc};
 use fengqiao_accounts::Action;
-use fengqiao_case::model::Measures;
 use fengqiao_case::model::roster::RosterView;
 use fengqiao_case::model::stats::StatsBreakdown;
 use fengqiao_case::model::{CaseHeader, CaseView, NodeId, NodeInfo, WarningGrade};
+use fengqiao_case::model::{DirectiveListItem, Measures};
 use fengqiao_case::summary::earliest_open_deadline;
 use fengqiao_case::warnings::worst_grade;
 use fengqiao_console::{
@@ -252,6 +252,18 @@ impl ConsoleBackend for NodeConsole {
                 .await?;
             supervision::add_sync_health(&mut breakdown, self.federation.as_ref()).await;
             Ok(breakdown)
+        })
+    }
+
+    fn directives<'a>(
+        &'a self,
+        user: &'a ConsoleUser,
+        open_only: bool,
+    ) -> BackendFuture<'a, Vec<DirectiveListItem>> {
+        Box::pin(async move {
+            may_read_cases(user)?;
+            self.on_node(move |node| node.directives(Utc::now(), open_only))
+                .await
         })
     }
 
