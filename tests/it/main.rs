@@ -12,6 +12,7 @@ mod crash;
 mod cut_links;
 mod demo;
 mod disk;
+mod excel;
 mod federation;
 mod hostile_input;
 mod import;

@@ -170,6 +170,8 @@ pub enum Action {
     /// Issue the next version of the federation's policy (limits, calendar, warnings): the
     /// root office only.
     IssuePolicy,
+    /// Export the 台账 with ID numbers and phones whole (an export is masked otherwise).
+    ExportPersonalData,
 }
 
 impl Action {
@@ -191,6 +193,7 @@ impl Action {
             Action::ReloadFederation => "reload_federation".to_owned(),
             Action::ManageAccounts => "manage_accounts".to_owned(),
             Action::IssuePolicy => "issue_policy".to_owned(),
+            Action::ExportPersonalData => "export_personal_data".to_owned(),
         }
     }
 }
@@ -340,6 +343,11 @@ pub const ROLE_TABLE: &[(Action, &[Role], &str)] = &[
         Action::IssuePolicy,
         &[Admin],
         "only an admin (管理员) issues the federation's policy (limits, calendar, warnings)",
+    ),
+    (
+        Action::ExportPersonalData,
+        &[Admin],
+        "only an admin (管理员) exports ID numbers and phones whole; the export is logged",
     ),
 ];
 

@@ -209,6 +209,16 @@ pub trait ConsoleBackend: Send + Sync + 'static {
         period: StatsPeriod,
     ) -> BackendFuture<'a, StatsBreakdown>;
 
+    /// The 台账 matching `query`'s filters (all pages) as an Excel workbook in the columns the
+    /// ledger import reads; identifiers masked unless `full` (the role table's
+    /// `export_personal_data` row). The export goes to the access log.
+    fn export_ledger<'a>(
+        &'a self,
+        user: &'a ConsoleUser,
+        query: CaseQuery,
+        full: bool,
+    ) -> BackendFuture<'a, Vec<u8>>;
+
     /// The directives on the cases this node holds, crossed-off ones too unless `open_only`, as
     /// `GET /api/directives` lists them (the role table's `read_cases` row).
     fn directives<'a>(

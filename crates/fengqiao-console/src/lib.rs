@@ -45,6 +45,7 @@ pub fn router(backend: Arc<dyn ConsoleBackend>) -> Router {
         .route("/statistics", get(statistics::statistics))
         .route("/network", get(network::network))
         .route("/directives", get(directives::directives))
+        .route("/export/ledger.xlsx", get(pages::export_ledger))
         .route("/assets/{name}", get(assets::asset))
         .with_state(backend)
 }

@@ -456,18 +456,42 @@ pub(crate) const ALL_GRADES: [WarningGrade; 3] = [
 /// A ledger URL with these filters and page (1-based); the values are API names (ASCII
 /// letters and `_`) and a number, so they need no percent-encoding.
 fn ledger_href(params: &LedgerParams, page: usize) -> String {
+    filtered_href("/cases", params, &[format!("page={page}")])
+}
+
+/// `path` with the 台账's filters and `extra` pairs.
+fn filtered_href(path: &str, params: &LedgerParams, extra: &[String]) -> String {
     let mut pairs = Vec::new();
     for (name, value) in [
         ("status", &params.status),
         ("category", &params.category),
         ("grade", &params.grade),
     ] {
-        if !value.is_empty() {
+        // API names only (what `parse_choice` takes); anything else is left out of the link.
+        if !value.is_empty()
+            && value
+                .bytes()
+                .all(|byte| byte.is_ascii_lowercase() || byte == b'_')
+        {
             pairs.push(format!("{name}={value}"));
         }
     }
-    pairs.push(format!("page={page}"));
-    format!("/cases?{}", pairs.join("&"))
+    pairs.extend(extra.iter().cloned());
+    if pairs.is_empty() {
+        path.to_owned()
+    } else {
+        format!("{path}?{}", pairs.join("&"))
+    }
+}
+
+/// The 台账's filters from the URL, naming in `refused` what it could not read.
+fn ledger_filters(params: &LedgerParams, refused: &mut Vec<String>) -> CaseQuery {
+    CaseQuery {
+        status: parse_choice(&params.status, refused),
+        category: parse_choice(&params.category, refused),
+        grade: parse_choice(&params.grade, refused),
+        ..CaseQuery::default()
+    }
 }
 
 /// `GET /cases`: 台账, filtered by the URL, 50 a page.
@@ -484,9 +508,8 @@ pub async fn ledger(
     let texts = Texts::of(language);
     let t = &texts.ui;
     let mut refused = Vec::new();
-    let status: Option<Status> = parse_choice(&params.status, &mut refused);
-    let category: Option<Category> = parse_choice(&params.category, &mut refused);
-    let grade: Option<WarningGrade> = parse_choice(&params.grade, &mut refused);
+    let filters = ledger_filters(&params, &mut refused);
+    let (status, category, grade) = (filters.status, filters.category, filters.grade);
     let page_number = match params.page.trim() {
         "" => 1,
         text => text.parse::<usize>().unwrap_or_else(|_| {
@@ -496,12 +519,9 @@ pub async fn ledger(
     }
     .max(1);
     let query = CaseQuery {
-        status,
-        category,
-        grade,
         page: page_number - 1,
         page_size: PAGE_SIZE,
-        ..CaseQuery::default()
+        ..filters
     };
     let page = match backend.cases(&user, query).await {
         Ok(page) => page,
@@ -547,6 +567,13 @@ pub async fn ledger(
             previous_href: (page_number > 1).then(|| ledger_href(&params, page_number - 1)),
             next_href: (page_number < pages).then(|| ledger_href(&params, page_number + 1)),
             error,
+            export_href: filtered_href("/export/ledger.xlsx", &params, &[]),
+            export_full_href: user
+                .account
+                .actor()
+                .permit(Action::ExportPersonalData)
+                .is_ok()
+                .then(|| filtered_href("/export/ledger.xlsx", &params, &["full=1".to_owned()])),
         },
     )
 }
@@ -555,6 +582,63 @@ pub async fn ledger(
 pub struct CaseParams {
     #[serde(default)]
     full: String,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct ExportParams {
+    #[serde(flatten)]
+    filters: LedgerParams,
+    #[serde(default)]
+    full: String,
+}
+
+/// `GET /export/ledger.xlsx`: the 台账 with the URL's filters, every page, as an Excel file in the
+/// columns the ledger import reads (identifiers masked unless `?full=1` and the role may).
+pub async fn export_ledger(
+    State(backend): State<Backend>,
+    headers: HeaderMap,
+    Query(params): Query<ExportParams>,
+) -> Response {
+    let user = match signed_in(&backend, &headers).await {
+        Ok(user) => user,
+        Err(response) => return response,
+    };
+    let mut refused = Vec::new();
+    let query = ledger_filters(&params.filters, &mut refused);
+    if !refused.is_empty() {
+        let error = BackendError::new(BackendErrorKind::InvalidInput, refused.join("、"));
+        return failure_page(&backend, &headers, Some(&user), &error).await;
+    }
+    match backend
+        .export_ledger(&user, query, params.full == "1")
+        .await
+    {
+        Ok(bytes) => {
+            let name = format!(
+                "ledger-{}.xlsx",
+                backend
+                    .now()
+                    .with_timezone(&fengqiao_case::deadlines::china_offset())
+                    .format("%Y%m%d-%H%M")
+            );
+            (
+                [
+                    (
+                        header::CONTENT_TYPE,
+                        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+                            .to_owned(),
+                    ),
+                    (
+                        header::CONTENT_DISPOSITION,
+                        format!("attachment; filename=\"{name}\""),
+                    ),
+                ],
+                bytes,
+            )
+                .into_response()
+        }
+        Err(error) => failure_page(&backend, &headers, Some(&user), &error).await,
+    }
 }
 
 /// `GET /cases/{number}`: 案件详情. Identifiers masked unless the role may read personal data

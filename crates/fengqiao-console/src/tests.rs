@@ -270,6 +270,26 @@ impl ConsoleBackend for Fake {
         })
     }
 
+    fn export_ledger<'a>(
+        &'a self,
+        user: &'a ConsoleUser,
+        query: CaseQuery,
+        full: bool,
+    ) -> BackendFuture<'a, Vec<u8>> {
+        Box::pin(async move {
+            if full {
+                user.account
+                    .actor()
+                    .permit(fengqiao_accounts::Action::ExportPersonalData)
+                    .map_err(|refusal| {
+                        BackendError::new(BackendErrorKind::Forbidden, refusal.to_string())
+                    })?;
+            }
+            // The filters it was asked for, so that a test can see them arrive.
+            Ok(format!("{:?}", query.category).into_bytes())
+        })
+    }
+
     fn directives<'a>(
         &'a self,
         _user: &'a ConsoleUser,
@@ -607,6 +627,47 @@ async fn directives_addressed_to_the_office_list_the_listed_one_first_with_days_
         body.contains("已超期 2 天"),
         "due on the 18th, read on the 20th: {body}"
     );
+}
+
+#[tokio::test]
+async fn the_ledger_offers_an_excel_export_of_its_filter_and_full_identifiers_only_to_an_admin() {
+    let (_, ledger) = page("/cases?category=wage_arrears", true).await;
+    assert!(
+        ledger.contains("href=\"/export/ledger.xlsx?category=wage_arrears\""),
+        "{ledger}"
+    );
+    assert!(
+        !ledger.contains("id=\"export-excel-full\""),
+        "an operator: {ledger}"
+    );
+    let request = Request::get("/export/ledger.xlsx?category=wage_arrears")
+        .header(header::COOKIE, format!("{SESSION_COOKIE}={SESSION_SECRET}"))
+        .body(Body::empty())
+        .expect("request");
+    let response = console().oneshot(request).await.expect("answer");
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        response.headers()[header::CONTENT_TYPE],
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+    );
+    assert!(
+        response.headers()[header::CONTENT_DISPOSITION]
+            .to_str()
+            .expect("ascii")
+            .starts_with("attachment; filename=\"ledger-"),
+    );
+    let body = axum::body::to_bytes(response.into_body(), 1 << 20)
+        .await
+        .expect("body");
+    assert_eq!(&body[..], b"Some(WageArrears)");
+    // Full identifiers: refused to an operator, in words.
+    let (status, body) = page("/export/ledger.xlsx?full=1", true).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert!(body.contains("无权"), "{body}");
+    // A filter it cannot read is named, not ignored.
+    let (status, body) = page("/export/ledger.xlsx?status=lost", true).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(body.contains("lost"), "{body}");
 }
 
 #[tokio::test]

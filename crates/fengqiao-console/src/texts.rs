@@ -64,6 +64,8 @@ pub struct Ui {
     pub session_form_expired: String,
     pub dashboard: String,
     pub ledger: String,
+    pub export_excel: String,
+    pub export_excel_full: String,
     /// The menu's word for 统计分析.
     pub statistics: String,
     /// The menu's word for 网络状态.
@@ -332,6 +334,8 @@ static FALLBACK: LazyLock<Texts> = LazyLock::new(|| Texts {
         session_form_expired: String::new(),
         dashboard: String::new(),
         ledger: String::new(),
+        export_excel: String::new(),
+        export_excel_full: String::new(),
         statistics: String::new(),
         network: String::new(),
         directives: String::new(),

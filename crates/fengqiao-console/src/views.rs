@@ -247,6 +247,10 @@ pub struct LedgerPage {
     pub previous_href: Option<String>,
     pub next_href: Option<String>,
     pub error: Option<String>,
+    /// 导出 Excel with the same filters (identifiers masked), and, for the roles that may,
+    /// with identifiers whole.
+    pub export_href: String,
+    pub export_full_href: Option<String>,
 }
 
 /// A label and its value, for the case header.

@@ -8,6 +8,7 @@
 //! writes its case. So an import killed part-way is completed by running it again. Every event
 //! an import makes carries its mark: this run's import id and the row's key.
 
+pub mod export;
 pub mod ledger;
 pub mod values;
 
@@ -90,19 +91,24 @@ pub fn import_file(
     let format = match options.format.or_else(|| LedgerFormat::from_path(path)) {
         Some(format) => format,
         None => bail!(
-            "cannot tell the format of {} from its name: pass --format csv or --format jsonl",
+            "cannot tell the format of {} from its name: pass --format csv, --format jsonl or --format xlsx",
             path.display()
         ),
     };
     // Mutations need an operator; say so before reading a large file.
     client.require_credentials()?;
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let text = String::from_utf8(bytes).with_context(|| {
-        format!(
-            "{} is not UTF-8 text: save it as UTF-8 (spreadsheets: \"CSV UTF-8\")",
-            path.display()
-        )
-    })?;
+    let text = if format == LedgerFormat::Xlsx {
+        ledger::workbook_as_csv(&bytes)
+            .map_err(|error| anyhow::anyhow!("{}: {error}", path.display()))?
+    } else {
+        String::from_utf8(bytes).with_context(|| {
+            format!(
+                "{} is not UTF-8 text: save it as UTF-8 (spreadsheets: \"CSV UTF-8\")",
+                path.display()
+            )
+        })?
+    };
     let parsed = parse_ledger(&text, format);
     if !parsed.ignored_columns.is_empty() {
         eprintln!(
@@ -577,7 +583,7 @@ mod tests {
             batch_rows: 10,
             json: false,
         };
-        let error = import_file(&client, Path::new("ledger.xlsx"), &options).unwrap_err();
+        let error = import_file(&client, Path::new("ledger.xls"), &options).unwrap_err();
         assert!(format!("{error:#}").contains("--format"));
     }
 }

@@ -22,6 +22,9 @@ pub enum LedgerFormat {
     Jsonl,
     /// Comma-separated with a header row: the columns are listed below.
     Csv,
+    /// An Excel workbook (`.xlsx`): its first sheet, read as the CSV would be (the same header
+    /// names, the same checks); what `fengqiao` and the console export.
+    Xlsx,
 }
 
 impl LedgerFormat {
@@ -30,6 +33,7 @@ impl LedgerFormat {
         let extension = path.extension()?.to_str()?.to_lowercase();
         match extension.as_str() {
             "csv" => Some(LedgerFormat::Csv),
+            "xlsx" => Some(LedgerFormat::Xlsx),
             "jsonl" | "ndjson" | "json" => Some(LedgerFormat::Jsonl),
             _ => None,
         }
@@ -60,7 +64,7 @@ pub struct ParsedLedger {
 pub fn parse_ledger(text: &str, format: LedgerFormat) -> ParsedLedger {
     let mut parsed = match format {
         LedgerFormat::Jsonl => parse_jsonl(text),
-        LedgerFormat::Csv => parse_csv(text),
+        LedgerFormat::Csv | LedgerFormat::Xlsx => parse_csv(text),
     };
     let mut first_line_of_number: HashMap<String, u64> = HashMap::new();
     let mut duplicates = Vec::new();
@@ -330,6 +334,56 @@ const CSV_COLUMN_ALIASES: &[(&str, &str)] = &[
     ("化解", "resolved"),
     ("办结说明", "close_note"),
 ];
+
+/// The first sheet of an Excel workbook as CSV text, for [`parse_ledger`]: each cell as Excel
+/// shows it (a number that Excel stored as a number comes back as its digits, whole numbers
+/// without a decimal point, so that an ID number typed as a number still reads as one).
+pub fn workbook_as_csv(bytes: &[u8]) -> Result<String, String> {
+    use calamine::{Data, Reader, Xlsx};
+    let mut workbook: Xlsx<_> = calamine::open_workbook_from_rs(std::io::Cursor::new(bytes))
+        .map_err(|error| format!("not an Excel workbook (.xlsx): {error}"))?;
+    let range = workbook
+        .worksheet_range_at(0)
+        .ok_or_else(|| "the workbook has no sheet".to_owned())?
+        .map_err(|error| format!("the first sheet cannot be read: {error}"))?;
+    let mut writer = csv::Writer::from_writer(Vec::new());
+    for row in range.rows() {
+        let cells: Vec<String> = row
+            .iter()
+            .map(|cell| match cell {
+                Data::Empty => String::new(),
+                Data::String(text) => text.clone(),
+                Data::Float(number) if number.fract() == 0.0 && number.abs() < 1e17 => {
+                    format!("{number:.0}")
+                }
+                Data::Float(number) => number.to_string(),
+                Data::Int(number) => number.to_string(),
+                Data::Bool(value) => value.to_string(),
+                Data::DateTime(value) => value
+                    .as_datetime()
+                    .map(|at| at.format("%Y-%m-%d %H:%M:%S").to_string())
+                    .unwrap_or_else(|| value.to_string()),
+                Data::DateTimeIso(text) | Data::DurationIso(text) => text.clone(),
+                Data::Error(error) => format!("#{error:?}"),
+            })
+            .collect();
+        writer
+            .write_record(&cells)
+            .map_err(|error| format!("cannot convert the sheet: {error}"))?;
+    }
+    let bytes = writer
+        .into_inner()
+        .map_err(|error| format!("cannot convert the sheet: {error}"))?;
+    String::from_utf8(bytes).map_err(|error| format!("cannot convert the sheet: {error}"))
+}
+
+/// The Chinese name a column is headed by in an export and a template: its first alias.
+pub fn chinese_header(column: &str) -> &str {
+    CSV_COLUMN_ALIASES
+        .iter()
+        .find(|(_, canonical)| *canonical == column)
+        .map_or(column, |(alias, _)| alias)
+}
 
 /// The columns with their Chinese aliases, required ones marked, one a line: the help of
 /// `fengqiao import` and the list in README.md, made from the tables above so neither drifts.
@@ -1062,6 +1116,10 @@ mod tests {
             LedgerFormat::from_path(Path::new("a.jsonl")),
             Some(LedgerFormat::Jsonl)
         );
-        assert_eq!(LedgerFormat::from_path(Path::new("a.xlsx")), None);
+        assert_eq!(
+            LedgerFormat::from_path(Path::new("台账.xlsx")),
+            Some(LedgerFormat::Xlsx)
+        );
+        assert_eq!(LedgerFormat::from_path(Path::new("a.xls")), None);
     }
 }

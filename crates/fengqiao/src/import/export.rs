@@ -1,0 +1,177 @@
+//! The ledger out: a case as one row of the columns `fengqiao import` reads
+//! ([`ledger::CSV_COLUMNS`], headed by their Chinese names), and a whole ledger as an Excel
+//! workbook, so that an export can be imported elsewhere and read in the spreadsheets offices
+//! keep. Identifiers are masked unless the caller asks for full values (and logs that it did).
+
+use std::io::{Seek, Write};
+
+use chrono::{DateTime, Utc};
+use fengqiao_case::model::{CaseHeader, Event, EventKind};
+use fengqiao_console::masking::{mask_id_number, mask_phone};
+use rust_xlsxwriter::{Format, Workbook, XlsxError};
+
+use super::ledger::{CSV_COLUMNS, chinese_header};
+use super::values::{ChineseLabels, snake_name};
+
+/// Whether identifiers (ID numbers, phones) go out whole or masked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Identifiers {
+    Masked,
+    Full,
+}
+
+/// Between several petitioners in one cell; the importer splits on it.
+const PERSON_SEPARATOR: &str = "；";
+
+/// The Chinese label of a model value (the first the importer accepts), or its API spelling.
+fn label<T: ChineseLabels + serde::Serialize>(value: &T) -> String {
+    let name = snake_name(value);
+    T::ALIASES
+        .iter()
+        .find(|(snake, _)| *snake == name)
+        .map_or(name, |(_, chinese)| (*chinese).to_owned())
+}
+
+/// A time as the importer reads it: China time to the second.
+fn time(at: DateTime<Utc>) -> String {
+    at.with_timezone(&fengqiao_case::deadlines::china_offset())
+        .format("%Y-%m-%d %H:%M:%S")
+        .to_string()
+}
+
+fn yes_no(value: bool) -> String {
+    if value { "是" } else { "否" }.to_owned()
+}
+
+/// One case as a ledger row, cell by cell in [`CSV_COLUMNS`] order: the registration's fields,
+/// then the first acceptance, the last reply, evaluation and closure (what a ledger has one
+/// column for).
+pub fn ledger_row(header: &CaseHeader, events: &[Event], identifiers: Identifiers) -> Vec<String> {
+    let registered_at = events.first().map(|event| event.at);
+    let accepted_at = events.iter().find_map(|event| match event.kind {
+        EventKind::Accept {} => Some(event.at),
+        _ => None,
+    });
+    let reply = events.iter().rev().find_map(|event| match &event.kind {
+        EventKind::Reply { outcome, text } => Some((event.at, outcome, text)),
+        _ => None,
+    });
+    let evaluation = events.iter().rev().find_map(|event| match &event.kind {
+        EventKind::Evaluate { satisfaction } => Some((event.at, satisfaction)),
+        _ => None,
+    });
+    let closure = events.iter().rev().find_map(|event| match &event.kind {
+        EventKind::Close { resolved, note } => Some((event.at, *resolved, note)),
+        _ => None,
+    });
+    let people = |part: &dyn Fn(&fengqiao_case::model::Petitioner) -> String| {
+        header
+            .petitioners
+            .iter()
+            .map(part)
+            .collect::<Vec<_>>()
+            .join(PERSON_SEPARATOR)
+    };
+    CSV_COLUMNS
+        .iter()
+        .map(|column| match *column {
+            "number" => header.number.clone(),
+            "registered_at" => registered_at.map(time).unwrap_or_default(),
+            "channel" => label(&header.channel),
+            "category" => label(&header.category),
+            "matter_type" => label(&header.matter_type),
+            "headcount" => header.headcount.to_string(),
+            "summary" => header.summary.clone(),
+            "region_code" => header.location.region_code.clone(),
+            "village" => header.location.village.clone(),
+            "grid" => header.location.grid.clone(),
+            "grid_worker" => header.location.grid_worker.clone(),
+            "petitioner_name" => people(&|person| person.name.clone()),
+            "petitioner_id_number" => people(&|person| match identifiers {
+                Identifiers::Full => person.id_number.clone(),
+                Identifiers::Masked => mask_id_number(&person.id_number),
+            }),
+            "petitioner_id_type" => people(&|person| label(&person.id_type)),
+            "petitioner_phone" => people(&|person| match identifiers {
+                Identifiers::Full => person.phone.clone(),
+                Identifiers::Masked => mask_phone(&person.phone),
+            }),
+            "petitioner_address" => people(&|person| person.address.clone()),
+            "respondent" => header.respondent.clone(),
+            "litigation_related" => yes_no(header.litigation_related),
+            "leader" => header.ownership.leader.clone(),
+            "unit" => header.ownership.unit.clone(),
+            "officer" => header.ownership.officer.clone(),
+            "plan" => header.ownership.plan.clone(),
+            "target_date" => header
+                .ownership
+                .target_date
+                .map(|date| date.format("%Y-%m-%d").to_string())
+                .unwrap_or_default(),
+            "accepted_at" => accepted_at.map(time).unwrap_or_default(),
+            "replied_at" => reply.map(|(at, _, _)| time(at)).unwrap_or_default(),
+            "reply_outcome" => reply
+                .map(|(_, outcome, _)| label(outcome))
+                .unwrap_or_default(),
+            "reply_text" => reply.map(|(_, _, text)| text.clone()).unwrap_or_default(),
+            "satisfaction" => evaluation
+                .map(|(_, satisfaction)| label(satisfaction))
+                .unwrap_or_default(),
+            "evaluated_at" => evaluation.map(|(at, _)| time(at)).unwrap_or_default(),
+            "closed_at" => closure.map(|(at, _, _)| time(at)).unwrap_or_default(),
+            "resolved" => closure
+                .map(|(_, resolved, _)| yes_no(resolved))
+                .unwrap_or_default(),
+            "close_note" => closure.map(|(_, _, note)| note.clone()).unwrap_or_default(),
+            // A column added to the importer without a value here exports empty, never wrong.
+            _ => String::new(),
+        })
+        .collect()
+}
+
+/// Why a workbook could not be written.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot write the Excel ledger: {0}")]
+pub struct ExportError(#[from] XlsxError);
+
+/// Write `rows` (from [`ledger_row`]) as an Excel workbook to `writer`: one sheet 台账 headed by
+/// the columns' Chinese names, every cell text (so that Excel never turns an ID number into
+/// 4.30702E+17), written in constant-memory mode (rows go to a temporary file as they come, not
+/// into a grid held whole).
+pub fn write_workbook<W: Write + Seek + Send>(
+    rows: impl Iterator<Item = Vec<String>>,
+    writer: W,
+) -> Result<usize, ExportError> {
+    let mut workbook = Workbook::new();
+    let header_format = Format::new().set_bold();
+    let text_format = Format::new().set_num_format("@");
+    let sheet = workbook.add_worksheet_with_constant_memory()?;
+    sheet.set_name("台账")?;
+    for (column, name) in CSV_COLUMNS.iter().enumerate() {
+        let column = column_index(column)?;
+        sheet.write_string_with_format(0, column, chinese_header(name), &header_format)?;
+        sheet.set_column_format(column, &text_format)?;
+    }
+    sheet.set_freeze_panes(1, 0)?;
+    let mut written = 0usize;
+    for (index, row) in rows.enumerate() {
+        let row_number = u32::try_from(index + 1).map_err(|_| XlsxError::RowColumnLimitError)?;
+        for (column, value) in row.iter().enumerate() {
+            if !value.is_empty() {
+                sheet.write_string_with_format(
+                    row_number,
+                    column_index(column)?,
+                    value,
+                    &text_format,
+                )?;
+            }
+        }
+        written += 1;
+    }
+    workbook.save_to_writer(writer)?;
+    Ok(written)
+}
+
+fn column_index(column: usize) -> Result<u16, XlsxError> {
+    u16::try_from(column).map_err(|_| XlsxError::RowColumnLimitError)
+}
