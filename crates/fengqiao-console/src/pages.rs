@@ -6,10 +6,10 @@ use std::sync::Arc;
 
 use askama::Template;
 use axum::Form;
-use axum::extract::{FromRequest, Path, Query, Request, State};
+use axum::extract::rejection::FormRejection;
+use axum::extract::{FromRequest, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
-use fengqiao_accounts::Action;
 use fengqiao_accounts::secret::{SESSION_COOKIE, check_csrf};
 use fengqiao_case::model::{Category, Status, WarningGrade};
 use serde::Deserialize;
@@ -17,15 +17,15 @@ use serde::Deserialize;
 use crate::backend::{BackendError, BackendErrorKind, CaseQuery, ConsoleBackend, ConsoleUser};
 use crate::texts::{Language, Texts, api_name, fill};
 use crate::views::{
-    CasePageView, Choice, DashboardPage, Layout, LedgerPage, MessagePage, SignInPage, banner,
-    case_page_view, row_view, switch_language_href,
+    Choice, DashboardPage, Layout, LedgerPage, MessagePage, SignInPage, banner, row_view,
+    switch_language_href,
 };
 use crate::{CSRF_COOKIE, LANGUAGE_COOKIE, PAGE_SIZE};
 
-type Backend = Arc<dyn ConsoleBackend>;
+pub(crate) type Backend = Arc<dyn ConsoleBackend>;
 
 /// A cookie's value from the request.
-fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+pub(crate) fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
         .get_all(header::COOKIE)
         .iter()
@@ -37,14 +37,14 @@ fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
         })
 }
 
-fn language(headers: &HeaderMap) -> Language {
+pub(crate) fn language(headers: &HeaderMap) -> Language {
     cookie(headers, LANGUAGE_COOKIE)
         .map_or_else(Language::default, |code| Language::from_code(&code))
 }
 
 /// A rendered page, or the plain error if a template fails (it cannot for the data it gets:
 /// every value is already text).
-fn html(status: StatusCode, page: &impl Template) -> Response {
+pub(crate) fn html(status: StatusCode, page: &impl Template) -> Response {
     match page.render() {
         Ok(body) => (
             status,
@@ -60,7 +60,7 @@ fn html(status: StatusCode, page: &impl Template) -> Response {
 }
 
 /// The layout of a page; with a user, the link banner asks the federation.
-async fn layout(
+pub(crate) async fn layout(
     backend: &Backend,
     language: Language,
     user: Option<&ConsoleUser>,
@@ -95,7 +95,10 @@ async fn layout(
 }
 
 /// The signed-in account, or the answer that sends the visitor to sign in.
-async fn signed_in(backend: &Backend, headers: &HeaderMap) -> Result<ConsoleUser, Response> {
+pub(crate) async fn signed_in(
+    backend: &Backend,
+    headers: &HeaderMap,
+) -> Result<ConsoleUser, Response> {
     let Some(secret) = cookie(headers, SESSION_COOKIE) else {
         return Err(Redirect::to("/login").into_response());
     };
@@ -109,7 +112,7 @@ async fn signed_in(backend: &Backend, headers: &HeaderMap) -> Result<ConsoleUser
 }
 
 /// A page saying why the backend refused, in the person's language.
-async fn failure_page(
+pub(crate) async fn failure_page(
     backend: &Backend,
     headers: &HeaderMap,
     user: Option<&ConsoleUser>,
@@ -130,6 +133,7 @@ async fn failure_page(
             StatusCode::BAD_REQUEST,
             fill(&t.bad_filter, &[("value", &error.message)]),
         ),
+        BackendErrorKind::Refused => (StatusCode::CONFLICT, error.message.clone()),
         BackendErrorKind::Unauthenticated | BackendErrorKind::Throttled { .. } => {
             return Redirect::to("/login").into_response();
         }
@@ -262,26 +266,8 @@ pub async fn sign_out(
         Ok(user) => user,
         Err(response) => return response,
     };
-    if check_csrf(&user.session, true, Some(form.csrf.as_str())).is_err() {
-        let language = language(&headers);
-        let t = &Texts::of(language).ui;
-        let csrf = cookie(&headers, CSRF_COOKIE).unwrap_or_default();
-        let layout = layout(
-            &backend,
-            language,
-            Some(&user),
-            csrf,
-            "",
-            t.sign_out.clone(),
-        )
-        .await;
-        return html(
-            StatusCode::FORBIDDEN,
-            &MessagePage {
-                layout,
-                message: t.session_form_expired.clone(),
-            },
-        );
+    if let Err(refusal) = require_csrf(&backend, &headers, &user, &form.csrf).await {
+        return refusal;
     }
     if let Some(secret) = cookie(&headers, SESSION_COOKIE)
         && let Err(error) = backend.sign_out(secret).await
@@ -295,6 +281,58 @@ pub async fn sign_out(
         }
     }
     response
+}
+
+/// A form that changes state is taken only with the session's CSRF token
+/// (`fengqiao_accounts::secret::check_csrf`); otherwise the answer says the page expired.
+pub(crate) async fn require_csrf(
+    backend: &Backend,
+    headers: &HeaderMap,
+    user: &ConsoleUser,
+    presented: &str,
+) -> Result<(), Response> {
+    if check_csrf(&user.session, true, Some(presented)).is_ok() {
+        return Ok(());
+    }
+    let language = language(headers);
+    let t = &Texts::of(language).ui;
+    let csrf = cookie(headers, CSRF_COOKIE).unwrap_or_default();
+    let layout = layout(
+        backend,
+        language,
+        Some(user),
+        csrf,
+        "",
+        t.console_title.clone(),
+    )
+    .await;
+    Err(html(
+        StatusCode::FORBIDDEN,
+        &MessagePage {
+            layout,
+            message: t.session_form_expired.clone(),
+        },
+    ))
+}
+
+/// The signed-in account and the form it sent, taken only with the session's CSRF token
+/// (`csrf_of` reads it from the form); otherwise the answer to give instead.
+pub(crate) async fn signed_in_form<T>(
+    backend: &Backend,
+    headers: &HeaderMap,
+    body: Result<Form<T>, FormRejection>,
+    csrf_of: fn(&T) -> &str,
+) -> Result<(ConsoleUser, T), Response> {
+    let user = signed_in(backend, headers).await?;
+    let form = match body {
+        Ok(Form(form)) => form,
+        Err(rejection) => {
+            let error = BackendError::new(BackendErrorKind::InvalidInput, rejection.body_text());
+            return Err(failure_page(backend, headers, Some(&user), &error).await);
+        }
+    };
+    require_csrf(backend, headers, &user, csrf_of(&form)).await?;
+    Ok((user, form))
 }
 
 #[derive(Debug, Deserialize)]
@@ -319,7 +357,7 @@ pub async fn switch_language(
 }
 
 /// The office's name of a node, for the holder and timeline columns.
-fn office_namer(backend: &Backend) -> impl Fn(&String) -> String + '_ {
+pub(crate) fn office_namer(backend: &Backend) -> impl Fn(&String) -> String + '_ {
     let own = backend.office();
     move |node: &String| {
         if *node == own.node_id {
@@ -386,7 +424,7 @@ pub struct LedgerParams {
 
 /// An enum from its API name; empty is "all"; anything else is "all" too, and named in
 /// `refused` so the page says which value it did not take.
-fn parse_choice<T: serde::de::DeserializeOwned>(
+pub(crate) fn parse_choice<T: serde::de::DeserializeOwned>(
     value: &str,
     refused: &mut Vec<String>,
 ) -> Option<T> {
@@ -402,7 +440,7 @@ fn parse_choice<T: serde::de::DeserializeOwned>(
     }
 }
 
-fn choices<T: serde::Serialize + PartialEq>(
+pub(crate) fn choices<T: serde::Serialize + PartialEq>(
     table: &std::collections::BTreeMap<String, String>,
     all: &[T],
     selected: Option<&T>,
@@ -546,47 +584,4 @@ pub async fn ledger(
             error,
         },
     )
-}
-
-#[derive(Debug, Default, Deserialize)]
-pub struct CaseParams {
-    #[serde(default)]
-    full: String,
-}
-
-/// `GET /cases/{number}`: 案件详情. Identifiers masked unless the role may read personal data
-/// and the person asked for it (`?full=1`, the "查看完整信息" link); every read of a case goes to
-/// the node's access log (the backend's `case`).
-pub async fn case_page(
-    State(backend): State<Backend>,
-    headers: HeaderMap,
-    Path(number): Path<String>,
-    Query(params): Query<CaseParams>,
-) -> Response {
-    let user = match signed_in(&backend, &headers).await {
-        Ok(user) => user,
-        Err(response) => return response,
-    };
-    let language = language(&headers);
-    let texts = Texts::of(language);
-    let view = match backend.case(&user, number).await {
-        Ok(view) => view,
-        Err(error) => return failure_page(&backend, &headers, Some(&user), &error).await,
-    };
-    let may_read_personal_data = user.account.actor().permit(Action::ReadCases).is_ok();
-    let full = may_read_personal_data && params.full == "1";
-    let csrf = cookie(&headers, CSRF_COOKIE).unwrap_or_default();
-    let title = format!("{} {}", texts.ui.case_detail, view.header.number);
-    let layout = layout(&backend, language, Some(&user), csrf, "ledger", title).await;
-    let namer = office_namer(&backend);
-    let page: CasePageView = case_page_view(
-        layout,
-        texts,
-        &view,
-        full,
-        may_read_personal_data,
-        &namer,
-        backend.now(),
-    );
-    html(StatusCode::OK, &page)
 }
