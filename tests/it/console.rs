@@ -334,20 +334,10 @@ fn a_person_signs_in_and_reads_the_dashboard_ledger_and_a_case_in_chromium() {
         assert!(full.contains("430702198503120029"), "{full}");
         screenshot(&browser, "07-case-full").await;
 
+        register_then_accept(&browser, &base).await;
+
         // 退出登录: back to 登录, and the console asks to sign in again.
-        browser
-            .find(Locator::Id("sign-out"))
-            .await
-            .expect("sign-out button")
-            .click()
-            .await
-            .expect("sign out");
-        browser
-            .wait()
-            .at_most(Duration::from_secs(60))
-            .for_element(Locator::Id("login"))
-            .await
-            .expect("signing out leads to 登录");
+        click_then_wait_for(&browser, Locator::Id("sign-out"), Locator::Id("login")).await;
         browser
             .goto(&format!("{base}/cases"))
             .await
@@ -364,6 +354,160 @@ fn a_person_signs_in_and_reads_the_dashboard_ledger_and_a_case_in_chromium() {
     });
     drop(driver);
     node.stop().expect("stop node");
+}
+
+/// Type `text` into the field with id `id`, replacing what it holds.
+async fn type_into(browser: &Client, id: &str, text: &str) {
+    let field = browser
+        .find(Locator::Id(id))
+        .await
+        .unwrap_or_else(|error| panic!("no field #{id}: {error}"));
+    field.clear().await.expect("clear the field");
+    field.send_keys(text).await.expect("type into the field");
+}
+
+/// What a form field holds now (its `value` property, what the person sees in it).
+async fn value_of(browser: &Client, id: &str) -> String {
+    browser
+        .find(Locator::Id(id))
+        .await
+        .unwrap_or_else(|error| panic!("no field #{id}: {error}"))
+        .prop("value")
+        .await
+        .expect("the field's value")
+        .unwrap_or_default()
+}
+
+/// Click `target`, then wait for `outcome`, an element found only on the page the click leads
+/// to: the click returns before the browser has loaded the answer.
+async fn click_then_wait_for(browser: &Client, target: Locator<'_>, outcome: Locator<'_>) {
+    browser
+        .find(target)
+        .await
+        .unwrap_or_else(|error| panic!("no {target:?} to click: {error}"))
+        .click()
+        .await
+        .unwrap_or_else(|error| panic!("click {target:?}: {error}"));
+    browser
+        .wait()
+        .at_most(Duration::from_secs(60))
+        .for_element(outcome)
+        .await
+        .unwrap_or_else(|error| panic!("after clicking {target:?}, no {outcome:?}: {error}"));
+}
+
+async fn click(browser: &Client, id: &str) {
+    browser
+        .find(Locator::Id(id))
+        .await
+        .unwrap_or_else(|error| panic!("no #{id} to click: {error}"))
+        .click()
+        .await
+        .unwrap_or_else(|error| panic!("click #{id}: {error}"));
+}
+
+/// 登记 through the form: a mistyped ID number is answered in Chinese beside its field with
+/// everything typed kept; corrected, the case is registered and its page opens, where 受理
+/// accepts it and the timeline shows the acceptance.
+async fn register_then_accept(browser: &Client, base: &str) {
+    browser
+        .goto(&format!("{base}/"))
+        .await
+        .expect("open 工作台");
+    click_then_wait_for(
+        browser,
+        Locator::LinkText("登记"),
+        Locator::Id("submit-registration"),
+    )
+    .await;
+    // The form starts at this office's own region code.
+    assert_eq!(value_of(browser, "region_code").await, VILLAGE_REGION);
+    type_into(browser, "petitioner_name_0", "赵桂兰").await;
+    // One digit off: the GB 11643 check character no longer matches.
+    type_into(browser, "petitioner_id_number_0", "430702198503120028").await;
+    type_into(browser, "petitioner_phone_0", "13807365678").await;
+    type_into(browser, "petitioner_address_0", "芦荻山乡 5 组").await;
+    type_into(browser, "petitioner_name_1", "赵建军").await;
+    type_into(browser, "headcount", "2").await;
+    browser
+        .find(Locator::Id("category"))
+        .await
+        .expect("the category list")
+        .select_by_value("land_requisition")
+        .await
+        .expect("choose 征地拆迁");
+    type_into(browser, "respondent", "芦荻山乡人民政府").await;
+    type_into(browser, "summary", "反映修路占用承包地，补偿款至今未发放").await;
+    type_into(browser, "village", "芦荻山村").await;
+    type_into(browser, "leader", "刘副乡长").await;
+    screenshot(browser, "08-register-filled").await;
+    click(browser, "submit-registration").await;
+    let error =
+        text_once_it_contains(browser, "#petitioner_id_number_0-error", "身份证号有误").await;
+    assert!(error.contains("校验码"), "{error}");
+    for (id, typed) in [
+        ("petitioner_name_0", "赵桂兰"),
+        ("petitioner_id_number_0", "430702198503120028"),
+        ("petitioner_phone_0", "13807365678"),
+        ("petitioner_address_0", "芦荻山乡 5 组"),
+        ("petitioner_name_1", "赵建军"),
+        ("headcount", "2"),
+        ("category", "land_requisition"),
+        ("respondent", "芦荻山乡人民政府"),
+        ("summary", "反映修路占用承包地，补偿款至今未发放"),
+        ("village", "芦荻山村"),
+        ("leader", "刘副乡长"),
+    ] {
+        assert_eq!(
+            value_of(browser, id).await,
+            typed,
+            "#{id} after the refusal"
+        );
+    }
+    screenshot(browser, "09-register-wrong-id-number").await;
+
+    type_into(browser, "petitioner_id_number_0", "430702198503120029").await;
+    // Registering leads to the new case's page, which offers 受理.
+    click_then_wait_for(
+        browser,
+        Locator::Id("submit-registration"),
+        Locator::Id("action-accept"),
+    )
+    .await;
+    let path = browser.current_url().await.expect("url").path().to_owned();
+    let number = path
+        .strip_prefix("/cases/")
+        .expect("a case page")
+        .to_owned();
+    assert!(
+        number.starts_with(&format!("{VILLAGE_REGION}-")),
+        "{number}"
+    );
+    let case = text_of(browser, "main").await;
+    assert!(case.contains("待受理"), "{case}");
+    assert!(case.contains("赵桂兰"), "{case}");
+    assert!(case.contains("430702********0029"), "{case}");
+    screenshot(browser, "10-registered-case").await;
+
+    click(browser, "action-accept").await;
+    let timeline = text_once_it_contains(browser, "table.events", "受理").await;
+    assert!(timeline.contains("登记"), "{timeline}");
+    assert!(timeline.contains("测试员 (tester)"), "{timeline}");
+    let case = text_of(browser, "main").await;
+    assert!(case.contains("办理中"), "{case}");
+    assert!(
+        browser.find(Locator::Id("action-accept")).await.is_err(),
+        "an accepted case offers 受理 no more"
+    );
+    assert_eq!(browser.current_url().await.expect("url").path(), path);
+    browser
+        .execute(
+            "document.querySelector('table.events').scrollIntoView()",
+            Vec::new(),
+        )
+        .await
+        .expect("scroll to the timeline");
+    screenshot(browser, "11-case-accepted").await;
 }
 
 /// One HTTP answer of the console: status, `Location`, every `Set-Cookie`, the body.
