@@ -14,7 +14,8 @@ use axum::extract::State;
 use axum::extract::rejection::FormRejection;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
-use chrono::NaiveDate;
+use chrono::{NaiveDate, NaiveDateTime, TimeZone, Utc};
+use fengqiao_case::deadlines::china_offset;
 use fengqiao_case::input_bounds::TextKind;
 use fengqiao_case::model::{
     Category, Channel, IdType, Location, MatterType, Ownership, Petitioner, RegisterCase,
@@ -98,6 +99,10 @@ pub struct RegistrationForm {
     pub officer: String,
     pub plan: String,
     pub target_date: String,
+    /// 补录: when a paper record was really registered (China time, `2026-12-04T09:30`), and
+    /// why it is entered late; both empty for a registration made now.
+    pub registered_at: String,
+    pub backdated_reason: String,
     pub petitioners: Vec<PetitionerRow>,
     /// "增加一行" was pressed: show the form again with one more row, register nothing.
     pub add_row: bool,
@@ -141,6 +146,8 @@ impl RegistrationForm {
             "officer" => &mut self.officer,
             "plan" => &mut self.plan,
             "target_date" => &mut self.target_date,
+            "registered_at" => &mut self.registered_at,
+            "backdated_reason" => &mut self.backdated_reason,
             _ => return None,
         })
     }
@@ -229,6 +236,19 @@ impl RegistrationForm {
                 date
             }
         };
+        let registered_at = match self.registered_at.trim() {
+            "" => None,
+            text => {
+                let at = NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M")
+                    .ok()
+                    .and_then(|local| china_offset().from_local_datetime(&local).single())
+                    .map(|at| at.with_timezone(&Utc));
+                if at.is_none() {
+                    errors.beside("registered_at", t.not_a_time.clone());
+                }
+                at
+            }
+        };
         let mut petitioners = Vec::new();
         let mut rows = Vec::new();
         for (index, row) in self.petitioners.iter().enumerate() {
@@ -260,8 +280,9 @@ impl RegistrationForm {
         };
         let request = RegisterCase {
             number: None,
-            registered_at: None,
-            backdated_reason: None,
+            registered_at,
+            backdated_reason: Some(self.backdated_reason.trim().to_owned())
+                .filter(|reason| !reason.is_empty()),
             channel,
             petitioners,
             headcount,
@@ -357,7 +378,8 @@ fn form_field(path: &str, why: &str, rows: &[usize]) -> Option<(String, String)>
         "ownership.officer" => "officer",
         "ownership.plan" => "plan",
         "ownership.target_date" => "target_date",
-        "headcount" | "respondent" | "summary" | "channel" | "category" | "matter_type" => path,
+        "headcount" | "respondent" | "summary" | "channel" | "category" | "matter_type"
+        | "registered_at" | "backdated_reason" => path,
         _ => return None,
     };
     Some((field.to_owned(), why.to_owned()))
@@ -387,6 +409,8 @@ fn label_of(t: &Ui, field: &str) -> String {
         "officer" => &t.case_officer,
         "plan" => &t.plan,
         "target_date" => &t.target_date,
+        "registered_at" => &t.backdated_at,
+        "backdated_reason" => &t.backdated_reason,
         other => other,
     }
     .to_owned()
@@ -439,6 +463,7 @@ pub struct RegistrationPage {
     pub litigation_related: bool,
     pub location: Vec<InputView>,
     pub ownership: Vec<InputView>,
+    pub backdating: Vec<InputView>,
     pub rows: Vec<PetitionerRowView>,
     pub row_count: usize,
 }
@@ -630,6 +655,21 @@ pub fn registration_page(
             ),
             input(spec("plan", &t.plan, Text), &form.plan, errors),
             input(target_date, &form.target_date, errors),
+        ],
+        backdating: vec![
+            input(
+                Spec {
+                    input_type: "datetime-local",
+                    ..spec("registered_at", &t.backdated_at, Identifier)
+                },
+                &form.registered_at,
+                errors,
+            ),
+            input(
+                spec("backdated_reason", &t.backdated_reason, Line),
+                &form.backdated_reason,
+                errors,
+            ),
         ],
         row_count: rows.len(),
         rows,

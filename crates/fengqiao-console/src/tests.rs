@@ -737,6 +737,7 @@ async fn a_number_that_is_not_one_and_a_row_added_keep_the_form() {
     let mut typed = registration("430702198001010022");
     typed.retain(|(name, _)| *name != "headcount");
     typed.push(("headcount", "两".to_owned()));
+    typed.push(("registered_at", "昨天上午".to_owned()));
     let (status, _, body) = post_form("/register", SESSION_SECRET, &as_fields(&typed)).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     assert!(
@@ -744,6 +745,12 @@ async fn a_number_that_is_not_one_and_a_row_added_keep_the_form() {
         "{body}"
     );
     assert!(body.contains("value=\"两\""), "{body}");
+    assert!(
+        body.contains("id=\"registered_at-error\" role=\"alert\">请按 2026-12-04 09:30"),
+        "{body}"
+    );
+    assert!(body.contains("value=\"昨天上午\""), "{body}");
+    typed.retain(|(name, _)| *name != "registered_at");
 
     typed.push(("rows", "3".to_owned()));
     typed.push(("add_row", "1".to_owned()));

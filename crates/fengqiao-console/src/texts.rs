@@ -162,6 +162,11 @@ pub struct Ui {
     pub escalate_to: String,
     pub conflict_notice: String,
     pub chosen_branch: String,
+    pub section_backdating: String,
+    pub backdating_hint: String,
+    pub backdated_at: String,
+    pub backdated_reason: String,
+    pub not_a_time: String,
 }
 
 /// One language's texts.
