@@ -79,12 +79,14 @@ pub struct ActionForm {
 
 /// The event `tag` asks for, built from what the person typed (`form`), or, to ask the node
 /// whether it may be taken at all, from placeholders and the first office or branch the page
-/// would offer (`form` None). None when there is nothing to offer (no parent to escalate to, no
-/// child to assign to, no conflict to resolve).
+/// would offer (`form` None; `first_branch`: of the case's conflict, if it has one). None when
+/// there is nothing to offer (no parent to escalate to, no child to assign to, no conflict to
+/// resolve). What was typed is judged by the node, not here; `Err` names a field that could not
+/// be read at all.
 fn event_of(
     tag: KindTag,
     form: Option<&ActionForm>,
-    view: &CaseView,
+    first_branch: Option<&str>,
     neighbours: &Neighbours,
     now: DateTime<Utc>,
 ) -> Option<Result<EventKind, &'static str>> {
@@ -154,14 +156,14 @@ fn event_of(
         KindTag::TakeOver => EventKind::TakeOver {
             reason: text(|form| &form.reason),
         },
-        KindTag::Resolve => {
-            let first = view.state.conflict.as_ref()?.branches.first()?;
-            EventKind::Resolve {
-                chosen: form.map_or(first.first.clone(), |form| form.chosen.clone()),
-                note: text(|form| &form.note),
-                overrides: Vec::new(),
-            }
-        }
+        KindTag::Resolve => EventKind::Resolve {
+            chosen: match form {
+                Some(form) => form.chosen.clone(),
+                None => first_branch?.to_owned(),
+            },
+            note: text(|form| &form.note),
+            overrides: Vec::new(),
+        },
         KindTag::Note => EventKind::Note {
             text: text(|form| &form.text),
         },
@@ -373,12 +375,20 @@ pub(crate) async fn actions_view(
 ) -> Result<ActionsView, BackendError> {
     let neighbours = backend.neighbours();
     let now = backend.now();
+    let first_branch = view
+        .state
+        .conflict
+        .as_ref()
+        .and_then(|conflict| conflict.branches.first())
+        .map(|branch| branch.first.as_str());
     let (tags, candidates): (Vec<KindTag>, Vec<EventKind>) = OFFERED_KINDS
         .iter()
-        .filter_map(|tag| match event_of(*tag, None, view, &neighbours, now)? {
-            Ok(event) => Some((*tag, event)),
-            Err(_) => None,
-        })
+        .filter_map(
+            |tag| match event_of(*tag, None, first_branch, &neighbours, now)? {
+                Ok(event) => Some((*tag, event)),
+                Err(_) => None,
+            },
+        )
         .unzip();
     let permitted = backend
         .permitted(user, view.header.number.clone(), candidates)
@@ -432,23 +442,12 @@ pub async fn take_action(
         };
     let texts = Texts::of(language(&headers));
     let t = &texts.ui;
-    let view = match backend.case(&user, number.clone()).await {
-        Ok(view) => view,
-        Err(error) => return failure_page(&backend, &headers, Some(&user), &error).await,
-    };
     let tag = OFFERED_KINDS
         .iter()
         .copied()
         .find(|tag| api_name(tag) == form.action);
-    let built = tag.and_then(|tag| {
-        event_of(
-            tag,
-            Some(&form),
-            &view,
-            &backend.neighbours(),
-            backend.now(),
-        )
-    });
+    let built =
+        tag.and_then(|tag| event_of(tag, Some(&form), None, &backend.neighbours(), backend.now()));
     let refusal = match built {
         None => Some((StatusCode::BAD_REQUEST, t.not_a_choice.clone())),
         Some(Err(field)) => {
