@@ -577,17 +577,8 @@ fn cookie_header(set_cookies: &[String]) -> String {
 #[test]
 fn the_console_uses_the_apis_sessions_role_table_csrf_and_access_log() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let village = Office::village(dir.path(), "village", VILLAGE_REGION);
-    fengqiao_tests::add_account(&village.dir, "keeper", "管理员甲", &["admin"]);
-    let node = NodeProcess::start(&village.dir).expect("start node");
-    let (status, view) = http_post(
-        node.address,
-        "/api/cases",
-        &sample_registration(VILLAGE_REGION, 1),
-    )
-    .expect("register");
-    assert_eq!(status, 201, "{view}");
-    let number = case_number(&view);
+    let (village, node, number) =
+        village_with_a_case(dir.path(), &[("keeper", "管理员甲", "admin")]);
 
     let refused = console_request(
         node.address,
@@ -721,4 +712,115 @@ fn the_console_uses_the_apis_sessions_role_table_csrf_and_access_log() {
             .any(|record| record.contains("read_case") && record.contains("测试员 (tester)")),
         "{access_log:?}"
     );
+}
+
+/// Sign in to the console as `login`: the cookies to send back, and the session's CSRF token.
+fn console_session(address: SocketAddr, login: &str) -> (String, String) {
+    let signed_in = console_request(
+        address,
+        "POST",
+        "/login",
+        "",
+        &format!("login={login}&password={TEST_PASSWORD}"),
+    );
+    assert_eq!(signed_in.status, 303, "{}", signed_in.body);
+    let csrf = signed_in
+        .cookies
+        .iter()
+        .find_map(|cookie| cookie.strip_prefix("fengqiao_console_csrf="))
+        .and_then(|rest| rest.split(';').next())
+        .expect("the console's CSRF cookie")
+        .to_owned();
+    (cookie_header(&signed_in.cookies), csrf)
+}
+
+/// Which action buttons a case page shows, by the event kinds' API names.
+fn offered_actions(body: &str) -> Vec<String> {
+    fengqiao_case::authority::KindTag::ALL
+        .iter()
+        .filter_map(|kind| serde_json::to_value(kind).ok()?.as_str().map(str::to_owned))
+        .filter(|kind| body.contains(&format!("id=\"action-{kind}\"")))
+        .collect()
+}
+
+/// A village node running alone with one registered case, and the case's number.
+fn village_with_a_case(dir: &Path, logins: &[(&str, &str, &str)]) -> (Office, NodeProcess, String) {
+    let village = Office::village(dir, "village", VILLAGE_REGION);
+    for (login, name, role) in logins {
+        fengqiao_tests::add_account(&village.dir, login, name, &[role]);
+    }
+    let node = NodeProcess::start(&village.dir).expect("start node");
+    let (status, view) = http_post(
+        node.address,
+        "/api/cases",
+        &sample_registration(VILLAGE_REGION, 1),
+    )
+    .expect("register");
+    assert_eq!(status, 201, "{view}");
+    let number = case_number(&view);
+    (village, node, number)
+}
+
+/// Without a browser, against a real node: the case page offers what the node's role table,
+/// authority table and lifecycle allow the person now; an action is taken only with the
+/// session's CSRF token, and is made by the signed-in account, as through the API.
+#[test]
+fn the_case_page_offers_what_the_node_allows_and_acts_as_the_signed_in_account() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (_village, node, number) = village_with_a_case(
+        dir.path(),
+        &[
+            ("lizt", "李调解", "operator"),
+            ("wangdc", "王督查", "supervisor"),
+        ],
+    );
+    let case_path = format!("/cases/{number}");
+    let actions_path = format!("/cases/{number}/actions");
+
+    let (operator, operator_csrf) = console_session(node.address, "lizt");
+    let (supervisor, _) = console_session(node.address, "wangdc");
+    let page = console_request(node.address, "GET", &case_path, &operator, "");
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert_eq!(offered_actions(&page.body), ["accept", "reject", "note"]);
+    // A supervisor does not accept (role table); alone, the village has nobody to escalate to.
+    let page = console_request(node.address, "GET", &case_path, &supervisor, "");
+    assert_eq!(offered_actions(&page.body), ["note"]);
+
+    let forged = console_request(
+        node.address,
+        "POST",
+        &actions_path,
+        &operator,
+        "csrf=forged&action=accept",
+    );
+    assert_eq!(forged.status, 403, "{}", forged.body);
+    let accepted = console_request(
+        node.address,
+        "POST",
+        &actions_path,
+        &operator,
+        &format!("csrf={operator_csrf}&action=accept"),
+    );
+    assert_eq!(accepted.status, 303, "{}", accepted.body);
+    assert_eq!(accepted.location.as_deref(), Some(case_path.as_str()));
+    let page = console_request(node.address, "GET", &case_path, &operator, "");
+    assert_eq!(offered_actions(&page.body), ["reply", "note"]);
+    assert!(page.body.contains("李调解 (lizt)"), "{}", page.body);
+
+    // Accepting again is refused by the lifecycle, on the case page, with the node's reason.
+    let again = console_request(
+        node.address,
+        "POST",
+        &actions_path,
+        &operator,
+        &format!("csrf={operator_csrf}&action=accept"),
+    );
+    assert_eq!(again.status, 409, "{}", again.body);
+    assert!(again.body.contains("未能受理："), "{}", again.body);
+    assert!(
+        again.body.contains("only a registered case"),
+        "{}",
+        again.body
+    );
+    node.stop().expect("stop node");
 }
