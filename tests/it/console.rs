@@ -340,6 +340,8 @@ fn a_person_signs_in_and_reads_the_dashboard_ledger_and_a_case_in_chromium() {
         assert!(full.contains("430702198503120029"), "{full}");
         screenshot(&browser, "07-case-full").await;
 
+        register_then_accept(&browser, &base).await;
+
         // 统计分析: the measures in words and numbers, and the charts drawn by the vendored
         // ECharts with no network at all.
         open_menu(&browser, "统计分析").await;
@@ -356,7 +358,7 @@ fn a_person_signs_in_and_reads_the_dashboard_ledger_and_a_case_in_chromium() {
             .await
             .expect("chart canvases");
         assert!(!canvases.is_empty(), "the chart has a canvas");
-        screenshot(&browser, "08-statistics").await;
+        screenshot(&browser, "12-statistics").await;
         browser
             .execute(
                 "document.getElementById('chart-monthly-intake').scrollIntoView();",
@@ -364,33 +366,21 @@ fn a_person_signs_in_and_reads_the_dashboard_ledger_and_a_case_in_chromium() {
             )
             .await
             .expect("scroll to the charts");
-        screenshot(&browser, "08b-statistics-charts").await;
+        screenshot(&browser, "12b-statistics-charts").await;
 
         // 督办: nothing addressed to the village yet, and the page says so.
         open_menu(&browser, "督办").await;
         text_once_it_contains(&browser, "#to-us-empty", "暂无").await;
-        screenshot(&browser, "10-directives").await;
+        screenshot(&browser, "13-directives").await;
 
         // 网络状态: the uplink to the township that is not running, offline, with what waits.
         open_menu(&browser, "网络状态").await;
         let links = text_once_it_contains(&browser, "#links", "离线").await;
         assert!(links.contains("上级"), "{links}");
-        screenshot(&browser, "09-network").await;
+        screenshot(&browser, "14-network").await;
 
         // 退出登录: back to 登录, and the console asks to sign in again.
-        browser
-            .find(Locator::Id("sign-out"))
-            .await
-            .expect("sign-out button")
-            .click()
-            .await
-            .expect("sign out");
-        browser
-            .wait()
-            .at_most(Duration::from_secs(60))
-            .for_element(Locator::Id("login"))
-            .await
-            .expect("signing out leads to 登录");
+        click_then_wait_for(&browser, Locator::Id("sign-out"), Locator::Id("login")).await;
         browser
             .goto(&format!("{base}/cases"))
             .await
@@ -407,6 +397,160 @@ fn a_person_signs_in_and_reads_the_dashboard_ledger_and_a_case_in_chromium() {
     });
     drop(driver);
     node.stop().expect("stop node");
+}
+
+/// Type `text` into the field with id `id`, replacing what it holds.
+async fn type_into(browser: &Client, id: &str, text: &str) {
+    let field = browser
+        .find(Locator::Id(id))
+        .await
+        .unwrap_or_else(|error| panic!("no field #{id}: {error}"));
+    field.clear().await.expect("clear the field");
+    field.send_keys(text).await.expect("type into the field");
+}
+
+/// What a form field holds now (its `value` property, what the person sees in it).
+async fn value_of(browser: &Client, id: &str) -> String {
+    browser
+        .find(Locator::Id(id))
+        .await
+        .unwrap_or_else(|error| panic!("no field #{id}: {error}"))
+        .prop("value")
+        .await
+        .expect("the field's value")
+        .unwrap_or_default()
+}
+
+/// Click `target`, then wait for `outcome`, an element found only on the page the click leads
+/// to: the click returns before the browser has loaded the answer.
+async fn click_then_wait_for(browser: &Client, target: Locator<'_>, outcome: Locator<'_>) {
+    browser
+        .find(target)
+        .await
+        .unwrap_or_else(|error| panic!("no {target:?} to click: {error}"))
+        .click()
+        .await
+        .unwrap_or_else(|error| panic!("click {target:?}: {error}"));
+    browser
+        .wait()
+        .at_most(Duration::from_secs(60))
+        .for_element(outcome)
+        .await
+        .unwrap_or_else(|error| panic!("after clicking {target:?}, no {outcome:?}: {error}"));
+}
+
+async fn click(browser: &Client, id: &str) {
+    browser
+        .find(Locator::Id(id))
+        .await
+        .unwrap_or_else(|error| panic!("no #{id} to click: {error}"))
+        .click()
+        .await
+        .unwrap_or_else(|error| panic!("click #{id}: {error}"));
+}
+
+/// 登记 through the form: a mistyped ID number is answered in Chinese beside its field with
+/// everything typed kept; corrected, the case is registered and its page opens, where 受理
+/// accepts it and the timeline shows the acceptance.
+async fn register_then_accept(browser: &Client, base: &str) {
+    browser
+        .goto(&format!("{base}/"))
+        .await
+        .expect("open 工作台");
+    click_then_wait_for(
+        browser,
+        Locator::LinkText("登记"),
+        Locator::Id("submit-registration"),
+    )
+    .await;
+    // The form starts at this office's own region code.
+    assert_eq!(value_of(browser, "region_code").await, VILLAGE_REGION);
+    type_into(browser, "petitioner_name_0", "赵桂兰").await;
+    // One digit off: the GB 11643 check character no longer matches.
+    type_into(browser, "petitioner_id_number_0", "430702198503120028").await;
+    type_into(browser, "petitioner_phone_0", "13807365678").await;
+    type_into(browser, "petitioner_address_0", "芦荻山乡 5 组").await;
+    type_into(browser, "petitioner_name_1", "赵建军").await;
+    type_into(browser, "headcount", "2").await;
+    browser
+        .find(Locator::Id("category"))
+        .await
+        .expect("the category list")
+        .select_by_value("land_requisition")
+        .await
+        .expect("choose 征地拆迁");
+    type_into(browser, "respondent", "芦荻山乡人民政府").await;
+    type_into(browser, "summary", "反映修路占用承包地，补偿款至今未发放").await;
+    type_into(browser, "village", "芦荻山村").await;
+    type_into(browser, "leader", "刘副乡长").await;
+    screenshot(browser, "08-register-filled").await;
+    click(browser, "submit-registration").await;
+    let error =
+        text_once_it_contains(browser, "#petitioner_id_number_0-error", "身份证号有误").await;
+    assert!(error.contains("校验码"), "{error}");
+    for (id, typed) in [
+        ("petitioner_name_0", "赵桂兰"),
+        ("petitioner_id_number_0", "430702198503120028"),
+        ("petitioner_phone_0", "13807365678"),
+        ("petitioner_address_0", "芦荻山乡 5 组"),
+        ("petitioner_name_1", "赵建军"),
+        ("headcount", "2"),
+        ("category", "land_requisition"),
+        ("respondent", "芦荻山乡人民政府"),
+        ("summary", "反映修路占用承包地，补偿款至今未发放"),
+        ("village", "芦荻山村"),
+        ("leader", "刘副乡长"),
+    ] {
+        assert_eq!(
+            value_of(browser, id).await,
+            typed,
+            "#{id} after the refusal"
+        );
+    }
+    screenshot(browser, "09-register-wrong-id-number").await;
+
+    type_into(browser, "petitioner_id_number_0", "430702198503120029").await;
+    // Registering leads to the new case's page, which offers 受理.
+    click_then_wait_for(
+        browser,
+        Locator::Id("submit-registration"),
+        Locator::Id("action-accept"),
+    )
+    .await;
+    let path = browser.current_url().await.expect("url").path().to_owned();
+    let number = path
+        .strip_prefix("/cases/")
+        .expect("a case page")
+        .to_owned();
+    assert!(
+        number.starts_with(&format!("{VILLAGE_REGION}-")),
+        "{number}"
+    );
+    let case = text_of(browser, "main").await;
+    assert!(case.contains("待受理"), "{case}");
+    assert!(case.contains("赵桂兰"), "{case}");
+    assert!(case.contains("430702********0029"), "{case}");
+    screenshot(browser, "10-registered-case").await;
+
+    click(browser, "action-accept").await;
+    let timeline = text_once_it_contains(browser, "table.events", "受理").await;
+    assert!(timeline.contains("登记"), "{timeline}");
+    assert!(timeline.contains("测试员 (tester)"), "{timeline}");
+    let case = text_of(browser, "main").await;
+    assert!(case.contains("办理中"), "{case}");
+    assert!(
+        browser.find(Locator::Id("action-accept")).await.is_err(),
+        "an accepted case offers 受理 no more"
+    );
+    assert_eq!(browser.current_url().await.expect("url").path(), path);
+    browser
+        .execute(
+            "document.querySelector('table.events').scrollIntoView()",
+            Vec::new(),
+        )
+        .await
+        .expect("scroll to the timeline");
+    screenshot(browser, "11-case-accepted").await;
 }
 
 /// One HTTP answer of the console: status, `Location`, every `Set-Cookie`, the body.
@@ -476,17 +620,8 @@ fn cookie_header(set_cookies: &[String]) -> String {
 #[test]
 fn the_console_uses_the_apis_sessions_role_table_csrf_and_access_log() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let village = Office::village(dir.path(), "village", VILLAGE_REGION);
-    fengqiao_tests::add_account(&village.dir, "keeper", "管理员甲", &["admin"]);
-    let node = NodeProcess::start(&village.dir).expect("start node");
-    let (status, view) = http_post(
-        node.address,
-        "/api/cases",
-        &sample_registration(VILLAGE_REGION, 1),
-    )
-    .expect("register");
-    assert_eq!(status, 201, "{view}");
-    let number = case_number(&view);
+    let (village, node, number) =
+        village_with_a_case(dir.path(), &[("keeper", "管理员甲", "admin")]);
 
     let refused = console_request(
         node.address,
@@ -620,4 +755,115 @@ fn the_console_uses_the_apis_sessions_role_table_csrf_and_access_log() {
             .any(|record| record.contains("read_case") && record.contains("测试员 (tester)")),
         "{access_log:?}"
     );
+}
+
+/// Sign in to the console as `login`: the cookies to send back, and the session's CSRF token.
+fn console_session(address: SocketAddr, login: &str) -> (String, String) {
+    let signed_in = console_request(
+        address,
+        "POST",
+        "/login",
+        "",
+        &format!("login={login}&password={TEST_PASSWORD}"),
+    );
+    assert_eq!(signed_in.status, 303, "{}", signed_in.body);
+    let csrf = signed_in
+        .cookies
+        .iter()
+        .find_map(|cookie| cookie.strip_prefix("fengqiao_console_csrf="))
+        .and_then(|rest| rest.split(';').next())
+        .expect("the console's CSRF cookie")
+        .to_owned();
+    (cookie_header(&signed_in.cookies), csrf)
+}
+
+/// Which action buttons a case page shows, by the event kinds' API names.
+fn offered_actions(body: &str) -> Vec<String> {
+    fengqiao_case::authority::KindTag::ALL
+        .iter()
+        .filter_map(|kind| serde_json::to_value(kind).ok()?.as_str().map(str::to_owned))
+        .filter(|kind| body.contains(&format!("id=\"action-{kind}\"")))
+        .collect()
+}
+
+/// A village node running alone with one registered case, and the case's number.
+fn village_with_a_case(dir: &Path, logins: &[(&str, &str, &str)]) -> (Office, NodeProcess, String) {
+    let village = Office::village(dir, "village", VILLAGE_REGION);
+    for (login, name, role) in logins {
+        fengqiao_tests::add_account(&village.dir, login, name, &[role]);
+    }
+    let node = NodeProcess::start(&village.dir).expect("start node");
+    let (status, view) = http_post(
+        node.address,
+        "/api/cases",
+        &sample_registration(VILLAGE_REGION, 1),
+    )
+    .expect("register");
+    assert_eq!(status, 201, "{view}");
+    let number = case_number(&view);
+    (village, node, number)
+}
+
+/// Without a browser, against a real node: the case page offers what the node's role table,
+/// authority table and lifecycle allow the person now; an action is taken only with the
+/// session's CSRF token, and is made by the signed-in account, as through the API.
+#[test]
+fn the_case_page_offers_what_the_node_allows_and_acts_as_the_signed_in_account() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (_village, node, number) = village_with_a_case(
+        dir.path(),
+        &[
+            ("lizt", "李调解", "operator"),
+            ("wangdc", "王督查", "supervisor"),
+        ],
+    );
+    let case_path = format!("/cases/{number}");
+    let actions_path = format!("/cases/{number}/actions");
+
+    let (operator, operator_csrf) = console_session(node.address, "lizt");
+    let (supervisor, _) = console_session(node.address, "wangdc");
+    let page = console_request(node.address, "GET", &case_path, &operator, "");
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert_eq!(offered_actions(&page.body), ["accept", "reject", "note"]);
+    // A supervisor does not accept (role table); alone, the village has nobody to escalate to.
+    let page = console_request(node.address, "GET", &case_path, &supervisor, "");
+    assert_eq!(offered_actions(&page.body), ["note"]);
+
+    let forged = console_request(
+        node.address,
+        "POST",
+        &actions_path,
+        &operator,
+        "csrf=forged&action=accept",
+    );
+    assert_eq!(forged.status, 403, "{}", forged.body);
+    let accepted = console_request(
+        node.address,
+        "POST",
+        &actions_path,
+        &operator,
+        &format!("csrf={operator_csrf}&action=accept"),
+    );
+    assert_eq!(accepted.status, 303, "{}", accepted.body);
+    assert_eq!(accepted.location.as_deref(), Some(case_path.as_str()));
+    let page = console_request(node.address, "GET", &case_path, &operator, "");
+    assert_eq!(offered_actions(&page.body), ["reply", "note"]);
+    assert!(page.body.contains("李调解 (lizt)"), "{}", page.body);
+
+    // Accepting again is refused by the lifecycle, on the case page, with the node's reason.
+    let again = console_request(
+        node.address,
+        "POST",
+        &actions_path,
+        &operator,
+        &format!("csrf={operator_csrf}&action=accept"),
+    );
+    assert_eq!(again.status, 409, "{}", again.body);
+    assert!(again.body.contains("未能受理："), "{}", again.body);
+    assert!(
+        again.body.contains("only a registered case"),
+        "{}",
+        again.body
+    );
+    node.stop().expect("stop node");
 }

@@ -55,6 +55,26 @@ pub fn append_with_time_rule(
     append_checked(document, event, Some(time_rule), limits, signer, hierarchy)
 }
 
+/// Whether `event` may follow the case as it stands (`header`, `state`): the lifecycle with the
+/// bounds of what was typed, then the authority table and the jurisdiction rule. [`append`] runs
+/// exactly this before it writes; a page that offers only what may be done now asks it too,
+/// without writing (the time rule aside: an event made now follows everything).
+pub fn judge(
+    header: &CaseHeader,
+    state: &CaseState,
+    event: &NewEvent,
+    limits: &Limits,
+    hierarchy: &dyn Hierarchy,
+) -> Result<(), CaseError> {
+    check_with_header(header, state, event, limits)?;
+    // After the lifecycle, whose refusals of a transition by the wrong office name the office
+    // that may make it; the table then refuses what the lifecycle does not judge by itself
+    // (annotations, directives issued, take-overs, by offices with no such authority).
+    authorize(state, &event.kind, &event.node, hierarchy)?;
+    crate::authority::check_jurisdiction(&event.kind, &event.node, hierarchy)?;
+    Ok(())
+}
+
 fn append_checked(
     document: &mut CaseDocument,
     event: NewEvent,
@@ -88,12 +108,7 @@ fn append_checked(
             backdating,
         )?;
     }
-    check_with_header(&header, &state, &event, limits)?;
-    // After the lifecycle, whose refusals of a transition by the wrong office name the office
-    // that may make it; the table then refuses what the lifecycle does not judge by itself
-    // (annotations, directives issued, take-overs, by offices with no such authority).
-    authorize(&state, &event.kind, &event.node, hierarchy)?;
-    crate::authority::check_jurisdiction(&event.kind, &event.node, hierarchy)?;
+    judge(&header, &state, &event, limits, hierarchy)?;
     if events.iter().any(|existing| existing.id == event.id) {
         return Err(CaseError::InvalidInput {
             field: "id",

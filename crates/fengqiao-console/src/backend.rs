@@ -14,8 +14,8 @@ use fengqiao_accounts::secret::Session;
 use fengqiao_case::model::roster::RosterView;
 use fengqiao_case::model::stats::StatsBreakdown;
 use fengqiao_case::model::{
-    CaseListItem, CaseView, Category, DirectiveListItem, ImportedCases, Measures, NodeId, NodeInfo,
-    Petitioner, Status, WarningGrade,
+    AppendEvent, CaseListItem, CaseView, Category, DirectiveListItem, EventKind, ImportedCases,
+    Measures, NodeId, NodeInfo, Petitioner, RegisterCase, Status, WarningGrade,
 };
 
 /// A backend call's answer, boxed so that the trait stays object-safe.
@@ -28,6 +28,10 @@ pub type BackendFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, BackendErr
 pub struct BackendError {
     pub kind: BackendErrorKind,
     pub message: String,
+    /// The field of the request the refusal names, as a path into it
+    /// (`petitioners.id_number`), when the node names one; `message` then says only what is
+    /// wrong with it.
+    pub field: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,6 +46,8 @@ pub enum BackendErrorKind {
     Forbidden,
     NotFound,
     InvalidInput,
+    /// The case's state does not allow the event now (the lifecycle says why).
+    Refused,
     Internal,
 }
 
@@ -50,6 +56,15 @@ impl BackendError {
         BackendError {
             kind,
             message: message.into(),
+            field: None,
+        }
+    }
+
+    /// A refusal of one field of the request.
+    pub fn of_field(field: impl Into<String>, message: impl Into<String>) -> BackendError {
+        BackendError {
+            field: Some(field.into()),
+            ..BackendError::new(BackendErrorKind::InvalidInput, message)
         }
     }
 }
@@ -158,6 +173,21 @@ pub struct StatsPeriod {
     pub imported: ImportedCases,
 }
 
+/// An office of the federation, as a select list offers it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Office {
+    pub node_id: NodeId,
+    pub name: String,
+}
+
+/// The offices next to this one in the federation's roster: where a case is escalated (上报)
+/// and assigned (交办) to.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Neighbours {
+    pub parent: Option<Office>,
+    pub children: Vec<Office>,
+}
+
 /// Everything the console's pages ask of the node.
 pub trait ConsoleBackend: Send + Sync + 'static {
     /// The office this node serves.
@@ -230,6 +260,33 @@ pub trait ConsoleBackend: Send + Sync + 'static {
     /// The federation as this node knows it (None when the node runs none), for `user` (the
     /// role table's `read_federation` row).
     fn roster<'a>(&'a self, user: &'a ConsoleUser) -> BackendFuture<'a, Option<RosterView>>;
+    /// Register a case as `POST /api/cases` does (the same principal, the same checks); a
+    /// refused field comes back with [`BackendError::field`].
+    fn register<'a>(
+        &'a self,
+        user: &'a ConsoleUser,
+        request: RegisterCase,
+    ) -> BackendFuture<'a, CaseView>;
+
+    /// Append an event as `POST /api/cases/{number}/events` does.
+    fn append<'a>(
+        &'a self,
+        user: &'a ConsoleUser,
+        number: String,
+        request: AppendEvent,
+    ) -> BackendFuture<'a, CaseView>;
+
+    /// For each candidate event (in order), whether `user` may append it to the case now: the
+    /// node's role table, authority table and lifecycle, asked without writing anything.
+    fn permitted<'a>(
+        &'a self,
+        user: &'a ConsoleUser,
+        number: String,
+        candidates: Vec<EventKind>,
+    ) -> BackendFuture<'a, Vec<bool>>;
+
+    /// This office's parent and children in the federation (none when it runs alone).
+    fn neighbours(&self) -> Neighbours;
 
     /// The federation's links (empty when the node runs none).
     fn links<'a>(&'a self) -> BackendFuture<'a, Vec<LinkStatus>>;

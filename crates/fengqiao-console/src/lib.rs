@@ -4,12 +4,15 @@
 //! backend, which asks the one file of each rule. Pages work with JavaScript off; htmx only
 //! spares a reload.
 
+pub mod actions;
 pub mod assets;
 pub mod backend;
+pub mod case_page;
 pub mod directives;
 pub mod masking;
 pub mod network;
 pub mod pages;
+pub mod registration;
 pub mod statistics;
 pub mod texts;
 pub mod views;
@@ -21,7 +24,8 @@ use axum::routing::{get, post};
 
 pub use backend::{
     BackendError, BackendErrorKind, BackendFuture, CasePage, CaseQuery, CaseRow, ConsoleBackend,
-    ConsoleSignIn, ConsoleUser, LinkDetail, LinkRelation, LinkStatus, StatsPeriod,
+    ConsoleSignIn, ConsoleUser, LinkDetail, LinkRelation, LinkStatus, Neighbours, Office,
+    StatsPeriod,
 };
 
 /// The CSRF token of the console's session, kept in its own cookie so that the pages can put it
@@ -40,8 +44,13 @@ pub fn router(backend: Arc<dyn ConsoleBackend>) -> Router {
         .route("/login", get(pages::sign_in_form).post(pages::sign_in))
         .route("/logout", post(pages::sign_out))
         .route("/language", get(pages::switch_language))
+        .route(
+            "/register",
+            get(registration::registration_form).post(registration::register),
+        )
         .route("/cases", get(pages::ledger))
-        .route("/cases/{number}", get(pages::case_page))
+        .route("/cases/{number}", get(case_page::case_page))
+        .route("/cases/{number}/actions", post(actions::take_action))
         .route("/statistics", get(statistics::statistics))
         .route("/network", get(network::network))
         .route("/directives", get(directives::directives))

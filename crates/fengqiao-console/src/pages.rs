@@ -6,7 +6,8 @@ use std::sync::Arc;
 
 use askama::Template;
 use axum::Form;
-use axum::extract::{FromRequest, Path, Query, Request, State};
+use axum::extract::rejection::FormRejection;
+use axum::extract::{FromRequest, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use fengqiao_accounts::Action;
@@ -17,8 +18,8 @@ use serde::Deserialize;
 use crate::backend::{BackendError, BackendErrorKind, CaseQuery, ConsoleBackend, ConsoleUser};
 use crate::texts::{Language, Texts, api_name, fill};
 use crate::views::{
-    CasePageView, Choice, DashboardPage, Layout, LedgerPage, MessagePage, SignInPage, banner,
-    case_page_view, row_view, switch_language_href,
+    Choice, DashboardPage, Layout, LedgerPage, MessagePage, SignInPage, banner, row_view,
+    switch_language_href,
 };
 use crate::{CSRF_COOKIE, LANGUAGE_COOKIE, PAGE_SIZE};
 
@@ -133,6 +134,7 @@ pub(crate) async fn failure_page(
             StatusCode::BAD_REQUEST,
             fill(&t.bad_filter, &[("value", &error.message)]),
         ),
+        BackendErrorKind::Refused => (StatusCode::CONFLICT, error.message.clone()),
         BackendErrorKind::Unauthenticated | BackendErrorKind::Throttled { .. } => {
             return Redirect::to("/login").into_response();
         }
@@ -265,26 +267,8 @@ pub async fn sign_out(
         Ok(user) => user,
         Err(response) => return response,
     };
-    if check_csrf(&user.session, true, Some(form.csrf.as_str())).is_err() {
-        let language = language(&headers);
-        let t = &Texts::of(language).ui;
-        let csrf = cookie(&headers, CSRF_COOKIE).unwrap_or_default();
-        let layout = layout(
-            &backend,
-            language,
-            Some(&user),
-            csrf,
-            "",
-            t.sign_out.clone(),
-        )
-        .await;
-        return html(
-            StatusCode::FORBIDDEN,
-            &MessagePage {
-                layout,
-                message: t.session_form_expired.clone(),
-            },
-        );
+    if let Err(refusal) = require_csrf(&backend, &headers, &user, &form.csrf).await {
+        return refusal;
     }
     if let Some(secret) = cookie(&headers, SESSION_COOKIE)
         && let Err(error) = backend.sign_out(secret).await
@@ -298,6 +282,58 @@ pub async fn sign_out(
         }
     }
     response
+}
+
+/// A form that changes state is taken only with the session's CSRF token
+/// (`fengqiao_accounts::secret::check_csrf`); otherwise the answer says the page expired.
+pub(crate) async fn require_csrf(
+    backend: &Backend,
+    headers: &HeaderMap,
+    user: &ConsoleUser,
+    presented: &str,
+) -> Result<(), Response> {
+    if check_csrf(&user.session, true, Some(presented)).is_ok() {
+        return Ok(());
+    }
+    let language = language(headers);
+    let t = &Texts::of(language).ui;
+    let csrf = cookie(headers, CSRF_COOKIE).unwrap_or_default();
+    let layout = layout(
+        backend,
+        language,
+        Some(user),
+        csrf,
+        "",
+        t.console_title.clone(),
+    )
+    .await;
+    Err(html(
+        StatusCode::FORBIDDEN,
+        &MessagePage {
+            layout,
+            message: t.session_form_expired.clone(),
+        },
+    ))
+}
+
+/// The signed-in account and the form it sent, taken only with the session's CSRF token
+/// (`csrf_of` reads it from the form); otherwise the answer to give instead.
+pub(crate) async fn signed_in_form<T>(
+    backend: &Backend,
+    headers: &HeaderMap,
+    body: Result<Form<T>, FormRejection>,
+    csrf_of: fn(&T) -> &str,
+) -> Result<(ConsoleUser, T), Response> {
+    let user = signed_in(backend, headers).await?;
+    let form = match body {
+        Ok(Form(form)) => form,
+        Err(rejection) => {
+            let error = BackendError::new(BackendErrorKind::InvalidInput, rejection.body_text());
+            return Err(failure_page(backend, headers, Some(&user), &error).await);
+        }
+    };
+    require_csrf(backend, headers, &user, csrf_of(&form)).await?;
+    Ok((user, form))
 }
 
 #[derive(Debug, Deserialize)]
@@ -579,12 +615,6 @@ pub async fn ledger(
 }
 
 #[derive(Debug, Default, Deserialize)]
-pub struct CaseParams {
-    #[serde(default)]
-    full: String,
-}
-
-#[derive(Debug, Default, Deserialize)]
 pub struct ExportParams {
     #[serde(flatten)]
     filters: LedgerParams,
@@ -639,41 +669,4 @@ pub async fn export_ledger(
         }
         Err(error) => failure_page(&backend, &headers, Some(&user), &error).await,
     }
-}
-
-/// `GET /cases/{number}`: 案件详情. Identifiers masked unless the role may read personal data
-/// and the person asked for it (`?full=1`, the "查看完整信息" link); every read of a case goes to
-/// the node's access log (the backend's `case`).
-pub async fn case_page(
-    State(backend): State<Backend>,
-    headers: HeaderMap,
-    Path(number): Path<String>,
-    Query(params): Query<CaseParams>,
-) -> Response {
-    let user = match signed_in(&backend, &headers).await {
-        Ok(user) => user,
-        Err(response) => return response,
-    };
-    let language = language(&headers);
-    let texts = Texts::of(language);
-    let view = match backend.case(&user, number).await {
-        Ok(view) => view,
-        Err(error) => return failure_page(&backend, &headers, Some(&user), &error).await,
-    };
-    let may_read_personal_data = user.account.actor().permit(Action::ReadCases).is_ok();
-    let full = may_read_personal_data && params.full == "1";
-    let csrf = cookie(&headers, CSRF_COOKIE).unwrap_or_default();
-    let title = format!("{} {}", texts.ui.case_detail, view.header.number);
-    let layout = layout(&backend, language, Some(&user), csrf, "ledger", title).await;
-    let namer = office_namer(&backend);
-    let page: CasePageView = case_page_view(
-        layout,
-        texts,
-        &view,
-        full,
-        may_read_personal_data,
-        &namer,
-        backend.now(),
-    );
-    html(StatusCode::OK, &page)
 }

@@ -7,25 +7,29 @@ use std::sync::Arc;
 use axum::body::Body;
 use axum::http::{Extensions, HeaderMap, Request, StatusCode, header};
 use chrono::{DateTime, Duration, TimeZone, Utc};
-use fengqiao_accounts::secret::{SESSION_COOKIE, Session};
-use fengqiao_accounts::{Account, Role, RoleSet};
+use fengqiao_accounts::secret::{SESSION_COOKIE, Session, secret_hash};
+use fengqiao_accounts::{Account, Action, Role, RoleSet};
+use fengqiao_case::CaseError;
+use fengqiao_case::authority::KindTag;
 use fengqiao_case::model::roster::{RosterMemberView, RosterView};
 use fengqiao_case::model::stats::{OfficeStats, StatsBreakdown, SyncHealth};
 use fengqiao_case::model::{
-    CaseHeader, CaseListItem, CaseView, Category, Channel, DirectiveListItem, DirectiveState,
-    DirectiveStatus, Event, EventKind, Limits, Location, MatterType, MeasureSet, Measures, NodeId,
-    NodeInfo, Petitioner, Ratio, Tier, WarningThresholds,
+    AppendEvent, CaseHeader, CaseListItem, CaseView, Category, Channel, DirectiveListItem,
+    DirectiveState, DirectiveStatus, Event, EventKind, Limits, Location, MatterType, MeasureSet,
+    Measures, NodeId, NodeInfo, Petitioner, Ratio, RegisterCase, Tier, WarningThresholds,
 };
 use tower::ServiceExt;
 
 use crate::backend::*;
 use crate::texts::{CHINESE_SOURCE, ENGLISH_SOURCE, Texts};
+use crate::{Neighbours, Office};
 
 const SCRIPT: &str = "<script>alert('x')</script>";
 const NODE: &str = "0123456789abcdef0123456789abcdef";
 const SESSION_SECRET: &str = "good-session";
-/// The session of a supervisor (督查), who may read the child offices' figures.
+/// A supervisor's session (督查): the role table gives them other actions than an operator.
 const SUPERVISOR_SESSION_SECRET: &str = "supervisor-session";
+const CSRF_TOKEN: &str = "csrf";
 
 fn at(day: u32) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 12, day, 2, 0, 0)
@@ -95,26 +99,16 @@ fn sample_case(now: DateTime<Utc>) -> CaseView {
     }
 }
 
+fn account_of(login: &str, name: &str, role: Role) -> Account {
+    Account::new(login, name, RoleSet::of(&[role]), String::new(), at(1)).expect("valid account")
+}
+
 fn account() -> Account {
-    Account::new(
-        "lizt",
-        "李调解",
-        RoleSet::of(&[Role::Operator]),
-        String::new(),
-        at(1),
-    )
-    .expect("valid account")
+    account_of("lizt", "李调解", Role::Operator)
 }
 
 fn supervisor() -> Account {
-    Account::new(
-        "wangdc",
-        "王督查",
-        RoleSet::of(&[Role::Supervisor]),
-        String::new(),
-        at(1),
-    )
-    .expect("valid account")
+    account_of("wangdc", "王督查", Role::Supervisor)
 }
 
 /// Three cases of wage arrears, two of them accepted in time.
@@ -190,23 +184,20 @@ impl ConsoleBackend for Fake {
 
     fn session<'a>(&'a self, session_secret: String) -> BackendFuture<'a, ConsoleUser> {
         Box::pin(async move {
-            if session_secret == SUPERVISOR_SESSION_SECRET {
-                return Ok(ConsoleUser {
-                    account: supervisor(),
-                    session: Session::new("wangdc", String::new(), at(1)),
-                });
-            }
-            if session_secret == SESSION_SECRET {
-                Ok(ConsoleUser {
-                    account: account(),
-                    session: Session::new("lizt", String::new(), at(1)),
-                })
-            } else {
-                Err(BackendError::new(
-                    BackendErrorKind::Unauthenticated,
-                    "no such session",
-                ))
-            }
+            let account = match session_secret.as_str() {
+                SESSION_SECRET => account(),
+                SUPERVISOR_SESSION_SECRET => supervisor(),
+                _ => {
+                    return Err(BackendError::new(
+                        BackendErrorKind::Unauthenticated,
+                        "no such session",
+                    ));
+                }
+            };
+            Ok(ConsoleUser {
+                session: Session::new(&account.login, secret_hash(CSRF_TOKEN), at(1)),
+                account,
+            })
         })
     }
 
@@ -247,6 +238,83 @@ impl ConsoleBackend for Fake {
                 Err(BackendError::new(BackendErrorKind::NotFound, number))
             }
         })
+    }
+
+    /// The domain's own header checks (`lifecycle::validate_header`, which the node's register
+    /// runs), their refused field named as the node names it.
+    fn register<'a>(
+        &'a self,
+        _user: &'a ConsoleUser,
+        request: RegisterCase,
+    ) -> BackendFuture<'a, CaseView> {
+        Box::pin(async move {
+            let header = CaseHeader {
+                number: "430702-2026-000002".to_owned(),
+                channel: request.channel,
+                petitioners: request.petitioners,
+                headcount: request.headcount,
+                respondent: request.respondent,
+                category: request.category,
+                matter_type: request.matter_type,
+                litigation_related: request.litigation_related,
+                summary: request.summary,
+                location: request.location,
+                ownership: request.ownership,
+            };
+            fengqiao_case::lifecycle::validate_header(&header, self.now).map_err(|error| {
+                match error {
+                    CaseError::InvalidInput { field, why } => BackendError::of_field(field, why),
+                    other => BackendError::new(BackendErrorKind::Refused, other.to_string()),
+                }
+            })?;
+            Ok(CaseView {
+                header,
+                ..self.view.clone()
+            })
+        })
+    }
+
+    /// Every append is refused as the lifecycle refuses an accept of an accepted case, so that
+    /// the page's answer to a refusal shows.
+    fn append<'a>(
+        &'a self,
+        _user: &'a ConsoleUser,
+        _number: String,
+        _request: AppendEvent,
+    ) -> BackendFuture<'a, CaseView> {
+        Box::pin(async {
+            Err(BackendError::new(
+                BackendErrorKind::Refused,
+                "cannot accept a case that is Accepted: only a registered case awaiting its decision can be accepted",
+            ))
+        })
+    }
+
+    /// The real role table (`fengqiao_accounts`); the authority table and the lifecycle need
+    /// the node and are the node backend's.
+    fn permitted<'a>(
+        &'a self,
+        user: &'a ConsoleUser,
+        _number: String,
+        candidates: Vec<EventKind>,
+    ) -> BackendFuture<'a, Vec<bool>> {
+        Box::pin(async move {
+            let actor = user.account.actor();
+            Ok(candidates
+                .iter()
+                .map(|kind| actor.permit(Action::Event(KindTag::of(kind))).is_ok())
+                .collect())
+        })
+    }
+
+    fn neighbours(&self) -> Neighbours {
+        Neighbours {
+            parent: Some(Office {
+                node_id: "ffffffffffffffffffffffffffffffff".to_owned(),
+                name: format!("河洑镇{SCRIPT}"),
+            }),
+            children: Vec::new(),
+        }
     }
 
     fn links<'a>(&'a self) -> BackendFuture<'a, Vec<LinkStatus>> {
@@ -433,6 +501,7 @@ async fn page(uri: &str, signed_in: bool) -> (StatusCode, String) {
     page_as(uri, signed_in.then_some(SESSION_SECRET)).await
 }
 
+/// A page as the account of `session_secret` sees it (None: signed out).
 async fn page_as(uri: &str, session_secret: Option<&str>) -> (StatusCode, String) {
     let mut request = Request::get(uri);
     if let Some(secret) = session_secret {
@@ -493,6 +562,25 @@ fn every_enum_value_has_a_word() {
             "{grade:?}"
         );
     }
+    fn has_every<T: serde::Serialize>(
+        table: &std::collections::BTreeMap<String, String>,
+        all: &[T],
+    ) {
+        for value in all {
+            let name = crate::texts::api_name(value);
+            assert!(table.contains_key(&name), "{name}");
+        }
+    }
+    has_every(&texts.channel, &crate::registration::ALL_CHANNELS);
+    has_every(&texts.matter_type, &crate::registration::ALL_MATTER_TYPES);
+    has_every(&texts.id_type, &crate::registration::ALL_ID_TYPES);
+    has_every(&texts.reply_outcome, &crate::actions::ALL_REPLY_OUTCOMES);
+    for kind in crate::actions::OFFERED_KINDS {
+        assert!(
+            texts.event.contains_key(&crate::texts::api_name(&kind)),
+            "{kind:?}"
+        );
+    }
     assert_eq!(texts.grade["approaching"], "预警");
     assert_eq!(texts.grade["overdue"], "超时");
     assert_eq!(texts.grade["seriously_overdue"], "严重超时");
@@ -512,6 +600,9 @@ fn templates_hold_no_literal_words() {
         include_str!("../templates/statistics.html"),
         include_str!("../templates/network.html"),
         include_str!("../templates/directives.html"),
+        include_str!("../templates/register.html"),
+        include_str!("../templates/field.html"),
+        include_str!("../templates/select.html"),
     ];
     for template in templates {
         assert!(
@@ -827,4 +918,252 @@ fn vendored_files_match_their_recorded_hashes() {
             .unwrap_or_else(|| panic!("VERSIONS records no hash of {name}"));
         assert_eq!(hex::encode(Sha256::digest(bytes)), recorded, "{name}");
     }
+}
+
+/// A form body as a browser sends it (`application/x-www-form-urlencoded`).
+fn form_body(fields: &[(&str, &str)]) -> String {
+    let encode = |text: &str| {
+        text.bytes()
+            .map(|byte| {
+                if byte.is_ascii_alphanumeric() || byte == b'_' || byte == b'-' {
+                    char::from(byte).to_string()
+                } else {
+                    format!("%{byte:02X}")
+                }
+            })
+            .collect::<String>()
+    };
+    fields
+        .iter()
+        .map(|(name, value)| format!("{}={}", encode(name), encode(value)))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+/// POST a form as the signed-in account of `session_secret`: status, `Location`, body.
+async fn post_form(
+    uri: &str,
+    session_secret: &str,
+    fields: &[(&str, &str)],
+) -> (StatusCode, Option<String>, String) {
+    let request = Request::post(uri)
+        .header(header::COOKIE, format!("{SESSION_COOKIE}={session_secret}"))
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(Body::from(form_body(fields)))
+        .expect("request");
+    let response = console().oneshot(request).await.expect("answer");
+    let status = response.status();
+    let location = response
+        .headers()
+        .get(header::LOCATION)
+        .and_then(|value| value.to_str().ok())
+        .map(str::to_owned);
+    let body = axum::body::to_bytes(response.into_body(), 1 << 20)
+        .await
+        .expect("body");
+    (
+        status,
+        location,
+        String::from_utf8(body.to_vec()).expect("utf-8"),
+    )
+}
+
+/// A registration of two petitioners, the first with `id_number`.
+fn registration(id_number: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("csrf", CSRF_TOKEN.to_owned()),
+        ("channel", "visit".to_owned()),
+        ("category", "wage_arrears".to_owned()),
+        ("matter_type", "appeal".to_owned()),
+        ("headcount", "2".to_owned()),
+        ("summary", "讨要拖欠的工资".to_owned()),
+        ("region_code", "430702001001".to_owned()),
+        ("village", "河洑村".to_owned()),
+        ("leader", "刘镇长".to_owned()),
+        ("petitioner_name_0", "张三".to_owned()),
+        ("petitioner_id_number_0", id_number.to_owned()),
+        ("petitioner_phone_0", "13800131234".to_owned()),
+        ("petitioner_name_1", "李四".to_owned()),
+        ("petitioner_representative_1", "1".to_owned()),
+    ]
+}
+
+fn as_fields<'a>(pairs: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
+    pairs
+        .iter()
+        .map(|(name, value)| (*name, value.as_str()))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_wrong_id_number_is_answered_beside_its_field_keeping_the_form() {
+    // The check character of 43070219800101002… is 2, not 7: a digit is mistyped.
+    let typed = registration("430702198001010027");
+    let (status, _, body) = post_form("/register", SESSION_SECRET, &as_fields(&typed)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let error_at = body
+        .find("id=\"petitioner_id_number_0-error\"")
+        .unwrap_or_else(|| panic!("no error beside the first ID number:\n{body}"));
+    let error = &body[error_at..];
+    assert!(
+        error.starts_with("id=\"petitioner_id_number_0-error\" role=\"alert\">身份证号有误："),
+        "{error}"
+    );
+    assert!(error.contains("校验码不符"), "{error}");
+    // The error sits in the ID number's own field, after its input.
+    let input_at = body
+        .find("id=\"petitioner_id_number_0\"")
+        .expect("the ID number's input");
+    assert!(input_at < error_at);
+    assert!(
+        !body[input_at..error_at].contains("<div class=\"field"),
+        "not beside the field: {}",
+        &body[input_at..error_at]
+    );
+    // Everything typed is still there.
+    for value in [
+        "430702198001010027",
+        "13800131234",
+        "张三",
+        "李四",
+        "讨要拖欠的工资",
+        "河洑村",
+        "刘镇长",
+    ] {
+        assert!(
+            body.contains(&format!("value=\"{value}\""))
+                || body.contains(&format!(">{value}</textarea>")),
+            "{value} lost:\n{body}"
+        );
+    }
+    assert!(
+        body.contains("<option value=\"wage_arrears\" selected>"),
+        "{body}"
+    );
+    assert!(
+        body.contains("name=\"petitioner_representative_1\" value=\"1\" checked"),
+        "{body}"
+    );
+    assert!(body.contains("登记未成功"), "{body}");
+
+    let corrected = registration("430702198001010022");
+    let (status, location, body) =
+        post_form("/register", SESSION_SECRET, &as_fields(&corrected)).await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{body}");
+    assert_eq!(location.as_deref(), Some("/cases/430702-2026-000002"));
+}
+
+#[tokio::test]
+async fn a_number_that_is_not_one_and_a_row_added_keep_the_form() {
+    let mut typed = registration("430702198001010022");
+    typed.retain(|(name, _)| *name != "headcount");
+    typed.push(("headcount", "两".to_owned()));
+    typed.push(("registered_at", "昨天上午".to_owned()));
+    let (status, _, body) = post_form("/register", SESSION_SECRET, &as_fields(&typed)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(
+        body.contains("id=\"headcount-error\" role=\"alert\">请填写数字"),
+        "{body}"
+    );
+    assert!(body.contains("value=\"两\""), "{body}");
+    assert!(
+        body.contains("id=\"registered_at-error\" role=\"alert\">请按 2026-12-04 09:30"),
+        "{body}"
+    );
+    assert!(body.contains("value=\"昨天上午\""), "{body}");
+    typed.retain(|(name, _)| *name != "registered_at");
+
+    typed.push(("rows", "3".to_owned()));
+    typed.push(("add_row", "1".to_owned()));
+    let (status, _, body) = post_form("/register", SESSION_SECRET, &as_fields(&typed)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(
+        body.contains("name=\"petitioner_name_3\""),
+        "a fourth row: {body}"
+    );
+    assert!(!body.contains("name=\"petitioner_name_4\""), "{body}");
+    assert!(body.contains("value=\"李四\""), "{body}");
+    assert!(
+        !body.contains("role=\"alert\""),
+        "adding a row judges nothing: {body}"
+    );
+}
+
+#[tokio::test]
+async fn forms_without_the_sessions_csrf_token_are_refused() {
+    let mut typed = registration("430702198001010022");
+    typed.retain(|(name, _)| *name != "csrf");
+    let (status, location, body) = post_form("/register", SESSION_SECRET, &as_fields(&typed)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert_eq!(location, None);
+    assert!(body.contains("页面已过期"), "{body}");
+    typed.push(("csrf", "forged".to_owned()));
+    let (status, _, _) = post_form("/register", SESSION_SECRET, &as_fields(&typed)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    for csrf in ["", "forged"] {
+        let (status, _, body) = post_form(
+            "/cases/430702-2026-000001/actions",
+            SESSION_SECRET,
+            &[("csrf", csrf), ("action", "accept")],
+        )
+        .await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    }
+}
+
+/// The actions whose buttons the page shows, by their API names.
+fn offered(body: &str) -> Vec<String> {
+    crate::actions::OFFERED_KINDS
+        .iter()
+        .map(crate::texts::api_name)
+        .filter(|kind| body.contains(&format!("id=\"action-{kind}\"")))
+        .collect()
+}
+
+#[tokio::test]
+async fn an_operator_is_offered_no_supervisor_action_and_a_supervisor_is() {
+    let (status, body) = page("/cases/430702-2026-000001", true).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let operator = offered(&body);
+    assert!(operator.iter().any(|kind| kind == "accept"), "{operator:?}");
+    assert!(operator.iter().any(|kind| kind == "reject"), "{operator:?}");
+    for supervisor_only in ["escalate", "assign", "take_over"] {
+        assert!(
+            !operator.iter().any(|kind| kind == supervisor_only),
+            "{operator:?}"
+        );
+    }
+    assert!(body.contains(">受理</button>"), "{body}");
+
+    let (status, body) =
+        page_as("/cases/430702-2026-000001", Some(SUPERVISOR_SESSION_SECRET)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let supervisor = offered(&body);
+    // No child office: nothing to assign to, so 交办 is not offered.
+    assert_eq!(supervisor, ["escalate", "take_over", "note"], "{body}");
+    assert!(body.contains(">上报</button>"), "{body}");
+    assert_escaped("the supervisor's case page", &body);
+}
+
+#[tokio::test]
+async fn a_refused_action_is_answered_on_the_case_page_with_the_nodes_reason() {
+    let (status, location, body) = post_form(
+        "/cases/430702-2026-000001/actions",
+        SESSION_SECRET,
+        &[
+            ("csrf", CSRF_TOKEN),
+            ("action", "reject"),
+            ("reason", "不属于本单位职权"),
+        ],
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(location, None);
+    assert!(body.contains("id=\"action-error\""), "{body}");
+    assert!(body.contains("未能不予受理："), "{body}");
+    assert!(body.contains("only a registered case"), "{body}");
+    assert!(
+        body.contains(">不属于本单位职权</textarea>"),
+        "the reason typed is kept: {body}"
+    );
 }

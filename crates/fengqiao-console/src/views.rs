@@ -9,6 +9,7 @@ use fengqiao_case::model::{CaseView, NodeId, Petitioner, Warning};
 use fengqiao_case::summary::{open_deadlines, summarize};
 use fengqiao_case::warnings::worst_grade;
 
+use crate::actions::ActionsView;
 use crate::backend::{CaseRow, LinkRelation, LinkStatus};
 use crate::masking::{mask_id_number, mask_phone};
 use crate::texts::{Language, Texts, Ui, api_name, fill};
@@ -298,6 +299,8 @@ pub struct CasePageView {
     pub toggle: Option<(String, String)>,
     pub events: Vec<EventView>,
     pub deadlines: Vec<DeadlineView>,
+    /// What the signed-in person may do now (`crate::actions`), filled in by the handler.
+    pub actions: ActionsView,
 }
 
 #[derive(Debug, Template)]
@@ -455,6 +458,7 @@ pub fn case_page_view(
         toggle,
         events,
         deadlines,
+        actions: ActionsView::default(),
     }
 }
 

@@ -191,6 +191,12 @@ fn write_secret_file(path: &Path, text: &str) -> anyhow::Result<()> {
 pub enum ServiceError {
     #[error("{0}")]
     InvalidInput(String),
+    /// One field of the request is refused: `field` is its path in the request
+    /// (`petitioners.id_number`, `location.region_code`), `why` says what is wrong (for a
+    /// petitioner, starting with which one: `petitioner 2: …`), so a form can show it beside
+    /// the field.
+    #[error("invalid {field}: {why}")]
+    InvalidField { field: String, why: String },
     #[error("no case {0}")]
     NotFound(CaseId),
     #[error("case {0} already exists")]
@@ -251,7 +257,7 @@ impl ServiceError {
     /// The HTTP status this error is answered with.
     pub fn http_status(&self) -> u16 {
         match self {
-            ServiceError::InvalidInput(_) => 400,
+            ServiceError::InvalidInput(_) | ServiceError::InvalidField { .. } => 400,
             ServiceError::Unauthenticated(_) => 401,
             ServiceError::NotPermitted(_) => 403,
             ServiceError::NotFound(_) | ServiceError::NoSuchAccount(_) => 404,
@@ -273,7 +279,10 @@ impl ServiceError {
 impl From<CaseError> for ServiceError {
     fn from(error: CaseError) -> ServiceError {
         match error {
-            CaseError::InvalidInput { .. } => ServiceError::InvalidInput(error.to_string()),
+            CaseError::InvalidInput { field, why } => ServiceError::InvalidField {
+                field: field.to_owned(),
+                why,
+            },
             CaseError::Document(document) => ServiceError::Document(document),
             // Our own key failed to sign our own event: nothing the caller did.
             CaseError::Signature(signature) => ServiceError::Internal(signature.to_string()),
@@ -761,13 +770,7 @@ impl Node {
         now: DateTime<Utc>,
         number: &str,
     ) -> Result<CaseView, ServiceError> {
-        let loaded = self
-            .store
-            .with_case(number, |document| -> Result<_, DocumentError> {
-                Ok((document.header()?, document.events()?))
-            })?
-            .ok_or_else(|| ServiceError::NotFound(number.to_owned()))?;
-        let (header, events) = loaded?;
+        let (header, events) = self.stored_case(number)?;
         let record = serde_json::json!({
             "at": now,
             "operator": operator,
@@ -788,6 +791,20 @@ impl Node {
             warnings,
             refused_by_peers,
         })
+    }
+
+    /// Case `number`'s header and events as stored.
+    fn stored_case(
+        &self,
+        number: &str,
+    ) -> Result<(CaseHeader, Vec<fengqiao_case::Event>), ServiceError> {
+        let loaded = self
+            .store
+            .with_case(number, |document| -> Result<_, DocumentError> {
+                Ok((document.header()?, document.events()?))
+            })?
+            .ok_or_else(|| ServiceError::NotFound(number.to_owned()))?;
+        Ok(loaded?)
     }
 
     /// Case summaries matching `filter`, each with its warnings at `now`.
@@ -1208,9 +1225,10 @@ impl Node {
         let own = &self.config.node.region_code;
         let code = &request.location.region_code;
         if !lies_within(code, own) {
-            return Err(ServiceError::InvalidInput(format!(
-                "location.region_code {code:?} is outside this node's jurisdiction ({own})"
-            )));
+            return Err(ServiceError::InvalidField {
+                field: "location.region_code".to_owned(),
+                why: format!("{code:?} is outside this node's jurisdiction ({own})"),
+            });
         }
         Ok(())
     }
@@ -1401,6 +1419,7 @@ fn check_store_belongs_to_node(store: &Store, identity: &NodeIdentity) -> anyhow
 pub mod accounts;
 pub mod audit;
 pub mod auto_escalation;
+mod permitted_events;
 pub mod policy;
 mod stats;
 

@@ -2,7 +2,9 @@
 //! asks, answered by the service that answers the API, with the API's checks: sign-in through
 //! the same throttle and argon2 permits, sessions through `authenticate_session`, the role
 //! table's `read_cases` row before any case is read, the case read into the access log, the
-//! federation's link report for the banner. Nothing here decides a rule of its own.
+//! federation's link report for the banner; registrations and events through the service's
+//! `register` and `append` as the acting account, as the API's handlers make them; the actions
+//! a page offers from `Node::permitted_events`. Nothing here decides a rule of its own.
 
 use std::sync::Arc;
 
@@ -12,13 +14,16 @@ use chrono::{DateTime, Utc};
 use fengqiao_accounts::Action;
 use fengqiao_case::model::roster::RosterView;
 use fengqiao_case::model::stats::StatsBreakdown;
-use fengqiao_case::model::{CaseHeader, CaseView, NodeId, NodeInfo, WarningGrade};
-use fengqiao_case::model::{DirectiveListItem, Measures};
+use fengqiao_case::model::{
+    AppendEvent, CaseHeader, CaseView, DirectiveListItem, EventKind, Measures, NodeId, NodeInfo,
+    RegisterCase, WarningGrade,
+};
 use fengqiao_case::summary::earliest_open_deadline;
 use fengqiao_case::warnings::worst_grade;
 use fengqiao_console::{
     BackendError, BackendErrorKind, BackendFuture, CasePage, CaseQuery, CaseRow, ConsoleBackend,
-    ConsoleSignIn, ConsoleUser, LinkDetail, LinkRelation, LinkStatus, StatsPeriod,
+    ConsoleSignIn, ConsoleUser, LinkDetail, LinkRelation, LinkStatus, Neighbours, Office,
+    StatsPeriod,
 };
 
 use super::accounts::{SIGN_IN_PERMITS, cookie_text};
@@ -59,9 +64,22 @@ impl NodeConsole {
     }
 }
 
+impl NodeConsole {
+    /// Tell the federation (if any) that the store changed, as the API's writes do, so the
+    /// links send it at once.
+    fn notify_local_change(&self) {
+        if let Some(federation) = &self.federation {
+            federation.notify_local_change();
+        }
+    }
+}
+
 /// The service's refusal as the console reads it (the kinds the API answers with 401, 429,
-/// 403, 404, 400; the rest are failures).
+/// 403, 404, 400, 409; the rest are failures). A refused field keeps its name.
 fn backend_error(error: ServiceError) -> BackendError {
+    if let ServiceError::InvalidField { field, why } = error {
+        return BackendError::of_field(field, why);
+    }
     let kind = match &error {
         ServiceError::Unauthenticated(_) => BackendErrorKind::Unauthenticated,
         ServiceError::Throttled {
@@ -72,6 +90,7 @@ fn backend_error(error: ServiceError) -> BackendError {
         ServiceError::NotPermitted(_) | ServiceError::Forbidden(_) => BackendErrorKind::Forbidden,
         ServiceError::NotFound(_) => BackendErrorKind::NotFound,
         ServiceError::InvalidInput(_) => BackendErrorKind::InvalidInput,
+        ServiceError::Refused(_) | ServiceError::Unreachable { .. } => BackendErrorKind::Refused,
         _ => BackendErrorKind::Internal,
     };
     let message = match &error {
@@ -295,6 +314,84 @@ impl ConsoleBackend for NodeConsole {
             permitted(user, Action::ReadFederation)?;
             Ok(self.federation.as_ref().map(FederationStatus::roster))
         })
+    }
+
+    fn register<'a>(
+        &'a self,
+        user: &'a ConsoleUser,
+        request: RegisterCase,
+    ) -> BackendFuture<'a, CaseView> {
+        Box::pin(async move {
+            let actor = user.account.actor();
+            let view = self
+                .on_node(move |node| node.register(&actor, Utc::now(), request))
+                .await?;
+            self.notify_local_change();
+            Ok(view)
+        })
+    }
+
+    fn append<'a>(
+        &'a self,
+        user: &'a ConsoleUser,
+        number: String,
+        request: AppendEvent,
+    ) -> BackendFuture<'a, CaseView> {
+        Box::pin(async move {
+            let actor = user.account.actor();
+            let view = self
+                .on_node(move |node| node.append(&actor, Utc::now(), &number, request))
+                .await?;
+            self.notify_local_change();
+            Ok(view)
+        })
+    }
+
+    fn permitted<'a>(
+        &'a self,
+        user: &'a ConsoleUser,
+        number: String,
+        candidates: Vec<EventKind>,
+    ) -> BackendFuture<'a, Vec<bool>> {
+        Box::pin(async move {
+            let actor = user.account.actor();
+            let answers = self
+                .on_node(move |node| {
+                    node.permitted_events(&actor, Utc::now(), &number, &candidates)
+                })
+                .await?;
+            Ok(answers.iter().map(Result::is_ok).collect())
+        })
+    }
+
+    fn neighbours(&self) -> Neighbours {
+        let Some(federation) = &self.federation else {
+            return Neighbours::default();
+        };
+        let roster = federation.roster();
+        let own = self.node.node_id();
+        let office = |member: &fengqiao_case::model::roster::RosterMemberView| Office {
+            node_id: member.node_id.clone(),
+            name: member.name.clone(),
+        };
+        let parent_id = roster
+            .members
+            .iter()
+            .find(|member| member.node_id == own)
+            .and_then(|member| member.admitted_by.clone());
+        Neighbours {
+            parent: roster
+                .members
+                .iter()
+                .find(|member| Some(&member.node_id) == parent_id.as_ref())
+                .map(office),
+            children: roster
+                .members
+                .iter()
+                .filter(|member| member.admitted_by.as_deref() == Some(own) && !member.revoked)
+                .map(office)
+                .collect(),
+        }
     }
 
     fn links<'a>(&'a self) -> BackendFuture<'a, Vec<LinkStatus>> {

@@ -44,6 +44,17 @@ fn open_village() -> (tempfile::TempDir, Node) {
     (temp, node)
 }
 
+/// A village holding one registered case (拖欠工资), and the case's number.
+fn village_with_a_case() -> (tempfile::TempDir, Node, CaseId) {
+    let (temp, node) = open_village();
+    let number = node
+        .register(&tester(), now(), registration(Category::WageArrears))
+        .unwrap()
+        .header
+        .number;
+    (temp, node, number)
+}
+
 fn registration(category: Category) -> RegisterCase {
     RegisterCase {
         backdated_reason: None,
@@ -247,12 +258,7 @@ fn register_refuses_bad_input_without_using_a_number() {
 
 #[test]
 fn append_follows_the_lifecycle_and_refusals_carry_its_message() {
-    let (_temp, node) = open_village();
-    let number = node
-        .register(&tester(), now(), registration(Category::WageArrears))
-        .unwrap()
-        .header
-        .number;
+    let (_temp, node, number) = village_with_a_case();
 
     let refused = node
         .append(
@@ -316,12 +322,7 @@ fn append_follows_the_lifecycle_and_refusals_carry_its_message() {
 
 #[test]
 fn get_records_the_read_in_the_access_log() {
-    let (_temp, node) = open_village();
-    let number = node
-        .register(&tester(), now(), registration(Category::WageArrears))
-        .unwrap()
-        .header
-        .number;
+    let (_temp, node, number) = village_with_a_case();
     let view = node.get(Some("王书记"), now(), &number).unwrap();
     assert_eq!(view.header.petitioners[0].name, "王秀英");
     node.get(None, now(), &number).unwrap();
@@ -629,12 +630,7 @@ fn rows_without_numbers_are_imported_once_marked_and_can_be_left_out_of_the_meas
 
 #[test]
 fn stats_measure_the_period_and_category() {
-    let (_temp, node) = open_village();
-    let number = node
-        .register(&tester(), now(), registration(Category::WageArrears))
-        .unwrap()
-        .header
-        .number;
+    let (_temp, node, number) = village_with_a_case();
     node.append(&tester(), now(), &number, event(EventKind::Accept {}))
         .unwrap();
     node.register(&tester(), now(), registration(Category::Labour))
@@ -817,4 +813,59 @@ fn a_node_three_days_slow_against_its_parent_stamps_nothing_until_told_to_procee
     agreeing
         .register(&tester(), now(), registration(Category::WageArrears))
         .expect("a clock within 5 minutes stamps");
+}
+
+#[test]
+fn permitted_events_answer_as_append_would_and_write_nothing() {
+    let (_temp, node, number) = village_with_a_case();
+    let person = |role| fengqiao_accounts::Actor {
+        operator: "李调解 (lizt)".to_owned(),
+        roles: fengqiao_accounts::RoleSet::of(&[role]),
+    };
+    let operator = person(fengqiao_accounts::Role::Operator);
+    let supervisor = person(fengqiao_accounts::Role::Supervisor);
+    let candidates = [
+        EventKind::Accept {},
+        EventKind::Reply {
+            outcome: ReplyOutcome::Support,
+            text: "依法支持".into(),
+        },
+        EventKind::TakeOver {
+            reason: "提级办理".into(),
+        },
+        EventKind::Note {
+            text: "已电话联系".into(),
+        },
+    ];
+    let permitted = |actor: &fengqiao_accounts::Actor| -> Vec<bool> {
+        node.permitted_events(actor, now(), &number, &candidates)
+            .unwrap()
+            .iter()
+            .map(Result::is_ok)
+            .collect()
+    };
+    // The operator: 受理 and 备注; no 答复 before acceptance (the lifecycle), no 提级办理 (the
+    // role table).
+    assert_eq!(permitted(&operator), [true, false, false, true]);
+    // The supervisor: only 备注; 受理 and 答复 are operators' (the role table), and a standalone
+    // node has no tier above to take the case over (the authority table).
+    assert_eq!(permitted(&supervisor), [false, false, false, true]);
+    let refusals = node
+        .permitted_events(&supervisor, now(), &number, &candidates)
+        .unwrap();
+    let accept_refused = refusals[0].as_ref().unwrap_err().to_string();
+    assert!(
+        accept_refused.contains("may not accept"),
+        "{accept_refused}"
+    );
+    // Asking wrote nothing.
+    assert_eq!(node.get(None, now(), &number).unwrap().events.len(), 1);
+
+    node.append(&operator, now(), &number, event(EventKind::Accept {}))
+        .unwrap();
+    assert_eq!(permitted(&operator), [false, true, false, true]);
+    assert!(matches!(
+        node.permitted_events(&operator, now(), "430702001002-2026-999999", &candidates),
+        Err(ServiceError::NotFound(_))
+    ));
 }
