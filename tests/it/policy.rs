@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use fengqiao_tests::{
     NodeProcess, Office, VILLAGE_REGION as VILLAGE, case_number, http_post, path_str,
-    register_sample, run_cli_json, run_cli_ok, start_chain, wait_for,
+    register_sample, run_cli, run_cli_json, run_cli_ok, start_chain, wait_for,
 };
 
 /// Longest a test waits for replication to settle; polls end as soon as it has.
@@ -130,7 +130,24 @@ fn the_county_policy_reaches_a_village_and_both_derive_its_cases_alike() {
         "the county derives the case as the village does",
         SETTLE,
         || {
-            let shown = run_cli_json(&["case", "show", &number, "--node", &county_node.url()]);
+            // Until the case reaches the county, `case show` there fails ("no case"): a reason
+            // to wait, not a failure.
+            let output = run_cli(&[
+                "--json",
+                "case",
+                "show",
+                &number,
+                "--node",
+                &county_node.url(),
+            ]);
+            if !output.status.success() {
+                return Err(format!(
+                    "county: {}",
+                    String::from_utf8_lossy(&output.stderr).trim()
+                ));
+            }
+            let shown: serde_json::Value = serde_json::from_slice(&output.stdout)
+                .map_err(|error| format!("county answered no JSON: {error}"))?;
             if shown["state"] == village_state {
                 Ok(())
             } else {

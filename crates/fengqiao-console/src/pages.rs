@@ -455,19 +455,7 @@ pub(crate) fn choices<T: serde::Serialize + PartialEq>(
         .collect()
 }
 
-pub(crate) const ALL_STATUSES: [Status; 11] = [
-    Status::Registered,
-    Status::AwaitingReceiver,
-    Status::Accepted,
-    Status::NotAccepted,
-    Status::Diverted,
-    Status::ForwardedOut,
-    Status::Replied,
-    Status::Evaluated,
-    Status::Closed,
-    Status::UnderReview,
-    Status::Final,
-];
+pub(crate) const ALL_STATUSES: [Status; 11] = Status::ALL;
 
 pub(crate) const ALL_CATEGORIES: [Category; 11] = [
     Category::LandRequisition,

@@ -742,6 +742,23 @@ pub enum Status {
     Final,
 }
 
+impl Status {
+    /// Every status, in lifecycle order (the order tables and measures list them in).
+    pub const ALL: [Status; 11] = [
+        Status::Registered,
+        Status::AwaitingReceiver,
+        Status::Accepted,
+        Status::NotAccepted,
+        Status::Diverted,
+        Status::ForwardedOut,
+        Status::Replied,
+        Status::Evaluated,
+        Status::Closed,
+        Status::UnderReview,
+        Status::Final,
+    ];
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
