@@ -23,6 +23,21 @@ pub const CSRF_HEADER: &str = "x-csrf-token";
 /// The session cookie's name.
 pub const SESSION_COOKIE: &str = "fengqiao_session";
 
+/// The value of the cookie `name` in a request's `Cookie` header lines (`a=1; b=2`), the one
+/// reading the API's session check and the console's pages share; an empty value is none.
+pub fn cookie_value<'a>(
+    cookie_headers: impl IntoIterator<Item = &'a str>,
+    name: &str,
+) -> Option<String> {
+    cookie_headers
+        .into_iter()
+        .flat_map(|cookies| cookies.split(';'))
+        .find_map(|cookie| {
+            let (key, value) = cookie.trim().split_once('=')?;
+            (key == name && !value.is_empty()).then(|| value.to_owned())
+        })
+}
+
 /// What a secret is for; its text says so, so one kind cannot be used as another.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SecretKind {

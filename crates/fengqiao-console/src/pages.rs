@@ -27,15 +27,11 @@ pub(crate) type Backend = Arc<dyn ConsoleBackend>;
 
 /// A cookie's value from the request.
 pub(crate) fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
-    headers
+    let lines = headers
         .get_all(header::COOKIE)
         .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|cookies| cookies.split(';'))
-        .find_map(|cookie| {
-            let (key, value) = cookie.trim().split_once('=')?;
-            (key == name && !value.is_empty()).then(|| value.to_owned())
-        })
+        .filter_map(|value| value.to_str().ok());
+    fengqiao_accounts::secret::cookie_value(lines, name)
 }
 
 pub(crate) fn language(headers: &HeaderMap) -> Language {
