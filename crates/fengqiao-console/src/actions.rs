@@ -7,24 +7,21 @@
 //! takes and goes through the same append; a refusal comes back on the case page with the
 //! node's reason, in the person's language.
 
-use axum::Form;
-use axum::extract::rejection::FormRejection;
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::http::StatusCode;
 use chrono::{DateTime, Days, NaiveDate, Utc};
 use fengqiao_case::authority::KindTag;
 use fengqiao_case::deadlines::local_date;
 use fengqiao_case::input_bounds::TextKind;
-use fengqiao_case::model::{AppendEvent, CaseView, EventKind, ReplyOutcome};
+use fengqiao_case::model::{CaseView, EventKind, ReplyOutcome};
 use serde::Deserialize;
 
-use crate::backend::{BackendError, BackendErrorKind, ConsoleUser, Neighbours};
-use crate::case_page::{Refusal, render_case_page};
-use crate::pages::{Backend, failure_page, language, office_namer, parse_choice, signed_in_form};
-use crate::registration::{FormErrors, InputView, SelectView, Spec, input, select, spec};
-use crate::texts::{Texts, Ui, api_name, fill};
-use crate::views::{Choice, case_href};
+use crate::backend::{BackendError, ConsoleUser, Neighbours};
+use crate::forms::Choice;
+use crate::forms::parse_choice;
+use crate::forms::{FormErrors, InputView, SelectView, Spec, input, select, spec};
+use crate::pages::{Backend, office_namer};
+use crate::texts::{Texts, api_name};
+use crate::views::{ActionView, ActionsView, case_href};
 
 /// The actions the case page knows how to ask for, in the order it shows them.
 pub const OFFERED_KINDS: [KindTag; 9] = [
@@ -51,6 +48,14 @@ const CANDIDATE_TEXT: &str = "candidate";
 
 /// An action's form as the browser sends it: one field set for every action, each action
 /// reading the fields it has.
+/// An action the node refused, to show on the page: why, and the form as it was sent.
+#[derive(Debug, Clone)]
+pub struct Refusal {
+    pub status: StatusCode,
+    pub message: String,
+    pub form: ActionForm,
+}
+
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct ActionForm {
     #[serde(default)]
@@ -83,7 +88,7 @@ pub struct ActionForm {
 /// there is nothing to offer (no parent to escalate to, no child to assign to, no conflict to
 /// resolve). What was typed is judged by the node, not here; `Err` names a field that could not
 /// be read at all.
-fn event_of(
+pub(crate) fn event_of(
     tag: KindTag,
     form: Option<&ActionForm>,
     first_branch: Option<&str>,
@@ -169,30 +174,6 @@ fn event_of(
         },
         _ => return None,
     }))
-}
-
-/// One action's form on the case page.
-#[derive(Debug, Clone)]
-pub struct ActionView {
-    /// The event kind's API name: the form's `action`, and part of its elements' ids.
-    pub kind: String,
-    pub label: String,
-    pub selects: Vec<SelectView>,
-    pub fields: Vec<InputView>,
-    /// 办结 asks whether the matter was resolved.
-    pub asks_resolved: bool,
-    pub resolved: bool,
-}
-
-/// The actions part of the case page.
-#[derive(Debug, Clone, Default)]
-pub struct ActionsView {
-    /// Where the forms are sent.
-    pub href: String,
-    pub forms: Vec<ActionView>,
-    /// Why the action just sent was refused.
-    pub error: Option<String>,
-    pub conflict_notice: Option<String>,
 }
 
 fn action_label(texts: &Texts, tag: KindTag) -> String {
@@ -414,81 +395,4 @@ pub(crate) async fn actions_view(
             .is_some()
             .then(|| texts.ui.conflict_notice.clone()),
     })
-}
-
-/// The refusal's words: which action, and the node's reason.
-fn refusal_text(t: &Ui, texts: &Texts, action: &str, why: &str) -> String {
-    let label = texts
-        .event
-        .get(action)
-        .cloned()
-        .unwrap_or(action.to_owned());
-    fill(&t.action_refused, &[("action", &label), ("why", &why)])
-}
-
-/// `POST /cases/{number}/actions`: with the session's CSRF token, append the event the form
-/// asks for as the API does, then go back to the case page; a refusal shows the case page with
-/// the node's reason and the form as typed.
-pub async fn take_action(
-    State(backend): State<Backend>,
-    headers: HeaderMap,
-    Path(number): Path<String>,
-    body: Result<Form<ActionForm>, FormRejection>,
-) -> Response {
-    let (user, form) =
-        match signed_in_form(&backend, &headers, body, |form: &ActionForm| &form.csrf).await {
-            Ok(signed_in) => signed_in,
-            Err(response) => return response,
-        };
-    let texts = Texts::of(language(&headers));
-    let t = &texts.ui;
-    let tag = OFFERED_KINDS
-        .iter()
-        .copied()
-        .find(|tag| api_name(tag) == form.action);
-    let built =
-        tag.and_then(|tag| event_of(tag, Some(&form), None, &backend.neighbours(), backend.now()));
-    let refusal = match built {
-        None => Some((StatusCode::BAD_REQUEST, t.not_a_choice.clone())),
-        Some(Err(field)) => {
-            let word = if field == "deadline" {
-                &t.not_a_date
-            } else {
-                &t.not_a_choice
-            };
-            Some((StatusCode::BAD_REQUEST, word.clone()))
-        }
-        Some(Ok(kind)) => {
-            let request = AppendEvent {
-                kind,
-                at: None,
-                backdated_reason: None,
-            };
-            match backend.append(&user, number.clone(), request).await {
-                Ok(_) => None,
-                Err(error) => {
-                    let status = match error.kind {
-                        BackendErrorKind::Forbidden => StatusCode::FORBIDDEN,
-                        BackendErrorKind::Refused => StatusCode::CONFLICT,
-                        BackendErrorKind::InvalidInput => StatusCode::BAD_REQUEST,
-                        _ => return failure_page(&backend, &headers, Some(&user), &error).await,
-                    };
-                    let why = match &error.field {
-                        Some(field) => format!("{field}: {}", error.message),
-                        None => error.message.clone(),
-                    };
-                    Some((status, why))
-                }
-            }
-        }
-    };
-    let Some((status, why)) = refusal else {
-        return Redirect::to(&case_href(&number)).into_response();
-    };
-    let refusal = Refusal {
-        status,
-        message: refusal_text(t, texts, &form.action, &why),
-        form,
-    };
-    render_case_page(&backend, &headers, &user, number, false, Some(refusal)).await
 }

@@ -9,6 +9,7 @@ pub mod assets;
 pub mod backend;
 pub mod case_page;
 pub mod directives;
+pub mod forms;
 pub mod masking;
 pub mod network;
 pub mod pages;
@@ -50,7 +51,7 @@ pub fn router(backend: Arc<dyn ConsoleBackend>) -> Router {
         )
         .route("/cases", get(pages::ledger))
         .route("/cases/{number}", get(case_page::case_page))
-        .route("/cases/{number}/actions", post(actions::take_action))
+        .route("/cases/{number}/actions", post(case_page::take_action))
         .route("/statistics", get(statistics::statistics))
         .route("/network", get(network::network))
         .route("/directives", get(directives::directives))

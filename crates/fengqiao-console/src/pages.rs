@@ -16,9 +16,10 @@ use fengqiao_case::model::{Category, Status, WarningGrade};
 use serde::Deserialize;
 
 use crate::backend::{BackendError, BackendErrorKind, CaseQuery, ConsoleBackend, ConsoleUser};
-use crate::texts::{Language, Texts, api_name, fill};
+use crate::forms::{choices, parse_choice};
+use crate::texts::{Language, Texts, fill};
 use crate::views::{
-    Choice, DashboardPage, Layout, LedgerPage, MessagePage, SignInPage, banner, row_view,
+    DashboardPage, Layout, LedgerPage, MessagePage, SignInPage, banner, row_view,
     switch_language_href,
 };
 use crate::{CSRF_COOKIE, LANGUAGE_COOKIE, PAGE_SIZE};
@@ -417,38 +418,6 @@ pub struct LedgerParams {
     grade: String,
     #[serde(default)]
     page: String,
-}
-
-/// An enum from its API name; empty is "all"; anything else is "all" too, and named in
-/// `refused` so the page says which value it did not take.
-pub(crate) fn parse_choice<T: serde::de::DeserializeOwned>(
-    value: &str,
-    refused: &mut Vec<String>,
-) -> Option<T> {
-    if value.is_empty() {
-        return None;
-    }
-    match serde_json::from_value(serde_json::Value::String(value.to_owned())) {
-        Ok(parsed) => Some(parsed),
-        Err(_) => {
-            refused.push(value.to_owned());
-            None
-        }
-    }
-}
-
-pub(crate) fn choices<T: serde::Serialize + PartialEq>(
-    table: &std::collections::BTreeMap<String, String>,
-    all: &[T],
-    selected: Option<&T>,
-) -> Vec<Choice> {
-    all.iter()
-        .map(|value| Choice {
-            value: api_name(value),
-            label: Texts::term(table, value),
-            selected: selected == Some(value),
-        })
-        .collect()
 }
 
 pub(crate) const ALL_STATUSES: [Status; 11] = Status::ALL;

@@ -6,8 +6,6 @@
 //! and judges nothing else. "增加一行" works without JavaScript: the form is sent back and shown
 //! again with one more petitioner row.
 
-use std::collections::BTreeMap;
-
 use askama::Template;
 use axum::Form;
 use axum::extract::State;
@@ -23,12 +21,14 @@ use fengqiao_case::model::{
 
 use crate::CSRF_COOKIE;
 use crate::backend::{BackendError, BackendErrorKind, ConsoleUser};
+use crate::forms::parse_choice;
+use crate::forms::{FormErrors, InputView, SelectView, Spec, input, select, spec};
 use crate::pages::{
-    ALL_CATEGORIES, Backend, choices, cookie, failure_page, html, language, layout, parse_choice,
-    signed_in, signed_in_form,
+    ALL_CATEGORIES, Backend, cookie, failure_page, html, language, layout, signed_in,
+    signed_in_form,
 };
 use crate::texts::{Texts, Ui, fill};
-use crate::views::{Choice, Layout, case_href};
+use crate::views::{Layout, case_href};
 
 /// Petitioner rows a blank form shows.
 pub const BLANK_PETITIONER_ROWS: usize = 3;
@@ -309,22 +309,7 @@ impl RegistrationForm {
     }
 }
 
-/// What the page says is wrong: beside a field (by its form name), or above the form.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct FormErrors {
-    pub by_field: BTreeMap<String, String>,
-    pub general: Vec<String>,
-}
-
 impl FormErrors {
-    pub(crate) fn beside(&mut self, field: &str, message: String) {
-        self.by_field.insert(field.to_owned(), message);
-    }
-
-    fn is_empty(&self) -> bool {
-        self.by_field.is_empty() && self.general.is_empty()
-    }
-
     /// The node's refusal, beside the form field it names: `field` is the request's path
     /// (`petitioners.id_number`, `location.region_code`); a petitioner's refusal starts with
     /// which one (`petitioner 2: …`, counted among those sent), which `rows` maps back to the
@@ -416,34 +401,6 @@ fn label_of(t: &Ui, field: &str) -> String {
     .to_owned()
 }
 
-/// A text field as the page shows it.
-#[derive(Debug, Clone)]
-pub struct InputView {
-    /// The element's id, unique on the page (a case page has several forms).
-    pub id: String,
-    pub name: String,
-    pub label: String,
-    pub value: String,
-    pub error: Option<String>,
-    pub required: bool,
-    /// `text`, `number`, `date`, `tel` or `textarea`.
-    pub input_type: &'static str,
-    pub maxlength: usize,
-    /// An in-page hint of the shape (the node still judges); empty for none.
-    pub pattern: &'static str,
-}
-
-/// A select list as the page shows it.
-#[derive(Debug, Clone)]
-pub struct SelectView {
-    pub id: String,
-    pub name: String,
-    pub label: String,
-    pub choices: Vec<Choice>,
-    pub error: Option<String>,
-    pub required: bool,
-}
-
 #[derive(Debug, Clone)]
 pub struct PetitionerRowView {
     pub number: usize,
@@ -466,63 +423,6 @@ pub struct RegistrationPage {
     pub backdating: Vec<InputView>,
     pub rows: Vec<PetitionerRowView>,
     pub row_count: usize,
-}
-
-/// A field of `kind`'s bound (`fengqiao_case::input_bounds`), as a browser can hint it.
-pub(crate) struct Spec {
-    pub name: String,
-    pub label: String,
-    pub kind: TextKind,
-    pub required: bool,
-    pub input_type: &'static str,
-    pub pattern: &'static str,
-}
-
-pub(crate) fn input(spec: Spec, value: &str, errors: &FormErrors) -> InputView {
-    InputView {
-        error: errors.by_field.get(&spec.name).cloned(),
-        maxlength: spec.kind.max_chars(),
-        id: spec.name.clone(),
-        name: spec.name,
-        label: spec.label,
-        value: value.to_owned(),
-        required: spec.required,
-        input_type: spec.input_type,
-        pattern: spec.pattern,
-    }
-}
-
-pub(crate) fn spec(name: &str, label: &str, kind: TextKind) -> Spec {
-    Spec {
-        name: name.to_owned(),
-        label: label.to_owned(),
-        kind,
-        required: false,
-        input_type: if kind.keeps_line_breaks() {
-            "textarea"
-        } else {
-            "text"
-        },
-        pattern: "",
-    }
-}
-
-pub(crate) fn select<T: serde::Serialize + serde::de::DeserializeOwned + PartialEq>(
-    (name, label): (&str, &str),
-    table: &BTreeMap<String, String>,
-    all: &[T],
-    value: &str,
-    errors: &FormErrors,
-) -> SelectView {
-    let selected: Option<T> = parse_choice(value, &mut Vec::new());
-    SelectView {
-        id: name.to_owned(),
-        name: name.to_owned(),
-        label: label.to_owned(),
-        choices: choices(table, all, selected.as_ref()),
-        error: errors.by_field.get(name).cloned(),
-        required: true,
-    }
 }
 
 /// The page for `form`, with `errors` beside their fields.

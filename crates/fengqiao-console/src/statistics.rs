@@ -19,12 +19,13 @@ use serde_json::json;
 
 use crate::CSRF_COOKIE;
 use crate::backend::StatsPeriod;
+use crate::forms::Choice;
+use crate::forms::{choices, parse_choice};
 use crate::pages::{
-    ALL_CATEGORIES, Backend, choices, cookie, failure_page, html, language, layout, parse_choice,
-    signed_in,
+    ALL_CATEGORIES, Backend, cookie, failure_page, html, language, layout, signed_in,
 };
 use crate::texts::{StatisticsTexts, Texts, fill};
-use crate::views::{Choice, Layout, date_time};
+use crate::views::{Layout, date_time};
 
 /// Months the monthly charts cover, ending with the period's last month.
 const CHART_MONTHS: u32 = 12;

@@ -9,8 +9,8 @@ use fengqiao_case::model::{CaseView, NodeId, Petitioner, Warning};
 use fengqiao_case::summary::{open_deadlines, summarize};
 use fengqiao_case::warnings::worst_grade;
 
-use crate::actions::ActionsView;
 use crate::backend::{CaseRow, LinkRelation, LinkStatus};
+use crate::forms::{Choice, InputView, SelectView};
 use crate::masking::{mask_id_number, mask_phone};
 use crate::texts::{Language, Texts, Ui, api_name, fill};
 
@@ -226,14 +226,6 @@ pub struct DashboardPage {
     pub layout: Layout,
     pub rows: Vec<RowView>,
     pub total: usize,
-}
-
-/// One choice of a filter's select list.
-#[derive(Debug, Clone)]
-pub struct Choice {
-    pub value: String,
-    pub label: String,
-    pub selected: bool,
 }
 
 #[derive(Debug, Template)]
@@ -465,4 +457,28 @@ pub fn case_page_view(
 /// The language switch's link.
 pub fn switch_language_href(language: Language) -> String {
     format!("/language?to={}", language.other().code())
+}
+
+/// One action's form on the case page.
+#[derive(Debug, Clone)]
+pub struct ActionView {
+    /// The event kind's API name: the form's `action`, and part of its elements' ids.
+    pub kind: String,
+    pub label: String,
+    pub selects: Vec<SelectView>,
+    pub fields: Vec<InputView>,
+    /// 办结 asks whether the matter was resolved.
+    pub asks_resolved: bool,
+    pub resolved: bool,
+}
+
+/// The actions part of the case page.
+#[derive(Debug, Clone, Default)]
+pub struct ActionsView {
+    /// Where the forms are sent.
+    pub href: String,
+    pub forms: Vec<ActionView>,
+    /// Why the action just sent was refused.
+    pub error: Option<String>,
+    pub conflict_notice: Option<String>,
 }
