@@ -379,6 +379,20 @@ fn a_person_signs_in_and_reads_the_dashboard_ledger_and_a_case_in_chromium() {
         assert!(links.contains("上级"), "{links}");
         screenshot(&browser, "14-network").await;
 
+        // 审计: every signature this village holds checks out, and the quarantine is empty.
+        open_menu(&browser, "审计").await;
+        text_once_it_contains(&browser, "#quarantine-empty", "隔离区为空").await;
+        browser
+            .find(Locator::Id("verify-all"))
+            .await
+            .expect("核验全部签名")
+            .click()
+            .await
+            .expect("verify");
+        let verified = text_once_it_contains(&browser, "#verify-result", "全部签名有效").await;
+        assert!(verified.contains("已核验"), "{verified}");
+        screenshot(&browser, "15-audit").await;
+
         // 退出登录: back to 登录, and the console asks to sign in again.
         click_then_wait_for(&browser, Locator::Id("sign-out"), Locator::Id("login")).await;
         browser

@@ -11,6 +11,7 @@ use axum::http::{Extensions, HeaderMap};
 use chrono::{DateTime, Utc};
 use fengqiao_accounts::Account;
 use fengqiao_accounts::secret::Session;
+use fengqiao_case::model::audit::{AuditLog, AuditReport, QuarantineListing};
 use fengqiao_case::model::roster::RosterView;
 use fengqiao_case::model::stats::StatsBreakdown;
 use fengqiao_case::model::{
@@ -256,6 +257,26 @@ pub trait ConsoleBackend: Send + Sync + 'static {
         user: &'a ConsoleUser,
         open_only: bool,
     ) -> BackendFuture<'a, Vec<DirectiveListItem>>;
+
+    /// A case's audit trail as `GET /api/audit/cases/{number}` gives it (the role table's
+    /// `read_audit_log` row; the read goes to the access log).
+    fn audit_log<'a>(
+        &'a self,
+        user: &'a ConsoleUser,
+        number: String,
+    ) -> BackendFuture<'a, AuditLog>;
+
+    /// Every signature in the store checked, as `fengqiao audit verify` does (the role table's
+    /// `verify_audit` row).
+    fn audit_verify<'a>(&'a self, user: &'a ConsoleUser) -> BackendFuture<'a, AuditReport>;
+
+    /// The quarantine after record `after`, oldest first, a page at a time (the role table's
+    /// `read_quarantine` row).
+    fn quarantine<'a>(
+        &'a self,
+        user: &'a ConsoleUser,
+        after: u64,
+    ) -> BackendFuture<'a, QuarantineListing>;
 
     /// The federation as this node knows it (None when the node runs none), for `user` (the
     /// role table's `read_federation` row).

@@ -6,6 +6,7 @@
 
 pub mod actions;
 pub mod assets;
+pub mod audit;
 pub mod backend;
 pub mod case_page;
 pub mod directives;
@@ -54,6 +55,7 @@ pub fn router(backend: Arc<dyn ConsoleBackend>) -> Router {
         .route("/cases/{number}/actions", post(case_page::take_action))
         .route("/statistics", get(statistics::statistics))
         .route("/network", get(network::network))
+        .route("/audit", get(audit::audit))
         .route("/directives", get(directives::directives))
         .route("/export/ledger.xlsx", get(pages::export_ledger))
         .route("/assets/{name}", get(assets::asset))

@@ -11,12 +11,17 @@ use fengqiao_accounts::secret::{SESSION_COOKIE, Session, secret_hash};
 use fengqiao_accounts::{Account, Action, Role, RoleSet};
 use fengqiao_case::CaseError;
 use fengqiao_case::authority::KindTag;
+use fengqiao_case::model::audit::{
+    AuditEvent, AuditFailure, AuditLog, AuditReport, QuarantineEntry, QuarantineListing,
+    SignatureStatus,
+};
 use fengqiao_case::model::roster::{RosterMemberView, RosterView};
 use fengqiao_case::model::stats::{OfficeStats, StatsBreakdown, SyncHealth};
 use fengqiao_case::model::{
     AppendEvent, CaseHeader, CaseListItem, CaseView, Category, Channel, DirectiveListItem,
-    DirectiveState, DirectiveStatus, Event, EventKind, Limits, Location, MatterType, MeasureSet,
-    Measures, NodeId, NodeInfo, Petitioner, Ratio, RegisterCase, Tier, WarningThresholds,
+    DirectiveState, DirectiveStatus, Event, EventKind, HybridTimestamp, Limits, Location,
+    MatterType, MeasureSet, Measures, NodeId, NodeInfo, Petitioner, Ratio, RegisterCase, Tier,
+    WarningThresholds,
 };
 use tower::ServiceExt;
 
@@ -101,6 +106,14 @@ fn sample_case(now: DateTime<Utc>) -> CaseView {
 
 fn account_of(login: &str, name: &str, role: Role) -> Account {
     Account::new(login, name, RoleSet::of(&[role]), String::new(), at(1)).expect("valid account")
+}
+
+/// The role table's answer, as the node's backend asks it.
+fn permit(user: &ConsoleUser, action: Action) -> Result<(), BackendError> {
+    user.account
+        .actor()
+        .permit(action)
+        .map_err(|refusal| BackendError::new(BackendErrorKind::Forbidden, refusal.to_string()))
 }
 
 fn account() -> Account {
@@ -389,6 +402,88 @@ impl ConsoleBackend for Fake {
         })
     }
 
+    fn audit_log<'a>(
+        &'a self,
+        user: &'a ConsoleUser,
+        number: String,
+    ) -> BackendFuture<'a, AuditLog> {
+        Box::pin(async move {
+            permit(user, Action::ReadAuditLog)?;
+            let event = |id: &str, signature| AuditEvent {
+                id: id.to_owned(),
+                kind: "register".to_owned(),
+                summary: String::new(),
+                at: at(2),
+                hlc: HybridTimestamp {
+                    wall_ms: at(3).timestamp_millis(),
+                    counter: 0,
+                },
+                node: NODE.to_owned(),
+                office: Some(format!("河洑村{SCRIPT}")),
+                operator: format!("李调解{SCRIPT}"),
+                signature,
+                imported: None,
+                backdated_reason: Some(format!("纸质登记补录{SCRIPT}")),
+            };
+            Ok(AuditLog {
+                schema_version: 1,
+                case: number,
+                events: vec![
+                    event("e1", SignatureStatus::Valid),
+                    event(
+                        "e2",
+                        SignatureStatus::Invalid {
+                            reason: "the signature does not verify".to_owned(),
+                        },
+                    ),
+                ],
+            })
+        })
+    }
+
+    fn audit_verify<'a>(&'a self, user: &'a ConsoleUser) -> BackendFuture<'a, AuditReport> {
+        Box::pin(async move {
+            permit(user, Action::VerifyAudit)?;
+            Ok(AuditReport {
+                schema_version: 1,
+                cases_checked: 3,
+                events_checked: 7,
+                unsigned: 0,
+                failures: vec![AuditFailure {
+                    case: "430702-2026-000001".to_owned(),
+                    event: Some("e2".to_owned()),
+                    node: Some(NODE.to_owned()),
+                    reason: "the signature does not verify".to_owned(),
+                }],
+                quarantined: 1,
+            })
+        })
+    }
+
+    fn quarantine<'a>(
+        &'a self,
+        user: &'a ConsoleUser,
+        _after: u64,
+    ) -> BackendFuture<'a, QuarantineListing> {
+        Box::pin(async move {
+            permit(user, Action::ReadQuarantine)?;
+            Ok(QuarantineListing {
+                schema_version: 1,
+                entries: vec![QuarantineEntry {
+                    id: 1,
+                    received_at: at(4),
+                    peer: "aaaabbbbccccddddaaaabbbbccccdddd".to_owned(),
+                    case: "430702-2026-000001".to_owned(),
+                    change_hash: "00".repeat(32),
+                    change_bytes: 100,
+                    reason: format!("forged{SCRIPT}"),
+                }],
+                unreadable: 0,
+                next_after: None,
+            })
+        })
+    }
+
     fn roster<'a>(&'a self, _user: &'a ConsoleUser) -> BackendFuture<'a, Option<RosterView>> {
         Box::pin(async move {
             let member = |node: &str, name: String, tier, region: &str, parent: Option<&str>| {
@@ -600,6 +695,7 @@ fn templates_hold_no_literal_words() {
         include_str!("../templates/statistics.html"),
         include_str!("../templates/network.html"),
         include_str!("../templates/directives.html"),
+        include_str!("../templates/audit.html"),
         include_str!("../templates/register.html"),
         include_str!("../templates/field.html"),
         include_str!("../templates/select.html"),
@@ -640,10 +736,13 @@ async fn every_page_escapes_what_an_office_typed() {
         assert_eq!(status, StatusCode::OK, "{uri}: {body}");
         assert_escaped(uri, &body);
     }
-    // 统计分析 as a supervisor: the child office's name in the table and in a chart's data.
-    let (status, body) = page_as("/statistics", Some(SUPERVISOR_SESSION_SECRET)).await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    assert_escaped("/statistics", &body);
+    // 统计分析 and 审计 as a supervisor: the child office's name in the table and in a chart's
+    // data; the trail's office, operator and back-dating reason; the quarantine's reason.
+    for uri in ["/statistics", "/audit?case=430702-2026-000001&verify=1"] {
+        let (status, body) = page_as(uri, Some(SUPERVISOR_SESSION_SECRET)).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_escaped(uri, &body);
+    }
 }
 
 #[tokio::test]
@@ -759,6 +858,28 @@ async fn the_ledger_offers_an_excel_export_of_its_filter_and_full_identifiers_on
     let (status, body) = page("/export/ledger.xlsx?status=lost", true).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     assert!(body.contains("lost"), "{body}");
+}
+
+#[tokio::test]
+async fn audit_shows_a_supervisor_the_trail_the_check_and_the_quarantine_and_an_operator_why_not() {
+    let (status, body) = page_as(
+        "/audit?case=430702-2026-000001&verify=1",
+        Some(SUPERVISOR_SESSION_SECRET),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body.contains("id=\"audit-trail\""), "{body}");
+    assert!(body.contains("signature-invalid"), "{body}");
+    assert!(body.contains("补录："), "{body}");
+    assert!(body.contains("发现签名问题"), "{body}");
+    assert!(body.contains("已核验 3 件案件、7 个环节"), "{body}");
+    assert!(body.contains("id=\"quarantine\""), "{body}");
+    // An operator: the page stands, each part says why it is not shown.
+    let (status, body) = page("/audit?case=430702-2026-000001", true).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body.contains("id=\"audit-trail-forbidden\""), "{body}");
+    assert!(body.contains("id=\"quarantine-forbidden\""), "{body}");
+    assert!(!body.contains("forged"), "{body}");
 }
 
 #[tokio::test]

@@ -72,6 +72,8 @@ pub struct Ui {
     pub network: String,
     /// The menu's word for 督办.
     pub directives: String,
+    /// The menu's word for 审计.
+    pub audit: String,
     pub case_detail: String,
     pub office: String,
     pub link_connected: String,
@@ -278,6 +280,44 @@ pub struct DirectivesTexts {
     pub status: BTreeMap<String, String>,
 }
 
+/// The words of 审计 (the `[audit]` section).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditTexts {
+    pub title: String,
+    pub trail_heading: String,
+    pub case_number: String,
+    pub show_trail: String,
+    pub ask_for_case: String,
+    pub kind: String,
+    pub summary: String,
+    pub at: String,
+    pub recorded: String,
+    pub office: String,
+    pub operator: String,
+    pub signature: String,
+    pub note: String,
+    pub signature_valid: String,
+    pub signature_unsigned: String,
+    pub signature_invalid: String,
+    pub backdated: String,
+    pub imported: String,
+    pub verify_heading: String,
+    pub verify_button: String,
+    pub verify_explain: String,
+    pub verify_summary: String,
+    pub verify_clean: String,
+    pub verify_failed: String,
+    pub quarantine_heading: String,
+    pub quarantine_empty: String,
+    pub received: String,
+    pub peer: String,
+    pub case: String,
+    pub reason: String,
+    pub next_page: String,
+    pub not_permitted: String,
+}
+
 /// One language's texts.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -286,6 +326,7 @@ pub struct Texts {
     pub statistics: StatisticsTexts,
     pub network: NetworkTexts,
     pub directives: DirectivesTexts,
+    pub audit: AuditTexts,
     pub status: BTreeMap<String, String>,
     pub category: BTreeMap<String, String>,
     pub matter_type: BTreeMap<String, String>,

@@ -12,6 +12,7 @@ use axum::extract::ConnectInfo;
 use axum::http::{Extensions, HeaderMap};
 use chrono::{DateTime, Utc};
 use fengqiao_accounts::Action;
+use fengqiao_case::model::audit::{AuditLog, AuditReport, QuarantineListing};
 use fengqiao_case::model::roster::RosterView;
 use fengqiao_case::model::stats::StatsBreakdown;
 use fengqiao_case::model::{
@@ -305,6 +306,38 @@ impl ConsoleBackend for NodeConsole {
         Box::pin(async move {
             may_read_cases(user)?;
             self.on_node(move |node| node.directives(Utc::now(), open_only))
+                .await
+        })
+    }
+
+    fn audit_log<'a>(
+        &'a self,
+        user: &'a ConsoleUser,
+        number: String,
+    ) -> BackendFuture<'a, AuditLog> {
+        Box::pin(async move {
+            permitted(user, Action::ReadAuditLog)?;
+            let operator = user.account.operator_label();
+            self.on_node(move |node| node.audit_log(Some(&operator), Utc::now(), &number))
+                .await
+        })
+    }
+
+    fn audit_verify<'a>(&'a self, user: &'a ConsoleUser) -> BackendFuture<'a, AuditReport> {
+        Box::pin(async move {
+            permitted(user, Action::VerifyAudit)?;
+            self.on_node(Node::audit_verify).await
+        })
+    }
+
+    fn quarantine<'a>(
+        &'a self,
+        user: &'a ConsoleUser,
+        after: u64,
+    ) -> BackendFuture<'a, QuarantineListing> {
+        Box::pin(async move {
+            permitted(user, Action::ReadQuarantine)?;
+            self.on_node(move |node| node.quarantine(after, Some(fengqiao_console::PAGE_SIZE)))
                 .await
         })
     }
