@@ -10,9 +10,8 @@ use axum::response::Response;
 use fengqiao_case::model::audit::{AuditLog, AuditReport, QuarantineListing, SignatureStatus};
 use serde::Deserialize;
 
-use crate::CSRF_COOKIE;
 use crate::backend::{BackendError, BackendErrorKind};
-use crate::pages::{Backend, cookie, failure_page, html, language, layout, signed_in};
+use crate::pages::{Backend, failure_page, html, language, signed_in, signed_in_layout};
 use crate::texts::{AuditTexts, Texts, fill};
 use crate::views::{Layout, case_href, date_time};
 
@@ -248,12 +247,11 @@ pub async fn audit(
             return failure_page(&backend, &headers, Some(&user), &failure).await;
         }
     };
-    let csrf = cookie(&headers, CSRF_COOKIE).unwrap_or_default();
-    let layout = layout(
+    let layout = signed_in_layout(
         &backend,
+        &headers,
         language,
-        Some(&user),
-        csrf,
+        &user,
         "audit",
         a.title.clone(),
     )

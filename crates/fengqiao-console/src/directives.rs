@@ -11,8 +11,7 @@ use chrono::{DateTime, Utc};
 use fengqiao_case::model::{DirectiveListItem, DirectiveStatus};
 use serde::Deserialize;
 
-use crate::CSRF_COOKIE;
-use crate::pages::{Backend, cookie, failure_page, html, language, layout, signed_in};
+use crate::pages::{Backend, failure_page, html, language, signed_in, signed_in_layout};
 use crate::texts::{DirectivesTexts, Texts};
 use crate::views::{GradeView, Layout, case_href, date, days_text, grade_view};
 
@@ -140,12 +139,11 @@ pub async fn directives(
             rows: between_others,
         });
     }
-    let csrf = cookie(&headers, CSRF_COOKIE).unwrap_or_default();
-    let layout = layout(
+    let layout = signed_in_layout(
         &backend,
+        &headers,
         language,
-        Some(&user),
-        csrf,
+        &user,
         "directives",
         d.title.clone(),
     )

@@ -12,9 +12,8 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use fengqiao_case::model::roster::{RosterMemberView, RosterView};
 
-use crate::CSRF_COOKIE;
 use crate::backend::{LinkRelation, LinkStatus};
-use crate::pages::{Backend, cookie, failure_page, html, language, layout, signed_in};
+use crate::pages::{Backend, failure_page, html, language, signed_in, signed_in_layout};
 use crate::texts::{NetworkTexts, Texts, fill};
 use crate::views::{Layout, date_time};
 
@@ -198,12 +197,11 @@ pub async fn network(State(backend): State<Backend>, headers: HeaderMap) -> Resp
                 .collect()
         })
         .unwrap_or_default();
-    let csrf = cookie(&headers, CSRF_COOKIE).unwrap_or_default();
-    let layout = layout(
+    let layout = signed_in_layout(
         &backend,
+        &headers,
         language,
-        Some(&user),
-        csrf,
+        &user,
         "network",
         texts.network.title.clone(),
     )

@@ -57,6 +57,20 @@ pub(crate) fn html(status: StatusCode, page: &impl Template) -> Response {
     }
 }
 
+/// The layout of a signed-in person's page, the session's CSRF token for its forms taken from
+/// the request's cookie.
+pub(crate) async fn signed_in_layout(
+    backend: &Backend,
+    headers: &HeaderMap,
+    language: Language,
+    user: &ConsoleUser,
+    active: &'static str,
+    title: String,
+) -> Layout {
+    let csrf = cookie(headers, CSRF_COOKIE).unwrap_or_default();
+    layout(backend, language, Some(user), csrf, active, title).await
+}
+
 /// The layout of a page; with a user, the link banner asks the federation.
 pub(crate) async fn layout(
     backend: &Backend,
@@ -534,12 +548,11 @@ pub async fn ledger(
     );
     let error =
         (!refused.is_empty()).then(|| fill(&t.bad_filter, &[("value", &refused.join("、"))]));
-    let csrf = cookie(&headers, CSRF_COOKIE).unwrap_or_default();
-    let layout = layout(
+    let layout = signed_in_layout(
         &backend,
+        &headers,
         language,
-        Some(&user),
-        csrf,
+        &user,
         "ledger",
         t.ledger.clone(),
     )

@@ -17,12 +17,11 @@ use fengqiao_case::model::{Category, ImportedCases, MeasureSet, Measures, Ratio}
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::CSRF_COOKIE;
 use crate::backend::StatsPeriod;
 use crate::forms::Choice;
 use crate::forms::{choices, parse_choice};
 use crate::pages::{
-    ALL_CATEGORIES, Backend, cookie, failure_page, html, language, layout, signed_in,
+    ALL_CATEGORIES, Backend, failure_page, html, language, signed_in, signed_in_layout,
 };
 use crate::texts::{StatisticsTexts, Texts, fill};
 use crate::views::{Layout, date_time};
@@ -533,12 +532,11 @@ pub async fn statistics(
     );
     let error = (!refused.is_empty())
         .then(|| fill(&texts.ui.bad_filter, &[("value", &refused.join("、"))]));
-    let csrf = cookie(&headers, CSRF_COOKIE).unwrap_or_default();
-    let layout = layout(
+    let layout = signed_in_layout(
         &backend,
+        &headers,
         language,
-        Some(&user),
-        csrf,
+        &user,
         "statistics",
         s.title.clone(),
     )
