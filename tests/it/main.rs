@@ -16,6 +16,7 @@ mod federation;
 mod hostile_input;
 mod import;
 mod input;
+mod nemesis;
 mod openapi;
 mod policy;
 mod stats;
