@@ -173,6 +173,8 @@ pub struct NemesisReport {
     pub seconds: u64,
     pub faults: BTreeMap<String, u64>,
     pub acknowledged: usize,
+    /// Acknowledged writes by event kind.
+    pub acknowledged_by_kind: BTreeMap<String, u64>,
     pub refused: usize,
     pub unanswered: usize,
     pub cases: usize,
@@ -192,14 +194,20 @@ impl NemesisReport {
             .iter()
             .map(|(kind, count)| format!("{kind}={count}"))
             .collect();
+        let kinds: Vec<String> = self
+            .acknowledged_by_kind
+            .iter()
+            .map(|(kind, count)| format!("{kind}={count}"))
+            .collect();
         format!(
-            "nemesis seed={} seconds={} faults[{}] writes acknowledged={} refused={} \
+            "nemesis seed={} seconds={} faults[{}] writes acknowledged={} [{}] refused={} \
              unanswered={} cases={} forked={} lost={} stale_former_participant_copies={} \
              converged_after_heal={:.1}s",
             self.seed,
             self.seconds,
             faults.join(" "),
             self.acknowledged,
+            kinds.join(" "),
             self.refused,
             self.unanswered,
             self.cases,
@@ -573,6 +581,11 @@ impl Nemesis {
         match answer {
             Ok((status, view)) if (200..300).contains(&status) => {
                 self.report.acknowledged += 1;
+                *self
+                    .report
+                    .acknowledged_by_kind
+                    .entry(kind.to_owned())
+                    .or_default() += 1;
                 let number = view["header"]["number"].as_str().unwrap_or(number);
                 self.note(format!("{who} {kind} {number}: {status}"));
                 Some(view)
