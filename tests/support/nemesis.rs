@@ -339,6 +339,10 @@ struct Nemesis {
     undo: Vec<(Instant, Undo)>,
     report: NemesisReport,
     registrations: usize,
+    /// The nodes' directories, kept when a property fails.
+    temp: Option<tempfile::TempDir>,
+    /// Nodes that did not exit cleanly on SIGTERM (README: a node stops within about 10 s).
+    unclean_stops: Vec<String>,
 }
 
 impl Nemesis {
@@ -440,11 +444,9 @@ impl Nemesis {
                         PLAN[office].key
                     ));
                     if !graceful {
-                        *self
-                            .report
-                            .faults
-                            .entry("SigtermNotGraceful".to_owned())
-                            .or_default() += 1;
+                        let when = self.started.elapsed().as_secs_f64();
+                        self.unclean_stops
+                            .push(format!("{} at {when:.2}s", PLAN[office].key));
                     }
                 }
                 self.undo
@@ -800,7 +802,9 @@ impl Nemesis {
                 Ok(()) => return Ok(healed.elapsed()),
                 Err(why) if Instant::now() > deadline => {
                     return Err(format!(
-                        "quiescence: not settled within {QUIESCENCE_BOUND:?} of the heal: {why}"
+                        "quiescence: not settled within {QUIESCENCE_BOUND:?} of the heal: {why}\n\
+                         links then:\n{}",
+                        self.links_now()
                     ));
                 }
                 Err(_) => std::thread::sleep(Duration::from_millis(500)),
@@ -831,18 +835,54 @@ impl Nemesis {
         // The registrar's chain holds every case it made, with the same events; offices that
         // took part for a while are judged by the checker, from the final state.
         let counts = self.event_counts()?;
+        let mut unsettled = Vec::new();
         for (number, record) in &self.cases {
             let held = counts.get(number).cloned().unwrap_or_default();
             if let Some(missing) = record.must_hold.iter().find(|o| !held.contains_key(o)) {
-                return Err(format!("{number} not yet at {}", PLAN[*missing].key));
+                unsettled.push(format!("{number} not yet at {}", PLAN[*missing].key));
+                continue;
             }
             let distinct: BTreeSet<u64> =
                 record.must_hold.iter().map(|office| held[office]).collect();
             if distinct.len() > 1 {
-                return Err(format!("{number} event counts by office {held:?}"));
+                unsettled.push(format!("{number} event counts by office {held:?}"));
             }
         }
-        Ok(())
+        match unsettled.len() {
+            0 => Ok(()),
+            cases => Err(format!(
+                "{cases} cases unsettled, the first: {}",
+                unsettled[..cases.min(5)].join("; ")
+            )),
+        }
+    }
+
+    /// Every link as each node sees it, one line each, for a report.
+    fn links_now(&self) -> String {
+        let mut lines = String::new();
+        for (office, node) in self.federation.nodes.iter().enumerate() {
+            let Some(node) = node else { continue };
+            let Ok((_, peers)) = http_get(node.address, "/api/peers") else {
+                continue;
+            };
+            for peer in peers.as_array().into_iter().flatten() {
+                let _ = writeln!(
+                    lines,
+                    "  {} -> {} {}: connected {} pending {} inbound {} last sync {} \
+                     connections {} applied {}",
+                    PLAN[office].key,
+                    peer["relation"],
+                    peer["name"],
+                    peer["connected"],
+                    peer["pending"],
+                    peer["pending_inbound"],
+                    peer["last_successful_sync"],
+                    peer["connections"],
+                    peer["cases_applied"]
+                );
+            }
+        }
+        lines
     }
 
     /// Every case each node lists, with its event count: case → office → count.
@@ -1053,6 +1093,13 @@ impl Nemesis {
 
         // 7. The county's statistics by child are those of a scan of its cases.
         self.check_county_stats()?;
+        // 8. SIGTERM stopped every node cleanly.
+        if !self.unclean_stops.is_empty() {
+            return Err(format!(
+                "SIGTERM did not stop cleanly: {}",
+                self.unclean_stops.join(", ")
+            ));
+        }
         self.report.forked_cases = forked_cases;
         Ok(stale_copies)
     }
@@ -1104,7 +1151,9 @@ impl Nemesis {
     }
 
     /// Panic with the seed, the schedule so far and the violated property.
-    fn fail(&self, property: &str) -> ! {
+    fn fail(&mut self, property: &str) -> ! {
+        // The nodes' directories, for `fengqiao case show` / `audit log` on what went wrong.
+        let data = self.temp.take().map(tempfile::TempDir::keep);
         // The temporary directory goes when the panic unwinds: keep the schedule and each
         // node's log beside it.
         let kept = std::env::temp_dir().join(format!("fengqiao-nemesis-{}", self.seed));
@@ -1124,7 +1173,8 @@ impl Nemesis {
         panic!(
             "nemesis seed {} (replay: scripts/nemesis --seed {} --seconds {}) violated: \
              {property}\n\
-             {}\nlast actions (the whole schedule and the nodes' logs: {}):\n{tail}",
+             {}\nthe nodes' directories: {data:?}\n\
+             last actions (the whole schedule and the nodes' logs: {}):\n{tail}",
             self.seed,
             self.seed,
             self.report.seconds,
@@ -1213,13 +1263,15 @@ pub fn run_nemesis(seed: u64, duration: Duration) -> NemesisReport {
             ..NemesisReport::default()
         },
         registrations: 0,
+        unclean_stops: Vec::new(),
+        temp: Some(temp),
     };
     nemesis.run_schedule(duration);
+    nemesis.report.cases = nemesis.cases.len();
     match nemesis.heal_and_settle() {
         Ok(convergence) => nemesis.report.convergence = convergence,
         Err(why) => nemesis.fail(&why),
     }
-    nemesis.report.cases = nemesis.cases.len();
     match nemesis.check() {
         Ok(stale_copies) => nemesis.report.stale_copies = stale_copies,
         Err(why) => nemesis.fail(&why),
