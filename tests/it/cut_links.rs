@@ -10,7 +10,7 @@ use std::time::Duration;
 use fengqiao_tests::fault_proxy::FaultProxy;
 use fengqiao_tests::{
     COUNTY_REGION, NodeProcess, Office, TOWNSHIP_REGION, VILLAGE_REGION, case_number, http_get,
-    http_post, quic_address, register_sample, wait_for,
+    http_post, quic_address, register_sample, wait_for, wait_for_roster,
 };
 use serde_json::{Value, json};
 
@@ -60,17 +60,7 @@ impl CutFederation {
             township.id.as_str(),
             village.id.as_str(),
         ];
-        for node in federation.nodes() {
-            wait_for("the roster reaches every office", SETTLE, || {
-                let (_, roster) =
-                    http_get(node.address, "/api/roster").map_err(|e| e.to_string())?;
-                let listed = roster.to_string();
-                match members.iter().find(|member| !listed.contains(*member)) {
-                    Some(missing) => Err(format!("{} does not list {missing}", node.url())),
-                    None => Ok(()),
-                }
-            });
-        }
+        wait_for_roster(&federation.nodes(), &members, SETTLE);
         federation
     }
 

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 
 pub mod fault_proxy;
+pub mod nemesis;
 
 /// The account the tests act as (every node `init_node` makes has it), with every role: the
 /// existing tests register, supervise and admit offices as one person. The tests of roles use
@@ -770,5 +771,20 @@ pub fn wait_for<T>(
             ),
         }
         std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Wait until the roster of every one of `nodes` lists every one of `members` (node IDs): a node
+/// judges authority, on the API and on receipt, against its replicated roster.
+pub fn wait_for_roster(nodes: &[&NodeProcess], members: &[&str], timeout: Duration) {
+    for node in nodes {
+        wait_for("the roster reaches every office", timeout, || {
+            let (_, roster) = http_get(node.address, "/api/roster").map_err(|e| e.to_string())?;
+            let listed = roster.to_string();
+            match members.iter().find(|member| !listed.contains(*member)) {
+                Some(missing) => Err(format!("{} does not list {missing}", node.url())),
+                None => Ok(()),
+            }
+        });
     }
 }
