@@ -61,7 +61,12 @@ pub fn fengqiao_command() -> Command {
     let mut command = Command::new(fengqiao_binary());
     command
         .env("FENGQIAO_USER", TEST_LOGIN)
-        .env("RUST_LOG", "warn")
+        // Nodes and the CLI log warnings only, unless FENGQIAO_TEST_NODE_LOG asks for more (a
+        // RUST_LOG filter, e.g. `info,fengqiao_sync=debug` to follow a nemesis replay).
+        .env(
+            "RUST_LOG",
+            std::env::var("FENGQIAO_TEST_NODE_LOG").unwrap_or_else(|_| "warn".to_owned()),
+        )
         .env_remove("FENGQIAO_NODE")
         .env_remove("FENGQIAO_TOKEN");
     command

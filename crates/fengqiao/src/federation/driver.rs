@@ -447,13 +447,21 @@ async fn run_step(
         let Core { session, replica } = &mut *guard;
         match input {
             // One batch: the session makes its applies durable once, before acknowledging them.
-            Input::Frames(frames) => session.handle_frames(replica, Instant::now(), frames),
-            Input::Timeout => session.handle_timeout(Instant::now()),
+            Input::Frames(frames) => {
+                if tracing::enabled!(tracing::Level::TRACE) {
+                    for frame in &frames {
+                        trace_frame("received", frame);
+                    }
+                }
+                session.handle_frames(replica, Instant::now(), frames)
+            }
+            Input::Timeout => session.handle_timeout(replica, Instant::now()),
             Input::LocalChange => session.on_local_change(replica, Instant::now()),
             Input::RosterChanged => session.retry_deferred(replica),
         }
         let mut step = Step::default();
         while let Some(frame) = session.poll_transmit() {
+            trace_frame("sent", &frame);
             step.outgoing
                 .push(codec.encode(&frame).map_err(DriverError::Encode)?);
         }
@@ -466,6 +474,64 @@ async fn run_step(
         Ok(step)
     })
     .await
+}
+
+/// One frame in the trace log: its kind, case, feed position and heads (the first bytes of
+/// each), never its contents, which carry personal data. For following a replay of a fault run.
+fn trace_frame(direction: &str, frame: &SyncFrame) {
+    if !tracing::enabled!(tracing::Level::TRACE) {
+        return;
+    }
+    let short = |heads: &[fengqiao_sync::ChangeHead]| {
+        heads
+            .iter()
+            .map(|head| hex::encode(&head[..4]))
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    match frame {
+        SyncFrame::Changes {
+            case,
+            feed_seq,
+            base_heads,
+            sender_heads,
+            whole,
+            bytes,
+        } => tracing::trace!(
+            direction,
+            kind = "changes",
+            %case,
+            feed_seq,
+            base = %short(base_heads),
+            heads = %short(sender_heads),
+            whole,
+            bytes = bytes.len(),
+            "frame"
+        ),
+        SyncFrame::Ack {
+            case,
+            feed_seq,
+            heads,
+        } => {
+            tracing::trace!(direction, kind = "ack", %case, feed_seq, heads = %short(heads), "frame")
+        }
+        SyncFrame::Need { case, have_heads } => {
+            tracing::trace!(direction, kind = "need", %case, have = %short(have_heads), "frame")
+        }
+        SyncFrame::Refused {
+            case,
+            feed_seq,
+            reason,
+        } => tracing::trace!(direction, kind = "refused", %case, feed_seq, %reason, "frame"),
+        SyncFrame::ChangesRefused { case, reasons } => tracing::trace!(
+            direction,
+            kind = "changes_refused",
+            %case,
+            reasons = reasons.len(),
+            "frame"
+        ),
+        other => tracing::trace!(direction, kind = other.kind_name(), "frame"),
+    }
 }
 
 fn handle_event(
