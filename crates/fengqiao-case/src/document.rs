@@ -269,6 +269,28 @@ impl CaseDocument {
         bytes
     }
 
+    /// Whether every one of `heads` is in the history of `tips`: one of them, or an ancestor of
+    /// one. False when any of either is not held here (nothing can be said of it).
+    pub fn history_of_contains(&mut self, tips: &[[u8; 32]], heads: &[[u8; 32]]) -> bool {
+        if heads.iter().all(|head| tips.contains(head)) {
+            return true;
+        }
+        if !self.has_heads(tips) || !self.has_heads(heads) {
+            return false;
+        }
+        let tips: Vec<ChangeHash> = tips.iter().map(|head| ChangeHash(*head)).collect();
+        // The changes beyond the tips: none of `heads` may be among them.
+        let beyond: std::collections::HashSet<ChangeHash> = self
+            .doc
+            .get_changes(&tips)
+            .iter()
+            .map(|change| change.hash())
+            .collect();
+        heads
+            .iter()
+            .all(|head| !beyond.contains(&ChangeHash(*head)))
+    }
+
     /// Whether every one of `heads` is in this document's history.
     pub fn has_heads(&mut self, heads: &[[u8; 32]]) -> bool {
         heads

@@ -98,6 +98,15 @@ pub trait Replica {
     fn make_durable(&mut self) -> Result<(), ReplicaError>;
     /// Whether every one of `heads` is in the case's history here.
     fn has_heads(&mut self, case: &str, heads: &[ChangeHead]) -> Result<bool, ReplicaError>;
+    /// Whether every one of `heads` is in the history of `tips` (one of them or an ancestor);
+    /// false when any of either is not held here. How a sender tells whether a peer that reports
+    /// `tips` holds what was sent to it.
+    fn history_of_contains(
+        &mut self,
+        case: &str,
+        tips: &[ChangeHead],
+        heads: &[ChangeHead],
+    ) -> Result<bool, ReplicaError>;
     /// What the routing rules read of the case, or `None` if it is not held here.
     fn routing(&mut self, case: &str) -> Result<Option<CaseRouting>, ReplicaError>;
     /// The roster, for "does this node belong to that child's subtree".
@@ -399,6 +408,18 @@ impl Replica for InMemoryReplica {
             return Ok(heads.is_empty());
         };
         Ok(document.has_heads(heads))
+    }
+
+    fn history_of_contains(
+        &mut self,
+        case: &str,
+        tips: &[ChangeHead],
+        heads: &[ChangeHead],
+    ) -> Result<bool, ReplicaError> {
+        Ok(self
+            .documents
+            .get_mut(case)
+            .is_some_and(|document| document.history_of_contains(tips, heads)))
     }
 
     fn routing(&mut self, case: &str) -> Result<Option<CaseRouting>, ReplicaError> {

@@ -50,6 +50,11 @@ pub struct SessionConfig {
     pub max_need_rounds: u32,
     /// Largest frame the peer accepts; a case whose bytes would not fit is reported, not sent.
     pub max_frame_size: usize,
+    /// A send the peer did not take in full (deferred, refused, or acknowledged with heads
+    /// that lack what was sent) is sent again after this long, then after twice as long each
+    /// time, up to `resend_after_max`.
+    pub resend_after: Duration,
+    pub resend_after_max: Duration,
 }
 
 impl Default for SessionConfig {
@@ -61,6 +66,8 @@ impl Default for SessionConfig {
             stall_timeout: Duration::from_secs(120),
             max_need_rounds: 3,
             max_frame_size: DEFAULT_MAX_FRAME_SIZE,
+            resend_after: Duration::from_secs(2),
+            resend_after_max: Duration::from_secs(300),
         }
     }
 }
@@ -118,6 +125,9 @@ pub struct SessionStatistics {
     pub changes_quarantined: u64,
     /// Changes we sent that the peer refused on receipt (it said so in `ChangesRefused`).
     pub changes_refused_by_peer: u64,
+    /// Sends the peer did not take in full (deferred, refused, or acknowledged short), each
+    /// then sent again.
+    pub sends_not_taken: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -131,6 +141,24 @@ enum Phase {
 struct InFlight {
     case: CaseId,
     sent_heads: Vec<ChangeHead>,
+    /// When it was sent, in the order of this session's sends: our heads only grow, so a later
+    /// send of a case carries everything an earlier one did.
+    sent_order: u64,
+}
+
+/// A send that ended without the peer holding what was sent: held against the cursor, so that
+/// `pending` counts it and a reconnect walks it again, and sent again at `resend_at`.
+///
+/// Architecture invariant: the cursor passes a feed entry only once the peer is known to hold
+/// the case at least at the heads that entry stood for (acknowledged with heads containing
+/// them, or recorded as the peer's), or the peer refused those changes on receipt and said so
+/// (`ChangesRefused`), or routing withholds the case from it. An acknowledgement alone is not
+/// enough: a peer acknowledges what it kept, which may be less than what it was sent.
+#[derive(Debug, Clone)]
+struct Unsettled {
+    case: CaseId,
+    sent_order: u64,
+    resend_at: Instant,
 }
 
 #[derive(Debug)]
@@ -162,6 +190,17 @@ pub struct Session {
     /// Nothing in the buffer and nothing in the feed beyond `read_to`.
     feed_exhausted: bool,
     in_flight: BTreeMap<FeedSequence, InFlight>,
+    /// Sends the peer did not take in full, by feed sequence (see [`Unsettled`]).
+    unsettled: BTreeMap<FeedSequence, Unsettled>,
+    /// How many times each case was sent again for not being taken, for the back-off.
+    resends: HashMap<CaseId, u32>,
+    /// Cases the peer refused changes of on receipt (`ChangesRefused`) whose acknowledgement has
+    /// not come yet: that acknowledgement settles the send, since sending the refused changes
+    /// again would only be refused again.
+    refused_there: BTreeSet<CaseId>,
+    next_send_order: u64,
+    /// The time of the latest call from the shell (the session reads no clock).
+    now: Instant,
     /// Heads sent in this session and not yet acknowledged: the base for the next send of the same
     /// case, so a case changing twice in a row is not sent whole twice.
     assumed_peer_heads: HashMap<CaseId, Vec<ChangeHead>>,
@@ -238,6 +277,11 @@ impl Session {
             read_to: cursor,
             feed_exhausted: false,
             in_flight: BTreeMap::new(),
+            unsettled: BTreeMap::new(),
+            resends: HashMap::new(),
+            refused_there: BTreeSet::new(),
+            next_send_order: 0,
+            now,
             assumed_peer_heads: HashMap::new(),
             need_rounds: HashMap::new(),
             deferred: BTreeSet::new(),
@@ -303,14 +347,86 @@ impl Session {
     pub fn poll_timeout(&self) -> Option<Instant> {
         match self.phase {
             Phase::AwaitingHello => Some(self.started_at + self.config.hello_timeout),
-            Phase::Open if !self.in_flight.is_empty() => {
-                Some(self.stall_clock_from + self.config.stall_timeout)
+            Phase::Open => {
+                let stall = (!self.in_flight.is_empty())
+                    .then(|| self.stall_clock_from + self.config.stall_timeout);
+                let resend = self.unsettled.values().map(|entry| entry.resend_at).min();
+                match (stall, resend) {
+                    (Some(stall), Some(resend)) => Some(stall.min(resend)),
+                    (stall, resend) => stall.or(resend),
+                }
             }
-            Phase::Open | Phase::Failed => None,
+            Phase::Failed => None,
         }
     }
 
-    pub fn handle_timeout(&mut self, now: Instant) {
+    /// Sends not taken in full whose time has come are sent again (see [`Unsettled`]).
+    fn resend_unsettled(&mut self, replica: &mut dyn Replica, now: Instant) {
+        let due: Vec<(FeedSequence, CaseId)> = self
+            .unsettled
+            .iter()
+            .filter(|(_, entry)| entry.resend_at <= now)
+            .map(|(seq, entry)| (*seq, entry.case.clone()))
+            .collect();
+        if due.is_empty() {
+            return;
+        }
+        if self.in_flight.is_empty() {
+            self.stall_clock_from = now;
+        }
+        for (seq, case) in due {
+            self.unsettled.remove(&seq);
+            *self.resends.entry(case.clone()).or_default() += 1;
+            let result = self.consider(replica, seq, case);
+            self.fail_on_storage_error(result);
+            if self.phase == Phase::Failed {
+                return;
+            }
+        }
+        let result = self.pump(replica);
+        self.fail_on_storage_error(result);
+    }
+
+    /// A send that ended without the peer holding what it was sent: kept against the cursor and
+    /// sent again later, each time after twice as long.
+    fn hold_unsettled(&mut self, feed_seq: FeedSequence, entry: InFlight) {
+        let resends = self.resends.get(&entry.case).copied().unwrap_or(0);
+        let delay = self
+            .config
+            .resend_after
+            .saturating_mul(1u32 << resends.min(16))
+            .min(self.config.resend_after_max);
+        self.statistics.sends_not_taken += 1;
+        self.unsettled.insert(
+            feed_seq,
+            Unsettled {
+                case: entry.case,
+                sent_order: entry.sent_order,
+                resend_at: self.now + delay,
+            },
+        );
+    }
+
+    /// The peer holds what a send of `case` carried: every earlier send of the case that it
+    /// did not take is settled with it.
+    fn settle(&mut self, case: &str, sent_order: u64) {
+        self.unsettled
+            .retain(|_, entry| entry.case != case || entry.sent_order > sent_order);
+        if !self.unsettled.values().any(|entry| entry.case == case) {
+            self.resends.remove(case);
+        }
+    }
+
+    /// Sends the peer did not take in full, waiting to be sent again.
+    pub fn unsettled(&self) -> usize {
+        self.unsettled.len()
+    }
+
+    pub fn handle_timeout(&mut self, replica: &mut dyn Replica, now: Instant) {
+        self.now = now;
+        if self.phase == Phase::Open {
+            self.resend_unsettled(replica, now);
+        }
         match self.phase {
             Phase::AwaitingHello if now >= self.started_at + self.config.hello_timeout => {
                 self.fail("the peer sent no hello in time".to_owned(), true);
@@ -334,6 +450,7 @@ impl Session {
 
     /// The local feed advanced (a local edit, or a case received on another session) at `now`.
     pub fn on_local_change(&mut self, replica: &mut dyn Replica, now: Instant) {
+        self.now = now;
         self.feed_exhausted = false;
         if self.in_flight.is_empty() {
             // Whatever this sends is the oldest send outstanding: the peer's time to answer it
@@ -386,6 +503,7 @@ impl Session {
         now: Instant,
         frames: impl IntoIterator<Item = SyncFrame>,
     ) {
+        self.now = now;
         for frame in frames {
             self.handle_one_frame(replica, now, frame);
         }
@@ -611,6 +729,27 @@ impl Session {
                     reasons: applied.quarantined,
                 });
             }
+            if applied.deferred {
+                // Not taken in full, for now: the sender holds the send against its cursor and
+                // sends it again (its next send also carries what we kept, which costs nothing).
+                // An acknowledgement would tell a sender that cannot see our heads that we hold
+                // its changes.
+                let reason =
+                    "deferred: some changes wait for the roster to know their maker".to_owned();
+                for (parked_seq, _) in self.end_need(&case) {
+                    self.send(SyncFrame::Refused {
+                        case: case.clone(),
+                        feed_seq: parked_seq,
+                        reason: reason.clone(),
+                    });
+                }
+                self.send(SyncFrame::Refused {
+                    case,
+                    feed_seq,
+                    reason,
+                });
+                return Ok(());
+            }
             for (parked_seq, _) in self.end_need(&case) {
                 self.send(SyncFrame::Ack {
                     case: case.clone(),
@@ -769,17 +908,29 @@ impl Session {
         };
         // The peer's own heads are recorded only when we hold them all, so that they can always
         // serve as a base for computing what to send next (usually they are what we sent).
-        let known = if !heads.is_empty()
-            && (heads == entry.sent_heads.as_slice() || replica.has_heads(case, heads)?)
-        {
+        let peer_heads_held_here = !heads.is_empty()
+            && (heads == entry.sent_heads.as_slice() || replica.has_heads(case, heads)?);
+        // Whether the peer now holds what we sent. It acknowledges what it kept; it keeps less
+        // when it quarantined changes (and said so first), and a replica may keep less for
+        // other reasons. When its heads include changes we lack, it acknowledged after taking
+        // our heads: a receiver that does not take them refuses the frame instead.
+        let took_everything =
+            !peer_heads_held_here || replica.history_of_contains(case, heads, &entry.sent_heads)?;
+        let known = if peer_heads_held_here {
             heads.to_vec()
         } else {
-            entry.sent_heads
+            entry.sent_heads.clone()
         };
         replica.set_peer_heads(&self.peer.node_id, case, &known)?;
         let still_in_flight = self.in_flight.values().any(|other| other.case == case);
         if !still_in_flight {
             self.assumed_peer_heads.remove(case);
+        }
+        let refused_there = self.refused_there.remove(case);
+        if took_everything || refused_there {
+            self.settle(case, entry.sent_order);
+        } else {
+            self.hold_unsettled(feed_seq, entry);
         }
         self.pump(replica)
     }
@@ -797,6 +948,7 @@ impl Session {
         }
         self.statistics.changes_refused_by_peer += reasons.len() as u64;
         replica.record_refusal_by_peer(&self.peer, &case, &reasons)?;
+        self.refused_there.insert(case.clone());
         self.events
             .push_back(SyncEvent::ChangesRefusedByPeer { case, reasons });
         Ok(())
@@ -813,11 +965,13 @@ impl Session {
             .in_flight
             .get(&feed_seq)
             .is_some_and(|entry| entry.case == case);
-        if matches {
-            self.in_flight.remove(&feed_seq);
+        if matches && let Some(entry) = self.in_flight.remove(&feed_seq) {
             if !self.in_flight.values().any(|other| other.case == case) {
                 self.assumed_peer_heads.remove(&case);
             }
+            // Not taken: a deferral passes once the peer knows more, dependencies it could not
+            // get may come whole next time. Counted as pending and sent again, with back-off.
+            self.hold_unsettled(feed_seq, entry);
         }
         self.events.push_back(SyncEvent::CaseSkipped {
             case,
@@ -863,10 +1017,13 @@ impl Session {
             .rev()
             .find(|(_, entry)| entry.case == case)
             .map(|(seq, _)| *seq);
+        let sent_order = self.next_send_order;
         if let Some(seq) = feed_seq
             && let Some(entry) = self.in_flight.get_mut(&seq)
         {
             entry.sent_heads = heads.clone();
+            entry.sent_order = sent_order;
+            self.next_send_order += 1;
         }
         self.assumed_peer_heads.insert(case.clone(), heads.clone());
         self.send_changes(
@@ -905,7 +1062,11 @@ impl Session {
             }
         }
         self.advance_cursor(replica)?;
-        if self.in_flight.is_empty() && self.feed_exhausted && self.sent_since_caught_up {
+        if self.in_flight.is_empty()
+            && self.unsettled.is_empty()
+            && self.feed_exhausted
+            && self.sent_since_caught_up
+        {
             self.sent_since_caught_up = false;
             self.send(SyncFrame::CaughtUp {
                 feed_head: self.cursor,
@@ -964,16 +1125,25 @@ impl Session {
             InFlight {
                 case: case.clone(),
                 sent_heads: heads.clone(),
+                sent_order: self.next_send_order,
             },
         );
+        self.next_send_order += 1;
         self.assumed_peer_heads.insert(case.clone(), heads.clone());
         self.send_changes(case, seq, base_heads, heads, bytes, whole);
         Ok(())
     }
 
     fn advance_cursor(&mut self, replica: &mut dyn Replica) -> Result<(), ReplicaError> {
-        let acknowledged_to = match self.in_flight.first_key_value() {
-            Some((lowest, _)) => lowest.saturating_sub(1),
+        let lowest_outstanding = [
+            self.in_flight.first_key_value().map(|(seq, _)| *seq),
+            self.unsettled.first_key_value().map(|(seq, _)| *seq),
+        ]
+        .into_iter()
+        .flatten()
+        .min();
+        let acknowledged_to = match lowest_outstanding {
+            Some(lowest) => lowest.saturating_sub(1),
             None => self.walked_to,
         };
         if acknowledged_to > self.cursor {

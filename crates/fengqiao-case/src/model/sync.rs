@@ -60,8 +60,10 @@ pub enum SyncFrame {
         bytes: Vec<u8>,
         whole: bool,
     },
-    /// The receiver applied a [`SyncFrame::Changes`] and now holds its `sender_heads`; `heads` are
-    /// the receiver's own heads after applying.
+    /// The receiver applied a [`SyncFrame::Changes`]; `heads` are the receiver's own heads after
+    /// applying. It then holds the frame's `sender_heads`, unless it quarantined some of the
+    /// changes, which it said first in [`SyncFrame::ChangesRefused`]. A sender that finds the
+    /// `heads` lacking what it sent, with no such refusal, sends the case again.
     Ack {
         case: CaseId,
         feed_seq: FeedSequence,
@@ -73,9 +75,10 @@ pub enum SyncFrame {
         case: CaseId,
         have_heads: Vec<ChangeHead>,
     },
-    /// The receiver will not take this case from the sender (bytes it cannot apply, a case the
-    /// sender may not introduce, dependencies never supplied). The sender stops waiting for an
-    /// acknowledgement; the case is offered again when it next changes.
+    /// The receiver did not take this send (bytes it cannot apply, a case the sender may not
+    /// introduce, dependencies never supplied, or changes deferred until it knows their maker).
+    /// The sender stops waiting for an acknowledgement, keeps its cursor before the send (so the
+    /// link shows it pending) and sends it again later, backing off.
     Refused {
         case: CaseId,
         feed_seq: FeedSequence,

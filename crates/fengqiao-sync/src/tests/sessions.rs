@@ -346,9 +346,9 @@ fn a_silent_peer_times_out() {
     )
     .expect("session");
     let deadline = session.poll_timeout().expect("a hello deadline");
-    session.handle_timeout(deadline - Duration::from_millis(1));
+    session.handle_timeout(&mut township, deadline - Duration::from_millis(1));
     assert!(!session.is_failed());
-    session.handle_timeout(deadline);
+    session.handle_timeout(&mut township, deadline);
     assert!(session.is_failed());
 }
 
@@ -543,8 +543,12 @@ fn catching_up_on_one_event_per_case_costs_under_twice_the_raw_change_bytes() {
     );
 }
 
+/// A refusal frees the window slot, but the case did not reach the peer: the cursor stays
+/// before it (so `pending` counts it and a reconnect walks it again), and it is sent again
+/// after the back-off. Before N1 was fixed the cursor moved on and the case stayed behind until
+/// it changed again.
 #[test]
-fn a_refused_case_releases_its_window_slot_and_the_cursor_moves_on() {
+fn a_refused_case_releases_its_window_slot_holds_the_cursor_and_is_sent_again() {
     let mut village = replica_for(VILLAGE);
     let number = format!("{VILLAGE_CODE}-2026-000001");
     register_at(
@@ -591,19 +595,21 @@ fn a_refused_case_releases_its_window_slot_and_the_cursor_moves_on() {
         SyncFrame::Refused {
             case: number.clone(),
             feed_seq,
-            reason: "不收".to_owned(),
+            reason: "deferred: 不收".to_owned(),
         },
     );
-    assert_eq!(session.in_flight(), 0);
-    assert_eq!(session.cursor(), feed_seq);
+    assert_eq!(session.in_flight(), 0, "the window slot is free");
+    assert_eq!(session.unsettled(), 1);
+    assert_eq!(
+        session.cursor(),
+        feed_seq - 1,
+        "the cursor waits for the case"
+    );
     assert_eq!(
         village.peer_cursor(node_id(TOWNSHIP)).expect("memory"),
-        feed_seq
+        feed_seq - 1
     );
-    assert!(matches!(
-        session.poll_transmit(),
-        Some(SyncFrame::CaughtUp { .. })
-    ));
+    assert_eq!(session.poll_transmit(), None, "not caught up");
     let events: Vec<SyncEvent> = std::iter::from_fn(|| session.poll_event()).collect();
     assert!(
         events
@@ -611,6 +617,37 @@ fn a_refused_case_releases_its_window_slot_and_the_cursor_moves_on() {
             .any(|event| matches!(event, SyncEvent::CaseSkipped { reason, .. } if reason.contains("refused"))),
         "{events:?}"
     );
+
+    // After the back-off the case goes again; once taken, the cursor passes it.
+    let resend_at = session.poll_timeout().expect("a resend is due");
+    assert_eq!(resend_at, now + SessionConfig::default().resend_after);
+    session.handle_timeout(&mut village, resend_at - Duration::from_millis(1));
+    assert_eq!(session.poll_transmit(), None, "not before its time");
+    session.handle_timeout(&mut village, resend_at);
+    let Some(SyncFrame::Changes {
+        feed_seq: resent_seq,
+        sender_heads,
+        ..
+    }) = session.poll_transmit()
+    else {
+        panic!("the case is sent again");
+    };
+    assert_eq!(resent_seq, feed_seq);
+    session.handle_frame(
+        &mut village,
+        resend_at,
+        SyncFrame::Ack {
+            case: number.clone(),
+            feed_seq,
+            heads: sender_heads,
+        },
+    );
+    assert_eq!(session.unsettled(), 0);
+    assert_eq!(session.cursor(), feed_seq);
+    assert!(matches!(
+        session.poll_transmit(),
+        Some(SyncFrame::CaughtUp { .. })
+    ));
 }
 
 #[test]
@@ -648,7 +685,7 @@ fn a_peer_that_stops_acknowledging_times_out() {
     assert_eq!(session.in_flight(), 1);
     let deadline = session.poll_timeout().expect("an acknowledgement deadline");
     assert_eq!(deadline, heard + SessionConfig::default().stall_timeout);
-    session.handle_timeout(deadline);
+    session.handle_timeout(&mut village, deadline);
     assert!(session.is_failed());
     let events: Vec<SyncEvent> = std::iter::from_fn(|| session.poll_event()).collect();
     assert!(
@@ -680,11 +717,11 @@ fn the_first_send_after_a_long_quiet_spell_gets_the_whole_stall_timeout() {
     up.on_local_change(&mut village, edited);
     assert_eq!(up.in_flight(), 1);
     assert_eq!(up.poll_timeout(), Some(edited + stall_timeout));
-    up.handle_timeout(edited + Duration::from_secs(1));
+    up.handle_timeout(&mut village, edited + Duration::from_secs(1));
     assert!(!up.is_failed(), "{:?}", up.poll_event());
 
     // A peer that then stays silent for the whole timeout still fails the session.
-    up.handle_timeout(edited + stall_timeout);
+    up.handle_timeout(&mut village, edited + stall_timeout);
     assert!(up.is_failed());
 }
 
@@ -745,6 +782,8 @@ struct RecordingReplica {
     defer: bool,
     /// Answer every apply as a replica that kept the bytes but quarantined one change of them.
     quarantine: bool,
+    /// Answer every apply as a replica that kept part of the bytes and deferred the rest.
+    defer_part: bool,
 }
 
 impl Replica for RecordingReplica {
@@ -790,6 +829,9 @@ impl Replica for RecordingReplica {
         if self.quarantine {
             applied.quarantined = vec![format!("event e1 of {case}: not allowed")];
         }
+        if self.defer_part {
+            applied.deferred = true;
+        }
         Ok(applied)
     }
     fn make_durable(&mut self) -> Result<(), crate::replica::ReplicaError> {
@@ -807,6 +849,14 @@ impl Replica for RecordingReplica {
         heads: &[[u8; 32]],
     ) -> Result<bool, crate::replica::ReplicaError> {
         self.inner.has_heads(case, heads)
+    }
+    fn history_of_contains(
+        &mut self,
+        case: &str,
+        tips: &[[u8; 32]],
+        heads: &[[u8; 32]],
+    ) -> Result<bool, crate::replica::ReplicaError> {
+        self.inner.history_of_contains(case, tips, heads)
     }
     fn routing(
         &mut self,
@@ -882,6 +932,7 @@ fn three_cases_arriving(fail_durability: bool) -> (Session, RecordingReplica, Ve
         fail_durability,
         defer: false,
         quarantine: false,
+        defer_part: false,
     };
     let now = Instant::now();
     let mut session = township_facing_village(&mut township, now);
@@ -1053,5 +1104,166 @@ fn changes_refused_on_receipt_are_reported_back_to_the_sender() {
             .iter()
             .any(|event| matches!(event, SyncEvent::ChangesRefusedByPeer { .. })),
         "{events:?}"
+    );
+}
+
+/// N1 (found by the nemesis, seed 683046483): a township acknowledged a village-bound case with
+/// heads that lacked the county's assignment it had just been sent, and the township's cursor
+/// moved past the case: the village stayed one event behind while both links said nothing was
+/// pending, across reconnects. Now an acknowledgement short of what was sent holds the cursor,
+/// and the case is sent again until the peer holds it.
+#[test]
+fn an_acknowledgement_short_of_what_was_sent_holds_the_cursor_and_the_case_goes_again() {
+    let mut village = replica_for(VILLAGE);
+    let number = format!("{VILLAGE_CODE}-2026-000001");
+    register_at(
+        &mut village,
+        VILLAGE,
+        &number,
+        VILLAGE_CODE,
+        "某公司",
+        instant(2, 9),
+    );
+    let now = Instant::now();
+    let mut up = Session::new(
+        SessionConfig::default(),
+        node_id(VILLAGE),
+        describe(TOWNSHIP, PeerRelation::Parent),
+        &mut village,
+        now,
+        super::support::instant(2, 9),
+    )
+    .expect("session");
+    up.handle_frame(
+        &mut village,
+        now,
+        SyncFrame::Hello {
+            protocol_version: SYNC_PROTOCOL_VERSION,
+            node_id: node_id(TOWNSHIP).to_owned(),
+            feed_head: 0,
+        },
+    );
+    let sent: Vec<SyncFrame> = std::iter::from_fn(|| up.poll_transmit()).collect();
+    let Some(SyncFrame::Changes {
+        feed_seq: registered_seq,
+        sender_heads: registered_heads,
+        ..
+    }) = sent
+        .iter()
+        .find(|frame| frame.kind_name() == "changes")
+        .cloned()
+    else {
+        panic!("the case is sent: {sent:?}");
+    };
+    up.handle_frame(
+        &mut village,
+        now,
+        SyncFrame::Ack {
+            case: number.clone(),
+            feed_seq: registered_seq,
+            heads: registered_heads.clone(),
+        },
+    );
+    assert_eq!(up.cursor(), registered_seq);
+    while up.poll_transmit().is_some() {}
+
+    // A note; the township acknowledges it with the heads it had before: it did not take it.
+    append_at(
+        &mut village,
+        &number,
+        note("补充材料", node_id(VILLAGE), instant(2, 10)),
+    );
+    up.on_local_change(&mut village, now);
+    let Some(SyncFrame::Changes {
+        feed_seq: noted_seq,
+        sender_heads: noted_heads,
+        ..
+    }) = up.poll_transmit()
+    else {
+        panic!("the note is sent");
+    };
+    up.handle_frame(
+        &mut village,
+        now,
+        SyncFrame::Ack {
+            case: number.clone(),
+            feed_seq: noted_seq,
+            heads: registered_heads.clone(),
+        },
+    );
+    assert_eq!(up.in_flight(), 0);
+    assert_eq!(up.unsettled(), 1, "the note did not reach the township");
+    assert_eq!(
+        up.cursor(),
+        noted_seq - 1,
+        "the cursor waits before the note"
+    );
+    assert_eq!(
+        village.peer_cursor(node_id(TOWNSHIP)).expect("memory"),
+        noted_seq - 1,
+        "a reconnect walks the note again"
+    );
+    assert_eq!(
+        up.poll_transmit(),
+        None,
+        "no caught-up while the note is owed"
+    );
+    assert_eq!(up.statistics().sends_not_taken, 1);
+
+    // Sent again after the back-off, from the heads the township reported.
+    let resend_at = up.poll_timeout().expect("a resend is due");
+    up.handle_timeout(&mut village, resend_at);
+    let Some(SyncFrame::Changes {
+        feed_seq,
+        base_heads,
+        sender_heads,
+        whole,
+        ..
+    }) = up.poll_transmit()
+    else {
+        panic!("the note is sent again");
+    };
+    assert_eq!(
+        (feed_seq, base_heads, sender_heads.clone(), whole),
+        (noted_seq, registered_heads, noted_heads.clone(), false)
+    );
+    up.handle_frame(
+        &mut village,
+        resend_at,
+        SyncFrame::Ack {
+            case: number.clone(),
+            feed_seq,
+            heads: noted_heads,
+        },
+    );
+    assert_eq!(up.unsettled(), 0);
+    assert_eq!(up.cursor(), noted_seq);
+    assert!(matches!(
+        up.poll_transmit(),
+        Some(SyncFrame::CaughtUp { .. })
+    ));
+}
+
+/// A receiver that keeps part of a send and defers the rest refuses the frame instead of
+/// acknowledging it: a sender that cannot see the receiver's heads (they include changes it
+/// lacks) would otherwise take the acknowledgement as "holds what I sent".
+#[test]
+fn a_partly_deferred_send_is_refused_not_acknowledged() {
+    let (mut session, mut township, frames) = three_cases_arriving(false);
+    township.defer_part = true;
+    session.handle_frames(&mut township, Instant::now(), vec![frames[0].clone()]);
+    let sent: Vec<SyncFrame> = std::iter::from_fn(|| session.poll_transmit()).collect();
+    assert!(
+        sent.iter().all(|frame| frame.kind_name() != "ack"),
+        "{sent:?}"
+    );
+    assert!(
+        matches!(sent.as_slice(), [SyncFrame::Refused { reason, feed_seq: 1, .. }] if reason.starts_with("deferred")),
+        "{sent:?}"
+    );
+    assert_eq!(
+        session.deferred_cases(),
+        1,
+        "asked for again when the roster changes"
     );
 }

@@ -1317,6 +1317,23 @@ impl Replica for StoreReplica {
             .unwrap_or(false))
     }
 
+    fn history_of_contains(
+        &mut self,
+        case: &str,
+        tips: &[ChangeHead],
+        heads: &[ChangeHead],
+    ) -> Result<bool, ReplicaError> {
+        if heads.iter().all(|head| tips.contains(head)) {
+            return Ok(true);
+        }
+        self.write_staged_if_holds(case)?;
+        Ok(self
+            .store()
+            .with_case(case, |document| document.history_of_contains(tips, heads))
+            .map_err(storage)?
+            .unwrap_or(false))
+    }
+
     fn routing(&mut self, case: &str) -> Result<Option<CaseRouting>, ReplicaError> {
         self.write_staged_if_holds(case)?;
         // A case routed is usually sent next, which reads its document anyway.
