@@ -13,7 +13,7 @@ use chrono::Utc;
 use fantoccini::{Client, ClientBuilder, Locator};
 use fengqiao_tests::{
     NodeProcess, Office, TEST_LOGIN, TEST_PASSWORD, VILLAGE_REGION, case_number, fengqiao_binary,
-    http_post, sample_registration,
+    http_get, http_post, sample_registration,
 };
 
 const CHROMIUM: &str = "/usr/bin/chromium";
@@ -838,7 +838,10 @@ fn the_case_page_offers_what_the_node_allows_and_acts_as_the_signed_in_account()
     let (supervisor, _) = console_session(node.address, "wangdc");
     let page = console_request(node.address, "GET", &case_path, &operator, "");
     assert_eq!(page.status, 200, "{}", page.body);
-    assert_eq!(offered_actions(&page.body), ["accept", "reject", "note"]);
+    assert_eq!(
+        offered_actions(&page.body),
+        ["accept", "reject", "forward", "note"]
+    );
     // A supervisor does not accept (role table); alone, the village has nobody to escalate to.
     let page = console_request(node.address, "GET", &case_path, &supervisor, "");
     assert_eq!(offered_actions(&page.body), ["note"]);
@@ -861,7 +864,7 @@ fn the_case_page_offers_what_the_node_allows_and_acts_as_the_signed_in_account()
     assert_eq!(accepted.status, 303, "{}", accepted.body);
     assert_eq!(accepted.location.as_deref(), Some(case_path.as_str()));
     let page = console_request(node.address, "GET", &case_path, &operator, "");
-    assert_eq!(offered_actions(&page.body), ["reply", "note"]);
+    assert_eq!(offered_actions(&page.body), ["extend", "reply", "note"]);
     assert!(page.body.contains("李调解 (lizt)"), "{}", page.body);
 
     // Accepting again is refused by the lifecycle, on the case page, with the node's reason.
@@ -880,4 +883,159 @@ fn the_case_page_offers_what_the_node_allows_and_acts_as_the_signed_in_account()
         again.body
     );
     node.stop().expect("stop node");
+}
+
+/// The value a browser sends for the select `name` in the `action` form of a case page: its
+/// selected `<option>`.
+fn first_option(body: &str, action: &str, name: &str) -> Option<String> {
+    let form = body.split(&format!("id=\"form-{action}\"")).nth(1)?;
+    let select = form.split(&format!("name=\"{name}\"")).nth(1)?;
+    let select = select.split("</select>").next()?;
+    select
+        .split("<option value=\"")
+        .skip(1)
+        .find(|option| option.contains("\" selected>"))
+        .and_then(|option| option.split('"').next())
+        .map(str::to_owned)
+}
+
+/// 督办 from the case page, across two real offices: the township's supervisor issues a
+/// directive on a village's case (挂牌), the village's operator finds it on its 工作台 and case
+/// page after sync, signs for it (签收) and reports (反馈), and the township crosses it off
+/// (销号). Each office is offered only its own side of the directive.
+#[test]
+fn a_directive_is_issued_signed_for_reported_and_crossed_off_from_the_case_pages() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let township = Office::township(dir.path());
+    let village = Office::village(dir.path(), "village", VILLAGE_REGION);
+    fengqiao_tests::add_account(&township.dir, "wangdc", "王督查", &["supervisor"]);
+    fengqiao_tests::add_account(&village.dir, "lizt", "李调解", &["operator"]);
+    township.admit(&village);
+    let township_node = township.start();
+    village.join(&township, fengqiao_tests::quic_address(&township_node));
+    let village_node = village.start();
+    fengqiao_tests::wait_for_roster(
+        &[&township_node, &village_node],
+        &[&township.id, &village.id],
+        Duration::from_secs(20),
+    );
+    let (status, view) = http_post(
+        village_node.address,
+        "/api/cases",
+        &sample_registration(VILLAGE_REGION, 1),
+    )
+    .expect("register");
+    assert_eq!(status, 201, "{view}");
+    let number = case_number(&view);
+    let case_path = format!("/cases/{number}");
+    let actions_path = format!("/cases/{number}/actions");
+    let settle = Duration::from_secs(20);
+    fengqiao_tests::wait_for("the case reaches the township", settle, || {
+        match http_get(township_node.address, &format!("/api/cases/{number}")) {
+            Ok((200, _)) => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    });
+
+    let (supervisor, supervisor_csrf) = console_session(township_node.address, "wangdc");
+    let page = console_request(township_node.address, "GET", &case_path, &supervisor, "");
+    assert_eq!(page.status, 200, "{}", page.body);
+    let offered = offered_actions(&page.body);
+    assert!(
+        offered.contains(&"issue_directive".to_owned()),
+        "{offered:?}"
+    );
+    assert!(
+        !offered.contains(&"acknowledge_directive".to_owned()),
+        "{offered:?}"
+    );
+    let due = (Utc::now() + chrono::Duration::days(10))
+        .format("%Y-%m-%d")
+        .to_string();
+    let issued = console_request(
+        township_node.address,
+        "POST",
+        &actions_path,
+        &supervisor,
+        &format!(
+            "csrf={supervisor_csrf}&action=issue_directive&to_node={}&requirement=%E9%99%90%E6%9C%9F%E7%AD%94%E5%A4%8D&due={due}&listed=1",
+            village.id
+        ),
+    );
+    assert_eq!(issued.status, 303, "{}", issued.body);
+
+    // At the village, after sync: on the 工作台, and on the case page with 签收.
+    let (operator, operator_csrf) = console_session(village_node.address, "lizt");
+    let page = fengqiao_tests::wait_for("the directive reaches the village", settle, || {
+        let page = console_request(village_node.address, "GET", &case_path, &operator, "");
+        if offered_actions(&page.body).contains(&"acknowledge_directive".to_owned()) {
+            Ok(page)
+        } else {
+            Err(format!("offered {:?}", offered_actions(&page.body)))
+        }
+    });
+    assert!(page.body.contains("限期答复"), "{}", page.body);
+    assert!(
+        !offered_actions(&page.body).contains(&"cross_off_directive".to_owned()),
+        "only the issuer crosses off"
+    );
+    let directive = first_option(&page.body, "acknowledge_directive", "directive")
+        .expect("the directive to sign for");
+    let dashboard = console_request(village_node.address, "GET", "/", &operator, "");
+    assert!(dashboard.body.contains("限期答复"), "{}", dashboard.body);
+    for (action, extra) in [
+        ("acknowledge_directive", String::new()),
+        (
+            "report_directive",
+            "&text=%E5%B7%B2%E5%85%A5%E6%88%B7%E8%B0%83%E6%9F%A5".to_owned(),
+        ),
+    ] {
+        let done = console_request(
+            village_node.address,
+            "POST",
+            &actions_path,
+            &operator,
+            &format!("csrf={operator_csrf}&action={action}&directive={directive}{extra}"),
+        );
+        assert_eq!(done.status, 303, "{action}: {}", done.body);
+    }
+
+    // Back at the township: the report arrives, and the issuer crosses the directive off.
+    fengqiao_tests::wait_for("the report reaches the township", settle, || {
+        let (_, view) = http_get(township_node.address, &format!("/api/cases/{number}"))
+            .map_err(|error| error.to_string())?;
+        let directive = &view["state"]["directives"][0];
+        if directive["status"] == "reported" && directive["reports"][0] == "已入户调查" {
+            Ok(())
+        } else {
+            Err(format!("the township holds {directive}"))
+        }
+    });
+    let page = console_request(township_node.address, "GET", &case_path, &supervisor, "");
+    let offered = offered_actions(&page.body);
+    assert!(
+        offered.contains(&"cross_off_directive".to_owned()),
+        "{offered:?}"
+    );
+    assert!(
+        offered.contains(&"return_directive".to_owned()),
+        "{offered:?}"
+    );
+    let crossed = console_request(
+        township_node.address,
+        "POST",
+        &actions_path,
+        &supervisor,
+        &format!("csrf={supervisor_csrf}&action=cross_off_directive&directive={directive}"),
+    );
+    assert_eq!(crossed.status, 303, "{}", crossed.body);
+    let (_, view) =
+        http_get(township_node.address, &format!("/api/cases/{number}")).expect("the case");
+    assert_eq!(
+        view["state"]["directives"][0]["status"], "crossed_off",
+        "{view}"
+    );
+    assert_eq!(view["state"]["directives"][0]["listed"], true, "{view}");
+    village_node.stop().expect("stop village");
+    township_node.stop().expect("stop township");
 }

@@ -12,7 +12,9 @@ use chrono::{DateTime, Days, NaiveDate, Utc};
 use fengqiao_case::authority::KindTag;
 use fengqiao_case::deadlines::local_date;
 use fengqiao_case::input_bounds::TextKind;
-use fengqiao_case::model::{CaseView, EventKind, ReplyOutcome};
+use fengqiao_case::model::{
+    CaseView, DirectiveStatus, EventKind, ReplyOutcome, ReviewLevel, Satisfaction,
+};
 use serde::Deserialize;
 
 use crate::backend::{BackendError, ConsoleUser, Neighbours};
@@ -21,20 +23,62 @@ use crate::forms::parse_choice;
 use crate::forms::{FormErrors, InputView, SelectView, Spec, input, select, spec};
 use crate::pages::{Backend, office_namer};
 use crate::texts::{Texts, api_name};
-use crate::views::{ActionView, ActionsView, case_href};
+use crate::views::{ActionView, ActionsView, CheckboxView, case_href};
 
-/// The actions the case page knows how to ask for, in the order it shows them.
-pub const OFFERED_KINDS: [KindTag; 9] = [
+/// The actions the case page knows how to ask for, in the order it shows them: the lifecycle
+/// in the order a case goes through it, then supervision (督办), then the annotations.
+pub const OFFERED_KINDS: [KindTag; 20] = [
     KindTag::Accept,
     KindTag::Reject,
+    KindTag::AcceptAssignment,
+    KindTag::Object,
+    KindTag::Forward,
+    KindTag::Extend,
     KindTag::Reply,
+    KindTag::Evaluate,
     KindTag::Close,
+    KindTag::RequestReview,
+    KindTag::Reopen,
     KindTag::Escalate,
     KindTag::Assign,
     KindTag::TakeOver,
+    KindTag::IssueDirective,
+    KindTag::AcknowledgeDirective,
+    KindTag::ReportDirective,
+    KindTag::ReturnDirective,
+    KindTag::CrossOffDirective,
     KindTag::Resolve,
-    KindTag::Note,
 ];
+
+/// 备注 last: any office taking part may note, so it is nearly always offered.
+pub const OFFERED_LAST: KindTag = KindTag::Note;
+
+pub(crate) const ALL_SATISFACTIONS: [Satisfaction; 3] = [
+    Satisfaction::Satisfied,
+    Satisfaction::BasicallySatisfied,
+    Satisfaction::Unsatisfied,
+];
+
+pub(crate) const ALL_REVIEW_LEVELS: [ReviewLevel; 2] = [ReviewLevel::Review, ReviewLevel::ReReview];
+
+/// The days an extension asks for when the page only asks whether one may be made: the most
+/// the law allows (Art 34), which the node's policy may lower.
+const CANDIDATE_EXTENSION_DAYS: u32 = 30;
+
+/// What the page offers an action on: the case's first conflict branch and its open directives.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Offer<'a> {
+    pub first_branch: Option<&'a str>,
+    pub first_open_directive: Option<&'a str>,
+}
+
+/// Every action the page knows, in the order it shows them.
+pub fn offered_kinds() -> impl Iterator<Item = KindTag> {
+    OFFERED_KINDS
+        .iter()
+        .copied()
+        .chain(std::iter::once(OFFERED_LAST))
+}
 
 pub(crate) const ALL_REPLY_OUTCOMES: [ReplyOutcome; 3] = [
     ReplyOutcome::Support,
@@ -80,6 +124,24 @@ pub struct ActionForm {
     pub resolved: String,
     #[serde(default)]
     pub chosen: String,
+    #[serde(default)]
+    pub to_unit: String,
+    #[serde(default)]
+    pub days: String,
+    #[serde(default)]
+    pub approver: String,
+    #[serde(default)]
+    pub satisfaction: String,
+    #[serde(default)]
+    pub level: String,
+    #[serde(default)]
+    pub directive: String,
+    #[serde(default)]
+    pub requirement: String,
+    #[serde(default)]
+    pub due: String,
+    #[serde(default)]
+    pub listed: String,
 }
 
 /// The event `tag` asks for, built from what the person typed (`form`), or, to ask the node
@@ -91,10 +153,26 @@ pub struct ActionForm {
 pub(crate) fn event_of(
     tag: KindTag,
     form: Option<&ActionForm>,
-    first_branch: Option<&str>,
+    offer: Offer<'_>,
     neighbours: &Neighbours,
     now: DateTime<Utc>,
 ) -> Option<Result<EventKind, &'static str>> {
+    let first_branch = offer.first_branch;
+    // The directive an action names: the one chosen in the form, or the case's first open one.
+    let directive = || -> Option<String> {
+        match form {
+            Some(form) => Some(form.directive.trim().to_owned()),
+            None => offer.first_open_directive.map(str::to_owned),
+        }
+    };
+    let date_in = |typed: fn(&ActionForm) -> &String, days: u64| -> Result<NaiveDate, ()> {
+        match form {
+            None => Ok(local_date(now)
+                .checked_add_days(Days::new(days))
+                .unwrap_or_else(|| local_date(now))),
+            Some(form) => NaiveDate::parse_from_str(typed(form).trim(), "%Y-%m-%d").map_err(|_| ()),
+        }
+    };
     let text = |typed: fn(&ActionForm) -> &String| {
         form.map_or(CANDIDATE_TEXT.to_owned(), |form| {
             typed(form).trim().to_owned()
@@ -172,6 +250,82 @@ pub(crate) fn event_of(
         KindTag::Note => EventKind::Note {
             text: text(|form| &form.text),
         },
+        KindTag::AcceptAssignment => EventKind::AcceptAssignment {},
+        KindTag::Object => EventKind::Object {
+            reason: text(|form| &form.reason),
+        },
+        KindTag::Forward => EventKind::Forward {
+            to_unit: text(|form| &form.to_unit),
+            to_node: None,
+            reason: text(|form| &form.reason),
+        },
+        KindTag::Extend => EventKind::Extend {
+            days: match form {
+                None => CANDIDATE_EXTENSION_DAYS,
+                Some(form) => match form.days.trim().parse::<u32>() {
+                    Ok(days) => days,
+                    Err(_) => return Some(Err("days")),
+                },
+            },
+            approver: text(|form| &form.approver),
+            reason: text(|form| &form.reason),
+        },
+        KindTag::Evaluate => EventKind::Evaluate {
+            satisfaction: match form {
+                None => Satisfaction::Satisfied,
+                Some(form) => match parse_choice(&form.satisfaction, &mut Vec::new()) {
+                    Some(satisfaction) => satisfaction,
+                    None => return Some(Err("satisfaction")),
+                },
+            },
+        },
+        KindTag::RequestReview => EventKind::RequestReview {
+            level: match form {
+                None => ReviewLevel::Review,
+                Some(form) => match parse_choice(&form.level, &mut Vec::new()) {
+                    Some(level) => level,
+                    None => return Some(Err("level")),
+                },
+            },
+            reason: text(|form| &form.reason),
+        },
+        KindTag::Reopen => EventKind::Reopen {
+            reason: text(|form| &form.reason),
+        },
+        KindTag::IssueDirective => EventKind::IssueDirective {
+            // The node names a new directive (`ConsoleBackend::append` fills an empty one); the
+            // question whether one may be issued names a placeholder.
+            directive: match form {
+                Some(_) => String::new(),
+                None => "D00000000".to_owned(),
+            },
+            target_node: office(
+                neighbours
+                    .children
+                    .first()
+                    .map(|child| child.node_id.as_str()),
+            )?,
+            requirement: text(|form| &form.requirement),
+            due: match date_in(|form| &form.due, 15) {
+                Ok(date) => date,
+                Err(()) => return Some(Err("due")),
+            },
+            listed: form.is_some_and(|form| !form.listed.is_empty()),
+        },
+        KindTag::AcknowledgeDirective => EventKind::AcknowledgeDirective {
+            directive: directive()?,
+        },
+        KindTag::ReportDirective => EventKind::ReportDirective {
+            directive: directive()?,
+            text: text(|form| &form.text),
+        },
+        KindTag::CrossOffDirective => EventKind::CrossOffDirective {
+            directive: directive()?,
+        },
+        KindTag::ReturnDirective => EventKind::ReturnDirective {
+            directive: directive()?,
+            reason: text(|form| &form.reason),
+        },
         _ => return None,
     }))
 }
@@ -179,6 +333,19 @@ pub(crate) fn event_of(
 fn action_label(texts: &Texts, tag: KindTag) -> String {
     let name = api_name(&tag);
     texts.event.get(&name).cloned().unwrap_or(name)
+}
+
+/// One of an action form's select lists of an enum, its element id prefixed by the action.
+fn enum_select<T: serde::Serialize + serde::de::DeserializeOwned + PartialEq>(
+    kind: &str,
+    (name, label): (&str, &str),
+    table: &std::collections::BTreeMap<String, String>,
+    all: &[T],
+    value: &str,
+) -> SelectView {
+    let mut view = select((name, label), table, all, value, &FormErrors::default());
+    view.id = format!("{kind}-{name}");
+    view
 }
 
 /// The fields of `tag`'s form, filled with what was typed when it was refused.
@@ -231,19 +398,119 @@ fn action_view(
         }
     };
     let (selects, fields) = match tag {
-        KindTag::Reject | KindTag::TakeOver => (
+        KindTag::Reject | KindTag::TakeOver | KindTag::Object | KindTag::Reopen => (
             Vec::new(),
             vec![field("reason", &t.reason, TextKind::Text, &typed.reason)],
         ),
+        KindTag::AcceptAssignment => (Vec::new(), Vec::new()),
+        KindTag::Forward => (
+            Vec::new(),
+            vec![
+                field("to_unit", &t.to_unit, TextKind::Line, &typed.to_unit),
+                field("reason", &t.reason, TextKind::Text, &typed.reason),
+            ],
+        ),
+        KindTag::Extend => (
+            Vec::new(),
+            vec![
+                InputView {
+                    input_type: "number",
+                    ..field("days", &t.extension_days, TextKind::Identifier, &typed.days)
+                },
+                field("approver", &t.approver, TextKind::Name, &typed.approver),
+                field("reason", &t.reason, TextKind::Text, &typed.reason),
+            ],
+        ),
+        KindTag::Evaluate => {
+            let satisfaction = enum_select(
+                &kind,
+                ("satisfaction", &t.satisfaction),
+                &texts.satisfaction,
+                &ALL_SATISFACTIONS,
+                &typed.satisfaction,
+            );
+            (vec![satisfaction], Vec::new())
+        }
+        KindTag::RequestReview => {
+            let level = enum_select(
+                &kind,
+                ("level", &t.review_level),
+                &texts.review_level,
+                &ALL_REVIEW_LEVELS,
+                &typed.level,
+            );
+            (
+                vec![level],
+                vec![field("reason", &t.reason, TextKind::Text, &typed.reason)],
+            )
+        }
+        KindTag::IssueDirective => (
+            vec![offices(
+                "to_node",
+                &t.directive_to,
+                neighbours
+                    .children
+                    .iter()
+                    .map(|child| (child.node_id.clone(), child.name.clone()))
+                    .collect(),
+            )],
+            vec![
+                field(
+                    "requirement",
+                    &t.requirement,
+                    TextKind::Text,
+                    &typed.requirement,
+                ),
+                InputView {
+                    input_type: "date",
+                    ..field("due", &t.directive_due, TextKind::Identifier, &typed.due)
+                },
+            ],
+        ),
+        KindTag::AcknowledgeDirective
+        | KindTag::ReportDirective
+        | KindTag::CrossOffDirective
+        | KindTag::ReturnDirective => {
+            let open = view
+                .state
+                .directives
+                .iter()
+                .filter(|directive| directive.status != DirectiveStatus::CrossedOff)
+                .map(|directive| {
+                    let requirement: String = directive.requirement.chars().take(24).collect();
+                    let label = format!(
+                        "{requirement} · {} · {}",
+                        office_name(&directive.issuer_node),
+                        local_date(directive.due)
+                    );
+                    (directive.id.clone(), label)
+                })
+                .collect();
+            let mut chosen = offices("directive", &t.directive, open);
+            if !typed.directive.is_empty() {
+                for choice in &mut chosen.choices {
+                    choice.selected = choice.value == typed.directive;
+                }
+            }
+            let fields = match tag {
+                KindTag::ReportDirective => {
+                    vec![field("text", &t.text, TextKind::Text, &typed.text)]
+                }
+                KindTag::ReturnDirective => {
+                    vec![field("reason", &t.reason, TextKind::Text, &typed.reason)]
+                }
+                _ => Vec::new(),
+            };
+            (vec![chosen], fields)
+        }
         KindTag::Reply => {
-            let mut outcome = select(
+            let outcome = enum_select(
+                &kind,
                 ("outcome", &t.reply_outcome),
                 &texts.reply_outcome,
                 &ALL_REPLY_OUTCOMES,
                 &typed.outcome,
-                &errors,
             );
-            outcome.id = format!("{kind}-outcome");
             (
                 vec![outcome],
                 vec![field("text", &t.text, TextKind::Text, &typed.text)],
@@ -340,8 +607,20 @@ fn action_view(
         kind,
         selects,
         fields,
-        asks_resolved: tag == KindTag::Close,
-        resolved: typed.action != "close" || !typed.resolved.is_empty(),
+        checkbox: match tag {
+            KindTag::Close => Some(CheckboxView {
+                name: "resolved",
+                label: t.resolved.clone(),
+                // Checked unless a refused form came back without it.
+                checked: typed.action != "close" || !typed.resolved.is_empty(),
+            }),
+            KindTag::IssueDirective => Some(CheckboxView {
+                name: "listed",
+                label: t.listed.clone(),
+                checked: typed.action == "issue_directive" && !typed.listed.is_empty(),
+            }),
+            _ => None,
+        },
     }
 }
 
@@ -356,20 +635,25 @@ pub(crate) async fn actions_view(
 ) -> Result<ActionsView, BackendError> {
     let neighbours = backend.neighbours();
     let now = backend.now();
-    let first_branch = view
-        .state
-        .conflict
-        .as_ref()
-        .and_then(|conflict| conflict.branches.first())
-        .map(|branch| branch.first.as_str());
-    let (tags, candidates): (Vec<KindTag>, Vec<EventKind>) = OFFERED_KINDS
-        .iter()
-        .filter_map(
-            |tag| match event_of(*tag, None, first_branch, &neighbours, now)? {
-                Ok(event) => Some((*tag, event)),
-                Err(_) => None,
-            },
-        )
+    let offer = Offer {
+        first_branch: view
+            .state
+            .conflict
+            .as_ref()
+            .and_then(|conflict| conflict.branches.first())
+            .map(|branch| branch.first.as_str()),
+        first_open_directive: view
+            .state
+            .directives
+            .iter()
+            .find(|directive| directive.status != DirectiveStatus::CrossedOff)
+            .map(|directive| directive.id.as_str()),
+    };
+    let (tags, candidates): (Vec<KindTag>, Vec<EventKind>) = offered_kinds()
+        .filter_map(|tag| match event_of(tag, None, offer, &neighbours, now)? {
+            Ok(event) => Some((tag, event)),
+            Err(_) => None,
+        })
         .unzip();
     let permitted = backend
         .permitted(user, view.header.number.clone(), candidates)

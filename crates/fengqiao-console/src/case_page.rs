@@ -13,7 +13,7 @@ use fengqiao_case::model::AppendEvent;
 use serde::Deserialize;
 
 use crate::CSRF_COOKIE;
-use crate::actions::{ActionForm, OFFERED_KINDS, Refusal, actions_view, event_of};
+use crate::actions::{ActionForm, Offer, Refusal, actions_view, event_of, offered_kinds};
 use crate::backend::{BackendErrorKind, ConsoleUser};
 use crate::pages::{
     Backend, cookie, failure_page, html, language, layout, office_namer, signed_in, signed_in_form,
@@ -109,19 +109,27 @@ pub async fn take_action(
         };
     let texts = Texts::of(language(&headers));
     let t = &texts.ui;
-    let tag = OFFERED_KINDS
-        .iter()
-        .copied()
-        .find(|tag| api_name(tag) == form.action);
-    let built =
-        tag.and_then(|tag| event_of(tag, Some(&form), None, &backend.neighbours(), backend.now()));
+    let tag = offered_kinds().find(|tag| api_name(tag) == form.action);
+    let offer = Offer {
+        first_branch: None,
+        first_open_directive: None,
+    };
+    let built = tag.and_then(|tag| {
+        event_of(
+            tag,
+            Some(&form),
+            offer,
+            &backend.neighbours(),
+            backend.now(),
+        )
+    });
     let refusal = match built {
         None => Some((StatusCode::BAD_REQUEST, t.not_a_choice.clone())),
         Some(Err(field)) => {
-            let word = if field == "deadline" {
-                &t.not_a_date
-            } else {
-                &t.not_a_choice
+            let word = match field {
+                "deadline" | "due" => &t.not_a_date,
+                "days" => &t.not_a_number,
+                _ => &t.not_a_choice,
             };
             Some((StatusCode::BAD_REQUEST, word.clone()))
         }

@@ -56,7 +56,7 @@ pub struct DirectivesPage {
     pub lists: Vec<DirectiveListView>,
 }
 
-fn row(
+pub(crate) fn row(
     texts: &Texts,
     item: &DirectiveListItem,
     office_name: &dyn Fn(&String) -> String,
@@ -82,6 +82,15 @@ fn row(
         status: Texts::term(&texts.directives.status, &directive.status),
         grade: grade_view(texts, &item.warnings, now),
     }
+}
+
+/// Whether a directive addressed to this office waits for it: not yet signed for or reported,
+/// or sent back for more work.
+pub(crate) fn awaits_the_target(status: DirectiveStatus) -> bool {
+    matches!(
+        status,
+        DirectiveStatus::Issued | DirectiveStatus::Acknowledged | DirectiveStatus::Returned
+    )
 }
 
 /// `GET /directives`: 督办.

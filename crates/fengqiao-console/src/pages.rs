@@ -401,12 +401,43 @@ pub async fn dashboard(State(backend): State<Backend>, headers: HeaderMap) -> Re
         Ok(page) => page,
         Err(error) => return failure_page(&backend, &headers, Some(&user), &error).await,
     };
+    let awaiting_query = CaseQuery {
+        status: Some(Status::AwaitingReceiver),
+        held_here: true,
+        page: 0,
+        page_size: PAGE_SIZE,
+        ..CaseQuery::default()
+    };
+    let awaiting = match backend.cases(&user, awaiting_query).await {
+        Ok(page) => page,
+        Err(error) => return failure_page(&backend, &headers, Some(&user), &error).await,
+    };
+    let mut directives = match backend.directives(&user, true).await {
+        Ok(items) => items,
+        Err(error) => return failure_page(&backend, &headers, Some(&user), &error).await,
+    };
+    let own = backend.office().node_id;
+    directives.retain(|item| {
+        item.directive.target_node == own
+            && crate::directives::awaits_the_target(item.directive.status)
+    });
+    // 挂牌督办 first (CONSOLE-NOTES), then the backend's order: by due date.
+    directives.sort_by_key(|item| !item.directive.listed);
     let now = backend.now();
     let namer = office_namer(&backend);
     let rows = page
         .rows
         .iter()
         .map(|row| row_view(texts, row, &namer, now))
+        .collect();
+    let awaiting_receipt = awaiting
+        .rows
+        .iter()
+        .map(|row| row_view(texts, row, &namer, now))
+        .collect();
+    let directives = directives
+        .iter()
+        .map(|item| crate::directives::row(texts, item, &namer, now))
         .collect();
     let csrf = cookie(&headers, CSRF_COOKIE).unwrap_or_default();
     let title = texts.ui.dashboard.clone();
@@ -417,6 +448,9 @@ pub async fn dashboard(State(backend): State<Backend>, headers: HeaderMap) -> Re
             layout,
             rows,
             total: page.total,
+            directives,
+            d: &texts.directives,
+            awaiting_receipt,
         },
     )
 }

@@ -670,7 +670,9 @@ fn every_enum_value_has_a_word() {
     has_every(&texts.matter_type, &crate::registration::ALL_MATTER_TYPES);
     has_every(&texts.id_type, &crate::registration::ALL_ID_TYPES);
     has_every(&texts.reply_outcome, &crate::actions::ALL_REPLY_OUTCOMES);
-    for kind in crate::actions::OFFERED_KINDS {
+    has_every(&texts.satisfaction, &crate::actions::ALL_SATISFACTIONS);
+    has_every(&texts.review_level, &crate::actions::ALL_REVIEW_LEVELS);
+    for kind in crate::actions::offered_kinds() {
         assert!(
             texts.event.contains_key(&crate::texts::api_name(&kind)),
             "{kind:?}"
@@ -699,6 +701,7 @@ fn templates_hold_no_literal_words() {
         include_str!("../templates/register.html"),
         include_str!("../templates/field.html"),
         include_str!("../templates/select.html"),
+        include_str!("../templates/directive_rows.html"),
     ];
     for template in templates {
         assert!(
@@ -1234,9 +1237,8 @@ async fn forms_without_the_sessions_csrf_token_are_refused() {
 
 /// The actions whose buttons the page shows, by their API names.
 fn offered(body: &str) -> Vec<String> {
-    crate::actions::OFFERED_KINDS
-        .iter()
-        .map(crate::texts::api_name)
+    crate::actions::offered_kinds()
+        .map(|kind| crate::texts::api_name(&kind))
         .filter(|kind| body.contains(&format!("id=\"action-{kind}\"")))
         .collect()
 }
@@ -1260,8 +1262,13 @@ async fn an_operator_is_offered_no_supervisor_action_and_a_supervisor_is() {
         page_as("/cases/430702-2026-000001", Some(SUPERVISOR_SESSION_SECRET)).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let supervisor = offered(&body);
-    // No child office: nothing to assign to, so 交办 is not offered.
-    assert_eq!(supervisor, ["escalate", "take_over", "note"], "{body}");
+    // No child office: nothing to assign to or direct, so 交办 and 督办 are not offered; the
+    // role table gives supervisors 重新办理, 上报 and 提级办理.
+    assert_eq!(
+        supervisor,
+        ["reopen", "escalate", "take_over", "note"],
+        "{body}"
+    );
     assert!(body.contains(">上报</button>"), "{body}");
     assert_escaped("the supervisor's case page", &body);
 }

@@ -172,6 +172,19 @@ pub struct Ui {
     pub escalate_to: String,
     pub conflict_notice: String,
     pub chosen_branch: String,
+    pub directives_awaiting: String,
+    pub awaiting_receipt: String,
+    pub no_awaiting_receipt: String,
+    pub to_unit: String,
+    pub extension_days: String,
+    pub approver: String,
+    pub satisfaction: String,
+    pub review_level: String,
+    pub directive_to: String,
+    pub requirement: String,
+    pub directive_due: String,
+    pub directive: String,
+    pub listed: String,
     pub section_backdating: String,
     pub backdating_hint: String,
     pub backdated_at: String,
@@ -337,6 +350,8 @@ pub struct Texts {
     pub event: BTreeMap<String, String>,
     pub id_type: BTreeMap<String, String>,
     pub reply_outcome: BTreeMap<String, String>,
+    pub satisfaction: BTreeMap<String, String>,
+    pub review_level: BTreeMap<String, String>,
 }
 
 /// Why a texts file does not load.

@@ -226,6 +226,11 @@ pub struct DashboardPage {
     pub layout: Layout,
     pub rows: Vec<RowView>,
     pub total: usize,
+    /// Directives addressed to this office that await its 签收 or 反馈, 挂牌 first.
+    pub directives: Vec<crate::directives::DirectiveRowView>,
+    pub d: &'static crate::texts::DirectivesTexts,
+    /// Cases sent to this office (交办, 转送) that await its 接收.
+    pub awaiting_receipt: Vec<RowView>,
 }
 
 #[derive(Debug, Template)]
@@ -467,9 +472,16 @@ pub struct ActionView {
     pub label: String,
     pub selects: Vec<SelectView>,
     pub fields: Vec<InputView>,
-    /// 办结 asks whether the matter was resolved.
-    pub asks_resolved: bool,
-    pub resolved: bool,
+    /// 办结 asks whether the matter was resolved; 督办 whether it is 挂牌.
+    pub checkbox: Option<CheckboxView>,
+}
+
+/// A yes/no field of an action's form.
+#[derive(Debug, Clone)]
+pub struct CheckboxView {
+    pub name: &'static str,
+    pub label: String,
+    pub checked: bool,
 }
 
 /// The actions part of the case page.

@@ -370,6 +370,13 @@ impl ConsoleBackend for NodeConsole {
         number: String,
         request: AppendEvent,
     ) -> BackendFuture<'a, CaseView> {
+        let mut request = request;
+        // A directive issued from the console is named here, as the CLI names its own.
+        if let EventKind::IssueDirective { directive, .. } = &mut request.kind
+            && directive.is_empty()
+        {
+            *directive = crate::cli::directive::new_directive_id();
+        }
         Box::pin(async move {
             let actor = user.account.actor();
             let view = self
