@@ -698,6 +698,16 @@ impl Store {
             .iter()
             .map(|number| self.case_locks.lock(number))
             .collect();
+        // Out of the cache before the write, back (the new ones) after it. The cache may hold
+        // the document as it was before the update: an update staged on a copy leaves it there,
+        // and a reader may have loaded it since an update was staged. Between the write and the
+        // new documents entering the cache, a reader would otherwise see the new feed position
+        // and heads beside the old document, and a sync session walking the feed then found
+        // "no changes beyond the peer's heads" and passed the case by (N1 in RELIABILITY.md).
+        // Without a cached document a reader waits for the case lock, and so for the new one.
+        for number in &numbers {
+            drop(self.cache.take(number));
+        }
         let writes: Vec<(&str, &PreparedUpdate, Option<FeedSeq>)> = updates
             .iter()
             .map(|staged| {

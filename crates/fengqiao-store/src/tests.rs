@@ -1805,3 +1805,62 @@ fn a_clean_close_writes_the_held_access_records() {
     let store = open_store(directory.path());
     assert_eq!(access_records(&store), vec![b"held".to_vec()]);
 }
+
+/// N1 (RELIABILITY.md): a staged update of a case whose old document sat in the cache wrote the
+/// new heads and feed position while the cache still held the old document, until the commit put
+/// the new one there. A sync session that walked the feed in that window read the new heads but
+/// found no changes beyond the peer's in the old document, passed the case by, and the peer
+/// stayed an event behind. A reader during the commit now waits for the new document.
+#[test]
+fn a_reader_during_a_staged_commit_never_sees_the_old_document_beside_the_new_heads() {
+    let directory = tempfile::tempdir().expect("tempdir");
+    let store = Arc::new(open_store(directory.path()));
+    let case = number(1);
+    create_documents(&store, std::slice::from_ref(&case)).expect("created");
+    // The document is cached, and an update staged on a copy leaves it there.
+    let before = store
+        .with_case(&case, |document| document.head_hashes())
+        .expect("reads")
+        .expect("held");
+    let staged = stage_note_on_copy(&store, &case, "staged-1");
+
+    // Right after the write, before the commit returns: what does a reader on another thread see?
+    let (seen_sender, seen) = std::sync::mpsc::channel();
+    {
+        let store = Arc::clone(&store);
+        let case = case.clone();
+        store
+            .clone()
+            .set_summary_observer(Arc::new(move |_summary: &CaseSummary| {
+                let store = Arc::clone(&store);
+                let case = case.clone();
+                let seen_sender = seen_sender.clone();
+                let (read_sender, read) = std::sync::mpsc::channel();
+                std::thread::spawn(move || {
+                    let record = store.heads(&case).expect("reads").expect("held");
+                    let document = store
+                        .with_case(&case, |document| document.head_hashes())
+                        .expect("reads")
+                        .expect("held");
+                    let _ = read_sender.send(());
+                    let _ = seen_sender.send((record, document));
+                });
+                // A reader that does not wait for the commit answers at once; one that waits
+                // for the case lock cannot answer before the commit ends.
+                let _ = read.recv_timeout(std::time::Duration::from_millis(300));
+            }));
+    }
+    let mut updates = vec![staged];
+    store
+        .commit_staged_updates(&mut updates, &[] as &[(&str, &[u8])])
+        .expect("written");
+    let (record, document) = seen
+        .recv_timeout(std::time::Duration::from_secs(10))
+        .expect("the reader answers");
+    assert_ne!(record, before, "the write is visible to the reader");
+    assert_eq!(
+        document, record,
+        "the document a reader gets has the heads the store says it has"
+    );
+    store.set_summary_observer(Arc::new(|_: &CaseSummary| {}));
+}
