@@ -1039,3 +1039,113 @@ fn a_directive_is_issued_signed_for_reported_and_crossed_off_from_the_case_pages
     village_node.stop().expect("stop village");
     township_node.stop().expect("stop township");
 }
+
+/// Sign in to the console with a password: the cookies and the CSRF token, or the status.
+fn console_sign_in(
+    address: SocketAddr,
+    login: &str,
+    password: &str,
+) -> Result<(String, String), u16> {
+    let signed_in = console_request(
+        address,
+        "POST",
+        "/login",
+        "",
+        &format!("login={login}&password={password}"),
+    );
+    if signed_in.status != 303 {
+        return Err(signed_in.status);
+    }
+    let csrf = signed_in
+        .cookies
+        .iter()
+        .find_map(|cookie| cookie.strip_prefix("fengqiao_console_csrf="))
+        .and_then(|rest| rest.split(';').next())
+        .unwrap_or_default()
+        .to_owned();
+    Ok((cookie_header(&signed_in.cookies), csrf))
+}
+
+/// 用户 and 修改密码 against a real node: an admin adds a person from the console and reads
+/// the one-time password once; the person signs in with it and sets their own, which ends the
+/// session; the old password no longer works, the new one does; an operator may not manage
+/// accounts; a disabled account cannot sign in.
+#[test]
+fn an_admin_adds_a_person_who_sets_their_own_password_and_is_later_disabled() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (_village, node, _number) = village_with_a_case(
+        dir.path(),
+        &[
+            ("zhaogl", "赵管理", "admin"),
+            ("lizt", "李调解", "operator"),
+        ],
+    );
+    let address = node.address;
+    let (operator, _) = console_session(address, "lizt");
+    assert_eq!(
+        console_request(address, "GET", "/accounts", &operator, "").status,
+        403
+    );
+
+    let (admin, admin_csrf) = console_session(address, "zhaogl");
+    let added = console_request(
+        address,
+        "POST",
+        "/accounts",
+        &admin,
+        &format!("csrf={admin_csrf}&login=xinren&display_name=%E6%96%B0%E4%BA%BA&role_operator=1"),
+    );
+    assert_eq!(added.status, 200, "{}", added.body);
+    let one_time = added
+        .body
+        .split("id=\"one-time-password\">")
+        .nth(1)
+        .and_then(|rest| rest.split('<').next())
+        .expect("the one-time password, shown once")
+        .to_owned();
+    assert!(one_time.len() >= 10, "{one_time}");
+
+    let (person, person_csrf) =
+        console_sign_in(address, "xinren", &one_time).expect("signs in with the one-time password");
+    let changed = console_request(
+        address,
+        "POST",
+        "/password",
+        &person,
+        &format!(
+            "csrf={person_csrf}&current={one_time}&new=my-own-secret-1&repeat=my-own-secret-1"
+        ),
+    );
+    assert_eq!(changed.status, 200, "{}", changed.body);
+    assert!(
+        changed.body.contains("id=\"password-changed\""),
+        "{}",
+        changed.body
+    );
+    // The session ended with the change.
+    assert_eq!(
+        console_request(address, "GET", "/", &person, "").status,
+        303
+    );
+    assert_eq!(
+        console_sign_in(address, "xinren", &one_time).err(),
+        Some(401)
+    );
+    console_sign_in(address, "xinren", "my-own-secret-1").expect("the new password works");
+
+    let disabled = console_request(
+        address,
+        "POST",
+        "/accounts/xinren/disable",
+        &admin,
+        &format!("csrf={admin_csrf}"),
+    );
+    assert_eq!(disabled.status, 200, "{}", disabled.body);
+    assert!(
+        disabled.body.contains("account-notice"),
+        "{}",
+        disabled.body
+    );
+    assert!(console_sign_in(address, "xinren", "my-own-secret-1").is_err());
+    node.stop().expect("stop node");
+}

@@ -9,8 +9,9 @@ use std::pin::Pin;
 
 use axum::http::{Extensions, HeaderMap};
 use chrono::{DateTime, Utc};
-use fengqiao_accounts::Account;
 use fengqiao_accounts::secret::Session;
+use fengqiao_accounts::wire::{AccountWithPassword, NewAccount};
+use fengqiao_accounts::{Account, AccountView};
 use fengqiao_case::model::audit::{AuditLog, AuditReport, QuarantineListing};
 use fengqiao_case::model::roster::RosterView;
 use fengqiao_case::model::stats::StatsBreakdown;
@@ -305,6 +306,44 @@ pub trait ConsoleBackend: Send + Sync + 'static {
         number: String,
         candidates: Vec<EventKind>,
     ) -> BackendFuture<'a, Vec<bool>>;
+
+    /// The node's accounts (the role table's `manage_accounts` row).
+    fn accounts<'a>(&'a self, user: &'a ConsoleUser) -> BackendFuture<'a, Vec<AccountView>>;
+
+    /// Add an account; without a password in the request the node makes a one-time password,
+    /// answered this once (`manage_accounts`).
+    fn add_account<'a>(
+        &'a self,
+        user: &'a ConsoleUser,
+        request: NewAccount,
+    ) -> BackendFuture<'a, AccountWithPassword>;
+
+    /// Disable an account: it signs in no more, its sessions and tokens end (`manage_accounts`).
+    fn disable_account<'a>(
+        &'a self,
+        user: &'a ConsoleUser,
+        login: String,
+    ) -> BackendFuture<'a, AccountView>;
+
+    /// Give an account a new one-time password, answered this once; its sessions end
+    /// (`manage_accounts`).
+    fn reset_password<'a>(
+        &'a self,
+        user: &'a ConsoleUser,
+        login: String,
+    ) -> BackendFuture<'a, AccountWithPassword>;
+
+    /// The signed-in person changes their own password, giving the current one (checked and
+    /// throttled as a sign-in is); every session of the account ends, this one included.
+    /// `headers` and `extensions` are the request's, for the client's address.
+    fn change_own_password<'a>(
+        &'a self,
+        user: &'a ConsoleUser,
+        current: String,
+        new: String,
+        headers: &HeaderMap,
+        extensions: &Extensions,
+    ) -> BackendFuture<'a, ()>;
 
     /// This office's parent and children in the federation (none when it runs alone).
     fn neighbours(&self) -> Neighbours;

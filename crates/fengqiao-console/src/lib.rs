@@ -4,6 +4,7 @@
 //! backend, which asks the one file of each rule. Pages work with JavaScript off; htmx only
 //! spares a reload.
 
+pub mod accounts;
 pub mod actions;
 pub mod assets;
 pub mod audit;
@@ -58,6 +59,15 @@ pub fn router(backend: Arc<dyn ConsoleBackend>) -> Router {
         .route("/audit", get(audit::audit))
         .route("/directives", get(directives::directives))
         .route("/export/ledger.xlsx", get(pages::export_ledger))
+        .route(
+            "/accounts",
+            get(accounts::accounts).post(accounts::add_account),
+        )
+        .route("/accounts/{login}/{action}", post(accounts::account_action))
+        .route(
+            "/password",
+            get(accounts::password_form).post(accounts::change_password),
+        )
         .route("/assets/{name}", get(assets::asset))
         .with_state(backend)
 }

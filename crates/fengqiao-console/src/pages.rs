@@ -101,6 +101,7 @@ pub(crate) async fn layout(
         user: user.map(|user| user.account.operator_label()),
         csrf,
         active,
+        manages_accounts: user.is_some_and(crate::accounts::manages_accounts),
         banner: banner_lines,
         title,
     }

@@ -34,6 +34,7 @@ const NODE: &str = "0123456789abcdef0123456789abcdef";
 const SESSION_SECRET: &str = "good-session";
 /// A supervisor's session (督查): the role table gives them other actions than an operator.
 const SUPERVISOR_SESSION_SECRET: &str = "supervisor-session";
+const ADMIN_SESSION_SECRET: &str = "admin-session";
 const CSRF_TOKEN: &str = "csrf";
 
 fn at(day: u32) -> DateTime<Utc> {
@@ -200,6 +201,7 @@ impl ConsoleBackend for Fake {
             let account = match session_secret.as_str() {
                 SESSION_SECRET => account(),
                 SUPERVISOR_SESSION_SECRET => supervisor(),
+                ADMIN_SESSION_SECRET => account_of("zhaogl", "赵管理", Role::Admin),
                 _ => {
                     return Err(BackendError::new(
                         BackendErrorKind::Unauthenticated,
@@ -317,6 +319,85 @@ impl ConsoleBackend for Fake {
                 .iter()
                 .map(|kind| actor.permit(Action::Event(KindTag::of(kind))).is_ok())
                 .collect())
+        })
+    }
+
+    fn accounts<'a>(
+        &'a self,
+        user: &'a ConsoleUser,
+    ) -> BackendFuture<'a, Vec<fengqiao_accounts::AccountView>> {
+        Box::pin(async move {
+            user.account
+                .actor()
+                .permit(Action::ManageAccounts)
+                .map_err(|refusal| {
+                    BackendError::new(BackendErrorKind::Forbidden, refusal.to_string())
+                })?;
+            Ok(vec![account().view(), supervisor().view()])
+        })
+    }
+
+    fn add_account<'a>(
+        &'a self,
+        _user: &'a ConsoleUser,
+        request: fengqiao_accounts::wire::NewAccount,
+    ) -> BackendFuture<'a, fengqiao_accounts::wire::AccountWithPassword> {
+        Box::pin(async move {
+            let account = Account::new(
+                &request.login,
+                &request.display_name,
+                request.roles,
+                String::new(),
+                at(1),
+            )
+            .map_err(|error| {
+                BackendError::new(BackendErrorKind::InvalidInput, error.to_string())
+            })?;
+            Ok(fengqiao_accounts::wire::AccountWithPassword {
+                account: account.view(),
+                one_time_password: Some(format!("pw{SCRIPT}")),
+            })
+        })
+    }
+
+    fn disable_account<'a>(
+        &'a self,
+        _user: &'a ConsoleUser,
+        _login: String,
+    ) -> BackendFuture<'a, fengqiao_accounts::AccountView> {
+        Box::pin(async { Ok(account().view()) })
+    }
+
+    fn reset_password<'a>(
+        &'a self,
+        _user: &'a ConsoleUser,
+        _login: String,
+    ) -> BackendFuture<'a, fengqiao_accounts::wire::AccountWithPassword> {
+        Box::pin(async {
+            Ok(fengqiao_accounts::wire::AccountWithPassword {
+                account: account().view(),
+                one_time_password: Some("abcdefghjk".to_owned()),
+            })
+        })
+    }
+
+    fn change_own_password<'a>(
+        &'a self,
+        _user: &'a ConsoleUser,
+        current: String,
+        _new: String,
+        _headers: &HeaderMap,
+        _extensions: &Extensions,
+    ) -> BackendFuture<'a, ()> {
+        Box::pin(async move {
+            if current == "the-right-one" {
+                Ok(())
+            } else {
+                Err(BackendError::new(
+                    BackendErrorKind::Unauthenticated,
+                    "the current password is wrong",
+                ))
+            }
         })
     }
 
@@ -672,6 +753,7 @@ fn every_enum_value_has_a_word() {
     has_every(&texts.reply_outcome, &crate::actions::ALL_REPLY_OUTCOMES);
     has_every(&texts.satisfaction, &crate::actions::ALL_SATISFACTIONS);
     has_every(&texts.review_level, &crate::actions::ALL_REVIEW_LEVELS);
+    has_every(&texts.role, &Role::ALL);
     for kind in crate::actions::offered_kinds() {
         assert!(
             texts.event.contains_key(&crate::texts::api_name(&kind)),
@@ -702,6 +784,8 @@ fn templates_hold_no_literal_words() {
         include_str!("../templates/field.html"),
         include_str!("../templates/select.html"),
         include_str!("../templates/directive_rows.html"),
+        include_str!("../templates/accounts.html"),
+        include_str!("../templates/password.html"),
     ];
     for template in templates {
         assert!(
@@ -1294,4 +1378,107 @@ async fn a_refused_action_is_answered_on_the_case_page_with_the_nodes_reason() {
         body.contains(">不属于本单位职权</textarea>"),
         "the reason typed is kept: {body}"
     );
+}
+
+/// 用户: the role table decides who sees the menu entry and the page; an added account's name
+/// is escaped and its one-time password shown once on the answer.
+#[tokio::test]
+async fn accounts_are_for_admins_and_a_one_time_password_is_shown_once() {
+    let (status, body) = page("/", true).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        !body.contains("id=\"menu-accounts\""),
+        "an operator has no 用户"
+    );
+    assert!(
+        body.contains("id=\"menu-password\""),
+        "everyone changes their password"
+    );
+    let (status, _) = page("/accounts", true).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+
+    let (status, body) = page_as("/", Some(ADMIN_SESSION_SECRET)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(body.contains("id=\"menu-accounts\""), "{body}");
+    let (status, body) = page_as("/accounts", Some(ADMIN_SESSION_SECRET)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body.contains("id=\"account-lizt\""), "{body}");
+    assert!(body.contains("经办人"), "{body}");
+
+    let name = format!("新人{SCRIPT}");
+    let (status, _, body) = post_form(
+        "/accounts",
+        ADMIN_SESSION_SECRET,
+        &[
+            ("csrf", CSRF_TOKEN),
+            ("login", "xinren"),
+            ("display_name", &name),
+            ("role_operator", "1"),
+        ],
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body.contains("id=\"one-time-password\""), "{body}");
+    assert_escaped("the accounts page after an add", &body);
+    let (_, body) = page_as("/accounts", Some(ADMIN_SESSION_SECRET)).await;
+    assert!(
+        !body.contains("id=\"one-time-password\""),
+        "shown once only"
+    );
+
+    // Without the session's CSRF token nothing is added.
+    let (status, _, _) = post_form(
+        "/accounts",
+        ADMIN_SESSION_SECRET,
+        &[("csrf", "forged"), ("login", "x2"), ("display_name", "某")],
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+}
+
+/// 修改密码: a wrong current password is refused on the page; the right one ends the session
+/// (both cookies cleared) and asks to sign in again.
+#[tokio::test]
+async fn changing_ones_password_checks_the_current_one_and_signs_out() {
+    let (status, body) = page("/password", true).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, _, body) = post_form(
+        "/password",
+        SESSION_SECRET,
+        &[
+            ("csrf", CSRF_TOKEN),
+            ("current", "a-wrong-one"),
+            ("new", "abcdefghjkmn"),
+            ("repeat", "abcdefghjkmn"),
+        ],
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert!(body.contains("当前密码不正确"), "{body}");
+    let (status, _, body) = post_form(
+        "/password",
+        SESSION_SECRET,
+        &[
+            ("csrf", CSRF_TOKEN),
+            ("current", "the-right-one"),
+            ("new", "abcdefghjkmn"),
+            ("repeat", "abcdefghjkmX"),
+        ],
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(body.contains("两次输入的新密码不一致"), "{body}");
+    let (status, _, body) = post_form(
+        "/password",
+        SESSION_SECRET,
+        &[
+            ("csrf", CSRF_TOKEN),
+            ("current", "the-right-one"),
+            ("new", "abcdefghjkmn"),
+            ("repeat", "abcdefghjkmn"),
+        ],
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body.contains("id=\"password-changed\""), "{body}");
 }

@@ -27,6 +27,8 @@ pub struct Layout {
     pub csrf: String,
     /// Which menu entry is this page: `dashboard`, `ledger` or empty.
     pub active: &'static str,
+    /// The menu offers 用户 (the role table's `manage_accounts` row says so).
+    pub manages_accounts: bool,
     pub banner: Vec<BannerLine>,
     pub title: String,
 }

@@ -11,7 +11,8 @@ use std::sync::Arc;
 use axum::extract::ConnectInfo;
 use axum::http::{Extensions, HeaderMap};
 use chrono::{DateTime, Utc};
-use fengqiao_accounts::Action;
+use fengqiao_accounts::wire::{AccountWithPassword, NewAccount};
+use fengqiao_accounts::{AccountView, Action};
 use fengqiao_case::model::audit::{AuditLog, AuditReport, QuarantineListing};
 use fengqiao_case::model::roster::RosterView;
 use fengqiao_case::model::stats::StatsBreakdown;
@@ -49,6 +50,14 @@ impl NodeConsole {
     }
 
     /// Run blocking service work on a blocking thread, as the API's handlers do.
+    /// The client's address as the throttle counts it (the proxy's word only behind one).
+    fn client_source(&self, headers: &HeaderMap, extensions: &Extensions) -> String {
+        let peer = extensions
+            .get::<ConnectInfo<PeerAddress>>()
+            .map(|ConnectInfo(PeerAddress(address))| *address);
+        source_address(headers, peer, self.node.config().http.behind_proxy)
+    }
+
     async fn on_node<T, F>(&self, work: F) -> Result<T, BackendError>
     where
         T: Send + 'static,
@@ -174,10 +183,7 @@ impl ConsoleBackend for NodeConsole {
         headers: &HeaderMap,
         extensions: &Extensions,
     ) -> BackendFuture<'a, ConsoleSignIn> {
-        let peer = extensions
-            .get::<ConnectInfo<PeerAddress>>()
-            .map(|ConnectInfo(PeerAddress(address))| *address);
-        let source = source_address(headers, peer, self.node.config().http.behind_proxy);
+        let source = self.client_source(headers, extensions);
         Box::pin(async move {
             let _permit = SIGN_IN_PERMITS.acquire().await.map_err(|_| {
                 BackendError::new(BackendErrorKind::Internal, "sign-in permits closed")
@@ -401,6 +407,74 @@ impl ConsoleBackend for NodeConsole {
                 })
                 .await?;
             Ok(answers.iter().map(Result::is_ok).collect())
+        })
+    }
+
+    fn accounts<'a>(&'a self, user: &'a ConsoleUser) -> BackendFuture<'a, Vec<AccountView>> {
+        Box::pin(async move {
+            permitted(user, Action::ManageAccounts)?;
+            self.on_node(Node::account_views).await
+        })
+    }
+
+    fn add_account<'a>(
+        &'a self,
+        user: &'a ConsoleUser,
+        request: NewAccount,
+    ) -> BackendFuture<'a, AccountWithPassword> {
+        Box::pin(async move {
+            permitted(user, Action::ManageAccounts)?;
+            let added = self
+                .on_node(move |node| node.add_account(&request, Utc::now()))
+                .await?;
+            tracing::info!(by = %user.account.login, login = %added.account.login, "account added (console)");
+            Ok(added)
+        })
+    }
+
+    fn disable_account<'a>(
+        &'a self,
+        user: &'a ConsoleUser,
+        login: String,
+    ) -> BackendFuture<'a, AccountView> {
+        Box::pin(async move {
+            permitted(user, Action::ManageAccounts)?;
+            self.on_node(move |node| node.disable_account(&login, Utc::now()))
+                .await
+        })
+    }
+
+    fn reset_password<'a>(
+        &'a self,
+        user: &'a ConsoleUser,
+        login: String,
+    ) -> BackendFuture<'a, AccountWithPassword> {
+        Box::pin(async move {
+            permitted(user, Action::ManageAccounts)?;
+            self.on_node(move |node| node.reset_password(&login, None, Utc::now()))
+                .await
+        })
+    }
+
+    fn change_own_password<'a>(
+        &'a self,
+        user: &'a ConsoleUser,
+        current: String,
+        new: String,
+        headers: &HeaderMap,
+        extensions: &Extensions,
+    ) -> BackendFuture<'a, ()> {
+        let source = self.client_source(headers, extensions);
+        Box::pin(async move {
+            // The current password costs an argon2 verification, like a sign-in.
+            let _permit = SIGN_IN_PERMITS.acquire().await.map_err(|_| {
+                BackendError::new(BackendErrorKind::Internal, "sign-in permits closed")
+            })?;
+            let login = user.account.login.clone();
+            self.on_node(move |node| {
+                node.change_own_password(&login, &current, &new, &source, Utc::now())
+            })
+            .await
         })
     }
 

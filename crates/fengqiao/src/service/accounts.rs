@@ -187,14 +187,7 @@ impl Node {
         source: &str,
         now: DateTime<Utc>,
     ) -> Result<SignedIn, ServiceError> {
-        if let Err(wait) = lock_ignoring_poison(&self.accounts.throttle).check(login, source, now) {
-            let retry_after_seconds = u64::try_from(wait.num_milliseconds().max(0))
-                .unwrap_or(0)
-                .div_ceil(1000);
-            return Err(ServiceError::Throttled {
-                retry_after_seconds,
-            });
-        }
+        self.check_throttle(login, source, now)?;
         let stored = self.store.account(login)?;
         let hash = stored
             .as_ref()
@@ -412,6 +405,56 @@ impl Node {
             account: account.view(),
             one_time_password,
         })
+    }
+
+    /// Refused while `login` or `source` has failed too often lately: a password is looked at
+    /// only after this.
+    fn check_throttle(
+        &self,
+        login: &str,
+        source: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), ServiceError> {
+        match lock_ignoring_poison(&self.accounts.throttle).check(login, source, now) {
+            Ok(()) => Ok(()),
+            Err(wait) => Err(ServiceError::Throttled {
+                retry_after_seconds: u64::try_from(wait.num_milliseconds().max(0))
+                    .unwrap_or(0)
+                    .div_ceil(1000),
+            }),
+        }
+    }
+
+    /// A person changes their own password: the current one is checked as a sign-in checks it
+    /// (throttled per login and per `source` address, failures counted), the new one must meet
+    /// the rule, and every session of the account ends, this one included.
+    pub fn change_own_password(
+        &self,
+        login: &str,
+        current: &str,
+        new: &str,
+        source: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), ServiceError> {
+        self.check_throttle(login, source, now)?;
+        let mut account = self.stored_account(login)?;
+        if !verify_password(current, &account.password_hash) {
+            lock_ignoring_poison(&self.accounts.throttle).record_failure(login, source, now);
+            account.failed_sign_ins = account.failed_sign_ins.saturating_add(1);
+            self.store.put_account_unflushed(&account)?;
+            return Err(unauthenticated("the current password is wrong"));
+        }
+        if current == new {
+            return Err(ServiceError::InvalidInput(
+                "the new password is the current one".to_owned(),
+            ));
+        }
+        let (_, hash) = password_and_hash(Some(new))?;
+        account.reset_password(hash, now);
+        self.store.put_account(&account)?;
+        lock_ignoring_poison(&self.accounts.throttle).record_success(login);
+        tracing::info!(%login, "password changed by its owner");
+        Ok(())
     }
 
     pub fn set_roles(&self, login: &str, roles: RoleSet) -> Result<AccountView, ServiceError> {
