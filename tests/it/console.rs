@@ -1149,3 +1149,77 @@ fn an_admin_adds_a_person_who_sets_their_own_password_and_is_later_disabled() {
     assert!(console_sign_in(address, "xinren", "my-own-secret-1").is_err());
     node.stop().expect("stop node");
 }
+
+/// Which case numbers a 台账 page lists.
+fn listed_numbers(body: &str) -> Vec<String> {
+    body.split("href=\"/cases/")
+        .skip(1)
+        .filter_map(|rest| rest.split('"').next())
+        .filter(|number| !number.contains('/'))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The 台账's search and filters against a real node: a petitioner's name finds only their case
+/// (and the search is in the access log under the account), a case number finds its case, a
+/// registration date range and the holder filter narrow the list, and a search typed with
+/// markup and `&` comes back escaped in the page and percent-encoded in its links.
+#[test]
+fn the_ledger_finds_a_case_by_petitioner_or_number_and_filters_by_date_and_holder() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (village, node, first) = village_with_a_case(dir.path(), &[("lizt", "李调解", "operator")]);
+    let (status, view) = http_post(
+        node.address,
+        "/api/cases",
+        &sample_registration(VILLAGE_REGION, 2),
+    )
+    .expect("register");
+    assert_eq!(status, 201, "{view}");
+    let second = case_number(&view);
+    let (operator, _) = console_session(node.address, "lizt");
+    let get = |path: &str| console_request(node.address, "GET", path, &operator, "");
+
+    let all = get("/cases");
+    assert_eq!(all.status, 200, "{}", all.body);
+    let mut both = listed_numbers(&all.body);
+    both.sort();
+    assert_eq!(both, [first.clone(), second.clone()]);
+    // sample_registration names its petitioner 王秀英{index}.
+    let by_name = get("/cases?q=%E7%8E%8B%E7%A7%80%E8%8B%B12");
+    assert_eq!(listed_numbers(&by_name.body), [second]);
+    let by_number = get(&format!("/cases?q={}", &first[first.len() - 6..]));
+    assert_eq!(listed_numbers(&by_number.body), [first]);
+    // The filter's days are China days (UTC+8), as the offices count them.
+    let today = (Utc::now() + chrono::Duration::hours(8))
+        .format("%Y-%m-%d")
+        .to_string();
+    let dated = get(&format!("/cases?from=2020-01-01&to={today}"));
+    assert_eq!(listed_numbers(&dated.body).len(), 2, "{}", dated.body);
+    let none = get("/cases?from=2020-01-01&to=2020-12-31");
+    assert!(listed_numbers(&none.body).is_empty(), "{}", none.body);
+    let held = get(&format!("/cases?holder={}", village.id));
+    assert_eq!(listed_numbers(&held.body).len(), 2);
+    let odd = get("/cases?q=%3Cscript%3E%26x%3D1&page=1");
+    assert_eq!(odd.status, 200);
+    assert!(!odd.body.contains("<script>&"), "{}", odd.body);
+    assert!(odd.body.contains("&#60;script&#62;"), "{}", odd.body);
+    let bad = get("/cases?from=yesterday");
+    assert!(bad.body.contains("yesterday"), "the refused value is named");
+    node.stop().expect("stop node");
+
+    let access_log: Vec<String> = fengqiao_tests::open_stopped_node(&village.dir)
+        .store()
+        .access_log_since(0, 10_000)
+        .expect("the access log")
+        .into_iter()
+        .map(|(_, record)| String::from_utf8_lossy(&record).into_owned())
+        .collect();
+    assert!(
+        access_log
+            .iter()
+            .any(|record| record.contains("search_cases_console")
+                && record.contains("王秀英2")
+                && record.contains("李调解 (lizt)")),
+        "{access_log:?}"
+    );
+}

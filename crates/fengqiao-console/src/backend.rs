@@ -107,6 +107,17 @@ pub struct CaseQuery {
     pub warned_only: bool,
     /// Only cases this office holds.
     pub held_here: bool,
+    /// Only cases registered on or after this day (China time).
+    pub registered_from: Option<chrono::NaiveDate>,
+    /// Only cases registered on or before this day (China time).
+    pub registered_to: Option<chrono::NaiveDate>,
+    /// Only cases this office holds now.
+    pub holder: Option<NodeId>,
+    /// Only cases located in this region (a child office's code: its villages too).
+    pub region: Option<String>,
+    /// A case number, or part of one, or a petitioner's name: a search by person goes to the
+    /// access log.
+    pub search: String,
     /// 0-based page of `page_size` rows.
     pub page: usize,
     pub page_size: usize,
@@ -180,6 +191,8 @@ pub struct StatsPeriod {
 pub struct Office {
     pub node_id: NodeId,
     pub name: String,
+    /// Its region code (a child's: the 台账 filters cases located below it).
+    pub region_code: String,
 }
 
 /// The offices next to this one in the federation's roster: where a case is escalated (上报)

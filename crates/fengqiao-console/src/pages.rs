@@ -16,7 +16,7 @@ use fengqiao_case::model::{Category, Status, WarningGrade};
 use serde::Deserialize;
 
 use crate::backend::{BackendError, BackendErrorKind, CaseQuery, ConsoleBackend, ConsoleUser};
-use crate::forms::{choices, parse_choice};
+use crate::forms::{Choice, choices, parse_choice};
 use crate::texts::{Language, Texts, fill};
 use crate::views::{
     DashboardPage, Layout, LedgerPage, MessagePage, SignInPage, banner, row_view,
@@ -465,6 +465,21 @@ pub struct LedgerParams {
     category: String,
     #[serde(default)]
     grade: String,
+    /// Registered on or after this day (`2026-12-01`).
+    #[serde(default)]
+    from: String,
+    /// Registered on or before this day.
+    #[serde(default)]
+    to: String,
+    /// The holder's node ID.
+    #[serde(default)]
+    holder: String,
+    /// A child office's region code.
+    #[serde(default)]
+    region: String,
+    /// A case number (or part of one) or a petitioner's name.
+    #[serde(default)]
+    q: String,
     #[serde(default)]
     page: String,
 }
@@ -494,42 +509,110 @@ pub(crate) const ALL_GRADES: [WarningGrade; 3] = [
 /// A ledger URL with these filters and page (1-based); the values are API names (ASCII
 /// letters and `_`) and a number, so they need no percent-encoding.
 fn ledger_href(params: &LedgerParams, page: usize) -> String {
-    filtered_href("/cases", params, &[format!("page={page}")])
+    filtered_href("/cases", params, &[("page", page.to_string())])
 }
 
-/// `path` with the 台账's filters and `extra` pairs.
-fn filtered_href(path: &str, params: &LedgerParams, extra: &[String]) -> String {
-    let mut pairs = Vec::new();
-    for (name, value) in [
+/// `path` with the 台账's filters and `extra` pairs, percent-encoded: the search box holds
+/// whatever a person typed.
+fn filtered_href(path: &str, params: &LedgerParams, extra: &[(&str, String)]) -> String {
+    let mut pairs: Vec<(&str, &str)> = [
         ("status", &params.status),
         ("category", &params.category),
         ("grade", &params.grade),
-    ] {
-        // API names only (what `parse_choice` takes); anything else is left out of the link.
-        if !value.is_empty()
-            && value
-                .bytes()
-                .all(|byte| byte.is_ascii_lowercase() || byte == b'_')
-        {
-            pairs.push(format!("{name}={value}"));
-        }
-    }
-    pairs.extend(extra.iter().cloned());
-    if pairs.is_empty() {
-        path.to_owned()
-    } else {
-        format!("{path}?{}", pairs.join("&"))
+        ("from", &params.from),
+        ("to", &params.to),
+        ("holder", &params.holder),
+        ("region", &params.region),
+        ("q", &params.q),
+    ]
+    .into_iter()
+    .filter(|(_, value)| !value.trim().is_empty())
+    .map(|(name, value)| (name, value.as_str()))
+    .collect();
+    pairs.extend(extra.iter().map(|(name, value)| (*name, value.as_str())));
+    match serde_urlencoded::to_string(&pairs) {
+        Ok(query) if !query.is_empty() => format!("{path}?{query}"),
+        _ => path.to_owned(),
     }
 }
 
 /// The 台账's filters from the URL, naming in `refused` what it could not read.
 fn ledger_filters(params: &LedgerParams, refused: &mut Vec<String>) -> CaseQuery {
+    let mut day = |text: &str| -> Option<chrono::NaiveDate> {
+        let text = text.trim();
+        if text.is_empty() {
+            return None;
+        }
+        chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d")
+            .map_err(|_| refused.push(text.to_owned()))
+            .ok()
+    };
+    let registered_from = day(&params.from);
+    let registered_to = day(&params.to);
+    let holder = params.holder.trim();
+    let holder = if holder.is_empty() {
+        None
+    } else if holder.len() == 32 && holder.bytes().all(|byte| byte.is_ascii_hexdigit()) {
+        Some(holder.to_owned())
+    } else {
+        refused.push(holder.to_owned());
+        None
+    };
+    let region = params.region.trim();
+    let region = if region.is_empty() {
+        None
+    } else if region.len() <= 12 && region.bytes().all(|byte| byte.is_ascii_digit()) {
+        Some(region.to_owned())
+    } else {
+        refused.push(region.to_owned());
+        None
+    };
     CaseQuery {
         status: parse_choice(&params.status, refused),
         category: parse_choice(&params.category, refused),
         grade: parse_choice(&params.grade, refused),
+        registered_from,
+        registered_to,
+        holder,
+        region,
+        search: params.q.trim().chars().take(64).collect(),
         ..CaseQuery::default()
     }
+}
+
+/// The offices a case may be held by, as the 台账's holder filter offers them: this one, its
+/// parent and its children.
+fn holder_choices(backend: &Backend, selected: Option<&str>) -> Vec<Choice> {
+    let own = backend.office();
+    let neighbours = backend.neighbours();
+    std::iter::once((own.node_id, own.name))
+        .chain(
+            neighbours
+                .parent
+                .into_iter()
+                .chain(neighbours.children)
+                .map(|office| (office.node_id, office.name)),
+        )
+        .map(|(node_id, name)| Choice {
+            selected: selected == Some(node_id.as_str()),
+            value: node_id,
+            label: name,
+        })
+        .collect()
+}
+
+/// The child offices whose regions the 台账 filters by (cases located there or below).
+fn region_choices(backend: &Backend, selected: Option<&str>) -> Vec<Choice> {
+    backend
+        .neighbours()
+        .children
+        .into_iter()
+        .map(|office| Choice {
+            selected: selected == Some(office.region_code.as_str()),
+            value: office.region_code,
+            label: office.name,
+        })
+        .collect()
 }
 
 /// `GET /cases`: 台账, filtered by the URL, 50 a page.
@@ -548,6 +631,7 @@ pub async fn ledger(
     let mut refused = Vec::new();
     let filters = ledger_filters(&params, &mut refused);
     let (status, category, grade) = (filters.status, filters.category, filters.grade);
+    let (holder, region) = (filters.holder.clone(), filters.region.clone());
     let page_number = match params.page.trim() {
         "" => 1,
         text => text.parse::<usize>().unwrap_or_else(|_| {
@@ -599,6 +683,11 @@ pub async fn ledger(
             statuses: choices(&texts.status, &ALL_STATUSES, status.as_ref()),
             categories: choices(&texts.category, &ALL_CATEGORIES, category.as_ref()),
             grades: choices(&texts.grade, &ALL_GRADES, grade.as_ref()),
+            holders: holder_choices(&backend, holder.as_deref()),
+            regions: region_choices(&backend, region.as_deref()),
+            from: params.from.trim().to_owned(),
+            to: params.to.trim().to_owned(),
+            search: params.q.trim().to_owned(),
             rows,
             page_text,
             previous_href: (page_number > 1).then(|| ledger_href(&params, page_number - 1)),
@@ -610,7 +699,9 @@ pub async fn ledger(
                 .actor()
                 .permit(Action::ExportPersonalData)
                 .is_ok()
-                .then(|| filtered_href("/export/ledger.xlsx", &params, &["full=1".to_owned()])),
+                .then(|| {
+                    filtered_href("/export/ledger.xlsx", &params, &[("full", "1".to_owned())])
+                }),
         },
     )
 }

@@ -406,6 +406,7 @@ impl ConsoleBackend for Fake {
             parent: Some(Office {
                 node_id: "ffffffffffffffffffffffffffffffff".to_owned(),
                 name: format!("河洑镇{SCRIPT}"),
+                region_code: "430702".to_owned(),
             }),
             children: Vec::new(),
         }

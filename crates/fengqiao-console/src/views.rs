@@ -239,6 +239,11 @@ pub struct DashboardPage {
 #[template(path = "ledger.html")]
 pub struct LedgerPage {
     pub layout: Layout,
+    pub holders: Vec<Choice>,
+    pub regions: Vec<Choice>,
+    pub from: String,
+    pub to: String,
+    pub search: String,
     pub statuses: Vec<Choice>,
     pub categories: Vec<Choice>,
     pub grades: Vec<Choice>,

@@ -487,6 +487,7 @@ impl ConsoleBackend for NodeConsole {
         let office = |member: &fengqiao_case::model::roster::RosterMemberView| Office {
             node_id: member.node_id.clone(),
             name: member.name.clone(),
+            region_code: member.region_code.clone(),
         };
         let parent_id = roster
             .members
@@ -538,15 +539,64 @@ fn matching_items(
     let filter = ListFilter {
         status: query.status,
         category: query.category,
-        holder: query.held_here.then(|| node.node_id().to_owned()),
+        holder: match (&query.holder, query.held_here) {
+            (Some(holder), _) => Some(holder.clone()),
+            (None, true) => Some(node.node_id().to_owned()),
+            (None, false) => None,
+        },
         ..ListFilter::default()
     };
+    let registered_day = |item: &fengqiao_case::model::CaseListItem| {
+        item.summary
+            .timeline
+            .registered_at
+            .map(fengqiao_case::deadlines::local_date)
+    };
+    let search = query.search.trim();
     let mut items: Vec<_> = node
         .list(now, &filter)?
         .into_iter()
         .filter(|item| !query.warned_only || !item.warnings.is_empty())
         .filter(|item| query.grade.is_none() || worst_grade(&item.warnings) == query.grade)
+        .filter(|item| {
+            query
+                .region
+                .as_deref()
+                .is_none_or(|region| item.summary.region_code.starts_with(region))
+        })
+        .filter(|item| {
+            query
+                .registered_from
+                .is_none_or(|from| registered_day(item).is_some_and(|day| day >= from))
+        })
+        .filter(|item| {
+            query
+                .registered_to
+                .is_none_or(|to| registered_day(item).is_some_and(|day| day <= to))
+        })
         .collect();
+    if !search.is_empty() {
+        // A number is matched on the summary; a name needs the registered petitioners.
+        let mut found = Vec::with_capacity(items.len());
+        for item in items {
+            let by_number = item.summary.number.contains(search);
+            let by_person = !by_number
+                && node
+                    .store()
+                    .with_case(&item.summary.number, |document| document.header())?
+                    .transpose()?
+                    .is_some_and(|header| {
+                        header
+                            .petitioners
+                            .iter()
+                            .any(|petitioner| petitioner.name.contains(search))
+                    });
+            if by_number || by_person {
+                found.push(item);
+            }
+        }
+        items = found;
+    }
     items.sort_by(|left, right| {
         let urgency = |grade: Option<WarningGrade>| std::cmp::Reverse(grade);
         urgency(worst_grade(&left.warnings))
@@ -607,6 +657,17 @@ fn case_page(
     now: DateTime<Utc>,
 ) -> Result<CasePage, ServiceError> {
     let items = matching_items(node, query, now)?;
+    if !query.search.trim().is_empty() {
+        // A search may be for a person: who searched for what is kept, found or not.
+        let record = serde_json::json!({
+            "at": now,
+            "operator": operator,
+            "action": "search_cases_console",
+            "search": query.search.trim(),
+            "found": items.len(),
+        });
+        node.store().log_access(record.to_string().as_bytes())?;
+    }
     let total = items.len();
     let page_size = query.page_size.max(1);
     let rows: Vec<CaseRow> = items
