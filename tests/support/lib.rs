@@ -258,8 +258,20 @@ impl NodeProcess {
     /// Start `fengqiao run DIR` with the federation's QUIC endpoint at `quic_address`: a parent
     /// restarted where its children's `join` said it is.
     pub fn start_federated_at(dir: &Path, quic_address: SocketAddr) -> anyhow::Result<NodeProcess> {
+        NodeProcess::start_federated_at_with(dir, quic_address, &[])
+    }
+
+    /// [`NodeProcess::start_federated_at`] with more arguments for `fengqiao run`.
+    pub fn start_federated_at_with(
+        dir: &Path,
+        quic_address: SocketAddr,
+        extra_args: &[&str],
+    ) -> anyhow::Result<NodeProcess> {
         let _ = std::fs::remove_file(dir.join("quic.addr"));
-        NodeProcess::start_with(dir, &["--quic-listen", &quic_address.to_string()])
+        let address = quic_address.to_string();
+        let mut args = vec!["--quic-listen", address.as_str()];
+        args.extend_from_slice(extra_args);
+        NodeProcess::start_with(dir, &args)
     }
 
     /// Start `fengqiao run DIR --listen 127.0.0.1:0 EXTRA…` and wait until its API answers.
@@ -731,7 +743,12 @@ impl Office {
 
     /// Run the node again at the QUIC address its children joined.
     pub fn restart_at(&self, address: SocketAddr) -> NodeProcess {
-        NodeProcess::start_federated_at(&self.dir, address)
+        self.restart_at_with(address, &[])
+    }
+
+    /// [`Office::restart_at`] with more arguments for `fengqiao run` (a clock offset).
+    pub fn restart_at_with(&self, address: SocketAddr, extra_args: &[&str]) -> NodeProcess {
+        NodeProcess::start_federated_at_with(&self.dir, address, extra_args)
             .unwrap_or_else(|error| panic!("restart {} at {address}: {error:#}", self.name))
     }
 }

@@ -138,6 +138,9 @@ pub enum FaultKind {
     Sigterm,
     /// A village's link cut while the village closes a case its township takes over.
     ConflictingTransitions,
+    /// A node restarted with its clock up to 3 days off (`run --clock-offset-seconds`), then
+    /// restarted again with the right time.
+    ClockSkew,
 }
 
 /// A write the API answered 2xx to: what must be found afterwards.
@@ -164,6 +167,8 @@ struct CaseRecord {
 enum Undo {
     HealLinks(Vec<usize>),
     Restart(usize),
+    /// Stop a node running with a skewed clock and run it again with the right time.
+    RestartWithTheRightTime(usize),
 }
 
 /// What a run did, for its summary line.
@@ -376,6 +381,18 @@ impl Nemesis {
                 self.federation.restart(office);
                 self.note(format!("restart {}", PLAN[office].key));
             }
+            Undo::RestartWithTheRightTime(office) => {
+                if let Some(node) = self.federation.nodes[office].take() {
+                    let graceful = node.stop().unwrap_or(false);
+                    if !graceful {
+                        let when = self.started.elapsed().as_secs_f64();
+                        self.unclean_stops
+                            .push(format!("{} at {when:.2}s", PLAN[office].key));
+                    }
+                }
+                self.federation.restart(office);
+                self.note(format!("restart {} with the right time", PLAN[office].key));
+            }
         }
     }
 
@@ -389,6 +406,7 @@ impl Nemesis {
             FaultKind::Kill9,
             FaultKind::Sigterm,
             FaultKind::ConflictingTransitions,
+            FaultKind::ClockSkew,
         ];
         let kind = *self.random.pick(&kinds).expect("fault kinds");
         let link = 1 + self.random.below(PLAN.len() - 1);
@@ -456,6 +474,36 @@ impl Nemesis {
                 if !self.conflicting_transitions(lasting) {
                     return;
                 }
+            }
+            FaultKind::ClockSkew => {
+                let office = self.random.below(PLAN.len());
+                let Some(node) = self.federation.nodes[office].take() else {
+                    return;
+                };
+                let graceful = node.stop().unwrap_or(false);
+                if !graceful {
+                    let when = self.started.elapsed().as_secs_f64();
+                    self.unclean_stops
+                        .push(format!("{} at {when:.2}s", PLAN[office].key));
+                }
+                // Up to 3 days either way, to the second.
+                let magnitude = 600 + self.random.below(3 * 86_400 - 600) as i64;
+                let offset = if self.random.chance(50) {
+                    magnitude
+                } else {
+                    -magnitude
+                };
+                let skewed = self.federation.offices[office].restart_at_with(
+                    self.federation.quic[office],
+                    &["--clock-offset-seconds", &offset.to_string()],
+                );
+                self.federation.nodes[office] = Some(skewed);
+                self.undo
+                    .push((until, Undo::RestartWithTheRightTime(office)));
+                self.note(format!(
+                    "clock of {} off by {offset} s for {lasting:?}",
+                    PLAN[office].key
+                ));
             }
         }
         self.count_fault(kind);
@@ -755,6 +803,43 @@ impl Nemesis {
             candidates.push(
                 json!({"kind": "take_over", "payload": {"reason": "涉及多村，上级提级办理"}}),
             );
+        }
+        // 督办: an office above the holder issues; the target signs for it and reports; the
+        // issuer crosses it off or sends it back.
+        if let Some(holder) = holder
+            && holder != office
+            && is_ancestor_or_self(office, holder)
+            && status != "closed"
+        {
+            let listed = self.random.chance(30);
+            candidates.push(json!({"kind": "issue_directive", "payload": {
+                "directive": format!("D{:08X}", self.random.next_u64() as u32),
+                "target_node": self.federation.offices[holder].id,
+                "requirement": "限期答复当事人，报送办理结果",
+                "due": a_month_ahead(),
+                "listed": listed,
+            }}));
+        }
+        for directive in state["directives"].as_array().into_iter().flatten() {
+            let id = &directive["id"];
+            let directive_status = directive["status"].as_str().unwrap_or_default();
+            if directive["target_node"] == me {
+                match directive_status {
+                    "issued" => candidates.push(
+                        json!({"kind": "acknowledge_directive", "payload": {"directive": id}}),
+                    ),
+                    "acknowledged" | "returned" => candidates.push(json!({
+                        "kind": "report_directive",
+                        "payload": {"directive": id, "text": "已入户调查，正在协调解决"}})),
+                    _ => {}
+                }
+            }
+            if directive["issuer_node"] == me && directive_status == "reported" {
+                candidates
+                    .push(json!({"kind": "cross_off_directive", "payload": {"directive": id}}));
+                candidates.push(json!({"kind": "return_directive", "payload": {
+                    "directive": id, "reason": "办理结果不完整，请补充"}}));
+            }
         }
         candidates.push(json!({"kind": "note", "payload": {"text": "电话回访当事人，情绪稳定"}}));
         candidates

@@ -102,6 +102,7 @@ fn sample_case(now: DateTime<Utc>) -> CaseView {
         events,
         warnings,
         refused_by_peers: Vec::new(),
+        received_ahead: None,
     }
 }
 

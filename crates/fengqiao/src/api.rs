@@ -1332,7 +1332,7 @@ async fn register_case(
     // An unknown parameter (`?dry_run=true`) must not be ignored while the change goes ahead.
     QueryValues::new(Operation::RegisterCase, pairs)?;
     let view = on_node(&state, move |node| {
-        node.register(&principal.actor(), Utc::now(), request)
+        node.register(&principal.actor(), crate::wall_clock::now(), request)
     })
     .await?;
     state.notify_local_change();
@@ -1352,7 +1352,10 @@ async fn list_cases(
         overdue_only: query.boolean("overdue")?,
         limit: query.count("limit")?,
     };
-    let items = on_node(&state, move |node| node.list(Utc::now(), &filter)).await?;
+    let items = on_node(&state, move |node| {
+        node.list(crate::wall_clock::now(), &filter)
+    })
+    .await?;
     Ok(axum::Json(items))
 }
 
@@ -1362,7 +1365,11 @@ async fn get_case(
     CaseNumber(number): CaseNumber,
 ) -> Result<axum::Json<CaseView>, ApiFailure> {
     let view = on_node(&state, move |node| {
-        node.get(Some(&principal.operator()), Utc::now(), &number)
+        node.get(
+            Some(&principal.operator()),
+            crate::wall_clock::now(),
+            &number,
+        )
     })
     .await?;
     Ok(axum::Json(view))
@@ -1378,7 +1385,12 @@ async fn append_event(
     // An unknown parameter (`?dry_run=true`) must not be ignored while the change goes ahead.
     QueryValues::new(Operation::AppendEvent, pairs)?;
     let view = on_node(&state, move |node| {
-        node.append(&principal.actor(), Utc::now(), &number, request)
+        node.append(
+            &principal.actor(),
+            crate::wall_clock::now(),
+            &number,
+            request,
+        )
     })
     .await?;
     state.notify_local_change();
@@ -1391,7 +1403,10 @@ async fn list_directives(
 ) -> Result<axum::Json<Vec<DirectiveListItem>>, ApiFailure> {
     let query = QueryValues::new(Operation::ListDirectives, pairs)?;
     let open_only = query.boolean("open")?;
-    let items = on_node(&state, move |node| node.directives(Utc::now(), open_only)).await?;
+    let items = on_node(&state, move |node| {
+        node.directives(crate::wall_clock::now(), open_only)
+    })
+    .await?;
     Ok(axum::Json(items))
 }
 
@@ -1406,7 +1421,10 @@ async fn stats(
         category: query.enumeration("category")?,
         imported: query.enumeration("imported")?.unwrap_or_default(),
     };
-    let measures = on_node(&state, move |node| node.stats(Utc::now(), &stats_query)).await?;
+    let measures = on_node(&state, move |node| {
+        node.stats(crate::wall_clock::now(), &stats_query)
+    })
+    .await?;
     Ok(axum::Json(measures))
 }
 
@@ -1423,7 +1441,7 @@ async fn stats_by_child(
     };
     let roster = supervision::roster_offices(state.federation.as_ref());
     let mut breakdown = on_node(&state, move |node| {
-        node.stats_by_child_among(Utc::now(), &stats_query, &roster)
+        node.stats_by_child_among(crate::wall_clock::now(), &stats_query, &roster)
     })
     .await?;
     supervision::add_sync_health(&mut breakdown, state.federation.as_ref()).await;
@@ -1439,7 +1457,7 @@ async fn import(
     // An unknown parameter (`?dry_run=true`) must not be ignored while the change goes ahead.
     QueryValues::new(Operation::Import, pairs)?;
     let reports = on_node(&state, move |node| {
-        node.import(&principal.actor(), Utc::now(), batch)
+        node.import(&principal.actor(), crate::wall_clock::now(), batch)
     })
     .await?;
     state.notify_local_change();
@@ -1499,14 +1517,15 @@ async fn issue_policy(
     let federation = state.federation.clone().ok_or_else(no_federation)?;
     request.limits = fengqiao_case::policy::with_shipped_calendar(request.limits);
     let node = Arc::clone(&state.node);
-    let issued =
-        tokio::task::spawn_blocking(move || federation.issue_policy(&node, request, Utc::now()))
-            .await
-            .map_err(|_| ApiFailure::internal())?
-            .map_err(|error| {
-                tracing::error!(%error, "cannot store the issued policy");
-                ApiFailure::internal()
-            })?;
+    let issued = tokio::task::spawn_blocking(move || {
+        federation.issue_policy(&node, request, crate::wall_clock::now())
+    })
+    .await
+    .map_err(|_| ApiFailure::internal())?
+    .map_err(|error| {
+        tracing::error!(%error, "cannot store the issued policy");
+        ApiFailure::internal()
+    })?;
     let signed = match issued {
         Ok(signed) => signed,
         Err(error @ fengqiao_sync::RosterError::NotRoot { .. }) => {
@@ -1585,7 +1604,11 @@ async fn audit_log(
 ) -> Result<axum::Json<AuditLog>, ApiFailure> {
     QueryValues::new(Operation::AuditLog, pairs)?;
     let log = on_node(&state, move |node| {
-        node.audit_log(Some(&principal.operator()), Utc::now(), &number)
+        node.audit_log(
+            Some(&principal.operator()),
+            crate::wall_clock::now(),
+            &number,
+        )
     })
     .await?;
     Ok(axum::Json(log))

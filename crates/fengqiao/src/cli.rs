@@ -142,6 +142,10 @@ pub struct RunArgs {
     /// deadlines counted from a wrong clock are wrong
     #[arg(long)]
     pub allow_clock_skew: bool,
+    /// FOR TESTING ONLY: run the node's clock this many seconds ahead of the system's (behind
+    /// when negative), to see how the federation treats an office whose clock is wrong
+    #[arg(long, value_name = "SECONDS", allow_hyphen_values = true)]
+    pub clock_offset_seconds: Option<i64>,
 }
 
 #[derive(Debug, Args)]
@@ -329,6 +333,16 @@ fn run_node(args: RunArgs, global: &GlobalOptions) -> anyhow::Result<()> {
         let _entered = runtime.enter();
         shutdown_signal()?
     };
+    if let Some(seconds) = args.clock_offset_seconds {
+        let offset = chrono::TimeDelta::try_seconds(seconds)
+            .filter(|offset| offset.num_days().abs() <= 3650)
+            .with_context(|| format!("--clock-offset-seconds {seconds} is more than ten years"))?;
+        tracing::warn!(
+            seconds,
+            "--clock-offset-seconds: this node's clock is moved on purpose (for testing only)"
+        );
+        crate::wall_clock::set_offset_for_testing(offset);
+    }
     tracing::info!(dir = %dir.display(), "starting node");
     let allow_clock_skew = args.allow_clock_skew;
     let served = runtime.block_on(async move {

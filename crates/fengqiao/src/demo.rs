@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, bail};
-use chrono::{Days, Utc};
+use chrono::Days;
 use clap::Args;
 use fengqiao_case::{Measures, NodeInfo};
 use fengqiao_samples::{SampleVillage, sample_ledger};
@@ -277,7 +277,7 @@ fn seed_office(
         // register every case twice: a reused office keeps what it has.
         return Ok(ImportTotals::default());
     }
-    let now = Utc::now();
+    let now = crate::wall_clock::now();
     let start = now.checked_sub_days(Days::new(180)).unwrap_or(now);
     let villages = office.sample_villages(offices);
     let rows = sample_ledger(

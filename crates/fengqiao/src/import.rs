@@ -227,7 +227,7 @@ fn new_import_id() -> anyhow::Result<String> {
     let mut random = [0u8; 4];
     getrandom::fill(&mut random)
         .map_err(|error| anyhow::anyhow!("the operating system's random source failed: {error}"))?;
-    let started = chrono::Utc::now().with_timezone(&fengqiao_case::deadlines::china_offset());
+    let started = crate::wall_clock::now().with_timezone(&fengqiao_case::deadlines::china_offset());
     Ok(format!(
         "{}-{}",
         started.format("%Y%m%dT%H%M%S"),

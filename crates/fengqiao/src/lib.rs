@@ -11,3 +11,4 @@ pub mod identity;
 pub mod import;
 pub mod service;
 pub mod unknown_fields;
+pub mod wall_clock;

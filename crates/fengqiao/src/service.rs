@@ -114,7 +114,7 @@ pub fn init_node_with_admin(
         };
         let store = Store::open(&node_dir.store_path(), options)
             .context("cannot create the node's store")?;
-        accounts::create_first_admin(&store, chrono::Utc::now())
+        accounts::create_first_admin(&store, crate::wall_clock::now())
             .context("cannot create the first admin account")?
     };
     if !config.http.listen.ip().is_loopback() && !config.http.serves_tls() {
@@ -124,7 +124,7 @@ pub fn init_node_with_admin(
         let certificate = crate::api::tls::generate_lan_certificate(
             &names,
             &config.node.name,
-            chrono::Utc::now(),
+            crate::wall_clock::now(),
         )?;
         write_secret_file(&node_dir.lan_key_path(), certificate.key_pem.trim_end())?;
         std::fs::write(
@@ -629,8 +629,9 @@ impl Node {
             state,
             events: vec![event],
             warnings,
-            // Nothing has been sent anywhere yet.
+            // Nothing has been sent anywhere yet, nor received.
             refused_by_peers: Vec::new(),
+            received_ahead: None,
         })
     }
 
@@ -719,6 +720,7 @@ impl Node {
             events,
             warnings,
             refused_by_peers,
+            received_ahead: self.received_ahead_flag(number),
         })
     }
 
@@ -778,18 +780,20 @@ impl Node {
             "case": number,
         });
         self.store.log_access(record.to_string().as_bytes())?;
-        let mut state = self.derive_case(&header, &events)?;
+        let state = self.derive_case(&header, &events)?;
         let case_summary = summary::summarize(&header, &state);
         let warnings = warnings::warnings(&case_summary, now, &self.config.warnings);
         let refused_by_peers = self.refusals_by_peers(number)?;
-        // This node's own note, beside the flags every replica derives alike.
-        state.time_flags.extend(self.received_ahead_flag(number));
         Ok(CaseView {
             header,
             state,
             events,
             warnings,
             refused_by_peers,
+            // This node's own note, apart from the flags every replica derives alike (in the
+            // derived state it made two replicas with the same events disagree: the nemesis
+            // with skewed clocks found it).
+            received_ahead: self.received_ahead_flag(number),
         })
     }
 

@@ -1246,6 +1246,11 @@ pub struct CaseView {
     /// changes did not travel on. Empty when none did.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub refused_by_peers: Vec<sync::PeerRefusal>,
+    /// This node's own observation, not part of the derived state (which every replica derives
+    /// alike from the events): the case arrived with an event stamped beyond the clock allowance
+    /// ahead of this node's clock, so one of the two clocks is wrong.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub received_ahead: Option<String>,
 }
 
 /// One row of `GET /api/cases`.

@@ -9,7 +9,6 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodFilter, MethodRouter, on};
 use axum::{Extension, Json};
-use chrono::Utc;
 use fengqiao_accounts::AccountView;
 use fengqiao_accounts::secret::{SESSION_COOKIE, Token};
 use fengqiao_accounts::wire::{
@@ -267,7 +266,7 @@ async fn sign_in(State(state): State<ApiState>, request: Request) -> Result<Resp
         .await
         .map_err(|_| ApiFailure::internal())?;
     let signed_in = on_node(&state, move |node| {
-        node.sign_in(&login, &password, &source, Utc::now())
+        node.sign_in(&login, &password, &source, crate::wall_clock::now())
     })
     .await
     .inspect_err(|failure| {
@@ -322,7 +321,10 @@ async fn add_user(
     ApiJson(request): ApiJson<NewAccount>,
 ) -> Result<(StatusCode, Json<AccountWithPassword>), ApiFailure> {
     QueryValues::new(Operation::AddUser, pairs)?;
-    let created = on_node(&state, move |node| node.add_account(&request, Utc::now())).await?;
+    let created = on_node(&state, move |node| {
+        node.add_account(&request, crate::wall_clock::now())
+    })
+    .await?;
     Ok((StatusCode::CREATED, Json(created)))
 }
 
@@ -345,7 +347,10 @@ async fn disable_user(
     QueryValues::new(Operation::DisableUser, pairs)?;
     let login = login_in_path(path)?;
     Ok(Json(
-        on_node(&state, move |node| node.disable_account(&login, Utc::now())).await?,
+        on_node(&state, move |node| {
+            node.disable_account(&login, crate::wall_clock::now())
+        })
+        .await?,
     ))
 }
 
@@ -359,7 +364,11 @@ async fn reset_password(
     let login = login_in_path(path)?;
     Ok(Json(
         on_node(&state, move |node| {
-            node.reset_password(&login, request.password.as_deref(), Utc::now())
+            node.reset_password(
+                &login,
+                request.password.as_deref(),
+                crate::wall_clock::now(),
+            )
         })
         .await?,
     ))
@@ -393,7 +402,7 @@ async fn create_token(
 ) -> Result<(StatusCode, Json<TokenCreated>), ApiFailure> {
     QueryValues::new(Operation::CreateToken, pairs)?;
     let created = on_node(&state, move |node| {
-        node.create_token(&request.login, &request.name, Utc::now())
+        node.create_token(&request.login, &request.name, crate::wall_clock::now())
     })
     .await?;
     Ok((StatusCode::CREATED, Json(created)))
@@ -407,6 +416,9 @@ async fn revoke_token(
     QueryValues::new(Operation::RevokeToken, pairs)?;
     let id = login_in_path(path)?;
     Ok(Json(
-        on_node(&state, move |node| node.revoke_token(&id, Utc::now())).await?,
+        on_node(&state, move |node| {
+            node.revoke_token(&id, crate::wall_clock::now())
+        })
+        .await?,
     ))
 }

@@ -163,7 +163,7 @@ async fn principal_of(
              session cookie), or send `Authorization: Bearer TOKEN` (fengqiao token create)",
         ));
     };
-    let now = chrono::Utc::now();
+    let now = crate::wall_clock::now();
     let principal = on_node(state, move |node| node.authenticate_session(&secret, now)).await?;
     if let Credential::Session(session) = &principal.credential {
         check_csrf(

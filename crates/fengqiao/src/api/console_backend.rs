@@ -189,7 +189,9 @@ impl ConsoleBackend for NodeConsole {
                 BackendError::new(BackendErrorKind::Internal, "sign-in permits closed")
             })?;
             let signed_in = self
-                .on_node(move |node| node.sign_in(&login, &password, &source, Utc::now()))
+                .on_node(move |node| {
+                    node.sign_in(&login, &password, &source, crate::wall_clock::now())
+                })
                 .await?;
             tracing::info!(login = %signed_in.principal.account.login, "signed in (console)");
             Ok(ConsoleSignIn {
@@ -203,7 +205,9 @@ impl ConsoleBackend for NodeConsole {
     fn session<'a>(&'a self, session_secret: String) -> BackendFuture<'a, ConsoleUser> {
         Box::pin(async move {
             let principal = self
-                .on_node(move |node| node.authenticate_session(&session_secret, Utc::now()))
+                .on_node(move |node| {
+                    node.authenticate_session(&session_secret, crate::wall_clock::now())
+                })
                 .await?;
             match principal.credential {
                 Credential::Session(session) => Ok(ConsoleUser {
@@ -233,7 +237,7 @@ impl ConsoleBackend for NodeConsole {
         Box::pin(async move {
             may_read_cases(user)?;
             let operator = user.account.operator_label();
-            self.on_node(move |node| case_page(node, &operator, &query, Utc::now()))
+            self.on_node(move |node| case_page(node, &operator, &query, crate::wall_clock::now()))
                 .await
         })
     }
@@ -242,7 +246,7 @@ impl ConsoleBackend for NodeConsole {
         Box::pin(async move {
             may_read_cases(user)?;
             let operator = user.account.operator_label();
-            self.on_node(move |node| node.get(Some(&operator), Utc::now(), &number))
+            self.on_node(move |node| node.get(Some(&operator), crate::wall_clock::now(), &number))
                 .await
         })
     }
@@ -255,7 +259,7 @@ impl ConsoleBackend for NodeConsole {
         Box::pin(async move {
             permitted(user, Action::ReadStats)?;
             self.on_node(move |node| {
-                let now = Utc::now();
+                let now = crate::wall_clock::now();
                 periods
                     .into_iter()
                     .map(|period| node.stats(now, &stats_query(period)))
@@ -275,7 +279,9 @@ impl ConsoleBackend for NodeConsole {
             let roster = supervision::roster_offices(self.federation.as_ref());
             let query = stats_query(period);
             let mut breakdown = self
-                .on_node(move |node| node.stats_by_child_among(Utc::now(), &query, &roster))
+                .on_node(move |node| {
+                    node.stats_by_child_among(crate::wall_clock::now(), &query, &roster)
+                })
                 .await?;
             supervision::add_sync_health(&mut breakdown, self.federation.as_ref()).await;
             Ok(breakdown)
@@ -298,7 +304,13 @@ impl ConsoleBackend for NodeConsole {
             };
             let operator = user.account.operator_label();
             self.on_node(move |node| {
-                export_ledger(node, &operator, &query, identifiers, Utc::now())
+                export_ledger(
+                    node,
+                    &operator,
+                    &query,
+                    identifiers,
+                    crate::wall_clock::now(),
+                )
             })
             .await
         })
@@ -311,7 +323,7 @@ impl ConsoleBackend for NodeConsole {
     ) -> BackendFuture<'a, Vec<DirectiveListItem>> {
         Box::pin(async move {
             may_read_cases(user)?;
-            self.on_node(move |node| node.directives(Utc::now(), open_only))
+            self.on_node(move |node| node.directives(crate::wall_clock::now(), open_only))
                 .await
         })
     }
@@ -324,8 +336,10 @@ impl ConsoleBackend for NodeConsole {
         Box::pin(async move {
             permitted(user, Action::ReadAuditLog)?;
             let operator = user.account.operator_label();
-            self.on_node(move |node| node.audit_log(Some(&operator), Utc::now(), &number))
-                .await
+            self.on_node(move |node| {
+                node.audit_log(Some(&operator), crate::wall_clock::now(), &number)
+            })
+            .await
         })
     }
 
@@ -363,7 +377,7 @@ impl ConsoleBackend for NodeConsole {
         Box::pin(async move {
             let actor = user.account.actor();
             let view = self
-                .on_node(move |node| node.register(&actor, Utc::now(), request))
+                .on_node(move |node| node.register(&actor, crate::wall_clock::now(), request))
                 .await?;
             self.notify_local_change();
             Ok(view)
@@ -386,7 +400,9 @@ impl ConsoleBackend for NodeConsole {
         Box::pin(async move {
             let actor = user.account.actor();
             let view = self
-                .on_node(move |node| node.append(&actor, Utc::now(), &number, request))
+                .on_node(move |node| {
+                    node.append(&actor, crate::wall_clock::now(), &number, request)
+                })
                 .await?;
             self.notify_local_change();
             Ok(view)
@@ -403,7 +419,7 @@ impl ConsoleBackend for NodeConsole {
             let actor = user.account.actor();
             let answers = self
                 .on_node(move |node| {
-                    node.permitted_events(&actor, Utc::now(), &number, &candidates)
+                    node.permitted_events(&actor, crate::wall_clock::now(), &number, &candidates)
                 })
                 .await?;
             Ok(answers.iter().map(Result::is_ok).collect())
@@ -425,7 +441,7 @@ impl ConsoleBackend for NodeConsole {
         Box::pin(async move {
             permitted(user, Action::ManageAccounts)?;
             let added = self
-                .on_node(move |node| node.add_account(&request, Utc::now()))
+                .on_node(move |node| node.add_account(&request, crate::wall_clock::now()))
                 .await?;
             tracing::info!(by = %user.account.login, login = %added.account.login, "account added (console)");
             Ok(added)
@@ -439,7 +455,7 @@ impl ConsoleBackend for NodeConsole {
     ) -> BackendFuture<'a, AccountView> {
         Box::pin(async move {
             permitted(user, Action::ManageAccounts)?;
-            self.on_node(move |node| node.disable_account(&login, Utc::now()))
+            self.on_node(move |node| node.disable_account(&login, crate::wall_clock::now()))
                 .await
         })
     }
@@ -451,7 +467,7 @@ impl ConsoleBackend for NodeConsole {
     ) -> BackendFuture<'a, AccountWithPassword> {
         Box::pin(async move {
             permitted(user, Action::ManageAccounts)?;
-            self.on_node(move |node| node.reset_password(&login, None, Utc::now()))
+            self.on_node(move |node| node.reset_password(&login, None, crate::wall_clock::now()))
                 .await
         })
     }
@@ -472,7 +488,7 @@ impl ConsoleBackend for NodeConsole {
             })?;
             let login = user.account.login.clone();
             self.on_node(move |node| {
-                node.change_own_password(&login, &current, &new, &source, Utc::now())
+                node.change_own_password(&login, &current, &new, &source, crate::wall_clock::now())
             })
             .await
         })
@@ -525,7 +541,7 @@ impl ConsoleBackend for NodeConsole {
     }
 
     fn now(&self) -> DateTime<Utc> {
-        Utc::now()
+        crate::wall_clock::now()
     }
 }
 

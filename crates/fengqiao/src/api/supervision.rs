@@ -33,7 +33,7 @@ pub(crate) async fn add_sync_health(
         return;
     };
     match federation.peers().await {
-        Ok(reports) => fill_sync_health(breakdown, &reports, Utc::now()),
+        Ok(reports) => fill_sync_health(breakdown, &reports, crate::wall_clock::now()),
         Err(error) => tracing::warn!(%error, "cannot read the federation links for stats"),
     }
 }

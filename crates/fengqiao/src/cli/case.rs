@@ -536,7 +536,7 @@ pub fn run(command: CaseCommand, client: &NodeClient, json: bool) -> anyhow::Res
             }
             let view: CaseView = serde_json::from_value(view)
                 .with_context(|| format!("unexpected answer for case {number}"))?;
-            emit(render::case_view_text(&view, chrono::Utc::now()))
+            emit(render::case_view_text(&view, crate::wall_clock::now()))
         }
         CaseCommand::Event { number, event } => {
             let text = read_argument_text(&event)?;

@@ -118,7 +118,7 @@ pub fn new_directive_id() -> String {
     let mut bytes = [0u8; 4];
     if getrandom::fill(&mut bytes).is_err() {
         // No OS randomness is rare; the clock still makes collisions within a case unlikely.
-        let nanos = chrono::Utc::now().timestamp_subsec_nanos();
+        let nanos = crate::wall_clock::now().timestamp_subsec_nanos();
         bytes = nanos.to_le_bytes();
     }
     format!("D{}", hex::encode_upper(bytes))
@@ -142,7 +142,7 @@ pub fn run(command: DirectiveCommand, client: &NodeClient, json: bool) -> anyhow
         }
         return emit(format!(
             "{}\n{} directive(s)",
-            render::directive_table(&items, chrono::Utc::now()),
+            render::directive_table(&items, crate::wall_clock::now()),
             items.len()
         ));
     }

@@ -591,8 +591,9 @@ pub fn case_view_text(view: &CaseView, now: DateTime<Utc>) -> String {
         );
     }
 
-    for flag in &state.time_flags {
-        // A received event whose time breaks the time rule: kept, for a person to look at.
+    // Received events whose times break the time rule (kept, for a person to look at), then
+    // this node's own note of an event stamped ahead of its clock.
+    for flag in state.time_flags.iter().chain(&view.received_ahead) {
         let _ = writeln!(text, "\n⚠ {}", printable(flag));
     }
 
@@ -1104,6 +1105,7 @@ mod tests {
                 case: "430702001001-2026-000001".into(),
                 reasons: vec!["node x is not allowed to reply".into()],
             }],
+            received_ahead: None,
         }
     }
 

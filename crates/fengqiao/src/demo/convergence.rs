@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use chrono::{Days, Utc};
+use chrono::Days;
 use fengqiao_case::{CaseListItem, CaseView, RegisterCase, Tier};
 use fengqiao_samples::sample_ledger;
 
@@ -226,7 +226,7 @@ fn steps_table(steps: &[ConvergenceStep]) -> String {
 
 /// Fresh registrations for `office`'s village, as its operators would type them in today.
 fn walk_ins(office: &Office, offices: &[Office], seed: u64, count: usize) -> Vec<RegisterCase> {
-    let now = Utc::now();
+    let now = crate::wall_clock::now();
     let yesterday = now.checked_sub_days(Days::new(1)).unwrap_or(now);
     sample_ledger(
         seed,

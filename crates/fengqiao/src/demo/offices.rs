@@ -218,7 +218,7 @@ pub const DEMO_PEOPLE: [(&str, &str, &str, Role); 2] = [
 /// One operator and one supervisor with known passwords, and the script's own account.
 fn add_demo_accounts(node_dir: &Path) -> anyhow::Result<()> {
     let node = crate::service::Node::open(node_dir)?;
-    let now = chrono::Utc::now();
+    let now = crate::wall_clock::now();
     let mut accounts: Vec<NewAccount> = DEMO_PEOPLE
         .iter()
         .map(|(login, display_name, password, role)| NewAccount {

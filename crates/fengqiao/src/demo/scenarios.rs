@@ -6,7 +6,7 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use chrono::{Days, Utc};
+use chrono::Days;
 use fengqiao_case::{
     AppendEvent, CaseView, Category, Channel, EventKind, JudicialConfirmation, Location,
     MatterType, MediationResult, MediationType, Ownership, Petitioner, RegisterCase, ReplyOutcome,
@@ -43,7 +43,10 @@ fn office_at(offices: &[Office], region: &str) -> anyhow::Result<usize> {
 /// A scenario case's number at the office registering it: fixed, so a re-run finds it instead of
 /// registering it twice.
 fn scenario_number(region: &str, sequence: u32) -> String {
-    format!("{region}-{}-9{sequence:05}", Utc::now().format("%Y"))
+    format!(
+        "{region}-{}-9{sequence:05}",
+        crate::wall_clock::now().format("%Y")
+    )
 }
 
 /// One scripted case, played at the offices it involves: its number and the office where it
@@ -175,7 +178,7 @@ fn escalated_by_a_village_under_supervision(
             view.state.timeline.accepted_at.is_some()
         })?;
         let directive = "D0DEMO02".to_owned();
-        let today = Utc::now().date_naive();
+        let today = crate::wall_clock::now().date_naive();
         append(
             county,
             &land,
@@ -279,10 +282,10 @@ fn assigned_down_to_a_village(
     let county = servers.client(COUNTY);
     let homestead = scenario_number(&offices[COUNTY].region, 5);
     if register_once(county, &homestead, homestead_quarrel(&homestead))? {
-        let deadline = Utc::now()
+        let deadline = crate::wall_clock::now()
             .date_naive()
             .checked_add_days(Days::new(15))
-            .unwrap_or_else(|| Utc::now().date_naive());
+            .unwrap_or_else(|| crate::wall_clock::now().date_naive());
         let township_id = offices[assigned_township].node_id.clone();
         append(
             county,
@@ -465,7 +468,9 @@ pub fn wage_arrears_group_visit(number: &str) -> RegisterCase {
             unit: "区人力资源和社会保障局".into(),
             officer: "周建华".into(),
             plan: "摸清欠薪底数，协调破产管理人优先清偿，必要时启动欠薪保障金".into(),
-            target_date: Utc::now().date_naive().checked_add_days(Days::new(60)),
+            target_date: crate::wall_clock::now()
+                .date_naive()
+                .checked_add_days(Days::new(60)),
         },
     }
 }

@@ -258,7 +258,7 @@ impl SyncDriver {
                 &mut replica,
                 Instant::now(),
                 // The session compares it with the peer's, which it says after its hello.
-                chrono::Utc::now(),
+                crate::wall_clock::now(),
             )
             .map_err(DriverError::Storage)?;
             Ok(Arc::new(Mutex::new(Core { session, replica })))

@@ -190,7 +190,7 @@ impl LinkRegistry {
                 entry.peer_caught_up = false;
                 entry.report.address = Some(address);
                 entry.report.connected = true;
-                entry.report.since = Some(Utc::now());
+                entry.report.since = Some(crate::wall_clock::now());
                 entry.report.connections += 1;
                 entry.report.session = SessionStatistics::default();
                 // The link is up again: an old failure would read as a current one.
@@ -203,7 +203,7 @@ impl LinkRegistry {
     pub fn disconnected(&self, node_id: &str, generation: u64, error: Option<String>) {
         self.with_current(node_id, generation, |report| {
             report.connected = false;
-            report.since = Some(Utc::now());
+            report.since = Some(crate::wall_clock::now());
             if error.is_some() {
                 report.last_error = error;
             }
@@ -233,7 +233,7 @@ impl LinkRegistry {
                     entry.report.pending_inbound = 0;
                 }
                 if entry.peer_has_all && entry.peer_caught_up {
-                    entry.report.last_successful_sync = Some(Utc::now());
+                    entry.report.last_successful_sync = Some(crate::wall_clock::now());
                 }
             }
         });

@@ -374,7 +374,7 @@ fn issue_first_policy(node: &Node, roster: &LiveRoster) -> anyhow::Result<()> {
                 limits,
                 warnings,
                 "根据县级节点配置 [limits] [warnings] 首次发布".to_owned(),
-                chrono::Utc::now(),
+                crate::wall_clock::now(),
             )
         })
         .context("cannot issue the federation's first policy")?

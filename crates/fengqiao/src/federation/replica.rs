@@ -66,7 +66,7 @@ impl StoreHandle for Node {
     }
 
     fn observe_clock(&self, received: HybridTimestamp) -> Option<i64> {
-        match Node::observe_clock(self, received, chrono::Utc::now()) {
+        match Node::observe_clock(self, received, crate::wall_clock::now()) {
             Ok(_) => None,
             Err(error) => {
                 // The event is kept (its signature and authority hold); only our clock ignores
@@ -977,7 +977,7 @@ impl StoreReplica {
         };
         let note = fengqiao_case::model::ReceivedAheadNote {
             version: fengqiao_case::model::ReceivedAheadNote::VERSION,
-            received_at: chrono::Utc::now(),
+            received_at: crate::wall_clock::now(),
             ahead_ms,
         };
         let value = serde_json::to_vec(&note)
@@ -1057,7 +1057,7 @@ impl StoreReplica {
         for change in &refused {
             let record = QuarantineRecord {
                 format_version: QUARANTINE_RECORD_VERSION,
-                received_at: chrono::Utc::now(),
+                received_at: crate::wall_clock::now(),
                 peer: peer.to_owned(),
                 case: case.to_owned(),
                 change_hash: change.hash.clone(),

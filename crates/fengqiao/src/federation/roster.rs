@@ -8,7 +8,6 @@
 
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard};
 
-use chrono::Utc;
 use fengqiao_case::authority::Hierarchy;
 use fengqiao_case::model::roster::RosterFrame;
 use fengqiao_case::{NodeId, Tier};
@@ -134,7 +133,7 @@ impl LiveRoster {
     ) -> Result<usize, RosterStoreError> {
         let own_id = fengqiao_sync::node_id_for_public_key(&signer.public_key());
         self.update(|roster| {
-            let now = Utc::now();
+            let now = crate::wall_clock::now();
             let mut wanted: Vec<Admission> = own.into_iter().chain(children).cloned().collect();
             let issued_elsewhere: Vec<Admission> = roster
                 .entries()

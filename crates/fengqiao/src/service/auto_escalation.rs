@@ -167,7 +167,8 @@ pub async fn run_periodically(node: Arc<Node>, mut stop: watch::Receiver<bool>) 
             _ = stop.wait_for(|stopped| *stopped) => break,
         }
         let worker = Arc::clone(&node);
-        match tokio::task::spawn_blocking(move || evaluate(&worker, Utc::now())).await {
+        match tokio::task::spawn_blocking(move || evaluate(&worker, crate::wall_clock::now())).await
+        {
             Ok(Ok(escalated)) if !escalated.is_empty() => {
                 tracing::debug!(cases = escalated.len(), "automatic escalation check done");
             }
