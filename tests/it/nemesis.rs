@@ -24,7 +24,7 @@ fn a_nemesis_run_on_a_fixed_seed_keeps_every_acknowledged_write_and_converges() 
 }
 
 #[test]
-#[ignore = "finding N1 (RELIABILITY.md) is open: ~1 fresh seed in 15 leaves an office one event behind; run with --include-ignored or scripts/nemesis"]
+#[ignore = "N1 and N3 are fixed (RELIABILITY.md); out of the default run until a 60-minute soak of the nemesis with clock skew and directives passes: run with --include-ignored or scripts/nemesis"]
 fn a_nemesis_run_on_a_fresh_seed_keeps_every_acknowledged_write_and_converges() {
     let report = run_nemesis(seed_from_env_or_fresh(), seconds_from_env(30));
     assert!(
