@@ -397,11 +397,3 @@ pub async fn change_password(State(backend): State<Backend>, request: Request) -
         }
     }
 }
-
-/// Whether the signed-in person may manage accounts (the role table decides), for the menu.
-pub(crate) fn manages_accounts(user: &ConsoleUser) -> bool {
-    user.account
-        .actor()
-        .permit(fengqiao_accounts::Action::ManageAccounts)
-        .is_ok()
-}

@@ -7,36 +7,16 @@ use askama::Template;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use chrono::{DateTime, Utc};
-use fengqiao_case::model::{DirectiveListItem, DirectiveStatus};
 use serde::Deserialize;
 
 use crate::pages::{Backend, failure_page, html, language, signed_in, signed_in_layout};
 use crate::texts::{DirectivesTexts, Texts};
-use crate::views::{GradeView, Layout, case_href, date, days_text, grade_view};
+use crate::views::{DirectiveRowView, Layout, directive_row as row};
 
 #[derive(Debug, Default, Deserialize)]
 pub struct DirectivesParams {
     #[serde(default)]
     all: String,
-}
-
-/// One directive's row.
-#[derive(Debug, Clone)]
-pub struct DirectiveRowView {
-    pub case: String,
-    pub case_href: String,
-    pub listed: bool,
-    pub requirement: String,
-    pub issuer: String,
-    pub issued_by: String,
-    pub target: String,
-    pub issued: String,
-    pub due: String,
-    /// "剩余 3 天" / "已超期 2 天", or empty once crossed off.
-    pub days: String,
-    pub status: String,
-    pub grade: GradeView,
 }
 
 /// A list of directives under its heading.
@@ -54,43 +34,6 @@ pub struct DirectivesPage {
     pub d: &'static DirectivesTexts,
     pub showing_all: bool,
     pub lists: Vec<DirectiveListView>,
-}
-
-pub(crate) fn row(
-    texts: &Texts,
-    item: &DirectiveListItem,
-    office_name: &dyn Fn(&String) -> String,
-    now: DateTime<Utc>,
-) -> DirectiveRowView {
-    let directive = &item.directive;
-    let open = directive.status != DirectiveStatus::CrossedOff;
-    DirectiveRowView {
-        case: item.case.clone(),
-        case_href: case_href(&item.case),
-        listed: directive.listed,
-        requirement: directive.requirement.clone(),
-        issuer: office_name(&directive.issuer_node),
-        issued_by: directive.issued_by.clone(),
-        target: office_name(&directive.target_node),
-        issued: date(directive.issued_at),
-        due: date(directive.due),
-        days: if open {
-            days_text(&texts.ui, directive.due, now)
-        } else {
-            String::new()
-        },
-        status: Texts::term(&texts.directives.status, &directive.status),
-        grade: grade_view(texts, &item.warnings, now),
-    }
-}
-
-/// Whether a directive addressed to this office waits for it: not yet signed for or reported,
-/// or sent back for more work.
-pub(crate) fn awaits_the_target(status: DirectiveStatus) -> bool {
-    matches!(
-        status,
-        DirectiveStatus::Issued | DirectiveStatus::Acknowledged | DirectiveStatus::Returned
-    )
 }
 
 /// `GET /directives`: 督办.

@@ -101,7 +101,8 @@ pub(crate) async fn layout(
         user: user.map(|user| user.account.operator_label()),
         csrf,
         active,
-        manages_accounts: user.is_some_and(crate::accounts::manages_accounts),
+        manages_accounts: user
+            .is_some_and(|user| user.account.actor().permit(Action::ManageAccounts).is_ok()),
         banner: banner_lines,
         title,
     }
@@ -420,7 +421,7 @@ pub async fn dashboard(State(backend): State<Backend>, headers: HeaderMap) -> Re
     let own = backend.office().node_id;
     directives.retain(|item| {
         item.directive.target_node == own
-            && crate::directives::awaits_the_target(item.directive.status)
+            && crate::views::directive_awaits_its_target(item.directive.status)
     });
     // 挂牌督办 first (CONSOLE-NOTES), then the backend's order: by due date.
     directives.sort_by_key(|item| !item.directive.listed);
@@ -438,7 +439,7 @@ pub async fn dashboard(State(backend): State<Backend>, headers: HeaderMap) -> Re
         .collect();
     let directives = directives
         .iter()
-        .map(|item| crate::directives::row(texts, item, &namer, now))
+        .map(|item| crate::views::directive_row(texts, item, &namer, now))
         .collect();
     let csrf = cookie(&headers, CSRF_COOKIE).unwrap_or_default();
     let title = texts.ui.dashboard.clone();

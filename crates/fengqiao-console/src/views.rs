@@ -5,7 +5,9 @@
 use askama::Template;
 use chrono::{DateTime, Utc};
 use fengqiao_case::deadlines::{calendar_days_until, china_offset};
-use fengqiao_case::model::{CaseView, NodeId, Petitioner, Warning};
+use fengqiao_case::model::{
+    CaseView, DirectiveListItem, DirectiveStatus, NodeId, Petitioner, Warning,
+};
 use fengqiao_case::summary::{open_deadlines, summarize};
 use fengqiao_case::warnings::worst_grade;
 
@@ -229,7 +231,7 @@ pub struct DashboardPage {
     pub rows: Vec<RowView>,
     pub total: usize,
     /// Directives addressed to this office that await its 签收 or 反馈, 挂牌 first.
-    pub directives: Vec<crate::directives::DirectiveRowView>,
+    pub directives: Vec<DirectiveRowView>,
     pub d: &'static crate::texts::DirectivesTexts,
     /// Cases sent to this office (交办, 转送) that await its 接收.
     pub awaiting_receipt: Vec<RowView>,
@@ -500,4 +502,60 @@ pub struct ActionsView {
     /// Why the action just sent was refused.
     pub error: Option<String>,
     pub conflict_notice: Option<String>,
+}
+
+/// One directive's row.
+#[derive(Debug, Clone)]
+pub struct DirectiveRowView {
+    pub case: String,
+    pub case_href: String,
+    pub listed: bool,
+    pub requirement: String,
+    pub issuer: String,
+    pub issued_by: String,
+    pub target: String,
+    pub issued: String,
+    pub due: String,
+    /// "剩余 3 天" / "已超期 2 天", or empty once crossed off.
+    pub days: String,
+    pub status: String,
+    pub grade: GradeView,
+}
+
+/// One directive's row, for 督办 and the 工作台.
+pub(crate) fn directive_row(
+    texts: &Texts,
+    item: &DirectiveListItem,
+    office_name: &dyn Fn(&String) -> String,
+    now: DateTime<Utc>,
+) -> DirectiveRowView {
+    let directive = &item.directive;
+    let open = directive.status != DirectiveStatus::CrossedOff;
+    DirectiveRowView {
+        case: item.case.clone(),
+        case_href: case_href(&item.case),
+        listed: directive.listed,
+        requirement: directive.requirement.clone(),
+        issuer: office_name(&directive.issuer_node),
+        issued_by: directive.issued_by.clone(),
+        target: office_name(&directive.target_node),
+        issued: date(directive.issued_at),
+        due: date(directive.due),
+        days: if open {
+            days_text(&texts.ui, directive.due, now)
+        } else {
+            String::new()
+        },
+        status: Texts::term(&texts.directives.status, &directive.status),
+        grade: grade_view(texts, &item.warnings, now),
+    }
+}
+
+/// Whether a directive addressed to this office waits for it: not yet signed for or reported,
+/// or sent back for more work.
+pub(crate) fn directive_awaits_its_target(status: DirectiveStatus) -> bool {
+    matches!(
+        status,
+        DirectiveStatus::Issued | DirectiveStatus::Acknowledged | DirectiveStatus::Returned
+    )
 }
