@@ -818,7 +818,10 @@ async fn watch_feed(shared: Arc<Shared>, interval: Duration) {
         let head = tokio::task::spawn_blocking(move || replica.store().feed_head()).await;
         match head {
             Ok(Ok(head)) => {
-                if last_head.is_some_and(|last| last != head) {
+                // The first reading wakes the sessions too: a write made after a session's first
+                // walk of the feed but before this reading would otherwise wait for the next
+                // write (a federation test once waited 60 s for a case registered just then).
+                if last_head != Some(head) {
                     shared.notifier.notify();
                 }
                 last_head = Some(head);
