@@ -296,13 +296,43 @@ impl NodeProcess {
             .spawn()
             .context("spawn fengqiao run")?;
         let deadline = Instant::now() + Duration::from_secs(30);
+        let mut lock_retries_left = 10;
         loop {
             if let Some(status) = child.try_wait()? {
                 let mut stderr = String::new();
                 if let Ok(mut file) = std::fs::File::open(&log_path) {
                     let _ = file.read_to_string(&mut stderr);
                 }
-                let this_run = stderr.get(log_start as usize..).unwrap_or(&stderr);
+                let this_run = stderr
+                    .get(log_start as usize..)
+                    .unwrap_or(&stderr)
+                    .to_owned();
+                // The node lock is an flock: a test thread that opened this directory in the test
+                // process (to add an account) shares it with any child another test forked
+                // meanwhile, until that child execs. Such a lock goes within moments; a node
+                // really running holds it for good, and the retries end with this error.
+                if this_run.contains("is in use by another process")
+                    && lock_retries_left > 0
+                    && Instant::now() < deadline
+                {
+                    lock_retries_left -= 1;
+                    std::thread::sleep(Duration::from_millis(200));
+                    child = fengqiao_command()
+                        .args(["run", path_str(dir), "--listen", "127.0.0.1:0"])
+                        .args(extra_args)
+                        .stdin(Stdio::null())
+                        .stdout(Stdio::null())
+                        .stderr(
+                            std::fs::OpenOptions::new()
+                                .create(true)
+                                .append(true)
+                                .open(&log_path)
+                                .with_context(|| format!("open {}", log_path.display()))?,
+                        )
+                        .spawn()
+                        .context("spawn fengqiao run")?;
+                    continue;
+                }
                 bail!("fengqiao run exited early with {status}: {this_run}");
             }
             if let Ok(text) = std::fs::read_to_string(&address_file)
