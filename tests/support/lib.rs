@@ -282,19 +282,22 @@ impl NodeProcess {
         let _ = std::fs::remove_file(&address_file);
         let log_path = NodeProcess::log_path_of(dir);
         let log_start = std::fs::metadata(&log_path).map_or(0, |metadata| metadata.len());
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log_path)
-            .with_context(|| format!("open {}", log_path.display()))?;
-        let mut child = fengqiao_command()
-            .args(["run", path_str(dir), "--listen", "127.0.0.1:0"])
-            .args(extra_args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .context("spawn fengqiao run")?;
+        let spawn = || -> anyhow::Result<std::process::Child> {
+            let log = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&log_path)
+                .with_context(|| format!("open {}", log_path.display()))?;
+            fengqiao_command()
+                .args(["run", path_str(dir), "--listen", "127.0.0.1:0"])
+                .args(extra_args)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(log)
+                .spawn()
+                .context("spawn fengqiao run")
+        };
+        let mut child = spawn()?;
         let deadline = Instant::now() + Duration::from_secs(30);
         let mut lock_retries_left = 10;
         loop {
@@ -317,20 +320,7 @@ impl NodeProcess {
                 {
                     lock_retries_left -= 1;
                     std::thread::sleep(Duration::from_millis(200));
-                    child = fengqiao_command()
-                        .args(["run", path_str(dir), "--listen", "127.0.0.1:0"])
-                        .args(extra_args)
-                        .stdin(Stdio::null())
-                        .stdout(Stdio::null())
-                        .stderr(
-                            std::fs::OpenOptions::new()
-                                .create(true)
-                                .append(true)
-                                .open(&log_path)
-                                .with_context(|| format!("open {}", log_path.display()))?,
-                        )
-                        .spawn()
-                        .context("spawn fengqiao run")?;
+                    child = spawn()?;
                     continue;
                 }
                 bail!("fengqiao run exited early with {status}: {this_run}");

@@ -665,18 +665,7 @@ impl Session {
                 });
                 self.deferred.insert(case.clone());
                 let reason = format!("deferred: {message}");
-                for (parked_seq, _) in self.end_need(&case) {
-                    self.send(SyncFrame::Refused {
-                        case: case.clone(),
-                        feed_seq: parked_seq,
-                        reason: reason.clone(),
-                    });
-                }
-                self.send(SyncFrame::Refused {
-                    case,
-                    feed_seq,
-                    reason,
-                });
+                self.refuse_with_parked(case, feed_seq, reason);
                 return Ok(());
             }
             Err(ReplicaError::Rejected { message, .. }) => {
@@ -687,18 +676,7 @@ impl Session {
                     reason: format!("the peer's bytes were refused: {message}"),
                 });
                 if whole {
-                    for (parked_seq, _) in self.end_need(&case) {
-                        self.send(SyncFrame::Refused {
-                            case: case.clone(),
-                            feed_seq: parked_seq,
-                            reason: message.clone(),
-                        });
-                    }
-                    self.send(SyncFrame::Refused {
-                        case,
-                        feed_seq,
-                        reason: message,
-                    });
+                    self.refuse_with_parked(case, feed_seq, message);
                 } else {
                     self.ask_for(case, feed_seq, &base_heads, whole, sender_heads, Vec::new());
                 }
@@ -736,18 +714,7 @@ impl Session {
                 // its changes.
                 let reason =
                     "deferred: some changes wait for the roster to know their maker".to_owned();
-                for (parked_seq, _) in self.end_need(&case) {
-                    self.send(SyncFrame::Refused {
-                        case: case.clone(),
-                        feed_seq: parked_seq,
-                        reason: reason.clone(),
-                    });
-                }
-                self.send(SyncFrame::Refused {
-                    case,
-                    feed_seq,
-                    reason,
-                });
+                self.refuse_with_parked(case, feed_seq, reason);
                 return Ok(());
             }
             for (parked_seq, _) in self.end_need(&case) {
@@ -814,6 +781,23 @@ impl Session {
             );
         }
         Ok(())
+    }
+
+    /// Refuse the send `feed_seq` of `case`, and the frames parked while a `Need` for it was
+    /// out, with one reason.
+    fn refuse_with_parked(&mut self, case: CaseId, feed_seq: FeedSequence, reason: String) {
+        for (parked_seq, _) in self.end_need(&case) {
+            self.send(SyncFrame::Refused {
+                case: case.clone(),
+                feed_seq: parked_seq,
+                reason: reason.clone(),
+            });
+        }
+        self.send(SyncFrame::Refused {
+            case,
+            feed_seq,
+            reason,
+        });
     }
 
     /// The outstanding `Need` for `case` is settled: the frames parked while it was out.
