@@ -22,6 +22,9 @@ use serde_json::json;
 /// Longest the test waits for replication or a link to settle; polls end as soon as it has.
 const SETTLE: Duration = Duration::from_secs(30);
 
+/// How long a parent may take to notice a killed child: QUIC's idle timeout (30 s), plus margin.
+const NOTICE_DEATH: Duration = Duration::from_secs(60);
+
 /// One scrape: its text and what the parser read of it.
 struct Metrics {
     text: String,
@@ -193,7 +196,7 @@ fn metrics_move_as_a_village_registers_syncs_and_dies() {
         &json!({"kind": "accept", "payload": {}}),
     )
     .expect("accept");
-    assert_eq!(status, 201, "{answer}");
+    assert_eq!(status, 200, "{answer}");
 
     let after = scrape(village_node.address);
     assert_eq!(
@@ -213,16 +216,13 @@ fn metrics_move_as_a_village_registers_syncs_and_dies() {
         ),
         2.0
     );
-    assert_eq!(
-        after.expect(
-            "fengqiao_http_requests_total",
-            &[
-                ("method", "POST"),
-                ("route", "/api/cases/{number}/events"),
-                ("code", "201")
-            ]
-        ),
-        1.0
+    // prometheus-parse cuts a label value at its first `}` (`/api/cases/{number}/events`), so
+    // this one is read from the text, which promtool checks below.
+    assert!(
+        after.text.lines().any(|line| line
+            == "fengqiao_http_requests_total{method=\"POST\",route=\"/api/cases/{number}/events\",code=\"200\"} 1"),
+        "{}",
+        after.text
     );
     assert_eq!(
         after.histogram_count(
@@ -285,7 +285,7 @@ fn metrics_move_as_a_village_registers_syncs_and_dies() {
 
     // The village dies: the township's link to it goes down.
     village_node.kill_hard();
-    let down = wait_for("the township sees the village's link down", SETTLE, || {
+    let down = wait_for("the township sees the village's link down", NOTICE_DEATH, || {
         let metrics = scrape(township_node.address);
         match metrics.value("fengqiao_link_connected", &village_link) {
             Some(0.0) => Ok(metrics),
