@@ -285,13 +285,17 @@ fn metrics_move_as_a_village_registers_syncs_and_dies() {
 
     // The village dies: the township's link to it goes down.
     village_node.kill_hard();
-    let down = wait_for("the township sees the village's link down", NOTICE_DEATH, || {
-        let metrics = scrape(township_node.address);
-        match metrics.value("fengqiao_link_connected", &village_link) {
-            Some(0.0) => Ok(metrics),
-            other => Err(format!("connected {other:?}")),
-        }
-    });
+    let down = wait_for(
+        "the township sees the village's link down",
+        NOTICE_DEATH,
+        || {
+            let metrics = scrape(township_node.address);
+            match metrics.value("fengqiao_link_connected", &village_link) {
+                Some(0.0) => Ok(metrics),
+                other => Err(format!("connected {other:?}")),
+            }
+        },
+    );
     assert!(
         down.value("fengqiao_link_last_contact_age_seconds", &village_link)
             .is_some_and(|age| age >= 0.0),

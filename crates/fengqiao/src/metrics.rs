@@ -40,11 +40,17 @@ const LATENCY_BUCKETS_SECONDS: [f64; 14] = [
 #[derive(Debug, thiserror::Error)]
 pub enum MetricsError {
     #[error("cannot read the node's figures: {0}")]
-    Node(#[from] ServiceError),
+    Node(Box<ServiceError>),
     #[error("cannot measure the store: {0}")]
     Store(#[from] fengqiao_store::StoreError),
     #[error("cannot encode the metrics")]
     Encode(#[from] std::fmt::Error),
+}
+
+impl From<ServiceError> for MetricsError {
+    fn from(error: ServiceError) -> MetricsError {
+        MetricsError::Node(Box::new(error))
+    }
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
