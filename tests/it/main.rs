@@ -17,6 +17,7 @@ mod federation;
 mod hostile_input;
 mod import;
 mod input;
+mod metrics;
 mod nemesis;
 mod openapi;
 mod policy;

@@ -178,6 +178,23 @@ impl Conformance {
             answer.status,
             answer.raw
         );
+        // A text answer (the Prometheus scrape) is described as text, not as a JSON schema.
+        if response["content"]["text/plain"].is_object() {
+            assert!(
+                answer.content_type.starts_with("text/plain"),
+                "{method} {template} answered {} as {:?}, not text: {:?}",
+                answer.status,
+                answer.content_type,
+                answer.raw
+            );
+            assert!(
+                !answer.raw.is_empty(),
+                "{method} {template}: an empty answer"
+            );
+            self.answered
+                .insert((method.to_owned(), template.to_owned(), answer.status));
+            return;
+        }
         assert!(
             answer.content_type.starts_with("application/json"),
             "{method} {template} answered {} as {:?}, not JSON: {:?}",
@@ -625,6 +642,14 @@ fn every_route_answers_as_the_document_says_happy_and_refused() {
     let (anonymous, _) = client.send("GET", "/api/cases", Credentials::None, None, None);
     assert_eq!(anonymous.status, 401);
     conformance.check("GET", "/api/cases", &anonymous);
+
+    // The Prometheus scrape, as text; from loopback it needs no credential.
+    let (scraped, _) = client.send("GET", "/metrics", Credentials::None, None, None);
+    assert_eq!(scraped.status, 200, "{}", scraped.raw);
+    conformance.check("GET", "/metrics", &scraped);
+    let (refused, _) = client.send("GET", "/metrics?x=1", Credentials::None, None, None);
+    assert_eq!(refused.status, 400, "{}", refused.raw);
+    conformance.check("GET", "/metrics", &refused);
 
     // Every route the document lists answered its success status at least once.
     let document = conformance.document.clone();

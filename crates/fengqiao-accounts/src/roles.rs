@@ -172,6 +172,9 @@ pub enum Action {
     IssuePolicy,
     /// Export the 台账 with ID numbers and phones whole (an export is masked otherwise).
     ExportPersonalData,
+    /// The node's Prometheus metrics (`GET /metrics`) from beyond loopback: counts, links and
+    /// request figures, never a case's content.
+    ReadMetrics,
 }
 
 impl Action {
@@ -194,6 +197,7 @@ impl Action {
             Action::ManageAccounts => "manage_accounts".to_owned(),
             Action::IssuePolicy => "issue_policy".to_owned(),
             Action::ExportPersonalData => "export_personal_data".to_owned(),
+            Action::ReadMetrics => "read_metrics".to_owned(),
         }
     }
 }
@@ -349,6 +353,12 @@ pub const ROLE_TABLE: &[(Action, &[Role], &str)] = &[
         &[Admin],
         "only an admin (管理员) exports ID numbers and phones whole; the export is logged",
     ),
+    (
+        Action::ReadMetrics,
+        &[Supervisor, Admin],
+        "the node's metrics are read by a supervisor or an admin (or by anyone on the node's \
+         own machine, from loopback)",
+    ),
 ];
 
 /// Why a person may not take an action.
@@ -442,6 +452,20 @@ mod tests {
         assert!(permit("a", admin, Action::ReloadFederation).is_ok());
         let operator = RoleSet::of(&[Role::Operator, Role::Supervisor]);
         assert!(permit("o", operator, Action::ManageAccounts).is_err());
+    }
+
+    #[test]
+    fn metrics_are_read_by_supervisors_and_admins_only() {
+        for role in [Role::Supervisor, Role::Admin] {
+            assert!(permit("监控", RoleSet::of(&[role]), Action::ReadMetrics).is_ok());
+        }
+        let refusal = permit(
+            "李调解 (lizt)",
+            RoleSet::of(&[Role::Operator]),
+            Action::ReadMetrics,
+        )
+        .unwrap_err();
+        assert!(refusal.to_string().contains("read_metrics"), "{refusal}");
     }
 
     #[test]

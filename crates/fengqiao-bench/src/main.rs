@@ -4,6 +4,10 @@
 //! - registrations per second through the HTTP API (each acknowledged only once durable);
 //! - bulk import rate and bytes per case on disk once the node holds `--cases` cases;
 //! - time to open that node (process start until the API answers) and its resident memory then.
+//!
+//! With `--mode metrics`: a node filled with `--cases` cases the same way (bulk import through the
+//! API), then `--scrapes` scrapes of `GET /metrics` from loopback, one after another, timed from
+//! the request to the whole answer (p50, p99, max).
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -13,12 +17,27 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail, ensure};
 use clap::Parser;
-use fengqiao_bench::{machine_description, resident_kib};
+use fengqiao_bench::{Timings, machine_description, resident_kib};
 use fengqiao_samples::{SampleVillage, sample_ledger};
+
+/// What to measure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Mode {
+    /// Registration rate, bulk import, bytes per case, open time and memory.
+    Node,
+    /// The time of a `/metrics` scrape of a node holding `--cases` cases.
+    Metrics,
+}
 
 #[derive(Debug, Parser)]
 #[command(about = "Benchmark a Fengqiao node")]
 struct Options {
+    /// What to measure.
+    #[arg(long, value_enum, default_value_t = Mode::Node)]
+    mode: Mode,
+    /// Scrapes of `/metrics` timed in `--mode metrics`.
+    #[arg(long, default_value_t = 200)]
+    scrapes: usize,
     /// The `fengqiao` binary to measure (build it with --release).
     #[arg(long, default_value = "target/release/fengqiao")]
     fengqiao: PathBuf,
@@ -55,6 +74,9 @@ fn main() -> anyhow::Result<()> {
         .clone()
         .unwrap_or_else(|| temp.path().to_path_buf());
     println!("machine: {}", machine_description());
+    if options.mode == Mode::Metrics {
+        return metrics_scrapes(&options, &root);
+    }
 
     let api_dir = root.join("api-node");
     init(&options.fengqiao, &api_dir)?;
@@ -117,6 +139,75 @@ fn main() -> anyhow::Result<()> {
             .collect::<Vec<_>>(),
         median_resident as f64 / 1024.0
     );
+    Ok(())
+}
+
+/// `--mode metrics`: fill a node (or reuse the one `--dir` holds), then time the scrapes.
+fn metrics_scrapes(options: &Options, root: &Path) -> anyhow::Result<()> {
+    let dir = root.join("metrics-node");
+    if !dir.join("fengqiao.toml").exists() {
+        init(&options.fengqiao, &dir)?;
+    }
+    let node = NodeRun::start(&options.fengqiao, &dir)?;
+    let (status, info) = get(node.address, "/api/health")?;
+    ensure!(status == 200, "health: {info}");
+    let held = info["case_count"].as_u64().unwrap_or(0) as usize;
+    if held == 0 {
+        let (seconds, _) = seed(node.address, options.cases, options.batch)?;
+        println!(
+            "filled: {} cases imported in {seconds:.1} s (not measured)",
+            options.cases
+        );
+    } else {
+        ensure!(
+            held == options.cases,
+            "{} holds {held} cases, not {}: remove it or pass --cases {held}",
+            dir.display(),
+            options.cases
+        );
+        println!("reused: {} holding {held} cases", dir.display());
+    }
+    let agent = agent();
+    let url = format!("http://{}/metrics", node.address);
+    let scrape = || -> anyhow::Result<String> {
+        let mut response = agent.get(&url).call()?;
+        ensure!(
+            response.status() == 200,
+            "GET /metrics answered {}",
+            response.status()
+        );
+        Ok(response.body_mut().read_to_string()?)
+    };
+    // The first scrape may wait for the statistics rollup's one build scan; not timed.
+    let started = Instant::now();
+    let text = scrape()?;
+    println!(
+        "first scrape (waits for the rollup build if still running): {:.0} ms, {} bytes",
+        started.elapsed().as_secs_f64() * 1e3,
+        text.len()
+    );
+    let held_line = format!("fengqiao_cases_held {}", options.cases);
+    ensure!(
+        text.lines().any(|line| line == held_line),
+        "the scrape does not say {held_line}:\n{text}"
+    );
+    let mut times = Vec::with_capacity(options.scrapes);
+    for _ in 0..options.scrapes.max(1) {
+        let started = Instant::now();
+        scrape()?;
+        times.push(started.elapsed());
+    }
+    let max = times.iter().max().copied().unwrap_or_default();
+    let timings = Timings::of(times);
+    println!(
+        "metrics scrape with {} cases: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms ({} scrapes)",
+        options.cases,
+        timings.p50_ms,
+        timings.p99_ms,
+        max.as_secs_f64() * 1e3,
+        timings.runs
+    );
+    node.stop();
     Ok(())
 }
 

@@ -850,6 +850,12 @@ impl Store {
         self.case_count.load(Ordering::SeqCst)
     }
 
+    /// Bytes the store's database takes on disk (sled's log file and blobs), as sled measures
+    /// them: a few `stat`s, no scan. For the node's metrics.
+    pub fn size_on_disk(&self) -> Result<u64, StoreError> {
+        Ok(self.storage.database().size_on_disk()?)
+    }
+
     /// Whether a case with this number is stored.
     pub fn contains(&self, number: &str) -> Result<bool, StoreError> {
         self.storage.contains(number)

@@ -9,6 +9,7 @@ mod accounts;
 pub mod auth;
 mod bare_refusals;
 pub mod console_backend;
+mod metrics;
 mod openapi;
 mod supervision;
 #[cfg(test)]
@@ -97,11 +98,12 @@ pub enum Operation {
     ListTokens,
     CreateToken,
     RevokeToken,
+    Metrics,
 }
 
 impl Operation {
     /// Every operation, for the test that each is routed.
-    pub const ALL: [Operation; 29] = [
+    pub const ALL: [Operation; 30] = [
         Operation::Health,
         Operation::OpenApi,
         Operation::RegisterCase,
@@ -131,6 +133,7 @@ impl Operation {
         Operation::ListTokens,
         Operation::CreateToken,
         Operation::RevokeToken,
+        Operation::Metrics,
     ];
 
     /// The OpenAPI `operationId`.
@@ -165,6 +168,7 @@ impl Operation {
             Operation::ListTokens => "list_tokens",
             Operation::CreateToken => "create_token",
             Operation::RevokeToken => "revoke_token",
+            Operation::Metrics => "metrics",
         }
     }
 
@@ -199,6 +203,7 @@ impl Operation {
             Operation::AuditLog => on(filter, audit_log),
             Operation::AuditVerify => on(filter, audit_verify),
             Operation::Quarantine => on(filter, quarantine),
+            Operation::Metrics => on(filter, metrics::metrics),
             Operation::SignIn
             | Operation::SignOut
             | Operation::WhoAmI
@@ -566,6 +571,28 @@ pub const ROUTES: &[RouteSpec] = &[
         response: BodySpec::One(schema_of::<QuarantineListing>),
         errors: &[400, 500],
     },
+    RouteSpec {
+        operation: Operation::Metrics,
+        method: HttpMethod::Get,
+        path: "/metrics",
+        summary: "Prometheus metrics",
+        description: "The node's metrics in Prometheus' text format (version 0.0.4): cases by \
+                      status and warning grade, open and overdue directives, each federation \
+                      link (connected, seconds since contact and last sync, pending cases each \
+                      way, quarantined changes, frames and bytes), HTTP requests by route and \
+                      status with a latency histogram, the store's size on disk and the build. \
+                      Without a credential only from loopback; from elsewhere a bearer token \
+                      (or session) of an account whose role may read metrics (supervisor, \
+                      admin).",
+        mutating: false,
+        parameters: &[],
+        request: None,
+        success_status: 200,
+        response: BodySpec::Text(
+            "Prometheus text exposition format 0.0.4 (`text/plain; version=0.0.4`)",
+        ),
+        errors: &[500],
+    },
 ];
 
 /// What every handler shares.
@@ -576,6 +603,8 @@ struct ApiState {
     federation: Option<FederationStatus>,
     /// Serialized once: the document never changes while the node runs.
     openapi: Bytes,
+    /// The HTTP request counters `/metrics` reports (`api/metrics.rs` counts them).
+    metrics: Arc<crate::metrics::HttpMetrics>,
 }
 
 /// Every route: [`ROUTES`] and the account routes (`api/accounts.rs`).
@@ -606,10 +635,12 @@ pub fn federated_router(
         Arc::clone(&node),
         federation.clone(),
     )));
+    let http_metrics = Arc::new(crate::metrics::HttpMetrics::default());
     let state = ApiState {
         node,
         federation,
         openapi: Bytes::from(openapi),
+        metrics: Arc::clone(&http_metrics),
     };
     let mut router = Router::new();
     let mut methods_of_path: Vec<(&str, MethodRouter<ApiState>)> = Vec::new();
@@ -642,7 +673,12 @@ pub fn federated_router(
         .layer(middleware::from_fn(refuse_long_uris))
         .layer(middleware::from_fn(trace_requests))
         .with_state(state)
-        .merge(console))
+        .merge(console)
+        // Outermost, over the console's routes too: every answer is counted, refusals included.
+        .layer(middleware::from_fn_with_state(
+            http_metrics,
+            metrics::count_requests,
+        )))
 }
 
 /// Open the node in `dir` and serve its API until `shutdown` completes. `listen` overrides the

@@ -9,6 +9,7 @@ pub mod demo;
 pub mod federation;
 pub mod identity;
 pub mod import;
+pub mod metrics;
 pub mod service;
 pub mod unknown_fields;
 pub mod wall_clock;

@@ -34,6 +34,9 @@ pub enum Access {
     Role(Action),
     /// An account; the service checks the role for the event kind the body names.
     ByEventKind,
+    /// Anyone on loopback sending no credential (`api/metrics.rs`); otherwise an account whose
+    /// roles allow this action.
+    LoopbackOrRole(Action),
 }
 
 /// Each operation's access: one match, so a new operation cannot be added without saying.
@@ -61,6 +64,7 @@ pub fn access(operation: Operation) -> Access {
         | O::ListTokens
         | O::CreateToken
         | O::RevokeToken => Access::Role(Action::ManageAccounts),
+        O::Metrics => Access::LoopbackOrRole(Action::ReadMetrics),
     }
 }
 
@@ -121,13 +125,22 @@ pub(super) async fn authenticate(
     if access == Access::Public {
         return next.run(request).await;
     }
+    if let Access::LoopbackOrRole(_) = access {
+        let behind_proxy = state.node.config().http.behind_proxy;
+        if super::metrics::answers_without_credential(&request, behind_proxy) {
+            return next.run(request).await;
+        }
+        if !super::metrics::carries_credential(request.headers()) {
+            return super::metrics::remote_needs_credential().into_response();
+        }
+    }
     let headers = request.headers().clone();
     let method = request.method().clone();
     let principal = match principal_of(&state, &headers, &method).await {
         Ok(principal) => principal,
         Err(failure) => return failure.into_response(),
     };
-    if let Access::Role(action) = access
+    if let Access::Role(action) | Access::LoopbackOrRole(action) = access
         && let Err(refusal) = principal.actor().permit(action)
     {
         return forbidden(refusal.to_string()).into_response();

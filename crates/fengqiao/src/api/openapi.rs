@@ -108,6 +108,8 @@ pub fn schema_of<T: JsonSchema>(generator: &mut SchemaGenerator) -> Schema {
 pub enum BodySpec {
     One(SchemaOf),
     ListOf(SchemaOf),
+    /// Plain text (`text/plain`), described in words: the Prometheus scrape.
+    Text(&'static str),
 }
 
 impl BodySpec {
@@ -117,6 +119,15 @@ impl BodySpec {
             BodySpec::ListOf(schema_of) => {
                 json!({"type": "array", "items": schema_of(generator).to_value()})
             }
+            BodySpec::Text(description) => json!({"type": "string", "description": description}),
+        }
+    }
+
+    /// The media type the body is sent as.
+    pub fn media_type(self) -> &'static str {
+        match self {
+            BodySpec::One(_) | BodySpec::ListOf(_) => "application/json",
+            BodySpec::Text(_) => "text/plain",
         }
     }
 }
@@ -262,10 +273,11 @@ fn operation_object(route: &RouteSpec, generator: &mut SchemaGenerator) -> Value
         })
         .collect();
     // Who is acting is proved, not named: a bearer token or the session cookie (`api/auth.rs`).
-    let security = if super::auth::access(route.operation) == super::auth::Access::Public {
-        json!([])
-    } else {
-        json!([{"bearer": []}, {"session": []}])
+    let security = match super::auth::access(route.operation) {
+        super::auth::Access::Public => json!([]),
+        // `{}`: no credential at all, which only a loopback caller may send.
+        super::auth::Access::LoopbackOrRole(_) => json!([{}, {"bearer": []}, {"session": []}]),
+        _ => json!([{"bearer": []}, {"session": []}]),
     };
 
     let mut responses = Map::new();
@@ -273,7 +285,7 @@ fn operation_object(route: &RouteSpec, generator: &mut SchemaGenerator) -> Value
         route.success_status.to_string(),
         json!({
             "description": status_description(route.success_status),
-            "content": {"application/json": {"schema": route.response.schema(generator)}},
+            "content": {route.response.media_type(): {"schema": route.response.schema(generator)}},
         }),
     );
     let error_schema = schema_of::<ApiError>(generator).to_value();

@@ -260,6 +260,15 @@ async fn every_route_but_the_public_ones_needs_an_account() {
             .replace("{login}", TESTER)
             .replace("{id}", "0123456789ab");
         for login in [None, Some("nobody")] {
+            if login.is_none()
+                && matches!(
+                    auth::access(route.operation),
+                    auth::Access::LoopbackOrRole(_)
+                )
+            {
+                // `/metrics` answers loopback without a credential; this server is on loopback.
+                continue;
+            }
             let (status, error) = server
                 .call(
                     route.method.http_name(),
