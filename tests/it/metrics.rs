@@ -260,6 +260,10 @@ fn metrics_move_as_a_village_registers_syncs_and_dies() {
             &[("peer_node_id", village.id.as_str())]
         ) >= 2.0
     );
+    assert!(
+        township_metrics.expect("fengqiao_link_change_bytes_total", &incoming) > 0.0,
+        "the township counts the bytes of the cases it received"
+    );
     promtool_check("township's", &township_metrics);
     // The village sent the cases' bytes up to its parent.
     let to_parent = [("peer_node_id", township.id.as_str()), ("direction", "out")];

@@ -119,6 +119,8 @@ pub struct SessionStatistics {
     pub whole_documents_sent: u64,
     pub change_bytes_sent: u64,
     pub frames_received: u64,
+    /// Bytes of automerge changes and documents the peer sent, kept or not.
+    pub change_bytes_received: u64,
     pub cases_applied: u64,
     pub feed_entries_walked: u64,
     /// Received changes not kept because they failed the checks on receipt.
@@ -534,17 +536,20 @@ impl Session {
                 sender_heads,
                 bytes,
                 whole,
-            } => self.receive_changes(
-                replica,
-                case,
-                feed_seq,
-                ChangesShape {
-                    base_heads,
-                    sender_heads,
-                    whole,
-                },
-                &bytes,
-            ),
+            } => {
+                self.statistics.change_bytes_received += bytes.len() as u64;
+                self.receive_changes(
+                    replica,
+                    case,
+                    feed_seq,
+                    ChangesShape {
+                        base_heads,
+                        sender_heads,
+                        whole,
+                    },
+                    &bytes,
+                )
+            }
             SyncFrame::Ack {
                 case,
                 feed_seq,

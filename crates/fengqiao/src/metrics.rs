@@ -359,8 +359,8 @@ fn encode_links(registry: &mut Registry, links: &[PeerLinkReport], now: DateTime
     let change_bytes = counter_family::<LinkDirectionLabels>(
         registry,
         "fengqiao_link_change_bytes",
-        "Bytes of automerge changes and documents sent to the peer on the current connection \
-         (out only: the session does not count what it receives)",
+        "Bytes of automerge changes and documents sent to (out) and received from (in) the peer \
+         on the current connection",
     );
     let applied = counter_family::<LinkLabels>(
         registry,
@@ -424,6 +424,9 @@ fn encode_links(registry: &mut Registry, links: &[PeerLinkReport], now: DateTime
         change_bytes
             .get_or_create(&directed("out"))
             .inc_by(session.change_bytes_sent);
+        change_bytes
+            .get_or_create(&directed("in"))
+            .inc_by(session.change_bytes_received);
         applied.get_or_create(&labels).inc_by(session.cases_applied);
         refused
             .get_or_create(&directed("in"))
