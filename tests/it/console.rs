@@ -101,8 +101,24 @@ async fn text_of(browser: &Client, css: &str) -> String {
 /// The text of `css` once it contains `needle`: after a click the browser may still show the old
 /// page for a moment, so a page is read only once it is the one the click led to.
 async fn text_once_it_contains(browser: &Client, css: &str, needle: &str) -> String {
-    let deadline = Instant::now() + Duration::from_secs(30);
+    poll_text(browser, None, css, needle, Duration::from_secs(30)).await
+}
+
+/// The text of `css` once it contains `needle`, waiting up to `timeout`; with `reload`, the
+/// page at that URL is opened again before each look (what another office did reaches this one
+/// by sync, and a page shows what its node held when it was served).
+async fn poll_text(
+    browser: &Client,
+    reload: Option<&str>,
+    css: &str,
+    needle: &str,
+    timeout: Duration,
+) -> String {
+    let deadline = Instant::now() + timeout;
     loop {
+        if let Some(url) = reload {
+            browser.goto(url).await.expect("open the page");
+        }
         let text = match browser.find(Locator::Css(css)).await {
             Ok(element) => element.text().await.unwrap_or_default(),
             Err(_) => String::new(),
@@ -112,9 +128,10 @@ async fn text_once_it_contains(browser: &Client, css: &str, needle: &str) -> Str
         }
         assert!(
             Instant::now() < deadline,
-            "{css} never came to contain {needle:?}; it reads: {text}"
+            "{reload:?} {css} never came to contain {needle:?} within {timeout:?}; it reads: {text}"
         );
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        let pause = if reload.is_some() { 500 } else { 100 };
+        tokio::time::sleep(Duration::from_millis(pause)).await;
     }
 }
 
@@ -194,37 +211,16 @@ fn village_with_cases(dir: &Path) -> (NodeProcess, Vec<String>) {
 
 #[test]
 fn a_person_signs_in_and_reads_the_dashboard_ledger_and_a_case_in_chromium() {
-    for binary in [CHROMIUM, CHROMEDRIVER] {
-        if !Path::new(binary).exists() {
-            skip(&format!(
-                "{binary} is not installed (scripts/install-browser installs it, as root with apt-get)"
-            ));
-            return;
-        }
+    if browser_is_missing() {
+        return;
     }
     let dir = tempfile::tempdir().expect("temp dir");
     let (node, numbers) = village_with_cases(dir.path());
     let base = format!("http://{}", node.address);
     let driver = start_chromedriver(&dir.path().join("chromedriver.log"));
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let runtime = browser_runtime();
     runtime.block_on(async {
-        let mut capabilities = serde_json::Map::new();
-        capabilities.insert(
-            "goog:chromeOptions".to_owned(),
-            serde_json::json!({
-                "binary": CHROMIUM,
-                "args": ["--headless=new", "--no-sandbox", "--disable-gpu",
-                         "--disable-dev-shm-usage", "--window-size=1366,768", "--lang=zh-CN"]
-            }),
-        );
-        let browser = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
-            .capabilities(capabilities)
-            .connect(&driver.url)
-            .await
-            .expect("a Chromium session");
+        let browser = chromium(&driver).await;
 
         // 登录 shows the office; a wrong password is answered in Chinese, the login kept.
         browser.goto(&format!("{base}/")).await.expect("open /");
@@ -257,12 +253,19 @@ fn a_person_signs_in_and_reads_the_dashboard_ledger_and_a_case_in_chromium() {
         assert!(banner.contains("离线"), "{banner}");
         assert!(banner.contains("条变更待上传"), "{banner}");
         let dashboard = text_of(&browser, "main").await;
-        assert!(dashboard.contains(&numbers[0]), "{dashboard}");
-        assert!(dashboard.contains(&numbers[1]), "{dashboard}");
+        // The warned cases first; below, every case still awaiting 受理, warned or not.
+        let (warned, awaiting) = dashboard
+            .split_once("待受理的登记、上报案件")
+            .expect("the 待受理 section");
+        assert!(warned.contains(&numbers[0]), "{dashboard}");
+        assert!(warned.contains(&numbers[1]), "{dashboard}");
         assert!(
-            !dashboard.contains(&numbers[2]),
+            !warned.contains(&numbers[2]),
             "a case with no warning: {dashboard}"
         );
+        for number in &numbers {
+            assert!(awaiting.contains(number.as_str()), "{dashboard}");
+        }
         assert!(dashboard.contains("预警"), "{dashboard}");
         assert!(dashboard.contains("严重超时"), "{dashboard}");
         assert!(dashboard.contains("已超期"), "{dashboard}");
@@ -1222,4 +1225,296 @@ fn the_ledger_finds_a_case_by_petitioner_or_number_and_filters_by_date_and_holde
                 && record.contains("李调解 (lizt)")),
         "{access_log:?}"
     );
+}
+
+/// The text of `css` on the page at `url`, reloaded until it contains `needle`.
+async fn reload_until_it_contains(
+    browser: &Client,
+    url: &str,
+    css: &str,
+    needle: &str,
+    timeout: Duration,
+) -> String {
+    poll_text(browser, Some(url), css, needle, timeout).await
+}
+
+/// The runtime a browser test drives WebDriver on.
+fn browser_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+/// A headless Chromium at an office PC's size, in Chinese.
+async fn chromium(driver: &Chromedriver) -> Client {
+    let mut capabilities = serde_json::Map::new();
+    capabilities.insert(
+        "goog:chromeOptions".to_owned(),
+        serde_json::json!({
+            "binary": CHROMIUM,
+            "args": ["--headless=new", "--no-sandbox", "--disable-gpu",
+                     "--disable-dev-shm-usage", "--window-size=1366,768", "--lang=zh-CN"]
+        }),
+    );
+    ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+        .capabilities(capabilities)
+        .connect(&driver.url)
+        .await
+        .expect("a Chromium session")
+}
+
+/// Whether Chromium and chromedriver are here; if not, say so and let the test skip.
+fn browser_is_missing() -> bool {
+    for binary in [CHROMIUM, CHROMEDRIVER] {
+        if !Path::new(binary).exists() {
+            skip(&format!(
+                "{binary} is not installed (scripts/install-browser installs it, as root with apt-get)"
+            ));
+            return true;
+        }
+    }
+    false
+}
+
+/// The 台账 exported as Excel with the browser's session, read back: the header row and each
+/// row's case number.
+async fn exported_ledger(browser: &Client, base: &str) -> (Vec<String>, Vec<String>) {
+    let cookies = browser
+        .get_all_cookies()
+        .await
+        .expect("the browser's cookies")
+        .iter()
+        .map(|cookie| format!("{}={}", cookie.name(), cookie.value()))
+        .collect::<Vec<_>>()
+        .join("; ");
+    let mut response = fengqiao_tests::bare_agent()
+        .get(format!("{base}/export/ledger.xlsx"))
+        .header("Cookie", &cookies)
+        .call()
+        .expect("导出 Excel");
+    assert_eq!(response.status(), 200);
+    let bytes = response
+        .body_mut()
+        .with_config()
+        .limit(64 << 20)
+        .read_to_vec()
+        .expect("the workbook's bytes");
+    let mut workbook: calamine::Xlsx<_> =
+        calamine::open_workbook_from_rs(std::io::Cursor::new(bytes)).expect("an xlsx workbook");
+    let sheet = calamine::Reader::worksheet_range(&mut workbook, "台账").expect("the 台账 sheet");
+    let mut rows = sheet.rows().map(|row| {
+        row.iter()
+            .map(|cell| cell.to_string())
+            .collect::<Vec<String>>()
+    });
+    let header = rows.next().expect("a header row");
+    let numbers = rows.filter_map(|row| row.first().cloned()).collect();
+    (header, numbers)
+}
+
+/// Across three real offices over QUIC, in Chromium: the village escalates a case (上报); the
+/// township finds it in its 台账 and on its 工作台 among the cases to accept; at the county an operator is offered no 督办 while a supervisor issues a 挂牌 directive on a
+/// case the village holds, which the village's 工作台 then lists; the township is killed, the
+/// village's link banner says it is offline and what waits, and registering still works; the
+/// village's 台账 exported as Excel holds every case.
+#[test]
+fn a_case_goes_up_a_directive_comes_down_and_a_cut_link_shows_in_chromium() {
+    if browser_is_missing() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let county = Office::county(dir.path());
+    let township = Office::township(dir.path());
+    let village = Office::village(dir.path(), "village", VILLAGE_REGION);
+    fengqiao_tests::add_account(&village.dir, "lizt", "李调解", &["operator", "supervisor"]);
+    fengqiao_tests::add_account(&township.dir, "zhangtj", "张调解", &["operator"]);
+    fengqiao_tests::add_account(&county.dir, "wangdc", "王督查", &["supervisor"]);
+    fengqiao_tests::add_account(&county.dir, "zhaojb", "赵经办", &["operator"]);
+    let (county_node, township_node, village_node) =
+        fengqiao_tests::start_chain(&county, &township, &village);
+    fengqiao_tests::wait_for_roster(
+        &[&county_node, &township_node, &village_node],
+        &[&county.id, &township.id, &village.id],
+        Duration::from_secs(30),
+    );
+    let mut numbers = Vec::new();
+    for index in 1..=2 {
+        let (status, view) = http_post(
+            village_node.address,
+            "/api/cases",
+            &sample_registration(VILLAGE_REGION, index),
+        )
+        .expect("register");
+        assert_eq!(status, 201, "{view}");
+        numbers.push(case_number(&view));
+    }
+    let (going_up, staying) = (numbers[0].clone(), numbers[1].clone());
+    let village_base = format!("http://{}", village_node.address);
+    let township_base = format!("http://{}", township_node.address);
+    let county_base = format!("http://{}", county_node.address);
+    let sync = Duration::from_secs(60);
+    let driver = start_chromedriver(&dir.path().join("chromedriver.log"));
+    let runtime = browser_runtime();
+    runtime.block_on(async {
+        let browser = chromium(&driver).await;
+
+        // The village escalates the first case to the township, beyond what it can decide.
+        sign_in(&browser, &village_base, "lizt", TEST_PASSWORD, "#user").await;
+        browser
+            .goto(&format!("{village_base}/cases/{going_up}"))
+            .await
+            .expect("open the case");
+        type_into(&browser, "escalate-reason", "涉及多个村组，村级无法化解").await;
+        click(&browser, "action-escalate").await;
+        let timeline = text_once_it_contains(&browser, "table.events", "上报").await;
+        assert!(timeline.contains("李调解 (lizt)"), "{timeline}");
+        screenshot(&browser, "20-village-escalated").await;
+
+        // The township finds it in its 台账 and among the cases it must accept.
+        sign_in(&browser, &township_base, "zhangtj", TEST_PASSWORD, "#user").await;
+        reload_until_it_contains(
+            &browser,
+            &format!("{township_base}/cases"),
+            "#cases",
+            &going_up,
+            sync,
+        )
+        .await;
+        screenshot(&browser, "21-township-ledger").await;
+        let awaiting = reload_until_it_contains(
+            &browser,
+            &format!("{township_base}/"),
+            "#awaiting-decision",
+            &going_up,
+            sync,
+        )
+        .await;
+        assert!(!awaiting.contains(&staying), "{awaiting}");
+        screenshot(&browser, "22-township-dashboard").await;
+
+        // At the county an operator may not supervise: no 督办 on the case the village holds.
+        sign_in(&browser, &county_base, "zhaojb", TEST_PASSWORD, "#user").await;
+        let staying_page = format!("{county_base}/cases/{staying}");
+        reload_until_it_contains(&browser, &staying_page, "main", &staying, sync).await;
+        assert!(
+            browser
+                .find(Locator::Id("action-issue_directive"))
+                .await
+                .is_err(),
+            "an operator is offered 督办"
+        );
+        screenshot(&browser, "23-county-operator-case").await;
+
+        // A supervisor issues a 挂牌 directive to the village, the case's holder.
+        sign_in(&browser, &county_base, "wangdc", TEST_PASSWORD, "#user").await;
+        browser.goto(&staying_page).await.expect("open the case");
+        let target = browser
+            .find(Locator::Css("#issue_directive-to_node option[selected]"))
+            .await
+            .expect("the directive's addressee")
+            .attr("value")
+            .await
+            .expect("its value");
+        assert_eq!(target.as_deref(), Some(village.id.as_str()));
+        type_into(
+            &browser,
+            "issue_directive-requirement",
+            "请于十日内入户核实并书面答复",
+        )
+        .await;
+        let due = (Utc::now() + chrono::Duration::days(10))
+            .format("%Y-%m-%d")
+            .to_string();
+        browser
+            .execute(
+                "document.getElementById('issue_directive-due').value = arguments[0];",
+                vec![serde_json::json!(due)],
+            )
+            .await
+            .expect("set the due date");
+        click(&browser, "issue_directive-listed").await;
+        click(&browser, "action-issue_directive").await;
+        text_once_it_contains(&browser, "#case-directives", "请于十日内入户核实并书面答复").await;
+        screenshot(&browser, "24-county-directive-issued").await;
+
+        // The village finds it on its 工作台 after sync.
+        sign_in(&browser, &village_base, "lizt", TEST_PASSWORD, "#user").await;
+        let awaiting = reload_until_it_contains(
+            &browser,
+            &format!("{village_base}/"),
+            "#directives-awaiting",
+            "请于十日内入户核实并书面答复",
+            sync,
+        )
+        .await;
+        assert!(awaiting.contains(&staying), "{awaiting}");
+        screenshot(&browser, "25-village-dashboard-directive").await;
+
+        // The township goes down: the village's banner says so, and registering still works.
+        township_node.kill_hard();
+        reload_until_it_contains(
+            &browser,
+            &format!("{village_base}/"),
+            "#link-banner",
+            "离线",
+            Duration::from_secs(120),
+        )
+        .await;
+        click_then_wait_for(
+            &browser,
+            Locator::LinkText("登记"),
+            Locator::Id("submit-registration"),
+        )
+        .await;
+        type_into(&browser, "petitioner_name_0", "孙秀英").await;
+        type_into(&browser, "petitioner_id_number_0", "430702198503120029").await;
+        type_into(&browser, "petitioner_phone_0", "13807365679").await;
+        type_into(&browser, "petitioner_address_0", "芦荻山乡 3 组").await;
+        type_into(&browser, "headcount", "1").await;
+        browser
+            .find(Locator::Id("category"))
+            .await
+            .expect("the category list")
+            .select_by_value("land_requisition")
+            .await
+            .expect("choose 征地拆迁");
+        type_into(&browser, "respondent", "芦荻山乡人民政府").await;
+        type_into(&browser, "summary", "断网期间来访：宅基地界址纠纷").await;
+        type_into(&browser, "village", "芦荻山村").await;
+        type_into(&browser, "leader", "刘副乡长").await;
+        click_then_wait_for(
+            &browser,
+            Locator::Id("submit-registration"),
+            Locator::Id("action-accept"),
+        )
+        .await;
+        let registered_offline = browser
+            .current_url()
+            .await
+            .expect("url")
+            .path()
+            .strip_prefix("/cases/")
+            .expect("the new case's page")
+            .to_owned();
+        let banner = text_of(&browser, "#link-banner").await;
+        assert!(banner.contains("离线"), "{banner}");
+        assert!(banner.contains("条变更待上传"), "{banner}");
+        screenshot(&browser, "26-village-offline-registered").await;
+
+        // 导出 Excel: the village's 台账, read back.
+        let (header, exported) = exported_ledger(&browser, &village_base).await;
+        assert_eq!(
+            header.first().map(String::as_str),
+            Some("编号"),
+            "{header:?}"
+        );
+        for number in [&going_up, &staying, &registered_offline] {
+            assert!(exported.contains(number), "{number} not in {exported:?}");
+        }
+        browser.close().await.expect("close the browser");
+    });
+    drop(driver);
+    village_node.stop().expect("stop village");
+    county_node.stop().expect("stop county");
 }

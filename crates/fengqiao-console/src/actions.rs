@@ -70,6 +70,9 @@ const CANDIDATE_EXTENSION_DAYS: u32 = 30;
 pub(crate) struct Offer<'a> {
     pub first_branch: Option<&'a str>,
     pub first_open_directive: Option<&'a str>,
+    /// The case's holder: a directive goes to it first (any tier above may supervise a case
+    /// held below, not only one held by a direct child).
+    pub holder: &'a str,
 }
 
 /// Every action the page knows, in the order it shows them.
@@ -299,12 +302,7 @@ pub(crate) fn event_of(
                 Some(_) => String::new(),
                 None => "D00000000".to_owned(),
             },
-            target_node: office(
-                neighbours
-                    .children
-                    .first()
-                    .map(|child| child.node_id.as_str()),
-            )?,
+            target_node: office(Some(offer.holder))?,
             requirement: text(|form| &form.requirement),
             due: match date_in(|form| &form.due, 15) {
                 Ok(date) => date,
@@ -448,10 +446,15 @@ fn action_view(
             vec![offices(
                 "to_node",
                 &t.directive_to,
-                neighbours
-                    .children
-                    .iter()
-                    .map(|child| (child.node_id.clone(), child.name.clone()))
+                // The holder first, wherever below it is; then the other children.
+                std::iter::once((view.state.holder.clone(), office_name(&view.state.holder)))
+                    .chain(
+                        neighbours
+                            .children
+                            .iter()
+                            .filter(|child| child.node_id != view.state.holder)
+                            .map(|child| (child.node_id.clone(), child.name.clone())),
+                    )
                     .collect(),
             )],
             vec![
@@ -648,6 +651,7 @@ pub(crate) async fn actions_view(
             .iter()
             .find(|directive| directive.status != DirectiveStatus::CrossedOff)
             .map(|directive| directive.id.as_str()),
+        holder: &view.state.holder,
     };
     let (tags, candidates): (Vec<KindTag>, Vec<EventKind>) = offered_kinds()
         .filter_map(|tag| match event_of(tag, None, offer, &neighbours, now)? {

@@ -113,6 +113,8 @@ pub async fn take_action(
     let offer = Offer {
         first_branch: None,
         first_open_directive: None,
+        // With a form, every office is the one it names.
+        holder: "",
     };
     let built = tag.and_then(|tag| {
         event_of(

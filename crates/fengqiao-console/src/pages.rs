@@ -403,14 +403,23 @@ pub async fn dashboard(State(backend): State<Backend>, headers: HeaderMap) -> Re
         Ok(page) => page,
         Err(error) => return failure_page(&backend, &headers, Some(&user), &error).await,
     };
-    let awaiting_query = CaseQuery {
-        status: Some(Status::AwaitingReceiver),
+    // Cases held here that wait for this office's first step: registered here or escalated
+    // here (受理 or not), and sent here by 交办 or 转送 (接收 or 退回).
+    let held_in = |status| CaseQuery {
+        status: Some(status),
         held_here: true,
         page: 0,
         page_size: PAGE_SIZE,
         ..CaseQuery::default()
     };
-    let awaiting = match backend.cases(&user, awaiting_query).await {
+    let awaiting_decision = match backend.cases(&user, held_in(Status::Registered)).await {
+        Ok(page) => page,
+        Err(error) => return failure_page(&backend, &headers, Some(&user), &error).await,
+    };
+    let awaiting = match backend
+        .cases(&user, held_in(Status::AwaitingReceiver))
+        .await
+    {
         Ok(page) => page,
         Err(error) => return failure_page(&backend, &headers, Some(&user), &error).await,
     };
@@ -437,6 +446,12 @@ pub async fn dashboard(State(backend): State<Backend>, headers: HeaderMap) -> Re
         .iter()
         .map(|row| row_view(texts, row, &namer, now))
         .collect();
+    let awaiting_decision_total = awaiting_decision.total;
+    let awaiting_decision = awaiting_decision
+        .rows
+        .iter()
+        .map(|row| row_view(texts, row, &namer, now))
+        .collect();
     let directives = directives
         .iter()
         .map(|item| crate::views::directive_row(texts, item, &namer, now))
@@ -453,6 +468,8 @@ pub async fn dashboard(State(backend): State<Backend>, headers: HeaderMap) -> Re
             directives,
             d: &texts.directives,
             awaiting_receipt,
+            awaiting_decision,
+            awaiting_decision_total,
         },
     )
 }

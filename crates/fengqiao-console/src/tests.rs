@@ -1348,11 +1348,13 @@ async fn an_operator_is_offered_no_supervisor_action_and_a_supervisor_is() {
         page_as("/cases/430702-2026-000001", Some(SUPERVISOR_SESSION_SECRET)).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let supervisor = offered(&body);
-    // No child office: nothing to assign to or direct, so 交办 and 督办 are not offered; the
-    // role table gives supervisors 重新办理, 上报 and 提级办理.
+    // No child office: nothing to assign to, so 交办 is not offered; the role table gives
+    // supervisors 重新办理, 上报, 提级办理 and 督办 (addressed to the case's holder; this fake
+    // judges roles only, the real node's authority refuses 督办 on a case held here:
+    // tests/it/console.rs).
     assert_eq!(
         supervisor,
-        ["reopen", "escalate", "take_over", "note"],
+        ["reopen", "escalate", "take_over", "issue_directive", "note"],
         "{body}"
     );
     assert!(body.contains(">上报</button>"), "{body}");

@@ -205,6 +205,8 @@ pub struct Ui {
     pub role_supervisor: String,
     pub role_admin: String,
     pub directives_awaiting: String,
+    pub awaiting_decision: String,
+    pub no_awaiting_decision: String,
     pub awaiting_receipt: String,
     pub no_awaiting_receipt: String,
     pub to_unit: String,

@@ -235,6 +235,10 @@ pub struct DashboardPage {
     pub d: &'static crate::texts::DirectivesTexts,
     /// Cases sent to this office (交办, 转送) that await its 接收.
     pub awaiting_receipt: Vec<RowView>,
+    /// Cases registered or escalated here that await the decision to accept (受理) or not, the
+    /// first page of them, and how many there are in all.
+    pub awaiting_decision: Vec<RowView>,
+    pub awaiting_decision_total: usize,
 }
 
 #[derive(Debug, Template)]
@@ -305,6 +309,9 @@ pub struct CasePageView {
     pub toggle: Option<(String, String)>,
     pub events: Vec<EventView>,
     pub deadlines: Vec<DeadlineView>,
+    /// The case's directives (督办), open and crossed off, 挂牌 first.
+    pub directives: Vec<DirectiveRowView>,
+    pub d: &'static crate::texts::DirectivesTexts,
     /// What the signed-in person may do now (`crate::actions`), filled in by the handler.
     pub actions: ActionsView,
 }
@@ -319,7 +326,7 @@ pub struct MessagePage {
 /// The case page's content. `full`: the signed-in role may read personal data and asked to.
 pub fn case_page_view(
     layout: Layout,
-    texts: &Texts,
+    texts: &'static Texts,
     view: &CaseView,
     full: bool,
     may_read_personal_data: bool,
@@ -454,6 +461,26 @@ pub fn case_page_view(
             )
         }
     });
+    let mut directives: Vec<DirectiveRowView> = view
+        .state
+        .directives
+        .iter()
+        .map(|directive| {
+            let item = fengqiao_case::model::DirectiveListItem {
+                case: header.number.clone(),
+                holder: view.state.holder.clone(),
+                directive: directive.clone(),
+                warnings: view
+                    .warnings
+                    .iter()
+                    .filter(|warning| warning.directive.as_ref() == Some(&directive.id))
+                    .cloned()
+                    .collect(),
+            };
+            directive_row(texts, &item, office_name, now)
+        })
+        .collect();
+    directives.sort_by_key(|row| !row.listed);
     CasePageView {
         layout,
         number,
@@ -464,6 +491,8 @@ pub fn case_page_view(
         toggle,
         events,
         deadlines,
+        directives,
+        d: &texts.directives,
         actions: ActionsView::default(),
     }
 }
