@@ -1072,8 +1072,10 @@ impl Nemesis {
                 return Err(format!("{number} is not at the county: every case goes up"));
             };
             // 2. The same events and derived state at every office the final state routes the
-            // case to; an office that took part for a while and no longer does (a village that
-            // handed an assignment back) keeps what it had, a part of the whole.
+            // case to. Taking part is for good (`sent_to`, N2), so an office holding a case
+            // its final state does not name got it on a branch of a fork the state does not
+            // follow (an assignment made concurrently with another transition): it keeps what
+            // it had, a part of the whole, counted as a stale copy.
             let expected = expected_holders(reference, &offices);
             for office in holders.keys() {
                 let view = &views[&(number.clone(), *office)];
@@ -1284,6 +1286,7 @@ fn expected_holders(view: &Value, offices: &HashMap<String, usize>) -> BTreeSet<
     ]
     .into_iter()
     .chain(state["escalated_to"].as_array().into_iter().flatten())
+    .chain(state["sent_to"].as_array().into_iter().flatten())
     .chain(
         state["directives"]
             .as_array()

@@ -170,6 +170,7 @@ fn record_decision(state: &mut CaseState, at: DateTime<Utc>) {
 fn await_receiver(state: &mut CaseState, to_node: &str, at: DateTime<Utc>, limits: &Limits) {
     state.status = Status::AwaitingReceiver;
     state.awaiting = Some(to_node.to_owned());
+    state.sent_to.push(to_node.to_owned());
     state.assigned_by = Some(state.holder.clone());
     state.timeline.objection_deadline = Some(working_day_deadline(
         at,
@@ -199,6 +200,7 @@ pub(crate) fn empty_state() -> CaseState {
         review_outcome: None,
         repeat_of: None,
         escalated_to: Vec::new(),
+        sent_to: Vec::new(),
         awaiting: None,
         assigned_by: None,
         assignment_deadline: None,

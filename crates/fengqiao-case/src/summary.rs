@@ -29,9 +29,11 @@ pub fn summarize(header: &CaseHeader, state: &CaseState) -> CaseSummary {
         // The federation routes cases from summaries while these two flags are clear (so that it
         // need not load the document); it relies on them covering `escalated_to` and `awaiting`.
         escalated: !state.escalated_to.is_empty(),
-        // `awaiting` covers a forward or assignment not yet answered; `assigned_by` stays behind
-        // once the receiver took it on, so together they say "it was sent down or across".
-        assigned: state.assigned_by.is_some() || state.awaiting.is_some(),
+        // `sent_to` names every forward or assignment's receiver for good (an objection clears
+        // `assigned_by` and `awaiting`, not it), so it alone says "it was sent down or across".
+        assigned: !state.sent_to.is_empty()
+            || state.assigned_by.is_some()
+            || state.awaiting.is_some(),
         directives: state.directives.clone(),
         in_conflict: state.conflict.is_some(),
         event_count: state.event_count,
@@ -233,6 +235,7 @@ mod tests {
             review_outcome: None,
             repeat_of: Some("430702001001-2025-000099".to_owned()),
             escalated_to: vec!["node-township".to_owned()],
+            sent_to: Vec::new(),
             awaiting: None,
             assigned_by: None,
             assignment_deadline: None,

@@ -7,9 +7,13 @@
 //!   whole county.
 //! - **Down** (to a child): only while the child's subtree takes part in the case: the case is
 //!   located within the child's region code prefix, and it was registered in the subtree, or is
-//!   held by, awaited from (assigned or forwarded to), escalated to, or the target of a directive
-//!   at a node of that subtree. The region condition is what keeps a village from ever receiving a
+//!   held by, was ever assigned or forwarded to, escalated to, or the target of a directive at a
+//!   node of that subtree. The region condition is what keeps a village from ever receiving a
 //!   sibling village's case, whatever events name it.
+//!   Architecture invariant: taking part is for good. Every list above only grows (a take-over's
+//!   taker is above an office that took part), so an office that once received a case keeps
+//!   receiving its changes: no copy goes stale where a person still reads it (N2 in
+//!   RELIABILITY.md).
 //! - **Both ways**: a case whose respondent is the receiving office itself (a complaint about its
 //!   own cadres) is never sent to it (条例 Art 30).
 
@@ -48,6 +52,8 @@ pub struct CaseRouting {
     pub holder: NodeId,
     pub awaiting: Option<NodeId>,
     pub escalated_to: Vec<NodeId>,
+    /// Every receiver of a forward or assignment, objected or not (`CaseState::sent_to`).
+    pub sent_to: Vec<NodeId>,
     pub directive_targets: Vec<NodeId>,
 }
 
@@ -57,6 +63,7 @@ impl CaseRouting {
             &summary::summarize(header, state),
             state.awaiting.clone(),
             state.escalated_to.clone(),
+            state.sent_to.clone(),
         )
     }
 
@@ -64,16 +71,19 @@ impl CaseRouting {
     /// the document, when the summary determines it. It does unless the case was escalated or
     /// sent down or across: the summary records those as flags only (`escalated`, `assigned`),
     /// and then the answer is `None` and the caller derives. Summaries stored by any earlier
-    /// build carry the same fields, so this needs no migration.
+    /// build carry the same fields; one stored before `sent_to` existed, of a case whose
+    /// receiver objected, has `assigned` clear and routes as that build did (without the
+    /// objector) until the case's next change rewrites its summary.
     pub fn from_summary(summary: &CaseSummary) -> Option<CaseRouting> {
         // `summarize` sets `escalated` iff `escalated_to` is non-empty and `assigned` whenever
-        // `awaiting` is set, so with both flags clear the two lists are empty.
+        // `sent_to` or `awaiting` is, so with both flags clear the three lists are empty.
         if summary.escalated || summary.assigned {
             return None;
         }
         Some(CaseRouting::from_summary_and_participants(
             summary,
             None,
+            Vec::new(),
             Vec::new(),
         ))
     }
@@ -82,6 +92,7 @@ impl CaseRouting {
         summary: &CaseSummary,
         awaiting: Option<NodeId>,
         escalated_to: Vec<NodeId>,
+        sent_to: Vec<NodeId>,
     ) -> CaseRouting {
         CaseRouting {
             case: summary.number.clone(),
@@ -91,6 +102,7 @@ impl CaseRouting {
             holder: summary.holder.clone(),
             awaiting,
             escalated_to,
+            sent_to,
             directive_targets: summary
                 .directives
                 .iter()
@@ -105,6 +117,7 @@ impl CaseRouting {
             .into_iter()
             .chain(self.awaiting.iter())
             .chain(self.escalated_to.iter())
+            .chain(self.sent_to.iter())
             .chain(self.directive_targets.iter())
             .filter(|node| !node.is_empty())
     }

@@ -926,6 +926,11 @@ pub struct CaseState {
     pub repeat_of: Option<CaseId>,
     /// Nodes the case was escalated to, in order.
     pub escalated_to: Vec<NodeId>,
+    /// Nodes the case was assigned or forwarded to (交办, 转送), in order, whether they took it
+    /// on or objected: each holds a copy, and the federation keeps every copy current
+    /// (`fengqiao_sync::routing`). Left out when empty, so a state without it reads as before.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sent_to: Vec<NodeId>,
     /// Node the case is assigned or forwarded to, while awaiting its answer.
     pub awaiting: Option<NodeId>,
     /// Node that assigned or forwarded, which gets the case back on an objection.

@@ -231,3 +231,85 @@ fn a_complaint_about_the_township_stays_below_it() {
     // Known gap: the county cannot get it either until a link that bypasses the township exists.
     assert_eq!(federation.replicas[COUNTY].case_count(), 0);
 }
+
+/// N2 of RELIABILITY.md: an office a case was assigned to keeps a current copy after it hands
+/// the case back. The township assigns a case to village 11, which objects (the case returns to
+/// the township); the township then notes and replies. Before `sent_to`, routing sent the
+/// village nothing more (it no longer took part), and its copy stayed at its objection, a stale
+/// state its staff still read; now every copy of the case ends at the same heads.
+#[test]
+fn a_village_that_hands_an_assigned_case_back_keeps_a_current_copy() {
+    let mut federation = Federation::new(&ALL, 12);
+    let case = format!("{}-2026-{:06}", OFFICES[VILLAGE_11].region_code, 900);
+    register_at(
+        &mut federation.replicas[TOWNSHIP_1],
+        TOWNSHIP_1,
+        &case,
+        OFFICES[VILLAGE_11].region_code,
+        "某建筑公司",
+        instant(2, 9),
+    );
+    append_at(
+        &mut federation.replicas[TOWNSHIP_1],
+        &case,
+        new_event(
+            "assign",
+            node_id(TOWNSHIP_1),
+            EventKind::Assign {
+                to_node: node_id(VILLAGE_11).to_owned(),
+                required_result: "查清欠薪并答复".to_owned(),
+                deadline: chrono::NaiveDate::from_ymd_opt(2026, 3, 30).expect("a date"),
+            },
+            instant(2, 10),
+        ),
+    );
+    federation.local_change(TOWNSHIP_1);
+    federation.run_until_quiet(2_000);
+    assert!(same_heads(&mut federation, TOWNSHIP_1, VILLAGE_11, &case));
+
+    append_at(
+        &mut federation.replicas[VILLAGE_11],
+        &case,
+        new_event(
+            "object",
+            node_id(VILLAGE_11),
+            EventKind::Object {
+                reason: "涉及乡镇企业，超出村级职权".to_owned(),
+            },
+            instant(3, 9),
+        ),
+    );
+    federation.local_change(VILLAGE_11);
+    federation.run_until_quiet(2_000);
+    let state = federation.replicas[TOWNSHIP_1]
+        .state(&case)
+        .expect("the township derives the case");
+    assert_eq!(
+        state.holder,
+        node_id(TOWNSHIP_1),
+        "the objection returned it"
+    );
+    assert_eq!(state.awaiting, None);
+
+    append_at(
+        &mut federation.replicas[TOWNSHIP_1],
+        &case,
+        note("after-objection", node_id(TOWNSHIP_1), instant(4, 9)),
+    );
+    federation.local_change(TOWNSHIP_1);
+    federation.run_until_quiet(2_000);
+    assert!(federation.failures.is_empty(), "{:?}", federation.failures);
+    for office in [COUNTY, VILLAGE_11] {
+        assert!(
+            same_heads(&mut federation, TOWNSHIP_1, office, &case),
+            "office {office} is behind the township on {case}"
+        );
+    }
+    // Still never at a sibling village.
+    assert_eq!(
+        federation.replicas[VILLAGE_12]
+            .heads(&case)
+            .expect("memory"),
+        None
+    );
+}

@@ -28,6 +28,7 @@ fn village_case() -> CaseRouting {
         holder: node(VILLAGE_11),
         awaiting: None,
         escalated_to: Vec::new(),
+        sent_to: Vec::new(),
         directive_targets: Vec::new(),
     }
 }
@@ -132,6 +133,12 @@ fn down_a_case_located_in_the_child_region_goes_only_while_the_subtree_takes_par
         },
         CaseRouting {
             escalated_to: vec![node(VILLAGE_11)],
+            ..township_case.clone()
+        },
+        // Assigned to the village once, and handed back (an objection, or the village
+        // escalated it up again): the village's copy is kept current (N2).
+        CaseRouting {
+            sent_to: vec![node(VILLAGE_11)],
             ..township_case.clone()
         },
     ] {
@@ -309,9 +316,12 @@ fn routing_from_a_summary_is_the_derived_routing_or_nothing() {
     escalated.escalated_to = vec![node(TOWNSHIP_1)];
     let mut awaiting = registered.clone();
     awaiting.awaiting = Some(node(VILLAGE_12));
-    let mut assigned_earlier = registered;
+    let mut assigned_earlier = registered.clone();
     assigned_earlier.assigned_by = Some(node(TOWNSHIP_1));
-    for state in [&escalated, &awaiting, &assigned_earlier] {
+    // Sent down once, the receiver objected: `assigned_by` and `awaiting` are clear again.
+    let mut objected = registered;
+    objected.sent_to = vec![node(VILLAGE_12)];
+    for state in [&escalated, &awaiting, &assigned_earlier, &objected] {
         assert_eq!(CaseRouting::from_summary(&summarize(&header, state)), None);
     }
 }

@@ -488,6 +488,9 @@ pub fn case_view_text(view: &CaseView, now: DateTime<Utc>) -> String {
             state.escalated_to.join(" → "),
         ]);
     }
+    if !state.sent_to.is_empty() {
+        status.add_row(["sent to 交办/转送".to_owned(), state.sent_to.join(" → ")]);
+    }
     let timeline = &state.timeline;
     let dates = [
         ("registered 登记", &timeline.registered_at),
@@ -1052,6 +1055,7 @@ mod tests {
             review_outcome: None,
             repeat_of: None,
             escalated_to: vec!["county-node-0123456789".into()],
+            sent_to: Vec::new(),
             awaiting: None,
             assigned_by: None,
             assignment_deadline: None,
