@@ -1277,8 +1277,8 @@ fn browser_is_missing() -> bool {
     false
 }
 
-/// The 台账 exported as Excel with the browser's session, read back: the header row and each
-/// row's case number.
+/// The 台账 exported as Excel with the browser's session, read back (`excel::sheet`): the
+/// header row and each row's case number.
 async fn exported_ledger(browser: &Client, base: &str) -> (Vec<String>, Vec<String>) {
     let cookies = browser
         .get_all_cookies()
@@ -1300,22 +1300,16 @@ async fn exported_ledger(browser: &Client, base: &str) -> (Vec<String>, Vec<Stri
         .limit(64 << 20)
         .read_to_vec()
         .expect("the workbook's bytes");
-    let mut workbook: calamine::Xlsx<_> =
-        calamine::open_workbook_from_rs(std::io::Cursor::new(bytes)).expect("an xlsx workbook");
-    let sheet = calamine::Reader::worksheet_range(&mut workbook, "台账").expect("the 台账 sheet");
-    let mut rows = sheet.rows().map(|row| {
-        row.iter()
-            .map(|cell| cell.to_string())
-            .collect::<Vec<String>>()
-    });
+    let mut rows = crate::excel::sheet(&bytes).into_iter();
     let header = rows.next().expect("a header row");
     let numbers = rows.filter_map(|row| row.first().cloned()).collect();
     (header, numbers)
 }
 
 /// Across three real offices over QUIC, in Chromium: the village escalates a case (上报); the
-/// township finds it in its 台账 and on its 工作台 among the cases to accept; at the county an operator is offered no 督办 while a supervisor issues a 挂牌 directive on a
-/// case the village holds, which the village's 工作台 then lists; the township is killed, the
+/// township finds it in its 台账 and on its 工作台 among the cases to accept; at the county an
+/// operator is offered no 督办 while a supervisor issues a 挂牌 directive on a case the village
+/// holds, which the village's 工作台 then lists; the township is killed, the
 /// village's link banner says it is offline and what waits, and registering still works; the
 /// village's 台账 exported as Excel holds every case.
 #[test]

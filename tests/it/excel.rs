@@ -62,8 +62,8 @@ fn download(address: SocketAddr, cookie: &str, path: &str) -> Vec<u8> {
         .expect("workbook bytes")
 }
 
-/// The first sheet's rows as text.
-fn sheet(bytes: &[u8]) -> Vec<Vec<String>> {
+/// The first sheet's rows as text (the console's browser test reads its export with it too).
+pub(crate) fn sheet(bytes: &[u8]) -> Vec<Vec<String>> {
     let mut workbook: Xlsx<_> =
         calamine::open_workbook_from_rs(std::io::Cursor::new(bytes)).expect("an xlsx workbook");
     let range = workbook

@@ -466,17 +466,12 @@ pub fn case_page_view(
         .directives
         .iter()
         .map(|directive| {
-            let item = fengqiao_case::model::DirectiveListItem {
-                case: header.number.clone(),
-                holder: view.state.holder.clone(),
-                directive: directive.clone(),
-                warnings: view
-                    .warnings
-                    .iter()
-                    .filter(|warning| warning.directive.as_ref() == Some(&directive.id))
-                    .cloned()
-                    .collect(),
-            };
+            let item = fengqiao_case::model::DirectiveListItem::of(
+                &header.number,
+                &view.state.holder,
+                directive,
+                &view.warnings,
+            );
             directive_row(texts, &item, office_name, now)
         })
         .collect();

@@ -861,16 +861,12 @@ impl Node {
                 if open_only && directive.status == DirectiveStatus::CrossedOff {
                     continue;
                 }
-                items.push(DirectiveListItem {
-                    case: case_summary.number.clone(),
-                    holder: case_summary.holder.clone(),
-                    directive: directive.clone(),
-                    warnings: case_warnings
-                        .iter()
-                        .filter(|warning| warning.directive.as_ref() == Some(&directive.id))
-                        .cloned()
-                        .collect(),
-                });
+                items.push(DirectiveListItem::of(
+                    &case_summary.number,
+                    &case_summary.holder,
+                    directive,
+                    &case_warnings,
+                ));
             }
         })?;
         items.sort_by(|left, right| {

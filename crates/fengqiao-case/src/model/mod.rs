@@ -1276,6 +1276,28 @@ pub struct DirectiveListItem {
     pub warnings: Vec<Warning>,
 }
 
+impl DirectiveListItem {
+    /// The row of `directive` on case `case` held by `holder`, with those of the case's
+    /// warnings that are about this directive.
+    pub fn of(
+        case: &CaseId,
+        holder: &NodeId,
+        directive: &DirectiveState,
+        case_warnings: &[Warning],
+    ) -> DirectiveListItem {
+        DirectiveListItem {
+            case: case.clone(),
+            holder: holder.clone(),
+            directive: directive.clone(),
+            warnings: case_warnings
+                .iter()
+                .filter(|warning| warning.directive.as_ref() == Some(&directive.id))
+                .cloned()
+                .collect(),
+        }
+    }
+}
+
 /// `POST /api/import`: a batch of ledger rows, each registered with its history, or none of it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
