@@ -100,14 +100,21 @@ pub fn print_run_header() {
 
 /// Resident memory (VmRSS) of a process in KiB; `process` is a pid or `self`.
 pub fn resident_kib(process: &str) -> anyhow::Result<u64> {
+    status_kib(process, "VmRSS")
+}
+
+/// A memory figure of `/proc/{process}/status` in KiB: `VmRSS` (resident now), `VmHWM` (the
+/// peak resident since the process started).
+pub fn status_kib(process: &str, field: &str) -> anyhow::Result<u64> {
     let path = format!("/proc/{process}/status");
     let status = std::fs::read_to_string(&path).with_context(|| format!("read {path}"))?;
+    let prefix = format!("{field}:");
     status
         .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .find_map(|line| line.strip_prefix(prefix.as_str()))
         .and_then(|value| value.split_whitespace().next())
         .and_then(|kib| kib.parse().ok())
-        .context("VmRSS not found")
+        .with_context(|| format!("{field} not found in {path}"))
 }
 
 /// CPU time (user and system, all threads) a process has used so far, in seconds; `process` is

@@ -20,6 +20,8 @@ use clap::Parser;
 use fengqiao_bench::{Timings, machine_description, resident_kib};
 use fengqiao_samples::{SampleVillage, sample_ledger};
 
+mod console_pages;
+
 /// What to measure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 enum Mode {
@@ -27,6 +29,8 @@ enum Mode {
     Node,
     /// The time of a `/metrics` scrape of a node holding `--cases` cases.
     Metrics,
+    /// The console's pages and its Excel export at a node holding `--cases` cases.
+    Console,
 }
 
 #[derive(Debug, Parser)]
@@ -35,7 +39,7 @@ struct Options {
     /// What to measure.
     #[arg(long, value_enum, default_value_t = Mode::Node)]
     mode: Mode,
-    /// Scrapes of `/metrics` timed in `--mode metrics`.
+    /// Scrapes of `/metrics` timed in `--mode metrics`, requests of each page in `--mode console`.
     #[arg(long, default_value_t = 200)]
     scrapes: usize,
     /// The `fengqiao` binary to measure (build it with --release).
@@ -74,8 +78,10 @@ fn main() -> anyhow::Result<()> {
         .clone()
         .unwrap_or_else(|| temp.path().to_path_buf());
     println!("machine: {}", machine_description());
-    if options.mode == Mode::Metrics {
-        return metrics_scrapes(&options, &root);
+    match options.mode {
+        Mode::Metrics => return metrics_scrapes(&options, &root),
+        Mode::Console => return console_pages::measure(&options, &root),
+        Mode::Node => {}
     }
 
     let api_dir = root.join("api-node");
@@ -144,29 +150,7 @@ fn main() -> anyhow::Result<()> {
 
 /// `--mode metrics`: fill a node (or reuse the one `--dir` holds), then time the scrapes.
 fn metrics_scrapes(options: &Options, root: &Path) -> anyhow::Result<()> {
-    let dir = root.join("metrics-node");
-    if !dir.join("fengqiao.toml").exists() {
-        init(&options.fengqiao, &dir)?;
-    }
-    let node = NodeRun::start(&options.fengqiao, &dir)?;
-    let (status, info) = get(node.address, "/api/health")?;
-    ensure!(status == 200, "health: {info}");
-    let held = info["case_count"].as_u64().unwrap_or(0) as usize;
-    if held == 0 {
-        let (seconds, _) = seed(node.address, options.cases, options.batch)?;
-        println!(
-            "filled: {} cases imported in {seconds:.1} s (not measured)",
-            options.cases
-        );
-    } else {
-        ensure!(
-            held == options.cases,
-            "{} holds {held} cases, not {}: remove it or pass --cases {held}",
-            dir.display(),
-            options.cases
-        );
-        println!("reused: {} holding {held} cases", dir.display());
-    }
+    let node = filled_node(options, &root.join("metrics-node"))?;
     let agent = agent();
     let url = format!("http://{}/metrics", node.address);
     let scrape = || -> anyhow::Result<String> {
@@ -209,6 +193,34 @@ fn metrics_scrapes(options: &Options, root: &Path) -> anyhow::Result<()> {
     );
     node.stop();
     Ok(())
+}
+
+/// A node in `dir` holding `--cases` sample cases: made and filled (not measured), or reused if
+/// `dir` already holds exactly that many (a `--dir` kept from an earlier run).
+fn filled_node(options: &Options, dir: &Path) -> anyhow::Result<NodeRun> {
+    if !dir.join("fengqiao.toml").exists() {
+        init(&options.fengqiao, dir)?;
+    }
+    let node = NodeRun::start(&options.fengqiao, dir)?;
+    let (status, info) = get(node.address, "/api/health")?;
+    ensure!(status == 200, "health: {info}");
+    let held = info["case_count"].as_u64().unwrap_or(0) as usize;
+    if held == 0 {
+        let (seconds, _) = seed(node.address, options.cases, options.batch)?;
+        println!(
+            "filled: {} cases imported in {seconds:.1} s (not measured)",
+            options.cases
+        );
+    } else {
+        ensure!(
+            held == options.cases,
+            "{} holds {held} cases, not {}: remove it or pass --cases {held}",
+            dir.display(),
+            options.cases
+        );
+        println!("reused: {} holding {held} cases", dir.display());
+    }
+    Ok(node)
 }
 
 fn init(fengqiao: &Path, dir: &Path) -> anyhow::Result<()> {

@@ -1,0 +1,237 @@
+//! `--mode console`: the console's pages and its Excel export, timed against a node holding `--cases` cases.
+//!
+//! Signs in at the console as the bench account (a supervisor, so every page and figure is
+//! shown), then requests each page `--scrapes` times, one after another, from loopback: 工作台
+//! (`/`), 统计 (`/statistics`), 台账 with a filter and a page of 50 (`/cases?...`, the filter and
+//! page changing from request to request), and case pages of cases listed in the 台账. Times are
+//! from the request to the whole answer as the client sees it, so they hold the server's time
+//! plus loopback HTTP; the issue's targets are on the server's time, which is less. Then the
+//! whole 台账 is exported to Excel once, timed, with the node's peak resident memory (VmHWM)
+//! before and after, and the 工作台's page weight: its HTML and the assets it loads.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, ensure};
+use fengqiao_bench::{Timings, status_kib};
+
+use crate::{NodeRun, Options, filled_node};
+
+/// The bench account's password (`init` in main.rs gives it to the account).
+const BENCH_PASSWORD: &str = "bench-password";
+
+/// Filters the 台账 is asked for in turn: by status, category, warning grade, date range and a
+/// text search, each on a later page too, as people page through them.
+const LEDGER_FILTERS: [&str; 8] = [
+    "status=accepted",
+    "status=registered&page=3",
+    "category=wage_arrears",
+    "category=land_requisition&page=5",
+    "grade=overdue",
+    "status=closed&page=10",
+    "from=2026-01-01&to=2026-06-30&page=2",
+    "q=2026-00",
+];
+
+/// Run the console measurement on a node in `root/console-node` (made and filled, or reused).
+pub(crate) fn measure(options: &Options, root: &Path) -> anyhow::Result<()> {
+    let node = filled_node(options, &root.join("console-node"))?;
+    let result = measure_pages(options, &node);
+    node.stop();
+    result
+}
+
+fn measure_pages(options: &Options, node: &NodeRun) -> anyhow::Result<()> {
+    let address = node.address;
+    let cookie = sign_in(address)?;
+    let requests = options.scrapes.max(1);
+
+    // The first 工作台 may wait for the statistics rollup's one build scan: not timed.
+    let started = Instant::now();
+    let dashboard = page(address, &cookie, "/")?;
+    println!(
+        "first 工作台 (waits for the rollup build if still running): {:.0} ms",
+        started.elapsed().as_secs_f64() * 1e3
+    );
+    let assets: u64 = asset_paths(&dashboard)
+        .iter()
+        .map(|path| page(address, &cookie, path).map(|body| body.len() as u64))
+        .sum::<anyhow::Result<u64>>()?;
+    println!(
+        "工作台 page weight: {} bytes of HTML + {} bytes of assets it loads = {:.1} KB",
+        dashboard.len(),
+        assets,
+        (dashboard.len() as u64 + assets) as f64 / 1024.0
+    );
+
+    report(
+        "工作台 (/)",
+        time_requests(requests, |_| page(address, &cookie, "/"))?,
+    );
+    report(
+        "统计 (/statistics)",
+        time_requests(requests, |_| page(address, &cookie, "/statistics"))?,
+    );
+    report(
+        "台账, a filter and a page of 50 (/cases?...)",
+        time_requests(requests, |request| {
+            let filter = LEDGER_FILTERS[request % LEDGER_FILTERS.len()];
+            page(address, &cookie, &format!("/cases?{filter}"))
+        })?,
+    );
+
+    let mut numbers = Vec::new();
+    for listing in 1..=4 {
+        let body = page(address, &cookie, &format!("/cases?page={listing}"))?;
+        numbers.extend(case_numbers(&body));
+    }
+    numbers.sort();
+    numbers.dedup();
+    ensure!(
+        !numbers.is_empty(),
+        "the 台账 lists no case to open: is the node empty?"
+    );
+    report(
+        &format!("案件 page ({} different cases)", numbers.len()),
+        time_requests(requests, |request| {
+            page(
+                address,
+                &cookie,
+                &format!("/cases/{}", numbers[request % numbers.len()]),
+            )
+        })?,
+    );
+
+    let pid = node.child.id().to_string();
+    let peak_before = status_kib(&pid, "VmHWM")?;
+    let started = Instant::now();
+    let workbook = download(address, &cookie, "/export/ledger.xlsx")?;
+    let seconds = started.elapsed().as_secs_f64();
+    let peak_after = status_kib(&pid, "VmHWM")?;
+    ensure!(
+        workbook.starts_with(b"PK"),
+        "the export is not an .xlsx (zip) file"
+    );
+    println!(
+        "Excel export of the whole 台账 ({} cases): {seconds:.1} s, {:.1} MB; node peak resident \
+         {:.0} MiB before, {:.0} MiB after",
+        options.cases,
+        workbook.len() as f64 / 1e6,
+        peak_before as f64 / 1024.0,
+        peak_after as f64 / 1024.0
+    );
+    Ok(())
+}
+
+/// Time `count` requests made one after another; `request(i)` makes the i-th.
+fn time_requests(
+    count: usize,
+    mut request: impl FnMut(usize) -> anyhow::Result<String>,
+) -> anyhow::Result<Timings> {
+    let mut times = Vec::with_capacity(count);
+    for index in 0..count {
+        let started = Instant::now();
+        request(index)?;
+        times.push(started.elapsed());
+    }
+    Ok(Timings::of(times))
+}
+
+fn report(what: &str, timings: Timings) {
+    println!(
+        "{what}: p50 {:.2} ms, p99 {:.2} ms ({} requests)",
+        timings.p50_ms, timings.p99_ms, timings.runs
+    );
+}
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .max_redirects(0)
+        .timeout_global(Some(Duration::from_secs(600)))
+        .build()
+        .into()
+}
+
+/// Sign in at the console as the bench account; the session cookie (`name=value`).
+fn sign_in(address: SocketAddr) -> anyhow::Result<String> {
+    let response = agent()
+        .post(format!("http://{address}/login"))
+        .send_form([
+            ("login", fengqiao_bench::BENCH_LOGIN),
+            ("password", BENCH_PASSWORD),
+        ])
+        .context("sign in at the console")?;
+    ensure!(
+        response.status() == 303,
+        "signing in answered {}",
+        response.status()
+    );
+    response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .find(|cookie| cookie.starts_with("fengqiao_session="))
+        .and_then(|cookie| cookie.split(';').next())
+        .map(str::to_owned)
+        .context("signing in set no session cookie")
+}
+
+/// A console page's body; anything but 200 is an error naming the page.
+fn page(address: SocketAddr, cookie: &str, path: &str) -> anyhow::Result<String> {
+    String::from_utf8(download(address, cookie, path)?)
+        .with_context(|| format!("GET {path} answered text that is not UTF-8"))
+}
+
+fn download(address: SocketAddr, cookie: &str, path: &str) -> anyhow::Result<Vec<u8>> {
+    let mut response = agent()
+        .get(format!("http://{address}{path}"))
+        .header("cookie", cookie)
+        .call()
+        .with_context(|| format!("GET {path}"))?;
+    ensure!(
+        response.status() == 200,
+        "GET {path} answered {}",
+        response.status()
+    );
+    Ok(response
+        .body_mut()
+        .with_config()
+        .limit(1 << 32)
+        .read_to_vec()?)
+}
+
+/// The `/assets/...` files a page loads (its stylesheet and scripts).
+fn asset_paths(html: &str) -> Vec<String> {
+    attribute_values(html, "/assets/")
+}
+
+/// The case numbers a 台账 page links to (`href="/cases/{number}"`).
+fn case_numbers(html: &str) -> Vec<String> {
+    attribute_values(html, "/cases/")
+        .into_iter()
+        .filter_map(|path| path.strip_prefix("/cases/").map(str::to_owned))
+        .filter(|number| !number.is_empty() && !number.contains('/') && !number.contains('?'))
+        .collect()
+}
+
+/// Every quoted attribute value that starts with `prefix`, once each, in order.
+fn attribute_values(html: &str, prefix: &str) -> Vec<String> {
+    let mut found: Vec<String> = Vec::new();
+    let opening = format!("\"{prefix}");
+    let mut rest = html;
+    while let Some(start) = rest.find(&opening) {
+        let value_and_rest = &rest[start + 1..];
+        let Some(end) = value_and_rest.find('"') else {
+            break;
+        };
+        let value = &value_and_rest[..end];
+        if !found.iter().any(|seen| seen == value) {
+            found.push(value.to_owned());
+        }
+        rest = &value_and_rest[end..];
+    }
+    found
+}
