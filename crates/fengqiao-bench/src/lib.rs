@@ -100,14 +100,23 @@ pub fn print_run_header() {
 
 /// Resident memory (VmRSS) of a process in KiB; `process` is a pid or `self`.
 pub fn resident_kib(process: &str) -> anyhow::Result<u64> {
+    status_kib(process, "VmRSS:")
+}
+
+/// Peak resident memory (VmHWM, the high-water mark since the process started) in KiB.
+pub fn peak_resident_kib(process: &str) -> anyhow::Result<u64> {
+    status_kib(process, "VmHWM:")
+}
+
+fn status_kib(process: &str, field: &str) -> anyhow::Result<u64> {
     let path = format!("/proc/{process}/status");
     let status = std::fs::read_to_string(&path).with_context(|| format!("read {path}"))?;
     status
         .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .find_map(|line| line.strip_prefix(field))
         .and_then(|value| value.split_whitespace().next())
         .and_then(|kib| kib.parse().ok())
-        .context("VmRSS not found")
+        .with_context(|| format!("{field} not found in {path}"))
 }
 
 /// CPU time (user and system, all threads) a process has used so far, in seconds; `process` is

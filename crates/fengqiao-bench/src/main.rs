@@ -8,6 +8,11 @@
 //! With `--mode metrics`: a node filled with `--cases` cases the same way (bulk import through the
 //! API), then `--scrapes` scrapes of `GET /metrics` from loopback, one after another, timed from
 //! the request to the whole answer (p50, p99, max).
+//!
+//! With `--mode excel`: `--cases` rows exported with `fengqiao export` (Excel and CSV) and the
+//! workbook imported with `fengqiao import` into a fresh node (`excel.rs`).
+
+mod excel;
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -27,6 +32,8 @@ enum Mode {
     Node,
     /// The time of a `/metrics` scrape of a node holding `--cases` cases.
     Metrics,
+    /// Export of `--cases` rows to Excel and CSV, and import of the workbook elsewhere.
+    Excel,
 }
 
 #[derive(Debug, Parser)]
@@ -76,6 +83,9 @@ fn main() -> anyhow::Result<()> {
     println!("machine: {}", machine_description());
     if options.mode == Mode::Metrics {
         return metrics_scrapes(&options, &root);
+    }
+    if options.mode == Mode::Excel {
+        return excel::round_trip(&options, &root);
     }
 
     let api_dir = root.join("api-node");
