@@ -178,6 +178,21 @@ impl Conformance {
             answer.status,
             answer.raw
         );
+        // A file (the ledger export) is described as bytes: an Excel workbook or CSV.
+        if response["content"]["application/octet-stream"].is_object() {
+            assert!(
+                answer.content_type.starts_with("text/csv")
+                    || answer
+                        .content_type
+                        .starts_with("application/vnd.openxmlformats"),
+                "{method} {template} answered {} as {:?}, not a ledger file",
+                answer.status,
+                answer.content_type
+            );
+            self.answered
+                .insert((method.to_owned(), template.to_owned(), answer.status));
+            return;
+        }
         // A text answer (the Prometheus scrape) is described as text, not as a JSON schema.
         if response["content"]["text/plain"].is_object() {
             assert!(
@@ -400,6 +415,26 @@ fn every_route_answers_as_the_document_says_happy_and_refused() {
     call("GET", "/api/directives", "/api/directives?open=true", None);
     assert_eq!(
         call("GET", "/api/directives", "/api/directives?open=maybe", None).status,
+        400
+    );
+
+    // The 台账 as a file: CSV reads as text here.
+    let exported = call(
+        "GET",
+        "/api/export/ledger",
+        "/api/export/ledger?format=csv&category=wage_arrears",
+        None,
+    );
+    assert_eq!(exported.status, 200, "{}", exported.raw);
+    assert!(exported.raw.contains("编号"), "{}", exported.raw);
+    assert_eq!(
+        call(
+            "GET",
+            "/api/export/ledger",
+            "/api/export/ledger?format=pdf",
+            None
+        )
+        .status,
         400
     );
 

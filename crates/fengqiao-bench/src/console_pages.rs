@@ -14,7 +14,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, ensure};
-use fengqiao_bench::{Timings, status_kib};
+use fengqiao_bench::{Timings, peak_resident_kib};
 
 use crate::{NodeRun, Options, filled_node};
 
@@ -104,11 +104,11 @@ fn measure_pages(options: &Options, node: &NodeRun) -> anyhow::Result<()> {
     );
 
     let pid = node.child.id().to_string();
-    let peak_before = status_kib(&pid, "VmHWM")?;
+    let peak_before = peak_resident_kib(&pid)?;
     let started = Instant::now();
     let workbook = download(address, &cookie, "/export/ledger.xlsx")?;
     let seconds = started.elapsed().as_secs_f64();
-    let peak_after = status_kib(&pid, "VmHWM")?;
+    let peak_after = peak_resident_kib(&pid)?;
     ensure!(
         workbook.starts_with(b"PK"),
         "the export is not an .xlsx (zip) file"

@@ -103,9 +103,14 @@ pub fn resident_kib(process: &str) -> anyhow::Result<u64> {
     status_kib(process, "VmRSS")
 }
 
+/// Peak resident memory (VmHWM, the high-water mark since the process started) in KiB.
+pub fn peak_resident_kib(process: &str) -> anyhow::Result<u64> {
+    status_kib(process, "VmHWM")
+}
+
 /// A memory figure of `/proc/{process}/status` in KiB: `VmRSS` (resident now), `VmHWM` (the
 /// peak resident since the process started).
-pub fn status_kib(process: &str, field: &str) -> anyhow::Result<u64> {
+fn status_kib(process: &str, field: &str) -> anyhow::Result<u64> {
     let path = format!("/proc/{process}/status");
     let status = std::fs::read_to_string(&path).with_context(|| format!("read {path}"))?;
     let prefix = format!("{field}:");

@@ -8,6 +8,11 @@
 //! With `--mode metrics`: a node filled with `--cases` cases the same way (bulk import through the
 //! API), then `--scrapes` scrapes of `GET /metrics` from loopback, one after another, timed from
 //! the request to the whole answer (p50, p99, max).
+//!
+//! With `--mode excel`: `--cases` rows exported with `fengqiao export` (Excel and CSV) and the
+//! workbook imported with `fengqiao import` into a fresh node (`excel.rs`).
+
+mod excel;
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -31,6 +36,8 @@ enum Mode {
     Metrics,
     /// The console's pages and its Excel export at a node holding `--cases` cases.
     Console,
+    /// Export of `--cases` rows to Excel and CSV, and import of the workbook elsewhere.
+    Excel,
 }
 
 #[derive(Debug, Parser)]
@@ -81,6 +88,7 @@ fn main() -> anyhow::Result<()> {
     match options.mode {
         Mode::Metrics => return metrics_scrapes(&options, &root),
         Mode::Console => return console_pages::measure(&options, &root),
+        Mode::Excel => return excel::round_trip(&options, &root),
         Mode::Node => {}
     }
 
@@ -211,6 +219,9 @@ fn filled_node(options: &Options, dir: &Path) -> anyhow::Result<NodeRun> {
             "filled: {} cases imported in {seconds:.1} s (not measured)",
             options.cases
         );
+        // A fresh process, so that what is measured (latency, peak memory) is not the filling's.
+        node.stop();
+        return NodeRun::start(&options.fengqiao, dir);
     } else {
         ensure!(
             held == options.cases,

@@ -9,6 +9,7 @@ mod accounts;
 pub mod auth;
 mod bare_refusals;
 pub mod console_backend;
+mod ledger_export;
 mod metrics;
 mod openapi;
 mod supervision;
@@ -45,6 +46,7 @@ use fengqiao_case::model::stats::StatsBreakdown;
 use fengqiao_case::{
     ApiError, AppendEvent, CaseListItem, CaseView, Category, DirectiveListItem, ImportBatch,
     ImportRowReport, ImportedCases, Measures, NodeInfo, NodeUnhealthy, RegisterCase, Status,
+    WarningGrade,
 };
 use serde::de::DeserializeOwned;
 use tracing::Instrument;
@@ -99,11 +101,12 @@ pub enum Operation {
     CreateToken,
     RevokeToken,
     Metrics,
+    ExportLedger,
 }
 
 impl Operation {
     /// Every operation, for the test that each is routed.
-    pub const ALL: [Operation; 30] = [
+    pub const ALL: [Operation; 31] = [
         Operation::Health,
         Operation::OpenApi,
         Operation::RegisterCase,
@@ -134,6 +137,7 @@ impl Operation {
         Operation::CreateToken,
         Operation::RevokeToken,
         Operation::Metrics,
+        Operation::ExportLedger,
     ];
 
     /// The OpenAPI `operationId`.
@@ -169,6 +173,7 @@ impl Operation {
             Operation::CreateToken => "create_token",
             Operation::RevokeToken => "revoke_token",
             Operation::Metrics => "metrics",
+            Operation::ExportLedger => "export_ledger",
         }
     }
 
@@ -204,6 +209,7 @@ impl Operation {
             Operation::AuditVerify => on(filter, audit_verify),
             Operation::Quarantine => on(filter, quarantine),
             Operation::Metrics => on(filter, metrics::metrics),
+            Operation::ExportLedger => on(filter, export_ledger),
             Operation::SignIn
             | Operation::SignOut
             | Operation::WhoAmI
@@ -592,6 +598,75 @@ pub const ROUTES: &[RouteSpec] = &[
             "Prometheus text exposition format 0.0.4 (`text/plain; version=0.0.4`)",
         ),
         errors: &[500],
+    },
+    RouteSpec {
+        operation: Operation::ExportLedger,
+        method: HttpMethod::Get,
+        path: "/api/export/ledger",
+        summary: "the 台账 as an Excel workbook or CSV (fengqiao export; the console's download)",
+        description: "Every case matching the filters (the console's 台账 filters), most urgent \
+                      first, one row each in the columns `fengqiao import` reads, headed by their \
+                      Chinese names: an export imports elsewhere as the same cases. Identifiers \
+                      (ID numbers, phones) are masked unless full=true, which needs a role that \
+                      may export personal data. Written as the cases are read and sent as a \
+                      file; the export (who, how many cases, format, full or not) is recorded \
+                      in the node's access log.",
+        mutating: false,
+        parameters: &[
+            ParameterSpec::query(
+                "format",
+                ParameterType::String,
+                "xlsx (default) or csv (UTF-8 with a byte-order mark)",
+            ),
+            ParameterSpec::query(
+                "status",
+                ParameterType::OneOf(schema_of::<Status>),
+                "lifecycle status",
+            ),
+            ParameterSpec::query(
+                "category",
+                ParameterType::OneOf(schema_of::<Category>),
+                "category",
+            ),
+            ParameterSpec::query(
+                "grade",
+                ParameterType::OneOf(schema_of::<WarningGrade>),
+                "only cases whose worst warning is this grade",
+            ),
+            ParameterSpec::query(
+                "from",
+                ParameterType::String,
+                "registered on or after this day (YYYY-MM-DD, China time)",
+            ),
+            ParameterSpec::query(
+                "to",
+                ParameterType::String,
+                "registered on or before this day (YYYY-MM-DD, China time)",
+            ),
+            ParameterSpec::query("holder", ParameterType::String, "node id of the holder"),
+            ParameterSpec::query(
+                "region",
+                ParameterType::String,
+                "region code prefix: a village, or a township for all its villages",
+            ),
+            ParameterSpec::query(
+                "q",
+                ParameterType::String,
+                "a case number (or part of one) or a petitioner's name",
+            ),
+            ParameterSpec::query(
+                "full",
+                ParameterType::Boolean,
+                "true: ID numbers and phones whole (role: export personal data)",
+            ),
+        ],
+        request: None,
+        success_status: 200,
+        response: BodySpec::File(
+            "the ledger file: application/vnd.openxmlformats-officedocument.spreadsheetml.sheet \
+             or text/csv",
+        ),
+        errors: &[400, 403, 500],
     },
 ];
 
@@ -1482,6 +1557,118 @@ async fn stats_by_child(
     .await?;
     supervision::add_sync_health(&mut breakdown, state.federation.as_ref()).await;
     Ok(axum::Json(breakdown))
+}
+
+/// `GET /api/export/ledger`: the file is written on a blocking thread into a temporary file
+/// (the workbook in constant-memory mode, the CSV as it goes), then sent from that file in
+/// chunks, so neither the cases nor the file are held in memory whole.
+async fn export_ledger(
+    State(state): State<ApiState>,
+    Extension(principal): Extension<Principal>,
+    QueryPairs(pairs): QueryPairs,
+) -> Result<Response, ApiFailure> {
+    let query = QueryValues::new(Operation::ExportLedger, pairs)?;
+    let format = match query.text("format") {
+        None => crate::import::export::LedgerFileFormat::Xlsx,
+        Some(name) => {
+            crate::import::export::LedgerFileFormat::from_name(name).ok_or_else(|| {
+                ApiFailure::bad_request(format!("invalid format {name:?}: expected xlsx or csv"))
+            })?
+        }
+    };
+    let identifiers = if query.boolean("full")? {
+        principal
+            .actor()
+            .permit(fengqiao_accounts::Action::ExportPersonalData)
+            .map_err(ServiceError::from)?;
+        crate::import::export::Identifiers::Full
+    } else {
+        crate::import::export::Identifiers::Masked
+    };
+    let day = |name: &str| -> Result<Option<NaiveDate>, ApiFailure> {
+        query
+            .text(name)
+            .map(|text| {
+                NaiveDate::parse_from_str(text, "%Y-%m-%d").map_err(|_| {
+                    ApiFailure::bad_request(format!(
+                        "invalid {name} {text:?}: expected a date (2026-03-01)"
+                    ))
+                })
+            })
+            .transpose()
+    };
+    let case_query = fengqiao_console::CaseQuery {
+        status: query.enumeration("status")?,
+        category: query.enumeration("category")?,
+        grade: query.enumeration("grade")?,
+        registered_from: day("from")?,
+        registered_to: day("to")?,
+        holder: query.text("holder").map(str::to_owned),
+        region: query.text("region").map(str::to_owned),
+        search: query.text("q").unwrap_or_default().to_owned(),
+        ..fengqiao_console::CaseQuery::default()
+    };
+    let operator = principal.operator();
+    let file = on_node(&state, move |node| {
+        let cannot = |error: std::io::Error| {
+            ServiceError::Internal(format!("cannot write the export's temporary file: {error}"))
+        };
+        let mut file = tempfile::tempfile().map_err(cannot)?;
+        let exporter = ledger_export::Exporter {
+            operator: &operator,
+            action: "export_ledger",
+        };
+        ledger_export::export_ledger(
+            node,
+            exporter,
+            &case_query,
+            identifiers,
+            format,
+            crate::wall_clock::now(),
+            &mut file,
+        )?;
+        std::io::Seek::rewind(&mut file).map_err(cannot)?;
+        Ok(file)
+    })
+    .await?;
+    let name = format!(
+        "ledger-{}.{}",
+        crate::wall_clock::now()
+            .with_timezone(&china_offset())
+            .format("%Y%m%d-%H%M"),
+        format.name()
+    );
+    Ok((
+        [
+            (header::CONTENT_TYPE, format.content_type().to_owned()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{name}\""),
+            ),
+        ],
+        axum::body::Body::from_stream(file_chunks(tokio::fs::File::from_std(file))),
+    )
+        .into_response())
+}
+
+/// A file's bytes in chunks, for a response body; ends after the first read error.
+fn file_chunks(
+    file: tokio::fs::File,
+) -> impl futures_util::Stream<Item = Result<Bytes, std::io::Error>> {
+    const CHUNK_BYTES: usize = 64 * 1024;
+    futures_util::stream::unfold(Some(file), |file| async move {
+        use tokio::io::AsyncReadExt;
+        let mut file = file?;
+        let mut chunk = vec![0u8; CHUNK_BYTES];
+        match file.read(&mut chunk).await {
+            Ok(0) => None,
+            Ok(read) => {
+                chunk.truncate(read);
+                Some((Ok(Bytes::from(chunk)), Some(file)))
+            }
+            Err(error) => Some((Err(error), None)),
+        }
+    })
 }
 
 async fn import(

@@ -8,11 +8,13 @@
 pub mod audit;
 pub mod case;
 pub mod directive;
+pub mod export;
 pub mod federation;
 pub mod global;
 pub mod output;
 pub mod policy;
 pub mod render;
+pub mod report;
 pub mod stats;
 pub mod user;
 
@@ -29,7 +31,7 @@ use fengqiao_case::{Category, Measures, NodeInfo, Tier};
 use self::global::{GlobalOptions, connect, shutdown_signal, tokio_runtime};
 use self::output::{emit, print_json};
 use crate::client::NodeClient;
-use crate::import::values::{parse_date, parse_labelled, start_of_china_day};
+use crate::import::values::{parse_date, parse_labelled};
 use crate::import::{DEFAULT_BATCH_ROWS, ImportOptions, LedgerFormat};
 
 /// Fengqiao: petition and dispute case handling for village, township and county offices.
@@ -70,6 +72,12 @@ pub enum Command {
         after_help = crate::import::ledger::csv_columns_help()
     )]
     Import(ImportArgs),
+    /// Export the 台账 (Excel or CSV) in the columns `fengqiao import` reads, with the ledger's
+    /// filters
+    Export(export::ExportArgs),
+    /// The monthly supervision report (Excel): the month's measures office by office, overdue
+    /// cases, open directives
+    Report(report::ReportArgs),
     /// Start a demonstration federation on this machine (county, 2 townships, 4 villages)
     Demo(crate::demo::DemoArgs),
     /// Admit a child office (parent side; edits the config; a running node applies it at once)
@@ -171,8 +179,12 @@ pub struct StatsArgs {
 
 #[derive(Debug, Args)]
 pub struct ImportArgs {
-    /// The ledger file
+    /// The ledger file (with --template: the template to write)
     pub file: PathBuf,
+    /// Write an empty ledger to fill in (.xlsx) to FILE instead: the columns' headers, and a
+    /// second sheet explaining each column and the values it takes. Needs no node
+    #[arg(long)]
+    pub template: bool,
     /// File format [default: from the extension: .csv, .jsonl]
     #[arg(long, value_enum)]
     pub format: Option<LedgerFormat>,
@@ -228,6 +240,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Case(command) => case::run(command, &connect(&global)?, global.json),
         Command::Directive(command) => directive::run(command, &connect(&global)?, global.json),
         Command::Stats(args) => stats(args, &connect(&global)?, global.json),
+        Command::Import(args) if args.template => crate::import::write_template_file(&args.file),
         Command::Import(args) => {
             let options = ImportOptions {
                 format: args.format,
@@ -237,6 +250,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             };
             crate::import::import_file(&connect(&global)?, &args.file, &options).map(|_| ())
         }
+        Command::Export(args) => export::run(&args, &connect(&global)?),
+        Command::Report(args) => report::run(&args, &connect(&global)?),
         Command::Demo(args) => crate::demo::run(args, &global),
         Command::Admit(args) => federation::admit(args, &global),
         Command::Revoke(args) => federation::revoke(args, &global),
@@ -393,29 +408,9 @@ fn stats(args: StatsArgs, client: &NodeClient, json: bool) -> anyhow::Result<()>
     emit(render::stats_text(&measures))
 }
 
-/// Period bounds as instants: `--to` names the last day included, the API wants an open end.
+/// The query `stats` sends (`stats::period_query`, which `report` asks with too).
 pub fn stats_query(args: &StatsArgs) -> Vec<(&'static str, String)> {
-    let mut query = Vec::new();
-    let instant = |date: NaiveDate| {
-        start_of_china_day(date).to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-    };
-    if let Some(from) = args.from {
-        query.push(("from", instant(from)));
-    }
-    if let Some(to) = args.to {
-        let day_after = to.succ_opt().unwrap_or(to);
-        query.push(("to", instant(day_after)));
-    }
-    if let Some(category) = args.category {
-        query.push(("category", crate::import::values::snake_name(&category)));
-    }
-    if args.without_imported {
-        query.push((
-            "imported",
-            crate::import::values::snake_name(&fengqiao_case::ImportedCases::Exclude),
-        ));
-    }
-    query
+    stats::period_query(args.from, args.to, args.category, args.without_imported)
 }
 
 #[cfg(test)]

@@ -264,6 +264,39 @@ impl NodeClient {
         from_answer(path, value)
     }
 
+    /// `GET path?query` and copy the answer's bytes as they arrive into `to` (an export: no
+    /// size limit and no overall timeout, as a large ledger takes a while); the bytes copied.
+    /// A refusal is the node's ApiError message, and nothing is written.
+    pub fn download(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+        to: &mut dyn std::io::Write,
+    ) -> anyhow::Result<u64> {
+        let url = self.url(path);
+        let mut request = self.agent.get(&url);
+        for (key, value) in query {
+            request = request.query(*key, value);
+        }
+        let request = request.config().timeout_global(None).build();
+        let mut response = self
+            .authenticated(request)
+            .call()
+            .map_err(|error| self.transport_error(&url, error))?;
+        let status = response.status();
+        if !status.is_success() {
+            let bytes = response
+                .body_mut()
+                .with_config()
+                .limit(MAX_RESPONSE_BYTES)
+                .read_to_vec()
+                .map_err(|error| self.transport_error(&url, error))?;
+            bail!(api_error_message(status.as_u16(), &bytes));
+        }
+        let mut reader = response.body_mut().with_config().limit(u64::MAX).reader();
+        std::io::copy(&mut reader, to).with_context(|| format!("the download from {url} broke off"))
+    }
+
     /// `POST path` with a JSON body as the account; refuses without credentials.
     pub fn post(&self, path: &str, body: &impl Serialize) -> anyhow::Result<serde_json::Value> {
         self.require_credentials()?;

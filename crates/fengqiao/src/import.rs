@@ -82,6 +82,20 @@ impl ImportTotals {
     }
 }
 
+/// `fengqiao import --template FILE`: an empty ledger workbook with the import's headers and a
+/// sheet explaining them ([`export::write_template`]), written whole or not at all.
+pub fn write_template_file(path: &Path) -> anyhow::Result<()> {
+    crate::cli::output::write_file_whole(path, |file| Ok(export::write_template(file)?))?;
+    emit(format!(
+        "wrote the ledger template {}: fill in the sheet {}, see {} for each column, then run \
+         `fengqiao import {}`",
+        path.display(),
+        export::LEDGER_SHEET,
+        export::EXPLANATION_SHEET,
+        path.display()
+    ))
+}
+
 /// Run `fengqiao import FILE`: parse, validate everything, then upload or refuse.
 pub fn import_file(
     client: &NodeClient,

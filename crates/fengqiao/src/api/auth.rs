@@ -46,7 +46,9 @@ pub fn access(operation: Operation) -> Access {
         O::Health | O::OpenApi | O::SignIn => Access::Public,
         O::SignOut | O::WhoAmI => Access::SignedIn,
         O::RegisterCase | O::AppendEvent | O::Import => Access::ByEventKind,
-        O::ListCases | O::GetCase | O::ListDirectives => Access::Role(Action::ReadCases),
+        O::ListCases | O::GetCase | O::ListDirectives | O::ExportLedger => {
+            Access::Role(Action::ReadCases)
+        }
         O::Stats => Access::Role(Action::ReadStats),
         O::StatsByChild => Access::Role(Action::ReadStatsByChild),
         O::Peers | O::Roster => Access::Role(Action::ReadFederation),

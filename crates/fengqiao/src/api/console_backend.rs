@@ -30,10 +30,11 @@ use fengqiao_console::{
 
 use super::accounts::{SIGN_IN_PERMITS, cookie_text};
 use super::auth::source_address;
+use super::ledger_export::Exporter;
 use super::supervision;
 use super::tls::PeerAddress;
 use crate::federation::{FederationStatus, PeerView};
-use crate::import::export::{Identifiers, ledger_row, write_workbook};
+use crate::import::export::{Identifiers, LedgerFileFormat};
 use crate::service::accounts::Credential;
 use crate::service::{ListFilter, Node, ServiceError, StatsQuery};
 
@@ -547,7 +548,7 @@ impl ConsoleBackend for NodeConsole {
 
 /// The cases matching the console's filters, most urgent first (worst grade, then earliest
 /// open deadline, then number).
-fn matching_items(
+pub(super) fn matching_items(
     node: &Node,
     query: &CaseQuery,
     now: DateTime<Utc>,
@@ -628,8 +629,8 @@ fn matching_items(
     Ok(items)
 }
 
-/// The 台账 as an Excel workbook: every case matching the filters, one row each, and a record
-/// in the access log of who exported how many cases, and whether identifiers went out whole.
+/// The 台账 as an Excel workbook, through the API's export (`ledger_export.rs`): the same
+/// columns, the same access-log record under the console's action.
 fn export_ledger(
     node: &Node,
     operator: &str,
@@ -637,28 +638,20 @@ fn export_ledger(
     identifiers: Identifiers,
     now: DateTime<Utc>,
 ) -> Result<Vec<u8>, ServiceError> {
-    let items = matching_items(node, query, now)?;
-    let mut rows = Vec::with_capacity(items.len());
-    for item in &items {
-        let contents = node
-            .store()
-            .with_case(&item.summary.number, |document| document.contents())?
-            .transpose()?;
-        if let Some((header, events)) = contents {
-            rows.push(ledger_row(&header, &events, identifiers));
-        }
-    }
-    let record = serde_json::json!({
-        "at": now,
-        "operator": operator,
-        "action": "export_ledger_console",
-        "cases": rows.len(),
-        "full_identifiers": identifiers == Identifiers::Full,
-    });
-    node.store().log_access(record.to_string().as_bytes())?;
     let mut workbook = std::io::Cursor::new(Vec::new());
-    write_workbook(rows.into_iter(), &mut workbook)
-        .map_err(|error| ServiceError::Internal(error.to_string()))?;
+    let exporter = Exporter {
+        operator,
+        action: "export_ledger_console",
+    };
+    super::ledger_export::export_ledger(
+        node,
+        exporter,
+        query,
+        identifiers,
+        LedgerFileFormat::Xlsx,
+        now,
+        &mut workbook,
+    )?;
     Ok(workbook.into_inner())
 }
 

@@ -110,6 +110,8 @@ pub enum BodySpec {
     ListOf(SchemaOf),
     /// Plain text (`text/plain`), described in words: the Prometheus scrape.
     Text(&'static str),
+    /// A file (bytes), its media types described in words: the ledger export.
+    File(&'static str),
 }
 
 impl BodySpec {
@@ -120,6 +122,9 @@ impl BodySpec {
                 json!({"type": "array", "items": schema_of(generator).to_value()})
             }
             BodySpec::Text(description) => json!({"type": "string", "description": description}),
+            BodySpec::File(description) => {
+                json!({"type": "string", "contentMediaType": "application/octet-stream", "description": description})
+            }
         }
     }
 
@@ -128,6 +133,7 @@ impl BodySpec {
         match self {
             BodySpec::One(_) | BodySpec::ListOf(_) => "application/json",
             BodySpec::Text(_) => "text/plain",
+            BodySpec::File(_) => "application/octet-stream",
         }
     }
 }

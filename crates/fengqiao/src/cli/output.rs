@@ -25,3 +25,25 @@ pub fn emit(text: impl std::fmt::Display) -> anyhow::Result<()> {
         Err(error) => Err(error).context("cannot write to stdout"),
     }
 }
+
+/// Write a file whole or not at all: `write` fills a temporary file beside `path`, which is
+/// synced and renamed over `path` only if it succeeded, so a failure (a download broken off, a
+/// full disk) leaves no half file where a person will look for it.
+pub fn write_file_whole<T>(
+    path: &std::path::Path,
+    write: impl FnOnce(&mut std::fs::File) -> anyhow::Result<T>,
+) -> anyhow::Result<T> {
+    let directory = match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => std::path::Path::new("."),
+    };
+    let mut file = tempfile::NamedTempFile::new_in(directory)
+        .with_context(|| format!("cannot write in {}", directory.display()))?;
+    let written = write(file.as_file_mut())?;
+    file.as_file()
+        .sync_all()
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    file.persist(path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(written)
+}

@@ -803,7 +803,7 @@ pub fn ratio_text(ratio: &Ratio) -> String {
     }
 }
 
-const RATE_LABELS: [(&str, &str); 6] = [
+pub(crate) const RATE_LABELS: [(&str, &str); 6] = [
     ("及时受理率", "timely acceptance"),
     ("按期办结率", "on-time completion"),
     ("参评率", "evaluation"),
@@ -812,7 +812,7 @@ const RATE_LABELS: [(&str, &str); 6] = [
     ("重复信访率", "repeat petitions"),
 ];
 
-fn rates(set: &MeasureSet) -> [&Ratio; 6] {
+pub(crate) fn rates(set: &MeasureSet) -> [&Ratio; 6] {
     [
         &set.timely_acceptance,
         &set.on_time_completion,

@@ -7,7 +7,38 @@ use fengqiao_case::MeasureSet;
 use fengqiao_case::model::stats::{OfficeStats, StatsBreakdown, SyncHealth};
 
 use super::render::{new_table, ratio_text};
-use crate::import::values::china_time;
+use crate::import::values::{china_time, snake_name, start_of_china_day};
+
+/// The query of `/api/stats` and `/api/stats/children` for a period of China days: `to` names
+/// the last day included, the API wants an open end. `stats` and `report` both ask with it.
+pub fn period_query(
+    from: Option<chrono::NaiveDate>,
+    to: Option<chrono::NaiveDate>,
+    category: Option<fengqiao_case::Category>,
+    without_imported: bool,
+) -> Vec<(&'static str, String)> {
+    let mut query = Vec::new();
+    let instant = |date: chrono::NaiveDate| {
+        start_of_china_day(date).to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    };
+    if let Some(from) = from {
+        query.push(("from", instant(from)));
+    }
+    if let Some(to) = to {
+        let day_after = to.succ_opt().unwrap_or(to);
+        query.push(("to", instant(day_after)));
+    }
+    if let Some(category) = category {
+        query.push(("category", snake_name(&category)));
+    }
+    if without_imported {
+        query.push((
+            "imported",
+            snake_name(&fengqiao_case::ImportedCases::Exclude),
+        ));
+    }
+    query
+}
 
 /// One table: a row for the whole subtree, one per child, one per grandchild (indented), and one
 /// for the cases under no child when there are any.

@@ -10,7 +10,7 @@ use fengqiao_case::model::{CaseHeader, Event, EventKind};
 use fengqiao_console::masking::{mask_id_number, mask_phone};
 use rust_xlsxwriter::{Format, Workbook, XlsxError};
 
-use super::ledger::{CSV_COLUMNS, chinese_header};
+use super::ledger::{CSV_COLUMNS, chinese_header, column_explanations};
 use super::values::{ChineseLabels, snake_name};
 
 /// Whether identifiers (ID numbers, phones) go out whole or masked.
@@ -24,7 +24,7 @@ pub enum Identifiers {
 const PERSON_SEPARATOR: &str = "；";
 
 /// The Chinese label of a model value (the first the importer accepts), or its API spelling.
-fn label<T: ChineseLabels + serde::Serialize>(value: &T) -> String {
+pub(crate) fn label<T: ChineseLabels + serde::Serialize>(value: &T) -> String {
     let name = snake_name(value);
     T::ALIASES
         .iter()
@@ -129,10 +129,83 @@ pub fn ledger_row(header: &CaseHeader, events: &[Event], identifiers: Identifier
         .collect()
 }
 
-/// Why a workbook could not be written.
+/// The file an export is written as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LedgerFileFormat {
+    /// An Excel workbook (`.xlsx`), every cell text.
+    Xlsx,
+    /// UTF-8 CSV with a byte-order mark (so Excel reads the Chinese), headed like the workbook.
+    Csv,
+}
+
+impl LedgerFileFormat {
+    /// The value of `?format=` and `--format`.
+    pub fn name(self) -> &'static str {
+        match self {
+            LedgerFileFormat::Xlsx => "xlsx",
+            LedgerFileFormat::Csv => "csv",
+        }
+    }
+
+    /// The format `?format=` names, if any.
+    pub fn from_name(name: &str) -> Option<LedgerFileFormat> {
+        [LedgerFileFormat::Xlsx, LedgerFileFormat::Csv]
+            .into_iter()
+            .find(|format| format.name().eq_ignore_ascii_case(name.trim()))
+    }
+
+    /// The HTTP content type of a file of this format.
+    pub fn content_type(self) -> &'static str {
+        match self {
+            LedgerFileFormat::Xlsx => {
+                "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+            }
+            LedgerFileFormat::Csv => "text/csv; charset=utf-8",
+        }
+    }
+}
+
+/// Why a ledger file could not be written.
 #[derive(Debug, thiserror::Error)]
-#[error("cannot write the Excel ledger: {0}")]
-pub struct ExportError(#[from] XlsxError);
+pub enum ExportError {
+    #[error("cannot write the Excel ledger: {0}")]
+    Workbook(#[from] XlsxError),
+    #[error("cannot write the CSV ledger: {0}")]
+    Csv(#[from] csv::Error),
+    #[error("cannot write the CSV ledger: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Write `rows` (from [`ledger_row`]) as a ledger file of `format` to `writer`; the number of
+/// rows written. Either way rows are written as they come, never held whole.
+pub fn write_ledger<W: Write + Seek + Send>(
+    format: LedgerFileFormat,
+    rows: impl Iterator<Item = Vec<String>>,
+    writer: W,
+) -> Result<usize, ExportError> {
+    match format {
+        LedgerFileFormat::Xlsx => write_workbook(rows, writer),
+        LedgerFileFormat::Csv => write_csv(rows, writer),
+    }
+}
+
+/// Write `rows` as CSV headed by the columns' Chinese names, after a UTF-8 byte-order mark
+/// (the importer skips it; without it Excel reads the file as the local code page).
+pub fn write_csv<W: Write>(
+    rows: impl Iterator<Item = Vec<String>>,
+    mut writer: W,
+) -> Result<usize, ExportError> {
+    writer.write_all("\u{feff}".as_bytes())?;
+    let mut csv = csv::Writer::from_writer(writer);
+    csv.write_record(CSV_COLUMNS.iter().map(|name| chinese_header(name)))?;
+    let mut written = 0usize;
+    for row in rows {
+        csv.write_record(&row)?;
+        written += 1;
+    }
+    csv.flush()?;
+    Ok(written)
+}
 
 /// Write `rows` (from [`ledger_row`]) as an Excel workbook to `writer`: one sheet 台账 headed by
 /// the columns' Chinese names, every cell text (so that Excel never turns an ID number into
@@ -146,13 +219,8 @@ pub fn write_workbook<W: Write + Seek + Send>(
     let header_format = Format::new().set_bold();
     let text_format = Format::new().set_num_format("@");
     let sheet = workbook.add_worksheet_with_constant_memory()?;
-    sheet.set_name("台账")?;
-    for (column, name) in CSV_COLUMNS.iter().enumerate() {
-        let column = column_index(column)?;
-        sheet.write_string_with_format(0, column, chinese_header(name), &header_format)?;
-        sheet.set_column_format(column, &text_format)?;
-    }
-    sheet.set_freeze_panes(1, 0)?;
+    sheet.set_name(LEDGER_SHEET)?;
+    write_header_row(sheet, &header_format, &text_format)?;
     let mut written = 0usize;
     for (index, row) in rows.enumerate() {
         let row_number = u32::try_from(index + 1).map_err(|_| XlsxError::RowColumnLimitError)?;
@@ -170,6 +238,65 @@ pub fn write_workbook<W: Write + Seek + Send>(
     }
     workbook.save_to_writer(writer)?;
     Ok(written)
+}
+
+/// The name of the template's second sheet, which explains each column.
+pub const EXPLANATION_SHEET: &str = "填写说明";
+
+/// The headers of the explanation sheet's columns.
+pub const EXPLANATION_HEADERS: [&str; 5] = ["表头", "列名", "必填", "可填写的值", "也可用的表头"];
+
+/// An empty ledger to fill in (`fengqiao import --template`): the sheet 台账 with the headers an
+/// export has and no rows (so it imports as nothing), then the sheet 填写说明 with a row per
+/// column from [`column_explanations`]: its header, its English name, whether it is required,
+/// the values the importer accepts, and the other headers it knows the column by.
+pub fn write_template<W: Write + Seek + Send>(writer: W) -> Result<(), ExportError> {
+    let mut workbook = Workbook::new();
+    let header_format = Format::new().set_bold();
+    let text_format = Format::new().set_num_format("@");
+    let wrapped = Format::new().set_text_wrap();
+    let ledger = workbook.add_worksheet();
+    ledger.set_name(LEDGER_SHEET)?;
+    write_header_row(ledger, &header_format, &text_format)?;
+    let explanation = workbook.add_worksheet();
+    explanation.set_name(EXPLANATION_SHEET)?;
+    for (column, name) in EXPLANATION_HEADERS.iter().enumerate() {
+        explanation.write_string_with_format(0, column_index(column)?, *name, &header_format)?;
+    }
+    for (index, column) in column_explanations().iter().enumerate() {
+        let row = u32::try_from(index + 1).map_err(|_| XlsxError::RowColumnLimitError)?;
+        explanation.write_string(row, 0, column.header)?;
+        explanation.write_string(row, 1, column.column)?;
+        explanation.write_string(row, 2, yes_no(column.required))?;
+        explanation.write_string_with_format(row, 3, &column.allowed, &wrapped)?;
+        explanation.write_string(row, 4, column.other_headers.join("、"))?;
+    }
+    explanation.set_column_width(0, 14)?;
+    explanation.set_column_width(1, 22)?;
+    explanation.set_column_width(3, 70)?;
+    explanation.set_column_width(4, 30)?;
+    explanation.set_freeze_panes(1, 0)?;
+    workbook.save_to_writer(writer)?;
+    Ok(())
+}
+
+/// The name of the ledger's sheet, in an export and a template.
+pub const LEDGER_SHEET: &str = "台账";
+
+/// Row 0 of a ledger sheet: the columns' Chinese names, bold, each column formatted as text,
+/// the row frozen.
+fn write_header_row(
+    sheet: &mut rust_xlsxwriter::Worksheet,
+    header_format: &Format,
+    text_format: &Format,
+) -> Result<(), XlsxError> {
+    for (column, name) in CSV_COLUMNS.iter().enumerate() {
+        let column = column_index(column)?;
+        sheet.write_string_with_format(0, column, chinese_header(name), header_format)?;
+        sheet.set_column_format(column, text_format)?;
+    }
+    sheet.set_freeze_panes(1, 0)?;
+    Ok(())
 }
 
 fn column_index(column: usize) -> Result<u16, XlsxError> {

@@ -385,6 +385,89 @@ pub fn chinese_header(column: &str) -> &str {
         .map_or(column, |(alias, _)| alias)
 }
 
+/// One column as the template's 填写说明 sheet explains it, from the tables and parsers above.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ColumnExplanation {
+    /// The column's name in English (`reply_text`).
+    pub column: &'static str,
+    /// The header a template and an export use (`答复内容`).
+    pub header: &'static str,
+    /// Every other header the importer accepts for it.
+    pub other_headers: Vec<&'static str>,
+    pub required: bool,
+    /// The values the importer accepts, as the parser of the column reads them.
+    pub allowed: String,
+}
+
+/// Every importable column, in [`CSV_COLUMNS`] order, explained: its headers, whether it is
+/// required, and the values its parser (in `CsvCells::to_import_row` and `history`) accepts.
+pub fn column_explanations() -> Vec<ColumnExplanation> {
+    CSV_COLUMNS
+        .iter()
+        .map(|column| {
+            let header = chinese_header(column);
+            ColumnExplanation {
+                column,
+                header,
+                other_headers: CSV_COLUMN_ALIASES
+                    .iter()
+                    .filter(|(alias, canonical)| canonical == column && *alias != header)
+                    .map(|(alias, _)| *alias)
+                    .collect(),
+                required: REQUIRED_CSV_COLUMNS.contains(column),
+                allowed: allowed_values(column),
+            }
+        })
+        .collect()
+}
+
+/// What a column's parser accepts, in words (Chinese first: the template is for offices).
+fn allowed_values(column: &str) -> String {
+    fn labels<T: ChineseLabels>() -> String {
+        let names: Vec<String> = T::ALIASES
+            .iter()
+            .map(|(value, chinese)| format!("{chinese}（{value}）"))
+            .collect();
+        format!("其中之一：{}", names.join("、"))
+    }
+    let time = "时间：2026-03-01 09:30、2026-03-01 09:30:00、2026/3/1 09:30 或日期 2026-03-01（北京时间）；                也可 2026-03-01T09:30:00+08:00";
+    let several = "多名信访人用；或、分隔，与信访人姓名一一对应";
+    match column {
+        "number" => {
+            "案件编号 区划代码-年份-6位序号（如 430702001003-2026-000001）；空则由本节点编号"
+                .to_owned()
+        }
+        "registered_at" | "accepted_at" | "replied_at" | "evaluated_at" | "closed_at" => {
+            time.to_owned()
+        }
+        "target_date" => "日期：2026-03-01、2026/3/1 或 2026年3月1日".to_owned(),
+        "channel" => labels::<Channel>(),
+        "category" => labels::<Category>(),
+        "matter_type" => labels::<MatterType>(),
+        "reply_outcome" => format!("{}；填写则须填答复时间", labels::<ReplyOutcome>()),
+        "satisfaction" => format!("{}；填写则须填评价时间", labels::<Satisfaction>()),
+        "petitioner_id_type" => format!("{}；空为居民身份证；{several}", labels::<IdType>()),
+        "headcount" => format!(
+            "1 至 {} 的整数，不少于所列信访人数；空则按所列信访人计",
+            fengqiao_case::bounds::MAX_HEADCOUNT
+        ),
+        "litigation_related" | "resolved" => "是 / 否（也可 true/false、1/0）".to_owned(),
+        "region_code" => "12 位村级区划代码（或本节点辖区内的乡镇、县级代码）".to_owned(),
+        "petitioner_name" => format!(
+            "{several}；至多 {} 人",
+            fengqiao_case::bounds::MAX_PETITIONERS
+        ),
+        "petitioner_id_number" => {
+            format!("按证件类型校验（居民身份证按 GB 11643）；{several}；请将该列设为文本")
+        }
+        "petitioner_phone" => format!("手机或座机号码；{several}；请将该列设为文本"),
+        "petitioner_address" => "多名信访人用；分隔；只填一个则适用于所有信访人".to_owned(),
+        "reply_text" => "答复内容；填写则须填答复时间和答复结果".to_owned(),
+        "close_note" => "办结说明；随办结时间和是否化解一并导入".to_owned(),
+        _ => "文字".to_owned(),
+    }
+}
+
 /// The columns with their Chinese aliases, required ones marked, one a line: the help of
 /// `fengqiao import` and the list in README.md, made from the tables above so neither drifts.
 pub fn csv_columns_help() -> String {
