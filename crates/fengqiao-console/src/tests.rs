@@ -755,6 +755,16 @@ fn every_enum_value_has_a_word() {
     has_every(&texts.reply_outcome, &crate::actions::ALL_REPLY_OUTCOMES);
     has_every(&texts.satisfaction, &crate::actions::ALL_SATISFACTIONS);
     has_every(&texts.review_level, &crate::actions::ALL_REVIEW_LEVELS);
+    has_every(&texts.review_outcome, &crate::actions::ALL_REVIEW_OUTCOMES);
+    has_every(&texts.mediation_type, &crate::actions::ALL_MEDIATION_TYPES);
+    has_every(
+        &texts.mediation_result,
+        &crate::actions::ALL_MEDIATION_RESULTS,
+    );
+    has_every(
+        &texts.judicial_confirmation,
+        &crate::actions::ALL_JUDICIAL_CONFIRMATIONS,
+    );
     has_every(&texts.role, &Role::ALL);
     for kind in crate::actions::offered_kinds() {
         assert!(
@@ -1336,29 +1346,200 @@ async fn an_operator_is_offered_no_supervisor_action_and_a_supervisor_is() {
     let operator = offered(&body);
     assert!(operator.iter().any(|kind| kind == "accept"), "{operator:?}");
     assert!(operator.iter().any(|kind| kind == "reject"), "{operator:?}");
-    for supervisor_only in ["escalate", "assign", "take_over"] {
+    for supervisor_only in ["escalate", "assign", "take_over", "decide_review"] {
         assert!(
             !operator.iter().any(|kind| kind == supervisor_only),
             "{operator:?}"
         );
     }
+    // Case work the role table gives an operator: 导入诉讼程序, 调解 and 关联重复信访 (the
+    // authority table and the lifecycle are the real node's: tests/it/console.rs). 司法确认
+    // needs a mediation that reached an agreement, which this case has not.
+    for case_work in ["divert", "mediate", "link_repeat"] {
+        assert!(
+            operator.iter().any(|kind| kind == case_work),
+            "{case_work}: {operator:?}"
+        );
+    }
+    assert!(
+        !operator
+            .iter()
+            .any(|kind| kind == "update_judicial_confirmation"),
+        "{operator:?}"
+    );
     assert!(body.contains(">受理</button>"), "{body}");
+    assert!(body.contains(">调解</button>"), "{body}");
 
     let (status, body) =
         page_as("/cases/430702-2026-000001", Some(SUPERVISOR_SESSION_SECRET)).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let supervisor = offered(&body);
-    // No child office: nothing to assign to, so 交办 is not offered; the role table gives
-    // supervisors 重新办理, 上报, 提级办理 and 督办 (addressed to the case's holder; this fake
-    // judges roles only, the real node's authority refuses 督办 on a case held here:
-    // tests/it/console.rs).
+    // No child office: nothing to assign to, so 交办 is not offered; no review is pending, so
+    // 复查决定 is not either; the role table gives supervisors 重新办理, 上报, 提级办理, 督办
+    // (addressed to the case's holder; this fake judges roles only, the real node's authority
+    // refuses 督办 on a case held here: tests/it/console.rs) and 关联重复信访.
     assert_eq!(
         supervisor,
-        ["reopen", "escalate", "take_over", "issue_directive", "note"],
+        [
+            "reopen",
+            "escalate",
+            "take_over",
+            "issue_directive",
+            "link_repeat",
+            "note"
+        ],
         "{body}"
     );
     assert!(body.contains(">上报</button>"), "{body}");
     assert_escaped("the supervisor's case page", &body);
+}
+
+/// 调解: the form asks for each field of the event, its choices in words, each id prefixed by
+/// the action; a choice that is none of them is refused before the node is asked, keeping what
+/// was typed.
+#[tokio::test]
+async fn the_mediation_form_asks_for_each_field_and_refuses_an_unknown_choice() {
+    let (status, body) = page("/cases/430702-2026-000001", true).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    for id in [
+        "mediate-mediation_type",
+        "mediate-result",
+        "mediate-judicial_confirmation",
+        "mediate-mediator",
+        "mediate-agreement",
+        "divert-to_unit",
+        "link_repeat-earlier",
+    ] {
+        assert!(body.contains(&format!("id=\"{id}\"")), "{id}: {body}");
+    }
+    for word in [
+        "人民调解",
+        "达成协议",
+        "未申请",
+        "调解员",
+        "导入的法院或政法部门",
+    ] {
+        assert!(body.contains(word), "{word}: {body}");
+    }
+
+    let (status, location, body) = post_form(
+        "/cases/430702-2026-000001/actions",
+        SESSION_SECRET,
+        &[
+            ("csrf", CSRF_TOKEN),
+            ("action", "mediate"),
+            ("mediation_type", "arbitration"),
+            ("result", "agreement"),
+            ("judicial_confirmation", "not_applied"),
+            ("mediator", "赵调解员"),
+            ("agreement", "分期支付"),
+        ],
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(location, None);
+    assert!(body.contains("未能调解："), "{body}");
+    assert!(
+        body.contains("value=\"赵调解员\""),
+        "the mediator typed is kept: {body}"
+    );
+}
+
+/// The case page shows what the derived state holds beyond the header: the mediation records
+/// in words, the clock rule's time flags and the node's own finding of a time ahead, the link
+/// to the earlier case it repeats, and each event's signature status; all escaped.
+#[test]
+fn the_case_page_shows_mediations_time_flags_the_repeat_link_and_signatures() {
+    let now = at(20);
+    let sample = sample_case(now);
+    let register = sample.events[0].clone();
+    let event = |id: &str, kind: EventKind, at: DateTime<Utc>, prev: Option<&str>| Event {
+        id: id.to_owned(),
+        kind,
+        at,
+        prev: prev.map(str::to_owned),
+        ..register.clone()
+    };
+    let events = vec![
+        register.clone(),
+        // Dated a day before the registration it follows: one of the two clocks is wrong.
+        event(
+            "e2",
+            EventKind::Accept {},
+            register.at - Duration::days(1),
+            Some("e1"),
+        ),
+        event(
+            "e3",
+            EventKind::Mediate {
+                mediation_type: fengqiao_case::model::MediationType::People,
+                mediator: format!("赵调解员{SCRIPT}"),
+                result: fengqiao_case::model::MediationResult::Agreement,
+                agreement: format!("分期支付{SCRIPT}"),
+                judicial_confirmation: fengqiao_case::model::JudicialConfirmation::Applied,
+            },
+            register.at + Duration::days(1),
+            None,
+        ),
+        event(
+            "e4",
+            EventKind::LinkRepeat {
+                earlier: "430702-2025-000042".to_owned(),
+            },
+            register.at + Duration::days(2),
+            None,
+        ),
+    ];
+    let state = fengqiao_case::derive(&sample.header, &events, &Limits::default());
+    assert_eq!(state.mediations.len(), 1, "{state:?}");
+    assert_eq!(state.time_flags.len(), 1, "{state:?}");
+    let view = CaseView {
+        state,
+        events,
+        received_ahead: Some(format!("ahead of this node's clock{SCRIPT}")),
+        ..sample
+    };
+    let texts = Texts::of(crate::texts::Language::Chinese);
+    let layout = crate::views::Layout {
+        t: &texts.ui,
+        lang: "zh-CN",
+        switch_language_href: String::new(),
+        office: "武陵区".to_owned(),
+        office_tier: String::new(),
+        user: Some("李调解 (lizt)".to_owned()),
+        csrf: CSRF_TOKEN.to_owned(),
+        active: "ledger",
+        manages_accounts: false,
+        banner: Vec::new(),
+        title: String::new(),
+    };
+    let page = crate::views::case_page_view(
+        layout,
+        texts,
+        &view,
+        false,
+        true,
+        &|node: &NodeId| node.clone(),
+        now,
+    );
+    let body = askama::Template::render(&page).expect("renders");
+    assert!(body.contains("id=\"mediations\""), "{body}");
+    for word in ["人民调解", "达成协议", "已申请", "调解时间"] {
+        assert!(body.contains(word), "{word}: {body}");
+    }
+    assert!(body.contains("id=\"time-flags\""), "{body}");
+    assert!(body.contains("时间存疑: accept e2"), "{body}");
+    assert!(body.contains("ahead of this node&#"), "{body}");
+    assert!(
+        body.contains("href=\"/cases/430702-2025-000042\">430702-2025-000042</a>"),
+        "{body}"
+    );
+    // These events were never signed: the timeline says so, as the audit trail does.
+    assert!(
+        body.contains("<span class=\"signature-unsigned\">无签名（早期记录）</span>"),
+        "{body}"
+    );
+    assert_escaped("the case page with a mediation", &body);
 }
 
 #[tokio::test]
