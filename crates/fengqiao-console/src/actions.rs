@@ -365,13 +365,17 @@ pub(crate) fn event_of(
             reason: text(|form| &form.reason),
         },
         KindTag::DecideReview => EventKind::DecideReview {
-            // Only a pending review is decided: without one there is nothing to offer.
-            level: or_refuse!(choice(
-                form,
-                |form| &form.level,
-                offer.pending_review?,
-                "level"
-            )),
+            // Only a pending review is decided: without one there is nothing to offer (the
+            // candidate is its level; a form names the level it decides).
+            level: match form {
+                None => offer.pending_review?,
+                Some(_) => or_refuse!(choice(
+                    form,
+                    |form| &form.level,
+                    ReviewLevel::Review,
+                    "level"
+                )),
+            },
             outcome: or_refuse!(choice(
                 form,
                 |form| &form.outcome,

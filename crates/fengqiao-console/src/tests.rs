@@ -402,6 +402,40 @@ impl ConsoleBackend for Fake {
         })
     }
 
+    /// The role table's answer, then the node's refusal of an ID that is not one (the rule
+    /// itself is `fengqiao::admission`'s: tests/it/console.rs).
+    fn admit_child<'a>(
+        &'a self,
+        user: &'a ConsoleUser,
+        child: NewChildOffice,
+    ) -> BackendFuture<'a, String> {
+        Box::pin(async move {
+            permit(user, Action::ReloadFederation)?;
+            if child.node_id.len() != 32 {
+                return Err(BackendError::new(
+                    BackendErrorKind::InvalidInput,
+                    format!("node id {:?} is not 32 hex characters", child.node_id),
+                ));
+            }
+            Ok(format!("admitted {}", child.name))
+        })
+    }
+
+    /// This office has no children: every revocation names none of them.
+    fn revoke_child<'a>(
+        &'a self,
+        user: &'a ConsoleUser,
+        node_id: String,
+    ) -> BackendFuture<'a, String> {
+        Box::pin(async move {
+            permit(user, Action::ReloadFederation)?;
+            Err(BackendError::new(
+                BackendErrorKind::InvalidInput,
+                format!("{node_id} is not an admitted child of this node"),
+            ))
+        })
+    }
+
     fn neighbours(&self) -> Neighbours {
         Neighbours {
             parent: Some(Office {
@@ -1540,6 +1574,50 @@ fn the_case_page_shows_mediations_time_flags_the_repeat_link_and_signatures() {
         "{body}"
     );
     assert_escaped("the case page with a mediation", &body);
+}
+
+/// 网络: only an admin is shown the admit form; an admission asks first, naming the office
+/// escaped, and the node's refusal comes back beside the form as typed; an operator's
+/// admission is refused by the role table.
+#[tokio::test]
+async fn only_an_admin_admits_an_office_after_confirming_it() {
+    let (status, body) = page("/network", true).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(!body.contains("id=\"form-admit\""), "{body}");
+    let (status, body) = page_as("/network", Some(ADMIN_SESSION_SECRET)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body.contains("id=\"form-admit\""), "{body}");
+    assert!(body.contains("id=\"no-children\""), "{body}");
+
+    let name = format!("丹洲乡{SCRIPT}");
+    let asked = [
+        ("csrf", CSRF_TOKEN),
+        ("node_id", "0123"),
+        ("name", name.as_str()),
+        ("region_code", "430702101"),
+    ];
+    let (status, location, body) = post_form("/network/admit", ADMIN_SESSION_SECRET, &asked).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(location, None);
+    assert!(body.contains("id=\"confirm-question\""), "{body}");
+    assert!(body.contains("确认接入下级单位"), "{body}");
+    assert!(body.contains("name=\"confirmed\" value=\"1\""), "{body}");
+    assert_escaped("the admission's confirm step", &body);
+
+    let confirmed = [asked.as_slice(), &[("confirmed", "1")]].concat();
+    let (status, location, body) =
+        post_form("/network/admit", ADMIN_SESSION_SECRET, &confirmed).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(location, None);
+    assert!(body.contains("未能接入："), "{body}");
+    assert!(body.contains("not 32 hex characters"), "{body}");
+    assert!(
+        body.contains("value=\"430702101\""),
+        "the form is kept: {body}"
+    );
+
+    let (status, _, body) = post_form("/network/admit", SESSION_SECRET, &confirmed).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
 }
 
 #[tokio::test]

@@ -317,6 +317,18 @@ pub struct NetworkTexts {
     pub revoked_heading: String,
     pub revoked_at: String,
     pub roster_empty: String,
+    pub manage_heading: String,
+    pub no_children: String,
+    pub child_node_id: String,
+    pub child_name: String,
+    pub admit_button: String,
+    pub revoke_button: String,
+    pub confirm_admit: String,
+    pub confirm_revoke: String,
+    pub confirm: String,
+    pub cancel: String,
+    pub admit_refused: String,
+    pub revoke_refused: String,
 }
 
 /// The words of 督办 (the `[directives]` section).
