@@ -803,6 +803,13 @@ fn offered_actions(body: &str) -> Vec<String> {
         .collect()
 }
 
+/// A village's operator (who handles cases) and supervisor (督查), as `village_with_a_case`
+/// adds them.
+const CASE_WORKERS: &[(&str, &str, &str)] = &[
+    ("lizt", "李调解", "operator"),
+    ("wangdc", "王督查", "supervisor"),
+];
+
 /// A village node running alone with one registered case, and the case's number.
 fn village_with_a_case(dir: &Path, logins: &[(&str, &str, &str)]) -> (Office, NodeProcess, String) {
     let village = Office::village(dir, "village", VILLAGE_REGION);
@@ -827,13 +834,7 @@ fn village_with_a_case(dir: &Path, logins: &[(&str, &str, &str)]) -> (Office, No
 #[test]
 fn the_case_page_offers_what_the_node_allows_and_acts_as_the_signed_in_account() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let (_village, node, number) = village_with_a_case(
-        dir.path(),
-        &[
-            ("lizt", "李调解", "operator"),
-            ("wangdc", "王督查", "supervisor"),
-        ],
-    );
+    let (_village, node, number) = village_with_a_case(dir.path(), CASE_WORKERS);
     let case_path = format!("/cases/{number}");
     let actions_path = format!("/cases/{number}/actions");
 
@@ -841,13 +842,14 @@ fn the_case_page_offers_what_the_node_allows_and_acts_as_the_signed_in_account()
     let (supervisor, _) = console_session(node.address, "wangdc");
     let page = console_request(node.address, "GET", &case_path, &operator, "");
     assert_eq!(page.status, 200, "{}", page.body);
+    // 导入诉讼程序 is not offered: the matter is not litigation-related (the lifecycle).
     assert_eq!(
         offered_actions(&page.body),
-        ["accept", "reject", "forward", "note"]
+        ["accept", "reject", "forward", "link_repeat", "note"]
     );
     // A supervisor does not accept (role table); alone, the village has nobody to escalate to.
     let page = console_request(node.address, "GET", &case_path, &supervisor, "");
-    assert_eq!(offered_actions(&page.body), ["note"]);
+    assert_eq!(offered_actions(&page.body), ["link_repeat", "note"]);
 
     let forged = console_request(
         node.address,
@@ -867,7 +869,10 @@ fn the_case_page_offers_what_the_node_allows_and_acts_as_the_signed_in_account()
     assert_eq!(accepted.status, 303, "{}", accepted.body);
     assert_eq!(accepted.location.as_deref(), Some(case_path.as_str()));
     let page = console_request(node.address, "GET", &case_path, &operator, "");
-    assert_eq!(offered_actions(&page.body), ["extend", "reply", "note"]);
+    assert_eq!(
+        offered_actions(&page.body),
+        ["extend", "reply", "mediate", "link_repeat", "note"]
+    );
     assert!(page.body.contains("李调解 (lizt)"), "{}", page.body);
 
     // Accepting again is refused by the lifecycle, on the case page, with the node's reason.
@@ -1511,4 +1516,364 @@ fn a_case_goes_up_a_directive_comes_down_and_a_cut_link_shows_in_chromium() {
     drop(driver);
     village_node.stop().expect("stop village");
     county_node.stop().expect("stop county");
+}
+
+/// A form body as a browser encodes it (`application/x-www-form-urlencoded`), Chinese included.
+fn form_of(fields: &[(&str, &str)]) -> String {
+    form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(fields)
+        .finish()
+}
+
+/// Take `action` on the case at `case_path` from its page, as the signed-in account
+/// (`cookie`, `csrf`), with the form's `fields`; the node's answer.
+fn act(
+    address: SocketAddr,
+    case_path: &str,
+    (cookie, csrf): (&str, &str),
+    action: &str,
+    fields: &[(&str, &str)],
+) -> Page {
+    let mut all = vec![("csrf", csrf), ("action", action)];
+    all.extend_from_slice(fields);
+    console_request(
+        address,
+        "POST",
+        &format!("{case_path}/actions"),
+        cookie,
+        &form_of(&all),
+    )
+}
+
+/// Without a browser, against a real node: 调解 recorded from the case page shows among its
+/// mediation records; the agreement's 司法确认 is then offered and updates the record; a
+/// 关联重复信访 links the earlier case; after a reply and a review request the supervisor's
+/// 复查决定 closes the case; a litigation-related case is 导入诉讼程序. Each event's signature
+/// shows valid in the timeline.
+#[test]
+fn mediation_confirmation_repeat_review_and_diversion_round_trip_from_the_case_page() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (_village, node, number) = village_with_a_case(dir.path(), CASE_WORKERS);
+    let case_path = format!("/cases/{number}");
+    let (operator, operator_csrf) = console_session(node.address, "lizt");
+    let (supervisor, supervisor_csrf) = console_session(node.address, "wangdc");
+    let as_operator = (operator.as_str(), operator_csrf.as_str());
+    let as_supervisor = (supervisor.as_str(), supervisor_csrf.as_str());
+    let page_of = |cookie: &str| {
+        let page = console_request(node.address, "GET", &case_path, cookie, "");
+        assert_eq!(page.status, 200, "{}", page.body);
+        page.body
+    };
+    let done = |answer: Page| {
+        assert_eq!(answer.status, 303, "{}", answer.body);
+        assert_eq!(answer.location.as_deref(), Some(case_path.as_str()));
+    };
+
+    done(act(node.address, &case_path, as_operator, "accept", &[]));
+    let body = page_of(&operator);
+    assert!(
+        offered_actions(&body).contains(&"mediate".to_owned()),
+        "{body}"
+    );
+    assert!(
+        !offered_actions(&body).contains(&"update_judicial_confirmation".to_owned()),
+        "no agreement yet: {body}"
+    );
+    done(act(
+        node.address,
+        &case_path,
+        as_operator,
+        "mediate",
+        &[
+            ("mediation_type", "people"),
+            ("result", "agreement"),
+            ("judicial_confirmation", "not_applied"),
+            ("mediator", "赵调解员"),
+            ("agreement", "被申请人三个月内分期付清"),
+        ],
+    ));
+    let body = page_of(&operator);
+    let records = body
+        .split("id=\"mediations\"")
+        .nth(1)
+        .and_then(|rest| rest.split("</table>").next())
+        .unwrap_or_else(|| panic!("the mediation records: {body}"));
+    for word in [
+        "人民调解",
+        "赵调解员",
+        "达成协议",
+        "被申请人三个月内分期付清",
+        "未申请",
+    ] {
+        assert!(records.contains(word), "{word}: {records}");
+    }
+    assert!(
+        offered_actions(&body).contains(&"update_judicial_confirmation".to_owned()),
+        "{body}"
+    );
+    let mediation = first_option(&body, "update_judicial_confirmation", "mediation")
+        .expect("the agreement to confirm");
+    done(act(
+        node.address,
+        &case_path,
+        as_operator,
+        "update_judicial_confirmation",
+        &[
+            ("mediation", &mediation),
+            ("judicial_confirmation", "confirmed"),
+        ],
+    ));
+    let body = page_of(&operator);
+    assert!(body.contains("<td>已确认</td>"), "{body}");
+
+    // A repeat of an earlier case: its number, linked; the case cannot repeat itself.
+    let (status, earlier) = http_post(
+        node.address,
+        "/api/cases",
+        &sample_registration(VILLAGE_REGION, 2),
+    )
+    .expect("register");
+    assert_eq!(status, 201, "{earlier}");
+    let earlier = case_number(&earlier);
+    let itself = act(
+        node.address,
+        &case_path,
+        as_operator,
+        "link_repeat",
+        &[("earlier", &number)],
+    );
+    assert_eq!(itself.status, 400, "{}", itself.body);
+    assert!(
+        itself.body.contains("未能关联重复信访："),
+        "{}",
+        itself.body
+    );
+    done(act(
+        node.address,
+        &case_path,
+        as_operator,
+        "link_repeat",
+        &[("earlier", &earlier)],
+    ));
+    let body = page_of(&operator);
+    assert!(
+        body.contains(&format!("href=\"/cases/{earlier}\">{earlier}</a>")),
+        "{body}"
+    );
+
+    // 答复, then the petitioner's 复查 request; the supervisor decides it, which closes the case.
+    done(act(
+        node.address,
+        &case_path,
+        as_operator,
+        "reply",
+        &[("outcome", "support"), ("text", "支持，已督促分期支付")],
+    ));
+    assert!(!offered_actions(&page_of(&supervisor)).contains(&"decide_review".to_owned()));
+    done(act(
+        node.address,
+        &case_path,
+        as_operator,
+        "request_review",
+        &[("level", "review"), ("reason", "对答复不服")],
+    ));
+    let body = page_of(&supervisor);
+    assert!(
+        offered_actions(&body).contains(&"decide_review".to_owned()),
+        "{body}"
+    );
+    assert!(!offered_actions(&page_of(&operator)).contains(&"decide_review".to_owned()));
+    done(act(
+        node.address,
+        &case_path,
+        as_supervisor,
+        "decide_review",
+        &[
+            ("level", "review"),
+            ("outcome", "upheld"),
+            ("text", "维持原答复"),
+        ],
+    ));
+    let body = page_of(&operator);
+    assert!(body.contains("已办结"), "{body}");
+    assert!(body.contains(">复查决定</td>"), "{body}");
+    // Every event this node made is signed by it, and the timeline says so.
+    let timeline = body
+        .split("<table class=\"events\">")
+        .nth(1)
+        .and_then(|rest| rest.split("</table>").next())
+        .expect("the timeline");
+    assert_eq!(
+        timeline.matches("<tr><td>").count(),
+        timeline.matches("class=\"signature-valid\"").count(),
+        "{timeline}"
+    );
+    assert!(!timeline.contains("signature-invalid"), "{timeline}");
+
+    // 导入诉讼程序: only a litigation-related matter is offered it, and it ends the case here.
+    let mut litigation = sample_registration(VILLAGE_REGION, 3);
+    litigation["litigation_related"] = serde_json::json!(true);
+    let (status, view) = http_post(node.address, "/api/cases", &litigation).expect("register");
+    assert_eq!(status, 201, "{view}");
+    let litigation_path = format!("/cases/{}", case_number(&view));
+    let page = console_request(node.address, "GET", &litigation_path, &operator, "");
+    assert!(
+        offered_actions(&page.body).contains(&"divert".to_owned()),
+        "{}",
+        page.body
+    );
+    assert!(!offered_actions(&page_of(&operator)).contains(&"divert".to_owned()));
+    let diverted = act(
+        node.address,
+        &litigation_path,
+        as_operator,
+        "divert",
+        &[("to_unit", "武陵区人民法院"), ("reason", "已进入诉讼程序")],
+    );
+    assert_eq!(diverted.status, 303, "{}", diverted.body);
+    let page = console_request(node.address, "GET", &litigation_path, &operator, "");
+    assert!(page.body.contains("导入诉讼程序"), "{}", page.body);
+    assert!(
+        !offered_actions(&page.body).contains(&"divert".to_owned()),
+        "{}",
+        page.body
+    );
+    node.stop().expect("stop node");
+}
+
+/// Without a browser, against a real township and village: the township's admin revokes the
+/// village from 网络 after a confirm step, through the rule `fengqiao revoke` uses (the roster
+/// then says so), and admits another office the same way; an operator is shown neither and is
+/// refused by the role table; a region outside the township's is refused beside the form.
+#[test]
+fn an_admin_revokes_and_admits_an_office_from_the_network_page_and_an_operator_cannot() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let township = Office::township(dir.path());
+    let village = Office::village(dir.path(), "village", VILLAGE_REGION);
+    let newcomer = Office::village(
+        dir.path(),
+        "newcomer",
+        fengqiao_tests::SIBLING_VILLAGE_REGION,
+    );
+    fengqiao_tests::add_account(&township.dir, "zhaogl", "赵管理", &["admin"]);
+    fengqiao_tests::add_account(&township.dir, "zhangtj", "张调解", &["operator"]);
+    township.admit(&village);
+    let township_node = township.start();
+    village.join(&township, fengqiao_tests::quic_address(&township_node));
+    let village_node = village.start();
+    fengqiao_tests::wait_for_roster(
+        &[&township_node, &village_node],
+        &[&township.id, &village.id],
+        Duration::from_secs(30),
+    );
+    let address = township_node.address;
+    let (admin, admin_csrf) = console_session(address, "zhaogl");
+    let (operator, operator_csrf) = console_session(address, "zhangtj");
+
+    let page = console_request(address, "GET", "/network", &operator, "");
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(!page.body.contains("id=\"form-admit\""), "{}", page.body);
+    assert!(!page.body.contains("/network/revoke"), "{}", page.body);
+    let refused = console_request(
+        address,
+        "POST",
+        "/network/revoke",
+        &operator,
+        &form_of(&[
+            ("csrf", &operator_csrf),
+            ("node_id", &village.id),
+            ("confirmed", "1"),
+        ]),
+    );
+    assert_eq!(refused.status, 403, "{}", refused.body);
+
+    let page = console_request(address, "GET", "/network", &admin, "");
+    assert!(
+        page.body.contains(&format!("id=\"revoke-{}\"", village.id)),
+        "{}",
+        page.body
+    );
+    let asked = console_request(
+        address,
+        "POST",
+        "/network/revoke",
+        &admin,
+        &form_of(&[("csrf", &admin_csrf), ("node_id", &village.id)]),
+    );
+    assert_eq!(asked.status, 200, "{}", asked.body);
+    assert!(asked.body.contains("确认撤销下级单位"), "{}", asked.body);
+    assert!(asked.body.contains(village.name), "{}", asked.body);
+    // Asking changed nothing yet.
+    let page = console_request(address, "GET", "/network", &admin, "");
+    assert!(page.body.contains(&format!("id=\"revoke-{}\"", village.id)));
+    let revoked = console_request(
+        address,
+        "POST",
+        "/network/revoke",
+        &admin,
+        &form_of(&[
+            ("csrf", &admin_csrf),
+            ("node_id", &village.id),
+            ("confirmed", "1"),
+        ]),
+    );
+    assert_eq!(revoked.status, 303, "{}", revoked.body);
+    assert_eq!(revoked.location.as_deref(), Some("/network"));
+    let page = console_request(address, "GET", "/network", &admin, "");
+    assert!(!page.body.contains(&format!("id=\"revoke-{}\"", village.id)));
+    assert!(
+        page.body.contains("id=\"revoked-offices\""),
+        "{}",
+        page.body
+    );
+    let (_, roster) = http_get(address, "/api/roster").expect("roster");
+    let revoked_ids = roster["revoked"].to_string();
+    assert!(revoked_ids.contains(&village.id), "{roster}");
+
+    // A region outside the township's is refused beside the form, as typed.
+    let outside = console_request(
+        address,
+        "POST",
+        "/network/admit",
+        &admin,
+        &form_of(&[
+            ("csrf", &admin_csrf),
+            ("node_id", &newcomer.id),
+            ("name", "外乡村"),
+            ("region_code", "430703101001"),
+            ("confirmed", "1"),
+        ]),
+    );
+    assert_eq!(outside.status, 400, "{}", outside.body);
+    assert!(outside.body.contains("未能接入："), "{}", outside.body);
+    assert!(
+        outside.body.contains("value=\"外乡村\""),
+        "{}",
+        outside.body
+    );
+    let admitted = console_request(
+        address,
+        "POST",
+        "/network/admit",
+        &admin,
+        &form_of(&[
+            ("csrf", &admin_csrf),
+            ("node_id", &newcomer.id),
+            ("name", "新村调解室"),
+            ("region_code", newcomer.region),
+            ("confirmed", "1"),
+        ]),
+    );
+    assert_eq!(admitted.status, 303, "{}", admitted.body);
+    let page = console_request(address, "GET", "/network", &admin, "");
+    assert!(
+        page.body
+            .contains(&format!("id=\"revoke-{}\"", newcomer.id)),
+        "{}",
+        page.body
+    );
+    let config = std::fs::read_to_string(township.dir.join("fengqiao.toml")).expect("config");
+    assert!(config.contains(&newcomer.id), "{config}");
+    village_node.stop().expect("stop village");
+    township_node.stop().expect("stop township");
 }

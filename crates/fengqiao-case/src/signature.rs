@@ -363,6 +363,19 @@ pub fn verify_all_of_cases(cases: &[(&str, &[&Event])], keys: &mut SignerKeys) -
     verify_signature_batch(&batch)
 }
 
+/// What the audit log and the console's timeline say of `event`'s signature: [`verify_event`]'s
+/// answer, an unsigned (schema-1) event told apart from one whose signature does not hold.
+pub fn signature_status(case: &CaseId, event: &Event) -> crate::model::audit::SignatureStatus {
+    use crate::model::audit::SignatureStatus;
+    match verify_event(case, event) {
+        Ok(()) => SignatureStatus::Valid,
+        Err(SignatureError::Unsigned { .. }) => SignatureStatus::Unsigned,
+        Err(error) => SignatureStatus::Invalid {
+            reason: error.to_string(),
+        },
+    }
+}
+
 /// [`verify_event`], reusing keys decoded for earlier events.
 pub fn verify_event_with(
     case: &CaseId,

@@ -13,7 +13,8 @@ use fengqiao_case::authority::KindTag;
 use fengqiao_case::deadlines::local_date;
 use fengqiao_case::input_bounds::TextKind;
 use fengqiao_case::model::{
-    CaseView, DirectiveStatus, EventKind, ReplyOutcome, ReviewLevel, Satisfaction,
+    CaseView, DirectiveStatus, EventKind, JudicialConfirmation, MediationResult, MediationType,
+    ReplyOutcome, ReviewLevel, ReviewOutcome, Satisfaction,
 };
 use serde::Deserialize;
 
@@ -27,17 +28,21 @@ use crate::views::{ActionView, ActionsView, CheckboxView, case_href};
 
 /// The actions the case page knows how to ask for, in the order it shows them: the lifecycle
 /// in the order a case goes through it, then supervision (督办), then the annotations.
-pub const OFFERED_KINDS: [KindTag; 20] = [
+pub const OFFERED_KINDS: [KindTag; 25] = [
     KindTag::Accept,
     KindTag::Reject,
     KindTag::AcceptAssignment,
     KindTag::Object,
     KindTag::Forward,
+    KindTag::Divert,
     KindTag::Extend,
+    KindTag::Mediate,
+    KindTag::UpdateJudicialConfirmation,
     KindTag::Reply,
     KindTag::Evaluate,
     KindTag::Close,
     KindTag::RequestReview,
+    KindTag::DecideReview,
     KindTag::Reopen,
     KindTag::Escalate,
     KindTag::Assign,
@@ -48,6 +53,7 @@ pub const OFFERED_KINDS: [KindTag; 20] = [
     KindTag::ReturnDirective,
     KindTag::CrossOffDirective,
     KindTag::Resolve,
+    KindTag::LinkRepeat,
 ];
 
 /// 备注 last: any office taking part may note, so it is nearly always offered.
@@ -61,6 +67,28 @@ pub(crate) const ALL_SATISFACTIONS: [Satisfaction; 3] = [
 
 pub(crate) const ALL_REVIEW_LEVELS: [ReviewLevel; 2] = [ReviewLevel::Review, ReviewLevel::ReReview];
 
+pub(crate) const ALL_REVIEW_OUTCOMES: [ReviewOutcome; 2] =
+    [ReviewOutcome::Upheld, ReviewOutcome::Revised];
+
+pub(crate) const ALL_MEDIATION_TYPES: [MediationType; 3] = [
+    MediationType::People,
+    MediationType::Administrative,
+    MediationType::Judicial,
+];
+
+pub(crate) const ALL_MEDIATION_RESULTS: [MediationResult; 3] = [
+    MediationResult::Agreement,
+    MediationResult::NoAgreement,
+    MediationResult::Ongoing,
+];
+
+pub(crate) const ALL_JUDICIAL_CONFIRMATIONS: [JudicialConfirmation; 4] = [
+    JudicialConfirmation::NotApplied,
+    JudicialConfirmation::Applied,
+    JudicialConfirmation::Confirmed,
+    JudicialConfirmation::Refused,
+];
+
 /// The days an extension asks for when the page only asks whether one may be made: the most
 /// the law allows (Art 34), which the node's policy may lower.
 const CANDIDATE_EXTENSION_DAYS: u32 = 30;
@@ -73,6 +101,10 @@ pub(crate) struct Offer<'a> {
     /// The case's holder: a directive goes to it first (any tier above may supervise a case
     /// held below, not only one held by a direct child).
     pub holder: &'a str,
+    /// The case's first mediation that reached an agreement: the one 司法确认 would update.
+    pub first_agreement: Option<&'a str>,
+    /// The level of the review awaiting its decision (复查决定 decides that one).
+    pub pending_review: Option<ReviewLevel>,
 }
 
 /// Every action the page knows, in the order it shows them.
@@ -145,6 +177,46 @@ pub struct ActionForm {
     pub due: String,
     #[serde(default)]
     pub listed: String,
+    #[serde(default)]
+    pub mediation_type: String,
+    #[serde(default)]
+    pub mediator: String,
+    #[serde(default)]
+    pub result: String,
+    #[serde(default)]
+    pub agreement: String,
+    #[serde(default)]
+    pub judicial_confirmation: String,
+    /// The mediation record (its event) a 司法确认 updates.
+    #[serde(default)]
+    pub mediation: String,
+    /// The earlier case a 关联重复信访 names.
+    #[serde(default)]
+    pub earlier: String,
+}
+
+/// The choice typed in `form`'s field (`typed`), or `candidate` when the node is only asked
+/// whether the action may be taken; `Err` names the field whose value is none of the choices.
+fn choice<T: serde::de::DeserializeOwned>(
+    form: Option<&ActionForm>,
+    typed: fn(&ActionForm) -> &String,
+    candidate: T,
+    field: &'static str,
+) -> Result<T, &'static str> {
+    match form {
+        None => Ok(candidate),
+        Some(form) => parse_choice(typed(form), &mut Vec::new()).ok_or(field),
+    }
+}
+
+/// The value of a [`choice`], or `event_of`'s answer naming the field it refused.
+macro_rules! or_refuse {
+    ($chosen:expr) => {
+        match $chosen {
+            Ok(value) => value,
+            Err(field) => return Some(Err(field)),
+        }
+    };
 }
 
 /// The event `tag` asks for, built from what the person typed (`form`), or, to ask the node
@@ -193,13 +265,12 @@ pub(crate) fn event_of(
             reason: text(|form| &form.reason),
         },
         KindTag::Reply => {
-            let outcome = match form {
-                None => ReplyOutcome::Support,
-                Some(form) => match parse_choice(&form.outcome, &mut Vec::new()) {
-                    Some(outcome) => outcome,
-                    None => return Some(Err("outcome")),
-                },
-            };
+            let outcome = or_refuse!(choice(
+                form,
+                |form| &form.outcome,
+                ReplyOutcome::Support,
+                "outcome"
+            ));
             EventKind::Reply {
                 outcome,
                 text: text(|form| &form.text),
@@ -274,26 +345,91 @@ pub(crate) fn event_of(
             reason: text(|form| &form.reason),
         },
         KindTag::Evaluate => EventKind::Evaluate {
-            satisfaction: match form {
-                None => Satisfaction::Satisfied,
-                Some(form) => match parse_choice(&form.satisfaction, &mut Vec::new()) {
-                    Some(satisfaction) => satisfaction,
-                    None => return Some(Err("satisfaction")),
-                },
-            },
+            satisfaction: or_refuse!(choice(
+                form,
+                |form| &form.satisfaction,
+                Satisfaction::Satisfied,
+                "satisfaction"
+            )),
         },
         KindTag::RequestReview => EventKind::RequestReview {
-            level: match form {
-                None => ReviewLevel::Review,
-                Some(form) => match parse_choice(&form.level, &mut Vec::new()) {
-                    Some(level) => level,
-                    None => return Some(Err("level")),
-                },
-            },
+            level: or_refuse!(choice(
+                form,
+                |form| &form.level,
+                ReviewLevel::Review,
+                "level"
+            )),
             reason: text(|form| &form.reason),
         },
         KindTag::Reopen => EventKind::Reopen {
             reason: text(|form| &form.reason),
+        },
+        KindTag::DecideReview => EventKind::DecideReview {
+            // Only a pending review is decided: without one there is nothing to offer (the
+            // candidate is its level; a form names the level it decides).
+            level: match form {
+                None => offer.pending_review?,
+                Some(_) => or_refuse!(choice(
+                    form,
+                    |form| &form.level,
+                    ReviewLevel::Review,
+                    "level"
+                )),
+            },
+            outcome: or_refuse!(choice(
+                form,
+                |form| &form.outcome,
+                ReviewOutcome::Upheld,
+                "outcome"
+            )),
+            text: text(|form| &form.text),
+        },
+        KindTag::Divert => EventKind::Divert {
+            to_unit: text(|form| &form.to_unit),
+            reason: text(|form| &form.reason),
+        },
+        KindTag::Mediate => {
+            let mediation_type = or_refuse!(choice(
+                form,
+                |form| &form.mediation_type,
+                MediationType::People,
+                "mediation_type"
+            ));
+            let result = or_refuse!(choice(
+                form,
+                |form| &form.result,
+                MediationResult::Ongoing,
+                "result"
+            ));
+            let judicial_confirmation = or_refuse!(choice(
+                form,
+                |form| &form.judicial_confirmation,
+                JudicialConfirmation::NotApplied,
+                "judicial_confirmation"
+            ));
+            EventKind::Mediate {
+                mediation_type,
+                mediator: text(|form| &form.mediator),
+                result,
+                // The agreement's terms, when there is one; empty otherwise.
+                agreement: form.map_or(String::new(), |form| form.agreement.trim().to_owned()),
+                judicial_confirmation,
+            }
+        }
+        KindTag::UpdateJudicialConfirmation => EventKind::UpdateJudicialConfirmation {
+            mediation: match form {
+                Some(form) => form.mediation.trim().to_owned(),
+                None => offer.first_agreement?.to_owned(),
+            },
+            status: or_refuse!(choice(
+                form,
+                |form| &form.judicial_confirmation,
+                JudicialConfirmation::Applied,
+                "judicial_confirmation"
+            )),
+        },
+        KindTag::LinkRepeat => EventKind::LinkRepeat {
+            earlier: text(|form| &form.earlier),
         },
         KindTag::IssueDirective => EventKind::IssueDirective {
             // The node names a new directive (`ConsoleBackend::append` fills an empty one); the
@@ -401,6 +537,13 @@ fn action_view(
             vec![field("reason", &t.reason, TextKind::Text, &typed.reason)],
         ),
         KindTag::AcceptAssignment => (Vec::new(), Vec::new()),
+        KindTag::Divert => (
+            Vec::new(),
+            vec![
+                field("to_unit", &t.divert_to_unit, TextKind::Line, &typed.to_unit),
+                field("reason", &t.reason, TextKind::Text, &typed.reason),
+            ],
+        ),
         KindTag::Forward => (
             Vec::new(),
             vec![
@@ -603,6 +746,106 @@ fn action_view(
             Vec::new(),
             vec![field("text", &t.text, TextKind::Text, &typed.text)],
         ),
+        KindTag::Mediate => (
+            vec![
+                enum_select(
+                    &kind,
+                    ("mediation_type", &t.mediation_type),
+                    &texts.mediation_type,
+                    &ALL_MEDIATION_TYPES,
+                    &typed.mediation_type,
+                ),
+                enum_select(
+                    &kind,
+                    ("result", &t.mediation_result),
+                    &texts.mediation_result,
+                    &ALL_MEDIATION_RESULTS,
+                    &typed.result,
+                ),
+                enum_select(
+                    &kind,
+                    ("judicial_confirmation", &t.judicial_confirmation),
+                    &texts.judicial_confirmation,
+                    &ALL_JUDICIAL_CONFIRMATIONS,
+                    &typed.judicial_confirmation,
+                ),
+            ],
+            vec![
+                field("mediator", &t.mediator, TextKind::Name, &typed.mediator),
+                InputView {
+                    // Only an agreement has terms to write down.
+                    required: false,
+                    ..field("agreement", &t.agreement, TextKind::Text, &typed.agreement)
+                },
+            ],
+        ),
+        KindTag::UpdateJudicialConfirmation => {
+            let agreements = view
+                .state
+                .mediations
+                .iter()
+                .filter(|record| record.result == MediationResult::Agreement)
+                .map(|record| {
+                    let label = format!(
+                        "{} · {} · {} · {}",
+                        local_date(record.at),
+                        Texts::term(&texts.mediation_type, &record.mediation_type),
+                        record.mediator,
+                        Texts::term(&texts.judicial_confirmation, &record.judicial_confirmation)
+                    );
+                    (record.event.clone(), label)
+                })
+                .collect();
+            let mut chosen = offices("mediation", &t.mediation, agreements);
+            if !typed.mediation.is_empty() {
+                for choice in &mut chosen.choices {
+                    choice.selected = choice.value == typed.mediation;
+                }
+            }
+            let status = enum_select(
+                &kind,
+                ("judicial_confirmation", &t.judicial_confirmation),
+                &texts.judicial_confirmation,
+                &ALL_JUDICIAL_CONFIRMATIONS,
+                &typed.judicial_confirmation,
+            );
+            (vec![chosen, status], Vec::new())
+        }
+        KindTag::DecideReview => {
+            // The pending review's level unless a refused form chose another.
+            let pending = view.state.review_level.map(|level| api_name(&level));
+            let level_typed = match (typed.level.is_empty(), pending) {
+                (true, Some(pending)) => pending,
+                _ => typed.level.clone(),
+            };
+            let level = enum_select(
+                &kind,
+                ("level", &t.review_level),
+                &texts.review_level,
+                &ALL_REVIEW_LEVELS,
+                &level_typed,
+            );
+            let outcome = enum_select(
+                &kind,
+                ("outcome", &t.review_outcome),
+                &texts.review_outcome,
+                &ALL_REVIEW_OUTCOMES,
+                &typed.outcome,
+            );
+            (
+                vec![level, outcome],
+                vec![field("text", &t.text, TextKind::Text, &typed.text)],
+            )
+        }
+        KindTag::LinkRepeat => (
+            Vec::new(),
+            vec![field(
+                "earlier",
+                &t.earlier_case,
+                TextKind::Identifier,
+                &typed.earlier,
+            )],
+        ),
         _ => (Vec::new(), Vec::new()),
     };
     ActionView {
@@ -652,6 +895,13 @@ pub(crate) async fn actions_view(
             .find(|directive| directive.status != DirectiveStatus::CrossedOff)
             .map(|directive| directive.id.as_str()),
         holder: &view.state.holder,
+        first_agreement: view
+            .state
+            .mediations
+            .iter()
+            .find(|record| record.result == MediationResult::Agreement)
+            .map(|record| record.event.as_str()),
+        pending_review: view.state.review_level,
     };
     let (tags, candidates): (Vec<KindTag>, Vec<EventKind>) = offered_kinds()
         .filter_map(|tag| match event_of(tag, None, offer, &neighbours, now)? {

@@ -94,14 +94,7 @@ fn trail_rows(texts: &Texts, log: &AuditLog) -> Vec<TrailRowView> {
                 }
                 _ => String::new(),
             };
-            let (signature_class, signature) = match &event.signature {
-                SignatureStatus::Valid => ("signature-valid", a.signature_valid.clone()),
-                SignatureStatus::Unsigned => ("signature-unsigned", a.signature_unsigned.clone()),
-                SignatureStatus::Invalid { reason } => (
-                    "signature-invalid",
-                    fill(&a.signature_invalid, &[("reason", reason)]),
-                ),
-            };
+            let (signature_class, signature) = signature_words(a, &event.signature);
             let mut note = Vec::new();
             if let Some(reason) = &event.backdated_reason {
                 note.push(fill(&a.backdated, &[("reason", reason)]));
@@ -269,4 +262,17 @@ pub async fn audit(
             error,
         },
     )
+}
+
+/// A signature's status in colour class and words, for the audit trail and the case's
+/// timeline alike.
+pub(crate) fn signature_words(a: &AuditTexts, status: &SignatureStatus) -> (&'static str, String) {
+    match status {
+        SignatureStatus::Valid => ("signature-valid", a.signature_valid.clone()),
+        SignatureStatus::Unsigned => ("signature-unsigned", a.signature_unsigned.clone()),
+        SignatureStatus::Invalid { reason } => (
+            "signature-invalid",
+            fill(&a.signature_invalid, &[("reason", reason)]),
+        ),
+    }
 }

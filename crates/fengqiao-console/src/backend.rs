@@ -203,6 +203,15 @@ pub struct Neighbours {
     pub children: Vec<Office>,
 }
 
+/// A child office an admin admits from 网络: its node ID (as its `fengqiao init` printed it),
+/// name and region code, as `fengqiao admit` takes them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NewChildOffice {
+    pub node_id: String,
+    pub name: String,
+    pub region_code: String,
+}
+
 /// Everything the console's pages ask of the node.
 pub trait ConsoleBackend: Send + Sync + 'static {
     /// The office this node serves.
@@ -357,6 +366,23 @@ pub trait ConsoleBackend: Send + Sync + 'static {
         headers: &HeaderMap,
         extensions: &Extensions,
     ) -> BackendFuture<'a, ()>;
+
+    /// Admit a child office as `fengqiao admit` does (the same checks, the config saved) and
+    /// apply it to the running federation at once (the role table's `reload_federation` row);
+    /// answers what was done, in words.
+    fn admit_child<'a>(
+        &'a self,
+        user: &'a ConsoleUser,
+        child: NewChildOffice,
+    ) -> BackendFuture<'a, String>;
+
+    /// Revoke an admitted child office as `fengqiao revoke` does and apply it at once
+    /// (`reload_federation`); answers what was done, in words.
+    fn revoke_child<'a>(
+        &'a self,
+        user: &'a ConsoleUser,
+        node_id: String,
+    ) -> BackendFuture<'a, String>;
 
     /// This office's parent and children in the federation (none when it runs alone).
     fn neighbours(&self) -> Neighbours;

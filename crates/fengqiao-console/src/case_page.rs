@@ -113,8 +113,10 @@ pub async fn take_action(
     let offer = Offer {
         first_branch: None,
         first_open_directive: None,
-        // With a form, every office is the one it names.
+        // With a form, every office, mediation and level is the one it names.
         holder: "",
+        first_agreement: None,
+        pending_review: None,
     };
     let built = tag.and_then(|tag| {
         event_of(

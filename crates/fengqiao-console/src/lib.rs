@@ -27,8 +27,8 @@ use axum::routing::{get, post};
 
 pub use backend::{
     BackendError, BackendErrorKind, BackendFuture, CasePage, CaseQuery, CaseRow, ConsoleBackend,
-    ConsoleSignIn, ConsoleUser, LinkDetail, LinkRelation, LinkStatus, Neighbours, Office,
-    StatsPeriod,
+    ConsoleSignIn, ConsoleUser, LinkDetail, LinkRelation, LinkStatus, Neighbours, NewChildOffice,
+    Office, StatsPeriod,
 };
 
 /// The CSRF token of the console's session, kept in its own cookie so that the pages can put it
@@ -56,6 +56,8 @@ pub fn router(backend: Arc<dyn ConsoleBackend>) -> Router {
         .route("/cases/{number}/actions", post(case_page::take_action))
         .route("/statistics", get(statistics::statistics))
         .route("/network", get(network::network))
+        .route("/network/admit", post(network::admit))
+        .route("/network/revoke", post(network::revoke))
         .route("/audit", get(audit::audit))
         .route("/directives", get(directives::directives))
         .route("/export/ledger.xlsx", get(pages::export_ledger))

@@ -402,6 +402,40 @@ impl ConsoleBackend for Fake {
         })
     }
 
+    /// The role table's answer, then the node's refusal of an ID that is not one (the rule
+    /// itself is `fengqiao::admission`'s: tests/it/console.rs).
+    fn admit_child<'a>(
+        &'a self,
+        user: &'a ConsoleUser,
+        child: NewChildOffice,
+    ) -> BackendFuture<'a, String> {
+        Box::pin(async move {
+            permit(user, Action::ReloadFederation)?;
+            if child.node_id.len() != 32 {
+                return Err(BackendError::new(
+                    BackendErrorKind::InvalidInput,
+                    format!("node id {:?} is not 32 hex characters", child.node_id),
+                ));
+            }
+            Ok(format!("admitted {}", child.name))
+        })
+    }
+
+    /// This office has no children: every revocation names none of them.
+    fn revoke_child<'a>(
+        &'a self,
+        user: &'a ConsoleUser,
+        node_id: String,
+    ) -> BackendFuture<'a, String> {
+        Box::pin(async move {
+            permit(user, Action::ReloadFederation)?;
+            Err(BackendError::new(
+                BackendErrorKind::InvalidInput,
+                format!("{node_id} is not an admitted child of this node"),
+            ))
+        })
+    }
+
     fn neighbours(&self) -> Neighbours {
         Neighbours {
             parent: Some(Office {
@@ -755,6 +789,16 @@ fn every_enum_value_has_a_word() {
     has_every(&texts.reply_outcome, &crate::actions::ALL_REPLY_OUTCOMES);
     has_every(&texts.satisfaction, &crate::actions::ALL_SATISFACTIONS);
     has_every(&texts.review_level, &crate::actions::ALL_REVIEW_LEVELS);
+    has_every(&texts.review_outcome, &crate::actions::ALL_REVIEW_OUTCOMES);
+    has_every(&texts.mediation_type, &crate::actions::ALL_MEDIATION_TYPES);
+    has_every(
+        &texts.mediation_result,
+        &crate::actions::ALL_MEDIATION_RESULTS,
+    );
+    has_every(
+        &texts.judicial_confirmation,
+        &crate::actions::ALL_JUDICIAL_CONFIRMATIONS,
+    );
     has_every(&texts.role, &Role::ALL);
     for kind in crate::actions::offered_kinds() {
         assert!(
@@ -1336,29 +1380,244 @@ async fn an_operator_is_offered_no_supervisor_action_and_a_supervisor_is() {
     let operator = offered(&body);
     assert!(operator.iter().any(|kind| kind == "accept"), "{operator:?}");
     assert!(operator.iter().any(|kind| kind == "reject"), "{operator:?}");
-    for supervisor_only in ["escalate", "assign", "take_over"] {
+    for supervisor_only in ["escalate", "assign", "take_over", "decide_review"] {
         assert!(
             !operator.iter().any(|kind| kind == supervisor_only),
             "{operator:?}"
         );
     }
+    // Case work the role table gives an operator: 导入诉讼程序, 调解 and 关联重复信访 (the
+    // authority table and the lifecycle are the real node's: tests/it/console.rs). 司法确认
+    // needs a mediation that reached an agreement, which this case has not.
+    for case_work in ["divert", "mediate", "link_repeat"] {
+        assert!(
+            operator.iter().any(|kind| kind == case_work),
+            "{case_work}: {operator:?}"
+        );
+    }
+    assert!(
+        !operator
+            .iter()
+            .any(|kind| kind == "update_judicial_confirmation"),
+        "{operator:?}"
+    );
     assert!(body.contains(">受理</button>"), "{body}");
+    assert!(body.contains(">调解</button>"), "{body}");
 
     let (status, body) =
         page_as("/cases/430702-2026-000001", Some(SUPERVISOR_SESSION_SECRET)).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let supervisor = offered(&body);
-    // No child office: nothing to assign to, so 交办 is not offered; the role table gives
-    // supervisors 重新办理, 上报, 提级办理 and 督办 (addressed to the case's holder; this fake
-    // judges roles only, the real node's authority refuses 督办 on a case held here:
-    // tests/it/console.rs).
+    // No child office: nothing to assign to, so 交办 is not offered; no review is pending, so
+    // 复查决定 is not either; the role table gives supervisors 重新办理, 上报, 提级办理, 督办
+    // (addressed to the case's holder; this fake judges roles only, the real node's authority
+    // refuses 督办 on a case held here: tests/it/console.rs) and 关联重复信访.
     assert_eq!(
         supervisor,
-        ["reopen", "escalate", "take_over", "issue_directive", "note"],
+        [
+            "reopen",
+            "escalate",
+            "take_over",
+            "issue_directive",
+            "link_repeat",
+            "note"
+        ],
         "{body}"
     );
     assert!(body.contains(">上报</button>"), "{body}");
     assert_escaped("the supervisor's case page", &body);
+}
+
+/// 调解: the form asks for each field of the event, its choices in words, each id prefixed by
+/// the action; a choice that is none of them is refused before the node is asked, keeping what
+/// was typed.
+#[tokio::test]
+async fn the_mediation_form_asks_for_each_field_and_refuses_an_unknown_choice() {
+    let (status, body) = page("/cases/430702-2026-000001", true).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    for id in [
+        "mediate-mediation_type",
+        "mediate-result",
+        "mediate-judicial_confirmation",
+        "mediate-mediator",
+        "mediate-agreement",
+        "divert-to_unit",
+        "link_repeat-earlier",
+    ] {
+        assert!(body.contains(&format!("id=\"{id}\"")), "{id}: {body}");
+    }
+    for word in [
+        "人民调解",
+        "达成协议",
+        "未申请",
+        "调解员",
+        "导入的法院或政法部门",
+    ] {
+        assert!(body.contains(word), "{word}: {body}");
+    }
+
+    let (status, location, body) = post_form(
+        "/cases/430702-2026-000001/actions",
+        SESSION_SECRET,
+        &[
+            ("csrf", CSRF_TOKEN),
+            ("action", "mediate"),
+            ("mediation_type", "arbitration"),
+            ("result", "agreement"),
+            ("judicial_confirmation", "not_applied"),
+            ("mediator", "赵调解员"),
+            ("agreement", "分期支付"),
+        ],
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(location, None);
+    assert!(body.contains("未能调解："), "{body}");
+    assert!(
+        body.contains("value=\"赵调解员\""),
+        "the mediator typed is kept: {body}"
+    );
+}
+
+/// The case page shows what the derived state holds beyond the header: the mediation records
+/// in words, the clock rule's time flags and the node's own finding of a time ahead, the link
+/// to the earlier case it repeats, and each event's signature status; all escaped.
+#[test]
+fn the_case_page_shows_mediations_time_flags_the_repeat_link_and_signatures() {
+    let now = at(20);
+    let sample = sample_case(now);
+    let register = sample.events[0].clone();
+    let event = |id: &str, kind: EventKind, at: DateTime<Utc>, prev: Option<&str>| Event {
+        id: id.to_owned(),
+        kind,
+        at,
+        prev: prev.map(str::to_owned),
+        ..register.clone()
+    };
+    let events = vec![
+        register.clone(),
+        // Dated a day before the registration it follows: one of the two clocks is wrong.
+        event(
+            "e2",
+            EventKind::Accept {},
+            register.at - Duration::days(1),
+            Some("e1"),
+        ),
+        event(
+            "e3",
+            EventKind::Mediate {
+                mediation_type: fengqiao_case::model::MediationType::People,
+                mediator: format!("赵调解员{SCRIPT}"),
+                result: fengqiao_case::model::MediationResult::Agreement,
+                agreement: format!("分期支付{SCRIPT}"),
+                judicial_confirmation: fengqiao_case::model::JudicialConfirmation::Applied,
+            },
+            register.at + Duration::days(1),
+            None,
+        ),
+        event(
+            "e4",
+            EventKind::LinkRepeat {
+                earlier: "430702-2025-000042".to_owned(),
+            },
+            register.at + Duration::days(2),
+            None,
+        ),
+    ];
+    let state = fengqiao_case::derive(&sample.header, &events, &Limits::default());
+    assert_eq!(state.mediations.len(), 1, "{state:?}");
+    assert_eq!(state.time_flags.len(), 1, "{state:?}");
+    let view = CaseView {
+        state,
+        events,
+        received_ahead: Some(format!("ahead of this node's clock{SCRIPT}")),
+        ..sample
+    };
+    let texts = Texts::of(crate::texts::Language::Chinese);
+    let layout = crate::views::Layout {
+        t: &texts.ui,
+        lang: "zh-CN",
+        switch_language_href: String::new(),
+        office: "武陵区".to_owned(),
+        office_tier: String::new(),
+        user: Some("李调解 (lizt)".to_owned()),
+        csrf: CSRF_TOKEN.to_owned(),
+        active: "ledger",
+        manages_accounts: false,
+        banner: Vec::new(),
+        title: String::new(),
+    };
+    let page = crate::views::case_page_view(
+        layout,
+        texts,
+        &view,
+        false,
+        true,
+        &|node: &NodeId| node.clone(),
+        now,
+    );
+    let body = askama::Template::render(&page).expect("renders");
+    assert!(body.contains("id=\"mediations\""), "{body}");
+    for word in ["人民调解", "达成协议", "已申请", "调解时间"] {
+        assert!(body.contains(word), "{word}: {body}");
+    }
+    assert!(body.contains("id=\"time-flags\""), "{body}");
+    assert!(body.contains("时间存疑: accept e2"), "{body}");
+    assert!(body.contains("ahead of this node&#"), "{body}");
+    assert!(
+        body.contains("href=\"/cases/430702-2025-000042\">430702-2025-000042</a>"),
+        "{body}"
+    );
+    // These events were never signed: the timeline says so, as the audit trail does.
+    assert!(
+        body.contains("<span class=\"signature-unsigned\">无签名（早期记录）</span>"),
+        "{body}"
+    );
+    assert_escaped("the case page with a mediation", &body);
+}
+
+/// 网络: only an admin is shown the admit form; an admission asks first, naming the office
+/// escaped, and the node's refusal comes back beside the form as typed; an operator's
+/// admission is refused by the role table.
+#[tokio::test]
+async fn only_an_admin_admits_an_office_after_confirming_it() {
+    let (status, body) = page("/network", true).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(!body.contains("id=\"form-admit\""), "{body}");
+    let (status, body) = page_as("/network", Some(ADMIN_SESSION_SECRET)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body.contains("id=\"form-admit\""), "{body}");
+    assert!(body.contains("id=\"no-children\""), "{body}");
+
+    let name = format!("丹洲乡{SCRIPT}");
+    let asked = [
+        ("csrf", CSRF_TOKEN),
+        ("node_id", "0123"),
+        ("name", name.as_str()),
+        ("region_code", "430702101"),
+    ];
+    let (status, location, body) = post_form("/network/admit", ADMIN_SESSION_SECRET, &asked).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(location, None);
+    assert!(body.contains("id=\"confirm-question\""), "{body}");
+    assert!(body.contains("确认接入下级单位"), "{body}");
+    assert!(body.contains("name=\"confirmed\" value=\"1\""), "{body}");
+    assert_escaped("the admission's confirm step", &body);
+
+    let confirmed = [asked.as_slice(), &[("confirmed", "1")]].concat();
+    let (status, location, body) =
+        post_form("/network/admit", ADMIN_SESSION_SECRET, &confirmed).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(location, None);
+    assert!(body.contains("未能接入："), "{body}");
+    assert!(body.contains("not 32 hex characters"), "{body}");
+    assert!(
+        body.contains("value=\"430702101\""),
+        "the form is kept: {body}"
+    );
+
+    let (status, _, body) = post_form("/network/admit", SESSION_SECRET, &confirmed).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
 }
 
 #[tokio::test]

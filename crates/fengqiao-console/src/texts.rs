@@ -224,6 +224,18 @@ pub struct Ui {
     pub backdated_at: String,
     pub backdated_reason: String,
     pub not_a_time: String,
+    pub mediation_type: String,
+    pub mediator: String,
+    pub mediation_result: String,
+    pub agreement: String,
+    pub judicial_confirmation: String,
+    pub mediation: String,
+    pub review_outcome: String,
+    pub earlier_case: String,
+    pub divert_to_unit: String,
+    pub mediation_at: String,
+    pub time_flags: String,
+    pub repeat_of: String,
 }
 
 /// The words of 统计分析 (the `[statistics]` section).
@@ -305,6 +317,18 @@ pub struct NetworkTexts {
     pub revoked_heading: String,
     pub revoked_at: String,
     pub roster_empty: String,
+    pub manage_heading: String,
+    pub no_children: String,
+    pub child_node_id: String,
+    pub child_name: String,
+    pub admit_button: String,
+    pub revoke_button: String,
+    pub confirm_admit: String,
+    pub confirm_revoke: String,
+    pub confirm: String,
+    pub cancel: String,
+    pub admit_refused: String,
+    pub revoke_refused: String,
 }
 
 /// The words of 督办 (the `[directives]` section).
@@ -386,6 +410,10 @@ pub struct Texts {
     pub reply_outcome: BTreeMap<String, String>,
     pub satisfaction: BTreeMap<String, String>,
     pub review_level: BTreeMap<String, String>,
+    pub review_outcome: BTreeMap<String, String>,
+    pub mediation_type: BTreeMap<String, String>,
+    pub mediation_result: BTreeMap<String, String>,
+    pub judicial_confirmation: BTreeMap<String, String>,
     pub role: BTreeMap<String, String>,
 }
 

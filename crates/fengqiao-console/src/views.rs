@@ -8,6 +8,7 @@ use fengqiao_case::deadlines::{calendar_days_until, china_offset};
 use fengqiao_case::model::{
     CaseView, DirectiveListItem, DirectiveStatus, NodeId, Petitioner, Warning,
 };
+use fengqiao_case::signature::signature_status;
 use fengqiao_case::summary::{open_deadlines, summarize};
 use fengqiao_case::warnings::worst_grade;
 
@@ -286,6 +287,21 @@ pub struct EventView {
     pub kind: String,
     pub operator: String,
     pub office: String,
+    /// `signature-valid` / `signature-unsigned` / `signature-invalid`, with its words, as the
+    /// audit trail shows them (`crate::audit::signature_words`).
+    pub signature_class: &'static str,
+    pub signature: String,
+}
+
+/// One mediation record (调解记录) of the case page.
+#[derive(Debug, Clone)]
+pub struct MediationView {
+    pub at: String,
+    pub mediation_type: String,
+    pub mediator: String,
+    pub result: String,
+    pub agreement: String,
+    pub judicial_confirmation: String,
 }
 
 #[derive(Debug, Clone)]
@@ -314,6 +330,14 @@ pub struct CasePageView {
     pub d: &'static crate::texts::DirectivesTexts,
     /// What the signed-in person may do now (`crate::actions`), filled in by the handler.
     pub actions: ActionsView,
+    pub mediations: Vec<MediationView>,
+    /// The events whose times a person must look at (时间存疑, the clock rule of
+    /// `fengqiao_case::event_time`), and this node's own finding that the case arrived dated
+    /// ahead of its clock.
+    pub time_flags: Vec<String>,
+    /// The earlier case this one repeats (重复信访): its page and its number.
+    pub repeat_of: Option<(String, String)>,
+    pub a: &'static crate::texts::AuditTexts,
 }
 
 #[derive(Debug, Template)]
@@ -415,17 +439,53 @@ pub fn case_page_view(
     events.sort_by(|left, right| left.at.cmp(&right.at).then(left.id.cmp(&right.id)));
     let events = events
         .into_iter()
-        .map(|event| EventView {
-            at: date_time(event.at),
-            kind: texts
-                .event
-                .get(event.kind.name())
-                .cloned()
-                .unwrap_or_else(|| event.kind.name().to_owned()),
-            operator: event.operator.clone(),
-            office: office_name(&event.node),
+        .map(|event| {
+            let (signature_class, signature) = crate::audit::signature_words(
+                &texts.audit,
+                &signature_status(&header.number, event),
+            );
+            EventView {
+                at: date_time(event.at),
+                kind: texts
+                    .event
+                    .get(event.kind.name())
+                    .cloned()
+                    .unwrap_or_else(|| event.kind.name().to_owned()),
+                operator: event.operator.clone(),
+                office: office_name(&event.node),
+                signature_class,
+                signature,
+            }
         })
         .collect();
+    let mediations = view
+        .state
+        .mediations
+        .iter()
+        .map(|record| MediationView {
+            at: date_time(record.at),
+            mediation_type: Texts::term(&texts.mediation_type, &record.mediation_type),
+            mediator: record.mediator.clone(),
+            result: Texts::term(&texts.mediation_result, &record.result),
+            agreement: record.agreement.clone(),
+            judicial_confirmation: Texts::term(
+                &texts.judicial_confirmation,
+                &record.judicial_confirmation,
+            ),
+        })
+        .collect();
+    let time_flags = view
+        .state
+        .time_flags
+        .iter()
+        .chain(view.received_ahead.as_ref())
+        .cloned()
+        .collect();
+    let repeat_of = view
+        .state
+        .repeat_of
+        .as_ref()
+        .map(|earlier| (case_href(earlier), earlier.clone()));
     // The open limits as the domain names them (`summary::open_deadlines`, the rule the
     // warnings are judged on), each with its warning when it has one.
     let case_summary = summarize(header, &view.state);
@@ -489,6 +549,10 @@ pub fn case_page_view(
         directives,
         d: &texts.directives,
         actions: ActionsView::default(),
+        mediations,
+        time_flags,
+        repeat_of,
+        a: &texts.audit,
     }
 }
 

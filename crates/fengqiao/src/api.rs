@@ -1786,31 +1786,21 @@ async fn reload_federation(
     QueryValues::new(Operation::ReloadFederation, pairs)?;
     let federation = state.federation.as_ref().ok_or_else(no_federation)?;
     let dir = state.node.dir().root.clone();
-    let config = tokio::task::spawn_blocking(move || crate::config::load(&dir))
-        .await
-        .map_err(|_| ApiFailure::internal())?
-        .map_err(|error| ApiFailure {
-            status: StatusCode::CONFLICT,
-            message: format!("the config cannot be read, so nothing changed: {error:#}"),
-        })?;
-    let Some(section) = config.federation else {
-        return Err(ApiFailure {
-            status: StatusCode::CONFLICT,
-            message: "the config no longer has a [federation] section: restart the node to stop \
-                      its federation"
-                .to_owned(),
-        });
-    };
-    match federation.reload(&section).await {
+    match crate::admission::apply_saved_config(dir, federation).await {
         Ok(reload) => {
             let operator = principal.operator();
             tracing::info!(%operator, "federation configuration reloaded by the operator");
             Ok(axum::Json(reload))
         }
-        Err(crate::federation::FederationError::InvalidNodeId { node_id, why }) => {
-            Err(ApiFailure::bad_request(format!(
-                "node id {node_id:?} in the config is invalid: {why}"
-            )))
+        Err(
+            error @ (crate::admission::ReloadError::Unreadable(_)
+            | crate::admission::ReloadError::NoFederationSection),
+        ) => Err(ApiFailure {
+            status: StatusCode::CONFLICT,
+            message: error.to_string(),
+        }),
+        Err(error @ crate::admission::ReloadError::InvalidNodeId { .. }) => {
+            Err(ApiFailure::bad_request(error.to_string()))
         }
         Err(error) => {
             tracing::error!(%error, "cannot reload the federation configuration");

@@ -1,6 +1,7 @@
 //! A Fengqiao node: configuration, identity, the service that ties cases to storage, the HTTP
 //! API, and the command line that drives it.
 
+pub mod admission;
 pub mod api;
 pub mod cli;
 pub mod client;

@@ -24,8 +24,8 @@ use fengqiao_case::summary::earliest_open_deadline;
 use fengqiao_case::warnings::worst_grade;
 use fengqiao_console::{
     BackendError, BackendErrorKind, BackendFuture, CasePage, CaseQuery, CaseRow, ConsoleBackend,
-    ConsoleSignIn, ConsoleUser, LinkDetail, LinkRelation, LinkStatus, Neighbours, Office,
-    StatsPeriod,
+    ConsoleSignIn, ConsoleUser, LinkDetail, LinkRelation, LinkStatus, Neighbours, NewChildOffice,
+    Office, StatsPeriod,
 };
 
 use super::accounts::{SIGN_IN_PERMITS, cookie_text};
@@ -33,6 +33,7 @@ use super::auth::source_address;
 use super::ledger_export::Exporter;
 use super::supervision;
 use super::tls::PeerAddress;
+use crate::admission::ChildOffice;
 use crate::federation::{FederationStatus, PeerView};
 use crate::import::export::{Identifiers, LedgerFileFormat};
 use crate::service::accounts::Credential;
@@ -76,6 +77,45 @@ impl NodeConsole {
 }
 
 impl NodeConsole {
+    /// Edit the node's `[federation]` config with `edit` (`crate::admission`'s admit or revoke,
+    /// the CLI's rule) and apply it to the running federation at once, as `fengqiao admit`
+    /// then `POST /api/federation/reload` do; answers what was done, in words.
+    async fn change_children<F>(&self, user: &ConsoleUser, edit: F) -> Result<String, BackendError>
+    where
+        F: FnOnce(&std::path::Path) -> anyhow::Result<(crate::config::NodeConfig, String)>
+            + Send
+            + 'static,
+    {
+        // A node running alone has no federation to apply a change to: its first child is
+        // admitted with `fengqiao admit`, and the node restarted.
+        let Some(federation) = &self.federation else {
+            return Err(BackendError::new(
+                BackendErrorKind::Refused,
+                "this node runs no federation: admit its first child with `fengqiao admit` and \
+                 restart it",
+            ));
+        };
+        let dir = self.node.dir().root.clone();
+        let edited_dir = dir.clone();
+        let (_, what) = tokio::task::spawn_blocking(move || edit(&edited_dir))
+            .await
+            .map_err(|error| {
+                BackendError::new(
+                    BackendErrorKind::Internal,
+                    format!("request work stopped unexpectedly: {error}"),
+                )
+            })?
+            .map_err(|error| {
+                BackendError::new(BackendErrorKind::InvalidInput, format!("{error:#}"))
+            })?;
+        crate::admission::apply_saved_config(dir, federation)
+            .await
+            .map_err(|error| BackendError::new(BackendErrorKind::Refused, error.to_string()))?;
+        let operator = user.account.operator_label();
+        tracing::info!(%operator, %what, "federation changed from the console");
+        Ok(what)
+    }
+
     /// Tell the federation (if any) that the store changed, as the API's writes do, so the
     /// links send it at once.
     fn notify_local_change(&self) {
@@ -424,6 +464,39 @@ impl ConsoleBackend for NodeConsole {
                 })
                 .await?;
             Ok(answers.iter().map(Result::is_ok).collect())
+        })
+    }
+
+    fn admit_child<'a>(
+        &'a self,
+        user: &'a ConsoleUser,
+        child: NewChildOffice,
+    ) -> BackendFuture<'a, String> {
+        Box::pin(async move {
+            permitted(user, Action::ReloadFederation)?;
+            let child = ChildOffice {
+                node_id: child.node_id,
+                name: child.name,
+                region_code: child.region_code,
+            };
+            self.change_children(user, move |dir| {
+                crate::admission::admit_child(dir, &child, None)
+            })
+            .await
+        })
+    }
+
+    fn revoke_child<'a>(
+        &'a self,
+        user: &'a ConsoleUser,
+        node_id: String,
+    ) -> BackendFuture<'a, String> {
+        Box::pin(async move {
+            permitted(user, Action::ReloadFederation)?;
+            self.change_children(user, move |dir| {
+                crate::admission::revoke_child(dir, &node_id)
+            })
+            .await
         })
     }
 

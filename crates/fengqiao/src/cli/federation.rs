@@ -7,11 +7,9 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use clap::Args;
 
+use crate::admission::{ChildOffice, normalized_node_id, own_node_id, revoke_child, save};
 use crate::client::NodeClient;
-use crate::config::{
-    FederationOffice, FederationParent, FederationSection, NodeConfig, is_region_below,
-    is_valid_node_id,
-};
+use crate::config::{FederationParent, FederationSection, NodeConfig, is_region_below};
 use crate::federation::PeerView;
 use fengqiao_case::model::roster::{FederationReload, RosterView};
 
@@ -66,18 +64,6 @@ pub struct JoinArgs {
     pub quic_listen: Option<SocketAddr>,
 }
 
-/// Node IDs are stored lowercase; operators may paste them in either case.
-fn normalized_node_id(node_id: &str) -> anyhow::Result<String> {
-    let normalized = node_id.trim().to_ascii_lowercase();
-    if !is_valid_node_id(&normalized) {
-        bail!(
-            "node id {node_id:?} is not 32 hex characters: copy it from the other node's \
-             `fengqiao init` output or `fengqiao info`"
-        );
-    }
-    Ok(normalized)
-}
-
 fn node_dir(
     dir: Option<PathBuf>,
     global: &GlobalOptions,
@@ -87,19 +73,6 @@ fn node_dir(
         bail!("which node? pass its directory: fengqiao {command} NODE_DIR …");
     };
     Ok(dir)
-}
-
-/// This node's own ID, so that it is never admitted or joined to itself.
-fn own_node_id(dir: &Path) -> anyhow::Result<String> {
-    let key_path = crate::config::NodeDir::new(dir).key_path();
-    let identity = crate::identity::NodeIdentity::load(&key_path)
-        .with_context(|| format!("cannot read the node key {}", key_path.display()))?;
-    Ok(identity.node_id().to_owned())
-}
-
-fn save(dir: &Path, config: &NodeConfig) -> anyhow::Result<()> {
-    crate::config::save(dir, config)
-        .with_context(|| format!("cannot update the config in {}", dir.display()))
 }
 
 /// Say what changed, and have a running node apply it.
@@ -190,84 +163,18 @@ pub fn admit(args: AdmitArgs, global: &GlobalOptions) -> anyhow::Result<()> {
 /// Admit a child in the config of the node in `dir` and save it; returns the saved config and
 /// what was done, in words. Does not tell a running node (`admit` does).
 pub fn admit_child(dir: &Path, args: &AdmitArgs) -> anyhow::Result<(NodeConfig, String)> {
-    let mut config = crate::config::load(dir)?;
-    let node_id = normalized_node_id(&args.node_id)?;
-    if node_id == own_node_id(dir)? {
-        bail!("{node_id} is this node's own ID: give the child's ID");
-    }
-    let own_region = config.node.region_code.clone();
-    if !is_region_below(&own_region, &args.region) {
-        bail!(
-            "region {} is not under this node's region {own_region}: a child's region code is \
-             longer and starts with {own_region}",
-            args.region
-        );
-    }
-    let federation = config
-        .federation
-        .get_or_insert_with(FederationSection::default);
-    if let Some(existing) = federation
-        .children
-        .iter()
-        .find(|child| child.node_id == node_id)
-    {
-        bail!(
-            "{node_id} is already admitted (as {}, region {})",
-            existing.name,
-            existing.region_code
-        );
-    }
-    if federation
-        .parent
-        .as_ref()
-        .is_some_and(|parent| parent.node_id == node_id)
-    {
-        bail!("{node_id} is this node's parent; it cannot also be its child");
-    }
-    if let Some(listen) = args.quic_listen {
-        federation.listen = listen;
-    }
-    federation.children.push(FederationOffice {
-        node_id: node_id.clone(),
+    let child = ChildOffice {
+        node_id: args.node_id.clone(),
         name: args.name.clone(),
         region_code: args.region.clone(),
-        aliases: Vec::new(),
-    });
-    save(dir, &config)?;
-    let what = format!(
-        "admitted {} (node {node_id}, region {}) as a child",
-        args.name, args.region
-    );
-    Ok((config, what))
+    };
+    crate::admission::admit_child(dir, &child, args.quic_listen)
 }
 
 pub fn revoke(args: RevokeArgs, global: &GlobalOptions) -> anyhow::Result<()> {
     let dir = node_dir(args.dir, global, "revoke")?;
-    let mut config = crate::config::load(&dir)?;
-    let node_id = normalized_node_id(&args.node_id)?;
-    let Some(federation) = config.federation.as_mut() else {
-        bail!("this node has no [federation] section: nobody is admitted");
-    };
-    let Some(position) = federation
-        .children
-        .iter()
-        .position(|child| child.node_id == node_id)
-    else {
-        bail!("{node_id} is not an admitted child of this node");
-    };
-    let removed = federation.children.remove(position);
-    save(&dir, &config)?;
-    tell(
-        &dir,
-        &config,
-        &format!(
-            "revoked {} (node {node_id}): its connections are refused and the roster says it \
-             is revoked; its cases stay here",
-            removed.name
-        ),
-        global,
-        "revoke",
-    )
+    let (config, what) = revoke_child(&dir, &args.node_id)?;
+    tell(&dir, &config, &what, global, "revoke")
 }
 
 pub fn join(args: JoinArgs, global: &GlobalOptions) -> anyhow::Result<()> {

@@ -7,9 +7,8 @@ use std::collections::{HashMap, HashSet};
 use chrono::{DateTime, Utc};
 use fengqiao_case::audit::{
     AuditEvent, AuditFailure, AuditLog, AuditReport, QuarantineEntry, QuarantineListing,
-    SignatureStatus,
 };
-use fengqiao_case::signature::{SignatureError, verify_event};
+use fengqiao_case::signature::{SignatureError, signature_status, verify_event};
 use fengqiao_case::sync::QuarantineRecord;
 use fengqiao_case::{CaseId, Event, EventKind, HybridTimestamp, NodeId, SCHEMA_VERSION};
 use fengqiao_store::StoreError;
@@ -376,17 +375,6 @@ fn event_failures(case: &CaseId, events: &[Event], unsigned: &mut u64) -> Vec<Au
         }
     }
     failures
-}
-
-/// An event's signature status for the audit log.
-fn signature_status(case: &CaseId, event: &Event) -> SignatureStatus {
-    match verify_event(case, event) {
-        Ok(()) => SignatureStatus::Valid,
-        Err(SignatureError::Unsigned { .. }) => SignatureStatus::Unsigned,
-        Err(error) => SignatureStatus::Invalid {
-            reason: error.to_string(),
-        },
-    }
 }
 
 /// The hybrid time an event is ordered by; schema-1 events have none, so their wall time stands
