@@ -286,6 +286,35 @@ impl NodeClient {
         from_answer(path, value)
     }
 
+    /// `GET path` as the account, its body copied into `out` as it arrives (a backup): nothing
+    /// is held in memory. Answers the bytes copied; a non-2xx answer is the node's message.
+    pub fn download(&self, path: &str, out: &mut impl std::io::Write) -> anyhow::Result<u64> {
+        self.require_credentials()?;
+        let url = self.url(path);
+        // A large node's backup takes longer than an ordinary answer may: no overall bound, only
+        // the connection's own.
+        let request = self.agent.get(&url).config().timeout_global(None).build();
+        let response = self.authenticated(request).call();
+        let mut response = response.map_err(|error| self.transport_error(url.as_str(), error))?;
+        let status = response.status();
+        if !status.is_success() {
+            let bytes = response
+                .body_mut()
+                .with_config()
+                .limit(MAX_RESPONSE_BYTES)
+                .read_to_vec()
+                .map_err(|error| self.transport_error(url.as_str(), error))?;
+            bail!(api_error_message(status.as_u16(), &bytes));
+        }
+        let mut reader = response.body_mut().with_config().limit(u64::MAX).reader();
+        std::io::copy(&mut reader, out).with_context(|| {
+            format!(
+                "the node at {} stopped sending {path} before its end",
+                self.base_url
+            )
+        })
+    }
+
     fn url(&self, path: &str) -> String {
         format!("{}{}", self.base_url, path)
     }

@@ -2,6 +2,7 @@
 //! API, and the command line that drives it.
 
 pub mod api;
+pub mod backup;
 pub mod cli;
 pub mod client;
 pub mod config;
