@@ -8,6 +8,11 @@
 //! With `--mode metrics`: a node filled with `--cases` cases the same way (bulk import through the
 //! API), then `--scrapes` scrapes of `GET /metrics` from loopback, one after another, timed from
 //! the request to the whole answer (p50, p99, max).
+//!
+//! With `--mode backup`: a node filled the same way, then `fengqiao backup` of it while one client
+//! registers cases through the API one after another (the backup's time and size, and the API's
+//! latency during it against the same load without a backup), then `fengqiao restore` of the
+//! file into a new directory (its time) and a start of the restored node.
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -27,6 +32,8 @@ enum Mode {
     Node,
     /// The time of a `/metrics` scrape of a node holding `--cases` cases.
     Metrics,
+    /// Backup of a node holding `--cases` cases under API load, and its restore.
+    Backup,
 }
 
 #[derive(Debug, Parser)]
@@ -76,6 +83,9 @@ fn main() -> anyhow::Result<()> {
     println!("machine: {}", machine_description());
     if options.mode == Mode::Metrics {
         return metrics_scrapes(&options, &root);
+    }
+    if options.mode == Mode::Backup {
+        return backup_and_restore(&options, &root);
     }
 
     let api_dir = root.join("api-node");
@@ -142,9 +152,14 @@ fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `--mode metrics`: fill a node (or reuse the one `--dir` holds), then time the scrapes.
-fn metrics_scrapes(options: &Options, root: &Path) -> anyhow::Result<()> {
-    let dir = root.join("metrics-node");
+/// A node in `root/name` holding `options.cases` cases: filled by bulk import (not measured) the
+/// first time, reused after.
+fn filled_node(
+    options: &Options,
+    root: &Path,
+    name: &str,
+) -> anyhow::Result<(PathBuf, NodeRun, usize)> {
+    let dir = root.join(name);
     if !dir.join("fengqiao.toml").exists() {
         init(&options.fengqiao, &dir)?;
     }
@@ -160,13 +175,25 @@ fn metrics_scrapes(options: &Options, root: &Path) -> anyhow::Result<()> {
         );
     } else {
         ensure!(
-            held == options.cases,
-            "{} holds {held} cases, not {}: remove it or pass --cases {held}",
+            held >= options.cases,
+            "{} holds {held} cases, fewer than {}: remove it",
             dir.display(),
             options.cases
         );
         println!("reused: {} holding {held} cases", dir.display());
     }
+    Ok((dir, node, held.max(options.cases)))
+}
+
+/// `--mode metrics`: fill a node (or reuse the one `--dir` holds), then time the scrapes.
+fn metrics_scrapes(options: &Options, root: &Path) -> anyhow::Result<()> {
+    let (dir, node, held) = filled_node(options, root, "metrics-node")?;
+    ensure!(
+        held == options.cases,
+        "{} holds {held} cases, not {}: remove it or pass --cases {held}",
+        dir.display(),
+        options.cases
+    );
     let agent = agent();
     let url = format!("http://{}/metrics", node.address);
     let scrape = || -> anyhow::Result<String> {
@@ -208,6 +235,139 @@ fn metrics_scrapes(options: &Options, root: &Path) -> anyhow::Result<()> {
         timings.runs
     );
     node.stop();
+    Ok(())
+}
+
+/// Registers cases one request after another until `stop`, timing each answer.
+fn timed_registrations(
+    address: SocketAddr,
+    stop: &std::sync::atomic::AtomicBool,
+    seed: u64,
+) -> anyhow::Result<Vec<Duration>> {
+    let agent = agent();
+    let mut times = Vec::new();
+    let mut rows = ledger(seed, 1_000).into_iter().cycle();
+    while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+        let Some(row) = rows.next() else { break };
+        let mut case = row.case;
+        // A number is handed out by the node; the ledger's would repeat as the rows cycle.
+        case.number = None;
+        let body = serde_json::to_vec(&case)?;
+        let started = Instant::now();
+        let (status, answer) = post(&agent, address, "/api/cases", &body)?;
+        times.push(started.elapsed());
+        ensure!(status == 201, "register answered {status}: {answer}");
+    }
+    Ok(times)
+}
+
+/// The API's latency while `during` runs, under one client registering cases back to back.
+fn latency_during<T>(
+    address: SocketAddr,
+    seed: u64,
+    during: impl FnOnce() -> anyhow::Result<T>,
+) -> anyhow::Result<(T, Timings, Duration)> {
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        let load = scope.spawn(|| timed_registrations(address, &stop, seed));
+        // The load runs a moment before and after, so the figures cover the whole of `during`.
+        std::thread::sleep(Duration::from_millis(300));
+        let outcome = during();
+        std::thread::sleep(Duration::from_millis(300));
+        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        let times = load
+            .join()
+            .map_err(|_| anyhow::anyhow!("load thread panicked"))??;
+        let max = times.iter().max().copied().unwrap_or_default();
+        Ok((outcome?, Timings::of(times), max))
+    })
+}
+
+fn print_latency(when: &str, timings: &Timings, max: Duration) {
+    println!(
+        "API registration latency {when}: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms ({} requests)",
+        timings.p50_ms,
+        timings.p99_ms,
+        max.as_secs_f64() * 1e3,
+        timings.runs
+    );
+}
+
+/// `--mode backup`: a backup of a filled node under API load, then its restore.
+fn backup_and_restore(options: &Options, root: &Path) -> anyhow::Result<()> {
+    let (dir, node, held) = filled_node(options, root, "backup-node")?;
+    let (_, baseline, baseline_max) = latency_during(node.address, 7, || {
+        std::thread::sleep(Duration::from_secs(5));
+        Ok(())
+    })?;
+    print_latency("without a backup", &baseline, baseline_max);
+    let file = root.join("node.fqb");
+    let _ = std::fs::remove_file(&file);
+    let (backup_time, during, during_max) = latency_during(node.address, 8, || {
+        let started = Instant::now();
+        let output = Command::new(&options.fengqiao)
+            .arg("backup")
+            .arg("--to")
+            .arg(&file)
+            .arg("--dir")
+            .arg(&dir)
+            .args(["--as", "admin"])
+            .output()
+            .context("run fengqiao backup")?;
+        ensure!(
+            output.status.success(),
+            "fengqiao backup failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        Ok(started.elapsed())
+    })?;
+    let (status, info) = get(node.address, "/api/health")?;
+    ensure!(status == 200, "health: {info}");
+    node.stop();
+    let size = std::fs::metadata(&file)?.len();
+    let store_bytes = directory_size(&dir.join("store"))?;
+    println!(
+        "backup of {held} cases: {:.1} s, {} bytes ({:.0} bytes per case; the store takes {} \
+         bytes)",
+        backup_time.as_secs_f64(),
+        size,
+        size as f64 / held.max(1) as f64,
+        store_bytes
+    );
+    print_latency("during the backup", &during, during_max);
+    let restored = root.join("restored-node");
+    if restored.exists() {
+        std::fs::remove_dir_all(&restored)?;
+    }
+    let started = Instant::now();
+    let output = Command::new(&options.fengqiao)
+        .arg("restore")
+        .arg(&file)
+        .arg(&restored)
+        .output()
+        .context("run fengqiao restore")?;
+    let restore_time = started.elapsed();
+    ensure!(
+        output.status.success(),
+        "fengqiao restore failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let started = Instant::now();
+    let node = NodeRun::start(&options.fengqiao, &restored)?;
+    let open_time = started.elapsed();
+    let (status, info) = get(node.address, "/api/health")?;
+    ensure!(status == 200, "health of the restored node: {info}");
+    let cases = info["case_count"].as_u64().unwrap_or(0);
+    ensure!(
+        cases >= held as u64,
+        "the restored node holds {cases} cases, fewer than the {held} held before the backup"
+    );
+    node.stop();
+    println!(
+        "restore of {cases} cases: {:.1} s; the restored node answered {:.0} ms after its start",
+        restore_time.as_secs_f64(),
+        open_time.as_secs_f64() * 1e3
+    );
     Ok(())
 }
 
