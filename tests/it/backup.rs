@@ -49,7 +49,7 @@ impl Load {
                 let mut index = 0usize;
                 while !stop.load(Ordering::SeqCst) {
                     index += 1;
-                    let write = if index % 3 == 0 && !numbers.is_empty() {
+                    let write = if index.is_multiple_of(3) && !numbers.is_empty() {
                         // Far apart in key order from one note to the next.
                         let number = numbers[(index * 7919) % numbers.len()].clone();
                         let text = format!("备份测试备注 {index}");
