@@ -178,6 +178,18 @@ impl Conformance {
             answer.status,
             answer.raw
         );
+        // A backup is described as bytes.
+        if response["content"]["application/octet-stream"].is_object() {
+            assert!(
+                answer.content_type.starts_with("application/octet-stream"),
+                "{method} {template} answered {} as {:?}, not bytes",
+                answer.status,
+                answer.content_type
+            );
+            self.answered
+                .insert((method.to_owned(), template.to_owned(), answer.status));
+            return;
+        }
         // A text answer (the Prometheus scrape) is described as text, not as a JSON schema.
         if response["content"]["text/plain"].is_object() {
             assert!(
@@ -650,6 +662,11 @@ fn every_route_answers_as_the_document_says_happy_and_refused() {
     let (refused, _) = client.send("GET", "/metrics?x=1", Credentials::None, None, None);
     assert_eq!(refused.status, 400, "{}", refused.raw);
     conformance.check("GET", "/metrics", &refused);
+
+    // A backup, streamed as bytes (the tests' account is an admin).
+    let (backup, _) = client.send("GET", "/api/backup", Credentials::Token, None, None);
+    assert_eq!(backup.status, 200, "{}", backup.raw);
+    conformance.check("GET", "/api/backup", &backup);
 
     // Every route the document lists answered its success status at least once.
     let document = conformance.document.clone();

@@ -613,7 +613,7 @@ pub const ROUTES: &[RouteSpec] = &[
         parameters: &[],
         request: None,
         success_status: 200,
-        response: BodySpec::Text("a Fengqiao backup file (`application/octet-stream`)"),
+        response: BodySpec::Binary("a Fengqiao backup file"),
         errors: &[400, 409, 500],
     },
 ];

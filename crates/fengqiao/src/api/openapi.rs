@@ -110,6 +110,8 @@ pub enum BodySpec {
     ListOf(SchemaOf),
     /// Plain text (`text/plain`), described in words: the Prometheus scrape.
     Text(&'static str),
+    /// Bytes (`application/octet-stream`), described in words: a backup file.
+    Binary(&'static str),
 }
 
 impl BodySpec {
@@ -120,6 +122,9 @@ impl BodySpec {
                 json!({"type": "array", "items": schema_of(generator).to_value()})
             }
             BodySpec::Text(description) => json!({"type": "string", "description": description}),
+            BodySpec::Binary(description) => {
+                json!({"type": "string", "format": "binary", "description": description})
+            }
         }
     }
 
@@ -128,6 +133,7 @@ impl BodySpec {
         match self {
             BodySpec::One(_) | BodySpec::ListOf(_) => "application/json",
             BodySpec::Text(_) => "text/plain",
+            BodySpec::Binary(_) => "application/octet-stream",
         }
     }
 }
