@@ -6,6 +6,7 @@
 mod accounts;
 mod audit;
 mod backdating;
+mod backup;
 mod cli_lifecycle;
 mod console;
 mod crash;

@@ -178,14 +178,16 @@ impl Conformance {
             answer.status,
             answer.raw
         );
-        // A file (the ledger export) is described as bytes: an Excel workbook or CSV.
+        // A file (the ledger export, a backup) is described as bytes: an Excel workbook, CSV or
+        // a backup file.
         if response["content"]["application/octet-stream"].is_object() {
             assert!(
                 answer.content_type.starts_with("text/csv")
                     || answer
                         .content_type
-                        .starts_with("application/vnd.openxmlformats"),
-                "{method} {template} answered {} as {:?}, not a ledger file",
+                        .starts_with("application/vnd.openxmlformats")
+                    || answer.content_type.starts_with("application/octet-stream"),
+                "{method} {template} answered {} as {:?}, not a file",
                 answer.status,
                 answer.content_type
             );
@@ -685,6 +687,11 @@ fn every_route_answers_as_the_document_says_happy_and_refused() {
     let (refused, _) = client.send("GET", "/metrics?x=1", Credentials::None, None, None);
     assert_eq!(refused.status, 400, "{}", refused.raw);
     conformance.check("GET", "/metrics", &refused);
+
+    // A backup, streamed as bytes (the tests' account is an admin).
+    let (backup, _) = client.send("GET", "/api/backup", Credentials::Token, None, None);
+    assert_eq!(backup.status, 200, "{}", backup.raw);
+    conformance.check("GET", "/api/backup", &backup);
 
     // Every route the document lists answered its success status at least once.
     let document = conformance.document.clone();

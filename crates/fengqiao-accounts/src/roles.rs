@@ -175,6 +175,9 @@ pub enum Action {
     /// The node's Prometheus metrics (`GET /metrics`) from beyond loopback: counts, links and
     /// request figures, never a case's content.
     ReadMetrics,
+    /// Take a backup of the whole node (`GET /api/backup`): every case with its petitioners,
+    /// the accounts and the node's key.
+    BackupNode,
 }
 
 impl Action {
@@ -198,6 +201,7 @@ impl Action {
             Action::IssuePolicy => "issue_policy".to_owned(),
             Action::ExportPersonalData => "export_personal_data".to_owned(),
             Action::ReadMetrics => "read_metrics".to_owned(),
+            Action::BackupNode => "backup_node".to_owned(),
         }
     }
 }
@@ -358,6 +362,12 @@ pub const ROLE_TABLE: &[(Action, &[Role], &str)] = &[
         &[Supervisor, Admin],
         "the node's metrics are read by a supervisor or an admin (or by anyone on the node's \
          own machine, from loopback)",
+    ),
+    (
+        Action::BackupNode,
+        &[Admin],
+        "only an admin (管理员) takes a backup: it holds every case, every account and the \
+         node's key",
     ),
 ];
 

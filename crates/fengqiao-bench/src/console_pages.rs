@@ -36,7 +36,7 @@ const LEDGER_FILTERS: [&str; 8] = [
 
 /// Run the console measurement on a node in `root/console-node` (made and filled, or reused).
 pub(crate) fn measure(options: &Options, root: &Path) -> anyhow::Result<()> {
-    let node = filled_node(options, &root.join("console-node"))?;
+    let (_, node, _) = filled_node(options, root, "console-node")?;
     let result = measure_pages(options, &node);
     node.stop();
     result

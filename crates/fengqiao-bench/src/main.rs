@@ -11,6 +11,10 @@
 //!
 //! With `--mode excel`: `--cases` rows exported with `fengqiao export` (Excel and CSV) and the
 //! workbook imported with `fengqiao import` into a fresh node (`excel.rs`).
+//! With `--mode backup`: a node filled the same way, then `fengqiao backup` of it while one client
+//! registers cases through the API one after another (the backup's time and size, and the API's
+//! latency during it against the same load without a backup), then `fengqiao restore` of the
+//! file into a new directory (its time) and a start of the restored node.
 
 mod excel;
 
@@ -38,6 +42,8 @@ enum Mode {
     Console,
     /// Export of `--cases` rows to Excel and CSV, and import of the workbook elsewhere.
     Excel,
+    /// Backup of a node holding `--cases` cases under API load, and its restore.
+    Backup,
 }
 
 #[derive(Debug, Parser)]
@@ -89,6 +95,7 @@ fn main() -> anyhow::Result<()> {
         Mode::Metrics => return metrics_scrapes(&options, &root),
         Mode::Console => return console_pages::measure(&options, &root),
         Mode::Excel => return excel::round_trip(&options, &root),
+        Mode::Backup => return backup_and_restore(&options, &root),
         Mode::Node => {}
     }
 
@@ -156,9 +163,53 @@ fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A node in `root/name` holding `options.cases` cases: made and filled by bulk import (not
+/// measured) the first time, reused after (a `--dir` kept from an earlier run); with its
+/// directory and the cases it holds.
+fn filled_node(
+    options: &Options,
+    root: &Path,
+    name: &str,
+) -> anyhow::Result<(PathBuf, NodeRun, usize)> {
+    let dir = root.join(name);
+    if !dir.join("fengqiao.toml").exists() {
+        init(&options.fengqiao, &dir)?;
+    }
+    let node = NodeRun::start(&options.fengqiao, &dir)?;
+    let (status, info) = get(node.address, "/api/health")?;
+    ensure!(status == 200, "health: {info}");
+    let held = info["case_count"].as_u64().unwrap_or(0) as usize;
+    if held == 0 {
+        let (seconds, _) = seed(node.address, options.cases, options.batch)?;
+        println!(
+            "filled: {} cases imported in {seconds:.1} s (not measured)",
+            options.cases
+        );
+        // A fresh process, so that what is measured (latency, peak memory) is not the filling's.
+        node.stop();
+        let node = NodeRun::start(&options.fengqiao, &dir)?;
+        return Ok((dir, node, options.cases));
+    } else {
+        ensure!(
+            held >= options.cases,
+            "{} holds {held} cases, fewer than {}: remove it",
+            dir.display(),
+            options.cases
+        );
+        println!("reused: {} holding {held} cases", dir.display());
+    }
+    Ok((dir, node, held.max(options.cases)))
+}
+
 /// `--mode metrics`: fill a node (or reuse the one `--dir` holds), then time the scrapes.
 fn metrics_scrapes(options: &Options, root: &Path) -> anyhow::Result<()> {
-    let node = filled_node(options, &root.join("metrics-node"))?;
+    let (dir, node, held) = filled_node(options, root, "metrics-node")?;
+    ensure!(
+        held == options.cases,
+        "{} holds {held} cases, not {}: remove it or pass --cases {held}",
+        dir.display(),
+        options.cases
+    );
     let agent = agent();
     let url = format!("http://{}/metrics", node.address);
     let scrape = || -> anyhow::Result<String> {
@@ -203,35 +254,137 @@ fn metrics_scrapes(options: &Options, root: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A node in `dir` holding `--cases` sample cases: made and filled (not measured), or reused if
-/// `dir` already holds exactly that many (a `--dir` kept from an earlier run).
-fn filled_node(options: &Options, dir: &Path) -> anyhow::Result<NodeRun> {
-    if !dir.join("fengqiao.toml").exists() {
-        init(&options.fengqiao, dir)?;
+/// Registers cases one request after another until `stop`, timing each answer.
+fn timed_registrations(
+    address: SocketAddr,
+    stop: &std::sync::atomic::AtomicBool,
+    seed: u64,
+) -> anyhow::Result<Vec<Duration>> {
+    let agent = agent();
+    let mut times = Vec::new();
+    let mut rows = ledger(seed, 1_000).into_iter().cycle();
+    while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+        let Some(row) = rows.next() else { break };
+        let mut case = row.case;
+        // A number is handed out by the node; the ledger's would repeat as the rows cycle.
+        case.number = None;
+        let body = serde_json::to_vec(&case)?;
+        let started = Instant::now();
+        let (status, answer) = post(&agent, address, "/api/cases", &body)?;
+        times.push(started.elapsed());
+        ensure!(status == 201, "register answered {status}: {answer}");
     }
-    let node = NodeRun::start(&options.fengqiao, dir)?;
+    Ok(times)
+}
+
+/// The API's latency while `during` runs, under one client registering cases back to back.
+fn latency_during<T>(
+    address: SocketAddr,
+    seed: u64,
+    during: impl FnOnce() -> anyhow::Result<T>,
+) -> anyhow::Result<(T, Timings, Duration)> {
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        let load = scope.spawn(|| timed_registrations(address, &stop, seed));
+        // The load runs a moment before and after, so the figures cover the whole of `during`.
+        std::thread::sleep(Duration::from_millis(300));
+        let outcome = during();
+        std::thread::sleep(Duration::from_millis(300));
+        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        let times = load
+            .join()
+            .map_err(|_| anyhow::anyhow!("load thread panicked"))??;
+        let max = times.iter().max().copied().unwrap_or_default();
+        Ok((outcome?, Timings::of(times), max))
+    })
+}
+
+fn print_latency(when: &str, timings: &Timings, max: Duration) {
+    println!(
+        "API registration latency {when}: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms ({} requests)",
+        timings.p50_ms,
+        timings.p99_ms,
+        max.as_secs_f64() * 1e3,
+        timings.runs
+    );
+}
+
+/// `--mode backup`: a backup of a filled node under API load, then its restore.
+fn backup_and_restore(options: &Options, root: &Path) -> anyhow::Result<()> {
+    let (dir, node, held) = filled_node(options, root, "backup-node")?;
+    let (_, baseline, baseline_max) = latency_during(node.address, 7, || {
+        std::thread::sleep(Duration::from_secs(5));
+        Ok(())
+    })?;
+    print_latency("without a backup", &baseline, baseline_max);
+    let file = root.join("node.fqb");
+    let _ = std::fs::remove_file(&file);
+    let (backup_time, during, during_max) = latency_during(node.address, 8, || {
+        let started = Instant::now();
+        let output = Command::new(&options.fengqiao)
+            .arg("backup")
+            .arg("--to")
+            .arg(&file)
+            .arg("--dir")
+            .arg(&dir)
+            .args(["--as", "admin"])
+            .output()
+            .context("run fengqiao backup")?;
+        ensure!(
+            output.status.success(),
+            "fengqiao backup failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        Ok(started.elapsed())
+    })?;
     let (status, info) = get(node.address, "/api/health")?;
     ensure!(status == 200, "health: {info}");
-    let held = info["case_count"].as_u64().unwrap_or(0) as usize;
-    if held == 0 {
-        let (seconds, _) = seed(node.address, options.cases, options.batch)?;
-        println!(
-            "filled: {} cases imported in {seconds:.1} s (not measured)",
-            options.cases
-        );
-        // A fresh process, so that what is measured (latency, peak memory) is not the filling's.
-        node.stop();
-        return NodeRun::start(&options.fengqiao, dir);
-    } else {
-        ensure!(
-            held == options.cases,
-            "{} holds {held} cases, not {}: remove it or pass --cases {held}",
-            dir.display(),
-            options.cases
-        );
-        println!("reused: {} holding {held} cases", dir.display());
+    node.stop();
+    let size = std::fs::metadata(&file)?.len();
+    let store_bytes = directory_size(&dir.join("store"))?;
+    println!(
+        "backup of {held} cases: {:.1} s, {} bytes ({:.0} bytes per case; the store takes {} \
+         bytes)",
+        backup_time.as_secs_f64(),
+        size,
+        size as f64 / held.max(1) as f64,
+        store_bytes
+    );
+    print_latency("during the backup", &during, during_max);
+    let restored = root.join("restored-node");
+    if restored.exists() {
+        std::fs::remove_dir_all(&restored)?;
     }
-    Ok(node)
+    let started = Instant::now();
+    let output = Command::new(&options.fengqiao)
+        .arg("restore")
+        .arg(&file)
+        .arg(&restored)
+        .output()
+        .context("run fengqiao restore")?;
+    let restore_time = started.elapsed();
+    ensure!(
+        output.status.success(),
+        "fengqiao restore failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let started = Instant::now();
+    let node = NodeRun::start(&options.fengqiao, &restored)?;
+    let open_time = started.elapsed();
+    let (status, info) = get(node.address, "/api/health")?;
+    ensure!(status == 200, "health of the restored node: {info}");
+    let cases = info["case_count"].as_u64().unwrap_or(0);
+    ensure!(
+        cases >= held as u64,
+        "the restored node holds {cases} cases, fewer than the {held} held before the backup"
+    );
+    node.stop();
+    println!(
+        "restore of {cases} cases: {:.1} s; the restored node answered {:.0} ms after its start",
+        restore_time.as_secs_f64(),
+        open_time.as_secs_f64() * 1e3
+    );
+    Ok(())
 }
 
 fn init(fengqiao: &Path, dir: &Path) -> anyhow::Result<()> {

@@ -29,6 +29,7 @@ mod cache;
 mod codec;
 mod free_space;
 mod index;
+mod snapshot;
 mod storage;
 #[cfg(test)]
 mod test_support;
@@ -43,6 +44,7 @@ use fengqiao_case::{CaseDocument, CaseId, CaseSummary, Category, DocumentError, 
 
 use crate::cache::{CaseLocks, DocumentCache, DocumentHandle, lock_ignoring_poison};
 use crate::codec::CaseRecord;
+pub use crate::snapshot::{Snapshot, SnapshotCounts, SnapshotEntry, StoreRestore};
 pub use crate::storage::QuarantineKey;
 use crate::storage::{
     DocumentWrite, Log, PreparedCase, PreparedUpdate, Storage, prepare_meta, should_compact,
@@ -72,6 +74,10 @@ pub enum StoreError {
     SummaryMismatch { expected: CaseId, found: CaseId },
     #[error("case {0} was changed by another writer after this update was computed")]
     ChangedMeanwhile(CaseId),
+    #[error("a snapshot (backup) of this store is already being taken; try again when it is done")]
+    SnapshotRunning,
+    #[error("{path} already holds a store: a restore writes only into a new one")]
+    NotEmpty { path: String },
     /// Nothing was written: the disk is below the reserve ([`StoreOptions::min_free_bytes`]).
     #[error(
         "not enough free space on the disk holding {path}: {} left, and the store keeps {} in \
@@ -186,6 +192,12 @@ impl SummaryObservation {
         }
         Ok(committed)
     }
+
+    /// Runs `work` between commits: no commit starts or ends while it runs.
+    fn in_commit_order<T>(&self, work: impl FnOnce() -> T) -> T {
+        let _order = lock_ignoring_poison(&self.commit_order);
+        work()
+    }
 }
 
 /// Filter for listing summaries; all set fields must match.
@@ -262,6 +274,8 @@ pub struct Store {
     summary_observation: SummaryObservation,
     held_access_records: Mutex<HeldAccessRecords>,
     account_trees: accounts::AccountTrees,
+    /// The snapshot (backup) being taken, if any: commits keep what it has not yet copied.
+    snapshots: snapshot::SnapshotRegistry,
 }
 
 /// Case numbers are keys and key components; the index layout relies on them holding no 0x00.
@@ -312,6 +326,7 @@ impl Store {
             summary_observation: SummaryObservation::default(),
             held_access_records: Mutex::new(HeldAccessRecords::default()),
             account_trees,
+            snapshots: snapshot::SnapshotRegistry::default(),
         })
     }
 
@@ -541,7 +556,10 @@ impl Store {
             self.prepare_update(number, &mut document, incremental, &summary, &meta)?;
         let feed_seq = self
             .summary_observation
-            .commit_and_observe(&[&summary], || self.storage.write_update(number, &update))?;
+            .commit_and_observe(&[&summary], || {
+                self.keep_for_snapshot(&[number])?;
+                self.storage.write_update(number, &update)
+            })?;
         drop(document);
         self.cache.insert(number, handle);
         drop(case_guard);
@@ -722,6 +740,8 @@ impl Store {
         let feed_positions = self
             .summary_observation
             .commit_and_observe(&summaries, || {
+                let numbers: Vec<&str> = writes.iter().map(|(number, _, _)| *number).collect();
+                self.keep_for_snapshot(&numbers)?;
                 self.storage.write_updates(&writes, &prepare_meta(meta))
             })?;
         for staged in updates.drain(..) {

@@ -32,6 +32,7 @@ use crate::free_space::FreeSpaceGuard;
 use crate::index::{
     IndexScan, KEY_SEPARATOR, index_keys, matches, number_from_index_key, plan_scan,
 };
+use crate::snapshot::SnapshotEntry;
 use crate::{CaseFilter, FeedEntry, FeedSeq, StoreError};
 
 /// Version of the whole on-disk layout (tree names, key formats, meta keys).
@@ -855,4 +856,155 @@ impl Storage {
             _ => return None,
         })
     }
+
+    /// A tree a snapshot copies as it is (`snapshot.rs`), by name; `None` for any other name.
+    pub(crate) fn snapshot_tree(&self, name: &str) -> Result<Option<sled::Tree>, StoreError> {
+        if !SNAPSHOT_TREES.contains(&name) {
+            return Ok(None);
+        }
+        Ok(Some(self.database.open_tree(name)?))
+    }
+
+    /// Every stored entry of one case as it is now (bookkeeping record, saved document, its
+    /// chunks, summary) and its feed position; `None` if the case is not stored. The caller
+    /// keeps writes of the case out meanwhile.
+    pub(crate) fn case_entries(
+        &self,
+        number: &str,
+    ) -> Result<Option<(FeedSeq, Vec<SnapshotEntry>)>, StoreError> {
+        let key = number.as_bytes();
+        let Some(record_bytes) = self.trees.case_records.get(key)? else {
+            return Ok(None);
+        };
+        let record = CaseRecord::decode(number, &record_bytes)?;
+        let missing = |what: &str| corrupt(format!("{what} of case {number}"), "missing");
+        let document = self
+            .trees
+            .documents
+            .get(key)?
+            .ok_or_else(|| missing("document"))?;
+        let summary = self
+            .trees
+            .summaries
+            .get(key)?
+            .ok_or_else(|| missing("summary"))?;
+        let mut entries = Vec::with_capacity(3 + record.chunk_count as usize);
+        entries.push(SnapshotEntry::new("case_records", key, &record_bytes));
+        entries.push(SnapshotEntry::new("documents", key, &document));
+        for index in 0..record.chunk_count {
+            let chunk_key = chunk_key(number, index);
+            let chunk = self
+                .trees
+                .changes
+                .get(&chunk_key)?
+                .ok_or_else(|| missing(&format!("change chunk {index}")))?;
+            entries.push(SnapshotEntry::new("changes", &chunk_key, &chunk));
+        }
+        entries.push(SnapshotEntry::new("summaries", key, &summary));
+        Ok(Some((record.feed_seq, entries)))
+    }
+
+    /// The node's meta entries (not the store's own keys), leaving out those whose key starts
+    /// with one of `skipped_prefixes` (keys as callers name them).
+    pub(crate) fn node_meta_entries(
+        &self,
+        skipped_prefixes: &[&str],
+    ) -> Result<Vec<SnapshotEntry>, StoreError> {
+        let skipped: Vec<Vec<u8>> = skipped_prefixes
+            .iter()
+            .map(|prefix| node_meta_key(prefix))
+            .collect();
+        let mut entries = Vec::new();
+        for item in self.trees.meta.scan_prefix(NODE_META_PREFIX) {
+            let (key, value) = item?;
+            if skipped.iter().any(|prefix| key.starts_with(prefix)) {
+                continue;
+            }
+            entries.push(SnapshotEntry::new("meta", &key, &value));
+        }
+        Ok(entries)
+    }
+
+    /// The meta entry that sets a restored store's feed head.
+    pub(crate) fn feed_head_entry(position: FeedSeq) -> SnapshotEntry {
+        SnapshotEntry::new("meta", FEED_HEAD_KEY, &position.to_be_bytes())
+    }
+
+    /// Rebuilds what a restore does not copy (the feed, the indexes, the case count) from the
+    /// copied bookkeeping records and summaries, checking that each case is whole. Answers the
+    /// number of cases.
+    pub(crate) fn rebuild_after_restore(&self) -> Result<u64, StoreError> {
+        let mut feed_head = self.feed_head()?;
+        let mut cases = 0u64;
+        for item in self.trees.case_records.iter() {
+            let (key, record_bytes) = item?;
+            let number = std::str::from_utf8(&key)
+                .map_err(|error| corrupt("case record key", error.to_string()))?;
+            let record = CaseRecord::decode(number, &record_bytes)?;
+            if !self.trees.documents.contains_key(&key)? {
+                return Err(corrupt(format!("document of case {number}"), "missing"));
+            }
+            let summary = self
+                .read_summary(number)?
+                .ok_or_else(|| corrupt(format!("summary of case {number}"), "missing"))?;
+            for index_key in index_keys(&summary) {
+                self.trees.indexes.insert(index_key, &[][..])?;
+            }
+            let seq_key = record.feed_seq.to_be_bytes();
+            if self
+                .trees
+                .feed
+                .insert(&seq_key[..], encode_feed_value(number))?
+                .is_some()
+            {
+                return Err(corrupt(
+                    format!("feed entry {}", record.feed_seq),
+                    "held by two cases",
+                ));
+            }
+            feed_head = feed_head.max(record.feed_seq);
+            cases += 1;
+        }
+        self.trees
+            .meta
+            .insert(FEED_HEAD_KEY, &feed_head.to_be_bytes()[..])?;
+        self.trees
+            .meta
+            .insert(CASE_COUNT_KEY, &cases.to_be_bytes()[..])?;
+        self.flush()?;
+        Ok(cases)
+    }
+
+    /// Whether nothing but the format version has been written: a restore writes only into such
+    /// a store.
+    pub(crate) fn is_new(&self) -> Result<bool, StoreError> {
+        Ok(self.trees.case_records.is_empty()
+            && self.trees.documents.is_empty()
+            && self
+                .trees
+                .meta
+                .scan_prefix(NODE_META_PREFIX)
+                .next()
+                .is_none())
+    }
 }
+
+/// The trees a snapshot copies entry by entry: the cases' and the meta, then those it reads whole
+/// after the cases ([`SNAPSHOT_TREES_AFTER_CASES`]). The feed and the indexes are rebuilt from
+/// the cases on restore; sessions are not kept (people sign in again on a restored node).
+pub(crate) const SNAPSHOT_TREES: &[&str] = &[
+    "documents",
+    "changes",
+    "case_records",
+    "summaries",
+    "meta",
+    "counters",
+    "access_log",
+    "quarantine",
+    "quarantine_keys",
+    "accounts",
+    "tokens",
+];
+
+/// The trees a snapshot reads whole, after the cases: the tail of [`SNAPSHOT_TREES`].
+pub(crate) const SNAPSHOT_TREES_AFTER_CASES: &[&str] = SNAPSHOT_TREES.split_at(5).1;

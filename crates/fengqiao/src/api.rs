@@ -102,11 +102,12 @@ pub enum Operation {
     RevokeToken,
     Metrics,
     ExportLedger,
+    Backup,
 }
 
 impl Operation {
     /// Every operation, for the test that each is routed.
-    pub const ALL: [Operation; 31] = [
+    pub const ALL: [Operation; 32] = [
         Operation::Health,
         Operation::OpenApi,
         Operation::RegisterCase,
@@ -138,6 +139,7 @@ impl Operation {
         Operation::RevokeToken,
         Operation::Metrics,
         Operation::ExportLedger,
+        Operation::Backup,
     ];
 
     /// The OpenAPI `operationId`.
@@ -174,6 +176,7 @@ impl Operation {
             Operation::RevokeToken => "revoke_token",
             Operation::Metrics => "metrics",
             Operation::ExportLedger => "export_ledger",
+            Operation::Backup => "backup",
         }
     }
 
@@ -210,6 +213,7 @@ impl Operation {
             Operation::Quarantine => on(filter, quarantine),
             Operation::Metrics => on(filter, metrics::metrics),
             Operation::ExportLedger => on(filter, export_ledger),
+            Operation::Backup => on(filter, backup),
             Operation::SignIn
             | Operation::SignOut
             | Operation::WhoAmI
@@ -667,6 +671,25 @@ pub const ROUTES: &[RouteSpec] = &[
              or text/csv",
         ),
         errors: &[400, 403, 500],
+    },
+    RouteSpec {
+        operation: Operation::Backup,
+        method: HttpMethod::Get,
+        path: "/api/backup",
+        summary: "a backup of the whole node, streamed as it is taken (fengqiao backup)",
+        description: "A consistent snapshot while writes go on: every case as it was at one \
+                      position of the node's change feed (named in the file's header), the \
+                      node's config, key, CLI token, roster, policies, accounts, counters and \
+                      logs; gzip-compressed, with a SHA-256 of the whole file at its end. The \
+                      file's layout is versioned (`fengqiao_case::model::backup`); `fengqiao \
+                      restore FILE DIR` checks and restores it. A stream cut short has no valid \
+                      checksum. Admins only; one backup at a time (409 while one runs).",
+        mutating: false,
+        parameters: &[],
+        request: None,
+        success_status: 200,
+        response: BodySpec::File("a Fengqiao backup file (application/octet-stream)"),
+        errors: &[400, 409, 500],
     },
 ];
 
@@ -1847,6 +1870,107 @@ async fn quarantine(
     let limit = query.count("limit")?;
     let listing = on_node(&state, move |node| node.quarantine(after, limit)).await?;
     Ok(axum::Json(listing))
+}
+
+/// Streams a backup of the node as [`crate::backup::write_backup`] takes it on a blocking
+/// thread: the status is decided once the snapshot has started (409 while another runs); a
+/// failure after that cuts the stream, which leaves the client a file without its checksum.
+async fn backup(
+    State(state): State<ApiState>,
+    QueryPairs(pairs): QueryPairs,
+) -> Result<Response, ApiFailure> {
+    QueryValues::new(Operation::Backup, pairs)?;
+    let (chunks, receiver) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(8);
+    let (started, start) = tokio::sync::oneshot::channel::<Result<(), ApiFailure>>();
+    let node = Arc::clone(&state.node);
+    tokio::task::spawn_blocking(move || {
+        let mut started = Some(started);
+        let mut out = std::io::BufWriter::with_capacity(
+            BACKUP_CHUNK_BYTES,
+            ChannelWriter {
+                chunks: chunks.clone(),
+            },
+        );
+        let written = crate::backup::write_backup(
+            &node,
+            crate::wall_clock::now(),
+            |header| {
+                let answer = match header {
+                    Ok(header) => {
+                        tracing::info!(feed_position = header.feed_position, "backup started");
+                        Ok(())
+                    }
+                    Err(error @ fengqiao_store::StoreError::SnapshotRunning) => Err(ApiFailure {
+                        status: StatusCode::CONFLICT,
+                        message: error.to_string(),
+                    }),
+                    Err(error) => {
+                        tracing::error!(%error, "cannot start a backup");
+                        Err(ApiFailure::internal())
+                    }
+                };
+                if let Some(started) = started.take() {
+                    let _ = started.send(answer);
+                }
+            },
+            &mut out,
+        );
+        let written = written.and_then(|summary| {
+            std::io::Write::flush(&mut out)?;
+            Ok(summary)
+        });
+        match written {
+            Ok(summary) => tracing::info!(
+                cases = summary.cases,
+                feed_position = summary.header.feed_position,
+                "backup sent"
+            ),
+            Err(error) => {
+                tracing::warn!(%error, "backup stopped; the stream is cut");
+                let _ = chunks.blocking_send(Err(std::io::Error::other(error.to_string())));
+            }
+        }
+    });
+    match start.await {
+        Ok(Ok(())) => {}
+        Ok(Err(failure)) => return Err(failure),
+        Err(_) => return Err(ApiFailure::internal()),
+    }
+    let stream = futures_util::stream::unfold(receiver, |mut receiver| async move {
+        receiver.recv().await.map(|chunk| (chunk, receiver))
+    });
+    Ok((
+        [(header::CONTENT_TYPE, "application/octet-stream")],
+        axum::body::Body::from_stream(stream),
+    )
+        .into_response())
+}
+
+/// Bytes of a backup sent at a time.
+const BACKUP_CHUNK_BYTES: usize = 256 * 1024;
+
+/// Hands what is written to the response stream; fails once the client has gone, which ends
+/// the snapshot.
+struct ChannelWriter {
+    chunks: tokio::sync::mpsc::Sender<std::io::Result<Bytes>>,
+}
+
+impl std::io::Write for ChannelWriter {
+    fn write(&mut self, buffer: &[u8]) -> std::io::Result<usize> {
+        self.chunks
+            .blocking_send(Ok(Bytes::copy_from_slice(buffer)))
+            .map_err(|_| {
+                std::io::Error::new(
+                    std::io::ErrorKind::BrokenPipe,
+                    "the client stopped reading the backup",
+                )
+            })?;
+        Ok(buffer.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 /// The longest path and query the API reads, in bytes: far beyond any it documents (a case

@@ -106,6 +106,26 @@ pub enum Command {
     Token(user::TokenCommand),
     /// Who the CLI is signed in as on the node
     Whoami,
+    /// Take a backup of a running node (admin): every case at one moment, config, key, accounts
+    Backup(BackupArgs),
+    /// Make a node directory from a backup file (checked whole first; DIR must be new or empty)
+    Restore(RestoreArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BackupArgs {
+    /// The backup file to write (written beside it first, then renamed: a cut stream never
+    /// leaves a file that looks whole)
+    #[arg(long, value_name = "FILE")]
+    pub to: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    /// A file `fengqiao backup` wrote
+    pub file: PathBuf,
+    /// The node directory to create: must not exist, or be empty
+    pub dir: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -264,6 +284,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::User(command) => user::run_user(command, &connect(&global)?, global.json),
         Command::Token(command) => user::run_token(command, &connect(&global)?, global.json),
         Command::Whoami => user::whoami(&connect(&global)?, global.json),
+        Command::Backup(args) => backup(&args, &connect(&global)?, global.json),
+        Command::Restore(args) => restore(&args, global.json),
     }
 }
 
@@ -406,6 +428,80 @@ fn stats(args: StatsArgs, client: &NodeClient, json: bool) -> anyhow::Result<()>
     let measures: Measures =
         serde_json::from_value(measures).context("unexpected answer from /api/stats")?;
     emit(render::stats_text(&measures))
+}
+
+/// Streams the node's backup into a temporary file beside `--to`, checks it whole (checksum,
+/// header), then renames it into place.
+fn backup(args: &BackupArgs, client: &NodeClient, json: bool) -> anyhow::Result<()> {
+    let target = &args.to;
+    let directory = match target.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let file_name = target
+        .file_name()
+        .with_context(|| format!("--to {} names no file", target.display()))?;
+    let mut partial = tempfile::Builder::new()
+        .prefix(&format!(".{}.", file_name.to_string_lossy()))
+        .suffix(".partial")
+        .tempfile_in(&directory)
+        .with_context(|| format!("cannot write a file in {}", directory.display()))?;
+    let partial_path = partial.path().to_path_buf();
+    let bytes = {
+        let mut out = std::io::BufWriter::new(partial.as_file_mut());
+        let bytes = client.download("/api/backup", &[], &mut out)?;
+        std::io::Write::flush(&mut out)
+            .with_context(|| format!("cannot write {}", partial_path.display()))?;
+        bytes
+    };
+    partial
+        .as_file()
+        .sync_all()
+        .with_context(|| format!("cannot write {}", partial.path().display()))?;
+    let header = crate::backup::check_backup_file(partial.path())
+        .context("the backup the node sent is not whole; nothing was written")?;
+    partial
+        .persist(target)
+        .with_context(|| format!("cannot write {}", target.display()))?;
+    if json {
+        return print_json(&serde_json::json!({
+            "file": target.display().to_string(),
+            "bytes": bytes,
+            "header": header,
+        }));
+    }
+    emit(format!(
+        "backup of {} ({}) at feed position {} written to {} ({bytes} bytes)",
+        header.office,
+        header.node_id,
+        header.feed_position,
+        target.display()
+    ))
+}
+
+fn restore(args: &RestoreArgs, json: bool) -> anyhow::Result<()> {
+    let restored = crate::backup::restore(&args.file, &args.dir)?;
+    if json {
+        return print_json(&serde_json::json!({
+            "dir": args.dir.display().to_string(),
+            "cases": restored.cases,
+            "header": restored.header,
+        }));
+    }
+    emit(format!(
+        "restored {} ({}) into {}: {} cases as at feed position {} ({}). Start it with \
+         `fengqiao run {}`; it syncs again with its peers",
+        restored.header.office,
+        restored.header.node_id,
+        args.dir.display(),
+        restored.cases,
+        restored.header.feed_position,
+        restored
+            .header
+            .taken_at
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        args.dir.display()
+    ))
 }
 
 /// The query `stats` sends (`stats::period_query`, which `report` asks with too).

@@ -264,15 +264,17 @@ impl NodeClient {
         from_answer(path, value)
     }
 
-    /// `GET path?query` and copy the answer's bytes as they arrive into `to` (an export: no
-    /// size limit and no overall timeout, as a large ledger takes a while); the bytes copied.
-    /// A refusal is the node's ApiError message, and nothing is written.
+    /// `GET path?query` as the account and copy the answer's bytes as they arrive into `to` (an
+    /// export, a backup: nothing held in memory, no size limit and no overall timeout, as a
+    /// large node takes a while); the bytes copied. A refusal is the node's ApiError message,
+    /// and nothing is written.
     pub fn download(
         &self,
         path: &str,
         query: &[(&str, String)],
         to: &mut dyn std::io::Write,
     ) -> anyhow::Result<u64> {
+        self.require_credentials()?;
         let url = self.url(path);
         let mut request = self.agent.get(&url);
         for (key, value) in query {

@@ -3,6 +3,7 @@
 
 pub mod admission;
 pub mod api;
+pub mod backup;
 pub mod cli;
 pub mod client;
 pub mod config;

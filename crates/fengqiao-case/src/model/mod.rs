@@ -6,6 +6,7 @@
 //! one spelling.
 
 pub mod audit;
+pub mod backup;
 pub mod policy;
 pub mod roster;
 pub mod stats;

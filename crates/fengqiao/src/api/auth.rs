@@ -67,6 +67,7 @@ pub fn access(operation: Operation) -> Access {
         | O::CreateToken
         | O::RevokeToken => Access::Role(Action::ManageAccounts),
         O::Metrics => Access::LoopbackOrRole(Action::ReadMetrics),
+        O::Backup => Access::Role(Action::BackupNode),
     }
 }
 

@@ -34,7 +34,9 @@ use tracing::Instrument;
 
 pub use driver::{ChangeNotifier, DriverError, SessionEnd, StreamRole, SyncDriver};
 pub use links::{LinkRegistry, PeerLinkReport, PeerView};
-pub use replica::{SharedRoster, StoreHandle, StoreReplica, peer_cursor_key, peer_heads_key};
+pub use replica::{
+    PEER_SYNC_META_PREFIX, SharedRoster, StoreHandle, StoreReplica, peer_cursor_key, peer_heads_key,
+};
 pub use roster::{LiveRoster, ROSTER_META_KEY, RosterStoreError, tier_of_region_code};
 
 use crate::service::Node;

@@ -94,12 +94,17 @@ impl<T: SubtreeRoster + Hierarchy + Send + Sync> ReplicaRoster for T {}
 /// The roster shared by every session of a node.
 pub type SharedRoster = Arc<dyn ReplicaRoster>;
 
+/// Node meta keys under this prefix are what the node knows of each peer's progress (cursors
+/// and heads). A restored node does not keep them: it may lack what they say a peer holds or was
+/// sent, so it learns them again by syncing (`backup.rs`).
+pub const PEER_SYNC_META_PREFIX: &str = "sync/";
+
 pub fn peer_cursor_key(peer: &str) -> String {
-    format!("sync/{peer}/cursor")
+    format!("{PEER_SYNC_META_PREFIX}{peer}/cursor")
 }
 
 pub fn peer_heads_key(peer: &str, case: &str) -> String {
-    format!("sync/{peer}/heads/{case}")
+    format!("{PEER_SYNC_META_PREFIX}{peer}/heads/{case}")
 }
 
 /// The node's store as the sync core sees it. Cheap to clone: sessions of one node share it.
