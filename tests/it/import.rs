@@ -152,6 +152,9 @@ fn case_count(node: &NodeProcess) -> u64 {
     info["case_count"].as_u64().expect("case_count")
 }
 
+/// Rows per request of the imports [`import_killed_part_way`] interrupts.
+const IMPORT_BATCH: u64 = 20;
+
 /// Start `fengqiao import` and `kill -9` it once the node holds more than `more_than` cases
 /// and fewer than `all`; returns the count it was killed at. With `kill_the_node`, the node is
 /// killed instead, in the middle of the import's batches.
@@ -168,16 +171,28 @@ fn import_killed_part_way(
         import.env("FENGQIAO_TOKEN", token);
     }
     let mut import = import
-        .args(["import", ledger, "--batch", "20", "--node", &url])
+        .args([
+            "import",
+            ledger,
+            "--batch",
+            &IMPORT_BATCH.to_string(),
+            "--node",
+            &url,
+        ])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .expect("start fengqiao import");
+    // The node's count includes a batch committed but not yet flushed, which a `kill -9` of the
+    // node may lose (it was never acknowledged). The importer sends a batch only once the one
+    // before was acknowledged, so a count a whole batch past `more_than` means at least one
+    // batch past it is durable: the node is killed only then.
+    let kill_past = more_than + if kill_the_node { IMPORT_BATCH } else { 0 };
     let deadline = Instant::now() + Duration::from_secs(120);
     let killed_at = loop {
         let count = case_count(&node);
-        if count > more_than {
+        if count > kill_past {
             assert!(
                 count < all,
                 "the import finished ({count} cases) before it could be killed part-way"
