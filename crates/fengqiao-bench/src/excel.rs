@@ -23,7 +23,6 @@ pub fn round_trip(options: &Options, root: &Path) -> anyhow::Result<()> {
     let source_dir = root.join("excel-source");
     if !source_dir.join("fengqiao.toml").exists() {
         init(&options.fengqiao, &source_dir)?;
-        add_exporter(&source_dir)?;
         let node = NodeRun::start(&options.fengqiao, &source_dir)?;
         let (seconds, _) = seed(node.address, options.cases, options.batch)?;
         println!(
@@ -32,6 +31,8 @@ pub fn round_trip(options: &Options, root: &Path) -> anyhow::Result<()> {
         );
         node.stop();
     }
+    // The exporting account, also in a node another mode filled (`--dir` reused); stopped here.
+    add_exporter(&source_dir)?;
     // A fresh process, so its peak memory is the exports', not the seeding's.
     let node = NodeRun::start(&options.fengqiao, &source_dir)?;
     let (status, info) = get(node.address, "/api/health")?;
@@ -118,6 +119,12 @@ pub fn round_trip(options: &Options, root: &Path) -> anyhow::Result<()> {
 fn add_exporter(dir: &Path) -> anyhow::Result<()> {
     use fengqiao_accounts::{Role, RoleSet};
     let node = fengqiao::service::Node::open(dir)?;
+    let views = node
+        .account_views()
+        .map_err(|error| anyhow::anyhow!("cannot read the accounts: {error}"))?;
+    if views.iter().any(|account| account.login == EXPORTER_LOGIN) {
+        return Ok(());
+    }
     let request = fengqiao_accounts::wire::NewAccount {
         login: EXPORTER_LOGIN.to_owned(),
         display_name: "基准测试导出".to_owned(),
