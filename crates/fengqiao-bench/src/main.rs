@@ -266,8 +266,10 @@ fn timed_registrations(
     while !stop.load(std::sync::atomic::Ordering::SeqCst) {
         let Some(row) = rows.next() else { break };
         let mut case = row.case;
-        // A number is handed out by the node; the ledger's would repeat as the rows cycle.
+        // A number is handed out by the node; the ledger's would repeat as the rows cycle. The
+        // case is registered now, as at a counter: a ledger row's past date needs a reason.
         case.number = None;
+        case.registered_at = None;
         let body = serde_json::to_vec(&case)?;
         let started = Instant::now();
         let (status, answer) = post(&agent, address, "/api/cases", &body)?;
@@ -541,7 +543,12 @@ fn ledger(seed: u64, count: usize) -> Vec<fengqiao_case::ImportRow> {
 fn api_registration_rate(address: SocketAddr, count: usize, clients: usize) -> anyhow::Result<f64> {
     let bodies: Vec<Vec<u8>> = ledger(1, count)
         .into_iter()
-        .map(|row| serde_json::to_vec(&row.case))
+        .map(|row| {
+            // Registered now, as at a counter: a ledger row's past date needs a reason.
+            let mut case = row.case;
+            case.registered_at = None;
+            serde_json::to_vec(&case)
+        })
         .collect::<Result<_, _>>()?;
     let chunk = count.div_ceil(clients.max(1));
     let started = Instant::now();
