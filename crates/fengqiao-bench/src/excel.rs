@@ -13,25 +13,16 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, ensure};
 use fengqiao_bench::peak_resident_kib;
 
-use super::{NodeRun, Options, get, init, seed};
+use super::{NodeRun, Options, filled_node, get, init};
 
 /// The account the export acts as: an admin (ID numbers whole, so the file imports) who may also
 /// read cases (a supervisor); the bench account has no admin role.
 const EXPORTER_LOGIN: &str = "bench-exporter";
 
 pub fn round_trip(options: &Options, root: &Path) -> anyhow::Result<()> {
-    let source_dir = root.join("excel-source");
-    if !source_dir.join("fengqiao.toml").exists() {
-        init(&options.fengqiao, &source_dir)?;
-        let node = NodeRun::start(&options.fengqiao, &source_dir)?;
-        let (seconds, _) = seed(node.address, options.cases, options.batch)?;
-        println!(
-            "filled: {} cases imported in {seconds:.1} s (not measured)",
-            options.cases
-        );
-        node.stop();
-    }
-    // The exporting account, also in a node another mode filled (`--dir` reused); stopped here.
+    let (source_dir, node, _) = filled_node(options, root, "excel-source")?;
+    node.stop();
+    // The exporting account, also in a node another mode filled (`--dir` reused).
     add_exporter(&source_dir)?;
     // A fresh process, so its peak memory is the exports', not the seeding's.
     let node = NodeRun::start(&options.fengqiao, &source_dir)?;
