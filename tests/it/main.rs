@@ -22,5 +22,6 @@ mod metrics;
 mod nemesis;
 mod openapi;
 mod policy;
+mod rebuild;
 mod stats;
 mod tiers;

@@ -15,6 +15,8 @@
 //! registers cases through the API one after another (the backup's time and size, and the API's
 //! latency during it against the same load without a backup), then `fengqiao restore` of the
 //! file into a new directory (its time) and a start of the restored node.
+//! With `--mode rebuild`: a village of `--cases` cases rebuilt from its township after losing its
+//! directory and key (`rebuild.rs`).
 
 mod excel;
 
@@ -30,6 +32,7 @@ use fengqiao_bench::{Timings, machine_description, resident_kib};
 use fengqiao_samples::{SampleVillage, sample_ledger};
 
 mod console_pages;
+mod rebuild;
 
 /// What to measure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -44,6 +47,8 @@ enum Mode {
     Excel,
     /// Backup of a node holding `--cases` cases under API load, and its restore.
     Backup,
+    /// A village holding `--cases` cases rebuilt from its township after losing its disk.
+    Rebuild,
 }
 
 #[derive(Debug, Parser)]
@@ -96,6 +101,7 @@ fn main() -> anyhow::Result<()> {
         Mode::Console => return console_pages::measure(&options, &root),
         Mode::Excel => return excel::round_trip(&options, &root),
         Mode::Backup => return backup_and_restore(&options, &root),
+        Mode::Rebuild => return rebuild::measure(&options, &root),
         Mode::Node => {}
     }
 

@@ -18,6 +18,11 @@ pub trait Hierarchy {
     fn is_strict_ancestor(&self, ancestor: &str, node: &str) -> bool;
     /// The region code of an office of the federation, or `None` for a node that is not one.
     fn region_of(&self, node: &str) -> Option<String>;
+    /// Whether `node` was replaced by a successor (a rebuilt office with a new key), and from
+    /// when: receipt then refuses its newer events (`receipt.rs`). Outside a federation, never.
+    fn retirement(&self, _node: &str) -> Option<crate::model::roster::Retirement> {
+        None
+    }
 }
 
 /// The hierarchy of a node outside any federation (or before its federation has started): it

@@ -60,6 +60,16 @@ pub enum ReceiptError {
     UnknownPast { event: EventId },
     #[error("event {event}: {source}")]
     UnknownPolicy { event: EventId, source: PolicyError },
+    #[error(
+        "event {event} is signed by node {node}, which its successor {successor} replaced at \
+         {since}: the old key makes no new events"
+    )]
+    MadeAfterSuccession {
+        event: EventId,
+        node: NodeId,
+        successor: NodeId,
+        since: chrono::DateTime<chrono::Utc>,
+    },
 }
 
 impl ReceiptError {
@@ -366,6 +376,7 @@ impl Judge<'_> {
                 node: event.node.clone(),
             });
         };
+        check_not_after_succession(event, past, federation)?;
         // A registration, or an amended location, places the case: only inside the maker's
         // jurisdiction (the same rule the API applies, `authority::check_jurisdiction`).
         let placed = match &event.kind {
@@ -421,6 +432,36 @@ impl Judge<'_> {
             }
         })
     }
+}
+
+/// The succession cut: an event signed by a node that a successor replaced is kept only if it
+/// was made before the replacement, that is, recorded (`hlc`) before the successor's roster
+/// entry was issued and not made on anything the successor made. So everything the old office
+/// did before its disk was lost stays valid everywhere (unlike a revocation), while its key, if
+/// found or stolen later, cannot add to a case the successor has worked on or stamp a time after
+/// the replacement. (A key holder who forges an early time on a branch the successor has not
+/// touched is not caught by this rule: only a revocation refuses every event of a key.)
+fn check_not_after_succession(
+    event: &Event,
+    past: &[&Event],
+    federation: &dyn Hierarchy,
+) -> Result<(), ReceiptError> {
+    let Some(retirement) = federation.retirement(&event.node) else {
+        return Ok(());
+    };
+    let recorded_after = event.hlc.wall_ms >= retirement.since.timestamp_millis();
+    let built_on_successor = past
+        .iter()
+        .any(|earlier| earlier.node == retirement.successor);
+    if recorded_after || built_on_successor {
+        return Err(ReceiptError::MadeAfterSuccession {
+            event: event.id.clone(),
+            node: event.node.clone(),
+            successor: retirement.successor,
+            since: retirement.since,
+        });
+    }
+    Ok(())
 }
 
 /// The header as of `events`: the registered one with the amendments among them applied.

@@ -899,6 +899,15 @@ impl Store {
         Ok(sequence)
     }
 
+    /// Make the next sequence for `prefix` come after `highest` (a counter only ever grows, so
+    /// this never lowers it), durably: a rebuilt node continues its numbering after the cases
+    /// that came back. Returns the counter's value.
+    pub fn raise_case_sequence(&self, prefix: &str, highest: u64) -> Result<u64, StoreError> {
+        let value = self.storage.raise_counter(prefix, highest)?;
+        self.flush_written()?;
+        Ok(value)
+    }
+
     pub fn meta_get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         self.storage.meta_get(key)
     }

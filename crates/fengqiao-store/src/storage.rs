@@ -722,6 +722,26 @@ impl Storage {
         finish(result)
     }
 
+    /// Raise the counter of `prefix` to at least `at_least` (never lower it); returns its value.
+    pub(crate) fn raise_counter(&self, prefix: &str, at_least: u64) -> Result<u64, StoreError> {
+        self.free_space.check()?;
+        let result = self.trees.counters.transaction(|counters| {
+            let current = match counters.get(prefix.as_bytes())? {
+                None => 0,
+                Some(value) => match decode_u64_value(&format!("counter {prefix}"), &value) {
+                    Ok(current) => current,
+                    Err(error) => return abort(error),
+                },
+            };
+            if current >= at_least {
+                return Ok(current);
+            }
+            counters.insert(prefix.as_bytes(), &at_least.to_be_bytes()[..])?;
+            Ok(at_least)
+        });
+        finish(result)
+    }
+
     pub(crate) fn meta_get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(self
             .trees

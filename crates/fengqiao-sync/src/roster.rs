@@ -22,7 +22,8 @@ use std::collections::{BTreeMap, HashSet, VecDeque};
 use chrono::{DateTime, Utc};
 use fengqiao_case::model::policy::{POLICY_FORMAT_VERSION, Policy, SignedPolicy};
 use fengqiao_case::model::roster::{
-    ROSTER_FORMAT_VERSION, RosterEntry, RosterFrame, RosterSnapshot, SignedRosterEntry,
+    ROSTER_FORMAT_VERSION, ROSTER_FORMAT_VERSION_WITHOUT_SUCCESSORS, Retirement, RosterEntry,
+    RosterFrame, RosterSnapshot, SignedRosterEntry, SignedRosterEntryV1,
 };
 use fengqiao_case::model::{Limits, NodeId, Tier, WarningThresholds};
 use fengqiao_case::policy::{MAX_POLICIES, PolicyBook, PolicyError, sign_policy, verify_policy};
@@ -34,9 +35,13 @@ use crate::routing::{PeerRelation, SubtreeRoster};
 /// cannot grow our memory or disk without bound.
 pub const MAX_ROSTER_ENTRIES: usize = 20_000;
 
-/// Format version byte before a stored snapshot's bincode: 2 holds policies; 1 (entries only)
-/// is still read.
-const SNAPSHOT_FORMAT_VERSION: u8 = 2;
+/// Format version byte before a stored snapshot's bincode: 3 holds entries of roster format 2
+/// (with `successor_of`); 2 (version-1 entries and policies) and 1 (version-1 entries only) are
+/// still read.
+const SNAPSHOT_FORMAT_VERSION: u8 = 3;
+
+/// Stored snapshot format 2: policies, entries in their version-1 layout.
+const SNAPSHOT_FORMAT_VERSION_WITHOUT_SUCCESSORS: u8 = 2;
 
 /// Stored snapshot format 1: before policies.
 const SNAPSHOT_FORMAT_VERSION_WITHOUT_POLICIES: u8 = 1;
@@ -46,7 +51,16 @@ const SNAPSHOT_FORMAT_VERSION_WITHOUT_POLICIES: u8 = 1;
 struct SnapshotWithoutPolicies {
     format_version: u32,
     root: Option<NodeId>,
-    entries: Vec<SignedRosterEntry>,
+    entries: Vec<SignedRosterEntryV1>,
+}
+
+/// The layout of a format-2 snapshot.
+#[derive(serde::Deserialize)]
+struct SnapshotWithoutSuccessors {
+    format_version: u32,
+    root: Option<NodeId>,
+    entries: Vec<SignedRosterEntryV1>,
+    policies: Vec<SignedPolicy>,
 }
 
 /// Largest stored snapshot decoded (far above [`MAX_ROSTER_ENTRIES`] entries).
@@ -92,13 +106,27 @@ pub enum RosterError {
     Policy(#[from] PolicyError),
     #[error("only the federation's root issues policies; this node's root is {root:?}")]
     NotRoot { root: Option<NodeId> },
+    #[error("roster entry for {node}: a version-1 entry cannot name a successor")]
+    SuccessorInVersion1 { node: NodeId },
+    #[error("roster entry for {node}: a node cannot succeed itself")]
+    SucceedsItself { node: NodeId },
 }
 
-/// The bytes an issuer signs for `entry`.
+/// The bytes an issuer signs for `entry`: the context and the entry's bincode in the layout of
+/// its format version (a version-1 entry as version 1 laid it out, so its signature verifies).
 pub fn signing_bytes(entry: &RosterEntry) -> Result<Vec<u8>, RosterError> {
     let mut bytes = SIGNING_CONTEXT.to_vec();
-    bincode::serde::encode_into_std_write(entry, &mut bytes, bincode::config::standard())
-        .map_err(|error| RosterError::Encode(error.to_string()))?;
+    let encoded = if entry.format_version == ROSTER_FORMAT_VERSION_WITHOUT_SUCCESSORS {
+        let old = entry
+            .as_version_1()
+            .ok_or_else(|| RosterError::SuccessorInVersion1 {
+                node: entry.node_id.clone(),
+            })?;
+        bincode::serde::encode_into_std_write(old, &mut bytes, bincode::config::standard())
+    } else {
+        bincode::serde::encode_into_std_write(entry, &mut bytes, bincode::config::standard())
+    };
+    encoded.map_err(|error| RosterError::Encode(error.to_string()))?;
     Ok(bytes)
 }
 
@@ -126,12 +154,21 @@ fn decode_whole<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Roster
 pub fn decode_snapshot(value: &[u8]) -> Result<RosterSnapshot, RosterError> {
     match value.split_first() {
         Some((&SNAPSHOT_FORMAT_VERSION, body)) => decode_whole(body),
+        Some((&SNAPSHOT_FORMAT_VERSION_WITHOUT_SUCCESSORS, body)) => {
+            let old: SnapshotWithoutSuccessors = decode_whole(body)?;
+            Ok(RosterSnapshot {
+                format_version: old.format_version,
+                root: old.root,
+                entries: old.entries.into_iter().map(Into::into).collect(),
+                policies: old.policies,
+            })
+        }
         Some((&SNAPSHOT_FORMAT_VERSION_WITHOUT_POLICIES, body)) => {
             let old: SnapshotWithoutPolicies = decode_whole(body)?;
             Ok(RosterSnapshot {
                 format_version: old.format_version,
                 root: old.root,
-                entries: old.entries,
+                entries: old.entries.into_iter().map(Into::into).collect(),
                 policies: Vec::new(),
             })
         }
@@ -169,7 +206,9 @@ pub fn sign_entry(
 pub fn verify_entry(signed: &SignedRosterEntry) -> Result<NodeId, RosterError> {
     let entry = &signed.entry;
     let node = || entry.node_id.clone();
-    if entry.format_version != ROSTER_FORMAT_VERSION {
+    let known_version = entry.format_version == ROSTER_FORMAT_VERSION
+        || entry.format_version == ROSTER_FORMAT_VERSION_WITHOUT_SUCCESSORS;
+    if !known_version {
         return Err(RosterError::UnsupportedVersion {
             node: node(),
             found: entry.format_version,
@@ -204,6 +243,9 @@ pub fn verify_entry(signed: &SignedRosterEntry) -> Result<NodeId, RosterError> {
             issuer,
         });
     }
+    if entry.successor_of.as_deref() == Some(entry.node_id.as_str()) {
+        return Err(RosterError::SucceedsItself { node: node() });
+    }
     // The one rule every verifier of this federation applies (events, batches, audit verify).
     verify_signature(&key_bytes, &signing_bytes(entry)?, &signature_bytes).map_err(|refusal| {
         match refusal {
@@ -223,6 +265,8 @@ pub struct Admission {
     pub tier: Tier,
     pub region_code: String,
     pub revoked: bool,
+    /// The node this one replaces (`RosterEntry::successor_of`).
+    pub successor_of: Option<NodeId>,
 }
 
 impl Admission {
@@ -235,6 +279,7 @@ impl Admission {
             tier: entry.tier,
             region_code: entry.region_code.clone(),
             revoked: entry.revoked,
+            successor_of: entry.successor_of.clone(),
         }
     }
 }
@@ -261,6 +306,8 @@ pub struct Roster {
     members: BTreeMap<NodeId, RosterEntry>,
     /// Offices whose best entry from a member parent is a revocation, by that revocation.
     revoked: BTreeMap<NodeId, RosterEntry>,
+    /// Members replaced by a successor their parent admitted, by the replaced node.
+    retired: BTreeMap<NodeId, Retirement>,
     /// Every policy version verified, keyed by (issuer, version); only the root's count.
     policies: BTreeMap<(NodeId, u64), SignedPolicy>,
     digest: [u8; 32],
@@ -462,6 +509,7 @@ impl Roster {
             region_code: admission.region_code,
             parent,
             revoked: admission.revoked,
+            successor_of: admission.successor_of,
             serial: previous_serial
                 .saturating_add(1)
                 .max(u64::try_from(now.timestamp_millis()).unwrap_or(0)),
@@ -529,6 +577,45 @@ impl Roster {
         }
         self.digest = hasher.finalize().into();
         (self.members, self.revoked) = self.derive_members();
+        self.retired = self.derive_retirements();
+    }
+
+    /// Members replaced by a member successor: only the replaced node's own parent may name its
+    /// successor (the successor's entry is signed by that parent, as the old node's is).
+    fn derive_retirements(&self) -> BTreeMap<NodeId, Retirement> {
+        self.members
+            .values()
+            .filter_map(|successor| {
+                let old = successor.successor_of.as_ref()?;
+                let old_entry = self.members.get(old)?;
+                (old_entry.parent.is_some() && old_entry.parent == successor.parent).then(|| {
+                    (
+                        old.clone(),
+                        Retirement {
+                            successor: successor.node_id.clone(),
+                            since: successor.issued_at,
+                        },
+                    )
+                })
+            })
+            .collect()
+    }
+
+    /// Whether `node` was replaced by a successor, by whom and since when.
+    pub fn retirement(&self, node: &str) -> Option<&Retirement> {
+        self.retired.get(node)
+    }
+
+    /// The office `node` is now: itself, or the last of its successors.
+    pub fn current_office<'roster>(&'roster self, node: &'roster str) -> &'roster str {
+        let mut current = node;
+        for _ in 0..MAX_DEPTH {
+            match self.retired.get(current) {
+                Some(retirement) => current = retirement.successor.as_str(),
+                None => break,
+            }
+        }
+        current
     }
 
     /// Members, top down: the root's own entry, then at each level the best entry about each
@@ -596,10 +683,17 @@ impl fengqiao_case::authority::Hierarchy for Roster {
     fn region_of(&self, node: &str) -> Option<String> {
         self.member(node).map(|entry| entry.region_code.clone())
     }
+
+    fn retirement(&self, node: &str) -> Option<Retirement> {
+        Roster::retirement(self, node).cloned()
+    }
 }
 
+/// A node replaced by a successor counts as its successor: the cases it registered or held are
+/// the successor's office's, so they route to the successor's link.
 impl SubtreeRoster for Roster {
     fn is_in_subtree(&self, subtree_root: &str, node: &str) -> bool {
+        let node = self.current_office(node);
         if subtree_root == node {
             return true;
         }

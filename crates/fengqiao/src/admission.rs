@@ -55,6 +55,30 @@ pub fn admit_child(
     child: &ChildOffice,
     quic_listen: Option<SocketAddr>,
 ) -> anyhow::Result<(NodeConfig, String)> {
+    admit(dir, child, None, quic_listen)
+}
+
+/// Admit `child` as the successor of the admitted child `predecessor` (a rebuilt office whose
+/// old key was lost: `fengqiao admit --successor-of`), in the config of the node in `dir`, and
+/// save it. The predecessor leaves the children, so its connections are refused from then on,
+/// but is not revoked: the roster entry this node signs for the successor names it, so the
+/// events it signed before stay valid everywhere and its cases route to the successor. The
+/// successor is the same office: same region. Does not tell a running node.
+pub fn admit_successor(
+    dir: &Path,
+    child: &ChildOffice,
+    predecessor: &str,
+    quic_listen: Option<SocketAddr>,
+) -> anyhow::Result<(NodeConfig, String)> {
+    admit(dir, child, Some(predecessor), quic_listen)
+}
+
+fn admit(
+    dir: &Path,
+    child: &ChildOffice,
+    predecessor: Option<&str>,
+    quic_listen: Option<SocketAddr>,
+) -> anyhow::Result<(NodeConfig, String)> {
     let mut config = crate::config::load(dir)?;
     let node_id = normalized_node_id(&child.node_id)?;
     if node_id == own_node_id(dir)? {
@@ -93,6 +117,34 @@ pub fn admit_child(
     {
         bail!("{node_id} is this node's parent; it cannot also be its child");
     }
+    let (successor_of, aliases, replaced) = match predecessor {
+        None => (None, Vec::new(), String::new()),
+        Some(predecessor) => {
+            let predecessor = normalized_node_id(predecessor)?;
+            let Some(position) = federation
+                .children
+                .iter()
+                .position(|office| office.node_id == predecessor)
+            else {
+                bail!(
+                    "{predecessor} is not an admitted child of this node: only a child this node                      admitted can be given a successor here"
+                );
+            };
+            let old = &federation.children[position];
+            if old.region_code != region {
+                bail!(
+                    "the successor is the same office as {predecessor}: its region must be {},                      not {region}",
+                    old.region_code
+                );
+            }
+            let old = federation.children.remove(position);
+            let replaced = format!(
+                " replacing {} (node {predecessor}, which is refused from now on; the events it                  signed before stay valid and its cases go to the successor)",
+                old.name
+            );
+            (Some(predecessor), old.aliases, replaced)
+        }
+    };
     if let Some(listen) = quic_listen {
         federation.listen = listen;
     }
@@ -100,10 +152,11 @@ pub fn admit_child(
         node_id: node_id.clone(),
         name: name.to_owned(),
         region_code: region.to_owned(),
-        aliases: Vec::new(),
+        aliases,
+        successor_of,
     });
     save(dir, &config)?;
-    let what = format!("admitted {name} (node {node_id}, region {region}) as a child");
+    let what = format!("admitted {name} (node {node_id}, region {region}) as a child{replaced}");
     Ok((config, what))
 }
 

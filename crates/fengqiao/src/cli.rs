@@ -152,6 +152,8 @@ pub struct InitArgs {
     /// these, and prints its fingerprint.
     #[arg(long = "lan-name", value_name = "NAME")]
     pub lan_names: Vec<String>,
+    #[command(flatten)]
+    pub restore: federation::RestoreFromParentArgs,
 }
 
 #[derive(Debug, Args)]
@@ -316,6 +318,7 @@ fn init_tracing(verbose: u8, serving: bool) {
 }
 
 fn init(args: InitArgs) -> anyhow::Result<()> {
+    args.restore.check(&args.dir, &args.region)?;
     let options = crate::service::InitOptions {
         name: args.name,
         tier: args.tier,
@@ -349,7 +352,11 @@ fn init(args: InitArgs) -> anyhow::Result<()> {
         node_id.as_deref(),
         &admin_password,
         fingerprint.as_deref(),
-    ))
+    ))?;
+    match federation::restore_from_parent(&args.dir, &args.restore)? {
+        Some(text) => emit(text),
+        None => Ok(()),
+    }
 }
 
 fn run_node(args: RunArgs, global: &GlobalOptions) -> anyhow::Result<()> {

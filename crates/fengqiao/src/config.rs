@@ -225,6 +225,10 @@ pub struct FederationOffice {
     /// Other names the office goes by: a complaint naming any of them is never sent to it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub aliases: Vec<String>,
+    /// The child this one replaced (`admit --successor-of`): a rebuilt office whose old key was
+    /// lost. The roster names it, so the old node's earlier events stay valid.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub successor_of: Option<String>,
 }
 
 /// The parent office and where to reach its QUIC endpoint.
@@ -746,6 +750,7 @@ mod tests {
             name: "office".to_owned(),
             region_code: region_code.to_owned(),
             aliases: Vec::new(),
+            successor_of: None,
         };
         let mut config = township.clone();
         config.federation = Some(FederationSection {

@@ -12,6 +12,7 @@ pub mod federation;
 pub mod identity;
 pub mod import;
 pub mod metrics;
+pub mod rebuild;
 pub mod service;
 pub mod unknown_fields;
 pub mod wall_clock;

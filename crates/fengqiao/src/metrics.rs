@@ -466,6 +466,7 @@ mod tests {
                 ..SessionStatistics::default()
             },
             clock_offset_ms: None,
+            rebuild: None,
         }
     }
 

@@ -245,6 +245,10 @@ pub enum ServiceError {
     /// until the clock is corrected or it is told to proceed; the message says which.
     #[error("{0}")]
     ClockSkewed(String),
+    /// This node is being rebuilt from its parent and hands out no case number until every case
+    /// of its office has come back (`rebuild.rs`).
+    #[error("{0}")]
+    Rebuilding(String),
 }
 
 impl From<RoleError> for ServiceError {
@@ -272,6 +276,8 @@ impl ServiceError {
             ServiceError::DiskFull(_) => 507,
             // 503: the request was fine; the node will take it once its clock is right.
             ServiceError::ClockSkewed(_) => 503,
+            // 503: the node will take it once its rebuild has completed.
+            ServiceError::Rebuilding(_) => 503,
         }
     }
 }
@@ -1263,6 +1269,11 @@ impl Node {
     /// The next free number: imported ledgers may already hold numbers of this node's own series,
     /// so taken ones are skipped (each skip uses up its sequence for good).
     fn assign_number(&self, registered_at: DateTime<Utc>) -> Result<CaseId, ServiceError> {
+        if let Some(why) = crate::rebuild::numbering_blocked(&self.store)
+            .map_err(|error| ServiceError::Internal(error.to_string()))?
+        {
+            return Err(ServiceError::Rebuilding(why));
+        }
         let prefix = format!(
             "{}-{:04}",
             self.config.node.region_code,

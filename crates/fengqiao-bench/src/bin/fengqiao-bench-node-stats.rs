@@ -351,6 +351,7 @@ fn build_county(dir: &Path, options: &Options, now: DateTime<Utc>) -> anyhow::Re
                     name: (*name).to_owned(),
                     region_code: (*region_code).to_owned(),
                     aliases: Vec::new(),
+                    successor_of: None,
                 })
                 .collect(),
             ..FederationSection::default()

@@ -342,6 +342,7 @@ fn open_office(
         name: name.to_owned(),
         aliases: Vec::new(),
         region_code: region_code.to_owned(),
+        successor_of: None,
     };
     Ok(BenchOffice { node, office })
 }

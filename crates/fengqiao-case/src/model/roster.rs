@@ -13,8 +13,13 @@ use serde::{Deserialize, Serialize};
 use super::policy::SignedPolicy;
 use super::{NodeId, Tier};
 
-/// Version of [`RosterEntry`] and [`RosterFrame`]; part of the signed bytes.
-pub const ROSTER_FORMAT_VERSION: u32 = 1;
+/// Version of [`RosterEntry`] and [`RosterFrame`]; part of the signed bytes. Version 2 added
+/// [`RosterEntry::successor_of`]; a version-1 entry is signed over its version-1 layout
+/// ([`RosterEntryV1`]) and still verifies.
+pub const ROSTER_FORMAT_VERSION: u32 = 2;
+
+/// The roster format before successors: its entries' signed bytes and stored layout.
+pub const ROSTER_FORMAT_VERSION_WITHOUT_SUCCESSORS: u32 = 1;
 
 /// What an admitting office says about a node it admitted (or revoked).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -35,7 +40,94 @@ pub struct RosterEntry {
     /// Chosen by the issuer, strictly increasing over its entries for one node: the highest wins.
     pub serial: u64,
     /// When the issuer wrote the entry, by its clock (shown to people; never used for ordering).
+    /// For an entry naming [`RosterEntry::successor_of`], also the cut after which events signed
+    /// by the replaced node are refused (`fengqiao_case::receipt`).
     pub issued_at: DateTime<Utc>,
+    /// The node this one replaces (a rebuilt office whose old key was lost), admitted by the same
+    /// parent: the same office for routing, its earlier events stay valid, its new ones are
+    /// refused. Format version 2; always `None` in a version-1 entry.
+    pub successor_of: Option<NodeId>,
+}
+
+impl RosterEntry {
+    /// The entry in its version-1 layout, if it can be written in it (it names no successor).
+    pub fn as_version_1(&self) -> Option<RosterEntryV1> {
+        if self.successor_of.is_some() {
+            return None;
+        }
+        Some(RosterEntryV1 {
+            format_version: self.format_version,
+            node_id: self.node_id.clone(),
+            name: self.name.clone(),
+            aliases: self.aliases.clone(),
+            tier: self.tier,
+            region_code: self.region_code.clone(),
+            parent: self.parent.clone(),
+            revoked: self.revoked,
+            serial: self.serial,
+            issued_at: self.issued_at,
+        })
+    }
+}
+
+/// [`RosterEntry`] as format version 1 laid it out (signed bytes, stored snapshots of format 1
+/// and 2): the same fields without `successor_of`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RosterEntryV1 {
+    pub format_version: u32,
+    pub node_id: NodeId,
+    pub name: String,
+    pub aliases: Vec<String>,
+    pub tier: Tier,
+    pub region_code: String,
+    pub parent: Option<NodeId>,
+    pub revoked: bool,
+    pub serial: u64,
+    pub issued_at: DateTime<Utc>,
+}
+
+impl From<RosterEntryV1> for RosterEntry {
+    fn from(old: RosterEntryV1) -> RosterEntry {
+        RosterEntry {
+            format_version: old.format_version,
+            node_id: old.node_id,
+            name: old.name,
+            aliases: old.aliases,
+            tier: old.tier,
+            region_code: old.region_code,
+            parent: old.parent,
+            revoked: old.revoked,
+            serial: old.serial,
+            issued_at: old.issued_at,
+            successor_of: None,
+        }
+    }
+}
+
+/// A version-1 entry with its signature, as stored snapshots of format 1 and 2 hold it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignedRosterEntryV1 {
+    pub entry: RosterEntryV1,
+    pub issuer_public_key: Vec<u8>,
+    pub signature: Vec<u8>,
+}
+
+impl From<SignedRosterEntryV1> for SignedRosterEntry {
+    fn from(old: SignedRosterEntryV1) -> SignedRosterEntry {
+        SignedRosterEntry {
+            entry: old.entry.into(),
+            issuer_public_key: old.issuer_public_key,
+            signature: old.signature,
+        }
+    }
+}
+
+/// A node replaced by a successor, as the roster says: who replaced it and from when (the
+/// successor's entry's `issued_at`). Its events made before stay valid; later ones are refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Retirement {
+    pub successor: NodeId,
+    pub since: DateTime<Utc>,
 }
 
 /// A roster entry with the issuer's Ed25519 public key and signature. The issuer is the node the
@@ -132,4 +224,48 @@ pub struct FederationReload {
     pub roster_entries_signed: usize,
     /// Changes that take effect only when the node restarts, each said in words.
     pub needs_restart: Vec<String>,
+}
+
+/// Version of [`RebuildReport`] as stored in the node's meta.
+pub const REBUILD_FORMAT_VERSION: u32 = 1;
+
+/// Most missing sequence numbers a [`RecoveredSequence`] lists (the count is always whole).
+pub const MAX_MISSING_LISTED: usize = 1_000;
+
+/// A node rebuilt from its parent (`fengqiao init --restore-from-parent`): written at init,
+/// completed when the parent has sent every case it owes this office, shown by `fengqiao peers`
+/// (`GET /api/peers`) on the parent's link. Until it completes the node registers no case, so
+/// it never hands out a number one of its returning cases holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct RebuildReport {
+    pub format_version: u32,
+    /// The parent the cases come back from.
+    pub parent: NodeId,
+    pub parent_name: String,
+    /// This office's region: its own case numbers start with it.
+    pub region_code: String,
+    pub started_at: DateTime<Utc>,
+    /// When the parent had sent everything it owes; `None` while the rebuild goes on.
+    pub completed_at: Option<DateTime<Utc>>,
+    /// Cases held when the rebuild completed.
+    pub cases_recovered: u64,
+    /// This office's own numbering per registration year, as recovered.
+    pub sequences: Vec<RecoveredSequence>,
+}
+
+/// One year of an office's own case numbers after a rebuild.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct RecoveredSequence {
+    /// `REGION-YEAR`, the numbers' common start.
+    pub prefix: String,
+    /// The highest sequence recovered: new cases are numbered after it. Numbers the old node
+    /// handed out after its last sync cannot be known here.
+    pub highest: u64,
+    /// How many sequences below `highest` no case came back for: registered by the old node and
+    /// never synced (or refused on the way), so lost with its disk.
+    pub missing_count: u64,
+    /// Those sequences, the first [`MAX_MISSING_LISTED`] of them.
+    pub missing: Vec<u64>,
 }

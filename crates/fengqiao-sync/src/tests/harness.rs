@@ -540,6 +540,7 @@ fn initial_rosters() -> Vec<Roster> {
             tier: description.tier,
             region_code: description.region_code.to_owned(),
             revoked: false,
+            successor_of: None,
         };
         county_roster
             .issue(&signer, admission, issued_at)

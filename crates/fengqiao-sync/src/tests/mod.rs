@@ -10,4 +10,5 @@ mod properties;
 mod roster;
 mod routing_rules;
 mod sessions;
+mod succession;
 mod support;

@@ -41,6 +41,7 @@ fn admission(office: &Office, revoked: bool) -> Admission {
         tier: office.tier,
         region_code: office.region.to_owned(),
         revoked,
+        successor_of: None,
     }
 }
 
@@ -588,6 +589,7 @@ fn roster_entries_and_events_get_one_verdict_on_edge_case_signatures() {
             revoked: false,
             serial: 1,
             issued_at: at(4),
+            successor_of: None,
         };
         let roster_verdict = match verify_entry(&sign_entry(entry, &signer).expect("signs")) {
             Ok(issuer) => {
@@ -692,12 +694,22 @@ fn policies_travel_with_the_roster_and_only_the_roots_count() {
     let (restored, _) = Roster::from_snapshot(decode_snapshot(&stored).expect("decodes"));
     assert_eq!(restored.policy_book(), county.0.policy_book());
     assert_eq!(restored.digest(), county.0.digest());
+    // Format-1 snapshots hold entries in their format-1 layout (no `successor_of`).
+    let entries_as_format_1: Vec<fengqiao_case::model::roster::SignedRosterEntryV1> = federation
+        .entries
+        .iter()
+        .map(|signed| fengqiao_case::model::roster::SignedRosterEntryV1 {
+            entry: signed.entry.as_version_1().expect("names no successor"),
+            issuer_public_key: signed.issuer_public_key.clone(),
+            signature: signed.signature.clone(),
+        })
+        .collect();
     let mut format_1 = vec![1u8];
     bincode::serde::encode_into_std_write(
         (
             1u32,
             Some(federation.county.id.clone()),
-            federation.entries.clone(),
+            entries_as_format_1,
         ),
         &mut format_1,
         bincode::config::standard(),

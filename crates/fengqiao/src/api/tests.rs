@@ -939,6 +939,7 @@ fn node_with_children(
                     name: (*name).to_owned(),
                     region_code: (*region_code).to_owned(),
                     aliases: Vec::new(),
+                    successor_of: None,
                 },
             )
             .collect(),

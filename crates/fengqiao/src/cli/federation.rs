@@ -11,7 +11,7 @@ use crate::admission::{ChildOffice, normalized_node_id, own_node_id, revoke_chil
 use crate::client::NodeClient;
 use crate::config::{FederationParent, FederationSection, NodeConfig, is_region_below};
 use crate::federation::PeerView;
-use fengqiao_case::model::roster::{FederationReload, RosterView};
+use fengqiao_case::model::roster::{FederationReload, RebuildReport, RosterView};
 
 use super::global::GlobalOptions;
 use super::output::{emit, print_json};
@@ -32,6 +32,10 @@ pub struct AdmitArgs {
     /// Also set the UDP address this node's QUIC endpoint listens on
     #[arg(long, value_name = "ADDR")]
     pub quic_listen: Option<SocketAddr>,
+    /// The admitted child this node replaces: a rebuilt office (`init --restore-from-parent`)
+    /// whose old key was lost. The old ID is refused from now on; its earlier events stay valid
+    #[arg(long, value_name = "OLD_ID")]
+    pub successor_of: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -62,6 +66,115 @@ pub struct JoinArgs {
     /// Also set the UDP address this node's QUIC endpoint listens on
     #[arg(long, value_name = "ADDR")]
     pub quic_listen: Option<SocketAddr>,
+}
+
+/// `init --restore-from-parent`: the flags that make the new node a rebuild of a lost one.
+#[derive(Debug, Args)]
+pub struct RestoreFromParentArgs {
+    /// Rebuild a lost node: join the parent whose QUIC endpoint is at this UDP address (its
+    /// `quic.addr`) and, once it admits this node (with `admit … --successor-of OLD_ID` when the
+    /// old key is lost too), take back every case of this office from it. Needs --parent-id,
+    /// --parent-name and --parent-region
+    #[arg(
+        long,
+        value_name = "ADDR",
+        requires_all = ["parent_id", "parent_name", "parent_region"]
+    )]
+    pub restore_from_parent: Option<SocketAddr>,
+    /// With --restore-from-parent: the parent's node ID (32 hex characters)
+    #[arg(long, value_name = "ID", requires = "restore_from_parent")]
+    pub parent_id: Option<String>,
+    /// With --restore-from-parent: the parent office's name
+    #[arg(long, value_name = "NAME", requires = "restore_from_parent")]
+    pub parent_name: Option<String>,
+    /// With --restore-from-parent: the parent's region code, a prefix of this node's region
+    #[arg(long, value_name = "CODE", requires = "restore_from_parent")]
+    pub parent_region: Option<String>,
+    /// With --restore-from-parent: the UDP address this node's QUIC endpoint listens on
+    #[arg(long, value_name = "ADDR", requires = "restore_from_parent")]
+    pub quic_listen: Option<SocketAddr>,
+}
+
+impl RestoreFromParentArgs {
+    /// The `join` these flags amount to, if a rebuild was asked for.
+    fn join_args(&self, dir: &Path) -> anyhow::Result<Option<JoinArgs>> {
+        let Some(parent_address) = self.restore_from_parent else {
+            return Ok(None);
+        };
+        let (Some(parent_id), Some(parent_name), Some(parent_region)) =
+            (&self.parent_id, &self.parent_name, &self.parent_region)
+        else {
+            bail!("--restore-from-parent needs --parent-id, --parent-name and --parent-region");
+        };
+        Ok(Some(JoinArgs {
+            dir: Some(dir.to_owned()),
+            parent_address,
+            parent_id: normalized_node_id(parent_id)?,
+            parent_name: parent_name.trim().to_owned(),
+            parent_region: parent_region.trim().to_owned(),
+            quic_listen: self.quic_listen,
+        }))
+    }
+
+    /// Check the flags against the node about to be made (region `own_region`), before init
+    /// writes anything, so a typo leaves no half-made node.
+    pub fn check(&self, dir: &Path, own_region: &str) -> anyhow::Result<()> {
+        if let Some(join) = self.join_args(dir)?
+            && !is_region_below(&join.parent_region, own_region.trim())
+        {
+            bail!(
+                "the parent's region {} must be a prefix of this node's region {own_region}",
+                join.parent_region
+            );
+        }
+        Ok(())
+    }
+}
+
+/// After `init` made the node in `dir`: if a rebuild was asked for, join the parent and mark
+/// the node as being rebuilt (`crate::rebuild`), so it registers nothing until its cases are
+/// back. Returns what was done, in words, with what the parent's admin must run.
+pub fn restore_from_parent(
+    dir: &Path,
+    args: &RestoreFromParentArgs,
+) -> anyhow::Result<Option<String>> {
+    let Some(join) = args.join_args(dir)? else {
+        return Ok(None);
+    };
+    let (config, joined) = join_parent(dir, &join)?;
+    let node_dir = crate::config::NodeDir::new(dir);
+    let identity = crate::identity::NodeIdentity::load(&node_dir.key_path())
+        .context("cannot read the new node's key")?;
+    {
+        let options = fengqiao_store::StoreOptions {
+            min_free_bytes: 0,
+            ..fengqiao_store::StoreOptions::new(
+                config.storage.cache_capacity,
+                identity.actor().to_vec(),
+            )
+        };
+        let store = fengqiao_store::Store::open(&node_dir.store_path(), options)
+            .context("cannot open the new node's store")?;
+        crate::rebuild::begin(
+            &store,
+            &join.parent_id,
+            &join.parent_name,
+            &config.node.region_code,
+            crate::wall_clock::now(),
+        )
+        .context("cannot mark the node as being rebuilt")?;
+    }
+    Ok(Some(format!(
+        "{joined}\nthis node is a rebuild: once {} admits it, it takes back every case of this \
+         office from there, and registers none until they are all back (`fengqiao peers` shows \
+         how it stands). If the lost node's key is lost too, the parent's admin admits this node \
+         as its successor:\n  fengqiao admit PARENT_DIR --node-id {} --name \"{}\" --region {} \
+         --successor-of OLD_NODE_ID",
+        join.parent_name,
+        identity.node_id(),
+        config.node.name,
+        config.node.region_code
+    )))
 }
 
 fn node_dir(
@@ -168,7 +281,12 @@ pub fn admit_child(dir: &Path, args: &AdmitArgs) -> anyhow::Result<(NodeConfig, 
         name: args.name.clone(),
         region_code: args.region.clone(),
     };
-    crate::admission::admit_child(dir, &child, args.quic_listen)
+    match &args.successor_of {
+        None => crate::admission::admit_child(dir, &child, args.quic_listen),
+        Some(predecessor) => {
+            crate::admission::admit_successor(dir, &child, predecessor, args.quic_listen)
+        }
+    }
 }
 
 pub fn revoke(args: RevokeArgs, global: &GlobalOptions) -> anyhow::Result<()> {
@@ -391,7 +509,69 @@ pub fn peers_text(peers: &[PeerView]) -> String {
             peer.last_error.clone().unwrap_or_else(|| "-".to_owned()),
         ]);
     }
-    table.to_string()
+    let mut text = table.to_string();
+    for peer in peers {
+        if let Some(rebuild) = &peer.rebuild {
+            text.push('\n');
+            text.push_str(&rebuild_text(rebuild, &time));
+        }
+    }
+    text
+}
+
+/// How a rebuild from the parent stands: what came back and, of the office's own numbers, what
+/// did not (what the old node changed after its last sync is not anywhere to be had).
+fn rebuild_text(
+    rebuild: &RebuildReport,
+    time: &dyn Fn(Option<chrono::DateTime<chrono::Utc>>) -> String,
+) -> String {
+    let Some(completed_at) = rebuild.completed_at else {
+        return format!(
+            "rebuilding from {} ({}) since {}: cases are coming back; no case is registered \
+             here until they all have",
+            rebuild.parent_name,
+            rebuild.parent,
+            time(Some(rebuild.started_at))
+        );
+    };
+    let mut text = format!(
+        "rebuilt from {} ({}), completed {}: {} cases came back",
+        rebuild.parent_name,
+        rebuild.parent,
+        time(Some(completed_at)),
+        rebuild.cases_recovered
+    );
+    for sequence in &rebuild.sequences {
+        text.push_str(&format!(
+            "\n  {}: numbering continues after {:06}",
+            sequence.prefix, sequence.highest
+        ));
+        if sequence.missing_count == 0 {
+            text.push_str("; no number below it is missing");
+        } else {
+            let listed: Vec<String> = sequence
+                .missing
+                .iter()
+                .map(|missing| format!("{}-{missing:06}", sequence.prefix))
+                .collect();
+            text.push_str(&format!(
+                "; {} numbers below it did not come back (registered by the old node after \
+                 its last sync, or refused on the way): {}{}",
+                sequence.missing_count,
+                listed.join(", "),
+                if sequence.missing_count > listed.len() as u64 {
+                    ", …"
+                } else {
+                    ""
+                }
+            ));
+        }
+    }
+    text.push_str(
+        "\n  changes the old node made after its last sync, and numbers it handed out after \
+         the highest above, could not be recovered",
+    );
+    text
 }
 
 #[cfg(test)]

@@ -299,6 +299,7 @@ fn create(dir: &Path, base_port: u16) -> anyhow::Result<Vec<Office>> {
                 name: child.name.clone(),
                 region: child.region.clone(),
                 quic_listen: Some(parent.quic),
+                successor_of: None,
             },
         )
         .with_context(|| format!("admit {} at {}", child.name, parent.name))?;

@@ -8,7 +8,8 @@ use std::time::Instant;
 
 use fengqiao_case::signature::SignerKeys;
 use fengqiao_sync::{
-    FrameCodec, PeerDescription, Session, SessionConfig, SessionStatistics, SyncEvent, SyncFrame,
+    FrameCodec, PeerDescription, PeerRelation, Session, SessionConfig, SessionStatistics,
+    SyncEvent, SyncFrame,
 };
 use fengqiao_transport::{PeerConnection, quinn, read_frame, write_frame};
 use tokio::sync::{mpsc, watch};
@@ -249,6 +250,7 @@ impl SyncDriver {
         local_changes.borrow_and_update();
         let peer_for_session = peer.clone();
         let preparing_replica = replica.clone();
+        let rebuild_replica = (peer.relation == PeerRelation::Parent).then(|| replica.clone());
         let core = blocking(move || {
             let mut replica = replica;
             let session = Session::new(
@@ -285,6 +287,10 @@ impl SyncDriver {
             }
             for event in step.events.drain(..) {
                 handle_event(&event, &peer.node_id, generation, &links, &notifier);
+                if let (SyncEvent::PeerCaughtUp { .. }, Some(replica)) = (&event, &rebuild_replica)
+                {
+                    complete_rebuild(replica.clone()).await;
+                }
                 if let SyncEvent::Failed { message } = event {
                     // The error frame (if any) is written above; let it reach the peer.
                     let _ = send_stream.finish();
@@ -531,6 +537,33 @@ fn trace_frame(direction: &str, frame: &SyncFrame) {
             "frame"
         ),
         other => tracing::trace!(direction, kind = other.kind_name(), "frame"),
+    }
+}
+
+/// The parent has sent everything it owes: a node being rebuilt from it is complete
+/// (`crate::rebuild`). Logged, never fatal to the link: the next catch-up tries again.
+async fn complete_rebuild(replica: StoreReplica) {
+    let completed = tokio::task::spawn_blocking(move || {
+        crate::rebuild::complete_if_rebuilding(replica.store(), crate::wall_clock::now())
+    })
+    .await;
+    match completed {
+        Ok(Ok(Some(report))) => {
+            let missing: u64 = report
+                .sequences
+                .iter()
+                .map(|sequence| sequence.missing_count)
+                .sum();
+            tracing::info!(
+                cases = report.cases_recovered,
+                missing,
+                "rebuild from the parent complete; case numbering continues after the highest \
+                 number that came back"
+            );
+        }
+        Ok(Ok(None)) => {}
+        Ok(Err(error)) => tracing::error!(%error, "cannot complete the rebuild from the parent"),
+        Err(error) => tracing::error!(%error, "the rebuild's completion did not finish"),
     }
 }
 

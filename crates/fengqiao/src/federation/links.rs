@@ -1,6 +1,7 @@
 //! Per-peer link state, kept by the peer tasks and read by `fengqiao peers` (through
 //! `GET /api/peers`, as [`PeerView`]) and the tests.
 
+use fengqiao_case::model::roster::RebuildReport;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -42,6 +43,9 @@ pub struct PeerLinkReport {
     pub session: SessionStatistics,
     /// The peer's wall clock minus ours, in milliseconds, as its last session measured it.
     pub clock_offset_ms: Option<i64>,
+    /// On the parent's link of a node rebuilt from it (`init --restore-from-parent`): how the
+    /// rebuild stands, what came back and which own numbers did not (`crate::rebuild`).
+    pub rebuild: Option<RebuildReport>,
 }
 
 /// One link as `GET /api/peers` answers it and `fengqiao peers` prints it.
@@ -83,6 +87,11 @@ pub struct PeerView {
     /// (`fengqiao peers`' CLOCK column); absent until it said its time.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub clock_offset_ms: Option<i64>,
+    /// On the parent's link of a node rebuilt from it: whether the rebuild has completed, how
+    /// many cases came back and the office's own numbers that did not (changes made after the
+    /// old node's last sync cannot be recovered).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rebuild: Option<RebuildReport>,
 }
 
 impl From<&PeerLinkReport> for PeerView {
@@ -109,6 +118,7 @@ impl From<&PeerLinkReport> for PeerView {
             frames_received: report.session.frames_received,
             cases_applied: report.session.cases_applied,
             clock_offset_ms: report.clock_offset_ms,
+            rebuild: report.rebuild.clone(),
         }
     }
 }
@@ -160,6 +170,7 @@ impl LinkRegistry {
                         connections: 0,
                         session: SessionStatistics::default(),
                         clock_offset_ms: None,
+                        rebuild: None,
                     },
                     generation: 0,
                     peer_has_all: false,

@@ -53,6 +53,8 @@ pub struct OfficeEntry {
     /// Other names the office goes by; a complaint naming any of them is never sent to it.
     pub aliases: Vec<String>,
     pub region_code: String,
+    /// The node this child replaced (`admit --successor-of`); `None` for a parent.
+    pub successor_of: Option<String>,
 }
 
 /// The parent this node dials.
@@ -121,6 +123,7 @@ impl FederationConfig {
                 name: name.to_owned(),
                 aliases: aliases.to_vec(),
                 region_code: region_code.to_owned(),
+                successor_of: None,
             };
         let mut config = FederationConfig::new(listen_override.unwrap_or(section.listen));
         config.parent = section.parent.as_ref().map(|parent| ParentLink {
@@ -135,8 +138,9 @@ impl FederationConfig {
         config.children = section
             .children
             .iter()
-            .map(|child| {
-                office(
+            .map(|child| OfficeEntry {
+                successor_of: child.successor_of.clone(),
+                ..office(
                     &child.node_id,
                     &child.name,
                     &child.region_code,
@@ -274,7 +278,16 @@ impl FederationStatus {
         let reports = tokio::task::spawn_blocking(move || {
             let quarantined = replica.quarantine_by_peer()?;
             let refused = replica.refused_by_peer()?;
+            let rebuild = crate::rebuild::report(replica.store()).unwrap_or_else(|error| {
+                tracing::warn!(%error, "cannot read the rebuild state for the parent's link");
+                None
+            });
             for (report, peer) in reports.iter_mut().zip(described) {
+                if let Some(rebuild) = &rebuild
+                    && report.node_id == rebuild.parent
+                {
+                    report.rebuild = Some(rebuild.clone());
+                }
                 report.refused_by_peer = refused.get(&report.node_id).copied().unwrap_or(0);
                 // A link dropped since the snapshot is owed nothing.
                 report.pending = match peer {
@@ -333,6 +346,7 @@ fn admission_of(office: &OfficeEntry) -> Option<fengqiao_sync::Admission> {
         tier,
         region_code: office.region_code.clone(),
         revoked: false,
+        successor_of: office.successor_of.clone(),
     })
 }
 
@@ -518,6 +532,15 @@ impl Shared {
             schema_version: fengqiao_case::SCHEMA_VERSION,
             ..Default::default()
         };
+        // The roster first: a successor's entry must be there before its first session, whose
+        // routing reads it (its predecessor's cases are its own only through that entry, and a
+        // case withheld once is passed by the link's cursor).
+        let admissions: Vec<_> = children.iter().filter_map(admission_of).collect();
+        reload.roster_entries_signed = self.roster.vouch(
+            self.node.identity(),
+            self.own_admission.as_ref(),
+            &admissions,
+        )?;
         {
             let mut current = self.children.lock().unwrap_or_else(PoisonError::into_inner);
             for (node_id, child) in &parsed {
@@ -560,12 +583,6 @@ impl Shared {
                 .map(|child| (child.node_id.clone(), child.clone()))
                 .collect();
         }
-        let admissions: Vec<_> = children.iter().filter_map(admission_of).collect();
-        reload.roster_entries_signed = self.roster.vouch(
-            self.node.identity(),
-            self.own_admission.as_ref(),
-            &admissions,
-        )?;
         Ok(reload)
     }
 }
@@ -631,6 +648,7 @@ impl Federation {
                 tier: own.tier,
                 region_code: own.region_code.clone(),
                 revoked: false,
+                successor_of: None,
             }
         });
         let mut admitted = Vec::new();

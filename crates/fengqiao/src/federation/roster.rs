@@ -9,7 +9,7 @@
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard};
 
 use fengqiao_case::authority::Hierarchy;
-use fengqiao_case::model::roster::RosterFrame;
+use fengqiao_case::model::roster::{RosterFrame, SignedRosterEntry};
 use fengqiao_case::{NodeId, Tier};
 use fengqiao_sync::{
     Admission, FrameCodec, PeerRelation, Roster, RosterEvent, RosterExchange, RosterSigner,
@@ -124,7 +124,9 @@ impl LiveRoster {
 
     /// Make the roster say what this node's configuration says about the offices it vouches
     /// for: itself (when it is the root) and its children. Entries it issued for nodes no longer
-    /// among its children become revocations. Returns how many entries it signed.
+    /// among its children become revocations, except for a child a current child replaced
+    /// (`successor_of`): its entry stays, so its earlier events stay valid, and the successor's
+    /// entry retires it. Returns how many entries it signed.
     pub fn vouch(
         &self,
         signer: &dyn RosterSigner,
@@ -135,11 +137,34 @@ impl LiveRoster {
         self.update(|roster| {
             let now = crate::wall_clock::now();
             let mut wanted: Vec<Admission> = own.into_iter().chain(children).cloned().collect();
+            let is_issued_here = |signed: &&SignedRosterEntry| {
+                signed.entry.parent.as_deref() == Some(own_id.as_str()) && !signed.entry.revoked
+            };
+            // Nodes a configured child replaced, and those they replaced in turn (a successor's
+            // successor keeps the first one's events valid too): kept, not revoked. A line
+            // whose last successor is dropped is revoked whole.
+            let mut replaced: std::collections::HashSet<String> = std::collections::HashSet::new();
+            let mut next: Vec<String> = children
+                .iter()
+                .filter_map(|child| child.successor_of.clone())
+                .collect();
+            while let Some(node) = next.pop() {
+                if !replaced.insert(node.clone()) {
+                    continue;
+                }
+                if let Some(earlier) = roster
+                    .issued(&node, &own_id)
+                    .filter(|signed| !signed.entry.revoked)
+                    .and_then(|signed| signed.entry.successor_of.clone())
+                {
+                    next.push(earlier);
+                }
+            }
             let issued_elsewhere: Vec<Admission> = roster
                 .entries()
+                .filter(is_issued_here)
                 .filter(|signed| {
-                    signed.entry.parent.as_deref() == Some(own_id.as_str())
-                        && !signed.entry.revoked
+                    !replaced.contains(&signed.entry.node_id)
                         && !children
                             .iter()
                             .any(|child| child.node_id == signed.entry.node_id)
@@ -179,6 +204,10 @@ impl Hierarchy for LiveRoster {
 
     fn region_of(&self, node: &str) -> Option<String> {
         self.read().region_of(node)
+    }
+
+    fn retirement(&self, node: &str) -> Option<fengqiao_case::model::roster::Retirement> {
+        self.read().retirement(node).cloned()
     }
 }
 
@@ -349,6 +378,7 @@ mod tests {
             tier,
             region_code: region.to_owned(),
             revoked: false,
+            successor_of: None,
         }
     }
 
@@ -402,6 +432,65 @@ mod tests {
         assert_eq!(roster.vouch(&county, Some(&own), &[]).unwrap(), 1);
         assert!(roster.read().member(&child.node_id).is_none());
         assert!(roster.read().member(&own.node_id).is_some());
+    }
+
+    #[test]
+    fn a_replaced_child_is_retired_not_revoked_through_a_chain_of_successors() {
+        let directory = tempfile::tempdir().unwrap();
+        let county = NodeIdentity::from_seed([1; 32]);
+        let own = admission(&county, Tier::County, "430702");
+        let first = admission(
+            &NodeIdentity::from_seed([2; 32]),
+            Tier::Township,
+            "430702001",
+        );
+        let successor = |identity: &NodeIdentity, replaced: &Admission| Admission {
+            successor_of: Some(replaced.node_id.clone()),
+            ..admission(identity, Tier::Township, "430702001")
+        };
+        let second = successor(&NodeIdentity::from_seed([3; 32]), &first);
+        let third = successor(&NodeIdentity::from_seed([4; 32]), &second);
+        let roster = LiveRoster::load(
+            open(directory.path()),
+            Some(own.node_id.clone()),
+            Arc::default(),
+        )
+        .unwrap();
+        roster
+            .vouch(&county, Some(&own), std::slice::from_ref(&first))
+            .unwrap();
+        // The first node is replaced: only the successor's entry is signed, no revocation.
+        assert_eq!(
+            roster
+                .vouch(&county, Some(&own), std::slice::from_ref(&second))
+                .unwrap(),
+            1
+        );
+        assert_eq!(
+            roster
+                .retirement(&first.node_id)
+                .map(|retired| retired.successor),
+            Some(second.node_id.clone())
+        );
+        assert_eq!(
+            roster
+                .vouch(&county, Some(&own), std::slice::from_ref(&third))
+                .unwrap(),
+            1
+        );
+        let read = roster.read();
+        for replaced in [&first, &second] {
+            assert!(read.member(&replaced.node_id).is_some(), "still an office");
+            assert!(read.retirement(&replaced.node_id).is_some());
+            assert!(read.is_in_subtree(&third.node_id, &replaced.node_id));
+        }
+        drop(read);
+        // Dropping the last successor revokes the whole line.
+        assert_eq!(roster.vouch(&county, Some(&own), &[]).unwrap(), 3);
+        let read = roster.read();
+        for office in [&first, &second, &third] {
+            assert!(read.member(&office.node_id).is_none());
+        }
     }
 
     #[test]

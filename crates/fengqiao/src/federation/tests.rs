@@ -74,6 +74,7 @@ fn open_office(root: &Path, label: &str, name: &str, tier: Tier, region_code: &s
         name: name.to_owned(),
         aliases: Vec::new(),
         region_code: region_code.to_owned(),
+        successor_of: None,
     };
     TestOffice { node, office }
 }
