@@ -584,13 +584,23 @@ fn api_registration_rate(address: SocketAddr, count: usize, clients: usize) -> a
 
 /// Import `count` sample cases with their histories; returns (seconds, JSON bytes sent).
 fn seed(address: SocketAddr, count: usize, batch: usize) -> anyhow::Result<(f64, u64)> {
+    seed_with(address, count, batch, ledger)
+}
+
+/// [`seed`] with rows from `rows(seed, count)`, a new seed for each batch.
+fn seed_with(
+    address: SocketAddr,
+    count: usize,
+    batch: usize,
+    mut rows: impl FnMut(u64, usize) -> Vec<fengqiao_case::ImportRow>,
+) -> anyhow::Result<(f64, u64)> {
     let agent = agent();
     let mut sent = 0u64;
     let mut seconds = 0.0;
     let mut done = 0usize;
     let mut seed = 1_000u64;
     while done < count {
-        let rows = ledger(seed, batch.min(count - done));
+        let rows = rows(seed, batch.min(count - done));
         seed += 1;
         let body = serde_json::to_vec(&fengqiao_case::ImportBatch {
             rows,

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail, ensure};
 use fengqiao_samples::{SampleVillage, sample_ledger};
 
-use super::{NodeRun, Options, get, post};
+use super::{NodeRun, Options, get};
 
 const TOWNSHIP_REGION: &str = "430702001";
 const VILLAGE_REGION: &str = "430702001001";
@@ -65,24 +65,25 @@ pub fn measure(options: &Options, root: &Path) -> anyhow::Result<()> {
         ],
     )?;
     let township = NodeRun::start(fengqiao, &township_dir)?;
-    let township_quic = quic_address(&township_dir)?;
-    cli(
-        fengqiao,
-        &[
-            "join",
-            path(&village_dir)?,
-            "--parent-address",
-            &township_quic.to_string(),
-            "--parent-id",
-            &township_id,
-            "--parent-name",
-            TOWNSHIP_NAME,
-            "--parent-region",
-            TOWNSHIP_REGION,
-            "--quic-listen",
-            "127.0.0.1:0",
-        ],
-    )?;
+    let township_quic = quic_address(&township_dir)?.to_string();
+    // The parent as `join` and `init --restore-from-parent` name it.
+    let parent = [
+        "--parent-id",
+        &township_id,
+        "--parent-name",
+        TOWNSHIP_NAME,
+        "--parent-region",
+        TOWNSHIP_REGION,
+        "--quic-listen",
+        "127.0.0.1:0",
+    ];
+    let join = [
+        "join",
+        path(&village_dir)?,
+        "--parent-address",
+        &township_quic,
+    ];
+    cli(fengqiao, &[&join[..], &parent].concat())?;
     let village = NodeRun::start(fengqiao, &village_dir)?;
 
     let started = Instant::now();
@@ -114,18 +115,7 @@ pub fn measure(options: &Options, root: &Path) -> anyhow::Result<()> {
         VILLAGE_NAME,
         "village",
         VILLAGE_REGION,
-        &[
-            "--restore-from-parent",
-            &township_quic.to_string(),
-            "--parent-id",
-            &township_id,
-            "--parent-name",
-            TOWNSHIP_NAME,
-            "--parent-region",
-            TOWNSHIP_REGION,
-            "--quic-listen",
-            "127.0.0.1:0",
-        ],
+        &[&["--restore-from-parent", &township_quic][..], &parent].concat(),
     )?;
     let rebuilt = NodeRun::start(fengqiao, &rebuilt_dir)?;
     let started = Instant::now();
@@ -231,33 +221,15 @@ fn fill(address: SocketAddr, count: usize, batch: usize) -> anyhow::Result<()> {
         name: "芦荻山村".to_owned(),
     };
     let now = chrono::Utc::now();
-    let agent = super::agent();
-    let mut done = 0;
-    let mut seed = 5_000;
-    while done < count {
-        let rows = sample_ledger(
+    super::seed_with(address, count, batch, |seed, count| {
+        sample_ledger(
             seed,
-            batch.min(count - done),
+            count,
             std::slice::from_ref(&village),
             now - chrono::Duration::days(300),
             now,
-        );
-        seed += 1;
-        let body = serde_json::to_vec(&fengqiao_case::ImportBatch {
-            rows,
-            dry_run: false,
-            import_id: None,
-        })?;
-        let (status, report) = post(&agent, address, "/api/import", &body)?;
-        ensure!(status == 200, "import answered {status}: {report}");
-        let imported = report.as_array().map_or(0, |rows| {
-            rows.iter()
-                .filter(|row| row["outcome"] == "imported")
-                .count()
-        });
-        ensure!(imported > 0, "import imported nothing: {report}");
-        done += imported;
-    }
+        )
+    })?;
     Ok(())
 }
 

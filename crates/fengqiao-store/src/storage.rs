@@ -704,26 +704,25 @@ impl Storage {
 
     /// Hands out the next number for `prefix`; durable once the caller has flushed.
     pub(crate) fn next_counter(&self, prefix: &str) -> Result<u64, StoreError> {
-        self.free_space.check()?;
-        let result = self.trees.counters.transaction(|counters| {
-            let current = match counters.get(prefix.as_bytes())? {
-                None => 0,
-                Some(value) => match decode_u64_value(&format!("counter {prefix}"), &value) {
-                    Ok(current) => current,
-                    Err(error) => return abort(error),
-                },
-            };
-            let Some(next) = current.checked_add(1) else {
-                return abort(corrupt(format!("counter {prefix}"), "exhausted"));
-            };
-            counters.insert(prefix.as_bytes(), &next.to_be_bytes()[..])?;
-            Ok(next)
-        });
-        finish(result)
+        self.update_counter(prefix, |current| {
+            current
+                .checked_add(1)
+                .ok_or_else(|| corrupt(format!("counter {prefix}"), "exhausted"))
+        })
     }
 
     /// Raise the counter of `prefix` to at least `at_least` (never lower it); returns its value.
     pub(crate) fn raise_counter(&self, prefix: &str, at_least: u64) -> Result<u64, StoreError> {
+        self.update_counter(prefix, |current| Ok(current.max(at_least)))
+    }
+
+    /// Set the counter of `prefix` (0 when none) to what `next` makes of it, in one transaction;
+    /// returns the new value.
+    fn update_counter(
+        &self,
+        prefix: &str,
+        next: impl Fn(u64) -> Result<u64, StoreError>,
+    ) -> Result<u64, StoreError> {
         self.free_space.check()?;
         let result = self.trees.counters.transaction(|counters| {
             let current = match counters.get(prefix.as_bytes())? {
@@ -733,11 +732,14 @@ impl Storage {
                     Err(error) => return abort(error),
                 },
             };
-            if current >= at_least {
-                return Ok(current);
+            let value = match next(current) {
+                Ok(value) => value,
+                Err(error) => return abort(error),
+            };
+            if value != current {
+                counters.insert(prefix.as_bytes(), &value.to_be_bytes()[..])?;
             }
-            counters.insert(prefix.as_bytes(), &at_least.to_be_bytes()[..])?;
-            Ok(at_least)
+            Ok(value)
         });
         finish(result)
     }

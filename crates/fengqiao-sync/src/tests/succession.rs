@@ -173,6 +173,19 @@ fn append_unjudged(document: &mut CaseDocument, maker: &Office, event: NewEvent)
     append(document, event, &limits, &maker.key, &Anyone).expect("the event appends");
 }
 
+/// A case `registrar` registered, with a note `noter` signed, recorded at `hlc_wall`.
+fn noted_case(
+    number: &str,
+    registrar: &Office,
+    noter: &Office,
+    note: &str,
+    hlc_wall: DateTime<Utc>,
+) -> CaseDocument {
+    let mut document = village_case(number, registrar);
+    append_unjudged(&mut document, noter, note_by(noter, note, hlc_wall));
+    document
+}
+
 /// What a receiver holding nothing of the case says of `document` under `roster`.
 fn receive(case: &str, document: &mut CaseDocument, roster: &Roster) -> Vec<Rejection> {
     let (case_header, events) = document.contents().expect("contents read");
@@ -279,11 +292,12 @@ fn the_old_keys_events_before_the_succession_stay_valid_and_later_ones_are_refus
     let case = format!("{}-2026-000001", offices.old_village.region);
 
     // Registered and noted by the old node before its disk died: kept everywhere.
-    let mut document = village_case(&case, &offices.old_village);
-    append_unjudged(
-        &mut document,
+    let mut document = noted_case(
+        &case,
         &offices.old_village,
-        note_by(&offices.old_village, "before", at(5)),
+        &offices.old_village,
+        "before",
+        at(5),
     );
     let mut earlier = document.fork(&[9; 16]);
     assert_eq!(receive(&case, &mut earlier, &roster), Vec::new());
@@ -340,11 +354,12 @@ fn the_old_key_cannot_build_on_the_successors_work_whatever_time_it_claims() {
     let roster = roster_after_succession(&offices);
     let case = format!("{}-2026-000002", offices.new_village.region);
     // The successor registers a case; the old key adds to it, claiming a time long before.
-    let mut document = village_case(&case, &offices.new_village);
-    append_unjudged(
-        &mut document,
+    let mut document = noted_case(
+        &case,
+        &offices.new_village,
         &offices.old_village,
-        note_by(&offices.old_village, "backdated", at(0)),
+        "backdated",
+        at(0),
     );
     let rejections = receive(&case, &mut document, &roster);
     assert_eq!(rejections.len(), 1, "{rejections:?}");
