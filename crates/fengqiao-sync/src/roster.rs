@@ -692,6 +692,12 @@ impl fengqiao_case::authority::Hierarchy for Roster {
 /// A node replaced by a successor counts as its successor: the cases it registered or held are
 /// the successor's office's, so they route to the successor's link.
 impl SubtreeRoster for Roster {
+    fn is_successor(&self, node: &str) -> bool {
+        self.retired
+            .values()
+            .any(|retirement| retirement.successor == node)
+    }
+
     fn is_in_subtree(&self, subtree_root: &str, node: &str) -> bool {
         let node = self.current_office(node);
         if subtree_root == node {

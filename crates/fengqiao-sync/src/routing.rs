@@ -127,6 +127,12 @@ impl CaseRouting {
 /// replicated roster will answer this later; tests and early shells answer from configuration.
 pub trait SubtreeRoster {
     fn is_in_subtree(&self, subtree_root: &str, node: &str) -> bool;
+
+    /// Whether `node` was admitted as the successor of another node (a rebuilt office whose
+    /// predecessor's cases are its own). Rosters without successions: never.
+    fn is_successor(&self, _node: &str) -> bool {
+        false
+    }
 }
 
 impl<F> SubtreeRoster for F

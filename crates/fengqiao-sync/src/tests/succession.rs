@@ -220,6 +220,9 @@ fn the_successor_retires_its_predecessor_and_receives_its_cases() {
         offices.new_village.id
     );
     assert!(roster.is_in_subtree(&offices.new_village.id, &offices.old_village.id));
+    assert!(roster.is_successor(&offices.new_village.id));
+    assert!(!roster.is_successor(&offices.old_village.id));
+    assert!(!before.is_successor(&offices.new_village.id));
     assert!(!roster.is_in_subtree(&offices.sibling.id, &offices.old_village.id));
     assert!(!before.is_in_subtree(&offices.new_village.id, &offices.old_village.id));
 
@@ -270,6 +273,7 @@ fn only_the_predecessors_own_parent_names_its_successor() {
         .expect("entry");
     assert!(roster.member(&offices.new_village.id).is_some());
     assert!(roster.retirement(&offices.old_village.id).is_none());
+    assert!(!roster.is_successor(&offices.new_village.id));
     // A node cannot succeed itself.
     let entry = RosterEntry {
         successor_of: Some(offices.old_village.id.clone()),

@@ -251,6 +251,10 @@ impl SyncDriver {
         let peer_for_session = peer.clone();
         let preparing_replica = replica.clone();
         let rebuild_replica = (peer.relation == PeerRelation::Parent).then(|| replica.clone());
+        // The parent said it had sent everything on this connection: a rebuild waiting for the
+        // roster to name this node a successor is tried again when the roster changes.
+        let mut parent_caught_up = false;
+        let own_node_id = local_node_id.clone();
         let core = blocking(move || {
             let mut replica = replica;
             let session = Session::new(
@@ -289,7 +293,8 @@ impl SyncDriver {
                 handle_event(&event, &peer.node_id, generation, &links, &notifier);
                 if let (SyncEvent::PeerCaughtUp { .. }, Some(replica)) = (&event, &rebuild_replica)
                 {
-                    complete_rebuild(replica.clone()).await;
+                    parent_caught_up = true;
+                    complete_rebuild(replica.clone(), &own_node_id).await;
                 }
                 if let SyncEvent::Failed { message } = event {
                     // The error frame (if any) is written above; let it reach the peer.
@@ -340,6 +345,11 @@ impl SyncDriver {
                     if changed.is_err() {
                         // The roster is gone with the federation; the stop signal follows.
                         std::future::pending::<()>().await;
+                    }
+                    if parent_caught_up
+                        && let Some(replica) = &rebuild_replica
+                    {
+                        complete_rebuild(replica.clone(), &own_node_id).await;
                     }
                     Input::RosterChanged
                 }
@@ -541,8 +551,18 @@ fn trace_frame(direction: &str, frame: &SyncFrame) {
 }
 
 /// The parent has sent everything it owes: a node being rebuilt from it is complete
-/// (`crate::rebuild`). Logged, never fatal to the link: the next catch-up tries again.
-async fn complete_rebuild(replica: StoreReplica) {
+/// (`crate::rebuild`), once the roster says the parent admitted it as a successor (admitted as
+/// a new office, it was sent none of the lost node's cases, and its numbering must not start
+/// again). Logged, never fatal to the link: the next catch-up or roster change tries again.
+async fn complete_rebuild(replica: StoreReplica, local_node_id: &str) {
+    if !replica.roster().is_successor(local_node_id) {
+        tracing::info!(
+            "the parent has sent everything, but this rebuilt node is not yet admitted as the \
+             successor of the lost node (`fengqiao admit … --successor-of OLD_ID` at the \
+             parent): it stays rebuilding and registers no case"
+        );
+        return;
+    }
     let completed = tokio::task::spawn_blocking(move || {
         crate::rebuild::complete_if_rebuilding(replica.store(), crate::wall_clock::now())
     })

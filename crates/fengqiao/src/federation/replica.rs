@@ -333,6 +333,11 @@ impl StoreReplica {
     }
 
     /// A replica over a running node: its store, actor and policy versions.
+    /// The roster this replica routes and judges with.
+    pub fn roster(&self) -> &SharedRoster {
+        &self.roster
+    }
+
     pub fn for_node(node: Arc<Node>, roster: SharedRoster) -> StoreReplica {
         let actor = node.identity().actor().to_vec();
         let policies = node.shared_policies();

@@ -194,6 +194,10 @@ impl SubtreeRoster for LiveRoster {
     fn is_in_subtree(&self, subtree_root: &str, node: &str) -> bool {
         self.read().is_in_subtree(subtree_root, node)
     }
+
+    fn is_successor(&self, node: &str) -> bool {
+        self.read().is_successor(node)
+    }
 }
 
 /// Who is who, for judging the events peers send (see `fengqiao_case::receipt`).
