@@ -1,13 +1,13 @@
-//! Secondary index keys (status, holder, category, region code, earliest open deadline) and filter matching.
+//! Secondary index keys (status, holder, category, region code, earliest open deadline, directives) and filter matching.
 //!
 //! All indexes share one tree; a key is `kind byte ++ component ++ 0x00 ++ case number` with an
 //! empty value. Case numbers never contain 0x00 (checked on create), so the number is whatever
 //! follows the last 0x00, even when a component (a timestamp, an odd node id) contains one.
 
 use chrono::{DateTime, Utc};
-use fengqiao_case::{CaseId, CaseSummary, Category, Status};
+use fengqiao_case::{CaseId, CaseSummary, Category, DirectiveStatus, Status};
 
-use crate::CaseFilter;
+use crate::{CaseFilter, DirectiveScope};
 use crate::StoreError;
 use crate::codec::corrupt;
 
@@ -16,6 +16,15 @@ const HOLDER_KIND: u8 = b'h';
 const CATEGORY_KIND: u8 = b'c';
 const REGION_KIND: u8 = b'r';
 const DEADLINE_KIND: u8 = b'd';
+/// Cases with directives: component [`OPEN_DIRECTIVES`] while any is not crossed off, else
+/// [`CROSSED_OFF_DIRECTIVES`]; no key for a case without directives (most cases).
+const DIRECTIVE_KIND: u8 = b'v';
+const OPEN_DIRECTIVES: &[u8] = b"open";
+const CROSSED_OFF_DIRECTIVES: &[u8] = b"crossed_off";
+
+/// Version of the index keys [`index_keys`] writes; a store whose indexes were written under an
+/// older version has them rebuilt on open (`storage.rs`). 2: the directive index.
+pub(crate) const INDEX_VERSION: u32 = 2;
 
 pub(crate) const KEY_SEPARATOR: u8 = 0;
 
@@ -97,6 +106,14 @@ pub(crate) fn index_keys(summary: &CaseSummary) -> Vec<Vec<u8>> {
             number,
         ));
     }
+    if !summary.directives.is_empty() {
+        let component = if has_open_directive(summary) {
+            OPEN_DIRECTIVES
+        } else {
+            CROSSED_OFF_DIRECTIVES
+        };
+        keys.push(key_with_component(DIRECTIVE_KIND, component, number));
+    }
     keys.sort();
     keys
 }
@@ -124,9 +141,43 @@ pub(crate) enum IndexScan {
     AllSummaries,
 }
 
-/// Picks one index per listing. The deadline index comes first because it holds only open cases
-/// and yields them most urgent first; then the fields that usually narrow most.
+fn has_open_directive(summary: &CaseSummary) -> bool {
+    summary
+        .directives
+        .iter()
+        .any(|directive| directive.status != DirectiveStatus::CrossedOff)
+}
+
+/// Whether cases in `status` may stay there for good (decided, passed on or closed), so that
+/// their number grows with the years; the working statuses hold only the cases in hand.
+fn is_resting_status(status: Status) -> bool {
+    matches!(
+        status,
+        Status::NotAccepted
+            | Status::Diverted
+            | Status::ForwardedOut
+            | Status::Closed
+            | Status::Final
+    )
+}
+
+/// Picks one index per listing, the one likely to yield the fewest candidates: cases with
+/// directives (few), the deadline index (only open cases, most urgent first), a working status
+/// (the cases in hand, while 办结 grows), then holder (at a county: every case), region, a
+/// resting status, category.
 pub(crate) fn plan_scan(filter: &CaseFilter) -> IndexScan {
+    let exact = |kind: u8, component: &[u8]| {
+        let mut prefix = Vec::with_capacity(component.len() + 2);
+        prefix.push(kind);
+        prefix.extend_from_slice(component);
+        prefix.push(KEY_SEPARATOR);
+        IndexScan::Prefix(prefix)
+    };
+    match filter.directives {
+        Some(DirectiveScope::Open) => return exact(DIRECTIVE_KIND, OPEN_DIRECTIVES),
+        Some(DirectiveScope::Any) => return IndexScan::Prefix(vec![DIRECTIVE_KIND]),
+        None => {}
+    }
     if let Some(before) = filter.deadline_before {
         return IndexScan::Range {
             start: vec![DEADLINE_KIND],
@@ -137,13 +188,9 @@ pub(crate) fn plan_scan(filter: &CaseFilter) -> IndexScan {
             },
         };
     }
-    let exact = |kind: u8, component: &[u8]| {
-        let mut prefix = Vec::with_capacity(component.len() + 2);
-        prefix.push(kind);
-        prefix.extend_from_slice(component);
-        prefix.push(KEY_SEPARATOR);
-        IndexScan::Prefix(prefix)
-    };
+    if let Some(status) = filter.status.filter(|status| !is_resting_status(*status)) {
+        return exact(STATUS_KIND, status_name(status).as_bytes());
+    }
     if let Some(holder) = &filter.holder {
         return exact(HOLDER_KIND, holder.as_bytes());
     }
@@ -177,6 +224,10 @@ pub(crate) fn matches(filter: &CaseFilter, summary: &CaseSummary) -> bool {
             .is_none_or(|prefix| summary.region_code.starts_with(prefix.as_str()))
         && filter.deadline_before.is_none_or(|before| {
             earliest_open_deadline(summary).is_some_and(|deadline| deadline <= before)
+        })
+        && filter.directives.is_none_or(|scope| match scope {
+            DirectiveScope::Open => has_open_directive(summary),
+            DirectiveScope::Any => !summary.directives.is_empty(),
         })
 }
 

@@ -210,7 +210,18 @@ pub struct CaseFilter {
     pub region_prefix: Option<String>,
     /// Open deadline (acceptance / objection / handling / review) on or before this instant.
     pub deadline_before: Option<chrono::DateTime<chrono::Utc>>,
+    /// Only cases with directives: those with one not crossed off, or with any.
+    pub directives: Option<DirectiveScope>,
     pub limit: Option<usize>,
+}
+
+/// Which cases with directives [`CaseFilter::directives`] keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DirectiveScope {
+    /// A directive not yet crossed off.
+    Open,
+    /// Any directive, crossed off or not.
+    Any,
 }
 
 /// One entry of the change feed.

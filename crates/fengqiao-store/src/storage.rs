@@ -30,7 +30,7 @@ use crate::codec::{
 };
 use crate::free_space::FreeSpaceGuard;
 use crate::index::{
-    IndexScan, KEY_SEPARATOR, index_keys, matches, number_from_index_key, plan_scan,
+    INDEX_VERSION, IndexScan, KEY_SEPARATOR, index_keys, matches, number_from_index_key, plan_scan,
 };
 use crate::snapshot::SnapshotEntry;
 use crate::{CaseFilter, FeedEntry, FeedSeq, StoreError};
@@ -44,6 +44,10 @@ const SLED_CACHE_CAPACITY_BYTES: u64 = 64 * 1024 * 1024;
 const FORMAT_VERSION_KEY: &[u8] = b"store/format_version";
 const CASE_COUNT_KEY: &[u8] = b"store/case_count";
 const FEED_HEAD_KEY: &[u8] = b"store/feed_head";
+/// The [`INDEX_VERSION`] the index tree was last built under (u32 BE); absent: version 1.
+const INDEX_VERSION_KEY: &[u8] = b"store/index_version";
+/// How many summaries the index rebuild reads between progress lines in the log.
+const INDEX_REBUILD_PROGRESS_EVERY: u64 = 10_000;
 /// Callers' metadata lives under its own prefix so it can never overwrite the store's own keys.
 const NODE_META_PREFIX: &[u8] = b"node/";
 
@@ -316,7 +320,74 @@ impl Storage {
             free_space: FreeSpaceGuard::new(path, min_free_bytes),
         };
         storage.check_format_version()?;
+        storage.bring_indexes_up_to_date()?;
         Ok(storage)
+    }
+
+    /// Adds the index keys a store written by an earlier build lacks (a kind of index it did not
+    /// keep), from the summaries. Inserting a key that is there already changes nothing, so a
+    /// rebuild stopped part-way is simply run again on the next open; the version is recorded
+    /// only once every summary has been indexed.
+    fn bring_indexes_up_to_date(&self) -> Result<(), StoreError> {
+        let found = match self.trees.meta.get(INDEX_VERSION_KEY)? {
+            None => 1,
+            Some(value) => {
+                let bytes: [u8; 4] = value.as_ref().try_into().map_err(|_| {
+                    corrupt("store index version", format!("{} bytes", value.len()))
+                })?;
+                u32::from_be_bytes(bytes)
+            }
+        };
+        if found >= INDEX_VERSION {
+            return Ok(());
+        }
+        self.free_space.check()?;
+        let started = Instant::now();
+        let total = self.trees.summaries.len();
+        if total > 0 {
+            tracing::info!(
+                from = found,
+                to = INDEX_VERSION,
+                cases = total,
+                "rebuilding the case indexes"
+            );
+        }
+        let mut done = 0u64;
+        for item in self.trees.summaries.iter() {
+            let (key, value) = item?;
+            let number = std::str::from_utf8(&key)
+                .map_err(|error| corrupt("summary key", error.to_string()))?;
+            let summary = match decode_summary(number, &value) {
+                Ok(summary) => summary,
+                Err(error) => {
+                    // As in an update: the next write of the case heals it, and listings
+                    // re-check every summary they read.
+                    tracing::warn!(case = number, %error, "not indexing a corrupt summary");
+                    continue;
+                }
+            };
+            let mut batch = sled::Batch::default();
+            for index_key in index_keys(&summary) {
+                batch.insert(index_key, &[][..]);
+            }
+            self.trees.indexes.apply_batch(batch)?;
+            done += 1;
+            if done % INDEX_REBUILD_PROGRESS_EVERY == 0 {
+                tracing::info!(done, cases = total, "rebuilding the case indexes");
+            }
+        }
+        self.trees
+            .meta
+            .insert(INDEX_VERSION_KEY, &INDEX_VERSION.to_be_bytes()[..])?;
+        self.flush()?;
+        if total > 0 {
+            tracing::info!(
+                cases = done,
+                seconds = started.elapsed().as_secs_f64(),
+                "case indexes rebuilt"
+            );
+        }
+        Ok(())
     }
 
     fn check_format_version(&self) -> Result<(), StoreError> {

@@ -1977,3 +1977,193 @@ fn a_snapshot_holds_every_case_as_at_its_position_while_writes_go_on() {
         Err(StoreError::NotEmpty { .. })
     ));
 }
+
+/// A store of many cases in every status, held by three offices, with deadlines spread over the
+/// month and directives on some (open, crossed off), made from a fixed seed.
+fn mixed_summaries(count: u32) -> Vec<CaseSummary> {
+    use fengqiao_case::{DirectiveState, DirectiveStatus};
+    let statuses = [
+        Status::Registered,
+        Status::AwaitingReceiver,
+        Status::Accepted,
+        Status::NotAccepted,
+        Status::Diverted,
+        Status::ForwardedOut,
+        Status::Replied,
+        Status::Evaluated,
+        Status::Closed,
+        Status::UnderReview,
+        Status::Final,
+    ];
+    let categories = [Category::WageArrears, Category::Environment, Category::Family];
+    let holders = ["node-a", "node-b", "node-c"];
+    let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+    let mut next = |below: u64| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % below
+    };
+    (1..=count)
+        .map(|sequence| {
+            let status = statuses[next(statuses.len() as u64) as usize];
+            let holder = holders[next(holders.len() as u64) as usize];
+            let mut summary = summary_for(&number(sequence), status, holder);
+            summary.category = categories[next(categories.len() as u64) as usize];
+            summary.region_code = format!("43070200{}00{}", 1 + next(2), 1 + next(3));
+            let day = |days: u64| Some(instant(1 + days as u32, 12));
+            summary.timeline.acceptance_deadline = day(next(28));
+            summary.timeline.objection_deadline = day(next(28));
+            summary.timeline.handling_deadline = day(next(28));
+            summary.timeline.review_deadline = day(next(28));
+            for index in 0..next(3) {
+                let crossed_off = next(2) == 0;
+                summary.directives.push(DirectiveState {
+                    id: format!("d{sequence}-{index}"),
+                    issuer_node: "node-c".to_owned(),
+                    issued_by: "督办人".to_owned(),
+                    issued_at: instant(1, 9),
+                    target_node: holder.to_owned(),
+                    requirement: "限期报告".to_owned(),
+                    due: instant(1 + next(28) as u32, 12),
+                    listed: false,
+                    status: if crossed_off {
+                        DirectiveStatus::CrossedOff
+                    } else {
+                        DirectiveStatus::Issued
+                    },
+                    reports: Vec::new(),
+                    crossed_off_at: None,
+                });
+            }
+            summary
+        })
+        .collect()
+}
+
+/// Filters touching every index, alone and combined, as the console and the API ask them.
+fn filters_over_every_index() -> Vec<CaseFilter> {
+    use crate::DirectiveScope;
+    let mut filters = Vec::new();
+    let statuses = [
+        Status::Registered,
+        Status::AwaitingReceiver,
+        Status::Accepted,
+        Status::Closed,
+        Status::Final,
+    ];
+    for holder in [None, Some("node-a".to_owned())] {
+        for status in statuses.iter().copied().map(Some).chain([None]) {
+            for deadline_before in [None, Some(instant(10, 0)), Some(instant(14, 12))] {
+                filters.push(CaseFilter {
+                    status,
+                    holder: holder.clone(),
+                    deadline_before,
+                    ..CaseFilter::default()
+                });
+            }
+        }
+        for directives in [Some(DirectiveScope::Open), Some(DirectiveScope::Any)] {
+            filters.push(CaseFilter {
+                holder: holder.clone(),
+                directives,
+                ..CaseFilter::default()
+            });
+            filters.push(CaseFilter {
+                status: Some(Status::Accepted),
+                directives,
+                deadline_before: Some(instant(14, 12)),
+                ..CaseFilter::default()
+            });
+        }
+        filters.push(CaseFilter {
+            holder: holder.clone(),
+            category: Some(Category::Environment),
+            region_prefix: Some("4307020010".to_owned()),
+            ..CaseFilter::default()
+        });
+    }
+    filters
+}
+
+/// What a filter must answer: every summary, checked one by one.
+fn full_scan(store: &Store, filter: &CaseFilter) -> Vec<String> {
+    let mut found = Vec::new();
+    store
+        .for_each_summary(|summary| {
+            if crate::index::matches(filter, summary) {
+                found.push(summary.number.clone());
+            }
+        })
+        .expect("scans");
+    found.sort();
+    found
+}
+
+fn assert_indexed_answers_equal_full_scans(store: &Store) {
+    let filters = filters_over_every_index();
+    let mut nonempty = 0;
+    for filter in &filters {
+        let mut indexed = numbers_of(&store.list(filter).expect("lists"));
+        indexed.sort();
+        let expected = full_scan(store, filter);
+        assert_eq!(indexed, expected, "{filter:?}");
+        nonempty += usize::from(!expected.is_empty());
+    }
+    // The comparison means something only if most filters find cases.
+    assert!(nonempty * 4 >= filters.len() * 3, "{nonempty} of {}", filters.len());
+}
+
+#[test]
+fn indexed_listings_equal_a_full_scan_on_a_mixed_store() {
+    let directory = tempfile::tempdir().expect("tempdir");
+    let store = open_store(directory.path());
+    let mut summaries = mixed_summaries(300);
+    create_raw(&store, &summaries).expect("created");
+    assert_indexed_answers_equal_full_scans(&store);
+
+    // Updates move cases between statuses, holders and deadlines, and cross directives off.
+    for summary in summaries.iter_mut().step_by(3) {
+        summary.status = match summary.status {
+            Status::Registered => Status::Accepted,
+            Status::Accepted => Status::Closed,
+            _ => Status::Registered,
+        };
+        summary.holder = "node-b".to_owned();
+        for directive in &mut summary.directives {
+            directive.status = fengqiao_case::DirectiveStatus::CrossedOff;
+        }
+        update_raw(&store, summary, DocumentWrite::Unchanged);
+    }
+    assert_indexed_answers_equal_full_scans(&store);
+}
+
+#[test]
+fn a_store_indexed_by_an_earlier_build_gains_the_directive_index_on_open() {
+    let directory = tempfile::tempdir().expect("tempdir");
+    {
+        let store = open_store(directory.path());
+        create_raw(&store, &mixed_summaries(120)).expect("created");
+        // As an earlier build left it: no directive keys, no index version.
+        let indexes = store.storage.raw_tree("indexes").expect("indexes");
+        let directive_keys: Vec<_> = indexes
+            .scan_prefix(b"v")
+            .keys()
+            .collect::<Result<_, _>>()
+            .expect("keys");
+        assert!(!directive_keys.is_empty());
+        for key in directive_keys {
+            indexes.remove(key).expect("removed");
+        }
+        let meta = store.storage.raw_tree("meta").expect("meta");
+        meta.remove(b"store/index_version").expect("removed");
+        store.storage.flush().expect("flush");
+    }
+    let store = open_store(directory.path());
+    assert_indexed_answers_equal_full_scans(&store);
+    let meta = store.storage.raw_tree("meta").expect("meta");
+    assert_eq!(
+        meta.get(b"store/index_version").expect("reads").as_deref(),
+        Some(&crate::index::INDEX_VERSION.to_be_bytes()[..])
+    );
+}

@@ -1485,6 +1485,7 @@ async fn list_cases(
         region_prefix: query.text("region").map(str::to_owned),
         overdue_only: query.boolean("overdue")?,
         limit: query.count("limit")?,
+        ..ListFilter::default()
     };
     let items = on_node(&state, move |node| {
         node.list(crate::wall_clock::now(), &filter)

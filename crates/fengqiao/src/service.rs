@@ -27,7 +27,7 @@ use fengqiao_case::{
     ImportedCases, Measures, NewEvent, NodeId, NodeInfo, RegisterCase, SCHEMA_VERSION, Status,
     Tier, appending, import, input_bounds, lifecycle, summary, warnings,
 };
-use fengqiao_store::{CaseFilter, NewCase, Store, StoreError, StoreOptions};
+use fengqiao_store::{CaseFilter, DirectiveScope, NewCase, Store, StoreError, StoreOptions};
 
 use crate::config::{self, NodeConfig, NodeDir};
 use crate::identity::NodeIdentity;
@@ -325,6 +325,9 @@ pub struct ListFilter {
     pub region_prefix: Option<String>,
     /// Only cases with a deadline (status or directive) already passed.
     pub overdue_only: bool,
+    /// Only cases with any warning (预警 or worse) at `now`: read from the deadline index, up to
+    /// the warning rule's horizon (`warnings::warning_horizon`).
+    pub warned_only: bool,
     pub limit: Option<usize>,
 }
 
@@ -829,9 +832,19 @@ impl Node {
             holder: filter.holder.clone(),
             category: filter.category,
             region_prefix: filter.region_prefix.clone(),
-            // The store keeps an index of the earliest open deadline: overdue means it has passed.
-            deadline_before: filter.overdue_only.then_some(now),
+            // The store keeps an index of the earliest open deadline: overdue means it has passed,
+            // warned that it falls within the 预警 window (the warning rule's own equivalence).
+            deadline_before: [
+                filter.overdue_only.then_some(now),
+                filter
+                    .warned_only
+                    .then(|| warnings::warning_horizon(now, &self.config.warnings)),
+            ]
+            .into_iter()
+            .flatten()
+            .min(),
             limit: filter.limit,
+            ..CaseFilter::default()
         };
         let summaries = self.store.list(&store_filter)?;
         Ok(summaries
@@ -852,10 +865,17 @@ impl Node {
     ) -> Result<Vec<DirectiveListItem>, ServiceError> {
         let thresholds = &self.config.warnings;
         let mut items = Vec::new();
-        self.store.for_each_summary(|case_summary| {
-            if case_summary.directives.is_empty() {
-                return;
-            }
+        // The store's directive index holds only the cases with directives (few), so this reads
+        // no other summary.
+        let with_directives = self.store.list(&CaseFilter {
+            directives: Some(if open_only {
+                DirectiveScope::Open
+            } else {
+                DirectiveScope::Any
+            }),
+            ..CaseFilter::default()
+        })?;
+        for case_summary in &with_directives {
             let case_warnings = warnings::warnings(case_summary, now, thresholds);
             for directive in &case_summary.directives {
                 if open_only && directive.status == DirectiveStatus::CrossedOff {
@@ -868,7 +888,7 @@ impl Node {
                     &case_warnings,
                 ));
             }
-        })?;
+        }
         items.sort_by(|left, right| {
             (left.directive.due, &left.case, &left.directive.id).cmp(&(
                 right.directive.due,

@@ -634,6 +634,8 @@ pub(super) fn matching_items(
             (None, true) => Some(node.node_id().to_owned()),
             (None, false) => None,
         },
+        // The store reads warned cases from its deadline index; the grade is checked below.
+        warned_only: query.warned_only || query.grade.is_some(),
         ..ListFilter::default()
     };
     let registered_day = |item: &fengqiao_case::model::CaseListItem| {
