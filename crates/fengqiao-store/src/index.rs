@@ -1,4 +1,4 @@
-//! Secondary index keys (status, holder, category, region code, earliest open deadline, directives) and filter matching.
+//! Secondary index keys (status, holder, category, region code, earliest open deadline, directives, petitioner names) and filter matching.
 //!
 //! All indexes share one tree; a key is `kind byte ++ component ++ 0x00 ++ case number` with an
 //! empty value. Case numbers never contain 0x00 (checked on create), so the number is whatever
@@ -7,9 +7,9 @@
 use chrono::{DateTime, Utc};
 use fengqiao_case::{CaseId, CaseSummary, Category, DirectiveStatus, Status};
 
-use crate::{CaseFilter, DirectiveScope};
 use crate::StoreError;
 use crate::codec::corrupt;
+use crate::{CaseFilter, DirectiveScope};
 
 const STATUS_KIND: u8 = b's';
 const HOLDER_KIND: u8 = b'h';
@@ -21,6 +21,11 @@ const DEADLINE_KIND: u8 = b'd';
 const DIRECTIVE_KIND: u8 = b'v';
 const OPEN_DIRECTIVES: &[u8] = b"open";
 const CROSSED_OFF_DIRECTIVES: &[u8] = b"crossed_off";
+/// Petitioner names: one key per character position of each name, holding the name from there
+/// on, at most [`NAME_KEY_CHARS`] characters. "Name contains X" is then a prefix scan for X (its
+/// first [`NAME_KEY_CHARS`] characters when longer, the summary's full names checked after).
+const NAME_KEY_KIND: u8 = b'n';
+const NAME_KEY_CHARS: usize = 16;
 
 /// Version of the index keys [`index_keys`] writes; a store whose indexes were written under an
 /// older version has them rebuilt on open (`storage.rs`). 2: the directive index.
@@ -114,7 +119,18 @@ pub(crate) fn index_keys(summary: &CaseSummary) -> Vec<Vec<u8>> {
         };
         keys.push(key_with_component(DIRECTIVE_KIND, component, number));
     }
+    for name in &summary.petitioner_names {
+        for (start, _) in name.char_indices() {
+            keys.push(key_with_component(
+                NAME_KEY_KIND,
+                bounded_name(&name[start..]).as_bytes(),
+                number,
+            ));
+        }
+    }
     keys.sort();
+    // Two petitioners of one name, or a name repeating itself, give one key.
+    keys.dedup();
     keys
 }
 
@@ -141,6 +157,14 @@ pub(crate) enum IndexScan {
     AllSummaries,
 }
 
+/// The first [`NAME_KEY_CHARS`] characters of `text`.
+fn bounded_name(text: &str) -> &str {
+    match text.char_indices().nth(NAME_KEY_CHARS) {
+        Some((end, _)) => &text[..end],
+        None => text,
+    }
+}
+
 fn has_open_directive(summary: &CaseSummary) -> bool {
     summary
         .directives
@@ -161,8 +185,8 @@ fn is_resting_status(status: Status) -> bool {
     )
 }
 
-/// Picks one index per listing, the one likely to yield the fewest candidates: cases with
-/// directives (few), the deadline index (only open cases, most urgent first), a working status
+/// Picks one index per listing, the one likely to yield the fewest candidates: a petitioner's
+/// name, cases with directives (few), the deadline index (only open cases, most urgent first), a working status
 /// (the cases in hand, while 办结 grows), then holder (at a county: every case), region, a
 /// resting status, category.
 pub(crate) fn plan_scan(filter: &CaseFilter) -> IndexScan {
@@ -173,6 +197,16 @@ pub(crate) fn plan_scan(filter: &CaseFilter) -> IndexScan {
         prefix.push(KEY_SEPARATOR);
         IndexScan::Prefix(prefix)
     };
+    if let Some(name) = filter
+        .petitioner_name
+        .as_deref()
+        .filter(|name| !name.is_empty())
+    {
+        // No separator: the searched text may end anywhere inside a key's name part.
+        let mut prefix = vec![NAME_KEY_KIND];
+        prefix.extend_from_slice(bounded_name(name).as_bytes());
+        return IndexScan::Prefix(prefix);
+    }
     match filter.directives {
         Some(DirectiveScope::Open) => return exact(DIRECTIVE_KIND, OPEN_DIRECTIVES),
         Some(DirectiveScope::Any) => return IndexScan::Prefix(vec![DIRECTIVE_KIND]),
@@ -224,6 +258,12 @@ pub(crate) fn matches(filter: &CaseFilter, summary: &CaseSummary) -> bool {
             .is_none_or(|prefix| summary.region_code.starts_with(prefix.as_str()))
         && filter.deadline_before.is_none_or(|before| {
             earliest_open_deadline(summary).is_some_and(|deadline| deadline <= before)
+        })
+        && filter.petitioner_name.as_deref().is_none_or(|needle| {
+            summary
+                .petitioner_names
+                .iter()
+                .any(|name| name.contains(needle))
         })
         && filter.directives.is_none_or(|scope| match scope {
             DirectiveScope::Open => has_open_directive(summary),

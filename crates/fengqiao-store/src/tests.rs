@@ -1995,7 +1995,11 @@ fn mixed_summaries(count: u32) -> Vec<CaseSummary> {
         Status::UnderReview,
         Status::Final,
     ];
-    let categories = [Category::WageArrears, Category::Environment, Category::Family];
+    let categories = [
+        Category::WageArrears,
+        Category::Environment,
+        Category::Family,
+    ];
     let holders = ["node-a", "node-b", "node-c"];
     let mut seed = 0x2545_f491_4f6c_dd1d_u64;
     let mut next = |below: u64| {
@@ -2111,7 +2115,11 @@ fn assert_indexed_answers_equal_full_scans(store: &Store) {
         nonempty += usize::from(!expected.is_empty());
     }
     // The comparison means something only if most filters find cases.
-    assert!(nonempty * 4 >= filters.len() * 3, "{nonempty} of {}", filters.len());
+    assert!(
+        nonempty * 4 >= filters.len() * 3,
+        "{nonempty} of {}",
+        filters.len()
+    );
 }
 
 #[test]
@@ -2166,4 +2174,257 @@ fn a_store_indexed_by_an_earlier_build_gains_the_directive_index_on_open() {
         meta.get(b"store/index_version").expect("reads").as_deref(),
         Some(&crate::index::INDEX_VERSION.to_be_bytes()[..])
     );
+}
+
+/// A case document whose header names these petitioners, and its summary as this build writes it.
+fn case_with_petitioners(
+    number: &str,
+    names: &[&str],
+) -> (fengqiao_case::CaseDocument, CaseSummary) {
+    let mut header = crate::test_support::header_for(number);
+    let template = header.petitioners[0].clone();
+    header.petitioners = names
+        .iter()
+        .map(|name| fengqiao_case::Petitioner {
+            name: (*name).to_owned(),
+            ..template.clone()
+        })
+        .collect();
+    let register = fengqiao_case::EventKind::Register {
+        header: Some(Box::new(header.clone())),
+        policy_version: 0,
+    };
+    let document = fengqiao_case::CaseDocument::create(
+        &header,
+        &crate::test_support::event(&format!("register-{number}"), register, None),
+        &TEST_ACTOR,
+    )
+    .expect("test document builds");
+    let mut summary = summary_for(number, Status::Registered, "node-a");
+    summary.petitioner_names = names.iter().map(|name| (*name).to_owned()).collect();
+    (document, summary)
+}
+
+/// Petitioners of the name-search tests: shared surnames, a shared given name, a repeated
+/// character, a long name past the index's 16 characters, two petitioners on one case.
+const PETITIONERS: [&[&str]; 10] = [
+    &["张国强"],
+    &["张伟"],
+    &["李秀英", "王伟"],
+    &["欧阳娜娜"],
+    &["阿卜杜热合曼·买买提·艾力·吐尔逊·阿不都拉"],
+    &["王芳芳"],
+    &["赵强"],
+    &["张国"],
+    &["孙丽"],
+    &["周伟强"],
+];
+
+const NAME_SEARCHES: [&str; 14] = [
+    "张",
+    "国强",
+    "伟",
+    "张国",
+    "芳芳",
+    "芳",
+    "王",
+    "欧阳娜娜",
+    "买买提·艾力",
+    "吐尔逊·阿不都拉",
+    "阿卜杜热合曼·买买提·艾力·吐尔逊·阿不都拉",
+    "强",
+    "钱",
+    "伟强",
+];
+
+fn create_cases_with_petitioners(store: &Store) -> Vec<String> {
+    let mut built: Vec<_> = PETITIONERS
+        .iter()
+        .enumerate()
+        .map(|(index, names)| case_with_petitioners(&number(index as u32 + 1), names))
+        .collect();
+    let mut cases: Vec<_> = built
+        .iter_mut()
+        .map(|(document, summary)| NewCase {
+            document,
+            summary: &*summary,
+        })
+        .collect();
+    store.create_cases(&mut cases).expect("created");
+    built
+        .into_iter()
+        .map(|(_, summary)| summary.number)
+        .collect()
+}
+
+/// What a name search must answer: each case whose header (read from its document) has a
+/// petitioner whose name contains `text`.
+fn by_document_scan(store: &Store, numbers: &[String], text: &str) -> Vec<String> {
+    numbers
+        .iter()
+        .filter(|number| {
+            store
+                .with_case(number, |document| document.header().expect("header reads"))
+                .expect("store works")
+                .expect("case exists")
+                .petitioners
+                .iter()
+                .any(|petitioner| petitioner.name.contains(text))
+        })
+        .cloned()
+        .collect()
+}
+
+fn by_name_index(store: &Store, text: &str) -> Vec<String> {
+    let mut found = numbers_of(
+        &store
+            .list(&CaseFilter {
+                petitioner_name: Some(text.to_owned()),
+                ..CaseFilter::default()
+            })
+            .expect("lists"),
+    );
+    found.sort();
+    found
+}
+
+#[test]
+fn a_name_search_on_the_index_equals_a_scan_of_the_documents() {
+    let directory = tempfile::tempdir().expect("tempdir");
+    let store = open_store(directory.path());
+    assert!(
+        store.petitioner_names_indexed(),
+        "a new store needs no migration"
+    );
+    let numbers = create_cases_with_petitioners(&store);
+    for text in NAME_SEARCHES {
+        let expected = by_document_scan(&store, &numbers, text);
+        assert_eq!(by_name_index(&store, text), expected, "{text}");
+    }
+    assert_eq!(by_name_index(&store, "张").len(), 3);
+    assert!(by_name_index(&store, "钱").is_empty());
+}
+
+/// Turns the store into one an earlier build wrote: version-2 summaries (no names), no name
+/// keys in the index, no mark that the names are in.
+fn strip_names_as_an_earlier_build(store: &Store) {
+    let summaries = store.storage.raw_tree("summaries").expect("summaries");
+    for item in summaries.iter() {
+        let (key, value) = item.expect("reads");
+        let number = std::str::from_utf8(&key).expect("utf-8");
+        let mut summary = crate::codec::decode_summary(number, &value).expect("decodes");
+        summary.petitioner_names.clear();
+        let mut old = crate::codec::encode_summary(&summary).expect("encodes");
+        old.pop();
+        old[0] = crate::codec::SUMMARY_RECORD_BEFORE_NAMES_VERSION;
+        summaries.insert(key, old).expect("written");
+    }
+    let indexes = store.storage.raw_tree("indexes").expect("indexes");
+    let name_keys: Vec<_> = indexes
+        .scan_prefix(b"n")
+        .keys()
+        .collect::<Result<_, _>>()
+        .expect("keys");
+    assert!(!name_keys.is_empty());
+    for key in name_keys {
+        indexes.remove(key).expect("removed");
+    }
+    let meta = store.storage.raw_tree("meta").expect("meta");
+    meta.remove(b"store/petitioner_names_complete")
+        .expect("removed");
+    store.storage.flush().expect("flush");
+}
+
+#[test]
+fn the_names_migration_fills_an_earlier_builds_store_and_resumes_after_a_stop() {
+    let directory = tempfile::tempdir().expect("tempdir");
+    let numbers = {
+        let store = open_store(directory.path());
+        let numbers = create_cases_with_petitioners(&store);
+        strip_names_as_an_earlier_build(&store);
+        numbers
+    };
+
+    // Opened by this build: not indexed, so callers read the documents; one step, then a stop.
+    {
+        let store = open_store(directory.path());
+        assert!(!store.petitioner_names_indexed());
+        assert!(
+            by_name_index(&store, "张").is_empty(),
+            "no names before the migration"
+        );
+        let step = store.migrate_petitioner_names(4).expect("a step runs");
+        assert_eq!(
+            step,
+            crate::NamesMigrationStep {
+                read: 4,
+                rewritten: 4,
+                complete: false
+            }
+        );
+        assert!(!store.petitioner_names_indexed());
+    }
+
+    // Reopened (as after a kill): the migration resumes after the 4 cases done, and ends.
+    let store = open_store(directory.path());
+    assert!(!store.petitioner_names_indexed());
+    assert_eq!(
+        store
+            .storage
+            .petitioner_names_through()
+            .expect("reads")
+            .as_deref(),
+        Some(number(4).as_str())
+    );
+    let step = store.migrate_petitioner_names(4).expect("a step runs");
+    assert_eq!((step.read, step.rewritten, step.complete), (4, 4, false));
+    let step = store.migrate_petitioner_names(4).expect("a step runs");
+    assert_eq!((step.read, step.rewritten, step.complete), (2, 2, true));
+    assert!(store.petitioner_names_indexed());
+    for text in NAME_SEARCHES {
+        assert_eq!(
+            by_name_index(&store, text),
+            by_document_scan(&store, &numbers, text),
+            "{text}"
+        );
+    }
+    // Every summary is in this build's layout now, and the mark survives a reopen.
+    let summaries = store.storage.raw_tree("summaries").expect("summaries");
+    for item in summaries.iter() {
+        let (_, value) = item.expect("reads");
+        assert_eq!(value[0], crate::codec::SUMMARY_RECORD_VERSION);
+    }
+    drop(store);
+    let store = open_store(directory.path());
+    assert!(store.petitioner_names_indexed());
+    store
+        .complete_petitioner_names()
+        .expect("nothing left to do");
+}
+
+#[test]
+fn a_case_written_during_the_names_migration_keeps_its_new_summary() {
+    let directory = tempfile::tempdir().expect("tempdir");
+    {
+        let store = open_store(directory.path());
+        create_cases_with_petitioners(&store);
+        strip_names_as_an_earlier_build(&store);
+    }
+    let store = open_store(directory.path());
+    // A write by this build lands before the migration reaches the case: its summary, with the
+    // names and a new status, is what stays.
+    let case = number(7);
+    store
+        .update_case(&case, |document| {
+            document.push_event(&note("n-during", "迁移期间的记录"))?;
+            let mut summary = summary_for(&case, Status::Accepted, "node-a");
+            summary.petitioner_names = vec!["赵强".to_owned()];
+            Ok::<_, fengqiao_case::DocumentError>((summary, ()))
+        })
+        .expect("store works")
+        .expect("change applies");
+    store.complete_petitioner_names().expect("migrates");
+    let summary = store.summary(&case).expect("reads").expect("exists");
+    assert_eq!(summary.status, Status::Accepted);
+    assert_eq!(by_name_index(&store, "赵"), vec![case]);
 }

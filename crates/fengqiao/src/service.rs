@@ -849,11 +849,43 @@ impl Node {
         let summaries = self.store.list(&store_filter)?;
         Ok(summaries
             .into_iter()
-            .map(|case_summary| CaseListItem {
-                warnings: warnings::warnings(&case_summary, now, &self.config.warnings),
-                summary: case_summary,
+            .map(|mut case_summary| {
+                // Names are personal data, read through a case read that the access log
+                // records; the summary keeps them only for the store's name index.
+                case_summary.petitioner_names = Vec::new();
+                CaseListItem {
+                    warnings: warnings::warnings(&case_summary, now, &self.config.warnings),
+                    summary: case_summary,
+                }
             })
             .collect())
+    }
+
+    /// The numbers of the cases with a petitioner whose name contains `text`, from the store's
+    /// name index; `None` while the index is not whole yet (a store an earlier build wrote, whose
+    /// names migration has not finished), when the caller must read the documents instead.
+    pub fn cases_with_petitioner_named(
+        &self,
+        text: &str,
+    ) -> Result<Option<std::collections::HashSet<CaseId>>, ServiceError> {
+        if !self.store.petitioner_names_indexed() {
+            return Ok(None);
+        }
+        let found = self.store.list(&CaseFilter {
+            petitioner_name: Some(text.to_owned()),
+            ..CaseFilter::default()
+        })?;
+        Ok(Some(
+            found.into_iter().map(|summary| summary.number).collect(),
+        ))
+    }
+
+    /// Brings the store up to this build where that takes a pass over the documents: today,
+    /// the petitioners' names of summaries an earlier build wrote (`Store::complete_petitioner_names`).
+    /// Run beside serving, once the node is up; searches by name read the documents until it
+    /// is done, and a node stopped meanwhile resumes where it was.
+    pub fn complete_store_migrations(&self) -> Result<(), ServiceError> {
+        Ok(self.store.complete_petitioner_names()?)
     }
 
     /// Supervision directives on the node's cases, most urgent first. With `open_only`, those not
