@@ -389,7 +389,7 @@ impl Storage {
             }
             self.trees.indexes.apply_batch(batch)?;
             done += 1;
-            if done % INDEX_REBUILD_PROGRESS_EVERY == 0 {
+            if done.is_multiple_of(INDEX_REBUILD_PROGRESS_EVERY) {
                 tracing::info!(done, cases = total, "rebuilding the case indexes");
             }
         }
