@@ -39,6 +39,11 @@ pub fn summarize(header: &CaseHeader, state: &CaseState) -> CaseSummary {
         event_count: state.event_count,
         last_event_at: state.last_event_at,
         imported: state.imported,
+        petitioner_names: header
+            .petitioners
+            .iter()
+            .map(|petitioner| petitioner.name.clone())
+            .collect(),
     }
 }
 
@@ -156,6 +161,7 @@ pub(crate) mod test_support {
             event_count: 1,
             last_event_at: Some(day(1)),
             imported: false,
+            petitioner_names: Vec::new(),
         }
     }
 

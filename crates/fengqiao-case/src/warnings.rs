@@ -73,6 +73,23 @@ pub fn grade_instants(due: DateTime<Utc>, thresholds: &WarningThresholds) -> Gra
     }
 }
 
+/// The latest earliest open deadline ([`crate::summary::earliest_open_deadline`]) at which a
+/// case warns at `now`: [`warnings`] is non-empty exactly when that deadline is at or before this
+/// instant, since every grade begins at the 预警 window's start and the earliest deadline is
+/// the first to reach it. The store's deadline index answers "which cases warn" with this bound.
+pub fn warning_horizon(now: DateTime<Utc>, thresholds: &WarningThresholds) -> DateTime<Utc> {
+    let window = Duration::days(i64::from(thresholds.approaching_days));
+    now.checked_add_signed(window)
+        .unwrap_or(DateTime::<Utc>::MAX_UTC)
+}
+
+/// Whether the case has any warning at `now`: the same answer as `!warnings(..).is_empty()`,
+/// read from the earliest open deadline alone.
+pub fn warns(summary: &CaseSummary, now: DateTime<Utc>, thresholds: &WarningThresholds) -> bool {
+    crate::summary::earliest_open_deadline(summary)
+        .is_some_and(|deadline| deadline <= warning_horizon(now, thresholds))
+}
+
 /// The most severe grade among `warnings`, for listing a case once at its worst.
 pub fn worst_grade(warnings: &[Warning]) -> Option<WarningGrade> {
     warnings.iter().map(|warning| warning.grade).max()
@@ -194,6 +211,62 @@ mod tests {
         assert_eq!(found[1].directive.as_deref(), Some("d-near"));
         assert_eq!(found[1].grade, WarningGrade::Approaching);
         assert_eq!(found[1].due, day(21));
+    }
+
+    proptest::proptest! {
+        /// The deadline-index answer ([`warns`]) agrees with the grading for any summary: any
+        /// status, deadlines and directives around `now`, any thresholds.
+        #[test]
+        fn warns_agrees_with_the_grading(
+            status_index in 0usize..11,
+            deadline_offsets in proptest::collection::vec(proptest::option::of(-40i64..40), 5),
+            directives in proptest::collection::vec((-40i64..40, 0usize..5), 0..4),
+            approaching_days in 0u32..10,
+            serious_overdue_days in 0u32..30,
+            now_offset_minutes in -1i64..2,
+        ) {
+            let statuses = [
+                Status::Registered, Status::AwaitingReceiver, Status::Accepted,
+                Status::NotAccepted, Status::Diverted, Status::ForwardedOut, Status::Replied,
+                Status::Evaluated, Status::Closed, Status::UnderReview, Status::Final,
+            ];
+            let directive_statuses = [
+                DirectiveStatus::Issued, DirectiveStatus::Acknowledged, DirectiveStatus::Reported,
+                DirectiveStatus::Returned, DirectiveStatus::CrossedOff,
+            ];
+            let now = day(20) + Duration::minutes(now_offset_minutes);
+            // Whole days from `now`'s day, so deadlines land exactly on window edges too.
+            let at = |offset: i64| day(20) + Duration::days(offset);
+            let mut case = summary(statuses[status_index]);
+            let offset = |index: usize| deadline_offsets[index].map(at);
+            case.timeline.acceptance_deadline = offset(0);
+            case.timeline.objection_deadline = offset(1);
+            case.timeline.handling_deadline = offset(2);
+            case.timeline.review_deadline = offset(3);
+            case.timeline.evaluation_deadline = offset(4);
+            case.directives = directives
+                .iter()
+                .enumerate()
+                .map(|(index, (due, status))| {
+                    directive(&format!("d{index}"), at(*due), directive_statuses[*status])
+                })
+                .collect();
+            let thresholds = WarningThresholds { approaching_days, serious_overdue_days };
+            proptest::prop_assert_eq!(
+                warns(&case, now, &thresholds),
+                !warnings(&case, now, &thresholds).is_empty()
+            );
+        }
+    }
+
+    #[test]
+    fn warning_horizon_saturates_at_the_end_of_time() {
+        let thresholds = thresholds();
+        assert_eq!(
+            warning_horizon(DateTime::<Utc>::MAX_UTC, &thresholds),
+            DateTime::<Utc>::MAX_UTC
+        );
+        assert_eq!(warning_horizon(day(1), &thresholds), day(4));
     }
 
     #[test]

@@ -11,8 +11,12 @@ use crate::StoreError;
 pub(crate) const DOCUMENT_RECORD_VERSION: u8 = 1;
 /// Layout version of an incremental chunk record: `[1] ++ automerge save_incremental()`.
 pub(crate) const CHUNK_RECORD_VERSION: u8 = 1;
-/// Layout version of a summary record: `[2] ++ bincode(CaseSummary)`.
-pub(crate) const SUMMARY_RECORD_VERSION: u8 = 2;
+/// Layout version of a summary record: `[3] ++ bincode(CaseSummary)`.
+pub(crate) const SUMMARY_RECORD_VERSION: u8 = 3;
+/// Layout version of a summary record written before `CaseSummary::petitioner_names`: the same
+/// bincode without that last field. Read still, with no names; the store fills the names in
+/// from the documents after opening (`Store::migrate_petitioner_names`).
+pub(crate) const SUMMARY_RECORD_BEFORE_NAMES_VERSION: u8 = 2;
 /// Layout version of a summary record written before `CaseSummary::imported`: the same bincode
 /// without that last field. Read still, as not imported (no build before it could import with
 /// a mark).
@@ -74,15 +78,23 @@ pub(crate) fn encode_summary(summary: &CaseSummary) -> Result<Vec<u8>, StoreErro
 
 pub(crate) fn decode_summary(number: &str, record: &[u8]) -> Result<CaseSummary, StoreError> {
     let what = format!("summary of case {number}");
-    let with_imported;
+    let completed;
     let payload = match record.first() {
-        // bincode writes a struct's fields one after another, and `imported` is the last one,
-        // a bool (one byte, 0 for false): a version-1 payload with a 0 after it is this layout.
+        // bincode writes a struct's fields one after another: `imported`, a bool (one byte, 0
+        // for false), then `petitioner_names`, a sequence (its length first, a varint: one 0
+        // byte when empty). An older payload with the missing fields' zeros after it is this
+        // layout.
         Some(&SUMMARY_RECORD_BEFORE_IMPORTED_VERSION) => {
             let mut payload = record[1..].to_vec();
+            payload.extend_from_slice(&[0, 0]);
+            completed = payload;
+            completed.as_slice()
+        }
+        Some(&SUMMARY_RECORD_BEFORE_NAMES_VERSION) => {
+            let mut payload = record[1..].to_vec();
             payload.push(0);
-            with_imported = payload;
-            with_imported.as_slice()
+            completed = payload;
+            completed.as_slice()
         }
         _ => decode_versioned(&what, SUMMARY_RECORD_VERSION, record)?,
     };
@@ -288,8 +300,12 @@ mod tests {
         summary.imported = true;
         let current = encode_summary(&summary).expect("encodes");
         assert_eq!(current[0], SUMMARY_RECORD_VERSION);
-        assert_eq!(current.last(), Some(&1), "`imported` is the last byte");
-        let mut version_1 = current[..current.len() - 1].to_vec();
+        assert_eq!(
+            current[current.len() - 2..],
+            [1, 0],
+            "`imported`, then no names, are the last bytes"
+        );
+        let mut version_1 = current[..current.len() - 2].to_vec();
         version_1[0] = SUMMARY_RECORD_BEFORE_IMPORTED_VERSION;
         let read = decode_summary(&summary.number, &version_1).expect("a version-1 record reads");
         summary.imported = false;
@@ -298,6 +314,31 @@ mod tests {
             decode_summary(&summary.number, &current)
                 .expect("reads")
                 .imported
+        );
+    }
+
+    /// A store written before `CaseSummary::petitioner_names` holds version-2 summaries: the
+    /// same bincode without the last field. They read with no names (the migration adds them).
+    #[test]
+    fn summaries_written_before_the_names_still_read() {
+        let mut summary = crate::test_support::summary_for(
+            "430702001001-2026-000008",
+            fengqiao_case::Status::Accepted,
+            "node-a",
+        );
+        summary.imported = true;
+        let without_names = encode_summary(&summary).expect("encodes");
+        assert_eq!(without_names.last(), Some(&0), "no names: a zero length");
+        let mut version_2 = without_names[..without_names.len() - 1].to_vec();
+        version_2[0] = SUMMARY_RECORD_BEFORE_NAMES_VERSION;
+        let read = decode_summary(&summary.number, &version_2).expect("a version-2 record reads");
+        assert_eq!(read, summary);
+
+        summary.petitioner_names = vec!["张国强".to_owned(), "李秀英".to_owned()];
+        let with_names = encode_summary(&summary).expect("encodes");
+        assert_eq!(
+            decode_summary(&summary.number, &with_names).expect("reads"),
+            summary
         );
     }
 

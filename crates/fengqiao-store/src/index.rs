@@ -1,21 +1,35 @@
-//! Secondary index keys (status, holder, category, region code, earliest open deadline) and filter matching.
+//! Secondary index keys (status, holder, category, region code, earliest open deadline, directives, petitioner names) and filter matching.
 //!
 //! All indexes share one tree; a key is `kind byte ++ component ++ 0x00 ++ case number` with an
 //! empty value. Case numbers never contain 0x00 (checked on create), so the number is whatever
 //! follows the last 0x00, even when a component (a timestamp, an odd node id) contains one.
 
 use chrono::{DateTime, Utc};
-use fengqiao_case::{CaseId, CaseSummary, Category, Status};
+use fengqiao_case::{CaseId, CaseSummary, Category, DirectiveStatus, Status};
 
-use crate::CaseFilter;
 use crate::StoreError;
 use crate::codec::corrupt;
+use crate::{CaseFilter, DirectiveScope};
 
 const STATUS_KIND: u8 = b's';
 const HOLDER_KIND: u8 = b'h';
 const CATEGORY_KIND: u8 = b'c';
 const REGION_KIND: u8 = b'r';
 const DEADLINE_KIND: u8 = b'd';
+/// Cases with directives: component [`OPEN_DIRECTIVES`] while any is not crossed off, else
+/// [`CROSSED_OFF_DIRECTIVES`]; no key for a case without directives (most cases).
+const DIRECTIVE_KIND: u8 = b'v';
+const OPEN_DIRECTIVES: &[u8] = b"open";
+const CROSSED_OFF_DIRECTIVES: &[u8] = b"crossed_off";
+/// Petitioner names: one key per character position of each name, holding the name from there
+/// on, at most [`NAME_KEY_CHARS`] characters. "Name contains X" is then a prefix scan for X (its
+/// first [`NAME_KEY_CHARS`] characters when longer, the summary's full names checked after).
+const NAME_KEY_KIND: u8 = b'n';
+const NAME_KEY_CHARS: usize = 16;
+
+/// Version of the index keys [`index_keys`] writes; a store whose indexes were written under an
+/// older version has them rebuilt on open (`storage.rs`). 2: the directive index.
+pub(crate) const INDEX_VERSION: u32 = 2;
 
 pub(crate) const KEY_SEPARATOR: u8 = 0;
 
@@ -97,7 +111,26 @@ pub(crate) fn index_keys(summary: &CaseSummary) -> Vec<Vec<u8>> {
             number,
         ));
     }
+    if !summary.directives.is_empty() {
+        let component = if has_open_directive(summary) {
+            OPEN_DIRECTIVES
+        } else {
+            CROSSED_OFF_DIRECTIVES
+        };
+        keys.push(key_with_component(DIRECTIVE_KIND, component, number));
+    }
+    for name in &summary.petitioner_names {
+        for (start, _) in name.char_indices() {
+            keys.push(key_with_component(
+                NAME_KEY_KIND,
+                bounded_name(&name[start..]).as_bytes(),
+                number,
+            ));
+        }
+    }
     keys.sort();
+    // Two petitioners of one name, or a name repeating itself, give one key.
+    keys.dedup();
     keys
 }
 
@@ -124,9 +157,61 @@ pub(crate) enum IndexScan {
     AllSummaries,
 }
 
-/// Picks one index per listing. The deadline index comes first because it holds only open cases
-/// and yields them most urgent first; then the fields that usually narrow most.
+/// The first [`NAME_KEY_CHARS`] characters of `text`.
+fn bounded_name(text: &str) -> &str {
+    match text.char_indices().nth(NAME_KEY_CHARS) {
+        Some((end, _)) => &text[..end],
+        None => text,
+    }
+}
+
+fn has_open_directive(summary: &CaseSummary) -> bool {
+    summary
+        .directives
+        .iter()
+        .any(|directive| directive.status != DirectiveStatus::CrossedOff)
+}
+
+/// Whether cases in `status` may stay there for good (decided, passed on or closed), so that
+/// their number grows with the years; the working statuses hold only the cases in hand.
+fn is_resting_status(status: Status) -> bool {
+    matches!(
+        status,
+        Status::NotAccepted
+            | Status::Diverted
+            | Status::ForwardedOut
+            | Status::Closed
+            | Status::Final
+    )
+}
+
+/// Picks one index per listing, the one likely to yield the fewest candidates: a petitioner's
+/// name, cases with directives (few), the deadline index (only open cases, most urgent first), a working status
+/// (the cases in hand, while 办结 grows), then holder (at a county: every case), region, a
+/// resting status, category.
 pub(crate) fn plan_scan(filter: &CaseFilter) -> IndexScan {
+    let exact = |kind: u8, component: &[u8]| {
+        let mut prefix = Vec::with_capacity(component.len() + 2);
+        prefix.push(kind);
+        prefix.extend_from_slice(component);
+        prefix.push(KEY_SEPARATOR);
+        IndexScan::Prefix(prefix)
+    };
+    if let Some(name) = filter
+        .petitioner_name
+        .as_deref()
+        .filter(|name| !name.is_empty())
+    {
+        // No separator: the searched text may end anywhere inside a key's name part.
+        let mut prefix = vec![NAME_KEY_KIND];
+        prefix.extend_from_slice(bounded_name(name).as_bytes());
+        return IndexScan::Prefix(prefix);
+    }
+    match filter.directives {
+        Some(DirectiveScope::Open) => return exact(DIRECTIVE_KIND, OPEN_DIRECTIVES),
+        Some(DirectiveScope::Any) => return IndexScan::Prefix(vec![DIRECTIVE_KIND]),
+        None => {}
+    }
     if let Some(before) = filter.deadline_before {
         return IndexScan::Range {
             start: vec![DEADLINE_KIND],
@@ -137,13 +222,9 @@ pub(crate) fn plan_scan(filter: &CaseFilter) -> IndexScan {
             },
         };
     }
-    let exact = |kind: u8, component: &[u8]| {
-        let mut prefix = Vec::with_capacity(component.len() + 2);
-        prefix.push(kind);
-        prefix.extend_from_slice(component);
-        prefix.push(KEY_SEPARATOR);
-        IndexScan::Prefix(prefix)
-    };
+    if let Some(status) = filter.status.filter(|status| !is_resting_status(*status)) {
+        return exact(STATUS_KIND, status_name(status).as_bytes());
+    }
     if let Some(holder) = &filter.holder {
         return exact(HOLDER_KIND, holder.as_bytes());
     }
@@ -177,6 +258,16 @@ pub(crate) fn matches(filter: &CaseFilter, summary: &CaseSummary) -> bool {
             .is_none_or(|prefix| summary.region_code.starts_with(prefix.as_str()))
         && filter.deadline_before.is_none_or(|before| {
             earliest_open_deadline(summary).is_some_and(|deadline| deadline <= before)
+        })
+        && filter.petitioner_name.as_deref().is_none_or(|needle| {
+            summary
+                .petitioner_names
+                .iter()
+                .any(|name| name.contains(needle))
+        })
+        && filter.directives.is_none_or(|scope| match scope {
+            DirectiveScope::Open => has_open_directive(summary),
+            DirectiveScope::Any => !summary.directives.is_empty(),
         })
 }
 

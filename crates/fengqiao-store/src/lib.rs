@@ -37,7 +37,7 @@ mod test_support;
 mod tests;
 
 use std::collections::BTreeSet;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use fengqiao_case::{CaseDocument, CaseId, CaseSummary, Category, DocumentError, Status};
@@ -47,7 +47,8 @@ use crate::codec::CaseRecord;
 pub use crate::snapshot::{Snapshot, SnapshotCounts, SnapshotEntry, StoreRestore};
 pub use crate::storage::QuarantineKey;
 use crate::storage::{
-    DocumentWrite, Log, PreparedCase, PreparedUpdate, Storage, prepare_meta, should_compact,
+    DocumentWrite, Log, PreparedCase, PreparedUpdate, Storage, SummaryRewrite, prepare_meta,
+    should_compact,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -210,7 +211,22 @@ pub struct CaseFilter {
     pub region_prefix: Option<String>,
     /// Open deadline (acceptance / objection / handling / review) on or before this instant.
     pub deadline_before: Option<chrono::DateTime<chrono::Utc>>,
+    /// Only cases with directives: those with one not crossed off, or with any.
+    pub directives: Option<DirectiveScope>,
+    /// Only cases with a petitioner whose name contains this text (as `str::contains`). Answered
+    /// from the name index only once [`Store::petitioner_names_indexed`]; before that, summaries
+    /// carry no names yet and this matches none.
+    pub petitioner_name: Option<String>,
     pub limit: Option<usize>,
+}
+
+/// Which cases with directives [`CaseFilter::directives`] keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DirectiveScope {
+    /// A directive not yet crossed off.
+    Open,
+    /// Any directive, crossed off or not.
+    Any,
 }
 
 /// One entry of the change feed.
@@ -276,7 +292,24 @@ pub struct Store {
     account_trees: accounts::AccountTrees,
     /// The snapshot (backup) being taken, if any: commits keep what it has not yet copied.
     snapshots: snapshot::SnapshotRegistry,
+    /// Whether every summary carries its petitioners' names (the name index is whole): mirrors
+    /// the store's mark, which the names migration sets when it is done.
+    petitioner_names_indexed: AtomicBool,
 }
+
+/// How far one step of [`Store::migrate_petitioner_names`] got.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NamesMigrationStep {
+    /// Summaries read in this step.
+    pub read: usize,
+    /// Of those, summaries rewritten with their names.
+    pub rewritten: usize,
+    /// Whether every summary now carries its names.
+    pub complete: bool,
+}
+
+/// How many summaries one step of the names migration reads, and commits in one transaction.
+pub const NAMES_MIGRATION_BATCH: usize = 500;
 
 /// Case numbers are keys and key components; the index layout relies on them holding no 0x00.
 /// The numbers of cases to create together, each valid and none twice (a repeat is
@@ -315,6 +348,7 @@ impl Store {
     pub fn open(path: &std::path::Path, options: StoreOptions) -> Result<Store, StoreError> {
         let storage = Storage::open(path, options.min_free_bytes)?;
         let case_count = storage.read_case_count()?;
+        let petitioner_names_indexed = storage.petitioner_names_complete()?;
         let account_trees = accounts::AccountTrees::open(storage.database())?;
         tracing::debug!(case_count, "store opened");
         Ok(Store {
@@ -327,6 +361,7 @@ impl Store {
             held_access_records: Mutex::new(HeldAccessRecords::default()),
             account_trees,
             snapshots: snapshot::SnapshotRegistry::default(),
+            petitioner_names_indexed: AtomicBool::new(petitioner_names_indexed),
         })
     }
 
@@ -856,6 +891,131 @@ impl Store {
     /// otherwise in index (or case number) order.
     pub fn list(&self, filter: &CaseFilter) -> Result<Vec<CaseSummary>, StoreError> {
         self.storage.list(filter)
+    }
+
+    /// Whether every summary carries its petitioners' names, so that a
+    /// [`CaseFilter::petitioner_name`] listing finds every case it should. False in a store an
+    /// earlier build wrote until [`Store::migrate_petitioner_names`] has gone through it.
+    pub fn petitioner_names_indexed(&self) -> bool {
+        self.petitioner_names_indexed.load(Ordering::SeqCst)
+    }
+
+    /// One step of filling the petitioners' names into summaries an earlier build wrote without
+    /// them: reads up to `batch` summaries after the last step's, takes the names from each
+    /// case's document (the header as amended), and writes the summaries whose names differ,
+    /// with their index keys and the step's position, in one transaction. Stopped at any point
+    /// (even killed), the next step resumes after the last committed batch. Runs beside other
+    /// writes: a case written meanwhile already has its names, and keeps them. Logs counts only,
+    /// never a name.
+    pub fn migrate_petitioner_names(&self, batch: usize) -> Result<NamesMigrationStep, StoreError> {
+        if self.petitioner_names_indexed() {
+            return Ok(NamesMigrationStep {
+                read: 0,
+                rewritten: 0,
+                complete: true,
+            });
+        }
+        let after = self.storage.petitioner_names_through()?;
+        let records = self
+            .storage
+            .summary_records_after(after.as_deref(), batch.max(1))?;
+        let complete = records.len() < batch.max(1);
+        let mut rewrites = Vec::new();
+        for (number, stored) in &records {
+            let summary = match codec::decode_summary(number, stored) {
+                Ok(summary) => summary,
+                Err(error) => {
+                    // Its next write heals it, with names; a search cannot find it meanwhile,
+                    // as it could not read it before either.
+                    tracing::warn!(case = number, %error, "names migration skips a corrupt summary");
+                    continue;
+                }
+            };
+            let header = match self.with_case_uncached(number, |document| document.header()) {
+                Ok(Some(Ok(header))) => header,
+                Ok(None) => continue,
+                Ok(Some(Err(error))) => {
+                    tracing::warn!(case = number, %error, "names migration cannot read a case's header");
+                    continue;
+                }
+                Err(error) => {
+                    tracing::warn!(case = number, %error, "names migration cannot load a case");
+                    continue;
+                }
+            };
+            let names: Vec<String> = header
+                .petitioners
+                .iter()
+                .map(|petitioner| petitioner.name.clone())
+                .collect();
+            if names == summary.petitioner_names
+                && stored.first() == Some(&codec::SUMMARY_RECORD_VERSION)
+            {
+                continue;
+            }
+            let named = CaseSummary {
+                petitioner_names: names,
+                ..summary.clone()
+            };
+            rewrites.push(SummaryRewrite {
+                number: number.clone(),
+                based_on: stored.clone(),
+                record: codec::encode_summary(&named)?,
+                old_index_keys: index::index_keys(&summary),
+                new_index_keys: index::index_keys(&named),
+            });
+        }
+        let numbers: Vec<&str> = rewrites
+            .iter()
+            .map(|rewrite| rewrite.number.as_str())
+            .collect();
+        self.keep_for_snapshot(&numbers)?;
+        let through = records.last().map(|(number, _)| number.as_str());
+        self.storage
+            .write_named_summaries(&rewrites, through, complete)?;
+        self.storage.flush()?;
+        if complete {
+            self.petitioner_names_indexed.store(true, Ordering::SeqCst);
+        }
+        Ok(NamesMigrationStep {
+            read: records.len(),
+            rewritten: rewrites.len(),
+            complete,
+        })
+    }
+
+    /// Runs [`Store::migrate_petitioner_names`] to the end, with its progress in the log.
+    pub fn complete_petitioner_names(&self) -> Result<(), StoreError> {
+        if self.petitioner_names_indexed() {
+            return Ok(());
+        }
+        let started = std::time::Instant::now();
+        let total = self.case_count();
+        tracing::info!(
+            cases = total,
+            "filling petitioners' names into the case summaries, for the name index"
+        );
+        let (mut read, mut rewritten) = (0u64, 0u64);
+        let mut logged_at = 0u64;
+        loop {
+            let step = self.migrate_petitioner_names(NAMES_MIGRATION_BATCH)?;
+            read += step.read as u64;
+            rewritten += step.rewritten as u64;
+            if step.complete {
+                break;
+            }
+            if read - logged_at >= 10_000 {
+                logged_at = read;
+                tracing::info!(read, cases = total, "filling petitioners' names");
+            }
+        }
+        tracing::info!(
+            read,
+            rewritten,
+            seconds = started.elapsed().as_secs_f64(),
+            "petitioners' names filled in: searches by name use the index"
+        );
+        Ok(())
     }
 
     /// Every summary, for measures.

@@ -30,7 +30,7 @@ use crate::codec::{
 };
 use crate::free_space::FreeSpaceGuard;
 use crate::index::{
-    IndexScan, KEY_SEPARATOR, index_keys, matches, number_from_index_key, plan_scan,
+    INDEX_VERSION, IndexScan, KEY_SEPARATOR, index_keys, matches, number_from_index_key, plan_scan,
 };
 use crate::snapshot::SnapshotEntry;
 use crate::{CaseFilter, FeedEntry, FeedSeq, StoreError};
@@ -44,6 +44,16 @@ const SLED_CACHE_CAPACITY_BYTES: u64 = 64 * 1024 * 1024;
 const FORMAT_VERSION_KEY: &[u8] = b"store/format_version";
 const CASE_COUNT_KEY: &[u8] = b"store/case_count";
 const FEED_HEAD_KEY: &[u8] = b"store/feed_head";
+/// The [`INDEX_VERSION`] the index tree was last built under (u32 BE); absent: version 1.
+const INDEX_VERSION_KEY: &[u8] = b"store/index_version";
+/// Present (one byte, 1) once every summary carries its petitioners' names: in a store this build
+/// created, and in an older one once `Store::migrate_petitioner_names` has gone through it.
+const NAMES_COMPLETE_KEY: &[u8] = b"store/petitioner_names_complete";
+/// The last case number (in key order) whose summary the names migration has rewritten; written
+/// in the same transaction as that batch, so a migration stopped part-way resumes after it.
+const NAMES_THROUGH_KEY: &[u8] = b"store/petitioner_names_through";
+/// How many summaries the index rebuild reads between progress lines in the log.
+const INDEX_REBUILD_PROGRESS_EVERY: u64 = 10_000;
 /// Callers' metadata lives under its own prefix so it can never overwrite the store's own keys.
 const NODE_META_PREFIX: &[u8] = b"node/";
 
@@ -200,6 +210,17 @@ impl PreparedUpdate {
     }
 }
 
+/// One summary rewritten by the names migration: the stored bytes it was computed from, the new
+/// record, and both summaries' index keys (sorted).
+#[derive(Debug, Clone)]
+pub(crate) struct SummaryRewrite {
+    pub(crate) number: CaseId,
+    pub(crate) based_on: Vec<u8>,
+    pub(crate) record: Vec<u8>,
+    pub(crate) old_index_keys: Vec<Vec<u8>>,
+    pub(crate) new_index_keys: Vec<Vec<u8>>,
+}
+
 /// A case's document as stored: the saved bytes and the incremental chunks after them, in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct StoredDocument {
@@ -316,7 +337,74 @@ impl Storage {
             free_space: FreeSpaceGuard::new(path, min_free_bytes),
         };
         storage.check_format_version()?;
+        storage.bring_indexes_up_to_date()?;
         Ok(storage)
+    }
+
+    /// Adds the index keys a store written by an earlier build lacks (a kind of index it did not
+    /// keep), from the summaries. Inserting a key that is there already changes nothing, so a
+    /// rebuild stopped part-way is simply run again on the next open; the version is recorded
+    /// only once every summary has been indexed.
+    fn bring_indexes_up_to_date(&self) -> Result<(), StoreError> {
+        let found = match self.trees.meta.get(INDEX_VERSION_KEY)? {
+            None => 1,
+            Some(value) => {
+                let bytes: [u8; 4] = value.as_ref().try_into().map_err(|_| {
+                    corrupt("store index version", format!("{} bytes", value.len()))
+                })?;
+                u32::from_be_bytes(bytes)
+            }
+        };
+        if found >= INDEX_VERSION {
+            return Ok(());
+        }
+        self.free_space.check()?;
+        let started = Instant::now();
+        let total = self.trees.summaries.len();
+        if total > 0 {
+            tracing::info!(
+                from = found,
+                to = INDEX_VERSION,
+                cases = total,
+                "rebuilding the case indexes"
+            );
+        }
+        let mut done = 0u64;
+        for item in self.trees.summaries.iter() {
+            let (key, value) = item?;
+            let number = std::str::from_utf8(&key)
+                .map_err(|error| corrupt("summary key", error.to_string()))?;
+            let summary = match decode_summary(number, &value) {
+                Ok(summary) => summary,
+                Err(error) => {
+                    // As in an update: the next write of the case heals it, and listings
+                    // re-check every summary they read.
+                    tracing::warn!(case = number, %error, "not indexing a corrupt summary");
+                    continue;
+                }
+            };
+            let mut batch = sled::Batch::default();
+            for index_key in index_keys(&summary) {
+                batch.insert(index_key, &[][..]);
+            }
+            self.trees.indexes.apply_batch(batch)?;
+            done += 1;
+            if done.is_multiple_of(INDEX_REBUILD_PROGRESS_EVERY) {
+                tracing::info!(done, cases = total, "rebuilding the case indexes");
+            }
+        }
+        self.trees
+            .meta
+            .insert(INDEX_VERSION_KEY, &INDEX_VERSION.to_be_bytes()[..])?;
+        self.flush()?;
+        if total > 0 {
+            tracing::info!(
+                cases = done,
+                seconds = started.elapsed().as_secs_f64(),
+                "case indexes rebuilt"
+            );
+        }
+        Ok(())
     }
 
     fn check_format_version(&self) -> Result<(), StoreError> {
@@ -339,6 +427,8 @@ impl Storage {
                 self.trees
                     .meta
                     .insert(FORMAT_VERSION_KEY, &STORE_FORMAT_VERSION.to_be_bytes()[..])?;
+                // Every summary this build writes carries the names: nothing to migrate.
+                self.trees.meta.insert(NAMES_COMPLETE_KEY, &[1][..])?;
                 self.flush()
             }
             None => Err(corrupt(
@@ -638,6 +728,88 @@ impl Storage {
             }
         }
         Ok(())
+    }
+
+    /// Whether every summary carries its petitioners' names (see [`NAMES_COMPLETE_KEY`]).
+    pub(crate) fn petitioner_names_complete(&self) -> Result<bool, StoreError> {
+        Ok(self.trees.meta.contains_key(NAMES_COMPLETE_KEY)?)
+    }
+
+    /// Where the names migration stopped: the last case number it rewrote, if any.
+    pub(crate) fn petitioner_names_through(&self) -> Result<Option<CaseId>, StoreError> {
+        match self.trees.meta.get(NAMES_THROUGH_KEY)? {
+            None => Ok(None),
+            Some(value) => String::from_utf8(value.to_vec())
+                .map(Some)
+                .map_err(|error| corrupt("names migration position", error.to_string())),
+        }
+    }
+
+    /// Up to `limit` summary records (number, stored bytes) after `after`, in key order.
+    pub(crate) fn summary_records_after(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(CaseId, Vec<u8>)>, StoreError> {
+        let range = match after {
+            Some(after) => self.trees.summaries.range::<&[u8], _>((
+                std::ops::Bound::Excluded(after.as_bytes()),
+                std::ops::Bound::Unbounded,
+            )),
+            None => self.trees.summaries.iter(),
+        };
+        let mut records = Vec::with_capacity(limit.min(1024));
+        for item in range.take(limit) {
+            let (key, value) = item?;
+            let number = String::from_utf8(key.to_vec())
+                .map_err(|error| corrupt("summary key", error.to_string()))?;
+            records.push((number, value.to_vec()));
+        }
+        Ok(records)
+    }
+
+    /// Writes one batch of the names migration, with its position (`through`) and, when it is
+    /// the last, the mark that it is complete, in one transaction. A summary whose stored bytes
+    /// are no longer those the rewrite was computed from is left alone: a write meanwhile
+    /// replaced it with one that has the names. The feed does not move (the case is unchanged).
+    pub(crate) fn write_named_summaries(
+        &self,
+        rewrites: &[SummaryRewrite],
+        through: Option<&str>,
+        complete: bool,
+    ) -> Result<(), StoreError> {
+        self.free_space.check()?;
+        let trees = &self.trees;
+        let result = (&trees.summaries, &trees.indexes, &trees.meta).transaction(
+            |(summaries, indexes, meta)| {
+                for rewrite in rewrites {
+                    let key = rewrite.number.as_bytes();
+                    let current = summaries.get(key)?;
+                    if current.as_deref() != Some(rewrite.based_on.as_slice()) {
+                        continue;
+                    }
+                    for old_key in &rewrite.old_index_keys {
+                        if rewrite.new_index_keys.binary_search(old_key).is_err() {
+                            indexes.remove(old_key.as_slice())?;
+                        }
+                    }
+                    for new_key in &rewrite.new_index_keys {
+                        if rewrite.old_index_keys.binary_search(new_key).is_err() {
+                            indexes.insert(new_key.as_slice(), &[][..])?;
+                        }
+                    }
+                    summaries.insert(key, rewrite.record.as_slice())?;
+                }
+                if let Some(through) = through {
+                    meta.insert(NAMES_THROUGH_KEY, through.as_bytes())?;
+                }
+                if complete {
+                    meta.insert(NAMES_COMPLETE_KEY, &[1][..])?;
+                }
+                Ok(())
+            },
+        );
+        finish(result)
     }
 
     pub(crate) fn list(&self, filter: &CaseFilter) -> Result<Vec<CaseSummary>, StoreError> {
@@ -993,6 +1165,10 @@ impl Storage {
         self.trees
             .meta
             .insert(CASE_COUNT_KEY, &cases.to_be_bytes()[..])?;
+        // The copied summaries may come from a build that kept no names: the names migration
+        // goes over them (rewriting only those whose names differ from their documents').
+        self.trees.meta.remove(NAMES_COMPLETE_KEY)?;
+        self.trees.meta.remove(NAMES_THROUGH_KEY)?;
         self.flush()?;
         Ok(cases)
     }

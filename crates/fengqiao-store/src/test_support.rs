@@ -43,6 +43,7 @@ pub(crate) fn summary_for(number: &str, status: Status, holder: &str) -> CaseSum
         event_count: 1,
         last_event_at: Some(instant(1, 9)),
         imported: false,
+        petitioner_names: Vec::new(),
     }
 }
 

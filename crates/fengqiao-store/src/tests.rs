@@ -1977,3 +1977,454 @@ fn a_snapshot_holds_every_case_as_at_its_position_while_writes_go_on() {
         Err(StoreError::NotEmpty { .. })
     ));
 }
+
+/// A store of many cases in every status, held by three offices, with deadlines spread over the
+/// month and directives on some (open, crossed off), made from a fixed seed.
+fn mixed_summaries(count: u32) -> Vec<CaseSummary> {
+    use fengqiao_case::{DirectiveState, DirectiveStatus};
+    let statuses = [
+        Status::Registered,
+        Status::AwaitingReceiver,
+        Status::Accepted,
+        Status::NotAccepted,
+        Status::Diverted,
+        Status::ForwardedOut,
+        Status::Replied,
+        Status::Evaluated,
+        Status::Closed,
+        Status::UnderReview,
+        Status::Final,
+    ];
+    let categories = [
+        Category::WageArrears,
+        Category::Environment,
+        Category::Family,
+    ];
+    let holders = ["node-a", "node-b", "node-c"];
+    let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+    let mut next = |below: u64| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % below
+    };
+    (1..=count)
+        .map(|sequence| {
+            let status = statuses[next(statuses.len() as u64) as usize];
+            let holder = holders[next(holders.len() as u64) as usize];
+            let mut summary = summary_for(&number(sequence), status, holder);
+            summary.category = categories[next(categories.len() as u64) as usize];
+            summary.region_code = format!("43070200{}00{}", 1 + next(2), 1 + next(3));
+            let day = |days: u64| Some(instant(1 + days as u32, 12));
+            summary.timeline.acceptance_deadline = day(next(28));
+            summary.timeline.objection_deadline = day(next(28));
+            summary.timeline.handling_deadline = day(next(28));
+            summary.timeline.review_deadline = day(next(28));
+            for index in 0..next(3) {
+                let crossed_off = next(2) == 0;
+                summary.directives.push(DirectiveState {
+                    id: format!("d{sequence}-{index}"),
+                    issuer_node: "node-c".to_owned(),
+                    issued_by: "督办人".to_owned(),
+                    issued_at: instant(1, 9),
+                    target_node: holder.to_owned(),
+                    requirement: "限期报告".to_owned(),
+                    due: instant(1 + next(28) as u32, 12),
+                    listed: false,
+                    status: if crossed_off {
+                        DirectiveStatus::CrossedOff
+                    } else {
+                        DirectiveStatus::Issued
+                    },
+                    reports: Vec::new(),
+                    crossed_off_at: None,
+                });
+            }
+            summary
+        })
+        .collect()
+}
+
+/// Filters touching every index, alone and combined, as the console and the API ask them.
+fn filters_over_every_index() -> Vec<CaseFilter> {
+    use crate::DirectiveScope;
+    let mut filters = Vec::new();
+    let statuses = [
+        Status::Registered,
+        Status::AwaitingReceiver,
+        Status::Accepted,
+        Status::Closed,
+        Status::Final,
+    ];
+    for holder in [None, Some("node-a".to_owned())] {
+        for status in statuses.iter().copied().map(Some).chain([None]) {
+            for deadline_before in [None, Some(instant(10, 0)), Some(instant(14, 12))] {
+                filters.push(CaseFilter {
+                    status,
+                    holder: holder.clone(),
+                    deadline_before,
+                    ..CaseFilter::default()
+                });
+            }
+        }
+        for directives in [Some(DirectiveScope::Open), Some(DirectiveScope::Any)] {
+            filters.push(CaseFilter {
+                holder: holder.clone(),
+                directives,
+                ..CaseFilter::default()
+            });
+            filters.push(CaseFilter {
+                status: Some(Status::Accepted),
+                directives,
+                deadline_before: Some(instant(14, 12)),
+                ..CaseFilter::default()
+            });
+        }
+        filters.push(CaseFilter {
+            holder: holder.clone(),
+            category: Some(Category::Environment),
+            region_prefix: Some("4307020010".to_owned()),
+            ..CaseFilter::default()
+        });
+    }
+    filters
+}
+
+/// What a filter must answer: every summary, checked one by one.
+fn full_scan(store: &Store, filter: &CaseFilter) -> Vec<String> {
+    let mut found = Vec::new();
+    store
+        .for_each_summary(|summary| {
+            if crate::index::matches(filter, summary) {
+                found.push(summary.number.clone());
+            }
+        })
+        .expect("scans");
+    found.sort();
+    found
+}
+
+fn assert_indexed_answers_equal_full_scans(store: &Store) {
+    let filters = filters_over_every_index();
+    let mut nonempty = 0;
+    for filter in &filters {
+        let mut indexed = numbers_of(&store.list(filter).expect("lists"));
+        indexed.sort();
+        let expected = full_scan(store, filter);
+        assert_eq!(indexed, expected, "{filter:?}");
+        nonempty += usize::from(!expected.is_empty());
+    }
+    // The comparison means something only if most filters find cases.
+    assert!(
+        nonempty * 4 >= filters.len() * 3,
+        "{nonempty} of {}",
+        filters.len()
+    );
+}
+
+#[test]
+fn indexed_listings_equal_a_full_scan_on_a_mixed_store() {
+    let directory = tempfile::tempdir().expect("tempdir");
+    let store = open_store(directory.path());
+    let mut summaries = mixed_summaries(300);
+    create_raw(&store, &summaries).expect("created");
+    assert_indexed_answers_equal_full_scans(&store);
+
+    // Updates move cases between statuses, holders and deadlines, and cross directives off.
+    for summary in summaries.iter_mut().step_by(3) {
+        summary.status = match summary.status {
+            Status::Registered => Status::Accepted,
+            Status::Accepted => Status::Closed,
+            _ => Status::Registered,
+        };
+        summary.holder = "node-b".to_owned();
+        for directive in &mut summary.directives {
+            directive.status = fengqiao_case::DirectiveStatus::CrossedOff;
+        }
+        update_raw(&store, summary, DocumentWrite::Unchanged);
+    }
+    assert_indexed_answers_equal_full_scans(&store);
+}
+
+#[test]
+fn a_store_indexed_by_an_earlier_build_gains_the_directive_index_on_open() {
+    let directory = tempfile::tempdir().expect("tempdir");
+    {
+        let store = open_store(directory.path());
+        create_raw(&store, &mixed_summaries(120)).expect("created");
+        // As an earlier build left it: no directive keys, no index version.
+        let indexes = store.storage.raw_tree("indexes").expect("indexes");
+        let directive_keys: Vec<_> = indexes
+            .scan_prefix(b"v")
+            .keys()
+            .collect::<Result<_, _>>()
+            .expect("keys");
+        assert!(!directive_keys.is_empty());
+        for key in directive_keys {
+            indexes.remove(key).expect("removed");
+        }
+        let meta = store.storage.raw_tree("meta").expect("meta");
+        meta.remove(b"store/index_version").expect("removed");
+        store.storage.flush().expect("flush");
+    }
+    let store = open_store(directory.path());
+    assert_indexed_answers_equal_full_scans(&store);
+    let meta = store.storage.raw_tree("meta").expect("meta");
+    assert_eq!(
+        meta.get(b"store/index_version").expect("reads").as_deref(),
+        Some(&crate::index::INDEX_VERSION.to_be_bytes()[..])
+    );
+}
+
+/// A case document whose header names these petitioners, and its summary as this build writes it.
+fn case_with_petitioners(
+    number: &str,
+    names: &[&str],
+) -> (fengqiao_case::CaseDocument, CaseSummary) {
+    let mut header = crate::test_support::header_for(number);
+    let template = header.petitioners[0].clone();
+    header.petitioners = names
+        .iter()
+        .map(|name| fengqiao_case::Petitioner {
+            name: (*name).to_owned(),
+            ..template.clone()
+        })
+        .collect();
+    let register = fengqiao_case::EventKind::Register {
+        header: Some(Box::new(header.clone())),
+        policy_version: 0,
+    };
+    let document = fengqiao_case::CaseDocument::create(
+        &header,
+        &crate::test_support::event(&format!("register-{number}"), register, None),
+        &TEST_ACTOR,
+    )
+    .expect("test document builds");
+    let mut summary = summary_for(number, Status::Registered, "node-a");
+    summary.petitioner_names = names.iter().map(|name| (*name).to_owned()).collect();
+    (document, summary)
+}
+
+/// Petitioners of the name-search tests: shared surnames, a shared given name, a repeated
+/// character, a long name past the index's 16 characters, two petitioners on one case.
+const PETITIONERS: [&[&str]; 10] = [
+    &["张国强"],
+    &["张伟"],
+    &["李秀英", "王伟"],
+    &["欧阳娜娜"],
+    &["阿卜杜热合曼·买买提·艾力·吐尔逊·阿不都拉"],
+    &["王芳芳"],
+    &["赵强"],
+    &["张国"],
+    &["孙丽"],
+    &["周伟强"],
+];
+
+const NAME_SEARCHES: [&str; 14] = [
+    "张",
+    "国强",
+    "伟",
+    "张国",
+    "芳芳",
+    "芳",
+    "王",
+    "欧阳娜娜",
+    "买买提·艾力",
+    "吐尔逊·阿不都拉",
+    "阿卜杜热合曼·买买提·艾力·吐尔逊·阿不都拉",
+    "强",
+    "钱",
+    "伟强",
+];
+
+fn create_cases_with_petitioners(store: &Store) -> Vec<String> {
+    let mut built: Vec<_> = PETITIONERS
+        .iter()
+        .enumerate()
+        .map(|(index, names)| case_with_petitioners(&number(index as u32 + 1), names))
+        .collect();
+    let mut cases: Vec<_> = built
+        .iter_mut()
+        .map(|(document, summary)| NewCase {
+            document,
+            summary: &*summary,
+        })
+        .collect();
+    store.create_cases(&mut cases).expect("created");
+    built
+        .into_iter()
+        .map(|(_, summary)| summary.number)
+        .collect()
+}
+
+/// What a name search must answer: each case whose header (read from its document) has a
+/// petitioner whose name contains `text`.
+fn by_document_scan(store: &Store, numbers: &[String], text: &str) -> Vec<String> {
+    numbers
+        .iter()
+        .filter(|number| {
+            store
+                .with_case(number, |document| document.header().expect("header reads"))
+                .expect("store works")
+                .expect("case exists")
+                .petitioners
+                .iter()
+                .any(|petitioner| petitioner.name.contains(text))
+        })
+        .cloned()
+        .collect()
+}
+
+fn by_name_index(store: &Store, text: &str) -> Vec<String> {
+    let mut found = numbers_of(
+        &store
+            .list(&CaseFilter {
+                petitioner_name: Some(text.to_owned()),
+                ..CaseFilter::default()
+            })
+            .expect("lists"),
+    );
+    found.sort();
+    found
+}
+
+#[test]
+fn a_name_search_on_the_index_equals_a_scan_of_the_documents() {
+    let directory = tempfile::tempdir().expect("tempdir");
+    let store = open_store(directory.path());
+    assert!(
+        store.petitioner_names_indexed(),
+        "a new store needs no migration"
+    );
+    let numbers = create_cases_with_petitioners(&store);
+    for text in NAME_SEARCHES {
+        let expected = by_document_scan(&store, &numbers, text);
+        assert_eq!(by_name_index(&store, text), expected, "{text}");
+    }
+    assert_eq!(by_name_index(&store, "张").len(), 3);
+    assert!(by_name_index(&store, "钱").is_empty());
+}
+
+/// Turns the store into one an earlier build wrote: version-2 summaries (no names), no name
+/// keys in the index, no mark that the names are in.
+fn strip_names_as_an_earlier_build(store: &Store) {
+    let summaries = store.storage.raw_tree("summaries").expect("summaries");
+    for item in summaries.iter() {
+        let (key, value) = item.expect("reads");
+        let number = std::str::from_utf8(&key).expect("utf-8");
+        let mut summary = crate::codec::decode_summary(number, &value).expect("decodes");
+        summary.petitioner_names.clear();
+        let mut old = crate::codec::encode_summary(&summary).expect("encodes");
+        old.pop();
+        old[0] = crate::codec::SUMMARY_RECORD_BEFORE_NAMES_VERSION;
+        summaries.insert(key, old).expect("written");
+    }
+    let indexes = store.storage.raw_tree("indexes").expect("indexes");
+    let name_keys: Vec<_> = indexes
+        .scan_prefix(b"n")
+        .keys()
+        .collect::<Result<_, _>>()
+        .expect("keys");
+    assert!(!name_keys.is_empty());
+    for key in name_keys {
+        indexes.remove(key).expect("removed");
+    }
+    let meta = store.storage.raw_tree("meta").expect("meta");
+    meta.remove(b"store/petitioner_names_complete")
+        .expect("removed");
+    store.storage.flush().expect("flush");
+}
+
+#[test]
+fn the_names_migration_fills_an_earlier_builds_store_and_resumes_after_a_stop() {
+    let directory = tempfile::tempdir().expect("tempdir");
+    let numbers = {
+        let store = open_store(directory.path());
+        let numbers = create_cases_with_petitioners(&store);
+        strip_names_as_an_earlier_build(&store);
+        numbers
+    };
+
+    // Opened by this build: not indexed, so callers read the documents; one step, then a stop.
+    {
+        let store = open_store(directory.path());
+        assert!(!store.petitioner_names_indexed());
+        assert!(
+            by_name_index(&store, "张").is_empty(),
+            "no names before the migration"
+        );
+        let step = store.migrate_petitioner_names(4).expect("a step runs");
+        assert_eq!(
+            step,
+            crate::NamesMigrationStep {
+                read: 4,
+                rewritten: 4,
+                complete: false
+            }
+        );
+        assert!(!store.petitioner_names_indexed());
+    }
+
+    // Reopened (as after a kill): the migration resumes after the 4 cases done, and ends.
+    let store = open_store(directory.path());
+    assert!(!store.petitioner_names_indexed());
+    assert_eq!(
+        store
+            .storage
+            .petitioner_names_through()
+            .expect("reads")
+            .as_deref(),
+        Some(number(4).as_str())
+    );
+    let step = store.migrate_petitioner_names(4).expect("a step runs");
+    assert_eq!((step.read, step.rewritten, step.complete), (4, 4, false));
+    let step = store.migrate_petitioner_names(4).expect("a step runs");
+    assert_eq!((step.read, step.rewritten, step.complete), (2, 2, true));
+    assert!(store.petitioner_names_indexed());
+    for text in NAME_SEARCHES {
+        assert_eq!(
+            by_name_index(&store, text),
+            by_document_scan(&store, &numbers, text),
+            "{text}"
+        );
+    }
+    // Every summary is in this build's layout now, and the mark survives a reopen.
+    let summaries = store.storage.raw_tree("summaries").expect("summaries");
+    for item in summaries.iter() {
+        let (_, value) = item.expect("reads");
+        assert_eq!(value[0], crate::codec::SUMMARY_RECORD_VERSION);
+    }
+    drop(store);
+    let store = open_store(directory.path());
+    assert!(store.petitioner_names_indexed());
+    store
+        .complete_petitioner_names()
+        .expect("nothing left to do");
+}
+
+#[test]
+fn a_case_written_during_the_names_migration_keeps_its_new_summary() {
+    let directory = tempfile::tempdir().expect("tempdir");
+    {
+        let store = open_store(directory.path());
+        create_cases_with_petitioners(&store);
+        strip_names_as_an_earlier_build(&store);
+    }
+    let store = open_store(directory.path());
+    // A write by this build lands before the migration reaches the case: its summary, with the
+    // names and a new status, is what stays.
+    let case = number(7);
+    store
+        .update_case(&case, |document| {
+            document.push_event(&note("n-during", "迁移期间的记录"))?;
+            let mut summary = summary_for(&case, Status::Accepted, "node-a");
+            summary.petitioner_names = vec!["赵强".to_owned()];
+            Ok::<_, fengqiao_case::DocumentError>((summary, ()))
+        })
+        .expect("store works")
+        .expect("change applies");
+    store.complete_petitioner_names().expect("migrates");
+    let summary = store.summary(&case).expect("reads").expect("exists");
+    assert_eq!(summary.status, Status::Accepted);
+    assert_eq!(by_name_index(&store, "赵"), vec![case]);
+}

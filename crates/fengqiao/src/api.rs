@@ -851,6 +851,10 @@ impl BoundServer {
             if let Err(error) = counting.prepare_stats() {
                 tracing::warn!(%error, "cannot count the stored cases for stats yet; the first stats query will try again");
             }
+            // Then a store an earlier build wrote gains the petitioners' names (its name index).
+            if let Err(error) = counting.complete_store_migrations() {
+                tracing::warn!(%error, "cannot finish the store's names migration; searches by name read the cases meanwhile, and the next start resumes it");
+            }
         });
         // The console (工作台) answers at `/` of the same address: the URL people open.
         let scheme = if node.config().http.serves_tls() {
@@ -1485,6 +1489,7 @@ async fn list_cases(
         region_prefix: query.text("region").map(str::to_owned),
         overdue_only: query.boolean("overdue")?,
         limit: query.count("limit")?,
+        ..ListFilter::default()
     };
     let items = on_node(&state, move |node| {
         node.list(crate::wall_clock::now(), &filter)

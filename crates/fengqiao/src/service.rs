@@ -27,7 +27,7 @@ use fengqiao_case::{
     ImportedCases, Measures, NewEvent, NodeId, NodeInfo, RegisterCase, SCHEMA_VERSION, Status,
     Tier, appending, import, input_bounds, lifecycle, summary, warnings,
 };
-use fengqiao_store::{CaseFilter, NewCase, Store, StoreError, StoreOptions};
+use fengqiao_store::{CaseFilter, DirectiveScope, NewCase, Store, StoreError, StoreOptions};
 
 use crate::config::{self, NodeConfig, NodeDir};
 use crate::identity::NodeIdentity;
@@ -331,6 +331,9 @@ pub struct ListFilter {
     pub region_prefix: Option<String>,
     /// Only cases with a deadline (status or directive) already passed.
     pub overdue_only: bool,
+    /// Only cases with any warning (预警 or worse) at `now`: read from the deadline index, up to
+    /// the warning rule's horizon (`warnings::warning_horizon`).
+    pub warned_only: bool,
     pub limit: Option<usize>,
 }
 
@@ -835,18 +838,60 @@ impl Node {
             holder: filter.holder.clone(),
             category: filter.category,
             region_prefix: filter.region_prefix.clone(),
-            // The store keeps an index of the earliest open deadline: overdue means it has passed.
-            deadline_before: filter.overdue_only.then_some(now),
+            // The store keeps an index of the earliest open deadline: overdue means it has passed,
+            // warned that it falls within the 预警 window (the warning rule's own equivalence).
+            deadline_before: [
+                filter.overdue_only.then_some(now),
+                filter
+                    .warned_only
+                    .then(|| warnings::warning_horizon(now, &self.config.warnings)),
+            ]
+            .into_iter()
+            .flatten()
+            .min(),
             limit: filter.limit,
+            ..CaseFilter::default()
         };
         let summaries = self.store.list(&store_filter)?;
         Ok(summaries
             .into_iter()
-            .map(|case_summary| CaseListItem {
-                warnings: warnings::warnings(&case_summary, now, &self.config.warnings),
-                summary: case_summary,
+            .map(|mut case_summary| {
+                // Names are personal data, read through a case read that the access log
+                // records; the summary keeps them only for the store's name index.
+                case_summary.petitioner_names = Vec::new();
+                CaseListItem {
+                    warnings: warnings::warnings(&case_summary, now, &self.config.warnings),
+                    summary: case_summary,
+                }
             })
             .collect())
+    }
+
+    /// The numbers of the cases with a petitioner whose name contains `text`, from the store's
+    /// name index; `None` while the index is not whole yet (a store an earlier build wrote, whose
+    /// names migration has not finished), when the caller must read the documents instead.
+    pub fn cases_with_petitioner_named(
+        &self,
+        text: &str,
+    ) -> Result<Option<std::collections::HashSet<CaseId>>, ServiceError> {
+        if !self.store.petitioner_names_indexed() {
+            return Ok(None);
+        }
+        let found = self.store.list(&CaseFilter {
+            petitioner_name: Some(text.to_owned()),
+            ..CaseFilter::default()
+        })?;
+        Ok(Some(
+            found.into_iter().map(|summary| summary.number).collect(),
+        ))
+    }
+
+    /// Brings the store up to this build where that takes a pass over the documents: today,
+    /// the petitioners' names of summaries an earlier build wrote (`Store::complete_petitioner_names`).
+    /// Run beside serving, once the node is up; searches by name read the documents until it
+    /// is done, and a node stopped meanwhile resumes where it was.
+    pub fn complete_store_migrations(&self) -> Result<(), ServiceError> {
+        Ok(self.store.complete_petitioner_names()?)
     }
 
     /// Supervision directives on the node's cases, most urgent first. With `open_only`, those not
@@ -858,10 +903,17 @@ impl Node {
     ) -> Result<Vec<DirectiveListItem>, ServiceError> {
         let thresholds = &self.config.warnings;
         let mut items = Vec::new();
-        self.store.for_each_summary(|case_summary| {
-            if case_summary.directives.is_empty() {
-                return;
-            }
+        // The store's directive index holds only the cases with directives (few), so this reads
+        // no other summary.
+        let with_directives = self.store.list(&CaseFilter {
+            directives: Some(if open_only {
+                DirectiveScope::Open
+            } else {
+                DirectiveScope::Any
+            }),
+            ..CaseFilter::default()
+        })?;
+        for case_summary in &with_directives {
             let case_warnings = warnings::warnings(case_summary, now, thresholds);
             for directive in &case_summary.directives {
                 if open_only && directive.status == DirectiveStatus::CrossedOff {
@@ -874,7 +926,7 @@ impl Node {
                     &case_warnings,
                 ));
             }
-        })?;
+        }
         items.sort_by(|left, right| {
             (left.directive.due, &left.case, &left.directive.id).cmp(&(
                 right.directive.due,

@@ -988,6 +988,12 @@ pub struct CaseSummary {
     /// before this field) reads as this layout with `false` after it.
     #[serde(default)]
     pub imported: bool,
+    /// The petitioners' names as the header stands (amendments applied), for the store's name
+    /// index (a 台账 search by person). Personal data: listings hand summaries out without them
+    /// (`Node::list`), and they are never logged. Last, so a store's version-2 summary record
+    /// (written before this field) reads as this layout with no names after it.
+    #[serde(default)]
+    pub petitioner_names: Vec<String>,
 }
 
 /// Whether the measures count the cases a ledger import registered (their history is as the

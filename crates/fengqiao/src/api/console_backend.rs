@@ -634,6 +634,8 @@ pub(super) fn matching_items(
             (None, true) => Some(node.node_id().to_owned()),
             (None, false) => None,
         },
+        // The store reads warned cases from its deadline index; the grade is checked below.
+        warned_only: query.warned_only || query.grade.is_some(),
         ..ListFilter::default()
     };
     let registered_day = |item: &fengqiao_case::model::CaseListItem| {
@@ -666,21 +668,26 @@ pub(super) fn matching_items(
         })
         .collect();
     if !search.is_empty() {
-        // A number is matched on the summary; a name needs the registered petitioners.
+        // A number is matched on the summary; a name through the store's name index, or, while
+        // a store from an earlier build is still gaining it, on each case's header.
+        let named = node.cases_with_petitioner_named(search)?;
         let mut found = Vec::with_capacity(items.len());
         for item in items {
             let by_number = item.summary.number.contains(search);
             let by_person = !by_number
-                && node
-                    .store()
-                    .with_case(&item.summary.number, |document| document.header())?
-                    .transpose()?
-                    .is_some_and(|header| {
-                        header
-                            .petitioners
-                            .iter()
-                            .any(|petitioner| petitioner.name.contains(search))
-                    });
+                && match &named {
+                    Some(named) => named.contains(&item.summary.number),
+                    None => node
+                        .store()
+                        .with_case(&item.summary.number, |document| document.header())?
+                        .transpose()?
+                        .is_some_and(|header| {
+                            header
+                                .petitioners
+                                .iter()
+                                .any(|petitioner| petitioner.name.contains(search))
+                        }),
+                };
             if by_number || by_person {
                 found.push(item);
             }

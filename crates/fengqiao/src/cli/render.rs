@@ -1166,6 +1166,7 @@ mod tests {
             event_count: 5,
             last_event_at: None,
             imported: false,
+            petitioner_names: Vec::new(),
         };
         let items = vec![CaseListItem {
             summary,

@@ -401,6 +401,53 @@ fn list_filters_and_warns() {
         400
     );
 
+    // Warned: read from the deadline index, the same cases as those with any warning.
+    let warned = ListFilter {
+        warned_only: true,
+        ..ListFilter::default()
+    };
+    for when in [
+        now(),
+        now() + TimeDelta::days(12),
+        now() + TimeDelta::days(13),
+    ] {
+        let mut listed: Vec<_> = node
+            .list(when, &warned)
+            .unwrap()
+            .into_iter()
+            .map(|item| item.summary.number)
+            .collect();
+        listed.sort();
+        let mut expected: Vec<_> = node
+            .list(when, &ListFilter::default())
+            .unwrap()
+            .into_iter()
+            .filter(|item| !item.warnings.is_empty())
+            .map(|item| item.summary.number)
+            .collect();
+        expected.sort();
+        assert_eq!(listed, expected, "at {when}");
+    }
+    assert_eq!(node.list(now(), &warned).unwrap().len(), 1);
+
+    // Names: found through the index, never handed out in a listing.
+    let named = node
+        .cases_with_petitioner_named("秀英")
+        .unwrap()
+        .expect("a new node's name index is whole");
+    assert_eq!(named.len(), 2);
+    assert!(named.contains(&old_number));
+    assert!(
+        node.cases_with_petitioner_named("钱")
+            .unwrap()
+            .expect("indexed")
+            .is_empty()
+    );
+    assert!(
+        all.iter()
+            .all(|item| item.summary.petitioner_names.is_empty())
+    );
+
     assert!(node.directives(now(), true).unwrap().is_empty());
 }
 
