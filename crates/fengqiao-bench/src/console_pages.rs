@@ -198,33 +198,37 @@ fn page(address: SocketAddr, cookie: &str, path: &str) -> anyhow::Result<String>
 }
 
 fn download(address: SocketAddr, cookie: &str, path: &str) -> anyhow::Result<Vec<u8>> {
-    let mut response = agent()
-        .get(format!("http://{address}{path}"))
-        .header("cookie", cookie)
-        .call()
-        .with_context(|| format!("GET {path}"))?;
-    ensure!(
-        response.status() == 200,
-        "GET {path} answered {}",
-        response.status()
-    );
-    Ok(response
-        .body_mut()
-        .with_config()
-        .limit(1 << 32)
-        .read_to_vec()?)
+    Ok(body_as_sent(address, cookie, path, None)?.1)
 }
 
 /// The bytes `path` takes on the wire to a client that accepts brotli (as Chromium does): the
 /// body as sent, not decoded (ureq decodes gzip by itself, brotli only with a feature the bench
 /// does not enable), after checking that it was compressed at all.
 fn sent_brotli(address: SocketAddr, cookie: &str, path: &str) -> anyhow::Result<u64> {
-    let mut response = agent()
+    let (encoding, body) = body_as_sent(address, cookie, path, Some("br"))?;
+    ensure!(
+        encoding == "br",
+        "GET {path} asked for brotli was sent with content-encoding {encoding}"
+    );
+    Ok(body.len() as u64)
+}
+
+/// `GET path` with the session, asking for `accept_encoding` (ureq's own gzip without it):
+/// the answer's `content-encoding` (`none` without one) and its body as ureq reads it;
+/// anything but 200 is an error naming the page.
+fn body_as_sent(
+    address: SocketAddr,
+    cookie: &str,
+    path: &str,
+    accept_encoding: Option<&str>,
+) -> anyhow::Result<(String, Vec<u8>)> {
+    let mut request = agent()
         .get(format!("http://{address}{path}"))
-        .header("cookie", cookie)
-        .header("accept-encoding", "br")
-        .call()
-        .with_context(|| format!("GET {path} (brotli)"))?;
+        .header("cookie", cookie);
+    if let Some(accept_encoding) = accept_encoding {
+        request = request.header("accept-encoding", accept_encoding);
+    }
+    let mut response = request.call().with_context(|| format!("GET {path}"))?;
     ensure!(
         response.status() == 200,
         "GET {path} answered {}",
@@ -236,16 +240,12 @@ fn sent_brotli(address: SocketAddr, cookie: &str, path: &str) -> anyhow::Result<
         .and_then(|value| value.to_str().ok())
         .unwrap_or("none")
         .to_owned();
-    ensure!(
-        encoding == "br",
-        "GET {path} asked for brotli was sent with content-encoding {encoding}"
-    );
-    Ok(response
+    let body = response
         .body_mut()
         .with_config()
         .limit(1 << 32)
-        .read_to_vec()?
-        .len() as u64)
+        .read_to_vec()?;
+    Ok((encoding, body))
 }
 
 /// The `/assets/...` files a page loads (its stylesheet and scripts).
