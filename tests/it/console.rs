@@ -1877,3 +1877,496 @@ fn an_admin_revokes_and_admits_an_office_from_the_network_page_and_an_operator_c
     village_node.stop().expect("stop village");
     township_node.stop().expect("stop township");
 }
+
+/// One answer read off a raw HTTP/1.0 connection, exactly as sent: status, headers (names in
+/// lower case) and the body's bytes before any decoding.
+struct RawAnswer {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl RawAnswer {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.as_str())
+    }
+}
+
+/// `GET path` over a plain socket with `headers` and nothing else (no client that asks for or
+/// decodes compression by itself); HTTP/1.0, so the body ends where the connection closes.
+fn raw_get(address: SocketAddr, path: &str, headers: &[(&str, &str)]) -> RawAnswer {
+    use std::io::Read;
+    let mut stream = std::net::TcpStream::connect(address).expect("connect to the node");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("read timeout");
+    let mut request = format!("GET {path} HTTP/1.0\r\nHost: {address}\r\n");
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    stream
+        .write_all(request.as_bytes())
+        .expect("send the request");
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).expect("read the answer");
+    let split = answer
+        .windows(4)
+        .position(|window| window == b"\r\n\r\n")
+        .expect("the answer's head ends");
+    let head = String::from_utf8(answer[..split].to_vec()).expect("a UTF-8 head");
+    let mut lines = head.split("\r\n");
+    let status = lines
+        .next()
+        .and_then(|line| line.split(' ').nth(1))
+        .and_then(|code| code.parse().ok())
+        .expect("a status line");
+    let headers = lines
+        .filter_map(|line| line.split_once(':'))
+        .map(|(name, value)| (name.trim().to_ascii_lowercase(), value.trim().to_owned()))
+        .collect();
+    RawAnswer {
+        status,
+        headers,
+        body: answer[split + 4..].to_vec(),
+    }
+}
+
+fn gunzip(bytes: &[u8]) -> Vec<u8> {
+    use std::io::Read;
+    let mut plain = Vec::new();
+    flate2::read::GzDecoder::new(bytes)
+        .read_to_end(&mut plain)
+        .expect("a gzip body");
+    plain
+}
+
+/// Against a real node over real HTTP: the console's pages, its stylesheet and scripts and the
+/// API's JSON go gzip- or brotli-compressed to a client that asks for it, and decode to what a
+/// client that does not ask gets plain; the xlsx export (a zip already) is never compressed
+/// again; the pages link their assets by versioned URLs cached as immutable, so a reload sends
+/// htmx no more.
+#[test]
+fn answers_are_compressed_for_clients_that_ask_and_assets_are_cached_by_version() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (_village, node, _number) = village_with_a_case(dir.path(), CASE_WORKERS);
+    let (cookie, _csrf) = console_session(node.address, "lizt");
+    let dashboard = raw_get(node.address, "/", &[("cookie", &cookie)]);
+    assert_eq!(dashboard.status, 200);
+    let dashboard = String::from_utf8(dashboard.body).expect("an HTML page");
+    let htmx_href = dashboard
+        .split('"')
+        .find(|value| value.starts_with("/assets/htmx.min.js?v="))
+        .unwrap_or_else(|| panic!("the page links htmx by a versioned URL: {dashboard}"))
+        .to_owned();
+
+    for path in ["/login", "/api/openapi.json", htmx_href.as_str()] {
+        let plain = raw_get(node.address, path, &[]);
+        assert_eq!(plain.status, 200, "{path}");
+        assert_eq!(plain.header("content-encoding"), None, "{path} asked plain");
+        let gzipped = raw_get(node.address, path, &[("accept-encoding", "gzip")]);
+        assert_eq!(gzipped.status, 200, "{path}");
+        assert_eq!(gzipped.header("content-encoding"), Some("gzip"), "{path}");
+        assert!(
+            gzipped
+                .header("vary")
+                .is_some_and(|vary| vary.to_ascii_lowercase().contains("accept-encoding")),
+            "{path}: a cache must keep the encodings apart"
+        );
+        assert!(
+            gzipped.body.len() < plain.body.len(),
+            "{path}: {} bytes gzip of {} plain",
+            gzipped.body.len(),
+            plain.body.len()
+        );
+        assert_eq!(gunzip(&gzipped.body), plain.body, "{path} decodes the same");
+        let brotli = raw_get(node.address, path, &[("accept-encoding", "br")]);
+        assert_eq!(brotli.header("content-encoding"), Some("br"), "{path}");
+        assert!(brotli.body.len() < plain.body.len(), "{path}");
+        if path == htmx_href {
+            // htmx, the most of a page's weight, goes in well under half its size.
+            assert!(gzipped.body.len() < plain.body.len() / 2, "{path}");
+            assert!(brotli.body.len() < plain.body.len() / 2, "{path}");
+        }
+    }
+
+    // The versioned URL is cached for a year as immutable; the bare one only for a day.
+    let versioned = raw_get(node.address, &htmx_href, &[]);
+    assert_eq!(
+        versioned.header("cache-control"),
+        Some("public, max-age=31536000, immutable")
+    );
+    let bare = raw_get(node.address, "/assets/htmx.min.js", &[]);
+    assert_eq!(bare.header("cache-control"), Some("public, max-age=86400"));
+    assert_eq!(bare.body, versioned.body);
+    let stale = raw_get(node.address, "/assets/htmx.min.js?v=0000000000000000", &[]);
+    assert_eq!(stale.header("cache-control"), Some("public, max-age=86400"));
+
+    // The xlsx export is a zip already: sent as it is, whatever the client accepts.
+    let workbook = raw_get(
+        node.address,
+        "/export/ledger.xlsx",
+        &[("cookie", &cookie), ("accept-encoding", "gzip, br")],
+    );
+    assert_eq!(workbook.status, 200);
+    assert_eq!(workbook.header("content-encoding"), None);
+    assert!(workbook.body.starts_with(b"PK"), "an xlsx (zip) file");
+    node.stop().expect("stop node");
+}
+
+/// Choose `value` in the select list with id `id`.
+async fn choose(browser: &Client, id: &str, value: &str) {
+    browser
+        .find(Locator::Id(id))
+        .await
+        .unwrap_or_else(|error| panic!("no list #{id}: {error}"))
+        .select_by_value(value)
+        .await
+        .unwrap_or_else(|error| panic!("choose {value} in #{id}: {error}"));
+}
+
+/// In Chromium, through the case page's own forms: 受理, then 调解 with its record (type,
+/// result, mediator, the agreement's terms), which shows among the case's mediation records;
+/// then 关联重复信访 naming an earlier case, which the page then links.
+#[test]
+fn a_mediation_record_and_a_repeat_link_are_entered_on_the_case_page_in_chromium() {
+    if browser_is_missing() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (_village, node, number) = village_with_a_case(dir.path(), CASE_WORKERS);
+    let (status, earlier) = http_post(
+        node.address,
+        "/api/cases",
+        &sample_registration(VILLAGE_REGION, 2),
+    )
+    .expect("register");
+    assert_eq!(status, 201, "{earlier}");
+    let earlier = case_number(&earlier);
+    let base = format!("http://{}", node.address);
+    let driver = start_chromedriver(&dir.path().join("chromedriver.log"));
+    let runtime = browser_runtime();
+    runtime.block_on(async {
+        let browser = chromium(&driver).await;
+        sign_in(&browser, &base, "lizt", TEST_PASSWORD, "#user").await;
+        browser
+            .goto(&format!("{base}/cases/{number}"))
+            .await
+            .expect("open the case");
+        click_then_wait_for(
+            &browser,
+            Locator::Id("action-accept"),
+            Locator::Id("action-mediate"),
+        )
+        .await;
+
+        choose(&browser, "mediate-mediation_type", "people").await;
+        choose(&browser, "mediate-result", "agreement").await;
+        choose(&browser, "mediate-judicial_confirmation", "not_applied").await;
+        type_into(&browser, "mediate-mediator", "赵调解员").await;
+        type_into(&browser, "mediate-agreement", "被申请人三个月内分期付清").await;
+        screenshot(&browser, "30-case-mediation-filled").await;
+        click(&browser, "action-mediate").await;
+        let records = text_once_it_contains(&browser, "#mediations", "赵调解员").await;
+        for word in ["人民调解", "达成协议", "被申请人三个月内分期付清", "未申请"]
+        {
+            assert!(records.contains(word), "{word}: {records}");
+        }
+        let timeline = text_of(&browser, "table.events").await;
+        assert!(timeline.contains("调解"), "{timeline}");
+        // An agreement can now be confirmed by a court: 司法确认 is offered.
+        browser
+            .find(Locator::Id("action-update_judicial_confirmation"))
+            .await
+            .expect("司法确认 offered after an agreement");
+        browser
+            .execute(
+                "document.getElementById('mediations').scrollIntoView()",
+                Vec::new(),
+            )
+            .await
+            .expect("scroll to the records");
+        screenshot(&browser, "31-case-mediation-recorded").await;
+
+        type_into(&browser, "link_repeat-earlier", &earlier).await;
+        click(&browser, "action-link_repeat").await;
+        let repeat = text_once_it_contains(&browser, "#repeat-of", &earlier).await;
+        assert!(repeat.contains(&earlier), "{repeat}");
+        browser
+            .find(Locator::Css(&format!(
+                "#repeat-of a[href=\"/cases/{earlier}\"]"
+            )))
+            .await
+            .expect("the earlier case linked");
+        screenshot(&browser, "32-case-repeat-linked").await;
+        browser.close().await.expect("close the browser");
+    });
+    drop(driver);
+    node.stop().expect("stop node");
+}
+
+/// In Chromium at a township: an operator's 网络 page has no admit or revoke button; an admin
+/// revokes the village after the page's confirm step (asking alone changes nothing), then admits
+/// a new village, again after confirming, and the page lists it with its own revoke button.
+#[test]
+fn an_admin_admits_and_revokes_offices_on_the_network_page_in_chromium() {
+    if browser_is_missing() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let township = Office::township(dir.path());
+    let village = Office::village(dir.path(), "village", VILLAGE_REGION);
+    let newcomer = Office::village(
+        dir.path(),
+        "newcomer",
+        fengqiao_tests::SIBLING_VILLAGE_REGION,
+    );
+    fengqiao_tests::add_account(&township.dir, "zhaogl", "赵管理", &["admin"]);
+    fengqiao_tests::add_account(&township.dir, "zhangtj", "张调解", &["operator"]);
+    township.admit(&village);
+    let township_node = township.start();
+    let base = format!("http://{}", township_node.address);
+    let driver = start_chromedriver(&dir.path().join("chromedriver.log"));
+    let runtime = browser_runtime();
+    runtime.block_on(async {
+        let browser = chromium(&driver).await;
+
+        sign_in(&browser, &base, "zhangtj", TEST_PASSWORD, "#user").await;
+        browser
+            .goto(&format!("{base}/network"))
+            .await
+            .expect("open 网络");
+        text_once_it_contains(&browser, "#federation-tree", village.name).await;
+        for absent in [
+            Locator::Id("form-admit"),
+            Locator::Css("form[action=\"/network/revoke\"]"),
+        ] {
+            assert!(
+                browser.find(absent).await.is_err(),
+                "an operator is offered {absent:?}"
+            );
+        }
+        screenshot(&browser, "33-network-operator").await;
+
+        sign_in(&browser, &base, "zhaogl", TEST_PASSWORD, "#user").await;
+        browser
+            .goto(&format!("{base}/network"))
+            .await
+            .expect("open 网络");
+        click_then_wait_for(
+            &browser,
+            Locator::Id(&format!("revoke-{}", village.id)),
+            Locator::Id("confirm-question"),
+        )
+        .await;
+        let question = text_of(&browser, "#confirm-question").await;
+        assert!(question.contains("确认撤销下级单位"), "{question}");
+        assert!(question.contains(village.name), "{question}");
+        screenshot(&browser, "34-network-confirm-revoke").await;
+        click_then_wait_for(
+            &browser,
+            Locator::Id("confirm"),
+            Locator::Id("revoked-offices"),
+        )
+        .await;
+        let revoked = text_of(&browser, "#revoked-offices").await;
+        assert!(revoked.contains(village.region), "{revoked}");
+        assert!(
+            browser
+                .find(Locator::Id(&format!("revoke-{}", village.id)))
+                .await
+                .is_err(),
+            "a revoked office is offered for revoking again"
+        );
+
+        type_into(&browser, "admit-node_id", &newcomer.id).await;
+        type_into(&browser, "admit-name", "新村调解室").await;
+        type_into(&browser, "admit-region_code", newcomer.region).await;
+        click_then_wait_for(
+            &browser,
+            Locator::Id("admit"),
+            Locator::Id("confirm-question"),
+        )
+        .await;
+        screenshot(&browser, "35-network-confirm-admit").await;
+        click_then_wait_for(
+            &browser,
+            Locator::Id("confirm"),
+            Locator::Id(&format!("revoke-{}", newcomer.id)),
+        )
+        .await;
+        let children = text_of(&browser, "#children").await;
+        assert!(children.contains("新村调解室"), "{children}");
+        screenshot(&browser, "36-network-admitted").await;
+        browser.close().await.expect("close the browser");
+    });
+    drop(driver);
+    let (_, roster) = http_get(township_node.address, "/api/roster").expect("roster");
+    assert!(
+        roster["revoked"].to_string().contains(&village.id),
+        "{roster}"
+    );
+    township_node.stop().expect("stop township");
+}
+
+/// Post `event` to a case through the API, which must take it.
+fn append_event(node: &NodeProcess, number: &str, event: serde_json::Value) {
+    let (status, view) = http_post(node.address, &format!("/api/cases/{number}/events"), &event)
+        .expect("append an event");
+    assert_eq!(status, 200, "{event} at {}: {view}", node.url());
+}
+
+/// The case's state at `node` once `accept` holds of it, waiting up to a minute.
+fn state_once(
+    node: &NodeProcess,
+    number: &str,
+    what: &str,
+    accept: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    fengqiao_tests::wait_for(what, Duration::from_secs(60), || {
+        match http_get(node.address, &format!("/api/cases/{number}")) {
+            Ok((200, view)) if accept(&view["state"]) => Ok(view["state"].clone()),
+            Ok((status, view)) => Err(format!("{status}: {}", view["state"])),
+            Err(error) => Err(error.to_string()),
+        }
+    })
+}
+
+/// Two real offices over QUIC make a fork: with the township down the village replies and
+/// closes a case; with the village down the township takes it over; both up again, each holds
+/// both branches. In Chromium at the township the case page shows the two branches side by
+/// side, each with its button; choosing the township's settles the fork everywhere.
+#[test]
+fn a_fork_is_shown_side_by_side_and_resolved_by_a_click_in_chromium() {
+    if browser_is_missing() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let township = Office::township(dir.path());
+    let village = Office::village(dir.path(), "village", VILLAGE_REGION);
+    township.admit(&village);
+    let township_node = township.start();
+    let township_quic = fengqiao_tests::quic_address(&township_node);
+    village.join(&township, township_quic);
+    let village_node = village.start();
+    let number = case_number(&fengqiao_tests::register_sample(
+        &village_node,
+        VILLAGE_REGION,
+        1,
+    ));
+    append_event(
+        &village_node,
+        &number,
+        serde_json::json!({"kind": "accept", "payload": {}}),
+    );
+    state_once(
+        &township_node,
+        &number,
+        "the township has it accepted",
+        |state| state["status"] == "accepted",
+    );
+
+    // The link cut by the township going down: the village replies and closes.
+    assert!(township_node.stop().expect("stop"), "graceful stop");
+    append_event(
+        &village_node,
+        &number,
+        serde_json::json!({"kind": "reply", "payload": {"outcome": "support", "text": "企业已结清欠薪"}}),
+    );
+    append_event(
+        &village_node,
+        &number,
+        serde_json::json!({"kind": "close", "payload": {"resolved": true, "note": "当事人已领取"}}),
+    );
+    // The village down in turn, the township, unaware of the close, takes the case over.
+    assert!(village_node.stop().expect("stop"), "graceful stop");
+    let township_node = township.restart_at(township_quic);
+    append_event(
+        &township_node,
+        &number,
+        serde_json::json!({"kind": "take_over", "payload": {"reason": "涉及多村，乡级提级办理"}}),
+    );
+    let village_node = village.start();
+    let conflict = state_once(
+        &township_node,
+        &number,
+        "the fork reaches the township",
+        |state| !state["conflict"].is_null(),
+    )["conflict"]
+        .clone();
+    assert_eq!(
+        conflict["branches"].as_array().map(Vec::len),
+        Some(2),
+        "{conflict}"
+    );
+
+    let base = format!("http://{}", township_node.address);
+    let driver = start_chromedriver(&dir.path().join("chromedriver.log"));
+    let runtime = browser_runtime();
+    runtime.block_on(async {
+        let browser = chromium(&driver).await;
+        sign_in(&browser, &base, TEST_LOGIN, TEST_PASSWORD, "#user").await;
+        browser
+            .goto(&format!("{base}/cases/{number}"))
+            .await
+            .expect("open the case");
+        text_once_it_contains(&browser, "#conflict-notice", "冲突").await;
+        let branches = browser
+            .find_all(Locator::Css("#branches .branch"))
+            .await
+            .expect("the branches");
+        assert_eq!(branches.len(), 2, "two branches side by side");
+        // Side by side: the two cards on one line, the second to the right of the first.
+        let (first_x, first_y, first_width, _) =
+            branches[0].rectangle().await.expect("first branch's place");
+        let (second_x, second_y, _, _) = branches[1]
+            .rectangle()
+            .await
+            .expect("second branch's place");
+        assert!(
+            second_x >= first_x + first_width - 1.0 && (second_y - first_y).abs() < 1.0,
+            "branches at ({first_x}, {first_y}) and ({second_x}, {second_y})"
+        );
+        let mut township_branch = None;
+        for (index, branch) in branches.iter().enumerate() {
+            let text = branch.text().await.expect("the branch's text");
+            if text.contains("提级办理") {
+                assert!(text.contains(township.name), "{text}");
+                township_branch = Some(index + 1);
+            } else {
+                assert!(text.contains("办结"), "{text}");
+                assert!(text.contains(village.name), "{text}");
+            }
+        }
+        let township_branch = township_branch.expect("the township's branch is shown");
+        browser
+            .execute(
+                "document.getElementById('branches').scrollIntoView()",
+                Vec::new(),
+            )
+            .await
+            .expect("scroll to the branches");
+        screenshot(&browser, "37-case-fork-side-by-side").await;
+        click(&browser, &format!("resolve-branch-{township_branch}")).await;
+        text_once_it_contains(&browser, "table.events", "裁决冲突").await;
+        assert!(
+            browser.find(Locator::Id("branches")).await.is_err(),
+            "a resolved fork is shown no more"
+        );
+        screenshot(&browser, "38-case-fork-resolved").await;
+        browser.close().await.expect("close the browser");
+    });
+    drop(driver);
+    // The decision reaches the village too: the fork is settled on both offices.
+    state_once(
+        &village_node,
+        &number,
+        "the village learns the decision",
+        |state| state["conflict"].is_null() && state["status"] != "closed",
+    );
+    village_node.stop().expect("stop village");
+    township_node.stop().expect("stop township");
+}

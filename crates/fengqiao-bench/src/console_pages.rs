@@ -7,7 +7,8 @@
 //! from the request to the whole answer as the client sees it, so they hold the server's time
 //! plus loopback HTTP; the issue's targets are on the server's time, which is less. Then the
 //! whole 台账 is exported to Excel once, timed, with the node's peak resident memory (VmHWM)
-//! before and after, and the 工作台's page weight: its HTML and the assets it loads.
+//! before and after, and the 工作台's page weight: its HTML and the assets it loads, plain and as
+//! sent brotli-compressed to a browser that asks for it.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -54,15 +55,26 @@ fn measure_pages(options: &Options, node: &NodeRun) -> anyhow::Result<()> {
         "first 工作台 (waits for the rollup build if still running): {:.0} ms",
         started.elapsed().as_secs_f64() * 1e3
     );
-    let assets: u64 = asset_paths(&dashboard)
+    let assets = asset_paths(&dashboard);
+    let plain_assets: u64 = assets
         .iter()
         .map(|path| page(address, &cookie, path).map(|body| body.len() as u64))
         .sum::<anyhow::Result<u64>>()?;
     println!(
-        "工作台 page weight: {} bytes of HTML + {} bytes of assets it loads = {:.1} KB",
+        "工作台 page weight uncompressed: {} bytes of HTML + {} bytes of assets it loads = {:.1} KB",
         dashboard.len(),
-        assets,
-        (dashboard.len() as u64 + assets) as f64 / 1024.0
+        plain_assets,
+        (dashboard.len() as u64 + plain_assets) as f64 / 1024.0
+    );
+    let sent_html = sent_brotli(address, &cookie, "/")?;
+    let sent_assets: u64 = assets
+        .iter()
+        .map(|path| sent_brotli(address, &cookie, path))
+        .sum::<anyhow::Result<u64>>()?;
+    println!(
+        "工作台 page weight as sent (brotli, as a browser asks): {sent_html} bytes of HTML + \
+         {sent_assets} bytes of assets = {:.1} KB",
+        (sent_html + sent_assets) as f64 / 1024.0
     );
 
     report(
@@ -186,21 +198,54 @@ fn page(address: SocketAddr, cookie: &str, path: &str) -> anyhow::Result<String>
 }
 
 fn download(address: SocketAddr, cookie: &str, path: &str) -> anyhow::Result<Vec<u8>> {
-    let mut response = agent()
+    Ok(body_as_sent(address, cookie, path, None)?.1)
+}
+
+/// The bytes `path` takes on the wire to a client that accepts brotli (as Chromium does): the
+/// body as sent, not decoded (ureq decodes gzip by itself, brotli only with a feature the bench
+/// does not enable), after checking that it was compressed at all.
+fn sent_brotli(address: SocketAddr, cookie: &str, path: &str) -> anyhow::Result<u64> {
+    let (encoding, body) = body_as_sent(address, cookie, path, Some("br"))?;
+    ensure!(
+        encoding == "br",
+        "GET {path} asked for brotli was sent with content-encoding {encoding}"
+    );
+    Ok(body.len() as u64)
+}
+
+/// `GET path` with the session, asking for `accept_encoding` (ureq's own gzip without it):
+/// the answer's `content-encoding` (`none` without one) and its body as ureq reads it;
+/// anything but 200 is an error naming the page.
+fn body_as_sent(
+    address: SocketAddr,
+    cookie: &str,
+    path: &str,
+    accept_encoding: Option<&str>,
+) -> anyhow::Result<(String, Vec<u8>)> {
+    let mut request = agent()
         .get(format!("http://{address}{path}"))
-        .header("cookie", cookie)
-        .call()
-        .with_context(|| format!("GET {path}"))?;
+        .header("cookie", cookie);
+    if let Some(accept_encoding) = accept_encoding {
+        request = request.header("accept-encoding", accept_encoding);
+    }
+    let mut response = request.call().with_context(|| format!("GET {path}"))?;
     ensure!(
         response.status() == 200,
         "GET {path} answered {}",
         response.status()
     );
-    Ok(response
+    let encoding = response
+        .headers()
+        .get("content-encoding")
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or("none")
+        .to_owned();
+    let body = response
         .body_mut()
         .with_config()
         .limit(1 << 32)
-        .read_to_vec()?)
+        .read_to_vec()?;
+    Ok((encoding, body))
 }
 
 /// The `/assets/...` files a page loads (its stylesheet and scripts).

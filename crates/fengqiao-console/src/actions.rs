@@ -24,7 +24,7 @@ use crate::forms::parse_choice;
 use crate::forms::{FormErrors, InputView, SelectView, Spec, input, select, spec};
 use crate::pages::{Backend, office_namer};
 use crate::texts::{Texts, api_name};
-use crate::views::{ActionView, ActionsView, CheckboxView, case_href};
+use crate::views::{ActionView, ActionsView, BranchView, CheckboxView, case_href};
 
 /// The actions the case page knows how to ask for, in the order it shows them: the lifecycle
 /// in the order a case goes through it, then supervision (督办), then the annotations.
@@ -914,11 +914,19 @@ pub(crate) async fn actions_view(
         .await?;
     let office_name = office_namer(backend);
     let typed = refusal.map(|refusal| &refusal.form);
-    let forms = tags
+    let permitted_tags: Vec<KindTag> = tags
         .iter()
         .zip(permitted)
         .filter(|(_, permitted)| *permitted)
-        .map(|(tag, _)| {
+        .map(|(tag, _)| *tag)
+        .collect();
+    let branches = branch_views(view, texts, &office_name);
+    let may_resolve = permitted_tags.contains(&KindTag::Resolve);
+    let forms = permitted_tags
+        .iter()
+        // A fork shown side by side is resolved by its branches' own buttons.
+        .filter(|tag| branches.is_empty() || **tag != KindTag::Resolve)
+        .map(|tag| {
             let typed = typed.filter(|form| form.action == api_name(tag));
             action_view(*tag, texts, view, &neighbours, typed, &office_name)
         })
@@ -932,5 +940,34 @@ pub(crate) async fn actions_view(
             .conflict
             .is_some()
             .then(|| texts.ui.conflict_notice.clone()),
+        branches,
+        may_resolve,
     })
+}
+
+/// The branches of the case's fork, each with its transitions, who made them where, and where
+/// the case would stand by it; empty when the case has no fork.
+fn branch_views(
+    view: &CaseView,
+    texts: &Texts,
+    office_name: &dyn Fn(&String) -> String,
+) -> Vec<BranchView> {
+    view.state
+        .conflict
+        .iter()
+        .flat_map(|conflict| &conflict.branches)
+        .map(|branch| BranchView {
+            first: branch.first.clone(),
+            kinds: branch
+                .kinds
+                .iter()
+                .map(|name| texts.event.get(name).cloned().unwrap_or(name.clone()))
+                .collect::<Vec<_>>()
+                .join("、"),
+            operator: branch.operator.clone(),
+            office: office_name(&branch.node),
+            status: Texts::term(&texts.status, &branch.status),
+            holder: office_name(&branch.holder),
+        })
+        .collect()
 }

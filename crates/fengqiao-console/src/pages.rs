@@ -105,6 +105,7 @@ pub(crate) async fn layout(
             .is_some_and(|user| user.account.actor().permit(Action::ManageAccounts).is_ok()),
         banner: banner_lines,
         title,
+        assets: crate::assets::hrefs(),
     }
 }
 

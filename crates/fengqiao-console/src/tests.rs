@@ -1546,6 +1546,7 @@ fn the_case_page_shows_mediations_time_flags_the_repeat_link_and_signatures() {
         manages_accounts: false,
         banner: Vec::new(),
         title: String::new(),
+        assets: crate::assets::hrefs(),
     };
     let page = crate::views::case_page_view(
         layout,

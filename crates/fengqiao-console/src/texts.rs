@@ -172,6 +172,8 @@ pub struct Ui {
     pub escalate_to: String,
     pub conflict_notice: String,
     pub chosen_branch: String,
+    pub conflict_branches: String,
+    pub choose_branch: String,
     pub accounts: String,
     pub account_refused: String,
     pub account_added: String,

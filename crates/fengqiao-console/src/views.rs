@@ -34,6 +34,8 @@ pub struct Layout {
     pub manages_accounts: bool,
     pub banner: Vec<BannerLine>,
     pub title: String,
+    /// The versioned URLs of the stylesheet and scripts (cached as immutable).
+    pub assets: &'static crate::assets::AssetHrefs,
 }
 
 /// One line of the link banner: colour and word (never colour alone).
@@ -590,6 +592,24 @@ pub struct ActionsView {
     /// Why the action just sent was refused.
     pub error: Option<String>,
     pub conflict_notice: Option<String>,
+    /// The branches of the case's fork of concurrent transitions, side by side; empty without one.
+    pub branches: Vec<BranchView>,
+    /// Whether the signed-in person may resolve the fork (each branch then has its button).
+    pub may_resolve: bool,
+}
+
+/// One branch of a fork, as the case page shows it beside the others.
+#[derive(Debug, Clone)]
+pub struct BranchView {
+    /// The branch's first event: what choosing it names (`chosen`).
+    pub first: String,
+    /// Its transitions, in words (`办结、答复`).
+    pub kinds: String,
+    pub operator: String,
+    pub office: String,
+    /// Where the case would stand had only this branch happened.
+    pub status: String,
+    pub holder: String,
 }
 
 /// One directive's row.

@@ -776,7 +776,49 @@ pub fn federated_router(
         .layer(middleware::from_fn_with_state(
             http_metrics,
             metrics::count_requests,
-        )))
+        ))
+        .layer(compression()))
+}
+
+/// The content types compressed when the client accepts gzip or brotli: the console's pages,
+/// stylesheet and scripts and the API's JSON. Everything else goes as it is: a backup
+/// (`application/octet-stream`) is gzip already, the xlsx export is a zip, and the CSV export
+/// and metrics are streamed or scraped by tools that gain little from it.
+const COMPRESSED_CONTENT_TYPES: [&str; 4] = [
+    "text/html",
+    "text/css",
+    "text/javascript",
+    "application/json",
+];
+
+/// Whether an answer of `headers` is worth compressing: one of [`COMPRESSED_CONTENT_TYPES`].
+/// (The layer itself leaves alone an answer already encoded, a range, and one the client did
+/// not ask to be compressed; `SizeAbove` spares the tiny ones.)
+fn compressible(headers: &axum::http::HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|content_type| {
+            let essence = content_type.split(';').next().unwrap_or_default().trim();
+            COMPRESSED_CONTENT_TYPES
+                .iter()
+                .any(|compressed| essence.eq_ignore_ascii_case(compressed))
+        })
+}
+
+/// The compression layer over every answer: gzip or brotli, as the client's `Accept-Encoding`
+/// prefers, for [`compressible`] answers above a few bytes.
+fn compression()
+-> tower_http::compression::CompressionLayer<impl tower_http::compression::Predicate> {
+    use tower_http::compression::predicate::{Predicate, SizeAbove};
+    let by_type = |_: StatusCode,
+                   _: axum::http::Version,
+                   headers: &axum::http::HeaderMap,
+                   _: &axum::http::Extensions| compressible(headers);
+    tower_http::compression::CompressionLayer::new()
+        .gzip(true)
+        .br(true)
+        .compress_when(SizeAbove::default().and(by_type))
 }
 
 /// Open the node in `dir` and serve its API until `shutdown` completes. `listen` overrides the

@@ -4,6 +4,7 @@
 //! of who exported how many cases, how, and whether identifiers went out whole.
 
 use std::io::{Seek, Write};
+use std::sync::mpsc::{Receiver, sync_channel};
 
 use chrono::{DateTime, Utc};
 use fengqiao_console::CaseQuery;
@@ -22,9 +23,14 @@ pub struct Exporter<'a> {
 }
 
 /// Write every case matching `query` as a ledger file of `format` to `writer`, most urgent
-/// first (the console's order), and log the export; the number of cases written. Each case is
-/// read from the store as its row is written, so memory holds the list's summaries, not the
-/// cases.
+/// first (the console's order), and log the export; the number of cases written.
+///
+/// The list's order is kept as case numbers only (the summaries are dropped once sorted).
+/// Reading and rendering a case (loading its automerge document, the most of an export's time)
+/// runs on [`reader_count`] threads ahead of the writer, each taking every n-th case and
+/// handing its rows over a bounded channel, so memory holds at most [`ROWS_AHEAD`] rows per
+/// reader besides the numbers, and the writer takes them back in list order. A pass over every
+/// case reads documents without putting them in the store's cache.
 pub fn export_ledger<W: Write + Seek + Send>(
     node: &Node,
     exporter: Exporter<'_>,
@@ -34,29 +40,51 @@ pub fn export_ledger<W: Write + Seek + Send>(
     now: DateTime<Utc>,
     writer: W,
 ) -> Result<usize, ServiceError> {
-    let items = matching_items(node, query, now)?;
-    let mut failure: Option<ServiceError> = None;
-    let rows = items
-        .iter()
-        .map_while(|item| {
-            let contents = node
-                .store()
-                .with_case(&item.summary.number, |document| document.contents())
-                .map_err(ServiceError::from)
-                .and_then(|read| read.transpose().map_err(ServiceError::from));
-            match contents {
-                // A case gone since the list was read (none are deleted today) is left out.
-                Ok(contents) => {
-                    Some(contents.map(|(header, events)| ledger_row(&header, &events, identifiers)))
-                }
-                Err(error) => {
+    let numbers: Vec<String> = matching_items(node, query, now)?
+        .into_iter()
+        .map(|item| item.summary.number)
+        .collect();
+    let readers = reader_count();
+    let (written, failure) = std::thread::scope(|scope| {
+        let receivers: Vec<Receiver<RowRead>> = (0..readers)
+            .map(|reader| {
+                let (sender, receiver) = sync_channel::<RowRead>(ROWS_AHEAD);
+                let numbers = &numbers;
+                scope.spawn(move || {
+                    for number in numbers.iter().skip(reader).step_by(readers) {
+                        let read = read_row(node, number, identifiers);
+                        let failed = read.is_err();
+                        // The writer has stopped (an error, or a failed read before): stop too.
+                        if sender.send(read).is_err() || failed {
+                            break;
+                        }
+                    }
+                });
+                receiver
+            })
+            .collect();
+        let mut failure: Option<ServiceError> = None;
+        let rows = (0..numbers.len())
+            .map_while(|index| match receivers[index % readers].recv() {
+                Ok(Ok(row)) => Some(row),
+                Ok(Err(error)) => {
                     failure = Some(error);
                     None
                 }
-            }
-        })
-        .flatten();
-    let written = write_ledger(format, rows, writer);
+                // A reader gone without sending its row has panicked; the scope reports it.
+                Err(_) => {
+                    failure = Some(ServiceError::Internal(
+                        "a ledger export reader stopped early".to_owned(),
+                    ));
+                    None
+                }
+            })
+            .flatten();
+        let written = write_ledger(format, rows, writer);
+        // Dropping the receivers stops readers still ahead of a writer that gave up.
+        drop(receivers);
+        (written, failure)
+    });
     if let Some(error) = failure {
         return Err(error);
     }
@@ -71,4 +99,30 @@ pub fn export_ledger<W: Write + Seek + Send>(
     });
     node.store().log_access(record.to_string().as_bytes())?;
     Ok(written)
+}
+
+/// Rows each reader may have read ahead of the writer: enough to keep the writer busy while a
+/// reader loads a large document, few enough that memory stays flat whatever the ledger's size.
+const ROWS_AHEAD: usize = 256;
+
+/// One case read for the export: its row, or None for a case gone since the list was read
+/// (none are deleted today; it is left out).
+type RowRead = Result<Option<Vec<String>>, ServiceError>;
+
+/// How many threads read cases for an export: one per core (the writer's own work, writing
+/// and compressing the workbook, is less than the reading, so the readers share the cores with
+/// it), at least one, at most four (the store's reads contend beyond that).
+fn reader_count() -> usize {
+    std::thread::available_parallelism()
+        .map_or(1, std::num::NonZeroUsize::get)
+        .clamp(1, 4)
+}
+
+/// Case `number`'s ledger row, read from its document without caching it.
+fn read_row(node: &Node, number: &str, identifiers: Identifiers) -> RowRead {
+    let contents = node
+        .store()
+        .with_case_uncached(number, |document| document.contents())?
+        .transpose()?;
+    Ok(contents.map(|(header, events)| ledger_row(&header, &events, identifiers)))
 }
