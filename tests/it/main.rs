@@ -21,6 +21,7 @@ mod input;
 mod metrics;
 mod nemesis;
 mod openapi;
+mod package;
 mod policy;
 mod rebuild;
 mod stats;

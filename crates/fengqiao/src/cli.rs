@@ -11,8 +11,10 @@ pub mod directive;
 pub mod export;
 pub mod federation;
 pub mod global;
+pub mod logging;
 pub mod output;
 pub mod policy;
+pub mod readiness;
 pub mod render;
 pub mod report;
 pub mod stats;
@@ -29,6 +31,7 @@ use clap::{Args, Parser, Subcommand};
 use fengqiao_case::{Category, Measures, NodeInfo, Tier};
 
 use self::global::{GlobalOptions, connect, shutdown_signal, tokio_runtime};
+use self::logging::{LOG_FORMAT_ENV, LogFormat, init_tracing};
 use self::output::{emit, print_json};
 use crate::client::NodeClient;
 use crate::import::values::{parse_date, parse_labelled};
@@ -176,6 +179,11 @@ pub struct RunArgs {
     /// when negative), to see how the federation treats an office whose clock is wrong
     #[arg(long, value_name = "SECONDS", allow_hyphen_values = true)]
     pub clock_offset_seconds: Option<i64>,
+    /// How logs are written on stderr: text (the default on a terminal), journal (the default
+    /// under systemd: syslog priority prefixes, no timestamps) or json (one object per line, for
+    /// log shippers)
+    #[arg(long, value_enum, env = LOG_FORMAT_ENV, value_name = "FORMAT")]
+    pub log_format: Option<LogFormat>,
 }
 
 #[derive(Debug, Args)]
@@ -245,7 +253,11 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     let global = cli.global;
     // A running node logs what it does; the demo's request log would drown its own output.
     let serving = matches!(cli.command, Command::Run(_));
-    init_tracing(global.verbose, serving);
+    let log_format = match &cli.command {
+        Command::Run(args) => args.log_format,
+        _ => None,
+    };
+    init_tracing(global.verbose, serving, log_format);
     match cli.command {
         Command::Init(args) => init(args),
         Command::Run(args) => run_node(args, &global),
@@ -289,32 +301,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Backup(args) => backup(&args, &connect(&global)?, global.json),
         Command::Restore(args) => restore(&args, global.json),
     }
-}
-
-/// Logs on stderr. `-v` wins over RUST_LOG; servers log `info` by default, clients only warnings.
-fn init_tracing(verbose: u8, serving: bool) {
-    use tracing_subscriber::EnvFilter;
-    let default_level = if serving { 1 } else { 0 };
-    let levels = ["warn", "info", "debug", "trace"];
-    let filter = match std::env::var("RUST_LOG") {
-        Ok(directives) if verbose == 0 && !directives.trim().is_empty() => {
-            EnvFilter::try_new(directives).unwrap_or_else(|_| EnvFilter::new(levels[default_level]))
-        }
-        _ => {
-            let level = (default_level + usize::from(verbose)).min(levels.len() - 1);
-            EnvFilter::new(levels[level])
-        }
-    };
-    // A second initialization (tests calling `run` twice) is harmless; keep the first.
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        // A log line that cannot be written (stderr is a file on a full disk) is lost; by
-        // default tracing-subscriber reports that with `eprintln!`, which panics when stderr
-        // fails, and so would every request that logs while the disk is full.
-        .log_internal_errors(false)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .try_init();
 }
 
 fn init(args: InitArgs) -> anyhow::Result<()> {
@@ -375,7 +361,11 @@ fn run_node(args: RunArgs, global: &GlobalOptions) -> anyhow::Result<()> {
     let runtime = tokio_runtime()?;
     let shutdown = {
         let _entered = runtime.enter();
-        shutdown_signal()?
+        let signal = shutdown_signal()?;
+        async move {
+            signal.await;
+            readiness::notify_stopping();
+        }
     };
     if let Some(seconds) = args.clock_offset_seconds {
         let offset = chrono::TimeDelta::try_seconds(seconds)
@@ -396,6 +386,9 @@ fn run_node(args: RunArgs, global: &GlobalOptions) -> anyhow::Result<()> {
             server.node().allow_clock_skew();
         }
         server.start_federation(args.quic_listen).await?;
+        // The one moment the node is ready: store open, API bound (a request now waits at most
+        // for the serving loop that `run` starts at once), federation started.
+        readiness::notify_ready(server.local_addr());
         server.run(shutdown).await
     });
     // Dropping a runtime waits for its blocking threads without end; one stuck on a disk that
