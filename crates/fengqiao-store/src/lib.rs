@@ -985,7 +985,13 @@ impl Store {
     }
 
     /// Runs [`Store::migrate_petitioner_names`] to the end, with its progress in the log.
-    pub fn complete_petitioner_names(&self) -> Result<(), StoreError> {
+    /// `stop_requested` is asked between batches: a node that is stopping leaves the rest for
+    /// its next start (each batch is committed with its position), instead of holding the store
+    /// open past its stop wait.
+    pub fn complete_petitioner_names(
+        &self,
+        stop_requested: &dyn Fn() -> bool,
+    ) -> Result<(), StoreError> {
         if self.petitioner_names_indexed() {
             return Ok(());
         }
@@ -1003,6 +1009,14 @@ impl Store {
             rewritten += step.rewritten as u64;
             if step.complete {
                 break;
+            }
+            if stop_requested() {
+                tracing::info!(
+                    read,
+                    cases = total,
+                    "filling petitioners' names paused by the node's stop; the next start resumes it"
+                );
+                return Ok(());
             }
             if read - logged_at >= 10_000 {
                 logged_at = read;

@@ -2398,7 +2398,7 @@ fn the_names_migration_fills_an_earlier_builds_store_and_resumes_after_a_stop() 
     let store = open_store(directory.path());
     assert!(store.petitioner_names_indexed());
     store
-        .complete_petitioner_names()
+        .complete_petitioner_names(&|| false)
         .expect("nothing left to do");
 }
 
@@ -2423,7 +2423,9 @@ fn a_case_written_during_the_names_migration_keeps_its_new_summary() {
         })
         .expect("store works")
         .expect("change applies");
-    store.complete_petitioner_names().expect("migrates");
+    store
+        .complete_petitioner_names(&|| false)
+        .expect("migrates");
     let summary = store.summary(&case).expect("reads").expect("exists");
     assert_eq!(summary.status, Status::Accepted);
     assert_eq!(by_name_index(&store, "赵"), vec![case]);

@@ -893,10 +893,6 @@ impl BoundServer {
             if let Err(error) = counting.prepare_stats() {
                 tracing::warn!(%error, "cannot count the stored cases for stats yet; the first stats query will try again");
             }
-            // Then a store an earlier build wrote gains the petitioners' names (its name index).
-            if let Err(error) = counting.complete_store_migrations() {
-                tracing::warn!(%error, "cannot finish the store's names migration; searches by name read the cases meanwhile, and the next start resumes it");
-            }
         });
         // The console (工作台) answers at `/` of the same address: the URL people open.
         let scheme = if node.config().http.serves_tls() {
@@ -1000,6 +996,20 @@ impl BoundServer {
             Arc::clone(&node),
             escalation_stop,
         ));
+        // A store an earlier build wrote gains the petitioners' names (its name index) beside
+        // serving. It stops between batches once the server stops, so it never holds the
+        // store open past the stop wait; the next start resumes it.
+        let migration_stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let migration = {
+            let node = Arc::clone(&node);
+            let stop = Arc::clone(&migration_stop);
+            tokio::task::spawn_blocking(move || {
+                let stop_requested = || stop.load(std::sync::atomic::Ordering::Relaxed);
+                if let Err(error) = node.complete_store_migrations(&stop_requested) {
+                    tracing::warn!(%error, "cannot finish the store's names migration; searches by name read the cases meanwhile, and the next start resumes it");
+                }
+            })
+        };
         // The peer's address feeds the sign-in throttle.
         let http = &node.config().http;
         let served = match (&http.tls_cert, &http.tls_key) {
@@ -1028,6 +1038,10 @@ impl BoundServer {
         let _ = stop_escalation.send(true);
         if let Err(error) = escalation.await {
             tracing::warn!(%error, "the automatic escalation task ended abnormally");
+        }
+        migration_stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Err(error) = migration.await {
+            tracing::warn!(%error, "the store's names migration ended abnormally");
         }
         // A stale address would send clients to a port nobody answers on.
         if let Err(error) = std::fs::remove_file(&address_file)

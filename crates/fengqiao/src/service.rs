@@ -889,9 +889,13 @@ impl Node {
     /// Brings the store up to this build where that takes a pass over the documents: today,
     /// the petitioners' names of summaries an earlier build wrote (`Store::complete_petitioner_names`).
     /// Run beside serving, once the node is up; searches by name read the documents until it
-    /// is done, and a node stopped meanwhile resumes where it was.
-    pub fn complete_store_migrations(&self) -> Result<(), ServiceError> {
-        Ok(self.store.complete_petitioner_names()?)
+    /// is done, and a node stopped meanwhile resumes where it was. `stop_requested` is asked
+    /// between batches, so a stopping node is not held up by it.
+    pub fn complete_store_migrations(
+        &self,
+        stop_requested: &dyn Fn() -> bool,
+    ) -> Result<(), ServiceError> {
+        Ok(self.store.complete_petitioner_names(stop_requested)?)
     }
 
     /// Supervision directives on the node's cases, most urgent first. With `open_only`, those not
