@@ -1982,19 +1982,7 @@ fn a_snapshot_holds_every_case_as_at_its_position_while_writes_go_on() {
 /// month and directives on some (open, crossed off), made from a fixed seed.
 fn mixed_summaries(count: u32) -> Vec<CaseSummary> {
     use fengqiao_case::{DirectiveState, DirectiveStatus};
-    let statuses = [
-        Status::Registered,
-        Status::AwaitingReceiver,
-        Status::Accepted,
-        Status::NotAccepted,
-        Status::Diverted,
-        Status::ForwardedOut,
-        Status::Replied,
-        Status::Evaluated,
-        Status::Closed,
-        Status::UnderReview,
-        Status::Final,
-    ];
+    let statuses = Status::ALL;
     let categories = [
         Category::WageArrears,
         Category::Environment,
