@@ -334,6 +334,10 @@ pub struct ListFilter {
     /// Only cases with any warning (预警 or worse) at `now`: read from the deadline index, up to
     /// the warning rule's horizon (`warnings::warning_horizon`).
     pub warned_only: bool,
+    /// Only cases with a petitioner whose name contains this, from the store's name index; ask
+    /// only once `Store::petitioner_names_indexed` (a store an earlier build wrote lacks names
+    /// until its migration is through).
+    pub petitioner_name: Option<String>,
     pub limit: Option<usize>,
 }
 
@@ -849,6 +853,7 @@ impl Node {
             .into_iter()
             .flatten()
             .min(),
+            petitioner_name: filter.petitioner_name.clone(),
             limit: filter.limit,
             ..CaseFilter::default()
         };

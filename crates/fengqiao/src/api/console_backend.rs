@@ -626,6 +626,14 @@ pub(super) fn matching_items(
     query: &CaseQuery,
     now: DateTime<Utc>,
 ) -> Result<Vec<fengqiao_case::model::CaseListItem>, ServiceError> {
+    let search = query.search.trim();
+    // Text with anything but digits and dashes cannot be part of a case number
+    // (`REGION-YEAR-SEQUENCE`): it is a name, which the store answers from its name index once
+    // that is whole, instead of a listing of every case filtered here.
+    let name_from_index = search
+        .chars()
+        .any(|character| !(character.is_ascii_digit() || character == '-'))
+        && node.store().petitioner_names_indexed();
     let filter = ListFilter {
         status: query.status,
         category: query.category,
@@ -636,6 +644,8 @@ pub(super) fn matching_items(
         },
         // The store reads warned cases from its deadline index; the grade is checked below.
         warned_only: query.warned_only || query.grade.is_some(),
+        region_prefix: query.region.clone(),
+        petitioner_name: name_from_index.then(|| search.to_owned()),
         ..ListFilter::default()
     };
     let registered_day = |item: &fengqiao_case::model::CaseListItem| {
@@ -644,18 +654,11 @@ pub(super) fn matching_items(
             .registered_at
             .map(fengqiao_case::deadlines::local_date)
     };
-    let search = query.search.trim();
     let mut items: Vec<_> = node
         .list(now, &filter)?
         .into_iter()
         .filter(|item| !query.warned_only || !item.warnings.is_empty())
         .filter(|item| query.grade.is_none() || worst_grade(&item.warnings) == query.grade)
-        .filter(|item| {
-            query
-                .region
-                .as_deref()
-                .is_none_or(|region| item.summary.region_code.starts_with(region))
-        })
         .filter(|item| {
             query
                 .registered_from
@@ -667,7 +670,7 @@ pub(super) fn matching_items(
                 .is_none_or(|to| registered_day(item).is_some_and(|day| day <= to))
         })
         .collect();
-    if !search.is_empty() {
+    if !search.is_empty() && !name_from_index {
         // A number is matched on the summary; a name through the store's name index, or, while
         // a store from an earlier build is still gaining it, on each case's header.
         let named = node.cases_with_petitioner_named(search)?;
