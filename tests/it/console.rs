@@ -1741,6 +1741,18 @@ fn mediation_confirmation_repeat_review_and_diversion_round_trip_from_the_case_p
     node.stop().expect("stop node");
 }
 
+/// The 网络 tests' offices: a township with an admin (zhaogl) and an operator (zhangtj), a
+/// village it has admitted, and a newcomer in the sibling village's region not yet admitted.
+fn network_offices(dir: &std::path::Path) -> (Office, Office, Office) {
+    let township = Office::township(dir);
+    let village = Office::village(dir, "village", VILLAGE_REGION);
+    let newcomer = Office::village(dir, "newcomer", fengqiao_tests::SIBLING_VILLAGE_REGION);
+    fengqiao_tests::add_account(&township.dir, "zhaogl", "赵管理", &["admin"]);
+    fengqiao_tests::add_account(&township.dir, "zhangtj", "张调解", &["operator"]);
+    township.admit(&village);
+    (township, village, newcomer)
+}
+
 /// Without a browser, against a real township and village: the township's admin revokes the
 /// village from 网络 after a confirm step, through the rule `fengqiao revoke` uses (the roster
 /// then says so), and admits another office the same way; an operator is shown neither and is
@@ -1748,16 +1760,7 @@ fn mediation_confirmation_repeat_review_and_diversion_round_trip_from_the_case_p
 #[test]
 fn an_admin_revokes_and_admits_an_office_from_the_network_page_and_an_operator_cannot() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let township = Office::township(dir.path());
-    let village = Office::village(dir.path(), "village", VILLAGE_REGION);
-    let newcomer = Office::village(
-        dir.path(),
-        "newcomer",
-        fengqiao_tests::SIBLING_VILLAGE_REGION,
-    );
-    fengqiao_tests::add_account(&township.dir, "zhaogl", "赵管理", &["admin"]);
-    fengqiao_tests::add_account(&township.dir, "zhangtj", "张调解", &["operator"]);
-    township.admit(&village);
+    let (township, village, newcomer) = network_offices(dir.path());
     let township_node = township.start();
     village.join(&township, fengqiao_tests::quic_address(&township_node));
     let village_node = village.start();
@@ -2117,16 +2120,7 @@ fn an_admin_admits_and_revokes_offices_on_the_network_page_in_chromium() {
         return;
     }
     let dir = tempfile::tempdir().expect("temp dir");
-    let township = Office::township(dir.path());
-    let village = Office::village(dir.path(), "village", VILLAGE_REGION);
-    let newcomer = Office::village(
-        dir.path(),
-        "newcomer",
-        fengqiao_tests::SIBLING_VILLAGE_REGION,
-    );
-    fengqiao_tests::add_account(&township.dir, "zhaogl", "赵管理", &["admin"]);
-    fengqiao_tests::add_account(&township.dir, "zhangtj", "张调解", &["operator"]);
-    township.admit(&village);
+    let (township, village, newcomer) = network_offices(dir.path());
     let township_node = township.start();
     let base = format!("http://{}", township_node.address);
     let driver = start_chromedriver(&dir.path().join("chromedriver.log"));
