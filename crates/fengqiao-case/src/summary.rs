@@ -2,9 +2,10 @@
 
 use chrono::{DateTime, Utc};
 
+use crate::model::ledger::{LedgerClosure, LedgerEvaluation, LedgerFacts, LedgerReply};
 use crate::model::{
-    CaseHeader, CaseState, CaseSummary, DeadlineKind, DirectiveId, DirectiveStatus, SCHEMA_VERSION,
-    Status,
+    CaseHeader, CaseState, CaseSummary, DeadlineKind, DirectiveId, DirectiveStatus, Event,
+    EventKind, SCHEMA_VERSION, Status,
 };
 
 pub fn summarize(header: &CaseHeader, state: &CaseState) -> CaseSummary {
@@ -44,6 +45,48 @@ pub fn summarize(header: &CaseHeader, state: &CaseState) -> CaseSummary {
             .iter()
             .map(|petitioner| petitioner.name.clone())
             .collect(),
+    }
+}
+
+/// What the case's 台账 row is made of: the header (as amended) and, from the events in list
+/// order, the register event's time, the first acceptance and the last reply, evaluation and
+/// closure. The export writes its row from these alone; the store keeps them per case.
+pub fn ledger_facts(header: &CaseHeader, events: &[Event]) -> LedgerFacts {
+    let registered_at = events.first().map(|event| event.at);
+    let accepted_at = events.iter().find_map(|event| match event.kind {
+        EventKind::Accept {} => Some(event.at),
+        _ => None,
+    });
+    let reply = events.iter().rev().find_map(|event| match &event.kind {
+        EventKind::Reply { outcome, text } => Some(LedgerReply {
+            at: event.at,
+            outcome: *outcome,
+            text: text.clone(),
+        }),
+        _ => None,
+    });
+    let evaluation = events.iter().rev().find_map(|event| match &event.kind {
+        EventKind::Evaluate { satisfaction } => Some(LedgerEvaluation {
+            at: event.at,
+            satisfaction: *satisfaction,
+        }),
+        _ => None,
+    });
+    let closure = events.iter().rev().find_map(|event| match &event.kind {
+        EventKind::Close { resolved, note } => Some(LedgerClosure {
+            at: event.at,
+            resolved: *resolved,
+            note: note.clone(),
+        }),
+        _ => None,
+    });
+    LedgerFacts {
+        header: header.clone(),
+        registered_at,
+        accepted_at,
+        reply,
+        evaluation,
+        closure,
     }
 }
 

@@ -29,6 +29,7 @@ mod cache;
 mod codec;
 mod free_space;
 mod index;
+mod ledger_rows;
 mod snapshot;
 mod storage;
 #[cfg(test)]
@@ -44,6 +45,7 @@ use fengqiao_case::{CaseDocument, CaseId, CaseSummary, Category, DocumentError, 
 
 use crate::cache::{CaseLocks, DocumentCache, DocumentHandle, lock_ignoring_poison};
 use crate::codec::CaseRecord;
+pub use crate::ledger_rows::LedgerRowsStep;
 pub use crate::snapshot::{Snapshot, SnapshotCounts, SnapshotEntry, StoreRestore};
 pub use crate::storage::QuarantineKey;
 use crate::storage::{

@@ -82,7 +82,17 @@ struct Trees {
     /// [`QuarantineKey`] (peer, case, change hash) → id (u64 BE) of its record in `quarantine`:
     /// a refused change is recorded once, however often a peer sends it.
     quarantine_keys: sled::Tree,
+    /// case number → `[version] ++ feed seq (u64 BE) ++ JSON(LedgerFacts)`, the facts of the
+    /// case's 台账 row as of that feed position, written by the keeper beside serving
+    /// (`ledger_rows.rs`); and [`LEDGER_ROWS_THROUGH_KEY`] → the feed position it has gone
+    /// through (u64 BE). Derived, so neither snapshotted nor restored: a restored store's keeper
+    /// starts again from the feed's beginning.
+    ledger_rows: sled::Tree,
 }
+
+/// The key of the ledger rows' keeper position in the `ledger_rows` tree: it begins with a 0x00
+/// byte, which no valid case number does.
+const LEDGER_ROWS_THROUGH_KEY: &[u8] = b"\0through";
 
 /// The append-only logs of caller records the store keeps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -330,6 +340,7 @@ impl Storage {
             access_log: database.open_tree("access_log")?,
             quarantine: database.open_tree("quarantine")?,
             quarantine_keys: database.open_tree("quarantine_keys")?,
+            ledger_rows: database.open_tree("ledger_rows")?,
         };
         let storage = Storage {
             database,
@@ -730,6 +741,41 @@ impl Storage {
         Ok(())
     }
 
+    /// Case `number`'s stored ledger row record, if the keeper has written one.
+    pub(crate) fn read_ledger_row(&self, number: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self
+            .trees
+            .ledger_rows
+            .get(number.as_bytes())?
+            .map(|value| value.to_vec()))
+    }
+
+    /// The feed position the ledger rows' keeper has gone through (0: none yet).
+    pub(crate) fn ledger_rows_through(&self) -> Result<FeedSeq, StoreError> {
+        match self.trees.ledger_rows.get(LEDGER_ROWS_THROUGH_KEY)? {
+            None => Ok(0),
+            Some(value) => decode_u64_value("ledger rows position", &value),
+        }
+    }
+
+    /// Writes ledger row records and the keeper's new position in one batch. Unflushed: a crash
+    /// loses at most the last batches, which the keeper then writes again (its position is lost
+    /// with them).
+    pub(crate) fn write_ledger_rows(
+        &self,
+        rows: &[(CaseId, Vec<u8>)],
+        through: FeedSeq,
+    ) -> Result<(), StoreError> {
+        self.free_space.check()?;
+        let mut batch = sled::Batch::default();
+        for (number, record) in rows {
+            batch.insert(number.as_bytes(), record.as_slice());
+        }
+        batch.insert(LEDGER_ROWS_THROUGH_KEY, &through.to_be_bytes()[..]);
+        self.trees.ledger_rows.apply_batch(batch)?;
+        Ok(())
+    }
+
     /// Whether every summary carries its petitioners' names (see [`NAMES_COMPLETE_KEY`]).
     pub(crate) fn petitioner_names_complete(&self) -> Result<bool, StoreError> {
         Ok(self.trees.meta.contains_key(NAMES_COMPLETE_KEY)?)
@@ -1042,6 +1088,7 @@ impl Storage {
             "summaries" => &trees.summaries,
             "indexes" => &trees.indexes,
             "feed" => &trees.feed,
+            "ledger_rows" => &trees.ledger_rows,
             "meta" => &trees.meta,
             "counters" => &trees.counters,
             "access_log" => &trees.access_log,

@@ -89,3 +89,21 @@ pub(crate) fn document_for(number: &str) -> CaseDocument {
     )
     .expect("test document builds")
 }
+
+/// Creates one registered case per number, held by `node-a`; returns their feed positions.
+pub(crate) fn create_documents(
+    store: &crate::Store,
+    numbers: &[String],
+) -> Result<Vec<u64>, crate::StoreError> {
+    let mut documents: Vec<_> = numbers.iter().map(|number| document_for(number)).collect();
+    let summaries: Vec<_> = numbers
+        .iter()
+        .map(|number| summary_for(number, Status::Registered, "node-a"))
+        .collect();
+    let mut cases: Vec<_> = documents
+        .iter_mut()
+        .zip(&summaries)
+        .map(|(document, summary)| crate::NewCase { document, summary })
+        .collect();
+    store.create_cases(&mut cases)
+}

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use fengqiao_case::{CaseSummary, Category, Status};
 
 use crate::storage::{DocumentWrite, PreparedCase, PreparedUpdate};
-use crate::test_support::{TEST_ACTOR, document_for, instant, note, summary_for};
+use crate::test_support::{TEST_ACTOR, create_documents, document_for, instant, note, summary_for};
 use crate::{
     CaseFilter, FeedEntry, NewCase, QuarantineKey, ReceivedCase, StagedUpdate, Store, StoreError,
     StoreOptions,
@@ -707,20 +707,6 @@ fn case_numbers_with_nul_or_empty_are_refused() {
 // ---------------------------------------------------------------------------------------------
 // With real case documents (need `fengqiao_case::CaseDocument`).
 // ---------------------------------------------------------------------------------------------
-
-fn create_documents(store: &Store, numbers: &[String]) -> Result<Vec<u64>, StoreError> {
-    let mut documents: Vec<_> = numbers.iter().map(|number| document_for(number)).collect();
-    let summaries: Vec<_> = numbers
-        .iter()
-        .map(|number| summary_for(number, Status::Registered, "node-a"))
-        .collect();
-    let mut cases: Vec<_> = documents
-        .iter_mut()
-        .zip(&summaries)
-        .map(|(document, summary)| NewCase { document, summary })
-        .collect();
-    store.create_cases(&mut cases)
-}
 
 fn add_note(store: &Store, case: &str, id: &str, text: &str) -> u64 {
     let (_, seq) = store

@@ -9,7 +9,7 @@ mod accounts;
 pub mod auth;
 mod bare_refusals;
 pub mod console_backend;
-mod ledger_export;
+pub(crate) mod ledger_export;
 mod metrics;
 mod openapi;
 mod supervision;
@@ -991,10 +991,14 @@ impl BoundServer {
         } = self;
         let status = federation.as_ref().map(Federation::status);
         let app = federated_router(Arc::clone(&node), status)?;
-        let (stop_escalation, escalation_stop) = tokio::sync::watch::channel(false);
+        let (stop_background_work, background_work_stopped) = tokio::sync::watch::channel(false);
+        let ledger_rows = tokio::spawn(crate::service::ledger_rows::keep_periodically(
+            Arc::clone(&node),
+            background_work_stopped.clone(),
+        ));
         let escalation = tokio::spawn(crate::service::auto_escalation::run_periodically(
             Arc::clone(&node),
-            escalation_stop,
+            background_work_stopped,
         ));
         // A store an earlier build wrote gains the petitioners' names (its name index) beside
         // serving. It stops between batches once the server stops, so it never holds the
@@ -1035,9 +1039,12 @@ impl BoundServer {
             }
         }
         .with_context(|| format!("the API server on {address} failed"));
-        let _ = stop_escalation.send(true);
+        let _ = stop_background_work.send(true);
         if let Err(error) = escalation.await {
             tracing::warn!(%error, "the automatic escalation task ended abnormally");
+        }
+        if let Err(error) = ledger_rows.await {
+            tracing::warn!(%error, "the ledger rows' keeper ended abnormally");
         }
         migration_stop.store(true, std::sync::atomic::Ordering::Relaxed);
         if let Err(error) = migration.await {

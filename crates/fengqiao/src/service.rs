@@ -1491,6 +1491,7 @@ fn check_store_belongs_to_node(store: &Store, identity: &NodeIdentity) -> anyhow
 pub mod accounts;
 pub mod audit;
 pub mod auto_escalation;
+pub mod ledger_rows;
 mod permitted_events;
 pub mod policy;
 mod stats;

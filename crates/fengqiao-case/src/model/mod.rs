@@ -7,6 +7,7 @@
 
 pub mod audit;
 pub mod backup;
+pub mod ledger;
 pub mod policy;
 pub mod roster;
 pub mod stats;

@@ -10,6 +10,8 @@ use chrono::{DateTime, Utc};
 use fengqiao_console::CaseQuery;
 
 use super::console_backend::matching_items;
+use fengqiao_case::summary::ledger_facts;
+
 use crate::import::export::{Identifiers, LedgerFileFormat, ledger_row, write_ledger};
 use crate::service::{Node, ServiceError};
 
@@ -26,8 +28,9 @@ pub struct Exporter<'a> {
 /// first (the console's order), and log the export; the number of cases written.
 ///
 /// The list's order is kept as case numbers only (the summaries are dropped once sorted).
-/// Reading and rendering a case (loading its automerge document, the most of an export's time)
-/// runs on [`reader_count`] threads ahead of the writer, each taking every n-th case and
+/// Each case's row comes from the facts the store keeps per case (`Store::current_ledger_facts`)
+/// or, for a case written since its keeper last read it, from its automerge document. Reading
+/// and rendering runs on [`reader_count`] threads ahead of the writer, each taking every n-th case and
 /// handing its rows over a bounded channel, so memory holds at most [`ROWS_AHEAD`] rows per
 /// reader besides the numbers, and the writer takes them back in list order. A pass over every
 /// case reads documents without putting them in the store's cache.
@@ -118,11 +121,15 @@ fn reader_count() -> usize {
         .clamp(1, 4)
 }
 
-/// Case `number`'s ledger row, read from its document without caching it.
+/// Case `number`'s ledger row: from the row the store keeps for it while that is current (the
+/// case not written since its keeper read it), else from its document, read without caching it.
 fn read_row(node: &Node, number: &str, identifiers: Identifiers) -> RowRead {
+    if let Some(facts) = node.store().current_ledger_facts(number)? {
+        return Ok(Some(ledger_row(&facts, identifiers)));
+    }
     let contents = node
         .store()
         .with_case_uncached(number, |document| document.contents())?
         .transpose()?;
-    Ok(contents.map(|(header, events)| ledger_row(&header, &events, identifiers)))
+    Ok(contents.map(|(header, events)| ledger_row(&ledger_facts(&header, &events), identifiers)))
 }

@@ -6,7 +6,7 @@
 use std::io::{Seek, Write};
 
 use chrono::{DateTime, Utc};
-use fengqiao_case::model::{CaseHeader, Event, EventKind};
+use fengqiao_case::model::ledger::LedgerFacts;
 use fengqiao_console::masking::{mask_id_number, mask_phone};
 use rust_xlsxwriter::{Format, Workbook, XlsxError};
 
@@ -43,27 +43,25 @@ fn yes_no(value: bool) -> String {
     if value { "是" } else { "否" }.to_owned()
 }
 
-/// One case as a ledger row, cell by cell in [`CSV_COLUMNS`] order: the registration's fields,
-/// then the first acceptance, the last reply, evaluation and closure (what a ledger has one
-/// column for).
-pub fn ledger_row(header: &CaseHeader, events: &[Event], identifiers: Identifiers) -> Vec<String> {
-    let registered_at = events.first().map(|event| event.at);
-    let accepted_at = events.iter().find_map(|event| match event.kind {
-        EventKind::Accept {} => Some(event.at),
-        _ => None,
-    });
-    let reply = events.iter().rev().find_map(|event| match &event.kind {
-        EventKind::Reply { outcome, text } => Some((event.at, outcome, text)),
-        _ => None,
-    });
-    let evaluation = events.iter().rev().find_map(|event| match &event.kind {
-        EventKind::Evaluate { satisfaction } => Some((event.at, satisfaction)),
-        _ => None,
-    });
-    let closure = events.iter().rev().find_map(|event| match &event.kind {
-        EventKind::Close { resolved, note } => Some((event.at, *resolved, note)),
-        _ => None,
-    });
+/// One case as a ledger row, cell by cell in [`CSV_COLUMNS`] order, from what a row is made of
+/// ([`fengqiao_case::summary::ledger_facts`]: the registration's fields, then the first
+/// acceptance, the last reply, evaluation and closure).
+pub fn ledger_row(facts: &LedgerFacts, identifiers: Identifiers) -> Vec<String> {
+    let header = &facts.header;
+    let registered_at = facts.registered_at;
+    let accepted_at = facts.accepted_at;
+    let reply = facts
+        .reply
+        .as_ref()
+        .map(|reply| (reply.at, &reply.outcome, &reply.text));
+    let evaluation = facts
+        .evaluation
+        .as_ref()
+        .map(|evaluation| (evaluation.at, &evaluation.satisfaction));
+    let closure = facts
+        .closure
+        .as_ref()
+        .map(|closure| (closure.at, closure.resolved, &closure.note));
     let people = |part: &dyn Fn(&fengqiao_case::model::Petitioner) -> String| {
         header
             .petitioners

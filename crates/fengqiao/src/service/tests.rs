@@ -916,3 +916,94 @@ fn permitted_events_answer_as_append_would_and_write_nothing() {
         Err(ServiceError::NotFound(_))
     ));
 }
+
+/// The whole ledger as CSV with full identifiers, as the API's export writes it.
+fn export_csv(node: &Node) -> String {
+    let mut file = std::io::Cursor::new(Vec::new());
+    let written = crate::api::ledger_export::export_ledger(
+        node,
+        crate::api::ledger_export::Exporter {
+            operator: OPERATOR,
+            action: "export_ledger",
+        },
+        &fengqiao_console::CaseQuery::default(),
+        crate::import::export::Identifiers::Full,
+        crate::import::export::LedgerFileFormat::Csv,
+        now(),
+        &mut file,
+    )
+    .unwrap();
+    assert_eq!(written, 3);
+    String::from_utf8(file.into_inner()).unwrap()
+}
+
+#[test]
+fn the_ledger_export_is_the_same_from_kept_rows_as_from_the_documents_and_never_stale() {
+    let (_temp, node) = open_village();
+    let numbers: Vec<CaseId> = [
+        Category::WageArrears,
+        Category::LandRequisition,
+        Category::WageArrears,
+    ]
+    .into_iter()
+    .map(|category| {
+        node.register(&tester(), now(), registration(category))
+            .unwrap()
+            .header
+            .number
+    })
+    .collect();
+    let reply = |text: &str| {
+        event(EventKind::Reply {
+            outcome: fengqiao_case::ReplyOutcome::Support,
+            text: text.to_owned(),
+        })
+    };
+    node.append(&tester(), now(), &numbers[1], event(EventKind::Accept {}))
+        .unwrap();
+    node.append(&tester(), now(), &numbers[1], reply("已协调补发工资"))
+        .unwrap();
+
+    // No row kept yet: every row is read from its document.
+    let from_documents = export_csv(&node);
+    assert!(from_documents.contains("已协调补发工资"));
+    let step = node.store().keep_ledger_rows(100).unwrap();
+    assert_eq!((step.written, step.caught_up), (3, true));
+    for number in &numbers {
+        assert!(node.store().current_ledger_facts(number).unwrap().is_some());
+    }
+    assert_eq!(export_csv(&node), from_documents);
+
+    // A case written after its row was kept: the export shows the write at once, before the
+    // keeper has been there again.
+    assert!(!from_documents.contains("工资已全部到账"));
+    node.append(
+        &tester(),
+        now(),
+        &numbers[1],
+        event(EventKind::Close {
+            resolved: true,
+            note: "工资已全部到账".to_owned(),
+        }),
+    )
+    .unwrap();
+    assert!(
+        node.store()
+            .current_ledger_facts(&numbers[1])
+            .unwrap()
+            .is_none()
+    );
+    let after_write = export_csv(&node);
+    assert!(after_write.contains("工资已全部到账"));
+    assert!(after_write.contains("已协调补发工资"));
+    // And once the keeper has been there again, the kept row says the same.
+    let step = node.store().keep_ledger_rows(100).unwrap();
+    assert_eq!((step.written, step.caught_up), (1, true));
+    assert!(
+        node.store()
+            .current_ledger_facts(&numbers[1])
+            .unwrap()
+            .is_some()
+    );
+    assert_eq!(export_csv(&node), after_write);
+}

@@ -1,0 +1,270 @@
+//! The ledger rows: per case, the facts of its 台账 row (`LedgerFacts`), kept beside the document
+//! by a keeper that follows the change feed, so that an export of the whole ledger reads one
+//! small record per case instead of loading every automerge document (the most of its time).
+//!
+//! A row is stamped with the case's feed position when the keeper read the case, and is used
+//! only while the case is still at that position: a case written since (the keeper not there
+//! yet) is read from its document instead, so an export is never stale, only slower. The keeper
+//! runs outside the write path, so writes and sync pay nothing for it.
+
+use fengqiao_case::model::ledger::{LEDGER_FACTS_VERSION, LedgerFacts};
+use fengqiao_case::summary::ledger_facts;
+
+use crate::codec::corrupt;
+use crate::{FeedSeq, Store, StoreError};
+
+/// One step of [`Store::keep_ledger_rows`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LedgerRowsStep {
+    /// Feed entries read.
+    pub read: usize,
+    /// Rows written (the others were current already, or their case had moved on).
+    pub written: usize,
+    /// Whether the keeper has reached the feed's head.
+    pub caught_up: bool,
+}
+
+fn encode_row(feed_seq: FeedSeq, facts: &LedgerFacts) -> Result<Vec<u8>, StoreError> {
+    let json = serde_json::to_vec(facts).map_err(|error| {
+        corrupt(
+            format!("ledger row of case {}", facts.header.number),
+            error.to_string(),
+        )
+    })?;
+    let mut record = Vec::with_capacity(1 + 8 + json.len());
+    record.push(LEDGER_FACTS_VERSION);
+    record.extend_from_slice(&feed_seq.to_be_bytes());
+    record.extend_from_slice(&json);
+    Ok(record)
+}
+
+/// The feed position a row was stamped with and its facts; `None` for a record of another
+/// version (the case is then read from its document).
+fn decode_row(number: &str, record: &[u8]) -> Result<Option<(FeedSeq, LedgerFacts)>, StoreError> {
+    let what = || format!("ledger row of case {number}");
+    match record.split_first() {
+        Some((&LEDGER_FACTS_VERSION, rest)) if rest.len() >= 8 => {
+            let (seq, json) = rest.split_at(8);
+            let mut seq_bytes = [0u8; 8];
+            seq_bytes.copy_from_slice(seq);
+            let facts: LedgerFacts =
+                serde_json::from_slice(json).map_err(|error| corrupt(what(), error.to_string()))?;
+            if facts.header.number != number {
+                return Err(corrupt(what(), "it belongs to another case number"));
+            }
+            Ok(Some((u64::from_be_bytes(seq_bytes), facts)))
+        }
+        Some((&LEDGER_FACTS_VERSION, _)) | None => Err(corrupt(what(), "record too short")),
+        Some(_) => Ok(None),
+    }
+}
+
+impl Store {
+    /// Case `number`'s ledger facts as the keeper kept them, if they are current: the case has
+    /// not been written since. `None` when there is no current row (the caller reads the
+    /// document); a damaged row counts as none, with a warning, as the document is still there.
+    pub fn current_ledger_facts(&self, number: &str) -> Result<Option<LedgerFacts>, StoreError> {
+        let Some(record) = self.storage.read_ledger_row(number)? else {
+            return Ok(None);
+        };
+        let (stamped, facts) = match decode_row(number, &record) {
+            Ok(Some(row)) => row,
+            Ok(None) => return Ok(None),
+            Err(error) => {
+                tracing::warn!(case = number, %error, "ignoring a damaged ledger row; the case is read from its document");
+                return Ok(None);
+            }
+        };
+        Ok((self.feed_position(number)? == Some(stamped)).then_some(facts))
+    }
+
+    /// One step of the ledger rows' keeper: reads up to `batch` feed entries after its position,
+    /// and for each case still at its entry's position whose row is not stamped with it, reads
+    /// the case (from the cache, or loaded without caching it) and writes its row, with the new
+    /// position, in one batch. Stopped or killed at any point, the next step resumes after the
+    /// last batch written.
+    pub fn keep_ledger_rows(&self, batch: usize) -> Result<LedgerRowsStep, StoreError> {
+        let batch = batch.max(1);
+        let through = self.storage.ledger_rows_through()?;
+        let entries = self.storage.feed_since(through, batch)?;
+        let Some(last) = entries.last().map(|entry| entry.seq) else {
+            return Ok(LedgerRowsStep {
+                read: 0,
+                written: 0,
+                caught_up: true,
+            });
+        };
+        let mut rows = Vec::new();
+        for entry in &entries {
+            // The position is read before the document: a write after it moves the case on, so
+            // the row is stamped with a position the case has left and is never used, and the
+            // write's own feed entry brings the keeper back to the case.
+            if self.feed_position(&entry.case)? != Some(entry.seq) {
+                continue;
+            }
+            if let Some(record) = self.storage.read_ledger_row(&entry.case)?
+                && matches!(decode_row(&entry.case, &record), Ok(Some((stamped, _))) if stamped == entry.seq)
+            {
+                continue;
+            }
+            let contents = match self
+                .with_case_uncached(&entry.case, |document| document.contents())
+            {
+                Ok(Some(Ok(contents))) => contents,
+                Ok(None) => continue,
+                Ok(Some(Err(error))) => {
+                    tracing::warn!(case = entry.case, %error, "the ledger rows' keeper cannot read a case; exports read its document");
+                    continue;
+                }
+                Err(error) => {
+                    tracing::warn!(case = entry.case, %error, "the ledger rows' keeper cannot load a case; exports read its document");
+                    continue;
+                }
+            };
+            let (header, events) = contents;
+            let facts = ledger_facts(&header, &events);
+            if facts.header.number != entry.case {
+                continue;
+            }
+            rows.push((entry.case.clone(), encode_row(entry.seq, &facts)?));
+        }
+        self.storage.write_ledger_rows(&rows, last)?;
+        Ok(LedgerRowsStep {
+            read: entries.len(),
+            written: rows.len(),
+            caught_up: entries.len() < batch,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use fengqiao_case::summary::ledger_facts;
+    use fengqiao_case::{EventKind, ReplyOutcome, Status};
+
+    use crate::test_support::{TEST_ACTOR, create_documents, event, summary_for};
+    use crate::{LedgerRowsStep, Store, StoreOptions};
+
+    fn open(path: &std::path::Path) -> Store {
+        Store::open(path, StoreOptions::new(8, TEST_ACTOR.to_vec())).expect("store opens")
+    }
+
+    fn number(sequence: u32) -> String {
+        format!("430702001001-2026-{sequence:06}")
+    }
+
+    fn create(store: &Store, count: u32) {
+        let numbers: Vec<String> = (1..=count).map(number).collect();
+        create_documents(store, &numbers).expect("created");
+    }
+
+    /// The facts the case's document says now: what a current row must hold.
+    fn from_document(store: &Store, number: &str) -> fengqiao_case::model::ledger::LedgerFacts {
+        let (header, events) = store
+            .with_case(number, |document| document.contents())
+            .expect("reads")
+            .expect("exists")
+            .expect("valid");
+        ledger_facts(&header, &events)
+    }
+
+    #[test]
+    fn the_keeper_follows_the_feed_and_a_row_is_used_only_while_its_case_is_unchanged() {
+        let directory = tempfile::tempdir().expect("tempdir");
+        {
+            let store = open(directory.path());
+            create(&store, 3);
+            assert_eq!(store.current_ledger_facts(&number(1)).expect("reads"), None);
+            let step = store.keep_ledger_rows(2).expect("a step runs");
+            assert_eq!(
+                step,
+                LedgerRowsStep {
+                    read: 2,
+                    written: 2,
+                    caught_up: false
+                }
+            );
+            assert_eq!(
+                store.current_ledger_facts(&number(1)).expect("reads"),
+                Some(from_document(&store, &number(1)))
+            );
+            assert_eq!(store.current_ledger_facts(&number(3)).expect("reads"), None);
+        }
+
+        // Reopened (as after a kill): the keeper resumes after what it wrote.
+        let store = open(directory.path());
+        let step = store.keep_ledger_rows(2).expect("a step runs");
+        assert_eq!((step.read, step.written, step.caught_up), (1, 1, true));
+        for sequence in 1..=3 {
+            let facts = store
+                .current_ledger_facts(&number(sequence))
+                .expect("reads")
+                .expect("current");
+            assert_eq!(facts, from_document(&store, &number(sequence)));
+            assert_eq!(facts.reply, None);
+        }
+
+        // A reply written: the row is stale at once (never used), and the keeper's next step
+        // brings it up to date with the reply.
+        let case = number(2);
+        store
+            .update_case(&case, |document| {
+                document.push_event(&event(
+                    "reply-2",
+                    EventKind::Reply {
+                        outcome: ReplyOutcome::Support,
+                        text: "已协调发放工资".to_owned(),
+                    },
+                    None,
+                ))?;
+                Ok::<_, fengqiao_case::DocumentError>((
+                    summary_for(&case, Status::Replied, "node-a"),
+                    (),
+                ))
+            })
+            .expect("store works")
+            .expect("change applies");
+        assert_eq!(store.current_ledger_facts(&case).expect("reads"), None);
+        let step = store.keep_ledger_rows(8).expect("a step runs");
+        assert_eq!((step.read, step.written, step.caught_up), (1, 1, true));
+        let facts = store
+            .current_ledger_facts(&case)
+            .expect("reads")
+            .expect("current");
+        assert_eq!(
+            facts.reply.as_ref().map(|reply| reply.text.as_str()),
+            Some("已协调发放工资")
+        );
+        assert_eq!(facts, from_document(&store, &case));
+        let idle = store.keep_ledger_rows(8).expect("a step runs");
+        assert_eq!((idle.read, idle.written, idle.caught_up), (0, 0, true));
+    }
+
+    #[test]
+    fn a_damaged_or_foreign_row_is_not_used() {
+        let directory = tempfile::tempdir().expect("tempdir");
+        let store = open(directory.path());
+        create(&store, 2);
+        store.keep_ledger_rows(8).expect("a step runs");
+        let rows = store.storage.raw_tree("ledger_rows").expect("tree");
+        let first = rows
+            .get(number(1).as_bytes())
+            .expect("reads")
+            .expect("kept");
+        // Truncated JSON, a record of an unknown version, case 1's row under case 2's number.
+        rows.insert(number(1).as_bytes(), &first[..first.len() - 3])
+            .expect("written");
+        assert_eq!(store.current_ledger_facts(&number(1)).expect("reads"), None);
+        let mut other_version = first.to_vec();
+        other_version[0] = 200;
+        rows.insert(number(1).as_bytes(), other_version)
+            .expect("written");
+        assert_eq!(store.current_ledger_facts(&number(1)).expect("reads"), None);
+        rows.insert(number(2).as_bytes(), &first[..])
+            .expect("written");
+        assert_eq!(store.current_ledger_facts(&number(2)).expect("reads"), None);
+        rows.insert(number(2).as_bytes(), &[1u8, 2, 3][..])
+            .expect("written");
+        assert_eq!(store.current_ledger_facts(&number(2)).expect("reads"), None);
+    }
+}
