@@ -5,8 +5,9 @@
 //!
 //! An office's authority over a case follows from its relation to the case (holder, the office
 //! an assignment awaits, an ancestor of the holder, a directive's target or issuer, the
-//! registering office) and from the federation's hierarchy, which the caller supplies (the
-//! replicated roster, in a running node). No IO.
+//! registering office, and for a `succeed` the successor the roster names) and from the
+//! federation's hierarchy, which the caller supplies (the replicated roster, in a running node).
+//! No IO.
 
 use serde::Serialize;
 
