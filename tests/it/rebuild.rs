@@ -2,8 +2,10 @@
 //! processes over QUIC: the village's directory and key are gone while its township and county
 //! keep running; a new node made with `init --restore-from-parent`, admitted at the township
 //! with `admit --successor-of`, gets back every case and event that had reached the township,
-//! registers nothing until then, numbers its next case after the highest that came back, and
-//! `fengqiao peers` names the number that could not be recovered.
+//! registers nothing until then, numbers its next case after the highest that came back,
+//! `fengqiao peers` names the number that could not be recovered, and the new node works the
+//! old node's cases as the same office (a `succeed` before its first event on each), which the
+//! township and the county keep.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -282,6 +284,61 @@ fn a_lost_village_is_rebuilt_from_its_township_and_continues_its_numbering() {
         case_number(&view),
         format!("{VILLAGE}-{}-{:06}", year(&view), IMPORTED + 2)
     );
+
+    // The new node works the old node's cases as the same office: it accepts a case the old
+    // node registered and left waiting, and replies on one the old node had accepted. Each
+    // first takes the old node's place with a signed `succeed`; the township and the county
+    // keep every event (nothing quarantined) and derive the same state.
+    let waiting = &own[30];
+    let accepted = &own[5];
+    let acted = [
+        (waiting, json!({"kind": "accept", "payload": {}})),
+        (
+            accepted,
+            json!({"kind": "reply", "payload": {"outcome": "support", "text": "已协调支付拖欠工资"}}),
+        ),
+    ];
+    for (number, event) in acted {
+        let (status, view) = http_post(
+            rebuilt_node.address,
+            &format!("/api/cases/{number}/events"),
+            &event,
+        )
+        .expect("append an event");
+        assert_eq!(status, 200, "the successor acts on {number}: {view}");
+        assert_eq!(view["state"]["holder"], new_village_id.as_str(), "{view}");
+        let succession = view["events"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|event| event["kind"] == "succeed")
+            .collect::<Vec<_>>();
+        assert_eq!(succession.len(), 1, "{view}");
+        assert_eq!(
+            succession[0]["payload"]["predecessor"],
+            old_village_id.as_str()
+        );
+        assert_eq!(succession[0]["node"], new_village_id.as_str());
+        for node in [&township_node, &county_node] {
+            wait_for(
+                "the successor's events reach the tiers above",
+                SETTLE,
+                || match http_get(node.address, &format!("/api/cases/{number}")) {
+                    Ok((200, there)) if there["events"] == view["events"] => Ok(there),
+                    other => Err(format!("{other:?}")),
+                },
+            );
+            let (_, there) =
+                http_get(node.address, &format!("/api/cases/{number}")).expect("the case");
+            assert_eq!(there["state"], view["state"], "{number} at {}", node.url());
+        }
+        let (_, quarantine) =
+            http_get(township_node.address, "/api/quarantine").expect("quarantine");
+        assert!(
+            !quarantine.to_string().contains(number.as_str()),
+            "{quarantine}"
+        );
+    }
 
     // The old node is refused from now on; the roster names the successor.
     let (_, roster) = http_get(township_node.address, "/api/roster").expect("roster");

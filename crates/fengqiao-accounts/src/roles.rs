@@ -297,6 +297,12 @@ pub const ROLE_TABLE: &[(Action, &[Role], &str)] = &[
     ),
     (Action::Event(KindTag::AmendHeader), &[Operator], CASE_WORK),
     (
+        Action::Event(KindTag::Succeed),
+        &[Operator, Supervisor],
+        "a person handling or supervising the case takes the old node's place in it (the node \
+         does so itself before their first event on it)",
+    ),
+    (
         Action::Event(KindTag::Note),
         &[Operator, Supervisor],
         "a person handling or supervising the case adds notes",

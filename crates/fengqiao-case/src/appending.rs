@@ -75,6 +75,81 @@ pub fn judge(
     Ok(())
 }
 
+/// The state `event`'s maker acts on, and the `succeed` events (unsigned, in predecessor order)
+/// that take it there: when the roster names the maker as the successor of a node the case still
+/// names (`crate::succession::predecessors_named`), the maker first takes that node's place, so a
+/// rebuilt office works its old cases as the same office. Each `succeed` is judged like any
+/// event (the lifecycle, the authority table with the roster), takes its id from the event's
+/// (`{id}.succeed{n}`) and its time from the event's hybrid clock time. Nothing else changes
+/// for a node that succeeds nobody the case names.
+pub fn as_successor(
+    header: &CaseHeader,
+    events: &[Event],
+    state: CaseState,
+    event: &NewEvent,
+    limits: &Limits,
+    hierarchy: &dyn Hierarchy,
+) -> Result<(CaseState, Vec<Event>), CaseError> {
+    if matches!(event.kind, EventKind::Succeed { .. }) {
+        return Ok((state, Vec::new()));
+    }
+    let predecessors = crate::succession::predecessors_named(&state, &event.node, hierarchy);
+    if predecessors.is_empty() {
+        return Ok((state, Vec::new()));
+    }
+    // The node's clock when it acts: an event dated in the past (with its reason) does not date
+    // the succession, which happens now.
+    let at = if event.hlc == crate::model::HybridTimestamp::ZERO {
+        event.at
+    } else {
+        DateTime::from_timestamp_millis(event.hlc.wall_ms).unwrap_or(event.at)
+    };
+    let mut successions = Vec::with_capacity(predecessors.len());
+    for (index, predecessor) in predecessors.into_iter().enumerate() {
+        let succession = NewEvent {
+            id: format!("{}.succeed{index}", event.id),
+            kind: EventKind::Succeed { predecessor },
+            at: truncate_to_millis(at),
+            node: event.node.clone(),
+            operator: event.operator.clone(),
+            hlc: event.hlc,
+            imported: None,
+            backdated_reason: None,
+        };
+        judge(header, &state, &succession, limits, hierarchy)?;
+        successions.push(Event {
+            id: succession.id,
+            kind: succession.kind,
+            at: succession.at,
+            node: succession.node,
+            operator: succession.operator,
+            prev: None,
+            hlc: succession.hlc,
+            signature: None,
+            imported: None,
+            backdated_reason: None,
+        });
+    }
+    let with_successions: Vec<Event> = events.iter().chain(&successions).cloned().collect();
+    let state = crate::derive::derive(header, &with_successions, limits);
+    Ok((state, successions))
+}
+
+/// [`judge`] on the state the maker acts on ([`as_successor`]): what a page that offers only
+/// what may be done now asks, so it offers a successor its predecessor's cases as `append`
+/// will take them.
+pub fn judge_case(
+    header: &CaseHeader,
+    events: &[Event],
+    state: CaseState,
+    event: &NewEvent,
+    limits: &Limits,
+    hierarchy: &dyn Hierarchy,
+) -> Result<(), CaseError> {
+    let (state, _successions) = as_successor(header, events, state, event, limits, hierarchy)?;
+    judge(header, &state, event, limits, hierarchy)
+}
+
 fn append_checked(
     document: &mut CaseDocument,
     event: NewEvent,
@@ -108,12 +183,22 @@ fn append_checked(
             backdating,
         )?;
     }
+    let (state, successions) = as_successor(&header, &events, state, &event, limits, hierarchy)?;
     judge(&header, &state, &event, limits, hierarchy)?;
-    if events.iter().any(|existing| existing.id == event.id) {
-        return Err(CaseError::InvalidInput {
-            field: "id",
-            why: format!("event {} is already in this case", event.id),
-        });
+    let new_ids =
+        std::iter::once(&event.id).chain(successions.iter().map(|succession| &succession.id));
+    for id in new_ids {
+        if events.iter().any(|existing| &existing.id == id) {
+            return Err(CaseError::InvalidInput {
+                field: "id",
+                why: format!("event {id} is already in this case"),
+            });
+        }
+    }
+    for mut succession in successions {
+        signature::sign_event(&header.number, &mut succession, signer)?;
+        document.push_event(&succession)?;
+        events.push(succession);
     }
     let prev = event.kind.is_transition().then(|| state.tip.clone());
     let kind = match event.kind {

@@ -5,8 +5,9 @@
 //!
 //! An office's authority over a case follows from its relation to the case (holder, the office
 //! an assignment awaits, an ancestor of the holder, a directive's target or issuer, the
-//! registering office) and from the federation's hierarchy, which the caller supplies (the
-//! replicated roster, in a running node). No IO.
+//! registering office, and for a `succeed` the successor the roster names) and from the
+//! federation's hierarchy, which the caller supplies (the replicated roster, in a running node).
+//! No IO.
 
 use serde::Serialize;
 
@@ -60,6 +61,9 @@ pub enum Relation {
     DirectiveTarget,
     /// 督办单位: the issuer of the directive the event names.
     DirectiveIssuer,
+    /// 接替: the office the roster names as the successor of the predecessor a `succeed` event
+    /// names (`crate::succession::succeeds`).
+    Successor,
 }
 
 /// The event kinds, without their payloads: the rows of the table.
@@ -94,11 +98,12 @@ pub enum KindTag {
     ReturnDirective,
     AmendHeader,
     Note,
+    Succeed,
 }
 
 impl KindTag {
     /// Every kind, for the test that the table has exactly one row per kind but `Register`.
-    pub const ALL: [KindTag; 28] = [
+    pub const ALL: [KindTag; 29] = [
         KindTag::Register,
         KindTag::Accept,
         KindTag::Reject,
@@ -127,6 +132,7 @@ impl KindTag {
         KindTag::ReturnDirective,
         KindTag::AmendHeader,
         KindTag::Note,
+        KindTag::Succeed,
     ];
 
     pub fn of(kind: &EventKind) -> KindTag {
@@ -159,12 +165,14 @@ impl KindTag {
             EventKind::ReturnDirective { .. } => KindTag::ReturnDirective,
             EventKind::AmendHeader { .. } => KindTag::AmendHeader,
             EventKind::Note { .. } => KindTag::Note,
+            EventKind::Succeed { .. } => KindTag::Succeed,
         }
     }
 }
 
 use Relation::{
     AncestorOfHolder, AwaitedReceiver, DirectiveIssuer, DirectiveTarget, Holder, Registrar,
+    Successor,
 };
 
 /// THE table: each kind, the relations that may append it, and why (shown in refusals and docs).
@@ -280,6 +288,11 @@ pub const AUTHORITY_TABLE: &[(KindTag, &[Relation], &str)] = &[
         ],
         "any office taking part in the case may add a note",
     ),
+    (
+        KindTag::Succeed,
+        &[Successor],
+        "only the office the roster names as the predecessor's successor takes its place",
+    ),
 ];
 
 /// Why an office may not append an event.
@@ -374,6 +387,7 @@ fn describe(relations: &[Relation]) -> String {
             Registrar => "the registering office",
             DirectiveTarget => "the directive's target",
             DirectiveIssuer => "the directive's issuer",
+            Successor => "the predecessor's successor",
         })
         .collect::<Vec<_>>()
         .join(", ")
@@ -399,6 +413,11 @@ pub fn relations(
     }
     if state.registered_by == node {
         found.push(Registrar);
+    }
+    if let EventKind::Succeed { predecessor } = kind
+        && crate::succession::succeeds(hierarchy, node, predecessor)
+    {
+        found.push(Successor);
     }
     let named_directive = match kind {
         EventKind::AcknowledgeDirective { directive }

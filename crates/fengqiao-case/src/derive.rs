@@ -48,6 +48,23 @@ fn derive_refs(
     limits: &Limits,
     with_time_flags: bool,
 ) -> CaseState {
+    // A case a successor took over (`succeed` events) derives with each predecessor read as its
+    // successor, so the successor is the same office to the lifecycle (`crate::succession`).
+    match crate::succession::renamed_events(events) {
+        Some(renamed) => {
+            let renamed: Vec<&Event> = renamed.iter().collect();
+            derive_named(header, &renamed, limits, with_time_flags)
+        }
+        None => derive_named(header, events, limits, with_time_flags),
+    }
+}
+
+fn derive_named(
+    header: &CaseHeader,
+    events: &[&Event],
+    limits: &Limits,
+    with_time_flags: bool,
+) -> CaseState {
     let canonical = canonical_events(events);
     let tree = TransitionTree::new(&canonical);
 

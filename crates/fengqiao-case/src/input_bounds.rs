@@ -354,6 +354,7 @@ pub fn check_event(
             check_text("mediation", mediation, Identifier)
         }
         EventKind::LinkRepeat { earlier } => check_text("earlier", earlier, Identifier),
+        EventKind::Succeed { predecessor } => check_text("predecessor", predecessor, Identifier),
         EventKind::IssueDirective {
             directive,
             target_node,

@@ -27,6 +27,7 @@ pub mod rollup;
 #[cfg(feature = "schema")]
 pub mod schema;
 pub mod signature;
+pub mod succession;
 pub mod summary;
 #[cfg(any(test, feature = "test-support"))]
 pub mod test_support;

@@ -104,6 +104,7 @@ pub fn action(kind: &EventKind) -> &'static str {
         EventKind::ReturnDirective { .. } => "return",
         EventKind::AmendHeader { .. } => "amend the header of",
         EventKind::Note { .. } => "add a note to",
+        EventKind::Succeed { .. } => "take its predecessor's place on",
     }
 }
 
@@ -990,6 +991,21 @@ pub fn check(state: &CaseState, event: &NewEvent, limits: &Limits) -> Result<(),
         }
         EventKind::AmendHeader { amendment } => validate_amendment(amendment)?,
         EventKind::Note { text } => required("text", text)?,
+        // Whether the roster names the maker as the predecessor's successor is the authority
+        // table's to judge (`crate::succession::succeeds`); the state judges what is left.
+        EventKind::Succeed { predecessor } => {
+            required("predecessor", predecessor)?;
+            if predecessor == &event.node {
+                return Err(refuse(kind, status, "a node does not succeed itself"));
+            }
+            if !crate::succession::names(state, predecessor) {
+                return Err(refuse(
+                    kind,
+                    status,
+                    format!("node {predecessor} takes no part in this case"),
+                ));
+            }
+        }
         _ => return Err(refuse(kind, status, "unknown kind of annotation")),
     }
     Ok(())

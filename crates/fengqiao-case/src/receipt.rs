@@ -70,6 +70,15 @@ pub enum ReceiptError {
         successor: NodeId,
         since: chrono::DateTime<chrono::Utc>,
     },
+    #[error(
+        "event {event}: node {node} takes the place of node {predecessor}, but the roster held \
+         here does not name it that node's successor"
+    )]
+    SuccessionNotInRoster {
+        event: EventId,
+        node: NodeId,
+        predecessor: NodeId,
+    },
 }
 
 impl ReceiptError {
@@ -85,11 +94,15 @@ impl ReceiptError {
     /// Whether the event may pass once this node knows more: a maker missing from the roster
     /// may be an office whose entry is still on its way (entries and cases travel separately),
     /// and a policy version not held here may be one still on its way from the root (policies
-    /// travel on the roster stream).
+    /// travel on the roster stream), and so may a successor's `succeed` whose roster entry
+    /// naming it the successor has not arrived (a node first admitted as a new office may be
+    /// made a successor later).
     pub fn may_pass_later(&self) -> bool {
         matches!(
             self,
-            ReceiptError::UnknownMaker { .. } | ReceiptError::UnknownPolicy { .. }
+            ReceiptError::UnknownMaker { .. }
+                | ReceiptError::UnknownPolicy { .. }
+                | ReceiptError::SuccessionNotInRoster { .. }
         )
     }
 }
@@ -424,6 +437,15 @@ impl Judge<'_> {
                 event: event.id.clone(),
                 source,
             })?;
+        if let EventKind::Succeed { predecessor } = &event.kind
+            && !crate::succession::succeeds(federation, &event.node, predecessor)
+        {
+            return Err(ReceiptError::SuccessionNotInRoster {
+                event: event.id.clone(),
+                node: event.node.clone(),
+                predecessor: predecessor.clone(),
+            });
+        }
         let state = derive_from_refs(&base_header, past, limits);
         authorize(&state, &event.kind, &event.node, federation).map_err(|source| {
             ReceiptError::Unauthorized {

@@ -58,11 +58,20 @@ pub const POLICY_REGISTER_SIGNATURE_VERSION: u32 = 3;
 /// altered.
 pub const BACKDATED_EVENT_SIGNATURE_VERSION: u32 = 4;
 
+/// Version of the signing bytes of a `succeed` event (`EventKind::Succeed`, a successor taking
+/// its predecessor's place in a case, `crate::succession`): version 4's structure (with the
+/// optional fields it may carry), the new kind inside it. A build that does not know successions
+/// refuses such an event as of an unknown version, rather than as altered, and every other event
+/// is signed as before.
+pub const SUCCESSION_EVENT_SIGNATURE_VERSION: u32 = 5;
+
 /// The signature version `event` must carry: the one whose signing bytes hold all its fields.
 /// Each optional field is left out of the bytes when absent, so the version is that of the
 /// newest field the event carries.
 pub fn signature_version(event: &Event) -> u32 {
-    if event.backdated_reason.is_some() {
+    if matches!(event.kind, EventKind::Succeed { .. }) {
+        SUCCESSION_EVENT_SIGNATURE_VERSION
+    } else if event.backdated_reason.is_some() {
         BACKDATED_EVENT_SIGNATURE_VERSION
     } else if matches!(event.kind, EventKind::Register { policy_version, .. } if policy_version > 0)
     {

@@ -558,6 +558,15 @@ pub enum EventKind {
         #[cfg_attr(feature = "schema", schemars(transform = crate::schema::long_text))]
         text: String,
     },
+    /// The maker takes the place of `predecessor` in this case: the roster names the maker as
+    /// the predecessor's successor (a rebuilt office's new node, `fengqiao admit
+    /// --successor-of`). Derive then reads the predecessor as the maker wherever the case names
+    /// it (`crate::succession`). Appended by the node itself before the successor's first
+    /// event on a case that names its predecessor; signed with signature version 5.
+    Succeed {
+        #[cfg_attr(feature = "schema", schemars(transform = crate::schema::identifier_text))]
+        predecessor: NodeId,
+    },
 }
 
 impl JudicialConfirmation {
@@ -634,6 +643,7 @@ impl EventKind {
             EventKind::ReturnDirective { .. } => "return_directive",
             EventKind::AmendHeader { .. } => "amend_header",
             EventKind::Note { .. } => "note",
+            EventKind::Succeed { .. } => "succeed",
         }
     }
 }

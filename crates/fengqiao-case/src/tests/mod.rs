@@ -10,4 +10,5 @@ mod receipt;
 mod replicas;
 mod rollup;
 mod signatures;
+mod succession;
 mod support;

@@ -13,7 +13,7 @@ use fengqiao_case::lifecycle::NewEvent;
 use fengqiao_case::model::roster::{
     ROSTER_FORMAT_VERSION_WITHOUT_SUCCESSORS, RosterEntry, SignedRosterEntry, SignedRosterEntryV1,
 };
-use fengqiao_case::model::{EventKind, HybridTimestamp, Tier};
+use fengqiao_case::model::{EventKind, HybridTimestamp, ReplyOutcome, Tier};
 use fengqiao_case::policy::PolicyBook;
 use fengqiao_case::receipt::{ReceiptError, Rejection, check_received};
 
@@ -500,4 +500,374 @@ fn version_1_entries_and_stored_snapshots_of_format_2_still_read_and_verify() {
             .map(|retirement| retirement.successor.clone()),
         Some(offices.new_village.id.clone())
     );
+}
+
+/// `event` by `maker`, recorded (`hlc`) at `hlc_wall`, appended through the write path with the
+/// authority table over `roster`: what the API does.
+fn act(
+    document: &mut CaseDocument,
+    maker: &Office,
+    roster: &Roster,
+    (id, kind): (&str, EventKind),
+    hlc_wall: DateTime<Utc>,
+) -> fengqiao_case::model::CaseState {
+    let event = NewEvent {
+        hlc: HybridTimestamp {
+            wall_ms: hlc_wall.timestamp_millis(),
+            counter: 0,
+        },
+        ..new_event(id, &maker.id, kind, hlc_wall)
+    };
+    let limits = PolicyBook::default().current().limits.clone();
+    let (_event, state, _header) = append(document, event, &limits, &maker.key, roster)
+        .unwrap_or_else(|error| panic!("{id} appends: {error}"));
+    state
+}
+
+/// `receiver` takes in `sender`'s copy of `case` through `keep_received` under `roster`, as
+/// every replica does; returns what it refused.
+fn sync_case(
+    case: &str,
+    sender: &mut CaseDocument,
+    receiver: &mut Option<CaseDocument>,
+    receiver_office: &Office,
+    roster: &Roster,
+) -> Vec<fengqiao_case::receipt::RefusedChange> {
+    let saved = sender.save();
+    let kept = fengqiao_case::receipt::keep_received(
+        case,
+        receiver.as_mut(),
+        fengqiao_case::receipt::PeerBytes::Whole(&saved),
+        &node_actor_for_public_key(&receiver_office.key.public_key()),
+        roster,
+        &PolicyBook::default(),
+    )
+    .expect("the copy reads");
+    *receiver = Some(kept.document);
+    kept.refused
+}
+
+fn derived(document: &CaseDocument) -> fengqiao_case::model::CaseState {
+    let (case_header, events) = document.contents().expect("contents read");
+    fengqiao_case::derive::derive(
+        &case_header,
+        &events,
+        &PolicyBook::default().current().limits,
+    )
+}
+
+/// The four cases of the village before its disk died, as the township and county hold them:
+/// one registered, one accepted, one escalated to the township and assigned back down to the
+/// village, one accepted with a directive from the township to the village.
+fn cases_before_the_loss(
+    offices: &Offices,
+    roster: &Roster,
+) -> Vec<(String, CaseDocument, CaseDocument)> {
+    let numbers = [
+        "430702001001-2026-000001",
+        "430702001001-2026-000002",
+        "430702001001-2026-000003",
+        "430702001001-2026-000004",
+    ];
+    let (village, township) = (&offices.old_village, &offices.township);
+    let mut held = Vec::new();
+    for (index, number) in numbers.iter().enumerate() {
+        let mut at_village = village_case(number, village);
+        match index {
+            1 => {
+                act(
+                    &mut at_village,
+                    village,
+                    roster,
+                    ("a1", EventKind::Accept {}),
+                    at(4),
+                );
+            }
+            2 => {
+                act(
+                    &mut at_village,
+                    village,
+                    roster,
+                    (
+                        "e2",
+                        EventKind::Escalate {
+                            to_node: township.id.clone(),
+                            reason: "涉及多个村组，需乡镇协调".to_owned(),
+                        },
+                    ),
+                    at(4),
+                );
+            }
+            3 => {
+                act(
+                    &mut at_village,
+                    village,
+                    roster,
+                    ("a3", EventKind::Accept {}),
+                    at(4),
+                );
+            }
+            _ => {}
+        }
+        let mut at_township = None;
+        let refused = sync_case(number, &mut at_village, &mut at_township, township, roster);
+        assert!(refused.is_empty(), "{number}: {refused:?}");
+        let mut at_township = at_township.expect("the township holds the case");
+        match index {
+            2 => {
+                act(
+                    &mut at_township,
+                    township,
+                    roster,
+                    (
+                        "assign2",
+                        EventKind::Assign {
+                            to_node: village.id.clone(),
+                            required_result: "查明情况后答复信访人".to_owned(),
+                            deadline: chrono::NaiveDate::from_ymd_opt(2026, 12, 20)
+                                .expect("valid date"),
+                        },
+                    ),
+                    at(5),
+                );
+            }
+            3 => {
+                act(
+                    &mut at_township,
+                    township,
+                    roster,
+                    (
+                        "issue3",
+                        EventKind::IssueDirective {
+                            directive: "d3".to_owned(),
+                            target_node: village.id.clone(),
+                            requirement: "五个工作日内报告办理进展".to_owned(),
+                            due: chrono::NaiveDate::from_ymd_opt(2026, 12, 1).expect("valid date"),
+                            listed: false,
+                        },
+                    ),
+                    at(5),
+                );
+            }
+            _ => {}
+        }
+        let mut at_county = None;
+        let refused = sync_case(
+            number,
+            &mut at_township,
+            &mut at_county,
+            &offices.county,
+            roster,
+        );
+        assert!(refused.is_empty(), "{number}: {refused:?}");
+        held.push((
+            (*number).to_owned(),
+            at_township,
+            at_county.expect("the county holds the case"),
+        ));
+    }
+    held
+}
+
+#[test]
+fn the_successor_works_its_predecessors_cases_as_the_same_office_at_every_replica() {
+    let offices = offices();
+    let cases = cases_before_the_loss(&offices, &roster_before(&offices));
+    let roster = roster_after_succession(&offices);
+    let (successor, township) = (&offices.new_village, &offices.township);
+    let actions: [(&str, EventKind); 4] = [
+        ("accept1", EventKind::Accept {}),
+        (
+            "reply2",
+            EventKind::Reply {
+                outcome: ReplyOutcome::Support,
+                text: "已协调施工方支付拖欠工资".to_owned(),
+            },
+        ),
+        ("take3", EventKind::AcceptAssignment {}),
+        (
+            "ack4",
+            EventKind::AcknowledgeDirective {
+                directive: "d3".to_owned(),
+            },
+        ),
+    ];
+    for ((number, mut at_township, at_county), (id, kind)) in cases.into_iter().zip(actions) {
+        // The rebuilt node pulls the case back from its township, then acts on it.
+        let mut at_successor = None;
+        let refused = sync_case(
+            &number,
+            &mut at_township,
+            &mut at_successor,
+            successor,
+            &roster,
+        );
+        assert!(refused.is_empty(), "{number}: {refused:?}");
+        let mut at_successor = at_successor.expect("the successor holds the case");
+        let before = derived(&at_successor);
+        assert_eq!(before.registered_by, offices.old_village.id);
+        let state = act(&mut at_successor, successor, &roster, (id, kind), at(13));
+
+        // It took the old node's place first, once, with a signed `succeed`.
+        let events = at_successor.events().expect("events read");
+        let successions: Vec<_> = events
+            .iter()
+            .filter(|event| matches!(&event.kind, EventKind::Succeed { predecessor } if *predecessor == offices.old_village.id))
+            .collect();
+        assert_eq!(successions.len(), 1, "{number}");
+        assert_eq!(successions[0].node, successor.id);
+        assert!(state.invalid.is_empty(), "{number}: {:?}", state.invalid);
+        assert_eq!(state.registered_by, successor.id, "{number}");
+        match id {
+            "accept1" => {
+                assert_eq!(state.status, fengqiao_case::model::Status::Accepted);
+                assert_eq!(state.holder, successor.id);
+            }
+            "reply2" => {
+                assert_eq!(state.status, fengqiao_case::model::Status::Replied);
+                assert_eq!(state.holder, successor.id);
+            }
+            "take3" => {
+                assert_eq!(
+                    before.awaiting.as_deref(),
+                    Some(offices.old_village.id.as_str())
+                );
+                assert_eq!(state.holder, successor.id);
+                assert_eq!(state.awaiting, None);
+                assert_eq!(state.assigned_by.as_deref(), Some(township.id.as_str()));
+            }
+            _ => {
+                let directive = &state.directives[0];
+                assert_eq!(directive.target_node, successor.id);
+                assert_eq!(
+                    directive.status,
+                    fengqiao_case::model::DirectiveStatus::Acknowledged
+                );
+                assert_eq!(state.holder, successor.id);
+            }
+        }
+
+        // The township and the county keep every event, and all three derive the same state.
+        let mut at_township = Some(at_township);
+        let refused = sync_case(
+            &number,
+            &mut at_successor,
+            &mut at_township,
+            township,
+            &roster,
+        );
+        assert!(refused.is_empty(), "{number} at the township: {refused:?}");
+        let mut at_township = at_township.expect("held");
+        let mut at_county = Some(at_county);
+        let refused = sync_case(
+            &number,
+            &mut at_township,
+            &mut at_county,
+            &offices.county,
+            &roster,
+        );
+        assert!(refused.is_empty(), "{number} at the county: {refused:?}");
+        let at_county = at_county.expect("held");
+        assert_eq!(at_township.events().expect("read").len(), events.len());
+        assert_eq!(at_county.events().expect("read").len(), events.len());
+        assert_eq!(derived(&at_township), state, "{number} at the township");
+        assert_eq!(derived(&at_county), state, "{number} at the county");
+        assert_eq!(derived(&at_successor), state, "{number} at the successor");
+    }
+}
+
+#[test]
+fn a_succession_the_roster_does_not_name_waits_and_the_old_key_stays_refused() {
+    let offices = offices();
+    let mut cases = cases_before_the_loss(&offices, &roster_before(&offices));
+    let roster = roster_after_succession(&offices);
+    let (number, at_township, _) = &mut cases[0];
+    let mut at_successor = None;
+    assert!(
+        sync_case(
+            number,
+            at_township,
+            &mut at_successor,
+            &offices.new_village,
+            &roster
+        )
+        .is_empty()
+    );
+    let mut at_successor = at_successor.expect("held");
+    act(
+        &mut at_successor,
+        &offices.new_village,
+        &roster,
+        ("accept1", EventKind::Accept {}),
+        at(13),
+    );
+
+    // A township whose roster has the new node only as a new office (its successor entry not
+    // yet arrived) keeps the `succeed` and what follows it pending: they may pass later.
+    let mut as_new_office = roster_before(&offices);
+    as_new_office
+        .issue(
+            &offices.township.key,
+            admission(&offices.new_village, None),
+            at(11),
+        )
+        .expect("plain entry");
+    let mut pending = Some(at_township.fork(b"pending-copy"));
+    let refused = sync_case(
+        number,
+        &mut at_successor,
+        &mut pending,
+        &offices.township,
+        &as_new_office,
+    );
+    assert!(!refused.is_empty());
+    assert!(
+        refused.iter().all(|change| change.may_pass_later),
+        "{refused:?}"
+    );
+    assert!(
+        refused.iter().any(|change| change
+            .reason
+            .contains("the roster held here does not name it that node's successor")),
+        "{refused:?}"
+    );
+    // Once it names the successor, the same copy passes.
+    assert!(
+        sync_case(
+            number,
+            &mut at_successor,
+            &mut pending,
+            &offices.township,
+            &roster
+        )
+        .is_empty()
+    );
+
+    // The old key, found again, signs a new event on the successor's case: still refused, for
+    // good, and the successor's events stay.
+    let mut with_old_key = at_successor.fork(b"old-key-copy");
+    append_unjudged(
+        &mut with_old_key,
+        &offices.old_village,
+        note_by(&offices.old_village, "old-note", at(14)),
+    );
+    let refused = sync_case(
+        number,
+        &mut with_old_key,
+        &mut pending,
+        &offices.township,
+        &roster,
+    );
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    assert!(!refused[0].may_pass_later);
+    assert!(
+        refused[0].reason.contains(&format!(
+            "which its successor {} replaced",
+            offices.new_village.id
+        )),
+        "{refused:?}"
+    );
+    let state = derived(pending.as_ref().expect("held"));
+    assert_eq!(state.holder, offices.new_village.id);
+    assert_eq!(state.status, fengqiao_case::model::Status::Accepted);
 }

@@ -376,6 +376,7 @@ pub fn event_details(kind: &EventKind) -> String {
             serde_json::to_string(amendment).unwrap_or_default()
         }
         EventKind::Note { text } => text.clone(),
+        EventKind::Succeed { predecessor } => format!("in place of node {predecessor}"),
     }
 }
 

@@ -404,6 +404,7 @@ fn non_personal_summary(kind: &EventKind) -> String {
         // The new holder is the event's maker, already in the node column.
         | EventKind::TakeOver { .. }
         | EventKind::Note { .. } => String::new(),
+        EventKind::Succeed { predecessor } => format!("in place of node {predecessor}"),
         EventKind::Forward {
             to_unit, to_node, ..
         } => match to_node {

@@ -1,8 +1,8 @@
 //! Which events a person may make on a case now, asked without making any: the web console
 //! offers only these. Each candidate goes through the checks [`Node::append`] runs, in its
-//! order (the role table, a receiver the federation can reach, then `appending::judge`: the
-//! lifecycle, the authority table, the jurisdiction rule), so the page and the write cannot
-//! disagree. Nothing is written and the node's clock does not tick.
+//! order (the role table, a receiver the federation can reach, then `appending::judge_case`:
+//! a successor's taking of its predecessors' places, the lifecycle, the authority table, the
+//! jurisdiction rule), so the page and the write cannot disagree. Nothing is written and the node's clock does not tick.
 
 use chrono::{DateTime, Utc};
 use fengqiao_accounts::{Action, Actor};
@@ -50,7 +50,16 @@ impl Node {
                 imported: None,
                 backdated_reason: None,
             };
-            appending::judge(&header, &state, &candidate, limits, hierarchy.as_ref())?;
+            // As a successor would act: after taking its predecessors' places in the case, as
+            // `append` does before it judges (`appending::as_successor`).
+            appending::judge_case(
+                &header,
+                &events,
+                state.clone(),
+                &candidate,
+                limits,
+                hierarchy.as_ref(),
+            )?;
             Ok(())
         };
         Ok(candidates.iter().map(judge).collect())
