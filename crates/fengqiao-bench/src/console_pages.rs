@@ -8,7 +8,8 @@
 //! plus loopback HTTP; the targets are on the server's time, which is less. Then the
 //! whole 台账 is exported to Excel once, timed, with the node's peak resident memory (VmHWM)
 //! before and after, and the 工作台's page weight: its HTML and the assets it loads, plain and as
-//! sent brotli-compressed to a browser that asks for it.
+//! sent brotli-compressed to a browser that asks for it. Before any timing, it waits for the
+//! node's 台账 rows' keeper to catch up, as on a node that has been running.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -55,6 +56,7 @@ fn measure_pages(options: &Options, node: &NodeRun) -> anyhow::Result<()> {
         "first 工作台 (waits for the rollup build if still running): {:.0} ms",
         started.elapsed().as_secs_f64() * 1e3
     );
+    wait_for_ledger_rows(address, &cookie)?;
     let assets = asset_paths(&dashboard);
     let plain_assets: u64 = assets
         .iter()
@@ -134,6 +136,38 @@ fn measure_pages(options: &Options, node: &NodeRun) -> anyhow::Result<()> {
         peak_after as f64 / 1024.0
     );
     Ok(())
+}
+
+/// Waits until the node's 台账 rows' keeper has caught up (`fengqiao_ledger_rows_pending 0`
+/// in its metrics), as on a node that has been running: a node just filled or upgraded keeps
+/// them in the background first, which would load the machine while pages are timed and make
+/// the export read documents. The wait is reported: it is how long that takes after a fill.
+fn wait_for_ledger_rows(address: SocketAddr, cookie: &str) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let mut last_reported = None;
+    loop {
+        let metrics = page(address, cookie, "/metrics")?;
+        let pending: u64 = metrics
+            .lines()
+            .find_map(|line| line.strip_prefix("fengqiao_ledger_rows_pending "))
+            .context("the node's metrics have no fengqiao_ledger_rows_pending")?
+            .trim()
+            .parse()
+            .context("fengqiao_ledger_rows_pending is not a count")?;
+        if pending == 0 {
+            println!(
+                "台账 rows kept for every case after {:.0} s of waiting (not measured)",
+                started.elapsed().as_secs_f64()
+            );
+            return Ok(());
+        }
+        let elapsed_minutes = started.elapsed().as_secs() / 60;
+        if last_reported != Some(elapsed_minutes) {
+            println!("waiting for the 台账 rows' keeper: {pending} cases to go");
+            last_reported = Some(elapsed_minutes);
+        }
+        std::thread::sleep(Duration::from_secs(2));
+    }
 }
 
 /// Time `count` requests made one after another; `request(i)` makes the i-th.

@@ -135,6 +135,14 @@ impl Store {
             caught_up: entries.len() < batch,
         })
     }
+
+    /// Cases written since the keeper last passed (0 when it has caught up): the exports read
+    /// these from their documents. Counts feed entries, one per case, so it costs a range scan
+    /// as long as the keeper is behind.
+    pub fn ledger_rows_pending(&self) -> Result<u64, StoreError> {
+        self.storage
+            .feed_count_after(self.storage.ledger_rows_through()?)
+    }
 }
 
 #[cfg(test)]
@@ -175,6 +183,7 @@ mod tests {
             let store = open(directory.path());
             create(&store, 3);
             assert_eq!(store.current_ledger_facts(&number(1)).expect("reads"), None);
+            assert_eq!(store.ledger_rows_pending().expect("counts"), 3);
             let step = store.keep_ledger_rows(2).expect("a step runs");
             assert_eq!(
                 step,
@@ -189,12 +198,14 @@ mod tests {
                 Some(from_document(&store, &number(1)))
             );
             assert_eq!(store.current_ledger_facts(&number(3)).expect("reads"), None);
+            assert_eq!(store.ledger_rows_pending().expect("counts"), 1);
         }
 
         // Reopened (as after a kill): the keeper resumes after what it wrote.
         let store = open(directory.path());
         let step = store.keep_ledger_rows(2).expect("a step runs");
         assert_eq!((step.read, step.written, step.caught_up), (1, 1, true));
+        assert_eq!(store.ledger_rows_pending().expect("counts"), 0);
         for sequence in 1..=3 {
             let facts = store
                 .current_ledger_facts(&number(sequence))
@@ -225,6 +236,7 @@ mod tests {
             .expect("store works")
             .expect("change applies");
         assert_eq!(store.current_ledger_facts(&case).expect("reads"), None);
+        assert_eq!(store.ledger_rows_pending().expect("counts"), 1);
         let step = store.keep_ledger_rows(8).expect("a step runs");
         assert_eq!((step.read, step.written, step.caught_up), (1, 1, true));
         let facts = store

@@ -900,6 +900,19 @@ impl Storage {
         Ok(found)
     }
 
+    /// How many feed entries (cases) come after position `after`.
+    pub(crate) fn feed_count_after(&self, after: FeedSeq) -> Result<u64, StoreError> {
+        let Some(first) = after.checked_add(1) else {
+            return Ok(0);
+        };
+        let mut count = 0u64;
+        for item in self.trees.feed.range(first.to_be_bytes()..) {
+            item?;
+            count += 1;
+        }
+        Ok(count)
+    }
+
     pub(crate) fn feed_since(
         &self,
         after: FeedSeq,

@@ -130,6 +130,8 @@ pub struct NodeFigures {
     pub measures: MeasureSet,
     pub case_count: u64,
     pub store_bytes: u64,
+    /// Cases whose 台账 row the keeper has not written since their last change.
+    pub ledger_rows_pending: u64,
 }
 
 /// The node's figures, from the statistics rollup and the store. Blocking: the first call
@@ -145,6 +147,7 @@ pub fn node_figures(node: &Node, now: DateTime<Utc>) -> Result<NodeFigures, Metr
         measures,
         case_count: node.store().case_count(),
         store_bytes: node.store().size_on_disk()?,
+        ledger_rows_pending: node.store().ledger_rows_pending()?,
     })
 }
 
@@ -294,6 +297,12 @@ pub fn encode(
             "fengqiao_store_size_bytes",
             "Bytes the node's store (sled log and blobs) takes on disk",
             figures.store_bytes,
+        ),
+        (
+            "fengqiao_ledger_rows_pending",
+            "Cases changed since the 台账 rows' keeper last wrote their row (an export reads \
+             these from their documents, more slowly); 0 once it has caught up",
+            figures.ledger_rows_pending,
         ),
     ] {
         let gauge = Gauge::<i64>::default();
@@ -480,6 +489,7 @@ mod tests {
             measures,
             case_count: 7,
             store_bytes: 4096,
+            ledger_rows_pending: 12,
         };
         let http = HttpMetrics::default();
         http.observe("GET", "/api/cases/{number}", 200, Duration::from_millis(3));
@@ -490,6 +500,7 @@ mod tests {
             "fengqiao_cases{status=\"final\"} 0",
             "fengqiao_cases_warned{grade=\"overdue\"} 2",
             "fengqiao_store_size_bytes 4096",
+            "fengqiao_ledger_rows_pending 12",
             "# TYPE fengqiao_http_requests_total counter",
             "fengqiao_http_requests_total{method=\"GET\",route=\"/api/cases/{number}\",code=\"200\"} 1",
             "fengqiao_http_request_duration_seconds_bucket{",
@@ -511,6 +522,7 @@ mod tests {
             measures: MeasureSet::default(),
             case_count: 0,
             store_bytes: 0,
+            ledger_rows_pending: 0,
         };
         let text = encode(&figures, None, &HttpMetrics::default(), Utc::now()).unwrap();
         assert!(!text.contains("fengqiao_link_"), "{text}");
