@@ -369,6 +369,9 @@ impl Storage {
                 "rebuilding the case indexes"
             );
         }
+        // Keys of an older layout would stay beside the new ones: start from an empty tree.
+        // Stopped part-way, the version is not recorded and the next open starts over.
+        self.trees.indexes.clear()?;
         let mut done = 0u64;
         for item in self.trees.summaries.iter() {
             let (key, value) = item?;
@@ -828,9 +831,31 @@ impl Storage {
                 })?;
                 return Ok(found);
             }
-            IndexScan::Prefix(prefix) => self.trees.indexes.scan_prefix(prefix),
+            IndexScan::Prefix(prefix) => {
+                // Keys of one component come most urgent first (`index.rs`); a listing not by
+                // deadline is in case number order, so it is read whole, sorted, then cut.
+                let mut found = self.list_candidates(
+                    self.trees.indexes.scan_prefix(prefix),
+                    filter,
+                    usize::MAX,
+                )?;
+                found.sort_by(|left, right| left.number.cmp(&right.number));
+                found.truncate(limit);
+                return Ok(found);
+            }
             IndexScan::Range { start, end } => self.trees.indexes.range(start..end),
         };
+        self.list_candidates(candidates, filter, limit)
+    }
+
+    /// The summaries of the index entries `candidates` that match `filter`, at most `limit`.
+    fn list_candidates(
+        &self,
+        candidates: sled::Iter,
+        filter: &CaseFilter,
+        limit: usize,
+    ) -> Result<Vec<CaseSummary>, StoreError> {
+        let mut found = Vec::new();
         // sled iterators are not snapshots: a case updated during the scan can show up under its
         // old and its new key, so numbers already seen are skipped.
         let mut seen = std::collections::HashSet::new();
@@ -852,6 +877,22 @@ impl Storage {
             }
         }
         Ok(found)
+    }
+
+    pub(crate) fn list_page(
+        &self,
+        filter: &CaseFilter,
+        skip: usize,
+        take: usize,
+    ) -> Result<crate::index::SummaryPage, StoreError> {
+        crate::index::page(
+            &self.trees.indexes,
+            filter,
+            skip,
+            take,
+            &|number| self.read_summary(number),
+            &|filter| self.list(filter),
+        )
     }
 
     pub(crate) fn feed_since(
