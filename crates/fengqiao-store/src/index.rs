@@ -160,11 +160,12 @@ pub(crate) fn index_keys(summary: &CaseSummary) -> Vec<Vec<u8>> {
 }
 
 pub(crate) fn number_from_index_key(key: &[u8]) -> Result<CaseId, StoreError> {
-    entry_from_index_key(key).map(|(_, number)| number)
+    entry_from_index_key(key).map(|(_, number)| number.to_owned())
 }
 
-/// The urgency and the case number an index key ends with.
-fn entry_from_index_key(key: &[u8]) -> Result<(Urgency, CaseId), StoreError> {
+/// The urgency and the case number an index key ends with, borrowed from the key: a page walks
+/// every key of its index and copies only the numbers it keeps.
+fn entry_from_index_key(key: &[u8]) -> Result<(Urgency, &str), StoreError> {
     let separator = key
         .iter()
         .rposition(|&byte| byte == KEY_SEPARATOR)
@@ -175,8 +176,8 @@ fn entry_from_index_key(key: &[u8]) -> Result<(Urgency, CaseId), StoreError> {
         .and_then(|bytes| bytes.try_into().ok())
         .ok_or_else(|| corrupt("index key", "no urgency"))?;
     let number = key.get(separator + 1..).unwrap_or_default();
-    let number = String::from_utf8(number.to_vec())
-        .map_err(|error| corrupt("index key", error.to_string()))?;
+    let number =
+        std::str::from_utf8(number).map_err(|error| corrupt("index key", error.to_string()))?;
     Ok((urgency, number))
 }
 
@@ -427,6 +428,75 @@ fn plan_page(filter: &CaseFilter) -> PageScan {
     scan
 }
 
+/// The case numbers a walk has counted, without a string per number: the numbers are copied
+/// one after another into one buffer and found again by a hash of each (keyed per walk, so a
+/// peer cannot choose numbers that collide); two numbers of one hash are told apart by their
+/// bytes, so the answer is exact.
+#[derive(Default)]
+struct SeenNumbers<Hashing = std::hash::RandomState> {
+    hasher: Hashing,
+    numbers: String,
+    by_hash: std::collections::HashMap<
+        u64,
+        std::ops::Range<usize>,
+        std::hash::BuildHasherDefault<HashedAlready>,
+    >,
+    /// Numbers whose hash an earlier, different number has (next to never).
+    colliding: HashSet<CaseId>,
+}
+
+impl<Hashing: std::hash::BuildHasher> SeenNumbers<Hashing> {
+    /// Where the number is kept when it is new, `None` when it was counted before.
+    fn insert(&mut self, number: &str) -> Option<std::ops::Range<usize>> {
+        use std::collections::hash_map::Entry;
+        match self.by_hash.entry(self.hasher.hash_one(number)) {
+            Entry::Vacant(vacant) => {
+                let kept_at = self.numbers.len()..self.numbers.len() + number.len();
+                self.numbers.push_str(number);
+                vacant.insert(kept_at.clone());
+                Some(kept_at)
+            }
+            Entry::Occupied(occupied) => {
+                let kept_at = occupied.get().clone();
+                if self.numbers.get(kept_at.clone()) == Some(number) {
+                    None
+                } else if self.colliding.insert(number.to_owned()) {
+                    let kept_at = self.numbers.len()..self.numbers.len() + number.len();
+                    self.numbers.push_str(number);
+                    Some(kept_at)
+                } else {
+                    None
+                }
+            }
+        }
+    }
+
+    fn number(&self, kept_at: &std::ops::Range<usize>) -> &str {
+        self.numbers.get(kept_at.clone()).unwrap_or_default()
+    }
+}
+
+/// The hasher of [`SeenNumbers::by_hash`], whose keys are hashes already: it passes them on.
+#[derive(Default)]
+struct HashedAlready(u64);
+
+impl std::hash::Hasher for HashedAlready {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `write_u64` is used (the keys are u64); any other input is folded in.
+        for &byte in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(byte);
+        }
+    }
+
+    fn write_u64(&mut self, hash: u64) {
+        self.0 = hash;
+    }
+}
+
 /// One page of the cases matching a filter, in the 台账's order, and how many match in all.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct SummaryPage {
@@ -509,8 +579,10 @@ pub(crate) fn page(
     };
     // sled iterators are not snapshots: a case updated during the walk can show up under its
     // old and its new key, so numbers already counted are skipped.
-    let mut seen = HashSet::new();
+    let mut seen: SeenNumbers = SeenNumbers::default();
     let mut total = 0usize;
+    // Unordered: every match, as its urgency and where `seen` keeps its number.
+    let mut unordered: Vec<(Urgency, std::ops::Range<usize>)> = Vec::new();
     let mut entries: Vec<(Urgency, CaseId)> = Vec::new();
     for key in keys.keys() {
         let key = key?;
@@ -523,13 +595,13 @@ pub(crate) fn page(
             continue;
         }
         if let Some(text) = filter.text.as_deref()
-            && !(number.contains(text) || named.contains(&number))
+            && !(number.contains(text) || named.contains(number))
         {
             continue;
         }
         let mut answered = true;
         for (kind, component) in &lookups {
-            if !indexes.contains_key(index_key(*kind, component, &urgency, &number))? {
+            if !indexes.contains_key(index_key(*kind, component, &urgency, number))? {
                 answered = false;
                 break;
             }
@@ -538,21 +610,37 @@ pub(crate) fn page(
             continue;
         }
         if needs_summary
-            && !read_summary(&number)?.is_some_and(|summary| matches(&unlimited, &summary))
+            && !read_summary(number)?.is_some_and(|summary| matches(&unlimited, &summary))
         {
             continue;
         }
-        if !seen.insert(number.clone()) {
+        let Some(kept_at) = seen.insert(number) else {
             continue;
-        }
+        };
         total += 1;
-        if !scan.ordered || (total > skip && entries.len() < take) {
-            entries.push((urgency, number));
+        if !scan.ordered {
+            unordered.push((urgency, kept_at));
+        } else if total > skip && entries.len() < take {
+            entries.push((urgency, number.to_owned()));
         }
     }
     if !scan.ordered {
-        entries.sort_unstable();
-        entries = entries.into_iter().skip(skip).take(take).collect();
+        // Only the first `skip + take` in order are wanted: partitioned, then those sorted.
+        let order = |left: &(Urgency, std::ops::Range<usize>),
+                     right: &(Urgency, std::ops::Range<usize>)| {
+            (left.0, seen.number(&left.1)).cmp(&(right.0, seen.number(&right.1)))
+        };
+        let wanted = skip.saturating_add(take).min(unordered.len());
+        if wanted < unordered.len() {
+            unordered.select_nth_unstable_by(wanted, order);
+            unordered.truncate(wanted);
+        }
+        unordered.sort_unstable_by(order);
+        entries = unordered
+            .iter()
+            .skip(skip)
+            .map(|(urgency, kept_at)| (*urgency, seen.number(kept_at).to_owned()))
+            .collect();
     }
     let mut summaries = Vec::with_capacity(entries.len());
     for (_, number) in entries {
@@ -571,6 +659,38 @@ mod tests {
     use super::*;
     use crate::test_support::summary_for;
     use chrono::TimeZone;
+
+    /// Every number hashes alike: the worst case of [`SeenNumbers`], told apart by the bytes.
+    #[derive(Default)]
+    struct OneHashForAll;
+
+    impl std::hash::Hasher for OneHashForAll {
+        fn finish(&self) -> u64 {
+            7
+        }
+
+        fn write(&mut self, _: &[u8]) {}
+    }
+
+    #[test]
+    fn seen_numbers_count_each_number_once_even_when_hashes_collide() {
+        let mut colliding: SeenNumbers<std::hash::BuildHasherDefault<OneHashForAll>> =
+            SeenNumbers::default();
+        let mut keyed: SeenNumbers = SeenNumbers::default();
+        let numbers = ["430702-2026-000001", "430702-2026-000002", "4307", ""];
+        let mut firsts = Vec::new();
+        for number in numbers.into_iter().chain(numbers) {
+            let colliding_kept = colliding
+                .insert(number)
+                .map(|kept_at| colliding.number(&kept_at).to_owned());
+            let keyed_kept = keyed
+                .insert(number)
+                .map(|kept_at| keyed.number(&kept_at).to_owned());
+            assert_eq!(colliding_kept, keyed_kept, "{number:?}");
+            firsts.extend(colliding_kept);
+        }
+        assert_eq!(firsts, numbers);
+    }
 
     #[test]
     fn earliest_open_deadline_follows_status() {
