@@ -833,25 +833,26 @@ impl Storage {
             }
             IndexScan::Prefix(prefix) => {
                 // Keys of one component come most urgent first (`index.rs`); a listing not by
-                // deadline is in case number order, so it is read whole, sorted, then cut.
-                let mut found = self.list_candidates(
-                    self.trees.indexes.scan_prefix(prefix),
-                    filter,
-                    usize::MAX,
-                )?;
-                found.sort_by(|left, right| left.number.cmp(&right.number));
-                found.truncate(limit);
-                return Ok(found);
+                // deadline is in case number order: the numbers are taken from the keys and
+                // sorted, then the summaries read in that order until `limit` match.
+                let mut numbers = Vec::new();
+                for key in self.trees.indexes.scan_prefix(prefix).keys() {
+                    numbers.push(number_from_index_key(&key?)?);
+                }
+                numbers.sort_unstable();
+                return self.list_candidates(numbers.into_iter().map(Ok), filter, limit);
             }
             IndexScan::Range { start, end } => self.trees.indexes.range(start..end),
         };
-        self.list_candidates(candidates, filter, limit)
+        let numbers = candidates.keys().map(|key| number_from_index_key(&key?));
+        self.list_candidates(numbers, filter, limit)
     }
 
-    /// The summaries of the index entries `candidates` that match `filter`, at most `limit`.
+    /// The summaries of the cases `numbers` names that match `filter`, at most `limit`, in that
+    /// order.
     fn list_candidates(
         &self,
-        candidates: sled::Iter,
+        numbers: impl Iterator<Item = Result<CaseId, StoreError>>,
         filter: &CaseFilter,
         limit: usize,
     ) -> Result<Vec<CaseSummary>, StoreError> {
@@ -859,9 +860,8 @@ impl Storage {
         // sled iterators are not snapshots: a case updated during the scan can show up under its
         // old and its new key, so numbers already seen are skipped.
         let mut seen = std::collections::HashSet::new();
-        for item in candidates {
-            let (key, _) = item?;
-            let number = number_from_index_key(&key)?;
+        for number in numbers {
+            let number = number?;
             if !seen.insert(number.clone()) {
                 continue;
             }
