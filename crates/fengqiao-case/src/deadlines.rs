@@ -36,6 +36,17 @@ pub fn local_date(at: DateTime<Utc>) -> NaiveDate {
     at.with_timezone(&china_offset()).date_naive()
 }
 
+/// The first instant (00:00 China time) of `date`, as a UTC instant: `local_date(at) >= date`
+/// exactly when `at` is at or after it.
+pub fn start_of_local_day(date: NaiveDate) -> DateTime<Utc> {
+    let local = date.and_time(NaiveTime::MIN);
+    // As in `end_of_local_day`: clamp at the start of chrono's range instead of panicking.
+    local
+        .checked_sub_signed(TimeDelta::seconds(i64::from(CHINA_OFFSET_SECONDS)))
+        .unwrap_or(local)
+        .and_utc()
+}
+
 /// The last millisecond (23:59:59.999 China time) of `date`, as a UTC instant.
 pub fn end_of_local_day(date: NaiveDate) -> DateTime<Utc> {
     let local = date.and_time(LAST_MILLISECOND_OF_DAY);

@@ -83,6 +83,31 @@ pub fn warning_horizon(now: DateTime<Utc>, thresholds: &WarningThresholds) -> Da
         .unwrap_or(DateTime::<Utc>::MAX_UTC)
 }
 
+/// The earliest open deadlines ([`crate::summary::earliest_open_deadline`]) at which a case's
+/// worst grade at `now` is `grade`, as an inclusive range `(from, to)` (`None`: unbounded), or
+/// `None` when no deadline has that grade. [`grade`] only worsens as a deadline passes, so the
+/// worst grade of a case is the grade of its earliest deadline, and one grade is one range of the
+/// store's deadline order: the 台账 reads a grade filter from index keys with it.
+#[allow(clippy::type_complexity)]
+pub fn grade_deadline_range(
+    wanted: WarningGrade,
+    now: DateTime<Utc>,
+    thresholds: &WarningThresholds,
+) -> Option<(Option<DateTime<Utc>>, Option<DateTime<Utc>>)> {
+    let window = Duration::days(i64::from(thresholds.approaching_days));
+    let serious_after = Duration::days(i64::from(thresholds.serious_overdue_days));
+    // `now > due` is `due <= now - 1ns`, the finest step an instant has.
+    let before = |instant: DateTime<Utc>| instant.checked_sub_signed(Duration::nanoseconds(1));
+    match wanted {
+        WarningGrade::Approaching => Some((Some(now), now.checked_add_signed(window))),
+        WarningGrade::Overdue => Some((now.checked_sub_signed(serious_after), Some(before(now)?))),
+        WarningGrade::SeriouslyOverdue => {
+            let serious_from = now.checked_sub_signed(serious_after)?;
+            Some((None, Some(before(serious_from)?)))
+        }
+    }
+}
+
 /// Whether the case has any warning at `now`: the same answer as `!warnings(..).is_empty()`,
 /// read from the earliest open deadline alone.
 pub fn warns(summary: &CaseSummary, now: DateTime<Utc>, thresholds: &WarningThresholds) -> bool {
@@ -105,6 +130,46 @@ mod tests {
         WarningThresholds {
             approaching_days: 3,
             serious_overdue_days: 15,
+        }
+    }
+
+    #[test]
+    fn a_grade_is_the_range_of_earliest_deadlines_grade_deadline_range_names() {
+        let now = day(20);
+        let offsets = [
+            -Duration::days(40),
+            -Duration::days(15) - Duration::nanoseconds(1),
+            -Duration::days(15),
+            -Duration::days(15) + Duration::microseconds(1),
+            -Duration::days(2),
+            -Duration::nanoseconds(1),
+            Duration::zero(),
+            Duration::nanoseconds(1),
+            Duration::days(3),
+            Duration::days(3) + Duration::nanoseconds(1),
+            Duration::days(30),
+        ];
+        let grades = [
+            WarningGrade::Approaching,
+            WarningGrade::Overdue,
+            WarningGrade::SeriouslyOverdue,
+        ];
+        let mut previous = None;
+        for offset in offsets {
+            let due = now + offset;
+            let graded = grade(due, now, &thresholds());
+            // A later deadline is never graded worse: the worst grade is the earliest's.
+            if let Some(previous) = previous {
+                assert!(graded <= previous, "{offset:?}");
+            }
+            previous = Some(graded);
+            for wanted in grades {
+                let in_range =
+                    grade_deadline_range(wanted, now, &thresholds()).is_some_and(|(from, to)| {
+                        from.is_none_or(|from| due >= from) && to.is_none_or(|to| due <= to)
+                    });
+                assert_eq!(in_range, graded == Some(wanted), "{wanted:?} at {offset:?}");
+            }
         }
     }
 

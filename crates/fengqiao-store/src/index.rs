@@ -1,8 +1,14 @@
-//! Secondary index keys (status, holder, category, region code, earliest open deadline, directives, petitioner names) and filter matching.
+//! Secondary index keys (status, holder, category, region code, earliest open deadline, registration instant, directives, petitioner names), filter matching, and the 台账's pages read from index keys alone.
 //!
-//! All indexes share one tree; a key is `kind byte ++ component ++ 0x00 ++ case number` with an
-//! empty value. Case numbers never contain 0x00 (checked on create), so the number is whatever
-//! follows the last 0x00, even when a component (a timestamp, an odd node id) contains one.
+//! All indexes share one tree; a key is `kind byte ++ component ++ 0x00 ++ urgency (8 bytes) ++
+//! 0x00 ++ case number` with an empty value. Case numbers never contain 0x00 (checked on create),
+//! so the number is whatever follows the last 0x00 and the urgency the 8 bytes before that, even
+//! when a component (a timestamp, an odd node id) or the urgency contains one. The urgency is the
+//! case's earliest open deadline (order-preserving), [`NO_OPEN_DEADLINE`] without one: within one
+//! component the keys come most urgent first, which is the 台账's order, so a page and its count
+//! are read from keys without decoding a summary beyond the page's own.
+
+use std::collections::HashSet;
 
 use chrono::{DateTime, Utc};
 use fengqiao_case::{CaseId, CaseSummary, Category, DirectiveStatus, Status};
@@ -26,10 +32,21 @@ const CROSSED_OFF_DIRECTIVES: &[u8] = b"crossed_off";
 /// first [`NAME_KEY_CHARS`] characters when longer, the summary's full names checked after).
 const NAME_KEY_KIND: u8 = b'n';
 const NAME_KEY_CHARS: usize = 16;
+/// Registration instants: component the instant, order-preserving; no key while a case has none.
+const REGISTERED_KIND: u8 = b'g';
 
 /// Version of the index keys [`index_keys`] writes; a store whose indexes were written under an
-/// older version has them rebuilt on open (`storage.rs`). 2: the directive index.
-pub(crate) const INDEX_VERSION: u32 = 2;
+/// older version has them cleared and rebuilt on open (`storage.rs`). 2: the directive index.
+/// 3: the urgency in every key, a deadline key for every case, the registration index.
+pub(crate) const INDEX_VERSION: u32 = 3;
+
+/// A case's place in the 台账's order, as index keys carry it: its earliest open deadline
+/// ([`encode_instant`]), or [`NO_OPEN_DEADLINE`].
+pub(crate) type Urgency = [u8; 8];
+
+/// The urgency of a case without an open deadline: after every instant chrono can hold (whose
+/// microseconds stay below `i64::MAX`), so such cases come last, by number.
+const NO_OPEN_DEADLINE: Urgency = [0xFF; 8];
 
 pub(crate) const KEY_SEPARATOR: u8 = 0;
 
@@ -82,10 +99,26 @@ fn encode_micros(micros: i64) -> [u8; 8] {
     ((micros as u64) ^ (1 << 63)).to_be_bytes()
 }
 
-fn key_with_component(kind: u8, component: &[u8], number: &str) -> Vec<u8> {
-    let mut key = Vec::with_capacity(2 + component.len() + number.len());
+/// Where the case stands in the 台账's order: its earliest open deadline, or none.
+pub(crate) fn urgency_of(summary: &CaseSummary) -> Urgency {
+    earliest_open_deadline(summary).map_or(NO_OPEN_DEADLINE, encode_instant)
+}
+
+/// `kind ++ component ++ 0x00`: the prefix of every key of one component.
+fn component_prefix(kind: u8, component: &[u8]) -> Vec<u8> {
+    let mut prefix = Vec::with_capacity(component.len() + 2);
+    prefix.push(kind);
+    prefix.extend_from_slice(component);
+    prefix.push(KEY_SEPARATOR);
+    prefix
+}
+
+fn index_key(kind: u8, component: &[u8], urgency: &Urgency, number: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(component.len() + urgency.len() + number.len() + 3);
     key.push(kind);
     key.extend_from_slice(component);
+    key.push(KEY_SEPARATOR);
+    key.extend_from_slice(urgency);
     key.push(KEY_SEPARATOR);
     key.extend_from_slice(number.as_bytes());
     key
@@ -94,22 +127,18 @@ fn key_with_component(kind: u8, component: &[u8], number: &str) -> Vec<u8> {
 /// Every index key of one summary, sorted, so an update can write only the difference.
 pub(crate) fn index_keys(summary: &CaseSummary) -> Vec<Vec<u8>> {
     let number = summary.number.as_str();
+    let urgency = urgency_of(summary);
+    let key = |kind: u8, component: &[u8]| index_key(kind, component, &urgency, number);
     let mut keys = vec![
-        key_with_component(STATUS_KIND, status_name(summary.status).as_bytes(), number),
-        key_with_component(HOLDER_KIND, summary.holder.as_bytes(), number),
-        key_with_component(
-            CATEGORY_KIND,
-            category_name(summary.category).as_bytes(),
-            number,
-        ),
-        key_with_component(REGION_KIND, summary.region_code.as_bytes(), number),
+        key(STATUS_KIND, status_name(summary.status).as_bytes()),
+        key(HOLDER_KIND, summary.holder.as_bytes()),
+        key(CATEGORY_KIND, category_name(summary.category).as_bytes()),
+        key(REGION_KIND, summary.region_code.as_bytes()),
+        // Every case, most urgent first: the 台账's order when no other index serves.
+        key(DEADLINE_KIND, &[]),
     ];
-    if let Some(deadline) = earliest_open_deadline(summary) {
-        keys.push(key_with_component(
-            DEADLINE_KIND,
-            &encode_instant(deadline),
-            number,
-        ));
+    if let Some(registered_at) = summary.timeline.registered_at {
+        keys.push(key(REGISTERED_KIND, &encode_instant(registered_at)));
     }
     if !summary.directives.is_empty() {
         let component = if has_open_directive(summary) {
@@ -117,15 +146,11 @@ pub(crate) fn index_keys(summary: &CaseSummary) -> Vec<Vec<u8>> {
         } else {
             CROSSED_OFF_DIRECTIVES
         };
-        keys.push(key_with_component(DIRECTIVE_KIND, component, number));
+        keys.push(key(DIRECTIVE_KIND, component));
     }
     for name in &summary.petitioner_names {
         for (start, _) in name.char_indices() {
-            keys.push(key_with_component(
-                NAME_KEY_KIND,
-                bounded_name(&name[start..]).as_bytes(),
-                number,
-            ));
+            keys.push(key(NAME_KEY_KIND, bounded_name(&name[start..]).as_bytes()));
         }
     }
     keys.sort();
@@ -135,13 +160,28 @@ pub(crate) fn index_keys(summary: &CaseSummary) -> Vec<Vec<u8>> {
 }
 
 pub(crate) fn number_from_index_key(key: &[u8]) -> Result<CaseId, StoreError> {
+    entry_from_index_key(key).map(|(_, number)| number.to_owned())
+}
+
+/// The urgency and the case number an index key ends with, borrowed from the key: a page walks
+/// every key of its index and copies only the numbers it keeps.
+fn entry_from_index_key(key: &[u8]) -> Result<(Urgency, &str), StoreError> {
     let separator = key
         .iter()
         .rposition(|&byte| byte == KEY_SEPARATOR)
         .ok_or_else(|| corrupt("index key", "no separator"))?;
+    let urgency: Urgency = separator
+        .checked_sub(URGENCY_BYTES)
+        .and_then(|start| key.get(start..separator))
+        .and_then(|bytes| bytes.try_into().ok())
+        .ok_or_else(|| corrupt("index key", "no urgency"))?;
     let number = key.get(separator + 1..).unwrap_or_default();
-    String::from_utf8(number.to_vec()).map_err(|error| corrupt("index key", error.to_string()))
+    let number =
+        std::str::from_utf8(number).map_err(|error| corrupt("index key", error.to_string()))?;
+    Ok((urgency, number))
 }
+
+const URGENCY_BYTES: usize = 8;
 
 /// Which part of the index tree a listing walks; the summary is always checked against the whole
 /// filter afterwards, so a scan only has to return a superset.
@@ -190,13 +230,7 @@ fn is_resting_status(status: Status) -> bool {
 /// (the cases in hand, while 办结 grows), then holder (at a county: every case), region, a
 /// resting status, category.
 pub(crate) fn plan_scan(filter: &CaseFilter) -> IndexScan {
-    let exact = |kind: u8, component: &[u8]| {
-        let mut prefix = Vec::with_capacity(component.len() + 2);
-        prefix.push(kind);
-        prefix.extend_from_slice(component);
-        prefix.push(KEY_SEPARATOR);
-        IndexScan::Prefix(prefix)
-    };
+    let exact = |kind: u8, component: &[u8]| IndexScan::Prefix(component_prefix(kind, component));
     if let Some(name) = filter
         .petitioner_name
         .as_deref()
@@ -213,14 +247,12 @@ pub(crate) fn plan_scan(filter: &CaseFilter) -> IndexScan {
         None => {}
     }
     if let Some(before) = filter.deadline_before {
-        return IndexScan::Range {
-            start: vec![DEADLINE_KIND],
-            end: {
-                let mut end = vec![DEADLINE_KIND];
-                end.extend_from_slice(&encode_micros(before.timestamp_micros().saturating_add(1)));
-                end
-            },
-        };
+        let (start, end) = urgency_range(
+            component_prefix(DEADLINE_KIND, &[]),
+            filter.deadline_from,
+            Some(before),
+        );
+        return IndexScan::Range { start, end };
     }
     if let Some(status) = filter.status.filter(|status| !is_resting_status(*status)) {
         return exact(STATUS_KIND, status_name(status).as_bytes());
@@ -269,6 +301,357 @@ pub(crate) fn matches(filter: &CaseFilter, summary: &CaseSummary) -> bool {
             DirectiveScope::Open => has_open_directive(summary),
             DirectiveScope::Any => !summary.directives.is_empty(),
         })
+        && filter.deadline_from.is_none_or(|from| {
+            earliest_open_deadline(summary).is_some_and(|deadline| deadline >= from)
+        })
+        && registered_in_range(filter, summary)
+        && filter.text.as_deref().is_none_or(|text| {
+            summary.number.contains(text)
+                || summary
+                    .petitioner_names
+                    .iter()
+                    .any(|name| name.contains(text))
+        })
+}
+
+fn registered_in_range(filter: &CaseFilter, summary: &CaseSummary) -> bool {
+    if filter.registered_from.is_none() && filter.registered_before.is_none() {
+        return true;
+    }
+    summary.timeline.registered_at.is_some_and(|at| {
+        filter.registered_from.is_none_or(|from| at >= from)
+            && filter.registered_before.is_none_or(|before| at < before)
+    })
+}
+
+/// The keys of one component (`prefix`, ending in the separator) whose urgency is an open
+/// deadline within `[from, before]` (either end open when `None`), as `[start, end)`.
+fn urgency_range(
+    prefix: Vec<u8>,
+    from: Option<DateTime<Utc>>,
+    before: Option<DateTime<Utc>>,
+) -> (Vec<u8>, Vec<u8>) {
+    let mut start = prefix.clone();
+    if let Some(from) = from {
+        start.extend_from_slice(&encode_instant(from));
+    }
+    let mut end = prefix;
+    match before {
+        Some(before) => {
+            end.extend_from_slice(&encode_micros(before.timestamp_micros().saturating_add(1)))
+        }
+        None => end.extend_from_slice(&NO_OPEN_DEADLINE),
+    }
+    (start, end)
+}
+
+/// The index a page is read from, and which of the filter's fields it answers by itself.
+struct PageScan {
+    start: Vec<u8>,
+    /// Exclusive; `None`: every key starting with `start`.
+    end: Option<Vec<u8>>,
+    /// Keys come in the 台账's order (one component, by urgency then number).
+    ordered: bool,
+    answers_status: bool,
+    answers_holder: bool,
+    answers_category: bool,
+    answers_region: bool,
+    answers_registered: bool,
+}
+
+/// Picks the index a page walks. A registration range or a region are one range of their index
+/// but not in urgency order (their entries are sorted after the walk); otherwise one component of
+/// an index ordered by urgency (a working status, a category, any status, the holder, or every
+/// case), narrowed to the deadline bounds. Status, holder and category are then checked by
+/// looking their key up, and only region and registration by reading the summary.
+fn plan_page(filter: &CaseFilter) -> PageScan {
+    let mut scan = PageScan {
+        start: Vec::new(),
+        end: None,
+        ordered: false,
+        answers_status: false,
+        answers_holder: false,
+        answers_category: false,
+        answers_region: false,
+        answers_registered: false,
+    };
+    if filter.registered_from.is_some() || filter.registered_before.is_some() {
+        scan.start = vec![REGISTERED_KIND];
+        if let Some(from) = filter.registered_from {
+            scan.start.extend_from_slice(&encode_instant(from));
+        }
+        let mut end = vec![REGISTERED_KIND];
+        match filter.registered_before {
+            Some(before) => end.extend_from_slice(&encode_instant(before)),
+            None => end = vec![REGISTERED_KIND + 1],
+        }
+        scan.end = Some(end);
+        scan.answers_registered = true;
+        return scan;
+    }
+    if let Some(region_prefix) = &filter.region_prefix {
+        // No separator: a township's code is a prefix of its villages' codes.
+        scan.start = vec![REGION_KIND];
+        scan.start.extend_from_slice(region_prefix.as_bytes());
+        scan.answers_region = true;
+        return scan;
+    }
+    let working_status = filter.status.filter(|status| !is_resting_status(*status));
+    let prefix = if let Some(status) = working_status {
+        scan.answers_status = true;
+        component_prefix(STATUS_KIND, status_name(status).as_bytes())
+    } else if let Some(category) = filter.category {
+        scan.answers_category = true;
+        component_prefix(CATEGORY_KIND, category_name(category).as_bytes())
+    } else if let Some(status) = filter.status {
+        scan.answers_status = true;
+        component_prefix(STATUS_KIND, status_name(status).as_bytes())
+    } else if let Some(holder) = &filter.holder {
+        scan.answers_holder = true;
+        component_prefix(HOLDER_KIND, holder.as_bytes())
+    } else {
+        component_prefix(DEADLINE_KIND, &[])
+    };
+    let (start, end) = if filter.deadline_from.is_some() || filter.deadline_before.is_some() {
+        urgency_range(prefix, filter.deadline_from, filter.deadline_before)
+    } else {
+        let mut end = prefix.clone();
+        // The prefix ends in the separator: every key of the component sorts before this.
+        if let Some(last) = end.last_mut() {
+            *last = KEY_SEPARATOR + 1;
+        }
+        (prefix, end)
+    };
+    scan.start = start;
+    scan.end = Some(end);
+    scan.ordered = true;
+    scan
+}
+
+/// The case numbers a walk has counted, without a string per number: the numbers are copied
+/// one after another into one buffer and found again by a hash of each (keyed per walk, so a
+/// peer cannot choose numbers that collide); two numbers of one hash are told apart by their
+/// bytes, so the answer is exact.
+#[derive(Default)]
+struct SeenNumbers<Hashing = std::hash::RandomState> {
+    hasher: Hashing,
+    numbers: String,
+    by_hash: std::collections::HashMap<
+        u64,
+        std::ops::Range<usize>,
+        std::hash::BuildHasherDefault<HashedAlready>,
+    >,
+    /// Numbers whose hash an earlier, different number has (next to never).
+    colliding: HashSet<CaseId>,
+}
+
+impl<Hashing: std::hash::BuildHasher> SeenNumbers<Hashing> {
+    /// Where the number is kept when it is new, `None` when it was counted before.
+    fn insert(&mut self, number: &str) -> Option<std::ops::Range<usize>> {
+        use std::collections::hash_map::Entry;
+        match self.by_hash.entry(self.hasher.hash_one(number)) {
+            Entry::Vacant(vacant) => {
+                let kept_at = self.numbers.len()..self.numbers.len() + number.len();
+                self.numbers.push_str(number);
+                vacant.insert(kept_at.clone());
+                Some(kept_at)
+            }
+            Entry::Occupied(occupied) => {
+                let kept_at = occupied.get().clone();
+                if self.numbers.get(kept_at.clone()) == Some(number) {
+                    None
+                } else if self.colliding.insert(number.to_owned()) {
+                    let kept_at = self.numbers.len()..self.numbers.len() + number.len();
+                    self.numbers.push_str(number);
+                    Some(kept_at)
+                } else {
+                    None
+                }
+            }
+        }
+    }
+
+    fn number(&self, kept_at: &std::ops::Range<usize>) -> &str {
+        self.numbers.get(kept_at.clone()).unwrap_or_default()
+    }
+}
+
+/// The hasher of [`SeenNumbers::by_hash`], whose keys are hashes already: it passes them on.
+#[derive(Default)]
+struct HashedAlready(u64);
+
+impl std::hash::Hasher for HashedAlready {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `write_u64` is used (the keys are u64); any other input is folded in.
+        for &byte in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(byte);
+        }
+    }
+
+    fn write_u64(&mut self, hash: u64) {
+        self.0 = hash;
+    }
+}
+
+/// One page of the cases matching a filter, in the 台账's order, and how many match in all.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SummaryPage {
+    /// At most `take` summaries, after skipping `skip` matches, most urgent first: earliest open
+    /// deadline first, cases without one last, ties by case number.
+    pub summaries: Vec<CaseSummary>,
+    pub total: usize,
+}
+
+/// Reads a page as [`SummaryPage`] describes: the matches are found and counted from index keys
+/// (one index walked, the other exact fields looked up by key), and only the page's summaries
+/// (and, for a region or registration range combined with another field, the candidates') are
+/// read. A petitioner's name or a directive scope are small sets: listed whole, then sorted.
+pub(crate) fn page(
+    indexes: &sled::Tree,
+    filter: &CaseFilter,
+    skip: usize,
+    take: usize,
+    read_summary: &dyn Fn(&str) -> Result<Option<CaseSummary>, StoreError>,
+    list: &dyn Fn(&CaseFilter) -> Result<Vec<CaseSummary>, StoreError>,
+) -> Result<SummaryPage, StoreError> {
+    let unlimited = CaseFilter {
+        limit: None,
+        ..filter.clone()
+    };
+    if filter
+        .petitioner_name
+        .as_deref()
+        .is_some_and(|name| !name.is_empty())
+        || filter.directives.is_some()
+    {
+        let mut found = list(&unlimited)?;
+        found.sort_by_cached_key(|summary| (urgency_of(summary), summary.number.clone()));
+        let total = found.len();
+        return Ok(SummaryPage {
+            summaries: found.into_iter().skip(skip).take(take).collect(),
+            total,
+        });
+    }
+    // Numbers of the cases a text finds by a petitioner's name (few); the walk adds the numbers
+    // containing it.
+    let named: HashSet<CaseId> = match filter.text.as_deref().filter(|text| !text.is_empty()) {
+        Some(text) => list(&CaseFilter {
+            petitioner_name: Some(text.to_owned()),
+            ..CaseFilter::default()
+        })?
+        .into_iter()
+        .map(|summary| summary.number)
+        .collect(),
+        None => HashSet::new(),
+    };
+    let scan = plan_page(filter);
+    let lookups: Vec<(u8, &[u8])> = [
+        filter
+            .status
+            .filter(|_| !scan.answers_status)
+            .map(|status| (STATUS_KIND, status_name(status).as_bytes())),
+        filter
+            .holder
+            .as_ref()
+            .filter(|_| !scan.answers_holder)
+            .map(|holder| (HOLDER_KIND, holder.as_bytes())),
+        filter
+            .category
+            .filter(|_| !scan.answers_category)
+            .map(|category| (CATEGORY_KIND, category_name(category).as_bytes())),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    let needs_summary = (filter.region_prefix.is_some() && !scan.answers_region)
+        || ((filter.registered_from.is_some() || filter.registered_before.is_some())
+            && !scan.answers_registered);
+    let deadline_from = filter.deadline_from.map(encode_instant);
+    let deadline_before = filter.deadline_before.map(encode_instant);
+    let bounded_by_deadline = deadline_from.is_some() || deadline_before.is_some();
+    let keys = match &scan.end {
+        Some(end) => indexes.range(scan.start.clone()..end.clone()),
+        None => indexes.scan_prefix(&scan.start),
+    };
+    // sled iterators are not snapshots: a case updated during the walk can show up under its
+    // old and its new key, so numbers already counted are skipped.
+    let mut seen: SeenNumbers = SeenNumbers::default();
+    let mut total = 0usize;
+    // Unordered: every match, as its urgency and where `seen` keeps its number.
+    let mut unordered: Vec<(Urgency, std::ops::Range<usize>)> = Vec::new();
+    let mut entries: Vec<(Urgency, CaseId)> = Vec::new();
+    for key in keys.keys() {
+        let key = key?;
+        let (urgency, number) = entry_from_index_key(&key)?;
+        if bounded_by_deadline
+            && (urgency == NO_OPEN_DEADLINE
+                || deadline_from.is_some_and(|from| urgency < from)
+                || deadline_before.is_some_and(|before| urgency > before))
+        {
+            continue;
+        }
+        if let Some(text) = filter.text.as_deref()
+            && !(number.contains(text) || named.contains(number))
+        {
+            continue;
+        }
+        let mut answered = true;
+        for (kind, component) in &lookups {
+            if !indexes.contains_key(index_key(*kind, component, &urgency, number))? {
+                answered = false;
+                break;
+            }
+        }
+        if !answered {
+            continue;
+        }
+        if needs_summary
+            && !read_summary(number)?.is_some_and(|summary| matches(&unlimited, &summary))
+        {
+            continue;
+        }
+        let Some(kept_at) = seen.insert(number) else {
+            continue;
+        };
+        total += 1;
+        if !scan.ordered {
+            unordered.push((urgency, kept_at));
+        } else if total > skip && entries.len() < take {
+            entries.push((urgency, number.to_owned()));
+        }
+    }
+    if !scan.ordered {
+        // Only the first `skip + take` in order are wanted: partitioned, then those sorted.
+        let order = |left: &(Urgency, std::ops::Range<usize>),
+                     right: &(Urgency, std::ops::Range<usize>)| {
+            (left.0, seen.number(&left.1)).cmp(&(right.0, seen.number(&right.1)))
+        };
+        let wanted = skip.saturating_add(take).min(unordered.len());
+        if wanted < unordered.len() {
+            unordered.select_nth_unstable_by(wanted, order);
+            unordered.truncate(wanted);
+        }
+        unordered.sort_unstable_by(order);
+        entries = unordered
+            .iter()
+            .skip(skip)
+            .map(|(urgency, kept_at)| (*urgency, seen.number(kept_at).to_owned()))
+            .collect();
+    }
+    let mut summaries = Vec::with_capacity(entries.len());
+    for (_, number) in entries {
+        // The key said it matches; the summary has the last word (a case changed meanwhile).
+        match read_summary(&number)? {
+            Some(summary) if matches(&unlimited, &summary) => summaries.push(summary),
+            Some(_) => {}
+            None => tracing::warn!(case = number, "index entry without a summary"),
+        }
+    }
+    Ok(SummaryPage { summaries, total })
 }
 
 #[cfg(test)]
@@ -276,6 +659,38 @@ mod tests {
     use super::*;
     use crate::test_support::summary_for;
     use chrono::TimeZone;
+
+    /// Every number hashes alike: the worst case of [`SeenNumbers`], told apart by the bytes.
+    #[derive(Default)]
+    struct OneHashForAll;
+
+    impl std::hash::Hasher for OneHashForAll {
+        fn finish(&self) -> u64 {
+            7
+        }
+
+        fn write(&mut self, _: &[u8]) {}
+    }
+
+    #[test]
+    fn seen_numbers_count_each_number_once_even_when_hashes_collide() {
+        let mut colliding: SeenNumbers<std::hash::BuildHasherDefault<OneHashForAll>> =
+            SeenNumbers::default();
+        let mut keyed: SeenNumbers = SeenNumbers::default();
+        let numbers = ["430702-2026-000001", "430702-2026-000002", "4307", ""];
+        let mut firsts = Vec::new();
+        for number in numbers.into_iter().chain(numbers) {
+            let colliding_kept = colliding
+                .insert(number)
+                .map(|kept_at| colliding.number(&kept_at).to_owned());
+            let keyed_kept = keyed
+                .insert(number)
+                .map(|kept_at| keyed.number(&kept_at).to_owned());
+            assert_eq!(colliding_kept, keyed_kept, "{number:?}");
+            firsts.extend(colliding_kept);
+        }
+        assert_eq!(firsts, numbers);
+    }
 
     #[test]
     fn earliest_open_deadline_follows_status() {
@@ -315,7 +730,8 @@ mod tests {
         // A timestamp whose encoding contains zero bytes must not confuse the parser.
         summary.timeline.acceptance_deadline = Utc.timestamp_opt(0, 0).single();
         let keys = index_keys(&summary);
-        assert_eq!(keys.len(), 5);
+        // Status, holder, category, region, deadline order, registration.
+        assert_eq!(keys.len(), 6);
         for key in keys {
             assert_eq!(
                 number_from_index_key(&key).ok().as_deref(),

@@ -45,6 +45,7 @@ use fengqiao_case::{CaseDocument, CaseId, CaseSummary, Category, DocumentError, 
 
 use crate::cache::{CaseLocks, DocumentCache, DocumentHandle, lock_ignoring_poison};
 use crate::codec::CaseRecord;
+pub use crate::index::SummaryPage;
 pub use crate::ledger_rows::LedgerRowsStep;
 pub use crate::snapshot::{Snapshot, SnapshotCounts, SnapshotEntry, StoreRestore};
 pub use crate::storage::QuarantineKey;
@@ -213,6 +214,16 @@ pub struct CaseFilter {
     pub region_prefix: Option<String>,
     /// Open deadline (acceptance / objection / handling / review) on or before this instant.
     pub deadline_before: Option<chrono::DateTime<chrono::Utc>>,
+    /// Earliest open deadline on or after this instant (with `deadline_before`, a warning
+    /// grade's range: `fengqiao_case::warnings::grade_deadline_range`).
+    pub deadline_from: Option<chrono::DateTime<chrono::Utc>>,
+    /// Registered at or after this instant.
+    pub registered_from: Option<chrono::DateTime<chrono::Utc>>,
+    /// Registered before this instant (exclusive).
+    pub registered_before: Option<chrono::DateTime<chrono::Utc>>,
+    /// Only cases whose number contains this text, or with a petitioner whose name does (the
+    /// 台账's search); names as [`CaseFilter::petitioner_name`] finds them.
+    pub text: Option<String>,
     /// Only cases with directives: those with one not crossed off, or with any.
     pub directives: Option<DirectiveScope>,
     /// Only cases with a petitioner whose name contains this text (as `str::contains`). Answered
@@ -890,9 +901,22 @@ impl Store {
     }
 
     /// Summaries matching `filter`. With `deadline_before` they come most urgent first,
-    /// otherwise in index (or case number) order.
+    /// otherwise in case number order.
     pub fn list(&self, filter: &CaseFilter) -> Result<Vec<CaseSummary>, StoreError> {
         self.storage.list(filter)
+    }
+
+    /// One page of the summaries matching `filter` in the 台账's order (earliest open deadline
+    /// first, cases without one last, ties by number), skipping `skip`, and how many match in
+    /// all: counted from index keys, reading only the page's summaries (see `index::page`).
+    /// `filter.limit` is not applied.
+    pub fn list_page(
+        &self,
+        filter: &CaseFilter,
+        skip: usize,
+        take: usize,
+    ) -> Result<SummaryPage, StoreError> {
+        self.storage.list_page(filter, skip, take)
     }
 
     /// Whether every summary carries its petitioners' names, so that a

@@ -380,6 +380,9 @@ impl Storage {
                 "rebuilding the case indexes"
             );
         }
+        // Keys of an older layout would stay beside the new ones: start from an empty tree.
+        // Stopped part-way, the version is not recorded and the next open starts over.
+        self.trees.indexes.clear()?;
         let mut done = 0u64;
         for item in self.trees.summaries.iter() {
             let (key, value) = item?;
@@ -874,15 +877,37 @@ impl Storage {
                 })?;
                 return Ok(found);
             }
-            IndexScan::Prefix(prefix) => self.trees.indexes.scan_prefix(prefix),
+            IndexScan::Prefix(prefix) => {
+                // Keys of one component come most urgent first (`index.rs`); a listing not by
+                // deadline is in case number order: the numbers are taken from the keys and
+                // sorted, then the summaries read in that order until `limit` match.
+                let mut numbers = Vec::new();
+                for key in self.trees.indexes.scan_prefix(prefix).keys() {
+                    numbers.push(number_from_index_key(&key?)?);
+                }
+                numbers.sort_unstable();
+                return self.list_candidates(numbers.into_iter().map(Ok), filter, limit);
+            }
             IndexScan::Range { start, end } => self.trees.indexes.range(start..end),
         };
+        let numbers = candidates.keys().map(|key| number_from_index_key(&key?));
+        self.list_candidates(numbers, filter, limit)
+    }
+
+    /// The summaries of the cases `numbers` names that match `filter`, at most `limit`, in that
+    /// order.
+    fn list_candidates(
+        &self,
+        numbers: impl Iterator<Item = Result<CaseId, StoreError>>,
+        filter: &CaseFilter,
+        limit: usize,
+    ) -> Result<Vec<CaseSummary>, StoreError> {
+        let mut found = Vec::new();
         // sled iterators are not snapshots: a case updated during the scan can show up under its
         // old and its new key, so numbers already seen are skipped.
         let mut seen = std::collections::HashSet::new();
-        for item in candidates {
-            let (key, _) = item?;
-            let number = number_from_index_key(&key)?;
+        for number in numbers {
+            let number = number?;
             if !seen.insert(number.clone()) {
                 continue;
             }
@@ -911,6 +936,22 @@ impl Storage {
             count += 1;
         }
         Ok(count)
+    }
+
+    pub(crate) fn list_page(
+        &self,
+        filter: &CaseFilter,
+        skip: usize,
+        take: usize,
+    ) -> Result<crate::index::SummaryPage, StoreError> {
+        crate::index::page(
+            &self.trees.indexes,
+            filter,
+            skip,
+            take,
+            &|number| self.read_summary(number),
+            &|filter| self.list(filter),
+        )
     }
 
     pub(crate) fn feed_since(

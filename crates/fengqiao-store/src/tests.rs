@@ -405,8 +405,9 @@ fn index_filters_follow_updates() {
         }),
         vec![number(2), number(1)]
     );
-    // Only the changed keys moved: five keys for open cases, four for the closed one.
-    assert_eq!(tree_len(&store, "indexes"), 5 + 5 + 4 + 5);
+    // Only the changed keys moved: six keys per case (status, holder, category, region, the
+    // deadline order, registration), the closed one's deadline key at the end of the order.
+    assert_eq!(tree_len(&store, "indexes"), 4 * 6);
 
     let mut seen = Vec::new();
     store
@@ -1994,6 +1995,9 @@ fn mixed_summaries(count: u32) -> Vec<CaseSummary> {
             summary.timeline.objection_deadline = day(next(28));
             summary.timeline.handling_deadline = day(next(28));
             summary.timeline.review_deadline = day(next(28));
+            // Some cases from before registration times were kept.
+            summary.timeline.registered_at =
+                (next(10) != 0).then(|| instant(1 + next(14) as u32, 9));
             for index in 0..next(3) {
                 let crossed_off = next(2) == 0;
                 summary.directives.push(DirectiveState {
@@ -2087,6 +2091,18 @@ fn assert_indexed_answers_equal_full_scans(store: &Store) {
         let expected = full_scan(store, filter);
         assert_eq!(indexed, expected, "{filter:?}");
         nonempty += usize::from(!expected.is_empty());
+        // Not by deadline, a listing comes in case number order, and a limit keeps its first.
+        if filter.deadline_before.is_none() && filter.limit.is_none() {
+            let limited = CaseFilter {
+                limit: Some(5),
+                ..filter.clone()
+            };
+            assert_eq!(
+                numbers_of(&store.list(&limited).expect("lists")),
+                expected.iter().take(5).cloned().collect::<Vec<_>>(),
+                "{filter:?} limited"
+            );
+        }
     }
     // The comparison means something only if most filters find cases.
     assert!(
@@ -2096,13 +2112,105 @@ fn assert_indexed_answers_equal_full_scans(store: &Store) {
     );
 }
 
+/// The 台账's order: earliest open deadline first, cases without one last, then number.
+fn in_ledger_order(store: &Store, filter: &CaseFilter) -> Vec<String> {
+    let mut found = Vec::new();
+    store
+        .for_each_summary(|summary| {
+            if crate::index::matches(filter, summary) {
+                found.push((
+                    fengqiao_case::summary::earliest_open_deadline(summary)
+                        .unwrap_or(chrono::DateTime::<chrono::Utc>::MAX_UTC),
+                    summary.number.clone(),
+                ));
+            }
+        })
+        .expect("scans");
+    found.sort();
+    found.into_iter().map(|(_, number)| number).collect()
+}
+
+/// Filters of the 台账's pages: those of every index, plus deadline ranges (a warning grade),
+/// registration ranges, a number search, and their mixes.
+fn page_filters() -> Vec<CaseFilter> {
+    let mut filters = filters_over_every_index();
+    for holder in [None, Some("node-b".to_owned())] {
+        for status in [None, Some(Status::Accepted), Some(Status::Closed)] {
+            for category in [None, Some(Category::Family)] {
+                let base = CaseFilter {
+                    holder: holder.clone(),
+                    status,
+                    category,
+                    ..CaseFilter::default()
+                };
+                filters.push(base.clone());
+                filters.push(CaseFilter {
+                    deadline_from: Some(instant(8, 0)),
+                    deadline_before: Some(instant(20, 12)),
+                    ..base.clone()
+                });
+                filters.push(CaseFilter {
+                    registered_from: Some(instant(3, 0)),
+                    registered_before: Some(instant(12, 0)),
+                    ..base.clone()
+                });
+                filters.push(CaseFilter {
+                    text: Some("00001".to_owned()),
+                    ..base.clone()
+                });
+                filters.push(CaseFilter {
+                    region_prefix: Some("4307020010".to_owned()),
+                    deadline_before: Some(instant(14, 12)),
+                    ..base
+                });
+            }
+        }
+    }
+    filters.push(CaseFilter {
+        registered_before: Some(instant(9, 0)),
+        region_prefix: Some("4307020020".to_owned()),
+        ..CaseFilter::default()
+    });
+    filters
+}
+
+fn assert_pages_equal_sorted_full_scans(store: &Store) {
+    let filters = page_filters();
+    let mut nonempty = 0;
+    for filter in &filters {
+        let expected = in_ledger_order(store, filter);
+        nonempty += usize::from(!expected.is_empty());
+        for (skip, take) in [
+            (0, 7),
+            (7, 7),
+            (0, 1000),
+            (expected.len().saturating_sub(3), 7),
+        ] {
+            let page = store.list_page(filter, skip, take).expect("pages");
+            assert_eq!(page.total, expected.len(), "{filter:?}");
+            let wanted: Vec<String> = expected.iter().skip(skip).take(take).cloned().collect();
+            assert_eq!(
+                numbers_of(&page.summaries),
+                wanted,
+                "{filter:?} {skip}+{take}"
+            );
+        }
+    }
+    assert!(
+        nonempty * 4 >= filters.len() * 3,
+        "{nonempty} of {}",
+        filters.len()
+    );
+}
+
 #[test]
-fn indexed_listings_equal_a_full_scan_on_a_mixed_store() {
+fn indexed_listings_and_ledger_pages_equal_a_full_scan_on_a_mixed_store() {
     let directory = tempfile::tempdir().expect("tempdir");
     let store = open_store(directory.path());
     let mut summaries = mixed_summaries(300);
     create_raw(&store, &summaries).expect("created");
     assert_indexed_answers_equal_full_scans(&store);
+    assert_pages_equal_sorted_full_scans(&store);
 
     // Updates move cases between statuses, holders and deadlines, and cross directives off.
     for summary in summaries.iter_mut().step_by(3) {
@@ -2118,6 +2226,7 @@ fn indexed_listings_equal_a_full_scan_on_a_mixed_store() {
         update_raw(&store, summary, DocumentWrite::Unchanged);
     }
     assert_indexed_answers_equal_full_scans(&store);
+    assert_pages_equal_sorted_full_scans(&store);
 }
 
 #[test]
@@ -2143,6 +2252,39 @@ fn a_store_indexed_by_an_earlier_build_gains_the_directive_index_on_open() {
     }
     let store = open_store(directory.path());
     assert_indexed_answers_equal_full_scans(&store);
+    let meta = store.storage.raw_tree("meta").expect("meta");
+    assert_eq!(
+        meta.get(b"store/index_version").expect("reads").as_deref(),
+        Some(&crate::index::INDEX_VERSION.to_be_bytes()[..])
+    );
+}
+
+#[test]
+fn a_store_indexed_under_index_version_2_is_cleared_and_rebuilt_on_open() {
+    let directory = tempfile::tempdir().expect("tempdir");
+    let stale_key = {
+        let mut key = b"sregistered\0".to_vec();
+        key.extend_from_slice(number(1).as_bytes());
+        key
+    };
+    {
+        let store = open_store(directory.path());
+        create_raw(&store, &mixed_summaries(120)).expect("created");
+        // As version 2 left it: keys without the urgency, the version recorded as 2.
+        let indexes = store.storage.raw_tree("indexes").expect("indexes");
+        indexes
+            .insert(stale_key.as_slice(), &[][..])
+            .expect("inserted");
+        let meta = store.storage.raw_tree("meta").expect("meta");
+        meta.insert(b"store/index_version", &2u32.to_be_bytes()[..])
+            .expect("inserted");
+        store.storage.flush().expect("flush");
+    }
+    let store = open_store(directory.path());
+    let indexes = store.storage.raw_tree("indexes").expect("indexes");
+    assert_eq!(indexes.get(&stale_key).expect("reads"), None);
+    assert_indexed_answers_equal_full_scans(&store);
+    assert_pages_equal_sorted_full_scans(&store);
     let meta = store.storage.raw_tree("meta").expect("meta");
     assert_eq!(
         meta.get(b"store/index_version").expect("reads").as_deref(),

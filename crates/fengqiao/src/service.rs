@@ -25,7 +25,7 @@ use fengqiao_case::{
     Category, ClockHealth, DirectiveListItem, DirectiveStatus, DocumentError, EventKind,
     HybridTimestamp, ImportBatch, ImportMark, ImportOutcome, ImportRow, ImportRowReport,
     ImportedCases, Measures, NewEvent, NodeId, NodeInfo, RegisterCase, SCHEMA_VERSION, Status,
-    Tier, appending, import, input_bounds, lifecycle, summary, warnings,
+    Tier, WarningGrade, appending, import, input_bounds, lifecycle, summary, warnings,
 };
 use fengqiao_store::{CaseFilter, DirectiveScope, NewCase, Store, StoreError, StoreOptions};
 
@@ -339,6 +339,22 @@ pub struct ListFilter {
     /// until its migration is through).
     pub petitioner_name: Option<String>,
     pub limit: Option<usize>,
+}
+
+/// What a page of [`Node::list_page`] asks beyond a [`ListFilter`]: the 台账's filters that only
+/// a page reads (a warning grade, registration days in China time, a text search) and the page.
+#[derive(Debug, Clone, Default)]
+pub struct PageRequest {
+    /// Only cases whose worst warning at `now` is this grade.
+    pub grade: Option<WarningGrade>,
+    /// Registered on or after this day (China time).
+    pub registered_from: Option<chrono::NaiveDate>,
+    /// Registered on or before this day (China time).
+    pub registered_to: Option<chrono::NaiveDate>,
+    /// A case number or part of one, or a petitioner's name or part of one.
+    pub text: Option<String>,
+    pub skip: usize,
+    pub take: usize,
 }
 
 /// Period and category of [`Node::stats`]: cases registered in `[from, to)`.
@@ -830,6 +846,72 @@ impl Node {
         now: DateTime<Utc>,
         filter: &ListFilter,
     ) -> Result<Vec<CaseListItem>, ServiceError> {
+        let summaries = self.store.list(&self.store_filter(now, filter)?)?;
+        Ok(summaries
+            .into_iter()
+            .map(|case_summary| self.list_item(now, case_summary))
+            .collect())
+    }
+
+    /// A listed summary with its warnings at `now`.
+    fn list_item(&self, now: DateTime<Utc>, mut case_summary: CaseSummary) -> CaseListItem {
+        // Names are personal data, read through a case read that the access log records; the
+        // summary keeps them only for the store's name index.
+        case_summary.petitioner_names = Vec::new();
+        CaseListItem {
+            warnings: warnings::warnings(&case_summary, now, &self.config.warnings),
+            summary: case_summary,
+        }
+    }
+
+    /// One page of the cases matching `filter` and `page`, most urgent first (worst warning
+    /// grade, then earliest open deadline, then number: the grade only worsens as the earliest
+    /// deadline passes, so that is the store's deadline order), and how many match in all; only
+    /// the page's cases are read and graded (`Store::list_page`). A `page.text` search by name
+    /// asks only once `Store::petitioner_names_indexed`, as [`ListFilter::petitioner_name`].
+    pub fn list_page(
+        &self,
+        now: DateTime<Utc>,
+        filter: &ListFilter,
+        page: &PageRequest,
+    ) -> Result<(Vec<CaseListItem>, usize), ServiceError> {
+        let mut store_filter = self.store_filter(now, filter)?;
+        if let Some(grade) = page.grade {
+            let Some((from, to)) =
+                warnings::grade_deadline_range(grade, now, &self.config.warnings)
+            else {
+                return Ok((Vec::new(), 0));
+            };
+            store_filter.deadline_from = from;
+            store_filter.deadline_before = [store_filter.deadline_before, to]
+                .into_iter()
+                .flatten()
+                .min();
+        }
+        store_filter.registered_from = page
+            .registered_from
+            .map(fengqiao_case::deadlines::start_of_local_day);
+        store_filter.registered_before = page
+            .registered_to
+            .and_then(|to| to.succ_opt())
+            .map(fengqiao_case::deadlines::start_of_local_day);
+        store_filter.text = page.text.clone().filter(|text| !text.is_empty());
+        let found = self.store.list_page(&store_filter, page.skip, page.take)?;
+        Ok((
+            found
+                .summaries
+                .into_iter()
+                .map(|case_summary| self.list_item(now, case_summary))
+                .collect(),
+            found.total,
+        ))
+    }
+
+    fn store_filter(
+        &self,
+        now: DateTime<Utc>,
+        filter: &ListFilter,
+    ) -> Result<CaseFilter, ServiceError> {
         if let Some(prefix) = &filter.region_prefix
             && !prefix.bytes().all(|byte| byte.is_ascii_digit())
         {
@@ -837,7 +919,7 @@ impl Node {
                 "region {prefix:?} must be a region code (digits), or its prefix"
             )));
         }
-        let store_filter = CaseFilter {
+        Ok(CaseFilter {
             status: filter.status,
             holder: filter.holder.clone(),
             category: filter.category,
@@ -856,20 +938,7 @@ impl Node {
             petitioner_name: filter.petitioner_name.clone(),
             limit: filter.limit,
             ..CaseFilter::default()
-        };
-        let summaries = self.store.list(&store_filter)?;
-        Ok(summaries
-            .into_iter()
-            .map(|mut case_summary| {
-                // Names are personal data, read through a case read that the access log
-                // records; the summary keeps them only for the store's name index.
-                case_summary.petitioner_names = Vec::new();
-                CaseListItem {
-                    warnings: warnings::warnings(&case_summary, now, &self.config.warnings),
-                    summary: case_summary,
-                }
-            })
-            .collect())
+        })
     }
 
     /// The numbers of the cases with a petitioner whose name contains `text`, from the store's

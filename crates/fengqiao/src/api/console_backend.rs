@@ -37,7 +37,7 @@ use crate::admission::ChildOffice;
 use crate::federation::{FederationStatus, PeerView};
 use crate::import::export::{Identifiers, LedgerFileFormat};
 use crate::service::accounts::Credential;
-use crate::service::{ListFilter, Node, ServiceError, StatsQuery};
+use crate::service::{ListFilter, Node, PageRequest, ServiceError, StatsQuery};
 
 /// The console's backend over an open node and its running federation, if any.
 #[derive(Debug, Clone)]
@@ -619,13 +619,9 @@ impl ConsoleBackend for NodeConsole {
     }
 }
 
-/// The cases matching the console's filters, most urgent first (worst grade, then earliest
-/// open deadline, then number).
-pub(super) fn matching_items(
-    node: &Node,
-    query: &CaseQuery,
-    now: DateTime<Utc>,
-) -> Result<Vec<fengqiao_case::model::CaseListItem>, ServiceError> {
+/// The service's filter for the console's query, and whether its search goes to the store's
+/// name index as a name.
+fn list_filter(node: &Node, query: &CaseQuery) -> (ListFilter, bool) {
     let search = query.search.trim();
     // Text with anything but digits and dashes cannot be part of a case number
     // (`REGION-YEAR-SEQUENCE`): it is a name, which the store answers from its name index once
@@ -642,12 +638,25 @@ pub(super) fn matching_items(
             (None, true) => Some(node.node_id().to_owned()),
             (None, false) => None,
         },
-        // The store reads warned cases from its deadline index; the grade is checked below.
+        // The store reads warned cases from its deadline index; a grade is narrowed further by
+        // the page (`PageRequest::grade`) or checked in `matching_items`.
         warned_only: query.warned_only || query.grade.is_some(),
         region_prefix: query.region.clone(),
         petitioner_name: name_from_index.then(|| search.to_owned()),
         ..ListFilter::default()
     };
+    (filter, name_from_index)
+}
+
+/// The cases matching the console's filters, most urgent first (worst grade, then earliest
+/// open deadline, then number).
+pub(super) fn matching_items(
+    node: &Node,
+    query: &CaseQuery,
+    now: DateTime<Utc>,
+) -> Result<Vec<fengqiao_case::model::CaseListItem>, ServiceError> {
+    let search = query.search.trim();
+    let (filter, name_from_index) = list_filter(node, query);
     let registered_day = |item: &fengqiao_case::model::CaseListItem| {
         item.summary
             .timeline
@@ -738,9 +747,10 @@ fn export_ledger(
     Ok(workbook.into_inner())
 }
 
-/// One page of the node's cases for the console: the service's list (store filters), then the
-/// warnings' grade, most urgent first (worst grade, then earliest open deadline, then number),
-/// and the registered header of each row on the page for its petitioners and request. The
+/// One page of the node's cases for the console: the service's page (`Node::list_page`: found and
+/// counted from the store's index keys, most urgent first: worst grade, then earliest open
+/// deadline, then number), and the registered header of each row on the page for its
+/// petitioners and request. The
 /// page's rows show petitioners' names, so the read goes to the access log like a case's.
 fn case_page(
     node: &Node,
@@ -748,24 +758,46 @@ fn case_page(
     query: &CaseQuery,
     now: DateTime<Utc>,
 ) -> Result<CasePage, ServiceError> {
-    let items = matching_items(node, query, now)?;
-    if !query.search.trim().is_empty() {
+    let search = query.search.trim();
+    let page_size = query.page_size.max(1);
+    let (items, total) = if !search.is_empty() && !node.store().petitioner_names_indexed() {
+        // A store an earlier build wrote, still gaining its names: a search by person reads
+        // the documents (matching_items), the whole list cut here.
+        let items = matching_items(node, query, now)?;
+        let total = items.len();
+        let page = items
+            .into_iter()
+            .skip(query.page.saturating_mul(page_size))
+            .take(page_size)
+            .collect();
+        (page, total)
+    } else {
+        let (filter, name_from_index) = list_filter(node, query);
+        let request = PageRequest {
+            grade: query.grade,
+            registered_from: query.registered_from,
+            registered_to: query.registered_to,
+            // A name goes to the name index through the filter; anything else may be part of a
+            // number or of a name.
+            text: (!search.is_empty() && !name_from_index).then(|| search.to_owned()),
+            skip: query.page.saturating_mul(page_size),
+            take: page_size,
+        };
+        node.list_page(now, &filter, &request)?
+    };
+    if !search.is_empty() {
         // A search may be for a person: who searched for what is kept, found or not.
         let record = serde_json::json!({
             "at": now,
             "operator": operator,
             "action": "search_cases_console",
             "search": query.search.trim(),
-            "found": items.len(),
+            "found": total,
         });
         node.store().log_access(record.to_string().as_bytes())?;
     }
-    let total = items.len();
-    let page_size = query.page_size.max(1);
     let rows: Vec<CaseRow> = items
         .into_iter()
-        .skip(query.page.saturating_mul(page_size))
-        .take(page_size)
         .map(|item| {
             let header: Option<CaseHeader> = node
                 .store()

@@ -451,6 +451,128 @@ fn list_filters_and_warns() {
     assert!(node.directives(now(), true).unwrap().is_empty());
 }
 
+/// The 台账's pages (`Node::list_page`) against the whole list graded, filtered and sorted here
+/// as the console did before: the same cases, the same order (worst grade, then earliest open
+/// deadline, then number), the same totals, for each grade, a registration range and a search.
+#[test]
+fn pages_equal_the_whole_list_graded_and_sorted() {
+    let (_temp, node) = open_village();
+    // Registered up to 29 days ago and read 10 days on: their 15-day acceptance deadlines are in
+    // every grade then, two on the boundaries (预警 from 3 days before, 严重超时 15 days after).
+    let when = now() + TimeDelta::days(10);
+    for (index, days_ago) in [0, 2, 13, 14, 16, 20, 29, 25, 2, 16, 5]
+        .into_iter()
+        .enumerate()
+    {
+        let mut case = registration(if index % 2 == 0 {
+            Category::LandRequisition
+        } else {
+            Category::WageArrears
+        });
+        if days_ago > 0 {
+            case.registered_at = Some(now() - TimeDelta::days(days_ago));
+            case.backdated_reason = Some("纸质登记簿补录".to_owned());
+        }
+        node.register(&tester(), now(), case).unwrap();
+    }
+    let everything = node.list(when, &ListFilter::default()).unwrap();
+    let urgency = |item: &CaseListItem| {
+        (
+            std::cmp::Reverse(warnings::worst_grade(&item.warnings)),
+            summary::earliest_open_deadline(&item.summary).unwrap_or(DateTime::<Utc>::MAX_UTC),
+            item.summary.number.clone(),
+        )
+    };
+    let day =
+        |days_ago: i64| fengqiao_case::deadlines::local_date(now() - TimeDelta::days(days_ago));
+    let mut requests = vec![PageRequest::default()];
+    for grade in [
+        WarningGrade::Approaching,
+        WarningGrade::Overdue,
+        WarningGrade::SeriouslyOverdue,
+    ] {
+        requests.push(PageRequest {
+            grade: Some(grade),
+            ..PageRequest::default()
+        });
+    }
+    requests.push(PageRequest {
+        registered_from: Some(day(20)),
+        registered_to: Some(day(13)),
+        ..PageRequest::default()
+    });
+    requests.push(PageRequest {
+        text: Some("-2026-00000".to_owned()),
+        ..PageRequest::default()
+    });
+    let mut nonempty = 0;
+    for category in [None, Some(Category::WageArrears)] {
+        let filter = ListFilter {
+            category,
+            ..ListFilter::default()
+        };
+        for request in &requests {
+            let mut expected: Vec<&CaseListItem> = everything
+                .iter()
+                .filter(|item| category.is_none_or(|category| item.summary.category == category))
+                .filter(|item| {
+                    request.grade.is_none()
+                        || warnings::worst_grade(&item.warnings) == request.grade
+                })
+                .filter(|item| {
+                    let registered = item
+                        .summary
+                        .timeline
+                        .registered_at
+                        .map(fengqiao_case::deadlines::local_date);
+                    request
+                        .registered_from
+                        .is_none_or(|from| registered >= Some(from))
+                        && request
+                            .registered_to
+                            .is_none_or(|to| registered <= Some(to))
+                })
+                .filter(|item| {
+                    request
+                        .text
+                        .as_deref()
+                        .is_none_or(|text| item.summary.number.contains(text))
+                })
+                .collect();
+            expected.sort_by_key(|item| urgency(item));
+            nonempty += usize::from(!expected.is_empty());
+            let mut paged = Vec::new();
+            for page in 0..5 {
+                let (items, total) = node
+                    .list_page(
+                        when,
+                        &filter,
+                        &PageRequest {
+                            skip: page * 3,
+                            take: 3,
+                            ..request.clone()
+                        },
+                    )
+                    .unwrap();
+                assert_eq!(total, expected.len(), "{category:?} {request:?}");
+                paged.extend(items);
+            }
+            let numbers = |items: Vec<&CaseListItem>| -> Vec<String> {
+                items
+                    .into_iter()
+                    .map(|item| item.summary.number.clone())
+                    .collect()
+            };
+            assert_eq!(
+                numbers(paged.iter().collect()),
+                numbers(expected),
+                "{category:?} {request:?}"
+            );
+        }
+    }
+    assert!(nonempty >= 10, "{nonempty}");
+}
+
 #[test]
 fn import_is_all_or_nothing_and_safe_to_rerun() {
     let (_temp, node) = open_village();
