@@ -24,7 +24,28 @@ pub trait Hierarchy {
     fn retirement(&self, _node: &str) -> Option<crate::model::roster::Retirement> {
         None
     }
+
+    /// Whether the roster names `node` as the successor of `predecessor`, directly or through
+    /// a chain (a successor itself replaced later): the `Successor` relation, and what receipt
+    /// asks of a `succeed` event (`succession.rs` says how a case reads successions).
+    fn is_successor_of(&self, node: &str, predecessor: &str) -> bool {
+        let mut current = predecessor.to_owned();
+        for _ in 0..MAX_SUCCESSION_CHAIN {
+            let Some(retirement) = self.retirement(&current) else {
+                return false;
+            };
+            if retirement.successor == node {
+                return true;
+            }
+            current = retirement.successor;
+        }
+        false
+    }
 }
+
+/// More successions in a row than any federation has; bounds the walk along a chain, so a
+/// (forged) cycle ends.
+pub(crate) const MAX_SUCCESSION_CHAIN: usize = 64;
 
 /// The hierarchy of a node outside any federation (or before its federation has started): it
 /// knows only itself and nobody lies above anybody, so such a node holds its own cases but issues
@@ -62,7 +83,7 @@ pub enum Relation {
     /// 督办单位: the issuer of the directive the event names.
     DirectiveIssuer,
     /// 接替: the office the roster names as the successor of the predecessor a `succeed` event
-    /// names (`crate::succession::succeeds`).
+    /// names (`Hierarchy::is_successor_of`).
     Successor,
 }
 
@@ -415,7 +436,7 @@ pub fn relations(
         found.push(Registrar);
     }
     if let EventKind::Succeed { predecessor } = kind
-        && crate::succession::succeeds(hierarchy, node, predecessor)
+        && hierarchy.is_successor_of(node, predecessor)
     {
         found.push(Successor);
     }

@@ -992,7 +992,7 @@ pub fn check(state: &CaseState, event: &NewEvent, limits: &Limits) -> Result<(),
         EventKind::AmendHeader { amendment } => validate_amendment(amendment)?,
         EventKind::Note { text } => required("text", text)?,
         // Whether the roster names the maker as the predecessor's successor is the authority
-        // table's to judge (`crate::succession::succeeds`); the state judges what is left.
+        // table's to judge (`Hierarchy::is_successor_of`); the state judges what is left.
         EventKind::Succeed { predecessor } => {
             required("predecessor", predecessor)?;
             if predecessor == &event.node {

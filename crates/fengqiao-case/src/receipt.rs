@@ -438,7 +438,7 @@ impl Judge<'_> {
                 source,
             })?;
         if let EventKind::Succeed { predecessor } = &event.kind
-            && !crate::succession::succeeds(federation, &event.node, predecessor)
+            && !federation.is_successor_of(&event.node, predecessor)
         {
             return Err(ReceiptError::SuccessionNotInRoster {
                 event: event.id.clone(),

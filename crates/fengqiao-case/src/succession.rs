@@ -17,33 +17,14 @@
 //!   depend on the order the events arrived in (the renaming is a function of the set of events).
 //! - **Authority** (with the hierarchy): a `succeed` is allowed only if the roster names its
 //!   maker as the predecessor's successor, directly or through a chain of successions
-//!   ([`succeeds`]; the authority table's `Successor` relation), and receipt keeps a refused one
+//!   (`Hierarchy::is_successor_of` in `authority.rs`, beside the roster's other questions; the
+//!   authority table's `Successor` relation), and receipt keeps a refused one
 //!   pending, because the roster entry may still be on its way.
 
 use std::collections::BTreeMap;
 
-use crate::authority::Hierarchy;
+use crate::authority::{Hierarchy, MAX_SUCCESSION_CHAIN};
 use crate::model::{CaseState, Event, EventKind, NodeId};
-
-/// More successions in a row than any federation has; bounds the walk along a chain, so a
-/// (forged) cycle ends.
-const MAX_CHAIN: usize = 64;
-
-/// Whether the roster names `node` as the successor of `predecessor`, directly or through a
-/// chain (a successor itself replaced later).
-pub fn succeeds(hierarchy: &dyn Hierarchy, node: &str, predecessor: &str) -> bool {
-    let mut current = predecessor.to_owned();
-    for _ in 0..MAX_CHAIN {
-        let Some(retirement) = hierarchy.retirement(&current) else {
-            return false;
-        };
-        if retirement.successor == node {
-            return true;
-        }
-        current = retirement.successor;
-    }
-    false
-}
 
 /// Every node the case's state names in a relation the authority table reads (holder, awaited
 /// receiver, registering office, a directive's target or issuer), and whom a returned
@@ -73,7 +54,7 @@ pub fn names(state: &CaseState, node: &str) -> bool {
 pub fn predecessors_named(state: &CaseState, node: &str, hierarchy: &dyn Hierarchy) -> Vec<NodeId> {
     named_nodes(state)
         .into_iter()
-        .filter(|named| *named != node && succeeds(hierarchy, node, named))
+        .filter(|named| *named != node && hierarchy.is_successor_of(node, named))
         .map(str::to_owned)
         .collect()
 }
@@ -119,7 +100,7 @@ impl Successions {
     /// The node `node` is now: itself, or the last successor along its chain.
     fn current<'a>(&'a self, node: &'a str) -> &'a str {
         let mut current = node;
-        for _ in 0..MAX_CHAIN {
+        for _ in 0..MAX_SUCCESSION_CHAIN {
             match self.successor_of.get(current) {
                 Some(successor) if successor != node => current = successor,
                 _ => break,
