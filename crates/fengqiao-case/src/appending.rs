@@ -11,7 +11,7 @@ use crate::deadlines::truncate_to_millis;
 use crate::document::{CaseDocument, DocumentError};
 use crate::event_time::{Backdating, ClaimedTime, check_claimed_time, predecessors_of};
 use crate::lifecycle::{NewEvent, check_with_header, required, validate_header};
-use crate::model::{CaseHeader, CaseState, Event, EventKind, Limits};
+use crate::model::{CaseHeader, CaseState, Event, EventId, EventKind, Limits};
 use crate::policy::PolicyBook;
 use crate::signature::{self, NodeSigner};
 
@@ -117,18 +117,7 @@ pub fn as_successor(
             backdated_reason: None,
         };
         judge(header, &state, &succession, limits, hierarchy)?;
-        successions.push(Event {
-            id: succession.id,
-            kind: succession.kind,
-            at: succession.at,
-            node: succession.node,
-            operator: succession.operator,
-            prev: None,
-            hlc: succession.hlc,
-            signature: None,
-            imported: None,
-            backdated_reason: None,
-        });
+        successions.push(unsigned_event(succession, None));
     }
     let with_successions: Vec<Event> = events.iter().chain(&successions).cloned().collect();
     let state = crate::derive::derive(header, &with_successions, limits);
@@ -148,6 +137,23 @@ pub fn judge_case(
 ) -> Result<(), CaseError> {
     let (state, _successions) = as_successor(header, events, state, event, limits, hierarchy)?;
     judge(header, &state, event, limits, hierarchy)
+}
+
+/// The event a caller asked for as it is stored, before its signature: `prev` as the node
+/// names it.
+fn unsigned_event(event: NewEvent, prev: Option<EventId>) -> Event {
+    Event {
+        id: event.id,
+        kind: event.kind,
+        at: event.at,
+        node: event.node,
+        operator: event.operator,
+        prev,
+        hlc: event.hlc,
+        signature: None,
+        imported: event.imported,
+        backdated_reason: event.backdated_reason,
+    }
 }
 
 fn append_checked(
@@ -216,18 +222,7 @@ fn append_checked(
         },
         kind => kind,
     };
-    let mut stored = Event {
-        id: event.id,
-        kind,
-        at: event.at,
-        node: event.node,
-        operator: event.operator,
-        prev,
-        hlc: event.hlc,
-        signature: None,
-        imported: event.imported,
-        backdated_reason: event.backdated_reason,
-    };
+    let mut stored = unsigned_event(NewEvent { kind, ..event }, prev);
     signature::sign_event(&header.number, &mut stored, signer)?;
     document.push_event(&stored)?;
     let header = match &stored.kind {
@@ -265,21 +260,17 @@ pub fn register(
     required("id", &register.id)?;
     required("node", &register.node)?;
     validate_header(&header, register.at)?;
-    let mut event = Event {
-        id: register.id,
-        kind: EventKind::Register {
-            header: Some(Box::new(header.clone())),
-            policy_version,
+    let mut event = unsigned_event(
+        NewEvent {
+            kind: EventKind::Register {
+                header: Some(Box::new(header.clone())),
+                policy_version,
+            },
+            at: truncate_to_millis(register.at),
+            ..register
         },
-        at: truncate_to_millis(register.at),
-        node: register.node,
-        operator: register.operator,
-        prev: None,
-        hlc: register.hlc,
-        signature: None,
-        imported: register.imported,
-        backdated_reason: register.backdated_reason,
-    };
+        None,
+    );
     signature::sign_event(&header.number, &mut event, signer)?;
     let document = CaseDocument::create(&header, &event, actor)?;
     let state = crate::derive::derive(&header, std::slice::from_ref(&event), limits);
