@@ -38,25 +38,42 @@ fn encode_row(feed_seq: FeedSeq, facts: &LedgerFacts) -> Result<Vec<u8>, StoreEr
     Ok(record)
 }
 
-/// The feed position a row was stamped with and its facts; `None` for a record of another
-/// version (the case is then read from its document).
-fn decode_row(number: &str, record: &[u8]) -> Result<Option<(FeedSeq, LedgerFacts)>, StoreError> {
-    let what = || format!("ledger row of case {number}");
+fn row_name(number: &str) -> String {
+    format!("ledger row of case {number}")
+}
+
+/// The feed position a row was stamped with and the rest of the record (its facts), without
+/// reading the facts; `None` for a record of another version (the case is then read from its
+/// document).
+fn split_row<'a>(
+    number: &str,
+    record: &'a [u8],
+) -> Result<Option<(FeedSeq, &'a [u8])>, StoreError> {
     match record.split_first() {
         Some((&LEDGER_FACTS_VERSION, rest)) if rest.len() >= 8 => {
             let (seq, json) = rest.split_at(8);
             let mut seq_bytes = [0u8; 8];
             seq_bytes.copy_from_slice(seq);
-            let facts: LedgerFacts =
-                serde_json::from_slice(json).map_err(|error| corrupt(what(), error.to_string()))?;
-            if facts.header.number != number {
-                return Err(corrupt(what(), "it belongs to another case number"));
-            }
-            Ok(Some((u64::from_be_bytes(seq_bytes), facts)))
+            Ok(Some((u64::from_be_bytes(seq_bytes), json)))
         }
-        Some((&LEDGER_FACTS_VERSION, _)) | None => Err(corrupt(what(), "record too short")),
+        Some((&LEDGER_FACTS_VERSION, _)) | None => {
+            Err(corrupt(row_name(number), "record too short"))
+        }
         Some(_) => Ok(None),
     }
+}
+
+/// A row's facts, checked to be case `number`'s.
+fn decode_facts(number: &str, json: &[u8]) -> Result<LedgerFacts, StoreError> {
+    let facts: LedgerFacts = serde_json::from_slice(json)
+        .map_err(|error| corrupt(row_name(number), error.to_string()))?;
+    if facts.header.number != number {
+        return Err(corrupt(
+            row_name(number),
+            "it belongs to another case number",
+        ));
+    }
+    Ok(facts)
 }
 
 impl Store {
@@ -67,15 +84,22 @@ impl Store {
         let Some(record) = self.storage.read_ledger_row(number)? else {
             return Ok(None);
         };
-        let (stamped, facts) = match decode_row(number, &record) {
-            Ok(Some(row)) => row,
-            Ok(None) => return Ok(None),
-            Err(error) => {
-                tracing::warn!(case = number, %error, "ignoring a damaged ledger row; the case is read from its document");
+        // The stamp is compared first: a row the case has moved on from is not parsed at all.
+        let facts = match split_row(number, &record) {
+            Ok(Some((stamped, _))) if self.feed_position(number)? != Some(stamped) => {
                 return Ok(None);
             }
+            Ok(Some((_, json))) => decode_facts(number, json),
+            Ok(None) => return Ok(None),
+            Err(error) => Err(error),
         };
-        Ok((self.feed_position(number)? == Some(stamped)).then_some(facts))
+        match facts {
+            Ok(facts) => Ok(Some(facts)),
+            Err(error) => {
+                tracing::warn!(case = number, %error, "ignoring a damaged ledger row; the case is read from its document");
+                Ok(None)
+            }
+        }
     }
 
     /// One step of the ledger rows' keeper: reads up to `batch` feed entries after its position,
@@ -103,7 +127,8 @@ impl Store {
                 continue;
             }
             if let Some(record) = self.storage.read_ledger_row(&entry.case)?
-                && matches!(decode_row(&entry.case, &record), Ok(Some((stamped, _))) if stamped == entry.seq)
+                && matches!(split_row(&entry.case, &record), Ok(Some((stamped, json)))
+                    if stamped == entry.seq && decode_facts(&entry.case, json).is_ok())
             {
                 continue;
             }

@@ -7,11 +7,10 @@ use std::io::{Seek, Write};
 use std::sync::mpsc::{Receiver, sync_channel};
 
 use chrono::{DateTime, Utc};
+use fengqiao_case::summary::ledger_facts;
 use fengqiao_console::CaseQuery;
 
 use super::console_backend::matching_items;
-use fengqiao_case::summary::ledger_facts;
-
 use crate::import::export::{Identifiers, LedgerFileFormat, ledger_row, write_ledger};
 use crate::service::{Node, ServiceError};
 

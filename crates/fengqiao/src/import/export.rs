@@ -48,20 +48,11 @@ fn yes_no(value: bool) -> String {
 /// acceptance, the last reply, evaluation and closure).
 pub fn ledger_row(facts: &LedgerFacts, identifiers: Identifiers) -> Vec<String> {
     let header = &facts.header;
-    let registered_at = facts.registered_at;
-    let accepted_at = facts.accepted_at;
-    let reply = facts
-        .reply
-        .as_ref()
-        .map(|reply| (reply.at, &reply.outcome, &reply.text));
-    let evaluation = facts
-        .evaluation
-        .as_ref()
-        .map(|evaluation| (evaluation.at, &evaluation.satisfaction));
-    let closure = facts
-        .closure
-        .as_ref()
-        .map(|closure| (closure.at, closure.resolved, &closure.note));
+    let (reply, evaluation, closure) = (
+        facts.reply.as_ref(),
+        facts.evaluation.as_ref(),
+        facts.closure.as_ref(),
+    );
     let people = |part: &dyn Fn(&fengqiao_case::model::Petitioner) -> String| {
         header
             .petitioners
@@ -74,7 +65,7 @@ pub fn ledger_row(facts: &LedgerFacts, identifiers: Identifiers) -> Vec<String> 
         .iter()
         .map(|column| match *column {
             "number" => header.number.clone(),
-            "registered_at" => registered_at.map(time).unwrap_or_default(),
+            "registered_at" => facts.registered_at.map(time).unwrap_or_default(),
             "channel" => label(&header.channel),
             "category" => label(&header.category),
             "matter_type" => label(&header.matter_type),
@@ -106,21 +97,23 @@ pub fn ledger_row(facts: &LedgerFacts, identifiers: Identifiers) -> Vec<String> 
                 .target_date
                 .map(|date| date.format("%Y-%m-%d").to_string())
                 .unwrap_or_default(),
-            "accepted_at" => accepted_at.map(time).unwrap_or_default(),
-            "replied_at" => reply.map(|(at, _, _)| time(at)).unwrap_or_default(),
-            "reply_outcome" => reply
-                .map(|(_, outcome, _)| label(outcome))
-                .unwrap_or_default(),
-            "reply_text" => reply.map(|(_, _, text)| text.clone()).unwrap_or_default(),
+            "accepted_at" => facts.accepted_at.map(time).unwrap_or_default(),
+            "replied_at" => reply.map(|reply| time(reply.at)).unwrap_or_default(),
+            "reply_outcome" => reply.map(|reply| label(&reply.outcome)).unwrap_or_default(),
+            "reply_text" => reply.map(|reply| reply.text.clone()).unwrap_or_default(),
             "satisfaction" => evaluation
-                .map(|(_, satisfaction)| label(satisfaction))
+                .map(|evaluation| label(&evaluation.satisfaction))
                 .unwrap_or_default(),
-            "evaluated_at" => evaluation.map(|(at, _)| time(at)).unwrap_or_default(),
-            "closed_at" => closure.map(|(at, _, _)| time(at)).unwrap_or_default(),
+            "evaluated_at" => evaluation
+                .map(|evaluation| time(evaluation.at))
+                .unwrap_or_default(),
+            "closed_at" => closure.map(|closure| time(closure.at)).unwrap_or_default(),
             "resolved" => closure
-                .map(|(_, resolved, _)| yes_no(resolved))
+                .map(|closure| yes_no(closure.resolved))
                 .unwrap_or_default(),
-            "close_note" => closure.map(|(_, _, note)| note.clone()).unwrap_or_default(),
+            "close_note" => closure
+                .map(|closure| closure.note.clone())
+                .unwrap_or_default(),
             // A column added to the importer without a value here exports empty, never wrong.
             _ => String::new(),
         })
