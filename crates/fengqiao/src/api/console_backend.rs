@@ -750,8 +750,8 @@ fn export_ledger(
 /// One page of the node's cases for the console: the service's page (`Node::list_page`: found and
 /// counted from the store's index keys, most urgent first: worst grade, then earliest open
 /// deadline, then number), and the registered header of each row on the page for its
-/// petitioners and request. The
-/// page's rows show petitioners' names, so the read goes to the access log like a case's.
+/// petitioners and request. The page's rows show petitioners' names, so the read goes to the
+/// access log like a case's.
 fn case_page(
     node: &Node,
     operator: &str,
