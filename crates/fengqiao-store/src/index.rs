@@ -5,8 +5,14 @@
 //! so the number is whatever follows the last 0x00 and the urgency the 8 bytes before that, even
 //! when a component (a timestamp, an odd node id) or the urgency contains one. The urgency is the
 //! case's earliest open deadline (order-preserving), [`NO_OPEN_DEADLINE`] without one: within one
-//! component the keys come most urgent first, which is the 台账's order, so a page and its count
-//! are read from keys without decoding a summary beyond the page's own.
+//! component the keys come most urgent first, which is the 台账's order, so a page is read from
+//! keys without decoding a summary beyond the page's own. Petitioner names and directives, whose
+//! few matches are listed whole and then sorted, have no urgency: `kind ++ component ++ 0x00 ++
+//! case number`, so a change of deadline leaves their keys alone.
+//!
+//! The same tree keeps a count per component of status, holder, category and of every case
+//! ([`COUNT_KIND`]), written in the transaction that writes the keys: a page of one component
+//! takes its total from the count and walks only as far as the page.
 
 use std::collections::HashSet;
 
@@ -34,11 +40,16 @@ const NAME_KEY_KIND: u8 = b'n';
 const NAME_KEY_CHARS: usize = 16;
 /// Registration instants: component the instant, order-preserving; no key while a case has none.
 const REGISTERED_KIND: u8 = b'g';
+/// Counts: `COUNT_KIND ++ kind ++ component`, the value how many cases have a key of that
+/// component (u64, big-endian), for the kinds [`is_counted_kind`] names. No index key starts
+/// with this byte, so no walk of an index meets a count.
+const COUNT_KIND: u8 = b'#';
 
 /// Version of the index keys [`index_keys`] writes; a store whose indexes were written under an
 /// older version has them cleared and rebuilt on open (`storage.rs`). 2: the directive index.
 /// 3: the urgency in every key, a deadline key for every case, the registration index.
-pub(crate) const INDEX_VERSION: u32 = 3;
+/// 4: counts per component; name and directive keys without the urgency.
+pub(crate) const INDEX_VERSION: u32 = 4;
 
 /// A case's place in the 台账's order, as index keys carry it: its earliest open deadline
 /// ([`encode_instant`]), or [`NO_OPEN_DEADLINE`].
@@ -124,11 +135,20 @@ fn index_key(kind: u8, component: &[u8], urgency: &Urgency, number: &str) -> Vec
     key
 }
 
+/// `kind ++ component ++ 0x00 ++ case number`: a key of an index whose matches are few and
+/// sorted after listing (names, directives), so it needs no urgency.
+fn unordered_index_key(kind: u8, component: &[u8], number: &str) -> Vec<u8> {
+    let mut key = component_prefix(kind, component);
+    key.extend_from_slice(number.as_bytes());
+    key
+}
+
 /// Every index key of one summary, sorted, so an update can write only the difference.
 pub(crate) fn index_keys(summary: &CaseSummary) -> Vec<Vec<u8>> {
     let number = summary.number.as_str();
     let urgency = urgency_of(summary);
     let key = |kind: u8, component: &[u8]| index_key(kind, component, &urgency, number);
+    let unordered_key = |kind: u8, component: &[u8]| unordered_index_key(kind, component, number);
     let mut keys = vec![
         key(STATUS_KIND, status_name(summary.status).as_bytes()),
         key(HOLDER_KIND, summary.holder.as_bytes()),
@@ -146,11 +166,14 @@ pub(crate) fn index_keys(summary: &CaseSummary) -> Vec<Vec<u8>> {
         } else {
             CROSSED_OFF_DIRECTIVES
         };
-        keys.push(key(DIRECTIVE_KIND, component));
+        keys.push(unordered_key(DIRECTIVE_KIND, component));
     }
     for name in &summary.petitioner_names {
         for (start, _) in name.char_indices() {
-            keys.push(key(NAME_KEY_KIND, bounded_name(&name[start..]).as_bytes()));
+            keys.push(unordered_key(
+                NAME_KEY_KIND,
+                bounded_name(&name[start..]).as_bytes(),
+            ));
         }
     }
     keys.sort();
@@ -159,8 +182,16 @@ pub(crate) fn index_keys(summary: &CaseSummary) -> Vec<Vec<u8>> {
     keys
 }
 
+/// The case number any index key ends with (with or without an urgency before it).
 pub(crate) fn number_from_index_key(key: &[u8]) -> Result<CaseId, StoreError> {
-    entry_from_index_key(key).map(|(_, number)| number.to_owned())
+    let separator = key
+        .iter()
+        .rposition(|&byte| byte == KEY_SEPARATOR)
+        .ok_or_else(|| corrupt("index key", "no separator"))?;
+    let number = key.get(separator + 1..).unwrap_or_default();
+    std::str::from_utf8(number)
+        .map(str::to_owned)
+        .map_err(|error| corrupt("index key", error.to_string()))
 }
 
 /// The urgency and the case number an index key ends with, borrowed from the key: a page walks
@@ -182,6 +213,91 @@ fn entry_from_index_key(key: &[u8]) -> Result<(Urgency, &str), StoreError> {
 }
 
 const URGENCY_BYTES: usize = 8;
+
+/// The kinds with a count per component: those a page walks in order with nothing else to check
+/// (`plan_page`). Each case has exactly one key of each.
+fn is_counted_kind(kind: u8) -> bool {
+    matches!(
+        kind,
+        STATUS_KIND | HOLDER_KIND | CATEGORY_KIND | DEADLINE_KIND
+    )
+}
+
+fn count_key(kind: u8, component: &[u8]) -> Vec<u8> {
+    let mut key = Vec::with_capacity(component.len() + 2);
+    key.push(COUNT_KIND);
+    key.push(kind);
+    key.extend_from_slice(component);
+    key
+}
+
+/// The count an index key adds one to, `None` for a key of a kind without counts.
+pub(crate) fn count_key_of(index_key: &[u8]) -> Option<Vec<u8>> {
+    let (&kind, _) = index_key.split_first()?;
+    if !is_counted_kind(kind) {
+        return None;
+    }
+    let separator = index_key.iter().rposition(|&byte| byte == KEY_SEPARATOR)?;
+    // `kind ++ component ++ 0x00 ++ urgency ++ 0x00 ++ number`.
+    let component_end = separator.checked_sub(URGENCY_BYTES + 1)?;
+    Some(count_key(kind, index_key.get(1..component_end)?))
+}
+
+/// How the counts change as cases' keys are written and removed; the storage applies it in the
+/// transaction that writes the keys ([`CountChanges::entries`]).
+#[derive(Debug, Default)]
+pub(crate) struct CountChanges {
+    by_count_key: std::collections::BTreeMap<Vec<u8>, i64>,
+}
+
+impl CountChanges {
+    /// A case's keys going from `old` to `new`, both sorted as [`index_keys`] gives them (either
+    /// empty for a case created or without keys).
+    pub(crate) fn replace(&mut self, old: &[Vec<u8>], new: &[Vec<u8>]) {
+        for old_key in old {
+            if new.binary_search(old_key).is_err() {
+                self.add(old_key, -1);
+            }
+        }
+        for new_key in new {
+            if old.binary_search(new_key).is_err() {
+                self.add(new_key, 1);
+            }
+        }
+    }
+
+    fn add(&mut self, index_key: &[u8], change: i64) {
+        if let Some(count_key) = count_key_of(index_key) {
+            *self.by_count_key.entry(count_key).or_default() += change;
+        }
+    }
+
+    /// Each count key whose count changes, with the change.
+    pub(crate) fn entries(&self) -> impl Iterator<Item = (&[u8], i64)> {
+        self.by_count_key
+            .iter()
+            .filter(|(_, change)| **change != 0)
+            .map(|(key, change)| (key.as_slice(), *change))
+    }
+}
+
+/// A stored count with `change` added: absent is 0, and a count never goes below 0 (an index
+/// entry of a damaged summary left behind can make a removal find none to take off).
+pub(crate) fn changed_count(stored: Option<&[u8]>, change: i64) -> Result<u64, StoreError> {
+    let count = match stored {
+        None => 0,
+        Some(bytes) => u64::from_be_bytes(
+            bytes
+                .try_into()
+                .map_err(|_| corrupt("index count", format!("{} bytes", bytes.len())))?,
+        ),
+    };
+    Ok(if change >= 0 {
+        count.saturating_add(change.unsigned_abs())
+    } else {
+        count.saturating_sub(change.unsigned_abs())
+    })
+}
 
 /// Which part of the index tree a listing walks; the summary is always checked against the whole
 /// filter afterwards, so a scan only has to return a superset.
@@ -357,6 +473,8 @@ struct PageScan {
     answers_category: bool,
     answers_region: bool,
     answers_registered: bool,
+    /// The count of the walked component, when the walk is of one whole component.
+    count_key: Option<Vec<u8>>,
 }
 
 /// Picks the index a page walks. A registration range or a region are one range of their index
@@ -374,6 +492,7 @@ fn plan_page(filter: &CaseFilter) -> PageScan {
         answers_category: false,
         answers_region: false,
         answers_registered: false,
+        count_key: None,
     };
     if filter.registered_from.is_some() || filter.registered_before.is_some() {
         scan.start = vec![REGISTERED_KIND];
@@ -397,24 +516,26 @@ fn plan_page(filter: &CaseFilter) -> PageScan {
         return scan;
     }
     let working_status = filter.status.filter(|status| !is_resting_status(*status));
-    let prefix = if let Some(status) = working_status {
+    let (kind, component): (u8, &[u8]) = if let Some(status) = working_status {
         scan.answers_status = true;
-        component_prefix(STATUS_KIND, status_name(status).as_bytes())
+        (STATUS_KIND, status_name(status).as_bytes())
     } else if let Some(category) = filter.category {
         scan.answers_category = true;
-        component_prefix(CATEGORY_KIND, category_name(category).as_bytes())
+        (CATEGORY_KIND, category_name(category).as_bytes())
     } else if let Some(status) = filter.status {
         scan.answers_status = true;
-        component_prefix(STATUS_KIND, status_name(status).as_bytes())
+        (STATUS_KIND, status_name(status).as_bytes())
     } else if let Some(holder) = &filter.holder {
         scan.answers_holder = true;
-        component_prefix(HOLDER_KIND, holder.as_bytes())
+        (HOLDER_KIND, holder.as_bytes())
     } else {
-        component_prefix(DEADLINE_KIND, &[])
+        (DEADLINE_KIND, &[])
     };
+    let prefix = component_prefix(kind, component);
     let (start, end) = if filter.deadline_from.is_some() || filter.deadline_before.is_some() {
         urgency_range(prefix, filter.deadline_from, filter.deadline_before)
     } else {
+        scan.count_key = Some(count_key(kind, component));
         let mut end = prefix.clone();
         // The prefix ends in the separator: every key of the component sorts before this.
         if let Some(last) = end.last_mut() {
@@ -573,6 +694,19 @@ pub(crate) fn page(
     let deadline_from = filter.deadline_from.map(encode_instant);
     let deadline_before = filter.deadline_before.map(encode_instant);
     let bounded_by_deadline = deadline_from.is_some() || deadline_before.is_some();
+    // One whole component and nothing else to check: its count is the total, and the walk stops
+    // at the end of the page.
+    let counted_total = match &scan.count_key {
+        Some(count_key)
+            if lookups.is_empty()
+                && !needs_summary
+                && filter.text.as_deref().is_none_or(str::is_empty) =>
+        {
+            let count = changed_count(indexes.get(count_key)?.as_deref(), 0)?;
+            Some(usize::try_from(count).unwrap_or(usize::MAX))
+        }
+        _ => None,
+    };
     let keys = match &scan.end {
         Some(end) => indexes.range(scan.start.clone()..end.clone()),
         None => indexes.scan_prefix(&scan.start),
@@ -623,7 +757,11 @@ pub(crate) fn page(
         } else if total > skip && entries.len() < take {
             entries.push((urgency, number.to_owned()));
         }
+        if counted_total.is_some() && total >= skip.saturating_add(take) {
+            break;
+        }
     }
+    let total = counted_total.unwrap_or(total);
     if !scan.ordered {
         // Only the first `skip + take` in order are wanted: partitioned, then those sorted.
         let order = |left: &(Urgency, std::ops::Range<usize>),

@@ -30,7 +30,8 @@ use crate::codec::{
 };
 use crate::free_space::FreeSpaceGuard;
 use crate::index::{
-    INDEX_VERSION, IndexScan, KEY_SEPARATOR, index_keys, matches, number_from_index_key, plan_scan,
+    CountChanges, INDEX_VERSION, IndexScan, KEY_SEPARATOR, changed_count, index_keys, matches,
+    number_from_index_key, plan_scan,
 };
 use crate::snapshot::SnapshotEntry;
 use crate::{CaseFilter, FeedEntry, FeedSeq, StoreError};
@@ -38,8 +39,12 @@ use crate::{CaseFilter, FeedEntry, FeedSeq, StoreError};
 /// Version of the whole on-disk layout (tree names, key formats, meta keys).
 pub(crate) const STORE_FORMAT_VERSION: u32 = 1;
 
-/// sled's page cache defaults to 1 GiB; the node must stay small with 100,000 cases on disk.
-const SLED_CACHE_CAPACITY_BYTES: u64 = 64 * 1024 * 1024;
+/// sled's page cache defaults to 1 GiB; the node must stay small with 100,000 cases on disk. At
+/// 64 MiB a county's index tree (about a million keys at 100,000 cases) did not stay in it, so
+/// every 台账 search read its part of the index from disk again (2–3x slower); at 256 MiB it
+/// stays, for about 130 MiB more resident memory at 100,000 cases (BENCHMARKS.md). A small
+/// office's store never fills it.
+const SLED_CACHE_CAPACITY_BYTES: u64 = 256 * 1024 * 1024;
 
 const FORMAT_VERSION_KEY: &[u8] = b"store/format_version";
 const CASE_COUNT_KEY: &[u8] = b"store/case_count";
@@ -54,6 +59,11 @@ const NAMES_COMPLETE_KEY: &[u8] = b"store/petitioner_names_complete";
 const NAMES_THROUGH_KEY: &[u8] = b"store/petitioner_names_through";
 /// How many summaries the index rebuild reads between progress lines in the log.
 const INDEX_REBUILD_PROGRESS_EVERY: u64 = 10_000;
+/// Index keys [`Storage::warm_indexes`] reads between asking whether to stop.
+const WARM_STOP_CHECK_EVERY: u64 = 10_000;
+/// Cases whose index keys a rebuild writes in one batch (a rebuild of 100,000 cases takes about
+/// 25 s either way: reading and decoding the summaries and the million inserts are the cost).
+const INDEX_REBUILD_BATCH_CASES: u64 = 1_000;
 /// Callers' metadata lives under its own prefix so it can never overwrite the store's own keys.
 const NODE_META_PREFIX: &[u8] = b"node/";
 
@@ -268,6 +278,21 @@ fn abort<T>(error: StoreError) -> ConflictableTransactionResult<T, StoreError> {
     Err(ConflictableTransactionError::Abort(error))
 }
 
+/// Adds `changes` to the counts kept in the index tree, in the transaction writing the keys.
+fn write_count_changes(
+    indexes: &TransactionalTree,
+    changes: &CountChanges,
+) -> ConflictableTransactionResult<(), StoreError> {
+    for (key, change) in changes.entries() {
+        let count = match changed_count(indexes.get(key)?.as_deref(), change) {
+            Ok(count) => count,
+            Err(error) => return abort(error),
+        };
+        indexes.insert(key, &count.to_be_bytes()[..])?;
+    }
+    Ok(())
+}
+
 fn finish<T>(result: Result<T, TransactionError<StoreError>>) -> Result<T, StoreError> {
     result.map_err(|error| match error {
         TransactionError::Abort(error) => error,
@@ -384,6 +409,8 @@ impl Storage {
         // Stopped part-way, the version is not recorded and the next open starts over.
         self.trees.indexes.clear()?;
         let mut done = 0u64;
+        let mut count_changes = CountChanges::default();
+        let mut batch = sled::Batch::default();
         for item in self.trees.summaries.iter() {
             let (key, value) = item?;
             let number = std::str::from_utf8(&key)
@@ -397,16 +424,23 @@ impl Storage {
                     continue;
                 }
             };
-            let mut batch = sled::Batch::default();
-            for index_key in index_keys(&summary) {
+            let keys = index_keys(&summary);
+            count_changes.replace(&[], &keys);
+            for index_key in keys {
                 batch.insert(index_key, &[][..]);
             }
-            self.trees.indexes.apply_batch(batch)?;
             done += 1;
+            if done.is_multiple_of(INDEX_REBUILD_BATCH_CASES) {
+                self.trees.indexes.apply_batch(std::mem::take(&mut batch))?;
+            }
             if done.is_multiple_of(INDEX_REBUILD_PROGRESS_EVERY) {
                 tracing::info!(done, cases = total, "rebuilding the case indexes");
             }
         }
+        for (count_key, count) in count_changes.entries() {
+            batch.insert(count_key, &count.unsigned_abs().to_be_bytes()[..]);
+        }
+        self.trees.indexes.apply_batch(batch)?;
         self.trees
             .meta
             .insert(INDEX_VERSION_KEY, &INDEX_VERSION.to_be_bytes()[..])?;
@@ -502,6 +536,10 @@ impl Storage {
     ) -> Result<Vec<FeedSeq>, StoreError> {
         self.free_space.check()?;
         let trees = &self.trees;
+        let mut count_changes = CountChanges::default();
+        for case in cases {
+            count_changes.replace(&[], &case.index_keys);
+        }
         let result = (
             &trees.documents,
             &trees.case_records,
@@ -543,6 +581,7 @@ impl Storage {
                         )?;
                         feed_positions.push(feed_head);
                     }
+                    write_count_changes(indexes, &count_changes)?;
                     meta.insert(FEED_HEAD_KEY, &feed_head.to_be_bytes()[..])?;
                     let new_count = case_count.saturating_add(cases.len() as u64);
                     meta.insert(CASE_COUNT_KEY, &new_count.to_be_bytes()[..])?;
@@ -603,6 +642,7 @@ impl Storage {
             .transaction(
                 |(documents, changes, case_records, summaries, indexes, feed, meta)| {
                     let mut positions = Vec::with_capacity(updates.len());
+                    let mut count_changes = CountChanges::default();
                     for ((number, update, based_on), document_record) in
                         updates.iter().zip(&document_records)
                     {
@@ -641,6 +681,7 @@ impl Storage {
                                 indexes.insert(new_key.as_slice(), &[][..])?;
                             }
                         }
+                        count_changes.replace(&old_index_keys, &update.index_keys);
                         summaries.insert(key, update.summary_record.as_slice())?;
 
                         let feed_seq = read_meta_u64_in(meta, FEED_HEAD_KEY)? + 1;
@@ -680,6 +721,7 @@ impl Storage {
                         case_records.insert(key, new_record.encode())?;
                         positions.push(feed_seq);
                     }
+                    write_count_changes(indexes, &count_changes)?;
                     for (key, value) in meta_entries {
                         meta.insert(key.as_slice(), value.as_slice())?;
                     }
@@ -831,6 +873,7 @@ impl Storage {
         let trees = &self.trees;
         let result = (&trees.summaries, &trees.indexes, &trees.meta).transaction(
             |(summaries, indexes, meta)| {
+                let mut count_changes = CountChanges::default();
                 for rewrite in rewrites {
                     let key = rewrite.number.as_bytes();
                     let current = summaries.get(key)?;
@@ -847,8 +890,10 @@ impl Storage {
                             indexes.insert(new_key.as_slice(), &[][..])?;
                         }
                     }
+                    count_changes.replace(&rewrite.old_index_keys, &rewrite.new_index_keys);
                     summaries.insert(key, rewrite.record.as_slice())?;
                 }
+                write_count_changes(indexes, &count_changes)?;
                 if let Some(through) = through {
                     meta.insert(NAMES_THROUGH_KEY, through.as_bytes())?;
                 }
@@ -859,6 +904,21 @@ impl Storage {
             },
         );
         finish(result)
+    }
+
+    pub(crate) fn warm_indexes(
+        &self,
+        stop_requested: &dyn Fn() -> bool,
+    ) -> Result<u64, StoreError> {
+        let mut read = 0u64;
+        for key in self.trees.indexes.iter().keys() {
+            key?;
+            read += 1;
+            if read.is_multiple_of(WARM_STOP_CHECK_EVERY) && stop_requested() {
+                break;
+            }
+        }
+        Ok(read)
     }
 
     pub(crate) fn list(&self, filter: &CaseFilter) -> Result<Vec<CaseSummary>, StoreError> {
@@ -1231,6 +1291,7 @@ impl Storage {
     pub(crate) fn rebuild_after_restore(&self) -> Result<u64, StoreError> {
         let mut feed_head = self.feed_head()?;
         let mut cases = 0u64;
+        let mut count_changes = CountChanges::default();
         for item in self.trees.case_records.iter() {
             let (key, record_bytes) = item?;
             let number = std::str::from_utf8(&key)
@@ -1242,7 +1303,9 @@ impl Storage {
             let summary = self
                 .read_summary(number)?
                 .ok_or_else(|| corrupt(format!("summary of case {number}"), "missing"))?;
-            for index_key in index_keys(&summary) {
+            let keys = index_keys(&summary);
+            count_changes.replace(&[], &keys);
+            for index_key in keys {
                 self.trees.indexes.insert(index_key, &[][..])?;
             }
             let seq_key = record.feed_seq.to_be_bytes();
@@ -1259,6 +1322,12 @@ impl Storage {
             }
             feed_head = feed_head.max(record.feed_seq);
             cases += 1;
+        }
+        // A restore writes into a new store (`is_new`): there are no counts to add to.
+        for (count_key, count) in count_changes.entries() {
+            self.trees
+                .indexes
+                .insert(count_key, &count.unsigned_abs().to_be_bytes()[..])?;
         }
         self.trees
             .meta

@@ -66,6 +66,12 @@ fn tree_len(store: &Store, name: &str) -> usize {
     store.storage.raw_tree(name).expect("known tree").len()
 }
 
+/// Keys of the index tree, not counting the counts kept beside them.
+fn index_key_count(store: &Store) -> usize {
+    let indexes = store.storage.raw_tree("indexes").expect("indexes");
+    indexes.len() - indexes.scan_prefix(b"#").count()
+}
+
 fn assert_corrupt<T: std::fmt::Debug>(result: Result<T, StoreError>) {
     assert!(
         matches!(result, Err(StoreError::Corrupt { .. })),
@@ -407,7 +413,8 @@ fn index_filters_follow_updates() {
     );
     // Only the changed keys moved: six keys per case (status, holder, category, region, the
     // deadline order, registration), the closed one's deadline key at the end of the order.
-    assert_eq!(tree_len(&store, "indexes"), 4 * 6);
+    assert_eq!(index_key_count(&store), 4 * 6);
+    assert_index_counts_equal_their_keys(&store);
 
     let mut seen = Vec::new();
     store
@@ -1917,6 +1924,7 @@ fn a_snapshot_holds_every_case_as_at_its_position_while_writes_go_on() {
     let restored = open_store(&restored_path);
     assert_eq!(restored.case_count(), 6);
     assert_eq!(restored.feed_head().expect("head"), position);
+    assert_index_counts_equal_their_keys(&restored);
     assert_eq!(
         event_ids(&restored, &numbers[0]),
         vec![format!("register-{}", numbers[0]), "before-0".to_owned()]
@@ -2203,6 +2211,37 @@ fn assert_pages_equal_sorted_full_scans(store: &Store) {
     );
 }
 
+/// Every count kept in the index tree equals the number of keys of its component, and every
+/// counted component with keys has its count.
+fn assert_index_counts_equal_their_keys(store: &Store) {
+    let indexes = store.storage.raw_tree("indexes").expect("indexes");
+    let mut walked: std::collections::BTreeMap<Vec<u8>, u64> = std::collections::BTreeMap::new();
+    let mut stored: std::collections::BTreeMap<Vec<u8>, u64> = std::collections::BTreeMap::new();
+    for item in indexes.iter() {
+        let (key, value) = item.expect("reads");
+        if key.first() == Some(&b'#') {
+            let count = u64::from_be_bytes(value.as_ref().try_into().expect("8 bytes"));
+            if count > 0 {
+                stored.insert(key.to_vec(), count);
+            }
+        } else if let Some(count_key) = crate::index::count_key_of(&key) {
+            *walked.entry(count_key).or_default() += 1;
+        }
+    }
+    assert!(!walked.is_empty(), "no counted keys");
+    assert_eq!(stored, walked);
+}
+
+#[test]
+fn warming_the_indexes_reads_every_index_key() {
+    let directory = tempfile::tempdir().expect("tempdir");
+    let store = open_store(directory.path());
+    create_raw(&store, &mixed_summaries(50)).expect("created");
+    let keys = store.storage.raw_tree("indexes").expect("indexes").len() as u64;
+    assert!(keys > 50 * 5, "{keys} index keys");
+    assert_eq!(store.warm_indexes(&|| false).expect("warms"), keys);
+}
+
 #[test]
 fn indexed_listings_and_ledger_pages_equal_a_full_scan_on_a_mixed_store() {
     let directory = tempfile::tempdir().expect("tempdir");
@@ -2211,6 +2250,7 @@ fn indexed_listings_and_ledger_pages_equal_a_full_scan_on_a_mixed_store() {
     create_raw(&store, &summaries).expect("created");
     assert_indexed_answers_equal_full_scans(&store);
     assert_pages_equal_sorted_full_scans(&store);
+    assert_index_counts_equal_their_keys(&store);
 
     // Updates move cases between statuses, holders and deadlines, and cross directives off.
     for summary in summaries.iter_mut().step_by(3) {
@@ -2227,6 +2267,7 @@ fn indexed_listings_and_ledger_pages_equal_a_full_scan_on_a_mixed_store() {
     }
     assert_indexed_answers_equal_full_scans(&store);
     assert_pages_equal_sorted_full_scans(&store);
+    assert_index_counts_equal_their_keys(&store);
 }
 
 #[test]
@@ -2275,6 +2316,10 @@ fn a_store_indexed_under_index_version_2_is_cleared_and_rebuilt_on_open() {
         indexes
             .insert(stale_key.as_slice(), &[][..])
             .expect("inserted");
+        // Nor did it keep counts (version 4).
+        for key in indexes.scan_prefix(b"#").keys() {
+            indexes.remove(key.expect("reads")).expect("removed");
+        }
         let meta = store.storage.raw_tree("meta").expect("meta");
         meta.insert(b"store/index_version", &2u32.to_be_bytes()[..])
             .expect("inserted");
@@ -2285,6 +2330,7 @@ fn a_store_indexed_under_index_version_2_is_cleared_and_rebuilt_on_open() {
     assert_eq!(indexes.get(&stale_key).expect("reads"), None);
     assert_indexed_answers_equal_full_scans(&store);
     assert_pages_equal_sorted_full_scans(&store);
+    assert_index_counts_equal_their_keys(&store);
     let meta = store.storage.raw_tree("meta").expect("meta");
     assert_eq!(
         meta.get(b"store/index_version").expect("reads").as_deref(),

@@ -1009,6 +1009,9 @@ impl BoundServer {
             let stop = Arc::clone(&migration_stop);
             tokio::task::spawn_blocking(move || {
                 let stop_requested = || stop.load(std::sync::atomic::Ordering::Relaxed);
+                if let Err(error) = node.warm_store_indexes(&stop_requested) {
+                    tracing::warn!(%error, "cannot read the case indexes into the cache; the first listings read them from disk");
+                }
                 if let Err(error) = node.complete_store_migrations(&stop_requested) {
                     tracing::warn!(%error, "cannot finish the store's names migration; searches by name read the cases meanwhile, and the next start resumes it");
                 }

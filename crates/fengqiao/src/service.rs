@@ -972,6 +972,22 @@ impl Node {
         Ok(self.store.complete_petitioner_names(stop_requested)?)
     }
 
+    /// Reads the store's indexes into its cache once after a start (`Store::warm_indexes`), so
+    /// the first 台账 pages and searches do not each wait for their part to come from disk.
+    pub fn warm_store_indexes(
+        &self,
+        stop_requested: &dyn Fn() -> bool,
+    ) -> Result<(), ServiceError> {
+        let started = std::time::Instant::now();
+        let keys = self.store.warm_indexes(stop_requested)?;
+        tracing::info!(
+            keys,
+            seconds = started.elapsed().as_secs_f64(),
+            "case indexes read into the cache"
+        );
+        Ok(())
+    }
+
     /// Supervision directives on the node's cases, most urgent first. With `open_only`, those not
     /// yet crossed off.
     pub fn directives(
