@@ -95,13 +95,27 @@ fn measure_pages(options: &Options, node: &NodeRun) -> anyhow::Result<()> {
         "统计 (/statistics)",
         time_requests(requests, |_| page(address, &cookie, "/statistics"))?,
     );
+    let ledger_times = request_times(requests, |request| {
+        let filter = LEDGER_FILTERS[request % LEDGER_FILTERS.len()];
+        page(address, &cookie, &format!("/cases?{filter}"))
+    })?;
     report(
         "台账, a filter and a page of 50 (/cases?...)",
-        time_requests(requests, |request| {
-            let filter = LEDGER_FILTERS[request % LEDGER_FILTERS.len()];
-            page(address, &cookie, &format!("/cases?{filter}"))
-        })?,
+        Timings::of(ledger_times.clone()),
     );
+    // Which filter the tail is: the first request of each filter is its first walk since the
+    // start, the later ones its repeats.
+    for (index, filter) in LEDGER_FILTERS.iter().enumerate() {
+        let times: Vec<String> = ledger_times
+            .iter()
+            .skip(index)
+            .step_by(LEDGER_FILTERS.len())
+            .map(|time| format!("{:.1}", time.as_secs_f64() * 1e3))
+            .collect();
+        if !times.is_empty() {
+            println!("  台账 /cases?{filter}: {} ms", times.join(", "));
+        }
+    }
 
     let mut numbers = Vec::new();
     for listing in 1..=4 {
@@ -181,15 +195,23 @@ fn wait_for_ledger_rows(address: SocketAddr, cookie: &str) -> anyhow::Result<()>
 /// Time `count` requests made one after another; `request(i)` makes the i-th.
 fn time_requests(
     count: usize,
-    mut request: impl FnMut(usize) -> anyhow::Result<String>,
+    request: impl FnMut(usize) -> anyhow::Result<String>,
 ) -> anyhow::Result<Timings> {
+    Ok(Timings::of(request_times(count, request)?))
+}
+
+/// The time of each of `count` requests, in order.
+fn request_times(
+    count: usize,
+    mut request: impl FnMut(usize) -> anyhow::Result<String>,
+) -> anyhow::Result<Vec<Duration>> {
     let mut times = Vec::with_capacity(count);
     for index in 0..count {
         let started = Instant::now();
         request(index)?;
         times.push(started.elapsed());
     }
-    Ok(Timings::of(times))
+    Ok(times)
 }
 
 fn report(what: &str, timings: Timings) {
