@@ -106,6 +106,12 @@ pub const DEFAULT_COMPACT_AFTER_CHUNKS: u32 = 16;
 /// has started and for a person to log in and clean up.
 pub const DEFAULT_MIN_FREE_BYTES: u64 = 256 * 1024 * 1024;
 
+/// sled's page cache defaults to 1 GiB; a node must stay small. At 64 MiB a county's index tree
+/// (about a million keys at 100,000 cases) did not stay in it, so every 台账 search read its part
+/// of the index from disk again (2–3x slower); at 256 MiB it stays, for about 190 MiB more
+/// resident memory at 100,000 cases (BENCHMARKS.md). A small office's store never fills it.
+pub const DEFAULT_PAGE_CACHE_BYTES: u64 = 256 * 1024 * 1024;
+
 /// Access log records kept in memory while the disk is below the reserve (a few hundred bytes
 /// each); reads beyond them are counted, and the count is logged when space returns.
 const MAX_HELD_ACCESS_RECORDS: usize = 4096;
@@ -121,6 +127,8 @@ pub struct StoreOptions {
     pub compact_after_chunks: u32,
     /// Writes are refused while the disk holding the store has less free than this (0: never).
     pub min_free_bytes: u64,
+    /// The most sled keeps of the store's pages in memory ([`DEFAULT_PAGE_CACHE_BYTES`]).
+    pub page_cache_bytes: u64,
 }
 
 impl StoreOptions {
@@ -130,6 +138,7 @@ impl StoreOptions {
             actor,
             compact_after_chunks: DEFAULT_COMPACT_AFTER_CHUNKS,
             min_free_bytes: DEFAULT_MIN_FREE_BYTES,
+            page_cache_bytes: DEFAULT_PAGE_CACHE_BYTES,
         }
     }
 }
@@ -359,7 +368,7 @@ impl Store {
     /// Opens (or creates) the store at `path`. Reads no documents: open time and memory do not
     /// grow with the number of cases beyond what sled itself needs to recover.
     pub fn open(path: &std::path::Path, options: StoreOptions) -> Result<Store, StoreError> {
-        let storage = Storage::open(path, options.min_free_bytes)?;
+        let storage = Storage::open(path, options.min_free_bytes, options.page_cache_bytes)?;
         let case_count = storage.read_case_count()?;
         let petitioner_names_indexed = storage.petitioner_names_complete()?;
         let account_trees = accounts::AccountTrees::open(storage.database())?;

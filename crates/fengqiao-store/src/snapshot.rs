@@ -218,7 +218,7 @@ pub struct StoreRestore {
 impl StoreRestore {
     /// Creates the store at `path`, which must hold no store yet (or an empty one).
     pub fn create(path: &Path) -> Result<StoreRestore, StoreError> {
-        let storage = Storage::open(path, 0)?;
+        let storage = Storage::open(path, 0, crate::DEFAULT_PAGE_CACHE_BYTES)?;
         if !storage.is_new()? {
             return Err(StoreError::NotEmpty {
                 path: path.display().to_string(),

@@ -39,13 +39,6 @@ use crate::{CaseFilter, FeedEntry, FeedSeq, StoreError};
 /// Version of the whole on-disk layout (tree names, key formats, meta keys).
 pub(crate) const STORE_FORMAT_VERSION: u32 = 1;
 
-/// sled's page cache defaults to 1 GiB; the node must stay small with 100,000 cases on disk. At
-/// 64 MiB a county's index tree (about a million keys at 100,000 cases) did not stay in it, so
-/// every 台账 search read its part of the index from disk again (2–3x slower); at 256 MiB it
-/// stays, for about 130 MiB more resident memory at 100,000 cases (BENCHMARKS.md). A small
-/// office's store never fills it.
-const SLED_CACHE_CAPACITY_BYTES: u64 = 256 * 1024 * 1024;
-
 const FORMAT_VERSION_KEY: &[u8] = b"store/format_version";
 const CASE_COUNT_KEY: &[u8] = b"store/case_count";
 const FEED_HEAD_KEY: &[u8] = b"store/feed_head";
@@ -321,12 +314,12 @@ const LOCK_WAIT: Duration = Duration::from_secs(5);
 /// sled's background flusher keeps the database (and its lock) alive for a moment after the last
 /// handle is dropped, so a store closed and reopened in one process (a restart inside the node, a
 /// test) would otherwise fail at random. A lock still held after `LOCK_WAIT` is another process.
-fn open_database(path: &Path) -> Result<sled::Db, StoreError> {
+fn open_database(path: &Path, page_cache_bytes: u64) -> Result<sled::Db, StoreError> {
     let started = Instant::now();
     loop {
         let opened = sled::Config::new()
             .path(path)
-            .cache_capacity(SLED_CACHE_CAPACITY_BYTES)
+            .cache_capacity(page_cache_bytes)
             .open();
         match opened {
             Err(sled::Error::Io(error)) if error.to_string().contains("could not acquire lock") => {
@@ -350,9 +343,14 @@ pub(crate) struct Storage {
 }
 
 impl Storage {
-    /// Opens the database at `path`, whose writes keep `min_free_bytes` free on its disk.
-    pub(crate) fn open(path: &Path, min_free_bytes: u64) -> Result<Storage, StoreError> {
-        let database = open_database(path)?;
+    /// Opens the database at `path`, whose writes keep `min_free_bytes` free on its disk and
+    /// whose pages sled keeps up to `page_cache_bytes` of in memory.
+    pub(crate) fn open(
+        path: &Path,
+        min_free_bytes: u64,
+        page_cache_bytes: u64,
+    ) -> Result<Storage, StoreError> {
+        let database = open_database(path, page_cache_bytes)?;
         let trees = Trees {
             documents: database.open_tree("documents")?,
             changes: database.open_tree("changes")?,
@@ -540,6 +538,11 @@ impl Storage {
         for case in cases {
             count_changes.replace(&[], &case.index_keys);
         }
+        // Encoded here, not in the closure, because the closure runs under sled's global lock.
+        let document_records: Vec<Vec<u8>> = cases
+            .iter()
+            .map(|case| encode_versioned(DOCUMENT_RECORD_VERSION, &case.saved))
+            .collect();
         let result = (
             &trees.documents,
             &trees.case_records,
@@ -553,9 +556,12 @@ impl Storage {
                     let mut feed_head = read_meta_u64_in(meta, FEED_HEAD_KEY)?;
                     let case_count = read_meta_u64_in(meta, CASE_COUNT_KEY)?;
                     let mut feed_positions = Vec::with_capacity(cases.len());
-                    for case in cases {
+                    for (case, document_record) in cases.iter().zip(&document_records) {
                         let number = case.number.as_bytes();
-                        if case_records.get(number)?.is_some() || documents.get(number)?.is_some() {
+                        // Every write of a case writes its record with its document, so the
+                        // record alone says whether the case is here (one lookup, not two: in
+                        // an initial sync these lookups were 7 % of the receiver's time).
+                        if case_records.get(number)?.is_some() {
                             return abort(StoreError::AlreadyExists(case.number.clone()));
                         }
                         feed_head += 1;
@@ -566,10 +572,7 @@ impl Storage {
                             saved_bytes: case.saved.len() as u64,
                             heads: case.heads.clone(),
                         };
-                        documents.insert(
-                            number,
-                            encode_versioned(DOCUMENT_RECORD_VERSION, &case.saved),
-                        )?;
+                        documents.insert(number, document_record.as_slice())?;
                         case_records.insert(number, record.encode())?;
                         summaries.insert(number, case.summary_record.as_slice())?;
                         for key in &case.index_keys {

@@ -139,6 +139,17 @@ pub struct StorageSection {
     /// Bytes kept free on the disk holding the node directory: below it, every write is refused
     /// (HTTP 507) and `/api/health` says why, until space is freed. 0 turns the check off.
     pub min_free_bytes: u64,
+    /// MiB of the store's pages kept in memory by sled (its page cache). A county holding
+    /// 100,000 cases needs about 256 for its 台账 searches to stay fast; a small office's store
+    /// never fills it, so a lower value only matters where memory is short.
+    pub page_cache_mib: u64,
+}
+
+impl StorageSection {
+    /// `page_cache_mib` in bytes.
+    pub fn page_cache_bytes(&self) -> u64 {
+        self.page_cache_mib.saturating_mul(1024 * 1024)
+    }
 }
 
 impl Default for StorageSection {
@@ -146,6 +157,7 @@ impl Default for StorageSection {
         StorageSection {
             cache_capacity: 1024,
             min_free_bytes: fengqiao_store::DEFAULT_MIN_FREE_BYTES,
+            page_cache_mib: fengqiao_store::DEFAULT_PAGE_CACHE_BYTES / (1024 * 1024),
         }
     }
 }

@@ -466,6 +466,7 @@ impl Node {
         let lock = lock_node_directory(dir)?;
         let options = StoreOptions {
             min_free_bytes: config.storage.min_free_bytes,
+            page_cache_bytes: config.storage.page_cache_bytes(),
             ..StoreOptions::new(config.storage.cache_capacity, identity.actor().to_vec())
         };
         let store_path = node_dir.store_path();
