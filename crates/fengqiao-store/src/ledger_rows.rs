@@ -102,6 +102,21 @@ impl Store {
         }
     }
 
+    /// Case `number`'s ledger facts: its kept row while current ([`Store::current_ledger_facts`]),
+    /// else read from its document without caching it. `None` if there is no such case. The
+    /// one way the 台账's pages and its export read a case's row.
+    pub fn ledger_facts(&self, number: &str) -> Result<Option<LedgerFacts>, StoreError> {
+        if let Some(facts) = self.current_ledger_facts(number)? {
+            return Ok(Some(facts));
+        }
+        let Some(contents) = self.with_case_uncached(number, |document| document.contents())?
+        else {
+            return Ok(None);
+        };
+        let (header, events) = contents?;
+        Ok(Some(ledger_facts(&header, &events)))
+    }
+
     /// One step of the ledger rows' keeper: reads up to `batch` feed entries after its position,
     /// and for each case still at its entry's position whose row is not stamped with it, reads
     /// the case (from the cache, or loaded without caching it) and writes its row, with the new

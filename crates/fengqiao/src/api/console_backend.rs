@@ -17,8 +17,8 @@ use fengqiao_case::model::audit::{AuditLog, AuditReport, QuarantineListing};
 use fengqiao_case::model::roster::RosterView;
 use fengqiao_case::model::stats::StatsBreakdown;
 use fengqiao_case::model::{
-    AppendEvent, CaseHeader, CaseView, DirectiveListItem, EventKind, Measures, NodeId, NodeInfo,
-    RegisterCase, WarningGrade,
+    AppendEvent, CaseView, DirectiveListItem, EventKind, Measures, NodeId, NodeInfo, RegisterCase,
+    WarningGrade,
 };
 use fengqiao_case::summary::earliest_open_deadline;
 use fengqiao_case::warnings::worst_grade;
@@ -721,19 +721,6 @@ pub(super) fn matching_items(
     Ok(items)
 }
 
-/// The header a 台账 row shows (petitioners, summary): from the facts the store keeps per case
-/// while they are current, as the export reads them, else from the case's document. A page of
-/// 50 rows read from documents loaded 50 automerge documents, most of the page's time.
-fn listed_case_header(node: &Node, number: &str) -> Result<Option<CaseHeader>, ServiceError> {
-    if let Some(facts) = node.store().current_ledger_facts(number)? {
-        return Ok(Some(facts.header));
-    }
-    Ok(node
-        .store()
-        .with_case(number, |document| document.header())?
-        .transpose()?)
-}
-
 /// The 台账 as an Excel workbook, through the API's export (`ledger_export.rs`): the same
 /// columns, the same access-log record under the console's action.
 fn export_ledger(
@@ -812,7 +799,13 @@ fn case_page(
     let rows: Vec<CaseRow> = items
         .into_iter()
         .map(|item| {
-            let header = listed_case_header(node, &item.summary.number)?;
+            // The row's facts as the export reads them (`Store::ledger_facts`: the kept row,
+            // not the document, unless the case changed since its keeper passed); loading 50
+            // documents was most of a page's time.
+            let header = node
+                .store()
+                .ledger_facts(&item.summary.number)?
+                .map(|facts| facts.header);
             Ok(CaseRow {
                 petitioners: header
                     .as_ref()

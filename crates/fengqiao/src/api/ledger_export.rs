@@ -7,7 +7,6 @@ use std::io::{Seek, Write};
 use std::sync::mpsc::{Receiver, sync_channel};
 
 use chrono::{DateTime, Utc};
-use fengqiao_case::summary::ledger_facts;
 use fengqiao_console::CaseQuery;
 
 use super::console_backend::matching_items;
@@ -27,7 +26,7 @@ pub struct Exporter<'a> {
 /// first (the console's order), and log the export; the number of cases written.
 ///
 /// The list's order is kept as case numbers only (the summaries are dropped once sorted).
-/// Each case's row comes from the facts the store keeps per case (`Store::current_ledger_facts`)
+/// Each case's row comes from `Store::ledger_facts`: the facts the store keeps per case
 /// or, for a case written since its keeper last read it, from its automerge document. Reading
 /// and rendering runs on [`reader_count`] threads ahead of the writer, each taking every n-th case and
 /// handing its rows over a bounded channel, so memory holds at most [`ROWS_AHEAD`] rows per
@@ -123,12 +122,8 @@ fn reader_count() -> usize {
 /// Case `number`'s ledger row: from the row the store keeps for it while that is current (the
 /// case not written since its keeper read it), else from its document, read without caching it.
 fn read_row(node: &Node, number: &str, identifiers: Identifiers) -> RowRead {
-    if let Some(facts) = node.store().current_ledger_facts(number)? {
-        return Ok(Some(ledger_row(&facts, identifiers)));
-    }
-    let contents = node
+    Ok(node
         .store()
-        .with_case_uncached(number, |document| document.contents())?
-        .transpose()?;
-    Ok(contents.map(|(header, events)| ledger_row(&ledger_facts(&header, &events), identifiers)))
+        .ledger_facts(number)?
+        .map(|facts| ledger_row(&facts, identifiers)))
 }
