@@ -184,31 +184,30 @@ pub(crate) fn index_keys(summary: &CaseSummary) -> Vec<Vec<u8>> {
 
 /// The case number any index key ends with (with or without an urgency before it).
 pub(crate) fn number_from_index_key(key: &[u8]) -> Result<CaseId, StoreError> {
+    split_number(key).map(|(_, number)| number.to_owned())
+}
+
+/// Where the last separator of an index key is, and the case number after it.
+fn split_number(key: &[u8]) -> Result<(usize, &str), StoreError> {
     let separator = key
         .iter()
         .rposition(|&byte| byte == KEY_SEPARATOR)
         .ok_or_else(|| corrupt("index key", "no separator"))?;
     let number = key.get(separator + 1..).unwrap_or_default();
-    std::str::from_utf8(number)
-        .map(str::to_owned)
-        .map_err(|error| corrupt("index key", error.to_string()))
+    let number =
+        std::str::from_utf8(number).map_err(|error| corrupt("index key", error.to_string()))?;
+    Ok((separator, number))
 }
 
 /// The urgency and the case number an index key ends with, borrowed from the key: a page walks
 /// every key of its index and copies only the numbers it keeps.
 fn entry_from_index_key(key: &[u8]) -> Result<(Urgency, &str), StoreError> {
-    let separator = key
-        .iter()
-        .rposition(|&byte| byte == KEY_SEPARATOR)
-        .ok_or_else(|| corrupt("index key", "no separator"))?;
+    let (separator, number) = split_number(key)?;
     let urgency: Urgency = separator
         .checked_sub(URGENCY_BYTES)
         .and_then(|start| key.get(start..separator))
         .and_then(|bytes| bytes.try_into().ok())
         .ok_or_else(|| corrupt("index key", "no urgency"))?;
-    let number = key.get(separator + 1..).unwrap_or_default();
-    let number =
-        std::str::from_utf8(number).map_err(|error| corrupt("index key", error.to_string()))?;
     Ok((urgency, number))
 }
 
@@ -281,17 +280,22 @@ impl CountChanges {
     }
 }
 
+/// A count as stored (absent: 0).
+fn stored_count(stored: Option<&[u8]>) -> Result<u64, StoreError> {
+    match stored {
+        None => Ok(0),
+        Some(bytes) => {
+            Ok(u64::from_be_bytes(bytes.try_into().map_err(|_| {
+                corrupt("index count", format!("{} bytes", bytes.len()))
+            })?))
+        }
+    }
+}
+
 /// A stored count with `change` added: absent is 0, and a count never goes below 0 (an index
 /// entry of a damaged summary left behind can make a removal find none to take off).
 pub(crate) fn changed_count(stored: Option<&[u8]>, change: i64) -> Result<u64, StoreError> {
-    let count = match stored {
-        None => 0,
-        Some(bytes) => u64::from_be_bytes(
-            bytes
-                .try_into()
-                .map_err(|_| corrupt("index count", format!("{} bytes", bytes.len())))?,
-        ),
-    };
+    let count = stored_count(stored)?;
     Ok(if change >= 0 {
         count.saturating_add(change.unsigned_abs())
     } else {
@@ -702,7 +706,7 @@ pub(crate) fn page(
                 && !needs_summary
                 && filter.text.as_deref().is_none_or(str::is_empty) =>
         {
-            let count = changed_count(indexes.get(count_key)?.as_deref(), 0)?;
+            let count = stored_count(indexes.get(count_key)?.as_deref())?;
             Some(usize::try_from(count).unwrap_or(usize::MAX))
         }
         _ => None,

@@ -286,6 +286,15 @@ fn write_count_changes(
     Ok(())
 }
 
+/// Counts counted from nothing (a rebuild, a restore into an empty tree) as the values to store.
+fn fresh_counts_batch(changes: &CountChanges) -> sled::Batch {
+    let mut batch = sled::Batch::default();
+    for (count_key, count) in changes.entries() {
+        batch.insert(count_key, &count.unsigned_abs().to_be_bytes()[..]);
+    }
+    batch
+}
+
 fn finish<T>(result: Result<T, TransactionError<StoreError>>) -> Result<T, StoreError> {
     result.map_err(|error| match error {
         TransactionError::Abort(error) => error,
@@ -435,10 +444,10 @@ impl Storage {
                 tracing::info!(done, cases = total, "rebuilding the case indexes");
             }
         }
-        for (count_key, count) in count_changes.entries() {
-            batch.insert(count_key, &count.unsigned_abs().to_be_bytes()[..]);
-        }
         self.trees.indexes.apply_batch(batch)?;
+        self.trees
+            .indexes
+            .apply_batch(fresh_counts_batch(&count_changes))?;
         self.trees
             .meta
             .insert(INDEX_VERSION_KEY, &INDEX_VERSION.to_be_bytes()[..])?;
@@ -1327,11 +1336,9 @@ impl Storage {
             cases += 1;
         }
         // A restore writes into a new store (`is_new`): there are no counts to add to.
-        for (count_key, count) in count_changes.entries() {
-            self.trees
-                .indexes
-                .insert(count_key, &count.unsigned_abs().to_be_bytes()[..])?;
-        }
+        self.trees
+            .indexes
+            .apply_batch(fresh_counts_batch(&count_changes))?;
         self.trees
             .meta
             .insert(FEED_HEAD_KEY, &feed_head.to_be_bytes()[..])?;
