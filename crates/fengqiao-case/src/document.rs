@@ -28,7 +28,6 @@ use automerge::{
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use std::cell::Cell;
 
 use crate::causal_past::CausalPast;
 use crate::model::{
@@ -55,42 +54,6 @@ const EVENTS_KEY: &str = "events";
 #[derive(Debug)]
 pub struct CaseDocument {
     doc: automerge::AutoCommit,
-    /// What the load's shape check read, for the first read after [`CaseDocument::load`].
-    read_at_load: ReadAtLoad,
-}
-
-/// The header and events a load read to check the document's shape, kept for the first read
-/// that follows: a merge into a stored case reads its events right after the store loaded it,
-/// and reading them through automerge a second time was about a tenth of the receiving side's
-/// work in a catch-up (BENCHMARKS.md, session 16). Taken by that first read,
-/// so a document read after its load does not hold its events twice; dropped by anything that
-/// may change the document (every `&mut` path to automerge goes through
-/// [`CaseDocument::automerge`], [`CaseDocument::push_event`] or [`CaseDocument::merge`]).
-#[derive(Default)]
-struct ReadAtLoad(Cell<Option<Box<Contents>>>);
-
-/// A document's header and events, as [`CaseDocument::contents`] reads them.
-type Contents = (CaseHeader, Vec<Event>);
-
-impl ReadAtLoad {
-    fn holding(header: CaseHeader, events: Vec<Event>) -> ReadAtLoad {
-        ReadAtLoad(Cell::new(Some(Box::new((header, events)))))
-    }
-
-    fn take(&self) -> Option<Contents> {
-        self.0.take().map(|read| *read)
-    }
-
-    fn forget(&mut self) {
-        self.0 = Cell::new(None);
-    }
-}
-
-impl std::fmt::Debug for ReadAtLoad {
-    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // Reading the cell would take what it holds; its presence is all that matters here.
-        formatter.write_str("ReadAtLoad")
-    }
 }
 
 impl CaseDocument {
@@ -123,10 +86,7 @@ impl CaseDocument {
         })();
         built?;
         doc.commit_with(change_options(register.at));
-        Ok(CaseDocument {
-            doc,
-            read_at_load: ReadAtLoad::default(),
-        })
+        Ok(CaseDocument { doc })
     }
 
     /// Load a document saved with [`CaseDocument::save`], then any incremental chunks after it.
@@ -138,10 +98,7 @@ impl CaseDocument {
     /// As with automerge itself, the next [`CaseDocument::save_incremental`] after a load returns
     /// the loaded changes again; callers that already hold them on disk discard that first chunk.
     pub fn load(saved: &[u8], incremental: &[&[u8]], actor: &[u8]) -> Result<Self, DocumentError> {
-        let (mut document, header, events) =
-            CaseDocument::load_and_read(saved, incremental, actor)?;
-        document.read_at_load = ReadAtLoad::holding(header, events);
-        Ok(document)
+        Ok(CaseDocument::load_and_read(saved, incremental, actor)?.0)
     }
 
     /// [`CaseDocument::load`], also handing back the header and events its shape check read, so
@@ -164,10 +121,7 @@ impl CaseDocument {
                 ))
             })?;
         }
-        let document = CaseDocument {
-            doc,
-            read_at_load: ReadAtLoad::default(),
-        };
+        let document = CaseDocument { doc };
         let (header, events) = document.contents()?;
         Ok((document, header, events))
     }
@@ -187,18 +141,12 @@ impl CaseDocument {
     }
 
     pub fn events(&self) -> Result<Vec<Event>, DocumentError> {
-        if let Some((_, events)) = self.read_at_load.take() {
-            return Ok(events);
-        }
         self.check_version()?;
         read_events(&self.doc, &self.events_object()?)
     }
 
     /// Header and events, read once: what a caller needs to derive the case's state.
     pub fn contents(&self) -> Result<(CaseHeader, Vec<Event>), DocumentError> {
-        if let Some(read) = self.read_at_load.take() {
-            return Ok(read);
-        }
         let version = self.check_version()?;
         let events = read_events(&self.doc, &self.events_object()?)?;
         let header = if version == 1 {
@@ -214,7 +162,6 @@ impl CaseDocument {
     ///
     /// `at` is stored with millisecond precision; anything finer is dropped.
     pub fn push_event(&mut self, event: &Event) -> Result<(), DocumentError> {
-        self.read_at_load.forget();
         let version = self.check_version()?;
         let events_object = self.events_object()?;
         // Only a schema-1 document keeps its header in a map that an amendment must write.
@@ -264,7 +211,6 @@ impl CaseDocument {
                  created as replicas of one case"
             )));
         }
-        self.read_at_load.forget();
         self.doc.merge(&mut other.doc)?;
         Ok(())
     }
@@ -274,7 +220,6 @@ impl CaseDocument {
     pub fn empty(actor: &[u8]) -> CaseDocument {
         CaseDocument {
             doc: AutoCommit::new().with_actor(ActorId::from(actor)),
-            read_at_load: ReadAtLoad::default(),
         }
     }
 
@@ -282,7 +227,6 @@ impl CaseDocument {
     pub fn fork(&mut self, actor: &[u8]) -> CaseDocument {
         CaseDocument {
             doc: self.doc.fork().with_actor(ActorId::from(actor)),
-            read_at_load: ReadAtLoad::default(),
         }
     }
 
@@ -296,18 +240,6 @@ impl CaseDocument {
             .collect();
         heads.sort();
         heads
-    }
-
-    /// Current heads as automerge gives them: what [`CaseDocument::save_after`] takes. Unlike a
-    /// read through [`CaseDocument::automerge`], this keeps what a load read for the first read.
-    pub fn change_heads(&mut self) -> Vec<ChangeHash> {
-        self.doc.get_heads()
-    }
-
-    /// The changes made after `heads` (see [`CaseDocument::change_heads`]), in automerge's
-    /// incremental form: what a store appends to the saved form.
-    pub fn save_after(&mut self, heads: &[ChangeHash]) -> Vec<u8> {
-        self.doc.save_after(heads)
     }
 
     /// Current heads as raw change hashes, sorted: the form records keep and peers compare.
@@ -399,8 +331,6 @@ impl CaseDocument {
 
     /// Access to the automerge document for the sync layer.
     pub fn automerge(&mut self) -> &mut automerge::AutoCommit {
-        // The caller may change the document through it.
-        self.read_at_load.forget();
         &mut self.doc
     }
 

@@ -594,7 +594,7 @@ impl Store {
         // that are not ancestors of these heads. Asking automerge for changes since its own
         // save mark instead would need the mark set after every load, which costs an encode of
         // every change in the document.
-        let stored_heads = document.change_heads();
+        let stored_heads = document.automerge().get_heads();
         let (summary, meta, value) = match change(&mut document) {
             Ok(changed) => changed,
             Err(error) => {
@@ -608,7 +608,7 @@ impl Store {
                 found: summary.number,
             });
         }
-        let incremental = document.save_after(&stored_heads);
+        let incremental = document.automerge().save_after(&stored_heads);
         let (update, _) =
             self.prepare_update(number, &mut document, incremental, &summary, &meta)?;
         let feed_seq = self
@@ -730,7 +730,7 @@ impl Store {
         let _case_guard = self.case_locks.lock(number);
         let handle = document_for_update(self, number)?;
         let mut document = lock_ignoring_poison(&handle);
-        let stored_heads = document.change_heads();
+        let stored_heads = document.automerge().get_heads();
         let (summary, value) = match change(&mut document) {
             Ok(changed) => changed,
             Err(error) => return Ok(Err(error)),
@@ -741,7 +741,7 @@ impl Store {
                 found: summary.number,
             });
         }
-        let incremental = document.save_after(&stored_heads);
+        let incremental = document.automerge().save_after(&stored_heads);
         let (update, based_on) =
             self.prepare_update(number, &mut document, incremental, &summary, &[])?;
         drop(document);
