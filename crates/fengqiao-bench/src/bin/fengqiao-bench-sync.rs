@@ -645,21 +645,17 @@ fn in_memory_incremental_sync(node: &Node, numbers: &[String]) -> anyhow::Result
     Ok(figures)
 }
 
-/// The case's heads as its node committed them (hex, sorted), read from its bookkeeping record:
-/// the waits poll this every millisecond or less, and loading the document instead cost the
-/// nodes under test a core (1,000 documents loaded per poll in W2) and their case locks.
-fn heads_of_case(node: &Node, number: &str) -> anyhow::Result<Vec<String>> {
-    let heads = node
-        .store()
+/// The case's heads as its node committed them (raw change hashes, sorted), read from its
+/// bookkeeping record: the waits poll this every millisecond or less, and loading the document
+/// instead cost the nodes under test a core (1,000 documents loaded per poll in W2) and their
+/// case locks. Only compared, so never encoded.
+fn heads_of_case(node: &Node, number: &str) -> anyhow::Result<Vec<[u8; 32]>> {
+    node.store()
         .heads(number)?
-        .with_context(|| format!("case {number} missing"))?;
-    Ok(heads
-        .iter()
-        .map(|head| head.iter().map(|byte| format!("{byte:02x}")).collect())
-        .collect())
+        .with_context(|| format!("case {number} missing"))
 }
 
-fn heads_of(node: &Node, numbers: &[String]) -> anyhow::Result<Vec<Vec<String>>> {
+fn heads_of(node: &Node, numbers: &[String]) -> anyhow::Result<Vec<Vec<[u8; 32]>>> {
     numbers
         .iter()
         .map(|number| heads_of_case(node, number))
