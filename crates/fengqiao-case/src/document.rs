@@ -28,6 +28,7 @@ use automerge::{
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use std::cell::Cell;
 
 use crate::causal_past::CausalPast;
 use crate::model::{
@@ -54,6 +55,43 @@ const EVENTS_KEY: &str = "events";
 #[derive(Debug)]
 pub struct CaseDocument {
     doc: automerge::AutoCommit,
+    /// What the load's shape check read, for the first read after
+    /// [`CaseDocument::load_for_update`].
+    read_at_load: ReadAtLoad,
+}
+
+/// The header and events a load read to check the document's shape, kept for the first read
+/// that follows: a merge into a stored case reads its events right after the store loaded it,
+/// and reading them through automerge a second time was about a tenth of the receiving side's
+/// work in a catch-up (BENCHMARKS.md, session 16). Taken by that first read,
+/// so a document read after its load does not hold its events twice; dropped by anything that
+/// may change the document (every `&mut` path to automerge goes through
+/// [`CaseDocument::automerge`], [`CaseDocument::push_event`] or [`CaseDocument::merge`]).
+#[derive(Default)]
+struct ReadAtLoad(Cell<Option<Box<Contents>>>);
+
+/// A document's header and events, as [`CaseDocument::contents`] reads them.
+type Contents = (CaseHeader, Vec<Event>);
+
+impl ReadAtLoad {
+    fn holding(header: CaseHeader, events: Vec<Event>) -> ReadAtLoad {
+        ReadAtLoad(Cell::new(Some(Box::new((header, events)))))
+    }
+
+    fn take(&self) -> Option<Contents> {
+        self.0.take().map(|read| *read)
+    }
+
+    fn forget(&mut self) {
+        self.0 = Cell::new(None);
+    }
+}
+
+impl std::fmt::Debug for ReadAtLoad {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Reading the cell would take what it holds; its presence is all that matters here.
+        formatter.write_str("ReadAtLoad")
+    }
 }
 
 impl CaseDocument {
@@ -86,7 +124,10 @@ impl CaseDocument {
         })();
         built?;
         doc.commit_with(change_options(register.at));
-        Ok(CaseDocument { doc })
+        Ok(CaseDocument {
+            doc,
+            read_at_load: ReadAtLoad::default(),
+        })
     }
 
     /// Load a document saved with [`CaseDocument::save`], then any incremental chunks after it.
@@ -99,6 +140,22 @@ impl CaseDocument {
     /// the loaded changes again; callers that already hold them on disk discard that first chunk.
     pub fn load(saved: &[u8], incremental: &[&[u8]], actor: &[u8]) -> Result<Self, DocumentError> {
         Ok(CaseDocument::load_and_read(saved, incremental, actor)?.0)
+    }
+
+    /// [`CaseDocument::load`] for a caller about to change the document: what the load read is
+    /// kept for the first read after it (see `ReadAtLoad`), which a merge makes right away.
+    /// Only for a document that is read or changed before anything keeps it: one that sits in
+    /// a cache unread would hold its events twice (a store that kept every loaded document
+    /// this way used twice the memory).
+    pub fn load_for_update(
+        saved: &[u8],
+        incremental: &[&[u8]],
+        actor: &[u8],
+    ) -> Result<Self, DocumentError> {
+        let (mut document, header, events) =
+            CaseDocument::load_and_read(saved, incremental, actor)?;
+        document.read_at_load = ReadAtLoad::holding(header, events);
+        Ok(document)
     }
 
     /// [`CaseDocument::load`], also handing back the header and events its shape check read, so
@@ -121,7 +178,10 @@ impl CaseDocument {
                 ))
             })?;
         }
-        let document = CaseDocument { doc };
+        let document = CaseDocument {
+            doc,
+            read_at_load: ReadAtLoad::default(),
+        };
         let (header, events) = document.contents()?;
         Ok((document, header, events))
     }
@@ -141,12 +201,18 @@ impl CaseDocument {
     }
 
     pub fn events(&self) -> Result<Vec<Event>, DocumentError> {
+        if let Some((_, events)) = self.read_at_load.take() {
+            return Ok(events);
+        }
         self.check_version()?;
         read_events(&self.doc, &self.events_object()?)
     }
 
     /// Header and events, read once: what a caller needs to derive the case's state.
     pub fn contents(&self) -> Result<(CaseHeader, Vec<Event>), DocumentError> {
+        if let Some(read) = self.read_at_load.take() {
+            return Ok(read);
+        }
         let version = self.check_version()?;
         let events = read_events(&self.doc, &self.events_object()?)?;
         let header = if version == 1 {
@@ -162,6 +228,7 @@ impl CaseDocument {
     ///
     /// `at` is stored with millisecond precision; anything finer is dropped.
     pub fn push_event(&mut self, event: &Event) -> Result<(), DocumentError> {
+        self.read_at_load.forget();
         let version = self.check_version()?;
         let events_object = self.events_object()?;
         // Only a schema-1 document keeps its header in a map that an amendment must write.
@@ -211,6 +278,7 @@ impl CaseDocument {
                  created as replicas of one case"
             )));
         }
+        self.read_at_load.forget();
         self.doc.merge(&mut other.doc)?;
         Ok(())
     }
@@ -220,6 +288,7 @@ impl CaseDocument {
     pub fn empty(actor: &[u8]) -> CaseDocument {
         CaseDocument {
             doc: AutoCommit::new().with_actor(ActorId::from(actor)),
+            read_at_load: ReadAtLoad::default(),
         }
     }
 
@@ -227,6 +296,7 @@ impl CaseDocument {
     pub fn fork(&mut self, actor: &[u8]) -> CaseDocument {
         CaseDocument {
             doc: self.doc.fork().with_actor(ActorId::from(actor)),
+            read_at_load: ReadAtLoad::default(),
         }
     }
 
@@ -240,6 +310,21 @@ impl CaseDocument {
             .collect();
         heads.sort();
         heads
+    }
+
+    /// Current heads as automerge gives them: what [`CaseDocument::save_after`] takes. Unlike a
+    /// read through [`CaseDocument::automerge`], this keeps what a load read for the first read.
+    pub fn change_heads(&mut self) -> Vec<ChangeHash> {
+        self.doc.get_heads()
+    }
+
+    /// The changes made after `heads` (see [`CaseDocument::change_heads`]), in automerge's
+    /// incremental form: what a store appends to the saved form. Drops what a load kept for
+    /// the first read: the store saves at the end of an update, after which the document may
+    /// sit in its cache, where that copy of the events would only take memory.
+    pub fn save_after(&mut self, heads: &[ChangeHash]) -> Vec<u8> {
+        self.read_at_load.forget();
+        self.doc.save_after(heads)
     }
 
     /// Current heads as raw change hashes, sorted: the form records keep and peers compare.
@@ -331,6 +416,8 @@ impl CaseDocument {
 
     /// Access to the automerge document for the sync layer.
     pub fn automerge(&mut self) -> &mut automerge::AutoCommit {
+        // The caller may change the document through it.
+        self.read_at_load.forget();
         &mut self.doc
     }
 

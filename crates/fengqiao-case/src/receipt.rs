@@ -567,7 +567,7 @@ pub fn screen(
     let (held_heads, held_events, base) = match held {
         Some(held) => {
             let events = held.events()?;
-            (held.automerge().get_heads(), events, held.fork(actor))
+            (held.change_heads(), events, held.fork(actor))
         }
         None => (Vec::new(), Vec::new(), CaseDocument::empty(actor)),
     };

@@ -261,6 +261,10 @@ pub struct FeedEntry {
 /// A node meta entry (key, value) written together with a case update, in the same transaction.
 pub type MetaEntry = (String, Vec<u8>);
 
+/// How a stored document is turned into a [`CaseDocument`]: [`CaseDocument::load`], or
+/// [`CaseDocument::load_for_update`] on the update paths.
+type DocumentLoader = fn(&[u8], &[&[u8]], &[u8]) -> Result<CaseDocument, DocumentError>;
+
 /// An update computed by [`Store::stage_update`], written by [`Store::commit_staged_updates`].
 /// Dropped unwritten, it changes nothing stored.
 #[derive(Debug)]
@@ -594,7 +598,7 @@ impl Store {
         // that are not ancestors of these heads. Asking automerge for changes since its own
         // save mark instead would need the mark set after every load, which costs an encode of
         // every change in the document.
-        let stored_heads = document.automerge().get_heads();
+        let stored_heads = document.change_heads();
         let (summary, meta, value) = match change(&mut document) {
             Ok(changed) => changed,
             Err(error) => {
@@ -608,7 +612,7 @@ impl Store {
                 found: summary.number,
             });
         }
-        let incremental = document.automerge().save_after(&stored_heads);
+        let incremental = document.save_after(&stored_heads);
         let (update, _) =
             self.prepare_update(number, &mut document, incremental, &summary, &meta)?;
         let feed_seq = self
@@ -668,7 +672,7 @@ impl Store {
     fn take_for_update(&self, number: &str) -> Result<DocumentHandle, StoreError> {
         match self.cache.take(number) {
             Some(handle) => Ok(handle),
-            None => match self.load_document(number)? {
+            None => match self.load_document_for_update(number)? {
                 Some(document) => Ok(Arc::new(Mutex::new(document))),
                 None => Err(StoreError::NotFound(number.to_owned())),
             },
@@ -681,7 +685,7 @@ impl Store {
         let document = match self.cache.get(number) {
             Some(handle) => lock_ignoring_poison(&handle).fork(&self.options.actor),
             None => self
-                .load_document(number)?
+                .load_document_for_update(number)?
                 .ok_or_else(|| StoreError::NotFound(number.to_owned()))?,
         };
         Ok(Arc::new(Mutex::new(document)))
@@ -730,7 +734,7 @@ impl Store {
         let _case_guard = self.case_locks.lock(number);
         let handle = document_for_update(self, number)?;
         let mut document = lock_ignoring_poison(&handle);
-        let stored_heads = document.automerge().get_heads();
+        let stored_heads = document.change_heads();
         let (summary, value) = match change(&mut document) {
             Ok(changed) => changed,
             Err(error) => return Ok(Err(error)),
@@ -741,7 +745,7 @@ impl Store {
                 found: summary.number,
             });
         }
-        let incremental = document.automerge().save_after(&stored_heads);
+        let incremental = document.save_after(&stored_heads);
         let (update, based_on) =
             self.prepare_update(number, &mut document, incremental, &summary, &[])?;
         drop(document);
@@ -857,18 +861,28 @@ impl Store {
 
     /// Callers hold the case lock.
     fn load_document(&self, number: &str) -> Result<Option<CaseDocument>, StoreError> {
+        self.load_document_as(number, CaseDocument::load)
+    }
+
+    /// [`Store::load_document`] for an update that reads the document before the cache may
+    /// hold it ([`CaseDocument::load_for_update`]). Callers hold the case lock.
+    fn load_document_for_update(&self, number: &str) -> Result<Option<CaseDocument>, StoreError> {
+        self.load_document_as(number, CaseDocument::load_for_update)
+    }
+
+    fn load_document_as(
+        &self,
+        number: &str,
+        load: DocumentLoader,
+    ) -> Result<Option<CaseDocument>, StoreError> {
         let Some(stored) = self.storage.read_document(number)? else {
             return Ok(None);
         };
         let chunks: Vec<&[u8]> = stored.chunks.iter().map(Vec::as_slice).collect();
         let document =
-            CaseDocument::load(&stored.saved, &chunks, &self.options.actor).map_err(|error| {
-                match error {
-                    DocumentError::UnsupportedVersion { .. } => StoreError::Document(error),
-                    other => {
-                        codec::corrupt(format!("document of case {number}"), other.to_string())
-                    }
-                }
+            load(&stored.saved, &chunks, &self.options.actor).map_err(|error| match error {
+                DocumentError::UnsupportedVersion { .. } => StoreError::Document(error),
+                other => codec::corrupt(format!("document of case {number}"), other.to_string()),
             })?;
         tracing::debug!(case = number, chunks = chunks.len(), "case document loaded");
         Ok(Some(document))

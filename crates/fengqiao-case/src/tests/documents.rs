@@ -92,6 +92,44 @@ fn incremental_chunks_load_on_top_of_the_saved_form() {
     assert_eq!(again.events().expect("events").len(), 4);
 }
 
+/// A load for an update keeps what its shape check read for the first read after it (see
+/// `ReadAtLoad`): that read must see the document as it is then, whichever way it was changed
+/// since the load.
+#[test]
+fn the_first_read_after_a_load_sees_every_change_made_since() {
+    let mut case = Case::registered();
+    let saved = case.document.save();
+    case.ok(VILLAGE, accept(), china(3, 3, 10));
+    let chunk = case.document.save_incremental();
+    case.ok(VILLAGE, note("约谈"), china(3, 4, 10));
+    let later = case.document.events().expect("events");
+
+    // Unchanged since the load: the first read and the next agree.
+    let loaded = CaseDocument::load_for_update(&saved, &[], &ACTOR_B).expect("loads");
+    assert_eq!(loaded.events().expect("events").len(), 1);
+    assert_eq!(loaded.contents().expect("contents").1.len(), 1);
+
+    // Changed through automerge itself.
+    let mut loaded = CaseDocument::load_for_update(&saved, &[], &ACTOR_B).expect("loads");
+    loaded
+        .automerge()
+        .load_incremental(&chunk)
+        .expect("the chunk applies");
+    assert_eq!(loaded.events().expect("events").len(), 2);
+
+    // Changed by an event pushed.
+    let mut loaded = CaseDocument::load_for_update(&saved, &[], &ACTOR_B).expect("loads");
+    loaded.push_event(&later[1]).expect("pushes");
+    let (header, events) = loaded.contents().expect("contents");
+    assert_eq!(events.len(), 2);
+    assert_eq!(header, case.document.header().expect("header"));
+
+    // Changed by a merge.
+    let mut loaded = CaseDocument::load_for_update(&saved, &[], &ACTOR_B).expect("loads");
+    loaded.merge(&mut case.document).expect("merges");
+    assert_eq!(loaded.events().expect("events"), later);
+}
+
 #[test]
 fn event_times_round_trip_to_the_millisecond() {
     let mut case = Case::registered();
