@@ -63,10 +63,11 @@ pub struct CaseDocument {
 /// The header and events a load read to check the document's shape, kept for the first read
 /// that follows: a merge into a stored case reads its events right after the store loaded it,
 /// and reading them through automerge a second time was about a tenth of the receiving side's
-/// work in a catch-up (BENCHMARKS.md, session 16). Taken by that first read,
-/// so a document read after its load does not hold its events twice; dropped by anything that
-/// may change the document (every `&mut` path to automerge goes through
-/// [`CaseDocument::automerge`], [`CaseDocument::push_event`] or [`CaseDocument::merge`]).
+/// work in a catch-up (BENCHMARKS.md, session 16). Taken by that first read, so a document read
+/// after its load does not hold its events twice; dropped by anything that may change the
+/// document (every `&mut` path to automerge goes through [`CaseDocument::automerge`],
+/// [`CaseDocument::push_event`] or [`CaseDocument::merge`]) and by
+/// [`CaseDocument::save_after`], which ends a store's update before the document may be cached.
 #[derive(Default)]
 struct ReadAtLoad(Cell<Option<Box<Contents>>>);
 
@@ -83,7 +84,7 @@ impl ReadAtLoad {
     }
 
     fn forget(&mut self) {
-        self.0 = Cell::new(None);
+        *self.0.get_mut() = None;
     }
 }
 
@@ -310,6 +311,16 @@ impl CaseDocument {
             .collect();
         heads.sort();
         heads
+    }
+
+    /// Whether what a load read is still kept for the first read: for tests that a document
+    /// kept in a cache does not hold its events twice.
+    #[cfg(any(test, feature = "test-support"))]
+    pub fn holds_read_at_load(&self) -> bool {
+        let kept = self.read_at_load.0.take();
+        let holds = kept.is_some();
+        self.read_at_load.0.set(kept);
+        holds
     }
 
     /// Current heads as automerge gives them: what [`CaseDocument::save_after`] takes. Unlike a

@@ -786,6 +786,49 @@ fn documents_round_trip_through_reopen() {
     assert_eq!(event_ids(&store, &case).len(), 3);
 }
 
+/// A document loaded for an update keeps what its load read for the update's first read
+/// (`ReadAtLoad`), but no document the cache holds keeps it: neither one a reader loaded, nor
+/// one an update did not read before it was cached. A first landing kept it on every load and
+/// doubled a node's memory. (Reading the header or events takes it, so neither reads them.)
+#[test]
+fn no_cached_document_holds_its_events_twice() {
+    let directory = tempfile::tempdir().expect("tempdir");
+    let case = number(1);
+    {
+        let store = open_store(directory.path());
+        create_documents(&store, std::slice::from_ref(&case)).expect("created");
+    }
+    let holds_read_at_load = |store: &Store| {
+        store
+            .with_case(&case, |document| document.holds_read_at_load())
+            .expect("store works")
+            .expect("case exists")
+    };
+
+    // A reader loads the document into the cache and asks only for its heads.
+    let store = open_store(directory.path());
+    store
+        .with_case(&case, fengqiao_case::CaseDocument::head_hashes)
+        .expect("store works")
+        .expect("case exists");
+    assert!(!holds_read_at_load(&store));
+    drop(store);
+
+    // An update loads it for the update and neither reads nor changes it.
+    let store = open_store(directory.path());
+    let ((), _) = store
+        .update_case(&case, |document| {
+            assert!(document.holds_read_at_load());
+            Ok::<_, fengqiao_case::DocumentError>((
+                summary_for(&case, Status::Accepted, "node-a"),
+                (),
+            ))
+        })
+        .expect("store works")
+        .expect("change applies");
+    assert!(!holds_read_at_load(&store));
+}
+
 #[test]
 fn updates_store_incremental_bytes_and_compaction_keeps_content() {
     let directory = tempfile::tempdir().expect("tempdir");
