@@ -672,7 +672,11 @@ fn text(doc: &AutoCommit, object: &ObjId, key: &str, place: &str) -> Result<Stri
     }
 }
 
-fn parse_json<T: DeserializeOwned>(json: &str, key: &str, place: &str) -> Result<T, DocumentError> {
+fn parse_json<T: DeserializeOwned>(
+    json: &str,
+    key: &str,
+    place: &dyn std::fmt::Display,
+) -> Result<T, DocumentError> {
     serde_json::from_str(json).map_err(|error| {
         DocumentError::Malformed(format!("{place} field `{key}` cannot be read: {error}"))
     })
@@ -698,7 +702,7 @@ fn json_field<T: DeserializeOwned>(
     key: &str,
     place: &str,
 ) -> Result<T, DocumentError> {
-    parse_json(&text(doc, object, key, place)?, key, place)
+    parse_json(&text(doc, object, key, place)?, key, &place)
 }
 
 fn read_header(doc: &AutoCommit, header_object: &ObjId) -> Result<CaseHeader, DocumentError> {
@@ -781,9 +785,26 @@ struct EventFields<'a> {
     backdated_reason: Option<ScalarValueRef<'a>>,
 }
 
+/// Where in the document an event is, for error messages: "event 3", or "event 3 (e-17)" once
+/// its ID is read. Formatted only when an error is: a received case's every event is read, and
+/// building these strings eagerly was a seventh of the reading.
+struct EventPlace<'a> {
+    index: usize,
+    id: Option<&'a str>,
+}
+
+impl std::fmt::Display for EventPlace<'_> {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.id {
+            None => write!(formatter, "event {}", self.index),
+            Some(id) => write!(formatter, "event {} ({id})", self.index),
+        }
+    }
+}
+
 fn read_event(doc: &AutoCommit, entry: &ObjId, index: usize) -> Result<Event, DocumentError> {
     let mut fields = EventFields::default();
-    let mut place = format!("event {index}");
+    let place = EventPlace { index, id: None };
     for field in doc.map_range(entry, ..) {
         let slot = match field.key.as_ref() {
             "id" => &mut fields.id,
@@ -814,7 +835,10 @@ fn read_event(doc: &AutoCommit, entry: &ObjId, index: usize) -> Result<Event, Do
         }
     }
     let id = text_of(present(fields.id, "id", &place)?, "id", &place)?;
-    place = format!("event {index} ({id})");
+    let place = EventPlace {
+        index,
+        id: Some(&id),
+    };
     let kind_name = text_of(present(fields.kind, "kind", &place)?, "kind", &place)?;
     let payload = text_of(
         present(fields.payload, "payload", &place)?,
@@ -900,7 +924,11 @@ fn read_event(doc: &AutoCommit, entry: &ObjId, index: usize) -> Result<Event, Do
     })
 }
 
-fn unsigned(value: ScalarValueRef<'_>, key: &str, place: &str) -> Result<u32, DocumentError> {
+fn unsigned(
+    value: ScalarValueRef<'_>,
+    key: &str,
+    place: &dyn std::fmt::Display,
+) -> Result<u32, DocumentError> {
     match value {
         ScalarValueRef::Uint(number) => u32::try_from(number).ok(),
         ScalarValueRef::Int(number) => u32::try_from(number).ok(),
@@ -912,12 +940,16 @@ fn unsigned(value: ScalarValueRef<'_>, key: &str, place: &str) -> Result<u32, Do
 fn present<'a>(
     value: Option<ScalarValueRef<'a>>,
     key: &str,
-    place: &str,
+    place: &dyn std::fmt::Display,
 ) -> Result<ScalarValueRef<'a>, DocumentError> {
     value.ok_or_else(|| DocumentError::Malformed(format!("{place} field `{key}` is missing")))
 }
 
-fn text_of(value: ScalarValueRef<'_>, key: &str, place: &str) -> Result<String, DocumentError> {
+fn text_of(
+    value: ScalarValueRef<'_>,
+    key: &str,
+    place: &dyn std::fmt::Display,
+) -> Result<String, DocumentError> {
     match value {
         ScalarValueRef::Str(text) => Ok(text.into_owned()),
         other => Err(DocumentError::Malformed(format!(
@@ -929,7 +961,11 @@ fn text_of(value: ScalarValueRef<'_>, key: &str, place: &str) -> Result<String, 
 /// The event kind from its stored name and payload text, parsed once. The payload is first
 /// checked to be exactly one JSON value (without building it), so that text stored as a payload
 /// can never add fields of its own to the document that is parsed.
-fn parse_kind(kind_name: &str, payload: &str, place: &str) -> Result<EventKind, DocumentError> {
+fn parse_kind(
+    kind_name: &str,
+    payload: &str,
+    place: &dyn std::fmt::Display,
+) -> Result<EventKind, DocumentError> {
     let unreadable = |error: serde_json::Error| {
         DocumentError::Malformed(format!(
             "{place} has kind {kind_name:?} with an unreadable payload: {error}"
@@ -938,6 +974,12 @@ fn parse_kind(kind_name: &str, payload: &str, place: &str) -> Result<EventKind, 
     serde_json::from_str::<serde::de::IgnoredAny>(payload).map_err(|error| {
         DocumentError::Malformed(format!("{place} field `payload` cannot be read: {error}"))
     })?;
-    let name = serde_json::to_string(kind_name).map_err(unreadable)?;
-    serde_json::from_str(&format!(r#"{{"kind":{name},"payload":{payload}}}"#)).map_err(unreadable)
+    // `{"kind":<name as a JSON string>,"payload":<payload>}`, built in one buffer.
+    let mut tagged = Vec::with_capacity(kind_name.len() + payload.len() + 24);
+    tagged.extend_from_slice(br#"{"kind":"#);
+    serde_json::to_writer(&mut tagged, kind_name).map_err(unreadable)?;
+    tagged.extend_from_slice(br#","payload":"#);
+    tagged.extend_from_slice(payload.as_bytes());
+    tagged.push(b'}');
+    serde_json::from_slice(&tagged).map_err(unreadable)
 }
