@@ -14,8 +14,9 @@ use serde::de::DeserializeOwned;
 /// [`fengqiao_case::model::sync::SYNC_PROTOCOL_VERSION`] in the hello).
 pub const FRAME_FORMAT_VERSION: u8 = 1;
 
-/// Default largest frame accepted or produced: a whole saved case is ~2 KB, so this leaves room for
-/// cases with years of history and attachments-as-text while bounding one frame's memory.
+/// Default largest frame accepted or produced: a whole saved case is ~4 KB (saved uncompressed),
+/// so this leaves room for cases with years of history and attachments-as-text while bounding one
+/// frame's memory.
 pub const DEFAULT_MAX_FRAME_SIZE: usize = 16 * 1024 * 1024;
 
 /// Whatever a codec is configured with, no body is decoded past this many bytes.
