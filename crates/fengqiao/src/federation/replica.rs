@@ -729,11 +729,21 @@ impl StoreReplica {
             updates,
             meta,
         } = std::mem::take(&mut self.staged);
-        self.write_staged_cases(cases)?;
+        if !cases.is_empty() && updates.is_empty() {
+            // An initial sync's batch: its new cases and the peer heads recorded for them in one
+            // transaction, instead of a second one for the heads alone.
+            return self.write_staged_cases(cases, &meta);
+        }
+        self.write_staged_cases(cases, &[])?;
         self.write_staged_updates(updates, &meta)
     }
 
-    fn write_staged_cases(&mut self, cases: Vec<StagedCase>) -> Result<(), ReplicaError> {
+    /// Write the staged new cases and `meta` (peer heads recorded for them) in one transaction.
+    fn write_staged_cases(
+        &mut self,
+        cases: Vec<StagedCase>,
+        meta: &[(String, Vec<u8>)],
+    ) -> Result<(), ReplicaError> {
         if cases.is_empty() {
             return Ok(());
         }
@@ -748,7 +758,7 @@ impl StoreReplica {
         loop {
             match self
                 .store()
-                .create_received_cases_unflushed(&mut cases, &[] as &[(&str, &[u8])])
+                .create_received_cases_unflushed(&mut cases, meta)
             {
                 Ok(_) => return Ok(()),
                 Err(StoreError::AlreadyExists(number)) => {
