@@ -8,8 +8,9 @@
 //! store flush) after each batch of frames and before it releases their acknowledgements, so
 //! what it acknowledges survives a crash and a batch of received cases costs one disk sync. A
 //! case new here, or a merge into a held one, is only staged by `apply`: the batch's writes go
-//! to the store in two transactions by `make_durable`, or before anything this replica is asked
-//! touches their cases (see [`Staged`]). The
+//! to the store by `make_durable` (one transaction with the peer heads when only new cases are
+//! staged, else two), or before anything this replica is asked touches their cases (see
+//! [`Staged`]). The
 //! per-peer state is advisory and written unflushed: it becomes durable with the next flush, and
 //! a crash that loses the latest of it only makes a peer re-send what the receiver already holds
 //! and ignores. It never outlives the documents it describes: peer heads are recorded after the
