@@ -67,6 +67,31 @@ fn save_and_load_round_trip_everything() {
     assert_eq!(events[2].prev, None);
 }
 
+/// Documents are saved uncompressed since session 18; those saved before, with automerge's
+/// compressed `save()`, are still in stores and still sent by older peers, and must load alike.
+#[test]
+fn a_document_saved_compressed_still_loads() {
+    let mut case = a_case_with_history();
+    let uncompressed = case.document.save();
+    let compressed = case.document.automerge().save();
+    assert!(
+        compressed.len() < uncompressed.len(),
+        "compressed {} bytes, uncompressed {}",
+        compressed.len(),
+        uncompressed.len()
+    );
+    let mut loaded = CaseDocument::load(&compressed, &[], &ACTOR_B).expect("loads");
+    assert_eq!(
+        loaded.header().expect("header"),
+        case.document.header().expect("header")
+    );
+    assert_eq!(
+        loaded.events().expect("events"),
+        case.document.events().expect("events")
+    );
+    assert_eq!(loaded.heads(), case.document.heads());
+}
+
 #[test]
 fn incremental_chunks_load_on_top_of_the_saved_form() {
     let mut case = Case::registered();
