@@ -719,7 +719,9 @@ impl StoreReplica {
     }
 
     /// Write the staged cases, updates and peer heads (see [`Staged`]): the new cases in one
-    /// transaction, then the updates and peer heads in another. A case that another session
+    /// transaction, then the updates in another; the peer heads go in the last of them, after
+    /// the cases they describe (so a first sync's batches, which stage no updates, commit
+    /// once). A case that another session
     /// created meanwhile is merged into the one held instead, and an update of a case someone
     /// wrote meanwhile is applied again to the case as it is now.
     fn write_staged(&mut self) -> Result<(), ReplicaError> {
@@ -734,9 +736,7 @@ impl StoreReplica {
             updates,
             meta,
         } = std::mem::take(&mut self.staged);
-        if !cases.is_empty() && updates.is_empty() {
-            // An initial sync's batch: its new cases and the peer heads recorded for them in one
-            // transaction, instead of a second one for the heads alone.
+        if updates.is_empty() {
             return self.write_staged_cases(cases, &meta);
         }
         self.write_staged_cases(cases, &[])?;
@@ -749,7 +749,7 @@ impl StoreReplica {
         cases: Vec<StagedCase>,
         meta: &[(String, Vec<u8>)],
     ) -> Result<(), ReplicaError> {
-        if cases.is_empty() {
+        if cases.is_empty() && meta.is_empty() {
             return Ok(());
         }
         let mut peers: HashMap<CaseId, String> = HashMap::with_capacity(cases.len());
