@@ -189,8 +189,9 @@ impl CaseDocument {
 
     /// The whole document, compacted, its columns not DEFLATE-compressed: what the store keeps
     /// and what a peer is sent whole. Inflating the columns was a third of every load of a
-    /// stored or received case (about 0.17 against 0.12 ms per sample case); the price is about
-    /// 4.0 KB per sample case instead of 2.3 KB on disk and in an initial sync. Either form
+    /// stored or received case (with the shape check, about 0.19 against 0.13 ms per sample
+    /// case in `fengqiao-bench-sync`); the price is about 4.0 KB per sample case instead of
+    /// 2.3 KB on disk and in an initial sync. Either form
     /// loads: documents saved compressed before keep loading as they are.
     pub fn save(&mut self) -> Vec<u8> {
         self.doc.save_nocompress()
