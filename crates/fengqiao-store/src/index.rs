@@ -1,4 +1,4 @@
-//! Secondary index keys (status, holder, category, region code, earliest open deadline, registration instant, directives, petitioner names), filter matching, and the 台账's pages read from index keys alone.
+//! Secondary index keys (status, holder, category, region code, earliest open deadline, registration instant, directives), filter matching, and the 台账's pages read from index keys alone. Petitioners' names are not index keys: they are held in memory (`petitioner_names.rs`).
 //!
 //! All indexes share one tree; a key is `kind byte ++ component ++ 0x00 ++ urgency (8 bytes) ++
 //! 0x00 ++ case number` with an empty value. Case numbers never contain 0x00 (checked on create),
@@ -6,9 +6,9 @@
 //! when a component (a timestamp, an odd node id) or the urgency contains one. The urgency is the
 //! case's earliest open deadline (order-preserving), [`NO_OPEN_DEADLINE`] without one: within one
 //! component the keys come most urgent first, which is the 台账's order, so a page is read from
-//! keys without decoding a summary beyond the page's own. Petitioner names and directives, whose
-//! few matches are listed whole and then sorted, have no urgency: `kind ++ component ++ 0x00 ++
-//! case number`, so a change of deadline leaves their keys alone.
+//! keys without decoding a summary beyond the page's own. Directives, whose few matches are
+//! listed whole and then sorted, have no urgency: `kind ++ component ++ 0x00 ++ case number`, so
+//! a change of deadline leaves their keys alone.
 //!
 //! The same tree keeps a count per component of status, holder, category and of every case
 //! ([`COUNT_KIND`]), written in the transaction that writes the keys: a page of one component
@@ -33,11 +33,6 @@ const DEADLINE_KIND: u8 = b'd';
 const DIRECTIVE_KIND: u8 = b'v';
 const OPEN_DIRECTIVES: &[u8] = b"open";
 const CROSSED_OFF_DIRECTIVES: &[u8] = b"crossed_off";
-/// Petitioner names: one key per character position of each name, holding the name from there
-/// on, at most [`NAME_KEY_CHARS`] characters. "Name contains X" is then a prefix scan for X (its
-/// first [`NAME_KEY_CHARS`] characters when longer, the summary's full names checked after).
-const NAME_KEY_KIND: u8 = b'n';
-const NAME_KEY_CHARS: usize = 16;
 /// Registration instants: component the instant, order-preserving; no key while a case has none.
 const REGISTERED_KIND: u8 = b'g';
 /// Counts: `COUNT_KIND ++ kind ++ component`, the value how many cases have a key of that
@@ -48,8 +43,9 @@ const COUNT_KIND: u8 = b'#';
 /// Version of the index keys [`index_keys`] writes; a store whose indexes were written under an
 /// older version has them cleared and rebuilt on open (`storage.rs`). 2: the directive index.
 /// 3: the urgency in every key, a deadline key for every case, the registration index.
-/// 4: counts per component; name and directive keys without the urgency.
-pub(crate) const INDEX_VERSION: u32 = 4;
+/// 4: counts per component; name and directive keys without the urgency. 5: no name keys (the
+/// names are held in memory, `petitioner_names.rs`); the rebuild drops those of version 4.
+pub(crate) const INDEX_VERSION: u32 = 5;
 
 /// A case's place in the 台账's order, as index keys carry it: its earliest open deadline
 /// ([`encode_instant`]), or [`NO_OPEN_DEADLINE`].
@@ -136,7 +132,7 @@ fn index_key(kind: u8, component: &[u8], urgency: &Urgency, number: &str) -> Vec
 }
 
 /// `kind ++ component ++ 0x00 ++ case number`: a key of an index whose matches are few and
-/// sorted after listing (names, directives), so it needs no urgency.
+/// sorted after listing (directives), so it needs no urgency.
 fn unordered_index_key(kind: u8, component: &[u8], number: &str) -> Vec<u8> {
     let mut key = component_prefix(kind, component);
     key.extend_from_slice(number.as_bytes());
@@ -168,17 +164,7 @@ pub(crate) fn index_keys(summary: &CaseSummary) -> Vec<Vec<u8>> {
         };
         keys.push(unordered_key(DIRECTIVE_KIND, component));
     }
-    for name in &summary.petitioner_names {
-        for (start, _) in name.char_indices() {
-            keys.push(unordered_key(
-                NAME_KEY_KIND,
-                bounded_name(&name[start..]).as_bytes(),
-            ));
-        }
-    }
     keys.sort();
-    // Two petitioners of one name, or a name repeating itself, give one key.
-    keys.dedup();
     keys
 }
 
@@ -317,14 +303,6 @@ pub(crate) enum IndexScan {
     AllSummaries,
 }
 
-/// The first [`NAME_KEY_CHARS`] characters of `text`.
-fn bounded_name(text: &str) -> &str {
-    match text.char_indices().nth(NAME_KEY_CHARS) {
-        Some((end, _)) => &text[..end],
-        None => text,
-    }
-}
-
 fn has_open_directive(summary: &CaseSummary) -> bool {
     summary
         .directives
@@ -345,22 +323,13 @@ fn is_resting_status(status: Status) -> bool {
     )
 }
 
-/// Picks one index per listing, the one likely to yield the fewest candidates: a petitioner's
-/// name, cases with directives (few), the deadline index (only open cases, most urgent first), a working status
+/// Picks one index per listing, the one likely to yield the fewest candidates: cases with
+/// directives (few), the deadline index (only open cases, most urgent first), a working status
 /// (the cases in hand, while 办结 grows), then holder (at a county: every case), region, a
-/// resting status, category.
+/// resting status, category. A petitioner's name is answered before any index, from the names
+/// held in memory (`Store::list`); given one here, the summaries' names are checked instead.
 pub(crate) fn plan_scan(filter: &CaseFilter) -> IndexScan {
     let exact = |kind: u8, component: &[u8]| IndexScan::Prefix(component_prefix(kind, component));
-    if let Some(name) = filter
-        .petitioner_name
-        .as_deref()
-        .filter(|name| !name.is_empty())
-    {
-        // No separator: the searched text may end anywhere inside a key's name part.
-        let mut prefix = vec![NAME_KEY_KIND];
-        prefix.extend_from_slice(bounded_name(name).as_bytes());
-        return IndexScan::Prefix(prefix);
-    }
     match filter.directives {
         Some(DirectiveScope::Open) => return exact(DIRECTIVE_KIND, OPEN_DIRECTIVES),
         Some(DirectiveScope::Any) => return IndexScan::Prefix(vec![DIRECTIVE_KIND]),

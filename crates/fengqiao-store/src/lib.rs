@@ -30,6 +30,7 @@ mod codec;
 mod free_space;
 mod index;
 mod ledger_rows;
+mod petitioner_names;
 mod snapshot;
 mod storage;
 #[cfg(test)]
@@ -167,6 +168,8 @@ struct SummaryObservation {
     /// lock) races an update of one of them. Commits already serialize in sled on the feed head,
     /// so this costs no concurrency.
     commit_order: Mutex<()>,
+    /// Told of every committed summary before the observer, under the same order.
+    petitioner_names: petitioner_names::PetitionerNames,
 }
 
 impl std::fmt::Debug for SummaryObservation {
@@ -193,6 +196,9 @@ impl SummaryObservation {
     ) -> Result<T, StoreError> {
         let _order = lock_ignoring_poison(&self.commit_order);
         let committed = commit()?;
+        for summary in summaries {
+            self.petitioner_names.record(summary);
+        }
         let observer = self
             .observer
             .read()
@@ -926,7 +932,53 @@ impl Store {
     /// Summaries matching `filter`. With `deadline_before` they come most urgent first,
     /// otherwise in case number order.
     pub fn list(&self, filter: &CaseFilter) -> Result<Vec<CaseSummary>, StoreError> {
+        if let Some(needle) = filter
+            .petitioner_name
+            .as_deref()
+            .filter(|needle| !needle.is_empty())
+        {
+            // Few cases match a name: they are listed from the names held in memory, in number
+            // order, each summary then checked against the whole filter.
+            let numbers = self.cases_with_petitioner_named(needle)?;
+            return self
+                .storage
+                .list_numbers(numbers.into_iter().map(Ok), filter);
+        }
         self.storage.list(filter)
+    }
+
+    /// The cases with a petitioner whose name contains `needle`, by number, from the names held
+    /// in memory (`petitioner_names.rs`), which are read from the summaries on first use.
+    fn cases_with_petitioner_named(&self, needle: &str) -> Result<Vec<CaseId>, StoreError> {
+        if let Some(numbers) = self.summary_observation.petitioner_names.matching(needle) {
+            return Ok(numbers);
+        }
+        self.build_petitioner_names()?;
+        Ok(self
+            .summary_observation
+            .petitioner_names
+            .matching(needle)
+            .unwrap_or_default())
+    }
+
+    /// Reads every case's petitioners' names into memory, unless done already. Runs between
+    /// commits, so no commit is missed between the read and the first change told.
+    fn build_petitioner_names(&self) -> Result<(), StoreError> {
+        let observation = &self.summary_observation;
+        observation.in_commit_order(|| {
+            if observation.petitioner_names.is_built() {
+                return Ok(());
+            }
+            let started = std::time::Instant::now();
+            observation
+                .petitioner_names
+                .build(self.storage.every_case_petitioner_names())?;
+            tracing::debug!(
+                seconds = started.elapsed().as_secs_f64(),
+                "petitioners' names read into memory"
+            );
+            Ok(())
+        })
     }
 
     /// One page of the summaries matching `filter` in the 台账's order (earliest open deadline
@@ -939,7 +991,14 @@ impl Store {
         skip: usize,
         take: usize,
     ) -> Result<SummaryPage, StoreError> {
-        self.storage.list_page(filter, skip, take)
+        crate::index::page(
+            self.storage.indexes(),
+            filter,
+            skip,
+            take,
+            &|number| self.storage.read_summary(number),
+            &|filter| self.list(filter),
+        )
     }
 
     /// Whether every summary carries its petitioners' names, so that a
@@ -1006,12 +1065,12 @@ impl Store {
                 petitioner_names: names,
                 ..summary.clone()
             };
+            // No index key holds a name, so the rewrite leaves the index keys as they are.
             rewrites.push(SummaryRewrite {
                 number: number.clone(),
                 based_on: stored.clone(),
                 record: codec::encode_summary(&named)?,
-                old_index_keys: index::index_keys(&summary),
-                new_index_keys: index::index_keys(&named),
+                petitioner_names: named.petitioner_names,
             });
         }
         let numbers: Vec<&str> = rewrites
@@ -1020,8 +1079,18 @@ impl Store {
             .collect();
         self.keep_for_snapshot(&numbers)?;
         let through = records.last().map(|(number, _)| number.as_str());
-        self.storage
-            .write_named_summaries(&rewrites, through, complete)?;
+        let observation = &self.summary_observation;
+        observation.in_commit_order(|| -> Result<(), StoreError> {
+            let written = self
+                .storage
+                .write_named_summaries(&rewrites, through, complete)?;
+            for rewrite in written {
+                observation
+                    .petitioner_names
+                    .record_names(&rewrite.number, &rewrite.petitioner_names);
+            }
+            Ok(())
+        })?;
         self.storage.flush()?;
         if complete {
             self.petitioner_names_indexed.store(true, Ordering::SeqCst);
@@ -1035,10 +1104,15 @@ impl Store {
 
     /// Reads every key of the index tree once, so that sled holds its nodes in its cache: right
     /// after a start each node is read from disk on first use, and the first 台账 walks of a
-    /// large store took twice as long as later ones. Answers how many keys were read; stops
-    /// early (answering what it read) once `stop_requested`.
+    /// large store took twice as long as later ones. Then reads the petitioners' names into
+    /// memory, so that the first search by name does not wait for them. Answers how many index
+    /// keys were read; stops early (answering what it read) once `stop_requested`.
     pub fn warm_indexes(&self, stop_requested: &dyn Fn() -> bool) -> Result<u64, StoreError> {
-        self.storage.warm_indexes(stop_requested)
+        let keys = self.storage.warm_indexes(stop_requested)?;
+        if !stop_requested() {
+            self.build_petitioner_names()?;
+        }
+        Ok(keys)
     }
 
     /// Runs [`Store::migrate_petitioner_names`] to the end, with its progress in the log.

@@ -230,8 +230,8 @@ pub(crate) struct SummaryRewrite {
     pub(crate) number: CaseId,
     pub(crate) based_on: Vec<u8>,
     pub(crate) record: Vec<u8>,
-    pub(crate) old_index_keys: Vec<Vec<u8>>,
-    pub(crate) new_index_keys: Vec<Vec<u8>>,
+    /// The names `record` holds.
+    pub(crate) petitioner_names: Vec<String>,
 }
 
 /// A case's document as stored: the saved bytes and the incremental chunks after them, in order.
@@ -874,47 +874,35 @@ impl Storage {
     /// Writes one batch of the names migration, with its position (`through`) and, when it is
     /// the last, the mark that it is complete, in one transaction. A summary whose stored bytes
     /// are no longer those the rewrite was computed from is left alone: a write meanwhile
-    /// replaced it with one that has the names. The feed does not move (the case is unchanged).
-    pub(crate) fn write_named_summaries(
+    /// replaced it with one that has the names. The feed does not move (the case is unchanged),
+    /// nor do the index keys (none holds a name). Answers the rewrites written.
+    pub(crate) fn write_named_summaries<'a>(
         &self,
-        rewrites: &[SummaryRewrite],
+        rewrites: &'a [SummaryRewrite],
         through: Option<&str>,
         complete: bool,
-    ) -> Result<(), StoreError> {
+    ) -> Result<Vec<&'a SummaryRewrite>, StoreError> {
         self.free_space.check()?;
         let trees = &self.trees;
-        let result = (&trees.summaries, &trees.indexes, &trees.meta).transaction(
-            |(summaries, indexes, meta)| {
-                let mut count_changes = CountChanges::default();
-                for rewrite in rewrites {
-                    let key = rewrite.number.as_bytes();
-                    let current = summaries.get(key)?;
-                    if current.as_deref() != Some(rewrite.based_on.as_slice()) {
-                        continue;
-                    }
-                    for old_key in &rewrite.old_index_keys {
-                        if rewrite.new_index_keys.binary_search(old_key).is_err() {
-                            indexes.remove(old_key.as_slice())?;
-                        }
-                    }
-                    for new_key in &rewrite.new_index_keys {
-                        if rewrite.old_index_keys.binary_search(new_key).is_err() {
-                            indexes.insert(new_key.as_slice(), &[][..])?;
-                        }
-                    }
-                    count_changes.replace(&rewrite.old_index_keys, &rewrite.new_index_keys);
-                    summaries.insert(key, rewrite.record.as_slice())?;
+        let result = (&trees.summaries, &trees.meta).transaction(|(summaries, meta)| {
+            let mut written = Vec::with_capacity(rewrites.len());
+            for rewrite in rewrites {
+                let key = rewrite.number.as_bytes();
+                let current = summaries.get(key)?;
+                if current.as_deref() != Some(rewrite.based_on.as_slice()) {
+                    continue;
                 }
-                write_count_changes(indexes, &count_changes)?;
-                if let Some(through) = through {
-                    meta.insert(NAMES_THROUGH_KEY, through.as_bytes())?;
-                }
-                if complete {
-                    meta.insert(NAMES_COMPLETE_KEY, &[1][..])?;
-                }
-                Ok(())
-            },
-        );
+                summaries.insert(key, rewrite.record.as_slice())?;
+                written.push(rewrite);
+            }
+            if let Some(through) = through {
+                meta.insert(NAMES_THROUGH_KEY, through.as_bytes())?;
+            }
+            if complete {
+                meta.insert(NAMES_COMPLETE_KEY, &[1][..])?;
+            }
+            Ok(written)
+        });
         finish(result)
     }
 
@@ -966,6 +954,49 @@ impl Storage {
         self.list_candidates(numbers, filter, limit)
     }
 
+    /// The summaries of the cases `numbers` names that match `filter`, at most its limit, in
+    /// that order.
+    pub(crate) fn list_numbers(
+        &self,
+        numbers: impl Iterator<Item = Result<CaseId, StoreError>>,
+        filter: &CaseFilter,
+    ) -> Result<Vec<CaseSummary>, StoreError> {
+        let limit = filter.limit.unwrap_or(usize::MAX);
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        self.list_candidates(numbers, filter, limit)
+    }
+
+    /// The index tree, for the 台账's pages (`index::page`).
+    pub(crate) fn indexes(&self) -> &sled::Tree {
+        &self.trees.indexes
+    }
+
+    /// Every case's petitioners' names, as its summary holds them, in number order. A corrupt
+    /// summary is skipped with a warning: its next write heals it and tells its names.
+    pub(crate) fn every_case_petitioner_names(
+        &self,
+    ) -> impl Iterator<Item = Result<(CaseId, Vec<String>), StoreError>> + '_ {
+        self.trees.summaries.iter().filter_map(|item| {
+            let (key, value) = match item {
+                Ok(item) => item,
+                Err(error) => return Some(Err(error.into())),
+            };
+            let number = match std::str::from_utf8(&key) {
+                Ok(number) => number,
+                Err(error) => return Some(Err(corrupt("summary key", error.to_string()))),
+            };
+            match decode_summary(number, &value) {
+                Ok(summary) => Some(Ok((summary.number, summary.petitioner_names))),
+                Err(error) => {
+                    tracing::warn!(case = number, %error, "not reading the names of a corrupt summary");
+                    None
+                }
+            }
+        })
+    }
+
     /// The summaries of the cases `numbers` names that match `filter`, at most `limit`, in that
     /// order.
     fn list_candidates(
@@ -1008,22 +1039,6 @@ impl Storage {
             count += 1;
         }
         Ok(count)
-    }
-
-    pub(crate) fn list_page(
-        &self,
-        filter: &CaseFilter,
-        skip: usize,
-        take: usize,
-    ) -> Result<crate::index::SummaryPage, StoreError> {
-        crate::index::page(
-            &self.trees.indexes,
-            filter,
-            skip,
-            take,
-            &|number| self.read_summary(number),
-            &|filter| self.list(filter),
-        )
     }
 
     pub(crate) fn feed_since(

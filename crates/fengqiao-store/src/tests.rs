@@ -2508,10 +2508,105 @@ fn a_name_search_on_the_index_equals_a_scan_of_the_documents() {
     }
     assert_eq!(by_name_index(&store, "张").len(), 3);
     assert!(by_name_index(&store, "钱").is_empty());
+    // Two names of one case are not one text.
+    assert!(by_name_index(&store, "英王").is_empty());
 }
 
-/// Turns the store into one an earlier build wrote: version-2 summaries (no names), no name
-/// keys in the index, no mark that the names are in.
+/// Names are held in memory, not as index keys: the index tree holds none of their text, and a
+/// search answers the same once the names are read, after later writes, and after a reopen.
+#[test]
+fn names_are_searched_in_memory_and_follow_every_write() {
+    let directory = tempfile::tempdir().expect("tempdir");
+    let store = open_store(directory.path());
+    // The first search reads the (no) names; every write after it is told.
+    assert!(by_name_index(&store, "张").is_empty());
+    let numbers = create_cases_with_petitioners(&store);
+    let indexes = store.storage.raw_tree("indexes").expect("indexes");
+    for key in indexes.iter().keys() {
+        let key = key.expect("reads");
+        for names in PETITIONERS {
+            for name in names {
+                assert!(
+                    !key.windows(name.len())
+                        .any(|window| window == name.as_bytes()),
+                    "an index key holds {name}"
+                );
+            }
+        }
+    }
+    for text in NAME_SEARCHES {
+        assert_eq!(
+            by_name_index(&store, text),
+            by_document_scan(&store, &numbers, text),
+            "{text}"
+        );
+    }
+    // An update that changes a case's names: the old ones no longer find it, the new ones do.
+    let case = number(2);
+    store
+        .update_case(&case, |document| {
+            document.push_event(&note("n-rename", "更正当事人"))?;
+            let mut summary = summary_for(&case, Status::Accepted, "node-a");
+            summary.petitioner_names = vec!["钱多多".to_owned()];
+            Ok::<_, fengqiao_case::DocumentError>((summary, ()))
+        })
+        .expect("store works")
+        .expect("change applies");
+    assert_eq!(by_name_index(&store, "钱"), vec![case.clone()]);
+    assert!(!by_name_index(&store, "张伟").contains(&case));
+    // The 台账's text search finds a case by a name too.
+    let page = store
+        .list_page(
+            &CaseFilter {
+                text: Some("多多".to_owned()),
+                ..CaseFilter::default()
+            },
+            0,
+            10,
+        )
+        .expect("pages");
+    assert_eq!(numbers_of(&page.summaries), vec![case.clone()]);
+    drop(store);
+    let store = open_store(directory.path());
+    assert_eq!(by_name_index(&store, "钱"), vec![case]);
+    assert_eq!(by_name_index(&store, "张").len(), 2);
+}
+
+/// A store indexed under version 4 has a key per character position of every name; this build
+/// drops them on open and still finds every name.
+#[test]
+fn the_name_keys_of_index_version_4_are_dropped_on_open() {
+    let directory = tempfile::tempdir().expect("tempdir");
+    let numbers = {
+        let store = open_store(directory.path());
+        let numbers = create_cases_with_petitioners(&store);
+        let indexes = store.storage.raw_tree("indexes").expect("indexes");
+        let mut name_key = b"n".to_vec();
+        name_key.extend_from_slice("国强".as_bytes());
+        name_key.push(0);
+        name_key.extend_from_slice(number(1).as_bytes());
+        indexes.insert(name_key, &[][..]).expect("inserted");
+        let meta = store.storage.raw_tree("meta").expect("meta");
+        meta.insert(b"store/index_version", &4u32.to_be_bytes()[..])
+            .expect("inserted");
+        store.storage.flush().expect("flush");
+        numbers
+    };
+    let store = open_store(directory.path());
+    let indexes = store.storage.raw_tree("indexes").expect("indexes");
+    assert_eq!(indexes.scan_prefix(b"n").count(), 0);
+    assert_index_counts_equal_their_keys(&store);
+    for text in NAME_SEARCHES {
+        assert_eq!(
+            by_name_index(&store, text),
+            by_document_scan(&store, &numbers, text),
+            "{text}"
+        );
+    }
+}
+
+/// Turns the store into one an earlier build wrote: version-2 summaries (no names), no mark
+/// that the names are in.
 fn strip_names_as_an_earlier_build(store: &Store) {
     let summaries = store.storage.raw_tree("summaries").expect("summaries");
     for item in summaries.iter() {
@@ -2523,16 +2618,6 @@ fn strip_names_as_an_earlier_build(store: &Store) {
         old.pop();
         old[0] = crate::codec::SUMMARY_RECORD_BEFORE_NAMES_VERSION;
         summaries.insert(key, old).expect("written");
-    }
-    let indexes = store.storage.raw_tree("indexes").expect("indexes");
-    let name_keys: Vec<_> = indexes
-        .scan_prefix(b"n")
-        .keys()
-        .collect::<Result<_, _>>()
-        .expect("keys");
-    assert!(!name_keys.is_empty());
-    for key in name_keys {
-        indexes.remove(key).expect("removed");
     }
     let meta = store.storage.raw_tree("meta").expect("meta");
     meta.remove(b"store/petitioner_names_complete")
