@@ -973,8 +973,9 @@ impl Node {
         Ok(self.store.complete_petitioner_names(stop_requested)?)
     }
 
-    /// Reads the store's indexes into its cache once after a start (`Store::warm_indexes`), so
-    /// the first 台账 pages and searches do not each wait for their part to come from disk.
+    /// Reads the store's indexes into its cache once after a start, and its petitioners' names
+    /// into memory (`Store::warm_indexes`), so the first 台账 pages and searches do not each
+    /// wait for their part to come from disk.
     pub fn warm_store_indexes(
         &self,
         stop_requested: &dyn Fn() -> bool,
@@ -984,7 +985,7 @@ impl Node {
         tracing::info!(
             keys,
             seconds = started.elapsed().as_secs_f64(),
-            "case indexes read into the cache"
+            "case indexes read into the cache, petitioners' names into memory"
         );
         Ok(())
     }
