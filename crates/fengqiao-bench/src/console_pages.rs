@@ -24,8 +24,9 @@ use crate::{NodeRun, Options, filled_node};
 const BENCH_PASSWORD: &str = "bench-password";
 
 /// Filters the 台账 is asked for in turn: by status, category, warning grade, date range and a
-/// text search, each on a later page too, as people page through them.
-const LEDGER_FILTERS: [&str; 8] = [
+/// text search (a number, a common surname, a common character of given names), some on a later
+/// page too, as people page through them.
+const LEDGER_FILTERS: [&str; 10] = [
     "status=accepted",
     "status=registered&page=3",
     "category=wage_arrears",
@@ -34,6 +35,8 @@ const LEDGER_FILTERS: [&str; 8] = [
     "status=closed&page=10",
     "from=2026-01-01&to=2026-06-30&page=2",
     "q=2026-00",
+    "q=%E5%BC%A0",
+    "q=%E4%BC%9F&page=2",
 ];
 
 /// Run the console measurement on a node in `root/console-node` (made and filled, or reused).
