@@ -4,7 +4,8 @@
 //! Until index version 5 these were index keys, one per character position of every name: about
 //! 5 of the 15 sled keys written per case, and a sixth of an initial sync's time (BENCHMARKS.md,
 //! session 19). A name search is a substring test over at most a few hundred thousand short names,
-//! a few milliseconds in memory, so the names are kept here instead, about 100 bytes a case.
+//! about 5 ms in memory at 100,000 cases, so the names are kept here instead: about 150 bytes a
+//! case, 15 MiB at 100,000 (BENCHMARKS.md).
 //!
 //! Built from the summaries on first use (or when the node warms its indexes after a start), then
 //! told of every summary the store commits, in commit order (`SummaryObservation`), so it follows
