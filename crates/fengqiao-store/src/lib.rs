@@ -961,24 +961,21 @@ impl Store {
             .unwrap_or_default())
     }
 
-    /// Reads every case's petitioners' names into memory, unless done already. Runs between
-    /// commits, so no commit is missed between the read and the first change told.
+    /// Reads every case's petitioners' names into memory, unless done already. Commits go on
+    /// meanwhile (`petitioner_names.rs` keeps what they tell aside).
     fn build_petitioner_names(&self) -> Result<(), StoreError> {
-        let observation = &self.summary_observation;
-        observation.in_commit_order(|| {
-            if observation.petitioner_names.is_built() {
-                return Ok(());
-            }
-            let started = std::time::Instant::now();
-            observation
-                .petitioner_names
-                .build(self.storage.every_case_petitioner_names())?;
+        let started = std::time::Instant::now();
+        let read = self
+            .summary_observation
+            .petitioner_names
+            .read_from(|| self.storage.every_case_petitioner_names())?;
+        if read {
             tracing::debug!(
                 seconds = started.elapsed().as_secs_f64(),
                 "petitioners' names read into memory"
             );
-            Ok(())
-        })
+        }
+        Ok(())
     }
 
     /// One page of the summaries matching `filter` in the 台账's order (earliest open deadline

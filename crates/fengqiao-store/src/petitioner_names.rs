@@ -7,26 +7,44 @@
 //! about 5 ms in memory at 100,000 cases, so the names are kept here instead: about 150 bytes a
 //! case, 15 MiB at 100,000 (BENCHMARKS.md).
 //!
-//! Built from the summaries on first use (or when the node warms its indexes after a start), then
+//! Read from the summaries on first use (or when the node warms its indexes after a start), then
 //! told of every summary the store commits, in commit order (`SummaryObservation`), so it follows
-//! the store exactly. Architecture invariant: the build and every change run under the store's
-//! commit order, so no commit is missed between the build's scan and the first change. Callers
-//! re-check each summary they read against the whole filter, so a case named here is only a
-//! candidate; a case whose committed summary matches is never left out.
+//! the store exactly. Architecture invariant: every commit is told after it is committed, and
+//! the read begins only after commits start being told (kept aside while it reads, winning over
+//! what it read), so no commit is missed and commits never wait for the read. Callers re-check
+//! each summary they read against the whole filter, so a case named here is only a candidate; a
+//! case whose committed summary matches is never left out.
 
 use std::collections::BTreeMap;
-use std::sync::RwLock;
+use std::sync::{Mutex, RwLock};
 
 use fengqiao_case::{CaseId, CaseSummary};
+
+use crate::cache::lock_ignoring_poison;
 
 /// Between two names of one case: a needle without it cannot match across two names (and one
 /// with it finds a superset, which the callers' re-check narrows).
 const NAME_SEPARATOR: char = '\0';
 
-/// The names of each case that has any, joined by [`NAME_SEPARATOR`]; `None` until built.
+/// The names of each case that has any, joined by [`NAME_SEPARATOR`].
+type NamesByCase = BTreeMap<CaseId, Box<str>>;
+
+#[derive(Debug, Default)]
+enum Held {
+    /// Not read yet: commits need not be followed, the read will find them.
+    #[default]
+    Unread,
+    /// Being read from the summaries: the names committed meanwhile (`None`: none), which win
+    /// over what the read finds, as they are at least as new.
+    Reading(BTreeMap<CaseId, Option<Box<str>>>),
+    Read(NamesByCase),
+}
+
 #[derive(Debug, Default)]
 pub(crate) struct PetitionerNames {
-    by_case: RwLock<Option<BTreeMap<CaseId, Box<str>>>>,
+    held: RwLock<Held>,
+    /// Held by the one thread reading the summaries in.
+    reading: Mutex<()>,
 }
 
 fn joined(names: &[String]) -> Option<Box<str>> {
@@ -44,54 +62,80 @@ fn joined(names: &[String]) -> Option<Box<str>> {
 }
 
 impl PetitionerNames {
-    pub(crate) fn is_built(&self) -> bool {
-        self.by_case
-            .read()
+    fn held(&self) -> std::sync::RwLockWriteGuard<'_, Held> {
+        self.held
+            .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .is_some()
     }
 
-    /// Replaces whatever was held by the names of `summaries` (every case's, as stored). The
-    /// caller holds the commit order, so nothing is committed meanwhile.
-    pub(crate) fn build<E>(
-        &self,
-        summaries: impl IntoIterator<Item = Result<(CaseId, Vec<String>), E>>,
-    ) -> Result<(), E> {
-        let mut by_case = BTreeMap::new();
-        for summary in summaries {
-            let (number, names) = summary?;
-            if let Some(names) = joined(&names) {
-                by_case.insert(number, names);
+    /// Reads every case's names from `summaries` (the store's summaries, as stored), unless they
+    /// are read already. Commits go on meanwhile: what they tell ([`PetitionerNames::record`])
+    /// is kept aside and wins over what the read found, so a summary the read met before or
+    /// after its commit ends up as committed last. A failed read leaves the names unread.
+    /// Answers whether it read them (false: they were read already).
+    pub(crate) fn read_from<E, I>(&self, summaries: impl FnOnce() -> I) -> Result<bool, E>
+    where
+        I: IntoIterator<Item = Result<(CaseId, Vec<String>), E>>,
+    {
+        let _one_reader = lock_ignoring_poison(&self.reading);
+        {
+            let mut held = self.held();
+            if matches!(*held, Held::Read(_)) {
+                return Ok(false);
+            }
+            *held = Held::Reading(BTreeMap::new());
+        }
+        let mut by_case = NamesByCase::new();
+        let mut outcome = Ok(());
+        for summary in summaries() {
+            match summary {
+                Ok((number, names)) => {
+                    if let Some(names) = joined(&names) {
+                        by_case.insert(number, names);
+                    }
+                }
+                Err(error) => {
+                    outcome = Err(error);
+                    break;
+                }
             }
         }
-        *self
-            .by_case
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(by_case);
-        Ok(())
+        let mut held = self.held();
+        let told = match std::mem::take(&mut *held) {
+            Held::Reading(told) => told,
+            // Only the holder of `reading` leaves `Reading`.
+            Held::Unread | Held::Read(_) => BTreeMap::new(),
+        };
+        outcome?;
+        for (number, names) in told {
+            match names {
+                Some(names) => by_case.insert(number, names),
+                None => by_case.remove(&number),
+            };
+        }
+        *held = Held::Read(by_case);
+        Ok(true)
     }
 
-    /// A committed summary: its names replace the case's. Nothing to do before the build, which
-    /// reads every summary committed before it.
+    /// A committed summary: its names replace the case's. Called in commit order.
     pub(crate) fn record(&self, summary: &CaseSummary) {
         self.record_names(&summary.number, &summary.petitioner_names);
     }
 
     pub(crate) fn record_names(&self, number: &str, names: &[String]) {
-        let mut guard = self
-            .by_case
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let Some(by_case) = guard.as_mut() else {
-            return;
-        };
-        match joined(names) {
-            Some(names) => {
-                by_case.insert(number.to_owned(), names);
+        match &mut *self.held() {
+            Held::Unread => {}
+            Held::Reading(told) => {
+                told.insert(number.to_owned(), joined(names));
             }
-            None => {
-                by_case.remove(number);
-            }
+            Held::Read(by_case) => match joined(names) {
+                Some(names) => {
+                    by_case.insert(number.to_owned(), names);
+                }
+                None => {
+                    by_case.remove(number);
+                }
+            },
         }
     }
 
@@ -99,10 +143,12 @@ impl PetitionerNames {
     /// build.
     pub(crate) fn matching(&self, needle: &str) -> Option<Vec<CaseId>> {
         let guard = self
-            .by_case
+            .held
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let by_case = guard.as_ref()?;
+        let Held::Read(by_case) = &*guard else {
+            return None;
+        };
         Some(
             by_case
                 .iter()
@@ -115,11 +161,10 @@ impl PetitionerNames {
     /// How many cases have names held (tests).
     #[cfg(test)]
     pub(crate) fn cases_held(&self) -> Option<usize> {
-        self.by_case
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .as_ref()
-            .map(BTreeMap::len)
+        match &*self.held() {
+            Held::Read(by_case) => Some(by_case.len()),
+            Held::Unread | Held::Reading(_) => None,
+        }
     }
 }
 
@@ -127,16 +172,17 @@ impl PetitionerNames {
 mod tests {
     use super::*;
 
+    fn summary(number: &str, names: &[&str]) -> Result<(CaseId, Vec<String>), ()> {
+        Ok((
+            number.to_owned(),
+            names.iter().map(|name| (*name).to_owned()).collect(),
+        ))
+    }
+
     fn built(cases: &[(&str, &[&str])]) -> PetitionerNames {
         let names = PetitionerNames::default();
-        names
-            .build(cases.iter().map(|(number, names)| {
-                Ok::<_, ()>((
-                    (*number).to_owned(),
-                    names.iter().map(|name| (*name).to_owned()).collect(),
-                ))
-            }))
-            .expect("builds");
+        let read = names.read_from(|| cases.iter().map(|(number, names)| summary(number, names)));
+        assert_eq!(read, Ok(true));
         names
     }
 
@@ -151,6 +197,45 @@ mod tests {
             Some(2),
             "a case without names is not held"
         );
+    }
+
+    /// Commits go on while the summaries are read: each one told meanwhile wins over what the
+    /// read met, whether the read met the case before or after its commit.
+    #[test]
+    fn names_committed_during_the_read_win_over_what_it_read() {
+        let names = PetitionerNames::default();
+        let read = names.read_from(|| {
+            let names = &names;
+            [("A-1", &["张三"][..]), ("A-2", &["李四"][..])]
+                .into_iter()
+                .map(move |(number, held)| {
+                    if number == "A-2" {
+                        // A-1, already read, is renamed; A-2, about to be read as 李四, and
+                        // A-3, which the read will not meet, are committed.
+                        names.record_names("A-1", &["王五".to_owned()]);
+                        names.record_names("A-2", &[]);
+                        names.record_names("A-3", &["赵六".to_owned()]);
+                    }
+                    summary(number, held)
+                })
+        });
+        assert_eq!(read, Ok(true));
+        assert_eq!(names.matching("张"), Some(vec![]));
+        assert_eq!(names.matching("王"), Some(vec!["A-1".to_owned()]));
+        assert_eq!(names.matching("李"), Some(vec![]));
+        assert_eq!(names.matching("赵"), Some(vec!["A-3".to_owned()]));
+        assert_eq!(names.read_from(|| [summary("A-9", &["钱"])]), Ok(false));
+        assert_eq!(names.matching("钱"), Some(vec![]));
+    }
+
+    #[test]
+    fn a_failed_read_leaves_the_names_unread() {
+        let names = PetitionerNames::default();
+        let read = names.read_from(|| [summary("A-1", &["张三"]), Err(())]);
+        assert_eq!(read, Err(()));
+        assert_eq!(names.matching("张"), None);
+        names.record_names("A-2", &["张伟".to_owned()]);
+        assert_eq!(names.matching("张"), None);
     }
 
     #[test]
