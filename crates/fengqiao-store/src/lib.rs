@@ -196,9 +196,7 @@ impl SummaryObservation {
     ) -> Result<T, StoreError> {
         let _order = lock_ignoring_poison(&self.commit_order);
         let committed = commit()?;
-        for summary in summaries {
-            self.petitioner_names.record(summary);
-        }
+        self.petitioner_names.record(summaries);
         let observer = self
             .observer
             .read()
@@ -965,10 +963,11 @@ impl Store {
     /// meanwhile (`petitioner_names.rs` keeps what they tell aside).
     fn build_petitioner_names(&self) -> Result<(), StoreError> {
         let started = std::time::Instant::now();
-        let read = self
-            .summary_observation
-            .petitioner_names
-            .read_from(|| self.storage.every_case_petitioner_names())?;
+        let read = self.summary_observation.petitioner_names.read_from(|| {
+            self.storage
+                .readable_summaries()
+                .map(|summary| summary.map(|summary| (summary.number, summary.petitioner_names)))
+        })?;
         if read {
             tracing::debug!(
                 seconds = started.elapsed().as_secs_f64(),

@@ -5,7 +5,8 @@
 //! 5 of the 15 sled keys written per case, and a sixth of an initial sync's time (BENCHMARKS.md,
 //! session 19). A name search is a substring test over at most a few hundred thousand short names,
 //! about 5 ms in memory at 100,000 cases, so the names are kept here instead: about 150 bytes a
-//! case, 15 MiB at 100,000 (BENCHMARKS.md).
+//! case, 15 MiB at 100,000 (a one-off measurement, BENCHMARKS.md; the console bench gives a
+//! surname search's whole page at 100,000 cases, 21–23 ms).
 //!
 //! Read from the summaries on first use (or when the node warms its indexes after a start), then
 //! told of every summary the store commits, in commit order (`SummaryObservation`), so it follows
@@ -61,6 +62,25 @@ fn joined(names: &[String]) -> Option<Box<str>> {
     Some(text.into_boxed_str())
 }
 
+/// A case's names (`None`: it has none) in place of those held.
+fn set(by_case: &mut NamesByCase, number: CaseId, names: Option<Box<str>>) {
+    match names {
+        Some(names) => by_case.insert(number, names),
+        None => by_case.remove(&number),
+    };
+}
+
+/// One committed case's names, to what is held: nothing before the read, kept aside during it.
+fn tell(held: &mut Held, number: &str, names: &[String]) {
+    match held {
+        Held::Unread => {}
+        Held::Reading(told) => {
+            told.insert(number.to_owned(), joined(names));
+        }
+        Held::Read(by_case) => set(by_case, number.to_owned(), joined(names)),
+    }
+}
+
 impl PetitionerNames {
     fn held(&self) -> std::sync::RwLockWriteGuard<'_, Held> {
         self.held
@@ -108,35 +128,23 @@ impl PetitionerNames {
         };
         outcome?;
         for (number, names) in told {
-            match names {
-                Some(names) => by_case.insert(number, names),
-                None => by_case.remove(&number),
-            };
+            set(&mut by_case, number, names);
         }
         *held = Held::Read(by_case);
         Ok(true)
     }
 
-    /// A committed summary: its names replace the case's. Called in commit order.
-    pub(crate) fn record(&self, summary: &CaseSummary) {
-        self.record_names(&summary.number, &summary.petitioner_names);
+    /// Committed summaries: their names replace their cases'. Called in commit order, once per
+    /// commit (one lock for a batch of received cases).
+    pub(crate) fn record(&self, summaries: &[&CaseSummary]) {
+        let mut held = self.held();
+        for summary in summaries {
+            tell(&mut held, &summary.number, &summary.petitioner_names);
+        }
     }
 
     pub(crate) fn record_names(&self, number: &str, names: &[String]) {
-        match &mut *self.held() {
-            Held::Unread => {}
-            Held::Reading(told) => {
-                told.insert(number.to_owned(), joined(names));
-            }
-            Held::Read(by_case) => match joined(names) {
-                Some(names) => {
-                    by_case.insert(number.to_owned(), names);
-                }
-                None => {
-                    by_case.remove(number);
-                }
-            },
-        }
+        tell(&mut self.held(), number, names);
     }
 
     /// The cases with a petitioner whose name contains `needle`, by number; `None` before the

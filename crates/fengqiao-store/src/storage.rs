@@ -418,20 +418,8 @@ impl Storage {
         let mut done = 0u64;
         let mut count_changes = CountChanges::default();
         let mut batch = sled::Batch::default();
-        for item in self.trees.summaries.iter() {
-            let (key, value) = item?;
-            let number = std::str::from_utf8(&key)
-                .map_err(|error| corrupt("summary key", error.to_string()))?;
-            let summary = match decode_summary(number, &value) {
-                Ok(summary) => summary,
-                Err(error) => {
-                    // As in an update: the next write of the case heals it, and listings
-                    // re-check every summary they read.
-                    tracing::warn!(case = number, %error, "not indexing a corrupt summary");
-                    continue;
-                }
-            };
-            let keys = index_keys(&summary);
+        for summary in self.readable_summaries() {
+            let keys = index_keys(&summary?);
             count_changes.replace(&[], &keys);
             for index_key in keys {
                 batch.insert(index_key, &[][..]);
@@ -973,11 +961,13 @@ impl Storage {
         &self.trees.indexes
     }
 
-    /// Every case's petitioners' names, as its summary holds them, in number order. A corrupt
-    /// summary is skipped with a warning: its next write heals it and tells its names.
-    pub(crate) fn every_case_petitioner_names(
+    /// Every summary that decodes, in case number order, for the readers that derive something
+    /// from all of them (the index rebuild, the names held in memory). A corrupt summary is
+    /// skipped with a warning: the next write of the case heals it (and indexes it, and tells
+    /// its names), and listings re-check every summary they read.
+    pub(crate) fn readable_summaries(
         &self,
-    ) -> impl Iterator<Item = Result<(CaseId, Vec<String>), StoreError>> + '_ {
+    ) -> impl Iterator<Item = Result<CaseSummary, StoreError>> + '_ {
         self.trees.summaries.iter().filter_map(|item| {
             let (key, value) = match item {
                 Ok(item) => item,
@@ -988,9 +978,9 @@ impl Storage {
                 Err(error) => return Some(Err(corrupt("summary key", error.to_string()))),
             };
             match decode_summary(number, &value) {
-                Ok(summary) => Some(Ok((summary.number, summary.petitioner_names))),
+                Ok(summary) => Some(Ok(summary)),
                 Err(error) => {
-                    tracing::warn!(case = number, %error, "not reading the names of a corrupt summary");
+                    tracing::warn!(case = number, %error, "skipping a corrupt summary");
                     None
                 }
             }
