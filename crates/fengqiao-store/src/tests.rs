@@ -2493,6 +2493,14 @@ fn by_name_index(store: &Store, text: &str) -> Vec<String> {
     found
 }
 
+/// Each of [`NAME_SEARCHES`] finds by name what a scan of the cases' documents finds.
+fn assert_every_name_search_equals_a_document_scan(store: &Store, numbers: &[String]) {
+    for text in NAME_SEARCHES {
+        let expected = by_document_scan(store, numbers, text);
+        assert_eq!(by_name_index(store, text), expected, "{text}");
+    }
+}
+
 #[test]
 fn a_name_search_on_the_index_equals_a_scan_of_the_documents() {
     let directory = tempfile::tempdir().expect("tempdir");
@@ -2502,10 +2510,7 @@ fn a_name_search_on_the_index_equals_a_scan_of_the_documents() {
         "a new store needs no migration"
     );
     let numbers = create_cases_with_petitioners(&store);
-    for text in NAME_SEARCHES {
-        let expected = by_document_scan(&store, &numbers, text);
-        assert_eq!(by_name_index(&store, text), expected, "{text}");
-    }
+    assert_every_name_search_equals_a_document_scan(&store, &numbers);
     assert_eq!(by_name_index(&store, "张").len(), 3);
     assert!(by_name_index(&store, "钱").is_empty());
     // Two names of one case are not one text.
@@ -2534,13 +2539,7 @@ fn names_are_searched_in_memory_and_follow_every_write() {
             }
         }
     }
-    for text in NAME_SEARCHES {
-        assert_eq!(
-            by_name_index(&store, text),
-            by_document_scan(&store, &numbers, text),
-            "{text}"
-        );
-    }
+    assert_every_name_search_equals_a_document_scan(&store, &numbers);
     // An update that changes a case's names: the old ones no longer find it, the new ones do.
     let case = number(2);
     store
@@ -2596,13 +2595,7 @@ fn the_name_keys_of_index_version_4_are_dropped_on_open() {
     let indexes = store.storage.raw_tree("indexes").expect("indexes");
     assert_eq!(indexes.scan_prefix(b"n").count(), 0);
     assert_index_counts_equal_their_keys(&store);
-    for text in NAME_SEARCHES {
-        assert_eq!(
-            by_name_index(&store, text),
-            by_document_scan(&store, &numbers, text),
-            "{text}"
-        );
-    }
+    assert_every_name_search_equals_a_document_scan(&store, &numbers);
 }
 
 /// Turns the store into one an earlier build wrote: version-2 summaries (no names), no mark
@@ -2671,13 +2664,7 @@ fn the_names_migration_fills_an_earlier_builds_store_and_resumes_after_a_stop() 
     let step = store.migrate_petitioner_names(4).expect("a step runs");
     assert_eq!((step.read, step.rewritten, step.complete), (2, 2, true));
     assert!(store.petitioner_names_indexed());
-    for text in NAME_SEARCHES {
-        assert_eq!(
-            by_name_index(&store, text),
-            by_document_scan(&store, &numbers, text),
-            "{text}"
-        );
-    }
+    assert_every_name_search_equals_a_document_scan(&store, &numbers);
     // Every summary is in this build's layout now, and the mark survives a reopen.
     let summaries = store.storage.raw_tree("summaries").expect("summaries");
     for item in summaries.iter() {

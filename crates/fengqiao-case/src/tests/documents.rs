@@ -44,19 +44,24 @@ fn a_case_with_history() -> Case {
     case
 }
 
+/// `loaded` reads as the same header and events as `original`.
+fn assert_same_header_and_events(loaded: &CaseDocument, original: &CaseDocument) {
+    assert_eq!(
+        loaded.header().expect("header"),
+        original.header().expect("header")
+    );
+    assert_eq!(
+        loaded.events().expect("events"),
+        original.events().expect("events")
+    );
+}
+
 #[test]
 fn save_and_load_round_trip_everything() {
     let mut case = a_case_with_history();
     let saved = case.document.save();
     let loaded = CaseDocument::load(&saved, &[], &ACTOR_B).expect("loads");
-    assert_eq!(
-        loaded.header().expect("header"),
-        case.document.header().expect("header")
-    );
-    assert_eq!(
-        loaded.events().expect("events"),
-        case.document.events().expect("events")
-    );
+    assert_same_header_and_events(&loaded, &case.document);
     let header = loaded.header().expect("header");
     assert_eq!(header.ownership.leader, "镇党委书记 陈七");
     assert_eq!(header.ownership.target_date, Some(date(4, 30)));
@@ -81,14 +86,7 @@ fn a_document_saved_compressed_still_loads() {
         uncompressed.len()
     );
     let mut loaded = CaseDocument::load(&compressed, &[], &ACTOR_B).expect("loads");
-    assert_eq!(
-        loaded.header().expect("header"),
-        case.document.header().expect("header")
-    );
-    assert_eq!(
-        loaded.events().expect("events"),
-        case.document.events().expect("events")
-    );
+    assert_same_header_and_events(&loaded, &case.document);
     assert_eq!(loaded.heads(), case.document.heads());
 }
 
