@@ -60,8 +60,9 @@ impl<T> PreparedCases<T> {
     /// Claim those of `cases` that nobody has claimed and that `wanted` accepts (for changes, a
     /// held case; whole documents are claimed without asking the store). When full, results
     /// that `wanted` no longer accepts make room first, then the oldest results: left by frames
-    /// that were never applied, or applied by another session. The claim's drop releases whatever it did not
-    /// publish, so a preparing thread that fails or panics never leaves the session waiting.
+    /// that were never applied, or applied by another session. The claim's drop releases
+    /// whatever it did not publish, so a preparing thread that fails or panics never leaves the
+    /// session waiting.
     pub(super) fn claim(
         &self,
         cases: Vec<(CaseId, Vec<u8>)>,
